@@ -1,0 +1,229 @@
+/**
+ * A supervised ARI connection.
+ *
+ * ari-client 2.2.0 reconnects its WebSocket on its own but gives up after about ten tries
+ * (`WebSocketMaxRetries`), and an exception thrown by any event listener escapes into the WebSocket's
+ * message handler and stops all further events. This wrapper therefore
+ * - retries forever, with a capped back-off, building a fresh client when ari-client gives up;
+ * - registers every listener through `on()`, which catches synchronous throws and rejected promises,
+ *   logs them with the event type and carries on;
+ * - pings the socket and forces a reconnect when pongs stop (a half-open TCP connection after the PBX
+ *   vanished would otherwise look alive forever);
+ * - emits `connected` on every (re)connection, so that subscriptions (device states) and in-flight
+ *   calls can be reconciled, and `disconnected` when the socket goes away.
+ */
+import { EventEmitter } from 'node:events';
+import * as ari from 'ari-client';
+import type { Logger } from '../log';
+
+export type AriClient = ari.Client;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Handler = (...args: any[]) => unknown;
+
+export interface ConnectionOptions {
+  url: string;
+  username: string;
+  password: string;
+  app: string;
+  log: Logger;
+  /** Longest pause between two connection attempts. */
+  reconnectMaxMs?: number;
+  /** Ping interval; a missing pong within the same interval forces a reconnect. */
+  pingIntervalMs?: number;
+  /** For tests: replaces ari-client's connect(). */
+  connect?: (url: string, user: string, pass: string) => Promise<AriClient>;
+}
+
+interface Internals {
+  _ws?: { terminate?: () => void; readyState?: number };
+}
+
+export class AriConnection extends EventEmitter {
+  private current?: AriClient;
+  private readonly handlers: { event: string; wrapped: Handler }[] = [];
+  private stopped = false;
+  private connecting = false;
+  private attempt = 0;
+  private retryTimer?: NodeJS.Timeout;
+  private pingTimer?: NodeJS.Timeout;
+  private awaitingPong = false;
+  private isUp = false;
+
+  constructor(private readonly opts: ConnectionOptions) {
+    super();
+  }
+
+  get client(): AriClient | undefined {
+    return this.isUp ? this.current : undefined;
+  }
+
+  get connected(): boolean {
+    return this.isUp;
+  }
+
+  /** Registers an ARI event listener that survives reconnections and cannot wedge the socket. */
+  onAri(event: string, handler: Handler): void {
+    const log = this.opts.log;
+    const wrapped: Handler = (...args) => {
+      try {
+        const result = handler(...args);
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).catch((err: unknown) => {
+            log.error('ARI event handler failed', { event, error: errorText(err) });
+          });
+        }
+      } catch (err) {
+        log.error('ARI event handler threw', { event, error: errorText(err) });
+      }
+    };
+    this.handlers.push({ event, wrapped });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    if (this.current) (this.current as any).on(event, wrapped);
+  }
+
+  /** Starts connecting; resolves at once. Connection state is reported through events. */
+  start(): void {
+    this.stopped = false;
+    void this.connectLoop();
+  }
+
+  /** Resolves with the client once connected (or rejects after `timeoutMs`). */
+  waitConnected(timeoutMs: number): Promise<AriClient> {
+    if (this.current && this.isUp) return Promise.resolve(this.current);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('connected', onUp);
+        reject(new Error(`ARI not connected within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onUp = (client: AriClient) => {
+        clearTimeout(timer);
+        resolve(client);
+      };
+      this.once('connected', onUp);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    const client = this.current;
+    this.current = undefined;
+    this.setDown('stopped');
+    if (client) {
+      try {
+        client.stop();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  private setDown(reason: string): void {
+    if (this.isUp) {
+      this.isUp = false;
+      this.opts.log.warn('ARI disconnected', { reason });
+      this.emit('disconnected', reason);
+    }
+  }
+
+  private setUp(client: AriClient, how: string): void {
+    this.attempt = 0;
+    this.isUp = true;
+    this.opts.log.info('ARI connected', { url: this.opts.url, app: this.opts.app, how });
+    this.emit('connected', client);
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped) return;
+    const max = this.opts.reconnectMaxMs ?? 10_000;
+    const delay = Math.min(max, 250 * 2 ** Math.min(this.attempt, 10));
+    this.attempt += 1;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.connectLoop(), delay);
+  }
+
+  private async connectLoop(): Promise<void> {
+    if (this.stopped || this.connecting) return;
+    this.connecting = true;
+    const connect = this.opts.connect ?? ari.connect;
+    let client: AriClient | undefined;
+    try {
+      client = await connect(this.opts.url, this.opts.username, this.opts.password);
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const c = client as any;
+      for (const h of this.handlers) c.on(h.event, h.wrapped);
+      c.on('WebSocketReconnecting', (err?: Error) => {
+        this.setDown(`websocket closed${err ? `: ${err.message}` : ''}`);
+      });
+      const self = client;
+      c.on('WebSocketConnected', () => {
+        if (self === this.current && !this.isUp && !this.stopped) this.setUp(self, 'websocket reconnected');
+      });
+      c.on('WebSocketMaxRetries', () => {
+        if (client !== this.current) return;
+        this.opts.log.warn('ari-client gave up reconnecting; starting a fresh client');
+        this.current = undefined;
+        this.setDown('websocket retries exhausted');
+        this.scheduleRetry();
+      });
+      c.on('pong', () => {
+        this.awaitingPong = false;
+      });
+      this.current = client;
+      await client.start(this.opts.app);
+      if (this.stopped) {
+        client.stop();
+        return;
+      }
+      this.setUp(client, 'connected');
+      this.startPing();
+    } catch (err) {
+      if (client && client === this.current) this.current = undefined;
+      const text = errorText(err);
+      const auth = /401|unauthori[sz]ed/i.test(text);
+      this.opts.log.warn(auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
+        url: this.opts.url,
+        attempt: this.attempt + 1,
+        error: text,
+      });
+      this.scheduleRetry();
+    } finally {
+      this.connecting = false;
+    }
+  }
+
+  private startPing(): void {
+    clearInterval(this.pingTimer);
+    const every = this.opts.pingIntervalMs ?? 10_000;
+    this.awaitingPong = false;
+    this.pingTimer = setInterval(() => {
+      const client = this.current;
+      if (!client || !this.isUp) return;
+      if (this.awaitingPong) {
+        this.opts.log.warn('ARI socket stopped answering pings; reconnecting');
+        this.awaitingPong = false;
+        const ws = (client as unknown as Internals)._ws;
+        ws?.terminate?.();
+        return;
+      }
+      this.awaitingPong = true;
+      try {
+        client.ping();
+      } catch {
+        // reported through the socket's close
+      }
+    }, every);
+    this.pingTimer.unref();
+  }
+}
+
+export function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'string') return err;
+  try {
+    return JSON.stringify(err);
+  } catch {
+    return String(err);
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * The offer at the busy signal over ARI: a thin adapter around the pure machine in core/offer.ts.
+ *
+ * One session per channel that enters `Stasis(considerate-callback,offer,...)`. Inputs from ARI
+ * (prompt finished, DTMF, hang-up) and from our timer go through `stepOffer`; the returned actions are
+ * carried out in order on a per-call queue. The opt-in write is synchronous and committed before the
+ * agent hears the confirmation.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Channel } from 'ari-client';
+import { OfferAction, OfferInput, OfferPrompt, OfferState, initialOfferState, parseOfferArgs, stepOffer } from '../core/offer';
+import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
+import type { Logger } from '../log';
+import type { AriClient, AriConnection } from './connection';
+import { errorText } from './connection';
+
+export interface OfferRequestInput {
+  agent: string;
+  agentCallerId: { name: string; number: string };
+  prospect: string;
+  language: string;
+  channelId: string;
+}
+
+/** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
+export interface OfferSink {
+  optIn(input: OfferRequestInput): { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
+}
+
+export interface OfferFlowOptions {
+  keyTimeoutMs: number;
+  closingTimeoutMs: number;
+  languages: readonly string[];
+  defaultLanguage: string;
+  prompts: Record<OfferPrompt, string>;
+  numbers: { minDigits: number; maxDigits: number };
+}
+
+interface Session {
+  channelId: string;
+  client: AriClient;
+  state: OfferState;
+  language: string;
+  input?: OfferRequestInput;
+  requestId?: string;
+  timer?: NodeJS.Timeout;
+  playbackId?: string;
+  queue: Promise<void>;
+  log: Logger;
+}
+
+export class OfferFlow {
+  private readonly sessions = new Map<string, Session>();
+  private readonly playbacks = new Map<string, { channelId: string; prompt: OfferPrompt }>();
+
+  constructor(
+    conn: AriConnection,
+    private readonly sink: OfferSink,
+    private readonly opts: OfferFlowOptions,
+    private readonly log: Logger,
+  ) {
+    conn.onAri('ChannelDtmfReceived', (event: { digit: string; channel: { id: string } }) => {
+      this.input(event.channel.id, { type: 'dtmf', digit: event.digit });
+    });
+    conn.onAri('PlaybackFinished', (event: { playback: { id: string; state?: string } }) => {
+      const p = this.playbacks.get(event.playback.id);
+      if (!p) return;
+      this.playbacks.delete(event.playback.id);
+      const log = this.sessions.get(p.channelId)?.log;
+      if (event.playback.state === 'failed') {
+        log?.error('prompt could not be played; check the sound files', { prompt: p.prompt, media: this.opts.prompts[p.prompt] });
+      } else {
+        log?.debug('prompt finished', { prompt: p.prompt, state: event.playback.state });
+      }
+      this.input(p.channelId, { type: 'promptFinished', prompt: p.prompt });
+    });
+    const gone = (event: { channel: { id: string } }) => this.input(event.channel.id, { type: 'hangup' });
+    conn.onAri('StasisEnd', gone);
+    conn.onAri('ChannelHangupRequest', gone);
+    conn.onAri('ChannelDestroyed', gone);
+  }
+
+  /** Calls currently in the offer, for reconciliation and shutdown. */
+  get active(): number {
+    return this.sessions.size;
+  }
+
+  /** Entry from the Stasis router: `args` are the Stasis() arguments after the app name. */
+  start(client: AriClient, channel: Channel, args: string[]): void {
+    const channelId = channel.id;
+    const log = this.log.child({ channelId });
+    const parsed = parseOfferArgs(args, this.opts.numbers);
+    if (!parsed.ok) {
+      log.warn('offer refused: bad input from the dialplan; no callback, call ended as busy', {
+        reason: parsed.reason,
+        args: args.map((a) => describeInput(a)),
+      });
+      client.channels.hangup({ channelId, reason: 'busy' }).catch((err: unknown) => {
+        log.warn('hang-up after refused offer failed', { error: errorText(err) });
+      });
+      return;
+    }
+    const language = chooseLanguage(channel.language, this.opts.languages, this.opts.defaultLanguage);
+    const input: OfferRequestInput = {
+      agent: parsed.value.agent,
+      agentCallerId: { name: sanitizeCallerIdName(channel.caller?.name), number: sanitizeCallerIdNumber(channel.caller?.number) },
+      prospect: parsed.value.prospect,
+      language,
+      channelId,
+    };
+    const session: Session = {
+      channelId,
+      client,
+      state: initialOfferState(),
+      language,
+      input,
+      queue: Promise.resolve(),
+      log: log.child({ agent: input.agent, prospect: input.prospect }),
+    };
+    this.sessions.set(channelId, session);
+    session.log.info('busy: offering a callback', { hangupCause: parsed.value.hangupCause, language });
+    this.input(channelId, { type: 'start' });
+  }
+
+  private input(channelId: string, input: OfferInput): void {
+    const s = this.sessions.get(channelId);
+    if (!s) return;
+    const step = stepOffer(s.state, input, this.opts);
+    const before = s.state;
+    s.state = step.state;
+    if (input.type === 'dtmf') s.log.debug('key pressed', { digit: input.digit, phase: before.phase });
+    for (const action of step.actions) this.enqueue(s, action);
+    if (s.state.phase === 'done') this.finish(s, before);
+  }
+
+  private finish(s: Session, before: OfferState): void {
+    if (before.phase !== 'done') {
+      s.log.info('offer ended', { outcome: s.state.outcome, key: s.state.key, requestId: s.requestId });
+    }
+    clearTimeout(s.timer);
+    s.queue = s.queue.then(() => {
+      if (s.state.phase === 'done') this.sessions.delete(s.channelId);
+    });
+  }
+
+  private enqueue(s: Session, action: OfferAction): void {
+    // Synchronous actions happen now, in order with the state change; ARI calls queue up per call.
+    if (action.type === 'startTimer') {
+      clearTimeout(s.timer);
+      s.timer = setTimeout(() => this.input(s.channelId, { type: 'timeout' }), action.ms);
+      return;
+    }
+    if (action.type === 'cancelTimer') {
+      clearTimeout(s.timer);
+      return;
+    }
+    if (action.type === 'store') {
+      this.store(s);
+      return;
+    }
+    s.queue = s.queue.then(() => this.perform(s, action)).catch((err: unknown) => {
+      // After a hang-up, failing ARI calls on the vanished channel are expected.
+      const level = s.state.phase === 'done' ? 'debug' : 'warn';
+      s.log.log(level, 'ARI action failed', { action: action.type, error: errorText(err) });
+      if (action.type === 'play') this.input(s.channelId, { type: 'promptFinished', prompt: action.prompt });
+    });
+  }
+
+  private store(s: Session): void {
+    const input = s.input;
+    if (!input) return;
+    try {
+      const r = this.sink.optIn(input);
+      if (r.result === 'full') {
+        s.log.warn('agent has too many pending callbacks; none added', { pending: r.pending });
+        this.input(s.channelId, { type: 'stored', result: 'full' });
+        return;
+      }
+      s.requestId = r.requestId;
+      s.log = s.log.child({ requestId: r.requestId });
+      s.log.info(r.result === 'created' ? 'callback requested' : 'callback request refreshed');
+      this.input(s.channelId, { type: 'stored', result: r.result });
+    } catch (err) {
+      s.log.error('could not store the callback request; the agent is told no callback was scheduled', { error: errorText(err) });
+      this.input(s.channelId, { type: 'storeFailed' });
+    }
+  }
+
+  private async perform(s: Session, action: OfferAction): Promise<void> {
+    const { client, channelId } = s;
+    switch (action.type) {
+      case 'answer':
+        await client.channels.answer({ channelId });
+        return;
+      case 'play': {
+        if (s.state.phase === 'done') return;
+        const playbackId = randomUUID();
+        this.playbacks.set(playbackId, { channelId, prompt: action.prompt });
+        s.playbackId = playbackId;
+        await client.channels.play({ channelId, media: this.opts.prompts[action.prompt], lang: s.language, playbackId });
+        return;
+      }
+      case 'stopPlayback': {
+        const playbackId = s.playbackId;
+        if (!playbackId || !this.playbacks.has(playbackId)) return;
+        this.playbacks.delete(playbackId);
+        await client.playbacks.stop({ playbackId }).catch(() => undefined);
+        return;
+      }
+      case 'hangup':
+        await client.channels.hangup({ channelId, reason: 'normal' }).catch(() => undefined);
+        return;
+      default:
+        return;
+    }
+  }
+}

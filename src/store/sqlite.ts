@@ -1,0 +1,319 @@
+/**
+ * The durable store: callback requests and their event history in SQLite (better-sqlite3, synchronous).
+ *
+ * The store is the truth. Every change of a request is written together with the events that explain
+ * it, in one transaction, guarded by a version number so that two writers (or a writer and a restart)
+ * can never both apply a transition: the loser gets `false` and must reload.
+ *
+ * Durability: WAL journal with `synchronous=FULL`, so a request is on disk before the agent hears
+ * "we'll call you back".
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+/** The fields the store indexes; the full request is kept as JSON next to them. */
+export interface RequestRecord {
+  id: string;
+  agent: string;
+  prospect: string;
+  state: string;
+  createdAt: number;
+  updatedAt: number;
+  wakeAt: number | null;
+}
+
+export interface StoredEvent {
+  id?: number;
+  requestId: string;
+  at: number;
+  type: string;
+  from?: string | null;
+  to?: string | null;
+  reason?: string | null;
+  data?: Record<string, unknown> | null;
+}
+
+export class StoreError extends Error {
+  constructor(message: string, readonly cause?: unknown) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+/** States in which a request is finished and no longer counts as pending. */
+export const TERMINAL_STATES = ['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'] as const;
+const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(',');
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS requests (
+  id          TEXT PRIMARY KEY,
+  agent       TEXT NOT NULL,
+  prospect    TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  wake_at     INTEGER,
+  version     INTEGER NOT NULL DEFAULT 1,
+  data        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS requests_one_pending
+  ON requests(agent, prospect) WHERE state NOT IN (${TERMINAL_SQL});
+CREATE INDEX IF NOT EXISTS requests_wake ON requests(wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_agent_state ON requests(agent, state);
+CREATE TABLE IF NOT EXISTS events (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id  TEXT NOT NULL REFERENCES requests(id),
+  at          INTEGER NOT NULL,
+  type        TEXT NOT NULL,
+  from_state  TEXT,
+  to_state    TEXT,
+  reason      TEXT,
+  data        TEXT
+);
+CREATE INDEX IF NOT EXISTS events_request ON events(request_id, id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+const SCHEMA_VERSION = '1';
+
+interface Row {
+  id: string;
+  version: number;
+  data: string;
+}
+
+export interface Versioned<R> {
+  request: R;
+  version: number;
+}
+
+export type CreateResult<R> =
+  | { result: 'created'; request: R }
+  | { result: 'refreshed'; request: R; previous: R }
+  | { result: 'full'; pending: number };
+
+export class SqliteStore<R extends RequestRecord> {
+  private readonly db: Database.Database;
+
+  private constructor(db: Database.Database, readonly file: string) {
+    this.db = db;
+  }
+
+  /**
+   * Opens (and creates or migrates) the store. Every failure becomes a StoreError whose message says
+   * which file and what is wrong with it, so the service can refuse to start with a clear line.
+   */
+  static open<R extends RequestRecord>(file: string, opts: { readonly?: boolean } = {}): SqliteStore<R> {
+    const where = file === ':memory:' ? 'in memory' : path.resolve(file);
+    if (file !== ':memory:' && !opts.readonly) {
+      const dir = path.dirname(path.resolve(file));
+      try {
+        fs.mkdirSync(dir, { recursive: true });
+        fs.accessSync(dir, fs.constants.W_OK);
+      } catch (err) {
+        throw new StoreError(`callback store directory ${dir} is not writable: ${(err as Error).message}`, err);
+      }
+    }
+    if (opts.readonly && file !== ':memory:' && !fs.existsSync(file)) {
+      throw new StoreError(`callback store ${where} does not exist (has the service run yet?)`);
+    }
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+      db.pragma('busy_timeout = 5000');
+      if (!opts.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        db.pragma('foreign_keys = ON');
+      }
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
+      if (!opts.readonly) {
+        db.exec(SCHEMA);
+        db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
+      }
+      const schema = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string } | undefined;
+      if (schema && schema.value !== SCHEMA_VERSION) {
+        throw new Error(`schema version ${schema.value}, this build understands ${SCHEMA_VERSION}`);
+      }
+    } catch (err) {
+      db?.close();
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(`cannot open callback store ${where}: ${(err as Error).message}`, err);
+    }
+    return new SqliteStore<R>(db, where);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private decode(row: Row): Versioned<R> {
+    return { request: JSON.parse(row.data) as R, version: row.version };
+  }
+
+  get(id: string): Versioned<R> | undefined {
+    const row = this.db.prepare('SELECT id, version, data FROM requests WHERE id = ?').get(id) as Row | undefined;
+    return row ? this.decode(row) : undefined;
+  }
+
+  /** The pending (non-terminal) request of this agent for this prospect, if any. */
+  findPending(agent: string, prospect: string): Versioned<R> | undefined {
+    const row = this.db
+      .prepare(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND state NOT IN (${TERMINAL_SQL})`)
+      .get(agent, prospect) as Row | undefined;
+    return row ? this.decode(row) : undefined;
+  }
+
+  countPending(agent: string): number {
+    const row = this.db
+      .prepare(`SELECT COUNT(*) AS n FROM requests WHERE agent = ? AND state NOT IN (${TERMINAL_SQL})`)
+      .get(agent) as { n: number };
+    return row.n;
+  }
+
+  list(filter: { agent?: string; states?: readonly string[]; limit?: number } = {}): R[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.agent) {
+      where.push('agent = ?');
+      params.push(filter.agent);
+    }
+    if (filter.states && filter.states.length > 0) {
+      where.push(`state IN (${filter.states.map(() => '?').join(',')})`);
+      params.push(...filter.states);
+    }
+    const sql = `SELECT id, version, data FROM requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at, id ${filter.limit ? 'LIMIT ?' : ''}`;
+    if (filter.limit) params.push(filter.limit);
+    return (this.db.prepare(sql).all(...params) as Row[]).map((r) => this.decode(r).request);
+  }
+
+  /** Non-terminal requests with their versions, for the scheduler's reload at start. */
+  pending(): Versioned<R>[] {
+    const rows = this.db
+      .prepare(`SELECT id, version, data FROM requests WHERE state NOT IN (${TERMINAL_SQL}) ORDER BY wake_at`)
+      .all() as Row[];
+    return rows.map((r) => this.decode(r));
+  }
+
+  /** The earliest wake-up among pending requests. */
+  nextWake(): number | null {
+    const row = this.db
+      .prepare(`SELECT MIN(wake_at) AS w FROM requests WHERE wake_at IS NOT NULL AND state NOT IN (${TERMINAL_SQL})`)
+      .get() as { w: number | null };
+    return row.w;
+  }
+
+  /** Pending requests whose wake-up time has come, earliest first. */
+  due(now: number, limit = 100): Versioned<R>[] {
+    const rows = this.db
+      .prepare(
+        `SELECT id, version, data FROM requests WHERE wake_at IS NOT NULL AND wake_at <= ? AND state NOT IN (${TERMINAL_SQL})
+         ORDER BY wake_at LIMIT ?`,
+      )
+      .all(now, limit) as Row[];
+    return rows.map((r) => this.decode(r));
+  }
+
+  events(requestId: string): StoredEvent[] {
+    const rows = this.db
+      .prepare('SELECT id, request_id, at, type, from_state, to_state, reason, data FROM events WHERE request_id = ? ORDER BY id')
+      .all(requestId) as {
+      id: number;
+      request_id: string;
+      at: number;
+      type: string;
+      from_state: string | null;
+      to_state: string | null;
+      reason: string | null;
+      data: string | null;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      requestId: r.request_id,
+      at: r.at,
+      type: r.type,
+      from: r.from_state,
+      to: r.to_state,
+      reason: r.reason,
+      data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null,
+    }));
+  }
+
+  private insertEvents(events: readonly StoredEvent[]): void {
+    const stmt = this.db.prepare(
+      'INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (const e of events) {
+      stmt.run(e.requestId, e.at, e.type, e.from ?? null, e.to ?? null, e.reason ?? null, e.data ? JSON.stringify(e.data) : null);
+    }
+  }
+
+  /**
+   * The opt-in write: creates a request, or refreshes the pending one of the same agent and prospect,
+   * or refuses because the agent has `maxPending` requests already. One transaction.
+   */
+  createOrRefresh(
+    agent: string,
+    prospect: string,
+    maxPending: number,
+    create: () => { request: R; events: StoredEvent[] },
+    refresh: (existing: R) => { request: R; events: StoredEvent[] },
+  ): CreateResult<R> {
+    const tx = this.db.transaction((): CreateResult<R> => {
+      const existing = this.findPending(agent, prospect);
+      if (existing) {
+        const next = refresh(existing.request);
+        this.writeRequest(next.request, existing.version);
+        this.insertEvents(next.events);
+        return { result: 'refreshed', request: next.request, previous: existing.request };
+      }
+      const pending = this.countPending(agent);
+      if (pending >= maxPending) return { result: 'full', pending };
+      const made = create();
+      this.db
+        .prepare(
+          `INSERT INTO requests(id, agent, prospect, state, created_at, updated_at, wake_at, version, data)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+        )
+        .run(
+          made.request.id,
+          made.request.agent,
+          made.request.prospect,
+          made.request.state,
+          made.request.createdAt,
+          made.request.updatedAt,
+          made.request.wakeAt,
+          JSON.stringify(made.request),
+        );
+      this.insertEvents(made.events);
+      return { result: 'created', request: made.request };
+    });
+    return tx.immediate();
+  }
+
+  private writeRequest(request: R, expectedVersion: number): boolean {
+    const info = this.db
+      .prepare(
+        `UPDATE requests SET state = ?, updated_at = ?, wake_at = ?, data = ?, version = version + 1
+         WHERE id = ? AND version = ?`,
+      )
+      .run(request.state, request.updatedAt, request.wakeAt, JSON.stringify(request), request.id, expectedVersion);
+    return info.changes === 1;
+  }
+
+  /**
+   * Applies a transition if nobody else has changed the request since `expectedVersion` was read.
+   * Returns the new version, or `undefined` when the claim was lost (reload and decide again).
+   */
+  transition(request: R, expectedVersion: number, events: readonly StoredEvent[]): number | undefined {
+    const tx = this.db.transaction((): number | undefined => {
+      if (!this.writeRequest(request, expectedVersion)) return undefined;
+      this.insertEvents(events);
+      return expectedVersion + 1;
+    });
+    return tx.immediate();
+  }
+}

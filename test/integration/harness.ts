@@ -1,0 +1,233 @@
+/**
+ * Integration test harness: the real service (the built CLI, spawned), a test ARI app that plays the
+ * agent's phone through Local channels, SIPp phones, and the CLI — all against the sandbox Asterisk.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ari from 'ari-client';
+import { CLI, PBX_STATUS_FILE, ROOT } from './paths';
+
+export const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
+export const TEST_APP = 'cc-test';
+
+export function pbxStatus(): { available: boolean; reason?: string } {
+  try {
+    return JSON.parse(fs.readFileSync(PBX_STATUS_FILE, 'utf8')) as { available: boolean; reason?: string };
+  } catch {
+    return { available: false, reason: 'global setup did not run' };
+  }
+}
+
+/** `describe` when the sandbox is up, `describe.skip` (with the reason in the title) when not. */
+export function describePbx(name: string, fn: () => void): void {
+  const s = pbxStatus();
+  if (s.available) describe(name, fn);
+  else describe.skip(`${name} [skipped: Asterisk sandbox unavailable]`, fn);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export type LogLine = Record<string, unknown> & { level: string; message: string };
+
+/** The service under test: `considerate-callback run` as a child process with JSON logs. */
+export class ServiceProcess {
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  private proc?: ChildProcess;
+  readonly dir: string;
+  readonly configFile: string;
+  readonly storePath: string;
+
+  constructor(readonly config: Record<string, unknown> = {}, dir?: string) {
+    this.dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'cc-it-'));
+    this.storePath = path.join(this.dir, 'callbacks.db');
+    this.configFile = path.join(this.dir, 'config.json');
+    const base = {
+      ari: { url: ARI.url, username: ARI.username, password: ARI.password },
+      store: { path: this.storePath },
+      log: { level: 'debug', format: 'json' },
+    };
+    fs.writeFileSync(this.configFile, JSON.stringify(deepMerge(base, config), null, 2));
+  }
+
+  async start(waitConnected = true): Promise<this> {
+    const proc = spawn(process.execPath, [CLI, 'run', '--config', this.configFile], {
+      cwd: this.dir,
+      env: { ...process.env, CC_LOG_FORMAT: 'json' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    let buf = '';
+    proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      buf += chunk;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ level: 'raw', message: line });
+        }
+      }
+    });
+    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    if (waitConnected) await this.waitLog((l) => l.message === 'ARI connected', 20000);
+    return this;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  waitLog(pred: (l: LogLine) => boolean, timeoutMs = 15000, from = 0): Promise<LogLine> {
+    return waitFor(`a log line matching ${pred.toString()}`, () => this.logs.slice(from).find(pred), timeoutMs);
+  }
+
+  find(pred: (l: LogLine) => boolean): LogLine[] {
+    return this.logs.filter(pred);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const proc = this.proc;
+    if (!proc || !this.running) return proc?.exitCode ?? null;
+    const done = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill(signal);
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
+    const code = await done;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** `considerate-callback list --json` against this service's store. */
+  list(): Array<Record<string, unknown>> {
+    const r = runCli(['list', '--json', '--config', this.configFile]);
+    if (r.status !== 0) throw new Error(`list failed (${r.status}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+  }
+
+  dump(): string {
+    return `--- service logs ---\n${this.logs.map((l) => JSON.stringify(l)).join('\n')}\n--- stderr ---\n${this.stderr.join('')}`;
+  }
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const av = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && av && typeof av === 'object' && !Array.isArray(av)
+        ? deepMerge(av as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export interface AriEvent {
+  type: string;
+  [k: string]: unknown;
+}
+
+/**
+ * A second ARI application, `cc-test`, that plays the agent's handset: it originates Local channels
+ * into the demo dialplan and sees every event of the channels it created.
+ */
+export class TestAri {
+  client!: ari.Client;
+  readonly events: AriEvent[] = [];
+
+  static async connect(): Promise<TestAri> {
+    const t = new TestAri();
+    t.client = await ari.connect(ARI.url, ARI.username, ARI.password);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    (t.client as any).on('*', (event: AriEvent) => {
+      t.events.push(event);
+    });
+    await t.client.start(TEST_APP);
+    return t;
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.client.stop();
+    } catch {
+      // closed
+    }
+  }
+
+  /** Events about one channel (by id), in order. */
+  of(channelId: string): AriEvent[] {
+    return this.events.filter((e) => (e.channel as { id?: string } | undefined)?.id === channelId);
+  }
+
+  waitEvent(what: string, pred: (e: AriEvent) => boolean, timeoutMs = 15000): Promise<AriEvent> {
+    return waitFor(what, () => this.events.find(pred), timeoutMs);
+  }
+
+  /**
+   * Plays agent 1001 (or `agent`) dialling `number` from the agents' context. Returns the id of the
+   * agent-side channel (the Local ;1 half, which lands in cc-test once the call is answered).
+   */
+  async agentDials(number: string, opts: { agent?: string; language?: string; callerName?: string; callerNumber?: string } = {}): Promise<string> {
+    const channelId = `t-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const variables: Record<string, string> = {};
+    if (opts.agent) variables.CC_TEST_AGENT = opts.agent;
+    if (opts.language) variables.CC_TEST_LANGUAGE = opts.language;
+    await this.client.channels.originate({
+      endpoint: `Local/${number}@cc-test-agent`,
+      app: TEST_APP,
+      appArgs: 'agent',
+      channelId,
+      callerId: `"${opts.callerName ?? 'Agent 1001'}" <${opts.callerNumber ?? '1001'}>`,
+      timeout: 60,
+      variables,
+    });
+    return channelId;
+  }
+
+  /** Waits until the agent's side is answered (by the app's offer or by the prospect). */
+  answered(channelId: string, timeoutMs = 15000): Promise<AriEvent> {
+    return this.waitEvent(`StasisStart of ${channelId}`, (e) => e.type === 'StasisStart' && (e.channel as { id: string }).id === channelId, timeoutMs);
+  }
+
+  gone(channelId: string, timeoutMs = 20000): Promise<AriEvent> {
+    return this.waitEvent(`ChannelDestroyed of ${channelId}`, (e) => e.type === 'ChannelDestroyed' && (e.channel as { id: string }).id === channelId, timeoutMs);
+  }
+
+  async press(channelId: string, digits: string): Promise<void> {
+    await this.client.channels.sendDTMF({ channelId, dtmf: digits, duration: 120, between: 200 });
+  }
+
+  async hangup(channelId: string): Promise<void> {
+    await this.client.channels.hangup({ channelId }).catch(() => undefined);
+  }
+}
+
+/** Runs a CLI command in the sandbox PBX. */
+export function pbxCli(command: string): string {
+  const r = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'cli', command], { encoding: 'utf8' });
+  return `${r.stdout}${r.stderr}`;
+}

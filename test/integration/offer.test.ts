@@ -1,0 +1,195 @@
+/**
+ * The busy signal, end to end on the real Asterisk sandbox: the demo dialplan's Gosub routine, the
+ * service (spawned from the built CLI) and a test ARI app that plays the agent's handset.
+ */
+import { ServiceProcess, TestAri, describePbx, runCli, sleep } from './harness';
+
+describePbx('offer at the busy signal (real Asterisk)', () => {
+  let svc: ServiceProcess;
+  let phone: TestAri;
+
+  beforeAll(async () => {
+    svc = await new ServiceProcess({ offer: { keyTimeout: '2s' } }).start();
+    phone = await TestAri.connect();
+  });
+
+  afterAll(async () => {
+    await phone?.close();
+    await svc?.stop();
+  });
+
+  afterEach(() => {
+    const failed = (expect.getState() as { assertionCalls: number; suppressedErrors: unknown[] }).suppressedErrors.length > 0;
+    if (failed) process.stderr.write(svc.dump());
+  });
+
+  const offerLine = (from: number) => svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, from);
+
+  it('BUSY → offer → # stores exactly one request; list --json shows it; the call ends', async () => {
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2991');
+    await phone.answered(agentLeg);
+    const offered = await offerLine(mark);
+    expect(offered).toMatchObject({ agent: 'PJSIP/1001', prospect: '2991', hangupCause: 17, language: 'en' });
+    await phone.press(agentLeg, '#');
+    const requested = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+    // The confirmation plays after the commit, then the app hangs up.
+    await svc.waitLog((l) => l.message === 'prompt finished' && l.prompt === 'confirm' && l.state === 'done', 15000, mark);
+    const destroyed = await phone.gone(agentLeg);
+    expect(destroyed.cause).toBe(16);
+
+    const list = svc.list();
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({
+      id: requested.requestId,
+      agent: 'PJSIP/1001',
+      agentCallerId: { name: 'Agent 1001', number: '1001' },
+      prospect: '2991',
+      state: 'WAITING',
+      language: 'en',
+    });
+    expect(Date.parse(String(list[0].createdAt))).toBeGreaterThan(Date.now() - 60000);
+  });
+
+  it('BUSY → # again from a second call for the same prospect refreshes, still one request', async () => {
+    const before = svc.list();
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2991');
+    await phone.answered(agentLeg);
+    await offerLine(mark);
+    await phone.press(agentLeg, '#');
+    await svc.waitLog((l) => l.message === 'callback request refreshed', 10000, mark);
+    await phone.gone(agentLeg);
+    const after = svc.list();
+    expect(after).toHaveLength(before.length);
+    expect(after.filter((r) => r.prospect === '2991' && r.agent === 'PJSIP/1001')).toHaveLength(1);
+  });
+
+  it('BUSY → no key → nothing stored, goodbye, the call ends', async () => {
+    const before = svc.list().length;
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2991', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+    await phone.answered(agentLeg);
+    await offerLine(mark);
+    await svc.waitLog((l) => l.message === 'prompt finished' && l.prompt === 'offer' && l.state === 'done', 20000, mark);
+    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    expect(ended.outcome).toBe('timeout');
+    await phone.gone(agentLeg);
+    expect(svc.list()).toHaveLength(before);
+  });
+
+  it('BUSY → 1 → nothing stored', async () => {
+    const before = svc.list().length;
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2991', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+    await phone.answered(agentLeg);
+    await offerLine(mark);
+    await phone.press(agentLeg, '1');
+    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    expect(ended).toMatchObject({ outcome: 'declined', key: '1' });
+    await phone.gone(agentLeg);
+    expect(svc.list()).toHaveLength(before);
+  });
+
+  it('a German-speaking agent hears the German offer', async () => {
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2991', { agent: 'PJSIP/1003', callerNumber: '1003', callerName: 'Agent 1003' });
+    await phone.answered(agentLeg);
+    const offered = await offerLine(mark);
+    expect(offered).toMatchObject({ agent: 'PJSIP/1003', language: 'de' });
+    await phone.hangup(agentLeg);
+    const ended = await svc.waitLog((l) => l.message === 'offer ended', 10000, mark);
+    expect(ended.outcome).toBe('hangup');
+  });
+
+  it('prospect answers → no offer; agent and prospect are bridged', async () => {
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2992');
+    await phone.answered(agentLeg);
+    // Find the Local;2 half running the agent's dialplan and check it is bridged to the prospect.
+    const channels = await phone.client.channels.list();
+    const agentSide = channels.find((c) => c.name.includes('2992@cc-test-agent') && c.name.endsWith(';2'));
+    expect(agentSide).toBeDefined();
+    const peer = await phone.client.channels.getChannelVar({ channelId: agentSide!.id, variable: 'BRIDGEPEER' });
+    expect(peer.value).toMatch(/^Local\/answer@cc-sim-[0-9a-f]+;1$/);
+    await sleep(500);
+    expect(svc.find((l) => l.message === 'busy: offering a callback' && l.prospect === '2992')).toHaveLength(0);
+    expect(svc.logs.slice(mark).filter((l) => l.message === 'busy: offering a callback')).toHaveLength(0);
+    await phone.hangup(agentLeg);
+    await phone.gone(agentLeg);
+  });
+
+  it.each([
+    ['123&PJSIP/evil', /contains "&"/],
+    ['123@other', /contains "@"/],
+    ['', /empty/],
+    ['9'.repeat(200), /200 digits/],
+  ])('malformed prospect %j from the dialplan → no request, clean hang-up, a clear log line', async (bad, reason) => {
+    const before = svc.list().length;
+    const mark = svc.logs.length;
+    // The dialplan hands the app whatever number it was given; feed the app directly as Stasis() would.
+    const channelId = `bad-${Date.now().toString(36)}`;
+    await phone.client.channels.originate({
+      endpoint: 'Local/answer@cc-sim',
+      app: 'considerate-callback',
+      appArgs: ['offer', bad, 'PJSIP/1001', '17'].join(','),
+      channelId,
+    });
+    const refused = await svc.waitLog((l) => l.message.startsWith('offer refused'), 10000, mark);
+    expect(String(refused.reason)).toMatch(reason);
+    expect(refused.channelId).toBe(channelId);
+    // The channel is gone: Asterisk no longer knows it.
+    await expect(
+      (async () => {
+        for (let i = 0; i < 50; i++) {
+          const all = await phone.client.channels.list();
+          if (!all.some((c) => c.id === channelId)) return 'gone';
+          await sleep(100);
+        }
+        return 'still there';
+      })(),
+    ).resolves.toBe('gone');
+    expect(svc.list()).toHaveLength(before);
+    expect(svc.running).toBe(true);
+  });
+
+  it('an injected agent device is refused as well', async () => {
+    const mark = svc.logs.length;
+    const channelId = `bad-${Date.now().toString(36)}`;
+    await phone.client.channels.originate({
+      endpoint: 'Local/answer@cc-sim',
+      app: 'considerate-callback',
+      appArgs: 'offer,2001,PJSIP/1001&PJSIP/evil',
+      channelId,
+    });
+    const refused = await svc.waitLog((l) => l.message.startsWith('offer refused'), 10000, mark);
+    expect(String(refused.reason)).toMatch(/agent device/);
+    expect(svc.running).toBe(true);
+  });
+});
+
+describePbx('app not running (real Asterisk)', () => {
+  it('the agent hears busy and the call ends', async () => {
+    // No service is connected as "considerate-callback" here: Stasis() fails and the routine plays busy.
+    const phone = await TestAri.connect();
+    try {
+      const apps = await phone.client.applications.list();
+      expect(apps.map((a) => a.name)).not.toContain('considerate-callback');
+      const agentLeg = await phone.agentDials('2991');
+      const destroyed = await phone.gone(agentLeg, 25000);
+      expect(destroyed.cause).toBe(17);
+      // Never answered: the agent heard the busy tone, not a prompt.
+      expect(phone.of(agentLeg).some((e) => e.type === 'StasisStart')).toBe(false);
+    } finally {
+      await phone.close();
+    }
+  });
+
+  it('list on a store that was never created says so (exit 3)', () => {
+    const svc = new ServiceProcess();
+    // Create the store the way the service does, then list it.
+    const r = runCli(['list', '--json', '--config', svc.configFile]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/does not exist/);
+  });
+});

@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig, maskSecrets } from '../../src/config/load';
+
+function file(content: unknown): string {
+  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-cfg-')), 'config.json');
+  fs.writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content));
+  return f;
+}
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies defaults, the file, then the environment', () => {
+    const cfg = loadConfig({
+      file: file({ ari: { password: 'from-file', url: 'http://pbx:8088/' }, offer: { keyTimeout: '8s' } }),
+      env: { CC_ARI_PASSWORD: 'from-env', CC_LOG_LEVEL: 'debug' },
+    });
+    expect(cfg.ari).toEqual({ url: 'http://pbx:8088', username: 'considerate', password: 'from-env', app: 'considerate-callback', reconnectMaxMs: 10000 });
+    expect(cfg.offer.keyTimeoutMs).toBe(8000);
+    expect(cfg.offer.closingTimeoutMs).toBe(15000);
+    expect(cfg.log.level).toBe('debug');
+    expect(cfg.prompts.offer).toBe('sound:cc-offer');
+  });
+
+  it('command-line overrides win over everything', () => {
+    const cfg = loadConfig({ env: { CC_ARI_PASSWORD: 'x', CC_LOG_LEVEL: 'warn' }, overrides: { 'log.level': 'error' } });
+    expect(cfg.log.level).toBe('error');
+  });
+
+  it('names every wrong key, type and value', () => {
+    const p = problems(() =>
+      loadConfig({
+        file: file({ ari: { pasword: 'x', url: 'ftp://x' }, offer: { keyTimeout: '6 seconds', maxPendingPerAgent: 0 }, log: { level: 'loud' } }),
+        env: {},
+      }),
+    );
+    expect(p).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^ari\.pasword: unknown key \(known in this section: .*ari\.password/),
+        'ari.url: expected an http:// or https:// URL, got "ftp://x"',
+        'ari.password: required (set it in the file or with CC_ARI_PASSWORD)',
+        'offer.keyTimeout: expected a duration such as "30s", "5m" or "1h30m", got "6 seconds"',
+        'offer.maxPendingPerAgent: expected a whole number from 1 to 1000, got 0',
+        'log.level: expected one of error, warn, info, debug, got "loud"',
+      ]),
+    );
+  });
+
+  it('refuses a broken file with the parser\'s reason', () => {
+    expect(problems(() => loadConfig({ file: file('{ "ari": { "password": "x", } '), env: {} }))[0]).toMatch(/is not valid JSON/);
+    expect(problems(() => loadConfig({ file: file('[1,2]'), env: {} }))[0]).toMatch(/must contain a JSON object/);
+    expect(problems(() => loadConfig({ file: '/nonexistent/cc.json', env: {} }))[0]).toMatch(/cannot read \/nonexistent\/cc.json/);
+  });
+
+  it('reads numbers and lists from environment text, and checks cross-field rules', () => {
+    expect(problems(() => loadConfig({ env: { CC_ARI_PASSWORD: 'x' }, overrides: { 'numbers.minDigits': '9', 'numbers.maxDigits': '4' } }))).toEqual([
+      'numbers.minDigits: must not be larger than numbers.maxDigits',
+    ]);
+    const cfg = loadConfig({ env: { CC_ARI_PASSWORD: 'x' }, overrides: { 'offer.languages': 'en, fr', 'offer.defaultLanguage': 'fr' } });
+    expect(cfg.offer.languages).toEqual(['en', 'fr']);
+  });
+
+  it('masks secrets for display', () => {
+    const cfg = loadConfig({ env: { CC_ARI_PASSWORD: 'p@ss:w/rd+%' } });
+    expect(JSON.stringify(maskSecrets(cfg))).not.toContain('p@ss');
+    expect(cfg.ari.password).toBe('p@ss:w/rd+%');
+  });
+
+  it('partial loading (list, show) does not need the ARI password', () => {
+    expect(loadConfig({ env: {}, partial: true }).store.path).toBe('./data/callbacks.db');
+  });
+});
