@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# make-prompts.sh -- generate the Considerate Callback voice prompts.
+#
+# A developer tool: the WAVs it writes to sounds/<lang>/ are committed, so
+# neither the app nor the tests need espeak-ng. Run it again after changing a
+# text below; it rewrites sounds/README.md as well.
+#
+#   scripts/make-prompts.sh            all languages
+#   scripts/make-prompts.sh de         one language
+#
+# Format: WAV, 8 kHz, mono, 16-bit signed PCM (Asterisk's "wav" format),
+# peak-normalised to -3 dBFS, 100 ms of silence before and 200 ms after.
+# Installs espeak-ng and sox with apt-get when they are missing (needs root).
+#
+# Asterisk finds sounds/<lang>/cc-offer.wav as "sound:cc-offer" (ARI) or
+# Playback(cc-offer) on a channel whose language is <lang>; scripts/pbx.sh
+# copies them into the sandbox's <astdatadir>/sounds/<lang>/.
+
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
+OUT="$REPO/sounds"
+
+# ------------------------------------------------------------------ texts
+# name|English|German
+PROMPTS=(
+  "cc-offer|The line is busy. Press hash to be connected when the line is free.|Der Anschluss ist besetzt. Drücken Sie die Raute-Taste, um verbunden zu werden, sobald der Anschluss frei ist."
+  "cc-confirm|OK. We will call you back when the line is free.|In Ordnung. Wir rufen Sie zurück, sobald der Anschluss frei ist."
+  "cc-goodbye|No callback. Goodbye.|Kein Rückruf. Auf Wiederhören."
+  "cc-full|You already have too many pending callbacks. No callback was scheduled.|Sie haben bereits zu viele offene Rückrufe. Es wurde kein Rückruf eingeplant."
+  "cc-invalid|This number cannot be called back.|Diese Nummer kann nicht zurückgerufen werden."
+  "cc-recall-intro|Automatic callback to|Automatischer Rückruf an"
+  "cc-recall-menu|Press 1 to connect now, 2 to try again in 15 minutes, 3 to cancel.|Drücken Sie die Eins, um jetzt verbunden zu werden, die Zwei, um es in fünfzehn Minuten erneut zu versuchen, oder die Drei, um den Rückruf abzubrechen."
+  "cc-recall-connecting|Connecting.|Sie werden verbunden."
+  "cc-still-busy|The line is still busy. We will try again later.|Der Anschluss ist noch immer besetzt. Wir versuchen es später noch einmal."
+  "cc-no-answer|There was no answer. We will try again later.|Es hat sich niemand gemeldet. Wir versuchen es später noch einmal."
+  "cc-snoozed|OK, we will try again later.|In Ordnung, wir versuchen es später noch einmal."
+  "cc-cancelled|The callback is cancelled.|Der Rückruf wurde abgebrochen."
+  "cc-pending-count|Callbacks pending:|Offene Rückrufe:"
+  "cc-pending-menu|Press 1 to cancel the next callback, 2 to cancel all, or hang up.|Drücken Sie die Eins, um den nächsten Rückruf zu löschen, die Zwei, um alle zu löschen, oder legen Sie auf."
+)
+
+# Debian ships no German core sounds: digits for SayDigits()/say in German.
+# "zwo" rather than "zwei": the telephone convention, never confused with "drei".
+DE_DIGITS=(null eins zwo drei vier fünf sechs sieben acht neun)
+
+# espeak-ng voice and speed per language
+declare -A VOICE=([en]="en-us" [de]="de")
+SPEED=150
+
+# ------------------------------------------------------------------ tools
+need=()
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "make-prompts: missing ${need[*]}; install them (Debian: apt-get install ${need[*]})" >&2
+    exit 3
+  fi
+  echo "make-prompts: apt-get install ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+# say <lang> <text> <out.wav>
+say() {
+  local lang="$1" text="$2" out="$3"
+  mkdir -p "$(dirname "$out")"
+  espeak-ng -v "${VOICE[$lang]}" -s "$SPEED" -w "$TMP/raw.wav" -- "$text"
+  # -D: no dither, so that the same text always gives the same bytes
+  sox -V1 -D "$TMP/raw.wav" -b 16 -e signed-integer "$out" \
+      channels 1 rate -h 8000 norm -3 pad 0.1 0.2
+  printf '  %-28s %s\n' "${out#"$OUT"/}" "$text"
+}
+
+LANGS=("$@")
+[ "${#LANGS[@]}" -gt 0 ] || LANGS=(en de)
+
+for lang in "${LANGS[@]}"; do
+  [ -n "${VOICE[$lang]:-}" ] || { echo "make-prompts: unknown language $lang" >&2; exit 2; }
+  echo "make-prompts: $lang (espeak-ng voice ${VOICE[$lang]})"
+  for entry in "${PROMPTS[@]}"; do
+    IFS='|' read -r name en de <<<"$entry"
+    case "$lang" in
+      en) text="$en" ;;
+      de) text="$de" ;;
+    esac
+    say "$lang" "$text" "$OUT/$lang/$name.wav"
+  done
+  if [ "$lang" = de ]; then
+    for d in "${!DE_DIGITS[@]}"; do
+      say de "${DE_DIGITS[$d]}" "$OUT/de/digits/$d.wav"
+    done
+  fi
+done
+
+# ----------------------------------------------------------------- README
+duration() { soxi -D "$1" 2>/dev/null | awk '{printf "%.1f s", $1}'; }
+{
+  cat <<'EOF'
+# Voice prompts
+
+Generated by `scripts/make-prompts.sh` (espeak-ng + sox); do not edit the WAVs
+by hand: change the text in the script and run it again. Committed so that
+neither the app nor the tests need a speech synthesiser.
+
+Format: WAV, 8 kHz, mono, 16-bit signed PCM — Asterisk's `wav` format.
+
+Asterisk looks for a prompt in `<astdatadir>/sounds/<language>/`; on Debian
+`astdatadir` is `/usr/share/asterisk`. `scripts/pbx.sh up` copies
+`sounds/<lang>/*` there (for `en` the Debian path is a symlink to
+`en_US_f_Allison`; the script resolves it). So ARI `sound:cc-offer` on a
+channel with language `de` plays `de/cc-offer.wav`, and falls back to
+`en/cc-offer.wav` for a language we have no prompt for.
+
+German digits: Debian packages no German core sounds, so `de/digits/0..9`
+are generated too ("zwo" for 2, the telephone convention). English digits
+come from Asterisk's core sounds (`asterisk-core-sounds-en`).
+
+| prompt | English | German | length (en / de) |
+| --- | --- | --- | --- |
+EOF
+  for entry in "${PROMPTS[@]}"; do
+    IFS='|' read -r name en de <<<"$entry"
+    printf '| `%s` | %s | %s | %s / %s |\n' "$name" "$en" "$de" \
+      "$(duration "$OUT/en/$name.wav")" "$(duration "$OUT/de/$name.wav")"
+  done
+  printf '\n| German digit | text |\n| --- | --- |\n'
+  for d in "${!DE_DIGITS[@]}"; do
+    printf '| `de/digits/%s` | %s |\n' "$d" "${DE_DIGITS[$d]}"
+  done
+} >"$OUT/README.md"
+echo "make-prompts: wrote $OUT/README.md"
