@@ -1,0 +1,59 @@
+/**
+ * "Why is this request waiting, and until when?" — answered from the request and its events alone.
+ */
+import { tz } from '@date-fns/tz';
+import { format } from 'date-fns';
+import { localLabel } from './calling-hours';
+import type { CallbackRequest, PolicyEvent } from './types';
+import { isTerminal } from './types';
+
+export interface ExplainOptions {
+  /** Reference instant for short labels ('10:45' vs 'Mon 09:00'); defaults to the request's updatedAt. */
+  now?: number;
+  /** How many of the latest events to list (default 10; 0 = none). */
+  historyLimit?: number;
+}
+
+/** A one-line answer, e.g. 'GRACE: grace until 10:45 (wakes 10:45; expires 18:00)'. */
+export function summarizeRequest(request: CallbackRequest, now: number = request.updatedAt): string {
+  const L = (at: number) => localLabel(request.timeZone, at, now);
+  if (isTerminal(request.state)) return `${request.state}: ${request.reason}`;
+  const wake = request.wakeAt === null ? 'no wake-up set' : `wakes ${L(request.wakeAt)}`;
+  return `${request.state}: ${request.reason} (${wake}; expires ${L(request.expiresAt)})`;
+}
+
+/**
+ * A multi-line explanation: the summary, the key facts, and the latest events (oldest first).
+ * Times are local to the request's time zone (the prospect's calling-hours zone), with ISO instants for wake-up
+ * and expiry.
+ */
+export function explainRequest(request: CallbackRequest, events: readonly PolicyEvent[] = [], options: ExplainOptions = {}): string {
+  const now = options.now ?? request.updatedAt;
+  const limit = options.historyLimit ?? 10;
+  const zone = { in: tz(request.timeZone) };
+  const full = (at: number) => format(at, 'yyyy-MM-dd HH:mm:ss', zone);
+  const iso = (at: number) => new Date(at).toISOString();
+  const lines: string[] = [];
+  lines.push(`Callback ${request.id}: ${request.agent} → ${request.prospect} (${request.mode === 'device' ? 'internal, device watched' : 'external, timed probes'})`);
+  lines.push(summarizeRequest(request, now));
+  if (!isTerminal(request.state)) {
+    if (request.wakeAt !== null) {
+      lines.push(`Waiting for: ${request.waitingFor ?? 'the agent to be rung'}, until ${full(request.wakeAt)} ${request.timeZone} (${iso(request.wakeAt)})`);
+    }
+    const why = request.expiresBecause === 'max-age' ? 'maximum age' : "end of the prospect's calling day";
+    lines.push(`Expires: ${full(request.expiresAt)} ${request.timeZone} (${iso(request.expiresAt)}, ${why})`);
+  } else {
+    lines.push(`Outcome: ${request.outcome ?? 'unknown'}`);
+  }
+  const refreshed = request.refreshedAt === null ? '' : `, refreshed ${request.refreshes}× (last ${full(request.refreshedAt)})`;
+  lines.push(`Created ${full(request.createdAt)}${refreshed}; attempts ${request.attempts}, snoozes ${request.snoozes}, agent rung ${request.rings}×`);
+  const shown = limit > 0 ? events.slice(-limit) : [];
+  if (shown.length > 0) {
+    lines.push(events.length > shown.length ? `History (last ${shown.length} of ${events.length}):` : 'History:');
+    for (const e of shown) {
+      const arrow = e.from === null ? `→ ${e.to}` : e.from === e.to ? e.to : `${e.from} → ${e.to}`;
+      lines.push(`  ${full(e.at)}  ${e.type}: ${arrow} — ${e.reason}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,278 @@
+/**
+ * Types of the callback policy. Everything here is plain data (numbers, strings, booleans, null, arrays, objects):
+ * requests, events and actions can be stored as JSON and compared with deep equality.
+ * All instants are epoch milliseconds; all durations are milliseconds.
+ */
+import type { CallingHoursConfig } from './calling-hours';
+import type { DurationMs } from './duration';
+
+export const CALLBACK_STATES = [
+  'WAITING',
+  'GRACE',
+  'DUE',
+  'RINGING_AGENT',
+  'CONNECTING',
+  'COMPLETED',
+  'CANCELLED',
+  'EXPIRED',
+  'FAILED',
+] as const;
+export type CallbackState = (typeof CALLBACK_STATES)[number];
+
+export const TERMINAL_STATES = ['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'] as const;
+export type TerminalState = (typeof TERMINAL_STATES)[number];
+
+/** States before the recall starts: the request is waiting for the prospect, the agent or the clock. */
+export const PENDING_STATES = ['WAITING', 'GRACE', 'DUE'] as const;
+/** States during a recall: channels exist on the PBX. */
+export const RECALL_STATES = ['RINGING_AGENT', 'CONNECTING'] as const;
+
+export function isTerminal(state: CallbackState): state is TerminalState {
+  return (TERMINAL_STATES as readonly string[]).includes(state);
+}
+
+/** 'device': the prospect is on this PBX, its device state is watched. 'timed': external number, probed on a schedule. */
+export type ProspectMode = 'device' | 'timed';
+
+export interface CallerId {
+  readonly name: string;
+  readonly number: string;
+}
+
+/** Machine-readable "what is this request waiting for" (null in terminal states). */
+export type WaitingFor =
+  | 'prospect-busy' // device mode: the prospect's line is busy; waiting for it to be free
+  | 'grace' // device mode: the line is free; giving the prospect a break before calling
+  | 'probe' // timed mode: waiting for the first probe time
+  | 'backoff' // after a busy attempt: waiting for the back-off to pass
+  | 'snooze' // the agent snoozed (explicitly or by not answering)
+  | 'no-answer-retry' // the prospect did not answer; waiting for the single retry
+  | 'calling-hours' // due, but outside the prospect's calling hours
+  | 'agent-busy' // due, but the agent's device is in use or ringing
+  | 'agent-wrap-up' // due, the agent just finished a call; giving them the wrap-up gap
+  | 'agent' // ringing the agent / agent in the menu
+  | 'prospect-answer'; // the prospect is being dialled
+
+/** Why a {@link CallbackRequest#notBefore} exists. */
+export type NotBeforeKind = 'probe' | 'backoff' | 'snooze' | 'no-answer-retry';
+
+/** Why a request ended (null while it is not terminal). */
+export type Outcome =
+  | 'completed'
+  | 'cancelled'
+  | 'expired'
+  | 'max-attempts' // FAILED: the prospect was dialled maxAttempts times without success
+  | 'prospect-no-answer' // FAILED: no answer, and the one retry did not answer either
+  | 'agent-unavailable' // FAILED: the agent did not answer / respond, and the snooze limit was reached
+  | 'snooze-limit'; // FAILED: the agent pressed 2 (snooze) with the snooze limit reached
+
+export interface CallbackRequest {
+  /** Chosen by the shell (the core does no I/O, so no random ids); letters, digits, '.', '_', '-'. */
+  readonly id: string;
+  /** Agent device / endpoint, e.g. 'PJSIP/1001'. */
+  readonly agent: string;
+  /** Shown to the prospect when dialled: the agent's own caller ID. */
+  readonly agentCallerId: CallerId;
+  /** Prospect's number (digits, optional leading '+'). */
+  readonly prospect: string;
+  /** Language for prompts, e.g. 'de'. */
+  readonly language: string;
+  readonly mode: ProspectMode;
+  /** Zone used for the local times in `reason` (the calling-hours zone at creation). */
+  readonly timeZone: string;
+
+  state: CallbackState;
+  createdAt: number;
+  /** Last refresh (agent pressed # again), or null. Expiry and counters restart there. */
+  refreshedAt: number | null;
+  refreshes: number;
+  updatedAt: number;
+  /** When the scheduler must call `decide(…, {type:'tick'})` next; null only in terminal states. */
+  wakeAt: number | null;
+  /** The request expires (→ EXPIRED) at this instant unless a recall is in progress. */
+  expiresAt: number;
+  expiresBecause: 'max-age' | 'end-of-calling-day';
+  waitingFor: WaitingFor | null;
+  /** Human explanation of the current state, e.g. 'grace until 10:45' or 'outside calling hours, opens Mon 09:00'. */
+  reason: string;
+  outcome: Outcome | null;
+
+  /** How often the prospect was dialled (in this request's current life, i.e. since creation or last refresh). */
+  attempts: number;
+  noAnswers: number;
+  snoozes: number;
+  /** How often the agent was rung, over the whole life of the request (never reset: channel ids stay unique). */
+  rings: number;
+  /** Unanswered menu prompts in the current ring. */
+  menuTimeouts: number;
+
+  /** Device mode: last known prospect line state (null = not observed, timed mode). */
+  lineBusy: boolean | null;
+  /** Start of the current busy spell (creation / refresh / first busy observation), or null while free. */
+  busySince: number | null;
+  /** When the line was last seen going free, or null while busy. */
+  freeSince: number | null;
+  /** Length of the busy spell that ended at `freeSince` (drives adaptive grace). */
+  lastBusySpellMs: number | null;
+  /** End of the current grace period (state GRACE), before back-off is applied. */
+  graceUntil: number | null;
+  /** Not before this instant (probe time, back-off, snooze, retry); see `notBeforeKind`. */
+  notBefore: number | null;
+  notBeforeKind: NotBeforeKind | null;
+  lastAttemptAt: number | null;
+  /** When the current ring of the agent started (RINGING_AGENT / CONNECTING). */
+  recallStartedAt: number | null;
+  agentAnsweredAt: number | null;
+}
+
+export interface NewRequestInput {
+  id: string;
+  agent: string;
+  agentCallerId: CallerId;
+  prospect: string;
+  language: string;
+  mode: ProspectMode;
+}
+
+/** The agent's device as seen by the shell. `since`: when the current busy/free status began. */
+export interface AgentStatus {
+  busy: boolean;
+  since: number;
+}
+
+export type AgentKey = '1' | '2' | '3' | 'none';
+
+export type Observation =
+  /** The clock: the scheduler's timer fired (or the shell wants a re-evaluation, e.g. the agent became free). */
+  | { type: 'tick' }
+  /** Device mode: the prospect's device changed state (busy = in use / ringing / on hold). */
+  | { type: 'prospectState'; busy: boolean }
+  /** The agent pressed # again for the same prospect while this request is pending. */
+  | { type: 'refresh' }
+  | { type: 'cancel'; by: string }
+  /** Recall: the agent picked up. */
+  | { type: 'agentAnswered' }
+  /** Recall: the agent's phone rang out / was rejected before answering. */
+  | { type: 'agentNoAnswer' }
+  /** Recall: the agent's choice in the menu; 'none' = the menu timed out without a key. */
+  | { type: 'agentKey'; key: AgentKey }
+  | { type: 'prospectAnswered' }
+  | { type: 'prospectBusy' }
+  | { type: 'prospectNoAnswer' }
+  /** The agent hung up (during the menu, or while the prospect was ringing). */
+  | { type: 'agentHungUp' }
+  /** The PBX could not set up a leg (originate error, endpoint offline, …). */
+  | { type: 'recallFailed'; reason: string };
+
+export type ObservationType = Observation['type'];
+
+export const OBSERVATION_TYPES: readonly ObservationType[] = [
+  'tick',
+  'prospectState',
+  'refresh',
+  'cancel',
+  'agentAnswered',
+  'agentNoAnswer',
+  'agentKey',
+  'prospectAnswered',
+  'prospectBusy',
+  'prospectNoAnswer',
+  'agentHungUp',
+  'recallFailed',
+];
+
+export type Prompt = 'menu' | 'still-busy' | 'no-answer' | 'snoozed' | 'cancelled' | 'connecting';
+export type NotifyEvent = 'requested' | 'completed' | 'failed' | 'expired' | 'cancelled';
+
+/** Side effects for the shell, to execute in order AFTER the decision has been persisted. */
+export type Action =
+  /** Originate a call to the agent with caller ID "Callback: <prospect>" on the given (never reused) channel id. */
+  | { type: 'ringAgent'; attempt: number; channelId: string; callerId: CallerId; timeoutMs: DurationMs }
+  /** Dial the prospect with the agent's own caller ID and bridge it with the agent's channel. */
+  | { type: 'dialProspect'; attempt: number; channelId: string; agentChannelId: string; callerId: CallerId; timeoutMs: DurationMs }
+  /** Play a prompt to the agent. */
+  | { type: 'announce'; channelId: string; prompt: Prompt }
+  | { type: 'hangupAgent'; channelId: string }
+  | { type: 'hangupProspect'; channelId: string }
+  /** For a CRM webhook. */
+  | { type: 'notify'; event: NotifyEvent; reason: string };
+
+export type PolicyEventType =
+  | 'created'
+  | 'refreshed'
+  | 'cancelled'
+  | 'expired'
+  | 'prospect-busy'
+  | 'prospect-free'
+  | 'due'
+  | 'waiting'
+  | 'ring-agent'
+  | 'agent-answered'
+  | 'menu-timeout'
+  | 'agent-accepted'
+  | 'agent-snoozed'
+  | 'agent-no-answer'
+  | 'agent-hung-up'
+  | 'recall-failed'
+  | 'recall-timeout'
+  | 'prospect-answered'
+  | 'attempt-busy'
+  | 'attempt-no-answer';
+
+/** One persisted history entry. `from` is null only for 'created'. `wakeAt`/`waitingFor` are those after the event. */
+export interface PolicyEvent {
+  at: number;
+  type: PolicyEventType;
+  from: CallbackState | null;
+  to: CallbackState;
+  reason: string;
+  wakeAt: number | null;
+  waitingFor: WaitingFor | null;
+}
+
+export interface Decision {
+  request: CallbackRequest;
+  events: PolicyEvent[];
+  actions: Action[];
+}
+
+export interface PolicyConfig {
+  /** Break given to a prospect after their line became free. [5m] */
+  graceMs: DurationMs;
+  /** A busy spell longer than this earns extra grace. [30m] */
+  longBusyThresholdMs: DurationMs;
+  /** Extra grace after a long busy spell. [5m] */
+  longBusyExtraGraceMs: DurationMs;
+  /** Timed mode: first probe this long after creation. [10m] */
+  firstProbeDelayMs: DurationMs;
+  /** Wait after the n-th failed attempt: backoffMs[n-1], the last value repeats. [10m, 30m, 60m] */
+  backoffMs: readonly DurationMs[];
+  /** The prospect is dialled at most this often. [3] */
+  maxAttempts: number;
+  /** Retries after the prospect did not answer. [1] */
+  noAnswerRetries: number;
+  /** Snooze length. [15m] */
+  snoozeMs: DurationMs;
+  /** Snoozes allowed (explicit or implicit); the next one fails the request. [3] */
+  maxSnoozes: number;
+  /** Gap after the agent's last call ended before we ring them. [30s] */
+  agentWrapUpMs: DurationMs;
+  /** While the agent is busy, re-check this often (the shell may also tick early when the agent becomes free). [1m] */
+  agentBusyRecheckMs: DurationMs;
+  /** How long the agent's phone rings. [30s] */
+  agentRingTimeoutMs: DurationMs;
+  /** How long the menu waits for a key. [10s] */
+  menuTimeoutMs: DurationMs;
+  /** Menu prompts without a key before it counts as "agent unavailable" (snooze). [2] */
+  menuRepeats: number;
+  /** How long the prospect's phone rings. [45s] */
+  prospectRingTimeoutMs: DurationMs;
+  /** Extra time after a recall step should have ended before a tick recovers the request. [2m] */
+  recallSafetyMarginMs: DurationMs;
+  /** A request never lives longer than this (since creation / refresh). [8h] */
+  maxAgeMs: DurationMs;
+  /** Prospect calling hours. [Mon–Fri 09:00–18:00 Europe/Berlin] */
+  callingHours: CallingHoursConfig;
+  /** How far ahead calling hours are searched. [14] */
+  openingHorizonDays: number;
+}
