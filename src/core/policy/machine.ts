@@ -12,6 +12,7 @@ import type {
   CallbackState,
   Decision,
   NewRequestInput,
+  NotBeforeKind,
   NotifyEvent,
   Observation,
   Outcome,
@@ -270,26 +271,26 @@ function pendingTarget(r: CallbackRequest, now: number, cfg: PolicyConfig): Targ
         reason: `grace until ${L(r.graceUntil)}${extended}, held until ${L(nb)} by ${notBeforePhrase(r, cfg)}`,
       };
     }
-    return { state: 'DUE', waitingFor: null, wakeAt: now, reason: 'grace over' };
+    const heldBy = r.notBefore !== null && r.notBefore > r.graceUntil ? r.notBeforeKind : null;
+    return { state: 'DUE', waitingFor: null, wakeAt: now, reason: heldBy === null ? 'grace over' : OVER[heldBy] };
   }
   if (nb !== null) {
     const kind = r.notBeforeKind ?? 'backoff';
     const phrase =
       kind === 'probe'
         ? `first probe of the external line at ${L(nb)}`
-        : kind === 'no-answer-retry'
-          ? `no answer on attempt ${r.attempts}; retry at ${L(nb)}`
-          : `${notBeforePhrase(r, cfg)} until ${L(nb)}`;
+        : `${notBeforePhrase(r, cfg)} until ${L(nb)}`;
     return { state: 'WAITING', waitingFor: kind, wakeAt: cap(nb), reason: phrase };
   }
-  const over: Record<string, string> = {
-    probe: 'probe time reached',
-    backoff: 'back-off over',
-    snooze: 'snooze over',
-    'no-answer-retry': 'retry time reached',
-  };
-  return { state: 'DUE', waitingFor: null, wakeAt: now, reason: over[r.notBeforeKind ?? ''] ?? 'prospect line free' };
+  return { state: 'DUE', waitingFor: null, wakeAt: now, reason: r.notBeforeKind === null ? 'prospect line free' : OVER[r.notBeforeKind] };
 }
+
+const OVER: Record<NotBeforeKind, string> = {
+  probe: 'probe time reached',
+  backoff: 'back-off over',
+  snooze: 'snooze over',
+  'no-answer-retry': 'retry time reached',
+};
 
 function notBeforePhrase(r: CallbackRequest, cfg: PolicyConfig): string {
   switch (r.notBeforeKind) {
@@ -573,7 +574,7 @@ function attemptNoAnswer(s: Step): void {
   markLineFree(s);
   r.notBefore = (r.lastAttemptAt ?? s.now) + backoffFor(cfg, r.attempts);
   r.notBeforeKind = 'no-answer-retry';
-  settle(s, 'attempt-no-answer', { note: `prospect did not answer on attempt ${r.attempts}` });
+  settle(s, 'attempt-no-answer', { note: 'prospect did not answer' });
 }
 
 /**
