@@ -468,7 +468,7 @@ function startRing(s: Step): void {
   const { r, now, cfg } = s;
   if (r.attempts >= cfg.maxAttempts) {
     // Only reachable when maxAttempts was lowered while the request waited.
-    return finish(s, 'FAILED', 'max-attempts', 'due', `no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
+    return finish(s, 'FAILED', 'max-attempts', 'failed', `no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
   }
   r.rings += 1;
   r.state = 'RINGING_AGENT';
@@ -522,10 +522,13 @@ function agentKey(s: Step, key: AgentKey): void {
       });
       return s.emit('agent-accepted', 'RINGING_AGENT');
     }
-    case '2':
-      s.act({ type: 'announce', channelId: s.agentChannel, prompt: 'snoozed' });
+    case '2': {
+      // If this snooze cannot be granted (limits), the request ends: tell the agent 'cancelled', not 'snoozed'.
+      const granted = r.attempts < cfg.maxAttempts && r.snoozes < cfg.maxSnoozes;
+      s.act({ type: 'announce', channelId: s.agentChannel, prompt: granted ? 'snoozed' : 'cancelled' });
       s.act({ type: 'hangupAgent', channelId: s.agentChannel });
       return snooze(s, 'agent-snoozed', { explicit: true, why: 'agent pressed 2 (snooze)' });
+    }
     case '3':
       s.act({ type: 'announce', channelId: s.agentChannel, prompt: 'cancelled' });
       s.act({ type: 'hangupAgent', channelId: s.agentChannel });

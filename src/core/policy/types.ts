@@ -202,6 +202,7 @@ export type PolicyEventType =
   | 'refreshed'
   | 'cancelled'
   | 'expired'
+  | 'failed'
   | 'prospect-busy'
   | 'prospect-free'
   | 'due'
