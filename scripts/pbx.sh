@@ -27,11 +27,17 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 SANDBOX="${CC_SANDBOX_DIR:-$REPO/.sandbox}"
-mkdir -p "$SANDBOX" 2>/dev/null || true
-SANDBOX="$(cd "$SANDBOX" 2>/dev/null && pwd -P || echo "$SANDBOX")"
-ROOTFS="$SANDBOX/rootfs"
-LOG="$SANDBOX/asterisk.log"
-PIDFILE="$SANDBOX/asterisk.pid"
+
+# Physical paths: /proc/<pid>/root of the chrooted Asterisk is compared
+# with ROOTFS, so symlinks must be resolved. Called again once created.
+init_paths() {
+  if [ -d "$SANDBOX" ]; then SANDBOX="$(cd "$SANDBOX" && pwd -P)"; fi
+  ROOTFS="$SANDBOX/rootfs"
+  LOG="$SANDBOX/asterisk.log"
+  PIDFILE="$SANDBOX/asterisk.pid"
+  STAMP_FILE="$ROOTFS/.cc-sandbox-stamp"
+}
+init_paths
 START_TIMEOUT="${CC_PBX_START_TIMEOUT:-60}"
 
 # Keep in sync with asterisk-conf/http.conf and asterisk-conf/ari.conf.
@@ -43,7 +49,6 @@ ARI_PASSWORD="demo-ari-secret"
 SUITE="sid"
 PACKAGES="asterisk,asterisk-modules,asterisk-core-sounds-en-gsm,asterisk-moh-opsound-gsm"
 STAMP_VALUE="$SUITE $PACKAGES"
-STAMP_FILE="$ROOTFS/.cc-sandbox-stamp"
 
 # Paths inside the chroot (asterisk-conf/asterisk.conf).
 AST_ETC="/etc/asterisk"
@@ -275,6 +280,8 @@ port_busy() { # proto port
 
 cmd_up() {
   require_platform
+  mkdir -p "$SANDBOX"
+  init_paths
   local pid
   pid="$(asterisk_pid)"
   if [ -n "$pid" ]; then
@@ -324,6 +331,10 @@ cmd_up() {
     fi
     sleep 0.3
   done
+  # ARI can answer before every module is loaded: wait for "fully booted"
+  # (dialplan, PJSIP endpoints) before telling anyone to connect.
+  timeout 30 chroot "$ROOTFS" /usr/sbin/asterisk -C "$AST_ETC/asterisk.conf" -rx "core waitfullybooted" >/dev/null 2>&1 \
+    || err "warning: 'core waitfullybooted' did not confirm within 30 s"
   # Asterisk's own pid file is the truth (setsid may have forked).
   if [ -s "$ROOTFS$AST_RUN/asterisk.pid" ]; then
     cp "$ROOTFS$AST_RUN/asterisk.pid" "$PIDFILE"
@@ -396,6 +407,8 @@ cmd_reload() {
 
 cmd_rebuild() {
   require_platform
+  mkdir -p "$SANDBOX"
+  init_paths
   cmd_down
   safe_rm_tree "$ROOTFS"
   build_rootfs
