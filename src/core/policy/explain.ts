@@ -4,7 +4,7 @@
 import { tz } from '@date-fns/tz';
 import { format } from 'date-fns';
 import { localLabel } from './calling-hours';
-import type { CallbackRequest, PolicyEvent } from './types';
+import type { CallbackRequest, PolicyEvent, WaitingFor } from './types';
 import { isTerminal } from './types';
 
 export interface ExplainOptions {
@@ -38,7 +38,8 @@ export function explainRequest(request: CallbackRequest, events: readonly Policy
   lines.push(summarizeRequest(request, now));
   if (!isTerminal(request.state)) {
     if (request.wakeAt !== null) {
-      lines.push(`Waiting for: ${request.waitingFor ?? 'the agent to be rung'}, until ${full(request.wakeAt)} ${request.timeZone} (${iso(request.wakeAt)})`);
+      const what = request.waitingFor === null ? 'nothing (ringing the agent next)' : `${WAITING_FOR[request.waitingFor]} (${request.waitingFor})`;
+      lines.push(`Waiting for: ${what}; next check ${full(request.wakeAt)} ${request.timeZone} (${iso(request.wakeAt)})`);
     }
     const why = request.expiresBecause === 'max-age' ? 'maximum age' : "end of the prospect's calling day";
     lines.push(`Expires: ${full(request.expiresAt)} ${request.timeZone} (${iso(request.expiresAt)}, ${why})`);
@@ -57,3 +58,17 @@ export function explainRequest(request: CallbackRequest, events: readonly Policy
   }
   return lines.join('\n');
 }
+
+const WAITING_FOR: Record<WaitingFor, string> = {
+  'prospect-busy': "the prospect's line to be free",
+  grace: 'the grace period to end',
+  probe: 'the first probe of the external line',
+  backoff: 'the back-off after a busy attempt to end',
+  snooze: 'the snooze to end',
+  'no-answer-retry': 'the retry after no answer',
+  'calling-hours': "the prospect's calling hours to open",
+  'agent-busy': 'the agent to finish their call',
+  'agent-wrap-up': "the agent's wrap-up gap to end",
+  agent: 'the agent to answer and choose',
+  'prospect-answer': 'the prospect to answer',
+};
