@@ -15,9 +15,17 @@
  * The scheduler loads non-terminal requests, arms one timer for the earliest `wakeAt` and calls
  * `decide(req, { type: 'tick' }, ctx)` when it fires. Every non-terminal request has a `wakeAt` (at the latest its
  * `expiresAt`), so a tick is always scheduled. Ticks are idempotent: an early or repeated tick is a no-op.
- * The shell MAY also tick a DUE request early when its agent's device becomes free (otherwise we re-check every
- * `agentBusyRecheckMs`), and MUST serialise decisions per request and per agent (two DUE requests of one agent would
- * otherwise both see "agent free" and ring together).
+ *
+ * ## What the shell owes the core
+ * - Serialise decisions per request and per agent (two DUE requests of one agent would otherwise both see "agent
+ *   free" and ring together); pass a fresh `AgentStatus` (`busy` = in use or ringing; `since` = when that status
+ *   began, i.e. for a free agent when their last call ended).
+ * - It MAY tick a DUE request early when its agent becomes free (otherwise we re-check every `agentBusyRecheckMs`).
+ * - Device mode: send `prospectState` right after creation and after every (re)connect to the PBX — duplicates are
+ *   no-ops, and device-state events only report changes. Unknown/unavailable device states: send nothing.
+ * - There is no "recall started" observation: the decision that emits `ringAgent` already moves the request to
+ *   RINGING_AGENT. Persist first, then execute; if the process dies in between, the safety deadline (below) heals it.
+ * - Execute actions in order, best-effort for hangups (a channel that is already gone is fine).
  *
  * ## States
  * ```

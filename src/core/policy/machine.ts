@@ -102,8 +102,14 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
     recallStartedAt: null,
     agentAnsweredAt: null,
   };
-  const t = pendingTarget(r, now, cfg);
-  Object.assign(r, { state: t.state, waitingFor: t.waitingFor, wakeAt: t.wakeAt, reason: t.reason });
+  if (device) {
+    const t = pendingTarget(r, now, cfg);
+    Object.assign(r, { state: t.state, waitingFor: t.waitingFor, wakeAt: t.wakeAt, reason: t.reason });
+  } else {
+    // Spelled out (not pendingTarget) so that a zero probe delay still starts in WAITING, waking right away.
+    const probeAt = Math.min(now + cfg.firstProbeDelayMs, r.expiresAt);
+    Object.assign(r, { waitingFor: 'probe', wakeAt: probeAt, reason: `first probe of the external line at ${localLabel(r.timeZone, probeAt, now)}` });
+  }
   return {
     request: r,
     events: [{ at: now, type: 'created', from: null, to: r.state, reason: r.reason, wakeAt: r.wakeAt, waitingFor: r.waitingFor }],

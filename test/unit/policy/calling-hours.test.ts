@@ -284,6 +284,22 @@ describe('validateCallingHours', () => {
       'callingHours.holidays[1]: invalid date "2026-2-3" (expected YYYY-MM-DD)',
     ]);
   });
+  it('rejects structurally wrong windows and holidays', () => {
+    const bad = { timeZone: BERLIN, windows: { mon: '09:00-18:00' }, holidays: '2026-12-24' } as unknown as CallingHoursConfig;
+    expect(validateCallingHours(bad)).toEqual([
+      "callingHours.windows.mon: expected a list of ['HH:MM', 'HH:MM'] ranges",
+      'callingHours.holidays: expected a list of YYYY-MM-DD dates',
+    ]);
+  });
+  it('refuses to compute with an unvalidated, broken range', () => {
+    const broken = { timeZone: BERLIN, windows: { mon: [['18:00', '09:00']] }, holidays: [] } as CallingHoursConfig;
+    expect(() => isWithinCallingHours(broken, Z('2026-03-23T10:00:00Z'))).toThrow(
+      'Invalid calling-hours range ["18:00", "09:00"] (see validateCallingHours)',
+    );
+  });
+  it('rejects an invalid instant', () => {
+    expect(() => isWithinCallingHours(monFri(BERLIN), NaN)).toThrow('Invalid instant NaN: expected epoch milliseconds');
+  });
   it('openingsOn rejects a bad date', () => {
     expect(() => openingsOn(monFri(BERLIN), '2026-02-30')).toThrow('Invalid date "2026-02-30": expected YYYY-MM-DD');
   });

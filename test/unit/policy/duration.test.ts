@@ -51,6 +51,10 @@ describe('parseDuration', () => {
     expect(() => parseDuration(300 as unknown as string)).toThrow('Invalid duration 300: not a string');
     expect(() => parseDuration(undefined as unknown as string)).toThrow('Invalid duration undefined: not a string');
     expect(() => parseDuration({ m: 5 } as unknown as string)).toThrow('Invalid duration {"m":5}: not a string');
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    expect(() => parseDuration(circular as unknown as string)).toThrow('Invalid duration [object Object]: not a string');
+    expect(() => parseDuration(Symbol('x') as unknown as string)).toThrow(/Invalid duration .*: not a string/);
   });
 });
 
