@@ -98,8 +98,13 @@ export class ServiceProcess {
     return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  waitLog(pred: (l: LogLine) => boolean, timeoutMs = 15000, from = 0): Promise<LogLine> {
-    return waitFor(`a log line matching ${pred.toString()}`, () => this.logs.slice(from).find(pred), timeoutMs);
+  async waitLog(pred: (l: LogLine) => boolean, timeoutMs = 15000, from = 0): Promise<LogLine> {
+    try {
+      return await waitFor(`a log line matching ${pred.toString()}`, () => this.logs.slice(from).find(pred), timeoutMs);
+    } catch (err) {
+      const recent = this.logs.slice(Math.max(from, this.logs.length - 25)).map((l) => JSON.stringify(l));
+      throw new Error(`${(err as Error).message}\nservice log since then:\n${recent.join('\n')}\n${this.stderr.join('')}`);
+    }
   }
 
   find(pred: (l: LogLine) => boolean): LogLine[] {

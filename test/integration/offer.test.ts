@@ -18,11 +18,6 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     await svc?.stop();
   });
 
-  afterEach(() => {
-    const failed = (expect.getState() as { assertionCalls: number; suppressedErrors: unknown[] }).suppressedErrors.length > 0;
-    if (failed) process.stderr.write(svc.dump());
-  });
-
   const offerLine = (from: number) => svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, from);
 
   it('BUSY → offer → # stores exactly one request; list --json shows it; the call ends', async () => {
@@ -176,9 +171,13 @@ describePbx('app not running (real Asterisk)', () => {
       const apps = await phone.client.applications.list();
       expect(apps.map((a) => a.name)).not.toContain('considerate-callback');
       const agentLeg = await phone.agentDials('2991');
-      const destroyed = await phone.gone(agentLeg, 25000);
-      expect(destroyed.cause).toBe(17);
-      // Never answered: the agent heard the busy tone, not a prompt.
+      await phone.gone(agentLeg, 25000);
+      // The agent's call ended as BUSY (what the agent's phone shows and plays) …
+      const dial = phone.events.find((e) => e.type === 'Dial' && (e.peer as { id: string }).id === agentLeg && e.dialstatus !== '');
+      expect(dial?.dialstatus).toBe('BUSY');
+      // … and the dialplan half ended with cause 17 (user busy), never answered: no prompt was played.
+      const half = phone.events.find((e) => e.type === 'ChannelDestroyed' && (e.channel as { id: string }).id === `${agentLeg};2`);
+      expect(half).toMatchObject({ cause: 17, channel: { state: 'Busy' } });
       expect(phone.of(agentLeg).some((e) => e.type === 'StasisStart')).toBe(false);
     } finally {
       await phone.close();
