@@ -39,6 +39,8 @@ export const defaultPolicyConfig: PolicyConfig = deepFreeze({
   maxAgeMs: 8 * HOUR,
   callingHours: defaultCallingHours,
   openingHorizonDays: 14,
+  recallCallerIdName: 'Callback: ${prospect}',
+  recallCallerIdNumber: '',
 });
 
 const DURATION_KEYS = [
@@ -106,6 +108,14 @@ export function validatePolicyConfig(cfg: PolicyConfig): string[] {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
       problems.push(`${key}: expected a whole number ≥ ${min}, got ${JSON.stringify(v)}`);
     }
+  }
+  if (typeof cfg.recallCallerIdName !== 'string' || !cfg.recallCallerIdName.includes('${prospect}')) {
+    problems.push('recallCallerIdName: expected a text containing ${prospect}, e.g. "Callback: ${prospect}"');
+  } else if (/["<>\\\p{Cc}]/u.test(cfg.recallCallerIdName)) {
+    problems.push('recallCallerIdName: must not contain quotes, angle brackets, backslashes or control characters');
+  }
+  if (typeof cfg.recallCallerIdNumber !== 'string' || !/^(\+?[0-9]{1,20})?$/.test(cfg.recallCallerIdNumber)) {
+    problems.push(`recallCallerIdNumber: expected digits with an optional leading + (or empty), got ${JSON.stringify(cfg.recallCallerIdNumber)}`);
   }
   if (typeof cfg.callingHours !== 'object' || cfg.callingHours === null) {
     problems.push('callingHours: missing');

@@ -42,9 +42,12 @@ export function prospectChannelId(requestId: string, ring: number): string {
   return `${agentChannelId(requestId, ring)}-p`;
 }
 
-/** Caller ID shown on the agent's phone for a recall. */
-export function recallCallerId(prospect: string): { name: string; number: string } {
-  return { name: `Callback: ${prospect}`, number: prospect };
+/**
+ * Caller ID shown on the agent's phone for a recall: the label says it is a callback, and the number is the PBX's
+ * service number — never the prospect's, or the phone would show the prospect's contact as if they were calling.
+ */
+export function recallCallerId(cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'>, prospect: string): { name: string; number: string } {
+  return { name: cfg.recallCallerIdName.split('${prospect}').join(prospect).slice(0, 60), number: cfg.recallCallerIdNumber };
 }
 
 /** The wait after the n-th failed attempt (n ≥ 1): backoffMs[n-1], the last value repeating. */
@@ -491,7 +494,7 @@ function startRing(s: Step): void {
     type: 'ringAgent',
     attempt: r.attempts + 1,
     channelId: s.agentChannel,
-    callerId: recallCallerId(r.prospect),
+    callerId: recallCallerId(cfg, r.prospect),
     timeoutMs: cfg.agentRingTimeoutMs,
   });
   s.emit('ring-agent', 'DUE');

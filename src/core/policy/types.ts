@@ -276,4 +276,11 @@ export interface PolicyConfig {
   callingHours: CallingHoursConfig;
   /** How far ahead calling hours are searched. [14] */
   openingHorizonDays: number;
+  /** Caller-ID name on the agent's phone for a recall; `${prospect}` is replaced. ['Callback: ${prospect}'] */
+  recallCallerIdName: string;
+  /**
+   * Caller-ID number on the agent's phone for a recall: a service number of the PBX, never the prospect's number,
+   * so the phone cannot match the prospect's contact and show their name as if they were calling. [''] (none)
+   */
+  recallCallerIdNumber: string;
 }

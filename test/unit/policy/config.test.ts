@@ -32,6 +32,8 @@ describe('defaultPolicyConfig', () => {
         holidays: [],
       },
       openingHorizonDays: 14,
+      recallCallerIdName: 'Callback: ${prospect}',
+      recallCallerIdNumber: '',
     });
     expect(defaultPolicyConfig.callingHours).toBe(defaultCallingHours);
   });

@@ -1,5 +1,5 @@
 /** RINGING_AGENT and CONNECTING: the menu, snoozes and their limits, hang-ups, failures, crash recovery, channel ids. */
-import { agentChannelId, decide, defaultPolicyConfig, prospectChannelId, type Action, type PolicyConfig } from '../../../src/core/policy';
+import { agentChannelId, decide, defaultPolicyConfig, makePolicyConfig, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
 import { MINUTE, PROSPECT, SECOND, Sim, T0 } from './helpers';
 
 const RING = T0 + 15 * MINUTE; // grace ends, the agent is rung
@@ -332,9 +332,17 @@ describe('channel ids', () => {
     expect(run()).toEqual(run());
   });
 
-  it('the agent sees "Callback: <prospect>"', () => {
+  it('the agent sees "Callback: <prospect>" and never the prospect\'s number', () => {
     const s = ringing();
-    expect(s.actions.find((a) => a.type === 'ringAgent')).toMatchObject({ callerId: { name: `Callback: ${PROSPECT}`, number: PROSPECT } });
+    expect(s.actions.find((a) => a.type === 'ringAgent')).toMatchObject({ callerId: { name: `Callback: ${PROSPECT}`, number: '' } });
+  });
+
+  it('the label and the service number are configurable', () => {
+    const cfg = makePolicyConfig({ recallCallerIdName: 'Rückruf ${prospect} (auto)', recallCallerIdNumber: '+49309000' });
+    expect(recallCallerId(cfg, '2001')).toEqual({ name: 'Rückruf 2001 (auto)', number: '+49309000' });
+    expect(() => makePolicyConfig({ recallCallerIdName: 'Callback' })).toThrow(/recallCallerIdName: expected a text containing \$\{prospect\}/);
+    expect(() => makePolicyConfig({ recallCallerIdName: '"${prospect}" <x>' })).toThrow(/must not contain quotes/);
+    expect(() => makePolicyConfig({ recallCallerIdNumber: '2001&PJSIP/x' })).toThrow(/recallCallerIdNumber: expected digits/);
   });
 });
 
