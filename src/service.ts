@@ -1,13 +1,17 @@
 /**
- * The service: wires configuration, store, ARI connection and the call flows together.
+ * The service: wires configuration, store, engine, ARI connection and the call flows together.
  * Everything here is plumbing; decisions live in src/core.
  */
 import type { Channel, StasisStart } from 'ari-client';
-import { Config } from './config/load';
+import { Config, prospectDevice } from './config/load';
 import { AriConnection, AriClient, errorText } from './asterisk/connection';
-import { OfferFlow, OfferRequestInput, OfferSink } from './asterisk/offer-flow';
+import { OfferFlow } from './asterisk/offer-flow';
+import { Presence } from './asterisk/presence';
+import { RecallFlow } from './asterisk/recall-flow';
+import type { CallbackRequest } from './core/policy';
+import { Engine } from './engine';
 import { Logger } from './log';
-import { RequestStore, openRequestStore, optIn } from './requests';
+import { SqliteStore } from './store/sqlite';
 
 export interface ServiceOptions {
   config: Config;
@@ -16,15 +20,26 @@ export interface ServiceOptions {
 }
 
 export class Service {
-  readonly store: RequestStore;
+  readonly engine: Engine;
   readonly ari: AriConnection;
   private readonly offer: OfferFlow;
-  private readonly clock: () => number;
+  private readonly recall: RecallFlow;
+  private readonly presence: Presence;
 
   constructor(private readonly opts: ServiceOptions) {
     const { config, log } = opts;
-    this.clock = opts.clock ?? Date.now;
-    this.store = openRequestStore(config.store.path);
+    const store = SqliteStore.open<CallbackRequest>(config.store.path);
+    this.engine = new Engine({
+      store,
+      policy: config.policy,
+      log: log.child({ component: 'scheduler' }),
+      clock: opts.clock,
+      maxPendingPerAgent: config.offer.maxPendingPerAgent,
+      prospectDevice: (number) => prospectDevice(config.prospects.internal, number),
+    });
+    this.engine.setNotifier((request, action) => {
+      log.info('notify', { requestId: request.id, event: action.event, reason: action.reason });
+    });
     this.ari = new AriConnection({
       url: config.ari.url,
       username: config.ari.username,
@@ -33,12 +48,26 @@ export class Service {
       reconnectMaxMs: config.ari.reconnectMaxMs,
       log: log.child({ component: 'ari' }),
     });
-    const sink: OfferSink = {
-      optIn: (input: OfferRequestInput) => optIn(this.store, input, config, this.clock()),
-    };
+    this.presence = new Presence(this.ari, config.ari.app, log.child({ component: 'presence' }), (device, state) =>
+      this.engine.deviceState(device, state),
+    );
+    this.engine.onWatch = (device) => this.presence.watch(device);
+    this.recall = new RecallFlow(
+      this.ari,
+      (requestId, observation) => this.engine.observe(requestId, observation),
+      {
+        app: config.ari.app,
+        outboundContext: config.recall.outboundContext,
+        alertInfo: config.recall.alertInfo,
+        menuTimeoutMs: config.policy.menuTimeoutMs,
+        prompts: config.prompts,
+      },
+      log.child({ component: 'recall' }),
+    );
+    this.engine.setTelephony(this.recall);
     this.offer = new OfferFlow(
       this.ari,
-      sink,
+      { optIn: (input) => this.engine.optIn(input) },
       {
         keyTimeoutMs: config.offer.keyTimeoutMs,
         closingTimeoutMs: config.offer.closingTimeoutMs,
@@ -50,17 +79,25 @@ export class Service {
       log.child({ component: 'offer' }),
     );
     this.ari.onAri('StasisStart', (event: StasisStart, channel: Channel) => this.route(event, channel));
+    this.ari.on('connected', () => this.engine.setPbxUp(true));
+    this.ari.on('disconnected', () => this.engine.setPbxUp(false));
   }
 
   private route(event: StasisStart, channel: Channel): void {
     const client = this.ari.client;
     if (!client) return;
     const args = ([] as string[]).concat(event.args ?? []);
-    if (args[0] === 'offer') {
-      this.offer.start(client, channel, args);
-      return;
+    switch (args[0]) {
+      case 'offer':
+        this.offer.start(client, channel, args);
+        return;
+      case 'recall':
+      case 'prospect':
+        this.recall.onStasisStart(channel, args);
+        return;
+      default:
+        this.refuse(client, channel, args);
     }
-    this.refuse(client, channel, args);
   }
 
   private refuse(client: AriClient, channel: Channel, args: string[]): void {
@@ -74,13 +111,16 @@ export class Service {
   }
 
   start(): void {
-    this.opts.log.info('considerate-callback starting', { store: this.store.file, ari: this.opts.config.ari.url, app: this.opts.config.ari.app });
+    const { config } = this.opts;
+    this.opts.log.info('considerate-callback starting', { store: this.engine.store.file, ari: config.ari.url, app: config.ari.app });
+    this.engine.start();
     this.ari.start();
   }
 
   async stop(): Promise<void> {
+    this.engine.stop();
     await this.ari.stop();
-    this.store.close();
+    this.engine.store.close();
     this.opts.log.info('considerate-callback stopped');
   }
 }

@@ -14,17 +14,13 @@ import type { Logger } from '../log';
 import type { AriClient, AriConnection } from './connection';
 import { errorText } from './connection';
 
-export interface OfferRequestInput {
-  agent: string;
-  agentCallerId: { name: string; number: string };
-  prospect: string;
-  language: string;
-  channelId: string;
-}
+import type { OptInInput, OptInResult } from '../engine';
+
+export type OfferRequestInput = OptInInput;
 
 /** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
 export interface OfferSink {
-  optIn(input: OfferRequestInput): { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
+  optIn(input: OfferRequestInput): OptInResult;
 }
 
 export interface OfferFlowOptions {

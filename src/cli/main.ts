@@ -10,7 +10,8 @@ import { ConfigError, loadConfig } from '../config/load';
 import { createLogger } from '../log';
 import { Service } from '../service';
 import { StoreError } from '../store/sqlite';
-import { openRequestStore } from '../requests';
+import type { CallbackRequest } from '../core/policy';
+import { SqliteStore } from '../store/sqlite';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, store: 3 } as const;
 
@@ -71,7 +72,7 @@ async function runService(argv: Common & { 'log-level'?: string }): Promise<void
 
 function listRequests(argv: Common & { json?: boolean; agent?: string; state?: string[] }): void {
   const config = loadConfig({ file: argv.config, partial: true });
-  const store = openRequestStore(config.store.path, { readonly: true });
+  const store = SqliteStore.open<CallbackRequest>(config.store.path, { readonly: true });
   try {
     const rows = store.list({ agent: argv.agent, states: argv.state });
     if (argv.json) {
@@ -83,10 +84,17 @@ function listRequests(argv: Common & { json?: boolean; agent?: string; state?: s
             agentCallerId: r.agentCallerId,
             prospect: r.prospect,
             state: r.state,
+            mode: r.mode,
             language: r.language,
+            waitingFor: r.waitingFor,
+            reason: r.reason,
+            outcome: r.outcome,
+            attempts: r.attempts,
+            snoozes: r.snoozes,
             createdAt: new Date(r.createdAt).toISOString(),
             updatedAt: new Date(r.updatedAt).toISOString(),
             wakeAt: r.wakeAt === null ? null : new Date(r.wakeAt).toISOString(),
+            expiresAt: new Date(r.expiresAt).toISOString(),
           })),
           null,
           2,
@@ -98,7 +106,7 @@ function listRequests(argv: Common & { json?: boolean; agent?: string; state?: s
       process.stdout.write('No callback requests.\n');
       return;
     }
-    const table = [['ID', 'AGENT', 'PROSPECT', 'STATE', 'CREATED', 'NEXT WAKE-UP']].concat(
+    const table = [['ID', 'AGENT', 'PROSPECT', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
       rows.map((r) => [
         r.id,
         r.agent,
@@ -106,6 +114,7 @@ function listRequests(argv: Common & { json?: boolean; agent?: string; state?: s
         r.state,
         new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
         r.wakeAt === null ? '-' : new Date(r.wakeAt).toISOString().replace('T', ' ').slice(0, 19),
+        r.reason,
       ]),
     );
     const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));

@@ -4,8 +4,15 @@
  * and what is expected; the service refuses to start rather than guess.
  */
 import fs from 'node:fs';
+import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { parseDuration } from '../core/policy/duration';
+import { validateAgentDevice } from '../core/validate';
 import { Field, schema } from './schema';
+
+export interface InternalProspectRule {
+  pattern: RegExp;
+  device: string;
+}
 
 export interface Config {
   ari: { url: string; username: string; password: string; app: string; reconnectMaxMs: number };
@@ -18,8 +25,24 @@ export interface Config {
     languages: string[];
     defaultLanguage: string;
   };
-  prompts: { offer: string; confirm: string; goodbye: string; full: string; error: string };
+  prompts: {
+    offer: string;
+    confirm: string;
+    goodbye: string;
+    full: string;
+    error: string;
+    recallIntro: string;
+    recallMenu: string;
+    connecting: string;
+    stillBusy: string;
+    noAnswer: string;
+    snoozed: string;
+    cancelled: string;
+  };
   numbers: { minDigits: number; maxDigits: number };
+  policy: PolicyConfig;
+  prospects: { internal: InternalProspectRule[] };
+  recall: { alertInfo: string; outboundContext: string };
 }
 
 export class ConfigError extends Error {
@@ -59,6 +82,7 @@ function coerce(key: string, field: Field, value: unknown, fromText: boolean): {
   switch (field.type) {
     case 'string':
     case 'secret': {
+      if (typeof value === 'string' && value === '' && field.allowEmpty) return { value };
       if (typeof value !== 'string' || value === '') return want('a non-empty string');
       if (field.enum && !field.enum.includes(value)) return want(`one of ${field.enum.join(', ')}`);
       return { value };
@@ -94,6 +118,15 @@ function coerce(key: string, field: Field, value: unknown, fromText: boolean): {
         return want('a duration such as "30s", "5m" or "1h30m"');
       }
     }
+    case 'durationList': {
+      const list = fromText && typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
+      if (!Array.isArray(list) || list.length === 0) return want('a non-empty list of durations such as ["10m", "30m", "1h"]');
+      try {
+        return { value: list.map((d) => parseDuration(d as string)) };
+      } catch {
+        return want('a non-empty list of durations such as ["10m", "30m", "1h"]');
+      }
+    }
     case 'stringList': {
       const list = fromText && typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
       if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === 'string' && s !== '')) {
@@ -101,11 +134,9 @@ function coerce(key: string, field: Field, value: unknown, fromText: boolean): {
       }
       return { value: list };
     }
-    case 'json': {
-      const parsed = fromText && typeof value === 'string' ? safeJson(value) : value;
-      const problem = field.check?.(parsed);
-      return problem ? { problem: `${key}: ${problem}` } : { value: parsed };
-    }
+    case 'json':
+      // Checked as a whole below, where the meaning of each json field is known.
+      return { value: fromText && typeof value === 'string' ? safeJson(value) : value };
   }
 }
 
@@ -188,8 +219,39 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (problems.length === 0 && !(values['offer.languages'] as string[]).includes(values['offer.defaultLanguage'] as string)) {
     problems.push('offer.defaultLanguage: must be one of offer.languages');
   }
-  if (problems.length > 0) throw new ConfigError(problems, source);
   const v = (k: string) => values[k] as never;
+  const internal = problems.length === 0 ? internalRules(values['prospects.internal'], problems) : [];
+  let policy: PolicyConfig | undefined;
+  if (problems.length === 0) {
+    try {
+      policy = makePolicyConfig({
+        graceMs: v('policy.grace'),
+        longBusyThresholdMs: v('policy.longBusyThreshold'),
+        longBusyExtraGraceMs: v('policy.longBusyExtraGrace'),
+        firstProbeDelayMs: v('policy.firstProbeDelay'),
+        backoffMs: v('policy.backoff'),
+        maxAttempts: v('policy.maxAttempts'),
+        noAnswerRetries: v('policy.noAnswerRetries'),
+        snoozeMs: v('policy.snooze'),
+        maxSnoozes: v('policy.maxSnoozes'),
+        agentWrapUpMs: v('policy.agentWrapUp'),
+        agentBusyRecheckMs: v('policy.agentBusyRecheck'),
+        agentRingTimeoutMs: v('policy.agentRingTimeout'),
+        menuTimeoutMs: v('policy.menuTimeout'),
+        menuRepeats: v('policy.menuRepeats'),
+        prospectRingTimeoutMs: v('policy.prospectRingTimeout'),
+        recallSafetyMarginMs: v('policy.recallSafetyMargin'),
+        maxAgeMs: v('policy.maxAge'),
+        callingHours: { timeZone: v('callingHours.timeZone'), windows: v('callingHours.windows'), holidays: v('callingHours.holidays') },
+        recallCallerIdName: v('recall.callerIdName'),
+        recallCallerIdNumber: v('recall.callerIdNumber'),
+      });
+    } catch (err) {
+      // The policy names its own fields (graceMs, callingHours.windows.mon[0], …); map them to config keys.
+      for (const line of (err as Error).message.split('\n').slice(1)) problems.push(policyProblem(line.replace(/^\s*-\s*/, '')));
+    }
+  }
+  if (problems.length > 0 || !policy) throw new ConfigError(problems, source);
   return {
     ari: { url: v('ari.url'), username: v('ari.username'), password: v('ari.password'), app: v('ari.app'), reconnectMaxMs: v('ari.reconnectMax') },
     store: { path: v('store.path') },
@@ -201,9 +263,99 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       languages: v('offer.languages'),
       defaultLanguage: v('offer.defaultLanguage'),
     },
-    prompts: { offer: v('prompts.offer'), confirm: v('prompts.confirm'), goodbye: v('prompts.goodbye'), full: v('prompts.full'), error: v('prompts.error') },
+    prompts: {
+      offer: v('prompts.offer'),
+      confirm: v('prompts.confirm'),
+      goodbye: v('prompts.goodbye'),
+      full: v('prompts.full'),
+      error: v('prompts.error'),
+      recallIntro: v('prompts.recallIntro'),
+      recallMenu: v('prompts.recallMenu'),
+      connecting: v('prompts.connecting'),
+      stillBusy: v('prompts.stillBusy'),
+      noAnswer: v('prompts.noAnswer'),
+      snoozed: v('prompts.snoozed'),
+      cancelled: v('prompts.cancelled'),
+    },
     numbers: { minDigits: v('numbers.minDigits'), maxDigits: v('numbers.maxDigits') },
+    policy,
+    prospects: { internal },
+    recall: { alertInfo: v('recall.alertInfo'), outboundContext: v('recall.outboundContext') },
   };
+}
+
+const POLICY_KEYS: Record<string, string> = {
+  graceMs: 'policy.grace',
+  longBusyThresholdMs: 'policy.longBusyThreshold',
+  longBusyExtraGraceMs: 'policy.longBusyExtraGrace',
+  firstProbeDelayMs: 'policy.firstProbeDelay',
+  backoffMs: 'policy.backoff',
+  snoozeMs: 'policy.snooze',
+  agentWrapUpMs: 'policy.agentWrapUp',
+  agentBusyRecheckMs: 'policy.agentBusyRecheck',
+  agentRingTimeoutMs: 'policy.agentRingTimeout',
+  menuTimeoutMs: 'policy.menuTimeout',
+  prospectRingTimeoutMs: 'policy.prospectRingTimeout',
+  recallSafetyMarginMs: 'policy.recallSafetyMargin',
+  maxAgeMs: 'policy.maxAge',
+  recallCallerIdName: 'recall.callerIdName',
+  recallCallerIdNumber: 'recall.callerIdNumber',
+};
+
+function policyProblem(line: string): string {
+  const m = /^([A-Za-z]+)(.*)$/.exec(line);
+  if (!m) return line;
+  const key = POLICY_KEYS[m[1]] ?? (m[1] === 'callingHours' ? 'callingHours' : `policy.${m[1]}`);
+  return `${key}${m[2]}`;
+}
+
+function internalRules(value: unknown, problems: string[]): InternalProspectRule[] {
+  const key = 'prospects.internal';
+  if (!Array.isArray(value)) {
+    problems.push(`${key}: expected a list of {"pattern": "^2\\d{3}$", "device": "PJSIP/\${number}"}`);
+    return [];
+  }
+  const rules: InternalProspectRule[] = [];
+  value.forEach((item, i) => {
+    const where = `${key}[${i}]`;
+    const rule = item as { pattern?: unknown; device?: unknown };
+    if (!rule || typeof rule !== 'object' || typeof rule.pattern !== 'string' || typeof rule.device !== 'string') {
+      problems.push(`${where}: expected {"pattern": "<regular expression>", "device": "PJSIP/\${number}"}`);
+      return;
+    }
+    const extra = Object.keys(rule).filter((k) => k !== 'pattern' && k !== 'device');
+    if (extra.length > 0) problems.push(`${where}: unknown key ${extra.join(', ')}`);
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(rule.pattern);
+    } catch (err) {
+      problems.push(`${where}.pattern: not a valid regular expression: ${(err as Error).message}`);
+      return;
+    }
+    if (!rule.device.includes('${number}')) {
+      problems.push(`${where}.device: must contain \${number}, e.g. "PJSIP/\${number}"`);
+      return;
+    }
+    // A device made from a harmless number must be a plain device: no '&', ',' or options sneak in via the template.
+    const sample = validateAgentDevice(rule.device.split('${number}').join('2001'));
+    if (!sample.ok) {
+      problems.push(`${where}.device: ${sample.reason}`);
+      return;
+    }
+    rules.push({ pattern, device: rule.device });
+  });
+  return rules;
+}
+
+/** The device of an internal prospect, or undefined for external numbers. The number must be validated already. */
+export function prospectDevice(rules: readonly InternalProspectRule[], prospect: string): string | undefined {
+  for (const rule of rules) {
+    if (rule.pattern.test(prospect)) {
+      const device = rule.device.split('${number}').join(prospect);
+      return validateAgentDevice(device).ok ? device : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** The effective configuration with secrets masked, for `config check` and the start-up log line. */

@@ -4,7 +4,7 @@
  * message naming the key), `config check` prints it, and the README's table is written from it.
  */
 
-export type FieldType = 'string' | 'secret' | 'url' | 'integer' | 'duration' | 'boolean' | 'stringList' | 'json';
+export type FieldType = 'string' | 'secret' | 'url' | 'integer' | 'duration' | 'durationList' | 'boolean' | 'stringList' | 'json';
 
 export interface Field {
   type: FieldType;
@@ -15,8 +15,8 @@ export interface Field {
   enum?: readonly string[];
   min?: number;
   max?: number;
-  /** For `json` fields: checks the value and returns an error message or undefined. */
-  check?: (value: unknown) => string | undefined;
+  /** Strings: an empty value is allowed (means "none"). */
+  allowEmpty?: boolean;
 }
 
 export const schema = {
@@ -38,6 +38,46 @@ export const schema = {
   'prompts.goodbye': { type: 'string', default: 'sound:cc-goodbye', doc: 'Played when no callback is scheduled (other key or no key).' },
   'prompts.full': { type: 'string', default: 'sound:cc-full', doc: 'Played when the agent already has offer.maxPendingPerAgent callbacks.' },
   'prompts.error': { type: 'string', default: 'sound:cc-goodbye', doc: 'Played when the request could not be stored.' },
+  'policy.grace': { type: 'duration', default: '5m', doc: 'Break given to an internal prospect after their line became free, before the agent is rung.' },
+  'policy.longBusyThreshold': { type: 'duration', default: '30m', doc: 'A busy spell longer than this earns extra grace.' },
+  'policy.longBusyExtraGrace': { type: 'duration', default: '5m', doc: 'Extra grace after a long busy spell.' },
+  'policy.firstProbeDelay': { type: 'duration', default: '10m', doc: 'External prospects (no line state): first attempt this long after the opt-in.' },
+  'policy.backoff': { type: 'durationList', default: ['10m', '30m', '60m'], doc: 'Wait after the 1st, 2nd, … busy attempt; the last value repeats.' },
+  'policy.maxAttempts': { type: 'integer', default: 3, min: 1, max: 20, doc: 'Times the prospect is dialled before the request fails politely.' },
+  'policy.noAnswerRetries': { type: 'integer', default: 1, min: 0, max: 10, doc: 'Retries after the prospect did not answer.' },
+  'policy.snooze': { type: 'duration', default: '15m', doc: 'How long "2 = try again later" waits.' },
+  'policy.maxSnoozes': { type: 'integer', default: 3, min: 0, max: 20, doc: 'Snoozes (pressed 2, or agent did not answer); the next one fails the request.' },
+  'policy.agentWrapUp': { type: 'duration', default: '30s', doc: 'Gap after the agent\'s last call before the agent is rung.' },
+  'policy.agentBusyRecheck': { type: 'duration', default: '1m', doc: 'While the agent is busy, re-check this often (a free agent is also noticed at once).' },
+  'policy.agentRingTimeout': { type: 'duration', default: '25s', doc: 'How long the agent\'s phone rings for a recall.' },
+  'policy.menuTimeout': { type: 'duration', default: '10s', doc: 'How long the recall menu waits for 1, 2 or 3.' },
+  'policy.menuRepeats': { type: 'integer', default: 2, min: 1, max: 5, doc: 'Menu prompts without a key before the recall is snoozed.' },
+  'policy.prospectRingTimeout': { type: 'duration', default: '45s', doc: 'How long the prospect\'s phone rings.' },
+  'policy.recallSafetyMargin': { type: 'duration', default: '2m', doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
+  'policy.maxAge': { type: 'duration', default: '8h', doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
+  'callingHours.timeZone': { type: 'string', default: 'Europe/Berlin', doc: 'IANA time zone of the prospects\' calling hours.' },
+  'callingHours.windows': {
+    type: 'json',
+    default: { mon: [['09:00', '18:00']], tue: [['09:00', '18:00']], wed: [['09:00', '18:00']], thu: [['09:00', '18:00']], fri: [['09:00', '18:00']] },
+    doc: 'Weekly windows per weekday (mon … sun), several ranges a day allowed: {"mon": [["09:00","12:00"],["13:00","18:00"]]}.',
+  },
+  'callingHours.holidays': { type: 'json', default: [], doc: 'Closed local dates, e.g. ["2026-12-24", "2026-12-25"].' },
+  'prospects.internal': {
+    type: 'json',
+    default: [],
+    doc: 'Numbers on this PBX whose line state can be watched: [{"pattern": "^2\\d{3}$", "device": "PJSIP/${number}"}]. Others are external (timed retries).',
+  },
+  'recall.callerIdName': { type: 'string', default: 'Callback: ${prospect}', doc: 'Caller-ID name on the agent\'s phone for a recall.' },
+  'recall.callerIdNumber': { type: 'string', default: '', allowEmpty: true, doc: 'Caller-ID number on the agent\'s phone for a recall: a service number, never the prospect\'s.' },
+  'recall.alertInfo': { type: 'string', default: '', allowEmpty: true, doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
+  'recall.outboundContext': { type: 'string', default: 'cc-outbound', doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
+  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', doc: '"Automatic callback to" (followed by the prospect\'s digits).' },
+  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', doc: '"Press 1 to connect now, 2 to try again in 15 minutes, 3 to cancel."' },
+  'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', doc: 'Played when the agent pressed 1.' },
+  'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', doc: '"The line is still busy. We will try again later."' },
+  'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', doc: '"There was no answer. We will try again later."' },
+  'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', doc: '"OK, we will try again later."' },
+  'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', doc: '"The callback is cancelled."' },
   'numbers.minDigits': { type: 'integer', default: 2, min: 1, max: 30, doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: 20, min: 1, max: 30, doc: 'Most digits of a prospect number.' },
 } as const satisfies Record<string, Field>;

@@ -10,7 +10,8 @@ import * as ari from 'ari-client';
 import { CLI, PBX_STATUS_FILE, ROOT } from './paths';
 
 export const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
-export const TEST_APP = 'cc-test';
+// Unique per test process: a second client with the same app name would take the app over.
+export const TEST_APP = `cc-test-${process.pid}`;
 
 export function pbxStatus(): { available: boolean; reason?: string } {
   try {

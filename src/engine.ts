@@ -1,0 +1,337 @@
+/**
+ * The engine: the imperative shell around the pure policy (src/core/policy).
+ *
+ * - The store is the truth. Every decision is `decide(request, observation)` → persisted in one
+ *   transaction, guarded by the request's version (a lost claim is dropped and re-read) → only then are
+ *   the actions carried out. Restarting the process at any point therefore neither loses a request nor
+ *   rings an agent twice for one attempt (channel ids are deterministic, see the policy).
+ * - One timer, armed for the earliest `wakeAt` in the store (capped at an hour so that long waits
+ *   never overflow setTimeout's 24.8-day limit), re-armed after every change and at start.
+ * - Decisions are synchronous (better-sqlite3), so they are serialised by construction; the agent's
+ *   status counts any other request of the same agent that is ringing or connecting as "busy", so two
+ *   due callbacks of one agent never ring together.
+ */
+import {
+  Action,
+  AgentStatus,
+  CallbackRequest,
+  Decision,
+  Observation,
+  PolicyConfig,
+  PolicyEvent,
+  RECALL_STATES,
+  decide,
+  isTerminal,
+  newRequest,
+} from './core/policy';
+import type { Logger } from './log';
+import { newRequestId } from './ids';
+import { SqliteStore, StoredEvent } from './store/sqlite';
+
+export type RequestStore = SqliteStore<CallbackRequest>;
+
+export interface OptInInput {
+  agent: string;
+  agentCallerId: { name: string; number: string };
+  prospect: string;
+  language: string;
+  channelId: string;
+}
+
+export type OptInResult = { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
+
+/** Carries out the policy's telephony actions (the ARI recall flow implements it). */
+export interface Telephony {
+  execute(request: CallbackRequest, action: Exclude<Action, { type: 'notify' }>): Promise<void>;
+}
+
+/** Receives the policy's notifications (a CRM webhook, or just the log). */
+export type Notifier = (request: CallbackRequest, action: Extract<Action, { type: 'notify' }>) => void;
+
+export interface EngineOptions {
+  store: RequestStore;
+  policy: PolicyConfig;
+  log: Logger;
+  clock?: () => number;
+  maxPendingPerAgent: number;
+  /** The PBX device of an internal prospect (its line state is watched), or undefined for external numbers. */
+  prospectDevice: (prospect: string) => string | undefined;
+  /** Longest single timer delay; long waits are re-armed. */
+  maxTimerMs?: number;
+}
+
+const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
+
+export function toStoredEvents(requestId: string, events: readonly PolicyEvent[]): StoredEvent[] {
+  return events.map((e) => ({
+    requestId,
+    at: e.at,
+    type: e.type,
+    from: e.from,
+    to: e.to,
+    reason: e.reason,
+    data: { wakeAt: e.wakeAt, waitingFor: e.waitingFor },
+  }));
+}
+
+export class Engine {
+  private timer?: NodeJS.Timeout;
+  private armedFor: number | null = null;
+  private telephony?: Telephony;
+  private notifier?: Notifier;
+  private readonly agentStatus = new Map<string, AgentStatus>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private stopped = true;
+  /** False while the PBX is unreachable: due callbacks wait instead of failing to ring. */
+  private pbxUp = false;
+  private readonly clock: () => number;
+  private readonly log: Logger;
+  /** Called when a device should be watched (prospect lines of pending requests, agents). */
+  onWatch?: (device: string) => void;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.log = opts.log;
+  }
+
+  get store(): RequestStore {
+    return this.opts.store;
+  }
+
+  setTelephony(t: Telephony): void {
+    this.telephony = t;
+  }
+
+  setNotifier(n: Notifier): void {
+    this.notifier = n;
+  }
+
+  /** Loads the store, watches the devices pending requests depend on, arms the timer. */
+  start(): void {
+    this.stopped = false;
+    for (const device of this.devicesToWatch()) this.onWatch?.(device);
+    const pending = this.store.pending();
+    this.log.info('scheduler started', { pending: pending.length, nextWake: iso(this.store.nextWake()) });
+    this.arm();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Devices whose state matters now: every pending request's agent and (internal) prospect line. */
+  devicesToWatch(): string[] {
+    const set = new Set<string>();
+    for (const { request } of this.store.pending()) {
+      set.add(request.agent);
+      const d = request.mode === 'device' ? this.opts.prospectDevice(request.prospect) : undefined;
+      if (d) set.add(d);
+    }
+    return [...set];
+  }
+
+  setPbxUp(up: boolean): void {
+    if (this.pbxUp === up) return;
+    this.pbxUp = up;
+    if (up) this.kickDue();
+  }
+
+  /** The opt-in (# at the busy signal): durable before this returns. */
+  optIn(input: OptInInput): OptInResult {
+    const now = this.clock();
+    const device = this.opts.prospectDevice(input.prospect);
+    let decision: Decision | undefined;
+    const r = this.store.createOrRefresh(
+      input.agent,
+      input.prospect,
+      this.opts.maxPendingPerAgent,
+      () => {
+        decision = newRequest(
+          {
+            id: newRequestId(),
+            agent: input.agent,
+            agentCallerId: input.agentCallerId,
+            prospect: input.prospect,
+            language: input.language,
+            mode: device ? 'device' : 'timed',
+          },
+          this.opts.policy,
+          now,
+        );
+        const events = toStoredEvents(decision.request.id, decision.events);
+        events[0].data = { ...events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
+        return { request: decision.request, events };
+      },
+      (existing) => {
+        decision = decide(existing, { type: 'refresh' }, this.ctx(existing, now));
+        return { request: decision.request, events: toStoredEvents(existing.id, decision.events) };
+      },
+    );
+    if (r.result === 'full') return r;
+    if (decision) this.perform(decision);
+    if (device) this.onWatch?.(device);
+    this.onWatch?.(input.agent);
+    this.arm();
+    return { result: r.result, requestId: r.request.id };
+  }
+
+  /**
+   * Feeds one observation to one request: decide, persist (version-guarded), then act. Returns the
+   * decision that was applied, or undefined when nothing changed or the claim was lost.
+   */
+  observe(requestId: string, observation: Observation): Decision | undefined {
+    for (let tries = 0; tries < 3; tries++) {
+      const current = this.store.get(requestId);
+      if (!current) {
+        this.log.warn('observation for an unknown request', { requestId, observation: observation.type });
+        return undefined;
+      }
+      const now = this.clock();
+      const decision = decide(current.request, observation, this.ctx(current.request, now));
+      if (decision.request === current.request) return undefined;
+      const version = this.store.transition(decision.request, current.version, toStoredEvents(requestId, decision.events));
+      if (version === undefined) continue;
+      this.perform(decision);
+      this.arm();
+      return decision;
+    }
+    this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
+    return undefined;
+  }
+
+  cancel(requestId: string, by: string): Decision | undefined {
+    return this.observe(requestId, { type: 'cancel', by });
+  }
+
+  /** A device changed state (from presence). */
+  deviceState(device: string, state: { busy: boolean } | undefined): void {
+    const now = this.clock();
+    // Agents
+    if (state) {
+      const before = this.agentStatus.get(device);
+      if (!before || before.busy !== state.busy) {
+        this.agentStatus.set(device, { busy: state.busy, since: before ? now : state.busy ? now : 0 });
+        if (before && !state.busy) this.kickDue(device);
+      }
+    } else {
+      this.agentStatus.delete(device);
+    }
+    // Prospects whose line is this device
+    if (!state) return;
+    for (const { request } of this.store.pending()) {
+      if (request.mode !== 'device' || this.opts.prospectDevice(request.prospect) !== device) continue;
+      this.observe(request.id, { type: 'prospectState', busy: state.busy });
+    }
+  }
+
+  /** Processes every request whose wake-up time has come. */
+  tick(): void {
+    if (this.stopped) return;
+    const now = this.clock();
+    for (;;) {
+      const due = this.store.due(now, 200);
+      if (due.length === 0) break;
+      let progressed = 0;
+      for (const { request } of due) {
+        if (this.observe(request.id, { type: 'tick' })) progressed++;
+      }
+      if (progressed === 0 || due.length < 200) break;
+    }
+    this.arm();
+  }
+
+  /** Re-evaluates DUE requests now (an agent became free, the PBX came back). */
+  private kickDue(agent?: string): void {
+    if (this.stopped) return;
+    for (const { request } of this.store.pending()) {
+      if (request.state !== 'DUE' || (agent && request.agent !== agent)) continue;
+      this.observe(request.id, { type: 'tick' });
+    }
+  }
+
+  private ctx(request: CallbackRequest, now: number) {
+    return { now, cfg: this.opts.policy, agent: this.agentFor(request) };
+  }
+
+  /** The agent's status as the policy sees it: device state, PBX reachability and our own other recalls. */
+  agentFor(request: CallbackRequest): AgentStatus {
+    const now = this.clock();
+    if (!this.pbxUp) return { busy: true, since: now };
+    const others = this.store
+      .list({ agent: request.agent, states: RECALL_STATES })
+      .filter((r) => r.id !== request.id);
+    if (others.length > 0) return { busy: true, since: now };
+    return this.agentStatus.get(request.agent) ?? AGENT_FREE_LONG_AGO;
+  }
+
+  private perform(decision: Decision): void {
+    const request = decision.request;
+    const log = this.log.child({ requestId: request.id });
+    for (const e of decision.events) {
+      log.info(`callback ${e.type}`, { from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
+    }
+    for (const action of decision.actions) {
+      if (action.type === 'notify') {
+        try {
+          this.notifier?.(request, action);
+        } catch (err) {
+          log.error('notification failed', { event: action.event, error: (err as Error).message });
+        }
+        continue;
+      }
+      const t = this.telephony;
+      if (!t) {
+        log.warn('no telephony attached; action skipped', { action: action.type });
+        continue;
+      }
+      const prev = this.queues.get(request.id) ?? Promise.resolve();
+      const next = prev
+        .then(() => t.execute(request, action))
+        .catch((err: unknown) => {
+          log.error('telephony action failed', { action: action.type, error: (err as Error)?.message ?? String(err) });
+        });
+      this.queues.set(request.id, next);
+      void next.then(() => {
+        if (this.queues.get(request.id) === next) this.queues.delete(request.id);
+      });
+    }
+    if (isTerminal(request.state)) log.info('callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
+  }
+
+  /** Arms the single timer for the earliest wake-up. */
+  arm(): void {
+    if (this.stopped) return;
+    const next = this.store.nextWake();
+    if (next === null) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.armedFor = null;
+      return;
+    }
+    if (this.timer && this.armedFor === next) return;
+    clearTimeout(this.timer);
+    const delay = Math.max(0, Math.min(next - this.clock(), this.opts.maxTimerMs ?? 3_600_000));
+    this.armedFor = next;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.armedFor = null;
+      try {
+        this.tick();
+      } catch (err) {
+        this.log.error('scheduler tick failed; retrying in 5 s', { error: (err as Error).message });
+        this.timer = setTimeout(() => this.arm(), 5000);
+      }
+    }, delay);
+  }
+
+  /** Timer state, for tests and `show`. */
+  get nextTimer(): number | null {
+    return this.armedFor;
+  }
+}
+
+function iso(at: number | null): string | null {
+  return at === null ? null : new Date(at).toISOString();
+}
