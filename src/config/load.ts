@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { parseDuration } from '../core/policy/duration';
-import { validateAgentDevice } from '../core/validate';
+import { validateWatchDevice } from '../core/validate';
 import { Field, schema } from './schema';
 
 export interface InternalProspectRule {
@@ -337,7 +337,7 @@ function internalRules(value: unknown, problems: string[]): InternalProspectRule
       return;
     }
     // A device made from a harmless number must be a plain device: no '&', ',' or options sneak in via the template.
-    const sample = validateAgentDevice(rule.device.split('${number}').join('2001'));
+    const sample = validateWatchDevice(rule.device.split('${number}').join('2001'));
     if (!sample.ok) {
       problems.push(`${where}.device: ${sample.reason}`);
       return;
@@ -352,7 +352,7 @@ export function prospectDevice(rules: readonly InternalProspectRule[], prospect:
   for (const rule of rules) {
     if (rule.pattern.test(prospect)) {
       const device = rule.device.split('${number}').join(prospect);
-      return validateAgentDevice(device).ok ? device : undefined;
+      return validateWatchDevice(device).ok ? device : undefined;
     }
   }
   return undefined;

@@ -110,3 +110,15 @@ export function chooseLanguage(channelLanguage: unknown, supported: readonly str
   const base = lang.slice(0, 2);
   return supported.includes(base) ? base : fallback;
 }
+
+const STATE_DEVICE = /^(Custom|Stasis):[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/;
+
+/**
+ * A device whose state is only watched, never dialled (an internal prospect's line): a dialable device
+ * as above, or a custom device state such as `Custom:prospect2995`.
+ */
+export function validateWatchDevice(input: unknown): Validation<string> {
+  if (typeof input === 'string' && STATE_DEVICE.test(input.trim())) return { ok: true, value: input.trim() };
+  const dialable = validateAgentDevice(input);
+  return dialable.ok ? dialable : { ok: false, reason: dialable.reason.replace(/^agent device/, 'device') };
+}

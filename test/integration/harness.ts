@@ -237,3 +237,66 @@ export function pbxCli(command: string): string {
   const r = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'cli', command], { encoding: 'utf8' });
   return `${r.stdout}${r.stderr}`;
 }
+
+/** Sets the simulated prospect line Custom:prospect2995 (see asterisk-conf/extensions.conf). */
+export function simLine(state: 'INUSE' | 'NOT_INUSE', device = 'Custom:prospect2995'): void {
+  const out = pbxCli(`devstate change ${device} ${state}`);
+  if (!out.includes(`to ${state}`)) throw new Error(`devstate change failed: ${out}`);
+}
+
+/** Settings that make the recall fast enough for tests; all in one place. */
+export const FAST_RECALL = {
+  offer: { keyTimeout: '3s' },
+  policy: {
+    grace: '3s',
+    firstProbeDelay: '2s',
+    backoff: ['2s'],
+    snooze: '3s',
+    agentWrapUp: '2s',
+    agentBusyRecheck: '1s',
+    agentRingTimeout: '10s',
+    menuTimeout: '4s',
+    prospectRingTimeout: '10s',
+    recallSafetyMargin: '30s',
+  },
+  callingHours: {
+    timeZone: 'UTC',
+    windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])),
+  },
+  prospects: { internal: [{ pattern: '^2995$', device: 'Custom:prospect${number}' }] },
+  recall: { callerIdNumber: '9000' },
+};
+
+/**
+ * The agent's handset for recalls, as an ARI app: agent device `Local/<ext>@cc-test-phone` rings into
+ * this app (the dialplan reads the app name from the global CC_TEST_PHONE_APP).
+ */
+export class TestPhone {
+  constructor(readonly ari: TestAri) {}
+
+  static async attach(ari: TestAri): Promise<TestPhone> {
+    await ari.client.asterisk.setGlobalVar({ variable: 'CC_TEST_PHONE_APP', value: TEST_APP });
+    return new TestPhone(ari);
+  }
+
+  /** Rings that reached the phone, in order (StasisStart events with args ['phone', ext]). */
+  rings(after = 0): AriEvent[] {
+    return this.ari.events.filter((e, i) => i >= after && e.type === 'StasisStart' && (e.args as string[])[0] === 'phone');
+  }
+
+  nextRing(after: number, timeoutMs = 20000): Promise<AriEvent> {
+    return waitFor('the agent phone to ring', () => this.rings(after)[0], timeoutMs);
+  }
+
+  static caller(ring: AriEvent): { name: string; number: string } {
+    return (ring.channel as { caller: { name: string; number: string } }).caller;
+  }
+
+  static id(ring: AriEvent): string {
+    return (ring.channel as { id: string }).id;
+  }
+
+  async answer(ring: AriEvent): Promise<void> {
+    await this.ari.client.channels.answer({ channelId: TestPhone.id(ring) });
+  }
+}

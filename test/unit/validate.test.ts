@@ -4,6 +4,7 @@ import {
   sanitizeCallerIdName,
   sanitizeCallerIdNumber,
   validateAgentDevice,
+  validateWatchDevice,
   validateProspectNumber,
 } from '../../src/core/validate';
 
@@ -100,5 +101,14 @@ describe('caller ID and language helpers', () => {
     expect(describeInput('a\nb')).toBe('"a\\nb"');
     expect(describeInput(undefined)).toBe('(missing)');
     expect(describeInput('y'.repeat(50))).toBe(`"${'y'.repeat(40)}…(50 chars)"`);
+  });
+});
+
+describe('validateWatchDevice', () => {
+  it.each(['PJSIP/2001', 'Custom:prospect2995', 'Stasis:line-7'])('accepts %j', (d) => {
+    expect(validateWatchDevice(d)).toEqual({ ok: true, value: d });
+  });
+  it.each(['Custom:a&b', 'Custom:', 'Foo:bar', 'PJSIP/2001&PJSIP/x'])('refuses %j', (d) => {
+    expect(validateWatchDevice(d).ok).toBe(false);
   });
 });
