@@ -176,7 +176,8 @@ export class AriConnection extends EventEmitter {
         client.stop();
         return;
       }
-      this.setUp(client, 'connected');
+      // ari-client's WebSocketConnected listener above may have reported the connection already.
+      if (!this.isUp) this.setUp(client, 'connected');
       this.startPing();
     } catch (err) {
       if (client && client === this.current) this.current = undefined;

@@ -113,6 +113,11 @@ export class ServiceProcess {
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    // CC_TEST_LOG_DIR=/tmp/x keeps every service's log for a look after the run.
+    if (process.env.CC_TEST_LOG_DIR) {
+      fs.mkdirSync(process.env.CC_TEST_LOG_DIR, { recursive: true });
+      fs.writeFileSync(path.join(process.env.CC_TEST_LOG_DIR, `${path.basename(this.dir)}-${this.proc?.pid}.log`), this.dump());
+    }
     const proc = this.proc;
     if (!proc || !this.running) return proc?.exitCode ?? null;
     const done = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
@@ -164,6 +169,14 @@ export interface AriEvent {
 export class TestAri {
   client!: ari.Client;
   readonly events: AriEvent[] = [];
+  readonly originated: string[] = [];
+
+  /** Hangs up channels whose name contains `fragment` (leftovers of an earlier, interrupted run). */
+  async hangupStale(fragment: string): Promise<number> {
+    const stale = (await this.client.channels.list()).filter((c) => c.name.includes(fragment));
+    await Promise.all(stale.map((c) => this.client.channels.hangup({ channelId: c.id }).catch(() => undefined)));
+    return stale.length;
+  }
 
   static async connect(): Promise<TestAri> {
     const t = new TestAri();
@@ -176,7 +189,13 @@ export class TestAri {
     return t;
   }
 
+  /** Hangs up what this app still holds (channels left in a disconnected app would stay up), then disconnects. */
   async close(): Promise<void> {
+    const mine = new Set(
+      this.events.filter((e) => e.type === 'StasisStart').map((e) => (e.channel as { id: string }).id),
+    );
+    for (const id of this.originated) mine.add(id);
+    await Promise.all([...mine].map((channelId) => this.client.channels.hangup({ channelId }).catch(() => undefined)));
     try {
       this.client.stop();
     } catch {
@@ -211,6 +230,7 @@ export class TestAri {
       timeout: 60,
       variables,
     });
+    this.originated.push(channelId);
     return channelId;
   }
 
@@ -219,8 +239,17 @@ export class TestAri {
     return this.waitEvent(`StasisStart of ${channelId}`, (e) => e.type === 'StasisStart' && (e.channel as { id: string }).id === channelId, timeoutMs);
   }
 
-  gone(channelId: string, timeoutMs = 20000): Promise<AriEvent> {
+  destroyed(channelId: string, timeoutMs = 20000): Promise<AriEvent> {
     return this.waitEvent(`ChannelDestroyed of ${channelId}`, (e) => e.type === 'ChannelDestroyed' && (e.channel as { id: string }).id === channelId, timeoutMs);
+  }
+
+  /** The channel has ended (or, for a channel that entered this app, left it because it was hung up). */
+  gone(channelId: string, timeoutMs = 20000): Promise<AriEvent> {
+    return this.waitEvent(
+      `the end of ${channelId}`,
+      (e) => (e.type === 'ChannelDestroyed' || e.type === 'StasisEnd') && (e.channel as { id: string }).id === channelId,
+      timeoutMs,
+    );
   }
 
   async press(channelId: string, digits: string): Promise<void> {

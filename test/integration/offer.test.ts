@@ -30,7 +30,7 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     const requested = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
     // The confirmation plays after the commit, then the app hangs up.
     await svc.waitLog((l) => l.message === 'prompt finished' && l.prompt === 'confirm' && l.state === 'done', 15000, mark);
-    const destroyed = await phone.gone(agentLeg);
+    const destroyed = await phone.destroyed(agentLeg);
     expect(destroyed.cause).toBe(16);
 
     const list = svc.list();

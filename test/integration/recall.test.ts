@@ -4,7 +4,7 @@
  * calling hours and restarts. The agent's handset is a Local channel into the test's own ARI app; the
  * prospect is the simulated line 2995 (Custom:prospect2995) or the simulator numbers 2991/2992.
  */
-import { FAST_RECALL, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
+import { FAST_RECALL, ServiceProcess, TEST_APP, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
 
 const AGENT = 'Local/1001@cc-test-phone';
 
@@ -37,12 +37,15 @@ describePbx('the considerate recall (real Asterisk)', () => {
   beforeAll(async () => {
     ari = await TestAri.connect();
     phone = await TestPhone.attach(ari);
+    // A call to the test phone left over from an interrupted run would make the agent look busy.
+    await ari.hangupStale('cc-test-phone');
   });
 
   afterEach(async () => {
     await svc?.stop();
     svc = undefined;
     simLine('NOT_INUSE');
+    await ari.hangupStale('cc-test-phone');
   });
 
   afterAll(async () => {
@@ -84,6 +87,142 @@ describePbx('the considerate recall (real Asterisk)', () => {
     expect(([] as string[]).concat(bridge?.channels ?? []).sort()).toEqual([`ccb-${id}-1`, `ccb-${id}-1-p`].sort());
 
     expect(events(svc, id)).toEqual(['created', 'prospect-free', 'due', 'ring-agent', 'agent-answered', 'agent-accepted', 'prospect-answered']);
+    await ari.hangup(TestPhone.id(ring));
+  });
+
+  it('prospect busy again during grace → grace restarts: no recall in the first grace window', async () => {
+    svc = await new ServiceProcess(FAST_RECALL).start();
+    simLine('INUSE');
+    const id = await optIn(ari, svc, '2995');
+    const mark = ari.events.length;
+    simLine('NOT_INUSE');
+    await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-free', 5000);
+    await sleep(1500);
+    simLine('INUSE'); // a new call, 1.5 s into the 3 s grace
+    await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-busy', 5000);
+    expect(request(svc, id)).toMatchObject({ state: 'WAITING', waitingFor: 'prospect-busy' });
+    await sleep(3000); // the first grace window would have ended by now
+    expect(phone.rings(mark)).toHaveLength(0);
+    simLine('NOT_INUSE');
+    const freedAgain = Date.now();
+    const ring = await phone.nextRing(mark, 15000);
+    expect(Date.now() - freedAgain).toBeGreaterThanOrEqual(2900);
+    expect(events(svc, id).slice(0, 5)).toEqual(['created', 'prospect-free', 'prospect-busy', 'prospect-free', 'due']);
+    await ari.hangup(TestPhone.id(ring));
+  });
+
+  it('agent on another call when due → no ring until the agent is free + wrap-up', async () => {
+    svc = await new ServiceProcess(FAST_RECALL).start();
+    simLine('INUSE');
+    const id = await optIn(ari, svc, '2995');
+    // The agent starts another call (the handset answers it).
+    const before = ari.events.length;
+    await ari.client.channels.originate({ endpoint: AGENT, app: TEST_APP, appArgs: 'other-call', channelId: `busy-${id}` });
+    const otherCall = await phone.nextRing(before, 10000);
+    await phone.answer(otherCall);
+    await svc.waitLog((l) => l.message === 'device state' && l.device === AGENT && l.state === 'INUSE', 10000);
+    const mark = ari.events.length;
+    simLine('NOT_INUSE'); // grace 3 s, then due while the agent talks
+    await svc.waitLog((l) => l.requestId === id && l.message === 'callback due', 10000);
+    expect(request(svc, id)).toMatchObject({ state: 'DUE', waitingFor: 'agent-busy' });
+    await sleep(3000);
+    expect(phone.rings(mark)).toHaveLength(0);
+    await ari.hangup(`busy-${id}`);
+    const freeAt = Date.now();
+    const ring = await phone.nextRing(mark, 15000);
+    expect(Date.now() - freeAt).toBeGreaterThanOrEqual(1900); // wrap-up gap 2 s
+    expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
+    await ari.hangup(TestPhone.id(ring));
+  });
+
+  it('prospect busy at every recall → "still busy", back-off, FAILED after the last attempt', async () => {
+    svc = await new ServiceProcess({ ...FAST_RECALL, policy: { ...FAST_RECALL.policy, maxAttempts: 2, firstProbeDelay: '6s', backoff: ['8s'] } }).start();
+    let mark = ari.events.length;
+    const id = await optIn(ari, svc, '2991'); // external: timed probes; 2991 is always busy
+    expect(request(svc, id)).toMatchObject({ mode: 'timed', waitingFor: 'probe' });
+    for (const attempt of [1, 2]) {
+      const ring = await phone.nextRing(mark, 30000);
+      mark = ari.events.length;
+      await phone.answer(ring);
+      await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+      await sleep(800);
+      await ari.press(TestPhone.id(ring), '1');
+      await svc.waitLog((l) => l.requestId === id && l.message === 'prospect busy at the recall' && svc!.logs.filter((x) => x.requestId === id && x.message === 'prospect busy at the recall').length === attempt, 15000);
+      if (attempt === 1) expect(request(svc, id)).toMatchObject({ state: 'WAITING', attempts: 1, waitingFor: 'backoff' });
+      await ari.gone(TestPhone.id(ring), 20000); // "still busy, we will try again later", then hang-up
+    }
+    const done = await svc.waitLog((l) => l.requestId === id && l.message === 'callback finished', 10000);
+    expect(done).toMatchObject({ state: 'FAILED', outcome: 'max-attempts' });
+    expect(request(svc, id)).toMatchObject({ state: 'FAILED', attempts: 2 });
+    expect(events(svc, id).filter((e) => e === 'attempt-busy')).toHaveLength(2);
+  });
+
+  it('2 → snoozed and rung again later; 3 → CANCELLED', async () => {
+    // 2995 as an external number (its line is not watched): busy at the offer, free for the recall.
+    svc = await new ServiceProcess({ ...FAST_RECALL, prospects: { internal: [] } }).start();
+    simLine('INUSE');
+    let mark = ari.events.length;
+    const id = await optIn(ari, svc, '2995');
+    simLine('NOT_INUSE');
+    expect(request(svc, id)).toMatchObject({ mode: 'timed' });
+    let ring = await phone.nextRing(mark, 20000);
+    await phone.answer(ring);
+    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+    await sleep(800);
+    await ari.press(TestPhone.id(ring), '2');
+    await svc.waitLog((l) => l.requestId === id && l.message === 'callback agent-snoozed', 10000);
+    expect(request(svc, id)).toMatchObject({ state: 'WAITING', snoozes: 1, waitingFor: 'snooze' });
+    await ari.gone(TestPhone.id(ring), 20000);
+    mark = ari.events.length;
+    ring = await phone.nextRing(mark, 20000); // snooze is 3 s
+    await phone.answer(ring);
+    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall' && svc!.logs.filter((x) => x.requestId === id && x.message === 'agent answered the recall').length === 2, 10000);
+    await sleep(800);
+    await ari.press(TestPhone.id(ring), '3');
+    const done = await svc.waitLog((l) => l.requestId === id && l.message === 'callback finished', 10000);
+    expect(done).toMatchObject({ state: 'CANCELLED', outcome: 'cancelled' });
+    await ari.gone(TestPhone.id(ring), 20000);
+    expect(request(svc, id).state).toBe('CANCELLED');
+  });
+
+  it('due outside calling hours → waits for the window that opens a little later', async () => {
+    // Windows have minute resolution: open at the next full minute at least 12 s away.
+    let opensAt = Math.ceil((Date.now() + 12000) / 60000) * 60000;
+    if (new Date(opensAt).getUTCHours() === 0 && new Date(opensAt).getUTCMinutes() === 0) opensAt += 60000;
+    const hhmm = new Date(opensAt).toISOString().slice(11, 16);
+    const windows = Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [[hhmm, '24:00']]]));
+    svc = await new ServiceProcess({ ...FAST_RECALL, callingHours: { timeZone: 'UTC', windows } }).start();
+    simLine('INUSE');
+    const id = await optIn(ari, svc, '2995');
+    const mark = ari.events.length;
+    simLine('NOT_INUSE');
+    await svc.waitLog((l) => l.requestId === id && l.message === 'callback due', 10000);
+    const waiting = request(svc, id);
+    expect(waiting).toMatchObject({ state: 'DUE', waitingFor: 'calling-hours' });
+    expect(waiting.wakeAt).toBe(new Date(opensAt).toISOString());
+    const ring = await phone.nextRing(mark, opensAt - Date.now() + 15000);
+    expect(Date.now()).toBeGreaterThanOrEqual(opensAt);
+    expect(phone.rings(mark)).toHaveLength(1);
+    await ari.hangup(TestPhone.id(ring));
+  }, 120000);
+
+  it('service killed while the request is in grace → after a restart it still fires once, on time', async () => {
+    svc = await new ServiceProcess({ ...FAST_RECALL, policy: { ...FAST_RECALL.policy, grace: '6s' } }).start();
+    simLine('INUSE');
+    const id = await optIn(ari, svc, '2995');
+    const mark = ari.events.length;
+    simLine('NOT_INUSE');
+    const freedAt = Date.now();
+    await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-free', 5000);
+    await svc.stop('SIGKILL');
+    const restarted = new ServiceProcess(svc.config, svc.dir);
+    svc = restarted;
+    await restarted.start();
+    const ring = await phone.nextRing(mark, 20000);
+    expect(Date.now() - freedAt).toBeGreaterThanOrEqual(5900);
+    await sleep(2000);
+    expect(phone.rings(mark)).toHaveLength(1);
+    expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
     await ari.hangup(TestPhone.id(ring));
   });
 });
