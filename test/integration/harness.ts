@@ -268,7 +268,7 @@ export function pbxCli(command: string): string {
 }
 
 /** Sets the simulated prospect line Custom:prospect2995 (see asterisk-conf/extensions.conf). */
-export function simLine(state: 'INUSE' | 'NOT_INUSE', device = 'Custom:prospect2995'): void {
+export function simLine(state: 'INUSE' | 'NOT_INUSE' | 'RINGING', device = 'Custom:prospect2995'): void {
   const out = pbxCli(`devstate change ${device} ${state}`);
   if (!out.includes(`to ${state}`)) throw new Error(`devstate change failed: ${out}`);
 }

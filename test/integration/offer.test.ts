@@ -2,7 +2,7 @@
  * The busy signal, end to end on the real Asterisk sandbox: the demo dialplan's Gosub routine, the
  * service (spawned from the built CLI) and a test ARI app that plays the agent's handset.
  */
-import { ServiceProcess, TestAri, describePbx, runCli, sleep } from './harness';
+import { ServiceProcess, TestAri, describePbx, runCli, simLine, sleep } from './harness';
 
 describePbx('offer at the busy signal (real Asterisk)', () => {
   let svc: ServiceProcess;
@@ -160,6 +160,34 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     const refused = await svc.waitLog((l) => l.message.startsWith('offer refused'), 10000, mark);
     expect(String(refused.reason)).toMatch(/agent device/);
     expect(svc.running).toBe(true);
+  });
+});
+
+describePbx('offer limits (real Asterisk)', () => {
+  it('an agent at the pending limit hears so politely and nothing is added', async () => {
+    const svc = await new ServiceProcess({ offer: { keyTimeout: '2s', maxPendingPerAgent: 1 } }).start();
+    const phone = await TestAri.connect();
+    try {
+      for (const [i, number] of ['2991', '2995'].entries()) {
+        if (number === '2995') simLine('INUSE');
+        const mark = svc.logs.length;
+        const leg = await phone.agentDials(number, { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+        await phone.answered(leg);
+        await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+        await phone.press(leg, '#');
+        const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+        expect(ended.outcome).toBe(i === 0 ? 'requested' : 'full');
+        const told = await svc.waitLog((l) => l.message === 'prompt finished' && (l.prompt === 'full' || l.prompt === 'confirm'), 20000, mark);
+        expect(told).toMatchObject({ prompt: i === 0 ? 'confirm' : 'full', state: 'done' });
+        await phone.gone(leg);
+      }
+      expect(svc.list().map((r) => r.prospect)).toEqual(['2991']);
+      expect(svc.find((l) => l.message === 'agent has too many pending callbacks; none added')).toHaveLength(1);
+    } finally {
+      simLine('NOT_INUSE');
+      await phone.close();
+      await svc.stop();
+    }
   });
 });
 

@@ -225,4 +225,63 @@ describePbx('the considerate recall (real Asterisk)', () => {
     expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
     await ari.hangup(TestPhone.id(ring));
   });
+
+  /** Opt in to 2995 as an external number (timed), then let its line ring without answer for the recall. */
+  async function ringingProspect(config: Record<string, unknown>): Promise<{ id: string; mark: number }> {
+    svc = await new ServiceProcess({ ...FAST_RECALL, prospects: { internal: [] }, ...config }).start();
+    simLine('INUSE');
+    const mark = ari.events.length;
+    const id = await optIn(ari, svc, '2995');
+    simLine('RINGING');
+    return { id, mark };
+  }
+
+  async function acceptRing(id: string, mark: number, nth = 1): Promise<string> {
+    const ring = await phone.nextRing(mark, 20000);
+    await phone.answer(ring);
+    await svc!.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall' && svc!.logs.filter((x) => x.requestId === id && x.message === 'agent answered the recall').length === nth, 10000);
+    await sleep(800);
+    await ari.press(TestPhone.id(ring), '1');
+    await svc!.waitLog((l) => l.requestId === id && l.message === 'dialling the prospect' && svc!.logs.filter((x) => x.requestId === id && x.message === 'dialling the prospect').length === nth, 10000);
+    return TestPhone.id(ring);
+  }
+
+  it('agent hangs up while the prospect rings → the prospect leg is cancelled and the callback snoozed', async () => {
+    const { id, mark } = await ringingProspect({ policy: { ...FAST_RECALL.policy, prospectRingTimeout: '30s', snooze: '1m' } });
+    const agentSide = await acceptRing(id, mark);
+    await sleep(1500);
+    const prospectLeg = (await ari.client.channels.list()).find((c) => c.id === `ccb-${id}-1-p`);
+    expect(prospectLeg).toBeDefined(); // ringing
+    await ari.hangup(agentSide);
+    await svc!.waitLog((l) => l.requestId === id && l.message === 'callback agent-hung-up', 10000);
+    expect(request(svc!, id)).toMatchObject({ state: 'WAITING', waitingFor: 'snooze', snoozes: 1, attempts: 1 });
+    await svc!.waitLog((l) => l.message === 'device state' && l.device === 'Local/1001@cc-test-phone' && l.state === 'NOT_INUSE', 10000).catch(() => undefined);
+    const left = (await ari.client.channels.list()).filter((c) => c.id.startsWith(`ccb-${id}-1-p`));
+    expect(left).toEqual([]);
+  });
+
+  it('prospect does not answer → one later retry, then FAILED', async () => {
+    const { id, mark } = await ringingProspect({ policy: { ...FAST_RECALL.policy, prospectRingTimeout: '3s', backoff: ['10s'], noAnswerRetries: 1 } });
+    const first = await acceptRing(id, mark, 1);
+    await svc!.waitLog((l) => l.requestId === id && l.message === 'callback attempt-no-answer', 15000);
+    expect(request(svc!, id)).toMatchObject({ state: 'WAITING', waitingFor: 'no-answer-retry', attempts: 1 });
+    await ari.gone(first, 20000);
+    await acceptRing(id, ari.events.length, 2);
+    const done = await svc!.waitLog((l) => l.requestId === id && l.message === 'callback finished', 20000);
+    expect(done).toMatchObject({ state: 'FAILED', outcome: 'prospect-no-answer' });
+  });
+
+  it('agent does not answer the recall → snoozed and rung again', async () => {
+    svc = await new ServiceProcess({ ...FAST_RECALL, policy: { ...FAST_RECALL.policy, agentRingTimeout: '3s', snooze: '3s' } }).start();
+    simLine('INUSE');
+    const mark = ari.events.length;
+    const id = await optIn(ari, svc, '2995');
+    simLine('NOT_INUSE');
+    const ring1 = await phone.nextRing(mark, 15000); // not answered
+    await svc.waitLog((l) => l.requestId === id && l.message === 'callback agent-no-answer', 15000);
+    expect(request(svc, id)).toMatchObject({ state: 'WAITING', waitingFor: 'snooze', snoozes: 1, attempts: 0 });
+    const ring2 = await phone.nextRing(ari.events.indexOf(ring1) + 1, 20000);
+    expect(TestPhone.id(ring2)).toBe(`ccb-${id}-2;2`); // a new, never reused channel id
+    await ari.hangup(TestPhone.id(ring2));
+  });
 });
