@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# npm run demo — start the sandbox PBX and run Considerate Callback with the demo settings
+# (config/demo.json: short grace and back-off, calling hours around the clock).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/pbx.sh up
+npm run --silent build
+mkdir -p data
+cat <<'MSG'
+
+Considerate Callback demo
+  Softphone: register 1001 / agent1001 (the agent) at 127.0.0.1:5060 (UDP).
+  Dial 2995 after *71 (makes 2995 busy): press # at the offer; then dial *72 (line free).
+  After the 30 s grace your phone rings as "Callback: 2995"; press 1 to be connected.
+  Watch:  node dist/cli/main.js list -c config/demo.json
+  Stop:   Ctrl-C, then npm run pbx:down
+
+MSG
+exec node dist/cli/main.js run --config config/demo.json
