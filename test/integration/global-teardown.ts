@@ -1,9 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PBX_STATUS_FILE, ROOT } from './paths';
+import { PBX_LOCK_DIR, PBX_STATUS_FILE, ROOT } from './paths';
+
+function releaseLock(): void {
+  try {
+    if (Number(fs.readFileSync(path.join(PBX_LOCK_DIR, 'pid'), 'utf8')) === process.pid) fs.rmSync(PBX_LOCK_DIR, { recursive: true, force: true });
+  } catch {
+    // not ours or not there
+  }
+}
 
 export default async function globalTeardown(): Promise<void> {
+  releaseLock();
   let status: { startedByTests?: boolean } = {};
   try {
     status = JSON.parse(fs.readFileSync(PBX_STATUS_FILE, 'utf8')) as typeof status;
