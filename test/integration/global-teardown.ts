@@ -12,7 +12,14 @@ function releaseLock(): void {
 }
 
 export default async function globalTeardown(): Promise<void> {
-  releaseLock();
+  try {
+    stopIfOurs();
+  } finally {
+    releaseLock();
+  }
+}
+
+function stopIfOurs(): void {
   let status: { startedByTests?: boolean } = {};
   try {
     status = JSON.parse(fs.readFileSync(PBX_STATUS_FILE, 'utf8')) as typeof status;
