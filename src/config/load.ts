@@ -1,9 +1,11 @@
 /**
- * Loads the configuration: defaults, then the file (JSON), then environment variables, then
+ * Loads the configuration: defaults, then the file (JSON or YAML), then environment variables, then
  * command-line overrides. Anything unknown or malformed is refused with a message that names the key
  * and what is expected; the service refuses to start rather than guess.
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { parseDuration } from '../core/policy/duration';
 import { validateWatchDevice } from '../core/validate';
@@ -78,7 +80,9 @@ function describe(value: unknown): string {
 }
 
 function coerce(key: string, field: Field, value: unknown, fromText: boolean): { value?: unknown; problem?: string } {
-  const want = (what: string) => ({ problem: `${key}: expected ${what}, got ${describe(value)}` });
+  // A secret's wrong value is never echoed: it may be the real password in the wrong place.
+  const got = field.type === 'secret' ? (typeof value === 'string' ? 'an empty string' : `a ${Array.isArray(value) ? 'list' : typeof value}`) : describe(value);
+  const want = (what: string) => ({ problem: `${key}: expected ${what}, got ${got}` });
   switch (field.type) {
     case 'string':
     case 'secret': {
@@ -140,6 +144,16 @@ function coerce(key: string, field: Field, value: unknown, fromText: boolean): {
   }
 }
 
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -151,14 +165,66 @@ function safeJson(text: string): unknown {
 export interface LoadOptions {
   file?: string;
   env?: NodeJS.ProcessEnv;
-  /** Flat overrides such as `{ 'log.level': 'debug' }` from the command line. */
+  /** Flat overrides such as `{ 'log.level': 'debug' }` from the command line (`--set key=value`). */
   overrides?: Record<string, unknown>;
   /** For commands that do not talk to Asterisk (list, show): required secrets may be missing. */
   partial?: boolean;
 }
 
+/** Where an effective value came from. */
+export type ConfigSource = 'default' | 'file' | `env ${string}` | 'flag' | 'unset';
+
+export interface ConfigEntry {
+  key: string;
+  /** The value as written (durations stay "5m"); secrets are masked. */
+  value: unknown;
+  source: ConfigSource;
+}
+
+const MASK = '********';
+
+/** Parses a configuration file: YAML for .yaml/.yml, JSON for .json, otherwise JSON if it looks like JSON, else YAML. */
+function isYamlFile(file: string, text: string): boolean {
+  const ext = path.extname(file).toLowerCase();
+  return ext === '.yaml' || ext === '.yml' || (ext !== '.json' && !/^\s*[{[]/.test(text));
+}
+
+export function parseConfigFile(file: string, text: string): unknown {
+  if (isYamlFile(file, text)) {
+    try {
+      return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    } catch (err) {
+      // Only the first line: yaml's code frame would echo the file's text (and maybe a password).
+      const first = (err as Error).message.split('\n')[0].replace(/:$/, '');
+      throw new ConfigError([`${file} is not valid YAML: ${first}`], file);
+    }
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    // V8 quotes part of the text ("…" is not valid JSON): drop it, and say where instead.
+    const msg = (err as Error).message.replace(/,? ".*" is not valid JSON$/s, '');
+    const pos = /at position (\d+)/.exec(msg);
+    let where = '';
+    if (pos && !/\(line \d+/.test(msg)) {
+      const before = text.slice(0, Number(pos[1]));
+      const line = before.split('\n').length;
+      where = ` (line ${line} column ${Number(pos[1]) - before.lastIndexOf('\n')})`;
+    }
+    throw new ConfigError([`${file} is not valid JSON: ${msg}${where}`], file);
+  }
+}
+
 /** Reads and validates; returns the effective configuration or throws ConfigError. */
 export function loadConfig(opts: LoadOptions = {}): Config {
+  return resolveConfig(opts).config;
+}
+
+/**
+ * Reads and validates like {@link loadConfig}, and also says for every key which value won and where it
+ * came from (default, file, environment, flag), with secrets masked: for `config check`.
+ */
+export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries: ConfigEntry[] } {
   const env = opts.env ?? process.env;
   const problems: string[] = [];
   const source = opts.file ?? '(no file)';
@@ -170,45 +236,55 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     } catch (err) {
       throw new ConfigError([`cannot read ${opts.file}: ${(err as Error).message}`], source);
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new ConfigError([`${opts.file} is not valid JSON: ${(err as Error).message}`], source);
-    }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new ConfigError([`${opts.file} must contain a JSON object`], source);
+    const parsed = parseConfigFile(opts.file, text);
+    if (parsed === null || parsed === undefined || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      const what = isYamlFile(opts.file, text) ? 'a YAML mapping of sections (ari:, policy:, …)' : 'a JSON object of sections ({"ari": {…}, …})';
+      throw new ConfigError([`${opts.file} must contain ${what}`], source);
     }
     flatten(parsed, '', flat, problems);
   }
   const fields = schema as Record<string, Field>;
-  for (const key of Object.keys(flat)) {
-    if (!(key in fields)) {
-      const near = Object.keys(fields).filter((k) => k.split('.')[0] === key.split('.')[0]);
-      problems.push(`${key}: unknown key${near.length ? ` (known in this section: ${near.join(', ')})` : ''}`);
-    }
-  }
+  const unknown = (key: string, where: string) => {
+    const near = Object.keys(fields).filter((k) => k.split('.')[0] === key.split('.')[0]);
+    const close = Object.keys(fields)
+      .map((k) => ({ k, d: editDistance(k.toLowerCase(), key.toLowerCase()) }))
+      .filter((c) => c.d <= 3)
+      .sort((a, b) => a.d - b.d)[0];
+    const known = near.length ? ` (known in this section: ${near.join(', ')})` : '';
+    problems.push(`${key}: unknown key${where}${known}${close ? `; did you mean ${close.k}?` : ''}`);
+  };
+  for (const key of Object.keys(flat)) if (!(key in fields)) unknown(key, '');
+  for (const key of Object.keys(opts.overrides ?? {})) if (!(key in fields)) unknown(key, ' (from --set)');
   const values: Flat = {};
+  const entries: ConfigEntry[] = [];
   for (const [key, field] of Object.entries(fields)) {
     let raw: unknown;
     let fromText = false;
+    let from: ConfigSource;
     if (opts.overrides && opts.overrides[key] !== undefined) {
       raw = opts.overrides[key];
       fromText = typeof raw === 'string';
+      from = 'flag';
     } else if (field.env && env[field.env] !== undefined && env[field.env] !== '') {
       raw = env[field.env];
       fromText = true;
+      from = `env ${field.env}`;
     } else if (key in flat) {
       raw = flat[key];
+      from = 'file';
     } else if (field.default !== undefined) {
       raw = field.default;
+      from = 'default';
     } else if (opts.partial) {
       values[key] = '';
+      entries.push({ key, value: null, source: 'unset' });
       continue;
     } else {
       problems.push(`${key}: required${field.env ? ` (set it in the file or with ${field.env})` : ''}`);
       continue;
     }
+    const masked = field.type === 'secret' && raw !== '' ? MASK : fromText && field.type === 'json' ? safeJson(raw as string) : raw;
+    entries.push({ key, value: masked, source: from });
     const r = coerce(key, field, raw, fromText);
     if (r.problem) problems.push(r.problem);
     else values[key] = r.value;
@@ -252,7 +328,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     }
   }
   if (problems.length > 0 || !policy) throw new ConfigError(problems, source);
-  return {
+  const config: Config = {
     ari: { url: v('ari.url'), username: v('ari.username'), password: v('ari.password'), app: v('ari.app'), reconnectMaxMs: v('ari.reconnectMax') },
     store: { path: v('store.path') },
     log: { level: v('log.level'), format: v('log.format') },
@@ -282,6 +358,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     prospects: { internal },
     recall: { alertInfo: v('recall.alertInfo'), outboundContext: v('recall.outboundContext') },
   };
+  return { config, entries };
 }
 
 const POLICY_KEYS: Record<string, string> = {
@@ -359,6 +436,17 @@ export function prospectDevice(rules: readonly InternalProspectRule[], prospect:
 }
 
 /** The effective configuration with secrets masked, for `config check` and the start-up log line. */
-export function maskSecrets(config: Config): Config {
-  return { ...config, ari: { ...config.ari, password: '********' } };
+export function maskSecrets<T>(config: T): T {
+  return maskDeep(config, '') as T;
 }
+
+function maskDeep(value: unknown, key: string): unknown {
+  if (typeof value === 'string') return value !== '' && SECRET_KEY.test(key) ? MASK : value;
+  if (value instanceof RegExp) return value.source;
+  if (Array.isArray(value)) return value.map((v) => maskDeep(v, key));
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, k)]));
+}
+
+/** Keys whose string values are secrets wherever they appear (ari.password, a webhook secret, a token). */
+const SECRET_KEY = /password|secret|token|apikey|api_key/i;

@@ -1,0 +1,124 @@
+/**
+ * `config check` (validate and print the effective configuration, secrets masked) and `config keys`
+ * (every key with its default, environment variable and meaning; --markdown writes the README's rows).
+ */
+import type { Argv } from 'yargs';
+import { ConfigEntry, ConfigError, maskSecrets, resolveConfig } from '../config/load';
+import { Field, schema } from '../config/schema';
+import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
+
+const MASK = '********';
+
+/** http://user:pass@host → http://user:********@host (a URL may carry credentials). */
+function maskUrlPassword(text: string): string {
+  return text.replace(/(\/\/[^/:@\s"]*:)[^@/\s"]*@/g, `$1${MASK}@`);
+}
+
+/** The last line of defence: the literal secrets (and their URL-encoded forms) never leave this process. */
+function scrub(text: string, secrets: readonly string[]): string {
+  let outText = maskUrlPassword(text);
+  for (const s of secrets) {
+    if (!s) continue;
+    for (const form of new Set([s, encodeURIComponent(s), JSON.stringify(s).slice(1, -1)])) outText = outText.split(form).join(MASK);
+  }
+  return outText;
+}
+
+/** Nested `{section: {key: value}}` in the file's own notation (durations as written), secrets masked. */
+function nested(entries: readonly ConfigEntry[]): Record<string, Record<string, unknown>> {
+  const tree: Record<string, Record<string, unknown>> = {};
+  for (const e of entries) {
+    if (e.source === 'unset') continue;
+    const [section, ...rest] = e.key.split('.');
+    (tree[section] ??= {})[rest.join('.')] = e.value;
+  }
+  return maskSecrets(tree);
+}
+
+interface CheckArgs extends GlobalArgs {
+  json?: boolean;
+  changed?: boolean;
+}
+
+function check(argv: CheckArgs): void {
+  const env = process.env;
+  const secrets = Object.values(schema as Record<string, Field>)
+    .filter((f) => f.type === 'secret' && f.env)
+    .map((f) => env[f.env as string] ?? '');
+  let resolved: ReturnType<typeof resolveConfig>;
+  try {
+    resolved = resolveConfig(loadOptions(argv));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const problems = err.problems.map((p) => scrub(p, secrets));
+    if (argv.json) printJson({ ok: false, file: argv.config ?? null, problems });
+    process.stderr.write(scrub(`considerate-callback: configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'} (${err.source}):\n  - ${problems.join('\n  - ')}\n`, secrets));
+    process.exit(EXIT.usage);
+  }
+  secrets.push(resolved.config.ari.password);
+  const entries = resolved.entries.filter((e) => !argv.changed || e.source !== 'default');
+  if (argv.json) {
+    const sources = Object.fromEntries(entries.map((e) => [e.key, e.source]));
+    out(scrub(JSON.stringify({ ok: true, file: argv.config ?? null, config: nested(entries), sources }, null, 2), secrets));
+    return;
+  }
+  const rows = [['KEY', 'VALUE', 'FROM']].concat(
+    entries.map((e) => [e.key, e.source === 'unset' ? '(unset)' : JSON.stringify(maskSecrets({ [e.key]: e.value })[e.key]), e.source]),
+  );
+  const lines = [
+    `Configuration OK${argv.config ? ` (${argv.config})` : ' (no file: defaults and environment)'}. Effective values, secrets masked:`,
+    table(rows, 0),
+    'Precedence: --set and --log-level > environment > file > default.',
+  ];
+  out(scrub(lines.join('\n'), secrets));
+}
+
+function defaultText(field: Field): string {
+  if (field.default === undefined) return '*(required)*';
+  return `\`${JSON.stringify(field.default)}\``;
+}
+
+function keys(argv: { markdown?: boolean; json?: boolean }): void {
+  const fields = Object.entries(schema as Record<string, Field>);
+  if (argv.json) {
+    return printJson(fields.map(([key, f]) => ({ key, type: f.type, default: f.default ?? null, required: f.default === undefined, env: f.env ?? null, doc: f.doc })));
+  }
+  if (argv.markdown) {
+    out('| key | environment | default | meaning |\n| --- | --- | --- | --- |');
+    for (const [key, f] of fields) out(`| \`${key}\` | ${f.env ? `\`${f.env}\`` : ''} | ${defaultText(f)} | ${f.doc} |`);
+    return;
+  }
+  const rows = [['KEY', 'TYPE', 'DEFAULT', 'ENVIRONMENT']].concat(
+    fields.map(([key, f]) => [key, f.type === 'json' ? 'JSON' : f.type, f.default === undefined ? '(required)' : JSON.stringify(f.default), f.env ?? '']),
+  );
+  out(table(rows));
+}
+
+export function configCommands<T>(y: Argv<T>): Argv<T> {
+  return y.command('config', 'Check the configuration, or list every key it knows.', (c) =>
+    c
+      .command(
+        'check',
+        'Validate the configuration and print the effective values (secrets masked) and where each came from.',
+        (cc) =>
+          cc
+            .option('json', { type: 'boolean', describe: 'Print {ok, file, config, sources} (or {ok: false, problems}) as JSON' })
+            .option('changed', { type: 'boolean', describe: 'Only keys that differ from the default' })
+            .example('$0 config check -c /etc/considerate-callback.yaml', 'Is the file right? Exit 0 if so, 2 with the problems if not')
+            .example('CC_ARI_PASSWORD=secret $0 config check -c cc.json --set policy.grace=10m', 'With the environment and a flag on top')
+            .epilogue('Every problem names the key and what is expected. Secrets (ari.password and any key of type secret) are never printed.'),
+        (argv) => run(() => check(argv as unknown as CheckArgs)),
+      )
+      .command(
+        'keys',
+        'Every configuration key with its type, default and environment variable.',
+        (cc) =>
+          cc
+            .option('markdown', { type: 'boolean', describe: "Print the README's table rows" })
+            .option('json', { type: 'boolean', describe: 'Print [{key, type, default, required, env, doc}]' })
+            .example('$0 config keys', 'What can be configured'),
+        (argv) => run(() => keys(argv)),
+      )
+      .demandCommand(1, 'Name a config command: check or keys.'),
+  );
+}

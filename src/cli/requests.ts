@@ -1,0 +1,301 @@
+/**
+ * Commands on stored callback requests: list, show, cancel. They work on the SQLite store directly, so
+ * they run next to the service (WAL: readers never block it; cancel is a version-guarded transition,
+ * exactly like the service's own, and retried when the service changed the request meanwhile).
+ */
+import type { Argv } from 'yargs';
+import {
+  CALLBACK_STATES,
+  CallbackRequest,
+  PENDING_STATES,
+  PolicyEvent,
+  RECALL_STATES,
+  decide,
+  explainRequest,
+  isTerminal,
+  localLabel,
+} from '../core/policy';
+import { toStoredEvents } from '../engine';
+import type { StoredEvent } from '../store/sqlite';
+import {
+  CliError,
+  EXIT,
+  GlobalArgs,
+  RequestStore,
+  iso,
+  loadPartial,
+  localTime,
+  out,
+  printJson,
+  relative,
+  run,
+  table,
+  withStore,
+} from './common';
+
+/** The `--json` shape of one request (list, show, cancel). Tests and scripts depend on these names. */
+export function requestJson(r: CallbackRequest) {
+  return {
+    id: r.id,
+    agent: r.agent,
+    agentCallerId: r.agentCallerId,
+    prospect: r.prospect,
+    state: r.state,
+    mode: r.mode,
+    language: r.language,
+    waitingFor: r.waitingFor,
+    reason: r.reason,
+    outcome: r.outcome,
+    attempts: r.attempts,
+    snoozes: r.snoozes,
+    createdAt: new Date(r.createdAt).toISOString(),
+    updatedAt: new Date(r.updatedAt).toISOString(),
+    wakeAt: iso(r.wakeAt),
+    expiresAt: new Date(r.expiresAt).toISOString(),
+  };
+}
+
+function parseStates(states: string[] | undefined, pending: boolean | undefined): string[] | undefined {
+  const wanted = (states ?? []).flatMap((s) => s.split(',')).map((s) => s.trim().toUpperCase()).filter(Boolean);
+  for (const s of wanted) {
+    if (!(CALLBACK_STATES as readonly string[]).includes(s)) {
+      throw new CliError(`--state ${s}: unknown state; one of ${CALLBACK_STATES.join(', ')}`, EXIT.usage);
+    }
+  }
+  if (pending) wanted.push(...PENDING_STATES, ...RECALL_STATES);
+  return wanted.length > 0 ? [...new Set(wanted)] : undefined;
+}
+
+interface ListArgs extends GlobalArgs {
+  json?: boolean;
+  agent?: string;
+  state?: string[];
+  pending?: boolean;
+  limit?: number;
+}
+
+function list(argv: ListArgs): void {
+  const config = loadPartial(argv);
+  const states = parseStates(argv.state, argv.pending);
+  const rows = withStore(config, {}, (store) => store.list({ agent: argv.agent, states, limit: argv.limit }));
+  if (argv.json) return printJson(rows.map(requestJson));
+  if (rows.length === 0) return out('No callback requests match.');
+  const now = Date.now();
+  const zones = [...new Set(rows.map((r) => r.timeZone))];
+  const body = [['ID', 'AGENT', 'PROSPECT', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
+    rows.map((r) => [
+      r.id,
+      r.agent,
+      r.prospect,
+      r.state,
+      localLabelPast(r.timeZone, r.createdAt, now),
+      r.wakeAt === null ? '-' : `${localLabel(r.timeZone, r.wakeAt, now)} (${relative(r.wakeAt, now)})`,
+      r.reason,
+    ]),
+  );
+  out(table(body));
+  const pending = rows.filter((r) => !isTerminal(r.state)).length;
+  out(`${rows.length} request${rows.length === 1 ? '' : 's'}, ${pending} pending · local times in ${zones.join(', ')} · details: considerate-callback show <id>`);
+}
+
+/** localLabel for past instants: 'HH:mm' today, else the date. */
+function localLabelPast(timeZone: string, at: number, now: number): string {
+  return localTime(timeZone, at, 'yyyy-MM-dd') === localTime(timeZone, now, 'yyyy-MM-dd') ? localTime(timeZone, at, 'HH:mm:ss') : localTime(timeZone, at, 'yyyy-MM-dd HH:mm');
+}
+
+/** A stored event as the policy wrote it (see toStoredEvents in src/engine.ts). */
+export function toPolicyEvent(e: StoredEvent): PolicyEvent {
+  const data = e.data ?? {};
+  return {
+    at: e.at,
+    type: e.type as PolicyEvent['type'],
+    from: (e.from ?? null) as PolicyEvent['from'],
+    to: (e.to ?? '') as PolicyEvent['to'],
+    reason: e.reason ?? '',
+    wakeAt: typeof data.wakeAt === 'number' ? data.wakeAt : null,
+    waitingFor: (data.waitingFor ?? null) as PolicyEvent['waitingFor'],
+  };
+}
+
+function getOrNotFound(store: RequestStore, id: string) {
+  const found = store.get(id);
+  if (!found) throw new CliError(`no callback request with id ${id} (see: considerate-callback list)`, EXIT.notFound);
+  return found;
+}
+
+interface ShowArgs extends GlobalArgs {
+  id: string;
+  json?: boolean;
+}
+
+function show(argv: ShowArgs): void {
+  const config = loadPartial(argv);
+  const { request: r, events } = withStore(config, {}, (store) => ({ request: getOrNotFound(store, argv.id).request, events: store.events(argv.id) }));
+  const now = Date.now();
+  const policyEvents = events.map(toPolicyEvent);
+  if (argv.json) {
+    return printJson({
+      request: requestJson(r),
+      timeZone: r.timeZone,
+      next: r.wakeAt === null ? null : { wakeAt: iso(r.wakeAt), local: localTime(r.timeZone, r.wakeAt), waitingFor: r.waitingFor, reason: r.reason },
+      events: events.map((e) => ({
+        at: iso(e.at),
+        local: localTime(r.timeZone, e.at),
+        type: e.type,
+        from: e.from ?? null,
+        to: e.to ?? null,
+        reason: e.reason ?? '',
+        wakeAt: iso(toPolicyEvent(e).wakeAt),
+        waitingFor: toPolicyEvent(e).waitingFor,
+        data: e.data ?? null,
+      })),
+    });
+  }
+  out(explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length }));
+  if (r.wakeAt !== null) {
+    out(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
+    if (r.wakeAt < now - 60_000) out('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');
+  }
+  if ((RECALL_STATES as readonly string[]).includes(r.state)) {
+    out('Note: a recall is in progress on the PBX right now.');
+  }
+}
+
+interface CancelArgs extends GlobalArgs {
+  id?: string;
+  agent?: string;
+  prospect?: string;
+  force?: boolean;
+  by?: string;
+  json?: boolean;
+  'dry-run'?: boolean;
+}
+
+interface CancelOutcome {
+  id: string;
+  agent: string;
+  prospect: string;
+  from: string;
+  state: string;
+  cancelled: boolean;
+  reason: string;
+  note?: string;
+}
+
+const RINGING_NOTE =
+  "the agent's phone is being rung for this callback right now; the command line cannot hang it up. The ring ends on its own (or the agent hangs up), and pressing 1 will no longer dial the prospect.";
+
+/** Cancels one request through the policy, version-guarded; retried when the service changed it meanwhile. */
+function cancelOne(store: RequestStore, id: string, by: string, opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy'] }): CancelOutcome {
+  for (let tries = 0; tries < 10; tries++) {
+    const current = getOrNotFound(store, id);
+    const r = current.request;
+    const base = { id, agent: r.agent, prospect: r.prospect, from: r.state };
+    if (isTerminal(r.state)) {
+      return { ...base, state: r.state, cancelled: false, reason: r.reason, note: `already ${r.state}; nothing to cancel` };
+    }
+    if (r.state === 'CONNECTING' && !opts.force) {
+      return {
+        ...base,
+        state: r.state,
+        cancelled: false,
+        reason: r.reason,
+        note: 'not cancelled: the prospect is being dialled right now, so the call may connect; use --force to mark it cancelled anyway',
+      };
+    }
+    const decision = decide(r, { type: 'cancel', by }, { now: opts.now, cfg: opts.cfg, agent: { busy: false, since: 0 } });
+    const note = (RECALL_STATES as readonly string[]).includes(r.state) ? RINGING_NOTE : undefined;
+    if (opts.dryRun) return { ...base, state: decision.request.state, cancelled: false, reason: decision.request.reason, note: 'dry run: would be cancelled' };
+    if (store.transition(decision.request, current.version, toStoredEvents(id, decision.events)) !== undefined) {
+      return { ...base, state: decision.request.state, cancelled: true, reason: decision.request.reason, ...(note ? { note } : {}) };
+    }
+    // Lost the claim: the service changed the request between our read and our write. Read again.
+  }
+  throw new CliError(`could not cancel ${id}: the request kept changing (is the service busy with it?); try again`, EXIT.failure);
+}
+
+function cancel(argv: CancelArgs): void {
+  if (!argv.id && !argv.agent) throw new CliError('cancel: name a request id or --agent (see --help)', EXIT.usage);
+  if (argv.id && (argv.agent || argv.prospect)) throw new CliError('cancel: give either a request id or --agent/--prospect, not both', EXIT.usage);
+  const config = loadPartial(argv);
+  const by = argv.by ? `cli (${argv.by})` : 'cli';
+  const results = withStore(config, { write: !argv['dry-run'] }, (store) => {
+    const now = Date.now();
+    const ids = argv.id
+      ? [argv.id]
+      : store
+          .list({ agent: argv.agent, states: [...PENDING_STATES, ...RECALL_STATES] })
+          .filter((r) => !argv.prospect || r.prospect === argv.prospect)
+          .map((r) => r.id);
+    return ids.map((id) => cancelOne(store, id, by, { force: argv.force, dryRun: argv['dry-run'], now, cfg: config.policy }));
+  });
+  if (argv.json) return printJson(results);
+  if (results.length === 0) {
+    return out(`No pending callbacks for ${argv.agent}${argv.prospect ? ` → ${argv.prospect}` : ''}; nothing cancelled.`);
+  }
+  for (const r of results) {
+    const head = r.cancelled ? `Cancelled ${r.id}` : `Not cancelled ${r.id}`;
+    out(`${head}: ${r.agent} → ${r.prospect} (was ${r.from})${r.cancelled ? ` — ${r.reason}` : ''}`);
+    if (r.note) out(`  ${r.note}`);
+  }
+  const n = results.filter((r) => r.cancelled).length;
+  if (results.length > 1) out(`${n} of ${results.length} cancelled.`);
+  if (n > 0) out('The running service picks this up by itself; no restart needed.');
+}
+
+export function requestCommands<T>(y: Argv<T>): Argv<T> {
+  return y
+    .command(
+      'list',
+      'List callback requests: a readable table, or JSON with --json.',
+      (c) =>
+        c
+          .option('json', { type: 'boolean', describe: 'Print a JSON array (id, agent, prospect, state, createdAt, wakeAt, reason, …)' })
+          .option('agent', { type: 'string', describe: 'Only this agent device, e.g. PJSIP/1001' })
+          .option('state', {
+            type: 'string',
+            array: true,
+            describe: `Only these states (${CALLBACK_STATES.join(', ')}), e.g. --state WAITING GRACE`,
+          })
+          .option('pending', { type: 'boolean', describe: `Only requests that are not finished (${[...PENDING_STATES, ...RECALL_STATES].join(', ')})` })
+          .option('limit', { type: 'number', describe: 'At most this many, oldest first' })
+          .example('$0 list -c cc.yaml', 'Every request, oldest first')
+          .example('$0 list --agent PJSIP/1001 --pending', 'What agent 1001 is still waiting for')
+          .example('$0 list --state WAITING GRACE --json', 'As JSON, for scripts'),
+      (argv) => run(() => list(argv as unknown as ListArgs)),
+    )
+    .command(
+      'show <id>',
+      "One request's timeline: every event with its local time and reason, and the next wake-up and why.",
+      (c) =>
+        c
+          .positional('id', { type: 'string', describe: 'Request id (from list)', demandOption: true })
+          .option('json', { type: 'boolean', describe: 'Print {request, timeZone, next, events[]} as JSON' })
+          .example('$0 show 3f9a0c12de -c cc.yaml', 'Why is this callback waiting, and until when?')
+          .epilogue('Exit code 4 when there is no request with that id.'),
+      (argv) => run(() => show(argv as unknown as ShowArgs)),
+    )
+    .command(
+      'cancel [id]',
+      'Cancel a pending callback by id, or all pending callbacks of an agent.',
+      (c) =>
+        c
+          .positional('id', { type: 'string', describe: 'Request id (from list)' })
+          .option('agent', { type: 'string', describe: 'Cancel every pending callback of this agent device, e.g. PJSIP/1001' })
+          .option('prospect', { type: 'string', describe: 'With --agent: only callbacks to this number' })
+          .option('force', { type: 'boolean', describe: 'Also mark a request cancelled while its prospect is being dialled' })
+          .option('by', { type: 'string', describe: 'Who cancels, recorded in the history ("cancelled by cli (NAME)")' })
+          .option('dry-run', { type: 'boolean', describe: 'Say what would be cancelled, change nothing' })
+          .option('json', { type: 'boolean', describe: 'Print [{id, agent, prospect, from, state, cancelled, reason, note}]' })
+          .example('$0 cancel 3f9a0c12de', 'Cancel one request')
+          .example('$0 cancel --agent PJSIP/1001', 'Cancel all pending callbacks of agent 1001')
+          .example('$0 cancel --agent PJSIP/1001 --prospect 2001 --by alice', 'Only the one to 2001, recording who did it')
+          .epilogue(
+            'Safe while the service runs: each cancel is a version-guarded write, retried if the service changed the request ' +
+              'meanwhile. A callback whose agent is being rung at that moment is cancelled, but the command line cannot hang ' +
+              'up that ring; one whose prospect is being dialled is left alone unless --force. ' +
+              'Exit code 4 when there is no request with that id; cancelling nothing for --agent is not an error.',
+          ),
+      (argv) => run(() => cancel(argv as unknown as CancelArgs)),
+    );
+}
