@@ -18,7 +18,7 @@ function maskUrlPassword(text: string): string {
 function scrub(text: string, secrets: readonly string[]): string {
   let outText = maskUrlPassword(text);
   for (const s of secrets) {
-    if (!s) continue;
+    if (s.length < 4) continue; // masking "x" would garble every line; such a password is no secret anyway
     for (const form of new Set([s, encodeURIComponent(s), JSON.stringify(s).slice(1, -1)])) outText = outText.split(form).join(MASK);
   }
   return outText;

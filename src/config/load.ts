@@ -81,7 +81,14 @@ function describe(value: unknown): string {
 
 function coerce(key: string, field: Field, value: unknown, fromText: boolean): { value?: unknown; problem?: string } {
   // A secret's wrong value is never echoed: it may be the real password in the wrong place.
-  const got = field.type === 'secret' ? (typeof value === 'string' ? 'an empty string' : `a ${Array.isArray(value) ? 'list' : typeof value}`) : describe(value);
+  const got =
+    field.type === 'secret'
+      ? typeof value === 'string'
+        ? 'an empty string'
+        : `a ${Array.isArray(value) ? 'list' : typeof value}`
+      : field.type === 'url' && typeof value === 'string'
+        ? describe(value.replace(/\/\/.*@/, '//********@'))
+        : describe(value);
   const want = (what: string) => ({ problem: `${key}: expected ${what}, got ${got}` });
   switch (field.type) {
     case 'string':
@@ -327,7 +334,16 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
       for (const line of (err as Error).message.split('\n').slice(1)) problems.push(policyProblem(line.replace(/^\s*-\s*/, '')));
     }
   }
-  if (problems.length > 0 || !policy) throw new ConfigError(problems, source);
+  if (problems.length > 0 || !policy) {
+    // No secret ever appears in a message, even one written into the wrong key.
+    const secrets = Object.entries(fields)
+      .filter(([, f]) => f.type === 'secret')
+      .flatMap(([k, f]) => [flat[k], f.env ? env[f.env] : undefined, opts.overrides?.[k]])
+      .filter((x): x is string => typeof x === 'string' && x.length >= 4); // masking "x" would garble every message
+    const scrub = (text: string) =>
+      secrets.reduce((t, secret) => [secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)].reduce((u, form) => u.split(form).join(MASK), t), text);
+    throw new ConfigError(problems.map(scrub), source);
+  }
   const config: Config = {
     ari: { url: v('ari.url'), username: v('ari.username'), password: v('ari.password'), app: v('ari.app'), reconnectMaxMs: v('ari.reconnectMax') },
     store: { path: v('store.path') },
