@@ -103,7 +103,7 @@ export function configCommands<T>(y: Argv<T>): Argv<T> {
         (cc) =>
           cc
             .option('json', { type: 'boolean', describe: 'Print {ok, file, config, sources} (or {ok: false, problems}) as JSON' })
-            .option('changed', { type: 'boolean', describe: 'Only keys that differ from the default' })
+            .option('changed', { type: 'boolean', describe: 'Only keys set by the file, the environment or flags' })
             .example('$0 config check -c /etc/considerate-callback.yaml', 'Is the file right? Exit 0 if so, 2 with the problems if not')
             .example('CC_ARI_PASSWORD=secret $0 config check -c cc.json --set policy.grace=10m', 'With the environment and a flag on top')
             .epilogue('Every problem names the key and what is expected. Secrets (ari.password and any key of type secret) are never printed.'),

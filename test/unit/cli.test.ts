@@ -441,3 +441,24 @@ describe('dialplan', () => {
     expect(cli(['dialplan', '--path']).stdout.trim()).toBe(path.join(ROOT, 'dialplan/considerate-callback.conf'));
   });
 });
+
+describe('the README stays true to the command line', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+
+  it('its YAML example passes config check', () => {
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(yaml).toBeDefined();
+    const r = cli(['config', 'check', '-c', write('readme.yaml', yaml as string)]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it.each(['run', 'list', 'show <id>', 'cancel <id>', 'config check', 'config keys', 'explain', 'dialplan'])('documents `%s`', (cmd) => {
+    expect(readme).toContain(`| \`${cmd}`);
+  });
+
+  it('documents exit code 4', () => {
+    expect(readme).toContain('4 not found');
+  });
+});
+
