@@ -186,7 +186,7 @@ const RINGING_NOTE =
   "the agent's phone is being rung for this callback right now; the command line cannot hang it up. The ring ends on its own (or the agent hangs up), and pressing 1 will no longer dial the prospect.";
 
 /** Cancels one request through the policy, version-guarded; retried when the service changed it meanwhile. */
-function cancelOne(store: RequestStore, id: string, by: string, opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy'] }): CancelOutcome {
+export function cancelOne(store: RequestStore, id: string, by: string, opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy'] }): CancelOutcome {
   for (let tries = 0; tries < 10; tries++) {
     const current = getOrNotFound(store, id);
     const r = current.request;

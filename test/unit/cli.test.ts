@@ -13,6 +13,7 @@ import type { CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/log';
 import { SqliteStore } from '../../src/store/sqlite';
+import { cancelOne } from '../../src/cli/requests';
 
 const ROOT = path.join(__dirname, '../..');
 const BIN = path.join(ROOT, 'dist/cli/main.js');
@@ -361,6 +362,38 @@ describe('list, show, cancel', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('(was RINGING_AGENT)');
     expect(r.stdout).toContain('the command line cannot hang it up');
+  });
+});
+
+describe('cancel against a running service (in process)', () => {
+  it('a lost claim is re-read and decided again, never applied over the newer version', () => {
+    const { file, ids } = makeStore();
+    const store = SqliteStore.open<CallbackRequest>(file);
+    const policy = loadConfig({ env: {}, partial: true }).policy;
+    const engine = new Engine({
+      store,
+      policy,
+      log: createLogger({ stream: new Writable({ write: (_c, _e, cb) => cb() }), level: 'error' }),
+      clock: () => T0 + 45 * MIN,
+      maxPendingPerAgent: 10,
+      prospectDevice: (n) => `PJSIP/${n}`,
+    });
+    // The service moves the request (line busy again) between the CLI's read and its write.
+    const original = store.transition.bind(store);
+    let raced = false;
+    store.transition = (request, version, events) => {
+      if (!raced) {
+        raced = true;
+        engine.deviceState('PJSIP/2001', { busy: true });
+      }
+      return original(request, version, events);
+    };
+    const result = cancelOne(store, ids['2001'], 'cli', { now: T0 + 45 * MIN, cfg: policy });
+    expect(raced).toBe(true);
+    expect(result).toMatchObject({ cancelled: true, from: 'WAITING', state: 'CANCELLED' });
+    const types = store.events(ids['2001']).map((e) => `${e.type}:${e.from ?? ''}>${e.to}`);
+    expect(types).toEqual(['created:>WAITING', 'prospect-free:WAITING>GRACE', 'prospect-busy:GRACE>WAITING', 'cancelled:WAITING>CANCELLED']);
+    store.close();
   });
 });
 
