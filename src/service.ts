@@ -79,7 +79,10 @@ export class Service {
       log.child({ component: 'offer' }),
     );
     this.ari.onAri('StasisStart', (event: StasisStart, channel: Channel) => this.route(event, channel));
-    this.ari.on('connected', () => this.engine.setPbxUp(true));
+    this.ari.on('connected', (client: AriClient) => {
+      this.engine.setPbxUp(true);
+      void this.reconcile(client);
+    });
     this.ari.on('disconnected', () => this.engine.setPbxUp(false));
   }
 
@@ -97,6 +100,38 @@ export class Service {
         return;
       default:
         this.refuse(client, channel, args);
+    }
+  }
+
+  /**
+   * After a (re)connection: channels and bridges of our app that this process does not know are left
+   * over from a previous run (a crash, a restart). A recall channel is hung up (the policy recovers the
+   * request when its safety wake-up comes); a caller stuck in the offer goes back to the dialplan,
+   * which ends the call with a busy tone; an orphaned recall bridge is destroyed.
+   */
+  private async reconcile(client: AriClient): Promise<void> {
+    const app = this.opts.config.ari.app;
+    const log = this.opts.log.child({ component: 'reconcile' });
+    try {
+      for (const c of await client.channels.list()) {
+        const dp = (c as unknown as { dialplan?: { app_name?: string; app_data?: string } }).dialplan;
+        const inOurApp = dp?.app_name === 'Stasis' && (dp.app_data ?? '').split(',')[0] === app;
+        if (!inOurApp || this.offer.owns(c.id) || this.recall.owns(c.id)) continue;
+        if (c.id.startsWith('ccb-')) {
+          log.warn('hanging up a recall channel left over from an earlier run', { channelId: c.id });
+          await client.channels.hangup({ channelId: c.id }).catch(() => undefined);
+        } else {
+          log.warn('returning a call left in the app by an earlier run to the dialplan', { channelId: c.id, args: dp?.app_data });
+          await client.channels.continueInDialplan({ channelId: c.id }).catch(() => undefined);
+        }
+      }
+      for (const b of await client.bridges.list()) {
+        if (!b.id.startsWith('ccb-') || this.recall.owns(b.id)) continue;
+        log.info('destroying a recall bridge left over from an earlier run', { bridgeId: b.id });
+        await client.bridges.destroy({ bridgeId: b.id }).catch(() => undefined);
+      }
+    } catch (err) {
+      log.warn('reconciliation failed; leftovers stay until the next connection', { error: errorText(err) });
     }
   }
 

@@ -81,6 +81,10 @@ export class OfferFlow {
     return this.sessions.size;
   }
 
+  owns(channelId: string): boolean {
+    return this.sessions.has(channelId);
+  }
+
   /** Entry from the Stasis router: `args` are the Stasis() arguments after the app name. */
   start(client: AriClient, channel: Channel, args: string[]): void {
     const channelId = channel.id;

@@ -106,6 +106,13 @@ export class RecallFlow implements Telephony {
     return this.calls.size;
   }
 
+  /** Whether a channel or bridge on the PBX belongs to a recall this process runs. */
+  owns(id: string): boolean {
+    if (this.byChannel.has(id)) return true;
+    for (const call of this.calls.values()) if (call.bridgeId === id) return true;
+    return false;
+  }
+
   /** StasisStart of a channel we originated: `recall,<request>` (agent) or `prospect,<request>`. */
   onStasisStart(channel: Channel, args: string[]): void {
     const call = this.byChannel.get(channel.id);
