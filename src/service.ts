@@ -2,6 +2,8 @@
  * The service: wires configuration, store, engine, ARI connection and the call flows together.
  * Everything here is plumbing; decisions live in src/core.
  */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import type { Channel, StasisStart } from 'ari-client';
 import { Config, prospectDevice } from './config/load';
 import { AriConnection, AriClient, errorText } from './asterisk/connection';
@@ -47,6 +49,7 @@ export class Service {
       app: config.ari.app,
       reconnectMaxMs: config.ari.reconnectMaxMs,
       log: log.child({ component: 'ari' }),
+      lease: { instanceId: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, ttlMs: config.ari.leaseTtlMs },
     });
     this.presence = new Presence(this.ari, config.ari.app, log.child({ component: 'presence' }), (device, state) =>
       this.engine.deviceState(device, state),
@@ -113,7 +116,11 @@ export class Service {
     const app = this.opts.config.ari.app;
     const log = this.opts.log.child({ component: 'reconcile' });
     try {
-      for (const c of await client.channels.list()) {
+      const channels = await client.channels.list();
+      const existing = new Set(channels.map((c) => c.id));
+      this.offer.reconcileGone(existing);
+      this.recall.reconcileGone(existing);
+      for (const c of channels) {
         const dp = (c as unknown as { dialplan?: { app_name?: string; app_data?: string } }).dialplan;
         const inOurApp = dp?.app_name === 'Stasis' && (dp.app_data ?? '').split(',')[0] === app;
         if (!inOurApp || this.offer.owns(c.id) || this.recall.owns(c.id)) continue;

@@ -15,6 +15,7 @@
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
 import type { Logger } from '../log';
+import { Lease } from './lease';
 
 export type AriClient = ari.Client;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -32,6 +33,8 @@ export interface ConnectionOptions {
   pingIntervalMs?: number;
   /** For tests: replaces ari-client's connect(). */
   connect?: (url: string, user: string, pass: string) => Promise<AriClient>;
+  /** One active instance per PBX and app (see lease.ts); omitted = no lease (tests with fakes). */
+  lease?: { instanceId: string; ttlMs: number };
 }
 
 interface Internals {
@@ -48,9 +51,18 @@ export class AriConnection extends EventEmitter {
   private pingTimer?: NodeJS.Timeout;
   private awaitingPong = false;
   private isUp = false;
+  private standingBy = false;
+  private leaseTimer?: NodeJS.Timeout;
+  private readonly lease?: Lease;
 
   constructor(private readonly opts: ConnectionOptions) {
     super();
+    if (opts.lease) this.lease = new Lease({ ...opts.lease, app: opts.app });
+  }
+
+  /** True while another instance holds the app and this one waits to take over. */
+  get standby(): boolean {
+    return this.standingBy;
   }
 
   get client(): AriClient | undefined {
@@ -107,7 +119,10 @@ export class AriConnection extends EventEmitter {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
+    clearInterval(this.leaseTimer);
     const client = this.current;
+    // Hand the app over at once instead of letting a stand-by wait for the lease to go stale.
+    if (client && this.lease && this.isUp) await this.lease.release(client).catch(() => undefined);
     this.current = undefined;
     this.setDown('stopped');
     if (client) {
@@ -170,15 +185,35 @@ export class AriConnection extends EventEmitter {
       c.on('pong', () => {
         this.awaitingPong = false;
       });
+      if (this.lease && !(await this.lease.acquire(client))) {
+        const holder = await this.lease.read(client);
+        if (!this.standingBy) {
+          this.opts.log.warn('another instance is active for this app on the PBX; standing by', {
+            app: this.opts.app,
+            activeInstance: holder?.owner,
+          });
+          this.emit('standby', holder?.owner);
+        }
+        this.standingBy = true;
+        this.attempt = 0;
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => void this.connectLoop(), Math.max(1000, Math.floor(this.opts.lease!.ttlMs / 3)));
+        return;
+      }
+      if (this.standingBy) this.opts.log.info('taking over the app: the active instance is gone', { app: this.opts.app });
+      this.standingBy = false;
       this.current = client;
       await client.start(this.opts.app);
       if (this.stopped) {
         client.stop();
         return;
       }
+      // The socket may have dropped (and this client been given up) while start() was settling.
+      if (client !== this.current) return;
       // ari-client's WebSocketConnected listener above may have reported the connection already.
       if (!this.isUp) this.setUp(client, 'connected');
       this.startPing();
+      this.startLeaseRenewal(client);
     } catch (err) {
       if (client && client === this.current) this.current = undefined;
       const text = errorText(err);
@@ -192,6 +227,33 @@ export class AriConnection extends EventEmitter {
     } finally {
       this.connecting = false;
     }
+  }
+
+  private startLeaseRenewal(client: AriClient): void {
+    clearInterval(this.leaseTimer);
+    const lease = this.lease;
+    if (!lease) return;
+    this.leaseTimer = setInterval(() => {
+      if (client !== this.current || !this.isUp) return;
+      void (async () => {
+        const other = await lease.heldByOther(client);
+        if (other) {
+          // We were taken for dead (a long stall): the other instance owns the app now. Step back.
+          this.opts.log.error('another instance took over the app; standing by', { activeInstance: other.owner });
+          this.current = undefined;
+          this.setDown('lease lost');
+          try {
+            client.stop();
+          } catch {
+            // closed
+          }
+          this.scheduleRetry();
+          return;
+        }
+        await lease.write(client);
+      })().catch(() => undefined);
+    }, Math.max(500, Math.floor(lease ? this.opts.lease!.ttlMs / 3 : 5000)));
+    this.leaseTimer.unref();
   }
 
   private startPing(): void {

@@ -85,6 +85,11 @@ export class OfferFlow {
     return this.sessions.has(channelId);
   }
 
+  /** After a reconnection: offers whose channel vanished meanwhile end as hung up. */
+  reconcileGone(existing: ReadonlySet<string>): void {
+    for (const id of [...this.sessions.keys()]) if (!existing.has(id)) this.input(id, { type: 'hangup' });
+  }
+
   /** Entry from the Stasis router: `args` are the Stasis() arguments after the app name. */
   start(client: AriClient, channel: Channel, args: string[]): void {
     const channelId = channel.id;

@@ -106,6 +106,17 @@ export class RecallFlow implements Telephony {
     return this.calls.size;
   }
 
+  /**
+   * After a reconnection: recall channels that vanished while we could not hear about it (the PBX
+   * restarted, the socket was down) are treated as ended, so the policy learns the outcome now.
+   */
+  reconcileGone(existing: ReadonlySet<string>): void {
+    for (const call of [...this.calls.values()]) {
+      if (!call.agentGone && !existing.has(call.agentChannelId)) this.onGone(call.agentChannelId, undefined);
+      if (call.prospectChannelId && !call.prospectGone && !existing.has(call.prospectChannelId)) this.onGone(call.prospectChannelId, undefined);
+    }
+  }
+
   /** Whether a channel or bridge on the PBX belongs to a recall this process runs. */
   owns(id: string): boolean {
     if (this.byChannel.has(id)) return true;

@@ -17,7 +17,7 @@ export interface InternalProspectRule {
 }
 
 export interface Config {
-  ari: { url: string; username: string; password: string; app: string; reconnectMaxMs: number };
+  ari: { url: string; username: string; password: string; app: string; reconnectMaxMs: number; leaseTtlMs: number };
   store: { path: string };
   log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'auto' | 'json' | 'pretty' };
   offer: {
@@ -45,6 +45,9 @@ export interface Config {
   policy: PolicyConfig;
   prospects: { internal: InternalProspectRule[] };
   recall: { alertInfo: string; outboundContext: string };
+  agi: { enabled: boolean; bind: string; port: number };
+  pending: { prompts: { count: string; menu: string } };
+  webhook: { url: string; secret: string; timeoutMs: number; retries: number; backoffMs: number[] };
 }
 
 export class ConfigError extends Error {
@@ -99,6 +102,7 @@ function coerce(key: string, field: Field, value: unknown, fromText: boolean): {
       return { value };
     }
     case 'url': {
+      if (value === '' && field.allowEmpty) return { value };
       if (typeof value !== 'string') return want('a URL such as http://127.0.0.1:8088');
       try {
         const u = new URL(value);
@@ -345,7 +349,14 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
     throw new ConfigError(problems.map(scrub), source);
   }
   const config: Config = {
-    ari: { url: v('ari.url'), username: v('ari.username'), password: v('ari.password'), app: v('ari.app'), reconnectMaxMs: v('ari.reconnectMax') },
+    ari: {
+      url: v('ari.url'),
+      username: v('ari.username'),
+      password: v('ari.password'),
+      app: v('ari.app'),
+      reconnectMaxMs: v('ari.reconnectMax'),
+      leaseTtlMs: v('ari.leaseTtl'),
+    },
     store: { path: v('store.path') },
     log: { level: v('log.level'), format: v('log.format') },
     offer: {
@@ -373,6 +384,15 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
     policy,
     prospects: { internal },
     recall: { alertInfo: v('recall.alertInfo'), outboundContext: v('recall.outboundContext') },
+    agi: { enabled: v('agi.enabled'), bind: v('agi.bind'), port: v('agi.port') },
+    pending: { prompts: { count: v('prompts.pendingCount'), menu: v('prompts.pendingMenu') } },
+    webhook: {
+      url: v('webhook.url'),
+      secret: v('webhook.secret'),
+      timeoutMs: v('webhook.timeout'),
+      retries: v('webhook.retries'),
+      backoffMs: v('webhook.backoff'),
+    },
   };
   return { config, entries };
 }

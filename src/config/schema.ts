@@ -71,6 +71,16 @@ export const schema = {
   'recall.callerIdNumber': { type: 'string', default: '', allowEmpty: true, doc: 'Caller-ID number on the agent\'s phone for a recall: a service number, never the prospect\'s.' },
   'recall.alertInfo': { type: 'string', default: '', allowEmpty: true, doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
   'recall.outboundContext': { type: 'string', default: 'cc-outbound', doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
+  'agi.enabled': { type: 'boolean', default: false, env: 'CC_AGI_ENABLED', doc: 'Run the FastAGI server, for AGI(agi://host:port/offer,<prospect>) as the busy-signal entry instead of Stasis().' },
+  'agi.bind': { type: 'string', default: '127.0.0.1', doc: 'Address the FastAGI server listens on. Keep it private: AGI has no authentication.' },
+  'agi.port': { type: 'integer', default: 4573, min: 0, max: 65535, doc: 'TCP port of the FastAGI server (4573 is the FastAGI default; 0 picks a free port).' },
+  'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
+  'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
+  'webhook.url': { type: 'url', default: '', allowEmpty: true, env: 'CC_WEBHOOK_URL', doc: 'CRM webhook: POST a JSON event on requested, completed, failed, expired and cancelled. Empty: no webhook.' },
+  'webhook.secret': { type: 'secret', default: '', allowEmpty: true, env: 'CC_WEBHOOK_SECRET', doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of the raw body>. Never logged.' },
+  'webhook.timeout': { type: 'duration', default: '5s', doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
+  'webhook.retries': { type: 'integer', default: 20, min: 0, max: 1000, doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
+  'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
   'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', doc: '"Automatic callback to" (followed by the prospect\'s digits).' },
   'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', doc: '"Press 1 to connect now, 2 to try again in 15 minutes, 3 to cancel."' },
   'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', doc: 'Played when the agent pressed 1.' },
@@ -80,6 +90,7 @@ export const schema = {
   'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', doc: '"The callback is cancelled."' },
   'numbers.minDigits': { type: 'integer', default: 2, min: 1, max: 30, doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: 20, min: 1, max: 30, doc: 'Most digits of a prospect number.' },
+  'ari.leaseTtl': { type: 'duration', default: '15s', doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
 } as const satisfies Record<string, Field>;
 
 export type ConfigKey = keyof typeof schema;

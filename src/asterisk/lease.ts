@@ -1,0 +1,77 @@
+/**
+ * One active instance per PBX and app name.
+ *
+ * Asterisk gives a Stasis app to the newest WebSocket that asks for it, so two instances of this
+ * service against one PBX would silently steal each other's calls and both fire callbacks. Before it
+ * opens its WebSocket, an instance therefore takes a lease: a global variable on the PBX
+ * (`CC_LEASE_<app>` = "<instance id> <epoch ms>"), renewed while it runs. An instance that finds a
+ * fresh lease of another instance stands by and checks again; when the active one stops (it clears
+ * the lease) or dies (the lease goes stale), the stand-by takes over.
+ */
+import type { AriClient } from './connection';
+
+export interface LeaseOptions {
+  instanceId: string;
+  app: string;
+  /** A lease older than this is stale. */
+  ttlMs: number;
+  clock?: () => number;
+}
+
+export interface LeaseHolder {
+  owner: string;
+  at: number;
+}
+
+export function leaseVariable(app: string): string {
+  return `CC_LEASE_${app.replace(/[^A-Za-z0-9_]/g, '_')}`;
+}
+
+export function parseLease(value: string | undefined): LeaseHolder | undefined {
+  const m = /^(\S+) (\d+)$/.exec((value ?? '').trim());
+  return m ? { owner: m[1], at: Number(m[2]) } : undefined;
+}
+
+export class Lease {
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: LeaseOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  async read(client: AriClient): Promise<LeaseHolder | undefined> {
+    try {
+      const v = await client.asterisk.getGlobalVar({ variable: leaseVariable(this.opts.app) });
+      return parseLease(v.value);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The other instance that holds a fresh lease, if any. */
+  async heldByOther(client: AriClient): Promise<LeaseHolder | undefined> {
+    const lease = await this.read(client);
+    if (!lease || lease.owner === this.opts.instanceId) return undefined;
+    return this.clock() - lease.at < this.opts.ttlMs ? lease : undefined;
+  }
+
+  /** Takes (or renews) the lease; false when another instance won a race for it. */
+  async acquire(client: AriClient, settleMs = 250): Promise<boolean> {
+    if (await this.heldByOther(client)) return false;
+    await this.write(client);
+    if (settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
+    const lease = await this.read(client);
+    return lease?.owner === this.opts.instanceId;
+  }
+
+  async write(client: AriClient): Promise<void> {
+    await client.asterisk.setGlobalVar({ variable: leaseVariable(this.opts.app), value: `${this.opts.instanceId} ${this.clock()}` });
+  }
+
+  async release(client: AriClient): Promise<void> {
+    const lease = await this.read(client);
+    if (lease?.owner === this.opts.instanceId) {
+      await client.asterisk.setGlobalVar({ variable: leaseVariable(this.opts.app), value: '' }).catch(() => undefined);
+    }
+  }
+}

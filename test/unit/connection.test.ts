@@ -1,0 +1,111 @@
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { AriClient, AriConnection } from '../../src/asterisk/connection';
+import { createLogger } from '../../src/log';
+
+/** A stand-in for ari-client's Client: an EventEmitter that "connects" at once. */
+class FakeClient extends EventEmitter {
+  started = 0;
+  stopped = 0;
+  async start(): Promise<void> {
+    this.started++;
+    this.emit('WebSocketConnected');
+  }
+  stop(): void {
+    this.stopped++;
+  }
+  ping(): void {}
+}
+
+function setup(connect: () => Promise<FakeClient>) {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new PassThrough();
+  stream.on('data', (b: Buffer) => b.toString().split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))));
+  const log = createLogger({ format: 'json', stream, level: 'debug' });
+  const conn = new AriConnection({
+    url: 'http://127.0.0.1:1',
+    username: 'u',
+    password: 'p',
+    app: 'app',
+    log,
+    reconnectMaxMs: 20,
+    connect: connect as unknown as (u: string, n: string, p: string) => Promise<AriClient>,
+  });
+  return { conn, lines };
+}
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+describe('AriConnection', () => {
+  it('a listener that throws (or rejects) cannot stop other listeners or later events', async () => {
+    const client = new FakeClient();
+    const { conn, lines } = setup(async () => client);
+    const seen: string[] = [];
+    conn.onAri('StasisStart', () => {
+      throw new Error('boom');
+    });
+    conn.onAri('StasisStart', async () => {
+      throw new Error('async boom');
+    });
+    conn.onAri('StasisStart', (e: { n: string }) => seen.push(e.n));
+    conn.start();
+    await conn.waitConnected(1000);
+    client.emit('StasisStart', { n: 'first' });
+    client.emit('StasisStart', { n: 'second' });
+    await tick();
+    expect(seen).toEqual(['first', 'second']);
+    expect(lines.filter((l) => l.message === 'ARI event handler threw')).toHaveLength(2);
+    expect(lines.filter((l) => l.message === 'ARI event handler failed')).toHaveLength(2);
+    expect(lines.find((l) => l.message === 'ARI event handler threw')).toMatchObject({ event: 'StasisStart', error: 'boom' });
+    await conn.stop();
+  });
+
+  it('keeps trying to connect, without a retry limit', async () => {
+    let calls = 0;
+    const client = new FakeClient();
+    const { conn, lines } = setup(async () => {
+      calls++;
+      if (calls < 25) throw new Error('connect ECONNREFUSED 127.0.0.1:8088');
+      return client;
+    });
+    conn.start();
+    await conn.waitConnected(5000);
+    expect(calls).toBe(25);
+    expect(lines.filter((l) => l.message === 'cannot reach ARI; retrying')).toHaveLength(24);
+    await conn.stop();
+  });
+
+  it('builds a fresh client when ari-client gives up (WebSocketMaxRetries), and listeners move over', async () => {
+    const clients = [new FakeClient(), new FakeClient()];
+    let n = 0;
+    const { conn } = setup(async () => clients[n++]);
+    const seen: string[] = [];
+    conn.onAri('StasisStart', (e: { n: string }) => seen.push(e.n));
+    const ups: unknown[] = [];
+    const downs: unknown[] = [];
+    conn.on('connected', (c) => ups.push(c));
+    conn.on('disconnected', (r) => downs.push(r));
+    conn.start();
+    await conn.waitConnected(1000);
+    clients[0].emit('WebSocketReconnecting', new Error('socket closed'));
+    clients[0].emit('WebSocketMaxRetries', new Error('gave up'));
+    await tick(100);
+    expect(conn.client).toBe(clients[1]);
+    expect(ups.map((c) => clients.indexOf(c as FakeClient))).toEqual([0, 1]);
+    expect(downs).toEqual(['websocket closed: socket closed']);
+    clients[1].emit('StasisStart', { n: 'after' });
+    // The old client is dead: its events are not ours any more to act upon, but the new one's are.
+    expect(seen).toContain('after');
+    await conn.stop();
+  });
+
+  it('reports the credentials problem in words', async () => {
+    const { conn, lines } = setup(async () => {
+      throw new Error('401 Unauthorized');
+    });
+    conn.start();
+    await tick(50);
+    await conn.stop();
+    expect(lines.some((l) => l.message === 'ARI refused the credentials; check ari.username / ari.password')).toBe(true);
+  });
+});
