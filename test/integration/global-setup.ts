@@ -54,7 +54,8 @@ export default async function globalSetup(): Promise<void> {
   const wanted = process.argv.some((a) => a.includes('integration') || a.includes('e2e')) || !process.argv.some((a) => a.includes('test/unit'));
   fs.mkdirSync(path.dirname(PBX_STATUS_FILE), { recursive: true });
   if (!wanted || process.env.CC_SKIP_PBX === '1') {
-    fs.writeFileSync(PBX_STATUS_FILE, JSON.stringify({ available: false, reason: 'integration tests not selected', startedByTests: false }));
+    // Unit-only runs leave the sandbox and its status alone (another run may be using them).
+    process.env.CC_PBX_STATUS = JSON.stringify({ available: false, reason: 'integration tests not selected' });
     return;
   }
   await acquireSandboxLock();
@@ -67,8 +68,10 @@ export default async function globalSetup(): Promise<void> {
       throw new Error(`the Asterisk sandbox did not start (exit ${up.status}):\n${reason}`);
     }
     process.stderr.write(`\n[integration] Asterisk sandbox unavailable; integration tests are SKIPPED:\n${reason}\n`);
-    fs.writeFileSync(PBX_STATUS_FILE, JSON.stringify({ available: false, reason, startedByTests: false }));
+    process.env.CC_PBX_STATUS = JSON.stringify({ available: false, reason });
     return;
   }
-  fs.writeFileSync(PBX_STATUS_FILE, JSON.stringify({ available: true, startedByTests: !wasRunning }));
+  // Test workers inherit the environment; the file tells global-teardown whether to stop the sandbox.
+  process.env.CC_PBX_STATUS = JSON.stringify({ available: true });
+  fs.writeFileSync(PBX_STATUS_FILE, JSON.stringify({ available: true, startedByTests: !wasRunning, owner: process.pid }));
 }

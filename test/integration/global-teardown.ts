@@ -26,6 +26,7 @@ function stopIfOurs(): void {
   } catch {
     return;
   }
+  if ((status as { owner?: number }).owner !== process.pid) return;
   if (status.startedByTests && process.env.CC_KEEP_PBX !== '1') {
     spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'down'], { stdio: 'inherit' });
   }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import { CLI, PBX_STATUS_FILE, ROOT } from './paths';
+import { CLI, ROOT } from './paths';
 
 export const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
 // Unique per test process: a second client with the same app name would take the app over.
@@ -15,7 +15,7 @@ export const TEST_APP = `cc-test-${process.pid}`;
 
 export function pbxStatus(): { available: boolean; reason?: string } {
   try {
-    return JSON.parse(fs.readFileSync(PBX_STATUS_FILE, 'utf8')) as { available: boolean; reason?: string };
+    return JSON.parse(process.env.CC_PBX_STATUS ?? '') as { available: boolean; reason?: string };
   } catch {
     return { available: false, reason: 'global setup did not run' };
   }
