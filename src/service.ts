@@ -7,9 +7,16 @@ import os from 'node:os';
 import type { Channel, StasisStart } from 'ari-client';
 import { Config, prospectDevice } from './config/load';
 import { AriConnection, AriClient, errorText } from './asterisk/connection';
+import { localOwnerGone } from './asterisk/lease';
 import { OfferFlow } from './asterisk/offer-flow';
 import { Presence } from './asterisk/presence';
 import { RecallFlow } from './asterisk/recall-flow';
+import { PendingFlow } from './asterisk/pending-flow';
+import { AgiServer } from './agi/server';
+import { AgiOffer } from './agi/offer';
+import { PENDING_STATES } from './core/policy';
+import { outboxRowsFor } from './webhook/payload';
+import { WebhookSender } from './webhook/sender';
 import type { CallbackRequest } from './core/policy';
 import { Engine } from './engine';
 import { Logger } from './log';
@@ -27,6 +34,9 @@ export class Service {
   private readonly offer: OfferFlow;
   private readonly recall: RecallFlow;
   private readonly presence: Presence;
+  private readonly pending: PendingFlow;
+  private agi?: AgiServer;
+  private readonly webhook?: WebhookSender;
 
   constructor(private readonly opts: ServiceOptions) {
     const { config, log } = opts;
@@ -38,9 +48,15 @@ export class Service {
       clock: opts.clock,
       maxPendingPerAgent: config.offer.maxPendingPerAgent,
       prospectDevice: (number) => prospectDevice(config.prospects.internal, number),
+      // CRM webhook: notifications are queued in the store with the transition that produced them.
+      outbox: config.webhook.url ? outboxRowsFor : undefined,
     });
+    if (config.webhook.url) {
+      this.webhook = new WebhookSender(store, { ...config.webhook, log: log.child({ component: 'webhook' }) });
+    }
     this.engine.setNotifier((request, action) => {
       log.info('notify', { requestId: request.id, event: action.event, reason: action.reason });
+      this.webhook?.kick();
     });
     this.ari = new AriConnection({
       url: config.ari.url,
@@ -49,7 +65,11 @@ export class Service {
       app: config.ari.app,
       reconnectMaxMs: config.ari.reconnectMaxMs,
       log: log.child({ component: 'ari' }),
-      lease: { instanceId: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, ttlMs: config.ari.leaseTtlMs },
+      lease: {
+        instanceId: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+        ttlMs: config.ari.leaseTtlMs,
+        isGone: localOwnerGone(os.hostname()),
+      },
     });
     this.presence = new Presence(this.ari, config.ari.app, log.child({ component: 'presence' }), (device, state) =>
       this.engine.deviceState(device, state),
@@ -81,6 +101,20 @@ export class Service {
       },
       log.child({ component: 'offer' }),
     );
+    this.pending = new PendingFlow(
+      this.ari,
+      {
+        pendingOf: (agent) => this.engine.store.list({ agent, states: PENDING_STATES }),
+        cancel: (requestId) => this.engine.cancel(requestId, 'agent')?.request.state === 'CANCELLED',
+      },
+      {
+        prompts: { count: config.pending.prompts.count, menu: config.pending.prompts.menu, cancelled: config.prompts.cancelled, goodbye: config.prompts.goodbye },
+        menuTimeoutMs: config.policy.menuTimeoutMs,
+        languages: config.offer.languages,
+        defaultLanguage: config.offer.defaultLanguage,
+      },
+      log.child({ component: 'pending' }),
+    );
     this.ari.onAri('StasisStart', (event: StasisStart, channel: Channel) => this.route(event, channel));
     this.ari.on('connected', (client: AriClient) => {
       this.engine.setPbxUp(true);
@@ -96,6 +130,9 @@ export class Service {
     switch (args[0]) {
       case 'offer':
         this.offer.start(client, channel, args);
+        return;
+      case 'pending':
+        this.pending.start(client, channel, args);
         return;
       case 'recall':
       case 'prospect':
@@ -123,7 +160,7 @@ export class Service {
       for (const c of channels) {
         const dp = (c as unknown as { dialplan?: { app_name?: string; app_data?: string } }).dialplan;
         const inOurApp = dp?.app_name === 'Stasis' && (dp.app_data ?? '').split(',')[0] === app;
-        if (!inOurApp || this.offer.owns(c.id) || this.recall.owns(c.id)) continue;
+        if (!inOurApp || this.offer.owns(c.id) || this.recall.owns(c.id) || this.pending.owns(c.id)) continue;
         if (c.id.startsWith('ccb-')) {
           log.warn('hanging up a recall channel left over from an earlier run', { channelId: c.id });
           await client.channels.hangup({ channelId: c.id }).catch(() => undefined);
@@ -157,9 +194,34 @@ export class Service {
     this.opts.log.info('considerate-callback starting', { store: this.engine.store.file, ari: config.ari.url, app: config.ari.app });
     this.engine.start();
     this.ari.start();
+    this.webhook?.start();
+  }
+
+  /**
+   * The FastAGI entry (config agi.*): `AGI(agi://127.0.0.1:4573/offer,<prospect>)` runs the same offer as
+   * Stasis(). Resolves with the bound port; a port that cannot be bound is a start-up error.
+   */
+  async startAgi(): Promise<number | undefined> {
+    const { config, log } = this.opts;
+    if (!config.agi.enabled) return undefined;
+    const offer = new AgiOffer(
+      { optIn: (input) => this.engine.optIn(input) },
+      {
+        keyTimeoutMs: config.offer.keyTimeoutMs,
+        closingTimeoutMs: config.offer.closingTimeoutMs,
+        languages: config.offer.languages,
+        defaultLanguage: config.offer.defaultLanguage,
+        prompts: config.prompts,
+        numbers: config.numbers,
+      },
+    );
+    this.agi = new AgiServer({ host: config.agi.bind, port: config.agi.port, log: log.child({ component: 'agi' }), handlers: { offer: offer.handle } });
+    return this.agi.listen();
   }
 
   async stop(): Promise<void> {
+    this.webhook?.stop();
+    await this.agi?.close();
     this.engine.stop();
     await this.ari.stop();
     this.engine.store.close();

@@ -34,7 +34,7 @@ export interface ConnectionOptions {
   /** For tests: replaces ari-client's connect(). */
   connect?: (url: string, user: string, pass: string) => Promise<AriClient>;
   /** One active instance per PBX and app (see lease.ts); omitted = no lease (tests with fakes). */
-  lease?: { instanceId: string; ttlMs: number };
+  lease?: { instanceId: string; ttlMs: number; isGone?: (owner: string) => boolean };
 }
 
 interface Internals {

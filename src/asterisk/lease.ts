@@ -16,6 +16,8 @@ export interface LeaseOptions {
   /** A lease older than this is stale. */
   ttlMs: number;
   clock?: () => number;
+  /** True when the holder is known to be gone (a dead process on this host): no need to wait for the TTL. */
+  isGone?: (owner: string) => boolean;
 }
 
 export interface LeaseHolder {
@@ -52,6 +54,7 @@ export class Lease {
   async heldByOther(client: AriClient): Promise<LeaseHolder | undefined> {
     const lease = await this.read(client);
     if (!lease || lease.owner === this.opts.instanceId) return undefined;
+    if (this.opts.isGone?.(lease.owner)) return undefined;
     return this.clock() - lease.at < this.opts.ttlMs ? lease : undefined;
   }
 
@@ -74,4 +77,19 @@ export class Lease {
       await client.asterisk.setGlobalVar({ variable: leaseVariable(this.opts.app), value: '' }).catch(() => undefined);
     }
   }
+}
+
+/** Instance ids are `<host>-<pid>-<random>`; a holder on this host whose process is gone has crashed. */
+export function localOwnerGone(host: string): (owner: string) => boolean {
+  return (owner) => {
+    if (!owner.startsWith(`${host}-`)) return false;
+    const pid = Number(owner.slice(host.length + 1).split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  };
 }
