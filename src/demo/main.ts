@@ -445,9 +445,13 @@ async function story(ctx: Ctx): Promise<void> {
   // The request as the store has it.
   const final = requestById(id);
   process.stdout.write('\nThe request in the store (considerate-callback list --json):\n');
-  const show = ['id', 'agent', 'prospect', 'state', 'outcome', 'attempts', 'snoozes', 'createdAt', 'updatedAt', 'reason'];
-  for (const k of show) if (final[k] !== undefined && final[k] !== null) process.stdout.write(`  ${k.padEnd(10)} ${String(final[k])}\n`);
+  const fields = ['id', 'agent', 'prospect', 'state', 'outcome', 'attempts', 'snoozes', 'createdAt', 'updatedAt', 'reason'];
+  for (const k of fields) if (final[k] !== undefined && final[k] !== null) process.stdout.write(`  ${k.padEnd(10)} ${String(final[k])}\n`);
   if (final.state !== 'COMPLETED') throw new StoryError(`the store says ${String(final.state)}, not COMPLETED`);
+  const show = spawnSync(process.execPath, [CLI, 'show', id, '--config', CONFIG_OUT], { encoding: 'utf8', cwd: ROOT });
+  if (show.status === 0 && show.stdout.trim()) {
+    process.stdout.write(`\nIts history (considerate-callback show ${id}):\n${show.stdout.replace(/^/gm, '  ').trimEnd()}\n`);
+  }
   process.stdout.write(`\nThe story happened as told in ${((Date.now() - t0) / 1000).toFixed(0)} s: busy → # → grace → "Callback: 2001" → 1 → connected.\n`);
 }
 
