@@ -26,7 +26,7 @@ import {
 } from './core/policy';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
-import { SqliteStore, StoredEvent } from './store/sqlite';
+import { OutboxInsert, SqliteStore, StoredEvent } from './store/sqlite';
 
 export type RequestStore = SqliteStore<CallbackRequest>;
 
@@ -58,6 +58,11 @@ export interface EngineOptions {
   prospectDevice: (prospect: string) => string | undefined;
   /** Longest single timer delay; long waits are re-armed. */
   maxTimerMs?: number;
+  /**
+   * Outbox rows (CRM webhook) for a decision's notify actions, written in the same transaction as the
+   * transition (src/webhook/payload.ts `outboxRowsFor`). Unset: notifications are not queued.
+   */
+  outbox?: (decision: Decision, at: number) => OutboxInsert[];
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -162,11 +167,11 @@ export class Engine {
         );
         const events = toStoredEvents(decision.request.id, decision.events);
         events[0].data = { ...events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
-        return { request: decision.request, events };
+        return { request: decision.request, events, outbox: this.opts.outbox?.(decision, now) };
       },
       (existing) => {
         decision = decide(existing, { type: 'refresh' }, this.ctx(existing, now));
-        return { request: decision.request, events: toStoredEvents(existing.id, decision.events) };
+        return { request: decision.request, events: toStoredEvents(existing.id, decision.events), outbox: this.opts.outbox?.(decision, now) };
       },
     );
     if (r.result === 'full') return r;
@@ -191,7 +196,7 @@ export class Engine {
       const now = this.clock();
       const decision = decide(current.request, observation, this.ctx(current.request, now));
       if (decision.request === current.request) return undefined;
-      const version = this.store.transition(decision.request, current.version, toStoredEvents(requestId, decision.events));
+      const version = this.store.transition(decision.request, current.version, toStoredEvents(requestId, decision.events), this.opts.outbox?.(decision, now));
       if (version === undefined) continue;
       this.perform(decision);
       this.arm();

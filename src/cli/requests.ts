@@ -17,6 +17,7 @@ import {
 } from '../core/policy';
 import { toStoredEvents } from '../engine';
 import type { StoredEvent } from '../store/sqlite';
+import { outboxRowsFor } from '../webhook/payload';
 import {
   CliError,
   EXIT,
@@ -186,7 +187,12 @@ const RINGING_NOTE =
   "the agent's phone is being rung for this callback right now; the command line cannot hang it up. The ring ends on its own (or the agent hangs up), and pressing 1 will no longer dial the prospect.";
 
 /** Cancels one request through the policy, version-guarded; retried when the service changed it meanwhile. */
-export function cancelOne(store: RequestStore, id: string, by: string, opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy'] }): CancelOutcome {
+export function cancelOne(
+  store: RequestStore,
+  id: string,
+  by: string,
+  opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy']; outbox?: typeof outboxRowsFor },
+): CancelOutcome {
   for (let tries = 0; tries < 10; tries++) {
     const current = getOrNotFound(store, id);
     const r = current.request;
@@ -206,7 +212,8 @@ export function cancelOne(store: RequestStore, id: string, by: string, opts: { f
     const decision = decide(r, { type: 'cancel', by }, { now: opts.now, cfg: opts.cfg, agent: { busy: false, since: 0 } });
     const note = (RECALL_STATES as readonly string[]).includes(r.state) ? RINGING_NOTE : undefined;
     if (opts.dryRun) return { ...base, state: decision.request.state, cancelled: false, reason: decision.request.reason, note: 'dry run: would be cancelled' };
-    if (store.transition(decision.request, current.version, toStoredEvents(id, decision.events)) !== undefined) {
+    // The `cancelled` notification for the CRM webhook is queued in the same transaction; the service sends it.
+    if (store.transition(decision.request, current.version, toStoredEvents(id, decision.events), opts.outbox?.(decision, opts.now)) !== undefined) {
       return { ...base, state: decision.request.state, cancelled: true, reason: decision.request.reason, ...(note ? { note } : {}) };
     }
     // Lost the claim: the service changed the request between our read and our write. Read again.
@@ -227,7 +234,8 @@ function cancel(argv: CancelArgs): void {
           .list({ agent: argv.agent, states: [...PENDING_STATES, ...RECALL_STATES] })
           .filter((r) => !argv.prospect || r.prospect === argv.prospect)
           .map((r) => r.id);
-    return ids.map((id) => cancelOne(store, id, by, { force: argv.force, dryRun: argv['dry-run'], now, cfg: config.policy }));
+    const outbox = config.webhook.url ? outboxRowsFor : undefined;
+    return ids.map((id) => cancelOne(store, id, by, { force: argv.force, dryRun: argv['dry-run'], now, cfg: config.policy, outbox }));
   });
   if (argv.json) return printJson(results);
   if (results.length === 0) {

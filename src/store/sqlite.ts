@@ -34,6 +34,26 @@ export interface StoredEvent {
   data?: Record<string, unknown> | null;
 }
 
+/** A notification to enqueue in the outbox (see `transition`, `createOrRefresh`). */
+export interface OutboxInsert {
+  /** Idempotency key: a second insert with the same key is ignored. */
+  key: string;
+  requestId: string;
+  event: string;
+  createdAt: number;
+  /** The exact body to POST (signed as is, byte for byte, on every attempt). */
+  body: string;
+}
+
+export interface OutboxRow extends OutboxInsert {
+  id: number;
+  attempts: number;
+  nextAt: number;
+  sentAt: number | null;
+  failedAt: number | null;
+  lastError: string | null;
+}
+
 export class StoreError extends Error {
   constructor(message: string, readonly cause?: unknown) {
     super(message);
@@ -73,6 +93,22 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_request ON events(request_id, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Outbox of notifications for the CRM webhook: written in the same transaction as the transition that
+-- produced them, sent by the webhook sender, marked sent once accepted. \`key\` is the idempotency key.
+CREATE TABLE IF NOT EXISTS outbox (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  key         TEXT NOT NULL UNIQUE,
+  request_id  TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  body        TEXT NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  next_at     INTEGER NOT NULL,
+  sent_at     INTEGER,
+  failed_at   INTEGER,
+  last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at) WHERE sent_at IS NULL AND failed_at IS NULL;
 `;
 
 const SCHEMA_VERSION = '1';
@@ -259,8 +295,8 @@ export class SqliteStore<R extends RequestRecord> {
     agent: string,
     prospect: string,
     maxPending: number,
-    create: () => { request: R; events: StoredEvent[] },
-    refresh: (existing: R) => { request: R; events: StoredEvent[] },
+    create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
   ): CreateResult<R> {
     const tx = this.db.transaction((): CreateResult<R> => {
       const existing = this.findPending(agent, prospect);
@@ -268,6 +304,7 @@ export class SqliteStore<R extends RequestRecord> {
         const next = refresh(existing.request);
         this.writeRequest(next.request, existing.version);
         this.insertEvents(next.events);
+        this.insertOutbox(next.outbox ?? []);
         return { result: 'refreshed', request: next.request, previous: existing.request };
       }
       const pending = this.countPending(agent);
@@ -289,6 +326,7 @@ export class SqliteStore<R extends RequestRecord> {
           JSON.stringify(made.request),
         );
       this.insertEvents(made.events);
+      this.insertOutbox(made.outbox ?? []);
       return { result: 'created', request: made.request };
     });
     return tx.immediate();
@@ -308,12 +346,87 @@ export class SqliteStore<R extends RequestRecord> {
    * Applies a transition if nobody else has changed the request since `expectedVersion` was read.
    * Returns the new version, or `undefined` when the claim was lost (reload and decide again).
    */
-  transition(request: R, expectedVersion: number, events: readonly StoredEvent[]): number | undefined {
+  transition(request: R, expectedVersion: number, events: readonly StoredEvent[], outbox: readonly OutboxInsert[] = []): number | undefined {
     const tx = this.db.transaction((): number | undefined => {
       if (!this.writeRequest(request, expectedVersion)) return undefined;
       this.insertEvents(events);
+      this.insertOutbox(outbox);
       return expectedVersion + 1;
     });
     return tx.immediate();
+  }
+
+  // ------------------------------------------------------------------ outbox (CRM webhook)
+
+  private insertOutbox(rows: readonly OutboxInsert[]): void {
+    if (rows.length === 0) return;
+    const stmt = this.db.prepare(
+      'INSERT OR IGNORE INTO outbox(key, request_id, event, created_at, body, next_at) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    for (const r of rows) stmt.run(r.key, r.requestId, r.event, r.createdAt, r.body, r.createdAt);
+  }
+
+  /** Enqueues notifications outside a transition (tests, tools). Duplicate keys are ignored. */
+  enqueueOutbox(rows: readonly OutboxInsert[]): void {
+    this.db.transaction(() => this.insertOutbox(rows)).immediate();
+  }
+
+  private static outboxRow(r: Record<string, unknown>): OutboxRow {
+    return {
+      id: r.id as number,
+      key: r.key as string,
+      requestId: r.request_id as string,
+      event: r.event as string,
+      createdAt: r.created_at as number,
+      body: r.body as string,
+      attempts: r.attempts as number,
+      nextAt: r.next_at as number,
+      sentAt: (r.sent_at as number | null) ?? null,
+      failedAt: (r.failed_at as number | null) ?? null,
+      lastError: (r.last_error as string | null) ?? null,
+    };
+  }
+
+  /** Unsent, not given-up notifications due at `now`, oldest first. */
+  outboxDue(now: number, limit = 50): OutboxRow[] {
+    const rows = this.db
+      .prepare('SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ? ORDER BY next_at, id LIMIT ?')
+      .all(now, limit) as Record<string, unknown>[];
+    return rows.map((r) => SqliteStore.outboxRow(r));
+  }
+
+  /** The earliest next attempt among unsent notifications, or null. */
+  outboxNextAt(): number | null {
+    const row = this.db.prepare('SELECT MIN(next_at) AS n FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL').get() as { n: number | null };
+    return row.n;
+  }
+
+  /**
+   * Claims a due notification for one attempt: pushes its next_at to `until` if nobody else has (a
+   * second process on the same store, or a crash mid-send, retries after `until`). False if lost.
+   */
+  outboxClaim(id: number, seenNextAt: number, until: number): boolean {
+    return (
+      this.db.prepare('UPDATE outbox SET next_at = ? WHERE id = ? AND next_at = ? AND sent_at IS NULL AND failed_at IS NULL').run(until, id, seenNextAt)
+        .changes === 1
+    );
+  }
+
+  outboxSent(id: number, at: number): void {
+    this.db.prepare('UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?').run(at, id);
+  }
+
+  /** A failed attempt: retry at `nextAt`, or give up (`nextAt` null). */
+  outboxFailed(id: number, error: string, nextAt: number | null, at: number): void {
+    if (nextAt === null) {
+      this.db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?').run(error, at, id);
+    } else {
+      this.db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?').run(error, nextAt, id);
+    }
+  }
+
+  /** Every outbox row, oldest first (for tests and diagnostics). */
+  outbox(): OutboxRow[] {
+    return (this.db.prepare('SELECT * FROM outbox ORDER BY id').all() as Record<string, unknown>[]).map((r) => SqliteStore.outboxRow(r));
   }
 }

@@ -1,0 +1,93 @@
+/**
+ * CRM webhook payloads and signatures, pure.
+ *
+ * Every notification the policy emits (requested, completed, failed, expired, cancelled) becomes one
+ * outbox row whose body is fixed when the transition is committed; the sender POSTs exactly that body on
+ * every attempt, so the signature and the idempotency key never change between retries.
+ *
+ *   POST <webhook.url>
+ *   Content-Type: application/json
+ *   X-Considerate-Event: cancelled
+ *   X-Considerate-Delivery: cc-3f9a0c12de-cancelled       (= body.id; also Idempotency-Key)
+ *   X-Considerate-Signature: sha256=<hex HMAC-SHA256 of the raw body with webhook.secret>
+ *
+ *   {"id":"cc-3f9a0c12de-cancelled","event":"cancelled","occurredAt":"2026-03-10T10:45:00.000Z",
+ *    "reason":"cancelled by agent","request":{"id":"3f9a0c12de","agent":"PJSIP/1001",…}}
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Action, CallbackRequest, Decision } from '../core/policy';
+import type { OutboxInsert } from '../store/sqlite';
+
+export const SIGNATURE_HEADER = 'X-Considerate-Signature';
+export const EVENT_HEADER = 'X-Considerate-Event';
+export const DELIVERY_HEADER = 'X-Considerate-Delivery';
+
+type Notify = Extract<Action, { type: 'notify' }>;
+
+export interface WebhookPayload {
+  /** Idempotency key: the same event of the same request always has the same id. */
+  id: string;
+  event: Notify['event'];
+  occurredAt: string;
+  reason: string;
+  request: {
+    id: string;
+    agent: string;
+    agentCallerId: { name: string; number: string };
+    prospect: string;
+    state: string;
+    outcome: string | null;
+    reason: string;
+    attempts: number;
+    createdAt: string;
+    updatedAt: string;
+  };
+}
+
+export function deliveryKey(requestId: string, event: string): string {
+  return `cc-${requestId}-${event}`;
+}
+
+export function payloadFor(request: CallbackRequest, action: Notify, at: number): WebhookPayload {
+  return {
+    id: deliveryKey(request.id, action.event),
+    event: action.event,
+    occurredAt: new Date(at).toISOString(),
+    reason: action.reason,
+    request: {
+      id: request.id,
+      agent: request.agent,
+      agentCallerId: { name: request.agentCallerId.name, number: request.agentCallerId.number },
+      prospect: request.prospect,
+      state: request.state,
+      outcome: request.outcome,
+      reason: request.reason,
+      attempts: request.attempts,
+      createdAt: new Date(request.createdAt).toISOString(),
+      updatedAt: new Date(request.updatedAt).toISOString(),
+    },
+  };
+}
+
+/** The outbox rows for a decision's notify actions (none if it has none). */
+export function outboxRowsFor(decision: Pick<Decision, 'request' | 'actions'>, at: number): OutboxInsert[] {
+  return decision.actions
+    .filter((a): a is Notify => a.type === 'notify')
+    .map((a) => {
+      const payload = payloadFor(decision.request, a, at);
+      return { key: payload.id, requestId: decision.request.id, event: a.event, createdAt: at, body: JSON.stringify(payload) };
+    });
+}
+
+/** `sha256=<hex>`: HMAC-SHA256 of the raw body with the secret. */
+export function sign(body: string | Buffer, secret: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** For receivers (and tests): constant-time check of a signature header against the raw body. */
+export function verify(body: string | Buffer, secret: string, header: string | undefined): boolean {
+  if (!header) return false;
+  const want = Buffer.from(sign(body, secret));
+  const got = Buffer.from(header);
+  return want.length === got.length && timingSafeEqual(want, got);
+}

@@ -1,0 +1,167 @@
+/**
+ * The CRM webhook sender: drains the outbox (see store/sqlite.ts) in the background.
+ *
+ * - Never in the call path: the engine only writes outbox rows inside its transactions; this loop POSTs
+ *   them later, one at a time, each bounded by `timeoutMs`. A slow or dead CRM delays notifications, never calls.
+ * - Retries with back-off (`backoffMs`, the last value repeats) up to `retries` times, then gives the event up
+ *   with an error in the log. Only a 2xx answer counts as delivered.
+ * - Survives restarts: unsent rows stay in the store and are sent after the next start.
+ * - Delivered once: a row is marked sent as soon as the CRM accepted it. A crash between the CRM's answer and
+ *   that mark would resend it; the idempotency key (body.id, X-Considerate-Delivery) lets the CRM drop it.
+ */
+import type { Logger } from '../log';
+import type { OutboxRow, SqliteStore, RequestRecord } from '../store/sqlite';
+import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign } from './payload';
+
+export interface WebhookOptions {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  retries: number;
+  backoffMs: readonly number[];
+  log: Logger;
+  clock?: () => number;
+  /** Longest single timer delay (re-armed). */
+  maxTimerMs?: number;
+}
+
+export type OutboxStore = Pick<
+  SqliteStore<RequestRecord>,
+  'outboxDue' | 'outboxNextAt' | 'outboxClaim' | 'outboxSent' | 'outboxFailed'
+>;
+
+/** The wait before retry number `attempt` (1-based). */
+export function backoffDelay(backoffMs: readonly number[], attempt: number): number {
+  if (backoffMs.length === 0) return 0;
+  return backoffMs[Math.min(attempt, backoffMs.length) - 1];
+}
+
+export class WebhookSender {
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private again = false;
+  private stopped = true;
+  private inFlight?: AbortController;
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly store: OutboxStore,
+    private readonly opts: WebhookOptions,
+  ) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.inFlight?.abort();
+  }
+
+  /** New rows may be due: drain now (coalesced; never re-entrant). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running = true;
+    void this.drain().finally(() => {
+      this.running = false;
+      if (this.stopped) return;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      } else {
+        this.arm();
+      }
+    });
+  }
+
+  private arm(): void {
+    const next = this.store.outboxNextAt();
+    if (next === null || this.stopped) return;
+    const delay = Math.max(0, Math.min(next - this.clock(), this.opts.maxTimerMs ?? 60_000));
+    this.timer = setTimeout(() => this.kick(), delay);
+    this.timer.unref?.();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        const due = this.store.outboxDue(this.clock(), 20);
+        if (due.length === 0) return;
+        for (const row of due) {
+          if (this.stopped) return;
+          await this.deliver(row);
+        }
+      }
+    } catch (err) {
+      this.opts.log.error('webhook outbox failed; retrying later', { error: (err as Error).message });
+    }
+  }
+
+  private async deliver(row: OutboxRow): Promise<void> {
+    const { log } = this.opts;
+    const now = this.clock();
+    // Claimed until the attempt can no longer be running (timeout plus a margin).
+    if (!this.store.outboxClaim(row.id, row.nextAt, now + this.opts.timeoutMs + 30_000)) return;
+    const rlog = log.child({ requestId: row.requestId, event: row.event, delivery: row.key, attempt: row.attempts + 1 });
+    let error: string | undefined;
+    const controller = new AbortController();
+    this.inFlight = controller;
+    const timer = setTimeout(() => controller.abort(), this.opts.timeoutMs);
+    try {
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'user-agent': 'considerate-callback',
+        [EVENT_HEADER]: row.event,
+        [DELIVERY_HEADER]: row.key,
+        'idempotency-key': row.key,
+      };
+      if (this.opts.secret) headers[SIGNATURE_HEADER] = sign(row.body, this.opts.secret);
+      const res = await fetch(this.opts.url, { method: 'POST', headers, body: row.body, signal: controller.signal });
+      // Drain the body so the connection can be reused; its content does not matter.
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      error = controller.signal.aborted
+        ? this.stopped
+          ? 'aborted at shutdown'
+          : `no answer within ${this.opts.timeoutMs} ms`
+        : (e.cause?.code ?? e.cause?.message ?? e.message);
+    } finally {
+      clearTimeout(timer);
+      this.inFlight = undefined;
+    }
+    const at = this.clock();
+    if (error === undefined) {
+      this.store.outboxSent(row.id, at);
+      rlog.info('webhook delivered');
+      return;
+    }
+    const attempt = row.attempts + 1;
+    if (this.stopped) {
+      // Shutting down: try again right after the next start.
+      this.store.outboxFailed(row.id, error, at, at);
+      return;
+    }
+    if (attempt > this.opts.retries) {
+      this.store.outboxFailed(row.id, error, null, at);
+      rlog.error('webhook given up: the CRM did not accept the event', { error, attempts: attempt });
+      return;
+    }
+    const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
+    this.store.outboxFailed(row.id, error, nextAt, at);
+    rlog.warn('webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
+  }
+}
