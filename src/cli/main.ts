@@ -6,10 +6,10 @@
  */
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadConfig } from '../config/load';
+import { Config, loadConfig } from '../config/load';
 import { createLogger } from '../log';
 import { Service } from '../service';
-import { EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlobals } from './common';
+import { CliError, EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlobals } from './common';
 import { configCommands } from './config-cmd';
 import { dialplanCommand } from './dialplan';
 import { explainCommand } from './explain';
@@ -19,7 +19,7 @@ export { EXIT } from './common';
 
 async function runService(argv: GlobalArgs): Promise<void> {
   const config = loadConfig(loadOptions(argv));
-  const log = createLogger({ level: config.log.level, format: config.log.format, secrets: [config.ari.password] });
+  const log = createLogger({ level: config.log.level, format: config.log.format, secrets: runSecrets(config) });
   let service: Service;
   try {
     service = new Service({ config, log });
@@ -28,6 +28,13 @@ async function runService(argv: GlobalArgs): Promise<void> {
     throw err;
   }
   service.start();
+  try {
+    await service.startAgi();
+  } catch (err) {
+    log.error('cannot start the FastAGI server (agi.bind / agi.port)', { error: (err as Error).message });
+    await service.stop().catch(() => undefined);
+    throw new CliError(`FastAGI server: ${(err as Error).message}`, EXIT.failure);
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -42,6 +49,18 @@ async function runService(argv: GlobalArgs): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('uncaughtException', (err) => log.error('uncaught exception; carrying on', { error: err.message, stack: err.stack }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection; carrying on', { error: String(err) }));
+}
+
+/** Values no log line may contain: the ARI password, the webhook secret, credentials in the webhook URL. */
+export function runSecrets(config: Config): string[] {
+  const secrets = [config.ari.password, config.webhook.secret];
+  try {
+    const u = config.webhook.url ? new URL(config.webhook.url) : undefined;
+    if (u?.password) secrets.push(decodeURIComponent(u.password));
+  } catch {
+    // validated by the loader
+  }
+  return secrets.filter((s) => s !== '');
 }
 
 export function buildCli(args: string[]): Argv {

@@ -1,0 +1,91 @@
+/**
+ * The FastAGI entry, end to end on the real Asterisk sandbox: extension 2996 of the demo dialplan is an
+ * always-busy line whose routine is considerate-callback-agi, so the busy call reaches the service as
+ * AGI(agi://127.0.0.1:<port>/offer,2996,<agent>,17) instead of Stasis(). Same offer, same store.
+ */
+import { ServiceProcess, TestAri, describePbx } from './harness';
+
+describePbx('offer over FastAGI (real Asterisk)', () => {
+  let svc: ServiceProcess;
+  let phone: TestAri;
+
+  beforeAll(async () => {
+    // Port 0: a free port, announced in the log; the dialplan reads it from the global CC_AGI_URL.
+    svc = await new ServiceProcess({ offer: { keyTimeout: '2s' }, agi: { enabled: true, port: 0 } }).start();
+    const listening = await svc.waitLog((l) => l.message === 'FastAGI server listening');
+    phone = await TestAri.connect();
+    await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_URL', value: `agi://127.0.0.1:${String(listening.port)}` });
+  });
+
+  afterAll(async () => {
+    await phone?.client.asterisk.setGlobalVar({ variable: 'CC_AGI_URL', value: '' }).catch(() => undefined);
+    await phone?.close();
+    await svc?.stop();
+  });
+
+  const offerLine = (from: number) => svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, from);
+
+  it('AGI() → offer → # stores exactly one request; the call ends', async () => {
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2996');
+    await phone.answered(agentLeg);
+    const offered = await offerLine(mark);
+    expect(offered).toMatchObject({ entry: 'agi', agent: 'PJSIP/1001', prospect: '2996', hangupCause: 17, language: 'en' });
+    // The channel id is the AGI channel's uniqueid (here the Local ;2 half of the test's originated call).
+    expect(String(offered.channelId)).toBe(`${agentLeg};2`);
+    await phone.press(agentLeg, '#');
+    const requested = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+    expect(requested).toMatchObject({ entry: 'agi', channelId: offered.channelId });
+    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    expect(ended).toMatchObject({ outcome: 'requested', key: '#', requestId: requested.requestId });
+    await phone.gone(agentLeg);
+    const list = svc.list();
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({
+      id: requested.requestId,
+      agent: 'PJSIP/1001',
+      agentCallerId: { name: 'Agent 1001', number: '1001' },
+      prospect: '2996',
+      state: 'WAITING',
+      language: 'en',
+    });
+  });
+
+  it('AGI() → no key → timeout, nothing stored, the call ends', async () => {
+    const before = svc.list().length;
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+    await phone.answered(agentLeg);
+    await offerLine(mark);
+    const ended = await svc.waitLog((l) => l.message === 'offer ended', 30000, mark);
+    expect(ended).toMatchObject({ outcome: 'timeout', entry: 'agi', agent: 'PJSIP/1002' });
+    await phone.gone(agentLeg);
+    expect(svc.list()).toHaveLength(before);
+  });
+
+  it('AGI() → 1 → declined, nothing stored', async () => {
+    const before = svc.list().length;
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+    await phone.answered(agentLeg);
+    await offerLine(mark);
+    await phone.press(agentLeg, '1');
+    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    expect(ended).toMatchObject({ outcome: 'declined', key: '1' });
+    await phone.gone(agentLeg);
+    expect(svc.list()).toHaveLength(before);
+  });
+
+  it('the agent hangs up during the offer → nothing stored, the session ends as hangup', async () => {
+    const before = svc.list().length;
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+    await phone.answered(agentLeg);
+    await offerLine(mark);
+    await phone.hangup(agentLeg);
+    const ended = await svc.waitLog((l) => l.message === 'offer ended', 10000, mark);
+    expect(ended.outcome).toBe('hangup');
+    expect(svc.list()).toHaveLength(before);
+    expect(svc.running).toBe(true);
+  });
+});
