@@ -281,3 +281,25 @@ describe('webhook sender', () => {
     await server.close();
   });
 });
+
+describe('run: secrets never logged', () => {
+  it('masks the ARI password, the webhook secret and credentials in the webhook URL', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runSecrets } = require('../../src/cli/main') as typeof import('../../src/cli/main');
+    const { loadConfig } = await import('../../src/config/load');
+    const config = loadConfig({
+      env: {},
+      overrides: { 'ari.password': 'ari-pw-1234', 'webhook.url': 'https://crm:url-pw-99@crm.example/hook', 'webhook.secret': SECRET },
+    });
+    const secrets = runSecrets(config);
+    expect(secrets).toEqual(expect.arrayContaining(['ari-pw-1234', SECRET, 'url-pw-99']));
+    const stream = new PassThrough();
+    const chunks: string[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c.toString()));
+    const log = createLogger({ format: 'json', stream, secrets });
+    log.info(`posting with ${SECRET}`, { config, url: config.webhook.url });
+    await new Promise((r) => setImmediate(r));
+    const text = chunks.join('');
+    for (const s of ['ari-pw-1234', SECRET, 'url-pw-99']) expect(text).not.toContain(s);
+  });
+});
