@@ -55,7 +55,8 @@ interface Call {
   bridgeId?: string;
   ringbackId?: string;
   inMenu: boolean;
-  menuPlaybackId?: string;
+  /** The menu's parts, played one after the other; a key stops all that remain. */
+  menuPlaybackIds: string[];
   menuTimer?: NodeJS.Timeout;
   log: Logger;
 }
@@ -96,7 +97,8 @@ export class RecallFlow implements Telephony {
         done();
       }
       for (const call of this.calls.values()) {
-        if (call.menuPlaybackId === e.playback.id) this.armMenuTimer(call);
+        // The menu timer starts when the last part of the menu has been played.
+        if (call.menuPlaybackIds[call.menuPlaybackIds.length - 1] === e.playback.id) this.armMenuTimer(call);
       }
     });
   }
@@ -175,6 +177,7 @@ export class RecallFlow implements Telephony {
       prospectAnswered: false,
       prospectGone: false,
       inMenu: false,
+      menuPlaybackIds: [],
       log,
     };
     this.calls.set(request.id, call);
@@ -208,15 +211,15 @@ export class RecallFlow implements Telephony {
     if (prompt === 'menu') {
       call.inMenu = true;
       const digits = call.prospect.replace(/^\+/, '');
-      const playbackId = `${channelId}-menu-${Date.now().toString(36)}`;
-      call.menuPlaybackId = playbackId;
+      const stamp = Date.now().toString(36);
+      // Three playbacks rather than one with a media list: a key must be able to stop all of them.
+      const parts = [this.opts.prompts.recallIntro, `digits:${digits}`, this.opts.prompts.recallMenu];
+      call.menuPlaybackIds = parts.map((_, i) => `${channelId}-menu-${stamp}-${i}`);
       try {
-        await client.channels.play({
-          channelId,
-          playbackId,
-          lang: call.language,
-          media: [this.opts.prompts.recallIntro, `digits:${digits}`, this.opts.prompts.recallMenu] as unknown as string,
-        });
+        for (const [i, media] of parts.entries()) {
+          if (!call.inMenu) break;
+          await client.channels.play({ channelId, playbackId: call.menuPlaybackIds[i], lang: call.language, media });
+        }
       } catch (err) {
         call.log.warn('menu prompt failed', { error: errorText(err) });
         this.armMenuTimer(call);
@@ -254,9 +257,9 @@ export class RecallFlow implements Telephony {
     if (digit !== '1' && digit !== '2' && digit !== '3') return;
     call.inMenu = false;
     clearTimeout(call.menuTimer);
-    const playbackId = call.menuPlaybackId;
-    call.menuPlaybackId = undefined;
-    if (playbackId) void this.conn.client?.playbacks.stop({ playbackId }).catch(() => undefined);
+    const playbackIds = call.menuPlaybackIds;
+    call.menuPlaybackIds = [];
+    for (const playbackId of playbackIds) void this.conn.client?.playbacks.stop({ playbackId }).catch(() => undefined);
     call.log.info('agent chose in the recall menu', { key: digit });
     this.report(call.requestId, { type: 'agentKey', key: digit });
   }

@@ -1,0 +1,156 @@
+/**
+ * Nothing lost, nothing twice: kill -9 the service at random points of the requests' lives (while they
+ * wait, while they are due, while the agent's phone rings, while the agent listens to the menu, while
+ * the prospect is dialled), restart it at once, and check what Asterisk actually did.
+ *
+ * CC_CRASH_KILLS sets the number of kills (default 30); `npm run soak` runs a longer version.
+ */
+import { FAST_RECALL, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
+
+const KILLS = Number(process.env.CC_CRASH_KILLS ?? 30);
+const SEED = Number(process.env.CC_CRASH_SEED ?? Date.now() % 100000);
+const AGENTS = ['1001', '1002', '1003', '1004'].map((x) => `Local/${x}@cc-test-phone`);
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const CONFIG = {
+  ...FAST_RECALL,
+  ari: { leaseTtl: '3s' },
+  prospects: { internal: [] },
+  policy: {
+    ...FAST_RECALL.policy,
+    firstProbeDelay: '2s',
+    backoff: ['2s'],
+    snooze: '2s',
+    maxSnoozes: 20,
+    maxAttempts: 20,
+    noAnswerRetries: 10,
+    agentWrapUp: '1s',
+    agentRingTimeout: '6s',
+    menuTimeout: '3s',
+    prospectRingTimeout: '6s',
+    recallSafetyMargin: '3s',
+  },
+};
+
+describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
+  it('every request reaches a correct end, no agent is rung twice at once, no confirmed # is lost', async () => {
+    const random = rng(SEED);
+    const ari = await TestAri.connect();
+    const phone = await TestPhone.attach(ari);
+    await ari.hangupStale('cc-test-phone');
+    const processes: ServiceProcess[] = [];
+    let svc = await new ServiceProcess(CONFIG).start();
+    processes.push(svc);
+    const dir = svc.dir;
+    const restart = async (why: string) => {
+      await svc.stop('SIGKILL');
+      kills.push(why);
+      svc = new ServiceProcess(CONFIG, dir);
+      processes.push(svc);
+      await svc.start();
+    };
+    const kills: string[] = [];
+    const allLogs = () => processes.flatMap((p) => p.logs);
+
+    // The agents' handsets: answer every recall, press 1 a moment later, hang up once connected.
+    const handled = new Set<string>();
+    let phoneRunning = true;
+    const phoneLoop = (async () => {
+      while (phoneRunning) {
+        for (const ring of phone.rings()) {
+          const id = TestPhone.id(ring);
+          if (handled.has(id)) continue;
+          handled.add(id);
+          void (async () => {
+            await sleep(150);
+            await phone.answer(ring).catch(() => undefined);
+            await sleep(1200);
+            await ari.press(id, '1').catch(() => undefined);
+          })();
+        }
+        await sleep(50);
+      }
+    })();
+
+    try {
+      // Opt-ins: the line is busy; each agent presses #. Some are killed right after the confirmation write.
+      simLine('INUSE');
+      const confirmed: string[] = [];
+      for (const [i, agent] of AGENTS.entries()) {
+        const mark = svc.logs.length;
+        const leg = await ari.agentDials('2995', { agent });
+        await ari.answered(leg);
+        await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+        await ari.press(leg, '#');
+        const line = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+        confirmed.push(String(line.requestId));
+        if (i % 2 === 0) await restart('right after the # was written');
+        else await ari.gone(leg);
+      }
+      simLine('NOT_INUSE');
+
+      // The lives of the requests, interrupted again and again.
+      const finished = () => {
+        const list = svc.list();
+        return list.length === AGENTS.length && list.every((r) => ['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'].includes(String(r.state)));
+      };
+      while (kills.length < KILLS && !finished()) {
+        await sleep(300 + random() * 3500);
+        const states = svc.list().map((r) => String(r.state));
+        await restart(`while ${[...new Set(states)].join('/')}`);
+      }
+      const deadline = Date.now() + 120000;
+      while (!finished() && Date.now() < deadline) await sleep(500);
+
+      // 1. Every request the agents were told about exists and reached a correct end.
+      const list = svc.list();
+      expect(list.map((r) => r.id).sort()).toEqual([...confirmed].sort());
+      const summary = list.map((r) => `${r.id} ${r.state} ${r.outcome} attempts=${r.attempts} snoozes=${r.snoozes}`).join('\n');
+      expect({ summary, states: list.map((r) => r.state) }).toEqual({ summary, states: list.map(() => 'COMPLETED') });
+
+      // 2. What Asterisk did: every ring of an agent used a new channel, and no agent had two rings at once.
+      const rings = phone.rings();
+      const ids = rings.map((r) => TestPhone.id(r));
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const agent of AGENTS) {
+        const ext = agent.split('/')[1].split('@')[0];
+        const spans = rings
+          .filter((r) => (r.args as string[])[1] === ext)
+          .map((r) => {
+            const id = TestPhone.id(r);
+            const start = Date.parse(String(r.timestamp));
+            const end = ari.events.find((e) => (e.type === 'StasisEnd' || e.type === 'ChannelDestroyed') && (e.channel as { id: string }).id === id);
+            return { id, start, end: end ? Date.parse(String(end.timestamp)) : Infinity };
+          })
+          .sort((a, b) => a.start - b.start);
+        for (let i = 1; i < spans.length; i++) {
+          expect({ agent, overlap: spans[i].start < spans[i - 1].end, a: spans[i - 1], b: spans[i] }).toMatchObject({ overlap: false });
+        }
+      }
+
+      // 3. Each request was connected exactly once (its history, across all the processes' logs).
+      for (const r of list) {
+        const answered = allLogs().filter((l) => l.requestId === r.id && l.message === 'callback prospect-answered');
+        expect({ id: r.id, connected: answered.length }).toEqual({ id: r.id, connected: 1 });
+      }
+      expect(kills.length).toBeGreaterThanOrEqual(Math.min(KILLS, 4));
+      process.stderr.write(`[crash] seed ${SEED}: ${kills.length} kills (${[...new Set(kills)].join('; ')}), ${rings.length} rings\n`);
+    } finally {
+      phoneRunning = false;
+      await phoneLoop;
+      await svc.stop();
+      await ari.close();
+      simLine('NOT_INUSE');
+    }
+  }, 15 * 60 * 1000);
+});
