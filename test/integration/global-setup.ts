@@ -8,47 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { acquireSandboxLock } from '../../src/demo/lock';
 import { PBX_LOCK_DIR, PBX_STATUS_FILE, ROOT } from './paths';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * One integration run at a time per sandbox: the PBX, its app names and the simulated lines are shared.
- * The lock is a directory holding the owner's pid; a dead owner's lock is taken over.
- */
-async function acquireSandboxLock(): Promise<void> {
-  const deadline = Date.now() + 20 * 60 * 1000;
-  let told = false;
-  for (;;) {
-    try {
-      fs.mkdirSync(PBX_LOCK_DIR);
-      fs.writeFileSync(path.join(PBX_LOCK_DIR, 'pid'), String(process.pid));
-      return;
-    } catch {
-      let owner = NaN;
-      try {
-        owner = Number(fs.readFileSync(path.join(PBX_LOCK_DIR, 'pid'), 'utf8'));
-      } catch {
-        // being written right now, or stale without a pid
-      }
-      if (!Number.isNaN(owner) && !alive(owner)) {
-        fs.rmSync(PBX_LOCK_DIR, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`another integration test run (pid ${owner}) holds ${PBX_LOCK_DIR}`);
-      if (!told) process.stderr.write(`[integration] waiting for another test run (pid ${owner}) to finish with the sandbox…\n`);
-      told = true;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-}
 
 export default async function globalSetup(): Promise<void> {
   const wanted = process.argv.some((a) => a.includes('integration') || a.includes('e2e')) || !process.argv.some((a) => a.includes('test/unit'));
@@ -58,7 +19,10 @@ export default async function globalSetup(): Promise<void> {
     process.env.CC_PBX_STATUS = JSON.stringify({ available: false, reason: 'integration tests not selected' });
     return;
   }
-  await acquireSandboxLock();
+  // One integration run at a time per sandbox: the PBX, its app names and the simulated lines are shared.
+  await acquireSandboxLock(PBX_LOCK_DIR, {
+    onWait: (owner) => process.stderr.write(`[integration] waiting for another sandbox user (pid ${owner}) to finish…\n`),
+  });
   const status = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'status'], { encoding: 'utf8' });
   const wasRunning = status.status === 0;
   const up = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'up'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
