@@ -117,8 +117,14 @@ export class Service {
     );
     this.ari.onAri('StasisStart', (event: StasisStart, channel: Channel) => this.route(event, channel));
     this.ari.on('connected', (client: AriClient) => {
-      this.engine.setPbxUp(true);
-      void this.reconcile(client);
+      // Order matters after a restart: first clear what an earlier run left on the PBX, then learn
+      // the devices' states; only then may due callbacks ring (an agent still on a leftover call
+      // would otherwise look free and be rung twice at once).
+      void (async () => {
+        await this.reconcile(client);
+        await this.presence.refresh();
+        if (this.ari.client === client) this.engine.setPbxUp(true);
+      })();
     });
     this.ari.on('disconnected', () => this.engine.setPbxUp(false));
   }
@@ -160,8 +166,10 @@ export class Service {
       for (const c of channels) {
         const dp = (c as unknown as { dialplan?: { app_name?: string; app_data?: string } }).dialplan;
         const inOurApp = dp?.app_name === 'Stasis' && (dp.app_data ?? '').split(',')[0] === app;
-        if (!inOurApp || this.offer.owns(c.id) || this.recall.owns(c.id) || this.pending.owns(c.id)) continue;
-        if (c.id.startsWith('ccb-')) {
+        // Recall channels are ours by their id, also while they still ring (not yet in the app).
+        const recallChannel = c.id.startsWith('ccb-');
+        if (!(inOurApp || recallChannel) || this.offer.owns(c.id) || this.recall.owns(c.id) || this.pending.owns(c.id)) continue;
+        if (recallChannel) {
           log.warn('hanging up a recall channel left over from an earlier run', { channelId: c.id });
           await client.channels.hangup({ channelId: c.id }).catch(() => undefined);
         } else {

@@ -1,7 +1,7 @@
 /**
  * Presence: device states over ARI. Devices are watched with `applications.subscribe`
  * (`deviceState:PJSIP/2001`), read once with `deviceStates.get`, and re-subscribed after every
- * (re)connection — Asterisk forgets subscriptions when it restarts.
+ * (re)connection through `refresh()` — Asterisk forgets subscriptions when it restarts.
  */
 import type { Logger } from '../log';
 import { AriConnection, errorText } from './connection';
@@ -35,9 +35,14 @@ export class Presence {
     conn.onAri('DeviceStateChanged', (event: { device_state: { name: string; state: string } }) => {
       this.update(event.device_state.name, event.device_state.state);
     });
-    conn.on('connected', () => {
-      for (const device of this.watched) void this.subscribe(device);
-    });
+  }
+
+  /**
+   * Subscribes every watched device again and reads its current state (after a (re)connection:
+   * Asterisk forgets subscriptions when it restarts, and states may have changed meanwhile).
+   */
+  async refresh(): Promise<void> {
+    await Promise.all([...this.watched].map((device) => this.subscribe(device)));
   }
 
   watch(device: string): void {
