@@ -7,6 +7,7 @@
  * agent hears the confirmation.
  */
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Channel } from 'ari-client';
 import { OfferAction, OfferInput, OfferPrompt, OfferState, initialOfferState, parseOfferArgs, stepOffer } from '../core/offer';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
@@ -175,7 +176,9 @@ export class OfferFlow {
     const input = s.input;
     if (!input) return;
     try {
+      const t0 = performance.now(); // bench: `#` → durable (npm run bench)
       const r = this.sink.optIn(input);
+      const commit = { commitMs: Math.round((performance.now() - t0) * 1000) / 1000, committedAt: Date.now() };
       if (r.result === 'full') {
         s.log.warn('agent has too many pending callbacks; none added', { pending: r.pending });
         this.input(s.channelId, { type: 'stored', result: 'full' });
@@ -183,7 +186,7 @@ export class OfferFlow {
       }
       s.requestId = r.requestId;
       s.log = s.log.child({ requestId: r.requestId });
-      s.log.info(r.result === 'created' ? 'callback requested' : 'callback request refreshed');
+      s.log.info(r.result === 'created' ? 'callback requested' : 'callback request refreshed', commit);
       this.input(s.channelId, { type: 'stored', result: r.result });
     } catch (err) {
       s.log.error('could not store the callback request; the agent is told no callback was scheduled', { error: errorText(err) });

@@ -1,0 +1,88 @@
+/**
+ * `npm run bench`: the performance figures of issue #6, printed as a table and written to
+ * bench-results/latest.json and bench-results/latest.md. Never part of `npm test`.
+ *
+ *   npm run bench                       # everything
+ *   npm run bench -- --only scheduler   # scheduler, offer, load (comma-separated)
+ *
+ * The PBX parts take the sandbox lock (src/demo/lock.ts, the same as the integration tests and the
+ * demo) and start the sandbox with scripts/pbx.sh up when it is not running; the sandbox is left running.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { acquireSandboxLock } from '../src/demo/lock';
+import { ROOT, log, machine, writeJson } from './common';
+import { renderMarkdown } from './report';
+
+export type Results = Record<string, unknown> & { machine: ReturnType<typeof machine>; startedAt: string };
+
+async function main(): Promise<void> {
+  const only = argValue('--only')?.split(',') ?? ['scheduler', 'offer', 'load'];
+  const n = Number(argValue('--n') ?? 100_000);
+  const results: Results = { machine: machine(), startedAt: new Date().toISOString() };
+  const outDir = path.join(ROOT, 'bench-results');
+
+  if (only.includes('scheduler')) {
+    log(`scheduler: ${n} pending requests (own process)…`);
+    const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'scheduler.js'), String(n)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`scheduler bench failed (${r.status})`);
+    results.scheduler = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  }
+
+  const pbxParts = only.filter((p) => p === 'offer' || p === 'load');
+  if (pbxParts.length > 0) {
+    const lock = await acquireSandboxLock(path.join(ROOT, '.sandbox', 'test.lock'), {
+      onWait: (owner) => log(`waiting for pid ${owner} to release the sandbox (.sandbox/test.lock)…`),
+    });
+    try {
+      const up = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'up'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      if (up.status !== 0) throw new Error(`the sandbox did not start (scripts/pbx.sh up exit ${up.status})`);
+      if (pbxParts.includes('offer')) {
+        const { offerBench } = await import('./offer');
+        results.offer = await offerBench({ sequential: Number(argValue('--calls') ?? 50), concurrency: 10 });
+      }
+      if (pbxParts.includes('load')) {
+        const { loadBench } = await import('./load');
+        results.load = await loadBench({ rates: (argValue('--rates') ?? '2,5,10,20,30').split(',').map(Number), seconds: Number(argValue('--seconds') ?? 15) });
+      }
+    } finally {
+      lock.release();
+    }
+  }
+
+  results.finishedAt = new Date().toISOString();
+  const previous = readJson(path.join(outDir, 'latest.json'));
+  // parts not run this time keep their last figures (marked with when they were measured)
+  for (const key of ['scheduler', 'offer', 'load']) {
+    if (results[key] === undefined && previous?.[key] !== undefined) results[key] = { ...(previous[key] as object), measuredAt: previous.measuredAt?.[key] ?? previous.startedAt };
+  }
+  results.measuredAt = Object.fromEntries(
+    ['scheduler', 'offer', 'load'].filter((k) => results[k] !== undefined).map((k) => [k, only.includes(k) ? results.startedAt : ((results[k] as { measuredAt?: string }).measuredAt ?? null)]),
+  );
+  writeJson(path.join(outDir, 'latest.json'), results);
+  const md = renderMarkdown(results);
+  fs.writeFileSync(path.join(outDir, 'latest.md'), md);
+  process.stdout.write(`${md}\nwritten: bench-results/latest.json, bench-results/latest.md\n`);
+}
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+function readJson(file: string): (Record<string, unknown> & { measuredAt?: Record<string, string>; startedAt?: string }) | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

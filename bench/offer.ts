@@ -1,0 +1,265 @@
+/**
+ * Offer latency (full app vs a bare ari-client script) and `#` → durable, against the sandbox.
+ *
+ * Method. A bench ARI app (`cc-bench-<pid>`, subscribeAll) originates Local/2991@cc-test-agent (the
+ * always-busy simulator) exactly like TestAri.agentDials; the ;2 half gets a known id (otherChannelId)
+ * and enters Stasis(considerate-callback,offer,…). Latency = Asterisk's own `timestamp` of that
+ * channel's PlaybackStarted minus that of its StasisStart (or, when StasisStart of a channel owned by
+ * another app is not delivered, of its ChannelDialplan event for Stasis(), which precedes it) — both
+ * stamped by Asterisk, so the number is independent of either app's clock or logs. The same calls are
+ * made first against the real service (`node dist/cli/main.js run`), then against bench/bare-ari.ts
+ * under the same app name: 50 one after the other, then 50 from 10 concurrent originators.
+ *
+ * `#` → durable: during the app's runs the originator presses `#` (sendDTMF on the ;1 half) once the
+ * prompt plays; the service logs `committedAt` (Date.now() right after the synchronous optIn commit)
+ * and `commitMs` (performance.now() around optIn) on its 'callback requested' line; the figure is
+ * committedAt − timestamp of ChannelDtmfReceived (Asterisk, ms resolution). Each call uses its own agent
+ * device (PJSIP/b<n>), so every opt-in is an insert ('created'), not a refresh.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ari from 'ari-client';
+import { ROOT, Stats, log, round, sleep, stats } from './common';
+
+const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
+const BENCH_APP = `cc-bench-${process.pid}`;
+
+interface Ev {
+  type: string;
+  timestamp: string;
+  channel?: { id: string };
+  playback?: { target_uri: string };
+  digit?: string;
+  dialplan_app?: string;
+}
+
+function ts(e: Ev): number {
+  return Date.parse(e.timestamp.replace(/([+-]\d\d)(\d\d)$/, '$1:$2'));
+}
+
+class Originator {
+  readonly byChannel = new Map<string, Ev[]>();
+  private waiters: Array<() => void> = [];
+  constructor(readonly client: ari.Client) {}
+
+  static async connect(): Promise<Originator> {
+    const client = await ari.connect(ARI.url, ARI.username, ARI.password);
+    const o = new Originator(client);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    (client as any).on('*', (e: Ev) => o.push(e));
+    await client.start(BENCH_APP, true);
+    return o;
+  }
+
+  private push(e: Ev): void {
+    const id = e.channel?.id ?? (e.playback?.target_uri?.startsWith('channel:') ? e.playback.target_uri.slice(8) : undefined);
+    if (!id) return;
+    let list = this.byChannel.get(id);
+    if (!list) this.byChannel.set(id, (list = []));
+    list.push(e);
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async wait(id: string, pred: (e: Ev) => boolean, timeoutMs: number): Promise<Ev | undefined> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.byChannel.get(id)?.find(pred);
+      if (hit) return hit;
+      const left = end - Date.now();
+      if (left <= 0) return undefined;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+}
+
+interface CallResult {
+  latencyMs?: number;
+  startFrom?: 'StasisStart' | 'ChannelDialplan';
+  dtmfMs?: number;
+  commitMs?: number;
+  error?: string;
+}
+
+type LogLine = Record<string, unknown> & { message: string; level?: string };
+
+export class Target {
+  readonly logs: LogLine[] = [];
+  private proc?: ChildProcess;
+  constructor(readonly kind: 'app' | 'bare') {}
+
+  async start(): Promise<void> {
+    if (this.kind === 'app') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-'));
+      const config = {
+        ari: { url: ARI.url, username: ARI.username, password: ARI.password },
+        store: { path: path.join(dir, 'callbacks.db') },
+        log: { level: 'info', format: 'json' },
+        policy: { firstProbeDelay: '1h' },
+      };
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+      this.proc = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'run', '--config', path.join(dir, 'config.json')], {
+        cwd: dir,
+        env: { ...process.env, CC_LOG_FORMAT: 'json' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } else {
+      this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    }
+    let buf = '';
+    this.proc.stdout?.setEncoding('utf8').on('data', (c: string) => {
+      buf += c;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ message: line });
+        }
+      }
+    });
+    const ready = this.kind === 'app' ? 'ARI connected' : 'ready';
+    const end = Date.now() + 20000;
+    while (!this.logs.some((l) => l.message === ready)) {
+      if (Date.now() > end || this.proc.exitCode !== null) throw new Error(`${this.kind} did not start`);
+      await sleep(50);
+    }
+    await sleep(500);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const done = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), 10000);
+    await done;
+    clearTimeout(t);
+  }
+}
+
+let seq = 0;
+
+async function oneCall(o: Originator, target: Target, pressPound: boolean): Promise<CallResult> {
+  const n = ++seq;
+  const agentSide = `bench-${process.pid}-${n}-a`;
+  const offerSide = `bench-${process.pid}-${n}-o`;
+  try {
+    await o.client.channels.originate({
+      endpoint: 'Local/2991@cc-test-agent',
+      app: BENCH_APP,
+      appArgs: 'agent',
+      channelId: agentSide,
+      otherChannelId: offerSide,
+      callerId: `"Bench ${n}" <${n}>`,
+      timeout: 30,
+      variables: { CC_TEST_AGENT: `PJSIP/b${process.pid}x${n}`, CC_TEST_LANGUAGE: 'en' },
+    } as Parameters<typeof o.client.channels.originate>[0]);
+    const started = await o.wait(offerSide, (e) => e.type === 'PlaybackStarted', 10000);
+    if (!started) return { error: 'no PlaybackStarted within 10 s' };
+    const evs = o.byChannel.get(offerSide) ?? [];
+    const ss = evs.find((e) => e.type === 'StasisStart');
+    const dp = evs.filter((e) => e.type === 'ChannelDialplan' && e.dialplan_app === 'Stasis').pop();
+    const from = ss ?? dp;
+    if (!from) return { error: 'neither StasisStart nor ChannelDialplan(Stasis) seen' };
+    const r: CallResult = { latencyMs: ts(started) - ts(from), startFrom: ss ? 'StasisStart' : 'ChannelDialplan' };
+    if (pressPound) {
+      await o.client.channels.sendDTMF({ channelId: agentSide, dtmf: '#', duration: 100 });
+      const dtmf = await o.wait(offerSide, (e) => e.type === 'ChannelDtmfReceived' && e.digit === '#', 5000);
+      const end = Date.now() + 5000;
+      let line: LogLine | undefined;
+      while (!(line = target.logs.find((l) => l.channelId === offerSide && (l.message === 'callback requested' || l.message === 'callback request refreshed'))) && Date.now() < end) await sleep(20);
+      if (dtmf && line && typeof line.committedAt === 'number') {
+        r.dtmfMs = line.committedAt - ts(dtmf);
+        r.commitMs = line.commitMs as number;
+      } else r.error = `no commit seen (dtmf event: ${!!dtmf}, log line: ${!!line})`;
+    }
+    return r;
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    await o.client.channels.hangup({ channelId: agentSide }).catch(() => undefined);
+  }
+}
+
+async function runCalls(o: Originator, target: Target, calls: number, concurrency: number, pressPound: boolean): Promise<CallResult[]> {
+  const out: CallResult[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < calls) {
+        next++;
+        out.push(await oneCall(o, target, pressPound));
+        await sleep(50);
+      }
+    }),
+  );
+  await sleep(1000);
+  return out;
+}
+
+function summary(rs: CallResult[]): Stats & { errors: number; firstError?: string; startFrom: string[] } {
+  const ok = rs.filter((r) => r.latencyMs !== undefined);
+  const errs = rs.filter((r) => r.error);
+  return {
+    ...stats(ok.map((r) => r.latencyMs as number)),
+    errors: errs.length,
+    firstError: errs[0]?.error,
+    startFrom: [...new Set(ok.map((r) => r.startFrom as string))],
+  };
+}
+
+function ratio(a: Stats, b: Stats): { p50: number; p95: number; p99: number } {
+  return { p50: round(a.p50 / b.p50, 3), p95: round(a.p95 / b.p95, 3), p99: round(a.p99 / b.p99, 3) };
+}
+
+export async function offerBench(opts: { sequential: number; concurrency: number }): Promise<Record<string, unknown>> {
+  const o = await Originator.connect();
+  const raw: Record<string, { seq: CallResult[]; conc: CallResult[] }> = {};
+  try {
+    for (const kind of ['app', 'bare'] as const) {
+      const target = new Target(kind);
+      log(`offer: ${kind}: starting…`);
+      await target.start();
+      try {
+        await runCalls(o, target, 3, 1, kind === 'app'); // warm-up, not counted
+        log(`offer: ${kind}: ${opts.sequential} sequential calls…`);
+        const s = await runCalls(o, target, opts.sequential, 1, kind === 'app');
+        log(`offer: ${kind}: ${opts.sequential} calls, ${opts.concurrency} concurrent…`);
+        const c = await runCalls(o, target, opts.sequential, opts.concurrency, kind === 'app');
+        raw[kind] = { seq: s, conc: c };
+      } finally {
+        await target.stop();
+      }
+    }
+  } finally {
+    try {
+      o.client.stop();
+    } catch {
+      // closed
+    }
+  }
+  const mk = (k: 'seq' | 'conc') => {
+    const app = summary(raw.app[k]);
+    const bare = summary(raw.bare[k]);
+    return { app, bare, ratio: ratio(app, bare) };
+  };
+  const pound = [...raw.app.seq, ...raw.app.conc].filter((r) => r.dtmfMs !== undefined);
+  return {
+    concurrency: opts.concurrency,
+    sequential: mk('seq'),
+    concurrent: mk('conc'),
+    dtmf: { ...stats(pound.map((r) => r.dtmfMs as number)), commit: stats(pound.map((r) => r.commitMs as number)) },
+  };
+}

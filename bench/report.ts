@@ -1,0 +1,52 @@
+/** The Markdown table of bench-results/latest.md (also printed by `npm run bench`). */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+function f(x: unknown, unit = ''): string {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return '–';
+  const v = Math.abs(x) >= 100 ? Math.round(x) : Math.round(x * 100) / 100;
+  return `${v}${unit}`;
+}
+
+function ok(pass: boolean | undefined): string {
+  return pass === undefined ? '' : pass ? 'met' : '**not met**';
+}
+
+export function renderMarkdown(r: any): string {
+  const m = r.machine;
+  const lines: string[] = [];
+  lines.push(`# Benchmarks (${r.startedAt})`, '');
+  lines.push(`Machine: ${m.nproc} × ${m.cpu}, ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.platform}`, '');
+  lines.push('| measure | figure | target | |', '| --- | --- | --- | --- |');
+  const o = r.offer;
+  if (o) {
+    for (const mode of ['sequential', 'concurrent'] as const) {
+      const x = o[mode];
+      if (!x) continue;
+      const label = mode === 'sequential' ? `${x.app.n} calls one after the other` : `${x.app.n} calls, ${o.concurrency} concurrent originators`;
+      lines.push(`| offer latency, app (${label}) | p50 ${f(x.app.p50, ' ms')}, p95 ${f(x.app.p95, ' ms')}, p99 ${f(x.app.p99, ' ms')} | | |`);
+      lines.push(`| offer latency, bare ari-client (${label}) | p50 ${f(x.bare.p50, ' ms')}, p95 ${f(x.bare.p95, ' ms')}, p99 ${f(x.bare.p99, ' ms')} | | |`);
+      lines.push(`| offer latency ratio app/bare (${mode}) | p50 ${f(x.ratio.p50)}, p95 ${f(x.ratio.p95)}, p99 ${f(x.ratio.p99)} | ≤ 1.10 | ${ok(x.ratio.p99 <= 1.1)} |`);
+    }
+    if (o.dtmf) {
+      lines.push(`| \`#\` → durable (DTMF event → commit done), ${o.dtmf.n} opt-ins | p50 ${f(o.dtmf.p50, ' ms')}, p99 ${f(o.dtmf.p99, ' ms')}, max ${f(o.dtmf.max, ' ms')} | p99 < 20 ms | ${ok(o.dtmf.p99 < 20)} |`);
+      lines.push(`| of which the commit itself (optIn) | p50 ${f(o.dtmf.commit.p50, ' ms')}, p99 ${f(o.dtmf.commit.p99, ' ms')} | | |`);
+    }
+  }
+  const s = r.scheduler;
+  if (s) {
+    lines.push(`| scheduler: RSS with ${s.n} pending, after Engine.start | ${f(s.rssAfterStartMiB, ' MiB')} (before: ${f(s.rssBaseMiB, ' MiB')}; after GC ${f(s.rssAfterGcMiB, ' MiB')}, heap ${f(s.heapAfterGcMiB, ' MiB')}) | < 150 MB | ${ok(s.rssAfterStartMiB < 150)} |`);
+    lines.push(`| scheduler: start-up reload (Engine.start) | ${f(s.startMs, ' ms')} (devicesToWatch ${f(s.devicesToWatchMs, ' ms')}, pending() ${f(s.pendingMs, ' ms')}, nextWake ${f(s.nextWakeMs, ' ms')}) | | |`);
+    lines.push(`| scheduler: one presence event (deviceState) | ${f(s.deviceStateMs, ' ms')} (scans all pending) | | |`);
+    lines.push(`| scheduler: claim rate (observe tick, fake clock) | ${f(s.claim.perSecond, '/s')} (${s.claim.decisions} decisions in ${f(s.claim.ms, ' ms')}, ${s.claim.lost} lost) | | |`);
+    lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
+  }
+  const l = r.load;
+  if (l) {
+    for (const step of l.steps) {
+      lines.push(`| sustained load ${step.rate} calls/s for ${step.seconds} s | ${step.successful}/${step.calls} ok, ${step.failed} failed; stored ${step.stored ?? '–'}${step.note ? `; ${step.note}` : ''} | | |`);
+    }
+    lines.push(`| sustained load: highest rate with 0 failed calls | ${l.highestClean ?? 'none'} calls/s${l.breaksAt ? ` (breaks at ${l.breaksAt}/s: ${l.breakReason})` : ''} | ≥ 20/s | ${ok((l.highestClean ?? 0) >= 20)} |`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}

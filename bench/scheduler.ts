@@ -1,0 +1,206 @@
+/**
+ * Scheduler scale: the engine over a store holding N pending requests (default 100 000).
+ *
+ * Runs in its own process (`node …/bench/scheduler.js [N]`) so that its RSS is the engine's alone; prints
+ * one JSON object on stdout. No PBX: the engine gets no telephony (its actions are skipped) and a
+ * silent logger.
+ *
+ *  - fill: requests made by the real policy (`newRequest`, timed mode; 10 % internal prospects in device
+ *    mode), inserted with one raw transaction into a store created by SqliteStore.open (same schema,
+ *    same INSERT as createOrRefresh; no `events` rows — the scheduler never reads them).
+ *  - start: Engine.start() (devicesToWatch + pending reload + nextWake + arm), and RSS after it.
+ *  - deviceState: one presence event for an internal prospect line (scans store.pending()).
+ *  - claim rate: fake clock past every wake-up; due(…) batches fed to engine.observe(tick) for ~5 s:
+ *    decide + version-guarded transition (synchronous=FULL commit each).
+ *  - fire drift: a fresh store with the same N, of which 300 wake up spread over the next 6 s (real
+ *    clock, the engine's own timer): drift = time of the committed transition − wakeAt.
+ *  - RSS is sampled right after start (the peak of the reload) and after a forced GC (--expose-gc).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import winston from 'winston';
+import { CallbackRequest, makePolicyConfig, newRequest } from '../src/core/policy';
+import { Engine } from '../src/engine';
+import { SqliteStore } from '../src/store/sqlite';
+import { round, stats } from './common';
+
+const N = Number(process.argv[2] ?? 100_000);
+const AGENTS = 1000;
+const HOUR = 3_600_000;
+
+const policy = makePolicyConfig({
+  callingHours: {
+    timeZone: 'UTC',
+    windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])),
+    holidays: [],
+  },
+} as Parameters<typeof makePolicyConfig>[0]);
+
+const silent = winston.createLogger({ silent: true });
+const prospectDevice = (p: string): string | undefined => (p.startsWith('29') ? `Custom:prospect${p}` : undefined);
+
+/** Fills `file` with `n` requests; `wakeAt(i)` is the wished wake-up (ms) of request i. */
+function fill(file: string, n: number, wakeAt: (i: number) => number): number {
+  SqliteStore.open<CallbackRequest>(file).close();
+  const db = new Database(file);
+  const insert = db.prepare(
+    `INSERT INTO requests(id, agent, prospect, state, created_at, updated_at, wake_at, version, data) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+  );
+  const t0 = performance.now();
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) {
+      const internal = i % 10 === 0;
+      const prospect = internal ? `29${String(i).padStart(6, '0')}` : `+4930${String(i).padStart(8, '0')}`;
+      const target = wakeAt(i);
+      // timed mode wakes at createdAt + firstProbeDelay; device mode waits for the line (wakeAt = expiry)
+      const now = target - policy.firstProbeDelayMs;
+      const d = newRequest(
+        {
+          id: `bench-${i}`,
+          agent: `PJSIP/a${i % AGENTS}`,
+          agentCallerId: { name: `Agent ${i % AGENTS}`, number: String(1000 + (i % AGENTS)) },
+          prospect,
+          language: 'en',
+          mode: internal ? 'device' : 'timed',
+        },
+        policy,
+        now,
+      );
+      const r = d.request;
+      insert.run(r.id, r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r));
+    }
+  })();
+  const ms = performance.now() - t0;
+  db.close();
+  return ms;
+}
+
+function engineFor(store: SqliteStore<CallbackRequest>, clock: () => number): Engine {
+  return new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice });
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-sched-'));
+  try {
+    const rssBase = process.memoryUsage().rss;
+    const base = Date.now() + HOUR;
+    // 1. fill: wake-ups spread over the next 24 h
+    const file = path.join(dir, 'scale.db');
+    const fillMs = fill(file, N, (i) => base + Math.floor((i * 24 * HOUR) / N));
+    const dbBytes = fs.statSync(file).size + (fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0);
+
+    // 2. start-up reload
+    let now = Date.now();
+    const store = SqliteStore.open<CallbackRequest>(file);
+    const engine = engineFor(store, () => now);
+    let watched = 0;
+    engine.onWatch = () => watched++;
+    const t0 = performance.now();
+    engine.start();
+    const startMs = performance.now() - t0;
+    const t1 = performance.now();
+    const devices = engine.devicesToWatch().length;
+    const devicesToWatchMs = performance.now() - t1;
+    const t2 = performance.now();
+    const pendingCount = store.pending().length;
+    const pendingMs = performance.now() - t2;
+    const t3 = performance.now();
+    store.nextWake();
+    const nextWakeMs = performance.now() - t3;
+    const rssAfterStart = process.memoryUsage().rss;
+    if (global.gc) global.gc();
+    const heapAfterGcMiB = round(process.memoryUsage().heapUsed / 2 ** 20, 1);
+    const rssAfterGc = process.memoryUsage().rss;
+
+    // 3. one presence event for an internal prospect line
+    const t4 = performance.now();
+    engine.deviceState('Custom:prospect29000010', { busy: true });
+    const deviceStateMs = performance.now() - t4;
+    const rssPeak = Math.max(rssAfterStart, process.memoryUsage().rss);
+    engine.setPbxUp(true);
+
+    // 4. claim rate: every request is due (fake clock a day ahead)
+    now = base + 25 * HOUR;
+    let decisions = 0;
+    let lost = 0;
+    const claimBudgetMs = 5000;
+    const c0 = performance.now();
+    outer: for (;;) {
+      const due = store.due(now, 200);
+      if (due.length === 0) break;
+      for (const { request } of due) {
+        if (engine.observe(request.id, { type: 'tick' })) decisions++;
+        else lost++;
+        if (performance.now() - c0 > claimBudgetMs) break outer;
+      }
+    }
+    const claimMs = performance.now() - c0;
+    engine.stop();
+    store.close();
+
+    // 5. fire drift with the engine's own timer, real clock
+    const file2 = path.join(dir, 'drift.db');
+    const soon = 300;
+    // the first wake-up comes 2 s after the engine has started (fill + start as measured above)
+    const t5 = Date.now() + fillMs * 1.3 + startMs * 1.3 + 2000;
+    fill(file2, N, (i) => (i < soon ? t5 + Math.floor((i * 6000) / soon) : base + Math.floor((i * 24 * HOUR) / N)));
+    const store2 = SqliteStore.open<CallbackRequest>(file2);
+    const wakeOf = new Map<string, number>();
+    for (const { request } of store2.due(t5 + 10_000, soon + 10)) wakeOf.set(request.id, request.wakeAt as number);
+    const drifts: number[] = [];
+    const transition = store2.transition.bind(store2);
+    store2.transition = (request, expectedVersion, events, outbox) => {
+      const v = transition(request, expectedVersion, events, outbox);
+      const w = wakeOf.get(request.id);
+      if (v !== undefined && w !== undefined) {
+        drifts.push(Date.now() - w);
+        wakeOf.delete(request.id);
+      }
+      return v;
+    };
+    const expected = wakeOf.size;
+    const engine2 = engineFor(store2, Date.now);
+    engine2.setPbxUp(true);
+    engine2.start();
+    const startedAt = Date.now();
+    const lateBeforeStart = [...wakeOf.values()].filter((w) => w < startedAt).length;
+    const end = Date.now() + 12_000;
+    while (wakeOf.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    engine2.stop();
+    store2.close();
+    const drift = stats(drifts);
+
+    const out = {
+      n: N,
+      agents: AGENTS,
+      fillMs: round(fillMs, 0),
+      dbMiB: round(dbBytes / 2 ** 20, 1),
+      rssBaseMiB: round(rssBase / 2 ** 20, 1),
+      rssAfterStartMiB: round(rssAfterStart / 2 ** 20, 1),
+      rssPeakMiB: round(rssPeak / 2 ** 20, 1),
+      rssAfterGcMiB: round(rssAfterGc / 2 ** 20, 1),
+      heapAfterGcMiB,
+      startMs: round(startMs, 0),
+      devicesToWatchMs: round(devicesToWatchMs, 0),
+      devices,
+      watched,
+      pending: pendingCount,
+      pendingMs: round(pendingMs, 0),
+      nextWakeMs: round(nextWakeMs, 2),
+      deviceStateMs: round(deviceStateMs, 0),
+      claim: { decisions, lost, ms: round(claimMs, 0), perSecond: round((decisions / claimMs) * 1000, 0) },
+      drift: { fired: drift.n, expected, dueBeforeEngineStart: lateBeforeStart, p50: drift.p50, p95: drift.p95, p99: drift.p99, max: drift.max },
+    };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
