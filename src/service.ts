@@ -22,6 +22,18 @@ import { Engine } from './engine';
 import { Logger } from './log';
 import { SqliteStore } from './store/sqlite';
 
+/** The offer's settings, the same for the ARI and the FastAGI entry. */
+function offerOptions(config: Config) {
+  return {
+    keyTimeoutMs: config.offer.keyTimeoutMs,
+    closingTimeoutMs: config.offer.closingTimeoutMs,
+    languages: config.offer.languages,
+    defaultLanguage: config.offer.defaultLanguage,
+    prompts: config.prompts,
+    numbers: config.numbers,
+  };
+}
+
 export interface ServiceOptions {
   config: Config;
   log: Logger;
@@ -91,14 +103,7 @@ export class Service {
     this.offer = new OfferFlow(
       this.ari,
       { optIn: (input) => this.engine.optIn(input) },
-      {
-        keyTimeoutMs: config.offer.keyTimeoutMs,
-        closingTimeoutMs: config.offer.closingTimeoutMs,
-        languages: config.offer.languages,
-        defaultLanguage: config.offer.defaultLanguage,
-        prompts: config.prompts,
-        numbers: config.numbers,
-      },
+      offerOptions(config),
       log.child({ component: 'offer' }),
     );
     this.pending = new PendingFlow(
@@ -214,14 +219,7 @@ export class Service {
     if (!config.agi.enabled) return undefined;
     const offer = new AgiOffer(
       { optIn: (input) => this.engine.optIn(input) },
-      {
-        keyTimeoutMs: config.offer.keyTimeoutMs,
-        closingTimeoutMs: config.offer.closingTimeoutMs,
-        languages: config.offer.languages,
-        defaultLanguage: config.offer.defaultLanguage,
-        prompts: config.prompts,
-        numbers: config.numbers,
-      },
+      offerOptions(config),
     );
     this.agi = new AgiServer({ host: config.agi.bind, port: config.agi.port, log: log.child({ component: 'agi' }), handlers: { offer: offer.handle } });
     return this.agi.listen();

@@ -6,21 +6,12 @@
  * CC_CRASH_KILLS sets the number of kills (default 30); `npm run soak` runs a longer version.
  */
 import { FAST_RECALL, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
+import { mulberry32 as rng } from '../support/rng';
 
 const KILLS = Number(process.env.CC_CRASH_KILLS ?? 30);
 const SEED = Number(process.env.CC_CRASH_SEED ?? Date.now() % 100000);
 const AGENTS = ['1001', '1002', '1003', '1004'].map((x) => `Local/${x}@cc-test-phone`);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CONFIG = {
   ...FAST_RECALL,
@@ -83,34 +74,36 @@ describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
     })();
 
     try {
-      // Opt-ins: the line is busy; each agent presses #. Some are killed right after the confirmation write.
-      simLine('INUSE');
+      // Rounds until the kills are done: in each, every agent opts in (some processes are killed right
+      // after the # was written), then the requests live their lives, interrupted again and again.
       const confirmed: string[] = [];
-      for (const [i, agent] of AGENTS.entries()) {
-        const mark = svc.logs.length;
-        const leg = await ari.agentDials('2995', { agent });
-        await ari.answered(leg);
-        await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
-        await ari.press(leg, '#');
-        const line = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
-        confirmed.push(String(line.requestId));
-        if (i % 2 === 0) await restart('right after the # was written');
-        else await ari.gone(leg);
-      }
-      simLine('NOT_INUSE');
-
-      // The lives of the requests, interrupted again and again.
       const finished = () => {
         const list = svc.list();
-        return list.length === AGENTS.length && list.every((r) => ['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'].includes(String(r.state)));
+        return list.length === confirmed.length && list.every((r) => ['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'].includes(String(r.state)));
       };
-      while (kills.length < KILLS && !finished()) {
-        await sleep(300 + random() * 3500);
-        const states = svc.list().map((r) => String(r.state));
-        await restart(`while ${[...new Set(states)].join('/')}`);
+      for (let round = 0; kills.length < KILLS; round++) {
+        simLine('INUSE');
+        for (const [i, agent] of AGENTS.entries()) {
+          const mark = svc.logs.length;
+          const leg = await ari.agentDials('2995', { agent });
+          await ari.answered(leg);
+          await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+          await ari.press(leg, '#');
+          const line = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+          confirmed.push(String(line.requestId));
+          if ((i + round) % 2 === 0) await restart('right after the # was written');
+          else await ari.gone(leg);
+        }
+        simLine('NOT_INUSE');
+        while (kills.length < KILLS && !finished()) {
+          await sleep(300 + random() * 3500);
+          const states = svc.list().filter((r) => !confirmed.slice(0, -AGENTS.length).includes(String(r.id))).map((r) => String(r.state));
+          await restart(`while ${[...new Set(states)].sort().join('/')}`);
+        }
+        const deadline = Date.now() + 120000;
+        while (!finished() && Date.now() < deadline) await sleep(500);
+        if (!finished()) break;
       }
-      const deadline = Date.now() + 120000;
-      while (!finished() && Date.now() < deadline) await sleep(500);
 
       // 1. Every request the agents were told about exists and reached a correct end.
       const list = svc.list();

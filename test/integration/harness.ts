@@ -329,3 +329,18 @@ export class TestPhone {
     await this.ari.client.channels.answer({ channelId: TestPhone.id(ring) });
   }
 }
+
+/** The agent's handset in the recall tests (a Local channel into this test's own app). */
+export const TEST_AGENT = 'Local/1001@cc-test-phone';
+
+/** Agent `agent` dials the busy `number`, hears the offer and presses #; returns the request id. */
+export async function optIn(ari: TestAri, svc: ServiceProcess, number: string, agent = TEST_AGENT): Promise<string> {
+  const mark = svc.logs.length;
+  const leg = await ari.agentDials(number, { agent });
+  await ari.answered(leg);
+  await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+  await ari.press(leg, '#');
+  const line = await svc.waitLog((l) => l.message === 'callback requested' || l.message === 'callback request refreshed', 10000, mark);
+  await ari.gone(leg);
+  return String(line.requestId);
+}

@@ -4,20 +4,7 @@
  * calling hours and restarts. The agent's handset is a Local channel into the test's own ARI app; the
  * prospect is the simulated line 2995 (Custom:prospect2995) or the simulator numbers 2991/2992.
  */
-import { FAST_RECALL, ServiceProcess, TEST_APP, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
-
-const AGENT = 'Local/1001@cc-test-phone';
-
-async function optIn(ari: TestAri, svc: ServiceProcess, number: string, agent = AGENT): Promise<string> {
-  const mark = svc.logs.length;
-  const leg = await ari.agentDials(number, { agent });
-  await ari.answered(leg);
-  await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
-  await ari.press(leg, '#');
-  const line = await svc.waitLog((l) => l.message === 'callback requested' || l.message === 'callback request refreshed', 10000, mark);
-  await ari.gone(leg);
-  return String(line.requestId);
-}
+import { FAST_RECALL, optIn, ServiceProcess, TEST_AGENT, TEST_APP, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
 
 function request(svc: ServiceProcess, id: string): Record<string, unknown> {
   const r = svc.list().find((x) => x.id === id);
@@ -117,10 +104,10 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const id = await optIn(ari, svc, '2995');
     // The agent starts another call (the handset answers it).
     const before = ari.events.length;
-    await ari.client.channels.originate({ endpoint: AGENT, app: TEST_APP, appArgs: 'other-call', channelId: `busy-${id}` });
+    await ari.client.channels.originate({ endpoint: TEST_AGENT, app: TEST_APP, appArgs: 'other-call', channelId: `busy-${id}` });
     const otherCall = await phone.nextRing(before, 10000);
     await phone.answer(otherCall);
-    await svc.waitLog((l) => l.message === 'device state' && l.device === AGENT && l.state === 'INUSE', 10000);
+    await svc.waitLog((l) => l.message === 'device state' && l.device === TEST_AGENT && l.state === 'INUSE', 10000);
     const mark = ari.events.length;
     simLine('NOT_INUSE'); // grace 3 s, then due while the agent talks
     await svc.waitLog((l) => l.requestId === id && l.message === 'callback due', 10000);

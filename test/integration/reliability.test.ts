@@ -4,25 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { FAST_RECALL, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
+import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
 import { ROOT } from './paths';
-
-const AGENT = 'Local/1001@cc-test-phone';
 
 function pbx(cmd: string): void {
   const r = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), cmd], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`pbx.sh ${cmd} failed: ${r.stdout}${r.stderr}`);
-}
-
-async function optIn(ari: TestAri, svc: ServiceProcess, number: string, agent = AGENT): Promise<string> {
-  const mark = svc.logs.length;
-  const leg = await ari.agentDials(number, { agent });
-  await ari.answered(leg);
-  await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
-  await ari.press(leg, '#');
-  const line = await svc.waitLog((l) => l.message === 'callback requested' || l.message === 'callback request refreshed', 10000, mark);
-  await ari.gone(leg);
-  return String(line.requestId);
 }
 
 describePbx('reliability (real Asterisk)', () => {

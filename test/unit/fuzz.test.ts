@@ -5,18 +5,8 @@
 import { parseOfferArgs } from '../../src/core/offer';
 import { defaultNumberRules, describeInput, validateAgentDevice, validateProspectNumber, validateWatchDevice } from '../../src/core/validate';
 import { ConfigError, loadConfig } from '../../src/config/load';
+import { mulberry32 as rng } from '../support/rng';
 
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABET = ['0', '1', '9', '+', '&', ',', '@', '/', '\n', '\r', '\0', ' ', ';', '|', '$', '{', '}', '(', ')', '"', "'", '\\', 'A', 'z', '٣', '２', 'é', '😀', '\u202e', '-', '.', '_', ':', '%'];
 

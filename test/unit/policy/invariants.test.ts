@@ -16,17 +16,8 @@ import {
   type ProspectMode,
 } from '../../../src/core/policy';
 import { deepFreeze, HOUR, input, MINUTE, SECOND, T0 } from './helpers';
+import { mulberry32 } from '../../support/rng';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const OBSERVATIONS: Observation[] = [
   { type: 'tick' },
