@@ -5,6 +5,7 @@
  * refresh (an UPDATE + event in one transaction), not an insert. A call fails when SIPp counts it failed
  * (no 200 OK: 486 because the offer was not made, a timeout, no BYE within 30 s).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { runSipp } from '../src/demo/sipp';
 import { ROOT, log, sleep } from './common';
@@ -28,6 +29,8 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
       const calls = rate * opts.seconds;
       log(`load: ${rate} calls/s × ${opts.seconds} s (${calls} calls)…`);
       const before = target.logs.length;
+      const astLog = path.join(ROOT, '.sandbox/asterisk.log');
+      const astFrom = fs.existsSync(astLog) ? fs.statSync(astLog).size : 0;
       const r = await runSipp({
         scenario: path.join(ROOT, 'src/demo/scenarios/uac-busy-pound.xml'),
         port: 5071,
@@ -44,9 +47,11 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
       const stored = logs.filter((l) => l.message === 'callback requested' || l.message === 'callback request refreshed').length;
       const successful = lastCount(r.output, 'Successful call') ?? NaN;
       const failed = lastCount(r.output, 'Failed call') ?? NaN;
+      const pbxErrors = asteriskErrors(astLog, astFrom);
       const errorLines = logs.filter((l) => l.level === 'error' || l.level === 'warn').map((l) => l.message);
-      const note = failed > 0 || r.code !== 0 ? `sipp exit ${r.code}; ${[...new Set(errorLines)].slice(0, 3).join('; ') || r.errors.split('\n').filter(Boolean).slice(-2).join(' / ')}` : undefined;
-      steps.push({ rate, seconds: opts.seconds, calls, successful, failed, stored, code: r.code, durationMs: r.durationMs, note });
+      const why = [...pbxErrors.map(([m, n]) => `Asterisk ${n}× "${m}"`), ...[...new Set(errorLines)].slice(0, 3).map((m) => `service: ${m}`)];
+      const note = failed > 0 || r.code !== 0 ? `sipp exit ${r.code}; ${why.join('; ') || 'no error logged'}` : undefined;
+      steps.push({ rate, seconds: opts.seconds, calls, successful, failed, stored, code: r.code, durationMs: r.durationMs, note, pbxErrors });
       if (failed === 0 && r.code === 0 && successful === calls) highestClean = rate;
       else {
         breaksAt = rate;
@@ -59,4 +64,27 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
     await target.stop();
   }
   return { steps, highestClean, breaksAt, breakReason, pair: 'PJSIP/1001 → 2991 for every call (refresh after the first)' };
+}
+
+/** The ERROR lines Asterisk logged since `from` (bytes), grouped by message (ids stripped), most frequent first. */
+function asteriskErrors(file: string, from: number): Array<[string, number]> {
+  let text = '';
+  try {
+    const fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.max(0, size - from));
+    fs.readSync(fd, buf, 0, buf.length, from);
+    fs.closeSync(fd);
+    text = buf.toString('utf8');
+  } catch {
+    return [];
+  }
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = line.match(/ ERROR(?:\[[^\]]*\])+: \S+ \S+: (.*)$/);
+    if (!m) continue;
+    const msg = m[1].replace(/'0x[0-9a-f]+'/g, "'…'").trim();
+    counts.set(msg, (counts.get(msg) ?? 0) + 1);
+  }
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3);
 }

@@ -255,11 +255,14 @@ export async function offerBench(opts: { sequential: number; concurrency: number
     const bare = summary(raw.bare[k]);
     return { app, bare, ratio: ratio(app, bare) };
   };
-  const pound = [...raw.app.seq, ...raw.app.conc].filter((r) => r.dtmfMs !== undefined);
+  const dtmf = (rs: CallResult[]) => {
+    const pound = rs.filter((r) => r.dtmfMs !== undefined);
+    return { ...stats(pound.map((r) => r.dtmfMs as number)), commit: stats(pound.map((r) => r.commitMs as number)) };
+  };
   return {
     concurrency: opts.concurrency,
     sequential: mk('seq'),
     concurrent: mk('conc'),
-    dtmf: { ...stats(pound.map((r) => r.dtmfMs as number)), commit: stats(pound.map((r) => r.commitMs as number)) },
+    dtmf: { ...dtmf([...raw.app.seq, ...raw.app.conc]), sequential: dtmf(raw.app.seq), concurrent: dtmf(raw.app.conc) },
   };
 }

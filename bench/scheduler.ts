@@ -9,7 +9,8 @@
  *    mode), inserted with one raw transaction into a store created by SqliteStore.open (same schema,
  *    same INSERT as createOrRefresh; no `events` rows — the scheduler never reads them).
  *  - start: Engine.start() (devicesToWatch + pending reload + nextWake + arm), and RSS after it.
- *  - deviceState: one presence event for an internal prospect line (scans store.pending()).
+ *  - deviceState: one presence event for an internal prospect line (scans store.pending()), and one for
+ *    an agent's device (skipped since the engine knows which prospect lines are waited on).
  *  - claim rate: fake clock past every wake-up; due(…) batches fed to engine.observe(tick) for ~5 s:
  *    decide + version-guarded transition (synchronous=FULL commit each).
  *  - fire drift: a fresh store with the same N, of which 300 wake up spread over the next 6 s (real
@@ -119,6 +120,9 @@ async function main(): Promise<void> {
     const t4 = performance.now();
     engine.deviceState('Custom:prospect29000010', { busy: true });
     const deviceStateMs = performance.now() - t4;
+    const t4b = performance.now();
+    engine.deviceState('PJSIP/a7', { busy: true });
+    const deviceStateAgentMs = performance.now() - t4b;
     const rssPeak = Math.max(rssAfterStart, process.memoryUsage().rss);
     engine.setPbxUp(true);
 
@@ -191,6 +195,7 @@ async function main(): Promise<void> {
       pendingMs: round(pendingMs, 0),
       nextWakeMs: round(nextWakeMs, 2),
       deviceStateMs: round(deviceStateMs, 0),
+      deviceStateAgentMs: round(deviceStateAgentMs, 2),
       claim: { decisions, lost, ms: round(claimMs, 0), perSecond: round((decisions / claimMs) * 1000, 0) },
       drift: { fired: drift.n, expected, dueBeforeEngineStart: lateBeforeStart, p50: drift.p50, p95: drift.p95, p99: drift.p99, max: drift.max },
     };

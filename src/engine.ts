@@ -91,6 +91,14 @@ export class Engine {
   private pbxUp = false;
   private readonly clock: () => number;
   private readonly log: Logger;
+  /**
+   * Performance (npm run bench, issue #6): the prospect lines some pending device-mode request waits on.
+   * deviceState() scans store.pending() only for these (at 100k pending a scan takes ~0.6 s, and every
+   * agent's busy/free change is a device-state event). Filled by devicesToWatch() (start) and optIn();
+   * it only grows while running: a stale entry costs one scan, as before.
+   */
+  private readonly prospectLines = new Set<string>();
+  private prospectLinesKnown = false;
   /** Called when a device should be watched (prospect lines of pending requests, agents). */
   onWatch?: (device: string) => void;
 
@@ -114,8 +122,8 @@ export class Engine {
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
   start(): void {
     this.stopped = false;
-    for (const device of this.devicesToWatch()) this.onWatch?.(device);
     const pending = this.store.pending();
+    for (const device of this.devicesToWatch(pending)) this.onWatch?.(device);
     this.log.info('scheduler started', { pending: pending.length, nextWake: iso(this.store.nextWake()) });
     this.arm();
   }
@@ -127,13 +135,17 @@ export class Engine {
   }
 
   /** Devices whose state matters now: every pending request's agent and (internal) prospect line. */
-  devicesToWatch(): string[] {
+  devicesToWatch(pending = this.store.pending()): string[] {
     const set = new Set<string>();
-    for (const { request } of this.store.pending()) {
+    for (const { request } of pending) {
       set.add(request.agent);
       const d = request.mode === 'device' ? this.opts.prospectDevice(request.prospect) : undefined;
-      if (d) set.add(d);
+      if (d) {
+        set.add(d);
+        this.prospectLines.add(d);
+      }
     }
+    this.prospectLinesKnown = true;
     return [...set];
   }
 
@@ -175,6 +187,7 @@ export class Engine {
       },
     );
     if (r.result === 'full') return r;
+    if (device) this.prospectLines.add(device);
     if (decision) this.perform(decision);
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
@@ -225,6 +238,8 @@ export class Engine {
     }
     // Prospects whose line is this device
     if (!state) return;
+    if (!this.prospectLinesKnown) this.devicesToWatch();
+    if (!this.prospectLines.has(device)) return;
     for (const { request } of this.store.pending()) {
       if (request.mode !== 'device' || this.opts.prospectDevice(request.prospect) !== device) continue;
       this.observe(request.id, { type: 'prospectState', busy: state.busy });
