@@ -17,7 +17,7 @@ import { AgiOffer } from './agi/offer';
 import { PENDING_STATES } from './core/policy';
 import { outboxRowsFor } from './webhook/payload';
 import { WebhookSender } from './webhook/sender';
-import type { CallbackRequest } from './core/policy';
+import { isTerminal, type CallbackRequest } from './core/policy';
 import { Engine } from './engine';
 import { Logger } from './log';
 import { SqliteStore } from './store/sqlite';
@@ -89,7 +89,13 @@ export class Service {
     this.engine.onWatch = (device) => this.presence.watch(device);
     this.recall = new RecallFlow(
       this.ari,
-      (requestId, observation) => this.engine.observe(requestId, observation),
+      (requestId, observation) => {
+        if (this.engine.observe(requestId, observation)) return;
+        // Nothing to decide: if the request ended meanwhile (cancelled from the CLI or *82 while the
+        // agent's phone rang), the call that is still up has no purpose any more.
+        const current = this.engine.store.get(requestId)?.request;
+        if (current && isTerminal(current.state)) void this.recall.abandon(requestId, current.state);
+      },
       {
         app: config.ari.app,
         outboundContext: config.recall.outboundContext,

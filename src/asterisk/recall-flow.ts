@@ -119,6 +119,21 @@ export class RecallFlow implements Telephony {
     }
   }
 
+  /**
+   * Ends a recall whose request has already ended elsewhere (cancelled from the CLI while the agent
+   * listened to the menu): "The callback is cancelled", then hang up. A connected call is left alone.
+   */
+  async abandon(requestId: string, state: string): Promise<void> {
+    const call = this.calls.get(requestId);
+    if (!call || call.prospectAnswered || call.agentGone) return;
+    call.log.info('the request ended elsewhere; ending its recall call', { state });
+    call.inMenu = false;
+    clearTimeout(call.menuTimer);
+    if (call.prospectChannelId && !call.prospectGone) await this.hangup(call.prospectChannelId);
+    if (call.agentAnswered && state === 'CANCELLED') await this.announce(call.agentChannelId, 'cancelled');
+    await this.hangup(call.agentChannelId);
+  }
+
   /** Whether a channel or bridge on the PBX belongs to a recall this process runs. */
   owns(id: string): boolean {
     if (this.byChannel.has(id)) return true;

@@ -4,7 +4,7 @@
  * calling hours and restarts. The agent's handset is a Local channel into the test's own ARI app; the
  * prospect is the simulated line 2995 (Custom:prospect2995) or the simulator numbers 2991/2992.
  */
-import { FAST_RECALL, optIn, ServiceProcess, TEST_AGENT, TEST_APP, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
+import { FAST_RECALL, optIn, runCli, ServiceProcess, TEST_AGENT, TEST_APP, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
 
 function request(svc: ServiceProcess, id: string): Record<string, unknown> {
   const r = svc.list().find((x) => x.id === id);
@@ -270,5 +270,23 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const ring2 = await phone.nextRing(ari.events.indexOf(ring1) + 1, 20000);
     expect(TestPhone.id(ring2)).toBe(`ccb-${id}-2;2`); // a new, never reused channel id
     await ari.hangup(TestPhone.id(ring2));
+  });
+
+  it('cancelled from the CLI while the agent listens to the menu → the next key ends the call, nothing is dialled', async () => {
+    svc = await new ServiceProcess(FAST_RECALL).start();
+    simLine('INUSE');
+    const id = await optIn(ari, svc, '2995');
+    const mark = ari.events.length;
+    simLine('NOT_INUSE');
+    const ring = await phone.nextRing(mark, 20000);
+    await phone.answer(ring);
+    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+    const cancel = runCli(['cancel', id, '--config', svc.configFile]);
+    expect(cancel.status).toBe(0);
+    expect(request(svc, id).state).toBe('CANCELLED');
+    await ari.press(TestPhone.id(ring), '1');
+    await svc.waitLog((l) => l.requestId === id && l.message === 'the request ended elsewhere; ending its recall call', 10000);
+    await ari.gone(TestPhone.id(ring), 20000);
+    expect(svc.find((l) => l.requestId === id && l.message === 'dialling the prospect')).toHaveLength(0);
   });
 });
