@@ -95,11 +95,13 @@ type LogLine = Record<string, unknown> & { message: string; level?: string };
 export class Target {
   readonly logs: LogLine[] = [];
   private proc?: ChildProcess;
+  private dir?: string;
   constructor(readonly kind: 'app' | 'bare') {}
 
   async start(): Promise<void> {
     if (this.kind === 'app') {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-'));
+      this.dir = dir;
       const config = {
         ari: { url: ARI.url, username: ARI.username, password: ARI.password },
         store: { path: path.join(dir, 'callbacks.db') },
@@ -140,12 +142,14 @@ export class Target {
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    const done = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    const t = setTimeout(() => p.kill('SIGKILL'), 10000);
-    await done;
-    clearTimeout(t);
+    if (p && p.exitCode === null && p.signalCode === null) {
+      const done = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      const t = setTimeout(() => p.kill('SIGKILL'), 10000);
+      await done;
+      clearTimeout(t);
+    }
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
