@@ -92,13 +92,11 @@ export class Engine {
   private readonly clock: () => number;
   private readonly log: Logger;
   /**
-   * Performance (npm run bench, issue #6): the prospect lines some pending device-mode request waits on.
-   * deviceState() scans store.pending() only for these (at 100k pending a scan takes ~0.6 s, and every
-   * agent's busy/free change is a device-state event). Filled by devicesToWatch() (start) and optIn();
-   * it only grows while running: a stale entry costs one scan, as before.
+   * The prospect lines that pending device-mode requests watch: device → prospect numbers. Filled at
+   * start and by opt-ins; it only grows while running (a stale entry costs one indexed query). With it,
+   * a device-state event reads only the requests of that line, never all pending ones.
    */
-  private readonly prospectLines = new Set<string>();
-  private prospectLinesKnown = false;
+  private readonly lineProspects = new Map<string, Set<string>>();
   /** Called when a device should be watched (prospect lines of pending requests, agents). */
   onWatch?: (device: string) => void;
 
@@ -122,9 +120,9 @@ export class Engine {
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
   start(): void {
     this.stopped = false;
-    const pending = this.store.pending();
-    for (const device of this.devicesToWatch(pending)) this.onWatch?.(device);
-    this.log.info('scheduler started', { pending: pending.length, nextWake: iso(this.store.nextWake()) });
+    const deps = this.store.pendingDependencies();
+    for (const device of this.devicesToWatch(deps)) this.onWatch?.(device);
+    this.log.info('scheduler started', { pending: deps.count, nextWake: iso(this.store.nextWake()) });
     this.arm();
   }
 
@@ -135,18 +133,21 @@ export class Engine {
   }
 
   /** Devices whose state matters now: every pending request's agent and (internal) prospect line. */
-  devicesToWatch(pending = this.store.pending()): string[] {
-    const set = new Set<string>();
-    for (const { request } of pending) {
-      set.add(request.agent);
-      const d = request.mode === 'device' ? this.opts.prospectDevice(request.prospect) : undefined;
-      if (d) {
-        set.add(d);
-        this.prospectLines.add(d);
-      }
+  devicesToWatch(deps = this.store.pendingDependencies()): string[] {
+    const set = new Set<string>(deps.agents);
+    for (const prospect of deps.lineProspects) {
+      const d = this.opts.prospectDevice(prospect);
+      if (!d) continue;
+      set.add(d);
+      this.rememberLine(d, prospect);
     }
-    this.prospectLinesKnown = true;
     return [...set];
+  }
+
+  private rememberLine(device: string, prospect: string): void {
+    const prospects = this.lineProspects.get(device) ?? new Set<string>();
+    prospects.add(prospect);
+    this.lineProspects.set(device, prospects);
   }
 
   setPbxUp(up: boolean): void {
@@ -187,7 +188,7 @@ export class Engine {
       },
     );
     if (r.result === 'full') return r;
-    if (device) this.prospectLines.add(device);
+    if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
@@ -238,11 +239,10 @@ export class Engine {
     }
     // Prospects whose line is this device
     if (!state) return;
-    if (!this.prospectLinesKnown) this.devicesToWatch();
-    if (!this.prospectLines.has(device)) return;
-    for (const { request } of this.store.pending()) {
-      if (request.mode !== 'device' || this.opts.prospectDevice(request.prospect) !== device) continue;
-      this.observe(request.id, { type: 'prospectState', busy: state.busy });
+    const prospects = this.lineProspects.get(device);
+    if (!prospects) return;
+    for (const id of this.store.pendingLineWatchers([...prospects])) {
+      this.observe(id, { type: 'prospectState', busy: state.busy });
     }
   }
 
@@ -265,10 +265,7 @@ export class Engine {
   /** Re-evaluates DUE requests now (an agent became free, the PBX came back). */
   private kickDue(agent?: string): void {
     if (this.stopped) return;
-    for (const { request } of this.store.pending()) {
-      if (request.state !== 'DUE' || (agent && request.agent !== agent)) continue;
-      this.observe(request.id, { type: 'tick' });
-    }
+    for (const id of this.store.idsInState('DUE', agent)) this.observe(id, { type: 'tick' });
   }
 
   private ctx(request: CallbackRequest, now: number) {

@@ -81,6 +81,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS requests_one_pending
   ON requests(agent, prospect) WHERE state NOT IN (${TERMINAL_SQL});
 CREATE INDEX IF NOT EXISTS requests_wake ON requests(wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_agent_state ON requests(agent, state);
+CREATE INDEX IF NOT EXISTS requests_prospect ON requests(prospect);
 CREATE TABLE IF NOT EXISTS events (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
   request_id  TEXT NOT NULL REFERENCES requests(id),
@@ -224,6 +225,43 @@ export class SqliteStore<R extends RequestRecord> {
       ORDER BY created_at, id ${filter.limit ? 'LIMIT ?' : ''}`;
     if (filter.limit) params.push(filter.limit);
     return (this.db.prepare(sql).all(...params) as Row[]).map((r) => this.decode(r).request);
+  }
+
+  /**
+   * What the pending requests depend on, without loading them: their agents, and the prospects of
+   * those that watch a line (`mode` = 'device' in the request JSON). Cheap at 100k pending.
+   */
+  pendingDependencies(): { agents: string[]; lineProspects: string[]; count: number } {
+    const agents = (this.db.prepare(`SELECT DISTINCT agent FROM requests WHERE state NOT IN (${TERMINAL_SQL})`).all() as { agent: string }[]).map((r) => r.agent);
+    const lineProspects = (
+      this.db
+        .prepare(`SELECT DISTINCT prospect FROM requests WHERE state NOT IN (${TERMINAL_SQL}) AND json_extract(data, '$.mode') = 'device'`)
+        .all() as { prospect: string }[]
+    ).map((r) => r.prospect);
+    const count = (this.db.prepare(`SELECT COUNT(*) AS n FROM requests WHERE state NOT IN (${TERMINAL_SQL})`).get() as { n: number }).n;
+    return { agents, lineProspects, count };
+  }
+
+  /** Ids of pending requests for these prospects that watch the prospect's line. */
+  pendingLineWatchers(prospects: readonly string[]): string[] {
+    if (prospects.length === 0) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT id FROM requests WHERE prospect IN (${prospects.map(() => '?').join(',')})
+         AND state NOT IN (${TERMINAL_SQL}) AND json_extract(data, '$.mode') = 'device' ORDER BY created_at, id`,
+      )
+      .all(...prospects) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  /** Ids of requests in `state`, optionally of one agent. */
+  idsInState(state: string, agent?: string): string[] {
+    const rows = (
+      agent
+        ? this.db.prepare('SELECT id FROM requests WHERE state = ? AND agent = ? ORDER BY wake_at').all(state, agent)
+        : this.db.prepare('SELECT id FROM requests WHERE state = ? ORDER BY wake_at').all(state)
+    ) as { id: string }[];
+    return rows.map((r) => r.id);
   }
 
   /** Non-terminal requests with their versions, for the scheduler's reload at start. */

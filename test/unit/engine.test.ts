@@ -1,0 +1,69 @@
+import { PassThrough } from 'node:stream';
+import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
+import { Engine } from '../../src/engine';
+import { createLogger } from '../../src/log';
+import { SqliteStore } from '../../src/store/sqlite';
+
+const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
+
+function setup(now: { t: number }) {
+  const store = SqliteStore.open<CallbackRequest>(':memory:');
+  const log = createLogger({ format: 'json', stream: new PassThrough() });
+  const engine = new Engine({
+    store,
+    log,
+    policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000 }),
+    clock: () => now.t,
+    maxPendingPerAgent: 10,
+    prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
+  });
+  const watched: string[] = [];
+  engine.onWatch = (d) => watched.push(d);
+  return { store, engine, watched };
+}
+
+const optIn = (engine: Engine, agent: string, prospect: string) =>
+  engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
+
+describe('Engine: device states reach only the requests that watch that line', () => {
+  it('routes a line-free event to the requests of that prospect, by device, without touching others', () => {
+    const now = { t: T0 };
+    const { store, engine, watched } = setup(now);
+    const a = optIn(engine, 'PJSIP/1001', '2001');
+    const b = optIn(engine, 'PJSIP/1002', '2001');
+    const c = optIn(engine, 'PJSIP/1001', '2002');
+    const ext = optIn(engine, 'PJSIP/1003', '+4930123456');
+    expect(watched).toEqual(expect.arrayContaining(['PJSIP/2001', 'PJSIP/2002', 'PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003']));
+    now.t += 1000;
+    engine.deviceState('PJSIP/2001', { busy: false });
+    const state = (r: typeof a) => (r.result === 'full' ? '' : store.get(r.requestId)!.request.state);
+    expect([state(a), state(b), state(c), state(ext)]).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
+    // An agent's device changing is not a prospect line: nothing moves.
+    engine.deviceState('PJSIP/1001', { busy: true });
+    expect([state(a), state(b), state(c)]).toEqual(['GRACE', 'GRACE', 'WAITING']);
+  });
+
+  it('after a restart, the lines to watch come from the store without loading every request', () => {
+    const now = { t: T0 };
+    const first = setup(now);
+    optIn(first.engine, 'PJSIP/1001', '2001');
+    optIn(first.engine, 'PJSIP/1002', '+4930123456');
+    const deps = first.store.pendingDependencies();
+    expect(deps).toEqual({ agents: expect.arrayContaining(['PJSIP/1001', 'PJSIP/1002']), lineProspects: ['2001'], count: 2 });
+    const again = new Engine({
+      store: first.store,
+      log: createLogger({ format: 'json', stream: new PassThrough() }),
+      policy: defaultPolicyConfig,
+      clock: () => now.t,
+      maxPendingPerAgent: 10,
+      prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
+    });
+    const watched: string[] = [];
+    again.onWatch = (d) => watched.push(d);
+    again.start();
+    expect(watched.sort()).toEqual(['PJSIP/1001', 'PJSIP/1002', 'PJSIP/2001']);
+    again.deviceState('PJSIP/2001', { busy: false });
+    expect(first.store.list().map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
+    again.stop();
+  });
+});
