@@ -97,6 +97,7 @@ export class Engine {
    * a device-state event reads only the requests of that line, never all pending ones.
    */
   private readonly lineProspects = new Map<string, Set<string>>();
+  private linesLoaded = false;
   /** Called when a device should be watched (prospect lines of pending requests, agents). */
   onWatch?: (device: string) => void;
 
@@ -141,6 +142,7 @@ export class Engine {
       set.add(d);
       this.rememberLine(d, prospect);
     }
+    this.linesLoaded = true;
     return [...set];
   }
 
@@ -239,6 +241,7 @@ export class Engine {
     }
     // Prospects whose line is this device
     if (!state) return;
+    if (!this.linesLoaded) this.devicesToWatch();
     const prospects = this.lineProspects.get(device);
     if (!prospects) return;
     for (const id of this.store.pendingLineWatchers([...prospects])) {
