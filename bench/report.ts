@@ -39,8 +39,8 @@ export function renderMarkdown(r: any): string {
   const s = r.scheduler;
   if (s) {
     lines.push(`| scheduler: RSS with ${s.n} pending, after Engine.start | ${f(s.rssAfterStartMiB, ' MiB')} (before: ${f(s.rssBaseMiB, ' MiB')}; after GC ${f(s.rssAfterGcMiB, ' MiB')}, heap ${f(s.heapAfterGcMiB, ' MiB')}) | < 150 MB | ${ok(s.rssAfterStartMiB < 150)} |`);
-    lines.push(`| scheduler: start-up reload (Engine.start) | ${f(s.startMs, ' ms')} (devicesToWatch ${f(s.devicesToWatchMs, ' ms')}, pending() ${f(s.pendingMs, ' ms')}, nextWake ${f(s.nextWakeMs, ' ms')}) | | |`);
-    lines.push(`| scheduler: one presence event (deviceState) | prospect line ${f(s.deviceStateMs, ' ms')} (scans all pending); agent device ${f(s.deviceStateAgentMs, ' ms')} | | |`);
+    lines.push(`| scheduler: start-up reload (Engine.start) | ${f(s.startMs, ' ms')} (devicesToWatch ${f(s.devicesToWatchMs, ' ms')}, pending count ${f(s.pendingMs, ' ms')}, nextWake ${f(s.nextWakeMs, ' ms')}) | | |`);
+    lines.push(`| scheduler: one presence event (deviceState) | prospect line ${f(s.deviceStateMs, ' ms')} (reads that line's requests); agent device ${f(s.deviceStateAgentMs, ' ms')} | | |`);
     lines.push(`| scheduler: claim rate (observe tick, fake clock) | ${f(s.claim.perSecond, '/s')} (${s.claim.decisions} decisions in ${f(s.claim.ms, ' ms')}, ${s.claim.lost} lost) | | |`);
     lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
   }

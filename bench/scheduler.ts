@@ -8,9 +8,10 @@
  *  - fill: requests made by the real policy (`newRequest`, timed mode; 10 % internal prospects in device
  *    mode), inserted with one raw transaction into a store created by SqliteStore.open (same schema,
  *    same INSERT as createOrRefresh; no `events` rows — the scheduler never reads them).
- *  - start: Engine.start() (devicesToWatch + pending reload + nextWake + arm), and RSS after it.
- *  - deviceState: one presence event for an internal prospect line (scans store.pending()), and one for
- *    an agent's device (skipped since the engine knows which prospect lines are waited on).
+ *  - start: Engine.start() (distinct agents and watched lines from the store + nextWake + arm), and RSS
+ *    right after it.
+ *  - deviceState: one presence event for an internal prospect line (reads the requests of that line
+ *    through the prospect index), and one for an agent's device (no request is read).
  *  - claim rate: fake clock past every wake-up; due(…) batches fed to engine.observe(tick) for ~5 s:
  *    decide + version-guarded transition (synchronous=FULL commit each).
  *  - fire drift: a fresh store with the same N, of which 300 wake up spread over the next 6 s (real
@@ -102,16 +103,17 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     engine.start();
     const startMs = performance.now() - t0;
+    // Memory right after the reload, before anything else touches the store.
+    const rssAfterStart = process.memoryUsage().rss;
     const t1 = performance.now();
     const devices = engine.devicesToWatch().length;
     const devicesToWatchMs = performance.now() - t1;
     const t2 = performance.now();
-    const pendingCount = store.pending().length;
+    const pendingCount = store.pendingDependencies().count;
     const pendingMs = performance.now() - t2;
     const t3 = performance.now();
     store.nextWake();
     const nextWakeMs = performance.now() - t3;
-    const rssAfterStart = process.memoryUsage().rss;
     if (global.gc) global.gc();
     const heapAfterGcMiB = round(process.memoryUsage().heapUsed / 2 ** 20, 1);
     const rssAfterGc = process.memoryUsage().rss;
