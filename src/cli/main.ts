@@ -4,6 +4,7 @@
  *
  * Exit codes: 0 ok · 1 runtime failure · 2 usage or configuration error · 3 store cannot be opened · 4 not found.
  */
+import { schema } from '../config/schema';
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Config, loadConfig } from '../config/load';
@@ -13,6 +14,12 @@ import { CliError, EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlo
 import { configCommands } from './config-cmd';
 import { dialplanCommand } from './dialplan';
 import { explainCommand } from './explain';
+
+/** Every environment variable the configuration reads, from the schema (so the help never goes stale). */
+const ENV_VARS = Object.values(schema as Record<string, { env?: string }>)
+  .map((f) => f.env)
+  .filter((e): e is string => Boolean(e))
+  .join(', ');
 import { requestCommands } from './requests';
 
 export { EXIT } from './common';
@@ -94,8 +101,7 @@ export function buildCli(args: string[]): Argv {
     .recommendCommands()
     .epilogue(
       `${EXIT_CODES_TEXT}\n` +
-        'Configuration: --config FILE (or CC_CONFIG), then environment (CC_ARI_URL, CC_ARI_USERNAME, CC_ARI_PASSWORD, ' +
-        'CC_ARI_APP, CC_STORE_PATH, CC_LOG_LEVEL, CC_LOG_FORMAT), then --set key=value. See `$0 config keys`.',
+        `Configuration: --config FILE (or CC_CONFIG), then environment (${ENV_VARS}), then --set key=value. See \`$0 config keys\`.`,
     )
     .help()
     .alias('help', 'h')
