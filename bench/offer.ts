@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
 import { ROOT, Stats, log, round, sleep, stats } from './common';
+import { onJsonLines } from '../src/demo/json-lines';
 
 const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
 const BENCH_APP = `cc-bench-${process.pid}`;
@@ -117,20 +118,7 @@ export class Target {
     } else {
       this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
     }
-    let buf = '';
-    this.proc.stdout?.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          this.logs.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.logs.push({ message: line });
-        }
-      }
-    });
+    onJsonLines(this.proc.stdout, (line) => this.logs.push(line as LogLine));
     const ready = this.kind === 'app' ? 'ARI connected' : 'ready';
     const end = Date.now() + 20000;
     while (!this.logs.some((l) => l.message === ready)) {

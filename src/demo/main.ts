@@ -23,6 +23,7 @@ import path from 'node:path';
 import * as ari from 'ari-client';
 import { acquireSandboxLock, SandboxLock } from './lock';
 import { SipMessage, callerView, describeSipp, ladder, register, sippAvailable, startSipp, stopAllSipp, unregister } from './sipp';
+import { onJsonLines } from './json-lines';
 
 const ROOT = path.resolve(__dirname, '../..');
 const SCENARIOS = path.join(ROOT, 'src/demo/scenarios');
@@ -138,21 +139,7 @@ class Service {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
-    let buf = '';
-    proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.out?.write(chunk);
-      buf += chunk;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          this.logs.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.logs.push({ level: 'raw', message: line });
-        }
-      }
-    });
+    onJsonLines(proc.stdout, (line) => this.logs.push(line as LogLine), (chunk) => this.out?.write(chunk));
     proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk;
       this.out?.write(chunk);

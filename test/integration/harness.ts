@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
 import { CLI, ROOT } from './paths';
+import { onJsonLines } from '../../src/demo/json-lines';
 
 export const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
 // Unique per test process: a second client with the same app name would take the app over.
@@ -72,20 +73,7 @@ export class ServiceProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
-    let buf = '';
-    proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      buf += chunk;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          this.logs.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.logs.push({ level: 'raw', message: line });
-        }
-      }
-    });
+    onJsonLines(proc.stdout, (line) => this.logs.push(line as LogLine));
     proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
     if (waitConnected) await this.waitLog((l) => l.message === 'ARI connected', 20000);
     return this;

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { ServiceProcess, TestAri, describePbx, runCli, waitFor } from './harness';
+import { ServiceProcess, TestAri, describePbx, runCli, simLine, waitFor } from './harness';
 import { verify } from '../../src/webhook/payload';
 
 const SECRET = 'crm-webhook-secret-7f3a';
@@ -89,6 +89,32 @@ describePbx('agent feature code *82 (real Asterisk)', () => {
     expect(crm.hits.every((h) => h.valid)).toBe(true);
     expect(crm.hits[1].delivery).toBe(`cc-${String(requested.requestId)}-cancelled`);
     expect(svc.dump()).not.toContain(SECRET);
+  });
+
+  it('2 cancels all of the agent\'s pending callbacks and leaves other agents\' alone', async () => {
+    const agent = { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' };
+    const ids: string[] = [];
+    simLine('INUSE'); // 2995 is busy too
+    for (const [number, who] of [['2991', agent], ['2995', agent], ['2991', { agent: 'PJSIP/1003', callerNumber: '1003', callerName: 'Agent 1003' }]] as const) {
+      const mark = svc.logs.length;
+      const leg = await phone.agentDials(number, who);
+      await phone.answered(leg);
+      await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+      await phone.press(leg, '#');
+      ids.push(String((await svc.waitLog((l) => l.message === 'callback requested', 10000, mark)).requestId));
+      await phone.gone(leg);
+    }
+    simLine('NOT_INUSE');
+    const mark = svc.logs.length;
+    const leg = await phone.agentDials('*82', agent);
+    await phone.answered(leg);
+    const asked = await svc.waitLog((l) => l.message === 'agent asked for pending callbacks', 10000, mark);
+    expect(asked).toMatchObject({ agent: 'PJSIP/1002', pending: 2 });
+    await phone.press(leg, '2');
+    await waitFor('both cancelled', () => svc.logs.slice(mark).filter((l) => l.message === 'callback cancelled by the agent').length === 2, 10000);
+    await phone.gone(leg);
+    const states = Object.fromEntries(svc.list().filter((r) => ids.includes(String(r.id))).map((r) => [r.id, r.state]));
+    expect(states).toEqual({ [ids[0]]: 'CANCELLED', [ids[1]]: 'CANCELLED', [ids[2]]: 'WAITING' });
   });
 
   it('with nothing pending the agent hears the count and the call ends', async () => {
