@@ -146,7 +146,26 @@ export class AriConnection extends EventEmitter {
     this.attempt = 0;
     this.isUp = true;
     this.opts.log.info('ARI connected', { url: this.opts.url, app: this.opts.app, how });
+    void this.applyEventFilter(client);
     this.emit('connected', client);
+  }
+
+  /**
+   * Asks Asterisk to send the app only the event types somebody listens to. Every event costs ari-client
+   * real work (it builds resource objects for it), and under load the unwanted ones (ChannelVarset,
+   * ChannelDialplan, …) would delay the ones that matter, such as the agent's #. Re-applied on every
+   * connection: a restarted Asterisk forgets it. Older Asterisk versions without the filter get everything.
+   */
+  private async applyEventFilter(client: AriClient): Promise<void> {
+    const types = [...new Set(this.handlers.map((h) => h.event))].filter((t) => /^[A-Z][A-Za-z]+$/.test(t));
+    if (types.length === 0) return;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      await (client.applications as any).filter({ applicationName: this.opts.app, filter: { allowed: types.map((type) => ({ type })) } });
+      this.opts.log.debug('event filter set', { app: this.opts.app, allowed: types });
+    } catch (err) {
+      this.opts.log.debug('event filter not available; receiving all events', { error: errorText(err) });
+    }
   }
 
   private scheduleRetry(): void {

@@ -99,6 +99,22 @@ describe('AriConnection', () => {
     await conn.stop();
   });
 
+  it('asks Asterisk for only the event types it listens to, on every connection', async () => {
+    const calls: unknown[] = [];
+    const client = Object.assign(new FakeClient(), {
+      applications: { filter: async (args: unknown) => void calls.push(args) },
+    });
+    const { conn } = setup(async () => client);
+    conn.onAri('StasisStart', () => undefined);
+    conn.onAri('ChannelDtmfReceived', () => undefined);
+    conn.onAri('StasisStart', () => undefined);
+    conn.start();
+    await conn.waitConnected(1000);
+    await tick(10);
+    expect(calls).toEqual([{ applicationName: 'app', filter: { allowed: [{ type: 'StasisStart' }, { type: 'ChannelDtmfReceived' }] } }]);
+    await conn.stop();
+  });
+
   it('reports the credentials problem in words', async () => {
     const { conn, lines } = setup(async () => {
       throw new Error('401 Unauthorized');
