@@ -65,6 +65,30 @@ export function expiryFor(cfg: PolicyConfig, at: number): { expiresAt: number; e
     : { expiresAt: byAge, expiresBecause: 'max-age' };
 }
 
+/**
+ * The counters and facts of a request's life at its start (creation) or restart (refresh): the line was
+ * busy just now (device mode) or the first probe is scheduled (timed mode). `rings` is not part of it:
+ * channel ids must never be reused across a refresh.
+ */
+function freshLife(cfg: PolicyConfig, now: number, device: boolean) {
+  return {
+    attempts: 0,
+    noAnswers: 0,
+    snoozes: 0,
+    menuTimeouts: 0,
+    lineBusy: device ? true : null,
+    busySince: device ? now : null,
+    freeSince: null,
+    lastBusySpellMs: null,
+    graceUntil: null,
+    notBefore: device ? null : now + cfg.firstProbeDelayMs,
+    notBeforeKind: device ? null : ('probe' as const),
+    lastAttemptAt: null,
+    recallStartedAt: null,
+    agentAnsweredAt: null,
+  } satisfies Partial<CallbackRequest>;
+}
+
 /** Create a request in WAITING (the prospect's line was busy when the agent pressed #). Throws on invalid input. */
 export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: number): Decision {
   const problems = validateInput(input);
@@ -89,21 +113,8 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
     waitingFor: null,
     reason: '',
     outcome: null,
-    attempts: 0,
-    noAnswers: 0,
-    snoozes: 0,
     rings: 0,
-    menuTimeouts: 0,
-    lineBusy: device ? true : null,
-    busySince: device ? now : null,
-    freeSince: null,
-    lastBusySpellMs: null,
-    graceUntil: null,
-    notBefore: device ? null : now + cfg.firstProbeDelayMs,
-    notBeforeKind: device ? null : 'probe',
-    lastAttemptAt: null,
-    recallStartedAt: null,
-    agentAnsweredAt: null,
+    ...freshLife(cfg, now, device),
   };
   if (device) {
     const t = pendingTarget(r, now, cfg);
@@ -453,20 +464,7 @@ function refresh(s: Step): void {
     refreshedAt: now,
     refreshes: r.refreshes + 1,
     ...expiryFor(cfg, now),
-    attempts: 0,
-    noAnswers: 0,
-    snoozes: 0,
-    menuTimeouts: 0,
-    lineBusy: device ? true : null,
-    busySince: device ? now : null,
-    freeSince: null,
-    lastBusySpellMs: null,
-    graceUntil: null,
-    notBefore: device ? null : now + cfg.firstProbeDelayMs,
-    notBeforeKind: device ? null : 'probe',
-    lastAttemptAt: null,
-    recallStartedAt: null,
-    agentAnsweredAt: null,
+    ...freshLife(cfg, now, device),
   } satisfies Partial<CallbackRequest>);
   settle(s, 'refreshed', { force: true, from, note: 'agent pressed # again; restarted as if new' });
 }
