@@ -13,20 +13,13 @@
  * - Outcomes come from ARI's Dial events (BUSY / NOANSWER / …) and channel ends.
  */
 import type { Channel } from 'ari-client';
+import type { Config } from '../config/load';
 import type { Action, CallbackRequest, Observation } from '../core/policy';
 import type { Telephony } from '../engine';
 import type { Logger } from '../log';
 import { AriConnection, errorText } from './connection';
 
-export interface RecallPrompts {
-  recallIntro: string;
-  recallMenu: string;
-  connecting: string;
-  stillBusy: string;
-  noAnswer: string;
-  snoozed: string;
-  cancelled: string;
-}
+export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;
 
 export interface RecallOptions {
   app: string;
