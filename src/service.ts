@@ -146,7 +146,7 @@ export class Service {
     const args = ([] as string[]).concat(event.args ?? []);
     switch (args[0]) {
       case 'offer':
-        this.offer.start(client, channel, args);
+        this.offer.start(channel, args);
         return;
       case 'pending':
         this.pending.start(client, channel, args);

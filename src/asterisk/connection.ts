@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
 import type { Logger } from '../log';
 import { Lease } from './lease';
+import { AriRest } from './rest';
 
 export type AriClient = ari.Client;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -54,9 +55,12 @@ export class AriConnection extends EventEmitter {
   private standingBy = false;
   private leaseTimer?: NodeJS.Timeout;
   private readonly lease?: Lease;
+  /** The lean REST client for the hot path (rest.ts); independent of the WebSocket's state. */
+  readonly rest: AriRest;
 
   constructor(private readonly opts: ConnectionOptions) {
     super();
+    this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password });
     if (opts.lease) this.lease = new Lease({ ...opts.lease, app: opts.app });
   }
 
@@ -125,6 +129,7 @@ export class AriConnection extends EventEmitter {
     if (client && this.lease && this.isUp) await this.lease.release(client).catch(() => undefined);
     this.current = undefined;
     this.setDown('stopped');
+    this.rest.close();
     if (client) {
       try {
         client.stop();

@@ -12,8 +12,9 @@ import type { Channel } from 'ari-client';
 import { OfferAction, OfferInput, OfferPrompt, OfferState, initialOfferState, parseOfferArgs, stepOffer } from '../core/offer';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { Logger } from '../log';
-import type { AriClient, AriConnection } from './connection';
+import type { AriConnection } from './connection';
 import { errorText } from './connection';
+import type { AriRest } from './rest';
 
 import type { OptInInput, OptInResult } from '../engine';
 
@@ -35,20 +36,25 @@ export interface OfferFlowOptions {
 
 interface Session {
   channelId: string;
-  client: AriClient;
   state: OfferState;
   language: string;
   input?: OfferRequestInput;
   requestId?: string;
   timer?: NodeJS.Timeout;
   playbackId?: string;
+  /** performance.now() when the last key's event reached the app (bench: `#` → durable). */
+  keyAt?: number;
   queue: Promise<void>;
+  /** ARI actions queued or running; when 0, the next one starts at once instead of a tick later. */
+  inFlight: number;
   log: Logger;
 }
 
 export class OfferFlow {
   private readonly sessions = new Map<string, Session>();
   private readonly playbacks = new Map<string, { channelId: string; prompt: OfferPrompt }>();
+  /** The offer's ARI calls go through the lean REST client: they are on the agent's hot path. */
+  private readonly rest: AriRest;
 
   constructor(
     conn: AriConnection,
@@ -56,7 +62,10 @@ export class OfferFlow {
     private readonly opts: OfferFlowOptions,
     private readonly log: Logger,
   ) {
+    this.rest = conn.rest;
     conn.onAri('ChannelDtmfReceived', (event: { digit: string; channel: { id: string } }) => {
+      const s = this.sessions.get(event.channel.id);
+      if (s) s.keyAt = performance.now();
       this.input(event.channel.id, { type: 'dtmf', digit: event.digit });
     });
     conn.onAri('PlaybackFinished', (event: { playback: { id: string; state?: string } }) => {
@@ -92,7 +101,7 @@ export class OfferFlow {
   }
 
   /** Entry from the Stasis router: `args` are the Stasis() arguments after the app name. */
-  start(client: AriClient, channel: Channel, args: string[]): void {
+  start(channel: Channel, args: string[]): void {
     const channelId = channel.id;
     const log = this.log.child({ channelId });
     const parsed = parseOfferArgs(args, this.opts.numbers);
@@ -101,7 +110,7 @@ export class OfferFlow {
         reason: parsed.reason,
         args: args.map((a) => describeInput(a)),
       });
-      client.channels.hangup({ channelId, reason: 'busy' }).catch((err: unknown) => {
+      this.rest.hangup(channelId, 'busy').catch((err: unknown) => {
         log.warn('hang-up after refused offer failed', { error: errorText(err) });
       });
       return;
@@ -116,16 +125,17 @@ export class OfferFlow {
     };
     const session: Session = {
       channelId,
-      client,
       state: initialOfferState(),
       language,
       input,
       queue: Promise.resolve(),
+      inFlight: 0,
       log: log.child({ agent: input.agent, prospect: input.prospect }),
     };
     this.sessions.set(channelId, session);
-    session.log.info('busy: offering a callback', { hangupCause: parsed.value.hangupCause, language });
+    // The answer request leaves before the log line is written: the agent is waiting for the prompt.
     this.input(channelId, { type: 'start' });
+    session.log.info('busy: offering a callback', { hangupCause: parsed.value.hangupCause, language });
   }
 
   private input(channelId: string, input: OfferInput): void {
@@ -164,7 +174,15 @@ export class OfferFlow {
       this.store(s);
       return;
     }
-    s.queue = s.queue.then(() => this.perform(s, action)).catch((err: unknown) => {
+    const run = () => this.perform(s, action);
+    // An idle call starts its action now (the request goes out in this tick); otherwise it waits its turn.
+    const started = s.inFlight === 0 ? run() : s.queue.then(run);
+    s.inFlight++;
+    s.queue = started
+      .finally(() => {
+        s.inFlight--;
+      })
+      .catch((err: unknown) => {
       // After a hang-up, failing ARI calls on the vanished channel are expected.
       const level = s.state.phase === 'done' ? 'debug' : 'warn';
       s.log.log(level, 'ARI action failed', { action: action.type, error: errorText(err) });
@@ -176,9 +194,12 @@ export class OfferFlow {
     const input = s.input;
     if (!input) return;
     try {
-      const t0 = performance.now(); // bench: `#` → durable (npm run bench)
+      // For `npm run bench` (`#` → durable): the commit alone, event received → committed, and the
+      // wall-clock time of the commit (compared there with Asterisk's timestamp of the DTMF event).
+      const t0 = performance.now();
       const r = this.sink.optIn(input);
-      const commit = { commitMs: Math.round((performance.now() - t0) * 1000) / 1000, committedAt: Date.now() };
+      const t1 = performance.now();
+      const commit = { commitMs: micro(t1 - t0), keyToDurableMs: s.keyAt === undefined ? undefined : micro(t1 - s.keyAt), committedAt: Date.now() };
       if (r.result === 'full') {
         s.log.warn('agent has too many pending callbacks; none added', { pending: r.pending });
         this.input(s.channelId, { type: 'stored', result: 'full' });
@@ -195,31 +216,35 @@ export class OfferFlow {
   }
 
   private async perform(s: Session, action: OfferAction): Promise<void> {
-    const { client, channelId } = s;
+    const { channelId } = s;
     switch (action.type) {
       case 'answer':
-        await client.channels.answer({ channelId });
+        await this.rest.answer(channelId);
         return;
       case 'play': {
         if (s.state.phase === 'done') return;
         const playbackId = randomUUID();
         this.playbacks.set(playbackId, { channelId, prompt: action.prompt });
         s.playbackId = playbackId;
-        await client.channels.play({ channelId, media: this.opts.prompts[action.prompt], lang: s.language, playbackId });
+        await this.rest.play(channelId, { media: this.opts.prompts[action.prompt], lang: s.language, playbackId });
         return;
       }
       case 'stopPlayback': {
         const playbackId = s.playbackId;
         if (!playbackId || !this.playbacks.has(playbackId)) return;
         this.playbacks.delete(playbackId);
-        await client.playbacks.stop({ playbackId }).catch(() => undefined);
+        await this.rest.stopPlayback(playbackId).catch(() => undefined);
         return;
       }
       case 'hangup':
-        await client.channels.hangup({ channelId, reason: 'normal' }).catch(() => undefined);
+        await this.rest.hangup(channelId, 'normal').catch(() => undefined);
         return;
       default:
         return;
     }
   }
+}
+
+function micro(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
