@@ -1,19 +1,25 @@
 /**
  * Offer latency (full app vs a bare ari-client script) and `#` → durable, against the sandbox.
  *
- * Method. A bench ARI app (`cc-bench-<pid>`, subscribeAll) originates Local/2991@cc-test-agent (the
- * always-busy simulator) exactly like TestAri.agentDials; the ;2 half gets a known id (otherChannelId)
- * and enters Stasis(considerate-callback,offer,…). Latency = Asterisk's own `timestamp` of that
- * channel's PlaybackStarted minus that of its StasisStart (or, when StasisStart of a channel owned by
- * another app is not delivered, of its ChannelDialplan event for Stasis(), which precedes it) — both
- * stamped by Asterisk, so the number is independent of either app's clock or logs. The same calls are
- * made first against the real service (`node dist/cli/main.js run`), then against bench/bare-ari.ts
- * under the same app name: 50 one after the other, then 50 from 10 concurrent originators.
+ * Method. A bench ARI app (`cc-bench-<pid>`, subscribeAll, with an event filter so that Asterisk sends it
+ * only the four event types it reads: the instrument should load the PBX as little as possible)
+ * originates Local/2991@cc-test-agent (the always-busy simulator) exactly like TestAri.agentDials; the ;2
+ * half gets a known id (otherChannelId) and enters Stasis(considerate-callback,offer,…).
  *
- * `#` → durable: during the app's runs the originator presses `#` (sendDTMF on the ;1 half) once the
- * prompt plays; the service logs `committedAt` (Date.now() right after the synchronous optIn commit)
- * and `commitMs` (performance.now() around optIn) on its 'callback requested' line; the figure is
- * committedAt − timestamp of ChannelDtmfReceived (Asterisk, ms resolution). Each call uses its own agent
+ * Offer latency = Asterisk's own `timestamp` of that channel's PlaybackStarted minus that of its
+ * StasisStart (or, when StasisStart of a channel owned by another app is not delivered, of its
+ * ChannelDialplan event for Stasis(), which precedes it) — both stamped by Asterisk, so the number is
+ * independent of either app's clock or logs. The call script is the same for both targets (no key is
+ * pressed; the originator hangs up once the prompt plays). The targets take turns in `rounds` rounds
+ * (app, bare, then bare, app, …), each round `calls / rounds` calls one after the other and as many
+ * from `concurrency` concurrent originators, so that a slow minute of the machine hits both alike.
+ *
+ * `#` → durable: a separate run against the app only, where the originator presses `#` (sendDTMF on the
+ * ;1 half) once the prompt plays. The service logs, on its 'callback requested' line, `keyToDurableMs`
+ * (performance.now() from the moment the DTMF event reached the offer flow to the end of the synchronous
+ * opt-in commit), `commitMs` (the commit alone) and `committedAt` (Date.now() after the commit); the
+ * end-to-end figure is committedAt − Asterisk's timestamp of ChannelDtmfReceived (1 ms resolution; it
+ * includes Asterisk's own event dispatch and the hop over the WebSocket). Each call uses its own agent
  * device (PJSIP/b<n>), so every opt-in is an insert ('created'), not a refresh.
  */
 import { ChildProcess, spawn } from 'node:child_process';
@@ -21,7 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import { ROOT, Stats, log, round, sleep, stats } from './common';
+import { ROOT, Stats, bootstrapRatio, log, round, sleep, stats } from './common';
 import { onJsonLines } from '../src/demo/json-lines';
 
 const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
@@ -51,6 +57,10 @@ class Originator {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     (client as any).on('*', (e: Ev) => o.push(e));
     await client.start(BENCH_APP, true);
+    await (client.applications as unknown as { filter(p: object): Promise<unknown> }).filter({
+      applicationName: BENCH_APP,
+      filter: { allowed: ['StasisStart', 'PlaybackStarted', 'ChannelDtmfReceived', 'ChannelDialplan'].map((type) => ({ type })) },
+    });
     return o;
   }
 
@@ -87,6 +97,7 @@ interface CallResult {
   latencyMs?: number;
   startFrom?: 'StasisStart' | 'ChannelDialplan';
   dtmfMs?: number;
+  keyToDurableMs?: number;
   commitMs?: number;
   error?: string;
 }
@@ -167,6 +178,8 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
     if (!from) return { error: 'neither StasisStart nor ChannelDialplan(Stasis) seen' };
     const r: CallResult = { latencyMs: ts(started) - ts(from), startFrom: ss ? 'StasisStart' : 'ChannelDialplan' };
     if (pressPound) {
+      // The ;1 half enters the bench app only once the offer answered; the prompt may start before that.
+      if (!(await o.wait(agentSide, (e) => e.type === 'StasisStart', 5000))) return { ...r, error: 'the originating half never entered the bench app' };
       await o.client.channels.sendDTMF({ channelId: agentSide, dtmf: '#', duration: 100 });
       const dtmf = await o.wait(offerSide, (e) => e.type === 'ChannelDtmfReceived' && e.digit === '#', 5000);
       const end = Date.now() + 5000;
@@ -174,6 +187,7 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
       while (!(line = target.logs.find((l) => l.channelId === offerSide && (l.message === 'callback requested' || l.message === 'callback request refreshed'))) && Date.now() < end) await sleep(20);
       if (dtmf && line && typeof line.committedAt === 'number') {
         r.dtmfMs = line.committedAt - ts(dtmf);
+        r.keyToDurableMs = line.keyToDurableMs as number;
         r.commitMs = line.commitMs as number;
       } else r.error = `no commit seen (dtmf event: ${!!dtmf}, log line: ${!!line})`;
     }
@@ -182,6 +196,8 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
     return { error: (err as Error).message };
   } finally {
     await o.client.channels.hangup({ channelId: agentSide }).catch(() => undefined);
+    o.byChannel.delete(offerSide);
+    o.byChannel.delete(agentSide);
   }
 }
 
@@ -212,29 +228,56 @@ function summary(rs: CallResult[]): Stats & { errors: number; firstError?: strin
   };
 }
 
-function ratio(a: Stats, b: Stats): { p50: number; p95: number; p99: number } {
-  return { p50: round(a.p50 / b.p50, 3), p95: round(a.p95 / b.p95, 3), p99: round(a.p99 / b.p99, 3) };
+type Ratio = { p50: number; p95: number; p99: number; mean: number; interval: { p50: [number, number]; p99: [number, number] } };
+
+/**
+ * app/bare at p50, p95, p99 and the mean, with a bootstrap 95 % interval for p50 and p99: the
+ * timestamps have 1 ms resolution and the tail is a handful of calls, so one run's point figure moves
+ * by ±0.2–0.3 from run to run; the interval says how far.
+ */
+function ratio(appRs: CallResult[], bareRs: CallResult[], a: Stats, b: Stats): Ratio {
+  const xs = appRs.filter((r) => r.latencyMs !== undefined).map((r) => r.latencyMs as number);
+  const ys = bareRs.filter((r) => r.latencyMs !== undefined).map((r) => r.latencyMs as number);
+  return {
+    p50: round(a.p50 / b.p50, 3),
+    p95: round(a.p95 / b.p95, 3),
+    p99: round(a.p99 / b.p99, 3),
+    mean: round(a.mean / b.mean, 3),
+    interval: { p50: bootstrapRatio(xs, ys, 50), p99: bootstrapRatio(xs, ys, 99) },
+  };
 }
 
-export async function offerBench(opts: { sequential: number; concurrency: number }): Promise<Record<string, unknown>> {
+export interface OfferBenchOptions {
+  /** Calls per target and mode (sequential, concurrent) for the latency comparison and for `#` → durable. */
+  calls: number;
+  concurrency: number;
+  /** The app and the bare script take turns this many times. */
+  rounds: number;
+}
+
+export async function offerBench(opts: OfferBenchOptions): Promise<Record<string, unknown>> {
   const o = await Originator.connect();
-  const raw: Record<string, { seq: CallResult[]; conc: CallResult[] }> = {};
+  const lat = { app: { seq: [] as CallResult[], conc: [] as CallResult[] }, bare: { seq: [] as CallResult[], conc: [] as CallResult[] } };
+  const pound = { seq: [] as CallResult[], conc: [] as CallResult[] };
+  const perRound = Math.max(1, Math.ceil(opts.calls / opts.rounds));
   try {
-    for (const kind of ['app', 'bare'] as const) {
-      const target = new Target(kind);
-      log(`offer: ${kind}: starting…`);
-      await target.start();
-      try {
-        await runCalls(o, target, 3, 1, kind === 'app'); // warm-up, not counted
-        log(`offer: ${kind}: ${opts.sequential} sequential calls…`);
-        const s = await runCalls(o, target, opts.sequential, 1, kind === 'app');
-        log(`offer: ${kind}: ${opts.sequential} calls, ${opts.concurrency} concurrent…`);
-        const c = await runCalls(o, target, opts.sequential, opts.concurrency, kind === 'app');
-        raw[kind] = { seq: s, conc: c };
-      } finally {
-        await target.stop();
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = round % 2 === 0 ? (['app', 'bare'] as const) : (['bare', 'app'] as const);
+      for (const kind of order) {
+        await withTarget(kind, async (target) => {
+          log(`offer latency, round ${round + 1}/${opts.rounds}: ${kind}: ${perRound} sequential, ${perRound} from ${opts.concurrency} concurrent originators…`);
+          await runCalls(o, target, 3, 1, false); // warm-up, not counted
+          lat[kind].seq.push(...(await runCalls(o, target, perRound, 1, false)));
+          lat[kind].conc.push(...(await runCalls(o, target, perRound, opts.concurrency, false)));
+        });
       }
     }
+    await withTarget('app', async (target) => {
+      log(`# → durable: app: ${opts.calls} sequential, ${opts.calls} from ${opts.concurrency} concurrent originators…`);
+      await runCalls(o, target, 3, 1, true);
+      pound.seq.push(...(await runCalls(o, target, opts.calls, 1, true)));
+      pound.conc.push(...(await runCalls(o, target, opts.calls, opts.concurrency, true)));
+    });
   } finally {
     try {
       o.client.stop();
@@ -243,18 +286,35 @@ export async function offerBench(opts: { sequential: number; concurrency: number
     }
   }
   const mk = (k: 'seq' | 'conc') => {
-    const app = summary(raw.app[k]);
-    const bare = summary(raw.bare[k]);
-    return { app, bare, ratio: ratio(app, bare) };
+    const app = summary(lat.app[k]);
+    const bare = summary(lat.bare[k]);
+    return { app, bare, ratio: ratio(lat.app[k], lat.bare[k], app, bare) };
   };
   const dtmf = (rs: CallResult[]) => {
-    const pound = rs.filter((r) => r.dtmfMs !== undefined);
-    return { ...stats(pound.map((r) => r.dtmfMs as number)), commit: stats(pound.map((r) => r.commitMs as number)) };
+    const ok = rs.filter((r) => r.dtmfMs !== undefined);
+    return {
+      ...stats(ok.map((r) => r.dtmfMs as number)),
+      errors: rs.length - ok.length,
+      firstError: rs.find((r) => r.error)?.error,
+      inApp: stats(ok.map((r) => r.keyToDurableMs as number)),
+      commit: stats(ok.map((r) => r.commitMs as number)),
+    };
   };
   return {
     concurrency: opts.concurrency,
+    rounds: opts.rounds,
     sequential: mk('seq'),
     concurrent: mk('conc'),
-    dtmf: { ...dtmf([...raw.app.seq, ...raw.app.conc]), sequential: dtmf(raw.app.seq), concurrent: dtmf(raw.app.conc) },
+    dtmf: { sequential: dtmf(pound.seq), concurrent: dtmf(pound.conc) },
   };
+}
+
+async function withTarget(kind: 'app' | 'bare', run: (t: Target) => Promise<void>): Promise<void> {
+  const target = new Target(kind);
+  await target.start();
+  try {
+    await run(target);
+  } finally {
+    await target.stop();
+  }
 }
