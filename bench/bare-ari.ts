@@ -1,7 +1,8 @@
 /**
- * The baseline of the offer-latency benchmark: a bare ari-client app under the same app name as the
- * service (`considerate-callback`) that only answers each `offer` channel and plays the offer prompt
- * (and hangs up on `#`). No store, no logging, no state machine.
+ * The baseline of the offer-latency benchmark: a bare ari-client app (app name CC_ARI_APP, default
+ * `considerate-callback`; the bench runs it next to the service under its own name) that only answers
+ * each `offer` channel and plays the offer prompt (and hangs up on `#`). No store, no logging, no
+ * state machine.
  *
  *   node .bench-dist/bench/bare-ari.js   # prints "ready" on stdout once registered
  */

@@ -4,7 +4,7 @@
  *
  *   npm run bench                       # everything
  *   npm run bench -- --only scheduler   # scheduler, offer, load (comma-separated)
- *   npm run bench -- --only offer --calls 400 --rounds 8
+ *   npm run bench -- --only offer --calls 800
  *
  * The PBX parts take the sandbox lock (src/demo/lock.ts, the same as the integration tests and the
  * demo) and start the sandbox with scripts/pbx.sh up when it is not running; the sandbox is left running.
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       if (up.status !== 0) throw new Error(`the sandbox did not start (scripts/pbx.sh up exit ${up.status})`);
       if (pbxParts.includes('offer')) {
         const { offerBench } = await import('./offer');
-        results.offer = await offerBench({ calls: Number(argValue('--calls') ?? 400), concurrency: 10, rounds: Number(argValue('--rounds') ?? 4) });
+        results.offer = await offerBench({ calls: Number(argValue('--calls') ?? 400), concurrency: 10 });
       }
       if (pbxParts.includes('load')) {
         const { loadBench } = await import('./load');

@@ -10,11 +10,12 @@
  * StasisStart (or, when StasisStart of a channel owned by another app is not delivered, of its
  * ChannelDialplan event for Stasis(), which precedes it) — both stamped by Asterisk, so the number is
  * independent of either app's clock or logs. The call script is the same for both targets (no key is
- * pressed; the originator hangs up once the prompt plays). The targets take turns in `rounds` rounds
- * (app, bare, then bare, app, …), each round `calls / rounds` calls one after the other and as many
- * from `concurrency` concurrent originators, so that a slow minute of the machine hits both alike.
+ * pressed; the originator hangs up once the prompt plays). Both targets run at the same time under
+ * their own app names (the dialplan routine reads CC_APP, which the originator sets per call) and the
+ * calls alternate between them — app, bare, app, … one after the other, and from `concurrency`
+ * concurrent originators — so that every busy moment of the PBX or the machine hits both alike.
  *
- * `#` → durable: a separate run against the app only, where the originator presses `#` (sendDTMF on the
+ * `#` → durable: a separate run, calls to the app only, where the originator presses `#` (sendDTMF on the
  * ;1 half) once the prompt plays. The service logs, on its 'callback requested' line, `keyToDurableMs`
  * (performance.now() from the moment the DTMF event reached the offer flow to the end of the synchronous
  * opt-in commit), `commitMs` (the commit alone) and `committedAt` (Date.now() after the commit); the
@@ -94,6 +95,7 @@ class Originator {
 }
 
 interface CallResult {
+  kind?: 'app' | 'bare';
   latencyMs?: number;
   startFrom?: 'StasisStart' | 'ChannelDialplan';
   dtmfMs?: number;
@@ -108,14 +110,17 @@ export class Target {
   readonly logs: LogLine[] = [];
   private proc?: ChildProcess;
   private dir?: string;
-  constructor(readonly kind: 'app' | 'bare') {}
+  readonly appName: string;
+  constructor(readonly kind: 'app' | 'bare') {
+    this.appName = `cc-bench-${kind}-${process.pid}`;
+  }
 
   async start(): Promise<void> {
     if (this.kind === 'app') {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-'));
       this.dir = dir;
       const config = {
-        ari: { url: ARI.url, username: ARI.username, password: ARI.password },
+        ari: { url: ARI.url, username: ARI.username, password: ARI.password, app: this.appName },
         store: { path: path.join(dir, 'callbacks.db') },
         log: { level: 'info', format: 'json' },
         policy: { firstProbeDelay: '1h' },
@@ -127,7 +132,7 @@ export class Target {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     } else {
-      this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName }, stdio: ['ignore', 'pipe', 'pipe'] });
     }
     onJsonLines(this.proc.stdout, (line) => this.logs.push(line as LogLine));
     const ready = this.kind === 'app' ? 'ARI connected' : 'ready';
@@ -139,10 +144,15 @@ export class Target {
     await sleep(500);
   }
 
+  /** The service's own event-loop lateness over its life, from its last log line (after stop()). */
+  loopDelay(): { p50: number; p99: number; max: number } | undefined {
+    return this.logs.find((l) => l.message === 'considerate-callback stopped')?.eventLoopDelayMs as { p50: number; p99: number; max: number } | undefined;
+  }
+
   async stop(): Promise<void> {
     const p = this.proc;
     if (p && p.exitCode === null && p.signalCode === null) {
-      const done = new Promise((r) => p.once('exit', r));
+      const done = new Promise((r) => p.once('close', r)); // after stdout's last line
       p.kill('SIGTERM');
       const t = setTimeout(() => p.kill('SIGKILL'), 10000);
       await done;
@@ -167,16 +177,16 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
       otherChannelId: offerSide,
       callerId: `"Bench ${n}" <${n}>`,
       timeout: 30,
-      variables: { CC_TEST_AGENT: `PJSIP/b${process.pid}x${n}`, CC_TEST_LANGUAGE: 'en' },
+      variables: { CC_TEST_AGENT: `PJSIP/b${process.pid}x${n}`, CC_TEST_LANGUAGE: 'en', CC_APP: target.appName },
     } as Parameters<typeof o.client.channels.originate>[0]);
     const started = await o.wait(offerSide, (e) => e.type === 'PlaybackStarted', 10000);
-    if (!started) return { error: 'no PlaybackStarted within 10 s' };
+    if (!started) return { kind: target.kind, error: 'no PlaybackStarted within 10 s' };
     const evs = o.byChannel.get(offerSide) ?? [];
     const ss = evs.find((e) => e.type === 'StasisStart');
     const dp = evs.filter((e) => e.type === 'ChannelDialplan' && e.dialplan_app === 'Stasis').pop();
     const from = ss ?? dp;
-    if (!from) return { error: 'neither StasisStart nor ChannelDialplan(Stasis) seen' };
-    const r: CallResult = { latencyMs: ts(started) - ts(from), startFrom: ss ? 'StasisStart' : 'ChannelDialplan' };
+    if (!from) return { kind: target.kind, error: 'neither StasisStart nor ChannelDialplan(Stasis) seen' };
+    const r: CallResult = { kind: target.kind, latencyMs: ts(started) - ts(from), startFrom: ss ? 'StasisStart' : 'ChannelDialplan' };
     if (pressPound) {
       // The ;1 half enters the bench app only once the offer answered; the prompt may start before that.
       if (!(await o.wait(agentSide, (e) => e.type === 'StasisStart', 5000))) return { ...r, error: 'the originating half never entered the bench app' };
@@ -193,7 +203,7 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
     }
     return r;
   } catch (err) {
-    return { error: (err as Error).message };
+    return { kind: target.kind, error: (err as Error).message };
   } finally {
     await o.client.channels.hangup({ channelId: agentSide }).catch(() => undefined);
     o.byChannel.delete(offerSide);
@@ -201,12 +211,14 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
   }
 }
 
-async function runCalls(o: Originator, target: Target, calls: number, concurrency: number, pressPound: boolean): Promise<CallResult[]> {
+/** `calls` calls from `concurrency` originators; call i goes to targets[i % targets.length]. */
+async function runCalls(o: Originator, targets: readonly Target[], calls: number, concurrency: number, pressPound: boolean): Promise<CallResult[]> {
   const out: CallResult[] = [];
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < calls) {
+        const target = targets[next % targets.length];
         next++;
         out.push(await oneCall(o, target, pressPound));
         await sleep(50);
@@ -251,44 +263,48 @@ export interface OfferBenchOptions {
   /** Calls per target and mode (sequential, concurrent) for the latency comparison and for `#` → durable. */
   calls: number;
   concurrency: number;
-  /** The app and the bare script take turns this many times. */
-  rounds: number;
 }
 
 export async function offerBench(opts: OfferBenchOptions): Promise<Record<string, unknown>> {
   const o = await Originator.connect();
-  const lat = { app: { seq: [] as CallResult[], conc: [] as CallResult[] }, bare: { seq: [] as CallResult[], conc: [] as CallResult[] } };
+  const app = new Target('app');
+  const bare = new Target('bare');
+  let seqCalls: CallResult[] = [];
+  let concCalls: CallResult[] = [];
   const pound = { seq: [] as CallResult[], conc: [] as CallResult[] };
-  const perRound = Math.max(1, Math.ceil(opts.calls / opts.rounds));
+  const durable = new Target('app'); // a fresh service for the # runs, so that its event-loop figures are theirs
   try {
-    for (let round = 0; round < opts.rounds; round++) {
-      const order = round % 2 === 0 ? (['app', 'bare'] as const) : (['bare', 'app'] as const);
-      for (const kind of order) {
-        await withTarget(kind, async (target) => {
-          log(`offer latency, round ${round + 1}/${opts.rounds}: ${kind}: ${perRound} sequential, ${perRound} from ${opts.concurrency} concurrent originators…`);
-          await runCalls(o, target, 3, 1, false); // warm-up, not counted
-          lat[kind].seq.push(...(await runCalls(o, target, perRound, 1, false)));
-          lat[kind].conc.push(...(await runCalls(o, target, perRound, opts.concurrency, false)));
-        });
-      }
-    }
-    await withTarget('app', async (target) => {
-      log(`# → durable: app: ${opts.calls} sequential, ${opts.calls} from ${opts.concurrency} concurrent originators…`);
-      await runCalls(o, target, 3, 1, true);
-      pound.seq.push(...(await runCalls(o, target, opts.calls, 1, true)));
-      pound.conc.push(...(await runCalls(o, target, opts.calls, opts.concurrency, true)));
-    });
+    await app.start();
+    await bare.start();
+    await runCalls(o, [app, bare], 6, 1, false); // warm-up, not counted
+    log(`offer latency: ${opts.calls} calls each to app and bare, alternating, one after the other…`);
+    seqCalls = await runCalls(o, [app, bare], 2 * opts.calls, 1, false);
+    log(`offer latency: ${opts.calls} calls each, alternating, from ${opts.concurrency} concurrent originators…`);
+    concCalls = await runCalls(o, [app, bare], 2 * opts.calls, opts.concurrency, false);
+    await app.stop();
+    await bare.stop();
+    log(`# → durable: ${opts.calls} calls to the app one after the other, ${opts.calls} from ${opts.concurrency} concurrent originators…`);
+    await durable.start();
+    await runCalls(o, [durable], 3, 1, true);
+    pound.seq = await runCalls(o, [durable], opts.calls, 1, true);
+    pound.conc = await runCalls(o, [durable], opts.calls, opts.concurrency, true);
+    await durable.stop();
   } finally {
+    await app.stop();
+    await bare.stop();
+    await durable.stop();
     try {
       o.client.stop();
     } catch {
       // closed
     }
   }
-  const mk = (k: 'seq' | 'conc') => {
-    const app = summary(lat.app[k]);
-    const bare = summary(lat.bare[k]);
-    return { app, bare, ratio: ratio(lat.app[k], lat.bare[k], app, bare) };
+  const mk = (rs: CallResult[]) => {
+    const appRs = rs.filter((r) => r.kind === 'app');
+    const bareRs = rs.filter((r) => r.kind === 'bare');
+    const a = summary(appRs);
+    const b = summary(bareRs);
+    return { app: a, bare: b, ratio: ratio(appRs, bareRs, a, b) };
   };
   const dtmf = (rs: CallResult[]) => {
     const ok = rs.filter((r) => r.dtmfMs !== undefined);
@@ -302,19 +318,10 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
   };
   return {
     concurrency: opts.concurrency,
-    rounds: opts.rounds,
-    sequential: mk('seq'),
-    concurrent: mk('conc'),
-    dtmf: { sequential: dtmf(pound.seq), concurrent: dtmf(pound.conc) },
+    design: 'app and bare running at the same time, calls alternating between them',
+    sequential: mk(seqCalls),
+    concurrent: mk(concCalls),
+    dtmf: { sequential: dtmf(pound.seq), concurrent: dtmf(pound.conc), serviceEventLoopLateMs: durable.loopDelay() },
+    serviceEventLoopLateMs: app.loopDelay(),
   };
-}
-
-async function withTarget(kind: 'app' | 'bare', run: (t: Target) => Promise<void>): Promise<void> {
-  const target = new Target(kind);
-  await target.start();
-  try {
-    await run(target);
-  } finally {
-    await target.stop();
-  }
 }

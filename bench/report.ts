@@ -22,7 +22,7 @@ export function renderMarkdown(r: any): string {
     for (const mode of ['sequential', 'concurrent'] as const) {
       const x = o[mode];
       if (!x) continue;
-      const label = (mode === 'sequential' ? `${x.app.n} calls one after the other` : `${x.app.n} calls, ${o.concurrency} concurrent originators`) + (o.rounds ? `, ${o.rounds} alternating rounds` : '');
+      const label = (mode === 'sequential' ? `${x.app.n} calls one after the other` : `${x.app.n} calls, ${o.concurrency} concurrent originators`) + (o.design ? ', alternating with the other' : '');
       lines.push(`| offer latency, app (${label}) | p50 ${f(x.app.p50, ' ms')}, p95 ${f(x.app.p95, ' ms')}, p99 ${f(x.app.p99, ' ms')} | | |`);
       lines.push(`| offer latency, bare ari-client (${label}) | p50 ${f(x.bare.p50, ' ms')}, p95 ${f(x.bare.p95, ' ms')}, p99 ${f(x.bare.p99, ' ms')} | | |`);
       const ci = x.ratio.interval ? ` (95 % interval: p50 ${f(x.ratio.interval.p50[0])}–${f(x.ratio.interval.p50[1])}, p99 ${f(x.ratio.interval.p99[0])}–${f(x.ratio.interval.p99[1])})` : '';
@@ -34,6 +34,10 @@ export function renderMarkdown(r: any): string {
       const label = mode === 'sequential' ? `${d.n} opt-ins one after the other` : `${d.n} opt-ins, ${o.concurrency} concurrent originators`;
       lines.push(`| \`#\` → durable in the app (DTMF event received → commit done), ${label} | p50 ${f(d.inApp.p50, ' ms')}, p99 ${f(d.inApp.p99, ' ms')}, max ${f(d.inApp.max, ' ms')}; the commit itself p50 ${f(d.commit.p50, ' ms')}, p99 ${f(d.commit.p99, ' ms')}${d.errors ? `; ${d.errors} failed: ${d.firstError}` : ''} | p99 < 20 ms | ${ok(d.inApp.p99 < 20 && !d.errors)} |`);
       lines.push(`| \`#\` → durable end to end (Asterisk's DTMF timestamp → commit done), ${label} | p50 ${f(d.p50, ' ms')}, p95 ${f(d.p95, ' ms')}, p99 ${f(d.p99, ' ms')}, max ${f(d.max, ' ms')} | | |`);
+    }
+    const late = (x: any) => (x ? `p50 ${f(x.p50, ' ms')}, p99 ${f(x.p99, ' ms')}, max ${f(x.max, ' ms')}` : '–');
+    if (o.dtmf?.serviceEventLoopLateMs || o.serviceEventLoopLateMs) {
+      lines.push(`| the service's event loop, late by (latency runs; \`#\` runs) | ${late(o.serviceEventLoopLateMs)}; ${late(o.dtmf?.serviceEventLoopLateMs)} | | |`);
     }
   }
   const s = r.scheduler;

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Channel, StasisStart } from 'ari-client';
 import { Config, prospectDevice } from './config/load';
 import { AriConnection, AriClient, errorText } from './asterisk/connection';
@@ -49,6 +50,8 @@ export class Service {
   private readonly pending: PendingFlow;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
+  /** How long the event loop was late (every call's events wait behind it); logged at stop. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
   constructor(private readonly opts: ServiceOptions) {
     const { config, log } = opts;
@@ -214,6 +217,8 @@ export class Service {
     this.engine.start();
     this.ari.start();
     this.webhook?.start();
+    // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
+    this.ari.once('connected', () => this.loopDelay.enable());
   }
 
   /**
@@ -237,6 +242,11 @@ export class Service {
     this.engine.stop();
     await this.ari.stop();
     this.engine.store.close();
-    this.opts.log.info('considerate-callback stopped');
+    this.loopDelay.disable();
+    // The histogram holds the time between two 5 ms samples: lateness is what exceeds the 5 ms.
+    const ms = (ns: number) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);
+    const h = this.loopDelay;
+    const eventLoopDelayMs = h.count > 0 ? { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) } : undefined;
+    this.opts.log.info('considerate-callback stopped', { eventLoopDelayMs });
   }
 }
