@@ -183,6 +183,14 @@ describePbx('offer limits (real Asterisk)', () => {
       }
       expect(svc.list().map((r) => r.prospect)).toEqual(['2991']);
       expect(svc.find((l) => l.message === 'agent has too many pending callbacks; none added')).toHaveLength(1);
+      // On a clean stop the service reports how late its event loop ran while it served calls.
+      expect(await svc.stop()).toBe(0);
+      const stopped = await svc.waitLog((l) => l.message === 'considerate-callback stopped', 5000);
+      const late = stopped.eventLoopDelayMs as { p50: number; p99: number; max: number };
+      expect(late).toEqual({ p50: expect.any(Number), p99: expect.any(Number), max: expect.any(Number) });
+      expect(late.p50).toBeGreaterThanOrEqual(0);
+      expect(late.p99).toBeGreaterThanOrEqual(late.p50);
+      expect(late.max).toBeGreaterThanOrEqual(late.p99);
     } finally {
       simLine('NOT_INUSE');
       await phone.close();
