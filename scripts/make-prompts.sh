@@ -31,7 +31,7 @@ PROMPTS=(
   "cc-full|You already have too many pending callbacks. No callback was scheduled.|Sie haben bereits zu viele offene Rückrufe. Es wurde kein Rückruf eingeplant."
   "cc-invalid|This number cannot be called back.|Diese Nummer kann nicht zurückgerufen werden."
   "cc-recall-intro|Automatic callback to|Automatischer Rückruf an"
-  "cc-recall-menu|Press 1 to connect now, 2 to try again in 15 minutes, 3 to cancel.|Drücken Sie die Eins, um jetzt verbunden zu werden, die Zwei, um es in fünfzehn Minuten erneut zu versuchen, oder die Drei, um den Rückruf abzubrechen."
+  "cc-recall-menu|Press 1 to connect now, 2 to try again later, 3 to cancel.|Drücken Sie die Eins, um jetzt verbunden zu werden, die Zwei, um es später erneut zu versuchen, oder die Drei, um den Rückruf abzubrechen."
   "cc-recall-connecting|Connecting.|Sie werden verbunden."
   "cc-still-busy|The line is still busy. We will try again later.|Der Anschluss ist noch immer besetzt. Wir versuchen es später noch einmal."
   "cc-no-answer|There was no answer. We will try again later.|Es hat sich niemand gemeldet. Wir versuchen es später noch einmal."

@@ -82,7 +82,7 @@ export const schema = {
   'webhook.retries': { type: 'integer', default: 20, min: 0, max: 1000, doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
   'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', doc: '"Automatic callback to" (followed by the prospect\'s digits).' },
-  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', doc: '"Press 1 to connect now, 2 to try again in 15 minutes, 3 to cancel."' },
+  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', doc: '"Press 1 to connect now, 2 to try again later, 3 to cancel." (2 waits policy.snooze.)' },
   'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', doc: 'Played when the agent pressed 1.' },
   'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', doc: '"The line is still busy. We will try again later."' },
   'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', doc: '"There was no answer. We will try again later."' },
