@@ -18,7 +18,8 @@ function lastCount(output: string, label: string): number | undefined {
 }
 
 export async function loadBench(opts: { rates: number[]; seconds: number }): Promise<Record<string, unknown>> {
-  const target = new Target('app');
+  // SIPp's calls go through the agents' dialplan without CC_APP: the default app name.
+  const target = new Target('app', 'considerate-callback');
   await target.start();
   const steps: Array<Record<string, unknown>> = [];
   let highestClean: number | undefined;

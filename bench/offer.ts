@@ -110,9 +110,13 @@ export class Target {
   readonly logs: LogLine[] = [];
   private proc?: ChildProcess;
   private dir?: string;
+  /** The Stasis app name it registers: its own by default; calls reach it through CC_APP. */
   readonly appName: string;
-  constructor(readonly kind: 'app' | 'bare') {
-    this.appName = `cc-bench-${kind}-${process.pid}`;
+  constructor(
+    readonly kind: 'app' | 'bare',
+    appName?: string,
+  ) {
+    this.appName = appName ?? `cc-bench-${kind}-${process.pid}`;
   }
 
   async start(): Promise<void> {
