@@ -45,7 +45,7 @@ async function main(): Promise<void> {
       }
       if (pbxParts.includes('load')) {
         const { loadBench } = await import('./load');
-        results.load = await loadBench({ rates: (argValue('--rates') ?? '2,5,10,15,20,30').split(',').map(Number), seconds: Number(argValue('--seconds') ?? 15) });
+        results.load = await loadBench({ rates: (argValue('--rates') ?? '5,10,20,30,50,80,100,130').split(',').map(Number), seconds: Number(argValue('--seconds') ?? 15) });
       }
     } finally {
       lock.release();
