@@ -9,6 +9,8 @@
  * device states, listings) keeps using ari-client.
  *
  * Requests carry a timeout: a PBX that stops answering HTTP must not leave a call's queue waiting forever.
+ * A request that meets a kept-alive connection Asterisk has just closed (its idle timeout, a restart) is
+ * sent once more on a fresh connection; any other failure is the caller's to handle.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -78,10 +80,13 @@ export class AriRest {
 
   /** One request; resolves with the parsed JSON body (or undefined for 204), rejects with AriRestError. */
   call(method: 'GET' | 'POST' | 'DELETE', path: string, query: Query): Promise<unknown> {
-    const operation = `${method} ${path}`;
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) search.set(k, String(v));
     const qs = search.toString();
+    return this.send(method, `${this.base.pathname}${path}${qs ? `?${qs}` : ''}`, `${method} ${path}`, true);
+  }
+
+  private send(method: string, fullPath: string, operation: string, mayRetry: boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const req = this.transport.request(
         {
@@ -89,7 +94,7 @@ export class AriRest {
           hostname: this.base.hostname,
           port: this.base.port,
           method,
-          path: `${this.base.pathname}${path}${qs ? `?${qs}` : ''}`,
+          path: fullPath,
           headers: { authorization: this.auth, 'content-length': 0 },
           agent: this.agent,
           timeout: this.timeoutMs,
@@ -116,7 +121,15 @@ export class AriRest {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(new AriRestError(0, `${operation}: ${err.message}`, operation)));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive connection that Asterisk closed (idle timeout, restart) just as we reused it: the
+        // request never reached it, so send it once more on a fresh connection.
+        if (mayRetry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          resolve(this.send(method, fullPath, operation, false));
+          return;
+        }
+        reject(new AriRestError(0, `${operation}: ${err.message}`, operation));
+      });
       req.end();
     });
   }

@@ -95,3 +95,49 @@ describe('AriRest (lean client for the offer hot path)', () => {
     expect(() => new AriRest({ url: 'ws://127.0.0.1:8088', username: 'u', password: 'p' })).toThrow(/http\(s\)/);
   });
 });
+
+describe('AriRest and kept-alive connections', () => {
+  it('a request on a kept-alive connection that the PBX closed at that moment is sent once more on a new one', async () => {
+    const perSocket = new Map<number | undefined, number>();
+    const s = await server((req, res) => {
+      const port = req.socket.remotePort;
+      const n = (perSocket.get(port) ?? 0) + 1;
+      perSocket.set(port, n);
+      // The second request on the first connection: the server drops the connection without answering
+      // (what an idle-timeout close racing with the request looks like from the client).
+      if (perSocket.size === 1 && n === 2) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(204).end();
+    });
+    const rest = new AriRest({ url: s.url, username: 'u', password: 'p' });
+    try {
+      await rest.answer('a');
+      await rest.play('a', { media: 'sound:x', playbackId: 'pb' });
+    } finally {
+      rest.close();
+      await s.close();
+    }
+    expect(s.seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /ari/channels/a/answer', 'POST /ari/channels/a/play/pb?media=sound%3Ax', 'POST /ari/channels/a/play/pb?media=sound%3Ax']);
+    expect(new Set(s.seen.map((r) => r.remotePort)).size).toBe(2);
+  });
+
+  it('a fresh connection that fails is not retried', async () => {
+    let requests = 0;
+    const s = await server((req) => {
+      requests++;
+      req.socket.destroy();
+    });
+    const rest = new AriRest({ url: s.url, username: 'u', password: 'p' });
+    try {
+      const err = await rest.answer('a').catch((e: unknown) => e);
+      expect(err).toMatchObject({ status: 0 });
+      expect((err as Error).message).toMatch(/socket hang up|ECONNRESET/);
+      expect(requests).toBe(1);
+    } finally {
+      rest.close();
+      await s.close();
+    }
+  });
+});
