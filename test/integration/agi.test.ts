@@ -3,7 +3,7 @@
  * always-busy line whose routine is considerate-callback-agi, so the busy call reaches the service as
  * AGI(agi://127.0.0.1:<port>/offer,2996,<agent>,17) instead of Stasis(). Same offer, same store.
  */
-import { ServiceProcess, TestAri, describePbx } from './harness';
+import { ServiceProcess, TestAri, describePbx, expectOnlyWaitingRequest } from './harness';
 
 describePbx('offer over FastAGI (real Asterisk)', () => {
   let svc: ServiceProcess;
@@ -39,16 +39,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
     expect(ended).toMatchObject({ outcome: 'requested', key: '#', requestId: requested.requestId });
     await phone.gone(agentLeg);
-    const list = svc.list();
-    expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({
-      id: requested.requestId,
-      agent: 'PJSIP/1001',
-      agentCallerId: { name: 'Agent 1001', number: '1001' },
-      prospect: '2996',
-      state: 'WAITING',
-      language: 'en',
-    });
+    expectOnlyWaitingRequest(svc, requested.requestId, '2996');
   });
 
   it('AGI() → no key → timeout, nothing stored, the call ends', async () => {

@@ -332,3 +332,21 @@ export async function optIn(ari: TestAri, svc: ServiceProcess, number: string, a
   await ari.gone(leg);
   return String(line.requestId);
 }
+
+/**
+ * Asserts that the service's store holds exactly one request, the one `requestId` names: agent
+ * PJSIP/1001 ("Agent 1001" <1001>) waiting to call `prospect` back, in English. Returns it.
+ */
+export function expectOnlyWaitingRequest(svc: ServiceProcess, requestId: unknown, prospect: string): Record<string, unknown> {
+  const list = svc.list();
+  expect(list).toHaveLength(1);
+  expect(list[0]).toMatchObject({
+    id: requestId,
+    agent: 'PJSIP/1001',
+    agentCallerId: { name: 'Agent 1001', number: '1001' },
+    prospect,
+    state: 'WAITING',
+    language: 'en',
+  });
+  return list[0];
+}

@@ -2,7 +2,7 @@
  * The busy signal, end to end on the real Asterisk sandbox: the demo dialplan's Gosub routine, the
  * service (spawned from the built CLI) and a test ARI app that plays the agent's handset.
  */
-import { ServiceProcess, TestAri, describePbx, runCli, simLine, sleep } from './harness';
+import { ServiceProcess, TestAri, describePbx, expectOnlyWaitingRequest, runCli, simLine, sleep } from './harness';
 
 describePbx('offer at the busy signal (real Asterisk)', () => {
   let svc: ServiceProcess;
@@ -33,17 +33,8 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     const destroyed = await phone.destroyed(agentLeg);
     expect(destroyed.cause).toBe(16);
 
-    const list = svc.list();
-    expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({
-      id: requested.requestId,
-      agent: 'PJSIP/1001',
-      agentCallerId: { name: 'Agent 1001', number: '1001' },
-      prospect: '2991',
-      state: 'WAITING',
-      language: 'en',
-    });
-    expect(Date.parse(String(list[0].createdAt))).toBeGreaterThan(Date.now() - 60000);
+    const request = expectOnlyWaitingRequest(svc, requested.requestId, '2991');
+    expect(Date.parse(String(request.createdAt))).toBeGreaterThan(Date.now() - 60000);
   });
 
   it('BUSY → # again from a second call for the same prospect refreshes, still one request', async () => {

@@ -3,7 +3,7 @@
  * prospect 2001 (UAS registered from its own port), through the demo dialplan on the sandbox Asterisk,
  * with the service spawned from the built CLI. Scenarios and ports: test/sipp/README.md.
  */
-import { ServiceProcess, describePbx, sleep } from './harness';
+import { ServiceProcess, describePbx, expectOnlyWaitingRequest, sleep } from './harness';
 import {
   PORTS,
   SippResult,
@@ -90,16 +90,7 @@ describePbx('busy → press # with a real SIP handset (SIPp)', () => {
       const ended = await svc.waitLog((l) => l.message === 'offer ended', 5000, mark);
       expect(ended).toMatchObject({ outcome: 'requested', requestId: requested.requestId });
 
-      const list = svc.list();
-      expect(list).toHaveLength(1);
-      expect(list[0]).toMatchObject({
-        id: requested.requestId,
-        agent: 'PJSIP/1001',
-        agentCallerId: { name: 'Agent 1001', number: '1001' },
-        prospect: '2001',
-        state: 'WAITING',
-        language: 'en',
-      });
+      expectOnlyWaitingRequest(svc, requested.requestId, '2001');
     });
 
     it('603 Decline → no offer: the agent gets 486 Busy Here, nothing is stored', async () => {
