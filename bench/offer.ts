@@ -292,7 +292,6 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
     await runCalls(o, [durable], 3, 1, true);
     pound.seq = await runCalls(o, [durable], opts.calls, 1, true);
     pound.conc = await runCalls(o, [durable], opts.calls, opts.concurrency, true);
-    await durable.stop();
   } finally {
     await app.stop();
     await bare.stop();
