@@ -48,6 +48,8 @@ export interface Config {
   agi: { enabled: boolean; bind: string; port: number };
   pending: { prompts: { count: string; menu: string } };
   webhook: { url: string; secret: string; timeoutMs: number; retries: number; backoffMs: number[] };
+  http: { enabled: boolean; bind: string; port: number; token: string };
+  lamp: { enabled: boolean };
 }
 
 export class ConfigError extends Error {
@@ -393,6 +395,8 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
       retries: v('webhook.retries'),
       backoffMs: v('webhook.backoff'),
     },
+    http: { enabled: v('http.enabled'), bind: v('http.bind'), port: v('http.port'), token: v('http.token') },
+    lamp: { enabled: v('lamp.enabled') },
   };
   return { config, entries };
 }
