@@ -29,9 +29,13 @@ export function lampState(states: readonly CallbackState[]): LampState {
   return 'NOT_INUSE';
 }
 
-/** The device state name of an agent's lamp: PJSIP/1001 → Stasis:cc-1001 (characters outside [A-Za-z0-9._-] become _). */
+/**
+ * The device state name of an agent's lamp: the device's resource without technology and context,
+ * PJSIP/1001 → Stasis:cc-1001, Local/1001@from-internal → Stasis:cc-1001 (characters outside
+ * [A-Za-z0-9._-] become _).
+ */
 export function lampDevice(agent: string): string {
-  const resource = agent.includes('/') ? agent.slice(agent.indexOf('/') + 1) : agent;
+  const resource = (agent.includes('/') ? agent.slice(agent.indexOf('/') + 1) : agent).split('@')[0];
   return `Stasis:cc-${resource.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }
 

@@ -25,6 +25,7 @@ describe('lampDevice', () => {
   it.each([
     ['PJSIP/1001', 'Stasis:cc-1001'],
     ['SIP/agent-7', 'Stasis:cc-agent-7'],
+    ['Local/1001@from-internal', 'Stasis:cc-1001'],
     ['PJSIP/a b&c', 'Stasis:cc-a_b_c'],
     ['1001', 'Stasis:cc-1001'],
   ])('%s → %s', (agent, device) => expect(lampDevice(agent)).toBe(device));
