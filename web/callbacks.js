@@ -3,11 +3,11 @@
 // countdown from data already here; it never asks the server.
 const SVG = 'http://www.w3.org/2000/svg';
 const STAGES = [
-  { state: 'WAITING', label: 'waiting for the line' },
-  { state: 'GRACE', label: 'grace' },
-  { state: 'DUE', label: 'due' },
-  { state: 'RINGING_AGENT', label: 'ringing the agent' },
-  { state: 'CONNECTING', label: 'connecting' },
+  { state: 'WAITING', label: ['waiting for', 'the line'] },
+  { state: 'GRACE', label: ['grace'] },
+  { state: 'DUE', label: ['due'] },
+  { state: 'RINGING_AGENT', label: ['ringing', 'the agent'] },
+  { state: 'CONNECTING', label: ['connecting'] },
 ];
 const END_LABEL = { COMPLETED: 'connected', CANCELLED: 'cancelled', EXPIRED: 'expired', FAILED: 'failed' };
 const csrf = document.querySelector('meta[name="cc-csrf"]').getAttribute('content');
@@ -53,8 +53,10 @@ function connect() {
     render();
   });
   source.addEventListener('request', (e) => {
-    upsert(JSON.parse(e.data));
+    const r = JSON.parse(e.data);
+    upsert(r);
     render();
+    if (opened.has(r.id)) void refreshDetails(r.id);
   });
 }
 
@@ -72,14 +74,15 @@ function upsert(r) {
 
 /** The timeline picture: five stages on a line, the current one ringed, the grace with its countdown. */
 function timeline(r) {
-  const w = 560;
-  const h = 92;
-  const step = (w - 60) / (STAGES.length - 1 + (r.terminal ? 1 : 0) || 1);
+  const w = 440;
+  const h = 104;
+  const margin = 42;
+  const step = (w - 2 * margin) / (STAGES.length - 1 + (r.terminal ? 1 : 0) || 1);
   const picture = svg('svg', { viewBox: `0 0 ${w} ${h}`, class: 'timeline', role: 'img', 'data-testid': 'timeline' });
   const current = r.terminal ? lastStage(r) : r.stage;
   picture.append(svg('title', {}, `${r.prospect}: ${r.state} — ${r.reason}`));
-  const xs = STAGES.map((_, i) => 30 + i * step);
-  if (r.terminal) xs.push(30 + STAGES.length * step);
+  const xs = STAGES.map((_, i) => margin + i * step);
+  if (r.terminal) xs.push(margin + STAGES.length * step);
   picture.append(svg('line', { x1: xs[0], y1: 30, x2: xs[xs.length - 1], y2: 30, stroke: '#cbd5e1', 'stroke-width': 4 }));
   if (current > 0) picture.append(svg('line', { x1: xs[0], y1: 30, x2: xs[Math.min(current, xs.length - 1)], y2: 30, stroke: '#1f6feb', 'stroke-width': 4 }));
   STAGES.forEach((s, i) => {
@@ -102,17 +105,19 @@ function timeline(r) {
             'stroke-dasharray': `${(c * frac).toFixed(1)} ${c.toFixed(1)}`, transform: `rotate(-90 ${xs[i]} 30)`, 'data-testid': 'grace-arc',
           }),
         );
-        g.append(svg('text', { x: xs[i], y: 84, 'text-anchor': 'middle', class: 'count', 'data-testid': 'grace-left', 'data-grace-until': r.grace.until }, `${fmtLeft(left)} left`));
+        g.append(svg('text', { x: xs[i], y: 98, 'text-anchor': 'middle', class: 'count', 'data-testid': 'grace-left', 'data-grace-until': r.grace.until }, `${fmtLeft(left)} left`));
       }
     }
-    g.append(svg('text', { x: xs[i], y: 66, 'text-anchor': 'middle' }, s.label));
+    const label = svg('text', { x: xs[i], y: 64, 'text-anchor': 'middle' });
+    s.label.forEach((line, n) => label.append(svg('tspan', { x: xs[i], dy: n === 0 ? 0 : 13 }, line)));
+    g.append(label);
     picture.append(g);
   });
   if (r.terminal) {
     const x = xs[xs.length - 1];
     const ok = r.state === 'COMPLETED';
     picture.append(svg('rect', { x: x - 12, y: 18, width: 24, height: 24, rx: 4, fill: ok ? '#15803d' : '#b91c1c' }));
-    picture.append(svg('text', { x, y: 66, 'text-anchor': 'middle', 'font-weight': 700 }, END_LABEL[r.state] || r.state.toLowerCase()));
+    picture.append(svg('text', { x, y: 64, 'text-anchor': 'middle', 'font-weight': 700 }, END_LABEL[r.state] || r.state.toLowerCase()));
   }
   return picture;
 }
@@ -164,15 +169,24 @@ function note(li, text) {
 const notes = new Map();
 const opened = new Map();
 
+async function fetchShow(id) {
+  const res = await fetch(`/callbacks/api/request?id=${encodeURIComponent(id)}`, { credentials: 'same-origin' });
+  const body = await res.json();
+  return body.show || body.error;
+}
+
+async function refreshDetails(id) {
+  opened.set(id, await fetchShow(id));
+  render();
+}
+
 async function details(r, li) {
   if (opened.has(r.id)) {
     opened.delete(r.id);
     render();
     return;
   }
-  const res = await fetch(`/callbacks/api/request?id=${encodeURIComponent(r.id)}`, { credentials: 'same-origin' });
-  const body = await res.json();
-  opened.set(r.id, body.show || body.error);
+  opened.set(r.id, await fetchShow(r.id));
   li.append(el('pre', { 'data-testid': 'show' }, opened.get(r.id)));
 }
 

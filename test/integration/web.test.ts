@@ -113,7 +113,9 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       expect(first).toBeGreaterThan(0);
       await waitFor('the countdown to go down', async () => ((await seconds()) < first ? true : undefined), 10000);
       await page.screenshot({ path: path.join(SHOTS, 'callbacks-list.png'), fullPage: true });
-      await card.locator('svg[data-testid="timeline"]').screenshot({ path: path.join(SHOTS, 'callbacks-timeline.png') });
+      await page.setViewportSize({ width: 760, height: 860 });
+      await card.screenshot({ path: path.join(SHOTS, 'callbacks-timeline.png') });
+      await page.setViewportSize({ width: 420, height: 860 });
 
       // "Why?" shows the same text as the CLI's show.
       await card.getByTestId('why').click();
