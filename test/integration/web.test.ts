@@ -221,6 +221,27 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       await agent.getByTestId('hangup').click();
       await idle();
     });
+
+    it('agent 1001 calls prospect 2001, both in the browser: 2001 shows "Agent 1001" large, answers, audio both ways', async () => {
+      const agent = page.getByTestId('phone-agent');
+      const prospect = page.getByTestId('phone-prospect');
+      type Phones = { phones: Record<string, { state: string; callerId: unknown }>; audioPacketsReceived: (w: string) => Promise<number> };
+      const stateOf = (who: string) => page.evaluate((w) => (globalThis as unknown as Phones).phones[w].state, who);
+      await agent.getByTestId('number').fill('2001');
+      await agent.getByTestId('call').click();
+      await prospect.getByTestId('cid').filter({ hasText: 'Agent 1001' }).waitFor({ timeout: 20000 });
+      expect(await prospect.getByTestId('cid-number').textContent()).toBe('<1001>');
+      await prospect.getByTestId('answer').click();
+      await waitFor('both phones connected', async () => ((await stateOf('agent')) === 'connected' && (await stateOf('prospect')) === 'connected' ? true : undefined), 15000);
+      for (const who of ['agent', 'prospect']) {
+        await waitFor(`audio packets arriving at the ${who}`, async () => ((await page.evaluate((w) => (globalThis as unknown as Phones).audioPacketsReceived(w), who)) > 50 ? true : undefined), 15000);
+      }
+      await page.screenshot({ path: path.join(SHOTS, 'phones-call.png'), fullPage: true });
+      await prospect.getByTestId('hangup').click();
+      await waitFor('both phones idle', async () => ((await stateOf('agent')).startsWith('idle') && (await stateOf('prospect')).startsWith('idle') ? true : undefined), 15000);
+      // A plain answered call: no callback request was made.
+      expect(listJson(svc).filter((r) => r.prospect === '2001')).toEqual([]);
+    });
   });
 });
 
