@@ -86,7 +86,7 @@ function timeline(r) {
   picture.append(svg('line', { x1: xs[0], y1: 30, x2: xs[xs.length - 1], y2: 30, stroke: '#cbd5e1', 'stroke-width': 4 }));
   if (current > 0) picture.append(svg('line', { x1: xs[0], y1: 30, x2: xs[Math.min(current, xs.length - 1)], y2: 30, stroke: '#1f6feb', 'stroke-width': 4 }));
   STAGES.forEach((s, i) => {
-    const done = i < current || (r.terminal && r.state === 'COMPLETED');
+    const done = i < current || (r.terminal && i <= current);
     const here = !r.terminal && i === r.stage;
     const fill = here ? (s.state === 'GRACE' ? '#d97706' : '#1f6feb') : done ? '#93c5fd' : '#fff';
     const g = svg('g', { 'data-stage': s.state, class: here ? 'stage current' : 'stage' });
@@ -125,8 +125,7 @@ function timeline(r) {
 /** For a finished request: how far it got (a cancelled grace stays at the grace). */
 function lastStage(r) {
   if (r.state === 'COMPLETED') return STAGES.length;
-  if (r.rings > 0) return 3;
-  return r.grace ? 1 : 0;
+  return Math.max(0, r.reached);
 }
 
 function card(r) {

@@ -45,11 +45,14 @@ const HEARTBEAT_MS = 20_000;
 export const STAGES = ['WAITING', 'GRACE', 'DUE', 'RINGING_AGENT', 'CONNECTING'] as const;
 
 /** One request as the page draws it: the CLI's JSON shape plus what the picture needs. */
-export function requestView(r: CallbackRequest, now: number) {
+export function requestView(r: CallbackRequest, now: number, history?: ReadonlyArray<{ to?: string | null }>) {
   const stage = (STAGES as readonly string[]).indexOf(r.state);
+  // How far it got: the furthest stage in its history (a finished request), or where it is now.
+  const reached = Math.max(stage, ...(history ?? []).map((e) => (STAGES as readonly string[]).indexOf(e.to ?? '')));
   return {
     ...requestJson(r),
     stage,
+    reached,
     terminal: isTerminal(r.state),
     grace: r.graceUntil === null ? null : { from: r.freeSince === null ? null : new Date(r.freeSince).toISOString(), until: new Date(r.graceUntil).toISOString() },
     lineBusy: r.lineBusy,
@@ -210,12 +213,17 @@ export class CallbacksPage {
     const finished = done.length > 0 ? store.list({ agent: filter.agent, states: done }) : [];
     finished.sort((a, b) => b.updatedAt - a.updatedAt);
     const now = this.clock();
-    return [...rows, ...finished.slice(0, RECENT_FINISHED)].sort((a, b) => a.createdAt - b.createdAt).map((r) => requestView(r, now));
+    return [...rows, ...finished.slice(0, RECENT_FINISHED)].sort((a, b) => a.createdAt - b.createdAt).map((r) => this.view(r, now));
+  }
+
+  /** A finished request's view carries how far it got (its history is read once it has ended). */
+  private view(r: CallbackRequest, now = this.clock()): RequestView {
+    return requestView(r, now, isTerminal(r.state) ? this.deps.engine.store.events(r.id) : undefined);
   }
 
   private broadcast(r: CallbackRequest): void {
     if (this.streams.size === 0) return;
-    const data = `event: request\ndata: ${JSON.stringify(requestView(r, this.clock()))}\n\n`;
+    const data = `event: request\ndata: ${JSON.stringify(this.view(r))}\n\n`;
     for (const s of this.streams) {
       if (matches(r, s.filter)) s.res.write(data);
     }
@@ -253,7 +261,7 @@ export class CallbacksPage {
         const events = this.deps.engine.store.events(id);
         const now = this.clock();
         json(res, 200, {
-          request: requestView(found.request, now),
+          request: this.view(found.request, now),
           timeZone: found.request.timeZone,
           show: showText(found.request, events.map(toPolicyEvent), now),
           events: events.map((e) => ({ at: new Date(e.at).toISOString(), type: e.type, from: e.from ?? null, to: e.to ?? null, reason: e.reason ?? '' })),
@@ -301,7 +309,7 @@ export class CallbacksPage {
     const after = engine.store.get(id)?.request ?? current;
     log.info(`web ${kind}`, { event: `web-${kind}`, requestId: id, by, from: current.state, to: after.state, applied: decision !== undefined });
     if (!decision) return { status: 409, body: { ...base, done: false, state: after.state, note: 'nothing changed (the request moved on meanwhile); see its history' } };
-    return { status: 200, body: { ...base, done: true, state: after.state, reason: after.reason, request: requestView(after, this.clock()) } };
+    return { status: 200, body: { ...base, done: true, state: after.state, reason: after.reason, request: this.view(after) } };
   }
 
   explain(body: Record<string, unknown>): unknown {

@@ -66,7 +66,7 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       svc = await new ServiceProcess({
         ...FAST_RECALL,
         // A grace long enough to watch it count down, and to cancel within it.
-        policy: { ...FAST_RECALL.policy, grace: '45s' },
+        policy: { ...FAST_RECALL.policy, grace: '45s', snooze: '5m' },
         http: { enabled: true, port: 0 },
       }).start();
     });
@@ -124,6 +124,14 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       expect(shown.split('\n')[0]).toBe(cli.stdout.split('\n')[0]);
       expect(shown).toContain('History:');
 
+      // Snooze from the page: through the engine, recorded as the web's snooze; the card follows live.
+      await card.getByTestId('snooze').click();
+      await card.getByTestId('note').filter({ hasText: 'Snoozed' }).waitFor({ timeout: 10000 });
+      const snoozed = await waitFor('the snooze in the store', () => listJson(svc).find((r) => r.id === stored.id && r.reason.includes('snooze')), 10000);
+      await card.getByTestId('reason').filter({ hasText: snoozed.reason }).waitFor({ timeout: 10000 });
+      const snoozeEvents = (JSON.parse(runCli(['show', stored.id, '--json', '-c', svc.configFile]).stdout) as { events: Array<{ type: string; reason: string }> }).events;
+      expect(snoozeEvents.at(-1)).toMatchObject({ type: 'agent-snoozed', reason: expect.stringContaining('snoozed by web') });
+
       // Cancel from the page (it asks first).
       page.once('dialog', (d) => void d.accept());
       await card.getByTestId('cancel').click();
@@ -135,6 +143,16 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       const events = (JSON.parse(show.stdout) as { events: Array<{ to: string; reason: string }> }).events;
       expect(events.at(-1)).toMatchObject({ to: 'CANCELLED', reason: expect.stringContaining('cancelled by web') });
       await page.screenshot({ path: path.join(SHOTS, 'callbacks-cancelled.png'), fullPage: true });
+
+      // Filters (the stream is re-opened with them): by state, by agent.
+      await page.getByTestId('filter-state').selectOption('PENDING');
+      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+      await waitFor('the pending filter', async () => ((await page.getByTestId('request').count()) === 0 ? true : undefined), 10000);
+      await page.getByTestId('filter-state').selectOption('CANCELLED');
+      await page.locator(`[data-testid="request"][data-id="${stored.id}"]`).waitFor({ timeout: 10000 });
+      await page.getByTestId('filter-agent').selectOption('PJSIP/1001');
+      await page.locator(`[data-testid="request"][data-id="${stored.id}"]`).waitFor({ timeout: 10000 });
+      expect(await page.getByTestId('request').count()).toBe(1);
 
       // The explain view: the dry run with the running configuration (grace 45s).
       await page.goto(`${base}/callbacks#explain`);

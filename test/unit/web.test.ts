@@ -153,6 +153,15 @@ describe('callbacks page', () => {
     expect((await postJson(base, '/callbacks/api/cancel', { id: '../x' })).status).toBe(400);
   });
 
+  it('a finished request shows how far it got (its furthest stage in the history)', async () => {
+    const { base, engine, now, optIn } = await start();
+    const id = optIn('PJSIP/1001', '2001');
+    now.t += 1000;
+    engine.deviceState('PJSIP/2001', { busy: false });
+    const body = (await (await postJson(base, '/callbacks/api/cancel', { id })).json()) as { request: { state: string; stage: number; reached: number } };
+    expect(body.request).toMatchObject({ state: 'CANCELLED', stage: -1, reached: 1 });
+  });
+
   it('snooze goes through the engine: one snooze counted, postponed by policy.snooze', async () => {
     const { base, store, optIn, now } = await start();
     const id = optIn('PJSIP/1001', '2001');
