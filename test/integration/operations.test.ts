@@ -65,10 +65,26 @@ describePbx('operations (real Asterisk)', () => {
       port: SANDBOX.testPhones.agentUas.sip,
       service: '*821001',
       auth: { user: '1001', password: 'agent1001' },
-      keys: { user: '1001' },
+      keys: { user: '1001', event: 'dialog', accept: 'application/dialog-info+xml' },
       timeoutMs: 120000,
       label: 'BLF phone 1001',
     });
+    // A softphone's contact presence on the same hint (Event: presence, PIDF with a note).
+    const presence = startSipp({
+      scenario: 'subscribe-dialog.xml',
+      port: SANDBOX.testPhones.prospectUas.sip,
+      service: '*821001',
+      auth: { user: '1001', password: 'agent1001' },
+      keys: { user: '1001', event: 'presence', accept: 'application/pidf+xml' },
+      timeoutMs: 120000,
+      label: 'presence phone 1001',
+    });
+    const presenceCallId = () => presence.messages().find((m) => m.direction === 'sent' && m.method === 'SUBSCRIBE')?.header('Call-ID');
+    const notes = () =>
+      presence
+        .messages()
+        .filter((m) => m.direction === 'received' && m.method === 'NOTIFY' && m.header('Call-ID') === presenceCallId())
+        .map((m) => /<note>([^<]*)<\/note>/.exec(m.body)?.[1]);
     // Only our subscription's NOTIFYs: a subscription of an earlier, killed run may still be notified at this port.
     const callId = () => blf.messages().find((m) => m.direction === 'sent' && m.method === 'SUBSCRIBE')?.header('Call-ID');
     const notifies = () => blf.messages().filter((m) => m.direction === 'received' && m.method === 'NOTIFY' && m.header('Call-ID') === callId());
@@ -110,6 +126,8 @@ describePbx('operations (real Asterisk)', () => {
     // The order the phone saw, without repeats: dark, lit, blinking, dark.
     const states = notifies().map(dialogState).filter((s, i, all) => i === 0 || s !== all[i - 1]);
     expect(states).toEqual(['terminated', 'confirmed', 'early', 'terminated']);
+    await waitFor('the presence NOTIFY of the dark lamp', () => notes().filter((n, i, all) => i === 0 || n !== all[i - 1]).length >= 4 || undefined, 10000);
+    expect(notes().filter((n, i, all) => i === 0 || n !== all[i - 1])).toEqual(['Ready', 'On the phone', 'Ringing', 'Ready']);
     // The service logged each lamp change with a stable event name.
     expect(svc.find((l) => l.event === 'lamp-set' && l.device === 'Stasis:cc-1001').map((l) => l.state)).toEqual(['INUSE', 'RINGING', 'NOT_INUSE']);
   }, 90000);
