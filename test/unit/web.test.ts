@@ -250,6 +250,20 @@ describe('callbacks page', () => {
   });
 });
 
+describe('the browser files (web/)', () => {
+  const ROOT = path.resolve(__dirname, '../..');
+  it('load nothing from the internet: every script, style and link of the pages is a path on this server', () => {
+    for (const f of ['callbacks.html', 'phones.html']) {
+      const html = fs.readFileSync(path.join(ROOT, 'web', f), 'utf8');
+      const refs = [...html.matchAll(/\b(?:src|href)="([^"]*)"/g)].map((m) => m[1]);
+      expect(refs.length).toBeGreaterThan(0);
+      for (const r of refs) expect({ f, r, local: r.startsWith('/') || r.startsWith('#') }).toEqual({ f, r, local: true });
+    }
+    // The phones import JsSIP from node_modules (bundled at build time), not from a URL.
+    expect(fs.readFileSync(path.join(ROOT, 'web/phones.js'), 'utf8')).toMatch(/^import JsSIP from 'jssip';$/m);
+  });
+});
+
 describe('phones relay', () => {
   it('relays the WebSocket upgrade to Asterisk /ws (only the WebSocket headers) and bytes both ways', async () => {
     const seen: string[] = [];
