@@ -8,7 +8,8 @@
  *    the line with `*72`, receives the recall labelled `Callback: 2995` after the grace, presses 1 and is
  *    connected to the simulated prospect's echo; the browser's RTCPeerConnection received audio packets.
  *
- * Screenshots for the README land in docs/screenshots/.
+ * Screenshots land in test-artifacts/screenshots/ (kept out of git); `CC_SCREENSHOT_DIR=docs/screenshots npm test`
+ * refreshes the ones the README shows.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { ROOT } from '../../testkit/sandbox';
 import { FAST_RECALL, ServiceProcess, describePbx, pbxCli, runCli, simLine, waitFor } from './harness';
 import { PORTS, expectSippOk, runSipp, sippAvailable, stopAllSipp } from './sipp';
 
-const SHOTS = path.join(ROOT, 'docs/screenshots');
+const SHOTS = path.resolve(ROOT, process.env.CC_SCREENSHOT_DIR ?? 'test-artifacts/screenshots');
 const AGENT = { user: '1001', password: 'agent1001' };
 
 interface ListedRequest {
