@@ -53,7 +53,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const format = pretty
     ? winston.format.combine(
         ...base,
-        winston.format.colorize({ level: tty }),
+        // Colours only on a terminal: pretty lines written to a file carry no escape sequences at all.
+        ...(tty ? [winston.format.colorize({ level: true })] : []),
         winston.format.printf((info) => {
           const { timestamp, level, message, ...rest } = info;
           const fields = Object.entries(rest)

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { isPair, isScalar, parse as parseYaml, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { validateWatchDevice } from '../core/validate';
@@ -139,8 +139,9 @@ export function parseConfigFile(file: string, text: string): unknown {
       throw new ConfigError([`${file} is not valid YAML: ${first}`], file);
     }
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (err) {
     // V8 quotes part of the text ("…" is not valid JSON): drop it, and say where instead.
     const msg = (err as Error).message.replace(/,? ".*" is not valid JSON$/s, '');
@@ -153,6 +154,36 @@ export function parseConfigFile(file: string, text: string): unknown {
     }
     throw new ConfigError([`${file} is not valid JSON: ${msg}${where}`], file);
   }
+  const duplicates = duplicateJsonKeys(text);
+  if (duplicates.length > 0) throw new ConfigError(duplicates.map((d) => `${file}: ${d}`), file);
+  return parsed;
+}
+
+/**
+ * JSON.parse keeps the last of two equal keys without a word; a file that says `"grace"` twice says two
+ * things, so it is refused. YAML 1.2 reads JSON, and the yaml library (already the YAML reader) reports
+ * duplicate keys with their position: "duplicate key ari.password (line 3 column 5)".
+ */
+export function duplicateJsonKeys(text: string): string[] {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  const found: string[] = [];
+  for (const e of doc.errors) {
+    if (e.code !== 'DUPLICATE_KEY') continue;
+    let name = '';
+    visit(doc, {
+      Pair(_, pair, ancestors) {
+        if (isScalar(pair.key) && pair.key.range?.[0] === e.pos[0]) {
+          const names = ancestors.filter(isPair).map((p) => (isScalar(p.key) ? String(p.key.value) : '?'));
+          name = [...names, String(pair.key.value)].join('.');
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    const where = e.linePos ? ` (line ${e.linePos[0].line} column ${e.linePos[0].col})` : '';
+    found.push(`duplicate key ${name || '(unnamed)'}${where}: each key may appear once`);
+  }
+  return found;
 }
 
 /** Reads and validates; returns the effective configuration or throws ConfigError. */

@@ -107,6 +107,36 @@ const t = {
         }
         return out;
       }),
+  /** A name Asterisk uses as a word (a Stasis application, an ARI user): no separators, no control characters. */
+  name: () =>
+    t
+      .string()
+      .max(79, expected('a name of at most 79 characters'))
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, expected('a name of letters, digits, "_", "-" and "." (no ":", spaces or control characters)')),
+  /** A dialplan context name: it becomes part of `Local/<number>@<context>`. */
+  context: () =>
+    t
+      .string()
+      .max(79, expected('a dialplan context name of at most 79 characters'))
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, expected('a dialplan context name (letters, digits, "_", "-", "."; no "&", ",", "@", "/", spaces or control characters)')),
+  /** A SIP header value (Alert-Info): one line, printable. */
+  headerValue: () =>
+    t
+      .string({ allowEmpty: true })
+      .max(256, expected('a header value of at most 256 characters'))
+      .regex(/^[^\p{Cc}\u2028\u2029]*$/u, expected('a header value on one line, without control characters (CR, LF, …)')),
+  /**
+   * An ARI media URI (`sound:`, `recording:`, `tone:`, `number:`, `digits:`, `characters:`). One word: a space or a
+   * newline would become a second FastAGI command, a comma a second media item.
+   */
+  media: () =>
+    t
+      .string()
+      .max(256, expected('a media URI of at most 256 characters'))
+      .regex(
+        /^(?:sound|recording|tone|number|digits|characters):[^\s\p{Cc}\u2028\u2029,"'\\]+$/u,
+        expected('an ARI media URI such as "sound:cc-offer" (sound:, recording:, tone:, number:, digits: or characters:; no spaces, commas, quotes or control characters)'),
+      ),
   stringList: () =>
     z
       .array(z.string(expected('a non-empty list of strings')).min(1, expected('a non-empty list of strings')), expected('a non-empty list of strings'))
@@ -163,9 +193,9 @@ const holidays = z.custom<CallingHoursConfig['holidays']>(() => true);
 
 export const schema = {
   'ari.url': { type: 'url', default: 'http://127.0.0.1:8088', env: 'CC_ARI_URL', parse: t.url(), doc: 'Base URL of Asterisk\'s HTTP server (ARI lives under /ari).' },
-  'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.string(), doc: 'ARI user from ari.conf.' },
+  'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.name(), doc: 'ARI user from ari.conf.' },
   'ari.password': { type: 'secret', env: 'CC_ARI_PASSWORD', parse: t.string(), doc: 'ARI password from ari.conf. Required; never logged.' },
-  'ari.app': { type: 'string', default: 'considerate-callback', env: 'CC_ARI_APP', parse: t.string(), doc: 'Stasis application name; must match the dialplan\'s Stasis() call.' },
+  'ari.app': { type: 'string', default: 'considerate-callback', env: 'CC_ARI_APP', parse: t.name(), doc: 'Stasis application name; must match the dialplan\'s Stasis() call.' },
   'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration(), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
   'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration(), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
   'store.path': { type: 'string', default: './data/callbacks.db', env: 'CC_STORE_PATH', parse: t.string(), doc: 'SQLite file holding requests and their history.' },
@@ -176,11 +206,11 @@ export const schema = {
   'offer.maxPendingPerAgent': { type: 'integer', default: 10, parse: t.integer(1, 1000), doc: 'Pending callbacks one agent may have; the offer says so politely when full.' },
   'offer.languages': { type: 'stringList', default: ['en', 'de'], parse: t.stringList(), doc: 'Languages prompts exist for; a channel in another language hears offer.defaultLanguage.' },
   'offer.defaultLanguage': { type: 'string', default: 'en', parse: t.string(), doc: 'Prompt language when the channel\'s language has no prompts.' },
-  'prompts.offer': { type: 'string', default: 'sound:cc-offer', parse: t.string(), doc: 'ARI media URI of "The line is busy. Press hash to be connected when the line is free."' },
-  'prompts.confirm': { type: 'string', default: 'sound:cc-confirm', parse: t.string(), doc: 'Played after the request is stored.' },
-  'prompts.goodbye': { type: 'string', default: 'sound:cc-goodbye', parse: t.string(), doc: 'Played when no callback is scheduled (other key or no key).' },
-  'prompts.full': { type: 'string', default: 'sound:cc-full', parse: t.string(), doc: 'Played when the agent already has offer.maxPendingPerAgent callbacks.' },
-  'prompts.error': { type: 'string', default: 'sound:cc-goodbye', parse: t.string(), doc: 'Played when the request could not be stored.' },
+  'prompts.offer': { type: 'string', default: 'sound:cc-offer', parse: t.media(), doc: 'ARI media URI of "The line is busy. Press hash to be connected when the line is free."' },
+  'prompts.confirm': { type: 'string', default: 'sound:cc-confirm', parse: t.media(), doc: 'Played after the request is stored.' },
+  'prompts.goodbye': { type: 'string', default: 'sound:cc-goodbye', parse: t.media(), doc: 'Played when no callback is scheduled (other key or no key).' },
+  'prompts.full': { type: 'string', default: 'sound:cc-full', parse: t.media(), doc: 'Played when the agent already has offer.maxPendingPerAgent callbacks.' },
+  'prompts.error': { type: 'string', default: 'sound:cc-goodbye', parse: t.media(), doc: 'Played when the request could not be stored.' },
   'policy.grace': { type: 'duration', default: '5m', at: 'policy.graceMs', parse: t.duration(), doc: 'Break given to an internal prospect after their line became free, before the agent is rung.' },
   'policy.longBusyThreshold': { type: 'duration', default: '30m', at: 'policy.longBusyThresholdMs', parse: t.duration(), doc: 'A busy spell longer than this earns extra grace.' },
   'policy.longBusyExtraGrace': { type: 'duration', default: '5m', at: 'policy.longBusyExtraGraceMs', parse: t.duration(), doc: 'Extra grace after a long busy spell.' },
@@ -216,25 +246,25 @@ export const schema = {
   },
   'recall.callerIdName': { type: 'string', default: 'Callback: ${prospect}', at: 'policy.recallCallerIdName', parse: t.string(), doc: 'Caller-ID name on the agent\'s phone for a recall.' },
   'recall.callerIdNumber': { type: 'string', default: '', at: 'policy.recallCallerIdNumber', parse: t.string({ allowEmpty: true }), doc: 'Caller-ID number on the agent\'s phone for a recall: a service number, never the prospect\'s.' },
-  'recall.alertInfo': { type: 'string', default: '', parse: t.string({ allowEmpty: true }), doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
-  'recall.outboundContext': { type: 'string', default: 'cc-outbound', parse: t.string(), doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
+  'recall.alertInfo': { type: 'string', default: '', parse: t.headerValue(), doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
+  'recall.outboundContext': { type: 'string', default: 'cc-outbound', parse: t.context(), doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
   'agi.enabled': { type: 'boolean', default: false, env: 'CC_AGI_ENABLED', parse: t.boolean(), doc: 'Run the FastAGI server, for AGI(agi://host:port/offer,<prospect>) as the busy-signal entry instead of Stasis().' },
   'agi.bind': { type: 'string', default: '127.0.0.1', parse: t.string(), doc: 'Address the FastAGI server listens on. Keep it private: AGI has no authentication.' },
   'agi.port': { type: 'integer', default: 4573, parse: t.integer(0, 65535), doc: 'TCP port of the FastAGI server (4573 is the FastAGI default; 0 picks a free port).' },
-  'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', at: 'pending.prompts.count', parse: t.string(), doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
-  'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', at: 'pending.prompts.menu', parse: t.string(), doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
+  'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', at: 'pending.prompts.count', parse: t.media(), doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
+  'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', at: 'pending.prompts.menu', parse: t.media(), doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
   'webhook.url': { type: 'url', default: '', env: 'CC_WEBHOOK_URL', parse: t.url({ allowEmpty: true }), doc: 'CRM webhook: POST a JSON event on requested, completed, failed, expired and cancelled. Empty: no webhook.' },
   'webhook.secret': { type: 'secret', default: '', env: 'CC_WEBHOOK_SECRET', parse: t.string({ allowEmpty: true }), doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of the raw body>. Never logged.' },
   'webhook.timeout': { type: 'duration', default: '5s', at: 'webhook.timeoutMs', parse: t.duration(), doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
   'webhook.retries': { type: 'integer', default: 20, parse: t.integer(0, 1000), doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], at: 'webhook.backoffMs', parse: t.durationList(), doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
-  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.string(), doc: '"Automatic callback to" (followed by the prospect\'s digits).' },
-  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.string(), doc: '"Press 1 to connect now, 2 to try again later, 3 to cancel." (2 waits policy.snooze.)' },
-  'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', parse: t.string(), doc: 'Played when the agent pressed 1.' },
-  'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', parse: t.string(), doc: '"The line is still busy. We will try again later."' },
-  'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', parse: t.string(), doc: '"There was no answer. We will try again later."' },
-  'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', parse: t.string(), doc: '"OK, we will try again later."' },
-  'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', parse: t.string(), doc: '"The callback is cancelled."' },
+  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Automatic callback to" (followed by the prospect\'s digits).' },
+  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.media(), doc: '"Press 1 to connect now, 2 to try again later, 3 to cancel." (2 waits policy.snooze.)' },
+  'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', parse: t.media(), doc: 'Played when the agent pressed 1.' },
+  'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', parse: t.media(), doc: '"The line is still busy. We will try again later."' },
+  'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', parse: t.media(), doc: '"There was no answer. We will try again later."' },
+  'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', parse: t.media(), doc: '"OK, we will try again later."' },
+  'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', parse: t.media(), doc: '"The callback is cancelled."' },
   'numbers.minDigits': { type: 'integer', default: 2, parse: t.integer(1, 30), doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: 20, parse: t.integer(1, 30), doc: 'Most digits of a prospect number.' },
 } as const satisfies Record<string, Field>;
