@@ -4,7 +4,7 @@
  */
 import type { Argv } from 'yargs';
 import { ConfigEntry, ConfigError, resolveConfig } from '../config/load';
-import { Field, markdownTable, schema } from '../config/schema';
+import { Field, markdownTable, schema, secretsFromEnv } from '../config/schema';
 import { maskSecrets, masker } from '../mask';
 import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
 
@@ -26,9 +26,7 @@ interface CheckArgs extends GlobalArgs {
 
 function check(argv: CheckArgs): void {
   const env = process.env;
-  const secrets = Object.values(schema as Record<string, Field>)
-    .filter((f) => f.type === 'secret' && f.env)
-    .map((f) => env[f.env as string] ?? '');
+  const secrets = secretsFromEnv(env);
   const scrub = (text: string, known: readonly string[]) => masker(known).text(text);
   let resolved: ReturnType<typeof resolveConfig>;
   try {

@@ -299,6 +299,14 @@ export const ENV_VARS: readonly string[] = Object.values(schema as Record<string
   .map((f) => f.env)
   .filter((e): e is string => Boolean(e));
 
+/** The values of the secret keys' environment variables (CC_ARI_PASSWORD, CC_WEBHOOK_SECRET), for the mask. */
+export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.values(schema as Record<string, Field>)
+    .filter((f) => f.type === 'secret' && f.env)
+    .map((f) => env[f.env as string] ?? '')
+    .filter((v) => v !== '');
+}
+
 /** The README's configuration table, generated from the schema (`config keys --markdown`). */
 export function markdownTable(): string {
   const rows = Object.entries(schema as Record<string, Field>).map(
