@@ -21,6 +21,7 @@ import {
   newRequest,
 } from '../core/policy';
 import { CliError, EXIT, GlobalArgs, loadPartial, localTime, out, printJson, run } from './common';
+import { validateProspectNumber } from '../core/validate';
 
 export type RecallChoice = AgentKey | 'no-answer';
 
@@ -319,7 +320,8 @@ function explain(argv: ExplainArgs): void {
   const cfg = config.policy;
   const zone = cfg.callingHours.timeZone;
   const s = scenarioFrom(argv, zone, Date.now());
-  if (!/^\+?\d+$/.test(s.prospect)) throw new CliError(`--prospect ${s.prospect}: expected digits`, EXIT.usage);
+  const number = validateProspectNumber(s.prospect, config.numbers);
+  if (!number.ok) throw new CliError(`--prospect: ${number.reason}`, EXIT.usage);
   const result = simulate(s, cfg);
   const day = s.date;
   const label = (t: number) => (localIsoDate(zone, t) === day ? localTime(zone, t, 'HH:mm:ss') : localTime(zone, t, 'EEE yyyy-MM-dd HH:mm:ss'));

@@ -19,7 +19,7 @@ import { z } from 'zod';
 import type { CallingHoursConfig } from '../core/policy/calling-hours';
 import { parseDuration } from '../core/policy/duration';
 import type { PolicyConfig } from '../core/policy/types';
-import { validateWatchDevice } from '../core/validate';
+import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
 
 export type FieldType = 'string' | 'secret' | 'url' | 'integer' | 'duration' | 'durationList' | 'boolean' | 'stringList' | 'json';
 
@@ -265,8 +265,8 @@ export const schema = {
   'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', parse: t.media(), doc: '"There was no answer. We will try again later."' },
   'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', parse: t.media(), doc: '"OK, we will try again later."' },
   'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', parse: t.media(), doc: '"The callback is cancelled."' },
-  'numbers.minDigits': { type: 'integer', default: 2, parse: t.integer(1, 30), doc: 'Fewest digits of a prospect number.' },
-  'numbers.maxDigits': { type: 'integer', default: 20, parse: t.integer(1, 30), doc: 'Most digits of a prospect number.' },
+  'numbers.minDigits': { type: 'integer', default: defaultNumberRules.minDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Fewest digits of a prospect number.' },
+  'numbers.maxDigits': { type: 'integer', default: defaultNumberRules.maxDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Most digits of a prospect number.' },
 } as const satisfies Record<string, Field>;
 
 export type ConfigKey = keyof typeof schema;
