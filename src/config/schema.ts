@@ -14,6 +14,18 @@
  *   - A `parse` schema's messages read "expected …" (the loader appends ", got <value>" and names the key);
  *     a message about a part of a value (an issue with a path) is printed as `<key><path>: <message>`.
  *   - Every value that reaches Asterisk (contexts, headers, media URIs, caller-ID) is checked here.
+ *
+ * Porting a key written in the former format (`{ type, default, env, doc, enum, min, max, allowEmpty }`):
+ *   type 'string'                → parse: t.string()  (allowEmpty: t.string({ allowEmpty: true }); enum: t.oneOf([...]))
+ *   type 'secret'                → type 'secret', parse: t.string() (or t.string({ allowEmpty: true }))
+ *   type 'url'                   → parse: t.url() (allowEmpty: t.url({ allowEmpty: true }))
+ *   type 'integer', min, max     → parse: t.integer(min, max)
+ *   type 'boolean'               → parse: t.boolean()
+ *   type 'duration'              → parse: t.duration(), at: '<section>.<name>Ms' where the code reads milliseconds
+ *   type 'durationList'          → parse: t.durationList()
+ *   type 'stringList'            → parse: t.stringList()
+ *   type 'json'                  → parse: a zod schema of the value (or z.custom<T>(() => true) if checked elsewhere)
+ * and `at` is the path the code reads in Config (the hand-written Config interface is gone).
  */
 import { z } from 'zod';
 import type { CallingHoursConfig } from '../core/policy/calling-hours';
