@@ -3,8 +3,9 @@
  *
  * - The store is the truth. Every decision goes through the ledger (src/ledger.ts): `decide(request,
  *   observation)` → persisted in one transaction, guarded by the request's version (a lost claim is
- *   dropped and re-read) → only then are the actions carried out. Restarting the process at any point therefore neither loses a request nor
- *   rings an agent twice for one attempt (channel ids are deterministic, see the policy).
+ *   dropped and re-read) → only then are the actions carried out. Restarting the process at any point
+ *   therefore neither loses a request nor rings an agent twice for one attempt (channel ids are
+ *   deterministic, see the policy).
  * - One timer, armed for the earliest `wakeAt` in the store (capped at an hour so that long waits
  *   never overflow setTimeout's 24.8-day limit), re-armed after every change and at start.
  * - Decisions are synchronous (better-sqlite3), so they are serialised by construction; the agent's
