@@ -69,6 +69,11 @@ function issuePath(p: readonly PropertyKey[]): string {
 }
 
 function coerce(key: string, field: Field, value: unknown, text: boolean): { value?: unknown; problem?: string } {
+  if (text && field.type === 'json' && typeof value === 'string') {
+    // JSON from the environment or --set: a key written twice is refused as in a file.
+    const dup = duplicateJsonKeys(value)[0];
+    if (dup) return { problem: `${key}: ${dup.replace(/ \(line \d+ column (\d+)\)/, ' (at character $1)')}` };
+  }
   const r = field.parse.safeParse(text && typeof value === 'string' ? readText(field, value) : value);
   if (r.success) return { value: r.data };
   const issue = (r.error as z.ZodError).issues[0];

@@ -233,3 +233,10 @@ describe('control characters in the human-readable log', () => {
     expect(escapeControl('a\u2028b\u0085c')).toBe('a\\u2028b\\x85c');
   });
 });
+
+describe('duplicate keys in JSON from --set or the environment', () => {
+  it('is refused as in a file', () => {
+    const p = problems({ 'callingHours.windows': '{"mon": [["09:00","12:00"]], "mon": [["13:00","18:00"]]}' });
+    expect(p).toEqual(['callingHours.windows: duplicate key mon (at character 30): each key may appear once']);
+  });
+});
