@@ -38,6 +38,15 @@ export interface OptInInput {
   channelId: string;
 }
 
+/** A decision the engine persisted and carried out (for metrics and the agent's lamp). */
+export interface AppliedDecision {
+  /** The request before the decision; undefined for a new request. */
+  before?: CallbackRequest;
+  decision: Decision;
+  observation: Observation | { type: 'optIn' };
+  at: number;
+}
+
 export type OptInResult = { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
 
 /** Carries out the policy's telephony actions (the ARI recall flow implements it). */
@@ -88,6 +97,8 @@ export class Engine {
   private linesLoaded = false;
   /** Called when a device should be watched (prospect lines of pending requests, agents). */
   onWatch?: (device: string) => void;
+  /** Listeners told of every persisted decision (metrics, the lamp); a throwing one is logged, never fatal. */
+  private readonly decisionListeners: ((applied: AppliedDecision) => void)[] = [];
 
   /** The one place that applies a decision (decide → events → outbox → version-guarded write). */
   readonly ledger: Ledger;
@@ -108,6 +119,20 @@ export class Engine {
 
   setNotifier(n: Notifier): void {
     this.notifier = n;
+  }
+
+  onDecision(listener: (applied: AppliedDecision) => void): void {
+    this.decisionListeners.push(listener);
+  }
+
+  private applied(applied: AppliedDecision): void {
+    for (const l of this.decisionListeners) {
+      try {
+        l(applied);
+      } catch (err) {
+        this.log.error('decision listener failed', { requestId: applied.decision.request.id, error: (err as Error).message });
+      }
+    }
   }
 
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
@@ -155,6 +180,7 @@ export class Engine {
     const now = this.clock();
     const device = this.opts.prospectDevice(input.prospect);
     let decision: Decision | undefined;
+    let before: CallbackRequest | undefined;
     const r = this.store.createOrRefresh(
       input.agent,
       input.prospect,
@@ -178,6 +204,7 @@ export class Engine {
       },
       (existing) => {
         // Inside the store's transaction (the pending request was read there), so no version race.
+        before = existing;
         decision = this.ledger.decide(existing, { type: 'refresh' }, now);
         return this.ledger.rows(decision, now);
       },
@@ -185,6 +212,7 @@ export class Engine {
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
+    if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     this.arm();
@@ -200,6 +228,7 @@ export class Engine {
     switch (r.status) {
       case 'applied':
         this.perform(r.decision);
+        this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
         this.arm();
         return r.decision;
       case 'not-found':

@@ -49,7 +49,7 @@ export interface ApplyOptions {
 
 export type ApplyResult =
   /** Decided and written; the caller may now carry out `decision.actions`. */
-  | { status: 'applied'; before: CallbackRequest; decision: Decision; version: number }
+  | { status: 'applied'; before: CallbackRequest; decision: Decision; version: number; at: number }
   /** The policy had nothing to change. */
   | { status: 'unchanged'; before: CallbackRequest; version: number }
   /** `dryRun`: what would have been written. */
@@ -118,7 +118,7 @@ export class Ledger {
       if (decision.request === before) return { status: 'unchanged', before, version: current.version };
       if (options.dryRun) return { status: 'dry-run', before, decision, version: current.version };
       const version = this.commit(decision, current.version, now);
-      if (version !== undefined) return { status: 'applied', before, decision, version };
+      if (version !== undefined) return { status: 'applied', before, decision, version, at: now };
       if (options.expectedVersion !== undefined) return { status: 'stale', version: this.opts.store.get(id)?.version ?? current.version };
       // Lost the race: someone changed the request between our read and our write. Read again.
     }

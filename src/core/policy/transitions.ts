@@ -34,6 +34,7 @@ export const TRANSITIONS: TransitionTable = {
     'prospect-free': ['GRACE', 'DUE'],
     'prospect-busy': ['WAITING'],
     due: ['DUE'],
+    'agent-snoozed': SNOOZE, // snoozed from the web page
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -41,6 +42,7 @@ export const TRANSITIONS: TransitionTable = {
   GRACE: {
     'prospect-busy': ['WAITING'],
     due: ['DUE'],
+    'agent-snoozed': SNOOZE,
     refreshed: ['WAITING'], // GRACE is device mode only, and a refreshed device-mode request waits for a free line
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -48,6 +50,7 @@ export const TRANSITIONS: TransitionTable = {
   DUE: {
     'prospect-busy': ['WAITING'],
     waiting: ['DUE'],
+    'agent-snoozed': SNOOZE,
     'ring-agent': ['RINGING_AGENT'],
     failed: ['FAILED'],
     refreshed: ['WAITING', 'DUE'],

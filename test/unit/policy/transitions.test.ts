@@ -52,6 +52,7 @@ function randomObservation(r: () => number): Observation {
     { type: 'prospectState', busy: r() < 0.5 },
     r() < 0.5 ? { type: 'refresh' } : { type: 'tick' },
     r() < 0.3 ? { type: 'cancel', by: 'test' } : { type: 'tick' },
+    r() < 0.3 ? { type: 'snooze', by: 'web' } : { type: 'tick' },
     { type: 'agentAnswered' },
     { type: 'agentNoAnswer' },
     { type: 'agentKey', key: keys[Math.floor(r() * keys.length)] },
