@@ -21,6 +21,7 @@ import {
   newRequest,
 } from '../core/policy';
 import { CliError, EXIT, GlobalArgs, loadPartial, localTime, out, printJson, run } from './common';
+import { NumberRules, defaultNumberRules, validateProspectNumber } from '../core/validate';
 
 export type RecallChoice = AgentKey | 'no-answer';
 
@@ -317,15 +318,16 @@ export function scenarioFrom(argv: ExplainArgs, timeZone: string, today: number)
 function explain(argv: ExplainArgs): void {
   const config = loadPartial(argv);
   const s = scenarioFrom(argv, config.policy.callingHours.timeZone, Date.now());
-  const report = explainScenario(s, config.policy);
+  const report = explainScenario(s, config.policy, config.numbers);
   if (argv.json) return printJson(report.json);
   for (const line of report.lines) out(line);
 }
 
 /** The dry run of one scenario as `explain` prints it: text lines and the `--json` document (also the web page's explain view). */
-export function explainScenario(s: Scenario, cfg: PolicyConfig): { lines: string[]; json: Record<string, unknown>; result: SimulationResult } {
+export function explainScenario(s: Scenario, cfg: PolicyConfig, numbers: NumberRules = defaultNumberRules): { lines: string[]; json: Record<string, unknown>; result: SimulationResult } {
   const zone = cfg.callingHours.timeZone;
-  if (!/^\+?\d+$/.test(s.prospect)) throw new CliError(`--prospect ${s.prospect}: expected digits`, EXIT.usage);
+  const number = validateProspectNumber(s.prospect, numbers);
+  if (!number.ok) throw new CliError(`--prospect: ${number.reason}`, EXIT.usage);
   const result = simulate(s, cfg);
   const day = s.date;
   const label = (t: number) => (localIsoDate(zone, t) === day ? localTime(zone, t, 'HH:mm:ss') : localTime(zone, t, 'EEE yyyy-MM-dd HH:mm:ss'));

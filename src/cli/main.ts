@@ -4,7 +4,7 @@
  *
  * Exit codes: 0 ok · 1 runtime failure · 2 usage or configuration error · 3 store cannot be opened · 4 not found.
  */
-import { schema } from '../config/schema';
+import { ENV_VARS as CONFIG_ENV_VARS } from '../config/schema';
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Config, loadConfig } from '../config/load';
@@ -16,10 +16,7 @@ import { dialplanCommand } from './dialplan';
 import { explainCommand } from './explain';
 
 /** Every environment variable the configuration reads, from the schema (so the help never goes stale). */
-const ENV_VARS = Object.values(schema as Record<string, { env?: string }>)
-  .map((f) => f.env)
-  .filter((e): e is string => Boolean(e))
-  .join(', ');
+const ENV_VARS = CONFIG_ENV_VARS.join(', ');
 import { requestCommands } from './requests';
 
 export { EXIT } from './common';
