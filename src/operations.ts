@@ -12,6 +12,8 @@ import { addHealthRoutes, packageVersion, type Readiness } from './http/health';
 import { ServiceMetrics } from './http/metrics';
 import { HttpServer } from './http/server';
 import { Lamp, type LampPort } from './lamp';
+import { CallbacksPage, defaultStaticDir } from './http/web';
+import { addPhoneRoutes } from './http/phones';
 
 const OPEN_STATES = CALLBACK_STATES.filter((s) => !(TERMINAL_STATES as readonly string[]).includes(s));
 
@@ -20,6 +22,8 @@ export class Operations {
   /** The HTTP listener; other features add routes before `start()`. Undefined when http.enabled is false. */
   readonly http?: HttpServer;
   readonly lamp?: Lamp;
+  /** The callbacks page (config web.enabled), on the HTTP listener. */
+  readonly page?: CallbacksPage;
   private readonly log: Logger;
 
   constructor(private readonly deps: { config: Config; log: Logger; engine: Engine; ari: AriConnection }) {
@@ -34,6 +38,11 @@ export class Operations {
     if (config.http.enabled) {
       this.http = new HttpServer({ bind: config.http.bind, port: config.http.port, token: config.http.token, log: deps.log.child({ component: 'http' }) });
       addHealthRoutes(this.http, this.readiness(), this.metrics);
+      if (config.web.enabled) {
+        this.page = new CallbacksPage({ engine, policy: config.policy, log: deps.log.child({ component: 'web' }) });
+        this.page.register(this.http);
+      }
+      if (config.web.phones) addPhoneRoutes(this.http, { ariUrl: config.ari.url, log: deps.log.child({ component: 'phones' }), staticDir: defaultStaticDir() });
     }
 
     if (config.lamp.enabled) {
@@ -78,7 +87,7 @@ export class Operations {
     const { bind, port } = this.deps.config.http;
     try {
       const bound = await this.http.listen();
-      this.log.info('HTTP listening', { event: 'http-listening', bind, port: bound, paths: ['/healthz', '/readyz', '/metrics'] });
+      this.log.info('HTTP listening', { event: 'http-listening', bind, port: bound, paths: ['/healthz', '/readyz', '/metrics', ...(this.page ? ['/callbacks'] : []), ...(this.deps.config.web.phones ? ['/phones'] : [])] });
       return bound;
     } catch (err) {
       this.log.warn('HTTP listener not started: health and metrics are unavailable (http.bind / http.port)', {
@@ -93,6 +102,7 @@ export class Operations {
 
   async stop(): Promise<void> {
     this.lamp?.stop();
+    this.page?.close();
     await this.http?.close();
   }
 }

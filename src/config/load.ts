@@ -50,6 +50,7 @@ export interface Config {
   webhook: { url: string; secret: string; timeoutMs: number; retries: number; backoffMs: number[] };
   http: { enabled: boolean; bind: string; port: number; token: string };
   lamp: { enabled: boolean };
+  web: { enabled: boolean; phones: boolean };
 }
 
 export class ConfigError extends Error {
@@ -397,6 +398,7 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
     },
     http: { enabled: v('http.enabled'), bind: v('http.bind'), port: v('http.port'), token: v('http.token') },
     lamp: { enabled: v('lamp.enabled') },
+    web: { enabled: v('web.enabled'), phones: v('web.phones') },
   };
   return { config, entries };
 }

@@ -8,6 +8,7 @@
 import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../log';
 
 export interface Route {
@@ -31,14 +32,36 @@ export interface HttpOptions {
   requestTimeoutMs?: number;
 }
 
-/** Constant-time comparison of the Authorization header with "Bearer <token>". */
+/**
+ * Constant-time comparison of the Authorization header with "Bearer <token>", or with basic auth whose
+ * password is the token (any user name; browsers prompt for it and send it with every request, the
+ * page's event stream included).
+ */
 export function tokenMatches(header: string | undefined, token: string): boolean {
   if (!token) return true;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!m) return false;
   const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(m[1]), digest(token));
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  if (bearer) return timingSafeEqual(digest(bearer[1]), digest(token));
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!basic) return false;
+  const pair = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = pair.indexOf(':');
+  if (colon < 0) return false;
+  return timingSafeEqual(digest(pair.slice(colon + 1)), digest(token));
 }
+
+/** The user name of basic auth, if any (for "cancelled by web (alice)"); undefined for a bearer token. */
+export function basicUser(header: string | undefined): string | undefined {
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!basic) return undefined;
+  const pair = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = pair.indexOf(':');
+  const user = (colon < 0 ? pair : pair.slice(0, colon)).replace(/[^\w.@ -]/g, '').slice(0, 32).trim();
+  return user || undefined;
+}
+
+/** A handler for WebSocket upgrades on one path (the demo phones' SIP relay). */
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export function send(res: http.ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
   res.statusCode = status;
@@ -50,6 +73,7 @@ export function send(res: http.ServerResponse, status: number, body: string, con
 
 export class HttpServer {
   private readonly routes = new Map<string, Route>();
+  private readonly upgrades = new Map<string, UpgradeHandler>();
   private server?: http.Server;
 
   constructor(private readonly opts: HttpOptions) {}
@@ -60,12 +84,20 @@ export class HttpServer {
     return this;
   }
 
+  /** A WebSocket upgrade on `path`, behind the same token as the routes. */
+  upgrade(path: string, handler: UpgradeHandler): this {
+    if (this.upgrades.has(path)) throw new Error(`HTTP upgrade ${path} registered twice`);
+    this.upgrades.set(path, handler);
+    return this;
+  }
+
   /** Starts listening; resolves with the bound port, rejects when the address cannot be bound. */
   listen(): Promise<number> {
     const server = http.createServer({ maxHeaderSize: 8192, requestTimeout: this.opts.requestTimeoutMs ?? 10_000 }, (req, res) => this.dispatch(req, res));
     server.maxConnections = this.opts.maxConnections ?? 64;
     server.headersTimeout = Math.min(this.opts.requestTimeoutMs ?? 10_000, 10_000);
     server.keepAliveTimeout = 5_000;
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.dispatchUpgrade(req, socket, head));
     this.server = server;
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
@@ -112,7 +144,7 @@ export class HttpServer {
       return;
     }
     if (!route.public && !tokenMatches(req.headers.authorization, this.opts.token)) {
-      res.setHeader('www-authenticate', 'Bearer');
+      res.setHeader('www-authenticate', ['Bearer', 'Basic realm="considerate-callback", charset="UTF-8"']);
       send(res, 401, 'a bearer token is needed (config http.token)\n');
       this.opts.log.warn('HTTP request without a valid token', { event: 'http-unauthorized', path, remote: req.socket.remoteAddress });
       return;
@@ -127,6 +159,31 @@ export class HttpServer {
       if (r && typeof r.then === 'function') r.catch(fail);
     } catch (err) {
       fail(err);
+    }
+  }
+
+  private dispatchUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    let path = '';
+    try {
+      path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      // answered below as not found
+    }
+    const handler = this.upgrades.get(path);
+    const refuse = (status: string) => {
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    };
+    if (!handler) return refuse('404 Not Found');
+    if (!tokenMatches(req.headers.authorization, this.opts.token)) {
+      this.opts.log.warn('HTTP upgrade without a valid token', { event: 'http-unauthorized', path, remote: req.socket.remoteAddress });
+      return refuse('401 Unauthorized');
+    }
+    try {
+      handler(req, socket, head);
+    } catch (err) {
+      this.opts.log.error('HTTP upgrade handler failed', { event: 'http-handler-failed', path, error: (err as Error)?.message ?? String(err) });
+      socket.destroy();
     }
   }
 }

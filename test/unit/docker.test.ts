@@ -150,9 +150,9 @@ describe('docker-compose.yml', () => {
     // The image has node but no curl or wget: the check must be a node one-liner that exits non-zero on failure.
     expect(check?.test?.[1]).toBe('node');
     expect(command).toMatch(/process\.exit\(r\.ok \? 0 : 1\)/);
-    // Nothing publishes the listener: it stays on the container's loopback.
-    expect(compose.services.app.ports ?? []).toEqual([]);
-    expect(compose.services.app.environment?.CC_HTTP_BIND).toBeUndefined();
+    // The listener (the callbacks page and the browser phones) is published on the host's loopback only.
+    expect(compose.services.app.ports ?? []).toEqual([`127.0.0.1:${String(fields['http.port'].default)}:${String(fields['http.port'].default)}`]);
+    expect(compose.services.app.environment?.CC_HTTP_BIND).toBe('0.0.0.0');
   });
 });
 

@@ -99,7 +99,11 @@ describe('HttpServer', () => {
     expect(tokenMatches(undefined, 't')).toBe(false);
     expect(tokenMatches('Bearer t', 't')).toBe(true);
     expect(tokenMatches('Bearer tt', 't')).toBe(false);
-    expect(tokenMatches('Basic dDp0', 't')).toBe(false);
+    // Basic auth: any user, the token as password ('t:t', 'alice:t'); a wrong password or no colon fails.
+    expect(tokenMatches('Basic dDp0', 't')).toBe(true);
+    expect(tokenMatches(`Basic ${Buffer.from('alice:t').toString('base64')}`, 't')).toBe(true);
+    expect(tokenMatches(`Basic ${Buffer.from('t:x').toString('base64')}`, 't')).toBe(false);
+    expect(tokenMatches(`Basic ${Buffer.from('t').toString('base64')}`, 't')).toBe(false);
   });
 });
 
