@@ -24,6 +24,7 @@ import {
   isTerminal,
   newRequest,
 } from './core/policy';
+import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
 import { OutboxInsert, SqliteStore, StoredEvent } from './store/sqlite';
@@ -290,7 +291,7 @@ export class Engine {
     const request = decision.request;
     const log = this.log.child({ requestId: request.id });
     for (const e of decision.events) {
-      log.info(`callback ${e.type}`, { from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
+      emit(log, 'info', 'request.transition', `callback ${e.type}`, { transition: e.type, from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
     }
     for (const action of decision.actions) {
       if (action.type === 'notify') {
@@ -317,7 +318,7 @@ export class Engine {
         if (this.queues.get(request.id) === next) this.queues.delete(request.id);
       });
     }
-    if (isTerminal(request.state)) log.info('callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
+    if (isTerminal(request.state)) emit(log, 'info', 'request.finished', 'callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
   }
 
   /** Arms the single timer for the earliest wake-up. */

@@ -125,15 +125,15 @@ export interface EventCatalogue {
    * A request changed: one line per policy event. `transition` is the policy's event type
    * (requested, prospect-free, due, agent-snoozed, prospect-busy, …; see core/policy/types.ts).
    */
-  'request.transition': { transition: string; from: string | null; to: string; reason: string; wakeAt?: string };
+  'request.transition': { transition: string; from: string | null; to: string; reason: string; wakeAt: string | null };
   /** A request reached a terminal state (COMPLETED, CANCELLED, EXPIRED, FAILED). */
-  'request.finished': { state: string; outcome?: string; reason?: string };
+  'request.finished': { state: string; outcome: string | null; reason: string | null };
   /** A notification for the CRM webhook was queued (`webhookEvent`: requested, completed, …). */
   'request.notified': { webhookEvent: string; reason: string };
 
   // ── CRM webhook (src/webhook/sender.ts) ──────────────────────────────────────────────────────
   /** The CRM accepted an event. */
-  'webhook.delivered': Record<string, unknown>;
+  'webhook.delivered': Record<string, never>;
   /** The CRM did not accept an event; it is retried at `retryAt`. */
   'webhook.retry': { error: string; retryAt: string };
   /** An event was given up after its retries. */

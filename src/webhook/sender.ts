@@ -9,6 +9,7 @@
  * - Delivered once: a row is marked sent as soon as the CRM accepted it. A crash between the CRM's answer and
  *   that mark would resend it; the idempotency key (body.id, X-Considerate-Delivery) lets the CRM drop it.
  */
+import { emit } from '../events';
 import type { Logger } from '../log';
 import type { OutboxRow, SqliteStore, RequestRecord } from '../store/sqlite';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign } from './payload';
@@ -146,7 +147,7 @@ export class WebhookSender {
     const at = this.clock();
     if (error === undefined) {
       this.store.outboxSent(row.id, at);
-      rlog.info('webhook delivered');
+      emit(rlog, 'info', 'webhook.delivered', 'webhook delivered', {});
       return;
     }
     const attempt = row.attempts + 1;
@@ -157,11 +158,11 @@ export class WebhookSender {
     }
     if (attempt > this.opts.retries) {
       this.store.outboxFailed(row.id, error, null, at);
-      rlog.error('webhook given up: the CRM did not accept the event', { error, attempts: attempt });
+      emit(rlog, 'error', 'webhook.given_up', 'webhook given up: the CRM did not accept the event', { error, attempts: attempt });
       return;
     }
     const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
     this.store.outboxFailed(row.id, error, nextAt, at);
-    rlog.warn('webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
+    emit(rlog, 'warn', 'webhook.retry', 'webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
   }
 }
