@@ -346,11 +346,6 @@ export class Engine {
       }
     }, delay);
   }
-
-  /** Timer state, for tests and `show`. */
-  get nextTimer(): number | null {
-    return this.armedFor;
-  }
 }
 
 function iso(at: number | null): string | null {

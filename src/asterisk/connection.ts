@@ -65,11 +65,6 @@ export class AriConnection extends EventEmitter {
     if (opts.lease) this.lease = new Lease({ ...opts.lease, app: opts.app });
   }
 
-  /** True while another instance holds the app and this one waits to take over. */
-  get standby(): boolean {
-    return this.standingBy;
-  }
-
   get client(): AriClient | undefined {
     return this.isUp ? this.current : undefined;
   }

@@ -1,12 +1,14 @@
 /**
- * A lean ARI REST client for the calls on the agent's hot path (answer, play, stop a playback, hang up).
+ * The lean ARI REST client: every REST call of the service goes through it (ari-client only keeps the
+ * WebSocket and its events). Measured with bench/rest-micro.ts (README § Performance), it takes about
+ * half of ari-client's time per call.
+ *
  *
  * ari-client builds every request through its swagger layer (parameter validation, option cloning, a
  * fresh request object): about 0.5 ms per call on the 2-core reference machine against 0.17 ms for a
  * plain request over a kept-alive connection (measured with `GET /ari/asterisk/info`, 200 calls each).
  * The offer makes two such calls before the agent hears the prompt, so the difference is most of what
- * the app adds over a bare ari-client script (see `npm run bench`). Everything else (originate, bridges,
- * device states, listings) keeps using ari-client.
+ * the app adds over a bare ari-client script (see `npm run bench`).
  *
  * Requests carry a timeout: a PBX that stops answering HTTP must not leave a call's queue waiting forever.
  * A request that meets a kept-alive connection Asterisk has just closed (its idle timeout, a restart) is
