@@ -298,7 +298,7 @@ export class Engine {
         try {
           this.notifier?.(request, action);
         } catch (err) {
-          log.error('notification failed', { event: action.event, error: (err as Error).message });
+          log.error('notification failed', { webhookEvent: action.event, error: (err as Error).message });
         }
         continue;
       }

@@ -115,7 +115,7 @@ export class WebhookSender {
     const now = this.clock();
     // Claimed until the attempt can no longer be running (timeout plus a margin).
     if (!this.store.outboxClaim(row.id, row.nextAt, now + this.opts.timeoutMs + 30_000)) return;
-    const rlog = log.child({ requestId: row.requestId, event: row.event, delivery: row.key, attempt: row.attempts + 1 });
+    const rlog = log.child({ requestId: row.requestId, webhookEvent: row.event, delivery: row.key, attempt: row.attempts + 1 });
     let error: string | undefined;
     const controller = new AbortController();
     this.inFlight = controller;
