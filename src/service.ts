@@ -9,7 +9,7 @@ import { Config, prospectDevice } from './config/load';
 import { AriConnection } from './asterisk/connection';
 import { localOwnerGone } from './asterisk/lease';
 import { AgiServer, type AgiSession } from './agi/server';
-import { PENDING_STATES, isTerminal, type CallbackRequest } from './core/policy';
+import { PENDING_STATES, type CallbackRequest } from './core/policy';
 import { Engine } from './engine';
 import { emit } from './events';
 import { OfferDriver } from './flows/offer';
@@ -97,12 +97,9 @@ export class Service {
     this.engine.onWatch = (device) => this.presence.watch(device);
     this.recall = new RecallFlow(
       new AriSwitchboard(rest, router, config.ari.app),
-      (requestId, observation) => {
-        if (this.engine.observe(requestId, observation)) return;
-        // Nothing to decide: if the request ended meanwhile (cancelled from the CLI or *82 while the
-        // agent's phone rang), the call that is still up has no purpose any more.
-        const current = this.engine.store.get(requestId)?.request;
-        if (current && isTerminal(current.state)) void this.recall.abandon(requestId, current.state);
+      {
+        observe: (requestId, observation) => this.engine.observe(requestId, observation) !== undefined,
+        stateOf: (requestId) => this.engine.store.get(requestId)?.request.state,
       },
       {
         outboundContext: config.recall.outboundContext,

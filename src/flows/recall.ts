@@ -14,7 +14,7 @@
  * - Outcomes come from the Dial status of the dialled channels and their ends.
  */
 import type { Config } from '../config/load';
-import type { Action, CallbackRequest, Observation } from '../core/policy';
+import { isTerminal, type Action, type CallbackRequest, type CallbackState, type Observation } from '../core/policy';
 import type { Telephony } from '../engine';
 import { emit } from '../events';
 import type { Logger } from '../log';
@@ -31,7 +31,13 @@ export interface RecallOptions {
   announceTimeoutMs?: number;
 }
 
-export type Report = (requestId: string, observation: Observation) => void;
+/** Where the recall reports what the PBX did: the engine's public methods. */
+export interface RecallSink {
+  /** Lets the policy decide on an observation; false when there was nothing to decide. */
+  observe(requestId: string, observation: Observation): boolean;
+  /** The request's state now (undefined: unknown). */
+  stateOf(requestId: string): CallbackState | undefined;
+}
 
 interface Call {
   requestId: string;
@@ -78,10 +84,20 @@ export class RecallFlow implements Telephony {
 
   constructor(
     private readonly pbx: Switchboard,
-    private readonly report: Report,
+    private readonly sink: RecallSink,
     private readonly opts: RecallOptions,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Reports an observation. Nothing to decide and the request has ended meanwhile (cancelled from the CLI
+   * or *82 while the agent's phone rang): the call that is still up has no purpose any more.
+   */
+  private report(requestId: string, observation: Observation): void {
+    if (this.sink.observe(requestId, observation)) return;
+    const state = this.sink.stateOf(requestId);
+    if (state && isTerminal(state)) void this.abandon(requestId, state);
+  }
 
   /** Recalls in progress (channels we own on the PBX). */
   get active(): number {

@@ -1,4 +1,4 @@
-import type { Action, CallbackRequest, Observation } from '../../../src/core/policy';
+import type { Action, CallbackRequest, CallbackState, Observation } from '../../../src/core/policy';
 import { RecallFlow, type RecallOptions } from '../../../src/flows/recall';
 import { FakeSwitchboard, capturedLog, settle } from '../fake-port';
 
@@ -25,10 +25,22 @@ const dial: Extract<Action, { type: 'dialProspect' }> = { type: 'dialProspect', 
 function setup() {
   const pbx = new FakeSwitchboard();
   const reports: Observation[] = [];
+  const request: { decides: boolean; state: CallbackState } = { decides: true, state: 'RINGING_AGENT' };
   const { log, lines } = capturedLog();
-  const flow = new RecallFlow(pbx, (_id, o) => reports.push(o), OPTS, log);
+  const flow = new RecallFlow(
+    pbx,
+    {
+      observe: (_id, o) => {
+        reports.push(o);
+        return request.decides;
+      },
+      stateOf: () => request.state,
+    },
+    OPTS,
+    log,
+  );
   const events = () => lines.filter((l) => typeof l.event === 'string').map((l) => l.event);
-  return { pbx, flow, reports, lines, events };
+  return { pbx, flow, reports, lines, events, request };
 }
 
 async function answered() {
@@ -148,6 +160,19 @@ describe('the recall over a fake switchboard', () => {
     expect(agent.press('1')).toBe('dropped');
     expect(reports).toEqual([{ type: 'agentAnswered' }]);
     expect(events()).toContain('recall.abandoned');
+  });
+
+  it('an observation the policy has nothing to decide on, for a request that ended meanwhile, ends the call', async () => {
+    const { flow, pbx, agent, request, events } = await answered();
+    request.decides = false;
+    request.state = 'CANCELLED';
+    await flow.execute(REQUEST, { type: 'announce', channelId: AGENT, prompt: 'menu' });
+    await settle();
+    agent.press('1');
+    await settle(10);
+    expect(events()).toContain('recall.abandoned');
+    expect(agent.calls).toContain('play sound:cc-cancelled');
+    expect(pbx.calls.at(-1)).toBe(`hangup ${AGENT}`);
   });
 
   it('a recall channel nobody knows (an earlier run) is hung up', () => {

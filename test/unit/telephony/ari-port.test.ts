@@ -169,7 +169,7 @@ describe('the recall menu over the ARI port (the late-dial fix)', () => {
     const router = new AriRouter(ari);
     const reports: Observation[] = [];
     const { log } = capturedLog();
-    const flow = new RecallFlow(new AriSwitchboard(ari.rest, router, 'app'), (_id, o) => reports.push(o), {
+    const flow = new RecallFlow(new AriSwitchboard(ari.rest, router, 'app'), { observe: (_id, o) => reports.push(o) > 0, stateOf: () => 'RINGING_AGENT' }, {
       outboundContext: 'cc-outbound',
       alertInfo: '',
       menuTimeoutMs: 8000,
