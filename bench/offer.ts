@@ -28,6 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
+import '../src/asterisk/quiet-swagger';
 import { ROOT, Stats, bootstrapRatio, log, round, sleep, stats } from './common';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';

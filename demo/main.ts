@@ -21,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ari from 'ari-client';
+import '../src/asterisk/quiet-swagger';
 import { acquireSandboxLock, SandboxLock } from '../testkit/lock';
 import { ACCOUNTS, CLI, PBX_SCRIPT as PBX, ROOT, SANDBOX, SCENARIOS } from '../testkit/sandbox';
 import { ServiceProcess, type LogLine } from '../testkit/service-process';
@@ -94,17 +95,6 @@ function seconds(d: string): number {
   const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(d);
   if (!m) return NaN;
   return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
-}
-
-/** ari-client's swagger loader prints a deprecation notice with console.log while connecting. */
-async function quietly<T>(fn: () => Promise<T>): Promise<T> {
-  const log = console.log;
-  console.log = () => undefined;
-  try {
-    return await fn();
-  } finally {
-    console.log = log;
-  }
 }
 
 /** The service with the demo's config; its raw log goes to data/demo-story.log. A wait that fails ends the story. */
@@ -235,7 +225,7 @@ async function story(ctx: Ctx): Promise<void> {
   note(`config ${path.relative(ROOT, CONFIG_OUT)} (from config/demo.json), log ${path.relative(ROOT, SERVICE_LOG)}`);
   note(`watch it from another terminal: node dist/cli/main.js list -c ${path.relative(ROOT, CONFIG_OUT)}`);
 
-  ctx.client = await quietly(() => ari.connect(config.ari.url, config.ari.username, config.ari.password));
+  ctx.client = await ari.connect(config.ari.url, config.ari.username, config.ari.password);
   const stale = await hangUpLeftovers(ctx.client);
   if (stale) note(`hung up ${stale} call(s) an earlier, interrupted demo left on the PBX`);
 

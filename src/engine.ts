@@ -39,6 +39,15 @@ export interface OptInInput {
   channelId: string;
 }
 
+/** A decision the engine persisted and carried out (for metrics and the agent's lamp). */
+export interface AppliedDecision {
+  /** The request before the decision; undefined for a new request. */
+  before?: CallbackRequest;
+  decision: Decision;
+  observation: Observation | { type: 'optIn' };
+  at: number;
+}
+
 export type OptInResult = { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
 
 /** Carries out the policy's telephony actions (the ARI recall flow implements it). */
@@ -101,6 +110,8 @@ export class Engine {
   private linesLoaded = false;
   /** Called when a device should be watched (prospect lines of pending requests, agents). */
   onWatch?: (device: string) => void;
+  /** Listeners told of every persisted decision (metrics, the lamp); a throwing one is logged, never fatal. */
+  private readonly decisionListeners: ((applied: AppliedDecision) => void)[] = [];
 
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -117,6 +128,20 @@ export class Engine {
 
   setNotifier(n: Notifier): void {
     this.notifier = n;
+  }
+
+  onDecision(listener: (applied: AppliedDecision) => void): void {
+    this.decisionListeners.push(listener);
+  }
+
+  private applied(applied: AppliedDecision): void {
+    for (const l of this.decisionListeners) {
+      try {
+        l(applied);
+      } catch (err) {
+        this.log.error('decision listener failed', { requestId: applied.decision.request.id, error: (err as Error).message });
+      }
+    }
   }
 
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
@@ -164,6 +189,7 @@ export class Engine {
     const now = this.clock();
     const device = this.opts.prospectDevice(input.prospect);
     let decision: Decision | undefined;
+    let before: CallbackRequest | undefined;
     const r = this.store.createOrRefresh(
       input.agent,
       input.prospect,
@@ -186,6 +212,7 @@ export class Engine {
         return { request: decision.request, events, outbox: this.opts.outbox?.(decision, now) };
       },
       (existing) => {
+        before = existing;
         decision = decide(existing, { type: 'refresh' }, this.ctx(existing, now));
         return { request: decision.request, events: toStoredEvents(existing.id, decision.events), outbox: this.opts.outbox?.(decision, now) };
       },
@@ -193,6 +220,7 @@ export class Engine {
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
+    if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     this.arm();
@@ -216,6 +244,7 @@ export class Engine {
       const version = this.store.transition(decision.request, current.version, toStoredEvents(requestId, decision.events), this.opts.outbox?.(decision, now));
       if (version === undefined) continue;
       this.perform(decision);
+      this.applied({ before: current.request, decision, observation, at: now });
       this.arm();
       return decision;
     }

@@ -131,6 +131,40 @@ export interface EventCatalogue {
   /** A notification for the CRM webhook was queued (`webhookEvent`: requested, completed, …). */
   'request.notified': { webhookEvent: string; reason: string };
 
+  // ── operations: HTTP listener, callbacks page, browser phones, lamps (src/operations.ts, src/http/, src/lamp.ts)
+  /** The HTTP listener (health, readiness, metrics, page) is bound. */
+  'http.listening': { bind: string; port: number; paths: string[] };
+  /** The HTTP listener could not be bound; the service runs on without it. */
+  'http.listen_failed': { bind: string; port: number; error: string };
+  /** The HTTP listener reported an error after it was bound. */
+  'http.error': { error: string };
+  /** A request or upgrade without a valid token was refused. */
+  'http.unauthorized': { path: string; remote?: string };
+  /** An HTTP handler threw; the client got a 500. */
+  'http.handler_failed': { path: string; error: string };
+  /** A file of the callbacks page is missing from the build. */
+  'web.static_missing': { file: string; error: string };
+  /** A POST from the page failed the CSRF / origin checks. */
+  'web.csrf_refused': { path: string; why: string; remote?: string };
+  /** A cancel from the page (`applied`: whether the request changed). */
+  'web.cancel': { requestId: string; by: string; from: string; to: string; applied: boolean };
+  /** A snooze from the page. */
+  'web.snooze': { requestId: string; by: string; from: string; to: string; applied: boolean };
+  /** The page's event stream was refused: too many open. */
+  'web.streams_full': { open: number };
+  /** A browser phone's WebSocket relay was refused: too many open. */
+  'phones.relay_full': { open: number };
+  /** A browser phone's WebSocket relay opened. */
+  'phones.relay_open': { remote?: string };
+  /** A browser phone's relay could not reach Asterisk. */
+  'phones.relay_error': { error: string; target: string };
+  /** An agent's lamp was set on the PBX (custom device state). */
+  'lamp.set': { device: string; state: string };
+  /** An agent's lamp could not be set. */
+  'lamp.set_failed': { device: string; state: string; error: string };
+  /** The lamps on the PBX could not be listed. */
+  'lamp.list_failed': { error: string };
+
   // ── CRM webhook (src/webhook/sender.ts) ──────────────────────────────────────────────────────
   /** The CRM accepted an event. */
   'webhook.delivered': Record<string, never>;
@@ -187,6 +221,22 @@ export const EVENT_NAMES = [
   'request.transition',
   'request.finished',
   'request.notified',
+  'http.listening',
+  'http.listen_failed',
+  'http.error',
+  'http.unauthorized',
+  'http.handler_failed',
+  'web.static_missing',
+  'web.csrf_refused',
+  'web.cancel',
+  'web.snooze',
+  'web.streams_full',
+  'phones.relay_full',
+  'phones.relay_open',
+  'phones.relay_error',
+  'lamp.set',
+  'lamp.set_failed',
+  'lamp.list_failed',
   'webhook.delivered',
   'webhook.retry',
   'webhook.given_up',

@@ -24,6 +24,7 @@ import { AriRouter } from './telephony/ari/router';
 import { StasisEntry } from './telephony/ari/stasis';
 import { outboxRowsFor } from './webhook/payload';
 import { WebhookSender } from './webhook/sender';
+import { Operations } from './operations';
 
 /** The offer's settings, the same for the ARI and the FastAGI entry. */
 function offerOptions(config: Config) {
@@ -53,6 +54,8 @@ export class Service {
   private readonly stasis: StasisEntry;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
+  /** Health, readiness and metrics over HTTP, and the agents' lamps (src/operations.ts). */
+  readonly ops: Operations;
   /** How long the event loop was late (every call's events wait behind it); logged at stop. */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
@@ -70,7 +73,11 @@ export class Service {
       outbox: config.webhook.url ? outboxRowsFor : undefined,
     });
     if (config.webhook.url) {
-      this.webhook = new WebhookSender(store, { ...config.webhook, log: log.child({ component: 'webhook' }) });
+      this.webhook = new WebhookSender(store, {
+        ...config.webhook,
+        log: log.child({ component: 'webhook' }),
+        onAttempt: (result, seconds) => this.ops.metrics.webhookAttempt(result, seconds),
+      });
     }
     this.engine.setNotifier((request, action) => {
       emit(log.child({ requestId: request.id }), 'info', 'request.notified', 'notify', { webhookEvent: action.event, reason: action.reason });
@@ -89,6 +96,7 @@ export class Service {
         isGone: localOwnerGone(os.hostname()),
       },
     });
+    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari });
     // ARI: every REST call through the lean client, events routed per channel.
     const rest = this.ari.rest;
     const router = new AriRouter(this.ari);
@@ -160,6 +168,7 @@ export class Service {
     this.engine.start();
     this.ari.start();
     this.webhook?.start();
+    void this.ops.start();
     // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
     this.ari.once('connected', () => this.loopDelay.enable());
   }
@@ -179,6 +188,7 @@ export class Service {
   }
 
   async stop(): Promise<void> {
+    await this.ops.stop();
     this.webhook?.stop();
     await this.agi?.close();
     this.engine.stop();

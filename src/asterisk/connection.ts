@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
+import './quiet-swagger';
 import { emit } from '../events';
 import type { Logger } from '../log';
 import { Lease } from './lease';
@@ -63,6 +64,11 @@ export class AriConnection extends EventEmitter {
     super();
     this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password });
     if (opts.lease) this.lease = new Lease({ ...opts.lease, app: opts.app });
+  }
+
+  /** True while another instance holds the app and this one waits to take over. */
+  get standby(): boolean {
+    return this.standingBy;
   }
 
   get client(): AriClient | undefined {

@@ -127,6 +127,16 @@ export class AriRest {
     return this.call('GET', `/deviceStates/${enc(device)}`, {}).then((r) => String((r as { state?: string } | undefined)?.state ?? ''));
   }
 
+  /** Sets a custom device state (`Stasis:<name>`, the agents' lamps). */
+  setDeviceState(device: string, state: string): Promise<void> {
+    return this.call('PUT', `/deviceStates/${enc(device)}`, { deviceState: state }).then(() => undefined);
+  }
+
+  /** Every device state the PBX knows. */
+  listDeviceStates(): Promise<{ name: string; state: string }[]> {
+    return this.call('GET', '/deviceStates', {}) as Promise<{ name: string; state: string }[]>;
+  }
+
   /** Global variables (the lease): the shape of ari-client's `asterisk.getGlobalVar`/`setGlobalVar`. */
   readonly globals = {
     getGlobalVar: (p: { variable: string }): Promise<{ value: string }> =>

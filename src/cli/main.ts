@@ -60,7 +60,7 @@ async function runService(argv: GlobalArgs): Promise<void> {
 
 /** Values no log line may contain: the ARI password, the webhook secret, credentials in the webhook URL. */
 export function runSecrets(config: Config): string[] {
-  const secrets = [config.ari.password, config.webhook.secret];
+  const secrets = [config.ari.password, config.webhook.secret, config.http.token];
   try {
     const u = config.webhook.url ? new URL(config.webhook.url) : undefined;
     if (u?.password) secrets.push(decodeURIComponent(u.password));

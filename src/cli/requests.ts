@@ -152,14 +152,20 @@ function show(argv: ShowArgs): void {
       })),
     });
   }
-  out(explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length }));
+  out(showText(r, policyEvents, now));
+}
+
+/** What `show` prints for one request (also the web page's "why" text): the timeline and the next wake-up. */
+export function showText(r: CallbackRequest, policyEvents: readonly PolicyEvent[], now: number): string {
+  const lines = [explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length })];
   if (r.wakeAt !== null) {
-    out(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
-    if (r.wakeAt < now - 60_000) out('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');
+    lines.push(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
+    if (r.wakeAt < now - 60_000) lines.push('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');
   }
   if ((RECALL_STATES as readonly string[]).includes(r.state)) {
-    out('Note: a recall is in progress on the PBX right now.');
+    lines.push('Note: a recall is in progress on the PBX right now.');
   }
+  return lines.join('\n');
 }
 
 interface CancelArgs extends GlobalArgs {

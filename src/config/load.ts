@@ -48,6 +48,9 @@ export interface Config {
   agi: { enabled: boolean; bind: string; port: number };
   pending: { prompts: { count: string; menu: string } };
   webhook: { url: string; secret: string; timeoutMs: number; retries: number; backoffMs: number[] };
+  http: { enabled: boolean; bind: string; port: number; token: string };
+  lamp: { enabled: boolean };
+  web: { enabled: boolean; phones: boolean };
 }
 
 export class ConfigError extends Error {
@@ -393,6 +396,9 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
       retries: v('webhook.retries'),
       backoffMs: v('webhook.backoff'),
     },
+    http: { enabled: v('http.enabled'), bind: v('http.bind'), port: v('http.port'), token: v('http.token') },
+    lamp: { enabled: v('lamp.enabled') },
+    web: { enabled: v('web.enabled'), phones: v('web.phones') },
   };
   return { config, entries };
 }

@@ -91,6 +91,14 @@ export const schema = {
   'numbers.minDigits': { type: 'integer', default: 2, min: 1, max: 30, doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: 20, min: 1, max: 30, doc: 'Most digits of a prospect number.' },
   'ari.leaseTtl': { type: 'duration', default: '15s', doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
+  // Operations: the HTTP listener (health, readiness, metrics) and the agent's lamp (README, "Operations").
+  'http.enabled': { type: 'boolean', default: true, env: 'CC_HTTP_ENABLED', doc: 'Run the HTTP listener for /healthz, /readyz and /metrics (Prometheus). false: no listener.' },
+  'http.bind': { type: 'string', default: '127.0.0.1', env: 'CC_HTTP_BIND', doc: 'Address the HTTP listener binds to. Loopback by default; open it only to your monitoring network.' },
+  'http.port': { type: 'integer', default: 9464, min: 0, max: 65535, env: 'CC_HTTP_PORT', doc: 'TCP port of the HTTP listener (0 picks a free port). A port in use is logged and the service runs on without it.' },
+  'http.token': { type: 'secret', default: '', allowEmpty: true, env: 'CC_HTTP_TOKEN', doc: 'When set, /readyz and /metrics need "Authorization: Bearer <token>" (/healthz stays open). Never logged.' },
+  'lamp.enabled': { type: 'boolean', default: true, env: 'CC_LAMP_ENABLED', doc: 'Drive each agent\'s BLF lamp, the device state Stasis:cc-<agent> (idle / in use while callbacks are pending / ringing while one is due).' },
+  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener; it needs the same token (Bearer, or basic auth with the token as password) as /metrics when http.token is set.' },
+  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws) to Asterisk\'s /ws on the host and port of ari.url.' },
 } as const satisfies Record<string, Field>;
 
 export type ConfigKey = keyof typeof schema;

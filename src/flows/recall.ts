@@ -78,6 +78,11 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** The agent as a CDR accountcode: PJSIP/1001 → 1001. */
+function cdrAccount(agent: string): string {
+  return agent.slice(agent.indexOf('/') + 1).replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
 export class RecallFlow implements Telephony {
   private readonly calls = new Map<string, Call>();
   private readonly byChannel = new Map<string, Call>();
@@ -195,6 +200,8 @@ export class RecallFlow implements Telephony {
     agent.onGone((cause) => this.onGone(action.channelId, cause));
     const variables: Record<string, string> = { 'CHANNEL(language)': request.language };
     if (this.opts.alertInfo) variables['PJSIP_HEADER(add,Alert-Info)'] = this.opts.alertInfo;
+    // Honest call records (README, "Call records"): the ring to the agent is the agent's, marked as a callback.
+    Object.assign(variables, { 'CHANNEL(accountcode)': cdrAccount(request.agent), 'CDR(userfield)': `cc-callback-ring:${request.id}` });
     const callerId = callerIdString(action.callerId);
     emit(log, 'info', 'recall.ringing_agent', 'ringing the agent', { agent: request.agent, callerId, attempt: action.attempt });
     try {
@@ -281,6 +288,16 @@ export class RecallFlow implements Telephony {
         appArgs: `prospect,${request.id}`,
         callerId,
         timeoutSec: Math.max(1, Math.round(action.timeoutMs / 1000)),
+        // Honest call records: the dialplan routine considerate-callback-recall (dialplan/) reads these.
+        variables: {
+          CC_CALLBACK: request.id,
+          CC_CALLBACK_AGENT: cdrAccount(request.agent),
+          CC_CALLBACK_CID_NAME: action.callerId.name,
+          CC_CALLBACK_CID_NUM: action.callerId.number,
+          'CHANNEL(accountcode)': cdrAccount(request.agent),
+          CONNECTED_LINE_SEND_SUB: 'considerate-callback-recall-cid,s,1',
+          'CDR_PROP(disable)': '1',
+        },
       });
     } catch (err) {
       emit(log, 'warn', 'recall.dial_failed', 'could not dial the prospect', { error: errorText(err) });

@@ -209,6 +209,13 @@ function dispatch(s: Step, o: Observation): void {
       return;
     case 'cancel':
       return cancel(s, o.by);
+    case 'snooze':
+      if (pending) return snooze(s, 'agent-snoozed', { explicit: true, why: `snoozed by ${o.by}`, force: true });
+      if (r.state === 'RINGING_AGENT') {
+        s.act({ type: 'hangupAgent', channelId: s.agentChannel });
+        return snooze(s, 'agent-snoozed', { explicit: true, why: `snoozed by ${o.by} while the agent's phone rang` });
+      }
+      return;
     case 'agentAnswered':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) return agentAnswered(s);
       return;
@@ -591,7 +598,7 @@ function attemptNoAnswer(s: Step): void {
  * Postpone after the agent could not or would not take the recall. Counts as a snooze; over the limit → FAILED.
  * After an attempt has been made, no attempts left → FAILED 'max-attempts'.
  */
-function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why: string }): void {
+function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why: string; force?: boolean }): void {
   const { r, now, cfg } = s;
   if (r.attempts >= cfg.maxAttempts) {
     return finish(s, 'FAILED', 'max-attempts', cause, `${opts.why}; no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
@@ -605,7 +612,7 @@ function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why:
   r.graceUntil = null;
   r.notBefore = now + cfg.snoozeMs;
   r.notBeforeKind = 'snooze';
-  settle(s, cause, { note: opts.why });
+  settle(s, cause, { note: opts.why, force: opts.force });
 }
 
 /**
