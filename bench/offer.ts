@@ -32,6 +32,7 @@ import '../src/asterisk/quiet-swagger';
 import { ROOT, Stats, bootstrapRatio, log, round, sleep, stats } from './common';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';
+import type { EventName } from '../src/events';
 
 const ARI = SANDBOX.ari;
 const BENCH_APP = `cc-bench-${process.pid}`;
@@ -106,7 +107,7 @@ interface CallResult {
   error?: string;
 }
 
-type LogLine = Record<string, unknown> & { message: string; level?: string };
+type LogLine = Record<string, unknown> & { message: string; level?: string; event?: EventName | 'bench.ready' };
 
 export class Target {
   readonly logs: LogLine[] = [];
@@ -141,9 +142,9 @@ export class Target {
       this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName, CC_ARI_URL: ARI.url }, stdio: ['ignore', 'pipe', 'pipe'] });
     }
     onJsonLines(this.proc.stdout, (line) => this.logs.push(line as LogLine));
-    const ready = this.kind === 'app' ? 'ARI connected' : 'ready';
+    const ready = this.kind === 'app' ? 'ari.connected' : 'bench.ready';
     const end = Date.now() + 20000;
-    while (!this.logs.some((l) => l.message === ready)) {
+    while (!this.logs.some((l) => l.event === ready)) {
       if (Date.now() > end || this.proc.exitCode !== null) throw new Error(`${this.kind} did not start`);
       await sleep(50);
     }
@@ -152,7 +153,7 @@ export class Target {
 
   /** The service's own event-loop lateness over its life, from its last log line (after stop()). */
   loopDelay(): { p50: number; p99: number; max: number } | undefined {
-    return this.logs.find((l) => l.message === 'considerate-callback stopped')?.eventLoopDelayMs as { p50: number; p99: number; max: number } | undefined;
+    return this.logs.find((l) => l.event === 'service.stopped')?.eventLoopDelayMs as { p50: number; p99: number; max: number } | undefined;
   }
 
   async stop(): Promise<void> {
@@ -200,7 +201,7 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
       const dtmf = await o.wait(offerSide, (e) => e.type === 'ChannelDtmfReceived' && e.digit === '#', 5000);
       const end = Date.now() + 5000;
       let line: LogLine | undefined;
-      while (!(line = target.logs.find((l) => l.channelId === offerSide && (l.message === 'callback requested' || l.message === 'callback request refreshed'))) && Date.now() < end) await sleep(20);
+      while (!(line = target.logs.find((l) => l.channelId === offerSide && l.event === 'offer.opted_in')) && Date.now() < end) await sleep(20);
       if (dtmf && line && typeof line.committedAt === 'number') {
         r.dtmfMs = line.committedAt - ts(dtmf);
         r.keyToDurableMs = line.keyToDurableMs as number;
