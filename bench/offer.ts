@@ -29,9 +29,10 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
 import '../src/asterisk/quiet-swagger';
-import { ROOT, Stats, bootstrapRatio, log, round, sleep, stats } from './common';
+import { Stats, bootstrapRatio, log, round, sleep, stats } from './common';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';
+import { ServiceProcess } from '../testkit/service-process';
 import type { EventName } from '../src/events';
 
 const ARI = SANDBOX.ari;
@@ -109,10 +110,11 @@ interface CallResult {
 
 type LogLine = Record<string, unknown> & { message: string; level?: string; event?: EventName | 'bench.ready' };
 
+/** What the bench measures: the service (through the test kit's service process) or the bare ari-client script. */
 export class Target {
-  readonly logs: LogLine[] = [];
-  private proc?: ChildProcess;
-  private dir?: string;
+  private svc?: ServiceProcess;
+  private bare?: ChildProcess;
+  private readonly bareLogs: LogLine[] = [];
   /** The Stasis app name it registers: its own by default; calls reach it through CC_APP. */
   readonly appName: string;
   constructor(
@@ -122,31 +124,26 @@ export class Target {
     this.appName = appName ?? `cc-bench-${kind}-${process.pid}`;
   }
 
+  get logs(): LogLine[] {
+    return this.svc ? (this.svc.logs as LogLine[]) : this.bareLogs;
+  }
+
   async start(): Promise<void> {
     if (this.kind === 'app') {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-'));
-      this.dir = dir;
-      const config = {
-        ari: { url: ARI.url, username: ARI.username, password: ARI.password, app: this.appName },
-        store: { path: path.join(dir, 'callbacks.db') },
-        log: { level: 'info', format: 'json' },
-        policy: { firstProbeDelay: '1h' },
-      };
-      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-      this.proc = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'run', '--config', path.join(dir, 'config.json')], {
-        cwd: dir,
-        env: { ...process.env, CC_LOG_FORMAT: 'json' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      this.svc = new ServiceProcess(
+        { ari: { app: this.appName }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' } },
+        { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-')) },
+      );
+      await this.svc.start();
     } else {
-      this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName, CC_ARI_URL: ARI.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    }
-    onJsonLines(this.proc.stdout, (line) => this.logs.push(line as LogLine));
-    const ready = this.kind === 'app' ? 'ari.connected' : 'bench.ready';
-    const end = Date.now() + 20000;
-    while (!this.logs.some((l) => l.event === ready)) {
-      if (Date.now() > end || this.proc.exitCode !== null) throw new Error(`${this.kind} did not start`);
-      await sleep(50);
+      const proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName, CC_ARI_URL: ARI.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+      this.bare = proc;
+      onJsonLines(proc.stdout, (line) => this.bareLogs.push(line as LogLine));
+      const end = Date.now() + 20000;
+      while (!this.bareLogs.some((l) => l.event === 'bench.ready')) {
+        if (Date.now() > end || proc.exitCode !== null) throw new Error('the bare ari-client script did not start');
+        await sleep(50);
+      }
     }
     await sleep(500);
   }
@@ -157,7 +154,11 @@ export class Target {
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
+    if (this.svc) {
+      await this.svc.stop();
+      fs.rmSync(this.svc.dir, { recursive: true, force: true });
+    }
+    const p = this.bare;
     if (p && p.exitCode === null && p.signalCode === null) {
       const done = new Promise((r) => p.once('close', r)); // after stdout's last line
       p.kill('SIGTERM');
@@ -165,7 +166,6 @@ export class Target {
       await done;
       clearTimeout(t);
     }
-    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -127,7 +127,7 @@ export class ServiceProcess {
     const proc = this.proc;
     let code: number | null = proc?.exitCode ?? null;
     if (proc && this.running) {
-      const done = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+      const done = new Promise<number | null>((r) => proc.once('close', (c) => r(c))); // after its last log line
       proc.kill(signal);
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
       code = await done;

@@ -20,18 +20,15 @@ class FakeAri extends EventEmitter {
   standby = false;
   readonly lamps: Array<[string, string]> = [];
   readonly pbx = new Map<string, string>();
-  get client() {
-    if (!this.connected) return undefined;
-    return {
-      deviceStates: {
-        update: async ({ deviceName, deviceState }: { deviceName: string; deviceState: string }) => {
-          this.lamps.push([deviceName, deviceState]);
-          this.pbx.set(deviceName, deviceState);
-        },
-        list: async () => [...this.pbx].map(([name, state]) => ({ name, state })),
-      },
-    };
-  }
+  /** The lean REST client's two device-state calls the lamp uses. */
+  readonly rest = {
+    setDeviceState: async (deviceName: string, deviceState: string) => {
+      if (!this.connected) throw new Error('not connected');
+      this.lamps.push([deviceName, deviceState]);
+      this.pbx.set(deviceName, deviceState);
+    },
+    listDeviceStates: async () => [...this.pbx].map(([name, state]) => ({ name, state })),
+  };
 }
 
 function setup(set: Record<string, unknown>) {
@@ -69,13 +66,13 @@ describe('Operations', () => {
     await ops.stop();
   });
 
-  it('a port in use is logged as http-listen-failed and start() carries on', async () => {
+  it('a port in use is logged as http.listen_failed and start() carries on', async () => {
     const blocker = http.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const port = (blocker.address() as AddressInfo).port;
     const { ops, lines } = setup({ 'http.port': port });
     expect(await ops.start()).toBeUndefined();
-    expect(lines.find((l) => l.event === 'http-listen-failed')).toMatchObject({ level: 'warn', port, bind: '127.0.0.1' });
+    expect(lines.find((l) => l.event === 'http.listen_failed')).toMatchObject({ level: 'warn', port, bind: '127.0.0.1' });
     await ops.stop();
     await new Promise((r) => blocker.close(r));
   });
