@@ -22,6 +22,7 @@ import { isTerminal, type CallbackRequest } from './core/policy';
 import { Engine } from './engine';
 import { Logger } from './log';
 import { SqliteStore } from './store/sqlite';
+import { Operations } from './operations';
 
 /** The offer's settings, the same for the ARI and the FastAGI entry. */
 function offerOptions(config: Config) {
@@ -50,6 +51,8 @@ export class Service {
   private readonly pending: PendingFlow;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
+  /** Health, readiness and metrics over HTTP, and the agents' lamps (src/operations.ts). */
+  readonly ops: Operations;
   /** How long the event loop was late (every call's events wait behind it); logged at stop. */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
@@ -67,7 +70,11 @@ export class Service {
       outbox: config.webhook.url ? outboxRowsFor : undefined,
     });
     if (config.webhook.url) {
-      this.webhook = new WebhookSender(store, { ...config.webhook, log: log.child({ component: 'webhook' }) });
+      this.webhook = new WebhookSender(store, {
+        ...config.webhook,
+        log: log.child({ component: 'webhook' }),
+        onAttempt: (result, seconds) => this.ops.metrics.webhookAttempt(result, seconds),
+      });
     }
     this.engine.setNotifier((request, action) => {
       log.info('notify', { requestId: request.id, event: action.event, reason: action.reason });
@@ -86,6 +93,7 @@ export class Service {
         isGone: localOwnerGone(os.hostname()),
       },
     });
+    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari });
     this.presence = new Presence(this.ari, config.ari.app, log.child({ component: 'presence' }), (device, state) =>
       this.engine.deviceState(device, state),
     );
@@ -217,6 +225,7 @@ export class Service {
     this.engine.start();
     this.ari.start();
     this.webhook?.start();
+    void this.ops.start();
     // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
     this.ari.once('connected', () => this.loopDelay.enable());
   }
@@ -237,6 +246,7 @@ export class Service {
   }
 
   async stop(): Promise<void> {
+    await this.ops.stop();
     this.webhook?.stop();
     await this.agi?.close();
     this.engine.stop();

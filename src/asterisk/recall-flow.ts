@@ -68,6 +68,11 @@ function callerIdString(id: { name: string; number: string }): string {
   return `"${name}" <${id.number}>`;
 }
 
+/** The agent as a CDR accountcode: PJSIP/1001 → 1001. */
+function cdrAccount(agent: string): string {
+  return agent.slice(agent.indexOf('/') + 1).replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
 export class RecallFlow implements Telephony {
   private readonly calls = new Map<string, Call>();
   private readonly byChannel = new Map<string, Call>();
@@ -193,6 +198,8 @@ export class RecallFlow implements Telephony {
     const client = this.conn.client;
     const variables: Record<string, string> = { 'CHANNEL(language)': request.language };
     if (this.opts.alertInfo) variables['PJSIP_HEADER(add,Alert-Info)'] = this.opts.alertInfo;
+    // Honest call records (README, "Call records"): the ring to the agent is the agent's, marked as a callback.
+    Object.assign(variables, { 'CHANNEL(accountcode)': cdrAccount(request.agent), 'CDR(userfield)': `cc-callback-ring:${request.id}` });
     log.info('ringing the agent', { agent: request.agent, callerId: callerIdString(action.callerId), attempt: action.attempt });
     try {
       if (!client) throw new Error('ARI is not connected');
@@ -298,6 +305,16 @@ export class RecallFlow implements Telephony {
         appArgs: `prospect,${request.id}`,
         callerId: callerIdString(action.callerId),
         timeout: Math.max(1, Math.round(action.timeoutMs / 1000)),
+        // Honest call records: the dialplan routine considerate-callback-recall (dialplan/) reads these.
+        variables: {
+          CC_CALLBACK: request.id,
+          CC_CALLBACK_AGENT: cdrAccount(request.agent),
+          CC_CALLBACK_CID_NAME: action.callerId.name,
+          CC_CALLBACK_CID_NUM: action.callerId.number,
+          'CHANNEL(accountcode)': cdrAccount(request.agent),
+          CONNECTED_LINE_SEND_SUB: 'considerate-callback-recall-cid,s,1',
+          'CDR_PROP(disable)': '1',
+        },
       });
     } catch (err) {
       log.warn('could not dial the prospect', { error: errorText(err) });

@@ -23,6 +23,8 @@ export interface WebhookOptions {
   clock?: () => number;
   /** Longest single timer delay (re-armed). */
   maxTimerMs?: number;
+  /** Told of every attempt's result and how long the CRM took (metrics). */
+  onAttempt?: (result: 'delivered' | 'retry' | 'given_up', seconds: number) => void;
 }
 
 export type OutboxStore = Pick<
@@ -119,6 +121,7 @@ export class WebhookSender {
     const controller = new AbortController();
     this.inFlight = controller;
     const timer = setTimeout(() => controller.abort(), this.opts.timeoutMs);
+    const started = performance.now();
     try {
       const headers: Record<string, string> = {
         'content-type': 'application/json',
@@ -144,7 +147,16 @@ export class WebhookSender {
       this.inFlight = undefined;
     }
     const at = this.clock();
+    const seconds = (performance.now() - started) / 1000;
+    const attempted = (result: 'delivered' | 'retry' | 'given_up') => {
+      try {
+        this.opts.onAttempt?.(result, seconds);
+      } catch {
+        // metrics never stop a delivery
+      }
+    };
     if (error === undefined) {
+      attempted('delivered');
       this.store.outboxSent(row.id, at);
       rlog.info('webhook delivered');
       return;
@@ -156,10 +168,12 @@ export class WebhookSender {
       return;
     }
     if (attempt > this.opts.retries) {
+      attempted('given_up');
       this.store.outboxFailed(row.id, error, null, at);
       rlog.error('webhook given up: the CRM did not accept the event', { error, attempts: attempt });
       return;
     }
+    attempted('retry');
     const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
     this.store.outboxFailed(row.id, error, nextAt, at);
     rlog.warn('webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
