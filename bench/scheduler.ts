@@ -101,12 +101,12 @@ async function main(): Promise<void> {
     let watched = 0;
     engine.onWatch = () => watched++;
     const t0 = performance.now();
-    engine.start();
+    await engine.start();
     const startMs = performance.now() - t0;
     // Memory right after the reload, before anything else touches the store.
     const rssAfterStart = process.memoryUsage().rss;
     const t1 = performance.now();
-    const devices = engine.devicesToWatch().length;
+    const devices = (await engine.devicesToWatch()).length;
     const devicesToWatchMs = performance.now() - t1;
     const t2 = performance.now();
     const pendingCount = store.pendingDependencies().count;
@@ -120,10 +120,10 @@ async function main(): Promise<void> {
 
     // 3. one presence event for an internal prospect line
     const t4 = performance.now();
-    engine.deviceState('Custom:prospect29000010', { busy: true });
+    await engine.deviceState('Custom:prospect29000010', { busy: true });
     const deviceStateMs = performance.now() - t4;
     const t4b = performance.now();
-    engine.deviceState('PJSIP/a7', { busy: true });
+    await engine.deviceState('PJSIP/a7', { busy: true });
     const deviceStateAgentMs = performance.now() - t4b;
     const rssPeak = Math.max(rssAfterStart, process.memoryUsage().rss);
     engine.setPbxUp(true);
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       const due = store.due(now, 200);
       if (due.length === 0) break;
       for (const { request } of due) {
-        if (engine.observe(request.id, { type: 'tick' })) decisions++;
+        if (await engine.observe(request.id, { type: 'tick' })) decisions++;
         else lost++;
         if (performance.now() - c0 > claimBudgetMs) break outer;
       }
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
     const expected = wakeOf.size;
     const engine2 = engineFor(store2, Date.now);
     engine2.setPbxUp(true);
-    engine2.start();
+    await engine2.start();
     const startedAt = Date.now();
     const lateBeforeStart = [...wakeOf.values()].filter((w) => w < startedAt).length;
     const end = Date.now() + 12_000;

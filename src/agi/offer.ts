@@ -122,7 +122,7 @@ export class AgiOffer {
           return;
         case 'store':
           try {
-            const r = this.sink.optIn(input);
+            const r = await this.sink.optIn(input);
             if (r.result === 'full') {
               log.warn('agent has too many pending callbacks; none added', { pending: r.pending });
               inputs.push({ type: 'stored', result: 'full' });

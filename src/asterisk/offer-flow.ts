@@ -20,9 +20,9 @@ import type { OptInInput, OptInResult } from '../engine';
 
 export type OfferRequestInput = OptInInput;
 
-/** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
+/** What the offer needs from the rest of the service: one durable opt-in write (resolved once committed). */
 export interface OfferSink {
-  optIn(input: OfferRequestInput): OptInResult;
+  optIn(input: OfferRequestInput): OptInResult | Promise<OptInResult>;
 }
 
 export interface OfferFlowOptions {
@@ -171,7 +171,7 @@ export class OfferFlow {
       return;
     }
     if (action.type === 'store') {
-      this.store(s);
+      void this.store(s);
       return;
     }
     const run = () => this.perform(s, action);
@@ -190,14 +190,14 @@ export class OfferFlow {
     });
   }
 
-  private store(s: Session): void {
+  private async store(s: Session): Promise<void> {
     const input = s.input;
     if (!input) return;
     try {
       // For `npm run bench` (`#` → durable): the commit alone, event received → committed, and the
       // wall-clock time of the commit (compared there with Asterisk's timestamp of the DTMF event).
       const t0 = performance.now();
-      const r = this.sink.optIn(input);
+      const r = await this.sink.optIn(input);
       const t1 = performance.now();
       const commit = { commitMs: micro(t1 - t0), keyToDurableMs: s.keyAt === undefined ? undefined : micro(t1 - s.keyAt), committedAt: Date.now() };
       if (r.result === 'full') {

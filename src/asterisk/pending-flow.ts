@@ -15,9 +15,9 @@ import { errorText } from './connection';
 
 export interface PendingSource {
   /** Pending requests of this agent. */
-  pendingOf(agent: string): CallbackRequest[];
+  pendingOf(agent: string): CallbackRequest[] | Promise<CallbackRequest[]>;
   /** Cancels one request as the agent; true if it was cancelled. */
-  cancel(requestId: string): boolean;
+  cancel(requestId: string): boolean | Promise<boolean>;
 }
 
 export interface PendingFlowOptions {
@@ -105,7 +105,7 @@ export class PendingFlow {
 
   private async run(s: Session, agent: string): Promise<void> {
     await s.client.channels.answer({ channelId: s.channelId });
-    const pending = orderPending(this.source.pendingOf(agent));
+    const pending = orderPending(await this.source.pendingOf(agent));
     const next = pending[0];
     s.log.info('agent asked for pending callbacks', { pending: pending.length, next: next?.id, nextProspect: next?.prospect });
     if (!next) {
@@ -123,7 +123,7 @@ export class PendingFlow {
       const targets = choice === '1' ? [next] : pending;
       let n = 0;
       for (const r of targets) {
-        const ok = this.source.cancel(r.id);
+        const ok = await this.source.cancel(r.id);
         if (ok) n++;
         s.log.info(ok ? 'callback cancelled by the agent' : 'callback could not be cancelled (it changed meanwhile)', {
           requestId: r.id,

@@ -82,6 +82,10 @@ export interface Store<R extends RequestRecord> {
   /** Pending requests whose wake-up time has come, earliest first. */
   due(now: number, limit?: number): Promise<Versioned<R>[]>;
   events(requestId: string): Promise<StoredEvent[]>;
+  /** Non-terminal requests per state (metrics). */
+  countByState(): Promise<Record<string, number>>;
+  /** Readiness: a write could start now (nothing is written). */
+  writable(): Promise<{ ok: true } | { ok: false; reason: string }>;
 
   /** The opt-in write: create, refresh the pending one, or refuse at `maxPending` (one transaction). */
   createOrRefresh(
@@ -167,6 +171,12 @@ export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
   }
   events(requestId: string): Promise<StoredEvent[]> {
     return SqliteContractStore.run(() => this.sync.events(requestId));
+  }
+  countByState(): Promise<Record<string, number>> {
+    return SqliteContractStore.run(() => this.sync.countByState());
+  }
+  writable(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    return SqliteContractStore.run(() => this.sync.writable());
   }
   createOrRefresh(
     agent: string,

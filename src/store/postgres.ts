@@ -342,6 +342,25 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
     }));
   }
 
+  async countByState(): Promise<Record<string, number>> {
+    const params: unknown[] = [];
+    const rows = await this.read<{ state: string; n: number }>(
+      `SELECT state, COUNT(*) AS n FROM requests WHERE state NOT IN ${TERMINAL_SQL}${this.scope(params)} GROUP BY state`,
+      params,
+    );
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  /** Readiness: the server answers and this session may write (not a read-only standby replica). */
+  async writable(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    try {
+      const rows = await this.read<{ ro: string }>("SELECT current_setting('transaction_read_only') AS ro", []);
+      return rows[0].ro === 'off' ? { ok: true } : { ok: false, reason: 'the PostgreSQL server is read-only (a standby replica?)' };
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message };
+    }
+  }
+
   private static async insertEvents(c: pg.PoolClient, events: readonly StoredEvent[]): Promise<void> {
     for (const e of events) {
       await c.query('INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
