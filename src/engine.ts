@@ -28,6 +28,7 @@ import {
   isTerminal,
   newRequest,
 } from './core/policy';
+import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
 import { Ledger } from './ledger';
@@ -346,20 +347,20 @@ export class Engine {
     const request = decision.request;
     const log = this.log.child({ requestId: request.id });
     for (const e of decision.events) {
-      log.info(`callback ${e.type}`, { from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
+      emit(log, 'info', 'request.transition', `callback ${e.type}`, { transition: e.type, from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
     }
     for (const action of decision.actions) {
       if (action.type === 'notify') {
         try {
           this.notifier?.(request, action);
         } catch (err) {
-          log.error('notification failed', { event: action.event, error: (err as Error).message });
+          log.error('notification failed', { webhookEvent: action.event, error: (err as Error).message });
         }
         continue;
       }
       const t = this.telephony;
       if (this.opts.canAct && !this.opts.canAct()) {
-        log.warn('this instance no longer serves the PBX (lease lost); action skipped', { action: action.type });
+        emit(log, 'warn', 'lease.action_skipped', 'this instance no longer serves the PBX (lease lost); action skipped', { action: action.type });
         continue;
       }
       if (!t) {
@@ -377,7 +378,7 @@ export class Engine {
         if (this.queues.get(request.id) === next) this.queues.delete(request.id);
       });
     }
-    if (isTerminal(request.state)) log.info('callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
+    if (isTerminal(request.state)) emit(log, 'info', 'request.finished', 'callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
   }
 
   /** Arms the single timer for the earliest wake-up. Never rejects: a store error is logged and retried. */
@@ -413,11 +414,6 @@ export class Engine {
         this.timer = setTimeout(() => void this.arm(), 5000);
       });
     }, delay);
-  }
-
-  /** Timer state, for tests and `show`. */
-  get nextTimer(): number | null {
-    return this.armedFor;
   }
 }
 

@@ -17,6 +17,7 @@
  */
 import type { CallbackState } from './core/policy';
 import type { Logger } from './log';
+import { emit } from './events';
 
 export type LampState = 'NOT_INUSE' | 'INUSE' | 'RINGING';
 
@@ -114,7 +115,7 @@ export class Lamp {
           }
         }
       } catch (err) {
-        this.opts.log.warn('could not list the lamps on the PBX', { event: 'lamp-list-failed', error: (err as Error).message });
+        emit(this.opts.log, 'warn', 'lamp.list_failed', 'could not list the lamps on the PBX', { error: (err as Error).message });
       }
     }
     await Promise.all(work);
@@ -127,10 +128,10 @@ export class Lamp {
     try {
       await port.set(device, state);
       this.shown.set(device, state);
-      this.opts.log.debug('lamp', { event: 'lamp-set', device, state });
+      emit(this.opts.log, 'debug', 'lamp.set', 'lamp', { device, state });
     } catch (err) {
       this.shown.delete(device);
-      this.opts.log.warn('could not set a lamp', { event: 'lamp-set-failed', device, state, error: (err as Error).message });
+      emit(this.opts.log, 'warn', 'lamp.set_failed', 'could not set a lamp', { device, state, error: (err as Error).message });
     }
   }
 }

@@ -8,6 +8,7 @@ import type { AriConnection } from './asterisk/connection';
 import type { Config } from './config/load';
 import type { Engine } from './engine';
 import type { Logger } from './log';
+import { emit } from './events';
 import { addHealthRoutes, packageVersion, type Readiness } from './http/health';
 import { ServiceMetrics } from './http/metrics';
 import { HttpServer } from './http/server';
@@ -48,13 +49,11 @@ export class Operations {
     if (config.lamp.enabled) {
       const lamp = new Lamp({
         port: () => {
-          const client = ari.client;
-          if (!client) return undefined;
+          if (!ari.connected) return undefined;
+          const rest = ari.rest;
           const port: LampPort = {
-            set: async (device, state) => {
-              await client.deviceStates.update({ deviceName: device, deviceState: state });
-            },
-            list: async () => (await client.deviceStates.list()).map((d) => ({ name: d.name, state: d.state })),
+            set: (device, state) => rest.setDeviceState(device, state),
+            list: async () => (await rest.listDeviceStates()).map((d) => ({ name: d.name, state: d.state })),
           };
           return port;
         },
@@ -87,11 +86,10 @@ export class Operations {
     const { bind, port } = this.deps.config.http;
     try {
       const bound = await this.http.listen();
-      this.log.info('HTTP listening', { event: 'http-listening', bind, port: bound, paths: ['/healthz', '/readyz', '/metrics', ...(this.page ? ['/callbacks'] : []), ...(this.deps.config.web.phones ? ['/phones'] : [])] });
+      emit(this.log, 'info', 'http.listening', 'HTTP listening', { bind, port: bound, paths: ['/healthz', '/readyz', '/metrics', ...(this.page ? ['/callbacks'] : []), ...(this.deps.config.web.phones ? ['/phones'] : [])] });
       return bound;
     } catch (err) {
-      this.log.warn('HTTP listener not started: health and metrics are unavailable (http.bind / http.port)', {
-        event: 'http-listen-failed',
+      emit(this.log, 'warn', 'http.listen_failed', 'HTTP listener not started: health and metrics are unavailable (http.bind / http.port)', {
         bind,
         port,
         error: (err as Error).message,

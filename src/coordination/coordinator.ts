@@ -12,6 +12,7 @@
  * before carrying out an action, so an instance resumed after a pause (SIGSTOP) rings nobody even in the
  * moment before its next renew fails.
  */
+import { emit } from '../events';
 import type { Logger } from '../log';
 import type { PgLease } from './lease';
 import type { Fence } from '../store/postgres';
@@ -106,7 +107,7 @@ export class Coordinator {
           this.validUntil = sentAt + lease.opts.ttlMs;
           this.active = true;
           this.opts.fenced.setFence({ app: lease.opts.app, holder: lease.opts.holder, epoch });
-          log.info('lease taken: serving this PBX', { pbx: lease.opts.pbx, app: lease.opts.app, epoch, holder: lease.opts.holder });
+          emit(log, 'info', 'lease.taken', 'lease taken: serving this PBX', { pbx: lease.opts.pbx, app: lease.opts.app, epoch, holder: lease.opts.holder });
           await this.opts.onActive(epoch);
         }
       }
@@ -123,7 +124,7 @@ export class Coordinator {
     this.active = false;
     this.validUntil = 0;
     const { lease, log } = this.opts;
-    log.warn('lease lost: standing by', { pbx: lease.opts.pbx, app: lease.opts.app, reason });
+    emit(log, 'warn', 'lease.lost', 'lease lost: standing by', { pbx: lease.opts.pbx, app: lease.opts.app, reason });
     try {
       await this.opts.onStandby(reason);
     } finally {

@@ -12,6 +12,7 @@ import net from 'node:net';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log';
+import { emit } from '../events';
 import { HttpServer } from './server';
 import { serveStatic } from './web';
 
@@ -42,7 +43,7 @@ export function addPhoneRoutes(server: HttpServer, opts: { ariUrl: string; log: 
       return;
     }
     if (relays >= MAX_RELAYS) {
-      log.warn('phone relay refused: too many open', { event: 'phones-relay-full', open: relays });
+      emit(log, 'warn', 'phones.relay_full', 'phone relay refused: too many open', { open: relays });
       socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
@@ -62,10 +63,10 @@ export function addPhoneRoutes(server: HttpServer, opts: { ariUrl: string; log: 
       if (head.length > 0) upstream.write(head);
       upstream.pipe(socket);
       socket.pipe(upstream);
-      log.info('phone relay open', { event: 'phones-relay-open', remote: req.socket.remoteAddress });
+      emit(log, 'info', 'phones.relay_open', 'phone relay open', { remote: req.socket.remoteAddress });
     });
     upstream.on('error', (err) => {
-      log.warn('phone relay: Asterisk not reachable', { event: 'phones-relay-error', error: err.message, target: `${target.host}:${target.port}` });
+      emit(log, 'warn', 'phones.relay_error', 'phone relay: Asterisk not reachable', { error: err.message, target: `${target.host}:${target.port}` });
       if (!closed && socket.writable) socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       close();
     });

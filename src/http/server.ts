@@ -10,6 +10,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log';
+import { emit } from '../events';
 
 export interface Route {
   path: string;
@@ -104,7 +105,7 @@ export class HttpServer {
       server.once('error', onError);
       server.listen(this.opts.port, this.opts.bind, () => {
         server.off('error', onError);
-        server.on('error', (err) => this.opts.log.error('HTTP listener error', { event: 'http-error', error: err.message }));
+        server.on('error', (err) => emit(this.opts.log, 'error', 'http.error', 'HTTP listener error', { error: err.message }));
         resolve((server.address() as AddressInfo).port);
       });
     });
@@ -146,11 +147,11 @@ export class HttpServer {
     if (!route.public && !tokenMatches(req.headers.authorization, this.opts.token)) {
       res.setHeader('www-authenticate', ['Bearer', 'Basic realm="considerate-callback", charset="UTF-8"']);
       send(res, 401, 'a bearer token is needed (config http.token)\n');
-      this.opts.log.warn('HTTP request without a valid token', { event: 'http-unauthorized', path, remote: req.socket.remoteAddress });
+      emit(this.opts.log, 'warn', 'http.unauthorized', 'HTTP request without a valid token', { path, remote: req.socket.remoteAddress });
       return;
     }
     const fail = (err: unknown) => {
-      this.opts.log.error('HTTP handler failed', { event: 'http-handler-failed', path, error: (err as Error)?.message ?? String(err) });
+      emit(this.opts.log, 'error', 'http.handler_failed', 'HTTP handler failed', { path, error: (err as Error)?.message ?? String(err) });
       if (!res.headersSent) send(res, 500, 'internal error\n');
       else res.destroy();
     };
@@ -176,13 +177,13 @@ export class HttpServer {
     };
     if (!handler) return refuse('404 Not Found');
     if (!tokenMatches(req.headers.authorization, this.opts.token)) {
-      this.opts.log.warn('HTTP upgrade without a valid token', { event: 'http-unauthorized', path, remote: req.socket.remoteAddress });
+      emit(this.opts.log, 'warn', 'http.unauthorized', 'HTTP upgrade without a valid token', { path, remote: req.socket.remoteAddress });
       return refuse('401 Unauthorized');
     }
     try {
       handler(req, socket, head);
     } catch (err) {
-      this.opts.log.error('HTTP upgrade handler failed', { event: 'http-handler-failed', path, error: (err as Error)?.message ?? String(err) });
+      emit(this.opts.log, 'error', 'http.handler_failed', 'HTTP upgrade handler failed', { path, error: (err as Error)?.message ?? String(err) });
       socket.destroy();
     }
   }

@@ -33,6 +33,7 @@ import { explainScenario, scenarioFrom, type ExplainArgs } from '../cli/explain'
 import { CliError } from '../cli/common';
 import type { Engine } from '../engine';
 import type { Logger } from '../log';
+import { emit } from '../events';
 import { HttpServer, basicUser, send } from './server';
 
 export const MAX_STREAMS = 32;
@@ -114,7 +115,7 @@ export function serveStatic(res: http.ServerResponse, dir: string, file: string,
   try {
     body = fs.readFileSync(path.join(dir, file), 'utf8');
   } catch (err) {
-    log.error('web page file missing (was `npm run build` run?)', { event: 'web-static-missing', file, error: (err as Error).message });
+    emit(log, 'error', 'web.static_missing', 'web page file missing (was `npm run build` run?)', { file, error: (err as Error).message });
     send(res, 500, `page file ${file} missing: run npm run build\n`);
     return;
   }
@@ -280,7 +281,7 @@ export class CallbacksPage {
         handle: async (req, res) => {
           const refusal = csrfRefusal(req, this.csrf);
           if (refusal) {
-            log.warn('web POST refused', { event: 'web-csrf-refused', path: p, why: refusal, remote: req.socket.remoteAddress });
+            emit(log, 'warn', 'web.csrf_refused', 'web POST refused', { path: p, why: refusal, remote: req.socket.remoteAddress });
             return json(res, 403, { error: refusal });
           }
           try {
@@ -312,7 +313,7 @@ export class CallbacksPage {
     }
     const decision = kind === 'cancel' ? await engine.cancel(id, by) : await engine.observe(id, { type: 'snooze', by });
     const after = (await engine.store.get(id))?.request ?? current;
-    log.info(`web ${kind}`, { event: `web-${kind}`, requestId: id, by, from: current.state, to: after.state, applied: decision !== undefined });
+    emit(log, 'info', kind === 'cancel' ? 'web.cancel' : 'web.snooze', `web ${kind}`, { requestId: id, by, from: current.state, to: after.state, applied: decision !== undefined });
     if (!decision) return { status: 409, body: { ...base, done: false, state: after.state, note: 'nothing changed (the request moved on meanwhile); see its history' } };
     return { status: 200, body: { ...base, done: true, state: after.state, reason: after.reason, request: await this.view(after) } };
   }
@@ -351,7 +352,7 @@ export class CallbacksPage {
     const filter = parseFilter(new URL(req.url ?? '/', 'http://localhost'));
     if ('error' in filter) return json(res, 400, { error: filter.error });
     if (this.streams.size >= (this.deps.maxStreams ?? MAX_STREAMS)) {
-      this.deps.log.warn('web event stream refused: too many open', { event: 'web-streams-full', open: this.streams.size });
+      emit(this.deps.log, 'warn', 'web.streams_full', 'web event stream refused: too many open', { open: this.streams.size });
       res.setHeader('retry-after', '30');
       return json(res, 503, { error: `too many open event streams (${this.deps.maxStreams ?? MAX_STREAMS}); close other tabs` });
     }

@@ -202,8 +202,10 @@ export class SqliteStore<R extends RequestRecord> {
     if (!this.db.open) return { ok: false, reason: 'store closed' };
     if (this.db.readonly) return { ok: false, reason: 'store opened read-only' };
     try {
-      fs.accessSync(this.file, fs.constants.W_OK);
-      fs.accessSync(path.dirname(this.file), fs.constants.W_OK);
+      if (!this.db.memory) {
+        fs.accessSync(this.file, fs.constants.W_OK);
+        fs.accessSync(path.dirname(this.file), fs.constants.W_OK);
+      }
       this.db.exec('BEGIN IMMEDIATE');
       this.db.exec('ROLLBACK');
       return { ok: true };

@@ -9,6 +9,7 @@
  * - Delivered once: a row is marked sent as soon as the CRM accepted it. A crash between the CRM's answer and
  *   that mark would resend it; the idempotency key (body.id, X-Considerate-Delivery) lets the CRM drop it.
  */
+import { emit } from '../events';
 import type { Logger } from '../log';
 import { SqliteContractStore, type Store } from '../store/contract';
 import { SqliteStore, type OutboxRow, type RequestRecord } from '../store/sqlite';
@@ -125,7 +126,7 @@ export class WebhookSender {
     const now = this.clock();
     // Claimed until the attempt can no longer be running (timeout plus a margin).
     if (!(await this.store.outboxClaim(row.id, row.nextAt, now + this.opts.timeoutMs + 30_000))) return;
-    const rlog = log.child({ requestId: row.requestId, event: row.event, delivery: row.key, attempt: row.attempts + 1 });
+    const rlog = log.child({ requestId: row.requestId, webhookEvent: row.event, delivery: row.key, attempt: row.attempts + 1 });
     let error: string | undefined;
     const controller = new AbortController();
     this.inFlight = controller;
@@ -167,7 +168,7 @@ export class WebhookSender {
     if (error === undefined) {
       attempted('delivered');
       await this.store.outboxSent(row.id, at);
-      rlog.info('webhook delivered');
+      emit(rlog, 'info', 'webhook.delivered', 'webhook delivered', {});
       return;
     }
     const attempt = row.attempts + 1;
@@ -179,12 +180,12 @@ export class WebhookSender {
     if (attempt > this.opts.retries) {
       attempted('given_up');
       await this.store.outboxFailed(row.id, error, null, at);
-      rlog.error('webhook given up: the CRM did not accept the event', { error, attempts: attempt });
+      emit(rlog, 'error', 'webhook.given_up', 'webhook given up: the CRM did not accept the event', { error, attempts: attempt });
       return;
     }
     attempted('retry');
     const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
     await this.store.outboxFailed(row.id, error, nextAt, at);
-    rlog.warn('webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
+    emit(rlog, 'warn', 'webhook.retry', 'webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
   }
 }

@@ -18,7 +18,7 @@ import { ROOT } from './paths';
 
 /** The port the service's HTTP listener bound (config http.port 0: a free one), from its log. */
 async function httpBase(svc: ServiceProcess): Promise<string> {
-  const line = await svc.waitLog((l) => l.event === 'http-listening', 10000);
+  const line = await svc.waitLog((l) => l.event === 'http.listening', 10000);
   return `http://127.0.0.1:${Number(line.port)}`;
 }
 
@@ -117,10 +117,10 @@ describePbx('operations (real Asterisk)', () => {
     seen = await nextState('early', seen);
     expect((await ari.client.deviceStates.get({ deviceName: 'Stasis:cc-1001' })).state).toBe('RINGING');
     await phone.answer(ring);
-    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
     await sleep(500);
     await ari.press(TestPhone.id(ring), '3');
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback finished' && l.state === 'CANCELLED', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished' && l.state === 'CANCELLED', 10000);
     await nextState('terminated', seen);
     expect((await ari.client.deviceStates.get({ deviceName: 'Stasis:cc-1001' })).state).toBe('NOT_INUSE');
     // The order the phone saw, without repeats: dark, lit, blinking, dark.
@@ -129,7 +129,7 @@ describePbx('operations (real Asterisk)', () => {
     await waitFor('the presence NOTIFY of the dark lamp', () => notes().filter((n, i, all) => i === 0 || n !== all[i - 1]).length >= 4 || undefined, 10000);
     expect(notes().filter((n, i, all) => i === 0 || n !== all[i - 1])).toEqual(['Ready', 'On the phone', 'Ringing', 'Ready']);
     // The service logged each lamp change with a stable event name.
-    expect(svc.find((l) => l.event === 'lamp-set' && l.device === 'Stasis:cc-1001').map((l) => l.state)).toEqual(['INUSE', 'RINGING', 'NOT_INUSE']);
+    expect(svc.find((l) => l.event === 'lamp.set' && l.device === 'Stasis:cc-1001').map((l) => l.state)).toEqual(['INUSE', 'RINGING', 'NOT_INUSE']);
   }, 90000);
 
   it('/readyz and /metrics around a real opt-in; a stand-by instance is not ready', async () => {
@@ -162,7 +162,7 @@ describePbx('operations (real Asterisk)', () => {
     services.push(second);
     await second.start(false);
     const base2 = await httpBase(second);
-    await second.waitLog((l) => typeof l.message === 'string' && /stand/i.test(l.message), 20000);
+    await second.waitLog((l) => l.event === 'ari.standby', 20000);
     expect((await fetch(`${base2}/healthz`)).status).toBe(200);
     const notReady = await fetch(`${base2}/readyz`);
     expect(notReady.status).toBe(503);

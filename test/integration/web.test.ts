@@ -37,7 +37,7 @@ function listJson(svc: ServiceProcess): ListedRequest[] {
 }
 
 async function httpPort(svc: ServiceProcess): Promise<number> {
-  const line = await svc.waitLog((l) => l.event === 'http-listening', 15000, 0, 'the HTTP listener');
+  const line = await svc.waitLog((l) => l.event === 'http.listening', 15000, 0, 'the HTTP listener');
   return line.port as number;
 }
 

@@ -62,7 +62,7 @@ describe('HttpServer', () => {
     expect((await fetch(`${base}/readyz`, { headers: { authorization: 's3cret-token' } })).status).toBe(401);
     expect((await fetch(`${base}/readyz`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
     expect((await fetch(`${base}/metrics`, { headers: { authorization: 'bearer s3cret-token' } })).status).toBe(200);
-    expect(lines.filter((l) => l.event === 'http-unauthorized')).toHaveLength(3);
+    expect(lines.filter((l) => l.event === 'http.unauthorized')).toHaveLength(3);
     expect(JSON.stringify(lines)).not.toContain('s3cret-token');
   });
 
@@ -70,7 +70,7 @@ describe('HttpServer', () => {
     const { base, lines } = await start();
     expect((await fetch(`${base}/boom`)).status).toBe(500);
     expect((await fetch(`${base}/boom-async`)).status).toBe(500);
-    expect(lines.filter((l) => l.event === 'http-handler-failed').map((l) => l.error)).toEqual(['kaput', 'kaput later']);
+    expect(lines.filter((l) => l.event === 'http.handler_failed').map((l) => l.error)).toEqual(['kaput', 'kaput later']);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
   });
 

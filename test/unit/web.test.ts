@@ -145,7 +145,7 @@ describe('callbacks page', () => {
     expect(await res.json()).toMatchObject({ id, done: true, from: 'WAITING', state: 'CANCELLED' });
     expect(store.get(id)!.request.state).toBe('CANCELLED');
     expect(store.events(id).at(-1)).toMatchObject({ to: 'CANCELLED', reason: expect.stringContaining('cancelled by web') });
-    expect(lines.some((l) => l.event === 'web-cancel' && l.requestId === id)).toBe(true);
+    expect(lines.some((l) => l.event === 'web.cancel' && l.requestId === id)).toBe(true);
     const again = await postJson(base, '/callbacks/api/cancel', { id });
     expect(again.status).toBe(409);
     expect(((await again.json()) as { note: string }).note).toContain('already CANCELLED');
@@ -185,7 +185,7 @@ describe('callbacks page', () => {
     ];
     for (const res of await Promise.all(attempts)) expect(res.status).toBe(403);
     expect(store.get(id)!.request.state).toBe('WAITING');
-    expect(lines.filter((l) => l.event === 'web-csrf-refused')).toHaveLength(5);
+    expect(lines.filter((l) => l.event === 'web.csrf_refused')).toHaveLength(5);
     // The page's own origin is fine.
     expect((await postJson(base, '/callbacks/api/cancel', { id }, { origin: base })).status).toBe(200);
     // GET cannot cancel.
@@ -232,7 +232,7 @@ describe('callbacks page', () => {
     await new Promise((r) => hold.on('response', r));
     const second = await fetch(`${base}/callbacks/api/events`);
     expect(second.status).toBe(503);
-    expect(lines.some((l) => l.event === 'web-streams-full')).toBe(true);
+    expect(lines.some((l) => l.event === 'web.streams_full')).toBe(true);
     hold.destroy();
   });
 
