@@ -30,7 +30,7 @@ export interface WebhookOptions {
 }
 
 /** The outbox through the store contract (SQLite or PostgreSQL; with several instances each row is claimed by one). */
-export type OutboxStore = Pick<Store<RequestRecord>, 'outboxDue' | 'outboxNextAt' | 'outboxClaim' | 'outboxSent' | 'outboxFailed'>;
+export type OutboxStore = Pick<Store<RequestRecord>, 'outboxClaimDue' | 'outboxNextAt' | 'outboxSent' | 'outboxFailed'>;
 
 /** The wait before retry number `attempt` (1-based). */
 export function backoffDelay(backoffMs: readonly number[], attempt: number): number {
@@ -109,12 +109,12 @@ export class WebhookSender {
     try {
       for (;;) {
         if (this.stopped) return;
-        const due = await this.store.outboxDue(this.clock(), 20);
-        if (due.length === 0) return;
-        for (const row of due) {
-          if (this.stopped) return;
-          await this.deliver(row);
-        }
+        // One row at a time, claimed atomically (PostgreSQL: FOR UPDATE SKIP LOCKED) until the attempt can no
+        // longer be running (timeout plus a margin): several instances drain one outbox, each row once.
+        const now = this.clock();
+        const [row] = await this.store.outboxClaimDue(now, now + this.opts.timeoutMs + 30_000, 1);
+        if (!row) return;
+        await this.deliver(row);
       }
     } catch (err) {
       this.opts.log.error('webhook outbox failed; retrying later', { error: (err as Error).message });
@@ -123,9 +123,6 @@ export class WebhookSender {
 
   private async deliver(row: OutboxRow): Promise<void> {
     const { log } = this.opts;
-    const now = this.clock();
-    // Claimed until the attempt can no longer be running (timeout plus a margin).
-    if (!(await this.store.outboxClaim(row.id, row.nextAt, now + this.opts.timeoutMs + 30_000))) return;
     const rlog = log.child({ requestId: row.requestId, webhookEvent: row.event, delivery: row.key, attempt: row.attempts + 1 });
     let error: string | undefined;
     const controller = new AbortController();
