@@ -55,6 +55,15 @@ export function renderMarkdown(r: any): string {
     }
     lines.push(`| sustained load: highest rate with 0 failed calls | ${l.highestClean ?? 'none'} calls/s${l.breaksAt ? ` (breaks at ${l.breaksAt}/s: ${l.breakReason})` : ''} | ≥ 20/s | ${ok((l.highestClean ?? 0) >= 20)} |`);
   }
+  const pg = r.postgres;
+  if (pg) {
+    const d = pg.durableMs;
+    lines.push(`| opt-in commit (createOrRefresh), SQLite | p50 ${f(d.sqlite.p50, ' ms')}, p99 ${f(d.sqlite.p99, ' ms')} | | |`);
+    lines.push(`| opt-in commit (createOrRefresh), PostgreSQL (local, fsync on) | p50 ${f(d.postgres.p50, ' ms')}, p99 ${f(d.postgres.p99, ' ms')} | p99 < 20 ms | ${ok(d.postgres.p99 < 20)} |`);
+    lines.push(`| claim rate (observe tick), SQLite / PostgreSQL | ${f(pg.claim.sqlite.perSecond, '/s')} / ${f(pg.claim.postgres.perSecond, '/s')} | | |`);
+    lines.push(`| take-over (SIGKILL of the lease holder → stand-by's first action), TTL ${f(pg.takeOver.ttlMs, ' ms')}, tries every ${f(pg.takeOver.renewEveryMs, ' ms')} | p50 ${f(pg.takeOver.p50, ' ms')}, max ${f(pg.takeOver.max, ' ms')} (${pg.takeOver.n} runs) | ≤ TTL + TTL/3 | ${ok(pg.takeOver.max <= pg.takeOver.ttlMs * 1.34)} |`);
+    lines.push(`| scheduler on PostgreSQL with ${pg.scale.n} pending: Engine.start, RSS after it | ${f(pg.scale.startMs, ' ms')}, ${f(pg.scale.rssAfterStartMiB, ' MiB')} (before ${f(pg.scale.rssBeforeStartMiB, ' MiB')}, after GC ${f(pg.scale.rssAfterGcMiB, ' MiB')}); nextWake ${f(pg.scale.nextWakeMs, ' ms')} | < 150 MB | ${ok(pg.scale.rssAfterStartMiB < 150)} |`);
+  }
   lines.push('');
   return lines.join('\n');
 }
