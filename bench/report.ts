@@ -46,7 +46,7 @@ export function renderMarkdown(r: any): string {
     lines.push(`| scheduler: start-up reload (Engine.start) | ${f(s.startMs, ' ms')} (devicesToWatch ${f(s.devicesToWatchMs, ' ms')}, pending count ${f(s.pendingMs, ' ms')}, nextWake ${f(s.nextWakeMs, ' ms')}) | | |`);
     lines.push(`| scheduler: one presence event (deviceState) | prospect line ${f(s.deviceStateMs, ' ms')} (reads that line's requests); agent device ${f(s.deviceStateAgentMs, ' ms')} | | |`);
     lines.push(`| scheduler: claim rate (observe tick, fake clock) | ${f(s.claim.perSecond, '/s')} (${s.claim.decisions} decisions in ${f(s.claim.ms, ' ms')}, ${s.claim.lost} lost) | | |`);
-    lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
+    lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired; last wake-up ${f(s.drift.lastWakeAfterStartMs, ' ms')} after the start, window ${f(s.drift.windowMs, ' ms')}) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
   }
   const l = r.load;
   if (l) {
