@@ -1,0 +1,105 @@
+/**
+ * Two service instances against one PostgreSQL and the real sandbox PBX (issue 13): the database's lease
+ * decides which instance serves the PBX, and its fencing epoch keeps a resumed instance from acting.
+ *
+ *  - kill -9 of the active instance during a grace: the stand-by takes over and the agent is rung once;
+ *  - SIGSTOP of the active past the lease TTL: the stand-by takes over and rings; SIGCONT: the resumed one
+ *    rings nobody, logs lease.lost and exits 75 (its supervisor would start it again as a stand-by).
+ *
+ * PostgreSQL is the test cluster of testkit/pg.ts (started, and installed, when missing).
+ */
+import { freshDatabase, TestDatabase } from '../../testkit/pg';
+import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
+
+describePbx('two instances on PostgreSQL (real Asterisk)', () => {
+  let db: TestDatabase;
+  let ari: TestAri;
+  let phone: TestPhone;
+  const services: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    ari = await TestAri.connect();
+    phone = await TestPhone.attach(ari);
+  });
+  afterAll(async () => {
+    await ari?.close();
+  });
+  beforeEach(async () => {
+    db = await freshDatabase('it');
+  });
+  afterEach(async () => {
+    for (const s of services.splice(0)) {
+      if (s.pid && s.running) process.kill(s.pid, 'SIGCONT');
+      await s.stop();
+    }
+    simLine('NOT_INUSE');
+    await db.drop();
+  });
+
+  const config = (grace: string) => ({
+    ...FAST_RECALL,
+    policy: { ...FAST_RECALL.policy, grace },
+    ari: { leaseTtl: '3s' },
+    store: { url: db.url },
+    pbx: { id: 'sandbox' },
+  });
+
+  /** The active instance (holds the lease, connected to ARI) and a stand-by on the same database. */
+  async function pair(grace: string): Promise<[ServiceProcess, ServiceProcess]> {
+    const active = new ServiceProcess(config(grace));
+    services.push(active);
+    await active.start();
+    await active.waitLog((l) => l.event === 'lease.taken', 5000);
+    const standby = new ServiceProcess(config(grace));
+    services.push(standby);
+    await standby.start(false);
+    await standby.waitLog((l) => l.event === 'service.starting', 10000);
+    await sleep(1500); // a few lease attempts of the stand-by
+    expect(standby.find((l) => l.event === 'lease.taken' || l.event === 'ari.connected')).toHaveLength(0);
+    return [active, standby];
+  }
+
+  it('kill -9 of the active during a grace: the stand-by takes over and the agent is rung exactly once', async () => {
+    const [active, standby] = await pair('6s');
+    simLine('INUSE');
+    const id = await optIn(ari, active, '2995');
+    const mark = ari.events.length;
+    simLine('NOT_INUSE');
+    await active.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 5000);
+    await active.stop('SIGKILL');
+    const took = await standby.waitLog((l) => l.event === 'lease.taken', 10000);
+    expect(took.epoch).toBe(2);
+    await standby.waitLog((l) => l.event === 'ari.connected', 15000);
+    const ring = await phone.nextRing(mark, 25000);
+    expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
+    await sleep(2000);
+    expect(phone.rings(mark)).toHaveLength(1);
+    await ari.hangup(TestPhone.id(ring));
+    // The stand-by saw the request the first instance stored: one request, rung by the second.
+    expect(standby.find((l) => l.requestId === id && l.event === 'recall.ringing_agent')).toHaveLength(1);
+  }, 120000);
+
+  it('SIGSTOP of the active past the TTL: the stand-by takes over and rings; resumed, the first rings nobody and steps down', async () => {
+    const [active, standby] = await pair('8s');
+    simLine('INUSE');
+    const id = await optIn(ari, active, '2995');
+    const mark = ari.events.length;
+    simLine('NOT_INUSE');
+    await active.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 5000);
+    process.kill(active.pid!, 'SIGSTOP');
+    await standby.waitLog((l) => l.event === 'lease.taken', 10000);
+    await standby.waitLog((l) => l.event === 'ari.connected', 15000);
+    const ring = await phone.nextRing(mark, 25000);
+    await ari.hangup(TestPhone.id(ring));
+    const activeMark = active.logs.length;
+    process.kill(active.pid!, 'SIGCONT');
+    await active.waitLog((l) => l.event === 'lease.lost', 15000, activeMark);
+    // It exits 75 so that its supervisor starts it again as a stand-by.
+    for (let i = 0; i < 100 && active.running; i++) await sleep(100);
+    expect(active.exitCode).toBe(75);
+    await sleep(2000);
+    expect(phone.rings(mark)).toHaveLength(1);
+    expect(active.find((l) => l.event === 'recall.ringing_agent')).toHaveLength(0);
+    expect(standby.find((l) => l.requestId === id && l.event === 'recall.ringing_agent')).toHaveLength(1);
+  }, 120000);
+});
