@@ -51,7 +51,9 @@ export function renderMarkdown(r: any): string {
   const l = r.load;
   if (l) {
     for (const step of l.steps) {
-      lines.push(`| sustained load ${step.rate} calls/s for ${step.seconds} s | ${step.successful}/${step.calls} ok, ${step.failed} failed; stored ${step.stored ?? '–'}${step.note ? `; ${step.note}` : ''} | | |`);
+      const cpu = step.cpuPerCallMs;
+      const cpuText = cpu && cpu.app !== undefined && cpu.asterisk !== undefined ? `; CPU per call: app ${f(cpu.app, ' ms')}, Asterisk ${f(cpu.asterisk, ' ms')} (app/Asterisk ${f(cpu.asterisk ? Math.round((cpu.app / cpu.asterisk) * 100) / 100 : NaN)})` : '';
+      lines.push(`| sustained load ${step.rate} calls/s for ${step.seconds} s | ${step.successful}/${step.calls} ok, ${step.failed} failed; stored ${step.stored ?? '–'}${cpuText}${step.note ? `; ${step.note}` : ''} | | |`);
     }
     lines.push(`| sustained load: highest rate with 0 failed calls | ${l.highestClean ?? 'none'} calls/s${l.breaksAt ? ` (breaks at ${l.breaksAt}/s: ${l.breakReason})` : ''} | ≥ 20/s | ${ok((l.highestClean ?? 0) >= 20)} |`);
   }
