@@ -88,8 +88,17 @@ EOF
   sed -i "s/^port = .*/port = $PORT/" "$DATA/postgresql.conf"
   if running; then echo "$URL"; return 0; fi
   rm -f "$DATA/postmaster.pid"
-  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null || { tail -n 30 "$LOG" >&2; exit 1; }
-  echo "$URL"
+  # 9>&-: the server must not inherit the start lock (fd 9), or the next `up` would wait for it forever.
+  # The port lies in Linux's ephemeral range: a short-lived outgoing connection may hold it for a moment
+  # ("Address already in use"), so a failed start is tried again a few times.
+  local try
+  for try in 1 2 3 4 5 6; do
+    if as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null 9>&-; then echo "$URL"; return 0; fi
+    tail -n 5 "$LOG" | grep -q 'Address already in use' || break
+    sleep 2
+  done
+  tail -n 30 "$LOG" >&2
+  exit 1
 }
 
 down() {

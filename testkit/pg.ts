@@ -29,6 +29,7 @@ function pgEnv(): NodeJS.ProcessEnv {
 export function ensurePg(): string {
   if (process.env.CC_TEST_PG_URL) return process.env.CC_TEST_PG_URL;
   const running = spawnSync('bash', [PG_SCRIPT, 'status'], { env: pgEnv() }).status === 0;
+  if (running) return `postgres://postgres@127.0.0.1:${PG_PORT}/postgres`;
   const up = spawnSync('bash', [PG_SCRIPT, 'up'], { env: pgEnv(), encoding: 'utf8' });
   if (up.status !== 0) throw new Error(`PostgreSQL for the tests did not start (scripts/pg.sh up, exit ${up.status}):\n${up.stderr}`);
   if (!running) fs.writeFileSync(PG_STARTED_MARK, String(process.pid));

@@ -342,6 +342,33 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
     }));
   }
 
+  /**
+   * The queue for a prospect number, across PBXs (one person): its non-terminal requests in opt-in order.
+   * For the one-recall-per-prospect rule of the SQLite store (branch corners); joins the contract when that lands.
+   */
+  async prospectQueue(prospect: string): Promise<{ id: string; agent: string; state: string; createdAt: number }[]> {
+    return this.read<{ id: string; agent: string; state: string; createdAt: number }>(
+      `SELECT id, agent, state, created_at AS "createdAt" FROM requests WHERE prospect = $1 AND state NOT IN ${TERMINAL_SQL} ORDER BY created_at, seq`,
+      [prospect],
+    );
+  }
+
+  /** The latest recall of another agent that reached this prospect (COMPLETED), and when its conversation ended. */
+  async lastConversation(prospect: string, exceptAgent: string): Promise<{ connectedAt: number; endedAt: number | null } | null> {
+    const rows = await this.read<{ connectedAt: number; endedAt: number | null }>(
+      `SELECT r.updated_at AS "connectedAt",
+         (SELECT MAX(e.at) FROM events e WHERE e.request_id = r.id AND e.type = 'conversation-ended') AS "endedAt"
+       FROM requests r WHERE r.prospect = $1 AND r.state = 'COMPLETED' AND r.agent <> $2 ORDER BY r.updated_at DESC LIMIT 1`,
+      [prospect, exceptAgent],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Appends history to a request without changing it (facts the policy does not decide). */
+  async appendEvents(events: readonly StoredEvent[]): Promise<void> {
+    await this.tx((c) => PgStore.insertEvents(c, events));
+  }
+
   async countByState(): Promise<Record<string, number>> {
     const params: unknown[] = [];
     const rows = await this.read<{ state: string; n: number }>(

@@ -197,3 +197,28 @@ describe('several PBXs in one database', () => {
     await expect(siteB.transition({ ...b1.request, state: 'DUE' }, b1.version, [])).rejects.toBeInstanceOf(FencedError);
   });
 });
+
+describe('one prospect, several agents (ready for the one-recall-per-prospect rule)', () => {
+  it('the queue in opt-in order across PBXs; one recall per prospect number; the last conversation of another agent', async () => {
+    const a = await open('site-a');
+    const b = await open('site-b');
+    await a.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('q1', 'PJSIP/1001', '2001', 1000)), refresh());
+    await b.createOrRefresh('PJSIP/1002', '2001', 10, create(rec('q2', 'PJSIP/1002', '2001', 2000)), refresh());
+    expect((await a.prospectQueue('2001')).map((q) => [q.id, q.agent, q.createdAt])).toEqual([
+      ['q1', 'PJSIP/1001', 1000],
+      ['q2', 'PJSIP/1002', 2000],
+    ]);
+    const q1 = (await a.get('q1'))!;
+    const q2 = (await b.get('q2'))!;
+    expect(await a.transition({ ...q1.request, state: 'RINGING_AGENT' }, q1.version, [])).toBe(2);
+    // A second recall for the same number is refused like a lost claim (the partial unique index).
+    expect(await b.transition({ ...q2.request, state: 'RINGING_AGENT' }, q2.version, [])).toBeUndefined();
+    expect(b.recallConflicts).toBe(1);
+    const ringing = (await a.get('q1'))!;
+    expect(await a.transition({ ...ringing.request, state: 'COMPLETED', updatedAt: 5000 }, ringing.version, [])).toBe(3);
+    expect(await b.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: null });
+    await a.appendEvents([{ requestId: 'q1', at: 9000, type: 'conversation-ended' }]);
+    expect(await b.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: 9000 });
+    expect(await b.lastConversation('2001', 'PJSIP/1001')).toBeNull();
+  });
+});
