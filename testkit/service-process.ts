@@ -55,6 +55,8 @@ export class ServiceProcess {
       ari: { ...SANDBOX.ari },
       store: { path: this.storePath },
       log: { level: 'debug', format: 'json' },
+      // Any free port for the HTTP listener: two services (or a developer's demo) never compete for 9464.
+      http: { port: 0 },
     };
     fs.writeFileSync(this.configFile, JSON.stringify(deepMerge(base, config), null, 2));
   }
