@@ -24,6 +24,7 @@ import {
   isTerminal,
   newRequest,
 } from './core/policy';
+import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
 import { OutboxInsert, SqliteStore, StoredEvent } from './store/sqlite';
@@ -63,6 +64,13 @@ export interface EngineOptions {
    * transition (src/webhook/payload.ts `outboxRowsFor`). Unset: notifications are not queued.
    */
   outbox?: (decision: Decision, at: number) => OutboxInsert[];
+  /**
+   * Which agent devices may be rung and which numbers dialled (src/core/dial-policy.ts): checked at the
+   * opt-in and again before every ringAgent / dialProspect. Unset: no restriction (unit tests).
+   */
+  dialPolicy?: DialPolicy;
+  /** Pending requests over all agents; an opt-in beyond it gets 'full'. Unset: no global cap. */
+  maxPendingTotal?: number;
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -161,6 +169,13 @@ export class Engine {
   /** The opt-in (# at the busy signal): durable before this returns. */
   optIn(input: OptInInput): OptInResult {
     const now = this.clock();
+    if (this.opts.dialPolicy) {
+      const allowed = checkDial(this.opts.dialPolicy, input.agent, input.prospect);
+      if (!allowed.ok) {
+        this.log.warn('opt-in refused by the dial policy', { event: 'dial.refused', stage: 'opt-in', agent: input.agent, reason: allowed.reason });
+        throw new DialPolicyError(allowed.reason);
+      }
+    }
     const device = this.opts.prospectDevice(input.prospect);
     let decision: Decision | undefined;
     const r = this.store.createOrRefresh(
@@ -188,6 +203,7 @@ export class Engine {
         decision = decide(existing, { type: 'refresh' }, this.ctx(existing, now));
         return { request: decision.request, events: toStoredEvents(existing.id, decision.events), outbox: this.opts.outbox?.(decision, now) };
       },
+      this.opts.maxPendingTotal,
     );
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
@@ -300,6 +316,17 @@ export class Engine {
           log.error('notification failed', { event: action.event, error: (err as Error).message });
         }
         continue;
+      }
+      // The dial policy again, just before the call: the configuration may have become stricter since
+      // the opt-in (a restart with new settings), or the request came from an older store.
+      if ((action.type === 'ringAgent' || action.type === 'dialProspect') && this.opts.dialPolicy) {
+        const allowed = checkDial(this.opts.dialPolicy, request.agent, request.prospect);
+        if (!allowed.ok) {
+          log.warn('call refused by the dial policy; the request is cancelled', { event: 'dial.refused', stage: action.type, agent: request.agent, reason: allowed.reason });
+          // After this decision's other actions: the cancel is a decision of its own.
+          setImmediate(() => this.observe(request.id, { type: 'cancel', by: 'dial-policy' }));
+          continue;
+        }
       }
       const t = this.telephony;
       if (!t) {

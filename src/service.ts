@@ -65,6 +65,8 @@ export class Service {
       prospectDevice: (number) => prospectDevice(config.prospects.internal, number),
       // CRM webhook: notifications are queued in the store with the transition that produced them.
       outbox: config.webhook.url ? outboxRowsFor : undefined,
+      dialPolicy: config.dial,
+      maxPendingTotal: config.dial.maxPendingTotal,
     });
     if (config.webhook.url) {
       this.webhook = new WebhookSender(store, { ...config.webhook, log: log.child({ component: 'webhook' }) });
@@ -232,7 +234,18 @@ export class Service {
       { optIn: (input) => this.engine.optIn(input) },
       offerOptions(config),
     );
-    this.agi = new AgiServer({ host: config.agi.bind, port: config.agi.port, log: log.child({ component: 'agi' }), handlers: { offer: offer.handle } });
+    this.agi = new AgiServer({
+      host: config.agi.bind,
+      port: config.agi.port,
+      log: log.child({ component: 'agi' }),
+      handlers: { offer: offer.handle },
+      // The door (issue 11): shared secret, peer allowlist, session cap and timeouts.
+      secret: config.agiDoor.secret,
+      allowedPeers: config.agiDoor.allowedPeers,
+      maxSessions: config.agiDoor.maxSessions,
+      idleTimeoutMs: config.agiDoor.idleTimeoutMs,
+      limits: { envTimeoutMs: config.agiDoor.envTimeoutMs },
+    });
     return this.agi.listen();
   }
 

@@ -5,6 +5,7 @@
 import type { Argv } from 'yargs';
 import { ConfigEntry, ConfigError, maskSecrets, resolveConfig } from '../config/load';
 import { Field, schema } from '../config/schema';
+import { securityWarnings } from '../config/security';
 import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
 
 const MASK = '********';
@@ -57,9 +58,10 @@ function check(argv: CheckArgs): void {
   }
   secrets.push(resolved.config.ari.password);
   const entries = resolved.entries.filter((e) => !argv.changed || e.source !== 'default');
+  const warnings = securityWarnings(resolved.config);
   if (argv.json) {
     const sources = Object.fromEntries(entries.map((e) => [e.key, e.source]));
-    out(scrub(JSON.stringify({ ok: true, file: argv.config ?? null, config: nested(entries), sources }, null, 2), secrets));
+    out(scrub(JSON.stringify({ ok: true, file: argv.config ?? null, config: nested(entries), sources, warnings }, null, 2), secrets));
     return;
   }
   const rows = [['KEY', 'VALUE', 'FROM']].concat(
@@ -69,6 +71,7 @@ function check(argv: CheckArgs): void {
     `Configuration OK${argv.config ? ` (${argv.config})` : ' (no file: defaults and environment)'}. Effective values, secrets masked:`,
     table(rows, 0),
     'Precedence: --set and --log-level > environment > file > default.',
+    ...warnings.map((w) => `warning: ${w}`),
   ];
   out(scrub(lines.join('\n'), secrets));
 }

@@ -4,11 +4,13 @@
  * and what is expected; the service refuses to start rather than guess.
  */
 import fs from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { parseDuration } from '../core/policy/duration';
 import { validateWatchDevice } from '../core/validate';
+import { DialPolicy, checkDialPolicy } from '../core/dial-policy';
 import { Field, schema } from './schema';
 
 export interface InternalProspectRule {
@@ -48,6 +50,10 @@ export interface Config {
   agi: { enabled: boolean; bind: string; port: number };
   pending: { prompts: { count: string; menu: string } };
   webhook: { url: string; secret: string; timeoutMs: number; retries: number; backoffMs: number[] };
+  // --- dial policy (issue 11)
+  dial: DialPolicy & { maxPendingTotal: number };
+  agiDoor: { secret: string; allowedPeers: string[]; maxSessions: number; envTimeoutMs: number; idleTimeoutMs: number };
+  retentionMs: number;
 }
 
 export class ConfigError extends Error {
@@ -307,6 +313,8 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
     problems.push('offer.defaultLanguage: must be one of offer.languages');
   }
   const v = (k: string) => values[k] as never;
+  // --- dial policy (issue 11)
+  const dial = problems.length === 0 ? dialPolicy(values, problems) : undefined;
   const internal = problems.length === 0 ? internalRules(values['prospects.internal'], problems) : [];
   let policy: PolicyConfig | undefined;
   if (problems.length === 0) {
@@ -393,8 +401,40 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
       retries: v('webhook.retries'),
       backoffMs: v('webhook.backoff'),
     },
+    dial: { ...dial!, maxPendingTotal: v('offer.maxPendingTotal') },
+    agiDoor: {
+      secret: v('agi.secret'),
+      allowedPeers: v('agi.allowedPeers'),
+      maxSessions: v('agi.maxSessions'),
+      envTimeoutMs: v('agi.envTimeout'),
+      idleTimeoutMs: v('agi.idleTimeout'),
+    },
+    retentionMs: v('store.retention'),
   };
   return { config, entries };
+}
+
+// --- dial policy (issue 11)
+function dialPolicy(values: Flat, problems: string[]): DialPolicy {
+  const list = (key: string): string[] => {
+    const value = values[key];
+    if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) {
+      problems.push(`${key}: expected a list of number prefixes such as ["+4930", "030"]`);
+      return [];
+    }
+    return value as string[];
+  };
+  const policy: DialPolicy = {
+    agentDevices: values['dial.agentDevices'] as string[],
+    prospectAllow: list('dial.prospectAllow'),
+    prospectDeny: list('dial.prospectDeny'),
+  };
+  problems.push(...checkDialPolicy(policy));
+  const peers = values['agi.allowedPeers'];
+  if (!Array.isArray(peers) || !peers.every((x) => typeof x === 'string' && isIP(x) !== 0)) {
+    problems.push('agi.allowedPeers: expected a list of IP addresses such as ["127.0.0.1", "10.0.0.5"]');
+  }
+  return policy;
 }
 
 const POLICY_KEYS: Record<string, string> = {

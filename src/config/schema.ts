@@ -4,6 +4,8 @@
  * message naming the key), `config check` prints it, and the README's table is written from it.
  */
 
+import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY } from '../core/dial-policy';
+
 export type FieldType = 'string' | 'secret' | 'url' | 'integer' | 'duration' | 'durationList' | 'boolean' | 'stringList' | 'json';
 
 export interface Field {
@@ -91,6 +93,33 @@ export const schema = {
   'numbers.minDigits': { type: 'integer', default: 2, min: 1, max: 30, doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: 20, min: 1, max: 30, doc: 'Most digits of a prospect number.' },
   'ari.leaseTtl': { type: 'duration', default: '15s', doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
+  // --- dial policy (issue 11): who may be rung, which numbers may be dialled, how many requests at most
+  'dial.agentDevices': {
+    type: 'stringList',
+    default: [...DEFAULT_AGENT_DEVICES],
+    doc: 'Agent devices a callback may ring: TECH/pattern with * as wildcard, e.g. ["PJSIP/*", "PJSIP/10*"]. Local/ only into a named context: "Local/*@agents". Checked at the opt-in and before every call.',
+  },
+  'dial.prospectAllow': { type: 'json', default: [], doc: 'Prospect number prefixes that may be dialled, e.g. ["+4930", "030", "2"]; empty: every number that is not denied. 00 and + are the same.' },
+  'dial.prospectDeny': {
+    type: 'json',
+    default: [...DEFAULT_PROSPECT_DENY],
+    doc: 'Prospect number prefixes never dialled (checked first); the default lists premium-rate and satellite ranges (0900, 0137, 0190, +49900, 1900, +979, +870, +881-+883, +449 …).',
+  },
+  'offer.maxPendingTotal': { type: 'integer', default: 1000, min: 1, max: 1000000, doc: 'Pending callbacks over all agents; beyond it the offer says "full" (a flood of opt-ins cannot grow the queue without bound).' },
+  // --- FastAGI door (issue 11)
+  'agi.secret': {
+    type: 'secret',
+    default: '',
+    allowEmpty: true,
+    env: 'CC_AGI_SECRET',
+    doc: 'Shared secret the dialplan passes as AGI(agi://host:port/offer?secret=<secret>,…) (global CC_AGI_SECRET in considerate-callback.conf). Empty: none asked; then keep agi.bind on loopback.',
+  },
+  'agi.allowedPeers': { type: 'json', default: [], doc: 'IP addresses allowed to connect to the FastAGI server, e.g. ["127.0.0.1", "10.0.0.5"]; empty: any peer that reaches agi.bind.' },
+  'agi.maxSessions': { type: 'integer', default: 200, min: 1, max: 10000, doc: 'Concurrent FastAGI sessions; connections beyond it are closed at once (and logged, aggregated).' },
+  'agi.envTimeout': { type: 'duration', default: '5s', doc: 'A FastAGI peer must send its environment block this soon after connecting.' },
+  'agi.idleTimeout': { type: 'duration', default: '2m', doc: 'A FastAGI session without traffic and without a command waiting is closed after this long.' },
+  // --- storage retention (issue 11)
+  'store.retention': { type: 'duration', default: '14d', doc: 'Finished requests, their history and sent webhook events older than this are deleted (hourly, and by `considerate-callback prune`).' },
 } as const satisfies Record<string, Field>;
 
 export type ConfigKey = keyof typeof schema;

@@ -335,6 +335,8 @@ export class SqliteStore<R extends RequestRecord> {
     maxPending: number,
     create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
     refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    /** Pending requests over all agents (offer.maxPendingTotal); a new one beyond it is 'full'. */
+    maxPendingTotal?: number,
   ): CreateResult<R> {
     const tx = this.db.transaction((): CreateResult<R> => {
       const existing = this.findPending(agent, prospect);
@@ -347,6 +349,10 @@ export class SqliteStore<R extends RequestRecord> {
       }
       const pending = this.countPending(agent);
       if (pending >= maxPending) return { result: 'full', pending };
+      if (maxPendingTotal !== undefined) {
+        const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM requests WHERE state NOT IN (${TERMINAL_SQL})`).get() as { n: number }).n;
+        if (total >= maxPendingTotal) return { result: 'full', pending: total };
+      }
       const made = create();
       this.db
         .prepare(

@@ -62,6 +62,8 @@ export class ServiceProcess {
       ari: { url: ARI.url, username: ARI.username, password: ARI.password },
       store: { path: this.storePath },
       log: { level: 'debug', format: 'json' },
+      // The tests' agents are also Local/<ext>@cc-test-phone (an ARI app plays their handset).
+      dial: { agentDevices: ['PJSIP/*', 'SIP/*', 'Local/*@cc-test-phone'] },
     };
     fs.writeFileSync(this.configFile, JSON.stringify(deepMerge(base, config), null, 2));
   }
