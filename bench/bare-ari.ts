@@ -4,7 +4,7 @@
  * each `offer` channel and plays the offer prompt (and hangs up on `#`). No store, no logging, no
  * state machine.
  *
- *   node .bench-dist/bench/bare-ari.js   # prints "ready" on stdout once registered
+ *   node .tools-dist/bench/bare-ari.js   # prints "ready" on stdout once registered
  */
 import * as ari from 'ari-client';
 import type { Channel, StasisStart } from 'ari-client';

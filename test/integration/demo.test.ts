@@ -1,5 +1,5 @@
 /**
- * `npm run demo` tells the story: the built demo (dist/demo/main.js, what `npm run demo` runs after the
+ * `npm run demo` tells the story: the built demo (.tools-dist/demo/main.js, what `npm run demo` runs after the
  * build) against the sandbox PBX, with a short grace. It runs under this jest run's sandbox lock (the demo
  * sees that its ancestor holds it) and must exit 0 with the key lines of its timeline.
  */
@@ -10,7 +10,7 @@ import { ROOT } from './paths';
 
 function runDemo(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [path.join(ROOT, 'dist/demo/main.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [path.join(ROOT, '.tools-dist/demo/main.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     proc.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
