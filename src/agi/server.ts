@@ -260,6 +260,10 @@ function sameSecret(given: string, expected: string): boolean {
 export class AgiServer {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Connections that have not yet sent their environment, oldest first. */
+  private readonly unidentified = new Set<net.Socket>();
+  /** Sockets already refused (and logged): their later 'closed' is no news. */
+  private readonly refusedSockets = new WeakSet<net.Socket>();
   private readonly throttle: LogThrottle;
   private readonly limits: AgiLimits;
   private readonly allowed?: Set<string>;
@@ -299,6 +303,8 @@ export class AgiServer {
   }
 
   private refuse(socket: net.Socket, reason: AgiRefusal, fields: Record<string, unknown> = {}): void {
+    if (this.refusedSockets.has(socket)) return;
+    this.refusedSockets.add(socket);
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
     this.throttle.warn(reason, 'FastAGI connection refused', { event: 'agi.rejected', reason, peer: socket.remoteAddress, ...fields });
     socket.destroy();
@@ -308,9 +314,22 @@ export class AgiServer {
     const peer = socket.remoteAddress ?? '';
     if (this.allowed && !this.allowed.has(peer)) return this.refuse(socket, 'peer-not-allowed');
     const max = this.opts.maxSessions ?? 200;
-    if (this.sockets.size >= max) return this.refuse(socket, 'too-many-sessions', { max });
+    if (this.sockets.size >= max) {
+      // Full. Asterisk sends its environment within milliseconds, so the oldest connection still waiting
+      // for one is the likeliest attacker (idle or slow-loris): it makes room. Only when every session is a
+      // real call is the newcomer refused.
+      const oldest = this.unidentified.values().next().value;
+      if (!oldest) return this.refuse(socket, 'too-many-sessions', { max });
+      this.unidentified.delete(oldest);
+      this.refuse(oldest, 'too-many-sessions', { max, evicted: 'oldest connection without an environment' });
+      this.sockets.delete(oldest);
+    }
     this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
+    this.unidentified.add(socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.unidentified.delete(socket);
+    });
     const log = this.opts.log;
     const session = new AgiSession(socket, log, this.opts.commandTimeoutMs ?? 10000);
     const idleMs = this.opts.idleTimeoutMs ?? 120_000;
@@ -321,6 +340,7 @@ export class AgiServer {
     session
       .start(this.limits)
       .then(async (env) => {
+        this.unidentified.delete(socket);
         if (this.opts.secret && !sameSecret(scriptQuery(env.vars).get('secret') ?? '', this.opts.secret)) {
           return this.refuse(socket, 'bad-secret', { script: env.script.slice(0, 40) });
         }
@@ -350,7 +370,7 @@ export class AgiServer {
       .catch((err: unknown) => {
         if (err instanceof AgiRefused) {
           if (err.reason !== 'closed') this.refuse(socket, err.reason, { detail: err.message });
-          else this.throttle.warn('closed', 'FastAGI connection closed before the environment was complete', { event: 'agi.rejected', reason: 'closed', peer });
+          else if (!this.refusedSockets.has(socket)) this.throttle.warn('closed', 'FastAGI connection closed before the environment was complete', { event: 'agi.rejected', reason: 'closed', peer });
         } else {
           log.warn('FastAGI connection failed', { error: (err as Error).message });
         }
