@@ -10,7 +10,12 @@
  * - pings the socket and forces a reconnect when pongs stop (a half-open TCP connection after the PBX
  *   vanished would otherwise look alive forever);
  * - emits `connected` on every (re)connection, so that subscriptions (device states) and in-flight
- *   calls can be reconciled, and `disconnected` when the socket goes away.
+ *   calls can be reconciled, and `disconnected` when the socket goes away;
+ * - bounds every step of (re)connecting (loading the API description, the lease calls, starting the app)
+ *   by `stepTimeoutMs`: a server that accepts TCP and never answers, or answers HTTP and never upgrades
+ *   the WebSocket, is abandoned with an `ari.timeout` log line and retried; no error (EMFILE included)
+ *   ends the retry loop;
+ * - turns on TCP keep-alive on the WebSocket's socket.
  */
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
@@ -36,10 +41,55 @@ export interface ConnectionOptions {
   connect?: (url: string, user: string, pass: string) => Promise<AriClient>;
   /** One active instance per PBX and app (see lease.ts); omitted = no lease (tests with fakes). */
   lease?: { instanceId: string; ttlMs: number; isGone?: (owner: string) => boolean };
+  /** Longest wait for each step of a (re)connection: connect, each lease call, starting the app. */
+  stepTimeoutMs?: number;
+}
+
+/** A step of connecting that did not finish in time. */
+export class StepTimeout extends Error {
+  constructor(
+    readonly step: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`ARI ${step}: no answer within ${timeoutMs} ms`);
+    this.name = 'StepTimeout';
+  }
+}
+
+/** Resolves like `p`, or rejects with StepTimeout after `ms`; `late` receives a value that arrives after that. */
+export function within<T>(p: Promise<T>, ms: number, step: string, late?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      reject(new StepTimeout(step, ms));
+    }, ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        if (done) late?.(v);
+        else resolve(v);
+        done = true;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!done) reject(err instanceof Error ? err : new Error(errorText(err)));
+        done = true;
+      },
+    );
+  });
+}
+
+function stopQuietly(client: AriClient | undefined): void {
+  try {
+    client?.stop();
+  } catch {
+    // already closed
+  }
 }
 
 interface Internals {
-  _ws?: { terminate?: () => void; readyState?: number };
+  _ws?: { terminate?: () => void; readyState?: number; _socket?: { setKeepAlive?: (on: boolean, ms: number) => void } };
 }
 
 export class AriConnection extends EventEmitter {
@@ -187,9 +237,11 @@ export class AriConnection extends EventEmitter {
     if (this.stopped || this.connecting) return;
     this.connecting = true;
     const connect = this.opts.connect ?? ari.connect;
+    const limit = this.opts.stepTimeoutMs ?? 10_000;
     let client: AriClient | undefined;
     try {
-      client = await connect(this.opts.url, this.opts.username, this.opts.password);
+      // A synchronous throw (EMFILE while opening a socket) becomes a rejection like any other.
+      client = await within<AriClient>(Promise.resolve().then(() => connect(this.opts.url, this.opts.username, this.opts.password)), limit, 'connect', stopQuietly);
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const c = client as any;
       for (const h of this.handlers) c.on(h.event, h.wrapped);
@@ -210,8 +262,8 @@ export class AriConnection extends EventEmitter {
       c.on('pong', () => {
         this.awaitingPong = false;
       });
-      if (this.lease && !(await this.lease.acquire(client))) {
-        const holder = await this.lease.read(client);
+      if (this.lease && !(await within(this.lease.acquire(client), limit, 'lease acquire'))) {
+        const holder = await within(this.lease.read(client), limit, 'lease read');
         if (!this.standingBy) {
           this.opts.log.warn('another instance is active for this app on the PBX; standing by', {
             app: this.opts.app,
@@ -228,7 +280,7 @@ export class AriConnection extends EventEmitter {
       if (this.standingBy) this.opts.log.info('taking over the app: the active instance is gone', { app: this.opts.app });
       this.standingBy = false;
       this.current = client;
-      await client.start(this.opts.app);
+      await within(client.start(this.opts.app), limit, 'start app');
       if (this.stopped) {
         client.stop();
         return;
@@ -237,10 +289,25 @@ export class AriConnection extends EventEmitter {
       if (client !== this.current) return;
       // ari-client's WebSocketConnected listener above may have reported the connection already.
       if (!this.isUp) this.setUp(client, 'connected');
+      // TCP keep-alive under the pings: a dead peer is noticed by the kernel too.
+      (client as unknown as Internals)._ws?._socket?.setKeepAlive?.(true, 15_000);
       this.startPing();
       this.startLeaseRenewal(client);
     } catch (err) {
       if (client && client === this.current) this.current = undefined;
+      if (err instanceof StepTimeout) {
+        // Abandon this attempt entirely: its client may still be waiting for an upgrade that never comes.
+        stopQuietly(client);
+        this.opts.log.warn('ARI did not answer in time; abandoning this attempt and retrying', {
+          event: 'ari.timeout',
+          step: err.step,
+          timeoutMs: err.timeoutMs,
+          url: this.opts.url,
+          attempt: this.attempt + 1,
+        });
+        this.scheduleRetry();
+        return;
+      }
       const text = errorText(err);
       const auth = /401|unauthori[sz]ed/i.test(text);
       this.opts.log.warn(auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
@@ -258,10 +325,13 @@ export class AriConnection extends EventEmitter {
     clearInterval(this.leaseTimer);
     const lease = this.lease;
     if (!lease) return;
+    const limit = this.opts.stepTimeoutMs ?? 10_000;
+    let renewing = false;
     this.leaseTimer = setInterval(() => {
-      if (client !== this.current || !this.isUp) return;
+      if (client !== this.current || !this.isUp || renewing) return;
+      renewing = true;
       void (async () => {
-        const other = await lease.heldByOther(client);
+        const other = await within(lease.heldByOther(client), limit, 'lease check');
         if (other) {
           // We were taken for dead (a long stall): the other instance owns the app now. Step back.
           this.opts.log.error('another instance took over the app; standing by', { activeInstance: other.owner });
@@ -275,8 +345,12 @@ export class AriConnection extends EventEmitter {
           this.scheduleRetry();
           return;
         }
-        await lease.write(client);
-      })().catch(() => undefined);
+        await within(lease.write(client), limit, 'lease renewal');
+      })()
+        .catch((err: unknown) => this.opts.log.warn('ARI lease renewal failed', { event: 'ari.lease-renewal-failed', error: errorText(err) }))
+        .finally(() => {
+          renewing = false;
+        });
     }, Math.max(500, Math.floor(lease ? this.opts.lease!.ttlMs / 3 : 5000)));
     this.leaseTimer.unref();
   }
