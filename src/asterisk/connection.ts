@@ -80,13 +80,29 @@ export function within<T>(p: Promise<T>, ms: number, step: string, late?: (value
   });
 }
 
-function stopQuietly(client: AriClient | undefined): void {
+/**
+ * Ends a client for good. ari-client's stop() only marks the next close as intended; a client abandoned
+ * while its WebSocket was still connecting (or failing) would otherwise go on reconnecting in the
+ * background for ever — and could take the Stasis app over from the live client. `_wsClosed` is pinned
+ * to true, so its close and error handlers never reconnect, then the socket is torn down.
+ */
+export function retireClient(client: AriClient | undefined): void {
+  if (!client) return;
+  const c = client as unknown as { _wsClosed?: boolean; _ws?: { terminate?: () => void } };
   try {
-    client?.stop();
+    Object.defineProperty(c, '_wsClosed', { configurable: true, get: () => true, set: () => undefined });
+  } catch {
+    // not ari-client's Client (a test double)
+  }
+  try {
+    if (c._ws?.terminate) c._ws.terminate();
+    else client.stop();
   } catch {
     // already closed
   }
 }
+
+const stopQuietly = retireClient;
 
 interface Internals {
   _ws?: { terminate?: () => void; readyState?: number; _socket?: { setKeepAlive?: (on: boolean, ms: number) => void } };
@@ -180,13 +196,7 @@ export class AriConnection extends EventEmitter {
     this.current = undefined;
     this.setDown('stopped');
     this.rest.close();
-    if (client) {
-      try {
-        client.stop();
-      } catch {
-        // already closed
-      }
-    }
+    retireClient(client);
   }
 
   private setDown(reason: string): void {
@@ -256,6 +266,7 @@ export class AriConnection extends EventEmitter {
         if (client !== this.current) return;
         this.opts.log.warn('ari-client gave up reconnecting; starting a fresh client');
         this.current = undefined;
+        retireClient(client);
         this.setDown('websocket retries exhausted');
         this.scheduleRetry();
       });
@@ -282,7 +293,7 @@ export class AriConnection extends EventEmitter {
       this.current = client;
       await within(client.start(this.opts.app), limit, 'start app');
       if (this.stopped) {
-        client.stop();
+        retireClient(client);
         return;
       }
       // The socket may have dropped (and this client been given up) while start() was settling.
@@ -337,11 +348,7 @@ export class AriConnection extends EventEmitter {
           this.opts.log.error('another instance took over the app; standing by', { activeInstance: other.owner });
           this.current = undefined;
           this.setDown('lease lost');
-          try {
-            client.stop();
-          } catch {
-            // closed
-          }
+          retireClient(client);
           this.scheduleRetry();
           return;
         }
