@@ -50,6 +50,7 @@ export class Service {
   private readonly pending: PendingFlow;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
+  private pruneTimer?: NodeJS.Timeout;
   /** How long the event loop was late (every call's events wait behind it); logged at stop. */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
@@ -217,6 +218,10 @@ export class Service {
     const { config } = this.opts;
     this.opts.log.info('considerate-callback starting', { store: this.engine.store.file, ari: config.ari.url, app: config.ari.app });
     this.engine.start();
+    // Retention (issue 11): finished requests, their history and sent webhook events go after store.retention.
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), 3_600_000);
+    this.pruneTimer.unref();
     this.ari.start();
     this.webhook?.start();
     // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
@@ -249,7 +254,17 @@ export class Service {
     return this.agi.listen();
   }
 
+  private prune(): void {
+    try {
+      const r = this.engine.store.prune(Date.now() - this.opts.config.retentionMs);
+      if (r.requests + r.events + r.outbox > 0) this.opts.log.info('store pruned', { event: 'store.pruned', ...r });
+    } catch (err) {
+      this.opts.log.warn('store prune failed; trying again in an hour', { event: 'store.prune-failed', error: (err as Error).message });
+    }
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.pruneTimer);
     this.webhook?.stop();
     await this.agi?.close();
     this.engine.stop();

@@ -6,12 +6,20 @@
  * - Retries with back-off (`backoffMs`, the last value repeats) up to `retries` times, then gives the event up
  *   with an error in the log. Only a 2xx answer counts as delivered.
  * - Survives restarts: unsent rows stay in the store and are sent after the next start.
+ * - Redirects are not followed (a 3xx is a failed delivery: the event must not land on another host), and
+ *   at most MAX_RESPONSE_BYTES of an answer are read.
+ * - Signed per attempt over `<timestamp>.<body>` (payload.ts), the timestamp in X-Considerate-Timestamp.
  * - Delivered once: a row is marked sent as soon as the CRM accepted it. A crash between the CRM's answer and
  *   that mark would resend it; the idempotency key (body.id, X-Considerate-Delivery) lets the CRM drop it.
  */
 import type { Logger } from '../log';
 import type { OutboxRow, SqliteStore, RequestRecord } from '../store/sqlite';
-import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign } from './payload';
+import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from './payload';
+
+/** At most this much of a CRM's answer is read (the content does not matter, only the status). */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
+/** While the outbox is empty, look this often for rows re-queued by `webhook retry` from the CLI. */
+const IDLE_POLL_MS = 30_000;
 
 export interface WebhookOptions {
   url: string;
@@ -86,9 +94,9 @@ export class WebhookSender {
   }
 
   private arm(): void {
+    if (this.stopped) return;
     const next = this.store.outboxNextAt();
-    if (next === null || this.stopped) return;
-    const delay = Math.max(0, Math.min(next - this.clock(), this.opts.maxTimerMs ?? 60_000));
+    const delay = next === null ? IDLE_POLL_MS : Math.max(0, Math.min(next - this.clock(), this.opts.maxTimerMs ?? 60_000));
     this.timer = setTimeout(() => this.kick(), delay);
     this.timer.unref?.();
   }
@@ -127,11 +135,16 @@ export class WebhookSender {
         [DELIVERY_HEADER]: row.key,
         'idempotency-key': row.key,
       };
-      if (this.opts.secret) headers[SIGNATURE_HEADER] = sign(row.body, this.opts.secret);
-      const res = await fetch(this.opts.url, { method: 'POST', headers, body: row.body, signal: controller.signal });
-      // Drain the body so the connection can be reused; its content does not matter.
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
+      if (this.opts.secret) {
+        const timestamp = Math.floor(this.clock() / 1000);
+        headers[TIMESTAMP_HEADER] = String(timestamp);
+        headers[SIGNATURE_HEADER] = sign(row.body, this.opts.secret, timestamp);
+      }
+      const res = await fetch(this.opts.url, { method: 'POST', headers, body: row.body, signal: controller.signal, redirect: 'manual' });
+      await readCapped(res, MAX_RESPONSE_BYTES);
+      if (res.status >= 300 && res.status < 400) {
+        error = `HTTP ${res.status} redirect${res.headers.get('location') ? ` to ${safeHost(res.headers.get('location') ?? '')}` : ''} (not followed)`;
+      } else if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       error = controller.signal.aborted
@@ -163,5 +176,34 @@ export class WebhookSender {
     const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
     this.store.outboxFailed(row.id, error, nextAt, at);
     rlog.warn('webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
+  }
+}
+
+/** Reads at most `max` bytes of the body, then drops the rest (a huge answer never fills the memory). */
+async function readCapped(res: Response, max: number): Promise<number> {
+  const reader = res.body?.getReader();
+  if (!reader) return 0;
+  let n = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return n;
+      n += value.byteLength;
+      if (n >= max) {
+        await reader.cancel().catch(() => undefined);
+        return n;
+      }
+    }
+  } catch {
+    return n;
+  }
+}
+
+/** The host of a redirect target, for the log (no path or query: they may carry tokens). */
+function safeHost(location: string): string {
+  try {
+    return new URL(location).host;
+  } catch {
+    return '(relative)';
   }
 }
