@@ -79,7 +79,7 @@ export const schema = {
   'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
   'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
   'webhook.url': { type: 'url', default: '', allowEmpty: true, env: 'CC_WEBHOOK_URL', doc: 'CRM webhook: POST a JSON event on requested, completed, failed, expired and cancelled. Empty: no webhook.' },
-  'webhook.secret': { type: 'secret', default: '', allowEmpty: true, env: 'CC_WEBHOOK_SECRET', doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of the raw body>. Never logged.' },
+  'webhook.secret': { type: 'secret', default: '', allowEmpty: true, env: 'CC_WEBHOOK_SECRET', doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of "<X-Considerate-Timestamp>.<raw body>">. Never logged.' },
   'webhook.timeout': { type: 'duration', default: '5s', doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
   'webhook.retries': { type: 'integer', default: 20, min: 0, max: 1000, doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
