@@ -7,6 +7,11 @@ import { PassThrough } from 'node:stream';
 import { AgiServer, AgiServerOptions, type AgiHandler } from '../../src/agi/server';
 import { LineSplitter, LineTooLong, scriptQuery } from '../../src/agi/protocol';
 import { createLogger } from '../../src/log';
+import { AgiOffer } from '../../src/agi/offer';
+import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY } from '../../src/core/dial-policy';
+import { defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
+import { Engine } from '../../src/engine';
+import { SqliteStore } from '../../src/store/sqlite';
 
 const SECRET = 's3cret-door';
 
@@ -199,6 +204,70 @@ describe('FastAGI door: attacks over TCP, a real session served meanwhile', () =
   it('without a secret configured, sessions are served as before', async () => {
     const h = await start({ secret: '' });
     expect(await legitSession(h.port, { secret: '' })).toEqual(SERVED);
+  });
+});
+
+describe('toll fraud through FastAGI: the dial policy holds even with the door open', () => {
+  /** A scripted Asterisk whose caller presses # during the offer; resolves with the commands it was sent. */
+  function optInOver(port: number, prospect: string, agent: string): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1');
+      clients.push(c);
+      const got: string[] = [];
+      let buf = '';
+      c.setEncoding('utf8');
+      c.on('connect', () =>
+        c.write(`agi_network: yes\nagi_network_script: offer\nagi_channel: ${agent}-0000002a\nagi_uniqueid: u-${prospect}\nagi_language: en\nagi_arg_1: ${prospect}\nagi_arg_2: ${agent}\nagi_arg_3: 17\n\n`),
+      );
+      c.on('data', (d: string) => {
+        buf += d;
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const cmd = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          got.push(cmd);
+          c.write(cmd.startsWith('STREAM FILE cc-offer') ? '200 result=35 endpos=800\n' : '200 result=0\n');
+        }
+      });
+      c.on('close', () => resolve(got));
+      c.on('error', reject);
+    });
+  }
+
+  it.each([
+    ['a premium-rate prospect', '0900123456', 'PJSIP/1001'],
+    ['an IAX2 trunk as the agent', '2001', 'IAX2/trunk'],
+    ['Local/ into a context that is not allowed', '2001', 'Local/0900123@from-trunk'],
+  ])('%s: nothing is stored, the caller hears the error prompt; a real opt-in still works', async (_what, prospect, agent) => {
+    const store = SqliteStore.open<CallbackRequest>(':memory:');
+    const engine = new Engine({
+      store,
+      log: createLogger({ format: 'json', stream: new PassThrough(), level: 'error' }),
+      policy: defaultPolicyConfig,
+      maxPendingPerAgent: 10,
+      prospectDevice: () => undefined,
+      dialPolicy: { agentDevices: [...DEFAULT_AGENT_DEVICES], prospectAllow: [], prospectDeny: [...DEFAULT_PROSPECT_DENY] },
+      maxPendingTotal: 1000,
+    });
+    const offer = new AgiOffer(
+      { optIn: (input) => engine.optIn(input) },
+      {
+        keyTimeoutMs: 300,
+        closingTimeoutMs: 1000,
+        languages: ['en'],
+        defaultLanguage: 'en',
+        prompts: { offer: 'sound:cc-offer', confirm: 'sound:cc-confirm', goodbye: 'sound:cc-goodbye', full: 'sound:cc-full', error: 'sound:cc-error' },
+        numbers: { minDigits: 2, maxDigits: 20 },
+      },
+    );
+    const h = await start({ secret: '', handlers: { offer: offer.handle } });
+    const attack = await optInOver(h.port, prospect, agent);
+    expect(attack.some((c) => c.startsWith('STREAM FILE cc-error'))).toBe(true);
+    expect(store.list()).toEqual([]);
+    const real = await optInOver(h.port, '2001', 'PJSIP/1001');
+    expect(real.some((c) => c.startsWith('STREAM FILE cc-confirm'))).toBe(true);
+    expect(store.list().map((r) => [r.agent, r.prospect])).toEqual([['PJSIP/1001', '2001']]);
+    store.close();
   });
 });
 
