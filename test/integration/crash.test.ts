@@ -165,11 +165,16 @@ describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
           `${secs} s (${Math.round((secs * 1000) / Math.max(1, kills.length))} ms a kill); kill points: ${[...new Set(kills)].join('; ')}\n`,
       );
     } finally {
+      // Each step says when it is done: should jest ever not finish, the last line names the culprit.
+      const step = (what: string) => process.stderr.write(`[crash] cleanup: ${what}\n`);
       phoneRunning = false;
       await phoneLoop;
+      step('phone loop ended');
       await svc.stop();
       store.close();
+      step('service stopped');
       await ari.close();
+      step('test ARI app closed');
       simLine('NOT_INUSE');
     }
   }, TIMEOUT_MS);
