@@ -25,6 +25,8 @@
 #   CC_PBX_RTP_START     first RTP port (default 10000)
 #   CC_PBX_RTP_END       last RTP port (default 12000)
 #   CC_PBX_START_TIMEOUT seconds to wait for ARI after starting Asterisk (default 60)
+#   CC_SANDBOX_ROOTFS_FROM  copy this built chroot (another sandbox's rootfs)
+#                        instead of building one with mmdebstrap
 #
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 this machine cannot run the sandbox
 # (not root / not Debian with apt): tests treat 3 as "skip".
@@ -225,6 +227,24 @@ safe_rm_tree() {
   rm -rf --one-file-system "$dir"
 }
 
+# CC_SANDBOX_ROOTFS_FROM=<another sandbox's rootfs>: a second sandbox copies a
+# built chroot of the same packages instead of building its own (also while
+# that sandbox runs: its /proc mount is not copied).
+copy_rootfs() {
+  local from="${CC_SANDBOX_ROOTFS_FROM:-}"
+  [ -n "$from" ] || return 1
+  if ! [ -x "$from/usr/sbin/asterisk" ] || [ "$(cat "$from/.cc-sandbox-stamp" 2>/dev/null)" != "$STAMP_VALUE" ]; then
+    err "CC_SANDBOX_ROOTFS_FROM=$from is not a built sandbox chroot of these packages; building one"
+    return 1
+  fi
+  local tmp="$SANDBOX/rootfs.tmp.$$"
+  safe_rm_tree "$tmp"
+  cp -a --one-file-system "$from" "$tmp" || { safe_rm_tree "$tmp"; return 1; }
+  rm -f "$tmp$AST_RUN"/asterisk.* 2>/dev/null || true
+  safe_rm_tree "$ROOTFS"
+  mv "$tmp" "$ROOTFS"
+}
+
 build_rootfs() {
   rootfs_ready && return 0
   [ -z "$(asterisk_pid)" ] || die "Asterisk is running from an outdated chroot; run: $0 down"
@@ -233,6 +253,10 @@ build_rootfs() {
   started=$(date +%s)
   # Stale leftovers of interrupted builds.
   for tmp in "$SANDBOX"/rootfs.tmp.*; do [ -e "$tmp" ] && safe_rm_tree "$tmp"; done
+  if copy_rootfs; then
+    log "chroot ready in $(( $(date +%s) - started )) s: $ROOTFS (copied from $CC_SANDBOX_ROOTFS_FROM)"
+    return 0
+  fi
   for attempt in 1 2; do
     tmp="$SANDBOX/rootfs.tmp.$$"
     safe_rm_tree "$tmp"

@@ -1,10 +1,11 @@
 /**
  * The engine: the imperative shell around the pure policy (src/core/policy).
  *
- * - The store is the truth. Every decision is `decide(request, observation)` → persisted in one
- *   transaction, guarded by the request's version (a lost claim is dropped and re-read) → only then are
- *   the actions carried out. Restarting the process at any point therefore neither loses a request nor
- *   rings an agent twice for one attempt (channel ids are deterministic, see the policy).
+ * - The store is the truth. Every decision goes through the ledger (src/ledger.ts): `decide(request,
+ *   observation)` → persisted in one transaction, guarded by the request's version (a lost claim is
+ *   dropped and re-read) → only then are the actions carried out. Restarting the process at any point
+ *   therefore neither loses a request nor rings an agent twice for one attempt (channel ids are
+ *   deterministic, see the policy).
  * - One timer, armed for the earliest `wakeAt` in the store (capped at an hour so that long waits
  *   never overflow setTimeout's 24.8-day limit), re-armed after every change and at start.
  * - Decisions are synchronous (better-sqlite3), so they are serialised by construction; the agent's
@@ -18,16 +19,16 @@ import {
   Decision,
   Observation,
   PolicyConfig,
-  PolicyEvent,
   RECALL_STATES,
-  decide,
   isTerminal,
   newRequest,
 } from './core/policy';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
+import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
-import { OutboxInsert, SqliteStore, StoredEvent } from './store/sqlite';
+import { Ledger } from './ledger';
+import { OutboxInsert, SqliteStore } from './store/sqlite';
 
 export type RequestStore = SqliteStore<CallbackRequest>;
 
@@ -37,6 +38,15 @@ export interface OptInInput {
   prospect: string;
   language: string;
   channelId: string;
+}
+
+/** A decision the engine persisted and carried out (for metrics and the agent's lamp). */
+export interface AppliedDecision {
+  /** The request before the decision; undefined for a new request. */
+  before?: CallbackRequest;
+  decision: Decision;
+  observation: Observation | { type: 'optIn' };
+  at: number;
 }
 
 export type OptInResult = { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
@@ -75,18 +85,6 @@ export interface EngineOptions {
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
 
-export function toStoredEvents(requestId: string, events: readonly PolicyEvent[]): StoredEvent[] {
-  return events.map((e) => ({
-    requestId,
-    at: e.at,
-    type: e.type,
-    from: e.from,
-    to: e.to,
-    reason: e.reason,
-    data: { wakeAt: e.wakeAt, waitingFor: e.waitingFor },
-  }));
-}
-
 export class Engine {
   private timer?: NodeJS.Timeout;
   private armedFor: number | null = null;
@@ -108,10 +106,16 @@ export class Engine {
   private linesLoaded = false;
   /** Called when a device should be watched (prospect lines of pending requests, agents). */
   onWatch?: (device: string) => void;
+  /** Listeners told of every persisted decision (metrics, the lamp); a throwing one is logged, never fatal. */
+  private readonly decisionListeners: ((applied: AppliedDecision) => void)[] = [];
+
+  /** The one place that applies a decision (decide → events → outbox → version-guarded write). */
+  readonly ledger: Ledger;
 
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
+    this.ledger = new Ledger({ store: opts.store, policy: opts.policy, clock: this.clock, outbox: opts.outbox, agentStatus: (r) => this.agentFor(r) });
   }
 
   get store(): RequestStore {
@@ -124,6 +128,20 @@ export class Engine {
 
   setNotifier(n: Notifier): void {
     this.notifier = n;
+  }
+
+  onDecision(listener: (applied: AppliedDecision) => void): void {
+    this.decisionListeners.push(listener);
+  }
+
+  private applied(applied: AppliedDecision): void {
+    for (const l of this.decisionListeners) {
+      try {
+        l(applied);
+      } catch (err) {
+        this.log.error('decision listener failed', { requestId: applied.decision.request.id, error: (err as Error).message });
+      }
+    }
   }
 
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
@@ -172,12 +190,13 @@ export class Engine {
     if (this.opts.dialPolicy) {
       const allowed = checkDial(this.opts.dialPolicy, input.agent, input.prospect);
       if (!allowed.ok) {
-        this.log.warn('opt-in refused by the dial policy', { event: 'dial.refused', stage: 'opt-in', agent: input.agent, reason: allowed.reason });
+        emit(this.log, 'warn', 'dial.refused', 'opt-in refused by the dial policy', { stage: 'opt-in', agent: input.agent, reason: allowed.reason });
         throw new DialPolicyError(allowed.reason);
       }
     }
     const device = this.opts.prospectDevice(input.prospect);
     let decision: Decision | undefined;
+    let before: CallbackRequest | undefined;
     const r = this.store.createOrRefresh(
       input.agent,
       input.prospect,
@@ -195,19 +214,22 @@ export class Engine {
           this.opts.policy,
           now,
         );
-        const events = toStoredEvents(decision.request.id, decision.events);
-        events[0].data = { ...events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
-        return { request: decision.request, events, outbox: this.opts.outbox?.(decision, now) };
+        const rows = this.ledger.rows(decision, now);
+        rows.events[0].data = { ...rows.events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
+        return rows;
       },
       (existing) => {
-        decision = decide(existing, { type: 'refresh' }, this.ctx(existing, now));
-        return { request: decision.request, events: toStoredEvents(existing.id, decision.events), outbox: this.opts.outbox?.(decision, now) };
+        // Inside the store's transaction (the pending request was read there), so no version race.
+        before = existing;
+        decision = this.ledger.decide(existing, { type: 'refresh' }, now);
+        return this.ledger.rows(decision, now);
       },
       this.opts.maxPendingTotal,
     );
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
+    if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     this.arm();
@@ -219,23 +241,22 @@ export class Engine {
    * decision that was applied, or undefined when nothing changed or the claim was lost.
    */
   observe(requestId: string, observation: Observation): Decision | undefined {
-    for (let tries = 0; tries < 3; tries++) {
-      const current = this.store.get(requestId);
-      if (!current) {
+    const r = this.ledger.apply(requestId, observation);
+    switch (r.status) {
+      case 'applied':
+        this.perform(r.decision);
+        this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
+        this.arm();
+        return r.decision;
+      case 'not-found':
         this.log.warn('observation for an unknown request', { requestId, observation: observation.type });
         return undefined;
-      }
-      const now = this.clock();
-      const decision = decide(current.request, observation, this.ctx(current.request, now));
-      if (decision.request === current.request) return undefined;
-      const version = this.store.transition(decision.request, current.version, toStoredEvents(requestId, decision.events), this.opts.outbox?.(decision, now));
-      if (version === undefined) continue;
-      this.perform(decision);
-      this.arm();
-      return decision;
+      case 'conflict':
+        this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
+        return undefined;
+      default:
+        return undefined;
     }
-    this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
-    return undefined;
   }
 
   cancel(requestId: string, by: string): Decision | undefined {
@@ -287,10 +308,6 @@ export class Engine {
     for (const id of this.store.idsInState('DUE', agent)) this.observe(id, { type: 'tick' });
   }
 
-  private ctx(request: CallbackRequest, now: number) {
-    return { now, cfg: this.opts.policy, agent: this.agentFor(request) };
-  }
-
   /** The agent's status as the policy sees it: device state, PBX reachability and our own other recalls. */
   agentFor(request: CallbackRequest): AgentStatus {
     const now = this.clock();
@@ -306,14 +323,14 @@ export class Engine {
     const request = decision.request;
     const log = this.log.child({ requestId: request.id });
     for (const e of decision.events) {
-      log.info(`callback ${e.type}`, { from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
+      emit(log, 'info', 'request.transition', `callback ${e.type}`, { transition: e.type, from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
     }
     for (const action of decision.actions) {
       if (action.type === 'notify') {
         try {
           this.notifier?.(request, action);
         } catch (err) {
-          log.error('notification failed', { event: action.event, error: (err as Error).message });
+          log.error('notification failed', { webhookEvent: action.event, error: (err as Error).message });
         }
         continue;
       }
@@ -322,7 +339,7 @@ export class Engine {
       if ((action.type === 'ringAgent' || action.type === 'dialProspect') && this.opts.dialPolicy) {
         const allowed = checkDial(this.opts.dialPolicy, request.agent, request.prospect);
         if (!allowed.ok) {
-          log.warn('call refused by the dial policy; the request is cancelled', { event: 'dial.refused', stage: action.type, agent: request.agent, reason: allowed.reason });
+          emit(log, 'warn', 'dial.refused', 'call refused by the dial policy; the request is cancelled', { stage: action.type, agent: request.agent, reason: allowed.reason });
           // After this decision's other actions: the cancel is a decision of its own.
           setImmediate(() => this.observe(request.id, { type: 'cancel', by: 'dial-policy' }));
           continue;
@@ -344,7 +361,7 @@ export class Engine {
         if (this.queues.get(request.id) === next) this.queues.delete(request.id);
       });
     }
-    if (isTerminal(request.state)) log.info('callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
+    if (isTerminal(request.state)) emit(log, 'info', 'request.finished', 'callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
   }
 
   /** Arms the single timer for the earliest wake-up. */
@@ -371,11 +388,6 @@ export class Engine {
         this.timer = setTimeout(() => this.arm(), 5000);
       }
     }, delay);
-  }
-
-  /** Timer state, for tests and `show`. */
-  get nextTimer(): number | null {
-    return this.armedFor;
   }
 }
 

@@ -11,7 +11,9 @@
  *
  * Two sandboxes run side by side when each has its own directory and ports. The SIPp phones' ports are
  * derived from the SIP port, so the phones of two sandboxes do not collide either: tests use
- * SIP port + 11..13, the demo SIP port + 21..23, media ports SIP port + 1000 + (11..50).
+ * SIP port + 11..13, the demo SIP port + 21..23; media ports SIP port + 1000 + (11..22), each phone's
+ * pair (SIPp binds its media port and media port + 2) disjoint from the others'. Sandboxes whose SIP
+ * ports are 24 or more apart share no port.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -80,12 +82,12 @@ export function sandboxFrom(env: NodeJS.ProcessEnv = process.env): Sandbox {
     testPhones: {
       agentUac: { sip: sipPort + 11, media: media + 11 },
       prospectUas: { sip: sipPort + 12, media: media + 12 },
-      agentUas: { sip: sipPort + 13, media: media + 20 },
+      agentUas: { sip: sipPort + 13, media: media + 15 },
     },
     demoPhones: {
-      agentUac: { sip: sipPort + 21, media: media + 40 },
-      prospectUas: { sip: sipPort + 22, media: media + 44 },
-      agentUas: { sip: sipPort + 23, media: media + 48 },
+      agentUac: { sip: sipPort + 21, media: media + 16 },
+      prospectUas: { sip: sipPort + 22, media: media + 19 },
+      agentUas: { sip: sipPort + 23, media: media + 20 },
     },
   };
 }

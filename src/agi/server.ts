@@ -7,6 +7,7 @@
  * hung up", never as a failure.
  */
 import net from 'node:net';
+import { emit } from '../events';
 import type { Logger } from '../log';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { LogThrottle } from '../log-throttle';
@@ -99,7 +100,7 @@ export class AgiSession {
         } catch (err) {
           if (inEnv) refuse('line-too-long', (err as Error).message);
           else {
-            this.log.warn('FastAGI peer sent an over-long line; closing', { event: 'agi.rejected', reason: 'line-too-long' });
+            emit(this.log, 'warn', 'agi.refused', 'FastAGI peer sent an over-long line; closing', { reason: 'line-too-long' });
             this.socket.destroy();
           }
           return;
@@ -288,13 +289,16 @@ export class AgiServer {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host, () => {
         server.off('error', reject);
-        server.on('error', (err) => this.throttle.warn('server-error', 'FastAGI server error', { event: 'agi.server-error', error: err.message }));
+        server.on('error', (err) => this.throttle.warn('server-error', 'agi.server_error', 'FastAGI server error', { error: err.message }));
         const port = (server.address() as net.AddressInfo).port;
-        this.opts.log.info('FastAGI server listening', { host: this.opts.host, port, secret: this.opts.secret ? 'required' : 'none', allowedPeers: this.opts.allowedPeers ?? [] });
+        emit(this.opts.log, 'info', 'agi.listening', 'FastAGI server listening', { host: this.opts.host, port, secret: this.opts.secret ? 'required' : 'none', allowedPeers: this.opts.allowedPeers ?? [] });
         if (!isLoopback(this.opts.host)) {
-          this.opts.log.warn(
+          emit(
+            this.opts.log,
+            'warn',
+            'agi.exposed',
             `FastAGI server is reachable from the network (${this.opts.host}:${port}): anyone who can connect may create callback requests${this.opts.secret ? ' if they know agi.secret' : ' — set agi.secret and agi.allowedPeers'}`,
-            { event: 'agi.exposed', host: this.opts.host, port, secret: Boolean(this.opts.secret), allowedPeers: this.opts.allowedPeers ?? [] },
+            { host: this.opts.host, port, secret: Boolean(this.opts.secret), allowedPeers: this.opts.allowedPeers ?? [] },
           );
         }
         resolve(port);
@@ -306,7 +310,7 @@ export class AgiServer {
     if (this.refusedSockets.has(socket)) return;
     this.refusedSockets.add(socket);
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
-    this.throttle.warn(reason, 'FastAGI connection refused', { event: 'agi.rejected', reason, peer: socket.remoteAddress, ...fields });
+    this.throttle.warn(reason, 'agi.refused', 'FastAGI connection refused', { reason, peer: socket.remoteAddress, ...fields });
     socket.destroy();
   }
 
@@ -350,8 +354,7 @@ export class AgiServer {
         session.log = clog;
         if (typeof handler !== 'function') {
           this.refused.set('unknown-script', (this.refused.get('unknown-script') ?? 0) + 1);
-          this.throttle.warn('unknown-script', 'FastAGI request for an unknown script; the call continues in the dialplan', {
-            event: 'agi.rejected',
+          this.throttle.warn('unknown-script', 'agi.refused', 'FastAGI request for an unknown script; the call continues in the dialplan', {
             reason: 'unknown-script',
             script: JSON.stringify(env.script.slice(0, 40)),
             known: Object.keys(this.opts.handlers),
@@ -370,7 +373,7 @@ export class AgiServer {
       .catch((err: unknown) => {
         if (err instanceof AgiRefused) {
           if (err.reason !== 'closed') this.refuse(socket, err.reason, { detail: err.message });
-          else if (!this.refusedSockets.has(socket)) this.throttle.warn('closed', 'FastAGI connection closed before the environment was complete', { event: 'agi.rejected', reason: 'closed', peer });
+          else if (!this.refusedSockets.has(socket)) this.throttle.warn('closed', 'agi.refused', 'FastAGI connection closed before the environment was complete', { reason: 'closed', peer });
         } else {
           log.warn('FastAGI connection failed', { error: (err as Error).message });
         }

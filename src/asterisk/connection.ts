@@ -19,6 +19,8 @@
  */
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
+import './quiet-swagger';
+import { emit } from '../events';
 import type { Logger } from '../log';
 import { Lease } from './lease';
 import { AriRest } from './rest';
@@ -192,7 +194,7 @@ export class AriConnection extends EventEmitter {
     clearInterval(this.leaseTimer);
     const client = this.current;
     // Hand the app over at once instead of letting a stand-by wait for the lease to go stale.
-    if (client && this.lease && this.isUp) await this.lease.release(client).catch(() => undefined);
+    if (client && this.lease && this.isUp) await this.lease.release(this.rest.globals).catch(() => undefined);
     this.current = undefined;
     this.setDown('stopped');
     this.rest.close();
@@ -202,7 +204,7 @@ export class AriConnection extends EventEmitter {
   private setDown(reason: string): void {
     if (this.isUp) {
       this.isUp = false;
-      this.opts.log.warn('ARI disconnected', { reason });
+      emit(this.opts.log, 'warn', 'ari.disconnected', 'ARI disconnected', { reason });
       this.emit('disconnected', reason);
     }
   }
@@ -210,8 +212,8 @@ export class AriConnection extends EventEmitter {
   private setUp(client: AriClient, how: string): void {
     this.attempt = 0;
     this.isUp = true;
-    this.opts.log.info('ARI connected', { url: this.opts.url, app: this.opts.app, how });
-    void this.applyEventFilter(client);
+    emit(this.opts.log, 'info', 'ari.connected', 'ARI connected', { url: this.opts.url, app: this.opts.app, how });
+    void this.applyEventFilter();
     this.emit('connected', client);
   }
 
@@ -222,12 +224,11 @@ export class AriConnection extends EventEmitter {
    * matter, such as the agent's #. Re-applied on every connection: a restarted Asterisk forgets it. Older
    * Asterisk versions without the filter get everything.
    */
-  private async applyEventFilter(client: AriClient): Promise<void> {
+  private async applyEventFilter(): Promise<void> {
     const types = [...new Set(this.handlers.map((h) => h.event))].filter((t) => /^[A-Z][A-Za-z]+$/.test(t));
     if (types.length === 0) return;
     try {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      await (client.applications as any).filter({ applicationName: this.opts.app, filter: { allowed: types.map((type) => ({ type })) } });
+      await within(this.rest.filterEvents(this.opts.app, types), this.opts.stepTimeoutMs ?? 10_000, 'event filter');
       this.opts.log.debug('event filter set', { app: this.opts.app, allowed: types });
     } catch (err) {
       this.opts.log.debug('event filter not available; receiving all events', { error: errorText(err) });
@@ -273,10 +274,12 @@ export class AriConnection extends EventEmitter {
       c.on('pong', () => {
         this.awaitingPong = false;
       });
-      if (this.lease && !(await within(this.lease.acquire(client), limit, 'lease acquire'))) {
-        const holder = await within(this.lease.read(client), limit, 'lease read');
+      // The lease goes through the lean REST client (its own per-request timeout); bounded here too, so
+      // that a silent server is abandoned with the same ari.timeout line as any other step.
+      if (this.lease && !(await within(this.lease.acquire(this.rest.globals), limit, 'lease acquire'))) {
+        const holder = await within(this.lease.read(this.rest.globals), limit, 'lease read');
         if (!this.standingBy) {
-          this.opts.log.warn('another instance is active for this app on the PBX; standing by', {
+          emit(this.opts.log, 'warn', 'ari.standby', 'another instance is active for this app on the PBX; standing by', {
             app: this.opts.app,
             activeInstance: holder?.owner,
           });
@@ -288,7 +291,7 @@ export class AriConnection extends EventEmitter {
         this.retryTimer = setTimeout(() => void this.connectLoop(), Math.max(1000, Math.floor(this.opts.lease!.ttlMs / 3)));
         return;
       }
-      if (this.standingBy) this.opts.log.info('taking over the app: the active instance is gone', { app: this.opts.app });
+      if (this.standingBy) emit(this.opts.log, 'info', 'ari.takeover', 'taking over the app: the active instance is gone', { app: this.opts.app });
       this.standingBy = false;
       this.current = client;
       await within(client.start(this.opts.app), limit, 'start app');
@@ -309,8 +312,7 @@ export class AriConnection extends EventEmitter {
       if (err instanceof StepTimeout) {
         // Abandon this attempt entirely: its client may still be waiting for an upgrade that never comes.
         stopQuietly(client);
-        this.opts.log.warn('ARI did not answer in time; abandoning this attempt and retrying', {
-          event: 'ari.timeout',
+        emit(this.opts.log, 'warn', 'ari.timeout', 'ARI did not answer in time; abandoning this attempt and retrying', {
           step: err.step,
           timeoutMs: err.timeoutMs,
           url: this.opts.url,
@@ -321,7 +323,8 @@ export class AriConnection extends EventEmitter {
       }
       const text = errorText(err);
       const auth = /401|unauthori[sz]ed/i.test(text);
-      this.opts.log.warn(auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
+      emit(this.opts.log, 'warn', 'ari.connect_failed', auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
+        auth,
         url: this.opts.url,
         attempt: this.attempt + 1,
         error: text,
@@ -342,7 +345,7 @@ export class AriConnection extends EventEmitter {
       if (client !== this.current || !this.isUp || renewing) return;
       renewing = true;
       void (async () => {
-        const other = await within(lease.heldByOther(client), limit, 'lease check');
+        const other = await within(lease.heldByOther(this.rest.globals), limit, 'lease check');
         if (other) {
           // We were taken for dead (a long stall): the other instance owns the app now. Step back.
           this.opts.log.error('another instance took over the app; standing by', { activeInstance: other.owner });
@@ -352,9 +355,9 @@ export class AriConnection extends EventEmitter {
           this.scheduleRetry();
           return;
         }
-        await within(lease.write(client), limit, 'lease renewal');
+        await within(lease.write(this.rest.globals), limit, 'lease renewal');
       })()
-        .catch((err: unknown) => this.opts.log.warn('ARI lease renewal failed', { event: 'ari.lease-renewal-failed', error: errorText(err) }))
+        .catch((err: unknown) => emit(this.opts.log, 'warn', 'ari.lease_renewal_failed', 'ARI lease renewal failed', { error: errorText(err) }))
         .finally(() => {
           renewing = false;
         });

@@ -21,6 +21,7 @@ import {
   newRequest,
 } from '../core/policy';
 import { CliError, EXIT, GlobalArgs, loadPartial, localTime, out, printJson, run } from './common';
+import { NumberRules, defaultNumberRules, validateProspectNumber } from '../core/validate';
 
 export type RecallChoice = AgentKey | 'no-answer';
 
@@ -268,7 +269,7 @@ const OUTCOME_TEXT: Record<string, string> = {
   'snooze-limit': 'the agent snoozed too often (FAILED)',
 };
 
-interface ExplainArgs extends GlobalArgs {
+export interface ExplainArgs extends GlobalArgs {
   timeline?: string;
   date?: string;
   at?: string;
@@ -316,27 +317,34 @@ export function scenarioFrom(argv: ExplainArgs, timeZone: string, today: number)
 
 function explain(argv: ExplainArgs): void {
   const config = loadPartial(argv);
-  const cfg = config.policy;
+  const s = scenarioFrom(argv, config.policy.callingHours.timeZone, Date.now());
+  const report = explainScenario(s, config.policy, config.numbers);
+  if (argv.json) return printJson(report.json);
+  for (const line of report.lines) out(line);
+}
+
+/** The dry run of one scenario as `explain` prints it: text lines and the `--json` document (also the web page's explain view). */
+export function explainScenario(s: Scenario, cfg: PolicyConfig, numbers: NumberRules = defaultNumberRules): { lines: string[]; json: Record<string, unknown>; result: SimulationResult } {
   const zone = cfg.callingHours.timeZone;
-  const s = scenarioFrom(argv, zone, Date.now());
-  if (!/^\+?\d+$/.test(s.prospect)) throw new CliError(`--prospect ${s.prospect}: expected digits`, EXIT.usage);
+  const number = validateProspectNumber(s.prospect, numbers);
+  if (!number.ok) throw new CliError(`--prospect: ${number.reason}`, EXIT.usage);
   const result = simulate(s, cfg);
   const day = s.date;
   const label = (t: number) => (localIsoDate(zone, t) === day ? localTime(zone, t, 'HH:mm:ss') : localTime(zone, t, 'EEE yyyy-MM-dd HH:mm:ss'));
   const r = result.request;
-  if (argv.json) {
-    return printJson({
-      scenario: s,
-      timeZone: zone,
-      firstRingAt: result.firstRingAt === null ? null : new Date(result.firstRingAt).toISOString(),
-      firstRingLocal: result.firstRingAt === null ? null : localTime(zone, result.firstRingAt),
-      rings: result.rings.map((t) => localTime(zone, t)),
-      state: r.state,
-      outcome: r.outcome,
-      reason: r.reason,
-      timeline: result.timeline.map((e) => ({ ...e, at: new Date(e.at).toISOString(), local: localTime(zone, e.at) })),
-    });
-  }
+  const json = {
+    scenario: s,
+    timeZone: zone,
+    firstRingAt: result.firstRingAt === null ? null : new Date(result.firstRingAt).toISOString(),
+    firstRingLocal: result.firstRingAt === null ? null : localTime(zone, result.firstRingAt),
+    rings: result.rings.map((t) => localTime(zone, t)),
+    state: r.state,
+    outcome: r.outcome,
+    reason: r.reason,
+    timeline: result.timeline.map((e) => ({ ...e, at: new Date(e.at).toISOString(), local: localTime(zone, e.at) })),
+  };
+  const lines: string[] = [];
+  const out = (line: string) => lines.push(line);
   const mode = s.external ? `external prospect ${s.prospect} (no line state: timed probes)` : `internal prospect ${s.prospect} (line state watched)`;
   out(`Dry run on ${localTime(zone, wallTime(zone, s.date, '12:00', '--date'), 'EEE yyyy-MM-dd')}, local times in ${zone}: agent ${s.agent}, ${mode}.`);
   out(
@@ -364,6 +372,7 @@ function explain(argv: ExplainArgs): void {
   if (result.truncated) out(`The simulation stopped with the request still ${r.state}: ${r.reason}.`);
   else out(`Outcome: ${OUTCOME_TEXT[r.outcome ?? ''] ?? r.state}${r.outcome === 'completed' ? '' : ` — ${r.reason}`}.`);
   out('(> marks the made-up inputs; the other lines are the policy\'s own events and reasons.)');
+  return { lines, json, result };
 }
 
 export function explainCommand<T>(y: Argv<T>): Argv<T> {

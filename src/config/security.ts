@@ -4,7 +4,7 @@
  */
 import { dialPolicyWarnings } from '../core/dial-policy';
 import { isLoopback } from '../agi/server';
-import type { Config } from './load';
+import type { Config } from './schema';
 
 export function securityWarnings(config: Config): string[] {
   const warnings = dialPolicyWarnings(config.dial);

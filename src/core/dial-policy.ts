@@ -36,6 +36,20 @@ export const DEFAULT_AGENT_DEVICES = ['PJSIP/*', 'SIP/*'] as const;
 const PATTERN = /^(PJSIP|SIP|IAX2|DAHDI|Local)\/([A-Za-z0-9_.+*-]{1,64})(?:@([A-Za-z0-9][A-Za-z0-9_-]{0,63}))?$/;
 const PREFIX = /^\+?[0-9]{1,20}$/;
 
+/** What is wrong with one agent device pattern (undefined: usable). */
+export function agentPatternProblem(pattern: string): string | undefined {
+  const m = PATTERN.exec(pattern);
+  if (!m) return `${JSON.stringify(pattern)} is not a device pattern such as "PJSIP/*" or "Local/*@agents"`;
+  if (m[1] === 'Local' && !m[3]) return `${JSON.stringify(pattern)}: a Local/ pattern must name its context, e.g. "Local/*@agents"`;
+  if (m[1] !== 'Local' && m[3]) return `${JSON.stringify(pattern)}: only Local/ devices have an @context`;
+  return undefined;
+}
+
+/** What is wrong with one prospect prefix (undefined: usable). */
+export function prefixProblem(prefix: string): string | undefined {
+  return PREFIX.test(prefix) ? undefined : `${JSON.stringify(prefix)} is not a number prefix (digits with an optional leading +)`;
+}
+
 /** Problems with a policy as configured (each names the key); empty when it is usable. */
 export function checkDialPolicy(p: DialPolicy): string[] {
   const problems: string[] = [];

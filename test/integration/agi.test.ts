@@ -15,7 +15,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     // Port 0: a free port, announced in the log; the dialplan reads it from the global CC_AGI_URL.
     // The door: the dialplan passes the shared secret from the global CC_AGI_SECRET.
     svc = await new ServiceProcess({ offer: { keyTimeout: '2s' }, agi: { enabled: true, port: 0, secret: AGI_SECRET } }).start();
-    const listening = await svc.waitLog((l) => l.message === 'FastAGI server listening');
+    const listening = await svc.waitLog((l) => l.event === 'agi.listening');
     phone = await TestAri.connect();
     await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_URL', value: `agi://127.0.0.1:${String(listening.port)}` });
     await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: AGI_SECRET });
@@ -28,7 +28,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     await svc?.stop();
   });
 
-  const offerLine = (from: number) => svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, from);
+  const offerLine = (from: number) => svc.waitLog((l) => l.event === 'offer.started', 15000, from);
 
   it('AGI() → offer → # stores exactly one request; the call ends', async () => {
     const mark = svc.logs.length;
@@ -39,9 +39,9 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     // The channel id is the AGI channel's uniqueid (here the Local ;2 half of the test's originated call).
     expect(String(offered.channelId)).toBe(`${agentLeg};2`);
     await phone.press(agentLeg, '#');
-    const requested = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+    const requested = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
     expect(requested).toMatchObject({ entry: 'agi', channelId: offered.channelId });
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
     expect(ended).toMatchObject({ outcome: 'requested', key: '#', requestId: requested.requestId });
     await phone.gone(agentLeg);
     expectOnlyWaitingRequest(svc, requested.requestId, '2996');
@@ -53,7 +53,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
     await phone.answered(agentLeg);
     await offerLine(mark);
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 30000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 30000, mark);
     expect(ended).toMatchObject({ outcome: 'timeout', entry: 'agi', agent: 'PJSIP/1002' });
     await phone.gone(agentLeg);
     expect(svc.list()).toHaveLength(before);
@@ -66,7 +66,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     await phone.answered(agentLeg);
     await offerLine(mark);
     await phone.press(agentLeg, '1');
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
     expect(ended).toMatchObject({ outcome: 'declined', key: '1' });
     await phone.gone(agentLeg);
     expect(svc.list()).toHaveLength(before);
@@ -79,7 +79,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     await phone.answered(agentLeg);
     await offerLine(mark);
     await phone.hangup(agentLeg);
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 10000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 10000, mark);
     expect(ended.outcome).toBe('hangup');
     expect(svc.list()).toHaveLength(before);
     expect(svc.running).toBe(true);
@@ -92,10 +92,10 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     try {
       // Refused before anything answers the call: the dialplan goes on to Busy().
       const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
-      const refused = await svc.waitLog((l) => l.event === 'agi.rejected', 15000, mark);
+      const refused = await svc.waitLog((l) => l.event === 'agi.refused', 15000, mark);
       expect(refused.reason).toBe('bad-secret');
       await phone.gone(agentLeg);
-      expect(svc.find((l) => l.message === 'busy: offering a callback', mark)).toEqual([]);
+      expect(svc.find((l) => l.event === 'offer.started', mark)).toEqual([]);
       expect(svc.list()).toHaveLength(before);
       expect(JSON.stringify(svc.logs.slice(mark))).not.toContain('wrong-secret');
     } finally {

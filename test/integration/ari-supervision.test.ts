@@ -77,7 +77,7 @@ describePbx('ARI supervision: a PBX that accepts and never answers, then never u
 
       mode = 'pass';
       await conn.waitConnected(30000);
-      expect(lines.filter((l) => l.message === 'ARI connected')).toHaveLength(1);
+      expect(lines.filter((l) => l.event === 'ari.connected')).toHaveLength(1);
       const steps = [...new Set(lines.filter((l) => l.event === 'ari.timeout').map((l) => l.step))];
       expect(steps).toEqual(expect.arrayContaining(['connect', 'start app']));
     } finally {

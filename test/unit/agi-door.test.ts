@@ -7,7 +7,8 @@ import { PassThrough } from 'node:stream';
 import { AgiServer, AgiServerOptions, type AgiHandler } from '../../src/agi/server';
 import { LineSplitter, LineTooLong, scriptQuery } from '../../src/agi/protocol';
 import { createLogger } from '../../src/log';
-import { AgiOffer } from '../../src/agi/offer';
+import { OfferDriver } from '../../src/flows/offer';
+import { AgiCallPort, offerArgsFromAgi } from '../../src/telephony/agi/port';
 import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY } from '../../src/core/dial-policy';
 import { defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
@@ -104,7 +105,7 @@ function connect(port: number): Promise<net.Socket> {
 }
 
 const closed = (c: net.Socket) => new Promise<void>((r) => (c.destroyed ? r() : c.once('close', () => r())));
-const rejected = (h: Harness, reason: string) => h.lines.filter((l) => l.event === 'agi.rejected' && l.reason === reason);
+const rejected = (h: Harness, reason: string) => h.lines.filter((l) => l.event === 'agi.refused' && l.reason === reason);
 
 describe('FastAGI door: attacks over TCP, a real session served meanwhile', () => {
   it('a 10 MB line without a newline is cut off at the line limit; a legitimate session is served meanwhile', async () => {
@@ -134,7 +135,7 @@ describe('FastAGI door: attacks over TCP, a real session served meanwhile', () =
     // One line for the first refusal of the window; the rest are counted, not logged one by one.
     expect(rejected(h, 'too-many-sessions').length).toBeLessThanOrEqual(2);
     await h.server.close();
-    const summary = h.lines.filter((l) => l.event === 'agi.rejected' && typeof l.suppressed === 'number');
+    const summary = h.lines.filter((l) => l.event === 'agi.refused' && typeof l.suppressed === 'number');
     expect(summary.map((l) => l.suppressed)).toEqual([expect.any(Number)]);
     expect(Number(summary[0].suppressed)).toBeGreaterThanOrEqual(1899);
   });
@@ -249,7 +250,8 @@ describe('toll fraud through FastAGI: the dial policy holds even with the door o
       dialPolicy: { agentDevices: [...DEFAULT_AGENT_DEVICES], prospectAllow: [], prospectDeny: [...DEFAULT_PROSPECT_DENY] },
       maxPendingTotal: 1000,
     });
-    const offer = new AgiOffer(
+    const log = createLogger({ format: 'json', stream: new PassThrough(), level: 'error' });
+    const driver = new OfferDriver(
       { optIn: (input) => engine.optIn(input) },
       {
         keyTimeoutMs: 300,
@@ -259,8 +261,12 @@ describe('toll fraud through FastAGI: the dial policy holds even with the door o
         prompts: { offer: 'sound:cc-offer', confirm: 'sound:cc-confirm', goodbye: 'sound:cc-goodbye', full: 'sound:cc-full', error: 'sound:cc-error' },
         numbers: { minDigits: 2, maxDigits: 20 },
       },
+      log,
     );
-    const h = await start({ secret: '', handlers: { offer: offer.handle } });
+    const offer: AgiHandler = async (session) => {
+      await driver.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
+    };
+    const h = await start({ secret: '', handlers: { offer } });
     const attack = await optInOver(h.port, prospect, agent);
     expect(attack.some((c) => c.startsWith('STREAM FILE cc-error'))).toBe(true);
     expect(store.list()).toEqual([]);
