@@ -13,7 +13,7 @@ interface PruneArgs extends GlobalArgs {
   json?: boolean;
 }
 
-function prune(argv: PruneArgs): void {
+async function prune(argv: PruneArgs): Promise<void> {
   const config = loadPartial(argv);
   let ageMs = config.retentionMs;
   if (argv.olderThan !== undefined) {
@@ -24,24 +24,24 @@ function prune(argv: PruneArgs): void {
     }
   }
   const before = Date.now() - ageMs;
-  const result = withStore(config, { write: !argv.dryRun }, (store) => store.prune(before, { dryRun: argv.dryRun }));
+  const result = await withStore(config, { write: !argv.dryRun }, (store) => store.prune(before, { dryRun: argv.dryRun }));
   if (argv.json) return printJson({ dryRun: Boolean(argv.dryRun), before: iso(before), ...result });
   const verb = argv.dryRun ? 'would delete' : 'deleted';
   out(`${verb} ${result.requests} finished request(s) older than ${formatDuration(ageMs)} with ${result.events} history event(s), and ${result.outbox} sent webhook event(s)`);
 }
 
-function webhookList(argv: GlobalArgs & { json?: boolean }): void {
-  const rows = withStore(loadPartial(argv), {}, (store) => store.outboxGivenUp());
+async function webhookList(argv: GlobalArgs & { json?: boolean }): Promise<void> {
+  const rows = await withStore(loadPartial(argv), {}, (store) => store.outboxGivenUp());
   if (argv.json) return printJson(rows.map((r) => ({ id: r.id, requestId: r.requestId, event: r.event, attempts: r.attempts, givenUpAt: iso(r.failedAt), lastError: r.lastError })));
   if (rows.length === 0) return out('no webhook events were given up on');
   out(table([['ID', 'REQUEST', 'EVENT', 'ATTEMPTS', 'GIVEN UP', 'LAST ERROR']].concat(rows.map((r) => [String(r.id), r.requestId, r.event, String(r.attempts), iso(r.failedAt) ?? '', r.lastError ?? ''])), 0));
 }
 
-function webhookRetry(argv: GlobalArgs & { ids?: (string | number)[]; all?: boolean; json?: boolean }): void {
+async function webhookRetry(argv: GlobalArgs & { ids?: (string | number)[]; all?: boolean; json?: boolean }): Promise<void> {
   const ids = (argv.ids ?? []).map((x) => Number(x));
   if (!argv.all && ids.length === 0) throw new CliError('name the event ids to retry (see `webhook list`), or --all', EXIT.usage);
   if (ids.some((n) => !Number.isInteger(n) || n <= 0)) throw new CliError('event ids are whole numbers (see `webhook list`)', EXIT.usage);
-  const done = withStore(loadPartial(argv), { write: true }, (store) => store.outboxRetry(argv.all ? 'all' : ids, Date.now()));
+  const done = await withStore(loadPartial(argv), { write: true }, (store) => store.outboxRetry(argv.all ? 'all' : ids, Date.now()));
   const missing = argv.all ? [] : ids.filter((id) => !done.includes(id));
   if (argv.json) printJson({ requeued: done, notGivenUp: missing });
   else out(`re-queued ${done.length} webhook event(s)${done.length ? `: ${done.join(', ')}` : ''}; the running service sends them within 30 s`);

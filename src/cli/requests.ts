@@ -15,7 +15,7 @@ import {
   localLabel,
 } from '../core/policy';
 import { Ledger } from '../ledger';
-import type { StoredEvent } from '../store/sqlite';
+import type { SqliteStore, StoredEvent } from '../store/sqlite';
 import { outboxRowsFor } from '../webhook/payload';
 import {
   CliError,
@@ -74,10 +74,10 @@ interface ListArgs extends GlobalArgs {
   limit?: number;
 }
 
-function list(argv: ListArgs): void {
+async function list(argv: ListArgs): Promise<void> {
   const config = loadPartial(argv);
   const states = parseStates(argv.state, argv.pending);
-  const rows = withStore(config, {}, (store) => store.list({ agent: argv.agent, states, limit: argv.limit }));
+  const rows = await withStore(config, {}, (store) => store.list({ agent: argv.agent, states, limit: argv.limit }));
   if (argv.json) return printJson(rows.map(requestJson));
   if (rows.length === 0) return out('No callback requests match.');
   const now = Date.now();
@@ -121,8 +121,8 @@ function notFound(id: string): CliError {
   return new CliError(`no callback request with id ${id} (see: considerate-callback list)`, EXIT.notFound);
 }
 
-function getOrNotFound(store: RequestStore, id: string) {
-  const found = store.get(id);
+async function getOrNotFound(store: RequestStore, id: string) {
+  const found = await store.get(id);
   if (!found) throw notFound(id);
   return found;
 }
@@ -132,9 +132,12 @@ interface ShowArgs extends GlobalArgs {
   json?: boolean;
 }
 
-function show(argv: ShowArgs): void {
+async function show(argv: ShowArgs): Promise<void> {
   const config = loadPartial(argv);
-  const { request: r, events } = withStore(config, {}, (store) => ({ request: getOrNotFound(store, argv.id).request, events: store.events(argv.id) }));
+  const { request: r, events } = await withStore(config, {}, async (store) => ({
+    request: (await getOrNotFound(store, argv.id)).request,
+    events: await store.events(argv.id),
+  }));
   const now = Date.now();
   const policyEvents = events.map(toPolicyEvent);
   if (argv.json) {
@@ -200,14 +203,14 @@ const RINGING_NOTE =
  * the policy decides, history and outbox rows are written with the request in one version-guarded
  * transaction, and the whole is read and decided afresh when the service changed the request meanwhile.
  */
-export function cancelOne(
-  store: RequestStore,
+export async function cancelOne(
+  store: RequestStore | SqliteStore<CallbackRequest>,
   id: string,
   by: string,
   opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy']; outbox?: typeof outboxRowsFor },
-): CancelOutcome {
+): Promise<CancelOutcome> {
   const ledger = new Ledger({ store, policy: opts.cfg, clock: () => opts.now, outbox: opts.outbox });
-  const r = ledger.apply(
+  const r = await ledger.apply(
     id,
     { type: 'cancel', by },
     {
@@ -247,21 +250,22 @@ export function cancelOne(
   }
 }
 
-function cancel(argv: CancelArgs): void {
+async function cancel(argv: CancelArgs): Promise<void> {
   if (!argv.id && !argv.agent) throw new CliError('cancel: name a request id or --agent (see --help)', EXIT.usage);
   if (argv.id && (argv.agent || argv.prospect)) throw new CliError('cancel: give either a request id or --agent/--prospect, not both', EXIT.usage);
   const config = loadPartial(argv);
   const by = argv.by ? `cli (${argv.by})` : 'cli';
-  const results = withStore(config, { write: !argv['dry-run'] }, (store) => {
+  const results = await withStore(config, { write: !argv['dry-run'] }, async (store) => {
     const now = Date.now();
     const ids = argv.id
       ? [argv.id]
-      : store
-          .list({ agent: argv.agent, states: [...PENDING_STATES, ...RECALL_STATES] })
+      : (await store.list({ agent: argv.agent, states: [...PENDING_STATES, ...RECALL_STATES] }))
           .filter((r) => !argv.prospect || r.prospect === argv.prospect)
           .map((r) => r.id);
     const outbox = config.webhook.url ? outboxRowsFor : undefined;
-    return ids.map((id) => cancelOne(store, id, by, { force: argv.force, dryRun: argv['dry-run'], now, cfg: config.policy, outbox }));
+    const done: CancelOutcome[] = [];
+    for (const id of ids) done.push(await cancelOne(store, id, by, { force: argv.force, dryRun: argv['dry-run'], now, cfg: config.policy, outbox }));
+    return done;
   });
   if (argv.json) return printJson(results);
   if (results.length === 0) {

@@ -12,7 +12,7 @@
  *   stopPlayback    → port.stop() (a stop key has already stopped the prompt; this is a no-op then)
  *   startTimer ms   → a deadline; with nothing playing the driver waits for a key until it
  *   cancelTimer     → clears the deadline
- *   store           → sink.optIn (synchronous, committed before the confirmation plays)
+ *   store           → sink.optIn (awaited: committed before the confirmation plays)
  *   hangup          → port.hangup()
  */
 import { performance } from 'node:perf_hooks';
@@ -28,7 +28,7 @@ export type OfferRequestInput = OptInInput;
 
 /** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
 export interface OfferSink {
-  optIn(input: OfferRequestInput): OptInResult;
+  optIn(input: OfferRequestInput): OptInResult | Promise<OptInResult>;
 }
 
 export interface OfferOptions {
@@ -94,10 +94,10 @@ export class OfferDriver {
     let keyAt: number | undefined;
     const inputs: OfferInput[] = [];
 
-    const store = (): void => {
+    const store = async (): Promise<void> => {
       try {
         const t0 = performance.now();
-        const r = this.sink.optIn(input);
+        const r = await this.sink.optIn(input);
         const t1 = performance.now();
         if (r.result === 'full') {
           emit(log, 'warn', 'offer.full', 'agent has too many pending callbacks; none added', { pending: r.pending });
@@ -153,7 +153,7 @@ export class OfferDriver {
           deadline = undefined;
           return;
         case 'store':
-          store();
+          await store();
           return;
         case 'hangup':
           await port.hangup('normal').catch(() => undefined);

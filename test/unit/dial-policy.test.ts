@@ -130,39 +130,40 @@ describe('engine: the dial policy at the opt-in and before every call', () => {
       maxPendingTotal,
     });
 
-  it('refuses an opt-in for a device or number the policy forbids, and stores nothing', () => {
+  it('refuses an opt-in for a device or number the policy forbids, and stores nothing', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
     const engine = make(store, { t: T0 }, DEFAULTS);
-    expect(() => engine.optIn(input('Local/0900123@from-internal', '2001'))).toThrow(DialPolicyError);
-    expect(() => engine.optIn(input('IAX2/trunk', '2001'))).toThrow(DialPolicyError);
-    expect(() => engine.optIn(input('PJSIP/1001', '+49900123456'))).toThrow(/prospectDeny/);
+    await expect(engine.optIn(input('Local/0900123@from-internal', '2001'))).rejects.toThrow(DialPolicyError);
+    await expect(engine.optIn(input('IAX2/trunk', '2001'))).rejects.toThrow(DialPolicyError);
+    await expect(engine.optIn(input('PJSIP/1001', '+49900123456'))).rejects.toThrow(/prospectDeny/);
     expect(store.list()).toEqual([]);
-    expect(engine.optIn(input('PJSIP/1001', '2001')).result).toBe('created');
+    expect((await engine.optIn(input('PJSIP/1001', '2001'))).result).toBe('created');
   });
 
-  it('a global cap over all agents: the next new request is full, a refresh still works', () => {
+  it('a global cap over all agents: the next new request is full, a refresh still works', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
     const engine = make(store, { t: T0 }, DEFAULTS, 2);
-    expect(engine.optIn(input('PJSIP/1001', '2001')).result).toBe('created');
-    expect(engine.optIn(input('PJSIP/1002', '2002')).result).toBe('created');
-    expect(engine.optIn(input('PJSIP/1003', '2003'))).toEqual({ result: 'full', pending: 2 });
-    expect(engine.optIn(input('PJSIP/1001', '2001')).result).toBe('refreshed');
+    expect((await engine.optIn(input('PJSIP/1001', '2001'))).result).toBe('created');
+    expect((await engine.optIn(input('PJSIP/1002', '2002'))).result).toBe('created');
+    expect(await engine.optIn(input('PJSIP/1003', '2003'))).toEqual({ result: 'full', pending: 2 });
+    expect((await engine.optIn(input('PJSIP/1001', '2001'))).result).toBe('refreshed');
   });
 
   it('a request stored under a looser configuration is never rung: re-checked before the originate, then cancelled', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
     const now = { t: T0 };
     const loose = make(store, now);
-    const r = loose.optIn(input('IAX2/trunk', '+4930123456'));
+    const r = await loose.optIn(input('IAX2/trunk', '+4930123456'));
     if (r.result === 'full') throw new Error('unexpected');
     const strict = make(store, now, DEFAULTS);
     const executed: Action['type'][] = [];
     strict.setTelephony({ execute: async (_req, action) => void executed.push(action.type) });
     strict.setPbxUp(true);
-    strict.start();
+    await strict.start();
     now.t += defaultPolicyConfig.firstProbeDelayMs + 1000;
-    strict.tick();
-    await new Promise((resolve) => setImmediate(resolve));
+    await strict.tick();
+    // The cancel is a decision of its own, queued after the tick's: wait for it (bounded by turns, not time).
+    for (let i = 0; i < 100 && store.get(r.requestId)!.request.state !== 'CANCELLED'; i++) await new Promise((resolve) => setImmediate(resolve));
     strict.stop();
     expect(executed).not.toContain('ringAgent');
     const after = store.get(r.requestId)!.request;

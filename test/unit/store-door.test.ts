@@ -46,10 +46,10 @@ const optIn = (engine: Engine, agent: string, prospect: string) =>
 const mode = (f: string) => fs.statSync(f).mode & 0o777;
 
 describe('store files are the service user\'s only', () => {
-  it('a new directory is 0700, the store, its -wal and -shm 0600', () => {
+  it('a new directory is 0700, the store, its -wal and -shm 0600', async () => {
     const file = path.join(tmp, 'new-dir', 'callbacks.db');
     const store = SqliteStore.open<CallbackRequest>(file);
-    optIn(engineOn(store, { t: Date.now() }), 'PJSIP/1001', '2001');
+    await optIn(engineOn(store, { t: Date.now() }), 'PJSIP/1001', '2001');
     expect(mode(path.dirname(file)).toString(8)).toBe('700');
     for (const f of [file, `${file}-wal`, `${file}-shm`]) expect({ f: path.basename(f), mode: mode(f).toString(8) }).toEqual({ f: path.basename(f), mode: '600' });
     store.close();
@@ -65,19 +65,19 @@ describe('store files are the service user\'s only', () => {
 });
 
 describe('retention', () => {
-  it('prune deletes finished requests older than the age with their history and sent webhook rows; pending and given-up stay', () => {
+  it('prune deletes finished requests older than the age with their history and sent webhook rows; pending and given-up stay', async () => {
     const store = SqliteStore.open<CallbackRequest>(path.join(tmp, 'callbacks.db'));
     const now = { t: Date.now() - 30 * DAY };
     const engine = engineOn(store, now);
-    const old = optIn(engine, 'PJSIP/1001', '2001') as { requestId: string };
-    engine.cancel(old.requestId, 'test');
-    const oldPending = optIn(engine, 'PJSIP/1002', '2002') as { requestId: string };
+    const old = (await optIn(engine, 'PJSIP/1001', '2001')) as { requestId: string };
+    await engine.cancel(old.requestId, 'test');
+    const oldPending = (await optIn(engine, 'PJSIP/1002', '2002')) as { requestId: string };
     const rows = store.outbox();
     store.outboxSent(rows[0].id, now.t); // the old request's "requested" event was delivered
     store.outboxFailed(rows[1].id, 'HTTP 500', null, now.t); // "cancelled": given up
     now.t = Date.now();
-    const fresh = optIn(engine, 'PJSIP/1003', '2003') as { requestId: string };
-    engine.cancel(fresh.requestId, 'test');
+    const fresh = (await optIn(engine, 'PJSIP/1003', '2003')) as { requestId: string };
+    await engine.cancel(fresh.requestId, 'test');
 
     expect(store.prune(Date.now() - 14 * DAY, { dryRun: true })).toEqual({ requests: 1, events: 2, outbox: 1 });
     expect(store.list()).toHaveLength(3);
@@ -123,15 +123,15 @@ describe('a store locked by another process', () => {
       });
     try {
       await heard('locked');
-      expect(() => optIn(engine, 'PJSIP/1001', '2001')).toThrow(StoreError);
-      expect(() => optIn(engine, 'PJSIP/1001', '2001')).toThrow(/locked by another process/);
+      await expect(optIn(engine, 'PJSIP/1001', '2001')).rejects.toThrow(StoreError);
+      await expect(optIn(engine, 'PJSIP/1001', '2001')).rejects.toThrow(/locked by another process/);
       // The opt-in gave up while the other process still held the lock: it did not wait for it.
       expect(holder.exitCode).toBeNull();
       expect(said.join('')).not.toContain('released');
       expect(store.list()).toEqual([]);
       holder.stdin.write('go\n');
       await heard('released');
-      expect(optIn(engine, 'PJSIP/1001', '2001').result).toBe('created');
+      expect((await optIn(engine, 'PJSIP/1001', '2001')).result).toBe('created');
     } finally {
       holder.kill();
       store.close();
@@ -148,14 +148,14 @@ describe('CLI: prune, webhook list / retry', () => {
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 
-  it('lists given-up events, re-queues one or all, and prunes by age', () => {
+  it('lists given-up events, re-queues one or all, and prunes by age', async () => {
     const file = path.join(tmp, 'callbacks.db');
     const store = SqliteStore.open<CallbackRequest>(file);
     const now = { t: Date.now() - 40 * DAY };
     const engine = engineOn(store, now);
-    const a = optIn(engine, 'PJSIP/1001', '2001') as { requestId: string };
-    engine.cancel(a.requestId, 'test');
-    optIn(engine, 'PJSIP/1002', '2002');
+    const a = (await optIn(engine, 'PJSIP/1001', '2001')) as { requestId: string };
+    await engine.cancel(a.requestId, 'test');
+    await optIn(engine, 'PJSIP/1002', '2002');
     const [r1, r2, r3] = store.outbox();
     store.outboxSent(r1.id, now.t);
     store.outboxFailed(r2.id, 'HTTP 500', null, now.t);
