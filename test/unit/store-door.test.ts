@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/log';
+import { SqliteContractStore, type Store } from '../../src/store/contract';
 import { SqliteStore, StoreError } from '../../src/store/sqlite';
 import { outboxRowsFor } from '../../src/webhook/payload';
 
@@ -29,7 +30,7 @@ const always = makePolicyConfig({
   callingHours: { timeZone: 'UTC', windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])), holidays: [] },
 });
 
-function engineOn(store: SqliteStore<CallbackRequest>, now: { t: number }) {
+function engineOn(store: Store<CallbackRequest> | SqliteStore<CallbackRequest>, now: { t: number }) {
   return new Engine({
     store,
     policy: always,
@@ -66,36 +67,36 @@ describe('store files are the service user\'s only', () => {
 
 describe('retention', () => {
   it('prune deletes finished requests older than the age with their history and sent webhook rows; pending and given-up stay', async () => {
-    const store = SqliteStore.open<CallbackRequest>(path.join(tmp, 'callbacks.db'));
+    const store = SqliteContractStore.open<CallbackRequest>(path.join(tmp, 'callbacks.db'));
     const now = { t: Date.now() - 30 * DAY };
     const engine = engineOn(store, now);
     const old = (await optIn(engine, 'PJSIP/1001', '2001')) as { requestId: string };
     await engine.cancel(old.requestId, 'test');
     const oldPending = (await optIn(engine, 'PJSIP/1002', '2002')) as { requestId: string };
-    const rows = store.outbox();
-    store.outboxSent(rows[0].id, now.t); // the old request's "requested" event was delivered
-    store.outboxFailed(rows[1].id, 'HTTP 500', null, now.t); // "cancelled": given up
+    const rows = await store.outbox();
+    await store.outboxSent(rows[0].id, now.t); // the old request's "requested" event was delivered
+    await store.outboxFailed(rows[1].id, 'HTTP 500', null, now.t); // "cancelled": given up
     now.t = Date.now();
     const fresh = (await optIn(engine, 'PJSIP/1003', '2003')) as { requestId: string };
     await engine.cancel(fresh.requestId, 'test');
 
-    expect(store.prune(Date.now() - 14 * DAY, { dryRun: true })).toEqual({ requests: 1, events: 2, outbox: 1 });
-    expect(store.list()).toHaveLength(3);
-    expect(store.prune(Date.now() - 14 * DAY)).toEqual({ requests: 1, events: 2, outbox: 1 });
-    expect(store.get(old.requestId)).toBeUndefined();
-    expect(store.events(old.requestId)).toEqual([]);
-    expect(store.get(oldPending.requestId)).toBeDefined();
-    expect(store.get(fresh.requestId)).toBeDefined();
-    expect(store.outboxGivenUp().map((r) => r.id)).toEqual([rows[1].id]);
-    expect(store.prune(Date.now() - 14 * DAY)).toEqual({ requests: 0, events: 0, outbox: 0 });
-    store.close();
+    expect(await store.prune(Date.now() - 14 * DAY, { dryRun: true })).toEqual({ requests: 1, events: 2, outbox: 1 });
+    expect(await store.list()).toHaveLength(3);
+    expect(await store.prune(Date.now() - 14 * DAY)).toEqual({ requests: 1, events: 2, outbox: 1 });
+    expect(await store.get(old.requestId)).toBeUndefined();
+    expect(await store.events(old.requestId)).toEqual([]);
+    expect(await store.get(oldPending.requestId)).toBeDefined();
+    expect(await store.get(fresh.requestId)).toBeDefined();
+    expect((await store.outboxGivenUp()).map((r) => r.id)).toEqual([rows[1].id]);
+    expect(await store.prune(Date.now() - 14 * DAY)).toEqual({ requests: 0, events: 0, outbox: 0 });
+    await store.close();
   });
 });
 
 describe('a store locked by another process', () => {
   it('the opt-in fails fast with a store error while a real second process holds the write lock; works again after', async () => {
     const file = path.join(tmp, 'callbacks.db');
-    const store = SqliteStore.open<CallbackRequest>(file);
+    const store = SqliteContractStore.open<CallbackRequest>(file);
     const engine = engineOn(store, { t: Date.now() });
     // The other process: takes the write lock, says so, and holds it until told to let go.
     const holder = spawn(
@@ -128,13 +129,13 @@ describe('a store locked by another process', () => {
       // The opt-in gave up while the other process still held the lock: it did not wait for it.
       expect(holder.exitCode).toBeNull();
       expect(said.join('')).not.toContain('released');
-      expect(store.list()).toEqual([]);
+      expect(await store.list()).toEqual([]);
       holder.stdin.write('go\n');
       await heard('released');
       expect((await optIn(engine, 'PJSIP/1001', '2001')).result).toBe('created');
     } finally {
       holder.kill();
-      store.close();
+      await store.close();
     }
   });
 });
