@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { OfferAction, OfferInput, OfferOutcome, OfferPrompt, OfferState, initialOfferState, parseOfferArgs, stepOffer } from '../core/offer';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { OptInInput, OptInResult } from '../engine';
+import { DialPolicyError } from '../core/dial-policy';
 import { emit } from '../events';
 import type { Logger } from '../log';
 import type { CallPort, KeyOutcome, PlayOutcome } from '../telephony/port';
@@ -115,6 +116,11 @@ export class OfferDriver {
         });
         inputs.push({ type: 'stored', result: r.result });
       } catch (err) {
+        // Refused by the dial policy (issue 11): the engine logged dial.refused; the agent hears the error prompt.
+        if (err instanceof DialPolicyError) {
+          inputs.push({ type: 'storeFailed' });
+          return;
+        }
         emit(log, 'error', 'offer.store_failed', 'could not store the callback request; the agent is told no callback was scheduled', {
           error: errorText(err),
         });
