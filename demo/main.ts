@@ -28,7 +28,9 @@ import { ServiceProcess, type LogLine } from '../testkit/service-process';
 import { SipMessage, callerView, describeSipp, ladder, register, sippAvailable, startSipp, stopAllSipp, unregister } from '../testkit/sipp';
 import { sleep } from '../testkit/wait';
 
-const DATA = path.join(ROOT, 'data');
+// The default sandbox's story lives in data/; a sandbox on other ports gets its own folder, so that two
+// demos on two sandboxes never share (and wipe) one store.
+const DATA = SANDBOX.sipPort === 5060 ? path.join(ROOT, 'data') : path.join(ROOT, 'data', `sandbox-${SANDBOX.sipPort}`);
 const CONFIG_OUT = path.join(DATA, 'demo-story.json');
 const STORE = path.join(DATA, 'demo-story.db');
 const SERVICE_LOG = path.join(DATA, 'demo-story.log');
