@@ -23,7 +23,11 @@ import {
   decide,
   isTerminal,
   newRequest,
+  offerPromise,
+  type Colleagues,
+  type ZoneSource,
 } from './core/policy';
+import type { OfferContext } from './core/offer';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
 import { OutboxInsert, SqliteStore, StoredEvent } from './store/sqlite';
@@ -36,9 +40,25 @@ export interface OptInInput {
   prospect: string;
   language: string;
   channelId: string;
+  /** The prospect's time zone (from the number); default: the configured calling-hours zone. */
+  timeZone?: string;
+  zoneSource?: ZoneSource;
 }
 
-export type OptInResult = { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
+export type OptInResult =
+  | { result: 'created' | 'refreshed'; requestId: string; promise?: 'regular' | 'next-calling-day'; position?: number }
+  | { result: 'full'; pending: number }
+  /** Nothing may be promised now (policy.afterHours = decline, or no calling day within the horizon): no request. */
+  | { result: 'closed'; reason: string };
+
+/** What the offer at the busy signal may say (see core/offer.ts OfferContext), and why. */
+export interface OfferOutlook extends OfferContext {
+  position: number;
+  /** The agents already waiting for this number, in opt-in order (without this agent). */
+  queue: string[];
+  timeZone: string;
+  reason: string;
+}
 
 /** Carries out the policy's telephony actions (the ARI recall flow implements it). */
 export interface Telephony {
@@ -162,6 +182,11 @@ export class Engine {
   optIn(input: OptInInput): OptInResult {
     const now = this.clock();
     const device = this.opts.prospectDevice(input.prospect);
+    const promise = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
+    if (promise.kind === 'declined' && !this.store.findPending(input.agent, input.prospect)) {
+      this.log.info('no callback offered: nothing could be promised', { event: 'offer-closed', agent: input.agent, prospect: input.prospect, reason: promise.reason });
+      return { result: 'closed', reason: promise.reason };
+    }
     let decision: Decision | undefined;
     const r = this.store.createOrRefresh(
       input.agent,
@@ -176,6 +201,7 @@ export class Engine {
             prospect: input.prospect,
             language: input.language,
             mode: device ? 'device' : 'timed',
+            ...(input.timeZone ? { timeZone: input.timeZone, zoneSource: input.zoneSource ?? 'number' } : {}),
           },
           this.opts.policy,
           now,
@@ -195,7 +221,27 @@ export class Engine {
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     this.arm();
-    return { result: r.result, requestId: r.request.id };
+    const queue = this.store.prospectQueue(input.prospect);
+    const position = Math.max(1, queue.findIndex((q) => q.id === r.request.id) + 1);
+    return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular', position };
+  }
+
+  /**
+   * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or
+   * none) and the agent's place in the queue for the number. Read-only.
+   */
+  offerOutlook(agent: string, prospect: string, timeZone?: string): OfferOutlook {
+    const now = this.clock();
+    const device = this.opts.prospectDevice(prospect);
+    const p = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone });
+    const queue = this.store.prospectQueue(prospect);
+    const own = queue.findIndex((q) => q.agent === agent);
+    const others = queue.filter((q) => q.agent !== agent).map((q) => q.agent);
+    const position = own >= 0 ? own + 1 : queue.length + 1;
+    // A pending request of this agent keeps its promise (a refresh never withdraws one).
+    const kind = p.kind === 'declined' && own >= 0 ? 'regular' : p.kind;
+    const reason = p.kind === 'declined' ? p.reason : p.kind === 'next-calling-day' ? 'carried over to the next calling day' : 'a callback can fire today';
+    return { promise: kind, position, queue: others, timeZone: p.timeZone, reason };
   }
 
   /**
@@ -216,6 +262,9 @@ export class Engine {
       if (version === undefined) continue;
       this.perform(decision);
       this.arm();
+      const prev = current.request.state;
+      const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
+      if (wasRecall || (isTerminal(decision.request.state) && !isTerminal(prev))) this.kickProspect(decision.request.prospect, requestId);
       return decision;
     }
     this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
@@ -265,6 +314,17 @@ export class Engine {
     this.arm();
   }
 
+  /** A request of this prospect ended or left its recall: the next agent in the queue may go (soon, not nested). */
+  private kickProspect(prospect: string, except: string): void {
+    if (this.stopped) return;
+    setImmediate(() => {
+      if (this.stopped) return;
+      for (const q of this.store.prospectQueue(prospect)) {
+        if (q.id !== except && q.state === 'DUE') this.observe(q.id, { type: 'tick' });
+      }
+    });
+  }
+
   /** Re-evaluates DUE requests now (an agent became free, the PBX came back). */
   private kickDue(agent?: string): void {
     if (this.stopped) return;
@@ -272,7 +332,24 @@ export class Engine {
   }
 
   private ctx(request: CallbackRequest, now: number) {
-    return { now, cfg: this.opts.policy, agent: this.agentFor(request) };
+    const ctx = { now, cfg: this.opts.policy, agent: this.agentFor(request) };
+    if (request.state !== 'DUE' && request.state !== 'GRACE' && request.state !== 'WAITING') return ctx;
+    return { ...ctx, colleagues: this.colleaguesOf(request) };
+  }
+
+  /**
+   * Other agents' requests for the same number: how many are ahead (opted in earlier, or on a recall now) and
+   * when a colleague's recall last reached the prospect.
+   */
+  colleaguesOf(request: CallbackRequest): Colleagues {
+    const queue = this.store.prospectQueue(request.prospect);
+    const mine = queue.findIndex((q) => q.id === request.id);
+    let ahead = 0;
+    queue.forEach((q, i) => {
+      if (q.id === request.id || q.agent === request.agent) return;
+      if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
+    });
+    return { ahead, lastConnectedAt: this.store.lastConnectedAt(request.prospect, request.agent) };
   }
 
   /** The agent's status as the policy sees it: device state, PBX reachability and our own other recalls. */

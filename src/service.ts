@@ -22,6 +22,8 @@ import { isTerminal, type CallbackRequest } from './core/policy';
 import { Engine } from './engine';
 import { Logger } from './log';
 import { SqliteStore } from './store/sqlite';
+import { ProspectZones } from './prospect-zones';
+import type { OfferSink } from './asterisk/offer-flow';
 
 /** The offer's settings, the same for the ARI and the FastAGI entry. */
 function offerOptions(config: Config) {
@@ -53,8 +55,25 @@ export class Service {
   /** How long the event loop was late (every call's events wait behind it); logged at stop. */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
+  /** The offer's door to the engine: the promise and queue position first (zone from the number), then the opt-in. */
+  private readonly offerSink: OfferSink;
+
   constructor(private readonly opts: ServiceOptions) {
     const { config, log } = opts;
+    const zones = new ProspectZones(config.zones);
+    this.offerSink = {
+      optIn: (input) => this.engine.optIn(input),
+      prepare: async (input) => {
+        const zone = await zones.resolve(input.prospect);
+        const o = this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone);
+        return {
+          context: { promise: o.promise, position: o.position },
+          timeZone: zone.timeZone,
+          zoneSource: zone.source,
+          details: { timeZone: zone.timeZone, zoneSource: zone.source, zoneNote: zone.note, queue: o.queue, why: o.reason },
+        };
+      },
+    };
     const store = SqliteStore.open<CallbackRequest>(config.store.path);
     this.engine = new Engine({
       store,
@@ -111,7 +130,7 @@ export class Service {
     this.engine.setTelephony(this.recall);
     this.offer = new OfferFlow(
       this.ari,
-      { optIn: (input) => this.engine.optIn(input) },
+      this.offerSink,
       offerOptions(config),
       log.child({ component: 'offer' }),
     );
@@ -229,7 +248,7 @@ export class Service {
     const { config, log } = this.opts;
     if (!config.agi.enabled) return undefined;
     const offer = new AgiOffer(
-      { optIn: (input) => this.engine.optIn(input) },
+      this.offerSink,
       offerOptions(config),
     );
     this.agi = new AgiServer({ host: config.agi.bind, port: config.agi.port, log: log.child({ component: 'agi' }), handlers: { offer: offer.handle } });

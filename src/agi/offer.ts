@@ -17,9 +17,9 @@
  * Inputs produced while a batch of actions runs are fed to the machine after the batch, as ARI events
  * would arrive after the calls that caused them.
  */
-import { OfferAction, OfferInput, OfferPrompt, OfferState, initialOfferState, parseOfferArgs, stepOffer } from '../core/offer';
+import { OfferAction, OfferInput, OfferPrompt, OfferState, initialOfferState, offerMedia, parseOfferArgs, stepOffer } from '../core/offer';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
-import type { OfferFlowOptions, OfferSink, OfferRequestInput } from '../asterisk/offer-flow';
+import { storedInput, type OfferFlowOptions, type OfferSink, type OfferRequestInput } from '../asterisk/offer-flow';
 import type { Logger } from '../log';
 import { AgiHangup, AgiSession } from './server';
 import { agiQuote, resultDigit } from './protocol';
@@ -83,7 +83,19 @@ export class AgiOffer {
     let state: OfferState = initialOfferState();
     let deadline: number | undefined;
     let requestId: string | undefined;
-    const inputs: OfferInput[] = [{ type: 'start' }];
+    let start: OfferInput = { type: 'start' };
+    if (this.sink.prepare) {
+      try {
+        const p = await this.sink.prepare(input);
+        input.timeZone = p.timeZone;
+        input.zoneSource = p.zoneSource;
+        start = { type: 'start', context: p.context };
+        log.info('offer prepared', { event: 'offer-started', promise: p.context.promise, position: p.context.position, entry: 'agi', ...p.details });
+      } catch (err) {
+        log.warn('could not prepare the offer; offering as usual', { error: (err as Error).message, entry: 'agi' });
+      }
+    }
+    const inputs: OfferInput[] = [start];
 
     const perform = async (action: OfferAction): Promise<void> => {
       switch (action.type) {
@@ -91,8 +103,9 @@ export class AgiOffer {
           await session.command('ANSWER');
           return;
         case 'play': {
-          const keys = action.prompt === 'offer' ? OFFER_KEYS : '';
-          const reply = await session.command(`STREAM FILE ${soundName(this.opts.prompts[action.prompt])} ${agiQuote(keys)}`, 5 * 60_000);
+          const keys = action.prompt === 'offer' || action.prompt === 'offerNextDay' || action.prompt === 'queue' ? OFFER_KEYS : '';
+          const media = offerMedia(this.opts.prompts, action.prompt, action.position);
+          const reply = await session.command(`STREAM FILE ${soundName(media)} ${agiQuote(keys)}`, 5 * 60_000);
           const digit = resultDigit(reply.result);
           if (digit) {
             inputs.push({ type: 'dtmf', digit });
@@ -105,7 +118,7 @@ export class AgiOffer {
               () => false,
             );
             if (!alive) throw new AgiHangup();
-            log.error('prompt could not be played; check the sound files', { prompt: action.prompt, media: this.opts.prompts[action.prompt] });
+            log.error('prompt could not be played; check the sound files', { prompt: action.prompt, media });
           } else {
             log.debug('prompt finished', { prompt: action.prompt });
           }
@@ -128,10 +141,15 @@ export class AgiOffer {
               inputs.push({ type: 'stored', result: 'full' });
               return;
             }
+            if (r.result === 'closed') {
+              log.info('no callback stored: nothing could be promised any more', { event: 'offer-closed', reason: r.reason, entry: 'agi' });
+              inputs.push(storedInput(r));
+              return;
+            }
             requestId = r.requestId;
             log = log.child({ requestId });
-            log.info(r.result === 'created' ? 'callback requested' : 'callback request refreshed', { entry: 'agi' });
-            inputs.push({ type: 'stored', result: r.result });
+            log.info(r.result === 'created' ? 'callback requested' : 'callback request refreshed', { entry: 'agi', promise: r.promise, position: r.position });
+            inputs.push(storedInput(r));
           } catch (err) {
             log.error('could not store the callback request; the agent is told no callback was scheduled', { error: (err as Error).message });
             inputs.push({ type: 'storeFailed' });

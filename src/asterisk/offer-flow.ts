@@ -9,7 +9,18 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Channel } from 'ari-client';
-import { OfferAction, OfferInput, OfferPrompt, OfferState, initialOfferState, parseOfferArgs, stepOffer } from '../core/offer';
+import {
+  OfferAction,
+  OfferContext,
+  OfferInput,
+  OfferPrompt,
+  OfferPromptMedia,
+  OfferState,
+  initialOfferState,
+  offerMedia,
+  parseOfferArgs,
+  stepOffer,
+} from '../core/offer';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { Logger } from '../log';
 import type { AriConnection } from './connection';
@@ -17,12 +28,30 @@ import { errorText } from './connection';
 import type { AriRest } from './rest';
 
 import type { OptInInput, OptInResult } from '../engine';
+import type { ZoneSource } from '../core/policy';
 
 export type OfferRequestInput = OptInInput;
+
+/** What the offer may say, with the prospect's zone (service: zone from the number + engine.offerOutlook). */
+export interface OfferPreparation {
+  context: OfferContext;
+  timeZone?: string;
+  zoneSource?: ZoneSource;
+  /** For the log line: queue, zone and why. */
+  details?: Record<string, unknown>;
+}
 
 /** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
 export interface OfferSink {
   optIn(input: OfferRequestInput): OptInResult;
+  /** Optional: the promise and queue position before the offer plays (absent: a regular offer). */
+  prepare?(input: OfferRequestInput): Promise<OfferPreparation>;
+}
+
+/** The machine's `stored` input for an opt-in result. */
+export function storedInput(r: OptInResult): OfferInput {
+  if (r.result === 'full' || r.result === 'closed') return { type: 'stored', result: r.result };
+  return r.promise ? { type: 'stored', result: r.result, promise: r.promise } : { type: 'stored', result: r.result };
 }
 
 export interface OfferFlowOptions {
@@ -30,7 +59,7 @@ export interface OfferFlowOptions {
   closingTimeoutMs: number;
   languages: readonly string[];
   defaultLanguage: string;
-  prompts: Record<OfferPrompt, string>;
+  prompts: OfferPromptMedia;
   numbers: { minDigits: number; maxDigits: number };
 }
 
@@ -74,7 +103,7 @@ export class OfferFlow {
       this.playbacks.delete(event.playback.id);
       const log = this.sessions.get(p.channelId)?.log;
       if (event.playback.state === 'failed') {
-        log?.error('prompt could not be played; check the sound files', { prompt: p.prompt, media: this.opts.prompts[p.prompt] });
+        log?.error('prompt could not be played; check the sound files', { prompt: p.prompt, media: offerMedia(this.opts.prompts, p.prompt) });
       } else {
         log?.debug('prompt finished', { prompt: p.prompt, state: event.playback.state });
       }
@@ -133,9 +162,32 @@ export class OfferFlow {
       log: log.child({ agent: input.agent, prospect: input.prospect }),
     };
     this.sessions.set(channelId, session);
-    // The answer request leaves before the log line is written: the agent is waiting for the prompt.
-    this.input(channelId, { type: 'start' });
-    session.log.info('busy: offering a callback', { hangupCause: parsed.value.hangupCause, language });
+    const prepare = this.sink.prepare;
+    if (!prepare) {
+      // The answer request leaves before the log line is written: the agent is waiting for the prompt.
+      this.input(channelId, { type: 'start' });
+      session.log.info('busy: offering a callback', { hangupCause: parsed.value.hangupCause, language });
+      return;
+    }
+    prepare(input).then(
+      (p) => {
+        input.timeZone = p.timeZone;
+        input.zoneSource = p.zoneSource;
+        this.input(channelId, { type: 'start', context: p.context });
+        session.log.info(p.context.promise === 'declined' ? 'busy: no callback can be promised; the agent is told why' : 'busy: offering a callback', {
+          event: 'offer-started',
+          hangupCause: parsed.value.hangupCause,
+          language,
+          promise: p.context.promise,
+          position: p.context.position,
+          ...p.details,
+        });
+      },
+      (err: unknown) => {
+        session.log.warn('could not prepare the offer; offering as usual', { error: errorText(err) });
+        this.input(channelId, { type: 'start' });
+      },
+    );
   }
 
   private input(channelId: string, input: OfferInput): void {
@@ -205,10 +257,15 @@ export class OfferFlow {
         this.input(s.channelId, { type: 'stored', result: 'full' });
         return;
       }
+      if (r.result === 'closed') {
+        s.log.info('no callback stored: nothing could be promised any more', { event: 'offer-closed', reason: r.reason });
+        this.input(s.channelId, storedInput(r));
+        return;
+      }
       s.requestId = r.requestId;
       s.log = s.log.child({ requestId: r.requestId });
-      s.log.info(r.result === 'created' ? 'callback requested' : 'callback request refreshed', commit);
-      this.input(s.channelId, { type: 'stored', result: r.result });
+      s.log.info(r.result === 'created' ? 'callback requested' : 'callback request refreshed', { ...commit, promise: r.promise, position: r.position });
+      this.input(s.channelId, storedInput(r));
     } catch (err) {
       s.log.error('could not store the callback request; the agent is told no callback was scheduled', { error: errorText(err) });
       this.input(s.channelId, { type: 'storeFailed' });
@@ -226,7 +283,7 @@ export class OfferFlow {
         const playbackId = randomUUID();
         this.playbacks.set(playbackId, { channelId, prompt: action.prompt });
         s.playbackId = playbackId;
-        await this.rest.play(channelId, { media: this.opts.prompts[action.prompt], lang: s.language, playbackId });
+        await this.rest.play(channelId, { media: offerMedia(this.opts.prompts, action.prompt, action.position), lang: s.language, playbackId });
         return;
       }
       case 'stopPlayback': {

@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { parseDuration } from '../core/policy/duration';
 import { validateWatchDevice } from '../core/validate';
+import { validateZoneOverrides, type ZoneRules } from '../core/zones';
 import { Field, schema } from './schema';
 
 export interface InternalProspectRule {
@@ -40,7 +41,13 @@ export interface Config {
     noAnswer: string;
     snoozed: string;
     cancelled: string;
+    offerNextDay: string;
+    confirmNextDay: string;
+    closed: string;
+    queue: string;
   };
+  /** The prospect's own clock (src/core/zones.ts). */
+  zones: ZoneRules;
   numbers: { minDigits: number; maxDigits: number };
   policy: PolicyConfig;
   prospects: { internal: InternalProspectRule[] };
@@ -308,6 +315,10 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
   }
   const v = (k: string) => values[k] as never;
   const internal = problems.length === 0 ? internalRules(values['prospects.internal'], problems) : [];
+  if (problems.length === 0) problems.push(...validateZoneOverrides(values['callingHours.zoneOverrides']));
+  if (problems.length === 0 && !/^[0-9]*$/.test(values['callingHours.internationalPrefix'] as string)) {
+    problems.push('callingHours.internationalPrefix: expected digits, e.g. "00" or "011" (or empty)');
+  }
   let policy: PolicyConfig | undefined;
   if (problems.length === 0) {
     try {
@@ -330,6 +341,8 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
         recallSafetyMarginMs: v('policy.recallSafetyMargin'),
         maxAgeMs: v('policy.maxAge'),
         callingHours: { timeZone: v('callingHours.timeZone'), windows: v('callingHours.windows'), holidays: v('callingHours.holidays') },
+        afterHours: v('policy.afterHours'),
+        carryOverDays: v('policy.carryOverDays'),
         recallCallerIdName: v('recall.callerIdName'),
         recallCallerIdNumber: v('recall.callerIdNumber'),
       });
@@ -379,6 +392,16 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
       noAnswer: v('prompts.noAnswer'),
       snoozed: v('prompts.snoozed'),
       cancelled: v('prompts.cancelled'),
+      offerNextDay: v('prompts.offerNextDay'),
+      confirmNextDay: v('prompts.confirmNextDay'),
+      closed: v('prompts.closed'),
+      queue: v('prompts.queue'),
+    },
+    zones: {
+      fallback: v('callingHours.timeZone'),
+      overrides: v('callingHours.zoneOverrides'),
+      internationalPrefix: v('callingHours.internationalPrefix'),
+      fromNumber: v('callingHours.zoneFromNumber'),
     },
     numbers: { minDigits: v('numbers.minDigits'), maxDigits: v('numbers.maxDigits') },
     policy,

@@ -90,6 +90,22 @@ export const schema = {
   'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', doc: '"The callback is cancelled."' },
   'numbers.minDigits': { type: 'integer', default: 2, min: 1, max: 30, doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: 20, min: 1, max: 30, doc: 'Most digits of a prospect number.' },
+  // --- issue 12: promises after hours, one prospect and many agents, the prospect's own clock (one block) ---
+  'policy.afterHours': {
+    type: 'string',
+    default: 'carry-over',
+    enum: ['carry-over', 'decline'],
+    doc: 'At the busy signal, when no callback could fire before the request would expire (after the last moment of today\'s calling hours): carry-over = offer a callback on the next calling day (the agent hears so), decline = no offer, a short reason instead.',
+  },
+  'policy.carryOverDays': { type: 'integer', default: 1, min: 1, max: 14, doc: 'A carried-over request stays pending through at most this many calling days, the next one being the 1st; then it expires.' },
+  'callingHours.zoneFromNumber': { type: 'boolean', default: true, doc: 'Read calling hours in the prospect\'s own time zone, from the international number\'s country and area code (libphonenumber data); national and internal numbers use callingHours.timeZone.' },
+  'callingHours.zoneOverrides': { type: 'json', default: {}, doc: 'Time zone by number prefix, before the number\'s own: {"+1808": "Pacific/Honolulu", "+1800": "America/New_York"}. Longest prefix wins.' },
+  'callingHours.internationalPrefix': { type: 'string', default: '00', allowEmpty: true, doc: 'Dialled before a country code instead of + (00 in Europe, 011 in North America; empty: only +).' },
+  'prompts.offerNextDay': { type: 'string', default: 'sound:cc-offer-next-day', doc: '"Busy. Press hash for a callback on the next calling day." (after hours, policy.afterHours = carry-over)' },
+  'prompts.confirmNextDay': { type: 'string', default: 'sound:cc-confirm-next-day', doc: '"OK. We will call you back on the next calling day."' },
+  'prompts.closed': { type: 'string', default: 'sound:cc-closed', doc: '"Busy, and outside calling hours: no callback." (policy.afterHours = decline)' },
+  'prompts.queue': { type: 'string', default: 'sound:cc-queue-${position}', doc: '"A colleague is already waiting for this number; you are second." ${position} is 2 … 5, or many.' },
+  // --- end of issue 12 block ---
   'ari.leaseTtl': { type: 'duration', default: '15s', doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
 } as const satisfies Record<string, Field>;
 

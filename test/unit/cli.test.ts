@@ -84,7 +84,7 @@ function makeStore(): { file: string; ids: Record<string, string> } {
   const ids: Record<string, string> = {};
   const optIn = (agent: string, prospect: string) => {
     const r = engine.optIn({ agent, agentCallerId: { name: 'Agent', number: agent.slice(-4) }, prospect, language: 'en', channelId: `ch-${prospect}` });
-    if (r.result === 'full') throw new Error('full');
+    if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     ids[prospect] = r.requestId;
   };
   optIn('PJSIP/1001', '2001');
