@@ -5,7 +5,7 @@
  * - `ringAgent`: originate to the agent's device on the policy's deterministic channel id, caller ID
  *   "Callback: <prospect>" with the configured service number, optional Alert-Info header. The agent's
  *   channel enters the app (`recall,<request>`) when answered.
- * - `announce menu`: "Automatic callback to <digits>. Press 1 …, 2 …, 3 …"; a key cuts it short; no key
+ * - `announce menu`: "Callback to <digits>. Press 1 …, 2 …, 3 …"; a key cuts it short; no key
  *   within the menu timeout after the prompt is reported as `agentKey none` (the policy asks again or
  *   snoozes).
  * - `dialProspect`: a bridge with the agent in it and ringback playing, then
