@@ -108,7 +108,7 @@ export function stepOffer(state: OfferState, input: OfferInput, t: OfferTimings)
       if (input.type === 'dtmf') {
         if (input.digit === OPT_IN_KEY) {
           return {
-            state: { phase: 'storing', key: input.digit },
+            state: state.context ? { phase: 'storing', key: input.digit, context: state.context } : { phase: 'storing', key: input.digit },
             actions: [{ type: 'cancelTimer' }, { type: 'stopPlayback' }, { type: 'store' }],
           };
         }
