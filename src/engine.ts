@@ -83,6 +83,8 @@ export interface EngineOptions {
    * transition (src/webhook/payload.ts `outboxRowsFor`). Unset: notifications are not queued.
    */
   outbox?: (decision: Decision, at: number) => OutboxInsert[];
+  /** The CRM row for a busy signal at which nothing was offered (src/webhook/payload.ts `notOfferedRow`). */
+  notOffered?: (agent: string, prospect: string, timeZone: string, reason: string, at: number) => OutboxInsert;
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -184,7 +186,7 @@ export class Engine {
     const device = this.opts.prospectDevice(input.prospect);
     const promise = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
     if (promise.kind === 'declined' && !this.store.findPending(input.agent, input.prospect)) {
-      this.log.info('no callback offered: nothing could be promised', { event: 'offer-closed', agent: input.agent, prospect: input.prospect, reason: promise.reason });
+      this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
       return { result: 'closed', reason: promise.reason };
     }
     let decision: Decision | undefined;
@@ -225,6 +227,23 @@ export class Engine {
     const position = Math.max(1, queue.findIndex((q) => q.id === r.request.id) + 1);
     return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular', position };
   }
+
+  /** Records a busy signal at which nothing could be promised: a log line and, with a CRM webhook, a 'not-offered' event. */
+  noOffer(agent: string, prospect: string, timeZone: string, reason: string): void {
+    const now = this.clock();
+    this.log.info('no callback offered: nothing could be promised', { event: 'offer-closed', agent, prospect, timeZone, reason });
+    const row = this.opts.notOffered?.(agent, prospect, timeZone, reason, now);
+    if (!row) return;
+    try {
+      this.store.enqueueOutbox([row]);
+      this.onOutbox?.();
+    } catch (err) {
+      this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
+    }
+  }
+
+  /** Called when an outbox row was queued outside a decision (the webhook sender kicks itself). */
+  onOutbox?: () => void;
 
   /**
    * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or

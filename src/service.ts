@@ -16,7 +16,7 @@ import { PendingFlow } from './asterisk/pending-flow';
 import { AgiServer } from './agi/server';
 import { AgiOffer } from './agi/offer';
 import { PENDING_STATES } from './core/policy';
-import { outboxRowsFor } from './webhook/payload';
+import { notOfferedRow, outboxRowsFor } from './webhook/payload';
 import { WebhookSender } from './webhook/sender';
 import { isTerminal, type CallbackRequest } from './core/policy';
 import { Engine } from './engine';
@@ -66,6 +66,7 @@ export class Service {
       prepare: async (input) => {
         const zone = await zones.resolve(input.prospect);
         const o = this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone);
+        if (o.promise === 'declined') this.engine.noOffer(input.agent, input.prospect, o.timeZone, o.reason);
         return {
           context: { promise: o.promise, position: o.position },
           timeZone: zone.timeZone,
@@ -84,6 +85,7 @@ export class Service {
       prospectDevice: (number) => prospectDevice(config.prospects.internal, number),
       // CRM webhook: notifications are queued in the store with the transition that produced them.
       outbox: config.webhook.url ? outboxRowsFor : undefined,
+      notOffered: config.webhook.url ? notOfferedRow : undefined,
     });
     if (config.webhook.url) {
       this.webhook = new WebhookSender(store, { ...config.webhook, log: log.child({ component: 'webhook' }) });
@@ -92,6 +94,7 @@ export class Service {
       log.info('notify', { requestId: request.id, event: action.event, reason: action.reason });
       this.webhook?.kick();
     });
+    this.engine.onOutbox = () => this.webhook?.kick();
     this.ari = new AriConnection({
       url: config.ari.url,
       username: config.ari.username,

@@ -53,7 +53,17 @@ export function requestJson(r: CallbackRequest) {
     updatedAt: new Date(r.updatedAt).toISOString(),
     wakeAt: iso(r.wakeAt),
     expiresAt: new Date(r.expiresAt).toISOString(),
+    timeZone: r.timeZone,
+    zoneSource: r.zoneSource ?? 'default',
+    promise: r.carriedOver ? 'next-calling-day' : 'regular',
+    carriedOverTo: r.carriedOver ? new Date(r.carriedOver.opensAt).toISOString() : null,
   };
+}
+
+/** A request's place in the queue for its prospect number ('1/2': first of two), or '' when alone or finished. */
+function queueLabel(queue: readonly { id: string }[], id: string): string {
+  const i = queue.findIndex((q) => q.id === id);
+  return i < 0 || queue.length < 2 ? '' : `${i + 1}/${queue.length}`;
 }
 
 function parseStates(states: string[] | undefined, pending: boolean | undefined): string[] | undefined {
@@ -78,16 +88,30 @@ interface ListArgs extends GlobalArgs {
 function list(argv: ListArgs): void {
   const config = loadPartial(argv);
   const states = parseStates(argv.state, argv.pending);
-  const rows = withStore(config, {}, (store) => store.list({ agent: argv.agent, states, limit: argv.limit }));
-  if (argv.json) return printJson(rows.map(requestJson));
+  const { rows, queues } = withStore(config, {}, (store) => {
+    const found = store.list({ agent: argv.agent, states, limit: argv.limit });
+    const byProspect = new Map<string, { id: string; agent: string }[]>();
+    for (const p of new Set(found.map((r) => r.prospect))) byProspect.set(p, store.prospectQueue(p));
+    return { rows: found, queues: byProspect };
+  });
+  if (argv.json) {
+    return printJson(
+      rows.map((r) => {
+        const q = queues.get(r.prospect) ?? [];
+        const i = q.findIndex((x) => x.id === r.id);
+        return { ...requestJson(r), queue: i < 0 ? null : { position: i + 1, of: q.length } };
+      }),
+    );
+  }
   if (rows.length === 0) return out('No callback requests match.');
   const now = Date.now();
   const zones = [...new Set(rows.map((r) => r.timeZone))];
-  const body = [['ID', 'AGENT', 'PROSPECT', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
+  const body = [['ID', 'AGENT', 'PROSPECT', 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
     rows.map((r) => [
       r.id,
       r.agent,
       r.prospect,
+      queueLabel(queues.get(r.prospect) ?? [], r.id) || '-',
       r.state,
       localLabelPast(r.timeZone, r.createdAt, now),
       r.wakeAt === null ? '-' : `${localLabel(r.timeZone, r.wakeAt, now)} (${relative(r.wakeAt, now)})`,
@@ -131,13 +155,17 @@ interface ShowArgs extends GlobalArgs {
 
 function show(argv: ShowArgs): void {
   const config = loadPartial(argv);
-  const { request: r, events } = withStore(config, {}, (store) => ({ request: getOrNotFound(store, argv.id).request, events: store.events(argv.id) }));
+  const { request: r, events, queue } = withStore(config, {}, (store) => {
+    const request = getOrNotFound(store, argv.id).request;
+    return { request, events: store.events(argv.id), queue: store.prospectQueue(request.prospect) };
+  });
   const now = Date.now();
   const policyEvents = events.map(toPolicyEvent);
   if (argv.json) {
     return printJson({
       request: requestJson(r),
       timeZone: r.timeZone,
+      queue: queue.map((q, i) => ({ position: i + 1, id: q.id, agent: q.agent, state: q.state, createdAt: iso(q.createdAt) })),
       next: r.wakeAt === null ? null : { wakeAt: iso(r.wakeAt), local: localTime(r.timeZone, r.wakeAt), waitingFor: r.waitingFor, reason: r.reason },
       events: events.map((e) => ({
         at: iso(e.at),
@@ -153,6 +181,10 @@ function show(argv: ShowArgs): void {
     });
   }
   out(explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length }));
+  if (queue.length > 1 || (queue.length === 1 && queue[0].id !== r.id)) {
+    out(`Queue for ${r.prospect} (served in opt-in order, one recall at a time):`);
+    queue.forEach((q, i) => out(`  ${i + 1}. ${q.agent}  ${q.state}  opted in ${localTime(r.timeZone, q.createdAt)}  ${q.id}${q.id === r.id ? '  ← this request' : ''}`));
+  }
   if (r.wakeAt !== null) {
     out(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
     if (r.wakeAt < now - 60_000) out('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');

@@ -11,6 +11,7 @@ import { defaultPolicyConfig, makePolicyConfig, newRequest, decide, type Action,
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/log';
 import { SqliteStore } from '../../src/store/sqlite';
+import { notOfferedRow, outboxRowsFor } from '../../src/webhook/payload';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // Wed 2026-11-25 10:00 Berlin
 const FRIDAY_EVENING = Date.UTC(2026, 10, 27, 18, 0, 0); // Fri 19:00 Berlin
@@ -202,6 +203,35 @@ describe('Engine: the promise at the busy signal', () => {
     expect(r).toEqual({ result: 'closed', reason: 'outside calling hours in Europe/Berlin (next window Mon 09:00); policy.afterHours is "decline"' });
     expect(store.list()).toEqual([]);
     engine.stop();
+  });
+
+  it('the CRM hears what was promised, and about a busy signal at which nothing was offered', () => {
+    const now = { t: FRIDAY_EVENING };
+    const store = SqliteStore.open<CallbackRequest>(':memory:');
+    const mk = (afterHours: 'carry-over' | 'decline') =>
+      new Engine({
+        store,
+        log: createLogger({ format: 'json', stream: new PassThrough() }),
+        policy: makePolicyConfig({ ...defaultPolicyConfig, afterHours }),
+        clock: () => now.t,
+        maxPendingPerAgent: 10,
+        prospectDevice: () => undefined,
+        outbox: outboxRowsFor,
+        notOffered: notOfferedRow,
+      });
+    const carry = mk('carry-over');
+    carry.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
+    const declined = mk('decline');
+    let kicked = 0;
+    declined.onOutbox = () => kicked++;
+    declined.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'A', number: '1' }, prospect: '0309999999', language: 'en', channelId: 'c' });
+    const bodies = store.outbox().map((o) => JSON.parse(o.body) as Record<string, unknown>);
+    expect(bodies[0]).toMatchObject({
+      event: 'requested',
+      request: { timeZone: 'Europe/Berlin', promise: { kind: 'next-calling-day', opensAt: '2026-11-30T08:00:00.000Z', expiresAt: '2026-11-30T17:00:00.000Z' } },
+    });
+    expect(bodies[1]).toMatchObject({ event: 'not-offered', agent: 'PJSIP/1002', prospect: '0309999999', timeZone: 'Europe/Berlin', reason: expect.stringContaining('policy.afterHours is "decline"') });
+    expect(kicked).toBe(1);
   });
 
   it("the prospect's zone decides: 19:00 in Berlin is 13:00 in New York, a regular callback", () => {
