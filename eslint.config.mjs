@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.sandbox/', 'coverage/', 'bench-results/', '.bench-dist/'] },
+  { ignores: ['dist/', 'node_modules/', '.sandbox/', 'coverage/', 'bench-results/', '.tools-dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,9 +4,10 @@
  * each `offer` channel and plays the offer prompt (and hangs up on `#`). No store, no logging, no
  * state machine.
  *
- *   node .bench-dist/bench/bare-ari.js   # prints "ready" on stdout once registered
+ *   node .tools-dist/bench/bare-ari.js   # prints "ready" on stdout once registered
  */
 import * as ari from 'ari-client';
+import '../src/asterisk/quiet-swagger';
 import type { Channel, StasisStart } from 'ari-client';
 
 const url = process.env.CC_ARI_URL ?? 'http://127.0.0.1:8088';

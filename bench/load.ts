@@ -7,8 +7,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { runSipp } from '../src/demo/sipp';
-import { ROOT, log, sleep } from './common';
+import { SANDBOX } from '../testkit/sandbox';
+import { runSipp } from '../testkit/sipp';
+import { log, sleep } from './common';
 import { Target } from './offer';
 
 function lastCount(output: string, label: string): number | undefined {
@@ -30,12 +31,12 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
       const calls = rate * opts.seconds;
       log(`load: ${rate} calls/s × ${opts.seconds} s (${calls} calls)…`);
       const before = target.logs.length;
-      const astLog = path.join(ROOT, '.sandbox/asterisk.log');
+      const astLog = path.join(SANDBOX.dir, 'asterisk.log');
       const astFrom = fs.existsSync(astLog) ? fs.statSync(astLog).size : 0;
       const r = await runSipp({
-        scenario: path.join(ROOT, 'src/demo/scenarios/uac-busy-pound.xml'),
-        port: 5071,
-        mediaPort: 6071,
+        scenario: 'uac-busy-pound.xml',
+        port: SANDBOX.testPhones.agentUac.sip,
+        mediaPort: SANDBOX.testPhones.agentUac.media,
         service: '2991',
         keys: { agent: '1001' },
         auth: { user: '1001', password: 'agent1001' },

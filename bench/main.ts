@@ -6,13 +6,14 @@
  *   npm run bench -- --only scheduler   # scheduler, offer, load (comma-separated)
  *   npm run bench -- --only offer --calls 800
  *
- * The PBX parts take the sandbox lock (src/demo/lock.ts, the same as the integration tests and the
+ * The PBX parts take the sandbox lock (testkit/lock.ts, the same as the integration tests and the
  * demo) and start the sandbox with scripts/pbx.sh up when it is not running; the sandbox is left running.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { acquireSandboxLock } from '../src/demo/lock';
+import { acquireSandboxLock } from '../testkit/lock';
+import { SANDBOX } from '../testkit/sandbox';
 import { ROOT, log, machine, writeJson } from './common';
 import { renderMarkdown } from './report';
 
@@ -33,8 +34,8 @@ async function main(): Promise<void> {
 
   const pbxParts = only.filter((p) => p === 'offer' || p === 'load');
   if (pbxParts.length > 0) {
-    const lock = await acquireSandboxLock(path.join(ROOT, '.sandbox', 'test.lock'), {
-      onWait: (owner) => log(`waiting for pid ${owner} to release the sandbox (.sandbox/test.lock)…`),
+    const lock = await acquireSandboxLock(SANDBOX.lockDir, {
+      onWait: (owner) => log(`waiting for pid ${owner} to release the sandbox (${SANDBOX.lockDir})…`),
     });
     try {
       const up = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'up'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });

@@ -28,10 +28,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
+import '../src/asterisk/quiet-swagger';
 import { ROOT, Stats, bootstrapRatio, log, round, sleep, stats } from './common';
-import { onJsonLines } from '../src/demo/json-lines';
+import { onJsonLines } from '../testkit/json-lines';
+import { SANDBOX } from '../testkit/sandbox';
 
-const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
+const ARI = SANDBOX.ari;
 const BENCH_APP = `cc-bench-${process.pid}`;
 
 interface Ev {
@@ -136,7 +138,7 @@ export class Target {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     } else {
-      this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName }, stdio: ['ignore', 'pipe', 'pipe'] });
+      this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName, CC_ARI_URL: ARI.url }, stdio: ['ignore', 'pipe', 'pipe'] });
     }
     onJsonLines(this.proc.stdout, (line) => this.logs.push(line as LogLine));
     const ready = this.kind === 'app' ? 'ARI connected' : 'ready';

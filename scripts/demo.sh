@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run demo:phones — start the sandbox PBX and run Considerate Callback with the demo settings
 # (config/demo.json: short grace and back-off, calling hours around the clock) for your own softphones
-# (README, "Try it"). `npm run demo` plays the whole story with scripted phones instead (src/demo/main.ts).
+# (README, "Try it"). `npm run demo` plays the whole story with scripted phones instead (demo/main.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/pbx.sh up

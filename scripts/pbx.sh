@@ -3,9 +3,11 @@
 #
 # Asterisk is not packaged for Debian 12, so we run Debian sid's asterisk in a
 # chroot built with mmdebstrap (cached in $CC_SANDBOX_DIR/rootfs). The chroot
-# shares the host's network: Asterisk listens on 127.0.0.1 (SIP 5060/udp,
-# HTTP/ARI 8088, RTP 10000-10200), configured from the repo's asterisk-conf/
-# and dialplan/, with our prompts from sounds/.
+# shares the host's network: Asterisk listens on 127.0.0.1 (by default SIP
+# 5060/udp, HTTP/ARI 8088, RTP 10000-12000), configured from the repo's
+# asterisk-conf/ and dialplan/, with our prompts from sounds/. The ports come
+# from the environment (below); several sandboxes run side by side when each
+# has its own CC_SANDBOX_DIR and ports.
 #
 #   scripts/pbx.sh up         build the chroot once (cached), start Asterisk, wait for ARI
 #   scripts/pbx.sh down       stop Asterisk, unmount
@@ -15,9 +17,16 @@
 #   scripts/pbx.sh reload     re-copy config, dialplan and prompts; core reload
 #   scripts/pbx.sh rebuild    throw the cached chroot away and build it again
 #
-# Environment:
-#   CC_SANDBOX_DIR       where the chroot, pid file and log live (default <repo>/.sandbox)
+# Environment (the one place the sandbox's ports are set; testkit/sandbox.ts
+# reads the same variables for the tests, the demo and the bench):
+#   CC_SANDBOX_DIR       where the chroot, pid file, log and test lock live (default <repo>/.sandbox)
+#   CC_PBX_SIP_PORT      PJSIP UDP port (default 5060)
+#   CC_PBX_HTTP_PORT     HTTP/ARI port (default 8088)
+#   CC_PBX_RTP_START     first RTP port (default 10000)
+#   CC_PBX_RTP_END       last RTP port (default 12000)
 #   CC_PBX_START_TIMEOUT seconds to wait for ARI after starting Asterisk (default 60)
+#   CC_SANDBOX_ROOTFS_FROM  copy this built chroot (another sandbox's rootfs)
+#                        instead of building one with mmdebstrap
 #
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 this machine cannot run the sandbox
 # (not root / not Debian with apt): tests treat 3 as "skip".
@@ -40,8 +49,21 @@ init_paths() {
 init_paths
 START_TIMEOUT="${CC_PBX_START_TIMEOUT:-60}"
 
-# Keep in sync with asterisk-conf/http.conf and asterisk-conf/ari.conf.
-ARI_URL="http://127.0.0.1:8088"
+port_var() { # name default -> the value, or exit 2 with a message
+  local name="$1" value="${!1:-$2}"
+  if ! [[ "$value" =~ ^[0-9]+$ ]] || [ "$value" -lt 1 ] || [ "$value" -gt 65535 ]; then
+    printf 'pbx: %s must be a port number (1-65535), got "%s"\n' "$name" "$value" >&2
+    exit 2
+  fi
+  echo "$value"
+}
+SIP_PORT="$(port_var CC_PBX_SIP_PORT 5060)"
+HTTP_PORT="$(port_var CC_PBX_HTTP_PORT 8088)"
+RTP_START="$(port_var CC_PBX_RTP_START 10000)"
+RTP_END="$(port_var CC_PBX_RTP_END 12000)"
+[ "$RTP_START" -lt "$RTP_END" ] || { printf 'pbx: CC_PBX_RTP_START (%s) must be below CC_PBX_RTP_END (%s)\n' "$RTP_START" "$RTP_END" >&2; exit 2; }
+ARI_URL="http://127.0.0.1:$HTTP_PORT"
+# The demo PBX's public ARI user (asterisk-conf/ari.conf).
 ARI_USER="considerate"
 ARI_PASSWORD="demo-ari-secret"
 
@@ -94,6 +116,8 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
 }
 
+# What the sandbox and its users need on the host: mmdebstrap (and the keyring)
+# to build the chroot, SIPp for the scripted phones of the demo, tests and bench.
 ensure_host_tools() {
   local need=()
   command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
@@ -160,7 +184,18 @@ http_get() { # url -> prints body, fails if not 2xx
   case "$status" in 2??) printf '%s' "$response" | sed '1,/^\r\{0,1\}$/d' ;; *) return 1 ;; esac
 }
 
-ari_ok() { http_get "$ARI_URL/ari/asterisk/info" >/dev/null 2>&1; }
+# ARI answers on our port, and (where ss can tell) it is this sandbox's Asterisk
+# that listens there, not another sandbox's or another PBX's.
+ari_ok() { http_get "$ARI_URL/ari/asterisk/info" >/dev/null 2>&1 && http_port_ours; }
+
+http_port_ours() {
+  command -v ss >/dev/null 2>&1 || return 0
+  local pids p
+  pids="$(ss -H -ltnp "sport = :$HTTP_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)"
+  [ -n "$pids" ] || return 0 # ss without process information
+  for p in $pids; do is_our_asterisk "$p" && return 0; done
+  return 1
+}
 
 is_mounted() { mountpoint -q "$1" 2>/dev/null; }
 
@@ -192,6 +227,24 @@ safe_rm_tree() {
   rm -rf --one-file-system "$dir"
 }
 
+# CC_SANDBOX_ROOTFS_FROM=<another sandbox's rootfs>: a second sandbox copies a
+# built chroot of the same packages instead of building its own (also while
+# that sandbox runs: its /proc mount is not copied).
+copy_rootfs() {
+  local from="${CC_SANDBOX_ROOTFS_FROM:-}"
+  [ -n "$from" ] || return 1
+  if ! [ -x "$from/usr/sbin/asterisk" ] || [ "$(cat "$from/.cc-sandbox-stamp" 2>/dev/null)" != "$STAMP_VALUE" ]; then
+    err "CC_SANDBOX_ROOTFS_FROM=$from is not a built sandbox chroot of these packages; building one"
+    return 1
+  fi
+  local tmp="$SANDBOX/rootfs.tmp.$$"
+  safe_rm_tree "$tmp"
+  cp -a --one-file-system "$from" "$tmp" || { safe_rm_tree "$tmp"; return 1; }
+  rm -f "$tmp$AST_RUN"/asterisk.* 2>/dev/null || true
+  safe_rm_tree "$ROOTFS"
+  mv "$tmp" "$ROOTFS"
+}
+
 build_rootfs() {
   rootfs_ready && return 0
   [ -z "$(asterisk_pid)" ] || die "Asterisk is running from an outdated chroot; run: $0 down"
@@ -200,6 +253,10 @@ build_rootfs() {
   started=$(date +%s)
   # Stale leftovers of interrupted builds.
   for tmp in "$SANDBOX"/rootfs.tmp.*; do [ -e "$tmp" ] && safe_rm_tree "$tmp"; done
+  if copy_rootfs; then
+    log "chroot ready in $(( $(date +%s) - started )) s: $ROOTFS (copied from $CC_SANDBOX_ROOTFS_FROM)"
+    return 0
+  fi
   for attempt in 1 2; do
     tmp="$SANDBOX/rootfs.tmp.$$"
     safe_rm_tree "$tmp"
@@ -238,6 +295,7 @@ install_config() {
   cp "$REPO"/asterisk-conf/*.conf "$etc"/
   cp "$REPO/dialplan/considerate-callback.conf" "$etc"/
   [ -f "$etc/extensions.conf" ] || die "asterisk-conf/extensions.conf missing"
+  write_port_overrides "$etc/sandbox"
 
   # Prompts: sounds/<lang>/... -> <astdatadir>/sounds/<lang>/... . On Debian
   # sounds/en is a symlink (alternatives) to en_US_f_Allison: resolve it
@@ -253,6 +311,17 @@ install_config() {
 
   mkdir -p "$ROOTFS$AST_RUN" "$ROOTFS/var/log/asterisk" "$ROOTFS/var/spool/asterisk" \
            "$ROOTFS/var/lib/asterisk" "$ROOTFS/var/cache/asterisk"
+}
+
+# The shared files #tryinclude sandbox/<name>.conf (as the docker image's
+# docker/<name>.conf): the sandbox's ports, generated from the environment.
+write_port_overrides() {
+  local dir="$1"
+  mkdir -p "$dir"
+  printf '; generated by scripts/pbx.sh from CC_PBX_SIP_PORT\nbind = 127.0.0.1:%s\n' "$SIP_PORT" >"$dir/pjsip-transport.conf"
+  printf '; generated by scripts/pbx.sh from CC_PBX_HTTP_PORT\nbindport = %s\n' "$HTTP_PORT" >"$dir/http.conf"
+  printf '; generated by scripts/pbx.sh from CC_PBX_RTP_START/CC_PBX_RTP_END\nrtpstart = %s\nrtpend = %s\n' "$RTP_START" "$RTP_END" >"$dir/rtp.conf"
+  printf '; generated by scripts/pbx.sh from CC_PBX_HTTP_PORT\nallowed_origins = http://127.0.0.1:%s\n' "$HTTP_PORT" >"$dir/ari.conf"
 }
 
 # ----------------------------------------------------------- start/stop
@@ -282,6 +351,9 @@ cmd_up() {
   require_platform
   mkdir -p "$SANDBOX"
   init_paths
+  # Also when Asterisk already runs: the SIPp phones of the demo, the tests and
+  # the bench run on the host.
+  ensure_host_tools
   local pid
   pid="$(asterisk_pid)"
   if [ -n "$pid" ]; then
@@ -296,8 +368,8 @@ cmd_up() {
     started=$(date +%s)
     build_rootfs
     if command -v ss >/dev/null 2>&1; then
-      port_busy udp 5060 && die "UDP port 5060 is in use by another process (ss -lunp 'sport = :5060')"
-      port_busy tcp 8088 && die "TCP port 8088 is in use by another process (ss -ltnp 'sport = :8088')"
+      port_busy udp "$SIP_PORT" && die "UDP port $SIP_PORT (CC_PBX_SIP_PORT) is in use by another process (ss -lunp 'sport = :$SIP_PORT')"
+      port_busy tcp "$HTTP_PORT" && die "TCP port $HTTP_PORT (CC_PBX_HTTP_PORT) is in use by another process (ss -ltnp 'sport = :$HTTP_PORT')"
     fi
     install_config
     mount_all

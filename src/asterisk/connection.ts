@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
+import './quiet-swagger';
 import type { Logger } from '../log';
 import { Lease } from './lease';
 import { AriRest } from './rest';

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { acquireSandboxLock } from '../../src/demo/lock';
+import { acquireSandboxLock } from '../../testkit/lock';
 import { PBX_LOCK_DIR, PBX_STATUS_FILE, ROOT } from './paths';
 
 export default async function globalSetup(): Promise<void> {

@@ -2,15 +2,18 @@
  * Integration test harness: the real service (the built CLI, spawned), a test ARI app that plays the
  * agent's phone through Local channels, SIPp phones, and the CLI — all against the sandbox Asterisk.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import { CLI, ROOT } from './paths';
-import { onJsonLines } from '../../src/demo/json-lines';
+import '../../src/asterisk/quiet-swagger';
+import { ROOT, SANDBOX } from '../../testkit/sandbox';
+import { ServiceProcess } from '../../testkit/service-process';
+import { waitFor } from '../../testkit/wait';
 
-export const ARI = { url: 'http://127.0.0.1:8088', username: 'considerate', password: 'demo-ari-secret' };
+export { ServiceProcess, runCli, type LogLine } from '../../testkit/service-process';
+export { sleep, waitFor } from '../../testkit/wait';
+
+export const ARI = SANDBOX.ari;
 // Unique per test process: a second client with the same app name would take the app over.
 export const TEST_APP = `cc-test-${process.pid}`;
 
@@ -27,122 +30,6 @@ export function describePbx(name: string, fn: () => void): void {
   const s = pbxStatus();
   if (s.available) describe(name, fn);
   else describe.skip(`${name} [skipped: Asterisk sandbox unavailable]`, fn);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15000, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-export type LogLine = Record<string, unknown> & { level: string; message: string };
-
-/** The service under test: `considerate-callback run` as a child process with JSON logs. */
-export class ServiceProcess {
-  readonly logs: LogLine[] = [];
-  readonly stderr: string[] = [];
-  private proc?: ChildProcess;
-  readonly dir: string;
-  readonly configFile: string;
-  readonly storePath: string;
-
-  constructor(readonly config: Record<string, unknown> = {}, dir?: string) {
-    this.dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'cc-it-'));
-    this.storePath = path.join(this.dir, 'callbacks.db');
-    this.configFile = path.join(this.dir, 'config.json');
-    const base = {
-      ari: { url: ARI.url, username: ARI.username, password: ARI.password },
-      store: { path: this.storePath },
-      log: { level: 'debug', format: 'json' },
-    };
-    fs.writeFileSync(this.configFile, JSON.stringify(deepMerge(base, config), null, 2));
-  }
-
-  async start(waitConnected = true): Promise<this> {
-    const proc = spawn(process.execPath, [CLI, 'run', '--config', this.configFile], {
-      cwd: this.dir,
-      env: { ...process.env, CC_LOG_FORMAT: 'json' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.proc = proc;
-    onJsonLines(proc.stdout, (line) => this.logs.push(line as LogLine));
-    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
-    if (waitConnected) await this.waitLog((l) => l.message === 'ARI connected', 20000);
-    return this;
-  }
-
-  get pid(): number | undefined {
-    return this.proc?.pid;
-  }
-
-  get running(): boolean {
-    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  async waitLog(pred: (l: LogLine) => boolean, timeoutMs = 15000, from = 0): Promise<LogLine> {
-    try {
-      return await waitFor(`a log line matching ${pred.toString()}`, () => this.logs.slice(from).find(pred), timeoutMs);
-    } catch (err) {
-      const recent = this.logs.slice(Math.max(from, this.logs.length - 25)).map((l) => JSON.stringify(l));
-      throw new Error(`${(err as Error).message}\nservice log since then:\n${recent.join('\n')}\n${this.stderr.join('')}`);
-    }
-  }
-
-  find(pred: (l: LogLine) => boolean): LogLine[] {
-    return this.logs.filter(pred);
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    // CC_TEST_LOG_DIR=/tmp/x keeps every service's log for a look after the run.
-    if (process.env.CC_TEST_LOG_DIR) {
-      fs.mkdirSync(process.env.CC_TEST_LOG_DIR, { recursive: true });
-      fs.writeFileSync(path.join(process.env.CC_TEST_LOG_DIR, `${path.basename(this.dir)}-${this.proc?.pid}.log`), this.dump());
-    }
-    const proc = this.proc;
-    if (!proc || !this.running) return proc?.exitCode ?? null;
-    const done = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-    proc.kill(signal);
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
-    const code = await done;
-    clearTimeout(timer);
-    return code;
-  }
-
-  /** `considerate-callback list --json` against this service's store. */
-  list(): Array<Record<string, unknown>> {
-    const r = runCli(['list', '--json', '--config', this.configFile]);
-    if (r.status !== 0) throw new Error(`list failed (${r.status}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as Array<Record<string, unknown>>;
-  }
-
-  dump(): string {
-    return `--- service logs ---\n${this.logs.map((l) => JSON.stringify(l)).join('\n')}\n--- stderr ---\n${this.stderr.join('')}`;
-  }
-}
-
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const av = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && av && typeof av === 'object' && !Array.isArray(av)
-        ? deepMerge(av as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }
 
 export interface AriEvent {

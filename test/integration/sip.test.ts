@@ -1,7 +1,7 @@
 /**
  * "Busy → press #" with real SIP phones: SIPp as agent 1001's handset (UAC, RFC 4733 DTMF) and as
  * prospect 2001 (UAS registered from its own port), through the demo dialplan on the sandbox Asterisk,
- * with the service spawned from the built CLI. Scenarios and ports: test/sipp/README.md.
+ * with the service spawned from the built CLI. Scenarios and ports: testkit/scenarios/README.md.
  */
 import { ServiceProcess, describePbx, expectOnlyWaitingRequest, sleep } from './harness';
 import {

@@ -1,6 +1,6 @@
 /**
- * SIPp from TypeScript: scripted SIP phones against an Asterisk (the demo's phones in src/demo/main.ts,
- * and the integration tests' through test/integration/sipp.ts, which points it at test/sipp/).
+ * SIPp from TypeScript: scripted SIP phones against the sandbox Asterisk (the demo's phones in
+ * demo/main.ts, the integration tests' and the bench's).
  *
  * - `startSipp` spawns one SIPp run in its own temp directory with `-trace_msg` / `-trace_err`; `done()`
  *   awaits its exit and returns the exit code plus the parsed messages log. SIPp's own `-timeout` ends a
@@ -11,26 +11,25 @@
  * - `callerView(invite)`: what a phone would display for an INVITE it received (From display name and
  *   user, P-Asserted-Identity / Remote-Party-ID, Alert-Info).
  *
- * Scenario names without a slash are looked up in `SippOptions.scenarioDir`. Nothing happens at import
- * time.
+ * Scenario names without a slash are looked up in testkit/scenarios/ (or `SippOptions.scenarioDir`).
+ * Nothing happens at import time.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SANDBOX, SCENARIOS } from './sandbox';
+import { sleep } from './wait';
 
 export const SIPP_BIN = process.env.CC_SIPP ?? 'sipp';
 /** Asterisk's PJSIP UDP transport in the sandbox. */
-export const ASTERISK_SIP = '127.0.0.1:5060';
+export const ASTERISK_SIP = SANDBOX.sip;
 /**
- * The ports test/sipp/README.md documents. SIPp binds the media port and media port + 2 (plus its control
- * port 8888 or the next free one), so media ports of phones that run at the same time must not collide.
+ * The test phones' ports (testkit/sandbox.ts derives them from the sandbox's SIP port). SIPp binds the
+ * media port and media port + 2 (plus its control port 8888 or the next free one), so media ports of
+ * phones that run at the same time must not collide.
  */
-export const PORTS = {
-  agentUac: { sip: 5071, media: 6071 },
-  prospectUas: { sip: 5072, media: 6072 },
-  agentUas: { sip: 5073, media: 6080 },
-} as const;
+export const PORTS = SANDBOX.testPhones;
 
 export interface SippOptions {
   /** A scenario file name in `scenarioDir` (`uas-486.xml`), or a path (containing a slash). */
@@ -303,7 +302,7 @@ export class SippRun {
   private readonly killTimer: NodeJS.Timeout;
 
   constructor(readonly opts: SippOptions) {
-    const scenario = path.isAbsolute(opts.scenario) || opts.scenario.includes('/') ? path.resolve(opts.scenario) : path.join(opts.scenarioDir ?? process.cwd(), opts.scenario);
+    const scenario = path.isAbsolute(opts.scenario) || opts.scenario.includes('/') ? path.resolve(opts.scenario) : path.join(opts.scenarioDir ?? SCENARIOS, opts.scenario);
     if (!fs.existsSync(scenario)) throw new Error(`SIPp scenario not found: ${scenario}`);
     this.label = opts.label ?? path.basename(scenario);
     if (udpPortBound(opts.port)) {
@@ -492,10 +491,6 @@ export async function register(user: string, password: string, port: number, sce
 /** Removes that registration again (Expires: 0). */
 export async function unregister(user: string, password: string, port: number, scenarioDir?: string): Promise<SippResult> {
   return expectSippOk(await runSipp({ scenario: 'unregister.xml', scenarioDir, port, service: user, auth: { user, password }, timeoutMs: 10000, label: `unregister ${user}@${port}` }));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A process that exits with SIPp still running must not leave it behind. */

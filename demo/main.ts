@@ -17,37 +17,30 @@
  * Options: --grace <duration> (default: config/demo.json's), --keep-pbx (leave a sandbox we started
  * running), --quiet-pbx (do not echo scripts/pbx.sh's output).
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import { acquireSandboxLock, SandboxLock } from './lock';
-import { SipMessage, callerView, describeSipp, ladder, register, sippAvailable, startSipp, stopAllSipp, unregister } from './sipp';
-import { onJsonLines } from './json-lines';
+import '../src/asterisk/quiet-swagger';
+import { acquireSandboxLock, SandboxLock } from '../testkit/lock';
+import { ACCOUNTS, CLI, PBX_SCRIPT as PBX, ROOT, SANDBOX, SCENARIOS } from '../testkit/sandbox';
+import { ServiceProcess, type LogLine } from '../testkit/service-process';
+import { SipMessage, callerView, describeSipp, ladder, register, sippAvailable, startSipp, stopAllSipp, unregister } from '../testkit/sipp';
+import { sleep } from '../testkit/wait';
 
-const ROOT = path.resolve(__dirname, '../..');
-const SCENARIOS = path.join(ROOT, 'src/demo/scenarios');
-const CLI = path.join(ROOT, 'dist/cli/main.js');
-const PBX = path.join(ROOT, 'scripts/pbx.sh');
-const SANDBOX = process.env.CC_SANDBOX_DIR ?? path.join(ROOT, '.sandbox');
 const DATA = path.join(ROOT, 'data');
 const CONFIG_OUT = path.join(DATA, 'demo-story.json');
 const STORE = path.join(DATA, 'demo-story.db');
 const SERVICE_LOG = path.join(DATA, 'demo-story.log');
 
-const AGENT = { user: '1001', password: 'agent1001' };
-const PROSPECT = { user: '2001', password: 'prospect2001' };
+const AGENT = ACCOUNTS.agent;
+const PROSPECT = ACCOUNTS.prospect;
 const SERVICE_NUMBER_FALLBACK = '9000';
 /**
- * The demo's phones. Not the integration tests' ports (test/sipp/README.md: 5071-5073): a BYE that
- * Asterisk still retransmits to a test phone's old address after an earlier run must not reach ours.
- * SIPp binds the media port and media port + 2.
+ * The demo's phones (testkit/sandbox.ts): not the integration tests' ports, because a BYE that Asterisk
+ * still retransmits to a test phone's old address after an earlier run must not reach ours.
  */
-const PORTS = {
-  agentUac: { sip: 5081, media: 6180 },
-  prospectUas: { sip: 5082, media: 6184 },
-  agentUas: { sip: 5083, media: 6188 },
-} as const;
+const PORTS = SANDBOX.demoPhones;
 
 class StoryError extends Error {}
 
@@ -104,84 +97,23 @@ function seconds(d: string): number {
   return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
 }
 
-/** ari-client's swagger loader prints a deprecation notice with console.log while connecting. */
-async function quietly<T>(fn: () => Promise<T>): Promise<T> {
-  const log = console.log;
-  console.log = () => undefined;
-  try {
-    return await fn();
-  } finally {
-    console.log = log;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-// ------------------------------------------------------------------ the service
-
-type LogLine = Record<string, unknown> & { level: string; message: string };
-
-class Service {
-  readonly logs: LogLine[] = [];
-  private proc?: ChildProcess;
-  private stderr = '';
-  private out?: fs.WriteStream;
-
-  constructor(readonly configFile: string) {}
-
-  start(): void {
-    this.out = fs.createWriteStream(SERVICE_LOG);
-    const proc = spawn(process.execPath, [CLI, 'run', '--config', this.configFile], {
-      cwd: ROOT,
-      env: { ...process.env, CC_LOG_FORMAT: 'json' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.proc = proc;
-    onJsonLines(proc.stdout, (line) => this.logs.push(line as LogLine), (chunk) => this.out?.write(chunk));
-    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk;
-      this.out?.write(chunk);
-    });
-  }
-
-  get running(): boolean {
-    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+/** The service with the demo's config; its raw log goes to data/demo-story.log. A wait that fails ends the story. */
+class Service extends ServiceProcess {
+  constructor(configFile: string) {
+    super(configFile, { dir: ROOT, logFile: SERVICE_LOG });
   }
 
   async wait(what: string, pred: (l: LogLine) => boolean, timeoutMs: number, from = 0): Promise<LogLine> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.logs.slice(from).find(pred);
-      if (hit) return hit;
-      if (!this.running) throw new StoryError(`the service exited (code ${this.proc?.exitCode}) while waiting for ${what}${this.stderr ? `:\n${this.stderr.trim()}` : ''}`);
-      if (Date.now() > end) throw new StoryError(`no sign of ${what} within ${Math.round(timeoutMs / 1000)} s`);
-      await sleep(50);
+    try {
+      return await this.waitLog(pred, timeoutMs, from, what);
+    } catch (err) {
+      const first = (err as Error).message.split('\n')[0];
+      throw new StoryError(/exited/.test(first) ? `${first}${this.stderr.length ? `:\n${this.stderr.join('').trim()}` : ''}` : `no sign of ${what} within ${Math.round(timeoutMs / 1000)} s`);
     }
   }
 
-  find(pred: (l: LogLine) => boolean, from = 0): LogLine | undefined {
-    return this.logs.slice(from).find(pred);
-  }
-
-  tail(n: number): string {
-    return this.logs
-      .slice(-n)
-      .map((l) => JSON.stringify(l))
-      .join('\n');
-  }
-
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    if (proc && this.running) {
-      const done = new Promise<void>((r) => proc.once('exit', () => r()));
-      proc.kill('SIGTERM');
-      const hard = setTimeout(() => proc.kill('SIGKILL'), 10000);
-      await done;
-      clearTimeout(hard);
-    }
-    await new Promise<void>((r) => (this.out ? this.out.end(() => r()) : r()));
+  first(pred: (l: LogLine) => boolean, from = 0): LogLine | undefined {
+    return this.find(pred, from)[0];
   }
 }
 
@@ -212,6 +144,8 @@ function writeConfig(grace: string | undefined): DemoConfig {
   const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'config/demo.json'), 'utf8')) as DemoConfig;
   const config: DemoConfig = {
     ...base,
+    // The sandbox this demo runs against (CC_PBX_HTTP_PORT), whatever config/demo.json says.
+    ari: { ...base.ari, url: SANDBOX.ari.url },
     store: { ...(base.store ?? {}), path: STORE },
     log: { ...(base.log ?? {}), level: 'debug', format: 'json' },
     policy: { ...base.policy, ...(grace ? { grace } : {}) },
@@ -260,13 +194,11 @@ async function story(ctx: Ctx): Promise<void> {
   process.stdout.write('Considerate Callback: the story, played on the sandbox PBX by scripted SIP phones (SIPp)\n\n');
 
   // The sandbox, one user at a time.
-  ctx.lock = await acquireSandboxLock(path.join(SANDBOX, 'test.lock'), {
+  ctx.lock = await acquireSandboxLock(SANDBOX.lockDir, {
     onWait: (owner) => say('demo', `the sandbox PBX is in use (pid ${owner}: a test run?); waiting for it`),
   });
   t0 = Date.now(); // the story's clock starts once the sandbox is ours
   if (!fs.existsSync(CLI)) throw new StoryError(`${path.relative(ROOT, CLI)} is missing: run npm run build (npm run demo does)`);
-  if (!sippAvailable()) throw new StoryError('sipp is not installed (Debian: apt-get install sip-tester)');
-
   const wasRunning = pbx(['status'], true).status === 0;
   if (!wasRunning) say('PBX', 'starting the sandbox Asterisk (the first run builds its chroot: a few minutes)');
   const up = pbx(['up'], opts.quietPbx || wasRunning);
@@ -276,7 +208,9 @@ async function story(ctx: Ctx): Promise<void> {
   }
   if (up.status !== 0) throw new StoryError(`the sandbox PBX did not start (exit ${up.status}):\n${up.output.trim()}`);
   ctx.startedPbx = !wasRunning;
-  say('PBX', `Asterisk 22 is ${wasRunning ? 'running' : 'up'} on 127.0.0.1 (SIP 5060/udp, ARI 8088)`);
+  // scripts/pbx.sh up installs SIPp with the sandbox's other host tools.
+  if (!sippAvailable()) throw new StoryError('sipp is not installed (Debian: apt-get install sip-tester)');
+  say('PBX', `Asterisk 22 is ${wasRunning ? 'running' : 'up'} on 127.0.0.1 (SIP ${SANDBOX.sipPort}/udp, ARI ${SANDBOX.httpPort})`);
 
   // The service with the demo settings.
   const config = writeConfig(opts.grace);
@@ -285,13 +219,13 @@ async function story(ctx: Ctx): Promise<void> {
   const serviceNumber = config.recall?.callerIdNumber || SERVICE_NUMBER_FALLBACK;
   ctx.service = new Service(CONFIG_OUT);
   const svc = ctx.service;
-  svc.start();
+  await svc.start(false);
   await svc.wait('the service connecting to Asterisk (ARI)', (l) => l.message === 'ARI connected', 20000);
   say('service', `Considerate Callback runs with demo settings: grace ${grace} (production default 5 min)`);
   note(`config ${path.relative(ROOT, CONFIG_OUT)} (from config/demo.json), log ${path.relative(ROOT, SERVICE_LOG)}`);
   note(`watch it from another terminal: node dist/cli/main.js list -c ${path.relative(ROOT, CONFIG_OUT)}`);
 
-  ctx.client = await quietly(() => ari.connect(config.ari.url, config.ari.username, config.ari.password));
+  ctx.client = await ari.connect(config.ari.url, config.ari.username, config.ari.password);
   const stale = await hangUpLeftovers(ctx.client);
   if (stale) note(`hung up ${stale} call(s) an earlier, interrupted demo left on the PBX`);
 
@@ -368,7 +302,7 @@ async function story(ctx: Ctx): Promise<void> {
   let nextTick = 10;
   while (!invite) {
     // The recall: the first INVITE after the service started ringing the agent.
-    invite = svc.find((l) => l.requestId === id && l.message === 'ringing the agent', mark) ? agentPhone.messages().find(isInvite) : undefined;
+    invite = svc.first((l) => l.requestId === id && l.message === 'ringing the agent', mark) ? agentPhone.messages().find(isInvite) : undefined;
     if (invite) break;
     const waited = (Date.now() - freedAt) / 1000;
     if (waited >= nextTick && waited < graceS) {
