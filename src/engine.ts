@@ -368,7 +368,17 @@ export class Engine {
       if (q.id === request.id || q.agent === request.agent) return;
       if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
     });
-    return { ahead, lastConnectedAt: this.store.lastConnectedAt(request.prospect, request.agent) };
+    const last = this.store.lastConversation(request.prospect, request.agent);
+    return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? last.endedAt : null };
+  }
+
+  /** A connected recall's conversation ended (recall flow): recorded in its history; the next colleague may follow. */
+  conversationEnded(requestId: string): void {
+    const current = this.store.get(requestId)?.request;
+    if (!current) return;
+    const at = this.clock();
+    this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
+    this.kickProspect(current.prospect, requestId);
   }
 
   /** The agent's status as the policy sees it: device state, PBX reachability and our own other recalls. */

@@ -131,6 +131,7 @@ export class Service {
       log.child({ component: 'recall' }),
     );
     this.engine.setTelephony(this.recall);
+    this.recall.onConversationEnded = (requestId) => this.engine.conversationEnded(requestId);
     this.offer = new OfferFlow(
       this.ari,
       this.offerSink,

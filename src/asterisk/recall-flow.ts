@@ -43,6 +43,8 @@ interface Call {
   agentDialStatus?: string;
   prospectChannelId?: string;
   prospectAnswered: boolean;
+  /** The bridged conversation has ended (reported once). */
+  conversationOver?: boolean;
   prospectGone: boolean;
   prospectDialStatus?: string;
   bridgeId?: string;
@@ -354,8 +356,17 @@ export class RecallFlow implements Telephony {
         this.report(call.requestId, { type: busy ? 'prospectBusy' : 'prospectNoAnswer' });
       }
     }
+    if (call.prospectAnswered && !call.conversationOver && (call.agentGone || call.prospectGone)) {
+      // Agent and prospect were talking and one of them hung up: the prospect is off the phone with us now.
+      call.conversationOver = true;
+      call.log.info('the conversation with the prospect ended', { event: 'conversation-ended' });
+      this.onConversationEnded?.(call.requestId);
+    }
     if (call.agentGone && (call.prospectGone || !call.prospectChannelId)) this.forget(call);
   }
+
+  /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */
+  onConversationEnded?: (requestId: string) => void;
 
   private forget(call: Call): void {
     clearTimeout(call.menuTimer);

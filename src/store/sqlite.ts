@@ -225,12 +225,24 @@ export class SqliteStore<R extends RequestRecord> {
       .all(prospect) as { id: string; agent: string; state: string; createdAt: number }[];
   }
 
-  /** When a recall of another agent last reached this prospect (the request COMPLETED), or null. */
-  lastConnectedAt(prospect: string, exceptAgent: string): number | null {
+  /**
+   * The latest recall of another agent that reached this prospect (COMPLETED): when it connected, and when the
+   * conversation ended (its 'conversation-ended' event), or null while it may still go on. Null if none.
+   */
+  lastConversation(prospect: string, exceptAgent: string): { connectedAt: number; endedAt: number | null } | null {
     const row = this.db
-      .prepare("SELECT MAX(updated_at) AS at FROM requests WHERE prospect = ? AND state = 'COMPLETED' AND agent <> ?")
-      .get(prospect, exceptAgent) as { at: number | null };
-    return row.at;
+      .prepare(
+        `SELECT r.updated_at AS connectedAt,
+           (SELECT MAX(e.at) FROM events e WHERE e.request_id = r.id AND e.type = 'conversation-ended') AS endedAt
+         FROM requests r WHERE r.prospect = ? AND r.state = 'COMPLETED' AND r.agent <> ? ORDER BY r.updated_at DESC LIMIT 1`,
+      )
+      .get(prospect, exceptAgent) as { connectedAt: number; endedAt: number | null } | undefined;
+    return row ?? null;
+  }
+
+  /** Appends history to a request without changing it (facts the policy does not decide, e.g. 'conversation-ended'). */
+  appendEvents(events: readonly StoredEvent[]): void {
+    this.db.transaction(() => this.insertEvents(events)).immediate();
   }
 
   countPending(agent: string): number {

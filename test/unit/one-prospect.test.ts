@@ -123,6 +123,7 @@ describe('Engine: two agents, one prospect', () => {
     expect(rings).toHaveLength(1); // nobody rings while the prospect talks to agent 1
 
     now.t += 10 * 60_000; // the call ends: the prospect gets the grace again
+    engine.conversationEnded(first.requestId);
     engine.deviceState('PJSIP/2001', { busy: false });
     expect(store.get(second.requestId)!.request).toMatchObject({ state: 'GRACE' });
     now.t += 61_000;
@@ -133,7 +134,7 @@ describe('Engine: two agents, one prospect', () => {
     engine.stop();
   });
 
-  it('external number: the second agent waits for the first, then for a first-probe delay after our call', async () => {
+  it('external number: the second agent waits for the first and its conversation, then a first-probe delay after it', async () => {
     const now = { t: T0 };
     const { store, engine, rings } = setup(now);
     const first = optIn(engine, 'PJSIP/1001', '+12125551234');
@@ -147,8 +148,18 @@ describe('Engine: two agents, one prospect', () => {
     const connectedAt = now.t;
     engine.observe(first.requestId, { type: 'prospectAnswered' });
     await flush();
-    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace', wakeAt: connectedAt + 10 * 60_000 });
-    now.t = connectedAt + 10 * 60_000;
+    // The prospect talks to agent 1: agent 2 waits, however long the probe delay has passed.
+    now.t = connectedAt + 30 * 60_000;
+    engine.tick();
+    await flush();
+    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague', reason: 'the prospect is on the phone with a colleague (since 10:10:05)' });
+    expect(rings).toHaveLength(1);
+    engine.conversationEnded(first.requestId);
+    await flush();
+    expect(store.events(first.requestId).at(-1)).toMatchObject({ type: 'conversation-ended', at: now.t });
+    const endedAt = now.t;
+    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace', wakeAt: endedAt + 10 * 60_000 });
+    now.t = endedAt + 10 * 60_000;
     engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001', 'PJSIP/1002']);

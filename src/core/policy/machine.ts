@@ -36,9 +36,18 @@ export interface DecideContext {
   colleagues?: Colleagues;
 }
 
+/** How long a colleague's connected call may keep the next agent waiting when its end is never reported (a crash). */
+export const CALL_IN_PROGRESS_CAP_MS = 60 * 60 * 1000;
+
 export interface Colleagues {
   ahead: number;
   lastConnectedAt: number | null;
+  /**
+   * When that colleague's conversation with the prospect ended: a number once it has; null while it may still go
+   * on (the prospect is on the phone with us; we wait, for at most CALL_IN_PROGRESS_CAP_MS after it connected); undefined when
+   * the shell does not know (the grace then counts from the connection).
+   */
+  lastCallEndedAt?: number | null;
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -384,8 +393,17 @@ function dueWait(s: Step): { waitingFor: WaitingFor; wakeAt: number; reason: str
     };
   }
   if (colleagues.lastConnectedAt !== null) {
+    const since = colleagues.lastConnectedAt;
+    if (colleagues.lastCallEndedAt === null && now < since + CALL_IN_PROGRESS_CAP_MS) {
+      return {
+        waitingFor: 'colleague',
+        wakeAt: Math.min(now + cfg.agentBusyRecheckMs, r.expiresAt),
+        reason: `the prospect is on the phone with a colleague (since ${s.label(since)})`,
+      };
+    }
     // The prospect was on the phone with a colleague: the same break as after any other call.
-    const breakEnd = colleagues.lastConnectedAt + (r.mode === 'device' ? cfg.graceMs : cfg.firstProbeDelayMs);
+    const from = typeof colleagues.lastCallEndedAt === 'number' ? colleagues.lastCallEndedAt : since;
+    const breakEnd = from + (r.mode === 'device' ? cfg.graceMs : cfg.firstProbeDelayMs);
     if (now < breakEnd) {
       return { waitingFor: 'grace', wakeAt: Math.min(breakEnd, r.expiresAt), reason: `grace after a colleague's call with the prospect, until ${s.label(breakEnd)}` };
     }

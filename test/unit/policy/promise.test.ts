@@ -184,6 +184,21 @@ describe('one prospect, many agents (DecideContext.colleagues)', () => {
     expect(s.wake().actions.map((a) => a.type)).toEqual(['ringAgent']);
   });
 
+  it("while a colleague's call with the prospect goes on, the next agent waits; the grace counts from its end", () => {
+    const s = Sim.timed();
+    s.colleagues = { ahead: 0, lastConnectedAt: Z('2026-03-23T08:35:00Z'), lastCallEndedAt: null };
+    expect(s.wake().request).toMatchObject({ state: 'DUE', waitingFor: 'colleague', reason: 'the prospect is on the phone with a colleague (since 09:35)' });
+    s.colleagues = { ahead: 0, lastConnectedAt: Z('2026-03-23T08:35:00Z'), lastCallEndedAt: Z('2026-03-23T08:50:00Z') };
+    expect(s.tick(Z('2026-03-23T08:50:00Z')).request).toMatchObject({ waitingFor: 'grace', wakeAt: Z('2026-03-23T09:00:00Z'), reason: "grace after a colleague's call with the prospect, until 10:00" });
+    expect(s.wake().actions.map((a) => a.type)).toEqual(['ringAgent']);
+  });
+
+  it('an end never reported (a crash mid-call) holds the next agent for at most an hour after the connection', () => {
+    const s = Sim.timed();
+    s.colleagues = { ahead: 0, lastConnectedAt: Z('2026-03-23T07:35:00Z'), lastCallEndedAt: null }; // 08:35, over an hour ago at 09:40
+    expect(s.wake().actions.map((a) => a.type)).toEqual(['ringAgent']);
+  });
+
   it('calling hours are reported before the colleague (the longer wait)', () => {
     const s = Sim.device({ at: Z('2026-03-27T18:00:00Z') });
     s.colleagues = { ahead: 1, lastConnectedAt: null };
