@@ -283,7 +283,9 @@ export class OfferFlow {
         const playbackId = randomUUID();
         this.playbacks.set(playbackId, { channelId, prompt: action.prompt });
         s.playbackId = playbackId;
-        await this.rest.play(channelId, { media: offerMedia(this.opts.prompts, action.prompt, action.position), lang: s.language, playbackId });
+        const media = offerMedia(this.opts.prompts, action.prompt, action.position);
+        s.log.debug('prompt playing', { prompt: action.prompt, media });
+        await this.rest.play(channelId, { media, lang: s.language, playbackId });
         return;
       }
       case 'stopPlayback': {
