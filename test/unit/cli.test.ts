@@ -444,6 +444,29 @@ describe('cancel against a running service (in process)', () => {
 describe('explain (dry run)', () => {
   const base = ['explain', '--date', '2026-03-10'];
 
+  it("names the prospect's zone: from the number, or the configured one; runs in it", () => {
+    const ny = cli([...base, '--prospect', '0012125551234', '--external', '--at', '08:00']);
+    expect(ny.code).toBe(0);
+    expect(ny.stdout).toContain("Prospect's time zone: America/New_York (from the number +12125551234).");
+    expect(ny.stdout).toContain('local times in America/New_York');
+    expect(ny.stdout).toMatch(/09:00:00 +waiting|09:00:00 +ring-agent/);
+    const local = cli([...base, '--at', '10:00', '--busy-until', '10:20']);
+    expect(local.stdout).toContain("Prospect's time zone: Europe/Berlin (callingHours.timeZone; national or internal number).");
+    const json = JSON.parse(cli([...base, '--prospect', '+12125551234', '--external', '--json']).stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({ timeZone: 'America/New_York', zoneSource: 'number' });
+  });
+
+  it('after hours: says what the agent was promised, or that nothing would be offered', () => {
+    const friday = ['explain', '--date', '2026-03-13', '--at', '19:00', '--busy-until', '19:20'];
+    const carried = cli(friday);
+    expect(carried.code).toBe(0);
+    expect(carried.stdout).toContain('Promise: after hours, the agent heard "we will call you back on the next calling day" (opens Mon 2026-03-16 09:00:00).');
+    expect(carried.stdout).toContain('The callback fires at Mon 2026-03-16 09:00:00');
+    const declined = cli([...friday, '--set', 'policy.afterHours=decline']);
+    expect(declined.code).toBe(0);
+    expect(declined.stdout).toContain('No callback would be offered at 19:00 on 2026-03-13 (Europe/Berlin): outside calling hours in Europe/Berlin (next window Mon 09:00)');
+  });
+
   it('the example timeline: a 40-minute busy spell earns extended grace; the agent is rung at 10:50:30', () => {
     const r = cli([...base, '--at', '10:00', '--busy-until', '10:40', '--agent-busy', '10:44-10:50']);
     expect(r.code).toBe(0);
