@@ -15,4 +15,15 @@ export default tseslint.config(
     languageOptions: { globals: { module: 'writable', require: 'readonly', process: 'readonly', __dirname: 'readonly', console: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The browser side (web/, bundled by scripts/build-web.mjs).
+    files: ['web/**/*.js', 'scripts/**/*.mjs'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: {
+        window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', EventSource: 'readonly', URLSearchParams: 'readonly',
+        MediaStream: 'readonly', setInterval: 'readonly', setTimeout: 'readonly', console: 'readonly',
+      },
+    },
+  },
 );

@@ -4,7 +4,7 @@
  * each `offer` channel and plays the offer prompt (and hangs up on `#`). No store, no logging, no
  * state machine.
  *
- *   node .tools-dist/bench/bare-ari.js   # prints "ready" on stdout once registered
+ *   node .tools-dist/bench/bare-ari.js   # prints {"event":"bench.ready"} on stdout once registered
  */
 import * as ari from 'ari-client';
 import '../src/asterisk/quiet-swagger';
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     if (event.digit === '#') client.channels.hangup({ channelId: channel.id }).catch(() => undefined);
   });
   await client.start(app);
-  process.stdout.write('ready\n');
+  process.stdout.write(`${JSON.stringify({ level: 'info', message: 'ready', event: 'bench.ready' })}\n`);
   process.on('SIGTERM', () => {
     client.stop();
     process.exit(0);

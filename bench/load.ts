@@ -46,7 +46,7 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
         label: `load ${rate}/s`,
       });
       const logs = target.logs.slice(before);
-      const stored = logs.filter((l) => l.message === 'callback requested' || l.message === 'callback request refreshed').length;
+      const stored = logs.filter((l) => l.event === 'offer.opted_in').length;
       const successful = lastCount(r.output, 'Successful call') ?? NaN;
       const failed = lastCount(r.output, 'Failed call') ?? NaN;
       const pbxErrors = asteriskErrors(astLog, astFrom);

@@ -29,9 +29,11 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
 import '../src/asterisk/quiet-swagger';
-import { ROOT, Stats, bootstrapRatio, log, round, sleep, stats } from './common';
+import { Stats, bootstrapRatio, log, round, sleep, stats } from './common';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';
+import { ServiceProcess } from '../testkit/service-process';
+import type { EventName } from '../src/events';
 
 const ARI = SANDBOX.ari;
 const BENCH_APP = `cc-bench-${process.pid}`;
@@ -106,12 +108,13 @@ interface CallResult {
   error?: string;
 }
 
-type LogLine = Record<string, unknown> & { message: string; level?: string };
+type LogLine = Record<string, unknown> & { message: string; level?: string; event?: EventName | 'bench.ready' };
 
+/** What the bench measures: the service (through the test kit's service process) or the bare ari-client script. */
 export class Target {
-  readonly logs: LogLine[] = [];
-  private proc?: ChildProcess;
-  private dir?: string;
+  private svc?: ServiceProcess;
+  private bare?: ChildProcess;
+  private readonly bareLogs: LogLine[] = [];
   /** The Stasis app name it registers: its own by default; calls reach it through CC_APP. */
   readonly appName: string;
   constructor(
@@ -121,42 +124,41 @@ export class Target {
     this.appName = appName ?? `cc-bench-${kind}-${process.pid}`;
   }
 
+  get logs(): LogLine[] {
+    return this.svc ? (this.svc.logs as LogLine[]) : this.bareLogs;
+  }
+
   async start(): Promise<void> {
     if (this.kind === 'app') {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-'));
-      this.dir = dir;
-      const config = {
-        ari: { url: ARI.url, username: ARI.username, password: ARI.password, app: this.appName },
-        store: { path: path.join(dir, 'callbacks.db') },
-        log: { level: 'info', format: 'json' },
-        policy: { firstProbeDelay: '1h' },
-      };
-      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-      this.proc = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'run', '--config', path.join(dir, 'config.json')], {
-        cwd: dir,
-        env: { ...process.env, CC_LOG_FORMAT: 'json' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      this.svc = new ServiceProcess(
+        { ari: { app: this.appName }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' } },
+        { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-')) },
+      );
+      await this.svc.start();
     } else {
-      this.proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName, CC_ARI_URL: ARI.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    }
-    onJsonLines(this.proc.stdout, (line) => this.logs.push(line as LogLine));
-    const ready = this.kind === 'app' ? 'ARI connected' : 'ready';
-    const end = Date.now() + 20000;
-    while (!this.logs.some((l) => l.message === ready)) {
-      if (Date.now() > end || this.proc.exitCode !== null) throw new Error(`${this.kind} did not start`);
-      await sleep(50);
+      const proc = spawn(process.execPath, [path.join(__dirname, 'bare-ari.js')], { env: { ...process.env, CC_ARI_APP: this.appName, CC_ARI_URL: ARI.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+      this.bare = proc;
+      onJsonLines(proc.stdout, (line) => this.bareLogs.push(line as LogLine));
+      const end = Date.now() + 20000;
+      while (!this.bareLogs.some((l) => l.event === 'bench.ready')) {
+        if (Date.now() > end || proc.exitCode !== null) throw new Error('the bare ari-client script did not start');
+        await sleep(50);
+      }
     }
     await sleep(500);
   }
 
   /** The service's own event-loop lateness over its life, from its last log line (after stop()). */
   loopDelay(): { p50: number; p99: number; max: number } | undefined {
-    return this.logs.find((l) => l.message === 'considerate-callback stopped')?.eventLoopDelayMs as { p50: number; p99: number; max: number } | undefined;
+    return this.logs.find((l) => l.event === 'service.stopped')?.eventLoopDelayMs as { p50: number; p99: number; max: number } | undefined;
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
+    if (this.svc) {
+      await this.svc.stop();
+      fs.rmSync(this.svc.dir, { recursive: true, force: true });
+    }
+    const p = this.bare;
     if (p && p.exitCode === null && p.signalCode === null) {
       const done = new Promise((r) => p.once('close', r)); // after stdout's last line
       p.kill('SIGTERM');
@@ -164,7 +166,6 @@ export class Target {
       await done;
       clearTimeout(t);
     }
-    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -200,7 +201,7 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
       const dtmf = await o.wait(offerSide, (e) => e.type === 'ChannelDtmfReceived' && e.digit === '#', 5000);
       const end = Date.now() + 5000;
       let line: LogLine | undefined;
-      while (!(line = target.logs.find((l) => l.channelId === offerSide && (l.message === 'callback requested' || l.message === 'callback request refreshed'))) && Date.now() < end) await sleep(20);
+      while (!(line = target.logs.find((l) => l.channelId === offerSide && l.event === 'offer.opted_in')) && Date.now() < end) await sleep(20);
       if (dtmf && line && typeof line.committedAt === 'number') {
         r.dtmfMs = line.committedAt - ts(dtmf);
         r.keyToDurableMs = line.keyToDurableMs as number;

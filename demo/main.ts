@@ -220,7 +220,7 @@ async function story(ctx: Ctx): Promise<void> {
   ctx.service = new Service(CONFIG_OUT);
   const svc = ctx.service;
   await svc.start(false);
-  await svc.wait('the service connecting to Asterisk (ARI)', (l) => l.message === 'ARI connected', 20000);
+  await svc.wait('the service connecting to Asterisk (ARI)', (l) => l.event === 'ari.connected', 20000);
   say('service', `Considerate Callback runs with demo settings: grace ${grace} (production default 5 min)`);
   note(`config ${path.relative(ROOT, CONFIG_OUT)} (from config/demo.json), log ${path.relative(ROOT, SERVICE_LOG)}`);
   note(`watch it from another terminal: node dist/cli/main.js list -c ${path.relative(ROOT, CONFIG_OUT)}`);
@@ -262,16 +262,16 @@ async function story(ctx: Ctx): Promise<void> {
     service: PROSPECT.user, keys: { agent: AGENT.user }, auth: AGENT, timeoutMs: 60000, label: "agent 1001's call",
   });
   const offered = await Promise.race([
-    svc.wait('the offer', (l) => l.message === 'busy: offering a callback' && l.prospect === '2001', 20000, mark),
+    svc.wait('the offer', (l) => l.event === 'offer.started' && l.prospect === '2001', 20000, mark),
     agentCall.done().then((r) => {
       throw new StoryError(`the agent's call ended without the offer: ${ladder(r.messages).join(', ')}`);
     }),
   ]);
   say('1001 hears', '(busy) "The line is busy. Press hash for a callback."');
   note(`the service: 2001 is busy (cause ${String(offered.hangupCause ?? '17')}), offering agent ${String(offered.agent)} a callback`);
-  await svc.wait('the # key', (l) => l.message === 'key pressed' && l.digit === '#', 20000, mark);
+  await svc.wait('the # key', (l) => l.event === 'offer.key' && l.digit === '#', 20000, mark);
   say('1001', 'presses #');
-  const requested = await svc.wait('the stored request', (l) => l.message === 'callback requested', 10000, mark);
+  const requested = await svc.wait('the stored request', (l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
   const id = String(requested.requestId);
   ctx.requestId = id;
   const stored = requestById(id);
@@ -292,7 +292,7 @@ async function story(ctx: Ctx): Promise<void> {
   mark = svc.logs.length;
   await ctx.client!.channels.hangup({ channelId: other }).catch(() => undefined);
   say('2001', 'hangs up the other call: the line is free');
-  await svc.wait('the line seen free', (l) => l.requestId === id && l.message === 'callback prospect-free', 10000, mark);
+  await svc.wait('the line seen free', (l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 10000, mark);
   const freedAt = Date.now();
   say('service', `2001's line is free: a grace of ${grace} before anyone is rung (${String(requestById(id).state)})`);
 
@@ -302,7 +302,7 @@ async function story(ctx: Ctx): Promise<void> {
   let nextTick = 10;
   while (!invite) {
     // The recall: the first INVITE after the service started ringing the agent.
-    invite = svc.first((l) => l.requestId === id && l.message === 'ringing the agent', mark) ? agentPhone.messages().find(isInvite) : undefined;
+    invite = svc.first((l) => l.requestId === id && l.event === 'recall.ringing_agent', mark) ? agentPhone.messages().find(isInvite) : undefined;
     if (invite) break;
     const waited = (Date.now() - freedAt) / 1000;
     if (waited >= nextTick && waited < graceS) {
@@ -324,13 +324,13 @@ async function story(ctx: Ctx): Promise<void> {
   if (label !== 'Callback: 2001') throw new StoryError(`the agent's phone showed "${label}", not "Callback: 2001"`);
   if (view.from.user === '2001') throw new StoryError("the agent's phone showed the prospect's number: it must show the service number");
   if (view.from.user !== serviceNumber) throw new StoryError(`the agent's phone showed number ${view.from.user}, not the service number ${serviceNumber}`);
-  await svc.wait('the agent answering', (l) => l.requestId === id && l.message === 'agent answered the recall', 15000, mark);
+  await svc.wait('the agent answering', (l) => l.requestId === id && l.event === 'recall.agent_answered', 15000, mark);
   say('1001', 'answers');
   say('1001 hears', '"Callback to 2 0 0 1. Press 1 to connect, 2 for later, 3 to cancel."');
-  const chose = await svc.wait('a key in the recall menu', (l) => l.requestId === id && l.message === 'agent chose in the recall menu', 30000, mark);
+  const chose = await svc.wait('a key in the recall menu', (l) => l.requestId === id && l.event === 'recall.agent_key', 30000, mark);
   say('1001', `presses ${String(chose.key)}`);
   if (chose.key !== '1') throw new StoryError(`the service heard key ${String(chose.key)}, not 1`);
-  await svc.wait('the service dialling the prospect', (l) => l.requestId === id && l.message === 'dialling the prospect', 20000, mark);
+  await svc.wait('the service dialling the prospect', (l) => l.requestId === id && l.event === 'recall.dialling_prospect', 20000, mark);
   say('1001 hears', '"Connecting." and then ringback while 2001\'s phone rings');
 
   // 5. The prospect's phone rings with the agent's number and answers.
@@ -341,9 +341,9 @@ async function story(ctx: Ctx): Promise<void> {
   );
   const pview = callerView(recallInvite);
   say('2001 sees', `the phone rings: "${pview.from.display ?? ''}" <${pview.from.user ?? ''}> (the agent's own caller ID)`);
-  await svc.wait('the prospect answering', (l) => l.requestId === id && l.message === 'prospect answered; connecting', 20000, mark);
+  await svc.wait('the prospect answering', (l) => l.requestId === id && l.event === 'recall.prospect_answered', 20000, mark);
   say('2001', 'answers');
-  const finished = await svc.wait('the callback finishing', (l) => l.requestId === id && l.message === 'callback finished', 20000, mark);
+  const finished = await svc.wait('the callback finishing', (l) => l.requestId === id && l.event === 'request.finished', 20000, mark);
   if (finished.state !== 'COMPLETED') throw new StoryError(`the callback ended ${String(finished.state)} (${String(finished.reason ?? finished.outcome ?? '')}), not COMPLETED`);
   say('connected', 'agent 1001 and prospect 2001 are talking; the callback is COMPLETED');
 

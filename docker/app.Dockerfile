@@ -12,6 +12,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/ src/
+# The web page and the demo's browser phones (JsSIP bundled by esbuild into dist/web).
+COPY web/ web/
+COPY scripts/build-web.mjs scripts/
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

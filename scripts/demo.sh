@@ -10,7 +10,9 @@ mkdir -p data
 cat <<'MSG'
 
 Considerate Callback demo
-  Softphone: register 1001 / agent1001 (the agent) at 127.0.0.1:5060 (UDP).
+  Open http://localhost:9464/phones : agent 1001 and prospect 2001 as browser phones (WebRTC),
+  and http://localhost:9464/callbacks : the callbacks page (live list, timelines, cancel, explain).
+  Or a softphone: register 1001 / agent1001 (the agent) at 127.0.0.1:5060 (UDP).
   Dial 2995 after *71 (makes 2995 busy): press # at the offer; then dial *72 (line free).
   After the 30 s grace your phone rings as "Callback: 2995"; press 1 to be connected.
   Watch:  node dist/cli/main.js list -c config/demo.json

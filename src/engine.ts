@@ -1,10 +1,11 @@
 /**
  * The engine: the imperative shell around the pure policy (src/core/policy).
  *
- * - The store is the truth. Every decision is `decide(request, observation)` → persisted in one
- *   transaction, guarded by the request's version (a lost claim is dropped and re-read) → only then are
- *   the actions carried out. Restarting the process at any point therefore neither loses a request nor
- *   rings an agent twice for one attempt (channel ids are deterministic, see the policy).
+ * - The store is the truth. Every decision goes through the ledger (src/ledger.ts): `decide(request,
+ *   observation)` → persisted in one transaction, guarded by the request's version (a lost claim is
+ *   dropped and re-read) → only then are the actions carried out. Restarting the process at any point
+ *   therefore neither loses a request nor rings an agent twice for one attempt (channel ids are
+ *   deterministic, see the policy).
  * - One timer, armed for the earliest `wakeAt` in the store (capped at an hour so that long waits
  *   never overflow setTimeout's 24.8-day limit), re-armed after every change and at start.
  * - Decisions are synchronous (better-sqlite3), so they are serialised by construction; the agent's
@@ -18,9 +19,7 @@ import {
   Decision,
   Observation,
   PolicyConfig,
-  PolicyEvent,
   RECALL_STATES,
-  decide,
   isTerminal,
   newRequest,
   offerPromise,
@@ -28,9 +27,11 @@ import {
   type ZoneSource,
 } from './core/policy';
 import type { OfferContext } from './core/offer';
+import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
-import { OutboxInsert, SqliteStore, StoredEvent } from './store/sqlite';
+import { Ledger } from './ledger';
+import { OutboxInsert, SqliteStore } from './store/sqlite';
 
 export type RequestStore = SqliteStore<CallbackRequest>;
 
@@ -58,6 +59,15 @@ export interface OfferOutlook extends OfferContext {
   queue: string[];
   timeZone: string;
   reason: string;
+}
+
+/** A decision the engine persisted and carried out (for metrics and the agent's lamp). */
+export interface AppliedDecision {
+  /** The request before the decision; undefined for a new request. */
+  before?: CallbackRequest;
+  decision: Decision;
+  observation: Observation | { type: 'optIn' };
+  at: number;
 }
 
 /** Carries out the policy's telephony actions (the ARI recall flow implements it). */
@@ -89,18 +99,6 @@ export interface EngineOptions {
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
 
-export function toStoredEvents(requestId: string, events: readonly PolicyEvent[]): StoredEvent[] {
-  return events.map((e) => ({
-    requestId,
-    at: e.at,
-    type: e.type,
-    from: e.from,
-    to: e.to,
-    reason: e.reason,
-    data: { wakeAt: e.wakeAt, waitingFor: e.waitingFor },
-  }));
-}
-
 export class Engine {
   private timer?: NodeJS.Timeout;
   private armedFor: number | null = null;
@@ -122,10 +120,16 @@ export class Engine {
   private linesLoaded = false;
   /** Called when a device should be watched (prospect lines of pending requests, agents). */
   onWatch?: (device: string) => void;
+  /** Listeners told of every persisted decision (metrics, the lamp); a throwing one is logged, never fatal. */
+  private readonly decisionListeners: ((applied: AppliedDecision) => void)[] = [];
+
+  /** The one place that applies a decision (decide → events → outbox → version-guarded write). */
+  readonly ledger: Ledger;
 
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
+    this.ledger = new Ledger({ store: opts.store, policy: opts.policy, clock: this.clock, outbox: opts.outbox, agentStatus: (r) => this.agentFor(r), colleagues: (r) => this.colleaguesOf(r) });
   }
 
   get store(): RequestStore {
@@ -138,6 +142,20 @@ export class Engine {
 
   setNotifier(n: Notifier): void {
     this.notifier = n;
+  }
+
+  onDecision(listener: (applied: AppliedDecision) => void): void {
+    this.decisionListeners.push(listener);
+  }
+
+  private applied(applied: AppliedDecision): void {
+    for (const l of this.decisionListeners) {
+      try {
+        l(applied);
+      } catch (err) {
+        this.log.error('decision listener failed', { requestId: applied.decision.request.id, error: (err as Error).message });
+      }
+    }
   }
 
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
@@ -190,6 +208,7 @@ export class Engine {
       return { result: 'closed', reason: promise.reason };
     }
     let decision: Decision | undefined;
+    let before: CallbackRequest | undefined;
     const r = this.store.createOrRefresh(
       input.agent,
       input.prospect,
@@ -208,18 +227,21 @@ export class Engine {
           this.opts.policy,
           now,
         );
-        const events = toStoredEvents(decision.request.id, decision.events);
-        events[0].data = { ...events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
-        return { request: decision.request, events, outbox: this.opts.outbox?.(decision, now) };
+        const rows = this.ledger.rows(decision, now);
+        rows.events[0].data = { ...rows.events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
+        return rows;
       },
       (existing) => {
-        decision = decide(existing, { type: 'refresh' }, this.ctx(existing, now));
-        return { request: decision.request, events: toStoredEvents(existing.id, decision.events), outbox: this.opts.outbox?.(decision, now) };
+        // Inside the store's transaction (the pending request was read there), so no version race.
+        before = existing;
+        decision = this.ledger.decide(existing, { type: 'refresh' }, now);
+        return this.ledger.rows(decision, now);
       },
     );
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
+    if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     this.arm();
@@ -231,7 +253,7 @@ export class Engine {
   /** Records a busy signal at which nothing could be promised: a log line and, with a CRM webhook, a 'not-offered' event. */
   noOffer(agent: string, prospect: string, timeZone: string, reason: string): void {
     const now = this.clock();
-    this.log.info('no callback offered: nothing could be promised', { event: 'offer-closed', agent, prospect, timeZone, reason });
+    emit(this.log, 'info', 'offer.closed', 'no callback offered: nothing could be promised', { agent, prospect, timeZone, reason });
     const row = this.opts.notOffered?.(agent, prospect, timeZone, reason, now);
     if (!row) return;
     try {
@@ -268,26 +290,27 @@ export class Engine {
    * decision that was applied, or undefined when nothing changed or the claim was lost.
    */
   observe(requestId: string, observation: Observation): Decision | undefined {
-    for (let tries = 0; tries < 3; tries++) {
-      const current = this.store.get(requestId);
-      if (!current) {
+    const r = this.ledger.apply(requestId, observation);
+    switch (r.status) {
+      case 'applied': {
+        this.perform(r.decision);
+        this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
+        this.arm();
+        // The request left its recall or ended: the next agent waiting for the same number may go.
+        const prev = r.before.state;
+        const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
+        if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.kickProspect(r.decision.request.prospect, requestId);
+        return r.decision;
+      }
+      case 'not-found':
         this.log.warn('observation for an unknown request', { requestId, observation: observation.type });
         return undefined;
-      }
-      const now = this.clock();
-      const decision = decide(current.request, observation, this.ctx(current.request, now));
-      if (decision.request === current.request) return undefined;
-      const version = this.store.transition(decision.request, current.version, toStoredEvents(requestId, decision.events), this.opts.outbox?.(decision, now));
-      if (version === undefined) continue;
-      this.perform(decision);
-      this.arm();
-      const prev = current.request.state;
-      const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
-      if (wasRecall || (isTerminal(decision.request.state) && !isTerminal(prev))) this.kickProspect(decision.request.prospect, requestId);
-      return decision;
+      case 'conflict':
+        this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
+        return undefined;
+      default:
+        return undefined;
     }
-    this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
-    return undefined;
   }
 
   cancel(requestId: string, by: string): Decision | undefined {
@@ -350,15 +373,10 @@ export class Engine {
     for (const id of this.store.idsInState('DUE', agent)) this.observe(id, { type: 'tick' });
   }
 
-  private ctx(request: CallbackRequest, now: number) {
-    const ctx = { now, cfg: this.opts.policy, agent: this.agentFor(request) };
-    if (request.state !== 'DUE' && request.state !== 'GRACE' && request.state !== 'WAITING') return ctx;
-    return { ...ctx, colleagues: this.colleaguesOf(request) };
-  }
-
   /**
    * Other agents' requests for the same number: how many are ahead (opted in earlier, or on a recall now) and
-   * when a colleague's recall last reached the prospect.
+   * when a colleague's recall last reached the prospect. The ledger puts them into the decision context of a
+   * request that waits (DUE, GRACE, WAITING).
    */
   colleaguesOf(request: CallbackRequest): Colleagues {
     const queue = this.store.prospectQueue(request.prospect);
@@ -396,14 +414,14 @@ export class Engine {
     const request = decision.request;
     const log = this.log.child({ requestId: request.id });
     for (const e of decision.events) {
-      log.info(`callback ${e.type}`, { from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
+      emit(log, 'info', 'request.transition', `callback ${e.type}`, { transition: e.type, from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
     }
     for (const action of decision.actions) {
       if (action.type === 'notify') {
         try {
           this.notifier?.(request, action);
         } catch (err) {
-          log.error('notification failed', { event: action.event, error: (err as Error).message });
+          log.error('notification failed', { webhookEvent: action.event, error: (err as Error).message });
         }
         continue;
       }
@@ -423,7 +441,7 @@ export class Engine {
         if (this.queues.get(request.id) === next) this.queues.delete(request.id);
       });
     }
-    if (isTerminal(request.state)) log.info('callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
+    if (isTerminal(request.state)) emit(log, 'info', 'request.finished', 'callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
   }
 
   /** Arms the single timer for the earliest wake-up. */
@@ -450,11 +468,6 @@ export class Engine {
         this.timer = setTimeout(() => this.arm(), 5000);
       }
     }, delay);
-  }
-
-  /** Timer state, for tests and `show`. */
-  get nextTimer(): number | null {
-    return this.armedFor;
   }
 }
 

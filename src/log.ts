@@ -1,9 +1,10 @@
 /**
  * Structured logging with winston: JSON lines when stdout is not a terminal (for journald, docker,
- * log shippers), readable lines on a terminal. Secrets handed to `createLogger` are masked wherever
- * they would appear, in messages and in fields alike.
+ * log shippers), readable lines on a terminal. Secrets handed to `createLogger`, URL credentials and secret
+ * query parameters are masked (src/mask.ts) wherever they would appear, in messages and in fields alike.
  */
 import winston from 'winston';
+import { Masker, masker } from './mask';
 
 export type Logger = winston.Logger;
 
@@ -17,53 +18,50 @@ export interface LogOptions {
   isTTY?: boolean;
 }
 
-const MASK = '********';
-
-function redactValue(value: unknown, secrets: readonly string[], depth = 0): unknown {
-  if (typeof value === 'string') {
-    let out = value;
-    for (const s of secrets) if (s) out = out.split(s).join(MASK);
-    return out;
-  }
-  if (depth > 5 || value === null || typeof value !== 'object') return value;
-  if (value instanceof Error) return redactValue({ name: value.name, message: value.message, stack: value.stack }, secrets, depth + 1);
-  if (Array.isArray(value)) return value.map((v) => redactValue(v, secrets, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = /password|secret|token/i.test(k) && typeof v === 'string' && v !== '' ? MASK : redactValue(v, secrets, depth + 1);
-  }
-  return out;
-}
-
 const redact = winston.format((info, opts?: unknown) => {
-  const given = ((opts as { secrets?: readonly string[] } | undefined)?.secrets ?? []).filter((s) => s.length > 0);
-  // A secret also leaks URL-encoded (ARI's WebSocket URL carries api_key=user:password).
-  const secrets = [...new Set(given.flatMap((s) => [s, encodeURIComponent(s)]))];
+  // The one mask (src/mask.ts): URL credentials, secret query parameters, secret-named fields, the given secrets.
+  const mask = (opts as { mask: Masker }).mask;
   const fields = info as Record<string, unknown>;
   for (const key of Object.keys(fields)) {
     if (key === 'level') continue;
     // Wrapped in an object so that the key name itself (password, secret) is checked too.
-    fields[key] = (redactValue({ [key]: fields[key] }, secrets) as Record<string, unknown>)[key];
+    fields[key] = mask.value({ [key]: fields[key] })[key];
   }
   return info;
 });
+
+/**
+ * Control characters (and the Unicode line separators) as visible escapes: a channel name carrying "\n" or
+ * "\x1b[2J" must neither forge a second log line nor clear the reader's screen. JSON lines need no such
+ * step: JSON.stringify escapes control characters itself.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
 
 export function createLogger(opts: LogOptions = {}): Logger {
   const stream = opts.stream ?? process.stdout;
   const tty = opts.isTTY ?? Boolean((stream as NodeJS.WriteStream).isTTY);
   const pretty = opts.format === 'pretty' || (opts.format !== 'json' && tty);
-  const base = [winston.format.errors({ stack: false }), winston.format.timestamp(), redact({ secrets: opts.secrets ?? [] })];
+  const base = [winston.format.errors({ stack: false }), winston.format.timestamp(), redact({ mask: masker(opts.secrets ?? []) })];
   const format = pretty
     ? winston.format.combine(
         ...base,
-        winston.format.colorize({ level: tty }),
+        // Colours only on a terminal: pretty lines written to a file carry no escape sequences at all.
+        ...(tty ? [winston.format.colorize({ level: true })] : []),
         winston.format.printf((info) => {
           const { timestamp, level, message, ...rest } = info;
           const fields = Object.entries(rest)
             .filter(([k]) => typeof k === 'string')
-            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .map(([k, v]) => `${escapeControl(k)}=${escapeControl(typeof v === 'string' ? v : String(JSON.stringify(v)))}`)
             .join(' ');
-          return `${String(timestamp)} ${level} ${String(message)}${fields ? ` ${fields}` : ''}`;
+          return `${String(timestamp)} ${level} ${escapeControl(String(message))}${fields ? ` ${fields}` : ''}`;
         }),
       )
     : winston.format.combine(...base, winston.format.json());

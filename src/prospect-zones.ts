@@ -33,3 +33,8 @@ export class ProspectZones {
     return choice;
   }
 }
+
+/** The zone rules from the configuration: the callingHours.zone* keys, with callingHours.timeZone as the fallback. */
+export function zoneRules(config: { zones: Omit<ZoneRules, 'fallback'>; policy: { callingHours: { timeZone: string } } }): ZoneRules {
+  return { ...config.zones, fallback: config.policy.callingHours.timeZone };
+}

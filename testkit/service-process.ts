@@ -5,13 +5,15 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import type { EventName } from '../src/events';
 import os from 'node:os';
 import path from 'node:path';
 import { onJsonLines } from './json-lines';
 import { CLI, SANDBOX } from './sandbox';
 import { waitFor } from './wait';
 
-export type LogLine = Record<string, unknown> & { level: string; message: string };
+/** One JSON log line of the service; `event` is one of the catalogue's names (src/events.ts) when present. */
+export type LogLine = Record<string, unknown> & { level: string; message: string; event?: EventName };
 
 export interface ServiceProcessOptions {
   /** Working directory and home of the config file and store (default: a new temp directory). */
@@ -76,7 +78,7 @@ export class ServiceProcess {
       this.stderr.push(chunk);
       this.out?.write(chunk);
     });
-    if (waitConnected) await this.waitLog((l) => l.message === 'ARI connected', 20000);
+    if (waitConnected) await this.waitLog((l) => l.event === 'ari.connected', 20000);
     return this;
   }
 
@@ -125,7 +127,7 @@ export class ServiceProcess {
     const proc = this.proc;
     let code: number | null = proc?.exitCode ?? null;
     if (proc && this.running) {
-      const done = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+      const done = new Promise<number | null>((r) => proc.once('close', (c) => r(c))); // after its last log line
       proc.kill(signal);
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
       code = await done;

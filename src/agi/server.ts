@@ -7,6 +7,7 @@
  * hung up", never as a failure.
  */
 import net from 'node:net';
+import { emit } from '../events';
 import type { Logger } from '../log';
 import { AgiEnv, AgiReply, ReplyReader, parseAgiEnv } from './protocol';
 
@@ -183,7 +184,7 @@ export class AgiServer {
         server.off('error', reject);
         server.on('error', (err) => this.opts.log.error('FastAGI server error', { error: err.message }));
         const port = (server.address() as net.AddressInfo).port;
-        this.opts.log.info('FastAGI server listening', { host: this.opts.host, port });
+        emit(this.opts.log, 'info', 'agi.listening', 'FastAGI server listening', { host: this.opts.host, port });
         resolve(port);
       });
     });

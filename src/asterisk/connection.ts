@@ -15,6 +15,7 @@
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
 import './quiet-swagger';
+import { emit } from '../events';
 import type { Logger } from '../log';
 import { Lease } from './lease';
 import { AriRest } from './rest';
@@ -127,7 +128,7 @@ export class AriConnection extends EventEmitter {
     clearInterval(this.leaseTimer);
     const client = this.current;
     // Hand the app over at once instead of letting a stand-by wait for the lease to go stale.
-    if (client && this.lease && this.isUp) await this.lease.release(client).catch(() => undefined);
+    if (client && this.lease && this.isUp) await this.lease.release(this.rest.globals).catch(() => undefined);
     this.current = undefined;
     this.setDown('stopped');
     this.rest.close();
@@ -143,7 +144,7 @@ export class AriConnection extends EventEmitter {
   private setDown(reason: string): void {
     if (this.isUp) {
       this.isUp = false;
-      this.opts.log.warn('ARI disconnected', { reason });
+      emit(this.opts.log, 'warn', 'ari.disconnected', 'ARI disconnected', { reason });
       this.emit('disconnected', reason);
     }
   }
@@ -151,8 +152,8 @@ export class AriConnection extends EventEmitter {
   private setUp(client: AriClient, how: string): void {
     this.attempt = 0;
     this.isUp = true;
-    this.opts.log.info('ARI connected', { url: this.opts.url, app: this.opts.app, how });
-    void this.applyEventFilter(client);
+    emit(this.opts.log, 'info', 'ari.connected', 'ARI connected', { url: this.opts.url, app: this.opts.app, how });
+    void this.applyEventFilter();
     this.emit('connected', client);
   }
 
@@ -163,12 +164,11 @@ export class AriConnection extends EventEmitter {
    * matter, such as the agent's #. Re-applied on every connection: a restarted Asterisk forgets it. Older
    * Asterisk versions without the filter get everything.
    */
-  private async applyEventFilter(client: AriClient): Promise<void> {
+  private async applyEventFilter(): Promise<void> {
     const types = [...new Set(this.handlers.map((h) => h.event))].filter((t) => /^[A-Z][A-Za-z]+$/.test(t));
     if (types.length === 0) return;
     try {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      await (client.applications as any).filter({ applicationName: this.opts.app, filter: { allowed: types.map((type) => ({ type })) } });
+      await this.rest.filterEvents(this.opts.app, types);
       this.opts.log.debug('event filter set', { app: this.opts.app, allowed: types });
     } catch (err) {
       this.opts.log.debug('event filter not available; receiving all events', { error: errorText(err) });
@@ -211,10 +211,10 @@ export class AriConnection extends EventEmitter {
       c.on('pong', () => {
         this.awaitingPong = false;
       });
-      if (this.lease && !(await this.lease.acquire(client))) {
-        const holder = await this.lease.read(client);
+      if (this.lease && !(await this.lease.acquire(this.rest.globals))) {
+        const holder = await this.lease.read(this.rest.globals);
         if (!this.standingBy) {
-          this.opts.log.warn('another instance is active for this app on the PBX; standing by', {
+          emit(this.opts.log, 'warn', 'ari.standby', 'another instance is active for this app on the PBX; standing by', {
             app: this.opts.app,
             activeInstance: holder?.owner,
           });
@@ -226,7 +226,7 @@ export class AriConnection extends EventEmitter {
         this.retryTimer = setTimeout(() => void this.connectLoop(), Math.max(1000, Math.floor(this.opts.lease!.ttlMs / 3)));
         return;
       }
-      if (this.standingBy) this.opts.log.info('taking over the app: the active instance is gone', { app: this.opts.app });
+      if (this.standingBy) emit(this.opts.log, 'info', 'ari.takeover', 'taking over the app: the active instance is gone', { app: this.opts.app });
       this.standingBy = false;
       this.current = client;
       await client.start(this.opts.app);
@@ -262,7 +262,7 @@ export class AriConnection extends EventEmitter {
     this.leaseTimer = setInterval(() => {
       if (client !== this.current || !this.isUp) return;
       void (async () => {
-        const other = await lease.heldByOther(client);
+        const other = await lease.heldByOther(this.rest.globals);
         if (other) {
           // We were taken for dead (a long stall): the other instance owns the app now. Step back.
           this.opts.log.error('another instance took over the app; standing by', { activeInstance: other.owner });
@@ -276,7 +276,7 @@ export class AriConnection extends EventEmitter {
           this.scheduleRetry();
           return;
         }
-        await lease.write(client);
+        await lease.write(this.rest.globals);
       })().catch(() => undefined);
     }, Math.max(500, Math.floor(lease ? this.opts.lease!.ttlMs / 3 : 5000)));
     this.leaseTimer.unref();

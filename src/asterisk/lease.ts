@@ -8,7 +8,12 @@
  * fresh lease of another instance stands by and checks again; when the active one stops (it clears
  * the lease) or dies (the lease goes stale), the stand-by takes over.
  */
-import type { AriClient } from './connection';
+
+/** Where the lease lives: the PBX's global variables (AriRest `globals`; ari-client's `asterisk` has the same shape). */
+export interface GlobalVars {
+  getGlobalVar(p: { variable: string }): Promise<{ value: string }>;
+  setGlobalVar(p: { variable: string; value: string }): Promise<unknown>;
+}
 
 export interface LeaseOptions {
   instanceId: string;
@@ -41,9 +46,9 @@ export class Lease {
     this.clock = opts.clock ?? Date.now;
   }
 
-  async read(client: AriClient): Promise<LeaseHolder | undefined> {
+  async read(vars: GlobalVars): Promise<LeaseHolder | undefined> {
     try {
-      const v = await client.asterisk.getGlobalVar({ variable: leaseVariable(this.opts.app) });
+      const v = await vars.getGlobalVar({ variable: leaseVariable(this.opts.app) });
       return parseLease(v.value);
     } catch {
       return undefined;
@@ -51,30 +56,30 @@ export class Lease {
   }
 
   /** The other instance that holds a fresh lease, if any. */
-  async heldByOther(client: AriClient): Promise<LeaseHolder | undefined> {
-    const lease = await this.read(client);
+  async heldByOther(vars: GlobalVars): Promise<LeaseHolder | undefined> {
+    const lease = await this.read(vars);
     if (!lease || lease.owner === this.opts.instanceId) return undefined;
     if (this.opts.isGone?.(lease.owner)) return undefined;
     return this.clock() - lease.at < this.opts.ttlMs ? lease : undefined;
   }
 
   /** Takes (or renews) the lease; false when another instance won a race for it. */
-  async acquire(client: AriClient, settleMs = 250): Promise<boolean> {
-    if (await this.heldByOther(client)) return false;
-    await this.write(client);
+  async acquire(vars: GlobalVars, settleMs = 250): Promise<boolean> {
+    if (await this.heldByOther(vars)) return false;
+    await this.write(vars);
     if (settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
-    const lease = await this.read(client);
+    const lease = await this.read(vars);
     return lease?.owner === this.opts.instanceId;
   }
 
-  async write(client: AriClient): Promise<void> {
-    await client.asterisk.setGlobalVar({ variable: leaseVariable(this.opts.app), value: `${this.opts.instanceId} ${this.clock()}` });
+  async write(vars: GlobalVars): Promise<void> {
+    await vars.setGlobalVar({ variable: leaseVariable(this.opts.app), value: `${this.opts.instanceId} ${this.clock()}` });
   }
 
-  async release(client: AriClient): Promise<void> {
-    const lease = await this.read(client);
+  async release(vars: GlobalVars): Promise<void> {
+    const lease = await this.read(vars);
     if (lease?.owner === this.opts.instanceId) {
-      await client.asterisk.setGlobalVar({ variable: leaseVariable(this.opts.app), value: '' }).catch(() => undefined);
+      await vars.setGlobalVar({ variable: leaseVariable(this.opts.app), value: '' }).catch(() => undefined);
     }
   }
 }

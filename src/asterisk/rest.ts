@@ -1,12 +1,14 @@
 /**
- * A lean ARI REST client for the calls on the agent's hot path (answer, play, stop a playback, hang up).
+ * The lean ARI REST client: every REST call of the service goes through it (ari-client only keeps the
+ * WebSocket and its events). Measured with bench/rest-micro.ts (README § Performance), it takes about
+ * half of ari-client's time per call.
+ *
  *
  * ari-client builds every request through its swagger layer (parameter validation, option cloning, a
  * fresh request object): about 0.5 ms per call on the 2-core reference machine against 0.17 ms for a
  * plain request over a kept-alive connection (measured with `GET /ari/asterisk/info`, 200 calls each).
  * The offer makes two such calls before the agent hears the prompt, so the difference is most of what
- * the app adds over a bare ari-client script (see `npm run bench`). Everything else (originate, bridges,
- * device states, listings) keeps using ari-client.
+ * the app adds over a bare ari-client script (see `npm run bench`).
  *
  * Requests carry a timeout: a PBX that stops answering HTTP must not leave a call's queue waiting forever.
  * A request that meets a kept-alive connection Asterisk has just closed (its idle timeout, a restart) is
@@ -73,20 +75,91 @@ export class AriRest {
     return this.call('DELETE', `/channels/${enc(channelId)}`, { reason }).then(() => undefined);
   }
 
+  /** Originates a call into the app (`POST /channels`); channel variables go in the JSON body. */
+  originate(p: {
+    endpoint: string;
+    channelId: string;
+    app: string;
+    appArgs: string;
+    callerId: string;
+    timeout: number;
+    variables?: Record<string, string>;
+  }): Promise<void> {
+    const { variables, ...query } = p;
+    return this.call('POST', '/channels', query, variables ? { variables } : undefined).then(() => undefined);
+  }
+
+  continueInDialplan(channelId: string): Promise<void> {
+    return this.call('POST', `/channels/${enc(channelId)}/continue`, {}).then(() => undefined);
+  }
+
+  /** The channels on the PBX (id and, for channels in an application, the dialplan's app and its data). */
+  listChannels(): Promise<{ id: string; dialplan?: { app_name?: string; app_data?: string } }[]> {
+    return this.call('GET', '/channels', {}) as Promise<{ id: string; dialplan?: { app_name?: string; app_data?: string } }[]>;
+  }
+
+  createBridge(bridgeId: string, name: string): Promise<void> {
+    return this.call('POST', `/bridges/${enc(bridgeId)}`, { type: 'mixing', name }).then(() => undefined);
+  }
+
+  addToBridge(bridgeId: string, channelId: string): Promise<void> {
+    return this.call('POST', `/bridges/${enc(bridgeId)}/addChannel`, { channel: channelId }).then(() => undefined);
+  }
+
+  destroyBridge(bridgeId: string): Promise<void> {
+    return this.call('DELETE', `/bridges/${enc(bridgeId)}`, {}).then(() => undefined);
+  }
+
+  listBridges(): Promise<{ id: string }[]> {
+    return this.call('GET', '/bridges', {}) as Promise<{ id: string }[]>;
+  }
+
+  subscribe(app: string, eventSource: string): Promise<void> {
+    return this.call('POST', `/applications/${enc(app)}/subscription`, { eventSource }).then(() => undefined);
+  }
+
+  /** Asks Asterisk to send the app only these event types (Asterisk 16.29+/18.15+). */
+  filterEvents(app: string, types: readonly string[]): Promise<void> {
+    return this.call('PUT', `/applications/${enc(app)}/eventFilter`, {}, { allowed: types.map((type) => ({ type })) }).then(() => undefined);
+  }
+
+  deviceState(device: string): Promise<string> {
+    return this.call('GET', `/deviceStates/${enc(device)}`, {}).then((r) => String((r as { state?: string } | undefined)?.state ?? ''));
+  }
+
+  /** Sets a custom device state (`Stasis:<name>`, the agents' lamps). */
+  setDeviceState(device: string, state: string): Promise<void> {
+    return this.call('PUT', `/deviceStates/${enc(device)}`, { deviceState: state }).then(() => undefined);
+  }
+
+  /** Every device state the PBX knows. */
+  listDeviceStates(): Promise<{ name: string; state: string }[]> {
+    return this.call('GET', '/deviceStates', {}) as Promise<{ name: string; state: string }[]>;
+  }
+
+  /** Global variables (the lease): the shape of ari-client's `asterisk.getGlobalVar`/`setGlobalVar`. */
+  readonly globals = {
+    getGlobalVar: (p: { variable: string }): Promise<{ value: string }> =>
+      this.call('GET', '/asterisk/variable', { variable: p.variable }).then((r) => ({ value: String((r as { value?: string } | undefined)?.value ?? '') })),
+    setGlobalVar: (p: { variable: string; value: string }): Promise<void> =>
+      this.call('POST', '/asterisk/variable', { variable: p.variable, value: p.value }).then(() => undefined),
+  };
+
   /** Closes idle kept-alive sockets (on shutdown). */
   close(): void {
     this.agent.destroy();
   }
 
   /** One request; resolves with the parsed JSON body (or undefined for 204), rejects with AriRestError. */
-  call(method: 'GET' | 'POST' | 'DELETE', path: string, query: Query): Promise<unknown> {
+  call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, query: Query, body?: unknown): Promise<unknown> {
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) search.set(k, String(v));
     const qs = search.toString();
-    return this.send(method, `${this.base.pathname}${path}${qs ? `?${qs}` : ''}`, `${method} ${path}`, true);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+    return this.send(method, `${this.base.pathname}${path}${qs ? `?${qs}` : ''}`, `${method} ${path}`, true, payload);
   }
 
-  private send(method: string, fullPath: string, operation: string, mayRetry: boolean): Promise<unknown> {
+  private send(method: string, fullPath: string, operation: string, mayRetry: boolean, payload?: Buffer): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const req = this.transport.request(
         {
@@ -95,7 +168,9 @@ export class AriRest {
           port: this.base.port,
           method,
           path: fullPath,
-          headers: { authorization: this.auth, 'content-length': 0 },
+          headers: payload
+            ? { authorization: this.auth, 'content-type': 'application/json', 'content-length': payload.length }
+            : { authorization: this.auth, 'content-length': 0 },
           agent: this.agent,
           timeout: this.timeoutMs,
         },
@@ -125,12 +200,12 @@ export class AriRest {
         // A kept-alive connection that Asterisk closed (idle timeout, restart) just as we reused it: the
         // request never reached it, so send it once more on a fresh connection.
         if (mayRetry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-          resolve(this.send(method, fullPath, operation, false));
+          resolve(this.send(method, fullPath, operation, false, payload));
           return;
         }
         reject(new AriRestError(0, `${operation}: ${err.message}`, operation));
       });
-      req.end();
+      req.end(payload);
     });
   }
 }

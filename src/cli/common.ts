@@ -8,6 +8,8 @@ import { tz } from '@date-fns/tz';
 import { format } from 'date-fns';
 import type { Argv } from 'yargs';
 import { Config, ConfigError, LoadOptions } from '../config/load';
+import { secretsFromEnv } from '../config/schema';
+import { masker } from '../mask';
 import { loadConfig } from '../config/load';
 import type { CallbackRequest } from '../core/policy';
 import { SqliteStore, StoreError } from '../store/sqlite';
@@ -104,12 +106,14 @@ export function withStore<T>(config: Config, opts: { write?: boolean }, fn: (sto
 
 /** Prints the error and exits with its code: config 2, store 3, CliError its own, anything else 1. */
 export function fail(err: unknown): never {
+  // The one mask: URL credentials, secret query parameters and the secrets from the environment.
+  const mask = masker(secretsFromEnv());
   if (err instanceof ConfigError || err instanceof StoreError || err instanceof CliError) {
     const code = err instanceof ConfigError ? EXIT.usage : err instanceof StoreError ? EXIT.store : err.code;
-    process.stderr.write(`considerate-callback: ${err.message}\n`);
+    process.stderr.write(mask.text(`considerate-callback: ${err.message}\n`));
     process.exit(code);
   }
-  process.stderr.write(`considerate-callback: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.stderr.write(mask.text(`considerate-callback: ${(err as Error)?.stack ?? String(err)}\n`));
   process.exit(EXIT.failure);
 }
 

@@ -3,26 +3,10 @@
  * (every key with its default, environment variable and meaning; --markdown writes the README's rows).
  */
 import type { Argv } from 'yargs';
-import { ConfigEntry, ConfigError, maskSecrets, resolveConfig } from '../config/load';
-import { Field, schema } from '../config/schema';
+import { ConfigEntry, ConfigError, resolveConfig } from '../config/load';
+import { Field, markdownTable, schema, secretsFromEnv } from '../config/schema';
+import { maskSecrets, masker } from '../mask';
 import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
-
-const MASK = '********';
-
-/** http://user:pass@host → http://user:********@host (a URL may carry credentials). */
-function maskUrlPassword(text: string): string {
-  return text.replace(/(\/\/[^/:@\s"]*:)[^@/\s"]*@/g, `$1${MASK}@`);
-}
-
-/** The last line of defence: the literal secrets (and their URL-encoded forms) never leave this process. */
-function scrub(text: string, secrets: readonly string[]): string {
-  let outText = maskUrlPassword(text);
-  for (const s of secrets) {
-    if (s.length < 4) continue; // masking "x" would garble every line; such a password is no secret anyway
-    for (const form of new Set([s, encodeURIComponent(s), JSON.stringify(s).slice(1, -1)])) outText = outText.split(form).join(MASK);
-  }
-  return outText;
-}
 
 /** Nested `{section: {key: value}}` in the file's own notation (durations as written), secrets masked. */
 function nested(entries: readonly ConfigEntry[]): Record<string, Record<string, unknown>> {
@@ -42,9 +26,8 @@ interface CheckArgs extends GlobalArgs {
 
 function check(argv: CheckArgs): void {
   const env = process.env;
-  const secrets = Object.values(schema as Record<string, Field>)
-    .filter((f) => f.type === 'secret' && f.env)
-    .map((f) => env[f.env as string] ?? '');
+  const secrets = secretsFromEnv(env);
+  const scrub = (text: string, known: readonly string[]) => masker(known).text(text);
   let resolved: ReturnType<typeof resolveConfig>;
   try {
     resolved = resolveConfig(loadOptions(argv));
@@ -73,19 +56,13 @@ function check(argv: CheckArgs): void {
   out(scrub(lines.join('\n'), secrets));
 }
 
-function defaultText(field: Field): string {
-  if (field.default === undefined) return '*(required)*';
-  return `\`${JSON.stringify(field.default)}\``;
-}
-
 function keys(argv: { markdown?: boolean; json?: boolean }): void {
   const fields = Object.entries(schema as Record<string, Field>);
   if (argv.json) {
     return printJson(fields.map(([key, f]) => ({ key, type: f.type, default: f.default ?? null, required: f.default === undefined, env: f.env ?? null, doc: f.doc })));
   }
   if (argv.markdown) {
-    out('| key | environment | default | meaning |\n| --- | --- | --- | --- |');
-    for (const [key, f] of fields) out(`| \`${key}\` | ${f.env ? `\`${f.env}\`` : ''} | ${defaultText(f)} | ${f.doc} |`);
+    out(markdownTable());
     return;
   }
   const rows = [['KEY', 'TYPE', 'DEFAULT', 'ENVIRONMENT']].concat(

@@ -22,7 +22,8 @@ import {
   offerPromise,
 } from '../core/policy';
 import { CliError, EXIT, GlobalArgs, loadPartial, localTime, out, printJson, run } from './common';
-import { ProspectZones } from '../prospect-zones';
+import { NumberRules, defaultNumberRules, validateProspectNumber } from '../core/validate';
+import { ProspectZones, zoneRules } from '../prospect-zones';
 import type { ZoneChoice } from '../core/zones';
 
 export type RecallChoice = AgentKey | 'no-answer';
@@ -281,7 +282,7 @@ const OUTCOME_TEXT: Record<string, string> = {
   'snooze-limit': 'the agent snoozed too often (FAILED)',
 };
 
-interface ExplainArgs extends GlobalArgs {
+export interface ExplainArgs extends GlobalArgs {
   timeline?: string;
   date?: string;
   at?: string;
@@ -330,41 +331,60 @@ export function scenarioFrom(argv: ExplainArgs, timeZone: string, today: number)
 async function explainAsync(argv: ExplainArgs): Promise<void> {
   const config = loadPartial(argv);
   const prospect = argv.prospect ?? '2001';
-  const choice = /^\+?\d+$/.test(prospect) ? await new ProspectZones(config.zones).resolve(prospect) : undefined;
+  const choice = /^\+?\d+$/.test(prospect) ? await new ProspectZones(zoneRules(config)).resolve(prospect) : undefined;
   run(() => explain(argv, choice));
 }
 
 function explain(argv: ExplainArgs, choice?: ZoneChoice): void {
   const config = loadPartial(argv);
-  const cfg = config.policy;
-  const zone = choice?.timeZone ?? cfg.callingHours.timeZone;
+  const zone = choice?.timeZone ?? config.policy.callingHours.timeZone;
   const s = { ...scenarioFrom(argv, zone, Date.now()), timeZone: zone };
-  if (!/^\+?\d+$/.test(s.prospect)) throw new CliError(`--prospect ${s.prospect}: expected digits`, EXIT.usage);
+  const report = explainScenario(s, config.policy, config.numbers, choice);
+  if (argv.json) return printJson(report.json);
+  for (const line of report.lines) out(line);
+}
+
+/**
+ * The dry run of one scenario as `explain` prints it: text lines and the `--json` document (also the web page's
+ * explain view). `choice` is the prospect's zone as resolved from the number (default: callingHours.timeZone); a
+ * scenario after hours that would not be offered (policy.afterHours = decline) has no simulation (`result` null).
+ */
+export function explainScenario(
+  s: Scenario,
+  cfg: PolicyConfig,
+  numbers: NumberRules = defaultNumberRules,
+  choice?: ZoneChoice,
+): { lines: string[]; json: Record<string, unknown>; result: SimulationResult | null } {
+  const zone = s.timeZone ?? choice?.timeZone ?? cfg.callingHours.timeZone;
+  const number = validateProspectNumber(s.prospect, numbers);
+  if (!number.ok) throw new CliError(`--prospect: ${number.reason}`, EXIT.usage);
   const promise = offerPromise(cfg, wallTime(zone, s.date, s.at, '--at'), { mode: s.external ? 'timed' : 'device', timeZone: zone });
   if (promise.kind === 'declined') {
-    if (argv.json) return printJson({ scenario: s, timeZone: zone, offered: false, reason: promise.reason });
-    out(`No callback would be offered at ${s.at} on ${s.date} (${zone}): ${promise.reason}. The agent hears "Busy. Outside calling hours, no callback."`);
-    return;
+    return {
+      lines: [`No callback would be offered at ${s.at} on ${s.date} (${zone}): ${promise.reason}. The agent hears "Busy. Outside calling hours, no callback."`],
+      json: { scenario: s, timeZone: zone, offered: false, reason: promise.reason },
+      result: null,
+    };
   }
   const result = simulate(s, cfg);
   const day = s.date;
   const label = (t: number) => (localIsoDate(zone, t) === day ? localTime(zone, t, 'HH:mm:ss') : localTime(zone, t, 'EEE yyyy-MM-dd HH:mm:ss'));
   const r = result.request;
-  if (argv.json) {
-    return printJson({
-      scenario: s,
-      timeZone: zone,
-      zoneSource: choice?.source ?? 'default',
-      zoneNote: choice?.note ?? null,
-      firstRingAt: result.firstRingAt === null ? null : new Date(result.firstRingAt).toISOString(),
-      firstRingLocal: result.firstRingAt === null ? null : localTime(zone, result.firstRingAt),
-      rings: result.rings.map((t) => localTime(zone, t)),
-      state: r.state,
-      outcome: r.outcome,
-      reason: r.reason,
-      timeline: result.timeline.map((e) => ({ ...e, at: new Date(e.at).toISOString(), local: localTime(zone, e.at) })),
-    });
-  }
+  const json = {
+    scenario: s,
+    timeZone: zone,
+    zoneSource: choice?.source ?? 'default',
+    zoneNote: choice?.note ?? null,
+    firstRingAt: result.firstRingAt === null ? null : new Date(result.firstRingAt).toISOString(),
+    firstRingLocal: result.firstRingAt === null ? null : localTime(zone, result.firstRingAt),
+    rings: result.rings.map((t) => localTime(zone, t)),
+    state: r.state,
+    outcome: r.outcome,
+    reason: r.reason,
+    timeline: result.timeline.map((e) => ({ ...e, at: new Date(e.at).toISOString(), local: localTime(zone, e.at) })),
+  };
+  const lines: string[] = [];
+  const out = (line: string) => lines.push(line);
   const mode = s.external ? `external prospect ${s.prospect} (no line state: timed probes)` : `internal prospect ${s.prospect} (line state watched)`;
   out(`Dry run on ${localTime(zone, wallTime(zone, s.date, '12:00', '--date'), 'EEE yyyy-MM-dd')}, local times in ${zone}: agent ${s.agent}, ${mode}.`);
   out(`Prospect's time zone: ${zone} (${choice?.source === 'default' || !choice ? `callingHours.timeZone; ${choice?.note ?? 'default'}` : choice.note}).`);
@@ -394,6 +414,7 @@ function explain(argv: ExplainArgs, choice?: ZoneChoice): void {
   else out(`Outcome: ${OUTCOME_TEXT[r.outcome ?? ''] ?? r.state}${r.outcome === 'completed' ? '' : ` — ${r.reason}`}.`);
   if (promise.kind === 'next-calling-day') out(`Promise: after hours, the agent heard "we will call you back on the next calling day" (opens ${label(promise.opensAt)}).`);
   out('(> marks the made-up inputs; the other lines are the policy\'s own events and reasons.)');
+  return { lines, json, result };
 }
 
 export function explainCommand<T>(y: Argv<T>): Argv<T> {

@@ -4,7 +4,7 @@
  *
  * Exit codes: 0 ok · 1 runtime failure · 2 usage or configuration error · 3 store cannot be opened · 4 not found.
  */
-import { schema } from '../config/schema';
+import { ENV_VARS as CONFIG_ENV_VARS } from '../config/schema';
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Config, loadConfig } from '../config/load';
@@ -16,10 +16,7 @@ import { dialplanCommand } from './dialplan';
 import { explainCommand } from './explain';
 
 /** Every environment variable the configuration reads, from the schema (so the help never goes stale). */
-const ENV_VARS = Object.values(schema as Record<string, { env?: string }>)
-  .map((f) => f.env)
-  .filter((e): e is string => Boolean(e))
-  .join(', ');
+const ENV_VARS = CONFIG_ENV_VARS.join(', ');
 import { requestCommands } from './requests';
 
 export { EXIT } from './common';
@@ -60,7 +57,7 @@ async function runService(argv: GlobalArgs): Promise<void> {
 
 /** Values no log line may contain: the ARI password, the webhook secret, credentials in the webhook URL. */
 export function runSecrets(config: Config): string[] {
-  const secrets = [config.ari.password, config.webhook.secret];
+  const secrets = [config.ari.password, config.webhook.secret, config.http.token];
   try {
     const u = config.webhook.url ? new URL(config.webhook.url) : undefined;
     if (u?.password) secrets.push(decodeURIComponent(u.password));

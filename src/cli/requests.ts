@@ -10,12 +10,11 @@ import {
   PENDING_STATES,
   PolicyEvent,
   RECALL_STATES,
-  decide,
   explainRequest,
   isTerminal,
   localLabel,
 } from '../core/policy';
-import { toStoredEvents } from '../engine';
+import { Ledger } from '../ledger';
 import type { StoredEvent } from '../store/sqlite';
 import { outboxRowsFor } from '../webhook/payload';
 import {
@@ -128,7 +127,7 @@ function localLabelPast(timeZone: string, at: number, now: number): string {
   return localTime(timeZone, at, 'yyyy-MM-dd') === localTime(timeZone, now, 'yyyy-MM-dd') ? localTime(timeZone, at, 'HH:mm:ss') : localTime(timeZone, at, 'yyyy-MM-dd HH:mm');
 }
 
-/** A stored event as the policy wrote it (see toStoredEvents in src/engine.ts). */
+/** A stored event as the policy wrote it (see toStoredEvents in src/ledger.ts). */
 export function toPolicyEvent(e: StoredEvent): PolicyEvent {
   const data = e.data ?? {};
   return {
@@ -142,9 +141,13 @@ export function toPolicyEvent(e: StoredEvent): PolicyEvent {
   };
 }
 
+function notFound(id: string): CliError {
+  return new CliError(`no callback request with id ${id} (see: considerate-callback list)`, EXIT.notFound);
+}
+
 function getOrNotFound(store: RequestStore, id: string) {
   const found = store.get(id);
-  if (!found) throw new CliError(`no callback request with id ${id} (see: considerate-callback list)`, EXIT.notFound);
+  if (!found) throw notFound(id);
   return found;
 }
 
@@ -180,18 +183,27 @@ function show(argv: ShowArgs): void {
       })),
     });
   }
-  out(explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length }));
+  out(showText(r, policyEvents, now, queue));
+}
+
+/**
+ * What `show` prints for one request (also the web page's "why" text): the timeline, the queue for the number
+ * when colleagues wait for it too (served in opt-in order, one recall at a time), and the next wake-up.
+ */
+export function showText(r: CallbackRequest, policyEvents: readonly PolicyEvent[], now: number, queue: ReadonlyArray<{ id: string; agent: string; state: string; createdAt: number }> = []): string {
+  const lines = [explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length })];
   if (queue.length > 1 || (queue.length === 1 && queue[0].id !== r.id)) {
-    out(`Queue for ${r.prospect} (served in opt-in order, one recall at a time):`);
-    queue.forEach((q, i) => out(`  ${i + 1}. ${q.agent}  ${q.state}  opted in ${localTime(r.timeZone, q.createdAt)}  ${q.id}${q.id === r.id ? '  ← this request' : ''}`));
+    lines.push(`Queue for ${r.prospect} (served in opt-in order, one recall at a time):`);
+    queue.forEach((q, i) => lines.push(`  ${i + 1}. ${q.agent}  ${q.state}  opted in ${localTime(r.timeZone, q.createdAt)}  ${q.id}${q.id === r.id ? '  ← this request' : ''}`));
   }
   if (r.wakeAt !== null) {
-    out(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
-    if (r.wakeAt < now - 60_000) out('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');
+    lines.push(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
+    if (r.wakeAt < now - 60_000) lines.push('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');
   }
   if ((RECALL_STATES as readonly string[]).includes(r.state)) {
-    out('Note: a recall is in progress on the PBX right now.');
+    lines.push('Note: a recall is in progress on the PBX right now.');
   }
+  return lines.join('\n');
 }
 
 interface CancelArgs extends GlobalArgs {
@@ -218,39 +230,56 @@ interface CancelOutcome {
 const RINGING_NOTE =
   "the agent's phone is being rung for this callback right now; the command line cannot hang it up. The ring ends on its own (or the agent hangs up), and pressing 1 will no longer dial the prospect.";
 
-/** Cancels one request through the policy, version-guarded; retried when the service changed it meanwhile. */
+/**
+ * Cancels one request through the ledger (src/ledger.ts), exactly as the service applies its own decisions:
+ * the policy decides, history and outbox rows are written with the request in one version-guarded
+ * transaction, and the whole is read and decided afresh when the service changed the request meanwhile.
+ */
 export function cancelOne(
   store: RequestStore,
   id: string,
   by: string,
   opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy']; outbox?: typeof outboxRowsFor },
 ): CancelOutcome {
-  for (let tries = 0; tries < 10; tries++) {
-    const current = getOrNotFound(store, id);
-    const r = current.request;
-    const base = { id, agent: r.agent, prospect: r.prospect, from: r.state };
-    if (isTerminal(r.state)) {
-      return { ...base, state: r.state, cancelled: false, reason: r.reason, note: `already ${r.state}; nothing to cancel` };
-    }
-    if (r.state === 'CONNECTING' && !opts.force) {
-      return {
-        ...base,
-        state: r.state,
-        cancelled: false,
-        reason: r.reason,
-        note: 'not cancelled: the prospect is being dialled right now, so the call may connect; use --force to mark it cancelled anyway',
-      };
-    }
-    const decision = decide(r, { type: 'cancel', by }, { now: opts.now, cfg: opts.cfg, agent: { busy: false, since: 0 } });
-    const note = (RECALL_STATES as readonly string[]).includes(r.state) ? RINGING_NOTE : undefined;
-    if (opts.dryRun) return { ...base, state: decision.request.state, cancelled: false, reason: decision.request.reason, note: 'dry run: would be cancelled' };
-    // The `cancelled` notification for the CRM webhook is queued in the same transaction; the service sends it.
-    if (store.transition(decision.request, current.version, toStoredEvents(id, decision.events), opts.outbox?.(decision, opts.now)) !== undefined) {
-      return { ...base, state: decision.request.state, cancelled: true, reason: decision.request.reason, ...(note ? { note } : {}) };
-    }
-    // Lost the claim: the service changed the request between our read and our write. Read again.
+  const ledger = new Ledger({ store, policy: opts.cfg, clock: () => opts.now, outbox: opts.outbox });
+  const r = ledger.apply(
+    id,
+    { type: 'cancel', by },
+    {
+      dryRun: opts.dryRun,
+      maxTries: 10,
+      guard: ({ request }) => {
+        if (isTerminal(request.state)) return `already ${request.state}; nothing to cancel`;
+        if (request.state === 'CONNECTING' && !opts.force) {
+          return 'not cancelled: the prospect is being dialled right now, so the call may connect; use --force to mark it cancelled anyway';
+        }
+        return undefined;
+      },
+    },
+  );
+  switch (r.status) {
+    case 'not-found':
+      throw notFound(id);
+    case 'conflict':
+    case 'stale':
+      throw new CliError(`could not cancel ${id}: the request kept changing (is the service busy with it?); try again`, EXIT.failure);
+    default:
+      break;
   }
-  throw new CliError(`could not cancel ${id}: the request kept changing (is the service busy with it?); try again`, EXIT.failure);
+  const before = r.before;
+  const base = { id, agent: before.agent, prospect: before.prospect, from: before.state };
+  switch (r.status) {
+    case 'refused':
+    case 'unchanged':
+      return { ...base, state: before.state, cancelled: false, reason: before.reason, ...(r.status === 'refused' ? { note: r.reason } : {}) };
+    case 'dry-run':
+      return { ...base, state: r.decision.request.state, cancelled: false, reason: r.decision.request.reason, note: 'dry run: would be cancelled' };
+    case 'applied': {
+      // The `cancelled` notification for the CRM webhook was queued in the same transaction; the service sends it.
+      const note = (RECALL_STATES as readonly string[]).includes(before.state) ? RINGING_NOTE : undefined;
+      return { ...base, state: r.decision.request.state, cancelled: true, reason: r.decision.request.reason, ...(note ? { note } : {}) };
+    }
+  }
 }
 
 function cancel(argv: CancelArgs): void {

@@ -5,57 +5,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { isPair, isScalar, parse as parseYaml, parseDocument, visit } from 'yaml';
+import type { z } from 'zod';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
-import { parseDuration } from '../core/policy/duration';
 import { validateWatchDevice } from '../core/validate';
-import { validateZoneOverrides, type ZoneRules } from '../core/zones';
-import { Field, schema } from './schema';
+import { MASK, maskUrls, masker } from '../mask';
+import { Config, ConfigKey, Field, InternalProspectRule, crossChecks, schema } from './schema';
 
-export interface InternalProspectRule {
-  pattern: RegExp;
-  device: string;
-}
-
-export interface Config {
-  ari: { url: string; username: string; password: string; app: string; reconnectMaxMs: number; leaseTtlMs: number };
-  store: { path: string };
-  log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'auto' | 'json' | 'pretty' };
-  offer: {
-    keyTimeoutMs: number;
-    closingTimeoutMs: number;
-    maxPendingPerAgent: number;
-    languages: string[];
-    defaultLanguage: string;
-  };
-  prompts: {
-    offer: string;
-    confirm: string;
-    goodbye: string;
-    full: string;
-    error: string;
-    recallIntro: string;
-    recallMenu: string;
-    connecting: string;
-    stillBusy: string;
-    noAnswer: string;
-    snoozed: string;
-    cancelled: string;
-    offerNextDay: string;
-    confirmNextDay: string;
-    closed: string;
-    queue: string;
-  };
-  /** The prospect's own clock (src/core/zones.ts). */
-  zones: ZoneRules;
-  numbers: { minDigits: number; maxDigits: number };
-  policy: PolicyConfig;
-  prospects: { internal: InternalProspectRule[] };
-  recall: { alertInfo: string; outboundContext: string };
-  agi: { enabled: boolean; bind: string; port: number };
-  pending: { prompts: { count: string; menu: string } };
-  webhook: { url: string; secret: string; timeoutMs: number; retries: number; backoffMs: number[] };
-}
+export type { Config, InternalProspectRule } from './schema';
+export { maskSecrets } from '../mask';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], readonly source: string) {
@@ -89,7 +47,38 @@ function describe(value: unknown): string {
   return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }
 
-function coerce(key: string, field: Field, value: unknown, fromText: boolean): { value?: unknown; problem?: string } {
+/** Text from the environment or `--set` read as the key's type ("4573" → 4573, "en, de" → ["en", "de"]). */
+function readText(field: Field, value: string): unknown {
+  switch (field.type) {
+    case 'integer':
+      return /^-?[0-9]+$/.test(value) ? Number(value) : value;
+    case 'boolean':
+      return value === 'true' ? true : value === 'false' ? false : value;
+    case 'durationList':
+    case 'stringList':
+      return value.split(',').map((s) => s.trim());
+    case 'json':
+      return safeJson(value);
+    default:
+      return value;
+  }
+}
+
+function issuePath(p: readonly PropertyKey[]): string {
+  return p.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('');
+}
+
+function coerce(key: string, field: Field, value: unknown, text: boolean): { value?: unknown; problem?: string } {
+  if (text && field.type === 'json' && typeof value === 'string') {
+    // JSON from the environment or --set: a key written twice is refused as in a file.
+    const dup = duplicateJsonKeys(value)[0];
+    if (dup) return { problem: `${key}: ${dup.replace(/ \(line \d+ column (\d+)\)/, ' (at character $1)')}` };
+  }
+  const r = field.parse.safeParse(text && typeof value === 'string' ? readText(field, value) : value);
+  if (r.success) return { value: r.data };
+  const issue = (r.error as z.ZodError).issues[0];
+  if (issue.path.length > 0 && issue.code === 'custom') return { problem: `${key}${issuePath(issue.path)}: ${issue.message}` };
+  if (!issue.message.startsWith('expected')) return { problem: `${key}: ${issue.message}` };
   // A secret's wrong value is never echoed: it may be the real password in the wrong place.
   const got =
     field.type === 'secret'
@@ -97,69 +86,9 @@ function coerce(key: string, field: Field, value: unknown, fromText: boolean): {
         ? 'an empty string'
         : `a ${Array.isArray(value) ? 'list' : typeof value}`
       : field.type === 'url' && typeof value === 'string'
-        ? describe(value.replace(/\/\/.*@/, '//********@'))
+        ? describe(maskUrls(value))
         : describe(value);
-  const want = (what: string) => ({ problem: `${key}: expected ${what}, got ${got}` });
-  switch (field.type) {
-    case 'string':
-    case 'secret': {
-      if (typeof value === 'string' && value === '' && field.allowEmpty) return { value };
-      if (typeof value !== 'string' || value === '') return want('a non-empty string');
-      if (field.enum && !field.enum.includes(value)) return want(`one of ${field.enum.join(', ')}`);
-      return { value };
-    }
-    case 'url': {
-      if (value === '' && field.allowEmpty) return { value };
-      if (typeof value !== 'string') return want('a URL such as http://127.0.0.1:8088');
-      try {
-        const u = new URL(value);
-        if (u.protocol !== 'http:' && u.protocol !== 'https:') return want('an http:// or https:// URL');
-        return { value: value.replace(/\/+$/, '') };
-      } catch {
-        return want('a URL such as http://127.0.0.1:8088');
-      }
-    }
-    case 'integer': {
-      const n = fromText && typeof value === 'string' && /^-?[0-9]+$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n)) return want('a whole number');
-      if ((field.min !== undefined && n < field.min) || (field.max !== undefined && n > field.max)) {
-        return want(`a whole number from ${field.min} to ${field.max}`);
-      }
-      return { value: n };
-    }
-    case 'boolean': {
-      if (typeof value === 'boolean') return { value };
-      if (fromText && (value === 'true' || value === 'false')) return { value: value === 'true' };
-      return want('true or false');
-    }
-    case 'duration': {
-      if (typeof value !== 'string') return want('a duration such as "30s", "5m" or "1h30m"');
-      try {
-        return { value: parseDuration(value) };
-      } catch {
-        return want('a duration such as "30s", "5m" or "1h30m"');
-      }
-    }
-    case 'durationList': {
-      const list = fromText && typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
-      if (!Array.isArray(list) || list.length === 0) return want('a non-empty list of durations such as ["10m", "30m", "1h"]');
-      try {
-        return { value: list.map((d) => parseDuration(d as string)) };
-      } catch {
-        return want('a non-empty list of durations such as ["10m", "30m", "1h"]');
-      }
-    }
-    case 'stringList': {
-      const list = fromText && typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
-      if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === 'string' && s !== '')) {
-        return want('a non-empty list of strings');
-      }
-      return { value: list };
-    }
-    case 'json':
-      // Checked as a whole below, where the meaning of each json field is known.
-      return { value: fromText && typeof value === 'string' ? safeJson(value) : value };
-  }
+  return { problem: `${key}: ${issue.message}, got ${got}` };
 }
 
 function editDistance(a: string, b: string): number {
@@ -199,8 +128,6 @@ export interface ConfigEntry {
   source: ConfigSource;
 }
 
-const MASK = '********';
-
 /** Parses a configuration file: YAML for .yaml/.yml, JSON for .json, otherwise JSON if it looks like JSON, else YAML. */
 function isYamlFile(file: string, text: string): boolean {
   const ext = path.extname(file).toLowerCase();
@@ -217,8 +144,9 @@ export function parseConfigFile(file: string, text: string): unknown {
       throw new ConfigError([`${file} is not valid YAML: ${first}`], file);
     }
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (err) {
     // V8 quotes part of the text ("…" is not valid JSON): drop it, and say where instead.
     const msg = (err as Error).message.replace(/,? ".*" is not valid JSON$/s, '');
@@ -231,6 +159,36 @@ export function parseConfigFile(file: string, text: string): unknown {
     }
     throw new ConfigError([`${file} is not valid JSON: ${msg}${where}`], file);
   }
+  const duplicates = duplicateJsonKeys(text);
+  if (duplicates.length > 0) throw new ConfigError(duplicates.map((d) => `${file}: ${d}`), file);
+  return parsed;
+}
+
+/**
+ * JSON.parse keeps the last of two equal keys without a word; a file that says `"grace"` twice says two
+ * things, so it is refused. YAML 1.2 reads JSON, and the yaml library (already the YAML reader) reports
+ * duplicate keys with their position: "duplicate key ari.password (line 3 column 5)".
+ */
+export function duplicateJsonKeys(text: string): string[] {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  const found: string[] = [];
+  for (const e of doc.errors) {
+    if (e.code !== 'DUPLICATE_KEY') continue;
+    let name = '';
+    visit(doc, {
+      Pair(_, pair, ancestors) {
+        if (isScalar(pair.key) && pair.key.range?.[0] === e.pos[0]) {
+          const names = ancestors.filter(isPair).map((p) => (isScalar(p.key) ? String(p.key.value) : '?'));
+          name = [...names, String(pair.key.value)].join('.');
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    const where = e.linePos ? ` (line ${e.linePos[0].line} column ${e.linePos[0].col})` : '';
+    found.push(`duplicate key ${name || '(unnamed)'}${where}: each key may appear once`);
+  }
+  return found;
 }
 
 /** Reads and validates; returns the effective configuration or throws ConfigError. */
@@ -307,45 +265,26 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
     if (r.problem) problems.push(r.problem);
     else values[key] = r.value;
   }
-  if (problems.length === 0 && (values['numbers.minDigits'] as number) > (values['numbers.maxDigits'] as number)) {
-    problems.push('numbers.minDigits: must not be larger than numbers.maxDigits');
+  if (problems.length === 0) {
+    for (const check of crossChecks) {
+      const problem = check(values as Record<ConfigKey, unknown>);
+      if (problem) problems.push(problem);
+    }
   }
-  if (problems.length === 0 && !(values['offer.languages'] as string[]).includes(values['offer.defaultLanguage'] as string)) {
-    problems.push('offer.defaultLanguage: must be one of offer.languages');
-  }
-  const v = (k: string) => values[k] as never;
-  const internal = problems.length === 0 ? internalRules(values['prospects.internal'], problems) : [];
-  if (problems.length === 0) problems.push(...validateZoneOverrides(values['callingHours.zoneOverrides']));
-  if (problems.length === 0 && !/^[0-9]*$/.test(values['callingHours.internationalPrefix'] as string)) {
-    problems.push('callingHours.internationalPrefix: expected digits, e.g. "00" or "011" (or empty)');
+  // Each parsed value to its place in the Config object (the schema's `at`).
+  const tree: Record<string, unknown> = {};
+  if (problems.length === 0) {
+    for (const [key, field] of Object.entries(fields)) {
+      const parts = (field.at ?? key).split('.');
+      let node = tree;
+      for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+      node[parts[parts.length - 1]] = values[key];
+    }
   }
   let policy: PolicyConfig | undefined;
   if (problems.length === 0) {
     try {
-      policy = makePolicyConfig({
-        graceMs: v('policy.grace'),
-        longBusyThresholdMs: v('policy.longBusyThreshold'),
-        longBusyExtraGraceMs: v('policy.longBusyExtraGrace'),
-        firstProbeDelayMs: v('policy.firstProbeDelay'),
-        backoffMs: v('policy.backoff'),
-        maxAttempts: v('policy.maxAttempts'),
-        noAnswerRetries: v('policy.noAnswerRetries'),
-        snoozeMs: v('policy.snooze'),
-        maxSnoozes: v('policy.maxSnoozes'),
-        agentWrapUpMs: v('policy.agentWrapUp'),
-        agentBusyRecheckMs: v('policy.agentBusyRecheck'),
-        agentRingTimeoutMs: v('policy.agentRingTimeout'),
-        menuTimeoutMs: v('policy.menuTimeout'),
-        menuRepeats: v('policy.menuRepeats'),
-        prospectRingTimeoutMs: v('policy.prospectRingTimeout'),
-        recallSafetyMarginMs: v('policy.recallSafetyMargin'),
-        maxAgeMs: v('policy.maxAge'),
-        callingHours: { timeZone: v('callingHours.timeZone'), windows: v('callingHours.windows'), holidays: v('callingHours.holidays') },
-        afterHours: v('policy.afterHours'),
-        carryOverDays: v('policy.carryOverDays'),
-        recallCallerIdName: v('recall.callerIdName'),
-        recallCallerIdNumber: v('recall.callerIdNumber'),
-      });
+      policy = makePolicyConfig(tree.policy as Parameters<typeof makePolicyConfig>[0]);
     } catch (err) {
       // The policy names its own fields (graceMs, callingHours.windows.mon[0], …); map them to config keys.
       for (const line of (err as Error).message.split('\n').slice(1)) problems.push(policyProblem(line.replace(/^\s*-\s*/, '')));
@@ -356,131 +295,26 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
     const secrets = Object.entries(fields)
       .filter(([, f]) => f.type === 'secret')
       .flatMap(([k, f]) => [flat[k], f.env ? env[f.env] : undefined, opts.overrides?.[k]])
-      .filter((x): x is string => typeof x === 'string' && x.length >= 4); // masking "x" would garble every message
-    const scrub = (text: string) =>
-      secrets.reduce((t, secret) => [secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)].reduce((u, form) => u.split(form).join(MASK), t), text);
-    throw new ConfigError(problems.map(scrub), source);
+      .filter((x): x is string => typeof x === 'string');
+    const mask = masker(secrets);
+    throw new ConfigError(problems.map((p) => mask.text(p)), source);
   }
-  const config: Config = {
-    ari: {
-      url: v('ari.url'),
-      username: v('ari.username'),
-      password: v('ari.password'),
-      app: v('ari.app'),
-      reconnectMaxMs: v('ari.reconnectMax'),
-      leaseTtlMs: v('ari.leaseTtl'),
-    },
-    store: { path: v('store.path') },
-    log: { level: v('log.level'), format: v('log.format') },
-    offer: {
-      keyTimeoutMs: v('offer.keyTimeout'),
-      closingTimeoutMs: v('offer.closingTimeout'),
-      maxPendingPerAgent: v('offer.maxPendingPerAgent'),
-      languages: v('offer.languages'),
-      defaultLanguage: v('offer.defaultLanguage'),
-    },
-    prompts: {
-      offer: v('prompts.offer'),
-      confirm: v('prompts.confirm'),
-      goodbye: v('prompts.goodbye'),
-      full: v('prompts.full'),
-      error: v('prompts.error'),
-      recallIntro: v('prompts.recallIntro'),
-      recallMenu: v('prompts.recallMenu'),
-      connecting: v('prompts.connecting'),
-      stillBusy: v('prompts.stillBusy'),
-      noAnswer: v('prompts.noAnswer'),
-      snoozed: v('prompts.snoozed'),
-      cancelled: v('prompts.cancelled'),
-      offerNextDay: v('prompts.offerNextDay'),
-      confirmNextDay: v('prompts.confirmNextDay'),
-      closed: v('prompts.closed'),
-      queue: v('prompts.queue'),
-    },
-    zones: {
-      fallback: v('callingHours.timeZone'),
-      overrides: v('callingHours.zoneOverrides'),
-      internationalPrefix: v('callingHours.internationalPrefix'),
-      fromNumber: v('callingHours.zoneFromNumber'),
-    },
-    numbers: { minDigits: v('numbers.minDigits'), maxDigits: v('numbers.maxDigits') },
-    policy,
-    prospects: { internal },
-    recall: { alertInfo: v('recall.alertInfo'), outboundContext: v('recall.outboundContext') },
-    agi: { enabled: v('agi.enabled'), bind: v('agi.bind'), port: v('agi.port') },
-    pending: { prompts: { count: v('prompts.pendingCount'), menu: v('prompts.pendingMenu') } },
-    webhook: {
-      url: v('webhook.url'),
-      secret: v('webhook.secret'),
-      timeoutMs: v('webhook.timeout'),
-      retries: v('webhook.retries'),
-      backoffMs: v('webhook.backoff'),
-    },
-  };
+  const config = { ...tree, policy } as Config;
   return { config, entries };
 }
 
-const POLICY_KEYS: Record<string, string> = {
-  graceMs: 'policy.grace',
-  longBusyThresholdMs: 'policy.longBusyThreshold',
-  longBusyExtraGraceMs: 'policy.longBusyExtraGrace',
-  firstProbeDelayMs: 'policy.firstProbeDelay',
-  backoffMs: 'policy.backoff',
-  snoozeMs: 'policy.snooze',
-  agentWrapUpMs: 'policy.agentWrapUp',
-  agentBusyRecheckMs: 'policy.agentBusyRecheck',
-  agentRingTimeoutMs: 'policy.agentRingTimeout',
-  menuTimeoutMs: 'policy.menuTimeout',
-  prospectRingTimeoutMs: 'policy.prospectRingTimeout',
-  recallSafetyMarginMs: 'policy.recallSafetyMargin',
-  maxAgeMs: 'policy.maxAge',
-  recallCallerIdName: 'recall.callerIdName',
-  recallCallerIdNumber: 'recall.callerIdNumber',
-};
+/** The config key of a policy field ("graceMs" → "policy.grace", "callingHours.windows…" → "callingHours.windows…"), from the schema's `at`. */
+const POLICY_KEYS: Record<string, string> = Object.fromEntries(
+  Object.entries(schema as Record<string, Field>)
+    .filter(([, f]) => f.at?.startsWith('policy.') && f.at.split('.').length === 2)
+    .map(([key, f]) => [(f.at as string).slice('policy.'.length), key]),
+);
 
 function policyProblem(line: string): string {
   const m = /^([A-Za-z]+)(.*)$/.exec(line);
   if (!m) return line;
   const key = POLICY_KEYS[m[1]] ?? (m[1] === 'callingHours' ? 'callingHours' : `policy.${m[1]}`);
   return `${key}${m[2]}`;
-}
-
-function internalRules(value: unknown, problems: string[]): InternalProspectRule[] {
-  const key = 'prospects.internal';
-  if (!Array.isArray(value)) {
-    problems.push(`${key}: expected a list of {"pattern": "^2\\d{3}$", "device": "PJSIP/\${number}"}`);
-    return [];
-  }
-  const rules: InternalProspectRule[] = [];
-  value.forEach((item, i) => {
-    const where = `${key}[${i}]`;
-    const rule = item as { pattern?: unknown; device?: unknown };
-    if (!rule || typeof rule !== 'object' || typeof rule.pattern !== 'string' || typeof rule.device !== 'string') {
-      problems.push(`${where}: expected {"pattern": "<regular expression>", "device": "PJSIP/\${number}"}`);
-      return;
-    }
-    const extra = Object.keys(rule).filter((k) => k !== 'pattern' && k !== 'device');
-    if (extra.length > 0) problems.push(`${where}: unknown key ${extra.join(', ')}`);
-    let pattern: RegExp;
-    try {
-      pattern = new RegExp(rule.pattern);
-    } catch (err) {
-      problems.push(`${where}.pattern: not a valid regular expression: ${(err as Error).message}`);
-      return;
-    }
-    if (!rule.device.includes('${number}')) {
-      problems.push(`${where}.device: must contain \${number}, e.g. "PJSIP/\${number}"`);
-      return;
-    }
-    // A device made from a harmless number must be a plain device: no '&', ',' or options sneak in via the template.
-    const sample = validateWatchDevice(rule.device.split('${number}').join('2001'));
-    if (!sample.ok) {
-      problems.push(`${where}.device: ${sample.reason}`);
-      return;
-    }
-    rules.push({ pattern, device: rule.device });
-  });
-  return rules;
 }
 
 /** The device of an internal prospect, or undefined for external numbers. The number must be validated already. */
@@ -493,19 +327,3 @@ export function prospectDevice(rules: readonly InternalProspectRule[], prospect:
   }
   return undefined;
 }
-
-/** The effective configuration with secrets masked, for `config check` and the start-up log line. */
-export function maskSecrets<T>(config: T): T {
-  return maskDeep(config, '') as T;
-}
-
-function maskDeep(value: unknown, key: string): unknown {
-  if (typeof value === 'string') return value !== '' && SECRET_KEY.test(key) ? MASK : value;
-  if (value instanceof RegExp) return value.source;
-  if (Array.isArray(value)) return value.map((v) => maskDeep(v, key));
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, k)]));
-}
-
-/** Keys whose string values are secrets wherever they appear (ari.password, a webhook secret, a token). */
-const SECRET_KEY = /password|secret|token|apikey|api_key/i;

@@ -1,112 +1,366 @@
 /**
- * The configuration schema: every key with its type, default, environment override and a sentence of
- * documentation. The loader validates against it (a wrong key, type or value is refused with a
- * message naming the key), `config check` prints it, and the README's table is written from it.
+ * The configuration, declared once. Every key says here, and nowhere else:
+ *   - its type (`type`: how text from the environment or `--set` is read, and how `config keys` shows it)
+ *     and its validation and conversion (`parse`, a zod schema: the value as written → the value the code uses);
+ *   - its default (as written; no default = required), its environment variable, its meaning (`doc`);
+ *   - where it lands in the {@link Config} object (`at`, default: the key itself).
+ * From this table come the `Config` type, the loader's checks (src/config/load.ts), `config keys`, the CLI
+ * help's list of environment variables and the README's configuration table (test/unit/docs.test.ts checks
+ * that the README's table is exactly the generated one).
+ *
+ * Rules of this file:
+ *   - A key is added as one entry; nothing else needs editing except the README table (regenerate it with
+ *     `considerate-callback config keys --markdown`).
+ *   - A `parse` schema's messages read "expected …" (the loader appends ", got <value>" and names the key);
+ *     a message about a part of a value (an issue with a path) is printed as `<key><path>: <message>`.
+ *   - Every value that reaches Asterisk (contexts, headers, media URIs, caller-ID) is checked here.
+ *
+ * Porting a key written in the former format (`{ type, default, env, doc, enum, min, max, allowEmpty }`):
+ *   type 'string'                → parse: t.string()  (allowEmpty: t.string({ allowEmpty: true }); enum: t.oneOf([...]))
+ *   type 'secret'                → type 'secret', parse: t.string() (or t.string({ allowEmpty: true }))
+ *   type 'url'                   → parse: t.url() (allowEmpty: t.url({ allowEmpty: true }))
+ *   type 'integer', min, max     → parse: t.integer(min, max)
+ *   type 'boolean'               → parse: t.boolean()
+ *   type 'duration'              → parse: t.duration(), at: '<section>.<name>Ms' where the code reads milliseconds
+ *   type 'durationList'          → parse: t.durationList()
+ *   type 'stringList'            → parse: t.stringList()
+ *   type 'json'                  → parse: a zod schema of the value (or z.custom<T>(() => true) if checked elsewhere)
+ * and `at` is the path the code reads in Config (the hand-written Config interface is gone).
  */
+import { z } from 'zod';
+import type { CallingHoursConfig } from '../core/policy/calling-hours';
+import { parseDuration } from '../core/policy/duration';
+import type { PolicyConfig } from '../core/policy/types';
+import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
+import { validateZoneOverrides } from '../core/zones';
 
 export type FieldType = 'string' | 'secret' | 'url' | 'integer' | 'duration' | 'durationList' | 'boolean' | 'stringList' | 'json';
 
 export interface Field {
   type: FieldType;
-  /** Undefined means required. */
+  /** As written in a file. Undefined means required. */
   default?: unknown;
+  /** The README's default column, where the JSON of the default is too long to read. */
+  defaultDoc?: string;
   doc: string;
   env?: string;
-  enum?: readonly string[];
-  min?: number;
-  max?: number;
-  /** Strings: an empty value is allowed (means "none"). */
-  allowEmpty?: boolean;
+  /** Where the parsed value lands in {@link Config} (dotted); the key itself when absent. */
+  at?: string;
+  /** Validation and conversion of the value as written. */
+  parse: z.ZodType;
 }
 
+const expected = (what: string) => ({ error: `expected ${what}` });
+
+/** The longest delay a Node timer can hold (2^31-1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const DURATION = 'a duration such as "30s", "5m" or "1h30m"';
+const DURATION_LIST = 'a non-empty list of durations such as ["10m", "30m", "1h"]';
+
+function durationMs(text: string, ctx: z.RefinementCtx, what: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `expected ${what}` });
+    return z.NEVER;
+  }
+  if (ms > MAX_TIMER_MS) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration of at most 24d (a timer cannot hold 2^31-1 ms or more)' });
+    return z.NEVER;
+  }
+  return ms;
+}
+
+const t = {
+  string: (opts: { allowEmpty?: boolean } = {}) => {
+    const s = z.string(expected('a non-empty string'));
+    return opts.allowEmpty ? s : s.min(1, expected('a non-empty string'));
+  },
+  oneOf: <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, expected(`one of ${values.join(', ')}`)),
+  url: (opts: { allowEmpty?: boolean } = {}) =>
+    z.string(expected('a URL such as http://127.0.0.1:8088')).transform((value, ctx) => {
+      if (value === '' && opts.allowEmpty) return value;
+      let u: URL;
+      try {
+        u = new URL(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected a URL such as http://127.0.0.1:8088' });
+        return z.NEVER;
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+        ctx.addIssue({ code: 'custom', message: 'expected an http:// or https:// URL' });
+        return z.NEVER;
+      }
+      return value.replace(/\/+$/, '');
+    }),
+  integer: (min: number, max: number) =>
+    z
+      .number(expected('a whole number'))
+      .int(expected('a whole number'))
+      .min(min, expected(`a whole number from ${min} to ${max}`))
+      .max(max, expected(`a whole number from ${min} to ${max}`)),
+  boolean: () => z.boolean(expected('true or false')),
+  duration: () => z.string(expected(DURATION)).transform((s, ctx) => durationMs(s, ctx, DURATION)),
+  durationList: () =>
+    z
+      .array(z.unknown(), expected(DURATION_LIST))
+      .min(1, expected(DURATION_LIST))
+      .transform((list, ctx) => {
+        if (!list.every((d) => typeof d === 'string')) {
+          ctx.addIssue({ code: 'custom', message: `expected ${DURATION_LIST}` });
+          return z.NEVER;
+        }
+        const out: number[] = [];
+        for (const d of list) {
+          const ms = durationMs(d, ctx, DURATION_LIST);
+          if (ms === z.NEVER) return z.NEVER;
+          out.push(ms);
+        }
+        return out;
+      }),
+  /** A name Asterisk uses as a word (a Stasis application, an ARI user): no separators, no control characters. */
+  name: () =>
+    t
+      .string()
+      .max(79, expected('a name of at most 79 characters'))
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, expected('a name of letters, digits, "_", "-" and "." (no ":", spaces or control characters)')),
+  /** A dialplan context name: it becomes part of `Local/<number>@<context>`. */
+  context: () =>
+    t
+      .string()
+      .max(79, expected('a dialplan context name of at most 79 characters'))
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, expected('a dialplan context name (letters, digits, "_", "-", "."; no "&", ",", "@", "/", spaces or control characters)')),
+  /** A SIP header value (Alert-Info): one line, printable. */
+  headerValue: () =>
+    t
+      .string({ allowEmpty: true })
+      .max(256, expected('a header value of at most 256 characters'))
+      .regex(/^[^\p{Cc}\u2028\u2029]*$/u, expected('a header value on one line, without control characters (CR, LF, …)')),
+  /**
+   * An ARI media URI (`sound:`, `recording:`, `tone:`, `number:`, `digits:`, `characters:`). One word: a space or a
+   * newline would become a second FastAGI command, a comma a second media item.
+   */
+  media: () =>
+    t
+      .string()
+      .max(256, expected('a media URI of at most 256 characters'))
+      .regex(
+        /^(?:sound|recording|tone|number|digits|characters):[^\s\p{Cc}\u2028\u2029,"'\\]+$/u,
+        expected('an ARI media URI such as "sound:cc-offer" (sound:, recording:, tone:, number:, digits: or characters:; no spaces, commas, quotes or control characters)'),
+      ),
+  stringList: () =>
+    z
+      .array(z.string(expected('a non-empty list of strings')).min(1, expected('a non-empty list of strings')), expected('a non-empty list of strings'))
+      .min(1, expected('a non-empty list of strings')),
+};
+
+export interface InternalProspectRule {
+  pattern: RegExp;
+  device: string;
+}
+
+const INTERNAL_RULE = 'expected {"pattern": "<regular expression>", "device": "PJSIP/${number}"}';
+
+/** `prospects.internal`: [{pattern, device}] → compiled rules; a device made from a number must be a plain device. */
+const internalRules = z.unknown().transform((value, ctx): InternalProspectRule[] => {
+  if (!Array.isArray(value)) {
+    ctx.addIssue({ code: 'custom', message: 'expected a list of {"pattern": "^2\\d{3}$", "device": "PJSIP/${number}"}', path: [] });
+    return z.NEVER;
+  }
+  const rules: InternalProspectRule[] = [];
+  value.forEach((item, i) => {
+    const rule = item as { pattern?: unknown; device?: unknown };
+    if (!rule || typeof rule !== 'object' || typeof rule.pattern !== 'string' || typeof rule.device !== 'string') {
+      ctx.addIssue({ code: 'custom', message: INTERNAL_RULE, path: [i] });
+      return;
+    }
+    const extra = Object.keys(rule).filter((k) => k !== 'pattern' && k !== 'device');
+    if (extra.length > 0) ctx.addIssue({ code: 'custom', message: `unknown key ${extra.join(', ')}`, path: [i] });
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(rule.pattern);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${(err as Error).message}`, path: [i, 'pattern'] });
+      return;
+    }
+    if (!rule.device.includes('${number}')) {
+      ctx.addIssue({ code: 'custom', message: 'must contain ${number}, e.g. "PJSIP/${number}"', path: [i, 'device'] });
+      return;
+    }
+    // A device made from a harmless number must be a plain device: no '&', ',' or options sneak in via the template.
+    const sample = validateWatchDevice(rule.device.split('${number}').join('2001'));
+    if (!sample.ok) {
+      ctx.addIssue({ code: 'custom', message: sample.reason, path: [i, 'device'] });
+      return;
+    }
+    rules.push({ pattern, device: rule.device });
+  });
+  return rules;
+});
+
+/** Checked as a whole by the policy (src/core/policy/calling-hours.ts), which names the part that is wrong. */
+const windows = z.custom<CallingHoursConfig['windows']>(() => true);
+const holidays = z.custom<CallingHoursConfig['holidays']>(() => true);
+
+/** `callingHours.zoneOverrides`: prefix → IANA zone, checked by src/core/zones.ts (which names the entry). */
+const zoneOverrides = z.unknown().transform((value, ctx): Record<string, string> => {
+  const problems = validateZoneOverrides(value, '');
+  for (const p of problems) ctx.addIssue({ code: 'custom', message: p.replace(/^\.?/, '').replace(/^: /, '') });
+  return problems.length > 0 ? z.NEVER : (value as Record<string, string>);
+});
+
 export const schema = {
-  'ari.url': { type: 'url', default: 'http://127.0.0.1:8088', env: 'CC_ARI_URL', doc: 'Base URL of Asterisk\'s HTTP server (ARI lives under /ari).' },
-  'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', doc: 'ARI user from ari.conf.' },
-  'ari.password': { type: 'secret', env: 'CC_ARI_PASSWORD', doc: 'ARI password from ari.conf. Required; never logged.' },
-  'ari.app': { type: 'string', default: 'considerate-callback', env: 'CC_ARI_APP', doc: 'Stasis application name; must match the dialplan\'s Stasis() call.' },
-  'ari.reconnectMax': { type: 'duration', default: '10s', doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
-  'store.path': { type: 'string', default: './data/callbacks.db', env: 'CC_STORE_PATH', doc: 'SQLite file holding requests and their history.' },
-  'log.level': { type: 'string', default: 'info', env: 'CC_LOG_LEVEL', enum: ['error', 'warn', 'info', 'debug'], doc: 'Least severe level written.' },
-  'log.format': { type: 'string', default: 'auto', env: 'CC_LOG_FORMAT', enum: ['auto', 'json', 'pretty'], doc: 'auto: readable lines on a terminal, JSON lines otherwise.' },
-  'offer.keyTimeout': { type: 'duration', default: '6s', doc: 'How long to wait for # after the offer prompt has finished.' },
-  'offer.closingTimeout': { type: 'duration', default: '15s', doc: 'Longest a confirmation or goodbye prompt may play before the call is ended.' },
-  'offer.maxPendingPerAgent': { type: 'integer', default: 10, min: 1, max: 1000, doc: 'Pending callbacks one agent may have; the offer says so politely when full.' },
-  'offer.languages': { type: 'stringList', default: ['en', 'de'], doc: 'Languages prompts exist for; a channel in another language hears offer.defaultLanguage.' },
-  'offer.defaultLanguage': { type: 'string', default: 'en', doc: 'Prompt language when the channel\'s language has no prompts.' },
-  'prompts.offer': { type: 'string', default: 'sound:cc-offer', doc: 'ARI media URI of "The line is busy. Press hash for a callback."' },
-  'prompts.confirm': { type: 'string', default: 'sound:cc-confirm', doc: 'Played after the request is stored.' },
-  'prompts.goodbye': { type: 'string', default: 'sound:cc-goodbye', doc: 'Played when no callback is scheduled (other key or no key).' },
-  'prompts.full': { type: 'string', default: 'sound:cc-full', doc: 'Played when the agent already has offer.maxPendingPerAgent callbacks.' },
-  'prompts.error': { type: 'string', default: 'sound:cc-goodbye', doc: 'Played when the request could not be stored.' },
-  'policy.grace': { type: 'duration', default: '5m', doc: 'Break given to an internal prospect after their line became free, before the agent is rung.' },
-  'policy.longBusyThreshold': { type: 'duration', default: '30m', doc: 'A busy spell longer than this earns extra grace.' },
-  'policy.longBusyExtraGrace': { type: 'duration', default: '5m', doc: 'Extra grace after a long busy spell.' },
-  'policy.firstProbeDelay': { type: 'duration', default: '10m', doc: 'External prospects (no line state): first attempt this long after the opt-in.' },
-  'policy.backoff': { type: 'durationList', default: ['10m', '30m', '60m'], doc: 'Wait after the 1st, 2nd, … busy attempt; the last value repeats.' },
-  'policy.maxAttempts': { type: 'integer', default: 3, min: 1, max: 20, doc: 'Times the prospect is dialled before the request fails politely.' },
-  'policy.noAnswerRetries': { type: 'integer', default: 1, min: 0, max: 10, doc: 'Retries after the prospect did not answer.' },
-  'policy.snooze': { type: 'duration', default: '15m', doc: 'How long "2 = try again later" waits.' },
-  'policy.maxSnoozes': { type: 'integer', default: 3, min: 0, max: 20, doc: 'Snoozes (pressed 2, or agent did not answer); the next one fails the request.' },
-  'policy.agentWrapUp': { type: 'duration', default: '30s', doc: 'Gap after the agent\'s last call before the agent is rung.' },
-  'policy.agentBusyRecheck': { type: 'duration', default: '1m', doc: 'While the agent is busy, re-check this often (a free agent is also noticed at once).' },
-  'policy.agentRingTimeout': { type: 'duration', default: '25s', doc: 'How long the agent\'s phone rings for a recall.' },
-  'policy.menuTimeout': { type: 'duration', default: '10s', doc: 'How long the recall menu waits for 1, 2 or 3.' },
-  'policy.menuRepeats': { type: 'integer', default: 2, min: 1, max: 5, doc: 'Menu prompts without a key before the recall is snoozed.' },
-  'policy.prospectRingTimeout': { type: 'duration', default: '45s', doc: 'How long the prospect\'s phone rings.' },
-  'policy.recallSafetyMargin': { type: 'duration', default: '2m', doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
-  'policy.maxAge': { type: 'duration', default: '8h', doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
-  'callingHours.timeZone': { type: 'string', default: 'Europe/Berlin', doc: 'IANA time zone of the prospects\' calling hours.' },
+  'ari.url': { type: 'url', default: 'http://127.0.0.1:8088', env: 'CC_ARI_URL', parse: t.url(), doc: 'Base URL of Asterisk\'s HTTP server (ARI lives under /ari).' },
+  'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.name(), doc: 'ARI user from ari.conf.' },
+  'ari.password': { type: 'secret', env: 'CC_ARI_PASSWORD', parse: t.string(), doc: 'ARI password from ari.conf. Required; never logged.' },
+  'ari.app': { type: 'string', default: 'considerate-callback', env: 'CC_ARI_APP', parse: t.name(), doc: 'Stasis application name; must match the dialplan\'s Stasis() call.' },
+  'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration(), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
+  'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration(), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
+  'store.path': { type: 'string', default: './data/callbacks.db', env: 'CC_STORE_PATH', parse: t.string(), doc: 'SQLite file holding requests and their history.' },
+  'log.level': { type: 'string', default: 'info', env: 'CC_LOG_LEVEL', parse: t.oneOf(['error', 'warn', 'info', 'debug']), doc: 'Least severe level written.' },
+  'log.format': { type: 'string', default: 'auto', env: 'CC_LOG_FORMAT', parse: t.oneOf(['auto', 'json', 'pretty']), doc: 'auto: readable lines on a terminal, JSON lines otherwise.' },
+  'offer.keyTimeout': { type: 'duration', default: '6s', at: 'offer.keyTimeoutMs', parse: t.duration(), doc: 'How long to wait for # after the offer prompt has finished.' },
+  'offer.closingTimeout': { type: 'duration', default: '15s', at: 'offer.closingTimeoutMs', parse: t.duration(), doc: 'Longest a confirmation or goodbye prompt may play before the call is ended.' },
+  'offer.maxPendingPerAgent': { type: 'integer', default: 10, parse: t.integer(1, 1000), doc: 'Pending callbacks one agent may have; the offer says so politely when full.' },
+  'offer.languages': { type: 'stringList', default: ['en', 'de'], parse: t.stringList(), doc: 'Languages prompts exist for; a channel in another language hears offer.defaultLanguage.' },
+  'offer.defaultLanguage': { type: 'string', default: 'en', parse: t.string(), doc: 'Prompt language when the channel\'s language has no prompts.' },
+  'prompts.offer': { type: 'string', default: 'sound:cc-offer', parse: t.media(), doc: 'ARI media URI of "The line is busy. Press hash for a callback."' },
+  'prompts.confirm': { type: 'string', default: 'sound:cc-confirm', parse: t.media(), doc: 'Played after the request is stored.' },
+  'prompts.goodbye': { type: 'string', default: 'sound:cc-goodbye', parse: t.media(), doc: 'Played when no callback is scheduled (other key or no key).' },
+  'prompts.full': { type: 'string', default: 'sound:cc-full', parse: t.media(), doc: 'Played when the agent already has offer.maxPendingPerAgent callbacks.' },
+  'prompts.error': { type: 'string', default: 'sound:cc-goodbye', parse: t.media(), doc: 'Played when the request could not be stored.' },
+  'policy.grace': { type: 'duration', default: '5m', at: 'policy.graceMs', parse: t.duration(), doc: 'Break given to an internal prospect after their line became free, before the agent is rung.' },
+  'policy.longBusyThreshold': { type: 'duration', default: '30m', at: 'policy.longBusyThresholdMs', parse: t.duration(), doc: 'A busy spell longer than this earns extra grace.' },
+  'policy.longBusyExtraGrace': { type: 'duration', default: '5m', at: 'policy.longBusyExtraGraceMs', parse: t.duration(), doc: 'Extra grace after a long busy spell.' },
+  'policy.firstProbeDelay': { type: 'duration', default: '10m', at: 'policy.firstProbeDelayMs', parse: t.duration(), doc: 'External prospects (no line state): first attempt this long after the opt-in.' },
+  'policy.backoff': { type: 'durationList', default: ['10m', '30m', '60m'], at: 'policy.backoffMs', parse: t.durationList(), doc: 'Wait after the 1st, 2nd, … busy attempt; the last value repeats.' },
+  'policy.maxAttempts': { type: 'integer', default: 3, parse: t.integer(1, 20), doc: 'Times the prospect is dialled before the request fails politely.' },
+  'policy.noAnswerRetries': { type: 'integer', default: 1, parse: t.integer(0, 10), doc: 'Retries after the prospect did not answer.' },
+  'policy.snooze': { type: 'duration', default: '15m', at: 'policy.snoozeMs', parse: t.duration(), doc: 'How long "2 = try again later" waits.' },
+  'policy.maxSnoozes': { type: 'integer', default: 3, parse: t.integer(0, 20), doc: 'Snoozes (pressed 2, or agent did not answer); the next one fails the request.' },
+  'policy.agentWrapUp': { type: 'duration', default: '30s', at: 'policy.agentWrapUpMs', parse: t.duration(), doc: 'Gap after the agent\'s last call before the agent is rung.' },
+  'policy.agentBusyRecheck': { type: 'duration', default: '1m', at: 'policy.agentBusyRecheckMs', parse: t.duration(), doc: 'While the agent is busy, re-check this often (a free agent is also noticed at once).' },
+  'policy.agentRingTimeout': { type: 'duration', default: '25s', at: 'policy.agentRingTimeoutMs', parse: t.duration(), doc: 'How long the agent\'s phone rings for a recall.' },
+  'policy.menuTimeout': { type: 'duration', default: '10s', at: 'policy.menuTimeoutMs', parse: t.duration(), doc: 'How long the recall menu waits for 1, 2 or 3.' },
+  'policy.menuRepeats': { type: 'integer', default: 2, parse: t.integer(1, 5), doc: 'Menu prompts without a key before the recall is snoozed.' },
+  'policy.prospectRingTimeout': { type: 'duration', default: '45s', at: 'policy.prospectRingTimeoutMs', parse: t.duration(), doc: 'How long the prospect\'s phone rings.' },
+  'policy.recallSafetyMargin': { type: 'duration', default: '2m', at: 'policy.recallSafetyMarginMs', parse: t.duration(), doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
+  'policy.maxAge': { type: 'duration', default: '8h', at: 'policy.maxAgeMs', parse: t.duration(), doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
+  'callingHours.timeZone': { type: 'string', default: 'Europe/Berlin', at: 'policy.callingHours.timeZone', parse: t.string(), doc: 'IANA time zone of the prospects\' calling hours.' },
   'callingHours.windows': {
     type: 'json',
     default: { mon: [['09:00', '18:00']], tue: [['09:00', '18:00']], wed: [['09:00', '18:00']], thu: [['09:00', '18:00']], fri: [['09:00', '18:00']] },
+    defaultDoc: 'Mon–Fri `[["09:00","18:00"]]`',
+    at: 'policy.callingHours.windows',
+    parse: windows,
     doc: 'Weekly windows per weekday (mon … sun), several ranges a day allowed: {"mon": [["09:00","12:00"],["13:00","18:00"]]}.',
   },
-  'callingHours.holidays': { type: 'json', default: [], doc: 'Closed local dates, e.g. ["2026-12-24", "2026-12-25"].' },
+  'callingHours.holidays': { type: 'json', default: [], at: 'policy.callingHours.holidays', parse: holidays, doc: 'Closed local dates, e.g. ["2026-12-24", "2026-12-25"].' },
   'prospects.internal': {
     type: 'json',
     default: [],
-    doc: 'Numbers on this PBX whose line state can be watched: [{"pattern": "^2\\d{3}$", "device": "PJSIP/${number}"}]. Others are external (timed retries).',
+    parse: internalRules,
+    doc: 'Numbers on this PBX whose line state can be watched: [{"pattern": "^2\\\\d{3}$", "device": "PJSIP/${number}"}]. Others are external (timed retries).',
   },
-  'recall.callerIdName': { type: 'string', default: 'Callback: ${prospect}', doc: 'Caller-ID name on the agent\'s phone for a recall.' },
-  'recall.callerIdNumber': { type: 'string', default: '', allowEmpty: true, doc: 'Caller-ID number on the agent\'s phone for a recall: a service number, never the prospect\'s.' },
-  'recall.alertInfo': { type: 'string', default: '', allowEmpty: true, doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
-  'recall.outboundContext': { type: 'string', default: 'cc-outbound', doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
-  'agi.enabled': { type: 'boolean', default: false, env: 'CC_AGI_ENABLED', doc: 'Run the FastAGI server, for AGI(agi://host:port/offer,<prospect>) as the busy-signal entry instead of Stasis().' },
-  'agi.bind': { type: 'string', default: '127.0.0.1', doc: 'Address the FastAGI server listens on. Keep it private: AGI has no authentication.' },
-  'agi.port': { type: 'integer', default: 4573, min: 0, max: 65535, doc: 'TCP port of the FastAGI server (4573 is the FastAGI default; 0 picks a free port).' },
-  'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
-  'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
-  'webhook.url': { type: 'url', default: '', allowEmpty: true, env: 'CC_WEBHOOK_URL', doc: 'CRM webhook: POST a JSON event on requested, completed, failed, expired and cancelled. Empty: no webhook.' },
-  'webhook.secret': { type: 'secret', default: '', allowEmpty: true, env: 'CC_WEBHOOK_SECRET', doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of the raw body>. Never logged.' },
-  'webhook.timeout': { type: 'duration', default: '5s', doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
-  'webhook.retries': { type: 'integer', default: 20, min: 0, max: 1000, doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
-  'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
-  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', doc: '"Callback to" (followed by the prospect\'s digits).' },
-  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', doc: '"Press 1 to connect, 2 for later, 3 to cancel." (2 waits policy.snooze.)' },
-  'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', doc: 'Played when the agent pressed 1.' },
-  'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', doc: '"Still busy. We\'ll try again later."' },
-  'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', doc: '"No answer. We\'ll try again later."' },
-  'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', doc: '"OK, we\'ll try again later."' },
-  'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', doc: '"Callback cancelled."' },
-  'numbers.minDigits': { type: 'integer', default: 2, min: 1, max: 30, doc: 'Fewest digits of a prospect number.' },
-  'numbers.maxDigits': { type: 'integer', default: 20, min: 1, max: 30, doc: 'Most digits of a prospect number.' },
+  'recall.callerIdName': { type: 'string', default: 'Callback: ${prospect}', at: 'policy.recallCallerIdName', parse: t.string(), doc: 'Caller-ID name on the agent\'s phone for a recall.' },
+  'recall.callerIdNumber': { type: 'string', default: '', at: 'policy.recallCallerIdNumber', parse: t.string({ allowEmpty: true }), doc: 'Caller-ID number on the agent\'s phone for a recall: a service number, never the prospect\'s.' },
+  'recall.alertInfo': { type: 'string', default: '', parse: t.headerValue(), doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
+  'recall.outboundContext': { type: 'string', default: 'cc-outbound', parse: t.context(), doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
+  'agi.enabled': { type: 'boolean', default: false, env: 'CC_AGI_ENABLED', parse: t.boolean(), doc: 'Run the FastAGI server, for AGI(agi://host:port/offer,<prospect>) as the busy-signal entry instead of Stasis().' },
+  'agi.bind': { type: 'string', default: '127.0.0.1', parse: t.string(), doc: 'Address the FastAGI server listens on. Keep it private: AGI has no authentication.' },
+  'agi.port': { type: 'integer', default: 4573, parse: t.integer(0, 65535), doc: 'TCP port of the FastAGI server (4573 is the FastAGI default; 0 picks a free port).' },
+  'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', at: 'pending.prompts.count', parse: t.media(), doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
+  'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', at: 'pending.prompts.menu', parse: t.media(), doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
+  'webhook.url': { type: 'url', default: '', env: 'CC_WEBHOOK_URL', parse: t.url({ allowEmpty: true }), doc: 'CRM webhook: POST a JSON event on requested, completed, failed, expired and cancelled. Empty: no webhook.' },
+  'webhook.secret': { type: 'secret', default: '', env: 'CC_WEBHOOK_SECRET', parse: t.string({ allowEmpty: true }), doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of the raw body>. Never logged.' },
+  'webhook.timeout': { type: 'duration', default: '5s', at: 'webhook.timeoutMs', parse: t.duration(), doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
+  'webhook.retries': { type: 'integer', default: 20, parse: t.integer(0, 1000), doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
+  'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], at: 'webhook.backoffMs', parse: t.durationList(), doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
+  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Callback to" (followed by the prospect\'s digits).' },
+  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.media(), doc: '"Press 1 to connect, 2 for later, 3 to cancel." (2 waits policy.snooze.)' },
+  'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', parse: t.media(), doc: 'Played when the agent pressed 1.' },
+  'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', parse: t.media(), doc: '"Still busy. We\'ll try again later."' },
+  'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', parse: t.media(), doc: '"No answer. We\'ll try again later."' },
+  'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', parse: t.media(), doc: '"OK, we\'ll try again later."' },
+  'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', parse: t.media(), doc: '"Callback cancelled."' },
+  'numbers.minDigits': { type: 'integer', default: defaultNumberRules.minDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Fewest digits of a prospect number.' },
+  'numbers.maxDigits': { type: 'integer', default: defaultNumberRules.maxDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Most digits of a prospect number.' },
   // --- issue 12: promises after hours, one prospect and many agents, the prospect's own clock (one block) ---
   'policy.afterHours': {
     type: 'string',
     default: 'carry-over',
-    enum: ['carry-over', 'decline'],
+    parse: t.oneOf(['carry-over', 'decline']),
     doc: 'At the busy signal, when no callback could fire before the request would expire (after the last moment of today\'s calling hours): carry-over = offer a callback on the next calling day (the agent hears so), decline = no offer, a short reason instead.',
   },
-  'policy.carryOverDays': { type: 'integer', default: 1, min: 1, max: 14, doc: 'A carried-over request stays pending through at most this many calling days, the next one being the 1st; then it expires.' },
-  'callingHours.zoneFromNumber': { type: 'boolean', default: true, doc: 'Read calling hours in the prospect\'s own time zone, from the international number\'s country and area code (libphonenumber data); national and internal numbers use callingHours.timeZone.' },
-  'callingHours.zoneOverrides': { type: 'json', default: {}, doc: 'Time zone by number prefix, before the number\'s own: {"+1808": "Pacific/Honolulu", "+1800": "America/New_York"}. Longest prefix wins.' },
-  'callingHours.internationalPrefix': { type: 'string', default: '00', allowEmpty: true, doc: 'Dialled before a country code instead of + (00 in Europe, 011 in North America; empty: only +).' },
-  'prompts.offerNextDay': { type: 'string', default: 'sound:cc-offer-next-day', doc: '"Busy. Press hash for a callback on the next calling day." (after hours, policy.afterHours = carry-over)' },
-  'prompts.confirmNextDay': { type: 'string', default: 'sound:cc-confirm-next-day', doc: '"OK. We will call you back on the next calling day."' },
-  'prompts.closed': { type: 'string', default: 'sound:cc-closed', doc: '"Busy, and outside calling hours: no callback." (policy.afterHours = decline)' },
-  'prompts.queue': { type: 'string', default: 'sound:cc-queue-${position}', doc: '"A colleague is already waiting for this number; you are second." ${position} is 2 … 5, or many.' },
+  'policy.carryOverDays': { type: 'integer', default: 1, parse: t.integer(1, 14), doc: 'A carried-over request stays pending through at most this many calling days, the next one being the 1st; then it expires.' },
+  'callingHours.zoneFromNumber': { type: 'boolean', default: true, at: 'zones.fromNumber', parse: t.boolean(), doc: 'Read calling hours in the prospect\'s own time zone, from the international number\'s country and area code (libphonenumber data); national and internal numbers use callingHours.timeZone.' },
+  'callingHours.zoneOverrides': { type: 'json', default: {}, at: 'zones.overrides', parse: zoneOverrides, doc: 'Time zone by number prefix, before the number\'s own: {"+1808": "Pacific/Honolulu", "+1800": "America/New_York"}. Longest prefix wins.' },
+  'callingHours.internationalPrefix': {
+    type: 'string',
+    default: '00',
+    at: 'zones.internationalPrefix',
+    parse: t.string({ allowEmpty: true }).regex(/^[0-9]*$/, expected('digits, e.g. "00" or "011" (or empty)')),
+    doc: 'Dialled before a country code instead of + (00 in Europe, 011 in North America; empty: only +).',
+  },
+  'prompts.offerNextDay': { type: 'string', default: 'sound:cc-offer-next-day', parse: t.media(), doc: '"Busy. Press hash for a callback on the next calling day." (after hours, policy.afterHours = carry-over)' },
+  'prompts.confirmNextDay': { type: 'string', default: 'sound:cc-confirm-next-day', parse: t.media(), doc: '"OK. We will call you back on the next calling day."' },
+  'prompts.closed': { type: 'string', default: 'sound:cc-closed', parse: t.media(), doc: '"Busy, and outside calling hours: no callback." (policy.afterHours = decline)' },
+  'prompts.queue': { type: 'string', default: 'sound:cc-queue-${position}', parse: t.media(), doc: '"A colleague is already waiting for this number; you are second." ${position} is 2 … 5, or many.' },
   // --- end of issue 12 block ---
-  'ari.leaseTtl': { type: 'duration', default: '15s', doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
+  // Operations: the HTTP listener (health, readiness, metrics) and the agent's lamp (README, "Operations").
+  'http.enabled': { type: 'boolean', default: true, env: 'CC_HTTP_ENABLED', parse: t.boolean(), doc: 'Run the HTTP listener for /healthz, /readyz and /metrics (Prometheus). false: no listener.' },
+  'http.bind': { type: 'string', default: '127.0.0.1', env: 'CC_HTTP_BIND', parse: t.string(), doc: 'Address the HTTP listener binds to. Loopback by default; open it only to your monitoring network.' },
+  'http.port': { type: 'integer', default: 9464, env: 'CC_HTTP_PORT', parse: t.integer(0, 65535), doc: 'TCP port of the HTTP listener (0 picks a free port). A port in use is logged and the service runs on without it.' },
+  'http.token': { type: 'secret', default: '', env: 'CC_HTTP_TOKEN', parse: t.string({ allowEmpty: true }), doc: 'When set, /readyz and /metrics need "Authorization: Bearer <token>" (/healthz stays open). Never logged.' },
+  'lamp.enabled': { type: 'boolean', default: true, env: 'CC_LAMP_ENABLED', parse: t.boolean(), doc: 'Drive each agent\'s BLF lamp, the device state Stasis:cc-<agent> (idle / in use while callbacks are pending / ringing while one is due).' },
+  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener; it needs the same token (Bearer, or basic auth with the token as password) as /metrics when http.token is set.' },
+  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws) to Asterisk\'s /ws on the host and port of ari.url.' },
 } as const satisfies Record<string, Field>;
 
 export type ConfigKey = keyof typeof schema;
+
+/** Rules across keys, checked once every key is valid on its own. Each returns a problem or undefined. */
+export const crossChecks: ReadonlyArray<(v: Readonly<Record<ConfigKey, unknown>>) => string | undefined> = [
+  (v) => ((v['numbers.minDigits'] as number) > (v['numbers.maxDigits'] as number) ? 'numbers.minDigits: must not be larger than numbers.maxDigits' : undefined),
+  (v) => (!(v['offer.languages'] as string[]).includes(v['offer.defaultLanguage'] as string) ? 'offer.defaultLanguage: must be one of offer.languages' : undefined),
+];
+
+// ---- The Config type, derived from the table -------------------------------------------------------
+
+type Parsed<K extends ConfigKey> = z.output<(typeof schema)[K]['parse']>;
+type PathOf<K extends ConfigKey> = (typeof schema)[K] extends { at: infer P extends string } ? P : K;
+type Entry = { [K in ConfigKey]: { path: PathOf<K>; value: Parsed<K> } }[ConfigKey];
+type Head<P extends string> = P extends `${infer H}.${string}` ? H : P;
+type Subtree<E extends Entry | { path: string; value: unknown }, H extends string> = E extends { path: `${H}.${infer R}`; value: infer V } ? { path: R; value: V } : never;
+type Tree<E extends { path: string; value: unknown }> = {
+  -readonly [H in Head<E['path']>]: [Extract<E, { path: H }>] extends [never] ? Tree<Subtree<E, H>> : Extract<E, { path: H }>['value'];
+};
+
+/**
+ * The effective configuration: every key of {@link schema} at its `at` path, with its parsed type. The
+ * `policy` section is completed and checked as a whole by the pure policy (`makePolicyConfig`).
+ */
+export type Config = Omit<Tree<Entry>, 'policy'> & { policy: PolicyConfig };
+
+/** Every environment variable the configuration reads, in table order. */
+export const ENV_VARS: readonly string[] = Object.values(schema as Record<string, Field>)
+  .map((f) => f.env)
+  .filter((e): e is string => Boolean(e));
+
+/** The values of the secret keys' environment variables (CC_ARI_PASSWORD, CC_WEBHOOK_SECRET), for the mask. */
+export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.values(schema as Record<string, Field>)
+    .filter((f) => f.type === 'secret' && f.env)
+    .map((f) => env[f.env as string] ?? '')
+    .filter((v) => v !== '');
+}
+
+/** The README's configuration table, generated from the schema (`config keys --markdown`). */
+export function markdownTable(): string {
+  const rows = Object.entries(schema as Record<string, Field>).map(
+    ([key, f]) => `| \`${key}\` | ${f.env ? `\`${f.env}\`` : ''} | ${f.default === undefined ? '*(required)*' : (f.defaultDoc ?? `\`${JSON.stringify(f.default)}\``)} | ${f.doc} |`,
+  );
+  return ['| key | environment | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}

@@ -17,7 +17,11 @@ export interface NumberRules {
   maxDigits: number;
 }
 
+/** The defaults of `numbers.minDigits` / `numbers.maxDigits`. */
 export const defaultNumberRules: NumberRules = { minDigits: 2, maxDigits: 20 };
+
+/** The most digits any configuration may allow (`numbers.maxDigits` ≤ this); the policy's own sanity bound. */
+export const MAX_NUMBER_DIGITS = 30;
 
 /** Shows an untrusted string in a log line: quoted, control characters escaped, length capped. */
 export function describeInput(input: unknown, max = 40): string {
@@ -28,6 +32,11 @@ export function describeInput(input: unknown, max = 40): string {
   return JSON.stringify(cut);
 }
 
+/**
+ * The prospect-number rule, written once: digits with an optional leading `+`, `minDigits` to `maxDigits`
+ * digits, surrounding blanks dropped. The offer (both entries), the policy's `newRequest`, the configuration's
+ * bounds and `explain` all use this function.
+ */
 export function validateProspectNumber(input: unknown, rules: NumberRules = defaultNumberRules): Validation<string> {
   if (typeof input !== 'string' || input.trim() === '') {
     return { ok: false, reason: 'prospect number is empty' };

@@ -195,6 +195,35 @@ export class SqliteStore<R extends RequestRecord> {
     if (this.db.open) this.db.close();
   }
 
+  /** Non-terminal requests per state (metrics): one grouped query, cheap at 100k pending. */
+  countByState(): Record<string, number> {
+    const rows = this.db
+      .prepare(`SELECT state, COUNT(*) AS n FROM requests WHERE state NOT IN (${TERMINAL_SQL}) GROUP BY state`)
+      .all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  /**
+   * Readiness: the store is open and a write could start now (the file and its directory are writable
+   * and the write lock can be taken). Nothing is written: the transaction is rolled back at once.
+   */
+  writable(): { ok: true } | { ok: false; reason: string } {
+    if (!this.db.open) return { ok: false, reason: 'store closed' };
+    if (this.db.readonly) return { ok: false, reason: 'store opened read-only' };
+    try {
+      if (!this.db.memory) {
+        fs.accessSync(this.file, fs.constants.W_OK);
+        fs.accessSync(path.dirname(this.file), fs.constants.W_OK);
+      }
+      this.db.exec('BEGIN IMMEDIATE');
+      this.db.exec('ROLLBACK');
+      return { ok: true };
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      return { ok: false, reason: (err as Error).message };
+    }
+  }
+
   private decode(row: Row): Versioned<R> {
     return { request: JSON.parse(row.data) as R, version: row.version };
   }

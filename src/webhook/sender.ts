@@ -9,6 +9,7 @@
  * - Delivered once: a row is marked sent as soon as the CRM accepted it. A crash between the CRM's answer and
  *   that mark would resend it; the idempotency key (body.id, X-Considerate-Delivery) lets the CRM drop it.
  */
+import { emit } from '../events';
 import type { Logger } from '../log';
 import type { OutboxRow, SqliteStore, RequestRecord } from '../store/sqlite';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign } from './payload';
@@ -23,6 +24,8 @@ export interface WebhookOptions {
   clock?: () => number;
   /** Longest single timer delay (re-armed). */
   maxTimerMs?: number;
+  /** Told of every attempt's result and how long the CRM took (metrics). */
+  onAttempt?: (result: 'delivered' | 'retry' | 'given_up', seconds: number) => void;
 }
 
 export type OutboxStore = Pick<
@@ -114,11 +117,12 @@ export class WebhookSender {
     const now = this.clock();
     // Claimed until the attempt can no longer be running (timeout plus a margin).
     if (!this.store.outboxClaim(row.id, row.nextAt, now + this.opts.timeoutMs + 30_000)) return;
-    const rlog = log.child({ requestId: row.requestId, event: row.event, delivery: row.key, attempt: row.attempts + 1 });
+    const rlog = log.child({ requestId: row.requestId, webhookEvent: row.event, delivery: row.key, attempt: row.attempts + 1 });
     let error: string | undefined;
     const controller = new AbortController();
     this.inFlight = controller;
     const timer = setTimeout(() => controller.abort(), this.opts.timeoutMs);
+    const started = performance.now();
     try {
       const headers: Record<string, string> = {
         'content-type': 'application/json',
@@ -144,9 +148,18 @@ export class WebhookSender {
       this.inFlight = undefined;
     }
     const at = this.clock();
+    const seconds = (performance.now() - started) / 1000;
+    const attempted = (result: 'delivered' | 'retry' | 'given_up') => {
+      try {
+        this.opts.onAttempt?.(result, seconds);
+      } catch {
+        // metrics never stop a delivery
+      }
+    };
     if (error === undefined) {
+      attempted('delivered');
       this.store.outboxSent(row.id, at);
-      rlog.info('webhook delivered');
+      emit(rlog, 'info', 'webhook.delivered', 'webhook delivered', {});
       return;
     }
     const attempt = row.attempts + 1;
@@ -156,12 +169,14 @@ export class WebhookSender {
       return;
     }
     if (attempt > this.opts.retries) {
+      attempted('given_up');
       this.store.outboxFailed(row.id, error, null, at);
-      rlog.error('webhook given up: the CRM did not accept the event', { error, attempts: attempt });
+      emit(rlog, 'error', 'webhook.given_up', 'webhook given up: the CRM did not accept the event', { error, attempts: attempt });
       return;
     }
+    attempted('retry');
     const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
     this.store.outboxFailed(row.id, error, nextAt, at);
-    rlog.warn('webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
+    emit(rlog, 'warn', 'webhook.retry', 'webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
   }
 }

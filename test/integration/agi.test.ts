@@ -12,7 +12,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
   beforeAll(async () => {
     // Port 0: a free port, announced in the log; the dialplan reads it from the global CC_AGI_URL.
     svc = await new ServiceProcess({ offer: { keyTimeout: '2s' }, agi: { enabled: true, port: 0 } }).start();
-    const listening = await svc.waitLog((l) => l.message === 'FastAGI server listening');
+    const listening = await svc.waitLog((l) => l.event === 'agi.listening');
     phone = await TestAri.connect();
     await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_URL', value: `agi://127.0.0.1:${String(listening.port)}` });
   });
@@ -23,7 +23,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     await svc?.stop();
   });
 
-  const offerLine = (from: number) => svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, from);
+  const offerLine = (from: number) => svc.waitLog((l) => l.event === 'offer.started', 15000, from);
 
   it('AGI() → offer → # stores exactly one request; the call ends', async () => {
     const mark = svc.logs.length;
@@ -34,9 +34,9 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     // The channel id is the AGI channel's uniqueid (here the Local ;2 half of the test's originated call).
     expect(String(offered.channelId)).toBe(`${agentLeg};2`);
     await phone.press(agentLeg, '#');
-    const requested = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+    const requested = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
     expect(requested).toMatchObject({ entry: 'agi', channelId: offered.channelId });
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
     expect(ended).toMatchObject({ outcome: 'requested', key: '#', requestId: requested.requestId });
     await phone.gone(agentLeg);
     expectOnlyWaitingRequest(svc, requested.requestId, '2996');
@@ -48,7 +48,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
     await phone.answered(agentLeg);
     await offerLine(mark);
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 30000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 30000, mark);
     expect(ended).toMatchObject({ outcome: 'timeout', entry: 'agi', agent: 'PJSIP/1002' });
     await phone.gone(agentLeg);
     expect(svc.list()).toHaveLength(before);
@@ -61,7 +61,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     await phone.answered(agentLeg);
     await offerLine(mark);
     await phone.press(agentLeg, '1');
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
     expect(ended).toMatchObject({ outcome: 'declined', key: '1' });
     await phone.gone(agentLeg);
     expect(svc.list()).toHaveLength(before);
@@ -74,7 +74,7 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     await phone.answered(agentLeg);
     await offerLine(mark);
     await phone.hangup(agentLeg);
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 10000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 10000, mark);
     expect(ended.outcome).toBe('hangup');
     expect(svc.list()).toHaveLength(before);
     expect(svc.running).toBe(true);

@@ -89,9 +89,9 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
         const mark = s.logs.length;
         const leg = await ari.agentDials('2001', { agent });
         await ari.answered(leg);
-        const offered = await s.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+        const offered = await s.waitLog((l) => l.event === 'offer.started', 15000, mark);
         await ari.press(leg, '#');
-        const stored = await s.waitLog((l) => l.message === 'callback requested', 10000, mark);
+        const stored = await s.waitLog((l) => (l.event === 'offer.opted_in' && l.result === 'created'), 10000, mark);
         await ari.gone(leg);
         expectSippOk(await busy.done());
         return { offered, stored, mark };
@@ -100,10 +100,10 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
       const b = await optIn(AGENT_2);
 
       // The first agent was first; the second heard "a colleague is already waiting for this number; you are second".
-      expect(a.offered).toMatchObject({ event: 'offer-started', promise: 'regular', position: 1, queue: [] });
-      expect(b.offered).toMatchObject({ event: 'offer-started', promise: 'regular', position: 2, queue: [TEST_AGENT] });
-      expect(s.logs.slice(b.mark).find((l) => l.message === 'prompt playing')).toMatchObject({ prompt: 'queue', media: 'sound:cc-queue-2' });
-      expect(s.logs.slice(a.mark, b.mark).find((l) => l.message === 'prompt playing')).toMatchObject({ prompt: 'offer' });
+      expect(a.offered).toMatchObject({ event: 'offer.started', promise: 'regular', position: 1, queue: [] });
+      expect(b.offered).toMatchObject({ event: 'offer.started', promise: 'regular', position: 2, queue: [TEST_AGENT] });
+      expect(s.logs.slice(b.mark).find((l) => l.event === 'offer.prompt_playing')).toMatchObject({ prompt: 'queue', media: 'sound:cc-queue-2' });
+      expect(s.logs.slice(a.mark, b.mark).find((l) => l.event === 'offer.prompt_playing')).toMatchObject({ prompt: 'offer' });
       expect(b.stored).toMatchObject({ position: 2, promise: 'regular' });
       const idA = String(a.stored.requestId);
       const idB = String(b.stored.requestId);
@@ -128,10 +128,10 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
       const ring1 = await phone.nextRing(ari.events.length, 40000);
       expect((ring1.args as string[])[1]).toBe('1001');
       await phone.answer(ring1);
-      await s.waitLog((l) => l.requestId === idA && l.message === 'agent answered the recall', 10000);
+      await s.waitLog((l) => l.requestId === idA && l.event === 'recall.agent_answered', 10000);
       await sleep(500);
       await ari.press(TestPhone.id(ring1), '1');
-      await s.waitLog((l) => l.requestId === idA && l.message === 'callback finished' && l.state === 'COMPLETED', 20000);
+      await s.waitLog((l) => l.requestId === idA && l.event === 'request.finished' && l.state === 'COMPLETED', 20000);
 
       // While agent 1 talks to the prospect, agent 2 is not rung (well past the grace).
       await sleep(12000);
@@ -144,16 +144,16 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
       const endMark = s.logs.length;
       const eventMark = ari.events.length;
       await ari.hangup(TestPhone.id(ring1));
-      await s.waitLog((l) => l.requestId === idA && l.event === 'conversation-ended', 10000, endMark);
+      await s.waitLog((l) => l.requestId === idA && l.event === 'recall.conversation_ended', 10000, endMark);
       const ring2 = await phone.nextRing(eventMark, 40000);
       expect((ring2.args as string[])[1]).toBe('1002');
-      const ringLog = await s.waitLog((l) => l.requestId === idB && l.message === 'callback ring-agent', 5000, endMark);
-      expect(s.logs.indexOf(ringLog)).toBeGreaterThan(s.logs.findIndex((l, i) => i >= endMark && l.event === 'conversation-ended'));
+      const ringLog = await s.waitLog((l) => l.requestId === idB && l.event === 'request.transition' && l.transition === 'ring-agent', 5000, endMark);
+      expect(s.logs.indexOf(ringLog)).toBeGreaterThan(s.logs.findIndex((l, i) => i >= endMark && l.event === 'recall.conversation_ended'));
       await phone.answer(ring2);
-      await s.waitLog((l) => l.requestId === idB && l.message === 'agent answered the recall', 10000);
+      await s.waitLog((l) => l.requestId === idB && l.event === 'recall.agent_answered', 10000);
       await sleep(500);
       await ari.press(TestPhone.id(ring2), '1');
-      await s.waitLog((l) => l.requestId === idB && l.message === 'callback finished' && l.state === 'COMPLETED', 20000);
+      await s.waitLog((l) => l.requestId === idB && l.event === 'request.finished' && l.state === 'COMPLETED', 20000);
       await sleep(1000);
       await ari.hangup(TestPhone.id(ring2));
       const uas = expectSippOk(await answering.done());
@@ -173,8 +173,8 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
         [AGENT_2, 'COMPLETED'],
       ]);
       // Agent 2's ring came only after agent 1's request had ended and the conversation was over.
-      const ringB = s.logs.findIndex((l) => l.requestId === idB && l.message === 'callback ring-agent');
-      const doneA = s.logs.findIndex((l) => l.requestId === idA && l.message === 'callback finished');
+      const ringB = s.logs.findIndex((l) => l.requestId === idB && l.event === 'request.transition' && l.transition === 'ring-agent');
+      const doneA = s.logs.findIndex((l) => l.requestId === idA && l.event === 'request.finished');
       expect(ringB).toBeGreaterThan(doneA);
     });
   });
@@ -189,10 +189,10 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
       const agent = expectSippOk(await agentDials('2001'));
       expectSippOk(await prospect.done());
       expect(ladder(agent.messages)).toEqual(expect.arrayContaining(['received 200 OK', 'received BYE']));
-      expect(await svc.waitLog((l) => l.message === 'busy: offering a callback', 5000, mark)).toMatchObject({ promise: 'next-calling-day', position: 1 });
-      const stored = await svc.waitLog((l) => l.message === 'callback requested', 5000, mark);
+      expect(await svc.waitLog((l) => l.event === 'offer.started', 5000, mark)).toMatchObject({ promise: 'next-calling-day', position: 1 });
+      const stored = await svc.waitLog((l) => (l.event === 'offer.opted_in' && l.result === 'created'), 5000, mark);
       expect(stored).toMatchObject({ promise: 'next-calling-day' });
-      await svc.waitLog((l) => l.message === 'prompt finished' && l.prompt === 'confirmNextDay', 10000, mark);
+      await svc.waitLog((l) => l.event === 'offer.prompt_finished' && l.prompt === 'confirmNextDay', 10000, mark);
       const [row] = svc.list();
       expect(row).toMatchObject({ id: stored.requestId, promise: 'next-calling-day', mode: 'timed' });
       expect(['WAITING', 'DUE']).toContain(row.state);
@@ -208,11 +208,11 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
       expectSippOk(await prospect.done());
       // The app answered, said why and hung up (the agent's # went nowhere).
       expect(ladder(agent.messages)).toEqual(expect.arrayContaining(['received 200 OK', 'received BYE']));
-      expect(await svc.waitLog((l) => l.event === 'offer-started', 5000, mark)).toMatchObject({ promise: 'declined' });
-      expect(await svc.waitLog((l) => l.event === 'offer-closed', 5000, mark)).toMatchObject({ agent: 'PJSIP/1001', prospect: '2001', timeZone: 'UTC' });
-      await svc.waitLog((l) => l.message === 'prompt finished' && l.prompt === 'closed', 10000, mark);
-      expect(await svc.waitLog((l) => l.message === 'offer ended', 10000, mark)).toMatchObject({ outcome: 'closed' });
-      expect(svc.logs.slice(mark).some((l) => l.message === 'callback requested')).toBe(false);
+      expect(await svc.waitLog((l) => l.event === 'offer.started', 5000, mark)).toMatchObject({ promise: 'declined' });
+      expect(await svc.waitLog((l) => l.event === 'offer.closed', 5000, mark)).toMatchObject({ agent: 'PJSIP/1001', prospect: '2001', timeZone: 'UTC' });
+      await svc.waitLog((l) => l.event === 'offer.prompt_finished' && l.prompt === 'closed', 10000, mark);
+      expect(await svc.waitLog((l) => l.event === 'offer.ended', 10000, mark)).toMatchObject({ outcome: 'closed' });
+      expect(svc.logs.slice(mark).some((l) => (l.event === 'offer.opted_in' && l.result === 'created'))).toBe(false);
       expect(svc.list()).toEqual([]);
     });
   });
@@ -228,12 +228,12 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
     const mark = svc.logs.length;
     const agent = expectSippOk(await agentDials('0012125551234'));
     expect(ladder(agent.messages)).toEqual(expect.arrayContaining(['received 200 OK', 'received BYE']));
-    expect(await svc.waitLog((l) => l.message === 'busy: offering a callback', 5000, mark)).toMatchObject({
+    expect(await svc.waitLog((l) => l.event === 'offer.started', 5000, mark)).toMatchObject({
       promise: 'regular',
       timeZone: 'America/New_York',
       zoneSource: 'number',
     });
-    const stored = await svc.waitLog((l) => l.message === 'callback requested', 5000, mark);
+    const stored = await svc.waitLog((l) => (l.event === 'offer.opted_in' && l.result === 'created'), 5000, mark);
     const row = svc.list().find((r) => r.id === stored.requestId);
     expect(row).toMatchObject({ prospect: '0012125551234', timeZone: 'America/New_York', zoneSource: 'number', promise: 'regular' });
     const show = runCli(['show', String(stored.requestId), '--config', svc.configFile]);
@@ -244,7 +244,7 @@ describePbx('considerate in the corners (real Asterisk, SIPp phones)', () => {
     const prospect = await startSipp({ scenario: 'uas-486.xml', port: PORTS.prospectUas.sip, mediaPort: PORTS.prospectUas.media, remote: null, timeoutMs: 45000 }).ready();
     expectSippOk(await agentDials('2001'));
     expectSippOk(await prospect.done());
-    expect(await svc.waitLog((l) => l.event === 'offer-started', 5000, mark2)).toMatchObject({ promise: 'declined', timeZone: 'UTC', zoneSource: 'default' });
+    expect(await svc.waitLog((l) => l.event === 'offer.started', 5000, mark2)).toMatchObject({ promise: 'declined', timeZone: 'UTC', zoneSource: 'default' });
     expect(findMessage(agent.messages, { direction: 'received', status: 486 })).toBeUndefined();
   });
 });

@@ -85,9 +85,9 @@ describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
           const mark = svc.logs.length;
           const leg = await ari.agentDials('2995', { agent });
           await ari.answered(leg);
-          await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+          await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
           await ari.press(leg, '#');
-          const line = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+          const line = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
           confirmed.push(String(line.requestId));
           if ((i + round) % 2 === 0) await restart('right after the # was written');
           else await ari.gone(leg);

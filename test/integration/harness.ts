@@ -213,9 +213,9 @@ export async function optIn(ari: TestAri, svc: ServiceProcess, number: string, a
   const mark = svc.logs.length;
   const leg = await ari.agentDials(number, { agent });
   await ari.answered(leg);
-  await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+  await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
   await ari.press(leg, '#');
-  const line = await svc.waitLog((l) => l.message === 'callback requested' || l.message === 'callback request refreshed', 10000, mark);
+  const line = await svc.waitLog((l) => l.event === 'offer.opted_in', 10000, mark);
   await ari.gone(leg);
   return String(line.requestId);
 }

@@ -18,7 +18,7 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     await svc?.stop();
   });
 
-  const offerLine = (from: number) => svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, from);
+  const offerLine = (from: number) => svc.waitLog((l) => l.event === 'offer.started', 15000, from);
 
   it('BUSY → offer → # stores exactly one request; list --json shows it; the call ends', async () => {
     const mark = svc.logs.length;
@@ -27,9 +27,9 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     const offered = await offerLine(mark);
     expect(offered).toMatchObject({ agent: 'PJSIP/1001', prospect: '2991', hangupCause: 17, language: 'en' });
     await phone.press(agentLeg, '#');
-    const requested = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+    const requested = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
     // The confirmation plays after the commit, then the app hangs up.
-    await svc.waitLog((l) => l.message === 'prompt finished' && l.prompt === 'confirm' && l.state === 'done', 15000, mark);
+    await svc.waitLog((l) => l.event === 'offer.prompt_finished' && l.prompt === 'confirm' && l.state === 'done', 15000, mark);
     const destroyed = await phone.destroyed(agentLeg);
     expect(destroyed.cause).toBe(16);
 
@@ -44,7 +44,7 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     await phone.answered(agentLeg);
     await offerLine(mark);
     await phone.press(agentLeg, '#');
-    await svc.waitLog((l) => l.message === 'callback request refreshed', 10000, mark);
+    await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'refreshed', 10000, mark);
     await phone.gone(agentLeg);
     const after = svc.list();
     expect(after).toHaveLength(before.length);
@@ -57,8 +57,8 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     const agentLeg = await phone.agentDials('2991', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
     await phone.answered(agentLeg);
     await offerLine(mark);
-    await svc.waitLog((l) => l.message === 'prompt finished' && l.prompt === 'offer' && l.state === 'done', 20000, mark);
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    await svc.waitLog((l) => l.event === 'offer.prompt_finished' && l.prompt === 'offer' && l.state === 'done', 20000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
     expect(ended.outcome).toBe('timeout');
     await phone.gone(agentLeg);
     expect(svc.list()).toHaveLength(before);
@@ -71,7 +71,7 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     await phone.answered(agentLeg);
     await offerLine(mark);
     await phone.press(agentLeg, '1');
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
     expect(ended).toMatchObject({ outcome: 'declined', key: '1' });
     await phone.gone(agentLeg);
     expect(svc.list()).toHaveLength(before);
@@ -84,7 +84,7 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     const offered = await offerLine(mark);
     expect(offered).toMatchObject({ agent: 'PJSIP/1003', language: 'de' });
     await phone.hangup(agentLeg);
-    const ended = await svc.waitLog((l) => l.message === 'offer ended', 10000, mark);
+    const ended = await svc.waitLog((l) => l.event === 'offer.ended', 10000, mark);
     expect(ended.outcome).toBe('hangup');
   });
 
@@ -99,8 +99,8 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
     const peer = await phone.client.channels.getChannelVar({ channelId: agentSide!.id, variable: 'BRIDGEPEER' });
     expect(peer.value).toMatch(/^Local\/answer@cc-sim-[0-9a-f]+;1$/);
     await sleep(500);
-    expect(svc.find((l) => l.message === 'busy: offering a callback' && l.prospect === '2992')).toHaveLength(0);
-    expect(svc.logs.slice(mark).filter((l) => l.message === 'busy: offering a callback')).toHaveLength(0);
+    expect(svc.find((l) => l.event === 'offer.started' && l.prospect === '2992')).toHaveLength(0);
+    expect(svc.logs.slice(mark).filter((l) => l.event === 'offer.started')).toHaveLength(0);
     await phone.hangup(agentLeg);
     await phone.gone(agentLeg);
   });
@@ -121,7 +121,7 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
       appArgs: ['offer', bad, 'PJSIP/1001', '17'].join(','),
       channelId,
     });
-    const refused = await svc.waitLog((l) => l.message.startsWith('offer refused'), 10000, mark);
+    const refused = await svc.waitLog((l) => l.event === 'offer.refused', 10000, mark);
     expect(String(refused.reason)).toMatch(reason);
     expect(refused.channelId).toBe(channelId);
     // The channel is gone: Asterisk no longer knows it.
@@ -148,7 +148,7 @@ describePbx('offer at the busy signal (real Asterisk)', () => {
       appArgs: 'offer,2001,PJSIP/1001&PJSIP/evil',
       channelId,
     });
-    const refused = await svc.waitLog((l) => l.message.startsWith('offer refused'), 10000, mark);
+    const refused = await svc.waitLog((l) => l.event === 'offer.refused', 10000, mark);
     expect(String(refused.reason)).toMatch(/agent device/);
     expect(svc.running).toBe(true);
   });
@@ -164,19 +164,19 @@ describePbx('offer limits (real Asterisk)', () => {
         const mark = svc.logs.length;
         const leg = await phone.agentDials(number, { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
         await phone.answered(leg);
-        await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+        await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
         await phone.press(leg, '#');
-        const ended = await svc.waitLog((l) => l.message === 'offer ended', 20000, mark);
+        const ended = await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
         expect(ended.outcome).toBe(i === 0 ? 'requested' : 'full');
-        const told = await svc.waitLog((l) => l.message === 'prompt finished' && (l.prompt === 'full' || l.prompt === 'confirm'), 20000, mark);
+        const told = await svc.waitLog((l) => l.event === 'offer.prompt_finished' && (l.prompt === 'full' || l.prompt === 'confirm'), 20000, mark);
         expect(told).toMatchObject({ prompt: i === 0 ? 'confirm' : 'full', state: 'done' });
         await phone.gone(leg);
       }
       expect(svc.list().map((r) => r.prospect)).toEqual(['2991']);
-      expect(svc.find((l) => l.message === 'agent has too many pending callbacks; none added')).toHaveLength(1);
+      expect(svc.find((l) => l.event === 'offer.full')).toHaveLength(1);
       // On a clean stop the service reports how late its event loop ran while it served calls.
       expect(await svc.stop()).toBe(0);
-      const stopped = await svc.waitLog((l) => l.message === 'considerate-callback stopped', 5000);
+      const stopped = await svc.waitLog((l) => l.event === 'service.stopped', 5000);
       const late = stopped.eventLoopDelayMs as { p50: number; p99: number; max: number };
       expect(late).toEqual({ p50: expect.any(Number), p99: expect.any(Number), max: expect.any(Number) });
       expect(late.p50).toBeGreaterThanOrEqual(0);

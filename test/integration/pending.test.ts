@@ -63,19 +63,19 @@ describePbx('agent feature code *82 (real Asterisk)', () => {
     let mark = svc.logs.length;
     const offerLeg = await phone.agentDials('2991');
     await phone.answered(offerLeg);
-    await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+    await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
     await phone.press(offerLeg, '#');
-    const requested = await svc.waitLog((l) => l.message === 'callback requested', 10000, mark);
+    const requested = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
     await phone.gone(offerLeg);
 
     mark = svc.logs.length;
     const leg = await phone.agentDials('*82');
     await phone.answered(leg);
-    const asked = await svc.waitLog((l) => l.message === 'agent asked for pending callbacks', 10000, mark);
+    const asked = await svc.waitLog((l) => l.event === 'pending.asked', 10000, mark);
     expect(asked).toMatchObject({ agent: 'PJSIP/1001', pending: 1, next: requested.requestId, nextProspect: '2991' });
     expect(asked.channelId).toBe(`${leg};2`);
     await phone.press(leg, '1');
-    const cancelled = await svc.waitLog((l) => l.message === 'callback cancelled by the agent', 10000, mark);
+    const cancelled = await svc.waitLog((l) => l.event === 'pending.cancelled', 10000, mark);
     expect(cancelled).toMatchObject({ requestId: requested.requestId, channelId: `${leg};2`, key: '1' });
     await phone.gone(leg);
     const r = svc.list().find((x) => x.id === requested.requestId);
@@ -99,19 +99,19 @@ describePbx('agent feature code *82 (real Asterisk)', () => {
       const mark = svc.logs.length;
       const leg = await phone.agentDials(number, who);
       await phone.answered(leg);
-      await svc.waitLog((l) => l.message === 'busy: offering a callback', 15000, mark);
+      await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
       await phone.press(leg, '#');
-      ids.push(String((await svc.waitLog((l) => l.message === 'callback requested', 10000, mark)).requestId));
+      ids.push(String((await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark)).requestId));
       await phone.gone(leg);
     }
     simLine('NOT_INUSE');
     const mark = svc.logs.length;
     const leg = await phone.agentDials('*82', agent);
     await phone.answered(leg);
-    const asked = await svc.waitLog((l) => l.message === 'agent asked for pending callbacks', 10000, mark);
+    const asked = await svc.waitLog((l) => l.event === 'pending.asked', 10000, mark);
     expect(asked).toMatchObject({ agent: 'PJSIP/1002', pending: 2 });
     await phone.press(leg, '2');
-    await waitFor('both cancelled', () => svc.logs.slice(mark).filter((l) => l.message === 'callback cancelled by the agent').length === 2, 10000);
+    await waitFor('both cancelled', () => svc.logs.slice(mark).filter((l) => l.event === 'pending.cancelled').length === 2, 10000);
     await phone.gone(leg);
     const states = Object.fromEntries(svc.list().filter((r) => ids.includes(String(r.id))).map((r) => [r.id, r.state]));
     expect(states).toEqual({ [ids[0]]: 'CANCELLED', [ids[1]]: 'CANCELLED', [ids[2]]: 'WAITING' });
@@ -121,7 +121,7 @@ describePbx('agent feature code *82 (real Asterisk)', () => {
     const mark = svc.logs.length;
     const leg = await phone.agentDials('*82', { agent: 'PJSIP/1009', callerNumber: '1009', callerName: 'Agent 1009' });
     await phone.answered(leg);
-    const asked = await svc.waitLog((l) => l.message === 'agent asked for pending callbacks', 10000, mark);
+    const asked = await svc.waitLog((l) => l.event === 'pending.asked', 10000, mark);
     expect(asked).toMatchObject({ agent: 'PJSIP/1009', pending: 0 });
     await phone.gone(leg);
   });
@@ -140,10 +140,10 @@ describePbx('CRM webhook across a restart (real service)', () => {
     try {
       const leg = await phone.agentDials('2991', { agent: 'PJSIP/1004', callerNumber: '1004', callerName: 'Agent 1004' });
       await phone.answered(leg);
-      await first.waitLog((l) => l.message === 'busy: offering a callback');
+      await first.waitLog((l) => l.event === 'offer.started');
       await phone.press(leg, '#');
-      requestId = String((await first.waitLog((l) => l.message === 'callback requested')).requestId);
-      await first.waitLog((l) => l.message === 'webhook not delivered; will retry', 10000);
+      requestId = String((await first.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created')).requestId);
+      await first.waitLog((l) => l.event === 'webhook.retry', 10000);
       await phone.gone(leg);
     } finally {
       await phone.close();

@@ -13,7 +13,7 @@ function request(svc: ServiceProcess, id: string): Record<string, unknown> {
 }
 
 function events(svc: ServiceProcess, id: string): string[] {
-  return svc.logs.filter((l) => l.requestId === id && typeof l.message === 'string' && l.message.startsWith('callback ') && l.to !== undefined).map((l) => String(l.message).slice('callback '.length));
+  return svc.logs.filter((l) => l.requestId === id && l.event === 'request.transition').map((l) => String(l.transition));
 }
 
 describePbx('the considerate recall (real Asterisk)', () => {
@@ -49,7 +49,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
     await sleep(1500);
     simLine('NOT_INUSE');
     const freedAt = Date.now();
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-free', 5000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 5000);
     expect(request(svc, id)).toMatchObject({ state: 'GRACE', waitingFor: 'grace' });
 
     const ring = await phone.nextRing(ringsBefore, 20000);
@@ -57,12 +57,12 @@ describePbx('the considerate recall (real Asterisk)', () => {
     expect(rangAfter).toBeGreaterThanOrEqual(2900); // grace is 3 s
     expect(TestPhone.caller(ring)).toEqual({ name: 'Callback: 2995', number: '9000' });
     await phone.answer(ring);
-    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
     await sleep(1000);
     await ari.press(TestPhone.id(ring), '1');
 
-    await svc.waitLog((l) => l.requestId === id && l.message === 'prospect answered; connecting', 15000);
-    const done = await svc.waitLog((l) => l.requestId === id && l.message === 'callback finished', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.prospect_answered', 15000);
+    const done = await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished', 10000);
     expect(done).toMatchObject({ state: 'COMPLETED', outcome: 'completed' });
 
     // The prospect saw the agent's own caller ID, and the two are bridged.
@@ -83,10 +83,10 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const id = await optIn(ari, svc, '2995');
     const mark = ari.events.length;
     simLine('NOT_INUSE');
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-free', 5000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 5000);
     await sleep(1500);
     simLine('INUSE'); // a new call, 1.5 s into the 3 s grace
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-busy', 5000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-busy', 5000);
     expect(request(svc, id)).toMatchObject({ state: 'WAITING', waitingFor: 'prospect-busy' });
     await sleep(3000); // the first grace window would have ended by now
     expect(phone.rings(mark)).toHaveLength(0);
@@ -107,10 +107,10 @@ describePbx('the considerate recall (real Asterisk)', () => {
     await ari.client.channels.originate({ endpoint: TEST_AGENT, app: TEST_APP, appArgs: 'other-call', channelId: `busy-${id}` });
     const otherCall = await phone.nextRing(before, 10000);
     await phone.answer(otherCall);
-    await svc.waitLog((l) => l.message === 'device state' && l.device === TEST_AGENT && l.state === 'INUSE', 10000);
+    await svc.waitLog((l) => l.event === 'presence.device_state' && l.device === TEST_AGENT && l.state === 'INUSE', 10000);
     const mark = ari.events.length;
     simLine('NOT_INUSE'); // grace 3 s, then due while the agent talks
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback due', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'due', 10000);
     expect(request(svc, id)).toMatchObject({ state: 'DUE', waitingFor: 'agent-busy' });
     await sleep(3000);
     expect(phone.rings(mark)).toHaveLength(0);
@@ -131,14 +131,14 @@ describePbx('the considerate recall (real Asterisk)', () => {
       const ring = await phone.nextRing(mark, 30000);
       mark = ari.events.length;
       await phone.answer(ring);
-      await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+      await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
       await sleep(800);
       await ari.press(TestPhone.id(ring), '1');
-      await svc.waitLog((l) => l.requestId === id && l.message === 'prospect busy at the recall' && svc!.logs.filter((x) => x.requestId === id && x.message === 'prospect busy at the recall').length === attempt, 15000);
+      await svc.waitLog((l) => l.requestId === id && l.event === 'recall.prospect_busy' && svc!.logs.filter((x) => x.requestId === id && x.event === 'recall.prospect_busy').length === attempt, 15000);
       if (attempt === 1) expect(request(svc, id)).toMatchObject({ state: 'WAITING', attempts: 1, waitingFor: 'backoff' });
       await ari.gone(TestPhone.id(ring), 20000); // "still busy, we will try again later", then hang-up
     }
-    const done = await svc.waitLog((l) => l.requestId === id && l.message === 'callback finished', 10000);
+    const done = await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished', 10000);
     expect(done).toMatchObject({ state: 'FAILED', outcome: 'max-attempts' });
     expect(request(svc, id)).toMatchObject({ state: 'FAILED', attempts: 2 });
     expect(events(svc, id).filter((e) => e === 'attempt-busy')).toHaveLength(2);
@@ -154,19 +154,19 @@ describePbx('the considerate recall (real Asterisk)', () => {
     expect(request(svc, id)).toMatchObject({ mode: 'timed' });
     let ring = await phone.nextRing(mark, 20000);
     await phone.answer(ring);
-    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
     await sleep(800);
     await ari.press(TestPhone.id(ring), '2');
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback agent-snoozed', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'agent-snoozed', 10000);
     expect(request(svc, id)).toMatchObject({ state: 'WAITING', snoozes: 1, waitingFor: 'snooze' });
     await ari.gone(TestPhone.id(ring), 20000);
     mark = ari.events.length;
     ring = await phone.nextRing(mark, 20000); // snooze is 3 s
     await phone.answer(ring);
-    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall' && svc!.logs.filter((x) => x.requestId === id && x.message === 'agent answered the recall').length === 2, 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered' && svc!.logs.filter((x) => x.requestId === id && x.event === 'recall.agent_answered').length === 2, 10000);
     await sleep(800);
     await ari.press(TestPhone.id(ring), '3');
-    const done = await svc.waitLog((l) => l.requestId === id && l.message === 'callback finished', 10000);
+    const done = await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished', 10000);
     expect(done).toMatchObject({ state: 'CANCELLED', outcome: 'cancelled' });
     await ari.gone(TestPhone.id(ring), 20000);
     expect(request(svc, id).state).toBe('CANCELLED');
@@ -183,7 +183,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const id = await optIn(ari, svc, '2995');
     const mark = ari.events.length;
     simLine('NOT_INUSE');
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback due', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'due', 10000);
     const waiting = request(svc, id);
     expect(waiting).toMatchObject({ state: 'DUE', waitingFor: 'calling-hours' });
     expect(waiting.wakeAt).toBe(new Date(opensAt).toISOString());
@@ -200,7 +200,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const mark = ari.events.length;
     simLine('NOT_INUSE');
     const freedAt = Date.now();
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-free', 5000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 5000);
     await svc.stop('SIGKILL');
     const restarted = new ServiceProcess(svc.config, svc.dir);
     svc = restarted;
@@ -226,10 +226,10 @@ describePbx('the considerate recall (real Asterisk)', () => {
   async function acceptRing(id: string, mark: number, nth = 1): Promise<string> {
     const ring = await phone.nextRing(mark, 20000);
     await phone.answer(ring);
-    await svc!.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall' && svc!.logs.filter((x) => x.requestId === id && x.message === 'agent answered the recall').length === nth, 10000);
+    await svc!.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered' && svc!.logs.filter((x) => x.requestId === id && x.event === 'recall.agent_answered').length === nth, 10000);
     await sleep(800);
     await ari.press(TestPhone.id(ring), '1');
-    await svc!.waitLog((l) => l.requestId === id && l.message === 'dialling the prospect' && svc!.logs.filter((x) => x.requestId === id && x.message === 'dialling the prospect').length === nth, 10000);
+    await svc!.waitLog((l) => l.requestId === id && l.event === 'recall.dialling_prospect' && svc!.logs.filter((x) => x.requestId === id && x.event === 'recall.dialling_prospect').length === nth, 10000);
     return TestPhone.id(ring);
   }
 
@@ -240,9 +240,9 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const prospectLeg = (await ari.client.channels.list()).find((c) => c.id === `ccb-${id}-1-p`);
     expect(prospectLeg).toBeDefined(); // ringing
     await ari.hangup(agentSide);
-    await svc!.waitLog((l) => l.requestId === id && l.message === 'callback agent-hung-up', 10000);
+    await svc!.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'agent-hung-up', 10000);
     expect(request(svc!, id)).toMatchObject({ state: 'WAITING', waitingFor: 'snooze', snoozes: 1, attempts: 1 });
-    await svc!.waitLog((l) => l.message === 'device state' && l.device === 'Local/1001@cc-test-phone' && l.state === 'NOT_INUSE', 10000).catch(() => undefined);
+    await svc!.waitLog((l) => l.event === 'presence.device_state' && l.device === 'Local/1001@cc-test-phone' && l.state === 'NOT_INUSE', 10000).catch(() => undefined);
     const left = (await ari.client.channels.list()).filter((c) => c.id.startsWith(`ccb-${id}-1-p`));
     expect(left).toEqual([]);
   });
@@ -250,11 +250,11 @@ describePbx('the considerate recall (real Asterisk)', () => {
   it('prospect does not answer → one later retry, then FAILED', async () => {
     const { id, mark } = await ringingProspect({ policy: { ...FAST_RECALL.policy, prospectRingTimeout: '3s', backoff: ['10s'], noAnswerRetries: 1 } });
     const first = await acceptRing(id, mark, 1);
-    await svc!.waitLog((l) => l.requestId === id && l.message === 'callback attempt-no-answer', 15000);
+    await svc!.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'attempt-no-answer', 15000);
     expect(request(svc!, id)).toMatchObject({ state: 'WAITING', waitingFor: 'no-answer-retry', attempts: 1 });
     await ari.gone(first, 20000);
     await acceptRing(id, ari.events.length, 2);
-    const done = await svc!.waitLog((l) => l.requestId === id && l.message === 'callback finished', 20000);
+    const done = await svc!.waitLog((l) => l.requestId === id && l.event === 'request.finished', 20000);
     expect(done).toMatchObject({ state: 'FAILED', outcome: 'prospect-no-answer' });
   });
 
@@ -265,7 +265,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const id = await optIn(ari, svc, '2995');
     simLine('NOT_INUSE');
     const ring1 = await phone.nextRing(mark, 15000); // not answered
-    await svc.waitLog((l) => l.requestId === id && l.message === 'callback agent-no-answer', 15000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'agent-no-answer', 15000);
     expect(request(svc, id)).toMatchObject({ state: 'WAITING', waitingFor: 'snooze', snoozes: 1, attempts: 0 });
     const ring2 = await phone.nextRing(ari.events.indexOf(ring1) + 1, 20000);
     expect(TestPhone.id(ring2)).toBe(`ccb-${id}-2;2`); // a new, never reused channel id
@@ -280,13 +280,13 @@ describePbx('the considerate recall (real Asterisk)', () => {
     simLine('NOT_INUSE');
     const ring = await phone.nextRing(mark, 20000);
     await phone.answer(ring);
-    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
     const cancel = runCli(['cancel', id, '--config', svc.configFile]);
     expect(cancel.status).toBe(0);
     expect(request(svc, id).state).toBe('CANCELLED');
     await ari.press(TestPhone.id(ring), '1');
-    await svc.waitLog((l) => l.requestId === id && l.message === 'the request ended elsewhere; ending its recall call', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.abandoned', 10000);
     await ari.gone(TestPhone.id(ring), 20000);
-    expect(svc.find((l) => l.requestId === id && l.message === 'dialling the prospect')).toHaveLength(0);
+    expect(svc.find((l) => l.requestId === id && l.event === 'recall.dialling_prospect')).toHaveLength(0);
   });
 });

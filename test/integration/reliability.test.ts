@@ -34,8 +34,8 @@ describePbx('reliability (real Asterisk)', () => {
 
     const mark = svc.logs.length;
     pbx('restart');
-    await svc.waitLog((l) => l.message === 'ARI disconnected', 20000, mark);
-    await svc.waitLog((l) => l.message === 'ARI connected', 60000, mark);
+    await svc.waitLog((l) => l.event === 'ari.disconnected', 20000, mark);
+    await svc.waitLog((l) => l.event === 'ari.connected', 60000, mark);
     // While it was away nothing was lost: the request is still waiting for the line.
     expect(svc.list().find((r) => r.id === id)).toMatchObject({ state: 'WAITING', waitingFor: 'prospect-busy' });
 
@@ -45,7 +45,7 @@ describePbx('reliability (real Asterisk)', () => {
       await sleep(500); // the re-subscription of Custom:prospect2995 after the reconnection
       const ringsBefore = ari.events.length;
       simLine('NOT_INUSE');
-      await svc.waitLog((l) => l.requestId === id && l.message === 'callback prospect-free', 10000, mark);
+      await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 10000, mark);
       const ring = await phone.nextRing(ringsBefore, 20000);
       expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
       await ari.hangup(TestPhone.id(ring));
@@ -64,12 +64,12 @@ describePbx('reliability (real Asterisk)', () => {
     simLine('NOT_INUSE');
     const ring = await phone.nextRing(mark, 20000);
     await phone.answer(ring); // the agent listens to the menu …
-    await svc.waitLog((l) => l.requestId === id && l.message === 'agent answered the recall', 10000);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
     await ari.close();
     const logMark = svc.logs.length;
     pbx('restart'); // … and the PBX goes away under the call
-    await svc.waitLog((l) => l.message === 'ARI connected', 60000, logMark);
-    const after = await svc.waitLog((l) => l.requestId === id && (l.message === 'callback agent-hung-up' || l.message === 'callback recall-timeout'), 30000, logMark);
+    await svc.waitLog((l) => l.event === 'ari.connected', 60000, logMark);
+    const after = await svc.waitLog((l) => l.requestId === id && ((l.event === 'request.transition' && l.transition === 'agent-hung-up') || (l.event === 'request.transition' && l.transition === 'recall-timeout')), 30000, logMark);
     expect(after.to).toBe('WAITING');
     ari = await TestAri.connect();
     phone = await TestPhone.attach(ari);
@@ -88,19 +88,19 @@ describePbx('reliability (real Asterisk)', () => {
     const second = new ServiceProcess({ ...FAST_RECALL, ari: { leaseTtl: '4s' } });
     services.push(second);
     await second.start(false);
-    await second.waitLog((l) => l.message === 'another instance is active for this app on the PBX; standing by', 15000);
-    expect(second.find((l) => l.message === 'ARI connected')).toHaveLength(0);
+    await second.waitLog((l) => l.event === 'ari.standby', 15000);
+    expect(second.find((l) => l.event === 'ari.connected')).toHaveLength(0);
 
     const ari = await TestAri.connect();
     try {
       simLine('INUSE');
       const id = await optIn(ari, first, '2995');
-      expect(second.find((l) => l.message === 'busy: offering a callback')).toHaveLength(0);
+      expect(second.find((l) => l.event === 'offer.started')).toHaveLength(0);
       expect(first.list().map((r) => r.id)).toEqual([id]);
 
       await first.stop('SIGKILL');
-      await second.waitLog((l) => l.message === 'taking over the app: the active instance is gone', 20000);
-      await second.waitLog((l) => l.message === 'ARI connected', 10000);
+      await second.waitLog((l) => l.event === 'ari.takeover', 20000);
+      await second.waitLog((l) => l.event === 'ari.connected', 10000);
       const id2 = await optIn(ari, second, '2995', 'Local/1002@cc-test-phone');
       expect(second.list().map((r) => r.id)).toEqual([id2]);
     } finally {

@@ -83,11 +83,11 @@ describePbx('busy → press # with a real SIP handset (SIPp)', () => {
       expect(ladder(agent.messages)).toEqual(expect.arrayContaining(['received 200 OK', 'received BYE']));
       expect(findMessage(agent.messages, { direction: 'received', status: 486 })).toBeUndefined();
 
-      const offered = await svc.waitLog((l) => l.message === 'busy: offering a callback', 5000, mark);
+      const offered = await svc.waitLog((l) => l.event === 'offer.started', 5000, mark);
       expect(offered).toMatchObject({ agent: 'PJSIP/1001', prospect: '2001', hangupCause: 17, language: 'en' });
-      await svc.waitLog((l) => l.message === 'key pressed' && l.digit === '#', 5000, mark);
-      const requested = await svc.waitLog((l) => l.message === 'callback requested', 5000, mark);
-      const ended = await svc.waitLog((l) => l.message === 'offer ended', 5000, mark);
+      await svc.waitLog((l) => l.event === 'offer.key' && l.digit === '#', 5000, mark);
+      const requested = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 5000, mark);
+      const ended = await svc.waitLog((l) => l.event === 'offer.ended', 5000, mark);
       expect(ended).toMatchObject({ outcome: 'requested', requestId: requested.requestId });
 
       expectOnlyWaitingRequest(svc, requested.requestId, '2001');
@@ -111,7 +111,7 @@ describePbx('busy → press # with a real SIP handset (SIPp)', () => {
       expect(agent.messages.some((m) => m.direction === 'received' && m.status === 200 && m.cseqMethod === 'INVITE')).toBe(false);
 
       await sleep(500);
-      expect(svc.logs.slice(mark).filter((l) => l.message === 'busy: offering a callback')).toEqual([]);
+      expect(svc.logs.slice(mark).filter((l) => l.event === 'offer.started')).toEqual([]);
       expect(svc.list()).toEqual(before);
     });
   });

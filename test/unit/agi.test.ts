@@ -4,10 +4,10 @@
  */
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
-import { AgiOffer, deviceFromChannel, soundName } from '../../src/agi/offer';
+import { AgiCallPort, deviceFromChannel, offerArgsFromAgi, soundName } from '../../src/telephony/agi/port';
+import { OfferDriver, type OfferPreparation, type OfferRequestInput } from '../../src/flows/offer';
 import { ReplyReader, agiQuote, parseAgiEnv, parseAgiReply, resultDigit, scriptName } from '../../src/agi/protocol';
-import { AgiServer } from '../../src/agi/server';
-import type { OfferPreparation, OfferRequestInput } from '../../src/asterisk/offer-flow';
+import { AgiServer, type AgiSession } from '../../src/agi/server';
 import type { OptInResult } from '../../src/engine';
 import { createLogger } from '../../src/log';
 
@@ -137,8 +137,11 @@ describe('FastAGI offer with the promise and the queue (prepare)', () => {
   let result: OptInResult = { result: 'created', requestId: 'r1', promise: 'regular' };
 
   beforeAll(async () => {
-    const offer = new AgiOffer({ optIn: (i) => (stored.push({ ...i }), result), prepare: async () => prep }, OPTS);
-    server = new AgiServer({ host: '127.0.0.1', port: 0, log: quiet(), handlers: { offer: offer.handle } });
+    const driver = new OfferDriver({ optIn: (i) => (stored.push({ ...i }), result), prepare: async () => prep }, OPTS, quiet());
+    const offer = async (session: AgiSession) => {
+      await driver.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
+    };
+    server = new AgiServer({ host: '127.0.0.1', port: 0, log: quiet(), handlers: { offer } });
     port = await server.listen();
   });
   afterAll(() => server.close());
@@ -176,8 +179,11 @@ describe('FastAGI offer against a scripted Asterisk', () => {
   let result: OptInResult = { result: 'created', requestId: 'r1' };
 
   beforeAll(async () => {
-    const offer = new AgiOffer({ optIn: (i) => (stored.push(i), result) }, OPTS);
-    server = new AgiServer({ host: '127.0.0.1', port: 0, log: quiet(), handlers: { offer: offer.handle } });
+    const driver = new OfferDriver({ optIn: (i) => (stored.push(i), result) }, OPTS, quiet());
+    const offer = async (session: AgiSession) => {
+      await driver.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
+    };
+    server = new AgiServer({ host: '127.0.0.1', port: 0, log: quiet(), handlers: { offer } });
     port = await server.listen();
   });
   afterAll(() => server.close());

@@ -173,6 +173,17 @@ describe('config', () => {
     expect(elsewhere.stderr).toContain('ari.username: expected a non-empty string, got ["********"]');
   });
 
+  it('config check masks credentials in ari.url and tokens in webhook.url, in the table and in --json', () => {
+    const f = write('urls.json', { ari: { password: 'x1234', url: 'http://considerate:hunter22@pbx:8088' }, webhook: { url: 'https://crm.example/hook?token=tok-987&id=1' } });
+    for (const args of [['config', 'check', '-c', f], ['config', 'check', '-c', f, '--json']]) {
+      const r = cli(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('http://********@pbx:8088');
+      expect(r.stdout).toContain('https://crm.example/hook?token=********&id=1');
+      expect(r.stdout + r.stderr).not.toMatch(/hunter22|tok-987/);
+    }
+  });
+
   it('names an unknown key, suggests the right one, and exits 2', () => {
     const f = write('cc.json', { ari: { password: 'x' }, policy: { gracee: '5m' } });
     const r = cli(['config', 'check', '-c', f]);

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig, maskSecrets } from '../../src/config/load';
+import { Config, ConfigError, loadConfig, maskSecrets } from '../../src/config/load';
+import { Field, schema } from '../../src/config/schema';
 
 function file(content: unknown): string {
   const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-cfg-')), 'config.json');
@@ -78,5 +79,35 @@ describe('loadConfig', () => {
 
   it('partial loading (list, show) does not need the ARI password', () => {
     expect(loadConfig({ env: {}, partial: true }).store.path).toBe('./data/callbacks.db');
+  });
+});
+
+describe('the Config object comes from the schema', () => {
+  it('every key lands at its `at` path with its parsed value, and nothing else is there', () => {
+    const cfg = loadConfig({ env: { CC_ARI_PASSWORD: 'x' } }) as unknown as Record<string, unknown>;
+    const leaves = new Set<string>();
+    const walk = (v: unknown, p: string) => {
+      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && !(p === 'policy.callingHours.windows') && !(p === 'zones.overrides')) {
+        for (const [k, x] of Object.entries(v)) walk(x, p ? `${p}.${k}` : k);
+      } else leaves.add(p);
+    };
+    walk(cfg, '');
+    const paths = Object.entries(schema as Record<string, Field>).map(([key, f]) => f.at ?? key);
+    // policy.openingHorizonDays is the policy's own constant, not a configuration key.
+    expect([...leaves].sort()).toEqual([...paths, 'policy.openingHorizonDays'].sort());
+    expect(cfg.ari).toMatchObject({ reconnectMaxMs: 10_000 });
+    expect((cfg.pending as { prompts: unknown }).prompts).toEqual({ count: 'sound:cc-pending-count', menu: 'sound:cc-pending-menu' });
+  });
+
+  it('the Config type follows the schema (checked by the compiler)', () => {
+    const cfg: Config = loadConfig({ env: { CC_ARI_PASSWORD: 'x' } });
+    const ms: number = cfg.policy.graceMs;
+    const level: 'error' | 'warn' | 'info' | 'debug' = cfg.log.level;
+    const rule: RegExp | undefined = cfg.prospects.internal[0]?.pattern;
+    // @ts-expect-error: no such key in the schema
+    expect(cfg.ari.nope).toBeUndefined();
+    // @ts-expect-error: agi.port is a number
+    const port: string = cfg.agi.port;
+    expect([ms, level, rule, typeof port]).toEqual([300_000, 'info', undefined, 'number']);
   });
 });

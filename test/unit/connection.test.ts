@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { AriClient, AriConnection } from '../../src/asterisk/connection';
 import { createLogger } from '../../src/log';
@@ -17,13 +19,13 @@ class FakeClient extends EventEmitter {
   ping(): void {}
 }
 
-function setup(connect: () => Promise<FakeClient>) {
+function setup(connect: () => Promise<FakeClient>, url = 'http://127.0.0.1:1') {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new PassThrough();
   stream.on('data', (b: Buffer) => b.toString().split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))));
   const log = createLogger({ format: 'json', stream, level: 'debug' });
   const conn = new AriConnection({
-    url: 'http://127.0.0.1:1',
+    url,
     username: 'u',
     password: 'p',
     app: 'app',
@@ -99,20 +101,31 @@ describe('AriConnection', () => {
     await conn.stop();
   });
 
-  it('asks Asterisk for only the event types it listens to, on every connection', async () => {
+  it('asks Asterisk for only the event types it listens to, on every connection (through the lean REST client)', async () => {
     const calls: unknown[] = [];
-    const client = Object.assign(new FakeClient(), {
-      applications: { filter: async (args: unknown) => void calls.push(args) },
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        calls.push({ method: req.method, url: req.url, body: JSON.parse(body) });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
     });
-    const { conn } = setup(async () => client);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const client = new FakeClient();
+    const { conn } = setup(async () => client, `http://127.0.0.1:${port}`);
     conn.onAri('StasisStart', () => undefined);
     conn.onAri('ChannelDtmfReceived', () => undefined);
     conn.onAri('StasisStart', () => undefined);
     conn.start();
     await conn.waitConnected(1000);
     await tick(10);
-    expect(calls).toEqual([{ applicationName: 'app', filter: { allowed: [{ type: 'StasisStart' }, { type: 'ChannelDtmfReceived' }] } }]);
+    expect(calls).toEqual([
+      { method: 'PUT', url: '/ari/applications/app/eventFilter', body: { allowed: [{ type: 'StasisStart' }, { type: 'ChannelDtmfReceived' }] } },
+    ]);
     await conn.stop();
+    server.close();
   });
 
   it('reports the credentials problem in words', async () => {

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { schema } from '../../src/config/schema';
 
 const ROOT = path.resolve(__dirname, '../..');
 const read = (p: string) => fs.readFileSync(path.join(ROOT, p), 'utf8');
@@ -89,6 +90,7 @@ interface ComposeService {
   volumes?: string[];
   depends_on?: Record<string, unknown>;
   command?: string[];
+  healthcheck?: { test?: string[]; interval?: string; timeout?: string; retries?: number };
 }
 
 const compose = parseYaml(read('docker-compose.yml')) as { services: Record<string, ComposeService>; volumes?: Record<string, unknown> };
@@ -137,6 +139,20 @@ describe('docker-compose.yml', () => {
     expect(app.command).toEqual(['run', '--config', 'config/demo.json']);
     expect(fs.existsSync(path.join(ROOT, 'config/demo.json'))).toBe(true);
     expect(read('docker-compose.yml')).toMatch(/DEMO VALUES/);
+  });
+
+  it('checks the app\'s health on /readyz of the HTTP listener, at its default port, inside the container', () => {
+    const check = compose.services.app.healthcheck;
+    expect(check?.test?.[0]).toBe('CMD');
+    const command = (check?.test ?? []).join(' ');
+    const fields = schema as Record<string, { default?: unknown }>;
+    expect(command).toContain(`http://${String(fields['http.bind'].default)}:${String(fields['http.port'].default)}/readyz`);
+    // The image has node but no curl or wget: the check must be a node one-liner that exits non-zero on failure.
+    expect(check?.test?.[1]).toBe('node');
+    expect(command).toMatch(/process\.exit\(r\.ok \? 0 : 1\)/);
+    // The listener (the callbacks page and the browser phones) is published on the host's loopback only.
+    expect(compose.services.app.ports ?? []).toEqual([`127.0.0.1:${String(fields['http.port'].default)}:${String(fields['http.port'].default)}`]);
+    expect(compose.services.app.environment?.CC_HTTP_BIND).toBe('0.0.0.0');
   });
 });
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { schema } from '../../src/config/schema';
+import { markdownTable, schema } from '../../src/config/schema';
 
 const readme = fs.readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
 
@@ -23,5 +23,14 @@ describe('the README stays true', () => {
 
   it('.ci/run calls the README\'s test command', () => {
     expect(fs.readFileSync(path.join(__dirname, '../../.ci/run'), 'utf8')).toMatch(/^npm test( \|\| status=\$\?)?$/m);
+  });
+});
+
+describe('the README configuration table', () => {
+  it('is exactly the one generated from the schema (`config keys --markdown`)', () => {
+    const start = readme.indexOf('| key | environment | default | meaning |');
+    expect(start).toBeGreaterThan(-1);
+    const end = readme.indexOf('\n\n', start);
+    expect(readme.slice(start, end)).toBe(markdownTable());
   });
 });

@@ -1,19 +1,16 @@
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { Lease, leaseVariable, localOwnerGone, parseLease } from '../../src/asterisk/lease';
-import type { AriClient } from '../../src/asterisk/connection';
+import { GlobalVars, Lease, leaseVariable, localOwnerGone, parseLease } from '../../src/asterisk/lease';
 
 /** The two ARI calls the lease uses, against an in-memory "PBX". */
 function fakePbx() {
   const globals = new Map<string, string>();
-  const client = {
-    asterisk: {
-      getGlobalVar: async ({ variable }: { variable: string }) => ({ value: globals.get(variable) ?? '' }),
-      setGlobalVar: async ({ variable, value }: { variable: string; value: string }) => {
-        globals.set(variable, value);
-      },
+  const client: GlobalVars = {
+    getGlobalVar: async ({ variable }: { variable: string }) => ({ value: globals.get(variable) ?? '' }),
+    setGlobalVar: async ({ variable, value }: { variable: string; value: string }) => {
+      globals.set(variable, value);
     },
-  } as unknown as AriClient;
+  };
   return { client, globals };
 }
 

@@ -28,6 +28,8 @@
  * - Execute actions in order, best-effort for hangups (a channel that is already gone is fine).
  *
  * ## States
+ * The table of every state change is in transitions.ts (the machine checks each recorded event against it);
+ * in short:
  * ```
  * WAITING ─ device mode: prospect line seen free ─► GRACE ─ grace over ─► DUE
  *         ─ timed mode: probe / back-off / snooze time reached ────────► DUE
@@ -135,3 +137,4 @@ export {
 } from './calling-hours';
 export { parseDuration, formatDuration, toDurationMs, SECOND, MINUTE, HOUR, DAY, type DurationMs } from './duration';
 export { explainRequest, summarizeRequest, type ExplainOptions } from './explain';
+export { TRANSITIONS, START, transitionList, isTransition, checkTransition, type TransitionTable, type FromState } from './transitions';

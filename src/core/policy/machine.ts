@@ -21,6 +21,8 @@ import type {
   PolicyEventType,
   WaitingFor,
 } from './types';
+import { MAX_NUMBER_DIGITS, validateProspectNumber } from '../validate';
+import { checkTransition } from './transitions';
 import { isTerminal } from './types';
 
 export interface DecideContext {
@@ -51,7 +53,6 @@ export interface Colleagues {
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const NUMBER_RE = /^\+?[0-9]+$/;
 
 /** Deterministic channel id of the n-th ring of the agent (n ≥ 1). */
 export function agentChannelId(requestId: string, ring: number): string {
@@ -158,6 +159,7 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
       reason: `first probe of the external line at ${localLabel(r.timeZone, probeAt, now)}${carriedNote(r, now)}`,
     });
   }
+  checkTransition(null, 'created', r.state);
   return {
     request: r,
     events: [{ at: now, type: 'created', from: null, to: r.state, reason: r.reason, wakeAt: r.wakeAt, waitingFor: r.waitingFor }],
@@ -211,6 +213,7 @@ class Step {
   emit(type: PolicyEventType, from: CallbackState, note?: string): void {
     const r = this.r;
     const reason = note ? `${note}; ${r.reason}` : r.reason;
+    checkTransition(from, type, r.state); // the state table (transitions.ts) has the last word
     this.events.push({ at: this.now, type, from, to: r.state, reason, wakeAt: r.wakeAt, waitingFor: r.waitingFor });
   }
 
@@ -251,6 +254,13 @@ function dispatch(s: Step, o: Observation): void {
       return;
     case 'cancel':
       return cancel(s, o.by);
+    case 'snooze':
+      if (pending) return snooze(s, 'agent-snoozed', { explicit: true, why: `snoozed by ${o.by}`, force: true });
+      if (r.state === 'RINGING_AGENT') {
+        s.act({ type: 'hangupAgent', channelId: s.agentChannel });
+        return snooze(s, 'agent-snoozed', { explicit: true, why: `snoozed by ${o.by} while the agent's phone rang` });
+      }
+      return;
     case 'agentAnswered':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) return agentAnswered(s);
       return;
@@ -662,7 +672,7 @@ function attemptNoAnswer(s: Step): void {
  * Postpone after the agent could not or would not take the recall. Counts as a snooze; over the limit → FAILED.
  * After an attempt has been made, no attempts left → FAILED 'max-attempts'.
  */
-function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why: string }): void {
+function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why: string; force?: boolean }): void {
   const { r, now, cfg } = s;
   if (r.attempts >= cfg.maxAttempts) {
     return finish(s, 'FAILED', 'max-attempts', cause, `${opts.why}; no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
@@ -676,7 +686,7 @@ function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why:
   r.graceUntil = null;
   r.notBefore = now + cfg.snoozeMs;
   r.notBeforeKind = 'snooze';
-  settle(s, cause, { note: opts.why });
+  settle(s, cause, { note: opts.why, force: opts.force });
 }
 
 /**
@@ -746,7 +756,9 @@ function validateInput(input: NewRequestInput): string[] {
   if (typeof input !== 'object' || input === null) return ['expected an object'];
   if (typeof input.id !== 'string' || !ID_RE.test(input.id)) problems.push(`id ${JSON.stringify(input.id)} must be letters, digits, '.', '_', '-'`);
   if (typeof input.agent !== 'string' || input.agent.trim() === '') problems.push('agent must be a non-empty string');
-  if (typeof input.prospect !== 'string' || !NUMBER_RE.test(input.prospect)) problems.push(`prospect ${JSON.stringify(input.prospect)} must be digits`);
+  // The number rule lives in validate.ts; here only its syntax and the widest bound (the shell applied the configured one).
+  const number = validateProspectNumber(input.prospect, { minDigits: 1, maxDigits: MAX_NUMBER_DIGITS });
+  if (!number.ok || number.value !== input.prospect) problems.push(`prospect ${JSON.stringify(input.prospect)} must be digits`);
   if (input.mode !== 'device' && input.mode !== 'timed') problems.push(`mode ${JSON.stringify(input.mode)} must be 'device' or 'timed'`);
   if (typeof input.language !== 'string' || input.language === '') problems.push('language must be a non-empty string');
   const cid = input.agentCallerId;

@@ -166,6 +166,8 @@ export type Observation =
   /** The agent pressed # again for the same prospect while this request is pending. */
   | { type: 'refresh' }
   | { type: 'cancel'; by: string }
+  /** Someone (the web page) postpones a pending request by policy.snooze; counts as a snooze, like the agent's 2. */
+  | { type: 'snooze'; by: string }
   /** Recall: the agent picked up. */
   | { type: 'agentAnswered' }
   /** Recall: the agent's phone rang out / was rejected before answering. */
@@ -187,6 +189,7 @@ export const OBSERVATION_TYPES: readonly ObservationType[] = [
   'prospectState',
   'refresh',
   'cancel',
+  'snooze',
   'agentAnswered',
   'agentNoAnswer',
   'agentKey',

@@ -25,6 +25,7 @@ const OBSERVATIONS: Observation[] = [
   { type: 'prospectState', busy: false },
   { type: 'refresh' },
   { type: 'cancel', by: 'fuzz' },
+  { type: 'snooze', by: 'fuzz' },
   { type: 'agentAnswered' },
   { type: 'agentNoAnswer' },
   { type: 'agentKey', key: '1' },

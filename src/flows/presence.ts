@@ -1,10 +1,12 @@
 /**
- * Presence: device states over ARI. Devices are watched with `applications.subscribe`
- * (`deviceState:PJSIP/2001`), read once with `deviceStates.get`, and re-subscribed after every
- * (re)connection through `refresh()` — Asterisk forgets subscriptions when it restarts.
+ * Presence: device states of the prospects' lines and the agents, over {@link DeviceStates}. Devices are
+ * subscribed when first watched and read once; `refresh()` subscribes and reads every watched device
+ * again after a (re)connection — Asterisk forgets subscriptions when it restarts, and states may have
+ * changed meanwhile.
  */
+import { emit } from '../events';
 import type { Logger } from '../log';
-import { AriConnection, errorText } from './connection';
+import type { DeviceStates } from '../telephony/port';
 
 /** Asterisk device states that mean "the line is in use". */
 const BUSY = new Set(['INUSE', 'BUSY', 'RINGING', 'RINGINUSE', 'ONHOLD']);
@@ -27,20 +29,14 @@ export class Presence {
   private readonly last = new Map<string, string>();
 
   constructor(
-    private readonly conn: AriConnection,
-    private readonly app: string,
+    private readonly devices: DeviceStates,
     private readonly log: Logger,
     private readonly listener: DeviceListener,
   ) {
-    conn.onAri('DeviceStateChanged', (event: { device_state: { name: string; state: string } }) => {
-      this.update(event.device_state.name, event.device_state.state);
-    });
+    devices.onChange((device, state) => this.update(device, state));
   }
 
-  /**
-   * Subscribes every watched device again and reads its current state (after a (re)connection:
-   * Asterisk forgets subscriptions when it restarts, and states may have changed meanwhile).
-   */
+  /** Subscribes every watched device again and reads its current state. */
   async refresh(): Promise<void> {
     await Promise.all([...this.watched].map((device) => this.subscribe(device)));
   }
@@ -48,30 +44,23 @@ export class Presence {
   watch(device: string): void {
     if (this.watched.has(device)) return;
     this.watched.add(device);
-    if (this.conn.connected) void this.subscribe(device);
-  }
-
-  state(device: string): string | undefined {
-    return this.last.get(device);
+    if (this.devices.connected) void this.subscribe(device);
   }
 
   private update(device: string, raw: string): void {
     if (!this.watched.has(device)) return;
     if (this.last.get(device) === raw) return;
     this.last.set(device, raw);
-    this.log.debug('device state', { device, state: raw });
+    emit(this.log, 'debug', 'presence.device_state', 'device state', { device, state: raw });
     this.listener(device, lineState(raw), raw);
   }
 
   private async subscribe(device: string): Promise<void> {
-    const client = this.conn.client;
-    if (!client) return;
     try {
-      await client.applications.subscribe({ applicationName: this.app, eventSource: `deviceState:${device}` });
-      const current = await client.deviceStates.get({ deviceName: device });
-      this.update(device, current.state);
+      await this.devices.subscribe(device);
+      this.update(device, await this.devices.get(device));
     } catch (err) {
-      this.log.warn('cannot watch device state', { device, error: errorText(err) });
+      emit(this.log, 'warn', 'presence.watch_failed', 'cannot watch device state', { device, error: err instanceof Error ? err.message : String(err) });
     }
   }
 }

@@ -1,28 +1,28 @@
 /**
- * The recall over ARI: ring the agent first, clearly labelled; on "1" dial the prospect and bridge.
+ * The recall: ring the agent first, clearly labelled; on "1" dial the prospect and bridge.
  *
- * The policy decides, this adapter only carries out its actions and reports what the PBX did:
+ * The policy decides, this flow only carries out its actions (engine `Telephony`) and reports what the
+ * PBX did, over a {@link Switchboard} (ARI in service, a fake in unit tests):
  * - `ringAgent`: originate to the agent's device on the policy's deterministic channel id, caller ID
  *   "Callback: <prospect>" with the configured service number, optional Alert-Info header. The agent's
  *   channel enters the app (`recall,<request>`) when answered.
- * - `announce menu`: "Callback to <digits>. Press 1 …, 2 …, 3 …"; a key cuts it short; no key
- *   within the menu timeout after the prompt is reported as `agentKey none` (the policy asks again or
- *   snoozes).
+ * - `announce menu`: "Callback to <digits>. Press 1 …, 2 …, 3 …" through the one prompt helper;
+ *   a key stops everything still queued (the digits too), so "1" dials the prospect at once; no key
+ *   within the menu timeout after the menu is reported as `agentKey none` (the policy asks again or snoozes).
  * - `dialProspect`: a bridge with the agent in it and ringback playing, then
  *   `Local/<prospect>@<outbound context>` with the agent's own caller ID; answered → bridged.
- * - Outcomes come from ARI's Dial events (BUSY / NOANSWER / …) and channel ends.
+ * - Outcomes come from the Dial status of the dialled channels and their ends.
  */
-import type { Channel } from 'ari-client';
 import type { Config } from '../config/load';
-import type { Action, CallbackRequest, Observation } from '../core/policy';
+import { isTerminal, type Action, type CallbackRequest, type CallbackState, type Observation } from '../core/policy';
 import type { Telephony } from '../engine';
+import { emit } from '../events';
 import type { Logger } from '../log';
-import { AriConnection, errorText } from './connection';
+import type { Switchboard, SwitchboardPort } from '../telephony/port';
 
 export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;
 
 export interface RecallOptions {
-  app: string;
   outboundContext: string;
   alertInfo: string;
   menuTimeoutMs: number;
@@ -31,30 +31,36 @@ export interface RecallOptions {
   announceTimeoutMs?: number;
 }
 
-type Report = (requestId: string, observation: Observation) => void;
+/** Where the recall reports what the PBX did: the engine's public methods. */
+export interface RecallSink {
+  /** Lets the policy decide on an observation; false when there was nothing to decide. */
+  observe(requestId: string, observation: Observation): boolean;
+  /** The request's state now (undefined: unknown). */
+  stateOf(requestId: string): CallbackState | undefined;
+}
 
 interface Call {
   requestId: string;
   prospect: string;
   language: string;
   agentChannelId: string;
+  agent: SwitchboardPort;
   agentAnswered: boolean;
   agentGone: boolean;
-  agentDialStatus?: string;
   prospectChannelId?: string;
+  prospectPort?: SwitchboardPort;
   prospectAnswered: boolean;
   /** The bridged conversation has ended (reported once). */
   conversationOver?: boolean;
   prospectGone: boolean;
-  prospectDialStatus?: string;
   bridgeId?: string;
-  ringbackId?: string;
-  inMenu: boolean;
-  /** The menu's parts, played one after the other; a key stops all that remain. */
-  menuPlaybackIds: string[];
-  menuTimer?: NodeJS.Timeout;
+  ringback?: Promise<unknown>;
+  /** A menu is running (played or waiting for its key); a new one or an abandon ends it. */
+  menu?: { cancelled: boolean };
   log: Logger;
 }
+
+const MENU_KEYS = '123';
 
 const ANNOUNCE: Record<Exclude<Extract<Action, { type: 'announce' }>['prompt'], 'menu'>, keyof RecallPrompts> = {
   connecting: 'connecting',
@@ -65,37 +71,39 @@ const ANNOUNCE: Record<Exclude<Extract<Action, { type: 'announce' }>['prompt'], 
 };
 
 /** Escapes a caller-ID name for `"name" <number>`. */
-function callerIdString(id: { name: string; number: string }): string {
+export function callerIdString(id: { name: string; number: string }): string {
   const name = id.name.replace(/["\\<>]/g, '');
   return `"${name}" <${id.number}>`;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The agent as a CDR accountcode: PJSIP/1001 → 1001. */
+function cdrAccount(agent: string): string {
+  return agent.slice(agent.indexOf('/') + 1).replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 export class RecallFlow implements Telephony {
   private readonly calls = new Map<string, Call>();
   private readonly byChannel = new Map<string, Call>();
-  private readonly playbackWaiters = new Map<string, () => void>();
 
   constructor(
-    private readonly conn: AriConnection,
-    private readonly report: Report,
+    private readonly pbx: Switchboard,
+    private readonly sink: RecallSink,
     private readonly opts: RecallOptions,
     private readonly log: Logger,
-  ) {
-    conn.onAri('Dial', (e: { peer: { id: string }; dialstatus: string }) => this.onDial(e.peer.id, e.dialstatus));
-    conn.onAri('ChannelDestroyed', (e: { channel: { id: string }; cause: number }) => this.onGone(e.channel.id, e.cause));
-    conn.onAri('StasisEnd', (e: { channel: { id: string } }) => this.onGone(e.channel.id, undefined));
-    conn.onAri('ChannelDtmfReceived', (e: { channel: { id: string }; digit: string }) => this.onDtmf(e.channel.id, e.digit));
-    conn.onAri('PlaybackFinished', (e: { playback: { id: string } }) => {
-      const done = this.playbackWaiters.get(e.playback.id);
-      if (done) {
-        this.playbackWaiters.delete(e.playback.id);
-        done();
-      }
-      for (const call of this.calls.values()) {
-        // The menu timer starts when the last part of the menu has been played.
-        if (call.menuPlaybackIds[call.menuPlaybackIds.length - 1] === e.playback.id) this.armMenuTimer(call);
-      }
-    });
+  ) {}
+
+  /**
+   * Reports an observation. Nothing to decide and the request has ended meanwhile (cancelled from the CLI
+   * or *82 while the agent's phone rang): the call that is still up has no purpose any more.
+   */
+  private report(requestId: string, observation: Observation): void {
+    if (this.sink.observe(requestId, observation)) return;
+    const state = this.sink.stateOf(requestId);
+    if (state && isTerminal(state)) void this.abandon(requestId, state);
   }
 
   /** Recalls in progress (channels we own on the PBX). */
@@ -121,9 +129,10 @@ export class RecallFlow implements Telephony {
   async abandon(requestId: string, state: string): Promise<void> {
     const call = this.calls.get(requestId);
     if (!call || call.prospectAnswered || call.agentGone) return;
-    call.log.info('the request ended elsewhere; ending its recall call', { state });
-    call.inMenu = false;
-    clearTimeout(call.menuTimer);
+    emit(call.log, 'info', 'recall.abandoned', 'the request ended elsewhere; ending its recall call', { state });
+    if (call.menu) call.menu.cancelled = true;
+    call.menu = undefined;
+    await call.agent.stop();
     if (call.prospectChannelId && !call.prospectGone) await this.hangup(call.prospectChannelId);
     if (call.agentAnswered && state === 'CANCELLED') await this.announce(call.agentChannelId, 'cancelled');
     await this.hangup(call.agentChannelId);
@@ -137,26 +146,24 @@ export class RecallFlow implements Telephony {
   }
 
   /** StasisStart of a channel we originated: `recall,<request>` (agent) or `prospect,<request>`. */
-  onStasisStart(channel: Channel, args: string[]): void {
-    const call = this.byChannel.get(channel.id);
-    const client = this.conn.client;
+  onStasisStart(channelId: string, args: readonly string[]): void {
+    const call = this.byChannel.get(channelId);
     if (!call) {
-      this.log.warn('a recall channel entered the app but no recall is known for it (restarted?); hanging up', {
-        channelId: channel.id,
-        args,
+      emit(this.log.child({ channelId }), 'warn', 'recall.unknown_channel', 'a recall channel entered the app but no recall is known for it (restarted?); hanging up', {
+        args: [...args],
       });
-      void client?.channels.hangup({ channelId: channel.id }).catch(() => undefined);
+      void this.pbx.hangupChannel(channelId).catch(() => undefined);
       return;
     }
-    if (channel.id === call.agentChannelId) {
+    if (channelId === call.agentChannelId) {
       call.agentAnswered = true;
-      call.log.info('agent answered the recall');
+      emit(call.log, 'info', 'recall.agent_answered', 'agent answered the recall', {});
       this.report(call.requestId, { type: 'agentAnswered' });
       return;
     }
-    if (channel.id === call.prospectChannelId) {
+    if (channelId === call.prospectChannelId) {
       call.prospectAnswered = true;
-      call.log.info('prospect answered; connecting');
+      emit(call.log, 'info', 'recall.prospect_answered', 'prospect answered; connecting', {});
       void this.bridgeProspect(call);
     }
   }
@@ -177,38 +184,39 @@ export class RecallFlow implements Telephony {
 
   private async ringAgent(request: CallbackRequest, action: Extract<Action, { type: 'ringAgent' }>): Promise<void> {
     const log = this.log.child({ requestId: request.id, channelId: action.channelId });
+    const agent = this.pbx.port(action.channelId, { language: request.language });
     const call: Call = {
       requestId: request.id,
       prospect: request.prospect,
       language: request.language,
       agentChannelId: action.channelId,
+      agent,
       agentAnswered: false,
       agentGone: false,
       prospectAnswered: false,
       prospectGone: false,
-      inMenu: false,
-      menuPlaybackIds: [],
       log,
     };
     this.calls.set(request.id, call);
     this.byChannel.set(action.channelId, call);
-    const client = this.conn.client;
+    agent.onGone((cause) => this.onGone(action.channelId, cause));
     const variables: Record<string, string> = { 'CHANNEL(language)': request.language };
     if (this.opts.alertInfo) variables['PJSIP_HEADER(add,Alert-Info)'] = this.opts.alertInfo;
-    log.info('ringing the agent', { agent: request.agent, callerId: callerIdString(action.callerId), attempt: action.attempt });
+    // Honest call records (README, "Call records"): the ring to the agent is the agent's, marked as a callback.
+    Object.assign(variables, { 'CHANNEL(accountcode)': cdrAccount(request.agent), 'CDR(userfield)': `cc-callback-ring:${request.id}` });
+    const callerId = callerIdString(action.callerId);
+    emit(log, 'info', 'recall.ringing_agent', 'ringing the agent', { agent: request.agent, callerId, attempt: action.attempt });
     try {
-      if (!client) throw new Error('ARI is not connected');
-      await client.channels.originate({
+      await this.pbx.originate({
         endpoint: request.agent,
         channelId: action.channelId,
-        app: this.opts.app,
         appArgs: `recall,${request.id}`,
-        callerId: callerIdString(action.callerId),
-        timeout: Math.max(1, Math.round(action.timeoutMs / 1000)),
+        callerId,
+        timeoutSec: Math.max(1, Math.round(action.timeoutMs / 1000)),
         variables,
       });
     } catch (err) {
-      log.warn('could not ring the agent', { error: errorText(err) });
+      emit(log, 'warn', 'recall.ring_failed', 'could not ring the agent', { error: errorText(err) });
       this.forget(call);
       this.report(request.id, { type: 'recallFailed', reason: `originate to ${request.agent} failed: ${errorText(err)}` });
     }
@@ -216,116 +224,100 @@ export class RecallFlow implements Telephony {
 
   private async announce(channelId: string, prompt: Extract<Action, { type: 'announce' }>['prompt']): Promise<void> {
     const call = this.byChannel.get(channelId);
-    const client = this.conn.client;
-    if (!call || call.agentGone || !client) return;
+    if (!call || call.agentGone) return;
     if (prompt === 'menu') {
-      call.inMenu = true;
-      const digits = call.prospect.replace(/^\+/, '');
-      const stamp = Date.now().toString(36);
-      // Three playbacks rather than one with a media list: a key must be able to stop all of them.
-      const parts = [this.opts.prompts.recallIntro, `digits:${digits}`, this.opts.prompts.recallMenu];
-      call.menuPlaybackIds = parts.map((_, i) => `${channelId}-menu-${stamp}-${i}`);
-      try {
-        for (const [i, media] of parts.entries()) {
-          if (!call.inMenu) break;
-          await client.channels.play({ channelId, playbackId: call.menuPlaybackIds[i], lang: call.language, media });
-        }
-      } catch (err) {
-        call.log.warn('menu prompt failed', { error: errorText(err) });
-        this.armMenuTimer(call);
-      }
+      // The menu runs on its own: the engine's queue for this request is not held while the agent listens.
+      void this.menu(call);
       return;
     }
-    const playbackId = `${channelId}-${prompt}-${Date.now().toString(36)}`;
-    const finished = new Promise<void>((resolve) => {
-      this.playbackWaiters.set(playbackId, resolve);
-      setTimeout(resolve, this.opts.announceTimeoutMs ?? 15000).unref();
+    const r = await call.agent.play([this.opts.prompts[ANNOUNCE[prompt]]], { guardMs: this.opts.announceTimeoutMs ?? 15000 });
+    if (r.type === 'finished' && r.failed) call.log.debug('announcement not played', { prompt, error: r.failed.error });
+  }
+
+  private async menu(call: Call): Promise<void> {
+    if (call.menu) call.menu.cancelled = true;
+    const menu = { cancelled: false };
+    call.menu = menu;
+    const digits = call.prospect.replace(/^\+/, '');
+    const played = await call.agent.play([this.opts.prompts.recallIntro, `digits:${digits}`, this.opts.prompts.recallMenu], {
+      stopKeys: MENU_KEYS,
+      guardMs: 60_000,
     });
-    try {
-      await client.channels.play({ channelId, playbackId, lang: call.language, media: this.opts.prompts[ANNOUNCE[prompt]] });
-      await finished;
-    } catch (err) {
-      this.playbackWaiters.delete(playbackId);
-      call.log.debug('announcement not played', { prompt, error: errorText(err) });
-    }
-  }
-
-  private armMenuTimer(call: Call): void {
-    if (!call.inMenu) return;
-    clearTimeout(call.menuTimer);
-    call.menuTimer = setTimeout(() => {
-      if (!call.inMenu || call.agentGone) return;
-      call.inMenu = false;
-      call.log.info('no key pressed in the recall menu');
+    if (menu.cancelled || played.type === 'hangup') return;
+    if (played.type === 'finished' && played.failed) call.log.warn('menu prompt failed', { error: played.failed.error, media: played.failed.media });
+    const key = played.type === 'key' ? played : await call.agent.waitKey(this.opts.menuTimeoutMs, MENU_KEYS);
+    if (menu.cancelled || call.agentGone || key.type === 'hangup') return;
+    call.menu = undefined;
+    if (key.type === 'timeout') {
+      emit(call.log, 'info', 'recall.menu_timeout', 'no key pressed in the recall menu', {});
       this.report(call.requestId, { type: 'agentKey', key: 'none' });
-    }, this.opts.menuTimeoutMs);
-  }
-
-  private onDtmf(channelId: string, digit: string): void {
-    const call = this.byChannel.get(channelId);
-    if (!call || channelId !== call.agentChannelId || !call.inMenu) return;
-    if (digit !== '1' && digit !== '2' && digit !== '3') return;
-    call.inMenu = false;
-    clearTimeout(call.menuTimer);
-    const playbackIds = call.menuPlaybackIds;
-    call.menuPlaybackIds = [];
-    for (const playbackId of playbackIds) void this.conn.client?.playbacks.stop({ playbackId }).catch(() => undefined);
-    call.log.info('agent chose in the recall menu', { key: digit });
+      return;
+    }
+    const digit = key.digit as '1' | '2' | '3';
+    emit(call.log, 'info', 'recall.agent_key', 'agent chose in the recall menu', { key: digit });
     this.report(call.requestId, { type: 'agentKey', key: digit });
   }
 
   private async dialProspect(request: CallbackRequest, action: Extract<Action, { type: 'dialProspect' }>): Promise<void> {
     const call = this.calls.get(request.id) ?? this.byChannel.get(action.agentChannelId);
-    const client = this.conn.client;
-    if (!call || call.agentGone || !client) {
+    if (!call || call.agentGone) {
       this.report(request.id, { type: 'recallFailed', reason: 'the agent channel is gone' });
       return;
     }
     call.prospectChannelId = action.channelId;
+    const prospect = this.pbx.port(action.channelId);
+    call.prospectPort = prospect;
     this.byChannel.set(action.channelId, call);
+    prospect.onGone((cause) => this.onGone(action.channelId, cause));
     const log = call.log.child({ prospectChannelId: action.channelId });
+    const callerId = callerIdString(action.callerId);
     try {
       const bridgeId = `${action.agentChannelId}-b`;
-      await client.bridges.create({ type: 'mixing', bridgeId, name: `callback ${request.id}` });
+      await this.pbx.createBridge(bridgeId, `callback ${request.id}`);
       call.bridgeId = bridgeId;
-      await client.bridges.addChannel({ bridgeId, channel: action.agentChannelId });
-      const ringbackId = `${action.agentChannelId}-ringback`;
-      call.ringbackId = ringbackId;
-      await client.channels.play({ channelId: action.agentChannelId, playbackId: ringbackId, media: 'tone:ring' }).catch(() => undefined);
-      log.info('dialling the prospect', { prospect: request.prospect, callerId: callerIdString(action.callerId), attempt: action.attempt });
-      await client.channels.originate({
+      await this.pbx.addToBridge(bridgeId, action.agentChannelId);
+      // Ringback until the prospect answers or the attempt ends (stopped by the port's stop()).
+      call.ringback = call.agent.play(['tone:ring'], { guardMs: action.timeoutMs + 60_000 });
+      emit(log, 'info', 'recall.dialling_prospect', 'dialling the prospect', {
+        prospect: request.prospect,
+        callerId,
+        attempt: action.attempt,
+        prospectChannelId: action.channelId,
+      });
+      await this.pbx.originate({
         endpoint: `Local/${request.prospect}@${this.opts.outboundContext}`,
         channelId: action.channelId,
-        app: this.opts.app,
         appArgs: `prospect,${request.id}`,
-        callerId: callerIdString(action.callerId),
-        timeout: Math.max(1, Math.round(action.timeoutMs / 1000)),
+        callerId,
+        timeoutSec: Math.max(1, Math.round(action.timeoutMs / 1000)),
+        // Honest call records: the dialplan routine considerate-callback-recall (dialplan/) reads these.
+        variables: {
+          CC_CALLBACK: request.id,
+          CC_CALLBACK_AGENT: cdrAccount(request.agent),
+          CC_CALLBACK_CID_NAME: action.callerId.name,
+          CC_CALLBACK_CID_NUM: action.callerId.number,
+          'CHANNEL(accountcode)': cdrAccount(request.agent),
+          CONNECTED_LINE_SEND_SUB: 'considerate-callback-recall-cid,s,1',
+          'CDR_PROP(disable)': '1',
+        },
       });
     } catch (err) {
-      log.warn('could not dial the prospect', { error: errorText(err) });
+      emit(log, 'warn', 'recall.dial_failed', 'could not dial the prospect', { error: errorText(err) });
       call.prospectGone = true;
       this.report(request.id, { type: 'recallFailed', reason: `dialling ${request.prospect} failed: ${errorText(err)}` });
     }
   }
 
   private async bridgeProspect(call: Call): Promise<void> {
-    const client = this.conn.client;
-    if (!client || !call.bridgeId || !call.prospectChannelId) return;
-    if (call.ringbackId) await client.playbacks.stop({ playbackId: call.ringbackId }).catch(() => undefined);
+    if (!call.bridgeId || !call.prospectChannelId) return;
+    await call.agent.stop();
     try {
-      await client.bridges.addChannel({ bridgeId: call.bridgeId, channel: call.prospectChannelId });
+      await this.pbx.addToBridge(call.bridgeId, call.prospectChannelId);
       this.report(call.requestId, { type: 'prospectAnswered' });
     } catch (err) {
-      call.log.error('could not bridge the prospect', { error: errorText(err) });
+      emit(call.log, 'error', 'recall.bridge_failed', 'could not bridge the prospect', { error: errorText(err) });
       this.report(call.requestId, { type: 'recallFailed', reason: `bridging failed: ${errorText(err)}` });
     }
-  }
-
-  private onDial(peerId: string, status: string): void {
-    const call = this.byChannel.get(peerId);
-    if (!call || !status) return;
-    if (peerId === call.agentChannelId) call.agentDialStatus = status;
-    else if (peerId === call.prospectChannelId) call.prospectDialStatus = status;
   }
 
   private onGone(channelId: string, cause: number | undefined): void {
@@ -333,16 +325,16 @@ export class RecallFlow implements Telephony {
     if (!call) return;
     if (channelId === call.agentChannelId && !call.agentGone) {
       call.agentGone = true;
-      call.inMenu = false;
-      clearTimeout(call.menuTimer);
+      if (call.menu) call.menu.cancelled = true;
+      call.menu = undefined;
       if (!call.agentAnswered) {
-        call.log.info('agent did not answer the recall', { dialStatus: call.agentDialStatus, cause });
+        emit(call.log, 'info', 'recall.agent_no_answer', 'agent did not answer the recall', { dialStatus: call.agent.dialStatus, cause });
         this.report(call.requestId, { type: 'agentNoAnswer' });
       } else if (call.prospectAnswered) {
         // A completed call ends: the other side goes too.
         if (call.prospectChannelId && !call.prospectGone) void this.hangup(call.prospectChannelId);
       } else {
-        call.log.info('agent hung up during the recall');
+        emit(call.log, 'info', 'recall.agent_hung_up', 'agent hung up during the recall', {});
         this.report(call.requestId, { type: 'agentHungUp' });
       }
     } else if (channelId === call.prospectChannelId && !call.prospectGone) {
@@ -350,16 +342,18 @@ export class RecallFlow implements Telephony {
       if (call.prospectAnswered) {
         if (!call.agentGone) void this.hangup(call.agentChannelId);
       } else if (!call.agentGone) {
-        const busy = call.prospectDialStatus === 'BUSY';
-        call.log.info(busy ? 'prospect busy at the recall' : 'prospect did not answer', { dialStatus: call.prospectDialStatus, cause });
-        if (call.ringbackId) void this.conn.client?.playbacks.stop({ playbackId: call.ringbackId }).catch(() => undefined);
+        const dialStatus = call.prospectPort?.dialStatus;
+        const busy = dialStatus === 'BUSY';
+        if (busy) emit(call.log, 'info', 'recall.prospect_busy', 'prospect busy at the recall', { dialStatus, cause });
+        else emit(call.log, 'info', 'recall.prospect_no_answer', 'prospect did not answer', { dialStatus, cause });
+        void call.agent.stop();
         this.report(call.requestId, { type: busy ? 'prospectBusy' : 'prospectNoAnswer' });
       }
     }
     if (call.prospectAnswered && !call.conversationOver && (call.agentGone || call.prospectGone)) {
       // Agent and prospect were talking and one of them hung up: the prospect is off the phone with us now.
       call.conversationOver = true;
-      call.log.info('the conversation with the prospect ended', { event: 'conversation-ended' });
+      emit(call.log, 'info', 'recall.conversation_ended', 'the conversation with the prospect ended', {});
       this.onConversationEnded?.(call.requestId);
     }
     if (call.agentGone && (call.prospectGone || !call.prospectChannelId)) this.forget(call);
@@ -369,14 +363,16 @@ export class RecallFlow implements Telephony {
   onConversationEnded?: (requestId: string) => void;
 
   private forget(call: Call): void {
-    clearTimeout(call.menuTimer);
+    if (call.menu) call.menu.cancelled = true;
+    call.agent.release();
+    call.prospectPort?.release();
     this.byChannel.delete(call.agentChannelId);
     if (call.prospectChannelId) this.byChannel.delete(call.prospectChannelId);
     if (this.calls.get(call.requestId) === call) this.calls.delete(call.requestId);
-    if (call.bridgeId) void this.conn.client?.bridges.destroy({ bridgeId: call.bridgeId }).catch(() => undefined);
+    if (call.bridgeId) void this.pbx.destroyBridge(call.bridgeId).catch(() => undefined);
   }
 
   private async hangup(channelId: string): Promise<void> {
-    await this.conn.client?.channels.hangup({ channelId }).catch(() => undefined);
+    await this.pbx.hangupChannel(channelId).catch(() => undefined);
   }
 }

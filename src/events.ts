@@ -1,0 +1,287 @@
+/**
+ * The service's observable events: one catalogue of stable names and their fields.
+ *
+ * Every log line that tests, the demo, the bench (and later metrics or the web page) wait on carries a
+ * field `event` with one of the names below. The message next to it is for people and may change; the
+ * name and the fields listed here are the contract. Add an event here first, then emit it with
+ * {@link emit}; a name or field that is not declared here does not compile.
+ *
+ * Naming: `<area>.<what happened>` in snake case, past tense or a state (`offer.opted_in`,
+ * `recall.agent_answered`). Every line also carries the logger's context fields (`component`,
+ * `channelId`, and once known `requestId`, `agent`, `prospect`).
+ */
+import type { Logger } from './log';
+
+type Level = 'debug' | 'info' | 'warn' | 'error';
+
+export interface EventCatalogue {
+  // ── service ────────────────────────────────────────────────────────────────────────────────────
+  /** The service has been wired and starts (store, ARI URL, app). */
+  'service.starting': { store: string; ari: string; app: string };
+  /** The service stopped; how late the event loop was while it ran (ms above the 5 ms sampling). */
+  'service.stopped': { eventLoopDelayMs?: { p50: number; p99: number; max: number } };
+  /** A channel entered the Stasis app with arguments no flow knows; it goes back to the dialplan. */
+  'service.unknown_stasis_args': { args: string[] };
+
+  // ── ARI connection (src/asterisk/connection.ts) ─────────────────────────────────────────────────
+  /** The app's WebSocket is up (first connection or a reconnection). */
+  'ari.connected': { url: string; app: string; how: string };
+  /** The WebSocket went away; calls in progress are reconciled at the next `ari.connected`. */
+  'ari.disconnected': { reason: string };
+  /** Another instance holds the app's lease on this PBX; this one waits. */
+  'ari.standby': { app: string; activeInstance?: string };
+  /** The active instance is gone; this one takes over the app. */
+  'ari.takeover': { app: string };
+
+  // ── FastAGI (src/agi/server.ts) ────────────────────────────────────────────────────────────────
+  /** The FastAGI server is bound and accepts calls. */
+  'agi.listening': { host: string; port: number };
+
+  // ── the offer at the busy signal (src/flows/offer.ts) ──────────────────────────────────────────
+  /** The dialplan handed over bad input (prospect, agent device); no offer, the caller hears busy. */
+  'offer.refused': { reason: string; args: string[]; entry: 'ari' | 'agi' };
+  /**
+   * A busy call entered the offer: the prompt is about to play. With the service's preparation (issue 12):
+   * `promise` regular, next-calling-day or declined (after hours), the agent's `position` in the queue for the
+   * number, the agents ahead (`queue`), the prospect's zone (`timeZone`, `zoneSource`, `zoneNote`) and `why`.
+   */
+  'offer.started': {
+    hangupCause?: number;
+    language: string;
+    entry: 'ari' | 'agi';
+    promise?: 'regular' | 'next-calling-day' | 'declined';
+    position?: number;
+    queue?: string[];
+    timeZone?: string;
+    zoneSource?: string;
+    zoneNote?: string;
+    why?: string;
+  };
+  /** The offer could not be prepared (zone or queue lookup failed); a regular offer plays. */
+  'offer.prepare_failed': { error: string };
+  /** A prompt of the offer starts (debug): which media, e.g. sound:cc-queue-2. */
+  'offer.prompt_playing': { prompt: string; media: string };
+  /**
+   * Nothing could be promised at this busy signal (policy.afterHours = decline, or no calling day ahead): no
+   * request; the agent hears the reason (src/engine.ts noOffer; a 'not-offered' CRM event when a webhook is set).
+   */
+  'offer.closed': { agent: string; prospect: string; timeZone: string; reason: string };
+  /** The agent pressed a key during the offer (`phase`: where the machine was). */
+  'offer.key': { digit: string; phase: string };
+  /** A prompt of the offer ended: `state` done (played), failed (could not be played), stopped (a key). */
+  'offer.prompt_finished': { prompt: string; state: 'done' | 'failed' | 'stopped' };
+  /** A prompt could not be played (a missing sound file): an error for the operator. */
+  'offer.prompt_failed': { prompt: string; media: string; error?: string };
+  /**
+   * The agent pressed `#` and the request is durable (committed) before the agent is told.
+   * `result`: created (new) or refreshed (an existing pending one). Timings for `npm run bench`:
+   * `commitMs` the commit alone, `keyToDurableMs` key event received → committed, `committedAt` epoch ms.
+   */
+  'offer.opted_in': {
+    requestId: string;
+    result: 'created' | 'refreshed';
+    /** regular, or next-calling-day (carried over after hours). */
+    promise?: 'regular' | 'next-calling-day';
+    /** The agent's place in the queue for the number (1: first). */
+    position?: number;
+    entry: 'ari' | 'agi';
+    commitMs: number;
+    keyToDurableMs?: number;
+    committedAt: number;
+  };
+  /** The agent has too many pending callbacks; nothing was stored. */
+  'offer.full': { pending: number };
+  /** The store refused the write; the agent hears that no callback was scheduled. */
+  'offer.store_failed': { error: string };
+  /** A call action (answer, hang-up, …) failed during the offer; the offer ends. */
+  'offer.call_failed': { error: string; phase: string };
+  /** The offer is over. `outcome`: requested, refreshed, full, declined, timeout, hangup, store-failed. */
+  'offer.ended': { outcome: string; key?: string; requestId?: string; entry: 'ari' | 'agi' };
+
+  // ── the recall (src/flows/recall.ts) ───────────────────────────────────────────────────────────
+  /** The agent's phone is rung, labelled "Callback: <prospect>". */
+  'recall.ringing_agent': { agent: string; callerId: string; attempt: number };
+  /** Originating the agent's call failed. */
+  'recall.ring_failed': { error: string };
+  /** The agent answered the recall: the menu follows. */
+  'recall.agent_answered': Record<string, never>;
+  /** The agent chose in the menu (1 connect, 2 snooze, 3 cancel). */
+  'recall.agent_key': { key: '1' | '2' | '3' };
+  /** No key within the menu timeout after the menu was played. */
+  'recall.menu_timeout': Record<string, never>;
+  /** The prospect is being dialled with the agent's caller ID (the agent hears ringback). */
+  'recall.dialling_prospect': { prospect: string; callerId: string; attempt: number; prospectChannelId: string };
+  /** Dialling the prospect (bridge, originate) failed. */
+  'recall.dial_failed': { error: string };
+  /** The prospect answered: the two are being bridged. */
+  'recall.prospect_answered': Record<string, never>;
+  /** The prospect's line was busy at the recall. */
+  'recall.prospect_busy': { dialStatus?: string; cause?: number };
+  /** The prospect did not answer (or the call failed otherwise). */
+  'recall.prospect_no_answer': { dialStatus?: string; cause?: number };
+  /** Bridging agent and prospect failed. */
+  'recall.bridge_failed': { error: string };
+  /** The agent did not answer the recall. */
+  'recall.agent_no_answer': { dialStatus?: string; cause?: number };
+  /** The agent hung up before the prospect answered. */
+  'recall.agent_hung_up': Record<string, never>;
+  /** The request ended elsewhere (CLI, *82) while its recall call was up; the call is ended. */
+  'recall.abandoned': { state: string };
+  /** A recall channel entered the app that no recall in this process knows (restart); hung up. */
+  'recall.unknown_channel': { args: string[] };
+  /** A connected recall's conversation ended (one side hung up): the next colleague's recall for the number may follow. */
+  'recall.conversation_ended': Record<string, never>;
+
+  // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
+  /** Bad agent device from the dialplan; the call is hung up. */
+  'pending.refused': { reason: string; agent: string };
+  /** The agent asked for their pending callbacks. */
+  'pending.asked': { pending: number; next?: string; nextProspect?: string };
+  /** One callback was cancelled by the agent's key (1 the next, 2 all). */
+  'pending.cancelled': { requestId: string; prospect: string; key: string };
+  /** A callback could not be cancelled: it changed meanwhile. */
+  'pending.cancel_failed': { requestId: string; prospect: string; key: string };
+  /** The agent chose nothing (hung up, no key, another key). */
+  'pending.no_choice': { key: string };
+
+  // ── device states (src/flows/presence.ts) ────────────────────────────────────────────────────
+  /** A watched device changed state (raw Asterisk state: NOT_INUSE, INUSE, …). */
+  'presence.device_state': { device: string; state: string };
+  /** A device could not be watched (subscription or read failed). */
+  'presence.watch_failed': { device: string; error: string };
+
+  // ── requests (src/engine.ts) ───────────────────────────────────────────────────────────────────
+  /**
+   * A request changed: one line per policy event. `transition` is the policy's event type
+   * (requested, prospect-free, due, agent-snoozed, prospect-busy, …; see core/policy/types.ts).
+   */
+  'request.transition': { transition: string; from: string | null; to: string; reason: string; wakeAt: string | null };
+  /** A request reached a terminal state (COMPLETED, CANCELLED, EXPIRED, FAILED). */
+  'request.finished': { state: string; outcome: string | null; reason: string | null };
+  /** A notification for the CRM webhook was queued (`webhookEvent`: requested, completed, …). */
+  'request.notified': { webhookEvent: string; reason: string };
+
+  // ── operations: HTTP listener, callbacks page, browser phones, lamps (src/operations.ts, src/http/, src/lamp.ts)
+  /** The HTTP listener (health, readiness, metrics, page) is bound. */
+  'http.listening': { bind: string; port: number; paths: string[] };
+  /** The HTTP listener could not be bound; the service runs on without it. */
+  'http.listen_failed': { bind: string; port: number; error: string };
+  /** The HTTP listener reported an error after it was bound. */
+  'http.error': { error: string };
+  /** A request or upgrade without a valid token was refused. */
+  'http.unauthorized': { path: string; remote?: string };
+  /** An HTTP handler threw; the client got a 500. */
+  'http.handler_failed': { path: string; error: string };
+  /** A file of the callbacks page is missing from the build. */
+  'web.static_missing': { file: string; error: string };
+  /** A POST from the page failed the CSRF / origin checks. */
+  'web.csrf_refused': { path: string; why: string; remote?: string };
+  /** A cancel from the page (`applied`: whether the request changed). */
+  'web.cancel': { requestId: string; by: string; from: string; to: string; applied: boolean };
+  /** A snooze from the page. */
+  'web.snooze': { requestId: string; by: string; from: string; to: string; applied: boolean };
+  /** The page's event stream was refused: too many open. */
+  'web.streams_full': { open: number };
+  /** A browser phone's WebSocket relay was refused: too many open. */
+  'phones.relay_full': { open: number };
+  /** A browser phone's WebSocket relay opened. */
+  'phones.relay_open': { remote?: string };
+  /** A browser phone's relay could not reach Asterisk. */
+  'phones.relay_error': { error: string; target: string };
+  /** An agent's lamp was set on the PBX (custom device state). */
+  'lamp.set': { device: string; state: string };
+  /** An agent's lamp could not be set. */
+  'lamp.set_failed': { device: string; state: string; error: string };
+  /** The lamps on the PBX could not be listed. */
+  'lamp.list_failed': { error: string };
+
+  // ── CRM webhook (src/webhook/sender.ts) ──────────────────────────────────────────────────────
+  /** The CRM accepted an event. */
+  'webhook.delivered': Record<string, never>;
+  /** The CRM did not accept an event; it is retried at `retryAt`. */
+  'webhook.retry': { error: string; retryAt: string };
+  /** An event was given up after its retries. */
+  'webhook.given_up': { error: string; attempts: number };
+}
+
+export type EventName = keyof EventCatalogue;
+
+/** Every declared name, for tests and documentation (kept equal to the catalogue by the type below). */
+export const EVENT_NAMES = [
+  'service.starting',
+  'service.stopped',
+  'service.unknown_stasis_args',
+  'ari.connected',
+  'ari.disconnected',
+  'ari.standby',
+  'ari.takeover',
+  'agi.listening',
+  'offer.refused',
+  'offer.started',
+  'offer.prepare_failed',
+  'offer.prompt_playing',
+  'offer.closed',
+  'offer.key',
+  'offer.prompt_finished',
+  'offer.prompt_failed',
+  'offer.opted_in',
+  'offer.full',
+  'offer.store_failed',
+  'offer.call_failed',
+  'offer.ended',
+  'recall.ringing_agent',
+  'recall.ring_failed',
+  'recall.agent_answered',
+  'recall.agent_key',
+  'recall.menu_timeout',
+  'recall.dialling_prospect',
+  'recall.dial_failed',
+  'recall.prospect_answered',
+  'recall.prospect_busy',
+  'recall.prospect_no_answer',
+  'recall.bridge_failed',
+  'recall.agent_no_answer',
+  'recall.agent_hung_up',
+  'recall.abandoned',
+  'recall.unknown_channel',
+  'recall.conversation_ended',
+  'pending.refused',
+  'pending.asked',
+  'pending.cancelled',
+  'pending.cancel_failed',
+  'pending.no_choice',
+  'presence.device_state',
+  'presence.watch_failed',
+  'request.transition',
+  'request.finished',
+  'request.notified',
+  'http.listening',
+  'http.listen_failed',
+  'http.error',
+  'http.unauthorized',
+  'http.handler_failed',
+  'web.static_missing',
+  'web.csrf_refused',
+  'web.cancel',
+  'web.snooze',
+  'web.streams_full',
+  'phones.relay_full',
+  'phones.relay_open',
+  'phones.relay_error',
+  'lamp.set',
+  'lamp.set_failed',
+  'lamp.list_failed',
+  'webhook.delivered',
+  'webhook.retry',
+  'webhook.given_up',
+] as const satisfies readonly EventName[];
+
+// Compile-time check that EVENT_NAMES lists every catalogue entry.
+type Missing = Exclude<EventName, (typeof EVENT_NAMES)[number]>;
+const allListed: [Missing] extends [never] ? true : Missing = true;
+void allListed;
+
+/** Writes one log line carrying the stable `event` name and its declared fields. */
+export function emit<E extends EventName>(log: Logger, level: Level, event: E, message: string, fields: EventCatalogue[E]): void {
+  log.log(level, message, { ...fields, event });
+}

@@ -1,0 +1,306 @@
+/**
+ * The offer at the busy signal, written once for both entries (Stasis over ARI, FastAGI).
+ *
+ * A driver around the pure machine in core/offer.ts: it refuses bad input from the dialplan, chooses the
+ * language, builds the request, feeds the machine what happens on the call (through a {@link CallPort})
+ * and carries out the actions it returns. The opt-in write is synchronous and committed before the agent
+ * hears the confirmation. Before the first prompt the sink may `prepare` the offer (the prospect's zone, what
+ * may be promised, the agent's place in the queue for the number): the machine then plays the queue notice,
+ * the next-calling-day offer, or the closed notice instead of the plain offer.
+ *
+ *   answer          → port.answer()
+ *   play <prompt>   → port.play([media]) started, not awaited: the machine's timer runs beside it
+ *                     (the offer, next-day offer and queue prompts stop on any key; closing prompts play to
+ *                     their end); media from offerMedia (the queue prompt by position)
+ *   stopPlayback    → port.stop() (a stop key has already stopped the prompt; this is a no-op then)
+ *   startTimer ms   → a deadline; with nothing playing the driver waits for a key until it
+ *   cancelTimer     → clears the deadline
+ *   store           → sink.optIn (synchronous, committed before the confirmation plays)
+ *   hangup          → port.hangup()
+ */
+import { performance } from 'node:perf_hooks';
+import {
+  OfferAction,
+  OfferContext,
+  OfferInput,
+  OfferOutcome,
+  OfferPrompt,
+  OfferPromptMedia,
+  OfferState,
+  initialOfferState,
+  offerMedia,
+  parseOfferArgs,
+  stepOffer,
+} from '../core/offer';
+import type { ZoneSource } from '../core/policy';
+import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
+import type { OptInInput, OptInResult } from '../engine';
+import { emit } from '../events';
+import type { Logger } from '../log';
+import type { CallPort, KeyOutcome, PlayOutcome } from '../telephony/port';
+
+export type OfferRequestInput = OptInInput;
+
+/** What the offer may say, with the prospect's zone (service: zone from the number + engine.offerOutlook). */
+export interface OfferPreparation {
+  context: OfferContext;
+  timeZone?: string;
+  zoneSource?: ZoneSource;
+  /** For the `offer.started` line: the agents ahead, the zone's note and why. */
+  details?: { queue?: string[]; zoneNote?: string; why?: string };
+}
+
+/** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
+export interface OfferSink {
+  optIn(input: OfferRequestInput): OptInResult;
+  /** Optional: the promise and the queue position before the offer plays (absent: a regular offer, first in line). */
+  prepare?(input: OfferRequestInput): Promise<OfferPreparation>;
+}
+
+/** The machine's `stored` input for an opt-in result. */
+export function storedInput(r: OptInResult): OfferInput {
+  if (r.result === 'full' || r.result === 'closed') return { type: 'stored', result: r.result };
+  return r.promise ? { type: 'stored', result: r.result, promise: r.promise } : { type: 'stored', result: r.result };
+}
+
+/** Prompts during which a key decides (the offer and the queue notice before it). */
+const OFFERING: readonly OfferPrompt[] = ['queue', 'offer', 'offerNextDay'];
+
+export interface OfferOptions {
+  keyTimeoutMs: number;
+  closingTimeoutMs: number;
+  languages: readonly string[];
+  defaultLanguage: string;
+  prompts: OfferPromptMedia;
+  numbers: { minDigits: number; maxDigits: number };
+}
+
+export type OfferEntry = 'ari' | 'agi';
+
+/** Keys that interrupt the offer prompt: any key decides (only # opts in). */
+export const OFFER_KEYS = '#0123456789*';
+
+function micro(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class OfferDriver {
+  constructor(
+    private readonly sink: OfferSink,
+    private readonly opts: OfferOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Runs one offer on a call. `args` as Stasis() passes them: ['offer', <prospect>, <agent device>, <cause>].
+   * Resolves when the offer is over (never rejects); with the outcome, or undefined when refused.
+   */
+  async run(port: CallPort, args: readonly string[], entry: OfferEntry): Promise<OfferOutcome | undefined> {
+    let log = this.log.child({ channelId: port.channelId });
+    const parsed = parseOfferArgs(args, this.opts.numbers);
+    if (!parsed.ok) {
+      emit(log, 'warn', 'offer.refused', 'offer refused: bad input from the dialplan; no callback, the caller hears busy', {
+        reason: parsed.reason,
+        args: args.map((a) => describeInput(a)),
+        entry,
+      });
+      await port.refuse().catch((err: unknown) => log.warn('declining the refused call failed', { error: errorText(err) }));
+      return undefined;
+    }
+    const language = chooseLanguage(port.language, this.opts.languages, this.opts.defaultLanguage);
+    const input: OfferRequestInput = {
+      agent: parsed.value.agent,
+      agentCallerId: { name: sanitizeCallerIdName(port.caller.name), number: sanitizeCallerIdNumber(port.caller.number) },
+      prospect: parsed.value.prospect,
+      language,
+      channelId: port.channelId,
+    };
+    log = log.child({ agent: input.agent, prospect: input.prospect });
+    await port.setLanguage(language).catch(() => undefined);
+
+    let state: OfferState = initialOfferState();
+    let deadline: number | undefined;
+    let playing: { prompt: OfferPrompt; outcome: Promise<PlayOutcome> } | undefined;
+    let requestId: string | undefined;
+    let keyAt: number | undefined;
+    const inputs: OfferInput[] = [];
+
+    const store = (): void => {
+      try {
+        const t0 = performance.now();
+        const r = this.sink.optIn(input);
+        const t1 = performance.now();
+        if (r.result === 'full') {
+          emit(log, 'warn', 'offer.full', 'agent has too many pending callbacks; none added', { pending: r.pending });
+          inputs.push({ type: 'stored', result: 'full' });
+          return;
+        }
+        if (r.result === 'closed') {
+          // Nothing may be promised any more (the calling day ended while the offer played); the engine logged
+          // `offer.closed` and queued the CRM's not-offered event. The agent hears the reason.
+          inputs.push(storedInput(r));
+          return;
+        }
+        requestId = r.requestId;
+        log = log.child({ requestId });
+        emit(log, 'info', 'offer.opted_in', r.result === 'created' ? 'callback requested' : 'callback request refreshed', {
+          requestId,
+          result: r.result,
+          entry,
+          commitMs: micro(t1 - t0),
+          keyToDurableMs: keyAt === undefined ? undefined : micro(t1 - keyAt),
+          committedAt: Date.now(),
+          promise: r.promise,
+          position: r.position,
+        });
+        inputs.push(storedInput(r));
+      } catch (err) {
+        emit(log, 'error', 'offer.store_failed', 'could not store the callback request; the agent is told no callback was scheduled', {
+          error: errorText(err),
+        });
+        inputs.push({ type: 'storeFailed' });
+      }
+    };
+
+    const perform = async (action: OfferAction): Promise<void> => {
+      switch (action.type) {
+        case 'answer': {
+          const answered = port.answer();
+          // The answer request is on its way before the line is written: the agent is waiting for the prompt.
+          emit(log, 'info', 'offer.started', prepared?.context.promise === 'declined' ? 'busy: no callback can be promised; the agent is told why' : 'busy: offering a callback', {
+            hangupCause: parsed.value.hangupCause,
+            language,
+            entry,
+            ...(prepared
+              ? {
+                  promise: prepared.context.promise,
+                  position: prepared.context.position,
+                  queue: prepared.details?.queue,
+                  timeZone: prepared.timeZone,
+                  zoneSource: prepared.zoneSource,
+                  zoneNote: prepared.details?.zoneNote,
+                  why: prepared.details?.why,
+                }
+              : {}),
+          });
+          await answered;
+          return;
+        }
+        case 'play': {
+          const media = offerMedia(this.opts.prompts, action.prompt, action.position);
+          emit(log, 'debug', 'offer.prompt_playing', 'prompt playing', { prompt: action.prompt, media });
+          playing = {
+            prompt: action.prompt,
+            outcome: port.play([media], { stopKeys: OFFERING.includes(action.prompt) ? OFFER_KEYS : '', guardMs: 5 * 60_000 }),
+          };
+          return;
+        }
+        case 'stopPlayback':
+          await port.stop();
+          return;
+        case 'startTimer':
+          deadline = Date.now() + action.ms;
+          return;
+        case 'cancelTimer':
+          deadline = undefined;
+          return;
+        case 'store':
+          store();
+          return;
+        case 'hangup':
+          await port.hangup('normal').catch(() => undefined);
+          return;
+      }
+    };
+
+    const fromKey = (r: KeyOutcome | PlayOutcome): OfferInput | undefined => {
+      if (r.type === 'key') {
+        keyAt = r.at;
+        emit(log, 'debug', 'offer.key', 'key pressed', { digit: r.digit, phase: state.phase });
+        return { type: 'dtmf', digit: r.digit };
+      }
+      if (r.type === 'hangup') return { type: 'hangup' };
+      return undefined;
+    };
+
+    /** Waits for what comes next: the prompt's end, a key, the deadline or the hang-up. */
+    const next = async (): Promise<OfferInput | undefined> => {
+      if (playing) {
+        const current = playing;
+        let timer: NodeJS.Timeout | undefined;
+        const deadlineHit = new Promise<'deadline' | undefined>((resolve) => {
+          if (deadline === undefined) return;
+          timer = setTimeout(() => resolve('deadline'), Math.max(0, deadline - Date.now()));
+        });
+        const r = await Promise.race([current.outcome, deadlineHit]);
+        clearTimeout(timer);
+        if (r === 'deadline' || r === undefined) {
+          deadline = undefined;
+          return { type: 'timeout' };
+        }
+        playing = undefined;
+        const input = fromKey(r);
+        if (input) return input;
+        if (r.type === 'finished' && r.failed) {
+          emit(log, 'error', 'offer.prompt_failed', 'prompt could not be played; check the sound files', {
+            prompt: current.prompt,
+            media: r.failed.media,
+            error: r.failed.error,
+          });
+        }
+        emit(log, 'debug', 'offer.prompt_finished', 'prompt finished', { prompt: current.prompt, state: r.type === 'finished' && r.failed ? 'failed' : 'done' });
+        return { type: 'promptFinished', prompt: current.prompt };
+      }
+      if (deadline === undefined) return undefined;
+      const r = await port.waitKey(Math.max(0, deadline - Date.now()));
+      if (r.type === 'timeout') {
+        deadline = undefined;
+        return { type: 'timeout' };
+      }
+      return fromKey(r);
+    };
+
+    const step = async (event: OfferInput): Promise<void> => {
+      const s = stepOffer(state, event, this.opts);
+      state = s.state;
+      for (const action of s.actions) await perform(action);
+    };
+
+    // The service's preparation (the prospect's zone, the promise, the queue) before the prompt is chosen.
+    let prepared: OfferPreparation | undefined;
+    if (this.sink.prepare) {
+      try {
+        prepared = await this.sink.prepare(input);
+        input.timeZone = prepared.timeZone;
+        input.zoneSource = prepared.zoneSource;
+      } catch (err) {
+        emit(log, 'warn', 'offer.prepare_failed', 'could not prepare the offer; offering as usual', { error: errorText(err) });
+      }
+    }
+
+    try {
+      inputs.push(prepared ? { type: 'start', context: prepared.context } : { type: 'start' });
+      while (state.phase !== 'done') {
+        const event = inputs.shift() ?? (await next());
+        if (!event) {
+          // The machine never waits without a timer or a prompt; be safe anyway.
+          log.warn('offer stalled without a timer; ending it', { phase: state.phase });
+          break;
+        }
+        await step(event);
+      }
+    } catch (err) {
+      if (!port.gone) emit(log, 'warn', 'offer.call_failed', 'a call action failed during the offer; ending it', { error: errorText(err), phase: state.phase });
+      // A hang-up (or a broken connection) while storing does not undo the store: the write is synchronous.
+      // The call is left to its transport (ARI hangs it up, AGI returns it to the dialplan).
+      state = stepOffer(state, { type: 'hangup' }, this.opts).state;
+    }
+    const outcome = state.outcome ?? 'hangup';
+    emit(log, 'info', 'offer.ended', 'offer ended', { outcome, key: state.key, requestId, entry });
+    return outcome;
+  }
+}

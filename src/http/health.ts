@@ -1,0 +1,59 @@
+/**
+ * The operations routes on the HTTP listener:
+ * - `/healthz`: the process lives and its event loop answers (always 200 while it does; no token).
+ * - `/readyz`: 200 when the service can take calls: ARI connected, the one-active-instance lease held,
+ *   the store writable; otherwise 503. The JSON body names each check and why it failed.
+ * - `/metrics`: Prometheus text format (src/http/metrics.ts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { HttpServer, send } from './server';
+import type { ServiceMetrics } from './metrics';
+
+export type Check = { ok: true; detail?: string } | { ok: false; detail: string };
+
+export interface Readiness {
+  ari(): Check;
+  lease(): Check;
+  store(): Check;
+}
+
+export function readiness(r: Readiness): { ready: boolean; checks: Record<'ari' | 'lease' | 'store', Check> } {
+  const safe = (f: () => Check): Check => {
+    try {
+      return f();
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message };
+    }
+  };
+  const checks = { ari: safe(() => r.ari()), lease: safe(() => r.lease()), store: safe(() => r.store()) };
+  return { ready: Object.values(checks).every((c) => c.ok), checks };
+}
+
+export function addHealthRoutes(server: HttpServer, r: Readiness, metrics: ServiceMetrics): void {
+  server.route({
+    path: '/healthz',
+    public: true,
+    handle: (_req, res) => send(res, 200, '{"status":"ok"}\n', 'application/json'),
+  });
+  server.route({
+    path: '/readyz',
+    handle: (_req, res) => {
+      const result = readiness(r);
+      send(res, result.ready ? 200 : 503, `${JSON.stringify(result)}\n`, 'application/json');
+    },
+  });
+  server.route({
+    path: '/metrics',
+    handle: async (_req, res) => send(res, 200, await metrics.text(), metrics.contentType()),
+  });
+}
+
+/** The package's version, from package.json next to dist/ (or src/). */
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

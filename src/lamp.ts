@@ -1,0 +1,132 @@
+/**
+ * The agent's lamp: a BLF key on the agent's phone shows the agent's pending callbacks.
+ *
+ * The app owns one ARI-controlled device state per agent, `Stasis:cc-<agent>` (PJSIP/1001 → cc-1001),
+ * and the dialplan gives it a hint (`exten => *821001,hint,Stasis:cc-1001`), so a phone that subscribes
+ * to that extension gets NOTIFYs as it changes:
+ *
+ *   NOT_INUSE  no pending callback                       lamp off
+ *   INUSE      callbacks pending (waiting, grace, being connected)   lamp on
+ *   RINGING    a callback is due or ringing the agent     lamp blinks
+ *
+ * `lampState` is the pure rule; `Lamp` keeps the PBX in line with the store: after every decision for
+ * an agent, after every (re)connection (it also clears lamps of agents with nothing pending, e.g. after
+ * a cancel from the command line while the service was down) and every `refreshMs` (cancels by the
+ * command line run in another process). A state is only sent when it changed; a failed update is
+ * logged and retried at the next refresh.
+ */
+import type { CallbackState } from './core/policy';
+import type { Logger } from './log';
+import { emit } from './events';
+
+export type LampState = 'NOT_INUSE' | 'INUSE' | 'RINGING';
+
+const RINGING: readonly CallbackState[] = ['DUE', 'RINGING_AGENT'];
+const LIT: readonly CallbackState[] = ['WAITING', 'GRACE', 'CONNECTING'];
+
+export function lampState(states: readonly CallbackState[]): LampState {
+  if (states.some((s) => RINGING.includes(s))) return 'RINGING';
+  if (states.some((s) => LIT.includes(s))) return 'INUSE';
+  return 'NOT_INUSE';
+}
+
+/**
+ * The device state name of an agent's lamp: the device's resource without technology and context,
+ * PJSIP/1001 → Stasis:cc-1001, Local/1001@from-internal → Stasis:cc-1001 (characters outside
+ * [A-Za-z0-9._-] become _).
+ */
+export function lampDevice(agent: string): string {
+  const resource = (agent.includes('/') ? agent.slice(agent.indexOf('/') + 1) : agent).split('@')[0];
+  return `Stasis:cc-${resource.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+}
+
+/** What the lamp needs from the PBX (ARI deviceStates). */
+export interface LampPort {
+  set(device: string, state: LampState): Promise<void>;
+  /** The ARI-controlled device states that exist (to clear leftovers). */
+  list(): Promise<{ name: string; state: string }[]>;
+}
+
+export interface LampOptions {
+  port: () => LampPort | undefined;
+  /** The states of the agent's non-terminal requests. */
+  statesOf: (agent: string) => CallbackState[];
+  /** Agents with non-terminal requests. */
+  agents: () => string[];
+  log: Logger;
+  refreshMs?: number;
+}
+
+export class Lamp {
+  /** device → last state the PBX accepted. */
+  private readonly shown = new Map<string, LampState>();
+  /** device → agent, for every lamp this process has set. */
+  private readonly devices = new Map<string, string>();
+  private readonly queue = new Map<string, Promise<void>>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly opts: LampOptions) {}
+
+  start(): void {
+    const every = this.opts.refreshMs ?? 30_000;
+    this.timer = setInterval(() => void this.refresh(false), every);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Brings one agent's lamp in line with the store (sent only when it changed, unless forced). */
+  update(agent: string, force = false): Promise<void> {
+    const device = lampDevice(agent);
+    this.devices.set(device, agent);
+    const prev = this.queue.get(device) ?? Promise.resolve();
+    const next = prev.then(() => this.apply(device, lampState(this.opts.statesOf(agent)), force));
+    this.queue.set(device, next);
+    void next.then(() => {
+      if (this.queue.get(device) === next) this.queue.delete(device);
+    });
+    return next;
+  }
+
+  /**
+   * Every known agent's lamp; with `resync` (after a connection) all states are sent again and any
+   * cc- lamp on the PBX without a pending callback is switched off.
+   */
+  async refresh(resync: boolean): Promise<void> {
+    if (resync) this.shown.clear();
+    const agents = new Set([...this.opts.agents(), ...this.devices.values()]);
+    const work = [...agents].map((a) => this.update(a, resync));
+    if (resync) {
+      const port = this.opts.port();
+      try {
+        const existing = port ? await port.list() : [];
+        const wanted = new Set([...agents].map(lampDevice));
+        for (const d of existing) {
+          if (d.name.startsWith('Stasis:cc-') && !wanted.has(d.name) && d.state !== 'NOT_INUSE') {
+            work.push(this.apply(d.name, 'NOT_INUSE', true));
+          }
+        }
+      } catch (err) {
+        emit(this.opts.log, 'warn', 'lamp.list_failed', 'could not list the lamps on the PBX', { error: (err as Error).message });
+      }
+    }
+    await Promise.all(work);
+  }
+
+  private async apply(device: string, state: LampState, force: boolean): Promise<void> {
+    if (!force && this.shown.get(device) === state) return;
+    const port = this.opts.port();
+    if (!port) return; // not connected: the next connection re-syncs every lamp
+    try {
+      await port.set(device, state);
+      this.shown.set(device, state);
+      emit(this.opts.log, 'debug', 'lamp.set', 'lamp', { device, state });
+    } catch (err) {
+      this.shown.delete(device);
+      emit(this.opts.log, 'warn', 'lamp.set_failed', 'could not set a lamp', { device, state, error: (err as Error).message });
+    }
+  }
+}

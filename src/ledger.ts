@@ -1,0 +1,135 @@
+/**
+ * The ledger: the one place that applies a decision to a stored request.
+ *
+ *   apply(id, observation) = read (request, version)
+ *                          → decide (the pure policy, src/core/policy)
+ *                          → events (the request's history) and outbox rows (the CRM webhook)
+ *                          → one version-guarded write of all three in one transaction
+ *
+ * Whoever changes a request goes through here: the engine (timers, device states, the recall's outcomes,
+ * `*82`) and the command line's `cancel` alike, so history, webhook outbox and the version guard are never
+ * skipped nor written two ways. A write whose version is stale (someone else changed the request since it
+ * was read) is refused by the store; `apply` then reads again and decides afresh (up to `maxTries`), unless
+ * the caller pinned the version it saw (`expectedVersion`), in which case it reports `stale`.
+ *
+ * The ledger carries out no actions (ringing, notifications): it returns the applied decision, and the
+ * caller acts on it only after the write, so a crash never leaves an action without its record.
+ */
+import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide } from './core/policy';
+import type { OutboxInsert, SqliteStore, StoredEvent, Versioned } from './store/sqlite';
+
+export type LedgerStore = Pick<SqliteStore<CallbackRequest>, 'get' | 'transition'>;
+
+export interface LedgerOptions {
+  store: LedgerStore;
+  policy: PolicyConfig;
+  clock?: () => number;
+  /** Outbox rows for a decision's notify actions (src/webhook/payload.ts `outboxRowsFor`); unset: none are queued. */
+  outbox?: (decision: Decision, at: number) => OutboxInsert[];
+  /**
+   * The agent's status as the policy should see it. The engine knows device states and its own recalls;
+   * the command line does not (and needs not: a cancel does not depend on the agent). Default: free.
+   */
+  agentStatus?: (request: CallbackRequest) => AgentStatus;
+  /**
+   * Other agents' requests for the same number (one prospect, many agents), consulted for a request that waits
+   * (DUE, GRACE, WAITING). Default: none.
+   */
+  colleagues?: (request: CallbackRequest) => Colleagues;
+}
+
+export interface ApplyOptions {
+  /** Refuse (status `stale`) unless the stored version is this one: no re-read, no retry. */
+  expectedVersion?: number;
+  /**
+   * Checked on every (re-)read before deciding: a reason not to apply the observation to this request as it
+   * now is (e.g. "already COMPLETED"); the request is then left alone and the reason returned.
+   */
+  guard?: (current: Versioned<CallbackRequest>) => string | undefined;
+  /** Decide but write nothing (the command line's --dry-run). */
+  dryRun?: boolean;
+  /** Reads and decides afresh this often when the write loses the version race. Default 3. */
+  maxTries?: number;
+}
+
+export type ApplyResult =
+  /** Decided and written; the caller may now carry out `decision.actions`. */
+  | { status: 'applied'; before: CallbackRequest; decision: Decision; version: number; at: number }
+  /** The policy had nothing to change. */
+  | { status: 'unchanged'; before: CallbackRequest; version: number }
+  /** `dryRun`: what would have been written. */
+  | { status: 'dry-run'; before: CallbackRequest; decision: Decision; version: number }
+  /** The guard said no. */
+  | { status: 'refused'; before: CallbackRequest; version: number; reason: string }
+  | { status: 'not-found' }
+  /** `expectedVersion` was given and the request has moved on (or the write lost the race). */
+  | { status: 'stale'; version: number }
+  /** The request kept changing under us for `maxTries` attempts. */
+  | { status: 'conflict' };
+
+/** A decision's policy events as the store's history rows. */
+export function toStoredEvents(requestId: string, events: readonly PolicyEvent[]): StoredEvent[] {
+  return events.map((e) => ({
+    requestId,
+    at: e.at,
+    type: e.type,
+    from: e.from,
+    to: e.to,
+    reason: e.reason,
+    data: { wakeAt: e.wakeAt, waitingFor: e.waitingFor },
+  }));
+}
+
+const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
+
+export class Ledger {
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: LedgerOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  /** What one decision writes: the new request, its history rows and its outbox rows. */
+  rows(decision: Decision, at: number): { request: CallbackRequest; events: StoredEvent[]; outbox: OutboxInsert[] | undefined } {
+    return { request: decision.request, events: toStoredEvents(decision.request.id, decision.events), outbox: this.opts.outbox?.(decision, at) };
+  }
+
+  /** The pure decision for a request as it is now (nothing written). */
+  decide(request: CallbackRequest, observation: Observation, now = this.clock()): Decision {
+    const agent = (this.opts.agentStatus ?? (() => AGENT_FREE_LONG_AGO))(request);
+    const waits = request.state === 'DUE' || request.state === 'GRACE' || request.state === 'WAITING';
+    const colleagues = waits ? this.opts.colleagues?.(request) : undefined;
+    return decide(request, observation, { now, cfg: this.opts.policy, agent, ...(colleagues ? { colleagues } : {}) });
+  }
+
+  /**
+   * Writes a decision made on `version` of its request, version-guarded. Returns the new version, or
+   * undefined when the stored request is no longer at `version` (nothing is written then).
+   */
+  commit(decision: Decision, version: number, at: number): number | undefined {
+    const r = this.rows(decision, at);
+    return this.opts.store.transition(r.request, version, r.events, r.outbox);
+  }
+
+  /** decide → events → outbox → version-guarded write; see the file comment. */
+  apply(id: string, observation: Observation, options: ApplyOptions = {}): ApplyResult {
+    const tries = options.expectedVersion !== undefined ? 1 : (options.maxTries ?? 3);
+    for (let i = 0; i < tries; i++) {
+      const current = this.opts.store.get(id);
+      if (!current) return { status: 'not-found' };
+      if (options.expectedVersion !== undefined && current.version !== options.expectedVersion) return { status: 'stale', version: current.version };
+      const before = current.request;
+      const reason = options.guard?.(current);
+      if (reason !== undefined) return { status: 'refused', before, version: current.version, reason };
+      const now = this.clock();
+      const decision = this.decide(before, observation, now);
+      if (decision.request === before) return { status: 'unchanged', before, version: current.version };
+      if (options.dryRun) return { status: 'dry-run', before, decision, version: current.version };
+      const version = this.commit(decision, current.version, now);
+      if (version !== undefined) return { status: 'applied', before, decision, version, at: now };
+      if (options.expectedVersion !== undefined) return { status: 'stale', version: this.opts.store.get(id)?.version ?? current.version };
+      // Lost the race: someone changed the request between our read and our write. Read again.
+    }
+    return { status: 'conflict' };
+  }
+}

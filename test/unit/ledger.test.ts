@@ -1,0 +1,116 @@
+import { PassThrough } from 'node:stream';
+import { cancelOne } from '../../src/cli/requests';
+import { defaultPolicyConfig, makePolicyConfig, newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
+import { Engine } from '../../src/engine';
+import { Ledger } from '../../src/ledger';
+import { createLogger } from '../../src/log';
+import { SqliteStore, type StoredEvent } from '../../src/store/sqlite';
+import { outboxRowsFor } from '../../src/webhook/payload';
+
+const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
+const policy = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000 });
+
+/** A store holding one request 'r1' (agent 1001 → prospect 2001, watched line), created at T0 through the ledger. */
+function seeded(): SqliteStore<CallbackRequest> {
+  const store = SqliteStore.open<CallbackRequest>(':memory:');
+  const ledger = new Ledger({ store, policy, clock: () => T0, outbox: outboxRowsFor });
+  const made = newRequest({ id: 'r1', agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', mode: 'device' }, policy, T0);
+  store.createOrRefresh('PJSIP/1001', '2001', 10, () => ledger.rows(made, T0), () => {
+    throw new Error('not pending yet');
+  });
+  return store;
+}
+
+function engineOn(store: SqliteStore<CallbackRequest>, now: { t: number }): Engine {
+  return new Engine({
+    store,
+    log: createLogger({ format: 'json', stream: new PassThrough() }),
+    policy,
+    clock: () => now.t,
+    maxPendingPerAgent: 10,
+    prospectDevice: (n) => `PJSIP/${n}`,
+    outbox: outboxRowsFor,
+  });
+}
+
+const history = (store: SqliteStore<CallbackRequest>, id = 'r1') => store.events(id).map(({ id: _rowId, ...e }: StoredEvent) => e);
+const outbox = (store: SqliteStore<CallbackRequest>) => store.outbox().map(({ id: _rowId, ...row }) => row);
+
+describe('the ledger: one place that applies a decision', () => {
+  it.each([
+    ['WAITING', (_e: Engine) => undefined],
+    ['GRACE', (e: Engine) => void e.observe('r1', { type: 'prospectState', busy: false })],
+  ])('the CLI cancel and the engine write the same request, history and outbox rows (from %s)', (state, prepare) => {
+    const now = { t: T0 + 1000 };
+    const viaEngine = seeded();
+    const viaCli = seeded();
+    prepare(engineOn(viaEngine, now));
+    prepare(engineOn(viaCli, now));
+    expect(viaEngine.get('r1')!.request.state).toBe(state);
+    now.t = T0 + 5000;
+    const decided = engineOn(viaEngine, now).cancel('r1', 'cli (alice)');
+    expect(decided?.request.state).toBe('CANCELLED');
+    const outcome = cancelOne(viaCli, 'r1', 'cli (alice)', { now: now.t, cfg: policy, outbox: outboxRowsFor });
+    expect(outcome).toMatchObject({ cancelled: true, from: state, state: 'CANCELLED' });
+    expect(viaCli.get('r1')).toEqual(viaEngine.get('r1'));
+    expect(history(viaCli)).toEqual(history(viaEngine));
+    expect(history(viaCli).at(-1)).toMatchObject({ type: 'cancelled', from: state, to: 'CANCELLED' });
+    expect(outbox(viaCli)).toEqual(outbox(viaEngine));
+    expect(outbox(viaCli).map((r) => r.event)).toEqual(['requested', 'cancelled']);
+  });
+
+  it('refuses a decision made on a stale version: nothing of it is written', () => {
+    const store = seeded();
+    const ledger = new Ledger({ store, policy, clock: () => T0 + 1000, outbox: outboxRowsFor });
+    const seen = store.get('r1')!;
+    // Someone else moves the request on after we read it.
+    expect(ledger.apply('r1', { type: 'prospectState', busy: false }).status).toBe('applied');
+    const before = { request: store.get('r1'), events: history(store), outbox: outbox(store) };
+    const late: Decision = ledger.decide(seen.request, { type: 'cancel', by: 'late' });
+    expect(ledger.commit(late, seen.version, T0 + 2000)).toBeUndefined();
+    expect({ request: store.get('r1'), events: history(store), outbox: outbox(store) }).toEqual(before);
+    // A caller that pins the version it saw is told so, and nothing is written either.
+    expect(ledger.apply('r1', { type: 'cancel', by: 'late' }, { expectedVersion: seen.version })).toEqual({ status: 'stale', version: seen.version + 1 });
+    expect(history(store)).toEqual(before.events);
+    // With the current version it goes through.
+    expect(ledger.apply('r1', { type: 'cancel', by: 'on time' }, { expectedVersion: seen.version + 1 })).toMatchObject({ status: 'applied', version: seen.version + 2 });
+  });
+
+  it('re-reads and decides afresh when it loses the race, so both changes are in the history', () => {
+    const store = seeded();
+    const other = new Ledger({ store, policy, clock: () => T0 + 1000 });
+    let raced = false;
+    const racing = {
+      get: (id: string) => store.get(id),
+      transition: (...args: Parameters<typeof store.transition>) => {
+        if (!raced) {
+          raced = true;
+          expect(other.apply('r1', { type: 'prospectState', busy: false }).status).toBe('applied');
+        }
+        return store.transition(...args);
+      },
+    };
+    const ledger = new Ledger({ store: racing, policy, clock: () => T0 + 2000 });
+    const r = ledger.apply('r1', { type: 'cancel', by: 'cli' });
+    expect(r).toMatchObject({ status: 'applied', version: 3 });
+    expect(r.status === 'applied' && r.before.state).toBe('GRACE');
+    expect(history(store).map((e) => e.to)).toEqual(['WAITING', 'GRACE', 'CANCELLED']);
+  });
+
+  it('gives up with "conflict" when the request keeps changing', () => {
+    const store = seeded();
+    const ledger = new Ledger({ store: { get: (id) => store.get(id), transition: () => undefined }, policy });
+    expect(ledger.apply('r1', { type: 'cancel', by: 'cli' }, { maxTries: 4 })).toEqual({ status: 'conflict' });
+  });
+
+  it('a guard or a dry run writes nothing; an unknown id is not found', () => {
+    const store = seeded();
+    const ledger = new Ledger({ store, policy, clock: () => T0 + 1000, outbox: outboxRowsFor });
+    const events = history(store);
+    expect(ledger.apply('r1', { type: 'cancel', by: 'cli' }, { guard: () => 'no, thanks' })).toMatchObject({ status: 'refused', reason: 'no, thanks' });
+    expect(ledger.apply('r1', { type: 'cancel', by: 'cli' }, { dryRun: true })).toMatchObject({ status: 'dry-run', decision: { request: { state: 'CANCELLED' } } });
+    expect(history(store)).toEqual(events);
+    expect(store.get('r1')!.version).toBe(1);
+    expect(ledger.apply('nope', { type: 'tick' })).toEqual({ status: 'not-found' });
+  });
+});
