@@ -207,7 +207,12 @@ const holidays = z.custom<CallingHoursConfig['holidays']>(() => true);
 /** `callingHours.zoneOverrides`: prefix → IANA zone, checked by src/core/zones.ts (which names the entry). */
 const zoneOverrides = z.unknown().transform((value, ctx): Record<string, string> => {
   const problems = validateZoneOverrides(value, '');
-  for (const p of problems) ctx.addIssue({ code: 'custom', message: p.replace(/^\.?/, '').replace(/^: /, '') });
+  for (const p of problems) {
+    // ': <message>' about the whole value, '.<prefix>: <message>' about one entry.
+    const entry = /^\.([^:]*): (.*)$/.exec(p);
+    if (entry) ctx.addIssue({ code: 'custom', message: entry[2], path: [entry[1]] });
+    else ctx.addIssue({ code: 'custom', message: p.replace(/^: /, '') });
+  }
   return problems.length > 0 ? z.NEVER : (value as Record<string, string>);
 });
 
