@@ -5,12 +5,35 @@
  * refresh (an UPDATE + event in one transaction), not an insert. A call fails when SIPp counts it failed
  * (no 200 OK: 486 because the offer was not made, a timeout, no BYE within 30 s).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SANDBOX } from '../testkit/sandbox';
 import { runSipp } from '../testkit/sipp';
 import { log, sleep } from './common';
 import { Target } from './offer';
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; undefined if unreadable. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+export function cpuMs(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may contain spaces) start after the last ')'; utime, stime are 14, 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+function asteriskPid(): number | undefined {
+  try {
+    return Number(fs.readFileSync(path.join(SANDBOX.dir, 'asterisk.pid'), 'utf8').trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function lastCount(output: string, label: string): number | undefined {
   const lines = output.split('\n').filter((l) => l.includes(label));
@@ -33,6 +56,8 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
       const before = target.logs.length;
       const astLog = path.join(SANDBOX.dir, 'asterisk.log');
       const astFrom = fs.existsSync(astLog) ? fs.statSync(astLog).size : 0;
+      const astPid = asteriskPid();
+      const cpu0 = { app: cpuMs(target.pid), asterisk: cpuMs(astPid) };
       const r = await runSipp({
         scenario: 'uac-busy-pound.xml',
         port: SANDBOX.testPhones.agentUac.sip,
@@ -45,6 +70,10 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
         extraArgs: ['-r', String(rate), '-l', String(rate * 40)],
         label: `load ${rate}/s`,
       });
+      // CPU per offered call, the service's beside Asterisk's (/proc/<pid>/stat, user + system).
+      const cpu1 = { app: cpuMs(target.pid), asterisk: cpuMs(astPid) };
+      const per = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : Math.round(((b - a) / calls) * 100) / 100);
+      const cpuPerCallMs = { app: per(cpu0.app, cpu1.app), asterisk: per(cpu0.asterisk, cpu1.asterisk) };
       const logs = target.logs.slice(before);
       const stored = logs.filter((l) => l.event === 'offer.opted_in').length;
       const successful = lastCount(r.output, 'Successful call') ?? NaN;
@@ -53,7 +82,7 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
       const errorLines = logs.filter((l) => l.level === 'error' || l.level === 'warn').map((l) => l.message);
       const why = [...pbxErrors.map(([m, n]) => `Asterisk ${n}× "${m}"`), ...[...new Set(errorLines)].slice(0, 3).map((m) => `service: ${m}`)];
       const note = failed > 0 || r.code !== 0 ? `sipp exit ${r.code}; ${why.join('; ') || 'no error logged'}` : undefined;
-      steps.push({ rate, seconds: opts.seconds, calls, successful, failed, stored, code: r.code, durationMs: r.durationMs, note, pbxErrors });
+      steps.push({ rate, seconds: opts.seconds, calls, successful, failed, stored, code: r.code, durationMs: r.durationMs, note, pbxErrors, cpuPerCallMs });
       if (failed === 0 && r.code === 0 && successful === calls) highestClean = rate;
       else {
         breaksAt = rate;

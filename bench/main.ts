@@ -3,7 +3,7 @@
  * bench-results/latest.json and bench-results/latest.md. Never part of `npm test`.
  *
  *   npm run bench                       # everything
- *   npm run bench -- --only scheduler   # scheduler, offer, load (comma-separated)
+ *   npm run bench -- --only scheduler   # scheduler, postgres, offer, load (comma-separated)
  *   npm run bench -- --only offer --calls 800
  *
  * The PBX parts take the sandbox lock (testkit/lock.ts, the same as the integration tests and the
@@ -20,7 +20,7 @@ import { renderMarkdown } from './report';
 export type Results = Record<string, unknown> & { machine: ReturnType<typeof machine>; startedAt: string };
 
 async function main(): Promise<void> {
-  const only = argValue('--only')?.split(',') ?? ['scheduler', 'offer', 'load'];
+  const only = argValue('--only')?.split(',') ?? ['scheduler', 'postgres', 'offer', 'load'];
   const n = Number(argValue('--n') ?? 100_000);
   const results: Results = { machine: machine(), startedAt: new Date().toISOString() };
   const outDir = path.join(ROOT, 'bench-results');
@@ -30,6 +30,13 @@ async function main(): Promise<void> {
     const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'scheduler.js'), String(n)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`scheduler bench failed (${r.status})`);
     results.scheduler = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  }
+
+  if (only.includes('postgres')) {
+    log(`postgres: opt-in commit, claim rate, take-over, ${n} pending (own process, the test cluster of testkit/pg.ts)…`);
+    const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'pg.js'), String(n)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`postgres bench failed (${r.status})`);
+    results.postgres = JSON.parse(r.stdout.trim().split('\n').pop() as string);
   }
 
   const pbxParts = only.filter((p) => p === 'offer' || p === 'load');
@@ -56,11 +63,11 @@ async function main(): Promise<void> {
   results.finishedAt = new Date().toISOString();
   const previous = readJson(path.join(outDir, 'latest.json'));
   // parts not run this time keep their last figures (marked with when they were measured)
-  for (const key of ['scheduler', 'offer', 'load']) {
+  for (const key of ['scheduler', 'postgres', 'offer', 'load']) {
     if (results[key] === undefined && previous?.[key] !== undefined) results[key] = { ...(previous[key] as object), measuredAt: previous.measuredAt?.[key] ?? previous.startedAt };
   }
   results.measuredAt = Object.fromEntries(
-    ['scheduler', 'offer', 'load'].filter((k) => results[k] !== undefined).map((k) => [k, only.includes(k) ? results.startedAt : ((results[k] as { measuredAt?: string }).measuredAt ?? null)]),
+    ['scheduler', 'postgres', 'offer', 'load'].filter((k) => results[k] !== undefined).map((k) => [k, only.includes(k) ? results.startedAt : ((results[k] as { measuredAt?: string }).measuredAt ?? null)]),
   );
   writeJson(path.join(outDir, 'latest.json'), results);
   const md = renderMarkdown(results);

@@ -124,6 +124,11 @@ export class Target {
     this.appName = appName ?? `cc-bench-${kind}-${process.pid}`;
   }
 
+  /** The target process's pid (the service, or the bare ari-client script). */
+  get pid(): number | undefined {
+    return this.svc?.pid ?? this.bare?.pid;
+  }
+
   get logs(): LogLine[] {
     return this.svc ? (this.svc.logs as LogLine[]) : this.bareLogs;
   }

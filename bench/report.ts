@@ -46,14 +46,25 @@ export function renderMarkdown(r: any): string {
     lines.push(`| scheduler: start-up reload (Engine.start) | ${f(s.startMs, ' ms')} (devicesToWatch ${f(s.devicesToWatchMs, ' ms')}, pending count ${f(s.pendingMs, ' ms')}, nextWake ${f(s.nextWakeMs, ' ms')}) | | |`);
     lines.push(`| scheduler: one presence event (deviceState) | prospect line ${f(s.deviceStateMs, ' ms')} (reads that line's requests); agent device ${f(s.deviceStateAgentMs, ' ms')} | | |`);
     lines.push(`| scheduler: claim rate (observe tick, fake clock) | ${f(s.claim.perSecond, '/s')} (${s.claim.decisions} decisions in ${f(s.claim.ms, ' ms')}, ${s.claim.lost} lost) | | |`);
-    lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
+    lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired; last wake-up ${f(s.drift.lastWakeAfterStartMs, ' ms')} after the start, window ${f(s.drift.windowMs, ' ms')}) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
   }
   const l = r.load;
   if (l) {
     for (const step of l.steps) {
-      lines.push(`| sustained load ${step.rate} calls/s for ${step.seconds} s | ${step.successful}/${step.calls} ok, ${step.failed} failed; stored ${step.stored ?? '–'}${step.note ? `; ${step.note}` : ''} | | |`);
+      const cpu = step.cpuPerCallMs;
+      const cpuText = cpu && cpu.app !== undefined && cpu.asterisk !== undefined ? `; CPU per call: app ${f(cpu.app, ' ms')}, Asterisk ${f(cpu.asterisk, ' ms')} (app/Asterisk ${f(cpu.asterisk ? Math.round((cpu.app / cpu.asterisk) * 100) / 100 : NaN)})` : '';
+      lines.push(`| sustained load ${step.rate} calls/s for ${step.seconds} s | ${step.successful}/${step.calls} ok, ${step.failed} failed; stored ${step.stored ?? '–'}${cpuText}${step.note ? `; ${step.note}` : ''} | | |`);
     }
     lines.push(`| sustained load: highest rate with 0 failed calls | ${l.highestClean ?? 'none'} calls/s${l.breaksAt ? ` (breaks at ${l.breaksAt}/s: ${l.breakReason})` : ''} | ≥ 20/s | ${ok((l.highestClean ?? 0) >= 20)} |`);
+  }
+  const pg = r.postgres;
+  if (pg) {
+    const d = pg.durableMs;
+    lines.push(`| opt-in commit (createOrRefresh), SQLite | p50 ${f(d.sqlite.p50, ' ms')}, p99 ${f(d.sqlite.p99, ' ms')} | | |`);
+    lines.push(`| opt-in commit (createOrRefresh), PostgreSQL (local, fsync on) | p50 ${f(d.postgres.p50, ' ms')}, p99 ${f(d.postgres.p99, ' ms')} | p99 < 20 ms | ${ok(d.postgres.p99 < 20)} |`);
+    lines.push(`| claim rate (observe tick), SQLite / PostgreSQL | ${f(pg.claim.sqlite.perSecond, '/s')} / ${f(pg.claim.postgres.perSecond, '/s')} | | |`);
+    lines.push(`| take-over (SIGKILL of the lease holder → stand-by's first action), TTL ${f(pg.takeOver.ttlMs, ' ms')}, tries every ${f(pg.takeOver.renewEveryMs, ' ms')} | p50 ${f(pg.takeOver.p50, ' ms')}, max ${f(pg.takeOver.max, ' ms')} (${pg.takeOver.n} runs) | ≤ TTL + TTL/3 | ${ok(pg.takeOver.max <= pg.takeOver.ttlMs * 1.34)} |`);
+    lines.push(`| scheduler on PostgreSQL with ${pg.scale.n} pending: Engine.start, RSS after it | ${f(pg.scale.startMs, ' ms')}, ${f(pg.scale.rssAfterStartMiB, ' MiB')} (before ${f(pg.scale.rssBeforeStartMiB, ' MiB')}, after GC ${f(pg.scale.rssAfterGcMiB, ' MiB')}); nextWake ${f(pg.scale.nextWakeMs, ' ms')} | < 150 MB | ${ok(pg.scale.rssAfterStartMiB < 150)} |`);
   }
   lines.push('');
   return lines.join('\n');

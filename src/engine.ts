@@ -8,9 +8,14 @@
  *   deterministic, see the policy).
  * - One timer, armed for the earliest `wakeAt` in the store (capped at an hour so that long waits
  *   never overflow setTimeout's 24.8-day limit), re-armed after every change and at start.
- * - Decisions are synchronous (better-sqlite3), so they are serialised by construction; the agent's
- *   status counts any other request of the same agent that is ringing or connecting as "busy", so two
- *   due callbacks of one agent never ring together.
+ * - The store is asynchronous (src/store/contract.ts: SQLite or PostgreSQL). Decisions are serialised
+ *   in this process (one at a time, `exclusive`), as they were by construction with a synchronous store;
+ *   the agent's status counts any other request of the same agent that is ringing or connecting as
+ *   "busy", so two due callbacks of one agent never ring together. A long tick yields between requests,
+ *   so an opt-in never waits behind a whole batch.
+ * - With PostgreSQL and a lease (src/coordination), `canAct` says whether this instance still serves
+ *   the PBX: a decision written, the actions run only while it does (and the database refuses the
+ *   writes of a stale lease epoch, see src/store/postgres.ts).
  */
 import {
   Action,
@@ -31,9 +36,11 @@ import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
 import { Ledger } from './ledger';
+import { SqliteContractStore, Store } from './store/contract';
 import { OutboxInsert, SqliteStore } from './store/sqlite';
 
-export type RequestStore = SqliteStore<CallbackRequest>;
+/** The store as the engine uses it: the asynchronous contract (SQLite or PostgreSQL). */
+export type RequestStore = Store<CallbackRequest>;
 
 export interface OptInInput {
   agent: string;
@@ -79,7 +86,8 @@ export interface Telephony {
 export type Notifier = (request: CallbackRequest, action: Extract<Action, { type: 'notify' }>) => void;
 
 export interface EngineOptions {
-  store: RequestStore;
+  /** The store; a synchronous SqliteStore is used through the contract (SqliteContractStore). */
+  store: RequestStore | SqliteStore<CallbackRequest>;
   policy: PolicyConfig;
   log: Logger;
   clock?: () => number;
@@ -95,6 +103,8 @@ export interface EngineOptions {
   outbox?: (decision: Decision, at: number) => OutboxInsert[];
   /** The CRM row for a busy signal at which nothing was offered (src/webhook/payload.ts `notOfferedRow`). */
   notOffered?: (agent: string, prospect: string, timeZone: string, reason: string, at: number) => OutboxInsert;
+  /** False while this instance may not act for its PBX (a lost lease); actions are then skipped. */
+  canAct?: () => boolean;
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -125,15 +135,33 @@ export class Engine {
 
   /** The one place that applies a decision (decide → events → outbox → version-guarded write). */
   readonly ledger: Ledger;
+  private readonly contract: RequestStore;
+  /** The tail of the chain of decisions: one at a time in this process. */
+  private serial: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
-    this.ledger = new Ledger({ store: opts.store, policy: opts.policy, clock: this.clock, outbox: opts.outbox, agentStatus: (r) => this.agentFor(r), colleagues: (r) => this.colleaguesOf(r) });
+    this.contract = opts.store instanceof SqliteStore ? new SqliteContractStore(opts.store) : opts.store;
+    this.ledger = new Ledger({
+      store: this.contract,
+      policy: opts.policy,
+      clock: this.clock,
+      outbox: opts.outbox,
+      agentStatus: (r) => this.agentFor(r),
+      colleagues: (r) => this.colleaguesOf(r),
+    });
   }
 
   get store(): RequestStore {
-    return this.opts.store;
+    return this.contract;
+  }
+
+  /** Runs `f` when the decisions before it are done; decisions never interleave in one process. */
+  private exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(f, f);
+    this.serial = run.catch(() => undefined);
+    return run;
   }
 
   setTelephony(t: Telephony): void {
@@ -159,12 +187,12 @@ export class Engine {
   }
 
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
-  start(): void {
+  async start(): Promise<void> {
     this.stopped = false;
-    const deps = this.store.pendingDependencies();
-    for (const device of this.devicesToWatch(deps)) this.onWatch?.(device);
-    this.log.info('scheduler started', { pending: deps.count, nextWake: iso(this.store.nextWake()) });
-    this.arm();
+    const deps = await this.store.pendingDependencies();
+    for (const device of await this.devicesToWatch(deps)) this.onWatch?.(device);
+    this.log.info('scheduler started', { pending: deps.count, nextWake: iso(await this.store.nextWake()) });
+    await this.arm();
   }
 
   stop(): void {
@@ -174,7 +202,8 @@ export class Engine {
   }
 
   /** Devices whose state matters now: every pending request's agent and (internal) prospect line. */
-  devicesToWatch(deps = this.store.pendingDependencies()): string[] {
+  async devicesToWatch(given?: { agents: string[]; lineProspects: string[] }): Promise<string[]> {
+    const deps = given ?? (await this.store.pendingDependencies());
     const set = new Set<string>(deps.agents);
     for (const prospect of deps.lineProspects) {
       const d = this.opts.prospectDevice(prospect);
@@ -195,21 +224,31 @@ export class Engine {
   setPbxUp(up: boolean): void {
     if (this.pbxUp === up) return;
     this.pbxUp = up;
-    if (up) this.kickDue();
+    if (up) void this.kickDue();
   }
 
-  /** The opt-in (# at the busy signal): durable before this returns. */
-  optIn(input: OptInInput): OptInResult {
+  /** The opt-in (# at the busy signal): durable before the promise resolves. */
+  optIn(input: OptInInput): Promise<OptInResult> {
+    return this.exclusive(() => this.optInNow(input));
+  }
+
+  private async optInNow(input: OptInInput): Promise<OptInResult> {
     const now = this.clock();
+    // The agent's other recalls, for a refresh's decision (read before the store's transaction).
+    const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
     const device = this.opts.prospectDevice(input.prospect);
     const promise = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
-    if (promise.kind === 'declined' && !this.store.findPending(input.agent, input.prospect)) {
-      this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
+    const pendingBefore = await this.store.findPending(input.agent, input.prospect);
+    if (promise.kind === 'declined' && !pendingBefore) {
+      await this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
       return { result: 'closed', reason: promise.reason };
     }
+    // The colleagues for a refresh's decision, read before the store's transaction (decisions in this process
+    // are serialised, so the pending request read here is the one the transaction refreshes).
+    const colleaguesBefore = pendingBefore ? await this.ledger.colleaguesOf(pendingBefore.request) : undefined;
     let decision: Decision | undefined;
     let before: CallbackRequest | undefined;
-    const r = this.store.createOrRefresh(
+    const r = await this.store.createOrRefresh(
       input.agent,
       input.prospect,
       this.opts.maxPendingPerAgent,
@@ -234,7 +273,8 @@ export class Engine {
       (existing) => {
         // Inside the store's transaction (the pending request was read there), so no version race.
         before = existing;
-        decision = this.ledger.decide(existing, { type: 'refresh' }, now);
+        const colleagues = existing.id === pendingBefore?.request.id ? colleaguesBefore : undefined;
+        decision = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
         return this.ledger.rows(decision, now);
       },
     );
@@ -244,20 +284,20 @@ export class Engine {
     if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
-    this.arm();
-    const queue = this.store.prospectQueue(input.prospect);
+    void this.arm();
+    const queue = await this.store.prospectQueue(input.prospect);
     const position = Math.max(1, queue.findIndex((q) => q.id === r.request.id) + 1);
     return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular', position };
   }
 
   /** Records a busy signal at which nothing could be promised: a log line and, with a CRM webhook, a 'not-offered' event. */
-  noOffer(agent: string, prospect: string, timeZone: string, reason: string): void {
+  async noOffer(agent: string, prospect: string, timeZone: string, reason: string): Promise<void> {
     const now = this.clock();
     emit(this.log, 'info', 'offer.closed', 'no callback offered: nothing could be promised', { agent, prospect, timeZone, reason });
     const row = this.opts.notOffered?.(agent, prospect, timeZone, reason, now);
     if (!row) return;
     try {
-      this.store.enqueueOutbox([row]);
+      await this.store.enqueueOutbox([row]);
       this.onOutbox?.();
     } catch (err) {
       this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
@@ -271,11 +311,11 @@ export class Engine {
    * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or
    * none) and the agent's place in the queue for the number. Read-only.
    */
-  offerOutlook(agent: string, prospect: string, timeZone?: string): OfferOutlook {
+  async offerOutlook(agent: string, prospect: string, timeZone?: string): Promise<OfferOutlook> {
     const now = this.clock();
     const device = this.opts.prospectDevice(prospect);
     const p = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone });
-    const queue = this.store.prospectQueue(prospect);
+    const queue = await this.store.prospectQueue(prospect);
     const own = queue.findIndex((q) => q.agent === agent);
     const others = queue.filter((q) => q.agent !== agent).map((q) => q.agent);
     const position = own >= 0 ? own + 1 : queue.length + 1;
@@ -289,13 +329,17 @@ export class Engine {
    * Feeds one observation to one request: decide, persist (version-guarded), then act. Returns the
    * decision that was applied, or undefined when nothing changed or the claim was lost.
    */
-  observe(requestId: string, observation: Observation): Decision | undefined {
-    const r = this.ledger.apply(requestId, observation);
+  observe(requestId: string, observation: Observation): Promise<Decision | undefined> {
+    return this.exclusive(() => this.observeNow(requestId, observation));
+  }
+
+  private async observeNow(requestId: string, observation: Observation): Promise<Decision | undefined> {
+    const r = await this.ledger.apply(requestId, observation);
     switch (r.status) {
       case 'applied': {
         this.perform(r.decision);
         this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
-        this.arm();
+        void this.arm();
         // The request left its recall or ended: the next agent waiting for the same number may go.
         const prev = r.before.state;
         const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
@@ -313,64 +357,77 @@ export class Engine {
     }
   }
 
-  cancel(requestId: string, by: string): Decision | undefined {
+  cancel(requestId: string, by: string): Promise<Decision | undefined> {
     return this.observe(requestId, { type: 'cancel', by });
   }
 
   /** A device changed state (from presence). */
-  deviceState(device: string, state: { busy: boolean } | undefined): void {
+  async deviceState(device: string, state: { busy: boolean } | undefined): Promise<void> {
     const now = this.clock();
     // Agents
     if (state) {
       const before = this.agentStatus.get(device);
       if (!before || before.busy !== state.busy) {
         this.agentStatus.set(device, { busy: state.busy, since: before ? now : state.busy ? now : 0 });
-        if (before && !state.busy) this.kickDue(device);
+        if (before && !state.busy) await this.kickDue(device);
       }
     } else {
       this.agentStatus.delete(device);
     }
     // Prospects whose line is this device
     if (!state) return;
-    if (!this.linesLoaded) this.devicesToWatch();
+    if (!this.linesLoaded) await this.devicesToWatch();
     const prospects = this.lineProspects.get(device);
     if (!prospects) return;
-    for (const id of this.store.pendingLineWatchers([...prospects])) {
-      this.observe(id, { type: 'prospectState', busy: state.busy });
+    for (const id of await this.store.pendingLineWatchers([...prospects])) {
+      await this.observe(id, { type: 'prospectState', busy: state.busy });
     }
   }
 
   /** Processes every request whose wake-up time has come. */
-  tick(): void {
+  async tick(): Promise<void> {
     if (this.stopped) return;
     const now = this.clock();
     for (;;) {
-      const due = this.store.due(now, 200);
+      const due = await this.store.due(now, 200);
       if (due.length === 0) break;
       let progressed = 0;
       for (const { request } of due) {
-        if (this.observe(request.id, { type: 'tick' })) progressed++;
+        if (this.stopped) return;
+        if (await this.observe(request.id, { type: 'tick' })) progressed++;
       }
       if (progressed === 0 || due.length < 200) break;
     }
-    this.arm();
+    await this.arm();
   }
 
   /** A request of this prospect ended or left its recall: the next agent in the queue may go (soon, not nested). */
   private kickProspect(prospect: string, except: string): void {
     if (this.stopped) return;
+    // Not awaited by the caller: it runs after the current decision (observe waits its turn in `exclusive`).
     setImmediate(() => {
-      if (this.stopped) return;
-      for (const q of this.store.prospectQueue(prospect)) {
-        if (q.id !== except && q.state === 'DUE') this.observe(q.id, { type: 'tick' });
-      }
+      void (async () => {
+        if (this.stopped) return;
+        try {
+          for (const q of await this.store.prospectQueue(prospect)) {
+            if (this.stopped) return;
+            if (q.id !== except && q.state === 'DUE') await this.observe(q.id, { type: 'tick' });
+          }
+        } catch (err) {
+          this.log.error('could not wake the next agent for the number', { prospect, error: (err as Error).message });
+        }
+      })();
     });
   }
 
   /** Re-evaluates DUE requests now (an agent became free, the PBX came back). */
-  private kickDue(agent?: string): void {
+  private async kickDue(agent?: string): Promise<void> {
     if (this.stopped) return;
-    for (const id of this.store.idsInState('DUE', agent)) this.observe(id, { type: 'tick' });
+    try {
+      for (const id of await this.store.idsInState('DUE', agent)) await this.observe(id, { type: 'tick' });
+    } catch (err) {
+      this.log.error('could not re-evaluate due callbacks', { agent, error: (err as Error).message });
+    }
   }
 
   /**
@@ -378,35 +435,45 @@ export class Engine {
    * when a colleague's recall last reached the prospect. The ledger puts them into the decision context of a
    * request that waits (DUE, GRACE, WAITING).
    */
-  colleaguesOf(request: CallbackRequest): Colleagues {
-    const queue = this.store.prospectQueue(request.prospect);
+  async colleaguesOf(request: CallbackRequest): Promise<Colleagues> {
+    const queue = await this.store.prospectQueue(request.prospect);
     const mine = queue.findIndex((q) => q.id === request.id);
     let ahead = 0;
     queue.forEach((q, i) => {
       if (q.id === request.id || q.agent === request.agent) return;
       if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
     });
-    const last = this.store.lastConversation(request.prospect, request.agent);
+    const last = await this.store.lastConversation(request.prospect, request.agent);
     return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? last.endedAt : null };
   }
 
   /** A connected recall's conversation ended (recall flow): recorded in its history; the next colleague may follow. */
-  conversationEnded(requestId: string): void {
-    const current = this.store.get(requestId)?.request;
-    if (!current) return;
-    const at = this.clock();
-    this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
-    this.kickProspect(current.prospect, requestId);
+  async conversationEnded(requestId: string): Promise<void> {
+    let prospect: string;
+    try {
+      const current = (await this.store.get(requestId))?.request;
+      if (!current) return;
+      const at = this.clock();
+      await this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
+      prospect = current.prospect;
+    } catch (err) {
+      this.log.error('could not record the end of the conversation', { requestId, error: (err as Error).message });
+      return;
+    }
+    this.kickProspect(prospect, requestId);
   }
 
   /** The agent's status as the policy sees it: device state, PBX reachability and our own other recalls. */
-  agentFor(request: CallbackRequest): AgentStatus {
+  async agentFor(request: CallbackRequest): Promise<AgentStatus> {
+    if (!this.pbxUp) return { busy: true, since: this.clock() };
+    return this.agentGiven(request, await this.store.list({ agent: request.agent, states: RECALL_STATES }));
+  }
+
+  /** agentFor with the agent's requests in a recall state already read. */
+  private agentGiven(request: CallbackRequest, recalls: readonly CallbackRequest[]): AgentStatus {
     const now = this.clock();
     if (!this.pbxUp) return { busy: true, since: now };
-    const others = this.store
-      .list({ agent: request.agent, states: RECALL_STATES })
-      .filter((r) => r.id !== request.id);
-    if (others.length > 0) return { busy: true, since: now };
+    if (recalls.some((r) => r.id !== request.id)) return { busy: true, since: now };
     return this.agentStatus.get(request.agent) ?? AGENT_FREE_LONG_AGO;
   }
 
@@ -426,6 +493,10 @@ export class Engine {
         continue;
       }
       const t = this.telephony;
+      if (this.opts.canAct && !this.opts.canAct()) {
+        emit(log, 'warn', 'lease.action_skipped', 'this instance no longer serves the PBX (lease lost); action skipped', { action: action.type });
+        continue;
+      }
       if (!t) {
         log.warn('no telephony attached; action skipped', { action: action.type });
         continue;
@@ -444,10 +515,20 @@ export class Engine {
     if (isTerminal(request.state)) emit(log, 'info', 'request.finished', 'callback finished', { state: request.state, outcome: request.outcome, reason: request.reason });
   }
 
-  /** Arms the single timer for the earliest wake-up. */
-  arm(): void {
+  /** Arms the single timer for the earliest wake-up. Never rejects: a store error is logged and retried. */
+  async arm(): Promise<void> {
     if (this.stopped) return;
-    const next = this.store.nextWake();
+    let next: number | null;
+    try {
+      next = await this.store.nextWake();
+    } catch (err) {
+      this.log.error('scheduler could not read the next wake-up; retrying in 5 s', { error: (err as Error).message });
+      clearTimeout(this.timer);
+      this.armedFor = null;
+      this.timer = setTimeout(() => void this.arm(), 5000);
+      return;
+    }
+    if (this.stopped) return;
     if (next === null) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -461,12 +542,11 @@ export class Engine {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.armedFor = null;
-      try {
-        this.tick();
-      } catch (err) {
-        this.log.error('scheduler tick failed; retrying in 5 s', { error: (err as Error).message });
-        this.timer = setTimeout(() => this.arm(), 5000);
-      }
+      this.tick().catch((err: unknown) => {
+        this.log.error('scheduler tick failed; retrying in 5 s', { error: (err as Error)?.message ?? String(err) });
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => void this.arm(), 5000);
+      });
     }, delay);
   }
 }

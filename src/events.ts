@@ -33,6 +33,14 @@ export interface EventCatalogue {
   /** The active instance is gone; this one takes over the app. */
   'ari.takeover': { app: string };
 
+  // ── PostgreSQL coordination (src/coordination) ─────────────────────────────────────────────────
+  /** This instance took the database lease of (pbx, app): it serves that PBX now, writing with `epoch`. */
+  'lease.taken': { pbx: string; app: string; epoch: number; holder: string };
+  /** This instance lost (or gave up) the lease; it no longer acts for the PBX. */
+  'lease.lost': { pbx: string; app: string; reason: string };
+  /** A decided action was not carried out because this instance no longer holds the PBX's lease. */
+  'lease.action_skipped': { action: string };
+
   // ── FastAGI (src/agi/server.ts) ────────────────────────────────────────────────────────────────
   /** The FastAGI server is bound and accepts calls. */
   'agi.listening': { host: string; port: number };
@@ -215,6 +223,9 @@ export const EVENT_NAMES = [
   'ari.disconnected',
   'ari.standby',
   'ari.takeover',
+  'lease.taken',
+  'lease.lost',
+  'lease.action_skipped',
   'agi.listening',
   'offer.refused',
   'offer.started',

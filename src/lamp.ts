@@ -50,9 +50,9 @@ export interface LampPort {
 export interface LampOptions {
   port: () => LampPort | undefined;
   /** The states of the agent's non-terminal requests. */
-  statesOf: (agent: string) => CallbackState[];
+  statesOf: (agent: string) => CallbackState[] | Promise<CallbackState[]>;
   /** Agents with non-terminal requests. */
-  agents: () => string[];
+  agents: () => string[] | Promise<string[]>;
   log: Logger;
   refreshMs?: number;
 }
@@ -83,7 +83,10 @@ export class Lamp {
     const device = lampDevice(agent);
     this.devices.set(device, agent);
     const prev = this.queue.get(device) ?? Promise.resolve();
-    const next = prev.then(() => this.apply(device, lampState(this.opts.statesOf(agent)), force));
+    const next = prev.then(() => {
+      const states = this.opts.statesOf(agent);
+      return Array.isArray(states) ? this.apply(device, lampState(states), force) : states.then((s) => this.apply(device, lampState(s), force));
+    });
     this.queue.set(device, next);
     void next.then(() => {
       if (this.queue.get(device) === next) this.queue.delete(device);
@@ -96,8 +99,10 @@ export class Lamp {
    * cc- lamp on the PBX without a pending callback is switched off.
    */
   async refresh(resync: boolean): Promise<void> {
+    const listed = this.opts.agents();
+    const known = Array.isArray(listed) ? listed : await listed;
     if (resync) this.shown.clear();
-    const agents = new Set([...this.opts.agents(), ...this.devices.values()]);
+    const agents = new Set([...known, ...this.devices.values()]);
     const work = [...agents].map((a) => this.update(a, resync));
     if (resync) {
       const port = this.opts.port();

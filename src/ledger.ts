@@ -16,12 +16,15 @@
  * caller acts on it only after the write, so a crash never leaves an action without its record.
  */
 import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide } from './core/policy';
-import type { OutboxInsert, SqliteStore, StoredEvent, Versioned } from './store/sqlite';
+import { SqliteContractStore, type OutboxInsert, type Store, type StoredEvent, type Versioned } from './store/contract';
+import { SqliteStore } from './store/sqlite';
 
-export type LedgerStore = Pick<SqliteStore<CallbackRequest>, 'get' | 'transition'>;
+/** The ledger reads and writes through the store contract (SQLite or PostgreSQL; asynchronous). */
+export type LedgerStore = Pick<Store<CallbackRequest>, 'get' | 'transition'>;
 
 export interface LedgerOptions {
-  store: LedgerStore;
+  /** The store; a synchronous SqliteStore is used through the contract. */
+  store: LedgerStore | SqliteStore<CallbackRequest>;
   policy: PolicyConfig;
   clock?: () => number;
   /** Outbox rows for a decision's notify actions (src/webhook/payload.ts `outboxRowsFor`); unset: none are queued. */
@@ -30,12 +33,12 @@ export interface LedgerOptions {
    * The agent's status as the policy should see it. The engine knows device states and its own recalls;
    * the command line does not (and needs not: a cancel does not depend on the agent). Default: free.
    */
-  agentStatus?: (request: CallbackRequest) => AgentStatus;
+  agentStatus?: (request: CallbackRequest) => AgentStatus | Promise<AgentStatus>;
   /**
    * Other agents' requests for the same number (one prospect, many agents), consulted for a request that waits
    * (DUE, GRACE, WAITING). Default: none.
    */
-  colleagues?: (request: CallbackRequest) => Colleagues;
+  colleagues?: (request: CallbackRequest) => Colleagues | Promise<Colleagues>;
 }
 
 export interface ApplyOptions {
@@ -84,9 +87,11 @@ const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
 
 export class Ledger {
   private readonly clock: () => number;
+  private readonly store: LedgerStore;
 
   constructor(private readonly opts: LedgerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.store = opts.store instanceof SqliteStore ? new SqliteContractStore(opts.store) : opts.store;
   }
 
   /** What one decision writes: the new request, its history rows and its outbox rows. */
@@ -94,11 +99,19 @@ export class Ledger {
     return { request: decision.request, events: toStoredEvents(decision.request.id, decision.events), outbox: this.opts.outbox?.(decision, at) };
   }
 
-  /** The pure decision for a request as it is now (nothing written). */
-  decide(request: CallbackRequest, observation: Observation, now = this.clock()): Decision {
-    const agent = (this.opts.agentStatus ?? (() => AGENT_FREE_LONG_AGO))(request);
+  /** The agent's status for a decision on this request (the engine's view, or free). */
+  agentOf(request: CallbackRequest): AgentStatus | Promise<AgentStatus> {
+    return (this.opts.agentStatus ?? (() => AGENT_FREE_LONG_AGO))(request);
+  }
+
+  /** The colleagues waiting for the same number, for a request that waits (DUE, GRACE, WAITING); else undefined. */
+  async colleaguesOf(request: CallbackRequest): Promise<Colleagues | undefined> {
     const waits = request.state === 'DUE' || request.state === 'GRACE' || request.state === 'WAITING';
-    const colleagues = waits ? this.opts.colleagues?.(request) : undefined;
+    return waits && this.opts.colleagues ? await this.opts.colleagues(request) : undefined;
+  }
+
+  /** The pure decision for a request as it is now (nothing written), with the agent's status and colleagues as given. */
+  decide(request: CallbackRequest, observation: Observation, now = this.clock(), agent: AgentStatus = AGENT_FREE_LONG_AGO, colleagues?: Colleagues): Decision {
     return decide(request, observation, { now, cfg: this.opts.policy, agent, ...(colleagues ? { colleagues } : {}) });
   }
 
@@ -106,28 +119,28 @@ export class Ledger {
    * Writes a decision made on `version` of its request, version-guarded. Returns the new version, or
    * undefined when the stored request is no longer at `version` (nothing is written then).
    */
-  commit(decision: Decision, version: number, at: number): number | undefined {
+  commit(decision: Decision, version: number, at: number): Promise<number | undefined> {
     const r = this.rows(decision, at);
-    return this.opts.store.transition(r.request, version, r.events, r.outbox);
+    return this.store.transition(r.request, version, r.events, r.outbox);
   }
 
   /** decide → events → outbox → version-guarded write; see the file comment. */
-  apply(id: string, observation: Observation, options: ApplyOptions = {}): ApplyResult {
+  async apply(id: string, observation: Observation, options: ApplyOptions = {}): Promise<ApplyResult> {
     const tries = options.expectedVersion !== undefined ? 1 : (options.maxTries ?? 3);
     for (let i = 0; i < tries; i++) {
-      const current = this.opts.store.get(id);
+      const current = await this.store.get(id);
       if (!current) return { status: 'not-found' };
       if (options.expectedVersion !== undefined && current.version !== options.expectedVersion) return { status: 'stale', version: current.version };
       const before = current.request;
       const reason = options.guard?.(current);
       if (reason !== undefined) return { status: 'refused', before, version: current.version, reason };
       const now = this.clock();
-      const decision = this.decide(before, observation, now);
+      const decision = this.decide(before, observation, now, await this.agentOf(before), await this.colleaguesOf(before));
       if (decision.request === before) return { status: 'unchanged', before, version: current.version };
       if (options.dryRun) return { status: 'dry-run', before, decision, version: current.version };
-      const version = this.commit(decision, current.version, now);
+      const version = await this.commit(decision, current.version, now);
       if (version !== undefined) return { status: 'applied', before, decision, version, at: now };
-      if (options.expectedVersion !== undefined) return { status: 'stale', version: this.opts.store.get(id)?.version ?? current.version };
+      if (options.expectedVersion !== undefined) return { status: 'stale', version: (await this.store.get(id))?.version ?? current.version };
       // Lost the race: someone changed the request between our read and our write. Read again.
     }
     return { status: 'conflict' };

@@ -57,8 +57,8 @@ export class Operations {
           };
           return port;
         },
-        statesOf: (agent) => engine.store.list({ agent, states: OPEN_STATES }).map((r) => r.state as CallbackState),
-        agents: () => engine.store.pendingDependencies().agents,
+        statesOf: async (agent) => (await engine.store.list({ agent, states: OPEN_STATES })).map((r) => r.state as CallbackState),
+        agents: async () => (await engine.store.pendingDependencies()).agents,
         log: deps.log.child({ component: 'lamp' }),
       });
       this.lamp = lamp;
@@ -72,8 +72,8 @@ export class Operations {
     return {
       ari: () => (ari.connected ? { ok: true } : { ok: false, detail: ari.standby ? 'standing by: another instance serves the app' : 'not connected to ARI' }),
       lease: () => (ari.connected ? { ok: true } : { ok: false, detail: ari.standby ? 'held by another instance' : 'not held (ARI not connected)' }),
-      store: () => {
-        const w = engine.store.writable();
+      store: async () => {
+        const w = await engine.store.writable();
         return w.ok ? { ok: true } : { ok: false, detail: w.reason };
       },
     };

@@ -18,6 +18,10 @@ import { Presence } from './flows/presence';
 import { RecallFlow } from './flows/recall';
 import { Logger } from './log';
 import { SqliteStore } from './store/sqlite';
+import { SqliteContractStore, Store } from './store/contract';
+import { PgStore } from './store/postgres';
+import { PgLease } from './coordination/lease';
+import { Coordinator } from './coordination/coordinator';
 import { AgiCallPort, offerArgsFromAgi } from './telephony/agi/port';
 import { AriDeviceStates, AriSwitchboard } from './telephony/ari/port';
 import { AriRouter } from './telephony/ari/router';
@@ -44,6 +48,10 @@ export interface ServiceOptions {
   config: Config;
   log: Logger;
   clock?: () => number;
+  /** The store, opened by `Service.open` (PostgreSQL when store.url is set); default: the SQLite file. */
+  store?: Store<CallbackRequest>;
+  /** Called when this instance lost its PostgreSQL lease and stood down (the CLI exits so a supervisor restarts it as a stand-by). */
+  onSteppedDown?: (reason: string) => void;
 }
 
 export class Service {
@@ -58,11 +66,24 @@ export class Service {
   private readonly webhook?: WebhookSender;
   /** Health, readiness and metrics over HTTP, and the agents' lamps (src/operations.ts). */
   readonly ops: Operations;
+  /** PostgreSQL store: which instance serves this PBX (lease with a fencing epoch); undefined with SQLite. */
+  readonly coordinator?: Coordinator;
   /** How long the event loop was late (every call's events wait behind it); logged at stop. */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
   /** The offer's door to the engine: the promise and queue position first (zone from the number), then the opt-in. */
   private readonly offerSink: OfferSink;
+
+  /** Opens the configured store (PostgreSQL when store.url is set: connects and migrates) and wires the service. */
+  static async open(opts: ServiceOptions): Promise<Service> {
+    const { config, log } = opts;
+    if (opts.store || !config.store.url) return new Service(opts);
+    const store = await PgStore.open<CallbackRequest>(config.store.url, {
+      pbx: config.pbx.id,
+      onIdleError: (err) => log.warn('PostgreSQL connection dropped; reconnecting on next use', { error: err.message }),
+    });
+    return new Service({ ...opts, store });
+  }
 
   constructor(private readonly opts: ServiceOptions) {
     const { config, log } = opts;
@@ -71,8 +92,8 @@ export class Service {
       optIn: (input) => this.engine.optIn(input),
       prepare: async (input) => {
         const zone = await zones.resolve(input.prospect);
-        const o = this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone);
-        if (o.promise === 'declined') this.engine.noOffer(input.agent, input.prospect, o.timeZone, o.reason);
+        const o = await this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone);
+        if (o.promise === 'declined') await this.engine.noOffer(input.agent, input.prospect, o.timeZone, o.reason);
         return {
           context: { promise: o.promise, position: o.position },
           timeZone: zone.timeZone,
@@ -81,7 +102,20 @@ export class Service {
         };
       },
     };
-    const store = SqliteStore.open<CallbackRequest>(config.store.path);
+    const store = opts.store ?? new SqliteContractStore(SqliteStore.open<CallbackRequest>(config.store.path));
+    const instanceId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    if (store instanceof PgStore) {
+      // PostgreSQL is the coordinator: the lease of (pbx.id, ari.app) decides which instance serves this PBX.
+      const lease = new PgLease(store, { pbx: config.pbx.id, app: config.ari.app, holder: instanceId, ttlMs: config.ari.leaseTtlMs });
+      this.coordinator = new Coordinator({
+        lease,
+        fenced: store,
+        log: log.child({ component: 'coordinator' }),
+        onActive: () => this.serve(),
+        onStandby: (reason) => this.standDown(reason),
+      });
+    }
+    const coordinator = this.coordinator;
     this.engine = new Engine({
       store,
       policy: config.policy,
@@ -92,6 +126,7 @@ export class Service {
       // CRM webhook: notifications are queued in the store with the transition that produced them.
       outbox: config.webhook.url ? outboxRowsFor : undefined,
       notOffered: config.webhook.url ? notOfferedRow : undefined,
+      canAct: coordinator ? () => coordinator.holds() : undefined,
     });
     if (config.webhook.url) {
       this.webhook = new WebhookSender(store, {
@@ -112,11 +147,14 @@ export class Service {
       app: config.ari.app,
       reconnectMaxMs: config.ari.reconnectMaxMs,
       log: log.child({ component: 'ari' }),
-      lease: {
-        instanceId: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-        ttlMs: config.ari.leaseTtlMs,
-        isGone: localOwnerGone(os.hostname()),
-      },
+      // With PostgreSQL the database's lease decides (this.coordinator); the PBX's global variable is not used.
+      lease: coordinator
+        ? undefined
+        : {
+            instanceId,
+            ttlMs: config.ari.leaseTtlMs,
+            isGone: localOwnerGone(os.hostname()),
+          },
     });
     this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari });
     // ARI: every REST call through the lean client, events routed per channel.
@@ -128,8 +166,8 @@ export class Service {
     this.recall = new RecallFlow(
       new AriSwitchboard(rest, router, config.ari.app),
       {
-        observe: (requestId, observation) => this.engine.observe(requestId, observation) !== undefined,
-        stateOf: (requestId) => this.engine.store.get(requestId)?.request.state,
+        observe: async (requestId, observation) => (await this.engine.observe(requestId, observation)) !== undefined,
+        stateOf: async (requestId) => (await this.engine.store.get(requestId))?.request.state,
       },
       {
         outboundContext: config.recall.outboundContext,
@@ -140,12 +178,12 @@ export class Service {
       log.child({ component: 'recall' }),
     );
     this.engine.setTelephony(this.recall);
-    this.recall.onConversationEnded = (requestId) => this.engine.conversationEnded(requestId);
+    this.recall.onConversationEnded = (requestId) => void this.engine.conversationEnded(requestId);
     this.offer = new OfferDriver(this.offerSink, offerOptions(config), log.child({ component: 'offer' }));
     this.pending = new PendingFlow(
       {
         pendingOf: (agent) => this.engine.store.list({ agent, states: PENDING_STATES }),
-        cancel: (requestId) => this.engine.cancel(requestId, 'agent')?.request.state === 'CANCELLED',
+        cancel: async (requestId) => (await this.engine.cancel(requestId, 'agent'))?.request.state === 'CANCELLED',
       },
       {
         prompts: { count: config.pending.prompts.count, menu: config.pending.prompts.menu, cancelled: config.prompts.cancelled, goodbye: config.prompts.goodbye },
@@ -187,14 +225,38 @@ export class Service {
 
   start(): void {
     const { config } = this.opts;
-    emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.engine.store.file, ari: config.ari.url, app: config.ari.app });
-    this.engine.start();
-    this.ari.start();
+    emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.engine.store.where, ari: config.ari.url, app: config.ari.app });
+    // The webhook outbox is drained by every instance (each row is claimed by one), for every PBX.
     this.webhook?.start();
     void this.ops.start();
     // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
     this.ari.once('connected', () => this.loopDelay.enable());
+    if (this.coordinator) {
+      // Stand-by until the database's lease for this PBX is ours.
+      this.coordinator.start().catch((err: Error) => this.opts.log.error('lease loop failed to start', { error: err.message }));
+      return;
+    }
+    void this.serve();
   }
+
+  /** Serve the PBX: the scheduler and the ARI app (at start, or when the PostgreSQL lease is taken). */
+  private async serve(): Promise<void> {
+    try {
+      await this.engine.start();
+    } catch (err) {
+      this.opts.log.error('scheduler could not load the store; retrying at the next wake-up', { error: (err as Error).message });
+    }
+    this.ari.start();
+  }
+
+  /** The PostgreSQL lease was lost: stop acting for the PBX at once. */
+  private async standDown(reason: string): Promise<void> {
+    this.engine.stop();
+    await this.ari.stop();
+    if (!this.stopping) this.opts.onSteppedDown?.(reason);
+  }
+
+  private stopping = false;
 
   /**
    * The FastAGI entry (config agi.*): `AGI(agi://127.0.0.1:4573/offer,<prospect>)` runs the same offer as
@@ -211,12 +273,14 @@ export class Service {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.ops.stop();
     this.webhook?.stop();
     await this.agi?.close();
     this.engine.stop();
+    await this.coordinator?.stop();
     await this.ari.stop();
-    this.engine.store.close();
+    await this.engine.store.close();
     this.loopDelay.disable();
     // The histogram holds the time between two 5 ms samples: lateness is what exceeds the 5 ms.
     const ms = (ns: number) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);

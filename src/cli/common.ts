@@ -12,10 +12,11 @@ import { secretsFromEnv } from '../config/schema';
 import { masker } from '../mask';
 import { loadConfig } from '../config/load';
 import type { CallbackRequest } from '../core/policy';
-import { SqliteStore, StoreError } from '../store/sqlite';
+import { SqliteContractStore, Store, StoreError } from '../store/contract';
+import { PgStore } from '../store/postgres';
 
 /** Exit codes, documented in --help and the README. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, store: 3, notFound: 4 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, store: 3, notFound: 4, leaseLost: 75 } as const;
 
 export const EXIT_CODES_TEXT =
   'Exit codes: 0 ok · 1 runtime failure · 2 usage or configuration error · 3 the store cannot be opened · 4 not found.';
@@ -84,23 +85,27 @@ export function loadPartial(argv: GlobalArgs): Config {
   return loadConfig(loadOptions(argv, { partial: true }));
 }
 
-export type RequestStore = SqliteStore<CallbackRequest>;
+export type RequestStore = Store<CallbackRequest>;
 
-/** Opens the store (read-only unless `write`); a missing file is exit 3 rather than an empty new store. */
-export function openStore(config: Config, opts: { write?: boolean } = {}): RequestStore {
+/**
+ * Opens the store: PostgreSQL when store.url is set (every PBX's requests), else the SQLite file
+ * (read-only unless `write`; a missing file is exit 3 rather than an empty new store).
+ */
+export async function openStore(config: Config, opts: { write?: boolean } = {}): Promise<RequestStore> {
+  if (config.store.url) return PgStore.open<CallbackRequest>(config.store.url, { pbx: config.pbx.id, allPbx: true, poolSize: 2, migrate: false });
   const file = config.store.path;
   if (file !== ':memory:' && !fs.existsSync(file)) {
     throw new StoreError(`callback store ${path.resolve(file)} does not exist (has the service run yet? see store.path)`);
   }
-  return SqliteStore.open<CallbackRequest>(file, { readonly: !opts.write });
+  return SqliteContractStore.open<CallbackRequest>(file, { readonly: !opts.write });
 }
 
-export function withStore<T>(config: Config, opts: { write?: boolean }, fn: (store: RequestStore) => T): T {
-  const store = openStore(config, opts);
+export async function withStore<T>(config: Config, opts: { write?: boolean }, fn: (store: RequestStore) => Promise<T>): Promise<T> {
+  const store = await openStore(config, opts);
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -118,9 +123,9 @@ export function fail(err: unknown): never {
 }
 
 /** Runs a synchronous command body, mapping errors to exit codes. */
-export function run(fn: () => void): void {
+export async function run(fn: () => void | Promise<void>): Promise<void> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     fail(err);
   }

@@ -26,7 +26,15 @@ async function runService(argv: GlobalArgs): Promise<void> {
   const log = createLogger({ level: config.log.level, format: config.log.format, secrets: runSecrets(config) });
   let service: Service;
   try {
-    service = new Service({ config, log });
+    service = await Service.open({
+      config,
+      log,
+      // An instance that lost its PostgreSQL lease stops acting at once and exits; its supervisor
+      // (systemd, docker) starts it again as a stand-by.
+      onSteppedDown: () => {
+        void service.stop().finally(() => process.exit(EXIT.leaseLost));
+      },
+    });
   } catch (err) {
     log.error('cannot start', { error: (err as Error).message });
     throw err;

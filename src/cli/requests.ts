@@ -15,7 +15,7 @@ import {
   localLabel,
 } from '../core/policy';
 import { Ledger } from '../ledger';
-import type { StoredEvent } from '../store/sqlite';
+import type { SqliteStore, StoredEvent } from '../store/sqlite';
 import { outboxRowsFor } from '../webhook/payload';
 import {
   CliError,
@@ -84,13 +84,13 @@ interface ListArgs extends GlobalArgs {
   limit?: number;
 }
 
-function list(argv: ListArgs): void {
+async function list(argv: ListArgs): Promise<void> {
   const config = loadPartial(argv);
   const states = parseStates(argv.state, argv.pending);
-  const { rows, queues } = withStore(config, {}, (store) => {
-    const found = store.list({ agent: argv.agent, states, limit: argv.limit });
+  const { rows, queues } = await withStore(config, {}, async (store) => {
+    const found = await store.list({ agent: argv.agent, states, limit: argv.limit });
     const byProspect = new Map<string, { id: string; agent: string }[]>();
-    for (const p of new Set(found.map((r) => r.prospect))) byProspect.set(p, store.prospectQueue(p));
+    for (const p of new Set(found.map((r) => r.prospect))) byProspect.set(p, await store.prospectQueue(p));
     return { rows: found, queues: byProspect };
   });
   if (argv.json) {
@@ -145,8 +145,8 @@ function notFound(id: string): CliError {
   return new CliError(`no callback request with id ${id} (see: considerate-callback list)`, EXIT.notFound);
 }
 
-function getOrNotFound(store: RequestStore, id: string) {
-  const found = store.get(id);
+async function getOrNotFound(store: RequestStore, id: string) {
+  const found = await store.get(id);
   if (!found) throw notFound(id);
   return found;
 }
@@ -156,11 +156,11 @@ interface ShowArgs extends GlobalArgs {
   json?: boolean;
 }
 
-function show(argv: ShowArgs): void {
+async function show(argv: ShowArgs): Promise<void> {
   const config = loadPartial(argv);
-  const { request: r, events, queue } = withStore(config, {}, (store) => {
-    const request = getOrNotFound(store, argv.id).request;
-    return { request, events: store.events(argv.id), queue: store.prospectQueue(request.prospect) };
+  const { request: r, events, queue } = await withStore(config, {}, async (store) => {
+    const request = (await getOrNotFound(store, argv.id)).request;
+    return { request, events: await store.events(argv.id), queue: await store.prospectQueue(request.prospect) };
   });
   const now = Date.now();
   const policyEvents = events.map(toPolicyEvent);
@@ -235,14 +235,14 @@ const RINGING_NOTE =
  * the policy decides, history and outbox rows are written with the request in one version-guarded
  * transaction, and the whole is read and decided afresh when the service changed the request meanwhile.
  */
-export function cancelOne(
-  store: RequestStore,
+export async function cancelOne(
+  store: RequestStore | SqliteStore<CallbackRequest>,
   id: string,
   by: string,
   opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy']; outbox?: typeof outboxRowsFor },
-): CancelOutcome {
+): Promise<CancelOutcome> {
   const ledger = new Ledger({ store, policy: opts.cfg, clock: () => opts.now, outbox: opts.outbox });
-  const r = ledger.apply(
+  const r = await ledger.apply(
     id,
     { type: 'cancel', by },
     {
@@ -282,21 +282,22 @@ export function cancelOne(
   }
 }
 
-function cancel(argv: CancelArgs): void {
+async function cancel(argv: CancelArgs): Promise<void> {
   if (!argv.id && !argv.agent) throw new CliError('cancel: name a request id or --agent (see --help)', EXIT.usage);
   if (argv.id && (argv.agent || argv.prospect)) throw new CliError('cancel: give either a request id or --agent/--prospect, not both', EXIT.usage);
   const config = loadPartial(argv);
   const by = argv.by ? `cli (${argv.by})` : 'cli';
-  const results = withStore(config, { write: !argv['dry-run'] }, (store) => {
+  const results = await withStore(config, { write: !argv['dry-run'] }, async (store) => {
     const now = Date.now();
     const ids = argv.id
       ? [argv.id]
-      : store
-          .list({ agent: argv.agent, states: [...PENDING_STATES, ...RECALL_STATES] })
+      : (await store.list({ agent: argv.agent, states: [...PENDING_STATES, ...RECALL_STATES] }))
           .filter((r) => !argv.prospect || r.prospect === argv.prospect)
           .map((r) => r.id);
     const outbox = config.webhook.url ? outboxRowsFor : undefined;
-    return ids.map((id) => cancelOne(store, id, by, { force: argv.force, dryRun: argv['dry-run'], now, cfg: config.policy, outbox }));
+    const done: CancelOutcome[] = [];
+    for (const id of ids) done.push(await cancelOne(store, id, by, { force: argv.force, dryRun: argv['dry-run'], now, cfg: config.policy, outbox }));
+    return done;
   });
   if (argv.json) return printJson(results);
   if (results.length === 0) {

@@ -224,6 +224,16 @@ export const schema = {
   'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration(), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
   'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration(), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
   'store.path': { type: 'string', default: './data/callbacks.db', env: 'CC_STORE_PATH', parse: t.string(), doc: 'SQLite file holding requests and their history.' },
+  'store.url': {
+    type: 'secret',
+    default: '',
+    env: 'CC_STORE_URL',
+    parse: t
+      .string({ allowEmpty: true })
+      .refine((v) => v === '' || /^postgres(ql)?:\/\/[^\s]+$/i.test(v), 'expected a postgres:// URL such as postgres://cc:password@db-host:5432/callbacks'),
+    doc: 'PostgreSQL instead of SQLite (several instances, several PBXs): postgres://user:password@host:5432/db. The database then also decides which instance serves each PBX (a lease per pbx.id with a fencing epoch, TTL ari.leaseTtl). Empty: SQLite at store.path. Never logged.',
+  },
+  'pbx.id': { type: 'string', default: 'default', env: 'CC_PBX_ID', parse: t.name(), doc: 'This PBX\'s name in a shared PostgreSQL store: each request belongs to the PBX of its agent, and one instance at a time serves each PBX.' },
   'log.level': { type: 'string', default: 'info', env: 'CC_LOG_LEVEL', parse: t.oneOf(['error', 'warn', 'info', 'debug']), doc: 'Least severe level written.' },
   'log.format': { type: 'string', default: 'auto', env: 'CC_LOG_FORMAT', parse: t.oneOf(['auto', 'json', 'pretty']), doc: 'auto: readable lines on a terminal, JSON lines otherwise.' },
   'offer.keyTimeout': { type: 'duration', default: '6s', at: 'offer.keyTimeoutMs', parse: t.duration(), doc: 'How long to wait for # after the offer prompt has finished.' },

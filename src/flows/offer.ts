@@ -15,7 +15,7 @@
  *   stopPlayback    → port.stop() (a stop key has already stopped the prompt; this is a no-op then)
  *   startTimer ms   → a deadline; with nothing playing the driver waits for a key until it
  *   cancelTimer     → clears the deadline
- *   store           → sink.optIn (synchronous, committed before the confirmation plays)
+ *   store           → sink.optIn (awaited: committed before the confirmation plays)
  *   hangup          → port.hangup()
  */
 import { performance } from 'node:perf_hooks';
@@ -50,9 +50,9 @@ export interface OfferPreparation {
   details?: { queue?: string[]; zoneNote?: string; why?: string };
 }
 
-/** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
+/** What the offer needs from the rest of the service: one durable opt-in write. */
 export interface OfferSink {
-  optIn(input: OfferRequestInput): OptInResult;
+  optIn(input: OfferRequestInput): OptInResult | Promise<OptInResult>;
   /** Optional: the promise and the queue position before the offer plays (absent: a regular offer, first in line). */
   prepare?(input: OfferRequestInput): Promise<OfferPreparation>;
 }
@@ -129,10 +129,10 @@ export class OfferDriver {
     let keyAt: number | undefined;
     const inputs: OfferInput[] = [];
 
-    const store = (): void => {
+    const store = async (): Promise<void> => {
       try {
         const t0 = performance.now();
-        const r = this.sink.optIn(input);
+        const r = await this.sink.optIn(input);
         const t1 = performance.now();
         if (r.result === 'full') {
           emit(log, 'warn', 'offer.full', 'agent has too many pending callbacks; none added', { pending: r.pending });
@@ -209,7 +209,7 @@ export class OfferDriver {
           deadline = undefined;
           return;
         case 'store':
-          store();
+          await store();
           return;
         case 'hangup':
           await port.hangup('normal').catch(() => undefined);

@@ -15,9 +15,9 @@ import type { CallPort } from '../telephony/port';
 
 export interface PendingSource {
   /** Pending requests of this agent. */
-  pendingOf(agent: string): CallbackRequest[];
+  pendingOf(agent: string): CallbackRequest[] | Promise<CallbackRequest[]>;
   /** Cancels one request as the agent; true if it was cancelled. */
-  cancel(requestId: string): boolean;
+  cancel(requestId: string): boolean | Promise<boolean>;
 }
 
 export interface PendingFlowOptions {
@@ -62,7 +62,7 @@ export class PendingFlow {
 
   private async menu(port: CallPort, agent: string, log: Logger): Promise<void> {
     await port.answer();
-    const pending = orderPending(this.source.pendingOf(agent));
+    const pending = orderPending(await this.source.pendingOf(agent));
     const next = pending[0];
     emit(log, 'info', 'pending.asked', 'agent asked for pending callbacks', { pending: pending.length, next: next?.id, nextProspect: next?.prospect });
     if (!next) {
@@ -81,7 +81,7 @@ export class PendingFlow {
       const targets = choice === '1' ? [next] : pending;
       let n = 0;
       for (const r of targets) {
-        const ok = this.source.cancel(r.id);
+        const ok = await this.source.cancel(r.id);
         if (ok) n++;
         const fields = { requestId: r.id, prospect: r.prospect, key: choice };
         if (ok) emit(log, 'info', 'pending.cancelled', 'callback cancelled by the agent', fields);

@@ -34,9 +34,9 @@ export interface RecallOptions {
 /** Where the recall reports what the PBX did: the engine's public methods. */
 export interface RecallSink {
   /** Lets the policy decide on an observation; false when there was nothing to decide. */
-  observe(requestId: string, observation: Observation): boolean;
+  observe(requestId: string, observation: Observation): boolean | Promise<boolean>;
   /** The request's state now (undefined: unknown). */
-  stateOf(requestId: string): CallbackState | undefined;
+  stateOf(requestId: string): CallbackState | undefined | Promise<CallbackState | undefined>;
 }
 
 interface Call {
@@ -101,9 +101,11 @@ export class RecallFlow implements Telephony {
    * or *82 while the agent's phone rang): the call that is still up has no purpose any more.
    */
   private report(requestId: string, observation: Observation): void {
-    if (this.sink.observe(requestId, observation)) return;
-    const state = this.sink.stateOf(requestId);
-    if (state && isTerminal(state)) void this.abandon(requestId, state);
+    void (async () => {
+      if (await this.sink.observe(requestId, observation)) return;
+      const state = await this.sink.stateOf(requestId);
+      if (state && isTerminal(state)) await this.abandon(requestId, state);
+    })().catch((err: unknown) => this.log.error('could not report the recall\'s observation', { requestId, error: (err as Error)?.message ?? String(err) }));
   }
 
   /** Recalls in progress (channels we own on the PBX). */

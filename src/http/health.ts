@@ -13,20 +13,21 @@ import type { ServiceMetrics } from './metrics';
 export type Check = { ok: true; detail?: string } | { ok: false; detail: string };
 
 export interface Readiness {
-  ari(): Check;
-  lease(): Check;
-  store(): Check;
+  ari(): Check | Promise<Check>;
+  lease(): Check | Promise<Check>;
+  store(): Check | Promise<Check>;
 }
 
-export function readiness(r: Readiness): { ready: boolean; checks: Record<'ari' | 'lease' | 'store', Check> } {
-  const safe = (f: () => Check): Check => {
+export async function readiness(r: Readiness): Promise<{ ready: boolean; checks: Record<'ari' | 'lease' | 'store', Check> }> {
+  const safe = async (f: () => Check | Promise<Check>): Promise<Check> => {
     try {
-      return f();
+      return await f();
     } catch (err) {
       return { ok: false, detail: (err as Error).message };
     }
   };
-  const checks = { ari: safe(() => r.ari()), lease: safe(() => r.lease()), store: safe(() => r.store()) };
+  const [ari, lease, store] = await Promise.all([safe(() => r.ari()), safe(() => r.lease()), safe(() => r.store())]);
+  const checks = { ari, lease, store };
   return { ready: Object.values(checks).every((c) => c.ok), checks };
 }
 
@@ -38,8 +39,8 @@ export function addHealthRoutes(server: HttpServer, r: Readiness, metrics: Servi
   });
   server.route({
     path: '/readyz',
-    handle: (_req, res) => {
-      const result = readiness(r);
+    handle: async (_req, res) => {
+      const result = await readiness(r);
       send(res, result.ready ? 200 : 503, `${JSON.stringify(result)}\n`, 'application/json');
     },
   });

@@ -38,7 +38,7 @@ const ATTEMPT_RESULTS: Record<string, [string, string]> = {
 
 export interface MetricsSources {
   /** Non-terminal requests per state, read at scrape time. */
-  pendingByState(): Record<string, number>;
+  pendingByState(): Record<string, number> | Promise<Record<string, number>>;
   version: string;
 }
 
@@ -74,8 +74,8 @@ export class ServiceMetrics {
       help: 'Callback requests not yet finished, by state (read from the store at scrape time).',
       labelNames: ['state'],
       registers,
-      collect() {
-        const counts = sources.pendingByState();
+      async collect() {
+        const counts = await sources.pendingByState();
         for (const s of pendingStates) this.set({ state: s }, counts[s] ?? 0);
       },
     });

@@ -198,7 +198,9 @@ export class CallbacksPage {
     this.csrf = deps.csrfToken ?? randomBytes(18).toString('base64url');
     this.clock = deps.clock ?? Date.now;
     this.staticDir = deps.staticDir ?? defaultStaticDir();
-    deps.engine.onDecision(({ decision }) => this.broadcast(decision.request));
+    deps.engine.onDecision(({ decision }) => {
+      this.broadcast(decision.request).catch((err: Error) => deps.log.error('web: could not send a request update', { error: err.message }));
+    });
   }
 
   get streamCount(): number {
@@ -206,25 +208,25 @@ export class CallbacksPage {
   }
 
   /** The open requests and the newest finished ones, oldest first. */
-  snapshot(filter: Filter): RequestView[] {
+  async snapshot(filter: Filter): Promise<RequestView[]> {
     const store = this.deps.engine.store;
     const open = (filter.states ?? CALLBACK_STATES).filter((s) => !(TERMINAL_STATES as readonly string[]).includes(s));
     const done = (filter.states ?? CALLBACK_STATES).filter((s) => (TERMINAL_STATES as readonly string[]).includes(s));
-    const rows = open.length > 0 ? store.list({ agent: filter.agent, states: open }) : [];
-    const finished = done.length > 0 ? store.list({ agent: filter.agent, states: done }) : [];
+    const rows = open.length > 0 ? await store.list({ agent: filter.agent, states: open }) : [];
+    const finished = done.length > 0 ? await store.list({ agent: filter.agent, states: done }) : [];
     finished.sort((a, b) => b.updatedAt - a.updatedAt);
     const now = this.clock();
-    return [...rows, ...finished.slice(0, RECENT_FINISHED)].sort((a, b) => a.createdAt - b.createdAt).map((r) => this.view(r, now));
+    return Promise.all([...rows, ...finished.slice(0, RECENT_FINISHED)].sort((a, b) => a.createdAt - b.createdAt).map((r) => this.view(r, now)));
   }
 
   /** A finished request's view carries how far it got (its history is read once it has ended). */
-  private view(r: CallbackRequest, now = this.clock()): RequestView {
-    return requestView(r, now, isTerminal(r.state) ? this.deps.engine.store.events(r.id) : undefined);
+  private async view(r: CallbackRequest, now = this.clock()): Promise<RequestView> {
+    return requestView(r, now, isTerminal(r.state) ? await this.deps.engine.store.events(r.id) : undefined);
   }
 
-  private broadcast(r: CallbackRequest): void {
+  private async broadcast(r: CallbackRequest): Promise<void> {
     if (this.streams.size === 0) return;
-    const data = `event: request\ndata: ${JSON.stringify(this.view(r))}\n\n`;
+    const data = `event: request\ndata: ${JSON.stringify(await this.view(r))}\n\n`;
     for (const s of this.streams) {
       if (matches(r, s.filter)) s.res.write(data);
     }
@@ -245,31 +247,34 @@ export class CallbacksPage {
     }
     server.route({
       path: '/callbacks/api/requests',
-      handle: (req, res) => {
+      handle: async (req, res) => {
         const filter = parseFilter(new URL(req.url ?? '/', 'http://localhost'));
         if ('error' in filter) return json(res, 400, { error: filter.error });
-        json(res, 200, this.snapshot(filter));
+        json(res, 200, await this.snapshot(filter));
       },
     });
     server.route({ path: '/callbacks/api/events', methods: ['GET'], handle: (req, res) => this.stream(req, res) });
     server.route({
       path: '/callbacks/api/request',
-      handle: (req, res) => {
+      handle: async (req, res) => {
         const id = new URL(req.url ?? '/', 'http://localhost').searchParams.get('id') ?? '';
         if (!/^[\w-]{1,64}$/.test(id)) return json(res, 400, { error: 'id: expected a request id such as 3f9a0c12de' });
-        const found = this.deps.engine.store.get(id);
+        const found = await this.deps.engine.store.get(id);
         if (!found) return json(res, 404, { error: `no callback request with id ${id}` });
-        const events = this.deps.engine.store.events(id);
+        const events = await this.deps.engine.store.events(id);
         const now = this.clock();
         json(res, 200, {
-          request: this.view(found.request, now),
+          request: await this.view(found.request, now),
           timeZone: found.request.timeZone,
-          show: showText(found.request, events.map(toPolicyEvent), now, this.deps.engine.store.prospectQueue(found.request.prospect)),
+          show: showText(found.request, events.map(toPolicyEvent), now, await this.deps.engine.store.prospectQueue(found.request.prospect)),
           events: events.map((e) => ({ at: new Date(e.at).toISOString(), type: e.type, from: e.from ?? null, to: e.to ?? null, reason: e.reason ?? '' })),
         });
       },
     });
-    const post = (p: string, fn: (body: Record<string, unknown>, req: http.IncomingMessage) => { status: number; body: unknown }) =>
+    const post = (
+      p: string,
+      fn: (body: Record<string, unknown>, req: http.IncomingMessage) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>,
+    ) =>
       server.route({
         path: p,
         methods: ['POST'],
@@ -280,7 +285,7 @@ export class CallbacksPage {
             return json(res, 403, { error: refusal });
           }
           try {
-            const out = fn(await readJson(req), req);
+            const out = await fn(await readJson(req), req);
             json(res, out.status, out.body);
           } catch (err) {
             if (err instanceof WebError) return json(res, err.status, { error: err.message });
@@ -295,22 +300,22 @@ export class CallbacksPage {
   }
 
   /** Cancel or snooze through the engine (one decision path); a prospect being dialled is left alone, as in the CLI. */
-  act(kind: 'cancel' | 'snooze', body: Record<string, unknown>, by: string): { status: number; body: unknown } {
+  async act(kind: 'cancel' | 'snooze', body: Record<string, unknown>, by: string): Promise<{ status: number; body: unknown }> {
     const id = typeof body.id === 'string' ? body.id : '';
     if (!/^[\w-]{1,64}$/.test(id)) return { status: 400, body: { error: 'id: expected a request id such as 3f9a0c12de' } };
     const { engine, log } = this.deps;
-    const current = engine.store.get(id)?.request;
+    const current = (await engine.store.get(id))?.request;
     if (!current) return { status: 404, body: { error: `no callback request with id ${id}` } };
     const base = { id, from: current.state };
     if (isTerminal(current.state)) return { status: 409, body: { ...base, done: false, state: current.state, note: `already ${current.state}; nothing to ${kind}` } };
     if (current.state === 'CONNECTING') {
       return { status: 409, body: { ...base, done: false, state: current.state, note: `not ${kind === 'cancel' ? 'cancelled' : 'snoozed'}: the prospect is being dialled right now` } };
     }
-    const decision = kind === 'cancel' ? engine.cancel(id, by) : engine.observe(id, { type: 'snooze', by });
-    const after = engine.store.get(id)?.request ?? current;
+    const decision = kind === 'cancel' ? await engine.cancel(id, by) : await engine.observe(id, { type: 'snooze', by });
+    const after = (await engine.store.get(id))?.request ?? current;
     emit(log, 'info', kind === 'cancel' ? 'web.cancel' : 'web.snooze', `web ${kind}`, { requestId: id, by, from: current.state, to: after.state, applied: decision !== undefined });
     if (!decision) return { status: 409, body: { ...base, done: false, state: after.state, note: 'nothing changed (the request moved on meanwhile); see its history' } };
-    return { status: 200, body: { ...base, done: true, state: after.state, reason: after.reason, request: this.view(after) } };
+    return { status: 200, body: { ...base, done: true, state: after.state, reason: after.reason, request: await this.view(after) } };
   }
 
   explain(body: Record<string, unknown>): unknown {
@@ -343,7 +348,7 @@ export class CallbacksPage {
     return { text: report.lines.join('\n'), ...report.json };
   }
 
-  private stream(req: http.IncomingMessage, res: http.ServerResponse): void {
+  private async stream(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const filter = parseFilter(new URL(req.url ?? '/', 'http://localhost'));
     if ('error' in filter) return json(res, 400, { error: filter.error });
     if (this.streams.size >= (this.deps.maxStreams ?? MAX_STREAMS)) {
@@ -351,6 +356,8 @@ export class CallbacksPage {
       res.setHeader('retry-after', '30');
       return json(res, 503, { error: `too many open event streams (${this.deps.maxStreams ?? MAX_STREAMS}); close other tabs` });
     }
+    // Read before the stream opens; updates from then on are sent in order after it.
+    const snapshot = JSON.stringify(await this.snapshot(filter));
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -360,7 +367,7 @@ export class CallbacksPage {
     const entry = { res, filter };
     this.streams.add(entry);
     req.socket.setTimeout(0);
-    res.write(`retry: 3000\nevent: snapshot\ndata: ${JSON.stringify(this.snapshot(filter))}\n\n`);
+    res.write(`retry: 3000\nevent: snapshot\ndata: ${snapshot}\n\n`);
     const done = () => {
       this.streams.delete(entry);
       if (this.streams.size === 0 && this.heartbeat) {

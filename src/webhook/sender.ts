@@ -11,7 +11,8 @@
  */
 import { emit } from '../events';
 import type { Logger } from '../log';
-import type { OutboxRow, SqliteStore, RequestRecord } from '../store/sqlite';
+import { SqliteContractStore, type Store } from '../store/contract';
+import { SqliteStore, type OutboxRow, type RequestRecord } from '../store/sqlite';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign } from './payload';
 
 export interface WebhookOptions {
@@ -28,10 +29,8 @@ export interface WebhookOptions {
   onAttempt?: (result: 'delivered' | 'retry' | 'given_up', seconds: number) => void;
 }
 
-export type OutboxStore = Pick<
-  SqliteStore<RequestRecord>,
-  'outboxDue' | 'outboxNextAt' | 'outboxClaim' | 'outboxSent' | 'outboxFailed'
->;
+/** The outbox through the store contract (SQLite or PostgreSQL; with several instances each row is claimed by one). */
+export type OutboxStore = Pick<Store<RequestRecord>, 'outboxClaimDue' | 'outboxNextAt' | 'outboxSent' | 'outboxFailed'>;
 
 /** The wait before retry number `attempt` (1-based). */
 export function backoffDelay(backoffMs: readonly number[], attempt: number): number {
@@ -47,10 +46,13 @@ export class WebhookSender {
   private inFlight?: AbortController;
   private readonly clock: () => number;
 
+  private readonly store: OutboxStore;
+
   constructor(
-    private readonly store: OutboxStore,
+    store: OutboxStore | SqliteStore<RequestRecord>,
     private readonly opts: WebhookOptions,
   ) {
+    this.store = store instanceof SqliteStore ? new SqliteContractStore(store) : store;
     this.clock = opts.clock ?? Date.now;
   }
 
@@ -83,14 +85,21 @@ export class WebhookSender {
         this.again = false;
         this.kick();
       } else {
-        this.arm();
+        void this.arm();
       }
     });
   }
 
-  private arm(): void {
-    const next = this.store.outboxNextAt();
+  private async arm(): Promise<void> {
+    let next: number | null;
+    try {
+      next = await this.store.outboxNextAt();
+    } catch (err) {
+      this.opts.log.error('webhook outbox unreadable; retrying in 5 s', { error: (err as Error).message });
+      next = this.clock() + 5000;
+    }
     if (next === null || this.stopped) return;
+    clearTimeout(this.timer);
     const delay = Math.max(0, Math.min(next - this.clock(), this.opts.maxTimerMs ?? 60_000));
     this.timer = setTimeout(() => this.kick(), delay);
     this.timer.unref?.();
@@ -100,12 +109,12 @@ export class WebhookSender {
     try {
       for (;;) {
         if (this.stopped) return;
-        const due = this.store.outboxDue(this.clock(), 20);
-        if (due.length === 0) return;
-        for (const row of due) {
-          if (this.stopped) return;
-          await this.deliver(row);
-        }
+        // One row at a time, claimed atomically (PostgreSQL: FOR UPDATE SKIP LOCKED) until the attempt can no
+        // longer be running (timeout plus a margin): several instances drain one outbox, each row once.
+        const now = this.clock();
+        const [row] = await this.store.outboxClaimDue(now, now + this.opts.timeoutMs + 30_000, 1);
+        if (!row) return;
+        await this.deliver(row);
       }
     } catch (err) {
       this.opts.log.error('webhook outbox failed; retrying later', { error: (err as Error).message });
@@ -114,9 +123,6 @@ export class WebhookSender {
 
   private async deliver(row: OutboxRow): Promise<void> {
     const { log } = this.opts;
-    const now = this.clock();
-    // Claimed until the attempt can no longer be running (timeout plus a margin).
-    if (!this.store.outboxClaim(row.id, row.nextAt, now + this.opts.timeoutMs + 30_000)) return;
     const rlog = log.child({ requestId: row.requestId, webhookEvent: row.event, delivery: row.key, attempt: row.attempts + 1 });
     let error: string | undefined;
     const controller = new AbortController();
@@ -158,25 +164,25 @@ export class WebhookSender {
     };
     if (error === undefined) {
       attempted('delivered');
-      this.store.outboxSent(row.id, at);
+      await this.store.outboxSent(row.id, at);
       emit(rlog, 'info', 'webhook.delivered', 'webhook delivered', {});
       return;
     }
     const attempt = row.attempts + 1;
     if (this.stopped) {
       // Shutting down: try again right after the next start.
-      this.store.outboxFailed(row.id, error, at, at);
+      await this.store.outboxFailed(row.id, error, at, at);
       return;
     }
     if (attempt > this.opts.retries) {
       attempted('given_up');
-      this.store.outboxFailed(row.id, error, null, at);
+      await this.store.outboxFailed(row.id, error, null, at);
       emit(rlog, 'error', 'webhook.given_up', 'webhook given up: the CRM did not accept the event', { error, attempts: attempt });
       return;
     }
     attempted('retry');
     const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
-    this.store.outboxFailed(row.id, error, nextAt, at);
+    await this.store.outboxFailed(row.id, error, nextAt, at);
     emit(rlog, 'warn', 'webhook.retry', 'webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
   }
 }

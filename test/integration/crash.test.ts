@@ -3,19 +3,24 @@
  * wait, while they are due, while the agent's phone rings, while the agent listens to the menu, while
  * the prospect is dialled), restart it at once, and check what Asterisk actually did.
  *
- * CC_CRASH_KILLS sets the number of kills (default 30); `npm run soak` runs a longer version.
+ * CC_CRASH_KILLS sets the number of kills (default 30); `npm run soak` runs a longer version. The same run
+ * on PostgreSQL (store.url; each restart first waits for the killed instance's lease to expire, then takes
+ * it with a new epoch) has CC_CRASH_KILLS_PG kills (default 5).
  */
 import { FAST_RECALL, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
 import { mulberry32 as rng } from '../support/rng';
 import type { CallbackRequest } from '../../src/core/policy';
 import { SqliteStore } from '../../src/store/sqlite';
+import { PgStore } from '../../src/store/postgres';
+import { freshDatabase } from '../../testkit/pg';
 
-const KILLS = Number(process.env.CC_CRASH_KILLS ?? 30);
+const KILLS_SQLITE = Number(process.env.CC_CRASH_KILLS ?? 30);
+const KILLS_PG = Number(process.env.CC_CRASH_KILLS_PG ?? 5);
 const SEED = Number(process.env.CC_CRASH_SEED ?? Date.now() % 100000);
 const AGENTS = ['1001', '1002', '1003', '1004'].map((x) => `Local/${x}@cc-test-phone`);
 
 
-const CONFIG = {
+const BASE_CONFIG = {
   ...FAST_RECALL,
   ari: { leaseTtl: '3s' },
   prospects: { internal: [] },
@@ -35,11 +40,14 @@ const CONFIG = {
   },
 };
 
-describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
-  it('every request reaches a correct end, no agent is rung twice at once, no confirmed # is lost', async () => {
+async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: TestAri, phone: TestPhone): Promise<void> {
+  {
+    const db = backend === 'postgres' ? await freshDatabase('crash') : undefined;
+    const CONFIG = db ? { ...BASE_CONFIG, store: { url: db.url }, pbx: { id: 'crash' } } : BASE_CONFIG;
     const random = rng(SEED);
-    const ari = await TestAri.connect();
-    const phone = await TestPhone.attach(ari);
+    // One test app connection for both runs (a closed one may unregister the app under a new one); this
+    // run's rings are those after `from`.
+    const from = ari.events.length;
     await ari.hangupStale('cc-test-phone');
     let svc = await new ServiceProcess(CONFIG).start();
     const dir = svc.dir;
@@ -56,7 +64,7 @@ describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
     let phoneRunning = true;
     const phoneLoop = (async () => {
       while (phoneRunning) {
-        for (const ring of phone.rings()) {
+        for (const ring of phone.rings(from)) {
           const id = TestPhone.id(ring);
           if (handled.has(id)) continue;
           handled.add(id);
@@ -110,7 +118,7 @@ describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
       expect({ summary, states: list.map((r) => r.state) }).toEqual({ summary, states: list.map(() => 'COMPLETED') });
 
       // 2. What Asterisk did: every ring of an agent used a new channel, and no agent had two rings at once.
-      const rings = phone.rings();
+      const rings = phone.rings(from);
       const ids = rings.map((r) => TestPhone.id(r));
       expect(new Set(ids).size).toBe(ids.length);
       for (const agent of AGENTS) {
@@ -130,23 +138,37 @@ describePbx(`kill -9 at random points (${KILLS} kills, seed ${SEED})`, () => {
 
       // 3. Each request was connected exactly once, by its history in the store (a log line can die with
       //    a killed process; the committed history cannot).
-      const history = SqliteStore.open<CallbackRequest>(svc.storePath, { readonly: true });
+      const history = db ? await PgStore.open<CallbackRequest>(db.url, { allPbx: true }) : SqliteStore.open<CallbackRequest>(svc.storePath, { readonly: true });
       try {
         for (const r of list) {
-          const answered = history.events(String(r.id)).filter((e) => e.type === 'prospect-answered');
+          const answered = (await history.events(String(r.id))).filter((e) => e.type === 'prospect-answered');
           expect({ id: r.id, connected: answered.length }).toEqual({ id: r.id, connected: 1 });
         }
       } finally {
-        history.close();
+        await history.close();
       }
       expect(kills.length).toBeGreaterThanOrEqual(Math.min(KILLS, 4));
-      process.stderr.write(`[crash] seed ${SEED}: ${kills.length} kills (${[...new Set(kills)].join('; ')}), ${rings.length} rings\n`);
+      process.stderr.write(`[crash ${backend}] seed ${SEED}: ${kills.length} kills (${[...new Set(kills)].join('; ')}), ${rings.length} rings\n`);
     } finally {
       phoneRunning = false;
       await phoneLoop;
       await svc.stop();
-      await ari.close();
       simLine('NOT_INUSE');
+      await db?.drop();
     }
-  }, 15 * 60 * 1000);
+  }
+}
+
+describePbx(`kill -9 at random points (seed ${SEED})`, () => {
+  let ari: TestAri;
+  let phone: TestPhone;
+  beforeAll(async () => {
+    ari = await TestAri.connect();
+    phone = await TestPhone.attach(ari);
+  });
+  afterAll(async () => {
+    await ari?.close();
+  });
+  it(`SQLite, ${KILLS_SQLITE} kills: every request reaches a correct end, no agent is rung twice at once, no confirmed # is lost`, () => crashRun('sqlite', KILLS_SQLITE, ari, phone), 15 * 60 * 1000);
+  it(`PostgreSQL, ${KILLS_PG} kills: the same, each restart taking the lease over with a new epoch`, () => crashRun('postgres', KILLS_PG, ari, phone), 15 * 60 * 1000);
 });

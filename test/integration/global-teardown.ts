@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { stopPgIfStartedByTests } from '../../testkit/pg';
 import { PBX_LOCK_DIR, PBX_STATUS_FILE, ROOT } from './paths';
 
 function releaseLock(): void {
@@ -16,6 +17,8 @@ export default async function globalTeardown(): Promise<void> {
     stopIfOurs();
   } finally {
     releaseLock();
+    // The PostgreSQL cluster the store tests started (testkit/pg.ts).
+    stopPgIfStartedByTests();
   }
 }
 

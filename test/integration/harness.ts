@@ -53,9 +53,10 @@ export class TestAri {
     return stale.length;
   }
 
-  static async connect(): Promise<TestAri> {
+  /** Connects to this process's sandbox, or to another one's ARI (`to`: a second PBX). */
+  static async connect(to: { url: string; username: string; password: string } = ARI): Promise<TestAri> {
     const t = new TestAri();
-    t.client = await ari.connect(ARI.url, ARI.username, ARI.password);
+    t.client = await ari.connect(to.url, to.username, to.password);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     (t.client as any).on('*', (event: AriEvent) => {
       t.events.push(event);
@@ -137,14 +138,14 @@ export class TestAri {
 }
 
 /** Runs a CLI command in the sandbox PBX. */
-export function pbxCli(command: string): string {
-  const r = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'cli', command], { encoding: 'utf8' });
+export function pbxCli(command: string, env: NodeJS.ProcessEnv = process.env): string {
+  const r = spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), 'cli', command], { encoding: 'utf8', env });
   return `${r.stdout}${r.stderr}`;
 }
 
 /** Sets the simulated prospect line Custom:prospect2995 (see asterisk-conf/extensions.conf). */
-export function simLine(state: 'INUSE' | 'NOT_INUSE' | 'RINGING', device = 'Custom:prospect2995'): void {
-  const out = pbxCli(`devstate change ${device} ${state}`);
+export function simLine(state: 'INUSE' | 'NOT_INUSE' | 'RINGING', device = 'Custom:prospect2995', env: NodeJS.ProcessEnv = process.env): void {
+  const out = pbxCli(`devstate change ${device} ${state}`, env);
   if (!out.includes(`to ${state}`)) throw new Error(`devstate change failed: ${out}`);
 }
 

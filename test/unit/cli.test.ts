@@ -13,6 +13,7 @@ import type { CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/log';
 import { SqliteStore } from '../../src/store/sqlite';
+import { SqliteContractStore } from '../../src/store/contract';
 import { cancelOne } from '../../src/cli/requests';
 
 const ROOT = path.join(__dirname, '../..');
@@ -68,7 +69,7 @@ const T0 = Date.parse('2026-03-10T09:00:00Z');
 const MIN = 60_000;
 
 /** A store with requests made by the real engine: PJSIP/1001 → 2001 (freed at 10:40), 1001 → 2002, 1002 → 2003. */
-function makeStore(): { file: string; ids: Record<string, string> } {
+async function makeStore(): Promise<{ file: string; ids: Record<string, string> }> {
   const file = path.join(tmp, 'callbacks.db');
   const store = SqliteStore.open<CallbackRequest>(file);
   let now = T0;
@@ -82,16 +83,16 @@ function makeStore(): { file: string; ids: Record<string, string> } {
     prospectDevice: (n) => `PJSIP/${n}`,
   });
   const ids: Record<string, string> = {};
-  const optIn = (agent: string, prospect: string) => {
-    const r = engine.optIn({ agent, agentCallerId: { name: 'Agent', number: agent.slice(-4) }, prospect, language: 'en', channelId: `ch-${prospect}` });
+  const optIn = async (agent: string, prospect: string) => {
+    const r = await engine.optIn({ agent, agentCallerId: { name: 'Agent', number: agent.slice(-4) }, prospect, language: 'en', channelId: `ch-${prospect}` });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     ids[prospect] = r.requestId;
   };
-  optIn('PJSIP/1001', '2001');
-  optIn('PJSIP/1001', '2002');
-  optIn('PJSIP/1002', '2003');
+  await optIn('PJSIP/1001', '2001');
+  await optIn('PJSIP/1001', '2002');
+  await optIn('PJSIP/1002', '2003');
   now = T0 + 40 * MIN;
-  engine.deviceState('PJSIP/2001', { busy: false });
+  await engine.deviceState('PJSIP/2001', { busy: false });
   store.close();
   return { file, ids };
 }
@@ -106,13 +107,13 @@ describe('help and usage', () => {
     },
   );
 
-  it('documents the exit codes at the top level', () => {
+  it('documents the exit codes at the top level', async () => {
     const r = cli(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/0 ok · 1 runtime failure · 2 usage or configuration error · 3 the store cannot be opened\s+· 4 not found/);
   });
 
-  it('an unknown command or option is a usage error (2) with a pointer to --help', () => {
+  it('an unknown command or option is a usage error (2) with a pointer to --help', async () => {
     const r = cli(['lsit']);
     expect(r.code).toBe(2);
     const o = cli(['list', '--colour']);
@@ -124,7 +125,7 @@ describe('help and usage', () => {
 });
 
 describe('config', () => {
-  it('config check prints the effective configuration with the ARI password masked (JSON file, YAML file, environment, flag)', () => {
+  it('config check prints the effective configuration with the ARI password masked (JSON file, YAML file, environment, flag)', async () => {
     const json = write('cc.json', { ari: { password: PASSWORD }, policy: { grace: '10m' } });
     const yaml = write('cc.yaml', `ari:\n  password: "${PASSWORD}"\npolicy:\n  grace: 10m\n`);
     const runs = [
@@ -154,7 +155,7 @@ describe('config', () => {
     expect(parsed.sources['policy.snooze']).toBe('default');
   });
 
-  it('config check never echoes the password in its problems either', () => {
+  it('config check never echoes the password in its problems either', async () => {
     const f = write('cc.json', { ari: { password: PASSWORD, url: `http://considerate:${PASSWORD}@pbx:8088`, pasword: PASSWORD }, policy: { maxAttempts: 'three' } });
     const r = cli(['config', 'check', '-c', f]);
     expect(r.code).toBe(2);
@@ -173,7 +174,7 @@ describe('config', () => {
     expect(elsewhere.stderr).toContain('ari.username: expected a non-empty string, got ["********"]');
   });
 
-  it('config check masks credentials in ari.url and tokens in webhook.url, in the table and in --json', () => {
+  it('config check masks credentials in ari.url and tokens in webhook.url, in the table and in --json', async () => {
     const f = write('urls.json', { ari: { password: 'x1234', url: 'http://considerate:hunter22@pbx:8088' }, webhook: { url: 'https://crm.example/hook?token=tok-987&id=1' } });
     for (const args of [['config', 'check', '-c', f], ['config', 'check', '-c', f, '--json']]) {
       const r = cli(args);
@@ -184,7 +185,7 @@ describe('config', () => {
     }
   });
 
-  it('names an unknown key, suggests the right one, and exits 2', () => {
+  it('names an unknown key, suggests the right one, and exits 2', async () => {
     const f = write('cc.json', { ari: { password: 'x' }, policy: { gracee: '5m' } });
     const r = cli(['config', 'check', '-c', f]);
     expect(r.code).toBe(2);
@@ -192,7 +193,7 @@ describe('config', () => {
     expect(r.stdout).toBe('');
   });
 
-  it('names a wrong type or value with what is expected', () => {
+  it('names a wrong type or value with what is expected', async () => {
     const f = write('cc.yaml', 'ari:\n  password: x\npolicy:\n  grace: 5 minutes\n  maxAttempts: 0\nlog:\n  level: loud\n');
     const r = cli(['config', 'check', '-c', f]);
     expect(r.code).toBe(2);
@@ -204,7 +205,7 @@ describe('config', () => {
     expect((JSON.parse(j.stdout) as { ok: boolean; problems: string[] }).problems).toHaveLength(3);
   });
 
-  it('refuses broken YAML and JSON with the line, without echoing the file', () => {
+  it('refuses broken YAML and JSON with the line, without echoing the file', async () => {
     const y = cli(['config', 'check', '-c', write('cc.yaml', `ari:\n  password: "${PASSWORD}"\n  url: [oops\npolicy:\n  grace: 5m\n`)]);
     expect(y.code).toBe(2);
     expect(y.stderr).toMatch(/cc\.yaml is not valid YAML: .*line \d+, column \d+/);
@@ -221,13 +222,13 @@ describe('config', () => {
     expect(missing.stderr).toContain('cannot read');
   });
 
-  it('requires the ARI password for config check, not for list', () => {
+  it('requires the ARI password for config check, not for list', async () => {
     const r = cli(['config', 'check']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('ari.password: required (set it in the file or with CC_ARI_PASSWORD)');
   });
 
-  it('--set overrides file and environment; a bad --set is a usage error', () => {
+  it('--set overrides file and environment; a bad --set is a usage error', async () => {
     const f = write('cc.json', { ari: { password: 'x' }, policy: { grace: '10m' } });
     const r = cli(['config', 'check', '-c', f, '--set', 'policy.grace=2m', '--set', 'log.level=debug', '--json'], { CC_LOG_LEVEL: 'warn' });
     expect(r.code).toBe(0);
@@ -245,7 +246,7 @@ describe('config', () => {
     expect(malformed.stderr).toContain('--set policy.grace: expected key=value');
   });
 
-  it('config keys --markdown writes one README row per key', () => {
+  it('config keys --markdown writes one README row per key', async () => {
     const r = cli(['config', 'keys', '--markdown']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('| `ari.password` | `CC_ARI_PASSWORD` | *(required)* |');
@@ -254,8 +255,8 @@ describe('config', () => {
 });
 
 describe('list, show, cancel', () => {
-  it('list --json keeps its shape; filters by agent and state; the table is readable', () => {
-    const { file } = makeStore();
+  it('list --json keeps its shape; filters by agent and state; the table is readable', async () => {
+    const { file } = await makeStore();
     const env = { CC_STORE_PATH: file };
     const all = cli(['list', '--json'], env);
     expect(all.code).toBe(0);
@@ -279,8 +280,8 @@ describe('list, show, cancel', () => {
     expect(cli(['list', '--state', 'BOGUS'], env).code).toBe(2);
   });
 
-  it('show prints every event with local time and reason, and the next wake-up and why', () => {
-    const { file, ids } = makeStore();
+  it('show prints every event with local time and reason, and the next wake-up and why', async () => {
+    const { file, ids } = await makeStore();
     const r = cli(['show', ids['2001']], { CC_STORE_PATH: file });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Callback ${ids['2001']}: PJSIP/1001 → 2001 (internal, device watched)`);
@@ -303,7 +304,7 @@ describe('list, show, cancel', () => {
     expect(parsed.events[0].data).toMatchObject({ channelId: 'ch-2001', prospectDevice: 'PJSIP/2001' });
   });
 
-  it('list and show name the queue for a number, the zone used and a carry-over', () => {
+  it('list and show name the queue for a number, the zone used and a carry-over', async () => {
     const file = path.join(tmp, 'queue.db');
     const store = SqliteStore.open<CallbackRequest>(file);
     let now = T0;
@@ -317,14 +318,14 @@ describe('list, show, cancel', () => {
     });
     const ids: string[] = [];
     for (const agent of ['PJSIP/1001', 'PJSIP/1002']) {
-      const r = engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c' });
+      const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c' });
       if (r.result !== 'created') throw new Error(r.result);
       ids.push(r.requestId);
       now += MIN;
     }
     now = Date.parse('2026-03-13T18:00:00Z'); // Fri 19:00 Berlin, 14:00 New York
-    const ny = engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
-    const late = engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
+    const ny = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
+    const late = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
     if (ny.result !== 'created' || late.result !== 'created') throw new Error('not created');
     store.close();
     const env = { CC_STORE_PATH: file };
@@ -347,8 +348,8 @@ describe('list, show, cancel', () => {
     expect(j.queue.map((q) => [q.position, q.agent])).toEqual([[1, 'PJSIP/1001'], [2, 'PJSIP/1002']]);
   });
 
-  it('show and cancel of an unknown id exit 4; a missing store exits 3', () => {
-    const { file } = makeStore();
+  it('show and cancel of an unknown id exit 4; a missing store exits 3', async () => {
+    const { file } = await makeStore();
     const show = cli(['show', 'nope'], { CC_STORE_PATH: file });
     expect(show.code).toBe(4);
     expect(show.stderr).toContain('no callback request with id nope');
@@ -360,8 +361,8 @@ describe('list, show, cancel', () => {
     expect(cli(['show', 'x'], { CC_STORE_PATH: garbage }).code).toBe(3);
   });
 
-  it('cancel <id> cancels through the policy and records who did it', () => {
-    const { file, ids } = makeStore();
+  it('cancel <id> cancels through the policy and records who did it', async () => {
+    const { file, ids } = await makeStore();
     const env = { CC_STORE_PATH: file };
     const r = cli(['cancel', ids['2002']], env);
     expect(r.code).toBe(0);
@@ -375,8 +376,8 @@ describe('list, show, cancel', () => {
     expect(cli(['cancel', ids['2002'], '--agent', 'PJSIP/1001'], env).code).toBe(2);
   });
 
-  it('cancel --agent cancels every pending callback of that agent and nothing else', () => {
-    const { file, ids } = makeStore();
+  it('cancel --agent cancels every pending callback of that agent and nothing else', async () => {
+    const { file, ids } = await makeStore();
     const env = { CC_STORE_PATH: file };
     const dry = cli(['cancel', '--agent', 'PJSIP/1001', '--dry-run', '--json'], env);
     expect(JSON.parse(dry.stdout)).toHaveLength(2);
@@ -397,8 +398,8 @@ describe('list, show, cancel', () => {
     expect(none.stdout).toContain('No pending callbacks for PJSIP/1001; nothing cancelled.');
   });
 
-  it('cancel while the agent is being rung says the command line cannot hang up that ring', () => {
-    const { file, ids } = makeStore();
+  it('cancel while the agent is being rung says the command line cannot hang up that ring', async () => {
+    const { file, ids } = await makeStore();
     // Move 2001 on to RINGING_AGENT as the service would: grace over at 10:50, agent free.
     const store = SqliteStore.open<CallbackRequest>(file);
     const engine = new Engine({
@@ -410,7 +411,7 @@ describe('list, show, cancel', () => {
       prospectDevice: (n) => `PJSIP/${n}`,
     });
     engine.setPbxUp(true);
-    engine.observe(ids['2001'], { type: 'tick' });
+    await engine.observe(ids['2001'], { type: 'tick' });
     expect(store.get(ids['2001'])?.request.state).toBe('RINGING_AGENT');
     store.close();
     const r = cli(['cancel', ids['2001']], { CC_STORE_PATH: file });
@@ -421,8 +422,8 @@ describe('list, show, cancel', () => {
 });
 
 describe('cancel against a running service (in process)', () => {
-  it('a lost claim is re-read and decided again, never applied over the newer version', () => {
-    const { file, ids } = makeStore();
+  it('a lost claim is re-read and decided again, never applied over the newer version', async () => {
+    const { file, ids } = await makeStore();
     const store = SqliteStore.open<CallbackRequest>(file);
     const policy = loadConfig({ env: {}, partial: true }).policy;
     const engine = new Engine({
@@ -434,16 +435,17 @@ describe('cancel against a running service (in process)', () => {
       prospectDevice: (n) => `PJSIP/${n}`,
     });
     // The service moves the request (line busy again) between the CLI's read and its write.
-    const original = store.transition.bind(store);
+    const contract = new SqliteContractStore(store);
+    const original = contract.transition.bind(contract);
     let raced = false;
-    store.transition = (request, version, events) => {
+    contract.transition = async (request, version, events) => {
       if (!raced) {
         raced = true;
-        engine.deviceState('PJSIP/2001', { busy: true });
+        await engine.deviceState('PJSIP/2001', { busy: true });
       }
       return original(request, version, events);
     };
-    const result = cancelOne(store, ids['2001'], 'cli', { now: T0 + 45 * MIN, cfg: policy });
+    const result = await cancelOne(contract, ids['2001'], 'cli', { now: T0 + 45 * MIN, cfg: policy });
     expect(raced).toBe(true);
     expect(result).toMatchObject({ cancelled: true, from: 'WAITING', state: 'CANCELLED' });
     const types = store.events(ids['2001']).map((e) => `${e.type}:${e.from ?? ''}>${e.to}`);
@@ -478,7 +480,7 @@ describe('explain (dry run)', () => {
     expect(declined.stdout).toContain('No callback would be offered at 19:00 on 2026-03-13 (Europe/Berlin): outside calling hours in Europe/Berlin (next window Mon 09:00)');
   });
 
-  it('the example timeline: a 40-minute busy spell earns extended grace; the agent is rung at 10:50:30', () => {
+  it('the example timeline: a 40-minute busy spell earns extended grace; the agent is rung at 10:50:30', async () => {
     const r = cli([...base, '--at', '10:00', '--busy-until', '10:40', '--agent-busy', '10:44-10:50']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/10:00:00 +created +→ WAITING: prospect line busy since 10:00/);
@@ -489,7 +491,7 @@ describe('explain (dry run)', () => {
     expect(r.stdout).toContain('Outcome: the prospect answered and was connected to the agent (COMPLETED).');
   });
 
-  it('default grace 5m: free at 10:40 → due 10:45; agent busy 10:44–10:50 → wrap-up 30 s → rings 10:50:30', () => {
+  it('default grace 5m: free at 10:40 → due 10:45; agent busy 10:44–10:50 → wrap-up 30 s → rings 10:50:30', async () => {
     const r = cli([...base, '--at', '10:20', '--busy-until', '10:40', '--agent-busy', '10:44-10:50', '--json']);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as { firstRingLocal: string; state: string; timeline: Array<{ local: string; kind: string; type: string; text: string }> };
@@ -507,7 +509,7 @@ describe('explain (dry run)', () => {
     ]);
   });
 
-  it('--timeline in words gives the same answer as the flags', () => {
+  it('--timeline in words gives the same answer as the flags', async () => {
     const words = cli([...base, '--timeline', 'busy at 10:20, free at 10:40, agent busy 10:44–10:50', '--json']);
     const flags = cli([...base, '--at', '10:20', '--busy-until', '10:40', '--agent-busy', '10:44-10:50', '--json']);
     expect(words.code).toBe(0);
@@ -518,7 +520,7 @@ describe('explain (dry run)', () => {
     expect(cli([...base, '--at', '25:99']).code).toBe(2);
   });
 
-  it('uses the config and --set: a longer grace moves the callback', () => {
+  it('uses the config and --set: a longer grace moves the callback', async () => {
     const f = write('cc.yaml', 'policy:\n  grace: 10m\n  agentWrapUp: 1m\n');
     const r = cli([...base, '-c', f, '--at', '10:20', '--busy-until', '10:40', '--json']);
     expect((JSON.parse(r.stdout) as { firstRingLocal: string }).firstRingLocal).toBe('2026-03-10 10:50:00');
@@ -526,7 +528,7 @@ describe('explain (dry run)', () => {
     expect((JSON.parse(s.stdout) as { firstRingLocal: string }).firstRingLocal).toBe('2026-03-10 10:41:00');
   });
 
-  it('external numbers: probe, busy attempt, back-off; and outside calling hours', () => {
+  it('external numbers: probe, busy attempt, back-off; and outside calling hours', async () => {
     const r = cli([...base, '--external', '--at', '10:00', '--busy-until', '10:15', '--json']);
     const j = JSON.parse(r.stdout) as { rings: string[]; state: string; timeline: Array<{ kind: string; type: string; text: string }> };
     expect(j.rings).toEqual(['2026-03-10 10:10:00', '2026-03-10 10:20:00']);
@@ -540,7 +542,7 @@ describe('explain (dry run)', () => {
 });
 
 describe('dialplan', () => {
-  it('prints the shipped routine with a usage example', () => {
+  it('prints the shipped routine with a usage example', async () => {
     const r = cli(['dialplan']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(';   #include considerate-callback.conf');
@@ -556,7 +558,7 @@ describe('dialplan', () => {
 describe('the README stays true to the command line', () => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
-  it('its YAML example passes config check', () => {
+  it('its YAML example passes config check', async () => {
     const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(yaml).toBeDefined();
     const r = cli(['config', 'check', '-c', write('readme.yaml', yaml as string)]);
@@ -568,7 +570,7 @@ describe('the README stays true to the command line', () => {
     expect(readme).toContain(`| \`${cmd}`);
   });
 
-  it('documents exit code 4', () => {
+  it('documents exit code 4', async () => {
     expect(readme).toContain('4 not found');
   });
 });

@@ -96,6 +96,24 @@ interface ComposeService {
 const compose = parseYaml(read('docker-compose.yml')) as { services: Record<string, ComposeService>; volumes?: Record<string, unknown> };
 
 describe('docker-compose.yml', () => {
+  it('the postgres profile adds PostgreSQL and a second app instance; both instances take the store URL from CC_STORE_URL', () => {
+    const profiled = Object.entries(compose.services as Record<string, ComposeService & { profiles?: string[] }>)
+      .filter(([, svc]) => svc.profiles?.includes('postgres'))
+      .map(([name]) => name)
+      .sort();
+    expect(profiled).toEqual(['app-standby', 'postgres']);
+    // The default `docker compose up` is unchanged: asterisk and app, no profile.
+    expect((compose.services.app as { profiles?: string[] }).profiles).toBeUndefined();
+    for (const name of ['app', 'app-standby']) expect(compose.services[name].environment?.CC_STORE_URL).toBe('${CC_STORE_URL:-}');
+    const standby = compose.services['app-standby'];
+    expect(standby.build).toEqual(compose.services.app.build);
+    expect(Object.keys(standby.depends_on ?? {}).sort()).toEqual(['asterisk', 'postgres']);
+    // Its own SQLite volume (used only without CC_STORE_URL), and never ARI or PostgreSQL published.
+    expect(standby.volumes?.[0].split(':')[0]).not.toBe(compose.services.app.volumes?.[0].split(':')[0]);
+    expect(compose.services.postgres.ports).toBeUndefined();
+    for (const p of standby.ports ?? []) expect(p).toMatch(/^127\.0\.0\.1:/);
+  });
+
   it('validates with docker-compose config -q (Debian docker-compose; required in CI)', () => {
     const r = spawnSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], { encoding: 'utf8', cwd: ROOT });
     if (r.error) {
@@ -107,7 +125,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('has the asterisk and app services, each built from a Dockerfile in the repo', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['app', 'asterisk']);
+    expect(Object.keys(compose.services).sort()).toEqual(['app', 'app-standby', 'asterisk', 'postgres']);
     for (const [name, file] of [
       ['asterisk', 'docker/asterisk.Dockerfile'],
       ['app', 'docker/app.Dockerfile'],

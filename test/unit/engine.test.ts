@@ -26,28 +26,28 @@ const optIn = (engine: Engine, agent: string, prospect: string) =>
   engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
 
 describe('Engine: device states reach only the requests that watch that line', () => {
-  it('routes a line-free event to the requests of that prospect, by device, without touching others', () => {
+  it('routes a line-free event to the requests of that prospect, by device, without touching others', async () => {
     const now = { t: T0 };
     const { store, engine, watched } = setup(now);
-    const a = optIn(engine, 'PJSIP/1001', '2001');
-    const b = optIn(engine, 'PJSIP/1002', '2001');
-    const c = optIn(engine, 'PJSIP/1001', '2002');
-    const ext = optIn(engine, 'PJSIP/1003', '+4930123456');
+    const a = await optIn(engine, 'PJSIP/1001', '2001');
+    const b = await optIn(engine, 'PJSIP/1002', '2001');
+    const c = await optIn(engine, 'PJSIP/1001', '2002');
+    const ext = await optIn(engine, 'PJSIP/1003', '+4930123456');
     expect(watched).toEqual(expect.arrayContaining(['PJSIP/2001', 'PJSIP/2002', 'PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003']));
     now.t += 1000;
-    engine.deviceState('PJSIP/2001', { busy: false });
+    await engine.deviceState('PJSIP/2001', { busy: false });
     const state = (r: typeof a) => (r.result === 'full' || r.result === 'closed' ? '' : store.get(r.requestId)!.request.state);
     expect([state(a), state(b), state(c), state(ext)]).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
     // An agent's device changing is not a prospect line: nothing moves.
-    engine.deviceState('PJSIP/1001', { busy: true });
+    await engine.deviceState('PJSIP/1001', { busy: true });
     expect([state(a), state(b), state(c)]).toEqual(['GRACE', 'GRACE', 'WAITING']);
   });
 
-  it('after a restart, the lines to watch come from the store without loading every request', () => {
+  it('after a restart, the lines to watch come from the store without loading every request', async () => {
     const now = { t: T0 };
     const first = setup(now);
-    optIn(first.engine, 'PJSIP/1001', '2001');
-    optIn(first.engine, 'PJSIP/1002', '+4930123456');
+    await optIn(first.engine, 'PJSIP/1001', '2001');
+    await optIn(first.engine, 'PJSIP/1002', '+4930123456');
     const deps = first.store.pendingDependencies();
     expect(deps).toEqual({ agents: expect.arrayContaining(['PJSIP/1001', 'PJSIP/1002']), lineProspects: ['2001'], count: 2 });
     const again = new Engine({
@@ -60,9 +60,9 @@ describe('Engine: device states reach only the requests that watch that line', (
     });
     const watched: string[] = [];
     again.onWatch = (d) => watched.push(d);
-    again.start();
+    await again.start();
     expect(watched.sort()).toEqual(['PJSIP/1001', 'PJSIP/1002', 'PJSIP/2001']);
-    again.deviceState('PJSIP/2001', { busy: false });
+    await again.deviceState('PJSIP/2001', { busy: false });
     expect(first.store.list().map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
     again.stop();
   });

@@ -94,7 +94,7 @@ describe('HttpServer', () => {
     await expect(second.listen()).rejects.toThrow(/EADDRINUSE/);
   });
 
-  it('tokenMatches: empty token means open; otherwise only the exact bearer value', () => {
+  it('tokenMatches: empty token means open; otherwise only the exact bearer value', async () => {
     expect(tokenMatches(undefined, '')).toBe(true);
     expect(tokenMatches(undefined, 't')).toBe(false);
     expect(tokenMatches('Bearer t', 't')).toBe(true);
@@ -123,8 +123,8 @@ describe('/readyz and /metrics', () => {
     expect(((await r.json()) as { ready: boolean }).ready).toBe(true);
   });
 
-  it('a throwing check counts as failed with its message', () => {
-    const r = readiness({ ari: () => ({ ok: true }), lease: () => ({ ok: true }), store: () => { throw new Error('disk gone'); } });
+  it('a throwing check counts as failed with its message', async () => {
+    const r = await readiness({ ari: () => ({ ok: true }), lease: () => ({ ok: true }), store: () => { throw new Error('disk gone'); } });
     expect(r).toEqual({ ready: false, checks: { ari: { ok: true }, lease: { ok: true }, store: { ok: false, detail: 'disk gone' } } });
   });
 
@@ -141,7 +141,7 @@ describe('/readyz and /metrics', () => {
 });
 
 describe('SqliteStore.writable', () => {
-  it('is ok for an open store, and names the reason once it is closed', () => {
+  it('is ok for an open store, and names the reason once it is closed', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-writable-'));
     const store = SqliteStore.open<CallbackRequest>(path.join(dir, 'cb.db'));
     expect(store.writable()).toEqual({ ok: true });
@@ -149,7 +149,7 @@ describe('SqliteStore.writable', () => {
     expect(store.writable()).toEqual({ ok: false, reason: 'store closed' });
   });
 
-  it('fails while another connection holds the write lock (and takes nothing itself)', () => {
+  it('fails while another connection holds the write lock (and takes nothing itself)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-writable-'));
     const file = path.join(dir, 'cb.db');
     const store = SqliteStore.open<CallbackRequest>(file);
@@ -167,7 +167,7 @@ describe('SqliteStore.writable', () => {
     other.close();
   });
 
-  it('fails when the store file vanished under the running service (a removed or unmounted directory)', () => {
+  it('fails when the store file vanished under the running service (a removed or unmounted directory)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-writable-'));
     const store = SqliteStore.open<CallbackRequest>(path.join(dir, 'cb.db'));
     fs.rmSync(dir, { recursive: true, force: true });

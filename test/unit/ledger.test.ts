@@ -38,19 +38,19 @@ const outbox = (store: SqliteStore<CallbackRequest>) => store.outbox().map(({ id
 
 describe('the ledger: one place that applies a decision', () => {
   it.each([
-    ['WAITING', (_e: Engine) => undefined],
-    ['GRACE', (e: Engine) => void e.observe('r1', { type: 'prospectState', busy: false })],
-  ])('the CLI cancel and the engine write the same request, history and outbox rows (from %s)', (state, prepare) => {
+    ['WAITING', async (_e: Engine) => undefined],
+    ['GRACE', async (e: Engine) => void (await e.observe('r1', { type: 'prospectState', busy: false }))],
+  ])('the CLI cancel and the engine write the same request, history and outbox rows (from %s)', async (state, prepare) => {
     const now = { t: T0 + 1000 };
     const viaEngine = seeded();
     const viaCli = seeded();
-    prepare(engineOn(viaEngine, now));
-    prepare(engineOn(viaCli, now));
+    await prepare(engineOn(viaEngine, now));
+    await prepare(engineOn(viaCli, now));
     expect(viaEngine.get('r1')!.request.state).toBe(state);
     now.t = T0 + 5000;
-    const decided = engineOn(viaEngine, now).cancel('r1', 'cli (alice)');
+    const decided = await engineOn(viaEngine, now).cancel('r1', 'cli (alice)');
     expect(decided?.request.state).toBe('CANCELLED');
-    const outcome = cancelOne(viaCli, 'r1', 'cli (alice)', { now: now.t, cfg: policy, outbox: outboxRowsFor });
+    const outcome = await cancelOne(viaCli, 'r1', 'cli (alice)', { now: now.t, cfg: policy, outbox: outboxRowsFor });
     expect(outcome).toMatchObject({ cancelled: true, from: state, state: 'CANCELLED' });
     expect(viaCli.get('r1')).toEqual(viaEngine.get('r1'));
     expect(history(viaCli)).toEqual(history(viaEngine));
@@ -59,58 +59,58 @@ describe('the ledger: one place that applies a decision', () => {
     expect(outbox(viaCli).map((r) => r.event)).toEqual(['requested', 'cancelled']);
   });
 
-  it('refuses a decision made on a stale version: nothing of it is written', () => {
+  it('refuses a decision made on a stale version: nothing of it is written', async () => {
     const store = seeded();
     const ledger = new Ledger({ store, policy, clock: () => T0 + 1000, outbox: outboxRowsFor });
     const seen = store.get('r1')!;
     // Someone else moves the request on after we read it.
-    expect(ledger.apply('r1', { type: 'prospectState', busy: false }).status).toBe('applied');
+    expect((await ledger.apply('r1', { type: 'prospectState', busy: false })).status).toBe('applied');
     const before = { request: store.get('r1'), events: history(store), outbox: outbox(store) };
     const late: Decision = ledger.decide(seen.request, { type: 'cancel', by: 'late' });
-    expect(ledger.commit(late, seen.version, T0 + 2000)).toBeUndefined();
+    expect(await ledger.commit(late, seen.version, T0 + 2000)).toBeUndefined();
     expect({ request: store.get('r1'), events: history(store), outbox: outbox(store) }).toEqual(before);
     // A caller that pins the version it saw is told so, and nothing is written either.
-    expect(ledger.apply('r1', { type: 'cancel', by: 'late' }, { expectedVersion: seen.version })).toEqual({ status: 'stale', version: seen.version + 1 });
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'late' }, { expectedVersion: seen.version })).toEqual({ status: 'stale', version: seen.version + 1 });
     expect(history(store)).toEqual(before.events);
     // With the current version it goes through.
-    expect(ledger.apply('r1', { type: 'cancel', by: 'on time' }, { expectedVersion: seen.version + 1 })).toMatchObject({ status: 'applied', version: seen.version + 2 });
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'on time' }, { expectedVersion: seen.version + 1 })).toMatchObject({ status: 'applied', version: seen.version + 2 });
   });
 
-  it('re-reads and decides afresh when it loses the race, so both changes are in the history', () => {
+  it('re-reads and decides afresh when it loses the race, so both changes are in the history', async () => {
     const store = seeded();
     const other = new Ledger({ store, policy, clock: () => T0 + 1000 });
     let raced = false;
     const racing = {
-      get: (id: string) => store.get(id),
-      transition: (...args: Parameters<typeof store.transition>) => {
+      get: async (id: string) => store.get(id),
+      transition: async (...args: Parameters<typeof store.transition>) => {
         if (!raced) {
           raced = true;
-          expect(other.apply('r1', { type: 'prospectState', busy: false }).status).toBe('applied');
+          expect((await other.apply('r1', { type: 'prospectState', busy: false })).status).toBe('applied');
         }
         return store.transition(...args);
       },
     };
     const ledger = new Ledger({ store: racing, policy, clock: () => T0 + 2000 });
-    const r = ledger.apply('r1', { type: 'cancel', by: 'cli' });
+    const r = await ledger.apply('r1', { type: 'cancel', by: 'cli' });
     expect(r).toMatchObject({ status: 'applied', version: 3 });
     expect(r.status === 'applied' && r.before.state).toBe('GRACE');
     expect(history(store).map((e) => e.to)).toEqual(['WAITING', 'GRACE', 'CANCELLED']);
   });
 
-  it('gives up with "conflict" when the request keeps changing', () => {
+  it('gives up with "conflict" when the request keeps changing', async () => {
     const store = seeded();
-    const ledger = new Ledger({ store: { get: (id) => store.get(id), transition: () => undefined }, policy });
-    expect(ledger.apply('r1', { type: 'cancel', by: 'cli' }, { maxTries: 4 })).toEqual({ status: 'conflict' });
+    const ledger = new Ledger({ store: { get: async (id) => store.get(id), transition: async () => undefined }, policy });
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'cli' }, { maxTries: 4 })).toEqual({ status: 'conflict' });
   });
 
-  it('a guard or a dry run writes nothing; an unknown id is not found', () => {
+  it('a guard or a dry run writes nothing; an unknown id is not found', async () => {
     const store = seeded();
     const ledger = new Ledger({ store, policy, clock: () => T0 + 1000, outbox: outboxRowsFor });
     const events = history(store);
-    expect(ledger.apply('r1', { type: 'cancel', by: 'cli' }, { guard: () => 'no, thanks' })).toMatchObject({ status: 'refused', reason: 'no, thanks' });
-    expect(ledger.apply('r1', { type: 'cancel', by: 'cli' }, { dryRun: true })).toMatchObject({ status: 'dry-run', decision: { request: { state: 'CANCELLED' } } });
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'cli' }, { guard: () => 'no, thanks' })).toMatchObject({ status: 'refused', reason: 'no, thanks' });
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'cli' }, { dryRun: true })).toMatchObject({ status: 'dry-run', decision: { request: { state: 'CANCELLED' } } });
     expect(history(store)).toEqual(events);
     expect(store.get('r1')!.version).toBe(1);
-    expect(ledger.apply('nope', { type: 'tick' })).toEqual({ status: 'not-found' });
+    expect(await ledger.apply('nope', { type: 'tick' })).toEqual({ status: 'not-found' });
   });
 });

@@ -12,7 +12,7 @@ import { SqliteStore } from '../../src/store/sqlite';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
 
-function setup() {
+async function setup() {
   const now = { t: T0 };
   const store = SqliteStore.open<CallbackRequest>(':memory:');
   const engine = new Engine({
@@ -27,7 +27,7 @@ function setup() {
   engine.setPbxUp(true);
   const metrics = new ServiceMetrics({ pendingByState: () => store.countByState(), version: '9.9.9' }, { defaultMetrics: false });
   engine.onDecision((d) => metrics.decision(d));
-  engine.start();
+  await engine.start();
   engines.push(engine);
   return { now, store, engine, metrics };
 }
@@ -43,18 +43,18 @@ function sample(text: string, name: string, labels = ''): number | undefined {
   return line === undefined ? undefined : Number(line.split(' ').pop());
 }
 
-const optIn = (engine: Engine, agent: string, prospect: string) => {
-  const r = engine.optIn({ agent, agentCallerId: { name: 'Agent', number: '1001' }, prospect, language: 'en', channelId: 'c' });
+const optIn = async (engine: Engine, agent: string, prospect: string) => {
+  const r = await engine.optIn({ agent, agentCallerId: { name: 'Agent', number: '1001' }, prospect, language: 'en', channelId: 'c' });
   if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
   return r.requestId;
 };
 
 describe('ServiceMetrics fed by the engine', () => {
   it('counts a whole story: opt-in, pending by state, the late tick, the legs, the outcome and the time from # to connection', async () => {
-    const { now, store, engine, metrics } = setup();
-    const id = optIn(engine, 'PJSIP/1001', '2001');
-    optIn(engine, 'PJSIP/1001', '2001'); // the same pair again: a refresh
-    optIn(engine, 'PJSIP/1002', '2002');
+    const { now, store, engine, metrics } = await setup();
+    const id = await optIn(engine, 'PJSIP/1001', '2001');
+    await optIn(engine, 'PJSIP/1001', '2001'); // the same pair again: a refresh
+    await optIn(engine, 'PJSIP/1002', '2002');
     let text = await metrics.text();
     expect(sample(text, 'considerate_callback_opt_ins_total', 'result="created"')).toBe(2);
     expect(sample(text, 'considerate_callback_opt_ins_total', 'result="refreshed"')).toBe(1);
@@ -62,20 +62,20 @@ describe('ServiceMetrics fed by the engine', () => {
     expect(sample(text, 'considerate_callback_requests_pending', 'state="GRACE"')).toBe(0);
 
     now.t += 10 * 60_000;
-    engine.deviceState('PJSIP/2001', { busy: false });
+    await engine.deviceState('PJSIP/2001', { busy: false });
     expect(store.get(id)!.request.state).toBe('GRACE');
     text = await metrics.text();
     expect(sample(text, 'considerate_callback_requests_pending', 'state="GRACE"')).toBe(1);
 
     // The timer fires 2.5 s after the grace ended: that lateness is recorded.
     now.t = store.get(id)!.request.wakeAt! + 2500;
-    engine.tick();
+    await engine.tick();
     expect(store.get(id)!.request.state).toBe('RINGING_AGENT');
-    engine.observe(id, { type: 'agentAnswered' });
-    engine.observe(id, { type: 'agentKey', key: '1' });
+    await engine.observe(id, { type: 'agentAnswered' });
+    await engine.observe(id, { type: 'agentKey', key: '1' });
     expect(store.get(id)!.request.state).toBe('CONNECTING');
     now.t += 20_000;
-    engine.observe(id, { type: 'prospectAnswered' });
+    await engine.observe(id, { type: 'prospectAnswered' });
     expect(store.get(id)!.request.state).toBe('COMPLETED');
 
     text = await metrics.text();
@@ -92,16 +92,16 @@ describe('ServiceMetrics fed by the engine', () => {
   });
 
   it('counts a cancel once as an outcome, and a recall failure by a fixed cause without the number in it', async () => {
-    const { now, store, engine, metrics } = setup();
-    const a = optIn(engine, 'PJSIP/1001', '2001');
-    engine.cancel(a, 'agent');
-    engine.cancel(a, 'agent'); // nothing changes the second time
-    const b = optIn(engine, 'PJSIP/1001', '2003');
-    engine.deviceState('PJSIP/2003', { busy: false });
+    const { now, store, engine, metrics } = await setup();
+    const a = await optIn(engine, 'PJSIP/1001', '2001');
+    await engine.cancel(a, 'agent');
+    await engine.cancel(a, 'agent'); // nothing changes the second time
+    const b = await optIn(engine, 'PJSIP/1001', '2003');
+    await engine.deviceState('PJSIP/2003', { busy: false });
     now.t = store.get(b)!.request.wakeAt!;
-    engine.tick();
+    await engine.tick();
     expect(store.get(b)!.request.state).toBe('RINGING_AGENT');
-    engine.observe(b, { type: 'recallFailed', reason: 'originate to PJSIP/1001 failed: Allocation failed' });
+    await engine.observe(b, { type: 'recallFailed', reason: 'originate to PJSIP/1001 failed: Allocation failed' });
     const text = await metrics.text();
     expect(sample(text, 'considerate_callback_outcomes_total', 'outcome="cancelled"')).toBe(1);
     expect(sample(text, 'considerate_callback_originate_failures_total', 'cause="agent_originate"')).toBe(1);
@@ -113,7 +113,7 @@ describe('ServiceMetrics fed by the engine', () => {
 
 describe('ServiceMetrics: connection, lease, webhook, build info', () => {
   it('tracks ARI up/down, reconnects, stand-by and a lost lease', async () => {
-    const { metrics } = setup();
+    const { metrics } = await setup();
     let text = await metrics.text();
     expect(sample(text, 'considerate_callback_ari_connected')).toBe(0);
     metrics.ariUp();
@@ -137,7 +137,7 @@ describe('ServiceMetrics: connection, lease, webhook, build info', () => {
   });
 
   it('counts webhook attempts by result with their latency, and reports the build', async () => {
-    const { metrics } = setup();
+    const { metrics } = await setup();
     metrics.webhookAttempt('retry', 5);
     metrics.webhookAttempt('delivered', 0.2);
     const text = await metrics.text();

@@ -34,12 +34,12 @@ function setup(now: { t: number }, policy: Partial<PolicyConfig> = {}) {
     },
   });
   engine.setPbxUp(true);
-  engine.start();
+  void engine.start();
   return { store, engine, rings };
 }
 
-const optIn = (engine: Engine, agent: string, prospect: string) => {
-  const r = engine.optIn({ agent, agentCallerId: { name: 'A', number: agent.slice(-4) }, prospect, language: 'en', channelId: `c-${agent}` });
+const optIn = async (engine: Engine, agent: string, prospect: string) => {
+  const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: agent.slice(-4) }, prospect, language: 'en', channelId: `c-${agent}` });
   if (r.result !== 'created' && r.result !== 'refreshed') throw new Error(r.result);
   return r;
 };
@@ -47,7 +47,10 @@ const optIn = (engine: Engine, agent: string, prospect: string) => {
 const inRecall = (store: SqliteStore<CallbackRequest>, prospect: string) =>
   store.prospectQueue(prospect).filter((q) => q.state === 'RINGING_AGENT' || q.state === 'CONNECTING');
 
-const flush = () => new Promise((r) => setImmediate(r));
+/** Lets the engine's queued work run (the next agent's wake-up is scheduled with setImmediate, then awaits the store). */
+const flush = async () => {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+};
 
 describe('the store: one recall per prospect number', () => {
   const cfg = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 0 });
@@ -97,37 +100,37 @@ describe('Engine: two agents, one prospect', () => {
   it('rings the agents one after the other, in opt-in order, with the grace again after our call', async () => {
     const now = { t: T0 };
     const { store, engine, rings } = setup(now);
-    const first = optIn(engine, 'PJSIP/1001', '2001');
+    const first = await optIn(engine, 'PJSIP/1001', '2001');
     now.t += 1000;
-    const second = optIn(engine, 'PJSIP/1002', '2001');
+    const second = await optIn(engine, 'PJSIP/1002', '2001');
     expect([first.position, second.position]).toEqual([1, 2]);
 
     now.t += 60_000;
-    engine.deviceState('PJSIP/2001', { busy: false }); // line free: both in GRACE
+    await engine.deviceState('PJSIP/2001', { busy: false }); // line free: both in GRACE
     now.t += 61_000;
-    engine.tick();
+    await engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001']);
     expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague' });
     expect(inRecall(store, '2001')).toHaveLength(1);
 
     // Agent 1 answers, presses 1; we dial the prospect (their line is busy with our call), they answer.
-    engine.observe(first.requestId, { type: 'agentAnswered' });
-    engine.observe(first.requestId, { type: 'agentKey', key: '1' });
-    engine.deviceState('PJSIP/2001', { busy: true });
+    await engine.observe(first.requestId, { type: 'agentAnswered' });
+    await engine.observe(first.requestId, { type: 'agentKey', key: '1' });
+    await engine.deviceState('PJSIP/2001', { busy: true });
     now.t += 5000;
-    engine.observe(first.requestId, { type: 'prospectAnswered' });
+    await engine.observe(first.requestId, { type: 'prospectAnswered' });
     await flush();
     expect(store.get(first.requestId)!.request.state).toBe('COMPLETED');
     expect(store.get(second.requestId)!.request).toMatchObject({ state: 'WAITING', waitingFor: 'prospect-busy' });
     expect(rings).toHaveLength(1); // nobody rings while the prospect talks to agent 1
 
     now.t += 10 * 60_000; // the call ends: the prospect gets the grace again
-    engine.conversationEnded(first.requestId);
-    engine.deviceState('PJSIP/2001', { busy: false });
+    await engine.conversationEnded(first.requestId);
+    await engine.deviceState('PJSIP/2001', { busy: false });
     expect(store.get(second.requestId)!.request).toMatchObject({ state: 'GRACE' });
     now.t += 61_000;
-    engine.tick();
+    await engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001', 'PJSIP/1002']);
     expect(inRecall(store, '2001').map((q) => q.agent)).toEqual(['PJSIP/1002']);
@@ -137,30 +140,30 @@ describe('Engine: two agents, one prospect', () => {
   it('external number: the second agent waits for the first and its conversation, then a first-probe delay after it', async () => {
     const now = { t: T0 };
     const { store, engine, rings } = setup(now);
-    const first = optIn(engine, 'PJSIP/1001', '+12125551234');
-    const second = optIn(engine, 'PJSIP/1002', '+12125551234');
+    const first = await optIn(engine, 'PJSIP/1001', '+12125551234');
+    const second = await optIn(engine, 'PJSIP/1002', '+12125551234');
     now.t += 10 * 60_000;
-    engine.tick();
+    await engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001']);
-    engine.observe(first.requestId, { type: 'agentKey', key: '1' });
+    await engine.observe(first.requestId, { type: 'agentKey', key: '1' });
     now.t += 5000;
     const connectedAt = now.t;
-    engine.observe(first.requestId, { type: 'prospectAnswered' });
+    await engine.observe(first.requestId, { type: 'prospectAnswered' });
     await flush();
     // The prospect talks to agent 1: agent 2 waits, however long the probe delay has passed.
     now.t = connectedAt + 30 * 60_000;
-    engine.tick();
+    await engine.tick();
     await flush();
     expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague', reason: 'the prospect is on the phone with a colleague (since 10:10:05)' });
     expect(rings).toHaveLength(1);
-    engine.conversationEnded(first.requestId);
+    await engine.conversationEnded(first.requestId);
     await flush();
     expect(store.events(first.requestId).at(-1)).toMatchObject({ type: 'conversation-ended', at: now.t });
     const endedAt = now.t;
     expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace', wakeAt: endedAt + 10 * 60_000 });
     now.t = endedAt + 10 * 60_000;
-    engine.tick();
+    await engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001', 'PJSIP/1002']);
     engine.stop();
@@ -169,54 +172,54 @@ describe('Engine: two agents, one prospect', () => {
   it('the first agent cancelling lets the second go at once', async () => {
     const now = { t: T0 };
     const { engine, rings } = setup(now);
-    const first = optIn(engine, 'PJSIP/1001', '+12125551234');
-    optIn(engine, 'PJSIP/1002', '+12125551234');
+    const first = await optIn(engine, 'PJSIP/1001', '+12125551234');
+    await optIn(engine, 'PJSIP/1002', '+12125551234');
     now.t += 10 * 60_000;
-    engine.tick();
+    await engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001']);
-    engine.observe(first.requestId, { type: 'agentKey', key: '3' });
+    await engine.observe(first.requestId, { type: 'agentKey', key: '3' });
     await flush();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001', 'PJSIP/1002']);
     engine.stop();
   });
 
-  it('the offer knows the queue: position and the colleagues ahead', () => {
+  it('the offer knows the queue: position and the colleagues ahead', async () => {
     const now = { t: T0 };
     const { engine } = setup(now);
-    expect(engine.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ promise: 'regular', position: 1, queue: [] });
-    optIn(engine, 'PJSIP/1001', '2001');
-    expect(engine.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ position: 2, queue: ['PJSIP/1001'] });
-    expect(engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ position: 1 });
-    optIn(engine, 'PJSIP/1002', '2001');
-    expect(engine.offerOutlook('PJSIP/1003', '2001')).toMatchObject({ position: 3, queue: ['PJSIP/1001', 'PJSIP/1002'] });
+    expect(await engine.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ promise: 'regular', position: 1, queue: [] });
+    await optIn(engine, 'PJSIP/1001', '2001');
+    expect(await engine.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ position: 2, queue: ['PJSIP/1001'] });
+    expect(await engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ position: 1 });
+    await optIn(engine, 'PJSIP/1002', '2001');
+    expect(await engine.offerOutlook('PJSIP/1003', '2001')).toMatchObject({ position: 3, queue: ['PJSIP/1001', 'PJSIP/1002'] });
     engine.stop();
   });
 });
 
 describe('Engine: the promise at the busy signal', () => {
-  it('carry-over (default): Friday evening, stored as carried over to Monday', () => {
+  it('carry-over (default): Friday evening, stored as carried over to Monday', async () => {
     const now = { t: FRIDAY_EVENING };
     const { store, engine } = setup(now);
-    expect(engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'next-calling-day' });
-    const r = optIn(engine, 'PJSIP/1001', '2001');
+    expect(await engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'next-calling-day' });
+    const r = await optIn(engine, 'PJSIP/1001', '2001');
     expect(r.promise).toBe('next-calling-day');
     expect(store.get(r.requestId)!.request).toMatchObject({ expiresBecause: 'carry-over', carriedOver: { opensAt: Date.UTC(2026, 10, 30, 8, 0, 0) } });
     engine.stop();
   });
 
-  it('decline: no offer, nothing stored, and the reason', () => {
+  it('decline: no offer, nothing stored, and the reason', async () => {
     const now = { t: FRIDAY_EVENING };
     const { store, engine } = setup(now, { afterHours: 'decline' });
-    expect(engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'declined' });
-    const r = engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c' });
+    expect(await engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'declined' });
+    const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c' });
     expect(r).toEqual({ result: 'closed', reason: 'outside calling hours in Europe/Berlin (next window Mon 09:00); policy.afterHours is "decline"' });
     expect(store.list()).toEqual([]);
     engine.stop();
   });
 
-  it('the CRM hears what was promised, and about a busy signal at which nothing was offered', () => {
+  it('the CRM hears what was promised, and about a busy signal at which nothing was offered', async () => {
     const now = { t: FRIDAY_EVENING };
     const store = SqliteStore.open<CallbackRequest>(':memory:');
     const mk = (afterHours: 'carry-over' | 'decline') =>
@@ -231,11 +234,11 @@ describe('Engine: the promise at the busy signal', () => {
         notOffered: notOfferedRow,
       });
     const carry = mk('carry-over');
-    carry.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
+    await carry.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
     const declined = mk('decline');
     let kicked = 0;
     declined.onOutbox = () => kicked++;
-    declined.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'A', number: '1' }, prospect: '0309999999', language: 'en', channelId: 'c' });
+    await declined.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'A', number: '1' }, prospect: '0309999999', language: 'en', channelId: 'c' });
     const bodies = store.outbox().map((o) => JSON.parse(o.body) as Record<string, unknown>);
     expect(bodies[0]).toMatchObject({
       event: 'requested',
@@ -245,11 +248,11 @@ describe('Engine: the promise at the busy signal', () => {
     expect(kicked).toBe(1);
   });
 
-  it("the prospect's zone decides: 19:00 in Berlin is 13:00 in New York, a regular callback", () => {
+  it("the prospect's zone decides: 19:00 in Berlin is 13:00 in New York, a regular callback", async () => {
     const now = { t: FRIDAY_EVENING };
     const { store, engine } = setup(now, { afterHours: 'decline' });
-    expect(engine.offerOutlook('PJSIP/1001', '+12125551234', 'America/New_York')).toMatchObject({ promise: 'regular', timeZone: 'America/New_York' });
-    const r = engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
+    expect(await engine.offerOutlook('PJSIP/1001', '+12125551234', 'America/New_York')).toMatchObject({ promise: 'regular', timeZone: 'America/New_York' });
+    const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
     expect(r).toMatchObject({ result: 'created', promise: 'regular' });
     if (r.result !== 'created') throw new Error('not created');
     expect(store.get(r.requestId)!.request).toMatchObject({ timeZone: 'America/New_York', zoneSource: 'number' });

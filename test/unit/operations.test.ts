@@ -31,7 +31,7 @@ class FakeAri extends EventEmitter {
   };
 }
 
-function setup(set: Record<string, unknown>) {
+async function setup(set: Record<string, unknown>) {
   const stream = new PassThrough();
   const lines: Array<Record<string, unknown>> = [];
   stream.setEncoding('utf8').on('data', (c: string) => c.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)));
@@ -45,8 +45,8 @@ function setup(set: Record<string, unknown>) {
   return { ops, ari, engine, lines, store };
 }
 
-const optIn = (engine: Engine, agent: string) => {
-  const r = engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect: '+4930123', language: 'en', channelId: 'c' });
+const optIn = async (engine: Engine, agent: string) => {
+  const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect: '+4930123', language: 'en', channelId: 'c' });
   if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
   return r.requestId;
 };
@@ -60,7 +60,7 @@ const flush = () => new Promise((r) => setTimeout(r, 20));
 
 describe('Operations', () => {
   it('http.enabled=false: no listener at all', async () => {
-    const { ops } = setup({ 'http.enabled': false });
+    const { ops } = await setup({ 'http.enabled': false });
     expect(ops.http).toBeUndefined();
     expect(await ops.start()).toBeUndefined();
     await ops.stop();
@@ -70,7 +70,7 @@ describe('Operations', () => {
     const blocker = http.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const port = (blocker.address() as AddressInfo).port;
-    const { ops, lines } = setup({ 'http.port': port });
+    const { ops, lines } = await setup({ 'http.port': port });
     expect(await ops.start()).toBeUndefined();
     expect(lines.find((l) => l.event === 'http.listen_failed')).toMatchObject({ level: 'warn', port, bind: '127.0.0.1' });
     await ops.stop();
@@ -78,7 +78,7 @@ describe('Operations', () => {
   });
 
   it('/readyz follows the ARI connection; the metrics see it too', async () => {
-    const { ops, ari } = setup({});
+    const { ops, ari } = await setup({});
     const port = await ops.start();
     const base = `http://127.0.0.1:${port}`;
     let r = await fetch(`${base}/readyz`);
@@ -102,25 +102,25 @@ describe('Operations', () => {
   });
 
   it('the lamp follows the decisions and is re-synced on a connection (a leftover lamp is switched off)', async () => {
-    const { ops, ari, engine } = setup({ 'http.enabled': false });
+    const { ops, ari, engine } = await setup({ 'http.enabled': false });
     ari.pbx.set('Stasis:cc-1009', 'INUSE'); // an agent whose callbacks ended while the service was down
     ari.connected = true;
-    const id = optIn(engine, 'PJSIP/1001');
+    const id = await optIn(engine, 'PJSIP/1001');
     await flush();
     expect(ari.lamps).toEqual([['Stasis:cc-1001', 'INUSE']]);
     ari.emit('connected');
     await flush();
     expect(ari.lamps.slice(1).sort()).toEqual([['Stasis:cc-1001', 'INUSE'], ['Stasis:cc-1009', 'NOT_INUSE']]);
-    engine.cancel(id, 'test');
+    await engine.cancel(id, 'test');
     await flush();
     expect(ari.lamps[ari.lamps.length - 1]).toEqual(['Stasis:cc-1001', 'NOT_INUSE']);
     await ops.stop();
   });
 
   it('lamp.enabled=false: no device state is ever set', async () => {
-    const { ops, ari, engine } = setup({ 'http.enabled': false, 'lamp.enabled': false });
+    const { ops, ari, engine } = await setup({ 'http.enabled': false, 'lamp.enabled': false });
     ari.connected = true;
-    optIn(engine, 'PJSIP/1001');
+    await optIn(engine, 'PJSIP/1001');
     ari.emit('connected');
     await flush();
     expect(ops.lamp).toBeUndefined();

@@ -73,7 +73,7 @@ describe('a full disk', () => {
     if (mounted) spawnSync('umount', [dir]);
   });
 
-  it('fails the opt-in with an error (SQLITE_FULL) instead of pretending it was stored', () => {
+  it('fails the opt-in with an error (SQLITE_FULL) instead of pretending it was stored', async () => {
     if (!mounted) {
       process.stderr.write('[store-faults] not root or no tmpfs: full-disk check skipped\n');
       return;
@@ -91,7 +91,7 @@ describe('a full disk', () => {
     let stored = 0;
     for (let i = 0; i < 5000 && !error; i++) {
       try {
-        engine.optIn({ agent: `PJSIP/${1000 + i}`, agentCallerId: { name: 'A', number: '1' }, prospect: `2${String(i).padStart(4, '0')}`, language: 'en', channelId: `c${i}` });
+        await engine.optIn({ agent: `PJSIP/${1000 + i}`, agentCallerId: { name: 'A', number: '1' }, prospect: `2${String(i).padStart(4, '0')}`, language: 'en', channelId: `c${i}` });
         stored++;
       } catch (err) {
         error = err as Error;

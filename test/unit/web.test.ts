@@ -56,8 +56,8 @@ async function start(opts: { token?: string; maxStreams?: number; ariUrl?: strin
     await server.close();
     store.close();
   });
-  const optIn = (agent: string, prospect: string) => {
-    const r = engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
+  const optIn = async (agent: string, prospect: string) => {
+    const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     return r.requestId;
   };
@@ -109,12 +109,12 @@ describe('callbacks page', () => {
 
   it('streams a snapshot, then each change as the engine decides it (the line frees: GRACE with its end)', async () => {
     const { base, engine, now, optIn } = await start();
-    const id = optIn('PJSIP/1001', '2001');
+    const id = await optIn('PJSIP/1001', '2001');
     const got = events(`${base}/callbacks/api/events`, (evs) => evs.some((e) => e.event === 'request'));
     // Once the snapshot has arrived, the line frees.
     await new Promise((r) => setTimeout(r, 50));
     now.t += 10_000;
-    engine.deviceState('PJSIP/2001', { busy: false });
+    await engine.deviceState('PJSIP/2001', { busy: false });
     const evs = await got;
     expect(evs[0].event).toBe('snapshot');
     expect((evs[0].data as Array<{ id: string; state: string }>).map((r) => [r.id, r.state])).toEqual([[id, 'WAITING']]);
@@ -126,8 +126,8 @@ describe('callbacks page', () => {
 
   it('filters by agent and state; an unknown state is a 400 that names it', async () => {
     const { base, optIn } = await start();
-    optIn('PJSIP/1001', '2001');
-    const b = optIn('PJSIP/1002', '2002');
+    await optIn('PJSIP/1001', '2001');
+    const b = await optIn('PJSIP/1002', '2002');
     const only = (await (await fetch(`${base}/callbacks/api/requests?agent=PJSIP/1002&state=PENDING`)).json()) as Array<{ id: string }>;
     expect(only.map((r) => r.id)).toEqual([b]);
     expect(await (await fetch(`${base}/callbacks/api/requests?state=COMPLETED`)).json()).toEqual([]);
@@ -139,7 +139,7 @@ describe('callbacks page', () => {
 
   it('cancel goes through the engine: CANCELLED with "cancelled by web" in the history; a second cancel is a 409', async () => {
     const { base, store, optIn, lines } = await start();
-    const id = optIn('PJSIP/1001', '2001');
+    const id = await optIn('PJSIP/1001', '2001');
     const res = await postJson(base, '/callbacks/api/cancel', { id });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ id, done: true, from: 'WAITING', state: 'CANCELLED' });
@@ -155,16 +155,16 @@ describe('callbacks page', () => {
 
   it('a finished request shows how far it got (its furthest stage in the history)', async () => {
     const { base, engine, now, optIn } = await start();
-    const id = optIn('PJSIP/1001', '2001');
+    const id = await optIn('PJSIP/1001', '2001');
     now.t += 1000;
-    engine.deviceState('PJSIP/2001', { busy: false });
+    await engine.deviceState('PJSIP/2001', { busy: false });
     const body = (await (await postJson(base, '/callbacks/api/cancel', { id })).json()) as { request: { state: string; stage: number; reached: number } };
     expect(body.request).toMatchObject({ state: 'CANCELLED', stage: -1, reached: 1 });
   });
 
   it('snooze goes through the engine: one snooze counted, postponed by policy.snooze', async () => {
     const { base, store, optIn, now } = await start();
-    const id = optIn('PJSIP/1001', '2001');
+    const id = await optIn('PJSIP/1001', '2001');
     const res = await postJson(base, '/callbacks/api/snooze', { id });
     expect(res.status).toBe(200);
     const r = store.get(id)!.request;
@@ -175,7 +175,7 @@ describe('callbacks page', () => {
 
   it('refuses a POST without the CSRF header, from another origin, or not as JSON (403, nothing changes)', async () => {
     const { base, store, optIn, lines } = await start();
-    const id = optIn('PJSIP/1001', '2001');
+    const id = await optIn('PJSIP/1001', '2001');
     const attempts = [
       fetch(`${base}/callbacks/api/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id }) }),
       postJson(base, '/callbacks/api/cancel', { id }, { 'x-cc-csrf': 'guessed' }),
@@ -217,7 +217,7 @@ describe('callbacks page', () => {
 
   it('shows one request with the same text as `show`', async () => {
     const { base, optIn } = await start();
-    const id = optIn('PJSIP/1001', '2001');
+    const id = await optIn('PJSIP/1001', '2001');
     const body = (await (await fetch(`${base}/callbacks/api/request?id=${id}`)).json()) as { show: string; events: unknown[] };
     expect(body.show).toContain(`Callback ${id}: PJSIP/1001 → 2001`);
     expect(body.show).toContain('Next wake-up:');
@@ -244,7 +244,7 @@ describe('callbacks page', () => {
     const auth = { authorization: `Basic ${Buffer.from('alice:tok').toString('base64')}` };
     expect((await fetch(`${base}/callbacks`, { headers: auth })).status).toBe(200);
     expect((await fetch(`${base}/callbacks/api/requests`, { headers: { authorization: `Basic ${Buffer.from('alice:wrong').toString('base64')}` } })).status).toBe(401);
-    const id = optIn('PJSIP/1001', '2001');
+    const id = await optIn('PJSIP/1001', '2001');
     expect((await postJson(base, '/callbacks/api/cancel', { id }, auth)).status).toBe(200);
     expect(store.events(id).at(-1)?.reason).toContain('cancelled by web (alice)');
   });
@@ -252,7 +252,7 @@ describe('callbacks page', () => {
 
 describe('the browser files (web/)', () => {
   const ROOT = path.resolve(__dirname, '../..');
-  it('load nothing from the internet: every script, style and link of the pages is a path on this server', () => {
+  it('load nothing from the internet: every script, style and link of the pages is a path on this server', async () => {
     for (const f of ['callbacks.html', 'phones.html']) {
       const html = fs.readFileSync(path.join(ROOT, 'web', f), 'utf8');
       const refs = [...html.matchAll(/\b(?:src|href)="([^"]*)"/g)].map((m) => m[1]);
@@ -315,7 +315,7 @@ describe('phones relay', () => {
     expect(await raw('GET /phones/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
   });
 
-  it('relayRequest strips CR/LF from header values', () => {
+  it('relayRequest strips CR/LF from header values', async () => {
     const req = { rawHeaders: ['Upgrade', 'websocket\r\nX-Evil: 1', 'Sec-WebSocket-Key', 'k'] } as unknown as http.IncomingMessage;
     expect(relayRequest(req, { host: 'h', port: 1 })).toBe('GET /ws HTTP/1.1\r\nHost: h:1\r\nUpgrade: websocketX-Evil: 1\r\nSec-WebSocket-Key: k\r\n\r\n');
   });

@@ -87,7 +87,7 @@ function waitFor<T>(probe: () => T | undefined | false, ms = 5000): Promise<T> {
 const senderOpts = (url: string, log = logCapture().log) => ({ url, secret: SECRET, timeoutMs: 1000, retries: 5, backoffMs: [50, 100], log });
 
 describe('webhook payload and signature', () => {
-  it('signs the raw body with HMAC-SHA256 and verifies in constant time', () => {
+  it('signs the raw body with HMAC-SHA256 and verifies in constant time', async () => {
     const body = '{"a":1}';
     // echo -n '{"a":1}' | openssl dgst -sha256 -hmac crm-shared-secret-42
     expect(sign(body, SECRET)).toMatch(/^sha256=[0-9a-f]{64}$/);
@@ -97,7 +97,7 @@ describe('webhook payload and signature', () => {
     expect(verify(body, SECRET, undefined)).toBe(false);
   });
 
-  it('one outbox row per notify action, with a stable idempotency key', () => {
+  it('one outbox row per notify action, with a stable idempotency key', async () => {
     const d = newRequest(
       { id: 'abc123', agent: 'PJSIP/1001', agentCallerId: { name: 'Agent', number: '1001' }, prospect: '2001', language: 'en', mode: 'timed' },
       cfg,
@@ -121,9 +121,9 @@ describe('webhook payload and signature', () => {
 });
 
 describe('outbox in the store', () => {
-  it('is written in the same transaction as the transition (a lost claim writes nothing)', () => {
+  it('is written in the same transaction as the transition (a lost claim writes nothing)', async () => {
     const { store, engine } = engineOn(tmpStore());
-    const r = engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     expect(store.outbox().map((o) => o.key)).toEqual([`cc-${r.requestId}-requested`]);
     // A stale writer loses the version guard: neither the request nor an outbox row changes.
@@ -131,7 +131,7 @@ describe('outbox in the store', () => {
     const stale = decide(current.request, { type: 'cancel', by: 'x' }, { now: Date.now(), cfg, agent: { busy: false, since: 0 } });
     expect(store.transition(stale.request, current.version + 7, [], outboxRowsFor(stale, Date.now()))).toBeUndefined();
     expect(store.outbox()).toHaveLength(1);
-    engine.cancel(r.requestId, 'agent');
+    await engine.cancel(r.requestId, 'agent');
     expect(store.outbox().map((o) => o.event)).toEqual(['requested', 'cancelled']);
     // The same key twice (a retried cancel) is ignored.
     store.enqueueOutbox([{ ...store.outbox()[1] }]);
@@ -139,7 +139,7 @@ describe('outbox in the store', () => {
     store.close();
   });
 
-  it('writes nothing without a webhook (no outbox option)', () => {
+  it('writes nothing without a webhook (no outbox option)', async () => {
     const store = SqliteStore.open<CallbackRequest>(tmpStore());
     const engine = new Engine({
       store,
@@ -148,7 +148,7 @@ describe('outbox in the store', () => {
       maxPendingPerAgent: 10,
       prospectDevice: () => undefined,
     });
-    engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     expect(store.outbox()).toHaveLength(0);
     store.close();
   });
@@ -161,7 +161,7 @@ describe('webhook sender', () => {
     const cap = logCapture();
     const sender = new WebhookSender(store, senderOpts(server.url, cap.log));
     sender.start();
-    const r = engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     sender.kick();
     await waitFor(() => server.received.length === 1);
     const got = server.received[0];
@@ -189,7 +189,7 @@ describe('webhook sender', () => {
     const cap = logCapture();
     const sender = new WebhookSender(store, senderOpts(url, cap.log));
     sender.start();
-    const r = engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     sender.kick();
     await waitFor(() => (store.outbox()[0]?.attempts ?? 0) >= 2);
@@ -224,9 +224,9 @@ describe('webhook sender', () => {
   it('undelivered events survive a restart and are delivered once by the next process', async () => {
     const file = tmpStore();
     const first = engineOn(file);
-    const r = first.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    const r = await first.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
-    first.engine.cancel(r.requestId, 'agent');
+    await first.engine.cancel(r.requestId, 'agent');
     first.store.close(); // "crash" before anything was sent
     const server = await crm();
     const second = engineOn(file);
@@ -255,7 +255,7 @@ describe('webhook sender', () => {
     const sender = new WebhookSender(store, { ...senderOpts(url), timeoutMs: 200 });
     sender.start();
     const t0 = Date.now();
-    engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     sender.kick();
     expect(Date.now() - t0).toBeLessThan(100); // the opt-in never waits for the CRM
     await waitFor(() => store.outbox()[0].lastError?.includes('no answer within 200 ms'), 3000);
@@ -271,7 +271,7 @@ describe('webhook sender', () => {
     const cap = logCapture();
     const sender = new WebhookSender(store, { ...senderOpts(server.url, cap.log), retries: 2, backoffMs: [10] });
     sender.start();
-    engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     sender.kick();
     await waitFor(() => store.outbox()[0].failedAt !== null, 3000);
     expect(server.received).toHaveLength(3);

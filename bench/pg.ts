@@ -1,0 +1,227 @@
+/**
+ * PostgreSQL figures beside SQLite (issue 13), in its own process (`node …/bench/pg.js [N]`), one JSON
+ * object on stdout. The PostgreSQL server is the test cluster (testkit/pg.ts: Debian's PostgreSQL in its
+ * own directory, started when not running), a fresh database per run; fsync and synchronous_commit on.
+ *
+ *  - durable: the opt-in's commit (Engine.optIn → createOrRefresh, one transaction with its history and
+ *    outbox rows) on SQLite (synchronous=FULL) and on PostgreSQL: p50/p95/p99 of 300 opt-ins. This is the
+ *    store's share of `#` → durable (the offer bench measures the whole path through the PBX on SQLite).
+ *  - claim rate: requests whose wake-up has come, fed to engine.observe(tick) for ~5 s on each backend:
+ *    decide + version-guarded transition (+ the fence check on PostgreSQL).
+ *  - scheduler at N pending (default 100 000) on PostgreSQL: Engine.start() time and RSS after it.
+ *  - take-over: a child process holds the lease of (pbx, app) with a TTL of 3 s and renews it every
+ *    TTL/3; it is killed with SIGKILL; the time until this process's stand-by coordinator (trying every
+ *    TTL/3) took the lease — the stand-by's first action — is the take-over time (5 runs).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import winston from 'winston';
+import { Coordinator } from '../src/coordination/coordinator';
+import { PgLease } from '../src/coordination/lease';
+import { CallbackRequest, makePolicyConfig, newRequest } from '../src/core/policy';
+import { Engine, RequestStore } from '../src/engine';
+import { SqliteContractStore } from '../src/store/contract';
+import { PgStore } from '../src/store/postgres';
+import { freshDatabase } from '../testkit/pg';
+import { round, stats } from './common';
+
+const N = Number(process.argv[2] ?? 100_000);
+const HOUR = 3_600_000;
+const AGENTS = 1000;
+const silent = winston.createLogger({ silent: true });
+const policy = makePolicyConfig({
+  callingHours: {
+    timeZone: 'UTC',
+    windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])),
+    holidays: [],
+  },
+} as Parameters<typeof makePolicyConfig>[0]);
+
+function engineFor(store: RequestStore, clock: () => number): Engine {
+  const e = new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice: () => undefined });
+  e.setPbxUp(true);
+  return e;
+}
+
+async function durable(store: RequestStore): Promise<ReturnType<typeof stats>> {
+  const engine = engineFor(store, Date.now);
+  const ms: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const t0 = performance.now();
+    await engine.optIn({ agent: `PJSIP/d${i % 50}`, agentCallerId: { name: 'A', number: '1' }, prospect: `+49301${String(i).padStart(7, '0')}`, language: 'en', channelId: `c${i}` });
+    ms.push(performance.now() - t0);
+  }
+  return stats(ms);
+}
+
+async function claimRate(store: RequestStore, n: number): Promise<{ decisions: number; perSecond: number }> {
+  const now = { t: Date.now() };
+  const engine = engineFor(store, () => now.t);
+  for (let i = 0; i < n; i++) {
+    await engine.optIn({ agent: `PJSIP/c${i % AGENTS}`, agentCallerId: { name: 'A', number: '1' }, prospect: `+49302${String(i).padStart(7, '0')}`, language: 'en', channelId: `c${i}` });
+  }
+  now.t += 25 * HOUR;
+  let decisions = 0;
+  const t0 = performance.now();
+  outer: for (;;) {
+    const due = await store.due(now.t, 200);
+    if (due.length === 0) break;
+    for (const { request } of due) {
+      if (await engine.observe(request.id, { type: 'tick' })) decisions++;
+      if (performance.now() - t0 > 5000) break outer;
+    }
+  }
+  const ms = performance.now() - t0;
+  return { decisions, perSecond: round((decisions / ms) * 1000, 0) };
+}
+
+async function fillPg(store: PgStore<CallbackRequest>, n: number, base: number): Promise<number> {
+  const t0 = performance.now();
+  for (let start = 0; start < n; start += 5000) {
+    const rows: CallbackRequest[] = [];
+    for (let i = start; i < Math.min(n, start + 5000); i++) {
+      const target = base + Math.floor((i * 24 * HOUR) / n);
+      const d = newRequest(
+        { id: `bench-${i}`, agent: `PJSIP/a${i % AGENTS}`, agentCallerId: { name: 'A', number: '1' }, prospect: `+4930${String(i).padStart(8, '0')}`, language: 'en', mode: 'timed' },
+        policy,
+        target - policy.firstProbeDelayMs,
+      );
+      rows.push(d.request);
+    }
+    await store.query(
+      `INSERT INTO requests(id, pbx, agent, prospect, state, created_at, updated_at, wake_at, version, data)
+       SELECT id, $1, agent, prospect, state, created_at, updated_at, wake_at, 1, data
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::jsonb[])
+         AS t(id, agent, prospect, state, created_at, updated_at, wake_at, data)`,
+      [
+        store.pbx,
+        rows.map((r) => r.id),
+        rows.map((r) => r.agent),
+        rows.map((r) => r.prospect),
+        rows.map((r) => r.state),
+        rows.map((r) => r.createdAt),
+        rows.map((r) => r.updatedAt),
+        rows.map((r) => r.wakeAt),
+        rows.map((r) => JSON.stringify(r)),
+      ],
+    );
+  }
+  await store.query('ANALYZE requests');
+  return performance.now() - t0;
+}
+
+/** The lease holder that gets killed: a child process running a coordinator (see takeOver). */
+const HOLDER = `
+const { PgStore } = require(${JSON.stringify(path.join(__dirname, '../src/store/postgres'))});
+const { PgLease } = require(${JSON.stringify(path.join(__dirname, '../src/coordination/lease'))});
+const { Coordinator } = require(${JSON.stringify(path.join(__dirname, '../src/coordination/coordinator'))});
+const winston = require('winston');
+(async () => {
+  const store = await PgStore.open(process.argv[1], { pbx: 'bench' });
+  const lease = new PgLease(store, { pbx: 'bench', app: 'cc', holder: 'child-' + process.pid, ttlMs: Number(process.argv[2]) });
+  const c = new Coordinator({ lease, fenced: store, log: winston.createLogger({ silent: true }), onActive: () => process.stdout.write('active\\n'), onStandby: () => undefined });
+  await c.start();
+})();
+`;
+
+async function takeOver(url: string, ttlMs: number): Promise<number> {
+  const child = spawn(process.execPath, ['-e', HOLDER, url, String(ttlMs)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: path.join(__dirname, '..') });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('active')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`lease holder exited (${code})`)));
+  });
+  const store = await PgStore.open<CallbackRequest>(url, { pbx: 'bench' });
+  let tookAt = 0;
+  const standby = new Coordinator({
+    lease: new PgLease(store, { pbx: 'bench', app: 'cc', holder: `standby-${process.pid}`, ttlMs }),
+    fenced: store,
+    log: silent,
+    onActive: () => {
+      tookAt = performance.now();
+    },
+    onStandby: () => undefined,
+  });
+  await standby.start();
+  // Let the stand-by's loop run out of phase with the holder's, as two hosts would.
+  await sleep(ttlMs / 2 + Math.random() * ttlMs);
+  const killedAt = performance.now();
+  child.kill('SIGKILL');
+  while (tookAt === 0) await sleep(5);
+  await standby.stop();
+  await store.close();
+  return tookAt - killedAt;
+}
+
+async function main(): Promise<void> {
+  const db = await freshDatabase('bench');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-pg-'));
+  try {
+    const sqlite = SqliteContractStore.open<CallbackRequest>(path.join(dir, 'durable.db'));
+    const pgDurable = await PgStore.open<CallbackRequest>(db.url, { pbx: 'durable' });
+    const durableMs = { sqlite: await durable(sqlite), postgres: await durable(pgDurable) };
+    await sqlite.close();
+    await pgDurable.close();
+
+    const sqliteClaim = SqliteContractStore.open<CallbackRequest>(path.join(dir, 'claim.db'));
+    const pgClaim = await PgStore.open<CallbackRequest>(db.url, { pbx: 'claim' });
+    const claim = { sqlite: await claimRate(sqliteClaim, 3000), postgres: await claimRate(pgClaim, 3000) };
+    await sqliteClaim.close();
+    await pgClaim.close();
+
+    const ttlMs = 3000;
+    const takeOverMs: number[] = [];
+    for (let i = 0; i < 5; i++) takeOverMs.push(await takeOver(db.url, ttlMs));
+
+    // Scheduler at N pending on PostgreSQL: start-up and memory.
+    const scale = await PgStore.open<CallbackRequest>(db.url, { pbx: 'scale' });
+    const fillMs = await fillPg(scale, N, Date.now() + HOUR);
+    if (global.gc) global.gc();
+    const rssBase = process.memoryUsage().rss;
+    const engine = engineFor(scale, Date.now);
+    const t0 = performance.now();
+    await engine.start();
+    const startMs = performance.now() - t0;
+    const rssAfterStart = process.memoryUsage().rss;
+    const t1 = performance.now();
+    await scale.nextWake();
+    const nextWakeMs = performance.now() - t1;
+    engine.stop();
+    if (global.gc) global.gc();
+    const rssAfterGc = process.memoryUsage().rss;
+    await scale.close();
+
+    const out = {
+      n: N,
+      durableMs,
+      claim,
+      takeOver: { ttlMs, renewEveryMs: ttlMs / 3, ...stats(takeOverMs), runs: takeOverMs.map((m) => round(m, 0)) },
+      scale: {
+        n: N,
+        fillMs: round(fillMs, 0),
+        startMs: round(startMs, 0),
+        nextWakeMs: round(nextWakeMs, 2),
+        rssBeforeStartMiB: round(rssBase / 2 ** 20, 1),
+        rssAfterStartMiB: round(rssAfterStart / 2 ** 20, 1),
+        rssAfterGcMiB: round(rssAfterGc / 2 ** 20, 1),
+      },
+    };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await db.drop().catch(() => undefined);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
