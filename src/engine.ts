@@ -224,8 +224,14 @@ export class Engine {
   setPbxUp(up: boolean): void {
     if (this.pbxUp === up) return;
     this.pbxUp = up;
+    // The service reports the PBX up only after reconciling: every recall channel an earlier run (or another
+    // instance) left on the PBX has then been hung up, so no conversation older than this can still go on.
+    if (up && this.servingSince === undefined) this.servingSince = this.clock();
     if (up) void this.kickDue();
   }
+
+  /** When this process first served the PBX (reconciled and up); see setPbxUp. */
+  private servingSince?: number;
 
   /** The opt-in (# at the busy signal): durable before the promise resolves. */
   optIn(input: OptInInput): Promise<OptInResult> {
@@ -444,7 +450,11 @@ export class Engine {
       if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
     });
     const last = await this.store.lastConversation(request.prospect, request.agent);
-    return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? last.endedAt : null };
+    // A conversation of an earlier run whose end was never recorded (the process died while it went on) ended at
+    // the latest when this process reconciled the PBX, which hung up its channels: without this the next agent
+    // would wait for CALL_IN_PROGRESS_CAP_MS (an hour) after every crash during a connected recall.
+    const endedAt = last && last.endedAt === null && this.servingSince !== undefined && last.connectedAt < this.servingSince ? this.servingSince : (last?.endedAt ?? null);
+    return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? endedAt : null };
   }
 
   /** A connected recall's conversation ended (recall flow): recorded in its history; the next colleague may follow. */

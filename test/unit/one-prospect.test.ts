@@ -137,6 +137,63 @@ describe('Engine: two agents, one prospect', () => {
     engine.stop();
   });
 
+  it("after a restart, a colleague's conversation whose end was never recorded counts as ended when the new run reconciled the PBX", async () => {
+    const now = { t: T0 };
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-one-prospect-')), 'callbacks.db');
+    const open = () => {
+      const store = SqliteStore.open<CallbackRequest>(file);
+      const engine = new Engine({
+        store,
+        log: createLogger({ format: 'json', stream: new PassThrough() }),
+        policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
+        clock: () => now.t,
+        maxPendingPerAgent: 10,
+        prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
+      });
+      const rings: string[] = [];
+      engine.setTelephony({
+        execute: async (request, action: Exclude<Action, { type: 'notify' }>) => {
+          if (action.type === 'ringAgent') rings.push(request.agent);
+        },
+      });
+      return { store, engine, rings };
+    };
+    const run1 = open();
+    run1.engine.setPbxUp(true);
+    await run1.engine.start();
+    const first = await optIn(run1.engine, 'PJSIP/1001', '2001');
+    now.t += 1000;
+    const second = await optIn(run1.engine, 'PJSIP/1002', '2001');
+    now.t += 60_000;
+    await run1.engine.deviceState('PJSIP/2001', { busy: false });
+    now.t += 61_000;
+    await run1.engine.tick();
+    await flush();
+    await run1.engine.observe(first.requestId, { type: 'agentAnswered' });
+    await run1.engine.observe(first.requestId, { type: 'agentKey', key: '1' });
+    await run1.engine.observe(first.requestId, { type: 'prospectAnswered' });
+    await flush();
+    expect(run1.store.get(first.requestId)!.request.state).toBe('COMPLETED');
+    // kill -9 while agent 1 talks to the prospect: the conversation's end is never recorded.
+    run1.engine.stop();
+    run1.store.close();
+
+    now.t += 5 * 60_000;
+    const run2 = open();
+    await run2.engine.start();
+    run2.engine.setPbxUp(true); // reconciled: the old recall's channels are gone
+    const reconciledAt = now.t;
+    await flush();
+    expect(run2.store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace' });
+    expect(run2.store.get(second.requestId)!.request.wakeAt).toBe(reconciledAt + 60_000); // the grace after our call, not an hour
+    now.t = reconciledAt + 61_000;
+    await run2.engine.tick();
+    await flush();
+    expect(run2.rings).toEqual(['PJSIP/1002']);
+    run2.engine.stop();
+    run2.store.close();
+  });
+
   it('external number: the second agent waits for the first and its conversation, then a first-probe delay after it', async () => {
     const now = { t: T0 };
     const { store, engine, rings } = setup(now);
