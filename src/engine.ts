@@ -32,6 +32,7 @@ import {
   type ZoneSource,
 } from './core/policy';
 import type { OfferContext } from './core/offer';
+import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
 import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
@@ -103,6 +104,13 @@ export interface EngineOptions {
   outbox?: (decision: Decision, at: number) => OutboxInsert[];
   /** The CRM row for a busy signal at which nothing was offered (src/webhook/payload.ts `notOfferedRow`). */
   notOffered?: (agent: string, prospect: string, timeZone: string, reason: string, at: number) => OutboxInsert;
+  /**
+   * Which agent devices may be rung and which numbers dialled (src/core/dial-policy.ts): checked at the
+   * opt-in and again before every ringAgent / dialProspect. Unset: no restriction (unit tests).
+   */
+  dialPolicy?: DialPolicy;
+  /** Pending requests over all agents; an opt-in beyond it gets 'full'. Unset: no global cap. */
+  maxPendingTotal?: number;
   /** False while this instance may not act for its PBX (a lost lease); actions are then skipped. */
   canAct?: () => boolean;
 }
@@ -240,6 +248,13 @@ export class Engine {
 
   private async optInNow(input: OptInInput): Promise<OptInResult> {
     const now = this.clock();
+    if (this.opts.dialPolicy) {
+      const allowed = checkDial(this.opts.dialPolicy, input.agent, input.prospect);
+      if (!allowed.ok) {
+        emit(this.log, 'warn', 'dial.refused', 'opt-in refused by the dial policy', { stage: 'opt-in', agent: input.agent, reason: allowed.reason });
+        throw new DialPolicyError(allowed.reason);
+      }
+    }
     // The agent's other recalls, for a refresh's decision (read before the store's transaction).
     const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
     const device = this.opts.prospectDevice(input.prospect);
@@ -283,6 +298,7 @@ export class Engine {
         decision = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
         return this.ledger.rows(decision, now);
       },
+      this.opts.maxPendingTotal,
     );
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
@@ -502,11 +518,26 @@ export class Engine {
         }
         continue;
       }
-      const t = this.telephony;
       if (this.opts.canAct && !this.opts.canAct()) {
         emit(log, 'warn', 'lease.action_skipped', 'this instance no longer serves the PBX (lease lost); action skipped', { action: action.type });
         continue;
       }
+      // The dial policy again, just before the call: the configuration may have become stricter since
+      // the opt-in (a restart with new settings), or the request came from an older store.
+      if ((action.type === 'ringAgent' || action.type === 'dialProspect') && this.opts.dialPolicy) {
+        const allowed = checkDial(this.opts.dialPolicy, request.agent, request.prospect);
+        if (!allowed.ok) {
+          emit(log, 'warn', 'dial.refused', 'call refused by the dial policy; the request is cancelled', { stage: action.type, agent: request.agent, reason: allowed.reason });
+          // After this decision's other actions: the cancel is a decision of its own.
+          setImmediate(() => {
+            this.observe(request.id, { type: 'cancel', by: 'dial-policy' }).catch((err: Error) =>
+              log.error('could not cancel a request the dial policy refused', { error: err.message }),
+            );
+          });
+          continue;
+        }
+      }
+      const t = this.telephony;
       if (!t) {
         log.warn('no telephony attached; action skipped', { action: action.type });
         continue;

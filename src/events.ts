@@ -43,7 +43,7 @@ export interface EventCatalogue {
 
   // ── FastAGI (src/agi/server.ts) ────────────────────────────────────────────────────────────────
   /** The FastAGI server is bound and accepts calls. */
-  'agi.listening': { host: string; port: number };
+  'agi.listening': { host: string; port: number; secret?: 'required' | 'none'; allowedPeers?: readonly string[] };
 
   // ── the offer at the busy signal (src/flows/offer.ts) ──────────────────────────────────────────
   /** The dialplan handed over bad input (prospect, agent device); no offer, the caller hears busy. */
@@ -203,6 +203,28 @@ export interface EventCatalogue {
   /** The lamps on the PBX could not be listed. */
   'lamp.list_failed': { error: string };
 
+  // ── hardening (issue 11): refusals, timeouts, exposure, retention ─────────────────────────────────
+  /** A request was refused by the dial policy: at the opt-in (`stage` opt-in) or just before a call (ringAgent, dialProspect: the request is cancelled). */
+  'dial.refused': { stage: string; agent: string; reason: string };
+  /** A FastAGI connection was refused or cut off (`reason`: peer-not-allowed, too-many-sessions, line-too-long, env-too-large, env-timeout, bad-secret, unknown-script, idle-timeout, closed). A flood is summed up: `suppressed` lines within `windowMs`. */
+  'agi.refused': { reason: string; peer?: string; detail?: string; max?: number; evicted?: string; idleMs?: number; script?: string; known?: string[]; suppressed?: number; windowMs?: number };
+  /** The FastAGI server is bound to an address other than loopback. */
+  'agi.exposed': { host: string; port: number; secret: boolean; allowedPeers: readonly string[] };
+  /** The FastAGI listening socket reported an error (EMFILE, …); throttled like `agi.refused`. */
+  'agi.server_error': { error: string; suppressed?: number; windowMs?: number };
+  /** A step of (re)connecting to ARI got no answer in time; the attempt is abandoned and retried. */
+  'ari.timeout': { step: string; timeoutMs: number; url: string; attempt: number };
+  /** Connecting to ARI failed (`auth`: the credentials were refused); retried with back-off, without limit. */
+  'ari.connect_failed': { auth: boolean; url: string; attempt: number; error: string };
+  /** Renewing the lease failed (it is tried again at the next interval). */
+  'ari.lease_renewal_failed': { error: string };
+  /** Finished requests, their history and sent outbox rows older than store.retention were deleted. */
+  'store.pruned': { requests: number; events: number; outbox: number };
+  /** Pruning failed (tried again in an hour). */
+  'store.prune_failed': { error: string };
+  /** Logging to stdout stopped: the pipe was closed (EPIPE) or broke; said once on stderr. */
+  'log.stdout_closed': { error: string };
+
   // ── CRM webhook (src/webhook/sender.ts) ──────────────────────────────────────────────────────
   /** The CRM accepted an event. */
   'webhook.delivered': Record<string, never>;
@@ -285,6 +307,16 @@ export const EVENT_NAMES = [
   'webhook.delivered',
   'webhook.retry',
   'webhook.given_up',
+  'dial.refused',
+  'agi.refused',
+  'agi.exposed',
+  'agi.server_error',
+  'ari.timeout',
+  'ari.connect_failed',
+  'ari.lease_renewal_failed',
+  'store.pruned',
+  'store.prune_failed',
+  'log.stdout_closed',
 ] as const satisfies readonly EventName[];
 
 // Compile-time check that EVENT_NAMES lists every catalogue entry.

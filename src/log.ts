@@ -3,7 +3,9 @@
  * log shippers), readable lines on a terminal. Secrets handed to `createLogger`, URL credentials and secret
  * query parameters are masked (src/mask.ts) wherever they would appear, in messages and in fields alike.
  */
+import { Writable } from 'node:stream';
 import winston from 'winston';
+import { emit } from './events';
 import { Masker, masker } from './mask';
 
 export type Logger = winston.Logger;
@@ -16,6 +18,47 @@ export interface LogOptions {
   /** Where lines go; defaults to stdout. Tests pass a stream to inspect the output. */
   stream?: NodeJS.WritableStream;
   isTTY?: boolean;
+  /** Told once when the stream fails (EPIPE: the reading end of the pipe went away); default: a line on stderr. */
+  onClosed?: (err: Error) => void;
+}
+
+/** The default notice: one JSON line on stderr (stdout is gone, stderr may still be read). */
+function stderrNotice(err: Error): void {
+  const errLog = winston.createLogger({
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    transports: [new winston.transports.Stream({ stream: process.stderr })],
+  });
+  emit(errLog, 'warn', 'log.stdout_closed', 'log output closed; no more log lines are written there', { error: err.message });
+}
+
+/**
+ * The log's destination, guarded. When it fails — `run … | head -1` closes the pipe, EPIPE — the lines are
+ * dropped from then on and that is said once (`onClosed`). Without the guard the error reached the
+ * process's "carrying on" handler and winston kept every later line in memory (gigabytes of heap within
+ * hours). The guard never fails itself, so winston's pipe to its transport stays intact.
+ */
+export function guardStream(target: NodeJS.WritableStream, onClosed: (err: Error) => void): Writable {
+  let closed = false;
+  const fail = (err: Error): void => {
+    if (closed) return;
+    closed = true;
+    onClosed(err);
+  };
+  target.on('error', fail);
+  return new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, _encoding: BufferEncoding, callback: () => void) {
+      if (!closed && (target as Partial<Writable>).destroyed) fail(Object.assign(new Error('the log stream was closed'), { code: 'ERR_STREAM_DESTROYED' }));
+      if (!closed) {
+        try {
+          target.write(chunk);
+        } catch (err) {
+          fail(err as Error);
+        }
+      }
+      callback();
+    },
+  });
 }
 
 const redact = winston.format((info, opts?: unknown) => {
@@ -46,8 +89,9 @@ export function escapeControl(text: string): string {
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
-  const stream = opts.stream ?? process.stdout;
-  const tty = opts.isTTY ?? Boolean((stream as NodeJS.WriteStream).isTTY);
+  const target = opts.stream ?? process.stdout;
+  const tty = opts.isTTY ?? Boolean((target as NodeJS.WriteStream).isTTY);
+  const stream = guardStream(target, opts.onClosed ?? stderrNotice);
   const pretty = opts.format === 'pretty' || (opts.format !== 'json' && tty);
   const base = [winston.format.errors({ stack: false }), winston.format.timestamp(), redact({ mask: masker(opts.secrets ?? []) })];
   const format = pretty

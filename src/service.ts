@@ -64,6 +64,7 @@ export class Service {
   private readonly stasis: StasisEntry;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
+  private pruneTimer?: NodeJS.Timeout;
   /** Health, readiness and metrics over HTTP, and the agents' lamps (src/operations.ts). */
   readonly ops: Operations;
   /** PostgreSQL store: which instance serves this PBX (lease with a fencing epoch); undefined with SQLite. */
@@ -126,6 +127,8 @@ export class Service {
       // CRM webhook: notifications are queued in the store with the transition that produced them.
       outbox: config.webhook.url ? outboxRowsFor : undefined,
       notOffered: config.webhook.url ? notOfferedRow : undefined,
+      dialPolicy: config.dial,
+      maxPendingTotal: config.dial.maxPendingTotal,
       canAct: coordinator ? () => coordinator.holds() : undefined,
     });
     if (config.webhook.url) {
@@ -226,6 +229,11 @@ export class Service {
   start(): void {
     const { config } = this.opts;
     emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.engine.store.where, ari: config.ari.url, app: config.ari.app });
+    // Retention (issue 11): finished requests, their history and sent webhook events go after store.retention.
+    // Every instance prunes (PostgreSQL: its own PBX's requests; deleting finished rows is idempotent).
+    void this.prune();
+    this.pruneTimer = setInterval(() => void this.prune(), 3_600_000);
+    this.pruneTimer.unref();
     // The webhook outbox is drained by every instance (each row is claimed by one), for every PBX.
     this.webhook?.start();
     void this.ops.start();
@@ -268,11 +276,32 @@ export class Service {
     const offer = async (session: AgiSession): Promise<void> => {
       await this.offer.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
     };
-    this.agi = new AgiServer({ host: config.agi.bind, port: config.agi.port, log: log.child({ component: 'agi' }), handlers: { offer } });
+    this.agi = new AgiServer({
+      host: config.agi.bind,
+      port: config.agi.port,
+      log: log.child({ component: 'agi' }),
+      handlers: { offer },
+      // The door (issue 11): shared secret, peer allowlist, session cap and timeouts.
+      secret: config.agiDoor.secret,
+      allowedPeers: config.agiDoor.allowedPeers,
+      maxSessions: config.agiDoor.maxSessions,
+      idleTimeoutMs: config.agiDoor.idleTimeoutMs,
+      limits: { envTimeoutMs: config.agiDoor.envTimeoutMs },
+    });
     return this.agi.listen();
   }
 
+  private async prune(): Promise<void> {
+    try {
+      const r = await this.engine.store.prune(Date.now() - this.opts.config.retentionMs);
+      if (r.requests + r.events + r.outbox > 0) emit(this.opts.log, 'info', 'store.pruned', 'store pruned', r);
+    } catch (err) {
+      emit(this.opts.log, 'warn', 'store.prune_failed', 'store prune failed; trying again in an hour', { error: (err as Error).message });
+    }
+  }
+
   async stop(): Promise<void> {
+    clearInterval(this.pruneTimer);
     this.stopping = true;
     await this.ops.stop();
     this.webhook?.stop();

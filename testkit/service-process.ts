@@ -57,6 +57,8 @@ export class ServiceProcess {
       log: { level: 'debug', format: 'json' },
       // Any free port for the HTTP listener: two services (or a developer's demo) never compete for 9464.
       http: { port: 0 },
+      // The tests' agents are also Local/<ext>@cc-test-phone (an ARI app plays their handset).
+      dial: { agentDevices: ['PJSIP/*', 'SIP/*', 'Local/*@cc-test-phone'] },
     };
     fs.writeFileSync(this.configFile, JSON.stringify(deepMerge(base, config), null, 2));
   }

@@ -53,6 +53,50 @@ export function scriptName(vars: Record<string, string>): string {
   return s.replace(/^\/+/, '').split('?')[0];
 }
 
+/**
+ * The query of the script URL (`agi://host:port/offer?secret=…` → secret=…), from agi_network_script or
+ * else from agi_request. The dialplan passes the FastAGI shared secret this way (see server.ts).
+ */
+export function scriptQuery(vars: Record<string, string>): URLSearchParams {
+  const s = vars.agi_network_script ?? vars.agi_request ?? '';
+  const q = s.indexOf('?');
+  return new URLSearchParams(q >= 0 ? s.slice(q + 1) : '');
+}
+
+/**
+ * Splits a byte stream into lines without ever re-scanning what it has seen (linear in the input) and
+ * without holding more than `maxLine` bytes of an unfinished line: `push` returns the complete lines, or
+ * throws {@link LineTooLong} when a line grows beyond the limit.
+ */
+export class LineSplitter {
+  private partial = '';
+
+  constructor(readonly maxLine: number) {}
+
+  push(chunk: string): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let i = chunk.indexOf('\n'); i >= 0; i = chunk.indexOf('\n', start)) {
+      const piece = chunk.slice(start, i);
+      if (this.partial.length + piece.length > this.maxLine) throw new LineTooLong(this.maxLine);
+      lines.push((this.partial + piece).replace(/\r$/, ''));
+      this.partial = '';
+      start = i + 1;
+    }
+    const rest = chunk.length - start;
+    if (this.partial.length + rest > this.maxLine) throw new LineTooLong(this.maxLine);
+    if (rest > 0) this.partial += chunk.slice(start);
+    return lines;
+  }
+}
+
+export class LineTooLong extends Error {
+  constructor(readonly maxLine: number) {
+    super(`a line longer than ${maxLine} characters`);
+    this.name = 'LineTooLong';
+  }
+}
+
 export interface AgiReply {
   code: number;
   /** The number after result= (NaN when absent). */

@@ -9,7 +9,36 @@
 import net from 'node:net';
 import { emit } from '../events';
 import type { Logger } from '../log';
-import { AgiEnv, AgiReply, ReplyReader, parseAgiEnv } from './protocol';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { LogThrottle } from '../log-throttle';
+import { AgiEnv, AgiReply, LineSplitter, ReplyReader, parseAgiEnv, scriptQuery } from './protocol';
+
+/** Why a FastAGI connection was refused (the `reason` of the `agi.rejected` log event). */
+export type AgiRefusal = 'peer-not-allowed' | 'too-many-sessions' | 'line-too-long' | 'env-too-large' | 'env-timeout' | 'bad-secret' | 'unknown-script' | 'idle-timeout' | 'closed';
+
+export class AgiRefused extends Error {
+  constructor(
+    readonly reason: AgiRefusal,
+    detail: string,
+  ) {
+    super(`FastAGI connection refused (${reason}): ${detail}`);
+    this.name = 'AgiRefused';
+  }
+}
+
+/** The door of the FastAGI server: sizes and times a peer may use before it is cut off. */
+export interface AgiLimits {
+  /** Longest line (environment or reply), in characters. */
+  maxLineChars: number;
+  /** Most lines in the environment block (Asterisk sends about 25 plus one per argument). */
+  maxEnvLines: number;
+  /** Most characters in the environment block. */
+  maxEnvChars: number;
+  /** The environment block must be complete this soon after the connection opened. */
+  envTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: AgiLimits = { maxLineChars: 8192, maxEnvLines: 256, maxEnvChars: 65536, envTimeoutMs: 5000 };
 
 export class AgiHangup extends Error {
   constructor(message = 'the channel hung up') {
@@ -44,54 +73,64 @@ export class AgiSession {
     private readonly commandTimeoutMs: number,
   ) {}
 
-  /** Reads the environment block; resolves when it is complete. */
-  start(): Promise<AgiEnv> {
+  /**
+   * Reads the environment block; resolves when it is complete. Rejects with {@link AgiRefused} (and
+   * destroys the socket) when a line or the block is larger than the limits, or the block does not
+   * arrive within `limits.envTimeoutMs`.
+   */
+  start(limits: AgiLimits = DEFAULT_LIMITS): Promise<AgiEnv> {
     return new Promise((resolve, reject) => {
       const envLines: string[] = [];
+      let envChars = 0;
       let inEnv = true;
-      let buf = '';
+      const splitter = new LineSplitter(limits.maxLineChars);
+      const refuse = (reason: AgiRefusal, detail: string) => {
+        if (!inEnv) return;
+        inEnv = false;
+        clearTimeout(envTimer);
+        reject(new AgiRefused(reason, detail));
+        this.socket.destroy();
+      };
+      const envTimer = setTimeout(() => refuse('env-timeout', `no complete environment within ${limits.envTimeoutMs} ms`), limits.envTimeoutMs);
       this.socket.setEncoding('utf8');
       this.socket.on('data', (chunk: string) => {
-        buf += chunk;
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i).replace(/\r$/, '');
-          buf = buf.slice(i + 1);
+        let lines: string[];
+        try {
+          lines = splitter.push(chunk);
+        } catch (err) {
+          if (inEnv) refuse('line-too-long', (err as Error).message);
+          else {
+            emit(this.log, 'warn', 'agi.refused', 'FastAGI peer sent an over-long line; closing', { reason: 'line-too-long' });
+            this.socket.destroy();
+          }
+          return;
+        }
+        for (const line of lines) {
+          if (this.socket.destroyed) return;
           if (inEnv) {
             if (line === '') {
               inEnv = false;
+              clearTimeout(envTimer);
               this.env = parseAgiEnv(envLines);
               resolve(this.env);
             } else {
+              envChars += line.length;
               envLines.push(line);
+              if (envLines.length > limits.maxEnvLines || envChars > limits.maxEnvChars) {
+                refuse('env-too-large', `more than ${limits.maxEnvLines} lines or ${limits.maxEnvChars} characters`);
+                return;
+              }
             }
             continue;
           }
-          const r = this.reader.line(line);
-          if (!r) continue;
-          if (r.type === 'hangup') {
-            this.markHungUp('HANGUP notice');
-            continue;
-          }
-          const p = this.pending;
-          this.pending = undefined;
-          if (!p) {
-            this.log.debug('AGI reply without a command', { raw: r.reply.raw });
-            continue;
-          }
-          if (r.reply.code === 511) {
-            this.markHungUp('511 dead channel');
-            p.reject(new AgiHangup());
-          } else if (r.reply.code !== 200) {
-            p.reject(new AgiCommandError(p.command, r.reply));
-          } else {
-            p.resolve(r.reply);
-          }
+          this.onLine(line);
         }
       });
       const closed = () => {
         this.markHungUp('connection closed');
-        if (inEnv) reject(new Error('FastAGI connection closed before the environment was complete'));
+        clearTimeout(envTimer);
+        if (inEnv) reject(new AgiRefused('closed', 'connection closed before the environment was complete'));
+        inEnv = false;
         const p = this.pending;
         this.pending = undefined;
         p?.reject(new AgiHangup('the FastAGI connection closed'));
@@ -99,6 +138,34 @@ export class AgiSession {
       this.socket.on('close', closed);
       this.socket.on('error', (err) => this.log.debug('FastAGI socket error', { error: err.message }));
     });
+  }
+
+  private onLine(line: string): void {
+    const r = this.reader.line(line);
+    if (!r) return;
+    if (r.type === 'hangup') {
+      this.markHungUp('HANGUP notice');
+      return;
+    }
+    const p = this.pending;
+    this.pending = undefined;
+    if (!p) {
+      this.log.debug('AGI reply without a command', { raw: r.reply.raw.slice(0, 200) });
+      return;
+    }
+    if (r.reply.code === 511) {
+      this.markHungUp('511 dead channel');
+      p.reject(new AgiHangup());
+    } else if (r.reply.code !== 200) {
+      p.reject(new AgiCommandError(p.command, r.reply));
+    } else {
+      p.resolve(r.reply);
+    }
+  }
+
+  /** True while a command waits for its reply (the session is not idle then). */
+  get busy(): boolean {
+    return this.pending !== undefined;
   }
 
   onHangup(fn: () => void): void {
@@ -166,44 +233,130 @@ export interface AgiServerOptions {
   handlers: Record<string, AgiHandler>;
   /** Longest wait for a non-blocking command's reply. */
   commandTimeoutMs?: number;
+  /**
+   * Shared secret the dialplan passes in the script URL: `AGI(agi://host:port/offer?secret=<secret>,…)`.
+   * Empty or unset: no secret is asked (then keep the port private: loopback bind or peer allowlist).
+   */
+  secret?: string;
+  /** Peer addresses allowed to connect (exact IPs, IPv4-mapped IPv6 forms match too); empty: any peer. */
+  allowedPeers?: readonly string[];
+  /** Concurrent sessions; a connection beyond it is closed at once. */
+  maxSessions?: number;
+  /** A session with no traffic and no command waiting for this long is closed. */
+  idleTimeoutMs?: number;
+  limits?: Partial<AgiLimits>;
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 export class AgiServer {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Connections that have not yet sent their environment, oldest first. */
+  private readonly unidentified = new Set<net.Socket>();
+  /** Sockets already refused (and logged): their later 'closed' is no news. */
+  private readonly refusedSockets = new WeakSet<net.Socket>();
+  private readonly throttle: LogThrottle;
+  private readonly limits: AgiLimits;
+  private readonly allowed?: Set<string>;
+  /** Counts of refused connections by reason, for tests and metrics. */
+  readonly refused = new Map<AgiRefusal, number>();
 
-  constructor(private readonly opts: AgiServerOptions) {}
+  constructor(private readonly opts: AgiServerOptions) {
+    this.throttle = new LogThrottle(() => this.opts.log);
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    if (opts.allowedPeers && opts.allowedPeers.length > 0) {
+      this.allowed = new Set(opts.allowedPeers.flatMap((p) => [p, p.startsWith('::ffff:') ? p.slice(7) : `::ffff:${p}`]));
+    }
+  }
 
   /** Listens; resolves with the bound port (useful with port 0). */
   listen(): Promise<number> {
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = net.createServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
+    // Above the cap, connections are still accepted (and closed at once, with a line in the log) rather
+    // than left in the kernel's backlog, so that a real call never waits behind a flood.
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host, () => {
         server.off('error', reject);
-        server.on('error', (err) => this.opts.log.error('FastAGI server error', { error: err.message }));
+        server.on('error', (err) => this.throttle.warn('server-error', 'agi.server_error', 'FastAGI server error', { error: err.message }));
         const port = (server.address() as net.AddressInfo).port;
-        emit(this.opts.log, 'info', 'agi.listening', 'FastAGI server listening', { host: this.opts.host, port });
+        emit(this.opts.log, 'info', 'agi.listening', 'FastAGI server listening', { host: this.opts.host, port, secret: this.opts.secret ? 'required' : 'none', allowedPeers: this.opts.allowedPeers ?? [] });
+        if (!isLoopback(this.opts.host)) {
+          emit(
+            this.opts.log,
+            'warn',
+            'agi.exposed',
+            `FastAGI server is reachable from the network (${this.opts.host}:${port}): anyone who can connect may create callback requests${this.opts.secret ? ' if they know agi.secret' : ' — set agi.secret and agi.allowedPeers'}`,
+            { host: this.opts.host, port, secret: Boolean(this.opts.secret), allowedPeers: this.opts.allowedPeers ?? [] },
+          );
+        }
         resolve(port);
       });
     });
   }
 
+  private refuse(socket: net.Socket, reason: AgiRefusal, fields: Record<string, unknown> = {}): void {
+    if (this.refusedSockets.has(socket)) return;
+    this.refusedSockets.add(socket);
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+    this.throttle.warn(reason, 'agi.refused', 'FastAGI connection refused', { reason, peer: socket.remoteAddress, ...fields });
+    socket.destroy();
+  }
+
   private accept(socket: net.Socket): void {
+    const peer = socket.remoteAddress ?? '';
+    if (this.allowed && !this.allowed.has(peer)) return this.refuse(socket, 'peer-not-allowed');
+    const max = this.opts.maxSessions ?? 200;
+    if (this.sockets.size >= max) {
+      // Full. Asterisk sends its environment within milliseconds, so the oldest connection still waiting
+      // for one is the likeliest attacker (idle or slow-loris): it makes room. Only when every session is a
+      // real call is the newcomer refused.
+      const oldest = this.unidentified.values().next().value;
+      if (!oldest) return this.refuse(socket, 'too-many-sessions', { max });
+      this.unidentified.delete(oldest);
+      this.refuse(oldest, 'too-many-sessions', { max, evicted: 'oldest connection without an environment' });
+      this.sockets.delete(oldest);
+    }
     this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
+    this.unidentified.add(socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.unidentified.delete(socket);
+    });
     const log = this.opts.log;
     const session = new AgiSession(socket, log, this.opts.commandTimeoutMs ?? 10000);
+    const idleMs = this.opts.idleTimeoutMs ?? 120_000;
+    socket.setTimeout(idleMs, () => {
+      if (session.busy) return; // a blocking command has its own timeout
+      this.refuse(socket, 'idle-timeout', { idleMs });
+    });
     session
-      .start()
+      .start(this.limits)
       .then(async (env) => {
-        const handler = this.opts.handlers[env.script];
+        this.unidentified.delete(socket);
+        if (this.opts.secret && !sameSecret(scriptQuery(env.vars).get('secret') ?? '', this.opts.secret)) {
+          return this.refuse(socket, 'bad-secret', { script: env.script.slice(0, 40) });
+        }
+        // Own properties only: "__proto__", "constructor" or "toString" are not handlers.
+        const handler = Object.hasOwn(this.opts.handlers, env.script) ? this.opts.handlers[env.script] : undefined;
         const clog = log.child({ channelId: env.vars.agi_uniqueid, channel: env.vars.agi_channel });
         session.log = clog;
-        if (!handler) {
-          clog.warn('FastAGI request for an unknown script; the call continues in the dialplan', {
-            script: env.script,
+        if (typeof handler !== 'function') {
+          this.refused.set('unknown-script', (this.refused.get('unknown-script') ?? 0) + 1);
+          this.throttle.warn('unknown-script', 'agi.refused', 'FastAGI request for an unknown script; the call continues in the dialplan', {
+            reason: 'unknown-script',
+            script: JSON.stringify(env.script.slice(0, 40)),
             known: Object.keys(this.opts.handlers),
           });
           session.close();
@@ -218,15 +371,26 @@ export class AgiServer {
         }
       })
       .catch((err: unknown) => {
-        log.warn('FastAGI connection failed', { error: (err as Error).message });
+        if (err instanceof AgiRefused) {
+          if (err.reason !== 'closed') this.refuse(socket, err.reason, { detail: err.message });
+          else if (!this.refusedSockets.has(socket)) this.throttle.warn('closed', 'agi.refused', 'FastAGI connection closed before the environment was complete', { reason: 'closed', peer });
+        } else {
+          log.warn('FastAGI connection failed', { error: (err as Error).message });
+        }
         socket.destroy();
       });
+  }
+
+  /** Open sessions (for tests and metrics). */
+  get sessions(): number {
+    return this.sockets.size;
   }
 
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    this.throttle.flush();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }

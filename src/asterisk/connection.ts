@@ -10,7 +10,12 @@
  * - pings the socket and forces a reconnect when pongs stop (a half-open TCP connection after the PBX
  *   vanished would otherwise look alive forever);
  * - emits `connected` on every (re)connection, so that subscriptions (device states) and in-flight
- *   calls can be reconciled, and `disconnected` when the socket goes away.
+ *   calls can be reconciled, and `disconnected` when the socket goes away;
+ * - bounds every step of (re)connecting (loading the API description, the lease calls, starting the app)
+ *   by `stepTimeoutMs`: a server that accepts TCP and never answers, or answers HTTP and never upgrades
+ *   the WebSocket, is abandoned with an `ari.timeout` log line and retried; no error (EMFILE included)
+ *   ends the retry loop;
+ * - turns on TCP keep-alive on the WebSocket's socket.
  */
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
@@ -38,10 +43,71 @@ export interface ConnectionOptions {
   connect?: (url: string, user: string, pass: string) => Promise<AriClient>;
   /** One active instance per PBX and app (see lease.ts); omitted = no lease (tests with fakes). */
   lease?: { instanceId: string; ttlMs: number; isGone?: (owner: string) => boolean };
+  /** Longest wait for each step of a (re)connection: connect, each lease call, starting the app. */
+  stepTimeoutMs?: number;
 }
 
+/** A step of connecting that did not finish in time. */
+export class StepTimeout extends Error {
+  constructor(
+    readonly step: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`ARI ${step}: no answer within ${timeoutMs} ms`);
+    this.name = 'StepTimeout';
+  }
+}
+
+/** Resolves like `p`, or rejects with StepTimeout after `ms`; `late` receives a value that arrives after that. */
+export function within<T>(p: Promise<T>, ms: number, step: string, late?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      reject(new StepTimeout(step, ms));
+    }, ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        if (done) late?.(v);
+        else resolve(v);
+        done = true;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!done) reject(err instanceof Error ? err : new Error(errorText(err)));
+        done = true;
+      },
+    );
+  });
+}
+
+/**
+ * Ends a client for good. ari-client's stop() only marks the next close as intended; a client abandoned
+ * while its WebSocket was still connecting (or failing) would otherwise go on reconnecting in the
+ * background for ever — and could take the Stasis app over from the live client. `_wsClosed` is pinned
+ * to true, so its close and error handlers never reconnect, then the socket is torn down.
+ */
+export function retireClient(client: AriClient | undefined): void {
+  if (!client) return;
+  const c = client as unknown as { _wsClosed?: boolean; _ws?: { terminate?: () => void } };
+  try {
+    Object.defineProperty(c, '_wsClosed', { configurable: true, get: () => true, set: () => undefined });
+  } catch {
+    // not ari-client's Client (a test double)
+  }
+  try {
+    if (c._ws?.terminate) c._ws.terminate();
+    else client.stop();
+  } catch {
+    // already closed
+  }
+}
+
+const stopQuietly = retireClient;
+
 interface Internals {
-  _ws?: { terminate?: () => void; readyState?: number };
+  _ws?: { terminate?: () => void; readyState?: number; _socket?: { setKeepAlive?: (on: boolean, ms: number) => void } };
 }
 
 export class AriConnection extends EventEmitter {
@@ -132,13 +198,7 @@ export class AriConnection extends EventEmitter {
     this.current = undefined;
     this.setDown('stopped');
     this.rest.close();
-    if (client) {
-      try {
-        client.stop();
-      } catch {
-        // already closed
-      }
-    }
+    retireClient(client);
   }
 
   private setDown(reason: string): void {
@@ -168,7 +228,7 @@ export class AriConnection extends EventEmitter {
     const types = [...new Set(this.handlers.map((h) => h.event))].filter((t) => /^[A-Z][A-Za-z]+$/.test(t));
     if (types.length === 0) return;
     try {
-      await this.rest.filterEvents(this.opts.app, types);
+      await within(this.rest.filterEvents(this.opts.app, types), this.opts.stepTimeoutMs ?? 10_000, 'event filter');
       this.opts.log.debug('event filter set', { app: this.opts.app, allowed: types });
     } catch (err) {
       this.opts.log.debug('event filter not available; receiving all events', { error: errorText(err) });
@@ -188,9 +248,11 @@ export class AriConnection extends EventEmitter {
     if (this.stopped || this.connecting) return;
     this.connecting = true;
     const connect = this.opts.connect ?? ari.connect;
+    const limit = this.opts.stepTimeoutMs ?? 10_000;
     let client: AriClient | undefined;
     try {
-      client = await connect(this.opts.url, this.opts.username, this.opts.password);
+      // A synchronous throw (EMFILE while opening a socket) becomes a rejection like any other.
+      client = await within<AriClient>(Promise.resolve().then(() => connect(this.opts.url, this.opts.username, this.opts.password)), limit, 'connect', stopQuietly);
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const c = client as any;
       for (const h of this.handlers) c.on(h.event, h.wrapped);
@@ -205,14 +267,17 @@ export class AriConnection extends EventEmitter {
         if (client !== this.current) return;
         this.opts.log.warn('ari-client gave up reconnecting; starting a fresh client');
         this.current = undefined;
+        retireClient(client);
         this.setDown('websocket retries exhausted');
         this.scheduleRetry();
       });
       c.on('pong', () => {
         this.awaitingPong = false;
       });
-      if (this.lease && !(await this.lease.acquire(this.rest.globals))) {
-        const holder = await this.lease.read(this.rest.globals);
+      // The lease goes through the lean REST client (its own per-request timeout); bounded here too, so
+      // that a silent server is abandoned with the same ari.timeout line as any other step.
+      if (this.lease && !(await within(this.lease.acquire(this.rest.globals), limit, 'lease acquire'))) {
+        const holder = await within(this.lease.read(this.rest.globals), limit, 'lease read');
         if (!this.standingBy) {
           emit(this.opts.log, 'warn', 'ari.standby', 'another instance is active for this app on the PBX; standing by', {
             app: this.opts.app,
@@ -229,22 +294,37 @@ export class AriConnection extends EventEmitter {
       if (this.standingBy) emit(this.opts.log, 'info', 'ari.takeover', 'taking over the app: the active instance is gone', { app: this.opts.app });
       this.standingBy = false;
       this.current = client;
-      await client.start(this.opts.app);
+      await within(client.start(this.opts.app), limit, 'start app');
       if (this.stopped) {
-        client.stop();
+        retireClient(client);
         return;
       }
       // The socket may have dropped (and this client been given up) while start() was settling.
       if (client !== this.current) return;
       // ari-client's WebSocketConnected listener above may have reported the connection already.
       if (!this.isUp) this.setUp(client, 'connected');
+      // TCP keep-alive under the pings: a dead peer is noticed by the kernel too.
+      (client as unknown as Internals)._ws?._socket?.setKeepAlive?.(true, 15_000);
       this.startPing();
       this.startLeaseRenewal(client);
     } catch (err) {
       if (client && client === this.current) this.current = undefined;
+      if (err instanceof StepTimeout) {
+        // Abandon this attempt entirely: its client may still be waiting for an upgrade that never comes.
+        stopQuietly(client);
+        emit(this.opts.log, 'warn', 'ari.timeout', 'ARI did not answer in time; abandoning this attempt and retrying', {
+          step: err.step,
+          timeoutMs: err.timeoutMs,
+          url: this.opts.url,
+          attempt: this.attempt + 1,
+        });
+        this.scheduleRetry();
+        return;
+      }
       const text = errorText(err);
       const auth = /401|unauthori[sz]ed/i.test(text);
-      this.opts.log.warn(auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
+      emit(this.opts.log, 'warn', 'ari.connect_failed', auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
+        auth,
         url: this.opts.url,
         attempt: this.attempt + 1,
         error: text,
@@ -259,25 +339,28 @@ export class AriConnection extends EventEmitter {
     clearInterval(this.leaseTimer);
     const lease = this.lease;
     if (!lease) return;
+    const limit = this.opts.stepTimeoutMs ?? 10_000;
+    let renewing = false;
     this.leaseTimer = setInterval(() => {
-      if (client !== this.current || !this.isUp) return;
+      if (client !== this.current || !this.isUp || renewing) return;
+      renewing = true;
       void (async () => {
-        const other = await lease.heldByOther(this.rest.globals);
+        const other = await within(lease.heldByOther(this.rest.globals), limit, 'lease check');
         if (other) {
           // We were taken for dead (a long stall): the other instance owns the app now. Step back.
           this.opts.log.error('another instance took over the app; standing by', { activeInstance: other.owner });
           this.current = undefined;
           this.setDown('lease lost');
-          try {
-            client.stop();
-          } catch {
-            // closed
-          }
+          retireClient(client);
           this.scheduleRetry();
           return;
         }
-        await lease.write(this.rest.globals);
-      })().catch(() => undefined);
+        await within(lease.write(this.rest.globals), limit, 'lease renewal');
+      })()
+        .catch((err: unknown) => emit(this.opts.log, 'warn', 'ari.lease_renewal_failed', 'ARI lease renewal failed', { error: errorText(err) }))
+        .finally(() => {
+          renewing = false;
+        });
     }, Math.max(500, Math.floor(lease ? this.opts.lease!.ttlMs / 3 : 5000)));
     this.leaseTimer.unref();
   }

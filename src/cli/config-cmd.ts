@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { ConfigEntry, ConfigError, resolveConfig } from '../config/load';
 import { Field, markdownTable, schema, secretsFromEnv } from '../config/schema';
 import { maskSecrets, masker } from '../mask';
+import { securityWarnings } from '../config/security';
 import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
 
 /** Nested `{section: {key: value}}` in the file's own notation (durations as written), secrets masked. */
@@ -40,9 +41,10 @@ function check(argv: CheckArgs): void {
   }
   secrets.push(resolved.config.ari.password);
   const entries = resolved.entries.filter((e) => !argv.changed || e.source !== 'default');
+  const warnings = securityWarnings(resolved.config);
   if (argv.json) {
     const sources = Object.fromEntries(entries.map((e) => [e.key, e.source]));
-    out(scrub(JSON.stringify({ ok: true, file: argv.config ?? null, config: nested(entries), sources }, null, 2), secrets));
+    out(scrub(JSON.stringify({ ok: true, file: argv.config ?? null, config: nested(entries), sources, warnings }, null, 2), secrets));
     return;
   }
   const rows = [['KEY', 'VALUE', 'FROM']].concat(
@@ -52,6 +54,7 @@ function check(argv: CheckArgs): void {
     `Configuration OK${argv.config ? ` (${argv.config})` : ' (no file: defaults and environment)'}. Effective values, secrets masked:`,
     table(rows, 0),
     'Precedence: --set and --log-level > environment > file > default.',
+    ...warnings.map((w) => `warning: ${w}`),
   ];
   out(scrub(lines.join('\n'), secrets));
 }

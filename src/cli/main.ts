@@ -14,6 +14,7 @@ import { CliError, EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlo
 import { configCommands } from './config-cmd';
 import { dialplanCommand } from './dialplan';
 import { explainCommand } from './explain';
+import { maintenanceCommands } from './maintenance';
 
 /** Every environment variable the configuration reads, from the schema (so the help never goes stale). */
 const ENV_VARS = CONFIG_ENV_VARS.join(', ');
@@ -97,6 +98,7 @@ export function buildCli(args: string[]): Argv {
   y = configCommands(y);
   y = explainCommand(y);
   y = dialplanCommand(y);
+  y = maintenanceCommands(y);
   return y
     .example('$0 list --pending', 'What is waiting')
     .example('$0 show <id>', "A request's timeline")

@@ -33,6 +33,8 @@ import { parseDuration } from '../core/policy/duration';
 import type { PolicyConfig } from '../core/policy/types';
 import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
 import { validateZoneOverrides } from '../core/zones';
+import { isIP } from 'node:net';
+import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY, agentPatternProblem, prefixProblem } from '../core/dial-policy';
 
 export type FieldType = 'string' | 'secret' | 'url' | 'integer' | 'duration' | 'durationList' | 'boolean' | 'stringList' | 'json';
 
@@ -155,6 +157,18 @@ const t = {
       .array(z.string(expected('a non-empty list of strings')).min(1, expected('a non-empty list of strings')), expected('a non-empty list of strings'))
       .min(1, expected('a non-empty list of strings')),
 };
+
+const PEERS = 'a list of IP addresses such as ["127.0.0.1", "10.0.0.5"]';
+
+/** A list of prospect number prefixes (dial.prospectAllow / dial.prospectDeny). */
+function prefixList() {
+  return z.array(z.string(expected('a list of number prefixes such as ["+4930", "030"]')), expected('a list of number prefixes such as ["+4930", "030"]')).superRefine((list, ctx) => {
+    list.forEach((prefix, i) => {
+      const problem = prefixProblem(prefix);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [i] });
+    });
+  });
+}
 
 export interface InternalProspectRule {
   pattern: RegExp;
@@ -289,7 +303,7 @@ export const schema = {
   'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', at: 'pending.prompts.count', parse: t.media(), doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
   'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', at: 'pending.prompts.menu', parse: t.media(), doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
   'webhook.url': { type: 'url', default: '', env: 'CC_WEBHOOK_URL', parse: t.url({ allowEmpty: true }), doc: 'CRM webhook: POST a JSON event on requested, completed, failed, expired and cancelled. Empty: no webhook.' },
-  'webhook.secret': { type: 'secret', default: '', env: 'CC_WEBHOOK_SECRET', parse: t.string({ allowEmpty: true }), doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of the raw body>. Never logged.' },
+  'webhook.secret': { type: 'secret', default: '', env: 'CC_WEBHOOK_SECRET', parse: t.string({ allowEmpty: true }), doc: 'Key of the HMAC-SHA256 signature header X-Considerate-Signature: sha256=<hex of "<X-Considerate-Timestamp>.<raw body>">. Never logged.' },
   'webhook.timeout': { type: 'duration', default: '5s', at: 'webhook.timeoutMs', parse: t.duration(), doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
   'webhook.retries': { type: 'integer', default: 20, parse: t.integer(0, 1000), doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], at: 'webhook.backoffMs', parse: t.durationList(), doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
@@ -332,6 +346,64 @@ export const schema = {
   'lamp.enabled': { type: 'boolean', default: true, env: 'CC_LAMP_ENABLED', parse: t.boolean(), doc: 'Drive each agent\'s BLF lamp, the device state Stasis:cc-<agent> (idle / in use while callbacks are pending / ringing while one is due).' },
   'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener; it needs the same token (Bearer, or basic auth with the token as password) as /metrics when http.token is set.' },
   'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws) to Asterisk\'s /ws on the host and port of ari.url.' },
+  // --- dial policy (issue 11): who may be rung, which numbers may be dialled, how many requests at most
+  'dial.agentDevices': {
+    type: 'stringList',
+    default: [...DEFAULT_AGENT_DEVICES],
+    parse: t.stringList().superRefine((list, ctx) => {
+      list.forEach((pattern, i) => {
+        const problem = agentPatternProblem(pattern);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [i] });
+      });
+    }),
+    doc: 'Agent devices a callback may ring: TECH/pattern with * as wildcard, e.g. ["PJSIP/*", "PJSIP/10*"]. Local/ only into a named context: "Local/*@agents". Checked at the opt-in and before every call.',
+  },
+  'dial.prospectAllow': {
+    type: 'json',
+    default: [],
+    parse: prefixList(),
+    doc: 'Prospect number prefixes that may be dialled, e.g. ["+4930", "030", "2"]; empty: every number that is not denied. 00 and + are the same.',
+  },
+  'dial.prospectDeny': {
+    type: 'json',
+    default: [...DEFAULT_PROSPECT_DENY],
+    parse: prefixList(),
+    doc: 'Prospect number prefixes never dialled (checked first); the default lists premium-rate and satellite ranges (0900, 0137, 0190, +49900, 1900, +979, +870, +881-+883, +449 …).',
+  },
+  'offer.maxPendingTotal': {
+    type: 'integer',
+    default: 1000,
+    at: 'dial.maxPendingTotal',
+    parse: t.integer(1, 1000000),
+    doc: 'Pending callbacks over all agents; beyond it the offer says "full" (a flood of opt-ins cannot grow the queue without bound).',
+  },
+  // --- FastAGI door (issue 11)
+  'agi.secret': {
+    type: 'secret',
+    default: '',
+    env: 'CC_AGI_SECRET',
+    at: 'agiDoor.secret',
+    parse: t.string({ allowEmpty: true }),
+    doc: 'Shared secret the dialplan passes as AGI(agi://host:port/offer?secret=<secret>,…) (global CC_AGI_SECRET in considerate-callback.conf). Empty: none asked; then keep agi.bind on loopback.',
+  },
+  'agi.allowedPeers': {
+    type: 'json',
+    default: [],
+    at: 'agiDoor.allowedPeers',
+    parse: z.array(z.string(expected(PEERS)).refine((x) => isIP(x) !== 0, expected(PEERS)), expected(PEERS)),
+    doc: 'IP addresses allowed to connect to the FastAGI server, e.g. ["127.0.0.1", "10.0.0.5"]; empty: any peer that reaches agi.bind.',
+  },
+  'agi.maxSessions': { type: 'integer', default: 200, at: 'agiDoor.maxSessions', parse: t.integer(1, 10000), doc: 'Concurrent FastAGI sessions; connections beyond it are closed at once (and logged, aggregated).' },
+  'agi.envTimeout': { type: 'duration', default: '5s', at: 'agiDoor.envTimeoutMs', parse: t.duration(), doc: 'A FastAGI peer must send its environment block this soon after connecting.' },
+  'agi.idleTimeout': { type: 'duration', default: '2m', at: 'agiDoor.idleTimeoutMs', parse: t.duration(), doc: 'A FastAGI session without traffic and without a command waiting is closed after this long.' },
+  // --- storage retention (issue 11)
+  'store.retention': {
+    type: 'duration',
+    default: '14d',
+    at: 'retentionMs',
+    parse: t.duration(),
+    doc: 'Finished requests, their history and sent webhook events older than this are deleted (hourly, and by `considerate-callback prune`).',
+  },
 } as const satisfies Record<string, Field>;
 
 export type ConfigKey = keyof typeof schema;

@@ -35,6 +35,7 @@ import {
 import type { ZoneSource } from '../core/policy';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { OptInInput, OptInResult } from '../engine';
+import { DialPolicyError } from '../core/dial-policy';
 import { emit } from '../events';
 import type { Logger } from '../log';
 import type { CallPort, KeyOutcome, PlayOutcome } from '../telephony/port';
@@ -159,6 +160,11 @@ export class OfferDriver {
         });
         inputs.push(storedInput(r));
       } catch (err) {
+        // Refused by the dial policy (issue 11): the engine logged dial.refused; the agent hears the error prompt.
+        if (err instanceof DialPolicyError) {
+          inputs.push({ type: 'storeFailed' });
+          return;
+        }
         emit(log, 'error', 'offer.store_failed', 'could not store the callback request; the agent is told no callback was scheduled', {
           error: errorText(err),
         });

@@ -15,7 +15,8 @@
  *  - a request's change, its history rows and its outbox rows are written in one transaction;
  *  - `transition` is guarded by the version the writer read: a stale version writes nothing and answers
  *    `undefined` (reload and decide again);
- *  - at most one pending request per (agent, prospect); `createOrRefresh` is atomic with the agent's cap;
+ *  - at most one pending request per (agent, prospect); `createOrRefresh` is atomic with the agent's cap
+ *    and the total cap (offer.maxPendingTotal; PostgreSQL: pending requests of the store's PBX);
  *  - an outbox row is handed to one sender at a time (`outboxClaim`, `outboxClaimDue`);
  *  - a fenced writer (PostgreSQL with a lease) whose epoch is no longer the lease's current one is
  *    refused with a `FencedError` and nothing is written.
@@ -48,6 +49,13 @@ export interface ProspectQueueEntry {
   agent: string;
   state: string;
   createdAt: number;
+}
+
+/** What `prune` deleted (or, with dryRun, would delete). */
+export interface PruneResult {
+  requests: number;
+  events: number;
+  outbox: number;
 }
 
 export interface PendingDependencies {
@@ -107,13 +115,19 @@ export interface Store<R extends RequestRecord> {
   /** Readiness: a write could start now (nothing is written). */
   writable(): Promise<{ ok: true } | { ok: false; reason: string }>;
 
-  /** The opt-in write: create, refresh the pending one, or refuse at `maxPending` (one transaction). */
+  /**
+   * The opt-in write: create, refresh the pending one, or refuse at `maxPending` (this agent's pending
+   * requests) or `maxPendingTotal` (all agents'; unset: no total cap), in one transaction. It waits only
+   * briefly for another writer's lock (SQLite: BUSY_OPT_IN_MS; PostgreSQL: OPT_IN_LOCK_TIMEOUT_MS) and
+   * then fails with a StoreError, so the caller hears the error prompt instead of waiting.
+   */
   createOrRefresh(
     agent: string,
     prospect: string,
     maxPending: number,
     create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
     refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    maxPendingTotal?: number,
   ): Promise<CreateResult<R>>;
   /** Version-guarded write of a request with its events and outbox rows; the new version or undefined. */
   transition(request: R, expectedVersion: number, events: readonly StoredEvent[], outbox?: readonly OutboxInsert[]): Promise<number | undefined>;
@@ -128,6 +142,17 @@ export interface Store<R extends RequestRecord> {
   outboxSent(id: number, at: number): Promise<void>;
   outboxFailed(id: number, error: string, nextAt: number | null, at: number): Promise<void>;
   outbox(): Promise<OutboxRow[]>;
+  /** Webhook events that were given up on (retries exhausted, not sent), oldest first. */
+  outboxGivenUp(): Promise<OutboxRow[]>;
+  /** Re-queues given-up events (these ids, or all), due at `now` with a fresh retry budget; the ids re-queued. */
+  outboxRetry(ids: readonly number[] | 'all', now: number): Promise<number[]>;
+
+  /**
+   * Retention: deletes finished requests last changed before `before` with their history, and webhook
+   * events sent before it (given-up ones stay). With dryRun only counts. PostgreSQL: the store's PBX, or
+   * every PBX for a store opened with allPbx (the command line).
+   */
+  prune(before: number, opts?: { dryRun?: boolean }): Promise<PruneResult>;
 }
 
 /**
@@ -213,8 +238,9 @@ export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
     maxPending: number,
     create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
     refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    maxPendingTotal?: number,
   ): Promise<CreateResult<R>> {
-    return SqliteContractStore.run(() => this.sync.createOrRefresh(agent, prospect, maxPending, create, refresh));
+    return SqliteContractStore.run(() => this.sync.createOrRefresh(agent, prospect, maxPending, create, refresh, maxPendingTotal));
   }
   transition(request: R, expectedVersion: number, events: readonly StoredEvent[], outbox: readonly OutboxInsert[] = []): Promise<number | undefined> {
     return SqliteContractStore.run(() => this.sync.transition(request, expectedVersion, events, outbox));
@@ -245,5 +271,14 @@ export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
   }
   outbox(): Promise<OutboxRow[]> {
     return SqliteContractStore.run(() => this.sync.outbox());
+  }
+  outboxGivenUp(): Promise<OutboxRow[]> {
+    return SqliteContractStore.run(() => this.sync.outboxGivenUp());
+  }
+  outboxRetry(ids: readonly number[] | 'all', now: number): Promise<number[]> {
+    return SqliteContractStore.run(() => this.sync.outboxRetry(ids, now));
+  }
+  prune(before: number, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    return SqliteContractStore.run(() => this.sync.prune(before, opts));
   }
 }

@@ -12,12 +12,21 @@
  * Schema migrations (src/store/migrations/postgres.ts) run at `open`.
  */
 import pg from 'pg';
-import { FencedError, ListFilter, PendingDependencies, Store, StoreError } from './contract';
+import { FencedError, ListFilter, PendingDependencies, PruneResult, Store, StoreError } from './contract';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
 import { TERMINAL_STATES } from './sqlite';
 import type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, StoredEvent, Versioned } from './sqlite';
 
 const TERMINAL_SQL = `(${TERMINAL_STATES.map((s) => `'${s}'`).join(',')})`;
+
+/**
+ * The opt-in's transaction waits at most this long for a lock another writer holds (lock_timeout), and
+ * its statements at most OPT_IN_STATEMENT_TIMEOUT_MS (statement_timeout); then it fails with a StoreError
+ * and the caller hears the error prompt. node-postgres never blocks the event loop, so other calls go on
+ * meanwhile either way; the limit keeps this caller from waiting for minutes.
+ */
+export const OPT_IN_LOCK_TIMEOUT_MS = 1000;
+export const OPT_IN_STATEMENT_TIMEOUT_MS = 5000;
 
 /** BIGINT and COUNT(*) as JS numbers (our values are milliseconds and counts, far below 2^53). */
 const TYPES = {
@@ -424,8 +433,15 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
     maxPending: number,
     create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
     refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    maxPendingTotal?: number,
   ): Promise<CreateResult<R>> {
     return this.tx(async (c) => {
+      await c.query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)", [
+        String(OPT_IN_LOCK_TIMEOUT_MS),
+        String(OPT_IN_STATEMENT_TIMEOUT_MS),
+      ]);
+      // With a total cap, one opt-in per PBX at a time (taken before the agent's lock: one order, no deadlock).
+      if (maxPendingTotal !== undefined) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`cc-optin-total:${this.pbx}`]);
       // One opt-in per (PBX, agent) at a time across instances: the cap and the one-pending rule hold.
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`cc-optin:${this.pbx}:${agent}`]);
       const found = await c.query<Row>(
@@ -444,6 +460,10 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
         await c.query<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE pbx = $1 AND agent = $2 AND state NOT IN ${TERMINAL_SQL}`, [this.pbx, agent])
       ).rows[0].n;
       if (pending >= maxPending) return { result: 'full', pending };
+      if (maxPendingTotal !== undefined) {
+        const total = (await c.query<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE pbx = $1 AND state NOT IN ${TERMINAL_SQL}`, [this.pbx])).rows[0].n;
+        if (total >= maxPendingTotal) return { result: 'full', pending: total };
+      }
       const made = create();
       const r = made.request;
       await c.query(
@@ -543,6 +563,45 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
 
   async outbox(): Promise<OutboxRow[]> {
     return (await this.read<Record<string, unknown>>('SELECT * FROM outbox ORDER BY id', [])).map((r) => PgStore.outboxRow(r));
+  }
+
+  async outboxGivenUp(): Promise<OutboxRow[]> {
+    return (await this.read<Record<string, unknown>>('SELECT * FROM outbox WHERE failed_at IS NOT NULL AND sent_at IS NULL ORDER BY id', [])).map((r) =>
+      PgStore.outboxRow(r),
+    );
+  }
+
+  async outboxRetry(ids: readonly number[] | 'all', now: number): Promise<number[]> {
+    const all = ids === 'all';
+    const rows = await this.read<{ id: number }>(
+      `UPDATE outbox SET failed_at = NULL, attempts = 0, next_at = $1
+       WHERE failed_at IS NOT NULL AND sent_at IS NULL AND ($2 OR id = ANY($3::BIGINT[])) RETURNING id`,
+      [now, all, all ? [] : [...ids]],
+    );
+    return rows.map((r) => r.id).sort((a, b) => a - b);
+  }
+
+  // ------------------------------------------------------------------ retention
+
+  async prune(before: number, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    const params: unknown[] = [before];
+    const finished = `SELECT id FROM requests WHERE state IN ${TERMINAL_SQL} AND updated_at < $1${this.scope(params)}`;
+    if (opts.dryRun) {
+      const [r] = await this.read<PruneResult>(
+        `SELECT (SELECT COUNT(*) FROM (${finished}) f) AS requests,
+                (SELECT COUNT(*) FROM events WHERE request_id IN (${finished})) AS events,
+                (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1) AS outbox`,
+        params,
+      );
+      return r;
+    }
+    // Deleting finished rows is not fenced (the trigger guards inserts and updates): any instance may prune.
+    return this.tx(async (c) => {
+      const events = (await c.query(`DELETE FROM events WHERE request_id IN (${finished})`, params)).rowCount ?? 0;
+      const requests = (await c.query(`DELETE FROM requests WHERE id IN (${finished})`, params)).rowCount ?? 0;
+      const outbox = (await c.query('DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1', [before])).rowCount ?? 0;
+      return { requests, events, outbox };
+    });
   }
 }
 

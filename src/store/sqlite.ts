@@ -61,6 +61,11 @@ export class StoreError extends Error {
   }
 }
 
+/** Longest a write waits for another process's lock (the event loop waits with it). */
+export const BUSY_TIMEOUT_MS = 1000;
+/** The opt-in fails fast instead: the agent hears the error prompt at once, other calls go on. */
+export const BUSY_OPT_IN_MS = 100;
+
 /** States in which a request is finished and no longer counts as pending. */
 export const TERMINAL_STATES = ['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'] as const;
 const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(',');
@@ -155,8 +160,18 @@ export class SqliteStore<R extends RequestRecord> {
     if (file !== ':memory:' && !opts.readonly) {
       const dir = path.dirname(path.resolve(file));
       try {
-        fs.mkdirSync(dir, { recursive: true });
+        // The store holds names and numbers: its directory (when we create it) and files are the
+        // service user's only. SQLite gives -wal and -shm the main file's mode.
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
         fs.accessSync(dir, fs.constants.W_OK);
+        fs.closeSync(fs.openSync(file, 'a', 0o600));
+        for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+          try {
+            if ((fs.statSync(f).mode & 0o077) !== 0) fs.chmodSync(f, 0o600);
+          } catch {
+            // absent, or not ours to change
+          }
+        }
       } catch (err) {
         throw new StoreError(`callback store directory ${dir} is not writable: ${(err as Error).message}`, err);
       }
@@ -167,7 +182,9 @@ export class SqliteStore<R extends RequestRecord> {
     let db: Database.Database | undefined;
     try {
       db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
-      db.pragma('busy_timeout = 5000');
+      // Another process holding the write lock (a CLI command, a backup) must not freeze the event loop:
+      // writes wait at most this long (better-sqlite3 is synchronous), the opt-in even less (BUSY_OPT_IN_MS).
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       if (!opts.readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = FULL');
@@ -406,6 +423,8 @@ export class SqliteStore<R extends RequestRecord> {
     maxPending: number,
     create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
     refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    /** Pending requests over all agents (offer.maxPendingTotal); a new one beyond it is 'full'. */
+    maxPendingTotal?: number,
   ): CreateResult<R> {
     const tx = this.db.transaction((): CreateResult<R> => {
       const existing = this.findPending(agent, prospect);
@@ -418,6 +437,10 @@ export class SqliteStore<R extends RequestRecord> {
       }
       const pending = this.countPending(agent);
       if (pending >= maxPending) return { result: 'full', pending };
+      if (maxPendingTotal !== undefined) {
+        const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM requests WHERE state NOT IN (${TERMINAL_SQL})`).get() as { n: number }).n;
+        if (total >= maxPendingTotal) return { result: 'full', pending: total };
+      }
       const made = create();
       this.db
         .prepare(
@@ -438,7 +461,40 @@ export class SqliteStore<R extends RequestRecord> {
       this.insertOutbox(made.outbox ?? []);
       return { result: 'created', request: made.request };
     });
-    return tx.immediate();
+    // Fails fast (SQLITE_BUSY → StoreError) while another process holds the write lock.
+    this.db.pragma(`busy_timeout = ${BUSY_OPT_IN_MS}`);
+    try {
+      return tx.immediate();
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+        throw new StoreError(`callback store ${this.file} is locked by another process (${code}); the opt-in was not stored`, err);
+      }
+      throw err;
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  }
+
+  /**
+   * Deletes finished requests (and their history) last changed before `before`, and webhook events sent
+   * before it. Given-up webhook events stay (see `webhook list`). Returns what was deleted.
+   */
+  prune(before: number, opts: { dryRun?: boolean } = {}): { requests: number; events: number; outbox: number } {
+    const finished = `SELECT id FROM requests WHERE state IN (${TERMINAL_SQL}) AND updated_at < ?`;
+    const count = (sql: string) => (this.db.prepare(sql).get(before) as { n: number }).n;
+    const plan = {
+      requests: count(`SELECT COUNT(*) AS n FROM requests WHERE state IN (${TERMINAL_SQL}) AND updated_at < ?`),
+      events: count(`SELECT COUNT(*) AS n FROM events WHERE request_id IN (${finished})`),
+      outbox: count('SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?'),
+    };
+    if (opts.dryRun) return plan;
+    return this.db.transaction(() => {
+      const events = this.db.prepare(`DELETE FROM events WHERE request_id IN (${finished})`).run(before).changes;
+      const requests = this.db.prepare(`DELETE FROM requests WHERE state IN (${TERMINAL_SQL}) AND updated_at < ?`).run(before).changes;
+      const outbox = this.db.prepare('DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?').run(before).changes;
+      return { requests, events, outbox };
+    })();
   }
 
   private writeRequest(request: R, expectedVersion: number): boolean {
@@ -550,5 +606,23 @@ export class SqliteStore<R extends RequestRecord> {
   /** Every outbox row, oldest first (for tests and diagnostics). */
   outbox(): OutboxRow[] {
     return (this.db.prepare('SELECT * FROM outbox ORDER BY id').all() as Record<string, unknown>[]).map((r) => SqliteStore.outboxRow(r));
+  }
+
+  /** Webhook events that were given up on (retries exhausted), oldest first. */
+  outboxGivenUp(): OutboxRow[] {
+    return (this.db.prepare('SELECT * FROM outbox WHERE failed_at IS NOT NULL AND sent_at IS NULL ORDER BY id').all() as Record<string, unknown>[]).map((r) =>
+      SqliteStore.outboxRow(r),
+    );
+  }
+
+  /**
+   * Puts given-up webhook events back in the queue, due at `now` with a fresh retry budget: the ones with
+   * these ids, or all of them. Returns the ids re-queued.
+   */
+  outboxRetry(ids: readonly number[] | 'all', now: number): number[] {
+    const rows = this.outboxGivenUp().filter((r) => ids === 'all' || ids.includes(r.id));
+    const update = this.db.prepare('UPDATE outbox SET failed_at = NULL, attempts = 0, next_at = ? WHERE id = ? AND failed_at IS NOT NULL AND sent_at IS NULL');
+    this.db.transaction(() => rows.forEach((r) => update.run(now, r.id)))();
+    return rows.map((r) => r.id);
   }
 }

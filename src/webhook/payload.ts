@@ -9,7 +9,11 @@
  *   Content-Type: application/json
  *   X-Considerate-Event: cancelled
  *   X-Considerate-Delivery: cc-3f9a0c12de-cancelled       (= body.id; also Idempotency-Key)
- *   X-Considerate-Signature: sha256=<hex HMAC-SHA256 of the raw body with webhook.secret>
+ *   X-Considerate-Timestamp: 1773139500                   (unix seconds of this attempt)
+ *   X-Considerate-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" with webhook.secret>
+ *
+ * The timestamp is signed with the body, so a captured request cannot be replayed later: a receiver
+ * rejects a timestamp outside its window (five minutes, see {@link verify}) and remembers delivery ids.
  *
  *   {"id":"cc-3f9a0c12de-cancelled","event":"cancelled","occurredAt":"2026-03-10T10:45:00.000Z",
  *    "reason":"cancelled by agent","request":{"id":"3f9a0c12de","agent":"PJSIP/1001",…}}
@@ -21,6 +25,9 @@ import type { OutboxInsert } from '../store/sqlite';
 export const SIGNATURE_HEADER = 'X-Considerate-Signature';
 export const EVENT_HEADER = 'X-Considerate-Event';
 export const DELIVERY_HEADER = 'X-Considerate-Delivery';
+export const TIMESTAMP_HEADER = 'X-Considerate-Timestamp';
+/** How far a receiver accepts a timestamp from its own clock, by default. */
+export const REPLAY_WINDOW_S = 300;
 
 type Notify = Extract<Action, { type: 'notify' }>;
 
@@ -107,15 +114,27 @@ export function outboxRowsFor(decision: Pick<Decision, 'request' | 'actions'>, a
     });
 }
 
-/** `sha256=<hex>`: HMAC-SHA256 of the raw body with the secret. */
-export function sign(body: string | Buffer, secret: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+/** `sha256=<hex>`: HMAC-SHA256 of `<timestamp>.<raw body>` with the secret (timestamp in unix seconds). */
+export function sign(body: string | Buffer, secret: string, timestamp: number): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex')}`;
 }
 
-/** For receivers (and tests): constant-time check of a signature header against the raw body. */
-export function verify(body: string | Buffer, secret: string, header: string | undefined): boolean {
-  if (!header) return false;
-  const want = Buffer.from(sign(body, secret));
+/**
+ * For receivers (and tests): the signature header matches `<timestamp>.<raw body>` (constant-time), and
+ * the timestamp is within `windowS` of `now` (unix seconds) — an old or future request is a replay.
+ */
+export function verify(
+  body: string | Buffer,
+  secret: string,
+  header: string | undefined,
+  timestampHeader: string | undefined,
+  opts: { now?: number; windowS?: number } = {},
+): boolean {
+  if (!header || !timestampHeader || !/^\d{1,12}$/.test(timestampHeader)) return false;
+  const ts = Number(timestampHeader);
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  if (Math.abs(now - ts) > (opts.windowS ?? REPLAY_WINDOW_S)) return false;
+  const want = Buffer.from(sign(body, secret, ts));
   const got = Buffer.from(header);
   return want.length === got.length && timingSafeEqual(want, got);
 }

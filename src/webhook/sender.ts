@@ -6,6 +6,9 @@
  * - Retries with back-off (`backoffMs`, the last value repeats) up to `retries` times, then gives the event up
  *   with an error in the log. Only a 2xx answer counts as delivered.
  * - Survives restarts: unsent rows stay in the store and are sent after the next start.
+ * - Redirects are not followed (a 3xx is a failed delivery: the event must not land on another host), and
+ *   at most MAX_RESPONSE_BYTES of an answer are read.
+ * - Signed per attempt over `<timestamp>.<body>` (payload.ts), the timestamp in X-Considerate-Timestamp.
  * - Delivered once: a row is marked sent as soon as the CRM accepted it. A crash between the CRM's answer and
  *   that mark would resend it; the idempotency key (body.id, X-Considerate-Delivery) lets the CRM drop it.
  */
@@ -13,7 +16,12 @@ import { emit } from '../events';
 import type { Logger } from '../log';
 import { SqliteContractStore, type Store } from '../store/contract';
 import { SqliteStore, type OutboxRow, type RequestRecord } from '../store/sqlite';
-import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign } from './payload';
+import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from './payload';
+
+/** At most this much of a CRM's answer is read (the content does not matter, only the status). */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
+/** While the outbox is empty, look this often for rows re-queued by `webhook retry` from the CLI. */
+const IDLE_POLL_MS = 30_000;
 
 export interface WebhookOptions {
   url: string;
@@ -91,6 +99,7 @@ export class WebhookSender {
   }
 
   private async arm(): Promise<void> {
+    if (this.stopped) return;
     let next: number | null;
     try {
       next = await this.store.outboxNextAt();
@@ -98,9 +107,10 @@ export class WebhookSender {
       this.opts.log.error('webhook outbox unreadable; retrying in 5 s', { error: (err as Error).message });
       next = this.clock() + 5000;
     }
-    if (next === null || this.stopped) return;
+    if (this.stopped) return;
     clearTimeout(this.timer);
-    const delay = Math.max(0, Math.min(next - this.clock(), this.opts.maxTimerMs ?? 60_000));
+    // Empty outbox: look again now and then for rows re-queued by `webhook retry` from the CLI.
+    const delay = next === null ? IDLE_POLL_MS : Math.max(0, Math.min(next - this.clock(), this.opts.maxTimerMs ?? 60_000));
     this.timer = setTimeout(() => this.kick(), delay);
     this.timer.unref?.();
   }
@@ -137,11 +147,16 @@ export class WebhookSender {
         [DELIVERY_HEADER]: row.key,
         'idempotency-key': row.key,
       };
-      if (this.opts.secret) headers[SIGNATURE_HEADER] = sign(row.body, this.opts.secret);
-      const res = await fetch(this.opts.url, { method: 'POST', headers, body: row.body, signal: controller.signal });
-      // Drain the body so the connection can be reused; its content does not matter.
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
+      if (this.opts.secret) {
+        const timestamp = Math.floor(this.clock() / 1000);
+        headers[TIMESTAMP_HEADER] = String(timestamp);
+        headers[SIGNATURE_HEADER] = sign(row.body, this.opts.secret, timestamp);
+      }
+      const res = await fetch(this.opts.url, { method: 'POST', headers, body: row.body, signal: controller.signal, redirect: 'manual' });
+      await readCapped(res, MAX_RESPONSE_BYTES);
+      if (res.status >= 300 && res.status < 400) {
+        error = `HTTP ${res.status} redirect${res.headers.get('location') ? ` to ${safeHost(res.headers.get('location') ?? '')}` : ''} (not followed)`;
+      } else if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       error = controller.signal.aborted
@@ -184,5 +199,34 @@ export class WebhookSender {
     const nextAt = at + backoffDelay(this.opts.backoffMs, attempt);
     await this.store.outboxFailed(row.id, error, nextAt, at);
     emit(rlog, 'warn', 'webhook.retry', 'webhook not delivered; will retry', { error, retryAt: new Date(nextAt).toISOString() });
+  }
+}
+
+/** Reads at most `max` bytes of the body, then drops the rest (a huge answer never fills the memory). */
+async function readCapped(res: Response, max: number): Promise<number> {
+  const reader = res.body?.getReader();
+  if (!reader) return 0;
+  let n = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return n;
+      n += value.byteLength;
+      if (n >= max) {
+        await reader.cancel().catch(() => undefined);
+        return n;
+      }
+    }
+  } catch {
+    return n;
+  }
+}
+
+/** The host of a redirect target, for the log (no path or query: they may carry tokens). */
+function safeHost(location: string): string {
+  try {
+    return new URL(location).host;
+  } catch {
+    return '(relative)';
   }
 }

@@ -5,20 +5,25 @@
  */
 import { ServiceProcess, TestAri, describePbx, expectOnlyWaitingRequest } from './harness';
 
+const AGI_SECRET = 'it-agi-secret-4711';
+
 describePbx('offer over FastAGI (real Asterisk)', () => {
   let svc: ServiceProcess;
   let phone: TestAri;
 
   beforeAll(async () => {
     // Port 0: a free port, announced in the log; the dialplan reads it from the global CC_AGI_URL.
-    svc = await new ServiceProcess({ offer: { keyTimeout: '2s' }, agi: { enabled: true, port: 0 } }).start();
+    // The door: the dialplan passes the shared secret from the global CC_AGI_SECRET.
+    svc = await new ServiceProcess({ offer: { keyTimeout: '2s' }, agi: { enabled: true, port: 0, secret: AGI_SECRET } }).start();
     const listening = await svc.waitLog((l) => l.event === 'agi.listening');
     phone = await TestAri.connect();
     await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_URL', value: `agi://127.0.0.1:${String(listening.port)}` });
+    await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: AGI_SECRET });
   });
 
   afterAll(async () => {
     await phone?.client.asterisk.setGlobalVar({ variable: 'CC_AGI_URL', value: '' }).catch(() => undefined);
+    await phone?.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: '' }).catch(() => undefined);
     await phone?.close();
     await svc?.stop();
   });
@@ -78,5 +83,23 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     expect(ended.outcome).toBe('hangup');
     expect(svc.list()).toHaveLength(before);
     expect(svc.running).toBe(true);
+  });
+
+  it('a dialplan with the wrong secret is refused (logged, nothing stored), the call goes on to the busy tone', async () => {
+    const before = svc.list().length;
+    const mark = svc.logs.length;
+    await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: 'wrong-secret' });
+    try {
+      // Refused before anything answers the call: the dialplan goes on to Busy().
+      const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+      const refused = await svc.waitLog((l) => l.event === 'agi.refused', 15000, mark);
+      expect(refused.reason).toBe('bad-secret');
+      await phone.gone(agentLeg);
+      expect(svc.find((l) => l.event === 'offer.started', mark)).toEqual([]);
+      expect(svc.list()).toHaveLength(before);
+      expect(JSON.stringify(svc.logs.slice(mark))).not.toContain('wrong-secret');
+    } finally {
+      await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: AGI_SECRET });
+    }
   });
 });

@@ -22,7 +22,7 @@ function crmServer(port = 0): Promise<{ hits: Hit[]; port: number; close: () => 
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const valid = verify(body, SECRET, req.headers['x-considerate-signature'] as string | undefined);
+      const valid = verify(body, SECRET, req.headers['x-considerate-signature'] as string | undefined, req.headers['x-considerate-timestamp'] as string | undefined);
       hits.push({ body, valid, delivery: String(req.headers['x-considerate-delivery']) });
       res.statusCode = valid ? 204 : 401;
       res.end();

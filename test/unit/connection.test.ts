@@ -73,7 +73,7 @@ describe('AriConnection', () => {
     conn.start();
     await conn.waitConnected(5000);
     expect(calls).toBe(25);
-    expect(lines.filter((l) => l.message === 'cannot reach ARI; retrying')).toHaveLength(24);
+    expect(lines.filter((l) => l.event === 'ari.connect_failed' && l.auth === false)).toHaveLength(24);
     await conn.stop();
   });
 
@@ -135,6 +135,6 @@ describe('AriConnection', () => {
     conn.start();
     await tick(50);
     await conn.stop();
-    expect(lines.some((l) => l.message === 'ARI refused the credentials; check ari.username / ari.password')).toBe(true);
+    expect(lines.some((l) => l.event === 'ari.connect_failed' && l.auth === true)).toBe(true);
   });
 });

@@ -117,6 +117,83 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract: $name', (ba
     expect(await store.findPending('PJSIP/1001', '2009')).toBeUndefined();
   });
 
+  it('refuses beyond maxPendingTotal over all agents; a refresh still works; concurrent opt-ins of many agents respect it', async () => {
+    expect((await store.createOrRefresh('A', '1', 10, create(rec('a', 'A', '1')), refresh(0), 2)).result).toBe('created');
+    expect((await store.createOrRefresh('B', '2', 10, create(rec('b', 'B', '2')), refresh(0), 2)).result).toBe('created');
+    expect(await store.createOrRefresh('C', '3', 10, create(rec('c', 'C', '3')), refresh(0), 2)).toEqual({ result: 'full', pending: 2 });
+    expect((await store.createOrRefresh('A', '1', 10, create(rec('a2', 'A', '1')), refresh(3000), 2)).result).toBe('refreshed');
+    // Without the total cap (unset) only the agent's cap counts.
+    expect((await store.createOrRefresh('C', '3', 10, create(rec('c', 'C', '3')), refresh(0))).result).toBe('created');
+    const done = (await store.get('a'))!;
+    await store.transition({ ...done.request, state: 'COMPLETED', wakeAt: null }, done.version, []);
+    expect((await store.createOrRefresh('D', '4', 10, create(rec('d', 'D', '4')), refresh(0), 3)).result).toBe('created');
+    expect((await store.createOrRefresh('E', '5', 10, create(rec('e', 'E', '5')), refresh(0), 3)).result).toBe('full');
+
+    // Many agents at once from several clients: never more than the total cap.
+    const clients = [store, await backend.second(), await backend.second()];
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => clients[i % 3].createOrRefresh(`G${i}`, `9${i}`, 10, create(rec(`g${i}`, `G${i}`, `9${i}`)), refresh(0), 6)),
+    );
+    expect(results.filter((r) => r.result === 'created')).toHaveLength(3);
+    expect((await store.list()).filter((r) => !['COMPLETED'].includes(r.state))).toHaveLength(6);
+  });
+
+  it('prune: finished requests older than the cut with their history, and sent outbox rows; pending and given-up stay', async () => {
+    const DAY = 86_400_000;
+    const old = 10 * DAY;
+    const cut = 20 * DAY;
+    const late = 30 * DAY;
+    for (const [id, at] of [
+      ['old-done', old],
+      ['old-pending', old],
+      ['new-done', late],
+    ] as const) {
+      await store.createOrRefresh(`ag-${id}`, id, 10, create(rec(id, `ag-${id}`, id, at)), refresh(0));
+    }
+    for (const [id, at] of [
+      ['old-done', old],
+      ['new-done', late],
+    ] as const) {
+      const v = (await store.get(id))!;
+      await store.transition({ ...v.request, state: 'CANCELLED', wakeAt: null, updatedAt: at }, v.version, [{ requestId: id, at, type: 'cancelled', to: 'CANCELLED' }]);
+    }
+    const rows = await store.outbox();
+    const byReq = (id: string) => rows.find((r) => r.requestId === id)!.id;
+    await store.outboxSent(byReq('old-done'), old);
+    await store.outboxFailed(byReq('old-pending'), 'HTTP 500', null, old);
+    await store.outboxSent(byReq('new-done'), late);
+
+    expect(await store.prune(cut, { dryRun: true })).toEqual({ requests: 1, events: 2, outbox: 1 });
+    expect(await store.list()).toHaveLength(3);
+    expect(await store.prune(cut)).toEqual({ requests: 1, events: 2, outbox: 1 });
+    expect(await store.get('old-done')).toBeUndefined();
+    expect(await store.events('old-done')).toEqual([]);
+    expect((await store.list()).map((r) => r.id).sort()).toEqual(['new-done', 'old-pending']);
+    expect((await store.events('new-done')).map((e) => e.type)).toEqual(['requested', 'cancelled']);
+    expect((await store.outbox()).map((r) => r.requestId).sort()).toEqual(['new-done', 'old-pending']);
+    expect(await store.prune(cut)).toEqual({ requests: 0, events: 0, outbox: 0 });
+  });
+
+  it('outbox: given-up rows are listed and re-queued (by id or all) with a fresh retry budget', async () => {
+    await store.enqueueOutbox(['k1', 'k2', 'k3', 'k4'].map((key, i) => ({ key, requestId: 'r', event: 'e', createdAt: 100 + i, body: key })));
+    const [r1, r2, r3, r4] = await store.outbox();
+    await store.outboxFailed(r1.id, 'HTTP 500', null, 200);
+    await store.outboxFailed(r2.id, 'HTTP 302 redirect', null, 210);
+    await store.outboxSent(r3.id, 220);
+    expect((await store.outboxGivenUp()).map((r) => [r.key, r.lastError])).toEqual([
+      ['k1', 'HTTP 500'],
+      ['k2', 'HTTP 302 redirect'],
+    ]);
+    const other = await backend.second();
+    expect(await other.outboxRetry([r2.id, r3.id, r4.id, 999], 5000)).toEqual([r2.id]);
+    expect((await store.outboxGivenUp()).map((r) => r.key)).toEqual(['k1']);
+    expect((await store.outbox()).find((r) => r.id === r2.id)).toMatchObject({ failedAt: null, attempts: 0, nextAt: 5000, sentAt: null });
+    expect((await store.outboxDue(5000)).map((r) => r.key)).toEqual(['k4', 'k2']);
+    expect(await store.outboxRetry('all', 6000)).toEqual([r1.id]);
+    expect(await store.outboxGivenUp()).toEqual([]);
+    expect(await store.outboxRetry('all', 7000)).toEqual([]);
+  });
+
   it('a transition with a stale version is refused and writes nothing (also from a second client)', async () => {
     await store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('a')), refresh(0));
     const other = await backend.second();

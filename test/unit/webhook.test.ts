@@ -60,7 +60,7 @@ async function crm(status: () => number = () => 200) {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const valid = verify(body, SECRET, req.headers[SIGNATURE_HEADER.toLowerCase()] as string | undefined);
+      const valid = verify(body, SECRET, req.headers[SIGNATURE_HEADER.toLowerCase()] as string | undefined, req.headers['x-considerate-timestamp'] as string | undefined);
       received.push({ headers: req.headers, body, valid });
       res.statusCode = valid ? status() : 401;
       res.end();
@@ -87,14 +87,22 @@ function waitFor<T>(probe: () => T | undefined | false, ms = 5000): Promise<T> {
 const senderOpts = (url: string, log = logCapture().log) => ({ url, secret: SECRET, timeoutMs: 1000, retries: 5, backoffMs: [50, 100], log });
 
 describe('webhook payload and signature', () => {
-  it('signs the raw body with HMAC-SHA256 and verifies in constant time', async () => {
+  it('signs "<timestamp>.<raw body>" with HMAC-SHA256 and verifies in constant time, within the replay window', () => {
     const body = '{"a":1}';
-    // echo -n '{"a":1}' | openssl dgst -sha256 -hmac crm-shared-secret-42
-    expect(sign(body, SECRET)).toMatch(/^sha256=[0-9a-f]{64}$/);
-    expect(verify(body, SECRET, sign(body, SECRET))).toBe(true);
-    expect(verify(`${body} `, SECRET, sign(body, SECRET))).toBe(false);
-    expect(verify(body, 'other', sign(body, SECRET))).toBe(false);
-    expect(verify(body, SECRET, undefined)).toBe(false);
+    const ts = 1773139500;
+    const at = { now: ts + 10 };
+    // echo -n '1773139500.{"a":1}' | openssl dgst -sha256 -hmac crm-shared-secret-42
+    expect(sign(body, SECRET, ts)).toMatch(/^sha256=[0-9a-f]{64}$/);
+    expect(verify(body, SECRET, sign(body, SECRET, ts), String(ts), at)).toBe(true);
+    expect(verify(`${body} `, SECRET, sign(body, SECRET, ts), String(ts), at)).toBe(false);
+    expect(verify(body, 'other', sign(body, SECRET, ts), String(ts), at)).toBe(false);
+    expect(verify(body, SECRET, undefined, String(ts), at)).toBe(false);
+    // The timestamp is signed: changing it breaks the signature; an old one is a replay.
+    expect(verify(body, SECRET, sign(body, SECRET, ts), String(ts + 1), at)).toBe(false);
+    expect(verify(body, SECRET, sign(body, SECRET, ts), String(ts), { now: ts + 301 })).toBe(false);
+    expect(verify(body, SECRET, sign(body, SECRET, ts), String(ts), { now: ts - 301 })).toBe(false);
+    expect(verify(body, SECRET, sign(body, SECRET, ts), undefined, at)).toBe(false);
+    expect(verify(body, SECRET, sign(body, SECRET, ts), '12e3', at)).toBe(false);
   });
 
   it('one outbox row per notify action, with a stable idempotency key', async () => {
@@ -202,7 +210,7 @@ describe('webhook sender', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        received.push({ headers: req.headers, body, valid: verify(body, SECRET, req.headers['x-considerate-signature'] as string) });
+        received.push({ headers: req.headers, body, valid: verify(body, SECRET, req.headers['x-considerate-signature'] as string, req.headers['x-considerate-timestamp'] as string) });
         res.statusCode = fails-- > 0 ? 500 : 204;
         res.end();
       });

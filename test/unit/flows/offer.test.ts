@@ -1,3 +1,4 @@
+import { DialPolicyError } from '../../../src/core/dial-policy';
 import type { OptInResult } from '../../../src/engine';
 import { OfferDriver, type OfferOptions, type OfferPreparation, type OfferRequestInput } from '../../../src/flows/offer';
 import { FakeCallPort, capturedLog, settle } from '../fake-port';
@@ -115,6 +116,18 @@ describe('the offer driver over a fake port', () => {
     expect(await b).toBe('store-failed');
     expect(failing.port.calls).toContain('play sound:cc-error');
     expect(failing.lines.find((l) => l.event === 'offer.store_failed')).toMatchObject({ level: 'error', error: 'disk I/O error' });
+  });
+
+  it('an opt-in refused by the dial policy plays the error prompt, stores nothing and is not logged as a store failure', async () => {
+    const refused = setup(new DialPolicyError('prospect number "0900123" matches denied prefix 0900 (dial.prospectDeny)'));
+    const run = refused.driver.run(refused.port, ['offer', '0900123', 'PJSIP/1001'], 'agi');
+    await settle();
+    refused.port.press('#');
+    expect(await run).toBe('store-failed');
+    expect(refused.stored).toEqual([]);
+    expect(refused.port.calls).toContain('play sound:cc-error');
+    expect(refused.events()).not.toContain('offer.store_failed');
+    expect(refused.events()).not.toContain('offer.opted_in');
   });
 
   it.each([
