@@ -269,7 +269,7 @@ async function story(ctx: Ctx): Promise<void> {
       throw new StoryError(`the agent's call ended without the offer: ${ladder(r.messages).join(', ')}`);
     }),
   ]);
-  say('1001 hears', '(busy) "The line is busy. Press hash to be connected when the line is free."');
+  say('1001 hears', '(busy) "The line is busy. Press hash for a callback."');
   note(`the service: 2001 is busy (cause ${String(offered.hangupCause ?? '17')}), offering agent ${String(offered.agent)} a callback`);
   await svc.wait('the # key', (l) => l.event === 'offer.key' && l.digit === '#', 20000, mark);
   say('1001', 'presses #');
@@ -281,7 +281,7 @@ async function story(ctx: Ctx): Promise<void> {
   if (stored.state !== 'WAITING' || stored.waitingFor !== 'prospect-busy') {
     throw new StoryError(`the stored request is ${String(stored.state)} waiting for ${String(stored.waitingFor)}, not WAITING for the busy line`);
   }
-  say('1001 hears', '"OK. We will call you back when the line is free." The call ends.');
+  say('1001 hears', '"OK. We\'ll call you back when the line is free." The call ends.');
   const agentResult = await agentCall.done();
   if (agentResult.code !== 0 || agentResult.killed) throw new StoryError(`the agent's call did not end as expected:\n${describeSipp(agentResult)}`);
 
@@ -328,7 +328,7 @@ async function story(ctx: Ctx): Promise<void> {
   if (view.from.user !== serviceNumber) throw new StoryError(`the agent's phone showed number ${view.from.user}, not the service number ${serviceNumber}`);
   await svc.wait('the agent answering', (l) => l.requestId === id && l.event === 'recall.agent_answered', 15000, mark);
   say('1001', 'answers');
-  say('1001 hears', '"Automatic callback to 2 0 0 1. Press 1 to connect now, 2 to try again later, 3 to cancel."');
+  say('1001 hears', '"Callback to 2 0 0 1. Press 1 to connect, 2 for later, 3 to cancel."');
   const chose = await svc.wait('a key in the recall menu', (l) => l.requestId === id && l.event === 'recall.agent_key', 30000, mark);
   say('1001', `presses ${String(chose.key)}`);
   if (chose.key !== '1') throw new StoryError(`the service heard key ${String(chose.key)}, not 1`);

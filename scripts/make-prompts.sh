@@ -2,15 +2,22 @@
 # make-prompts.sh -- generate the Considerate Callback voice prompts.
 #
 # A developer tool: the WAVs it writes to sounds/<lang>/ are committed, so
-# neither the app nor the tests need espeak-ng. Run it again after changing a
-# text below; it rewrites sounds/README.md as well.
+# neither the app nor the tests need a speech synthesiser. Run it again after
+# changing a text below; it rewrites sounds/README.md as well.
 #
 #   scripts/make-prompts.sh            all languages
 #   scripts/make-prompts.sh de         one language
 #
+# Voice: SVOX Pico (pico2wave, Debian package libttspico-utils, section
+# non-free), the most natural offline voice in Debian's archive (en-US, de-DE).
+# If the host has no pico2wave (its apt sources usually lack non-free), the
+# script builds a small Debian chroot with mmdebstrap --components=main,non-free
+# (like scripts/pbx.sh does for Asterisk) in $CC_TTS_ROOT (default
+# .sandbox/tts-rootfs) and runs pico2wave and sox there. Needs root for that.
+#
 # Format: WAV, 8 kHz, mono, 16-bit signed PCM (Asterisk's "wav" format),
-# peak-normalised to -3 dBFS, 100 ms of silence before and 200 ms after.
-# Installs espeak-ng and sox with apt-get when they are missing (needs root).
+# Pico's own leading and trailing silence trimmed, peak-normalised to -3 dBFS,
+# 100 ms of silence before and 150 ms after.
 #
 # Asterisk finds sounds/<lang>/cc-offer.wav as "sound:cc-offer" (ARI) or
 # Playback(cc-offer) on a channel whose language is <lang>; scripts/pbx.sh
@@ -23,57 +30,77 @@ REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 OUT="$REPO/sounds"
 
 # ------------------------------------------------------------------ texts
-# name|English|German
+# name|English|German. Short on purpose: an agent hears them fifty times a day,
+# and every key already works while a prompt plays.
 PROMPTS=(
-  "cc-offer|The line is busy. Press hash to be connected when the line is free.|Der Anschluss ist besetzt. Drücken Sie die Raute-Taste, um verbunden zu werden, sobald der Anschluss frei ist."
-  "cc-confirm|OK. We will call you back when the line is free.|In Ordnung. Wir rufen Sie zurück, sobald der Anschluss frei ist."
+  "cc-offer|The line is busy. Press hash for a callback.|Besetzt. Für einen Rückruf die Raute drücken."
+  "cc-offer-next-day|Busy. Press hash for a callback on the next calling day.|Besetzt. Rückruf am nächsten Werktag mit der Raute."
+  "cc-confirm|OK. We'll call you back when the line is free.|In Ordnung, wir rufen zurück, sobald die Leitung frei ist."
+  "cc-confirm-next-day|OK. We'll call you back on the next calling day.|In Ordnung. Wir rufen am nächsten Werktag zurück."
+  "cc-closed|Busy. Outside calling hours, no callback.|Besetzt. Außerhalb der Anrufzeiten, kein Rückruf."
+  "cc-queue-2|A colleague is already waiting for this number. You are second.|Ein Kollege wartet schon auf diese Nummer. Sie sind an zweiter Stelle."
+  "cc-queue-3|Two colleagues are already waiting for this number. You are third.|Zwei Kollegen warten schon auf diese Nummer. Sie sind an dritter Stelle."
+  "cc-queue-4|Three colleagues are already waiting for this number. You are fourth.|Drei Kollegen warten schon auf diese Nummer. Sie sind an vierter Stelle."
+  "cc-queue-5|Four colleagues are already waiting for this number. You are fifth.|Vier Kollegen warten schon auf diese Nummer. Sie sind an fünfter Stelle."
+  "cc-queue-many|Several colleagues are already waiting for this number.|Mehrere Kollegen warten schon auf diese Nummer."
   "cc-goodbye|No callback. Goodbye.|Kein Rückruf. Auf Wiederhören."
-  "cc-full|You already have too many pending callbacks. No callback was scheduled.|Sie haben bereits zu viele offene Rückrufe. Es wurde kein Rückruf eingeplant."
+  "cc-full|Too many pending callbacks. None was added.|Zu viele offene Rückrufe. Es wurde keiner eingeplant."
   "cc-invalid|This number cannot be called back.|Diese Nummer kann nicht zurückgerufen werden."
-  "cc-recall-intro|Automatic callback to|Automatischer Rückruf an"
-  "cc-recall-menu|Press 1 to connect now, 2 to try again later, 3 to cancel.|Drücken Sie die Eins, um jetzt verbunden zu werden, die Zwei, um es später erneut zu versuchen, oder die Drei, um den Rückruf abzubrechen."
+  "cc-recall-intro|Callback to|Rückruf an"
+  "cc-recall-menu|Press 1 to connect, 2 for later, 3 to cancel.|Eins verbinden, zwei später, drei abbrechen."
   "cc-recall-connecting|Connecting.|Sie werden verbunden."
-  "cc-still-busy|The line is still busy. We will try again later.|Der Anschluss ist noch immer besetzt. Wir versuchen es später noch einmal."
-  "cc-no-answer|There was no answer. We will try again later.|Es hat sich niemand gemeldet. Wir versuchen es später noch einmal."
-  "cc-snoozed|OK, we will try again later.|In Ordnung, wir versuchen es später noch einmal."
-  "cc-cancelled|The callback is cancelled.|Der Rückruf wurde abgebrochen."
+  "cc-still-busy|Still busy. We'll try again later.|Noch besetzt. Wir versuchen es später."
+  "cc-no-answer|No answer. We'll try again later.|Keine Antwort. Wir versuchen es später."
+  "cc-snoozed|OK, we'll try again later.|In Ordnung, wir versuchen es später."
+  "cc-cancelled|Callback cancelled.|Rückruf abgebrochen."
   "cc-pending-count|Callbacks pending:|Offene Rückrufe:"
-  "cc-pending-menu|Press 1 to cancel the next callback, 2 to cancel all, or hang up.|Drücken Sie die Eins, um den nächsten Rückruf zu löschen, die Zwei, um alle zu löschen, oder legen Sie auf."
+  "cc-pending-menu|Press 1 to cancel the next callback, 2 to cancel all, or hang up.|Eins: nächsten Rückruf löschen, zwei: alle löschen, oder auflegen."
 )
 
 # Debian ships no German core sounds: digits for SayDigits()/say in German.
 # "zwo" rather than "zwei": the telephone convention, never confused with "drei".
 DE_DIGITS=(null eins zwo drei vier fünf sechs sieben acht neun)
 
-# espeak-ng voice and speed per language
-declare -A VOICE=([en]="en-us" [de]="de")
-SPEED=150
+# Pico voice per language
+declare -A VOICE=([en]="en-US" [de]="de-DE")
 
 # ------------------------------------------------------------------ tools
-need=()
-command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
-command -v sox >/dev/null 2>&1 || need+=(sox)
-if [ "${#need[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "make-prompts: missing ${need[*]}; install them (Debian: apt-get install ${need[*]})" >&2
-    exit 3
+# RUN runs a command where pico2wave and sox are: on the host, or in the chroot.
+TTS_ROOT="${CC_TTS_ROOT:-$REPO/.sandbox/tts-rootfs}"
+WORK_HOST="" ; WORK_TOOL=""
+if command -v pico2wave >/dev/null 2>&1 && command -v sox >/dev/null 2>&1; then
+  RUN=()
+  WORK_HOST="$(mktemp -d)"; WORK_TOOL="$WORK_HOST"
+else
+  if [ ! -x "$TTS_ROOT/usr/bin/pico2wave" ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v mmdebstrap >/dev/null 2>&1; then
+      echo "make-prompts: no pico2wave; install libttspico-utils and sox (Debian non-free), or run as root with mmdebstrap" >&2
+      exit 3
+    fi
+    echo "make-prompts: building a Debian chroot with SVOX Pico in $TTS_ROOT (main, non-free)"
+    mkdir -p "$(dirname "$TTS_ROOT")"
+    mmdebstrap --variant=apt --components=main,non-free --aptopt='Acquire::Retries "3"' \
+      --include=libttspico-utils,sox bookworm "$TTS_ROOT" >"$TTS_ROOT.log" 2>&1 \
+      || { echo "make-prompts: mmdebstrap failed; see $TTS_ROOT.log" >&2; exit 3; }
   fi
-  echo "make-prompts: apt-get install ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  RUN=(chroot "$TTS_ROOT")
+  WORK_TOOL="/tmp/make-prompts.$$"
+  WORK_HOST="$TTS_ROOT$WORK_TOOL"
+  mkdir -p "$WORK_HOST"
 fi
-
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+trap 'rm -rf "$WORK_HOST"' EXIT
 
 # say <lang> <text> <out.wav>
 say() {
   local lang="$1" text="$2" out="$3"
   mkdir -p "$(dirname "$out")"
-  espeak-ng -v "${VOICE[$lang]}" -s "$SPEED" -w "$TMP/raw.wav" -- "$text"
-  # -D: no dither, so that the same text always gives the same bytes
-  sox -V1 -D "$TMP/raw.wav" -b 16 -e signed-integer "$out" \
-      channels 1 rate -h 8000 norm -3 pad 0.1 0.2
+  "${RUN[@]}" pico2wave -l "${VOICE[$lang]}" -w "$WORK_TOOL/raw.wav" -- "$text"
+  # Trim Pico's silence at both ends, then the house format. -D: no dither, so
+  # that the same text always gives the same bytes.
+  "${RUN[@]}" sox -V1 -D "$WORK_TOOL/raw.wav" -b 16 -e signed-integer "$WORK_TOOL/out.wav" \
+      silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse \
+      channels 1 rate -h 8000 norm -3 pad 0.1 0.15
+  cp "$WORK_HOST/out.wav" "$out"
   printf '  %-28s %s\n' "${out#"$OUT"/}" "$text"
 }
 
@@ -82,7 +109,7 @@ LANGS=("$@")
 
 for lang in "${LANGS[@]}"; do
   [ -n "${VOICE[$lang]:-}" ] || { echo "make-prompts: unknown language $lang" >&2; exit 2; }
-  echo "make-prompts: $lang (espeak-ng voice ${VOICE[$lang]})"
+  echo "make-prompts: $lang (SVOX Pico voice ${VOICE[$lang]})"
   for entry in "${PROMPTS[@]}"; do
     IFS='|' read -r name en de <<<"$entry"
     case "$lang" in
@@ -99,14 +126,21 @@ for lang in "${LANGS[@]}"; do
 done
 
 # ----------------------------------------------------------------- README
-duration() { soxi -D "$1" 2>/dev/null | awk '{printf "%.1f s", $1}'; }
+duration() {
+  cp "$1" "$WORK_HOST/len.wav"
+  "${RUN[@]}" soxi -D "$WORK_TOOL/len.wav" 2>/dev/null | awk '{printf "%.1f s", $1}'
+}
 {
   cat <<'EOF'
 # Voice prompts
 
-Generated by `scripts/make-prompts.sh` (espeak-ng + sox); do not edit the WAVs
-by hand: change the text in the script and run it again. Committed so that
-neither the app nor the tests need a speech synthesiser.
+Generated by `scripts/make-prompts.sh` with SVOX Pico (`pico2wave`, Debian's
+`libttspico-utils` from non-free: the most natural offline voice in the
+archive) and sox; do not edit the WAVs by hand: change the text in the script
+and run it again. Committed so that neither the app nor the tests need a
+speech synthesiser. Kept short: the offer about 3 s, the recall menu under
+5 s, since an agent may hear them fifty times a day (and keys work while they
+play).
 
 Format: WAV, 8 kHz, mono, 16-bit signed PCM — Asterisk's `wav` format.
 

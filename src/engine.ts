@@ -27,7 +27,11 @@ import {
   RECALL_STATES,
   isTerminal,
   newRequest,
+  offerPromise,
+  type Colleagues,
+  type ZoneSource,
 } from './core/policy';
+import type { OfferContext } from './core/offer';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
 import { emit } from './events';
 import type { Logger } from './log';
@@ -45,6 +49,24 @@ export interface OptInInput {
   prospect: string;
   language: string;
   channelId: string;
+  /** The prospect's time zone (from the number); default: the configured calling-hours zone. */
+  timeZone?: string;
+  zoneSource?: ZoneSource;
+}
+
+export type OptInResult =
+  | { result: 'created' | 'refreshed'; requestId: string; promise?: 'regular' | 'next-calling-day'; position?: number }
+  | { result: 'full'; pending: number }
+  /** Nothing may be promised now (policy.afterHours = decline, or no calling day within the horizon): no request. */
+  | { result: 'closed'; reason: string };
+
+/** What the offer at the busy signal may say (see core/offer.ts OfferContext), and why. */
+export interface OfferOutlook extends OfferContext {
+  position: number;
+  /** The agents already waiting for this number, in opt-in order (without this agent). */
+  queue: string[];
+  timeZone: string;
+  reason: string;
 }
 
 /** A decision the engine persisted and carried out (for metrics and the agent's lamp). */
@@ -55,8 +77,6 @@ export interface AppliedDecision {
   observation: Observation | { type: 'optIn' };
   at: number;
 }
-
-export type OptInResult = { result: 'created' | 'refreshed'; requestId: string } | { result: 'full'; pending: number };
 
 /** Carries out the policy's telephony actions (the ARI recall flow implements it). */
 export interface Telephony {
@@ -82,6 +102,8 @@ export interface EngineOptions {
    * transition (src/webhook/payload.ts `outboxRowsFor`). Unset: notifications are not queued.
    */
   outbox?: (decision: Decision, at: number) => OutboxInsert[];
+  /** The CRM row for a busy signal at which nothing was offered (src/webhook/payload.ts `notOfferedRow`). */
+  notOffered?: (agent: string, prospect: string, timeZone: string, reason: string, at: number) => OutboxInsert;
   /**
    * Which agent devices may be rung and which numbers dialled (src/core/dial-policy.ts): checked at the
    * opt-in and again before every ringAgent / dialProspect. Unset: no restriction (unit tests).
@@ -129,7 +151,14 @@ export class Engine {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
     this.contract = opts.store instanceof SqliteStore ? new SqliteContractStore(opts.store) : opts.store;
-    this.ledger = new Ledger({ store: this.contract, policy: opts.policy, clock: this.clock, outbox: opts.outbox, agentStatus: (r) => this.agentFor(r) });
+    this.ledger = new Ledger({
+      store: this.contract,
+      policy: opts.policy,
+      clock: this.clock,
+      outbox: opts.outbox,
+      agentStatus: (r) => this.agentFor(r),
+      colleagues: (r) => this.colleaguesOf(r),
+    });
   }
 
   get store(): RequestStore {
@@ -203,8 +232,14 @@ export class Engine {
   setPbxUp(up: boolean): void {
     if (this.pbxUp === up) return;
     this.pbxUp = up;
+    // The service reports the PBX up only after reconciling: every recall channel an earlier run (or another
+    // instance) left on the PBX has then been hung up, so no conversation older than this can still go on.
+    if (up && this.servingSince === undefined) this.servingSince = this.clock();
     if (up) void this.kickDue();
   }
+
+  /** When this process first served the PBX (reconciled and up); see setPbxUp. */
+  private servingSince?: number;
 
   /** The opt-in (# at the busy signal): durable before the promise resolves. */
   optIn(input: OptInInput): Promise<OptInResult> {
@@ -223,6 +258,15 @@ export class Engine {
     // The agent's other recalls, for a refresh's decision (read before the store's transaction).
     const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
     const device = this.opts.prospectDevice(input.prospect);
+    const promise = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
+    const pendingBefore = await this.store.findPending(input.agent, input.prospect);
+    if (promise.kind === 'declined' && !pendingBefore) {
+      await this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
+      return { result: 'closed', reason: promise.reason };
+    }
+    // The colleagues for a refresh's decision, read before the store's transaction (decisions in this process
+    // are serialised, so the pending request read here is the one the transaction refreshes).
+    const colleaguesBefore = pendingBefore ? await this.ledger.colleaguesOf(pendingBefore.request) : undefined;
     let decision: Decision | undefined;
     let before: CallbackRequest | undefined;
     const r = await this.store.createOrRefresh(
@@ -238,6 +282,7 @@ export class Engine {
             prospect: input.prospect,
             language: input.language,
             mode: device ? 'device' : 'timed',
+            ...(input.timeZone ? { timeZone: input.timeZone, zoneSource: input.zoneSource ?? 'number' } : {}),
           },
           this.opts.policy,
           now,
@@ -249,7 +294,8 @@ export class Engine {
       (existing) => {
         // Inside the store's transaction (the pending request was read there), so no version race.
         before = existing;
-        decision = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls));
+        const colleagues = existing.id === pendingBefore?.request.id ? colleaguesBefore : undefined;
+        decision = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
         return this.ledger.rows(decision, now);
       },
       this.opts.maxPendingTotal,
@@ -261,7 +307,44 @@ export class Engine {
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     void this.arm();
-    return { result: r.result, requestId: r.request.id };
+    const queue = await this.store.prospectQueue(input.prospect);
+    const position = Math.max(1, queue.findIndex((q) => q.id === r.request.id) + 1);
+    return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular', position };
+  }
+
+  /** Records a busy signal at which nothing could be promised: a log line and, with a CRM webhook, a 'not-offered' event. */
+  async noOffer(agent: string, prospect: string, timeZone: string, reason: string): Promise<void> {
+    const now = this.clock();
+    emit(this.log, 'info', 'offer.closed', 'no callback offered: nothing could be promised', { agent, prospect, timeZone, reason });
+    const row = this.opts.notOffered?.(agent, prospect, timeZone, reason, now);
+    if (!row) return;
+    try {
+      await this.store.enqueueOutbox([row]);
+      this.onOutbox?.();
+    } catch (err) {
+      this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
+    }
+  }
+
+  /** Called when an outbox row was queued outside a decision (the webhook sender kicks itself). */
+  onOutbox?: () => void;
+
+  /**
+   * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or
+   * none) and the agent's place in the queue for the number. Read-only.
+   */
+  async offerOutlook(agent: string, prospect: string, timeZone?: string): Promise<OfferOutlook> {
+    const now = this.clock();
+    const device = this.opts.prospectDevice(prospect);
+    const p = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone });
+    const queue = await this.store.prospectQueue(prospect);
+    const own = queue.findIndex((q) => q.agent === agent);
+    const others = queue.filter((q) => q.agent !== agent).map((q) => q.agent);
+    const position = own >= 0 ? own + 1 : queue.length + 1;
+    // A pending request of this agent keeps its promise (a refresh never withdraws one).
+    const kind = p.kind === 'declined' && own >= 0 ? 'regular' : p.kind;
+    const reason = p.kind === 'declined' ? p.reason : p.kind === 'next-calling-day' ? 'carried over to the next calling day' : 'a callback can fire today';
+    return { promise: kind, position, queue: others, timeZone: p.timeZone, reason };
   }
 
   /**
@@ -275,11 +358,16 @@ export class Engine {
   private async observeNow(requestId: string, observation: Observation): Promise<Decision | undefined> {
     const r = await this.ledger.apply(requestId, observation);
     switch (r.status) {
-      case 'applied':
+      case 'applied': {
         this.perform(r.decision);
         this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
         void this.arm();
+        // The request left its recall or ended: the next agent waiting for the same number may go.
+        const prev = r.before.state;
+        const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
+        if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.kickProspect(r.decision.request.prospect, requestId);
         return r.decision;
+      }
       case 'not-found':
         this.log.warn('observation for an unknown request', { requestId, observation: observation.type });
         return undefined;
@@ -335,6 +423,25 @@ export class Engine {
     await this.arm();
   }
 
+  /** A request of this prospect ended or left its recall: the next agent in the queue may go (soon, not nested). */
+  private kickProspect(prospect: string, except: string): void {
+    if (this.stopped) return;
+    // Not awaited by the caller: it runs after the current decision (observe waits its turn in `exclusive`).
+    setImmediate(() => {
+      void (async () => {
+        if (this.stopped) return;
+        try {
+          for (const q of await this.store.prospectQueue(prospect)) {
+            if (this.stopped) return;
+            if (q.id !== except && q.state === 'DUE') await this.observe(q.id, { type: 'tick' });
+          }
+        } catch (err) {
+          this.log.error('could not wake the next agent for the number', { prospect, error: (err as Error).message });
+        }
+      })();
+    });
+  }
+
   /** Re-evaluates DUE requests now (an agent became free, the PBX came back). */
   private async kickDue(agent?: string): Promise<void> {
     if (this.stopped) return;
@@ -343,6 +450,43 @@ export class Engine {
     } catch (err) {
       this.log.error('could not re-evaluate due callbacks', { agent, error: (err as Error).message });
     }
+  }
+
+  /**
+   * Other agents' requests for the same number: how many are ahead (opted in earlier, or on a recall now) and
+   * when a colleague's recall last reached the prospect. The ledger puts them into the decision context of a
+   * request that waits (DUE, GRACE, WAITING).
+   */
+  async colleaguesOf(request: CallbackRequest): Promise<Colleagues> {
+    const queue = await this.store.prospectQueue(request.prospect);
+    const mine = queue.findIndex((q) => q.id === request.id);
+    let ahead = 0;
+    queue.forEach((q, i) => {
+      if (q.id === request.id || q.agent === request.agent) return;
+      if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
+    });
+    const last = await this.store.lastConversation(request.prospect, request.agent);
+    // A conversation of an earlier run whose end was never recorded (the process died while it went on) ended at
+    // the latest when this process reconciled the PBX, which hung up its channels: without this the next agent
+    // would wait for CALL_IN_PROGRESS_CAP_MS (an hour) after every crash during a connected recall.
+    const endedAt = last && last.endedAt === null && this.servingSince !== undefined && last.connectedAt < this.servingSince ? this.servingSince : (last?.endedAt ?? null);
+    return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? endedAt : null };
+  }
+
+  /** A connected recall's conversation ended (recall flow): recorded in its history; the next colleague may follow. */
+  async conversationEnded(requestId: string): Promise<void> {
+    let prospect: string;
+    try {
+      const current = (await this.store.get(requestId))?.request;
+      if (!current) return;
+      const at = this.clock();
+      await this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
+      prospect = current.prospect;
+    } catch (err) {
+      this.log.error('could not record the end of the conversation', { requestId, error: (err as Error).message });
+      return;
+    }
+    this.kickProspect(prospect, requestId);
   }
 
   /** The agent's status as the policy sees it: device state, PBX reachability and our own other recalls. */

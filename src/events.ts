@@ -48,8 +48,32 @@ export interface EventCatalogue {
   // ── the offer at the busy signal (src/flows/offer.ts) ──────────────────────────────────────────
   /** The dialplan handed over bad input (prospect, agent device); no offer, the caller hears busy. */
   'offer.refused': { reason: string; args: string[]; entry: 'ari' | 'agi' };
-  /** A busy call entered the offer: the prompt is about to play. */
-  'offer.started': { hangupCause?: number; language: string; entry: 'ari' | 'agi' };
+  /**
+   * A busy call entered the offer: the prompt is about to play. With the service's preparation (issue 12):
+   * `promise` regular, next-calling-day or declined (after hours), the agent's `position` in the queue for the
+   * number, the agents ahead (`queue`), the prospect's zone (`timeZone`, `zoneSource`, `zoneNote`) and `why`.
+   */
+  'offer.started': {
+    hangupCause?: number;
+    language: string;
+    entry: 'ari' | 'agi';
+    promise?: 'regular' | 'next-calling-day' | 'declined';
+    position?: number;
+    queue?: string[];
+    timeZone?: string;
+    zoneSource?: string;
+    zoneNote?: string;
+    why?: string;
+  };
+  /** The offer could not be prepared (zone or queue lookup failed); a regular offer plays. */
+  'offer.prepare_failed': { error: string };
+  /** A prompt of the offer starts (debug): which media, e.g. sound:cc-queue-2. */
+  'offer.prompt_playing': { prompt: string; media: string };
+  /**
+   * Nothing could be promised at this busy signal (policy.afterHours = decline, or no calling day ahead): no
+   * request; the agent hears the reason (src/engine.ts noOffer; a 'not-offered' CRM event when a webhook is set).
+   */
+  'offer.closed': { agent: string; prospect: string; timeZone: string; reason: string };
   /** The agent pressed a key during the offer (`phase`: where the machine was). */
   'offer.key': { digit: string; phase: string };
   /** A prompt of the offer ended: `state` done (played), failed (could not be played), stopped (a key). */
@@ -64,6 +88,10 @@ export interface EventCatalogue {
   'offer.opted_in': {
     requestId: string;
     result: 'created' | 'refreshed';
+    /** regular, or next-calling-day (carried over after hours). */
+    promise?: 'regular' | 'next-calling-day';
+    /** The agent's place in the queue for the number (1: first). */
+    position?: number;
     entry: 'ari' | 'agi';
     commitMs: number;
     keyToDurableMs?: number;
@@ -109,6 +137,8 @@ export interface EventCatalogue {
   'recall.abandoned': { state: string };
   /** A recall channel entered the app that no recall in this process knows (restart); hung up. */
   'recall.unknown_channel': { args: string[] };
+  /** A connected recall's conversation ended (one side hung up): the next colleague's recall for the number may follow. */
+  'recall.conversation_ended': Record<string, never>;
 
   // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
   /** Bad agent device from the dialplan; the call is hung up. */
@@ -221,6 +251,9 @@ export const EVENT_NAMES = [
   'agi.listening',
   'offer.refused',
   'offer.started',
+  'offer.prepare_failed',
+  'offer.prompt_playing',
+  'offer.closed',
   'offer.key',
   'offer.prompt_finished',
   'offer.prompt_failed',
@@ -244,6 +277,7 @@ export const EVENT_NAMES = [
   'recall.agent_hung_up',
   'recall.abandoned',
   'recall.unknown_channel',
+  'recall.conversation_ended',
   'pending.refused',
   'pending.asked',
   'pending.cancelled',

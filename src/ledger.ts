@@ -15,7 +15,7 @@
  * The ledger carries out no actions (ringing, notifications): it returns the applied decision, and the
  * caller acts on it only after the write, so a crash never leaves an action without its record.
  */
-import { AgentStatus, CallbackRequest, Decision, Observation, PolicyConfig, PolicyEvent, decide } from './core/policy';
+import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide } from './core/policy';
 import { SqliteContractStore, type OutboxInsert, type Store, type StoredEvent, type Versioned } from './store/contract';
 import { SqliteStore } from './store/sqlite';
 
@@ -34,6 +34,11 @@ export interface LedgerOptions {
    * the command line does not (and needs not: a cancel does not depend on the agent). Default: free.
    */
   agentStatus?: (request: CallbackRequest) => AgentStatus | Promise<AgentStatus>;
+  /**
+   * Other agents' requests for the same number (one prospect, many agents), consulted for a request that waits
+   * (DUE, GRACE, WAITING). Default: none.
+   */
+  colleagues?: (request: CallbackRequest) => Colleagues | Promise<Colleagues>;
 }
 
 export interface ApplyOptions {
@@ -99,9 +104,15 @@ export class Ledger {
     return (this.opts.agentStatus ?? (() => AGENT_FREE_LONG_AGO))(request);
   }
 
-  /** The pure decision for a request as it is now (nothing written), with the agent's status as given. */
-  decide(request: CallbackRequest, observation: Observation, now = this.clock(), agent: AgentStatus = AGENT_FREE_LONG_AGO): Decision {
-    return decide(request, observation, { now, cfg: this.opts.policy, agent });
+  /** The colleagues waiting for the same number, for a request that waits (DUE, GRACE, WAITING); else undefined. */
+  async colleaguesOf(request: CallbackRequest): Promise<Colleagues | undefined> {
+    const waits = request.state === 'DUE' || request.state === 'GRACE' || request.state === 'WAITING';
+    return waits && this.opts.colleagues ? await this.opts.colleagues(request) : undefined;
+  }
+
+  /** The pure decision for a request as it is now (nothing written), with the agent's status and colleagues as given. */
+  decide(request: CallbackRequest, observation: Observation, now = this.clock(), agent: AgentStatus = AGENT_FREE_LONG_AGO, colleagues?: Colleagues): Decision {
+    return decide(request, observation, { now, cfg: this.opts.policy, agent, ...(colleagues ? { colleagues } : {}) });
   }
 
   /**
@@ -124,7 +135,7 @@ export class Ledger {
       const reason = options.guard?.(current);
       if (reason !== undefined) return { status: 'refused', before, version: current.version, reason };
       const now = this.clock();
-      const decision = this.decide(before, observation, now, await this.agentOf(before));
+      const decision = this.decide(before, observation, now, await this.agentOf(before), await this.colleaguesOf(before));
       if (decision.request === before) return { status: 'unchanged', before, version: current.version };
       if (options.dryRun) return { status: 'dry-run', before, decision, version: current.version };
       const version = await this.commit(decision, current.version, now);

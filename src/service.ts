@@ -26,9 +26,11 @@ import { AgiCallPort, offerArgsFromAgi } from './telephony/agi/port';
 import { AriDeviceStates, AriSwitchboard } from './telephony/ari/port';
 import { AriRouter } from './telephony/ari/router';
 import { StasisEntry } from './telephony/ari/stasis';
-import { outboxRowsFor } from './webhook/payload';
+import { notOfferedRow, outboxRowsFor } from './webhook/payload';
 import { WebhookSender } from './webhook/sender';
 import { Operations } from './operations';
+import { ProspectZones, zoneRules } from './prospect-zones';
+import type { OfferSink } from './flows/offer';
 
 /** The offer's settings, the same for the ARI and the FastAGI entry. */
 function offerOptions(config: Config) {
@@ -70,6 +72,9 @@ export class Service {
   /** How long the event loop was late (every call's events wait behind it); logged at stop. */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
+  /** The offer's door to the engine: the promise and queue position first (zone from the number), then the opt-in. */
+  private readonly offerSink: OfferSink;
+
   /** Opens the configured store (PostgreSQL when store.url is set: connects and migrates) and wires the service. */
   static async open(opts: ServiceOptions): Promise<Service> {
     const { config, log } = opts;
@@ -83,6 +88,21 @@ export class Service {
 
   constructor(private readonly opts: ServiceOptions) {
     const { config, log } = opts;
+    const zones = new ProspectZones(zoneRules(config));
+    this.offerSink = {
+      optIn: (input) => this.engine.optIn(input),
+      prepare: async (input) => {
+        const zone = await zones.resolve(input.prospect);
+        const o = await this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone);
+        if (o.promise === 'declined') await this.engine.noOffer(input.agent, input.prospect, o.timeZone, o.reason);
+        return {
+          context: { promise: o.promise, position: o.position },
+          timeZone: zone.timeZone,
+          zoneSource: zone.source,
+          details: { zoneNote: zone.note, queue: o.queue, why: o.reason },
+        };
+      },
+    };
     const store = opts.store ?? new SqliteContractStore(SqliteStore.open<CallbackRequest>(config.store.path));
     const instanceId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     if (store instanceof PgStore) {
@@ -106,6 +126,7 @@ export class Service {
       prospectDevice: (number) => prospectDevice(config.prospects.internal, number),
       // CRM webhook: notifications are queued in the store with the transition that produced them.
       outbox: config.webhook.url ? outboxRowsFor : undefined,
+      notOffered: config.webhook.url ? notOfferedRow : undefined,
       dialPolicy: config.dial,
       maxPendingTotal: config.dial.maxPendingTotal,
       canAct: coordinator ? () => coordinator.holds() : undefined,
@@ -121,6 +142,7 @@ export class Service {
       emit(log.child({ requestId: request.id }), 'info', 'request.notified', 'notify', { webhookEvent: action.event, reason: action.reason });
       this.webhook?.kick();
     });
+    this.engine.onOutbox = () => this.webhook?.kick();
     this.ari = new AriConnection({
       url: config.ari.url,
       username: config.ari.username,
@@ -159,7 +181,8 @@ export class Service {
       log.child({ component: 'recall' }),
     );
     this.engine.setTelephony(this.recall);
-    this.offer = new OfferDriver({ optIn: (input) => this.engine.optIn(input) }, offerOptions(config), log.child({ component: 'offer' }));
+    this.recall.onConversationEnded = (requestId) => void this.engine.conversationEnded(requestId);
+    this.offer = new OfferDriver(this.offerSink, offerOptions(config), log.child({ component: 'offer' }));
     this.pending = new PendingFlow(
       {
         pendingOf: (agent) => this.engine.store.list({ agent, states: PENDING_STATES }),

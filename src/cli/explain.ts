@@ -19,9 +19,12 @@ import {
   zonedWallTime,
   decide,
   newRequest,
+  offerPromise,
 } from '../core/policy';
 import { CliError, EXIT, GlobalArgs, loadPartial, localTime, out, printJson, run } from './common';
 import { NumberRules, defaultNumberRules, validateProspectNumber } from '../core/validate';
+import { ProspectZones, zoneRules } from '../prospect-zones';
+import type { ZoneChoice } from '../core/zones';
 
 export type RecallChoice = AgentKey | 'no-answer';
 
@@ -42,6 +45,8 @@ export interface Scenario {
   keys: RecallChoice[];
   prospect: string;
   agent: string;
+  /** The prospect's time zone (from the number, an override or the configured zone); default callingHours.timeZone. */
+  timeZone?: string;
 }
 
 export interface TimelineEntry {
@@ -127,7 +132,7 @@ interface Input {
 
 /** Runs the scenario through the pure policy with a fake clock. */
 export function simulate(s: Scenario, cfg: PolicyConfig, maxSteps = 10_000): SimulationResult {
-  const zone = cfg.callingHours.timeZone;
+  const zone = s.timeZone ?? cfg.callingHours.timeZone;
   const at = (time: string, what: string) => wallTime(zone, s.date, time, what);
   const start = at(s.at, '--at');
   const timeline: TimelineEntry[] = [];
@@ -212,7 +217,15 @@ export function simulate(s: Scenario, cfg: PolicyConfig, maxSteps = 10_000): Sim
 
   record(
     newRequest(
-      { id: 'dry-run', agent: s.agent, agentCallerId: { name: 'Agent', number: s.agent.split('/').pop() ?? '' }, prospect: s.prospect, language: 'en', mode: device ? 'device' : 'timed' },
+      {
+        id: 'dry-run',
+        agent: s.agent,
+        agentCallerId: { name: 'Agent', number: s.agent.split('/').pop() ?? '' },
+        prospect: s.prospect,
+        language: 'en',
+        mode: device ? 'device' : 'timed',
+        ...(s.timeZone ? { timeZone: s.timeZone } : {}),
+      },
       cfg,
       start,
     ),
@@ -315,19 +328,44 @@ export function scenarioFrom(argv: ExplainArgs, timeZone: string, today: number)
   };
 }
 
-function explain(argv: ExplainArgs): void {
+async function explainAsync(argv: ExplainArgs): Promise<void> {
   const config = loadPartial(argv);
-  const s = scenarioFrom(argv, config.policy.callingHours.timeZone, Date.now());
-  const report = explainScenario(s, config.policy, config.numbers);
+  const prospect = argv.prospect ?? '2001';
+  const choice = /^\+?\d+$/.test(prospect) ? await new ProspectZones(zoneRules(config)).resolve(prospect) : undefined;
+  run(() => explain(argv, choice));
+}
+
+function explain(argv: ExplainArgs, choice?: ZoneChoice): void {
+  const config = loadPartial(argv);
+  const zone = choice?.timeZone ?? config.policy.callingHours.timeZone;
+  const s = { ...scenarioFrom(argv, zone, Date.now()), timeZone: zone };
+  const report = explainScenario(s, config.policy, config.numbers, choice);
   if (argv.json) return printJson(report.json);
   for (const line of report.lines) out(line);
 }
 
-/** The dry run of one scenario as `explain` prints it: text lines and the `--json` document (also the web page's explain view). */
-export function explainScenario(s: Scenario, cfg: PolicyConfig, numbers: NumberRules = defaultNumberRules): { lines: string[]; json: Record<string, unknown>; result: SimulationResult } {
-  const zone = cfg.callingHours.timeZone;
+/**
+ * The dry run of one scenario as `explain` prints it: text lines and the `--json` document (also the web page's
+ * explain view). `choice` is the prospect's zone as resolved from the number (default: callingHours.timeZone); a
+ * scenario after hours that would not be offered (policy.afterHours = decline) has no simulation (`result` null).
+ */
+export function explainScenario(
+  s: Scenario,
+  cfg: PolicyConfig,
+  numbers: NumberRules = defaultNumberRules,
+  choice?: ZoneChoice,
+): { lines: string[]; json: Record<string, unknown>; result: SimulationResult | null } {
+  const zone = s.timeZone ?? choice?.timeZone ?? cfg.callingHours.timeZone;
   const number = validateProspectNumber(s.prospect, numbers);
   if (!number.ok) throw new CliError(`--prospect: ${number.reason}`, EXIT.usage);
+  const promise = offerPromise(cfg, wallTime(zone, s.date, s.at, '--at'), { mode: s.external ? 'timed' : 'device', timeZone: zone });
+  if (promise.kind === 'declined') {
+    return {
+      lines: [`No callback would be offered at ${s.at} on ${s.date} (${zone}): ${promise.reason}. The agent hears "Busy. Outside calling hours, no callback."`],
+      json: { scenario: s, timeZone: zone, offered: false, reason: promise.reason },
+      result: null,
+    };
+  }
   const result = simulate(s, cfg);
   const day = s.date;
   const label = (t: number) => (localIsoDate(zone, t) === day ? localTime(zone, t, 'HH:mm:ss') : localTime(zone, t, 'EEE yyyy-MM-dd HH:mm:ss'));
@@ -335,6 +373,8 @@ export function explainScenario(s: Scenario, cfg: PolicyConfig, numbers: NumberR
   const json = {
     scenario: s,
     timeZone: zone,
+    zoneSource: choice?.source ?? 'default',
+    zoneNote: choice?.note ?? null,
     firstRingAt: result.firstRingAt === null ? null : new Date(result.firstRingAt).toISOString(),
     firstRingLocal: result.firstRingAt === null ? null : localTime(zone, result.firstRingAt),
     rings: result.rings.map((t) => localTime(zone, t)),
@@ -347,6 +387,7 @@ export function explainScenario(s: Scenario, cfg: PolicyConfig, numbers: NumberR
   const out = (line: string) => lines.push(line);
   const mode = s.external ? `external prospect ${s.prospect} (no line state: timed probes)` : `internal prospect ${s.prospect} (line state watched)`;
   out(`Dry run on ${localTime(zone, wallTime(zone, s.date, '12:00', '--date'), 'EEE yyyy-MM-dd')}, local times in ${zone}: agent ${s.agent}, ${mode}.`);
+  out(`Prospect's time zone: ${zone} (${choice?.source === 'default' || !choice ? `callingHours.timeZone; ${choice?.note ?? 'default'}` : choice.note}).`);
   out(
     `Policy: grace ${formatDuration(cfg.graceMs)} (+${formatDuration(cfg.longBusyExtraGraceMs)} after more than ${formatDuration(cfg.longBusyThresholdMs)} busy), ` +
       `agent wrap-up ${formatDuration(cfg.agentWrapUpMs)}, back-off ${cfg.backoffMs.map(formatDuration).join('/')}, snooze ${formatDuration(cfg.snoozeMs)}.`,
@@ -371,6 +412,7 @@ export function explainScenario(s: Scenario, cfg: PolicyConfig, numbers: NumberR
   }
   if (result.truncated) out(`The simulation stopped with the request still ${r.state}: ${r.reason}.`);
   else out(`Outcome: ${OUTCOME_TEXT[r.outcome ?? ''] ?? r.state}${r.outcome === 'completed' ? '' : ` — ${r.reason}`}.`);
+  if (promise.kind === 'next-calling-day') out(`Promise: after hours, the agent heard "we will call you back on the next calling day" (opens ${label(promise.opensAt)}).`);
   out('(> marks the made-up inputs; the other lines are the policy\'s own events and reasons.)');
   return { lines, json, result };
 }
@@ -407,6 +449,8 @@ export function explainCommand<T>(y: Argv<T>): Argv<T> {
           'Times are local to callingHours.timeZone on --date (DST-correct). Unless --keys says otherwise, the agent answers ' +
             'and presses 1 at once and the prospect answers, unless the scenario has their line busy at that moment.',
         ),
-    (argv) => run(() => explain(argv as unknown as ExplainArgs)),
+    (argv) => explainAsync(argv as unknown as ExplainArgs).catch((err: unknown) => run(() => {
+      throw err;
+    })),
   );
 }

@@ -52,7 +52,17 @@ export function requestJson(r: CallbackRequest) {
     updatedAt: new Date(r.updatedAt).toISOString(),
     wakeAt: iso(r.wakeAt),
     expiresAt: new Date(r.expiresAt).toISOString(),
+    timeZone: r.timeZone,
+    zoneSource: r.zoneSource ?? 'default',
+    promise: r.carriedOver ? 'next-calling-day' : 'regular',
+    carriedOverTo: r.carriedOver ? new Date(r.carriedOver.opensAt).toISOString() : null,
   };
+}
+
+/** A request's place in the queue for its prospect number ('1/2': first of two), or '' when alone or finished. */
+function queueLabel(queue: readonly { id: string }[], id: string): string {
+  const i = queue.findIndex((q) => q.id === id);
+  return i < 0 || queue.length < 2 ? '' : `${i + 1}/${queue.length}`;
 }
 
 function parseStates(states: string[] | undefined, pending: boolean | undefined): string[] | undefined {
@@ -77,16 +87,30 @@ interface ListArgs extends GlobalArgs {
 async function list(argv: ListArgs): Promise<void> {
   const config = loadPartial(argv);
   const states = parseStates(argv.state, argv.pending);
-  const rows = await withStore(config, {}, (store) => store.list({ agent: argv.agent, states, limit: argv.limit }));
-  if (argv.json) return printJson(rows.map(requestJson));
+  const { rows, queues } = await withStore(config, {}, async (store) => {
+    const found = await store.list({ agent: argv.agent, states, limit: argv.limit });
+    const byProspect = new Map<string, { id: string; agent: string }[]>();
+    for (const p of new Set(found.map((r) => r.prospect))) byProspect.set(p, await store.prospectQueue(p));
+    return { rows: found, queues: byProspect };
+  });
+  if (argv.json) {
+    return printJson(
+      rows.map((r) => {
+        const q = queues.get(r.prospect) ?? [];
+        const i = q.findIndex((x) => x.id === r.id);
+        return { ...requestJson(r), queue: i < 0 ? null : { position: i + 1, of: q.length } };
+      }),
+    );
+  }
   if (rows.length === 0) return out('No callback requests match.');
   const now = Date.now();
   const zones = [...new Set(rows.map((r) => r.timeZone))];
-  const body = [['ID', 'AGENT', 'PROSPECT', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
+  const body = [['ID', 'AGENT', 'PROSPECT', 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
     rows.map((r) => [
       r.id,
       r.agent,
       r.prospect,
+      queueLabel(queues.get(r.prospect) ?? [], r.id) || '-',
       r.state,
       localLabelPast(r.timeZone, r.createdAt, now),
       r.wakeAt === null ? '-' : `${localLabel(r.timeZone, r.wakeAt, now)} (${relative(r.wakeAt, now)})`,
@@ -134,16 +158,17 @@ interface ShowArgs extends GlobalArgs {
 
 async function show(argv: ShowArgs): Promise<void> {
   const config = loadPartial(argv);
-  const { request: r, events } = await withStore(config, {}, async (store) => ({
-    request: (await getOrNotFound(store, argv.id)).request,
-    events: await store.events(argv.id),
-  }));
+  const { request: r, events, queue } = await withStore(config, {}, async (store) => {
+    const request = (await getOrNotFound(store, argv.id)).request;
+    return { request, events: await store.events(argv.id), queue: await store.prospectQueue(request.prospect) };
+  });
   const now = Date.now();
   const policyEvents = events.map(toPolicyEvent);
   if (argv.json) {
     return printJson({
       request: requestJson(r),
       timeZone: r.timeZone,
+      queue: queue.map((q, i) => ({ position: i + 1, id: q.id, agent: q.agent, state: q.state, createdAt: iso(q.createdAt) })),
       next: r.wakeAt === null ? null : { wakeAt: iso(r.wakeAt), local: localTime(r.timeZone, r.wakeAt), waitingFor: r.waitingFor, reason: r.reason },
       events: events.map((e) => ({
         at: iso(e.at),
@@ -158,12 +183,19 @@ async function show(argv: ShowArgs): Promise<void> {
       })),
     });
   }
-  out(showText(r, policyEvents, now));
+  out(showText(r, policyEvents, now, queue));
 }
 
-/** What `show` prints for one request (also the web page's "why" text): the timeline and the next wake-up. */
-export function showText(r: CallbackRequest, policyEvents: readonly PolicyEvent[], now: number): string {
+/**
+ * What `show` prints for one request (also the web page's "why" text): the timeline, the queue for the number
+ * when colleagues wait for it too (served in opt-in order, one recall at a time), and the next wake-up.
+ */
+export function showText(r: CallbackRequest, policyEvents: readonly PolicyEvent[], now: number, queue: ReadonlyArray<{ id: string; agent: string; state: string; createdAt: number }> = []): string {
   const lines = [explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length })];
+  if (queue.length > 1 || (queue.length === 1 && queue[0].id !== r.id)) {
+    lines.push(`Queue for ${r.prospect} (served in opt-in order, one recall at a time):`);
+    queue.forEach((q, i) => lines.push(`  ${i + 1}. ${q.agent}  ${q.state}  opted in ${localTime(r.timeZone, q.createdAt)}  ${q.id}${q.id === r.id ? '  ← this request' : ''}`));
+  }
   if (r.wakeAt !== null) {
     lines.push(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
     if (r.wakeAt < now - 60_000) lines.push('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');

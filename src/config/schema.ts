@@ -32,6 +32,7 @@ import type { CallingHoursConfig } from '../core/policy/calling-hours';
 import { parseDuration } from '../core/policy/duration';
 import type { PolicyConfig } from '../core/policy/types';
 import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
+import { validateZoneOverrides } from '../core/zones';
 import { isIP } from 'node:net';
 import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY, agentPatternProblem, prefixProblem } from '../core/dial-policy';
 
@@ -217,6 +218,18 @@ const internalRules = z.unknown().transform((value, ctx): InternalProspectRule[]
 const windows = z.custom<CallingHoursConfig['windows']>(() => true);
 const holidays = z.custom<CallingHoursConfig['holidays']>(() => true);
 
+/** `callingHours.zoneOverrides`: prefix → IANA zone, checked by src/core/zones.ts (which names the entry). */
+const zoneOverrides = z.unknown().transform((value, ctx): Record<string, string> => {
+  const problems = validateZoneOverrides(value, '');
+  for (const p of problems) {
+    // ': <message>' about the whole value, '.<prefix>: <message>' about one entry.
+    const entry = /^\.([^:]*): (.*)$/.exec(p);
+    if (entry) ctx.addIssue({ code: 'custom', message: entry[2], path: [entry[1]] });
+    else ctx.addIssue({ code: 'custom', message: p.replace(/^: /, '') });
+  }
+  return problems.length > 0 ? z.NEVER : (value as Record<string, string>);
+});
+
 export const schema = {
   'ari.url': { type: 'url', default: 'http://127.0.0.1:8088', env: 'CC_ARI_URL', parse: t.url(), doc: 'Base URL of Asterisk\'s HTTP server (ARI lives under /ari).' },
   'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.name(), doc: 'ARI user from ari.conf.' },
@@ -242,7 +255,7 @@ export const schema = {
   'offer.maxPendingPerAgent': { type: 'integer', default: 10, parse: t.integer(1, 1000), doc: 'Pending callbacks one agent may have; the offer says so politely when full.' },
   'offer.languages': { type: 'stringList', default: ['en', 'de'], parse: t.stringList(), doc: 'Languages prompts exist for; a channel in another language hears offer.defaultLanguage.' },
   'offer.defaultLanguage': { type: 'string', default: 'en', parse: t.string(), doc: 'Prompt language when the channel\'s language has no prompts.' },
-  'prompts.offer': { type: 'string', default: 'sound:cc-offer', parse: t.media(), doc: 'ARI media URI of "The line is busy. Press hash to be connected when the line is free."' },
+  'prompts.offer': { type: 'string', default: 'sound:cc-offer', parse: t.media(), doc: 'ARI media URI of "The line is busy. Press hash for a callback."' },
   'prompts.confirm': { type: 'string', default: 'sound:cc-confirm', parse: t.media(), doc: 'Played after the request is stored.' },
   'prompts.goodbye': { type: 'string', default: 'sound:cc-goodbye', parse: t.media(), doc: 'Played when no callback is scheduled (other key or no key).' },
   'prompts.full': { type: 'string', default: 'sound:cc-full', parse: t.media(), doc: 'Played when the agent already has offer.maxPendingPerAgent callbacks.' },
@@ -294,15 +307,37 @@ export const schema = {
   'webhook.timeout': { type: 'duration', default: '5s', at: 'webhook.timeoutMs', parse: t.duration(), doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
   'webhook.retries': { type: 'integer', default: 20, parse: t.integer(0, 1000), doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], at: 'webhook.backoffMs', parse: t.durationList(), doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
-  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Automatic callback to" (followed by the prospect\'s digits).' },
-  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.media(), doc: '"Press 1 to connect now, 2 to try again later, 3 to cancel." (2 waits policy.snooze.)' },
+  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Callback to" (followed by the prospect\'s digits).' },
+  'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.media(), doc: '"Press 1 to connect, 2 for later, 3 to cancel." (2 waits policy.snooze.)' },
   'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', parse: t.media(), doc: 'Played when the agent pressed 1.' },
-  'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', parse: t.media(), doc: '"The line is still busy. We will try again later."' },
-  'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', parse: t.media(), doc: '"There was no answer. We will try again later."' },
-  'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', parse: t.media(), doc: '"OK, we will try again later."' },
-  'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', parse: t.media(), doc: '"The callback is cancelled."' },
+  'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', parse: t.media(), doc: '"Still busy. We\'ll try again later."' },
+  'prompts.noAnswer': { type: 'string', default: 'sound:cc-no-answer', parse: t.media(), doc: '"No answer. We\'ll try again later."' },
+  'prompts.snoozed': { type: 'string', default: 'sound:cc-snoozed', parse: t.media(), doc: '"OK, we\'ll try again later."' },
+  'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', parse: t.media(), doc: '"Callback cancelled."' },
   'numbers.minDigits': { type: 'integer', default: defaultNumberRules.minDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: defaultNumberRules.maxDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Most digits of a prospect number.' },
+  // --- issue 12: promises after hours, one prospect and many agents, the prospect's own clock (one block) ---
+  'policy.afterHours': {
+    type: 'string',
+    default: 'carry-over',
+    parse: t.oneOf(['carry-over', 'decline']),
+    doc: 'At the busy signal, when no callback could fire before the request would expire (after the last moment of today\'s calling hours): carry-over = offer a callback on the next calling day (the agent hears so), decline = no offer, a short reason instead.',
+  },
+  'policy.carryOverDays': { type: 'integer', default: 1, parse: t.integer(1, 14), doc: 'A carried-over request stays pending through at most this many calling days, the next one being the 1st; then it expires.' },
+  'callingHours.zoneFromNumber': { type: 'boolean', default: true, at: 'zones.fromNumber', parse: t.boolean(), doc: 'Read calling hours in the prospect\'s own time zone, from the international number\'s country and area code (libphonenumber data); national and internal numbers use callingHours.timeZone.' },
+  'callingHours.zoneOverrides': { type: 'json', default: {}, at: 'zones.overrides', parse: zoneOverrides, doc: 'Time zone by number prefix, before the number\'s own: {"+1808": "Pacific/Honolulu", "+1800": "America/New_York"}. Longest prefix wins.' },
+  'callingHours.internationalPrefix': {
+    type: 'string',
+    default: '00',
+    at: 'zones.internationalPrefix',
+    parse: t.string({ allowEmpty: true }).regex(/^[0-9]*$/, expected('digits, e.g. "00" or "011" (or empty)')),
+    doc: 'Dialled before a country code instead of + (00 in Europe, 011 in North America; empty: only +).',
+  },
+  'prompts.offerNextDay': { type: 'string', default: 'sound:cc-offer-next-day', parse: t.media(), doc: '"Busy. Press hash for a callback on the next calling day." (after hours, policy.afterHours = carry-over)' },
+  'prompts.confirmNextDay': { type: 'string', default: 'sound:cc-confirm-next-day', parse: t.media(), doc: '"OK. We will call you back on the next calling day."' },
+  'prompts.closed': { type: 'string', default: 'sound:cc-closed', parse: t.media(), doc: '"Busy, and outside calling hours: no callback." (policy.afterHours = decline)' },
+  'prompts.queue': { type: 'string', default: 'sound:cc-queue-${position}', parse: t.media(), doc: '"A colleague is already waiting for this number; you are second." ${position} is 2 … 5, or many.' },
+  // --- end of issue 12 block ---
   // Operations: the HTTP listener (health, readiness, metrics) and the agent's lamp (README, "Operations").
   'http.enabled': { type: 'boolean', default: true, env: 'CC_HTTP_ENABLED', parse: t.boolean(), doc: 'Run the HTTP listener for /healthz, /readyz and /metrics (Prometheus). false: no listener.' },
   'http.bind': { type: 'string', default: '127.0.0.1', env: 'CC_HTTP_BIND', parse: t.string(), doc: 'Address the HTTP listener binds to. Loopback by default; open it only to your monitoring network.' },

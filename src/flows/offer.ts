@@ -4,11 +4,14 @@
  * A driver around the pure machine in core/offer.ts: it refuses bad input from the dialplan, chooses the
  * language, builds the request, feeds the machine what happens on the call (through a {@link CallPort})
  * and carries out the actions it returns. The opt-in write is synchronous and committed before the agent
- * hears the confirmation.
+ * hears the confirmation. Before the first prompt the sink may `prepare` the offer (the prospect's zone, what
+ * may be promised, the agent's place in the queue for the number): the machine then plays the queue notice,
+ * the next-calling-day offer, or the closed notice instead of the plain offer.
  *
  *   answer          → port.answer()
  *   play <prompt>   → port.play([media]) started, not awaited: the machine's timer runs beside it
- *                     (the offer prompt stops on any key; closing prompts play to their end)
+ *                     (the offer, next-day offer and queue prompts stop on any key; closing prompts play to
+ *                     their end); media from offerMedia (the queue prompt by position)
  *   stopPlayback    → port.stop() (a stop key has already stopped the prompt; this is a no-op then)
  *   startTimer ms   → a deadline; with nothing playing the driver waits for a key until it
  *   cancelTimer     → clears the deadline
@@ -16,7 +19,20 @@
  *   hangup          → port.hangup()
  */
 import { performance } from 'node:perf_hooks';
-import { OfferAction, OfferInput, OfferOutcome, OfferPrompt, OfferState, initialOfferState, parseOfferArgs, stepOffer } from '../core/offer';
+import {
+  OfferAction,
+  OfferContext,
+  OfferInput,
+  OfferOutcome,
+  OfferPrompt,
+  OfferPromptMedia,
+  OfferState,
+  initialOfferState,
+  offerMedia,
+  parseOfferArgs,
+  stepOffer,
+} from '../core/offer';
+import type { ZoneSource } from '../core/policy';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { OptInInput, OptInResult } from '../engine';
 import { DialPolicyError } from '../core/dial-policy';
@@ -26,17 +42,37 @@ import type { CallPort, KeyOutcome, PlayOutcome } from '../telephony/port';
 
 export type OfferRequestInput = OptInInput;
 
-/** What the offer needs from the rest of the service: one synchronous, durable opt-in write. */
+/** What the offer may say, with the prospect's zone (service: zone from the number + engine.offerOutlook). */
+export interface OfferPreparation {
+  context: OfferContext;
+  timeZone?: string;
+  zoneSource?: ZoneSource;
+  /** For the `offer.started` line: the agents ahead, the zone's note and why. */
+  details?: { queue?: string[]; zoneNote?: string; why?: string };
+}
+
+/** What the offer needs from the rest of the service: one durable opt-in write. */
 export interface OfferSink {
   optIn(input: OfferRequestInput): OptInResult | Promise<OptInResult>;
+  /** Optional: the promise and the queue position before the offer plays (absent: a regular offer, first in line). */
+  prepare?(input: OfferRequestInput): Promise<OfferPreparation>;
 }
+
+/** The machine's `stored` input for an opt-in result. */
+export function storedInput(r: OptInResult): OfferInput {
+  if (r.result === 'full' || r.result === 'closed') return { type: 'stored', result: r.result };
+  return r.promise ? { type: 'stored', result: r.result, promise: r.promise } : { type: 'stored', result: r.result };
+}
+
+/** Prompts during which a key decides (the offer and the queue notice before it). */
+const OFFERING: readonly OfferPrompt[] = ['queue', 'offer', 'offerNextDay'];
 
 export interface OfferOptions {
   keyTimeoutMs: number;
   closingTimeoutMs: number;
   languages: readonly string[];
   defaultLanguage: string;
-  prompts: Record<OfferPrompt, string>;
+  prompts: OfferPromptMedia;
   numbers: { minDigits: number; maxDigits: number };
 }
 
@@ -104,6 +140,12 @@ export class OfferDriver {
           inputs.push({ type: 'stored', result: 'full' });
           return;
         }
+        if (r.result === 'closed') {
+          // Nothing may be promised any more (the calling day ended while the offer played); the engine logged
+          // `offer.closed` and queued the CRM's not-offered event. The agent hears the reason.
+          inputs.push(storedInput(r));
+          return;
+        }
         requestId = r.requestId;
         log = log.child({ requestId });
         emit(log, 'info', 'offer.opted_in', r.result === 'created' ? 'callback requested' : 'callback request refreshed', {
@@ -113,8 +155,10 @@ export class OfferDriver {
           commitMs: micro(t1 - t0),
           keyToDurableMs: keyAt === undefined ? undefined : micro(t1 - keyAt),
           committedAt: Date.now(),
+          promise: r.promise,
+          position: r.position,
         });
-        inputs.push({ type: 'stored', result: r.result });
+        inputs.push(storedInput(r));
       } catch (err) {
         // Refused by the dial policy (issue 11): the engine logged dial.refused; the agent hears the error prompt.
         if (err instanceof DialPolicyError) {
@@ -133,16 +177,34 @@ export class OfferDriver {
         case 'answer': {
           const answered = port.answer();
           // The answer request is on its way before the line is written: the agent is waiting for the prompt.
-          emit(log, 'info', 'offer.started', 'busy: offering a callback', { hangupCause: parsed.value.hangupCause, language, entry });
+          emit(log, 'info', 'offer.started', prepared?.context.promise === 'declined' ? 'busy: no callback can be promised; the agent is told why' : 'busy: offering a callback', {
+            hangupCause: parsed.value.hangupCause,
+            language,
+            entry,
+            ...(prepared
+              ? {
+                  promise: prepared.context.promise,
+                  position: prepared.context.position,
+                  queue: prepared.details?.queue,
+                  timeZone: prepared.timeZone,
+                  zoneSource: prepared.zoneSource,
+                  zoneNote: prepared.details?.zoneNote,
+                  why: prepared.details?.why,
+                }
+              : {}),
+          });
           await answered;
           return;
         }
-        case 'play':
+        case 'play': {
+          const media = offerMedia(this.opts.prompts, action.prompt, action.position);
+          emit(log, 'debug', 'offer.prompt_playing', 'prompt playing', { prompt: action.prompt, media });
           playing = {
             prompt: action.prompt,
-            outcome: port.play([this.opts.prompts[action.prompt]], { stopKeys: action.prompt === 'offer' ? OFFER_KEYS : '', guardMs: 5 * 60_000 }),
+            outcome: port.play([media], { stopKeys: OFFERING.includes(action.prompt) ? OFFER_KEYS : '', guardMs: 5 * 60_000 }),
           };
           return;
+        }
         case 'stopPlayback':
           await port.stop();
           return;
@@ -214,8 +276,20 @@ export class OfferDriver {
       for (const action of s.actions) await perform(action);
     };
 
+    // The service's preparation (the prospect's zone, the promise, the queue) before the prompt is chosen.
+    let prepared: OfferPreparation | undefined;
+    if (this.sink.prepare) {
+      try {
+        prepared = await this.sink.prepare(input);
+        input.timeZone = prepared.timeZone;
+        input.zoneSource = prepared.zoneSource;
+      } catch (err) {
+        emit(log, 'warn', 'offer.prepare_failed', 'could not prepare the offer; offering as usual', { error: errorText(err) });
+      }
+    }
+
     try {
-      inputs.push({ type: 'start' });
+      inputs.push(prepared ? { type: 'start', context: prepared.context } : { type: 'start' });
       while (state.phase !== 'done') {
         const event = inputs.shift() ?? (await next());
         if (!event) {

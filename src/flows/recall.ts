@@ -6,7 +6,7 @@
  * - `ringAgent`: originate to the agent's device on the policy's deterministic channel id, caller ID
  *   "Callback: <prospect>" with the configured service number, optional Alert-Info header. The agent's
  *   channel enters the app (`recall,<request>`) when answered.
- * - `announce menu`: "Automatic callback to <digits>. Press 1 …, 2 …, 3 …" through the one prompt helper;
+ * - `announce menu`: "Callback to <digits>. Press 1 …, 2 …, 3 …" through the one prompt helper;
  *   a key stops everything still queued (the digits too), so "1" dials the prospect at once; no key
  *   within the menu timeout after the menu is reported as `agentKey none` (the policy asks again or snoozes).
  * - `dialProspect`: a bridge with the agent in it and ringback playing, then
@@ -50,6 +50,8 @@ interface Call {
   prospectChannelId?: string;
   prospectPort?: SwitchboardPort;
   prospectAnswered: boolean;
+  /** The bridged conversation has ended (reported once). */
+  conversationOver?: boolean;
   prospectGone: boolean;
   bridgeId?: string;
   ringback?: Promise<unknown>;
@@ -350,8 +352,17 @@ export class RecallFlow implements Telephony {
         this.report(call.requestId, { type: busy ? 'prospectBusy' : 'prospectNoAnswer' });
       }
     }
+    if (call.prospectAnswered && !call.conversationOver && (call.agentGone || call.prospectGone)) {
+      // Agent and prospect were talking and one of them hung up: the prospect is off the phone with us now.
+      call.conversationOver = true;
+      emit(call.log, 'info', 'recall.conversation_ended', 'the conversation with the prospect ended', {});
+      this.onConversationEnded?.(call.requestId);
+    }
     if (call.agentGone && (call.prospectGone || !call.prospectChannelId)) this.forget(call);
   }
+
+  /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */
+  onConversationEnded?: (requestId: string) => void;
 
   private forget(call: Call): void {
     if (call.menu) call.menu.cancelled = true;

@@ -266,7 +266,7 @@ export class CallbacksPage {
         json(res, 200, {
           request: await this.view(found.request, now),
           timeZone: found.request.timeZone,
-          show: showText(found.request, events.map(toPolicyEvent), now),
+          show: showText(found.request, events.map(toPolicyEvent), now, await this.deps.engine.store.prospectQueue(found.request.prospect)),
           events: events.map((e) => ({ at: new Date(e.at).toISOString(), type: e.type, from: e.from ?? null, to: e.to ?? null, reason: e.reason ?? '' })),
         });
       },

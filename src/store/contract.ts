@@ -43,6 +43,14 @@ export interface ListFilter {
   pbx?: string;
 }
 
+/** One request in the queue for a prospect number (see `prospectQueue`). */
+export interface ProspectQueueEntry {
+  id: string;
+  agent: string;
+  state: string;
+  createdAt: number;
+}
+
 /** What `prune` deleted (or, with dryRun, would delete). */
 export interface PruneResult {
   requests: number;
@@ -90,6 +98,18 @@ export interface Store<R extends RequestRecord> {
   /** Pending requests whose wake-up time has come, earliest first. */
   due(now: number, limit?: number): Promise<Versioned<R>[]>;
   events(requestId: string): Promise<StoredEvent[]>;
+  /**
+   * The queue for a prospect number (across PBXs: one person): its non-terminal requests in opt-in order, with
+   * their agents and states. Agents are served in this order, one recall at a time.
+   */
+  prospectQueue(prospect: string): Promise<ProspectQueueEntry[]>;
+  /**
+   * The latest recall of another agent that reached this prospect (COMPLETED): when it connected, and when the
+   * conversation ended (its 'conversation-ended' event), or null while it may still go on. Null if none.
+   */
+  lastConversation(prospect: string, exceptAgent: string): Promise<{ connectedAt: number; endedAt: number | null } | null>;
+  /** Appends history to a request without changing it (facts the policy does not decide, e.g. 'conversation-ended'). */
+  appendEvents(events: readonly StoredEvent[]): Promise<void>;
   /** Non-terminal requests per state (metrics). */
   countByState(): Promise<Record<string, number>>;
   /** Readiness: a write could start now (nothing is written). */
@@ -196,6 +216,15 @@ export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
   }
   events(requestId: string): Promise<StoredEvent[]> {
     return SqliteContractStore.run(() => this.sync.events(requestId));
+  }
+  prospectQueue(prospect: string): Promise<ProspectQueueEntry[]> {
+    return SqliteContractStore.run(() => this.sync.prospectQueue(prospect));
+  }
+  lastConversation(prospect: string, exceptAgent: string): Promise<{ connectedAt: number; endedAt: number | null } | null> {
+    return SqliteContractStore.run(() => this.sync.lastConversation(prospect, exceptAgent));
+  }
+  appendEvents(events: readonly StoredEvent[]): Promise<void> {
+    return SqliteContractStore.run(() => this.sync.appendEvents(events));
   }
   countByState(): Promise<Record<string, number>> {
     return SqliteContractStore.run(() => this.sync.countByState());

@@ -353,7 +353,6 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
 
   /**
    * The queue for a prospect number, across PBXs (one person): its non-terminal requests in opt-in order.
-   * For the one-recall-per-prospect rule of the SQLite store (branch corners); joins the contract when that lands.
    */
   async prospectQueue(prospect: string): Promise<{ id: string; agent: string; state: string; createdAt: number }[]> {
     return this.read<{ id: string; agent: string; state: string; createdAt: number }>(

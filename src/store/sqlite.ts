@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS requests_one_pending
   ON requests(agent, prospect) WHERE state NOT IN (${TERMINAL_SQL});
+-- One prospect, many agents: at most one recall (agent rung or prospect dialled) per prospect number at any
+-- time, whoever writes. A transition that would start a second one fails in its own transaction.
+CREATE UNIQUE INDEX IF NOT EXISTS requests_one_recall_per_prospect
+  ON requests(prospect) WHERE state IN ('RINGING_AGENT', 'CONNECTING');
 CREATE INDEX IF NOT EXISTS requests_wake ON requests(wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_agent_state ON requests(agent, state);
 CREATE INDEX IF NOT EXISTS requests_prospect ON requests(prospect);
@@ -134,6 +138,11 @@ export type CreateResult<R> =
   | { result: 'created'; request: R }
   | { result: 'refreshed'; request: R; previous: R }
   | { result: 'full'; pending: number };
+
+function isOneRecallConflict(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && /constraint failed: requests\.prospect$/.test(e.message ?? '');
+}
 
 export class SqliteStore<R extends RequestRecord> {
   private readonly db: Database.Database;
@@ -247,6 +256,39 @@ export class SqliteStore<R extends RequestRecord> {
       .prepare(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND state NOT IN (${TERMINAL_SQL})`)
       .get(agent, prospect) as Row | undefined;
     return row ? this.decode(row) : undefined;
+  }
+
+  /**
+   * The queue for a prospect number: its non-terminal requests in opt-in order (created_at, then insertion), with their
+   * agents and states. Agents are served in this order, one recall at a time.
+   */
+  prospectQueue(prospect: string): { id: string; agent: string; state: string; createdAt: number }[] {
+    return this.db
+      .prepare(
+        `SELECT id, agent, state, created_at AS createdAt FROM requests WHERE prospect = ? AND state NOT IN (${TERMINAL_SQL})
+         ORDER BY created_at, rowid`,
+      )
+      .all(prospect) as { id: string; agent: string; state: string; createdAt: number }[];
+  }
+
+  /**
+   * The latest recall of another agent that reached this prospect (COMPLETED): when it connected, and when the
+   * conversation ended (its 'conversation-ended' event), or null while it may still go on. Null if none.
+   */
+  lastConversation(prospect: string, exceptAgent: string): { connectedAt: number; endedAt: number | null } | null {
+    const row = this.db
+      .prepare(
+        `SELECT r.updated_at AS connectedAt,
+           (SELECT MAX(e.at) FROM events e WHERE e.request_id = r.id AND e.type = 'conversation-ended') AS endedAt
+         FROM requests r WHERE r.prospect = ? AND r.state = 'COMPLETED' AND r.agent <> ? ORDER BY r.updated_at DESC LIMIT 1`,
+      )
+      .get(prospect, exceptAgent) as { connectedAt: number; endedAt: number | null } | undefined;
+    return row ?? null;
+  }
+
+  /** Appends history to a request without changing it (facts the policy does not decide, e.g. 'conversation-ended'). */
+  appendEvents(events: readonly StoredEvent[]): void {
+    this.db.transaction(() => this.insertEvents(events)).immediate();
   }
 
   countPending(agent: string): number {
@@ -476,8 +518,21 @@ export class SqliteStore<R extends RequestRecord> {
       this.insertOutbox(outbox);
       return expectedVersion + 1;
     });
-    return tx.immediate();
+    try {
+      return tx.immediate();
+    } catch (err) {
+      // A second recall for the same prospect number (requests_one_recall_per_prospect): the claim is lost, as
+      // with a stale version; the caller re-reads and decides again (and then sees the colleague's recall).
+      if (isOneRecallConflict(err)) {
+        this.recallConflicts++;
+        return undefined;
+      }
+      throw err;
+    }
   }
+
+  /** Transitions refused because the prospect number already had a recall in progress (diagnostics, tests). */
+  recallConflicts = 0;
 
   // ------------------------------------------------------------------ outbox (CRM webhook)
 

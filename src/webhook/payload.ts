@@ -18,7 +18,7 @@
  *   {"id":"cc-3f9a0c12de-cancelled","event":"cancelled","occurredAt":"2026-03-10T10:45:00.000Z",
  *    "reason":"cancelled by agent","request":{"id":"3f9a0c12de","agent":"PJSIP/1001",…}}
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Action, CallbackRequest, Decision } from '../core/policy';
 import type { OutboxInsert } from '../store/sqlite';
 
@@ -48,7 +48,29 @@ export interface WebhookPayload {
     attempts: number;
     createdAt: string;
     updatedAt: string;
+    /** The prospect's time zone, in which the calling hours were applied. */
+    timeZone: string;
+    /** What the agent was promised: a callback when possible today, or on the next calling day (carried over). */
+    promise: { kind: 'regular' | 'next-calling-day'; opensAt: string | null; expiresAt: string };
   };
+}
+
+/** Sent when an agent pressed nothing because nothing was offered: outside calling hours, policy.afterHours = decline. */
+export interface NotOfferedPayload {
+  id: string;
+  event: 'not-offered';
+  occurredAt: string;
+  reason: string;
+  agent: string;
+  prospect: string;
+  timeZone: string;
+}
+
+/** The outbox row for a busy signal at which no callback was offered (nothing could be promised). */
+export function notOfferedRow(agent: string, prospect: string, timeZone: string, reason: string, at: number): OutboxInsert {
+  const id = `cc-not-offered-${createHash('sha256').update(`${agent}|${prospect}|${at}`).digest('hex').slice(0, 16)}`;
+  const payload: NotOfferedPayload = { id, event: 'not-offered', occurredAt: new Date(at).toISOString(), reason, agent, prospect, timeZone };
+  return { key: id, requestId: '-', event: 'not-offered', createdAt: at, body: JSON.stringify(payload) };
 }
 
 export function deliveryKey(requestId: string, event: string): string {
@@ -72,6 +94,12 @@ export function payloadFor(request: CallbackRequest, action: Notify, at: number)
       attempts: request.attempts,
       createdAt: new Date(request.createdAt).toISOString(),
       updatedAt: new Date(request.updatedAt).toISOString(),
+      timeZone: request.timeZone,
+      promise: {
+        kind: request.carriedOver ? 'next-calling-day' : 'regular',
+        opensAt: request.carriedOver ? new Date(request.carriedOver.opensAt).toISOString() : null,
+        expiresAt: new Date(request.expiresAt).toISOString(),
+      },
     },
   };
 }

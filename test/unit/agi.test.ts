@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { AgiCallPort, deviceFromChannel, offerArgsFromAgi, soundName } from '../../src/telephony/agi/port';
-import { OfferDriver, type OfferRequestInput } from '../../src/flows/offer';
+import { OfferDriver, type OfferPreparation, type OfferRequestInput } from '../../src/flows/offer';
 import { ReplyReader, agiQuote, parseAgiEnv, parseAgiReply, resultDigit, scriptName } from '../../src/agi/protocol';
 import { AgiServer, type AgiSession } from '../../src/agi/server';
 import type { OptInResult } from '../../src/engine';
@@ -128,6 +128,49 @@ const OPTS = {
   prompts: { offer: 'sound:cc-offer', confirm: 'sound:cc-confirm', goodbye: 'sound:cc-goodbye', full: 'sound:cc-full', error: 'sound:cc-goodbye' },
   numbers: { minDigits: 2, maxDigits: 20 },
 };
+
+describe('FastAGI offer with the promise and the queue (prepare)', () => {
+  let server: AgiServer;
+  let port: number;
+  const stored: OfferRequestInput[] = [];
+  let prep: OfferPreparation = { context: { promise: 'regular', position: 1 } };
+  let result: OptInResult = { result: 'created', requestId: 'r1', promise: 'regular' };
+
+  beforeAll(async () => {
+    const driver = new OfferDriver({ optIn: (i) => (stored.push({ ...i }), result), prepare: async () => prep }, OPTS, quiet());
+    const offer = async (session: AgiSession) => {
+      await driver.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
+    };
+    server = new AgiServer({ host: '127.0.0.1', port: 0, log: quiet(), handlers: { offer } });
+    port = await server.listen();
+  });
+  afterAll(() => server.close());
+  beforeEach(() => {
+    stored.length = 0;
+  });
+
+  it('second in the queue: "you are second" (keys work), then the offer; the zone goes with the opt-in', async () => {
+    prep = { context: { promise: 'regular', position: 2 }, timeZone: 'America/New_York', zoneSource: 'number' };
+    result = { result: 'created', requestId: 'r1', promise: 'regular', position: 2 };
+    const cmds = await fakeAsterisk(port, ENV, (c) => (c.startsWith('STREAM FILE cc-offer') ? '200 result=35' : '200 result=0 endpos=100'));
+    expect(cmds).toEqual(['ANSWER', 'STREAM FILE cc-queue-2 "#0123456789*"', 'STREAM FILE cc-offer "#0123456789*"', 'STREAM FILE cc-confirm ""', 'HANGUP']);
+    expect(stored[0]).toMatchObject({ prospect: '2001', timeZone: 'America/New_York', zoneSource: 'number' });
+  });
+
+  it('after hours, carried over: the next-calling-day offer and confirmation', async () => {
+    prep = { context: { promise: 'next-calling-day', position: 1 } };
+    result = { result: 'created', requestId: 'r1', promise: 'next-calling-day' };
+    const cmds = await fakeAsterisk(port, ENV, (c) => (c.startsWith('STREAM FILE cc-offer-next-day') ? '200 result=35' : '200 result=0'));
+    expect(cmds).toEqual(['ANSWER', 'STREAM FILE cc-offer-next-day "#0123456789*"', 'STREAM FILE cc-confirm-next-day ""', 'HANGUP']);
+  });
+
+  it('after hours, declined: the reason only, no key waited for, nothing stored', async () => {
+    prep = { context: { promise: 'declined' } };
+    const cmds = await fakeAsterisk(port, ENV, () => '200 result=0');
+    expect(cmds).toEqual(['ANSWER', 'STREAM FILE cc-closed ""', 'HANGUP']);
+    expect(stored).toEqual([]);
+  });
+});
 
 describe('FastAGI offer against a scripted Asterisk', () => {
   let server: AgiServer;

@@ -85,7 +85,7 @@ async function makeStore(): Promise<{ file: string; ids: Record<string, string> 
   const ids: Record<string, string> = {};
   const optIn = async (agent: string, prospect: string) => {
     const r = await engine.optIn({ agent, agentCallerId: { name: 'Agent', number: agent.slice(-4) }, prospect, language: 'en', channelId: `ch-${prospect}` });
-    if (r.result === 'full') throw new Error('full');
+    if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     ids[prospect] = r.requestId;
   };
   await optIn('PJSIP/1001', '2001');
@@ -274,7 +274,7 @@ describe('list, show, cancel', () => {
     expect(waiting).toHaveLength(2);
     const table = cli(['list'], env);
     expect(table.code).toBe(0);
-    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+AGENT\s+PROSPECT\s+STATE\s+CREATED\s+NEXT WAKE-UP\s+WHY$/);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+AGENT\s+PROSPECT\s+QUEUE\s+STATE\s+CREATED\s+NEXT WAKE-UP\s+WHY$/);
     expect(table.stdout).toContain('grace until 10:50 (extended by 5m after 40m busy)');
     expect(table.stdout).toContain('3 requests, 3 pending · local times in Europe/Berlin');
     expect(cli(['list', '--state', 'BOGUS'], env).code).toBe(2);
@@ -302,6 +302,50 @@ describe('list, show, cancel', () => {
       ['2026-03-10 10:40:00', 'prospect-free', 'WAITING', 'GRACE'],
     ]);
     expect(parsed.events[0].data).toMatchObject({ channelId: 'ch-2001', prospectDevice: 'PJSIP/2001' });
+  });
+
+  it('list and show name the queue for a number, the zone used and a carry-over', async () => {
+    const file = path.join(tmp, 'queue.db');
+    const store = SqliteStore.open<CallbackRequest>(file);
+    let now = T0;
+    const engine = new Engine({
+      store,
+      policy: loadConfig({ env: {}, partial: true }).policy,
+      log: createLogger({ stream: new Writable({ write: (_c, _e, cb) => cb() }), level: 'error' }),
+      clock: () => now,
+      maxPendingPerAgent: 10,
+      prospectDevice: (n) => (n.startsWith('2') ? `PJSIP/${n}` : undefined),
+    });
+    const ids: string[] = [];
+    for (const agent of ['PJSIP/1001', 'PJSIP/1002']) {
+      const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c' });
+      if (r.result !== 'created') throw new Error(r.result);
+      ids.push(r.requestId);
+      now += MIN;
+    }
+    now = Date.parse('2026-03-13T18:00:00Z'); // Fri 19:00 Berlin, 14:00 New York
+    const ny = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
+    const late = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
+    if (ny.result !== 'created' || late.result !== 'created') throw new Error('not created');
+    store.close();
+    const env = { CC_STORE_PATH: file };
+    const rows = JSON.parse(cli(['list', '--json'], env).stdout) as Array<Record<string, unknown>>;
+    expect(rows.filter((r) => r.prospect === '2001').map((r) => [r.agent, r.queue])).toEqual([
+      ['PJSIP/1001', { position: 1, of: 2 }],
+      ['PJSIP/1002', { position: 2, of: 2 }],
+    ]);
+    expect(rows.find((r) => r.prospect === '+12125551234')).toMatchObject({ timeZone: 'America/New_York', zoneSource: 'number', promise: 'regular' });
+    expect(rows.find((r) => r.prospect === '0301234567')).toMatchObject({ timeZone: 'Europe/Berlin', zoneSource: 'default', promise: 'next-calling-day', carriedOverTo: '2026-03-16T08:00:00.000Z' });
+    expect(cli(['list'], env).stdout).toMatch(/PJSIP\/1002\s+2001\s+2\/2\s+WAITING/);
+    const second = cli(['show', ids[1]], env).stdout;
+    expect(second).toContain('Queue for 2001 (served in opt-in order, one recall at a time):');
+    expect(second).toMatch(/1\. PJSIP\/1001 {2}WAITING/);
+    expect(second).toMatch(/2\. PJSIP\/1002 {2}WAITING .*← this request/);
+    expect(cli(['show', ny.requestId], env).stdout).toContain("Prospect's time zone: America/New_York (from the number's country and area code)");
+    const carried = cli(['show', late.requestId], env).stdout;
+    expect(carried).toContain('Promise: carried over to the next calling day, opening 2026-03-16 09:00:00 Europe/Berlin');
+    const j = JSON.parse(cli(['show', ids[1], '--json'], env).stdout) as { queue: Array<{ position: number; agent: string }> };
+    expect(j.queue.map((q) => [q.position, q.agent])).toEqual([[1, 'PJSIP/1001'], [2, 'PJSIP/1002']]);
   });
 
   it('show and cancel of an unknown id exit 4; a missing store exits 3', async () => {
@@ -412,6 +456,29 @@ describe('cancel against a running service (in process)', () => {
 
 describe('explain (dry run)', () => {
   const base = ['explain', '--date', '2026-03-10'];
+
+  it("names the prospect's zone: from the number, or the configured one; runs in it", () => {
+    const ny = cli([...base, '--prospect', '0012125551234', '--external', '--at', '08:00']);
+    expect(ny.code).toBe(0);
+    expect(ny.stdout).toContain("Prospect's time zone: America/New_York (from the number +12125551234).");
+    expect(ny.stdout).toContain('local times in America/New_York');
+    expect(ny.stdout).toMatch(/09:00:00 +waiting|09:00:00 +ring-agent/);
+    const local = cli([...base, '--at', '10:00', '--busy-until', '10:20']);
+    expect(local.stdout).toContain("Prospect's time zone: Europe/Berlin (callingHours.timeZone; national or internal number).");
+    const json = JSON.parse(cli([...base, '--prospect', '+12125551234', '--external', '--json']).stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({ timeZone: 'America/New_York', zoneSource: 'number' });
+  });
+
+  it('after hours: says what the agent was promised, or that nothing would be offered', () => {
+    const friday = ['explain', '--date', '2026-03-13', '--at', '19:00', '--busy-until', '19:20'];
+    const carried = cli(friday);
+    expect(carried.code).toBe(0);
+    expect(carried.stdout).toContain('Promise: after hours, the agent heard "we will call you back on the next calling day" (opens Mon 2026-03-16 09:00:00).');
+    expect(carried.stdout).toContain('The callback fires at Mon 2026-03-16 09:00:00');
+    const declined = cli([...friday, '--set', 'policy.afterHours=decline']);
+    expect(declined.code).toBe(0);
+    expect(declined.stdout).toContain('No callback would be offered at 19:00 on 2026-03-13 (Europe/Berlin): outside calling hours in Europe/Berlin (next window Mon 09:00)');
+  });
 
   it('the example timeline: a 40-minute busy spell earns extended grace; the agent is rung at 10:50:30', async () => {
     const r = cli([...base, '--at', '10:00', '--busy-until', '10:40', '--agent-busy', '10:44-10:50']);

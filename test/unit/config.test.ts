@@ -87,7 +87,7 @@ describe('the Config object comes from the schema', () => {
     const cfg = loadConfig({ env: { CC_ARI_PASSWORD: 'x' } }) as unknown as Record<string, unknown>;
     const leaves = new Set<string>();
     const walk = (v: unknown, p: string) => {
-      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && !(p === 'policy.callingHours.windows')) {
+      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && !(p === 'policy.callingHours.windows') && !(p === 'zones.overrides')) {
         for (const [k, x] of Object.entries(v)) walk(x, p ? `${p}.${k}` : k);
       } else leaves.add(p);
     };
@@ -109,5 +109,25 @@ describe('the Config object comes from the schema', () => {
     // @ts-expect-error: agi.port is a number
     const port: string = cfg.agi.port;
     expect([ms, level, rule, typeof port]).toEqual([300_000, 'info', undefined, 'number']);
+  });
+});
+
+describe("the prospect's clock keys (issue 12)", () => {
+  const env = { CC_ARI_PASSWORD: 'x' };
+  it('zone rules land under zones, the fallback stays callingHours.timeZone', () => {
+    const cfg = loadConfig({ env, overrides: { 'callingHours.zoneOverrides': { '+1808': 'Pacific/Honolulu' }, 'callingHours.internationalPrefix': '011' } });
+    expect(cfg.zones).toEqual({ fromNumber: true, overrides: { '+1808': 'Pacific/Honolulu' }, internationalPrefix: '011' });
+    expect(cfg.policy).toMatchObject({ afterHours: 'carry-over', carryOverDays: 1 });
+  });
+
+  it('a bad override names its entry; a bad international prefix, after-hours choice or carry-over is refused', () => {
+    expect(problems(() => loadConfig({ env, overrides: { 'callingHours.zoneOverrides': { '+44': 'Mars/Base' } } }))).toEqual([
+      'callingHours.zoneOverrides.+44: unknown time zone "Mars/Base"',
+    ]);
+    expect(problems(() => loadConfig({ env, overrides: { 'callingHours.zoneOverrides': ['+44'] } }))[0]).toMatch(/^callingHours\.zoneOverrides: expected an object of prefix/);
+    expect(problems(() => loadConfig({ env, overrides: { 'callingHours.internationalPrefix': '0a' } }))[0]).toMatch(/^callingHours\.internationalPrefix: expected digits/);
+    expect(problems(() => loadConfig({ env, overrides: { 'policy.afterHours': 'maybe' } }))[0]).toMatch(/^policy\.afterHours: expected one of carry-over, decline/);
+    expect(problems(() => loadConfig({ env, overrides: { 'policy.carryOverDays': 0 } }))[0]).toMatch(/^policy\.carryOverDays: expected a whole number from 1 to 14/);
+    expect(problems(() => loadConfig({ env, overrides: { 'prompts.queue': 'sound:cc-queue-${position} x' } }))[0]).toMatch(/^prompts\.queue: expected an ARI media URI/);
   });
 });

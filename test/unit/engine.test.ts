@@ -36,7 +36,7 @@ describe('Engine: device states reach only the requests that watch that line', (
     expect(watched).toEqual(expect.arrayContaining(['PJSIP/2001', 'PJSIP/2002', 'PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003']));
     now.t += 1000;
     await engine.deviceState('PJSIP/2001', { busy: false });
-    const state = (r: typeof a) => (r.result === 'full' ? '' : store.get(r.requestId)!.request.state);
+    const state = (r: typeof a) => (r.result === 'full' || r.result === 'closed' ? '' : store.get(r.requestId)!.request.state);
     expect([state(a), state(b), state(c), state(ext)]).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
     // An agent's device changing is not a prospect line: nothing moves.
     await engine.deviceState('PJSIP/1001', { busy: true });

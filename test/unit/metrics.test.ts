@@ -45,7 +45,7 @@ function sample(text: string, name: string, labels = ''): number | undefined {
 
 const optIn = async (engine: Engine, agent: string, prospect: string) => {
   const r = await engine.optIn({ agent, agentCallerId: { name: 'Agent', number: '1001' }, prospect, language: 'en', channelId: 'c' });
-  if (r.result === 'full') throw new Error('full');
+  if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
   return r.requestId;
 };
 

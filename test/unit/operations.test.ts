@@ -47,7 +47,7 @@ async function setup(set: Record<string, unknown>) {
 
 const optIn = async (engine: Engine, agent: string) => {
   const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect: '+4930123', language: 'en', channelId: 'c' });
-  if (r.result === 'full') throw new Error('full');
+  if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
   return r.requestId;
 };
 

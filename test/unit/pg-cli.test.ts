@@ -50,7 +50,7 @@ async function site(pbx: string, agent: string, prospect: string): Promise<strin
   const engine = new Engine({ store, log: createLogger({ format: 'json', stream: new PassThrough() }), policy: defaultPolicyConfig, maxPendingPerAgent: 5, prospectDevice: () => undefined });
   const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
   await store.close();
-  if (r.result === 'full') throw new Error('full');
+  if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
   return r.requestId;
 }
 

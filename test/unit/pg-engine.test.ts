@@ -2,7 +2,8 @@
  * Two service instances' engines on one PostgreSQL database, each with its coordinator (driven step by
  * step): a callback whose grace ends while the active instance is paused is rung exactly once — by the
  * stand-by that took over — and the paused one, resumed, rings nobody (its actions are skipped by its
- * own clock and its writes refused by the database) and steps down.
+ * own clock and its writes refused by the database) and steps down. And one prospect with two agents on
+ * PostgreSQL: the queue is served in opt-in order, one recall at a time, also with two instances ticking.
  */
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -74,7 +75,7 @@ it('the agent is rung exactly once, by the instance holding the lease; the resum
   expect(a.coordinator.isActive).toBe(true);
   expect(b.coordinator.isActive).toBe(false);
   const r = await a.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c' });
-  if (r.result === 'full') throw new Error('full');
+  if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
   now.t += 1000;
   await a.engine.deviceState('PJSIP/2001', { busy: false }); // the line frees: GRACE
   expect((await a.store.get(r.requestId))!.request.state).toBe('GRACE');
@@ -98,4 +99,52 @@ it('the agent is rung exactly once, by the instance holding the lease; the resum
   expect(a.coordinator.isActive).toBe(false);
   const history = (await b.store.events(r.requestId)).map((e) => e.to);
   expect(history.filter((s) => s === 'RINGING_AGENT')).toHaveLength(1);
+});
+
+it('one prospect, two agents on PostgreSQL: two instances ticking at once ring the first agent once; the second goes after the first ends', async () => {
+  const now = { t: T0 };
+  const log = createLogger({ format: 'json', stream: new PassThrough() });
+  const rings: string[] = [];
+  const engines = await Promise.all(
+    ['A', 'B'].map(async (name) => {
+      const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'site-a' });
+      const engine = new Engine({
+        store,
+        log,
+        policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
+        clock: () => now.t,
+        maxPendingPerAgent: 10,
+        prospectDevice: () => undefined,
+      });
+      engine.setTelephony({
+        execute: async (request, action) => {
+          if (action.type === 'ringAgent') rings.push(`${name}:${request.agent}`);
+        },
+      });
+      engine.setPbxUp(true);
+      await engine.start();
+      closers.push(async () => {
+        engine.stop();
+        await store.close();
+      });
+      return { engine, store };
+    }),
+  );
+  const [a, b] = engines;
+  const first = await a.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '+12125551234', language: 'en', channelId: 'c1' });
+  now.t += 1000;
+  const second = await b.engine.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'A', number: '1002' }, prospect: '+12125551234', language: 'en', channelId: 'c2' });
+  if (first.result !== 'created' || second.result !== 'created') throw new Error('not created');
+  expect([first.position, second.position]).toEqual([1, 2]);
+  expect((await a.engine.offerOutlook('PJSIP/1003', '+12125551234')).queue).toEqual(['PJSIP/1001', 'PJSIP/1002']);
+  now.t += 10 * 60_000;
+  await Promise.all([a.engine.tick(), b.engine.tick()]);
+  expect(rings.map((r) => r.split(':')[1])).toEqual(['PJSIP/1001']);
+  expect((await a.store.get(second.requestId))!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague' });
+  // The first agent declines the recall (3): the second agent's recall follows at once.
+  await a.engine.observe(first.requestId, { type: 'agentKey', key: '3' });
+  for (let i = 0; i < 50 && rings.length < 2; i++) await sleep(20);
+  expect(rings.map((r) => r.split(':')[1])).toEqual(['PJSIP/1001', 'PJSIP/1002']);
+  const recalls = (await a.store.prospectQueue('+12125551234')).filter((q) => q.state === 'RINGING_AGENT' || q.state === 'CONNECTING');
+  expect(recalls.map((q) => q.agent)).toEqual(['PJSIP/1002']);
 });

@@ -220,6 +220,53 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract: $name', (ba
     expect((await store.events('a')).filter((e) => e.type === 'ring')).toHaveLength(1);
   });
 
+  it('one prospect, many agents: the queue in opt-in order; one recall per number at a time, also from a second client', async () => {
+    await store.createOrRefresh('PJSIP/1002', '+12125551234', 10, create(rec('b', 'PJSIP/1002', '+12125551234', 2000)), refresh(0));
+    await store.createOrRefresh('PJSIP/1001', '+12125551234', 10, create(rec('a', 'PJSIP/1001', '+12125551234', 1000)), refresh(0));
+    await store.createOrRefresh('PJSIP/1003', '2001', 10, create(rec('c', 'PJSIP/1003', '2001', 500)), refresh(0));
+    expect(await store.prospectQueue('+12125551234')).toEqual([
+      { id: 'a', agent: 'PJSIP/1001', state: 'WAITING', createdAt: 1000 },
+      { id: 'b', agent: 'PJSIP/1002', state: 'WAITING', createdAt: 2000 },
+    ]);
+    expect(await store.prospectQueue('+49301234')).toEqual([]);
+    const other = await backend.second();
+    const a = (await store.get('a'))!;
+    const b = (await other.get('b'))!;
+    const results = await Promise.all([
+      store.transition({ ...a.request, state: 'RINGING_AGENT' }, a.version, [{ requestId: 'a', at: 3000, type: 'ring' }]),
+      other.transition({ ...b.request, state: 'RINGING_AGENT' }, b.version, [{ requestId: 'b', at: 3000, type: 'ring' }]),
+    ]);
+    expect(results.filter((r) => r === 2)).toHaveLength(1);
+    expect(results.filter((r) => r === undefined)).toHaveLength(1);
+    expect((await store.prospectQueue('+12125551234')).filter((q) => q.state === 'RINGING_AGENT')).toHaveLength(1);
+    // Another number is not affected.
+    const c = (await store.get('c'))!;
+    expect(await store.transition({ ...c.request, state: 'RINGING_AGENT' }, c.version, [])).toBe(2);
+    // The recall ends (COMPLETED: it reached the prospect); the other agent's recall may start.
+    const winner = results[0] === 2 ? 'a' : 'b';
+    const loser = winner === 'a' ? 'b' : 'a';
+    const w = (await store.get(winner))!;
+    expect(await store.transition({ ...w.request, state: 'COMPLETED', updatedAt: 4000, wakeAt: null }, w.version, [])).toBe(w.version + 1);
+    const l = (await store.get(loser))!;
+    expect(l.version).toBe(1);
+    expect(await other.transition({ ...l.request, state: 'RINGING_AGENT' }, l.version, [])).toBe(2);
+    expect((await store.prospectQueue('+12125551234')).map((q) => q.id)).toEqual([loser]);
+  });
+
+  it("the last colleague's conversation with the number, and history appended without a change", async () => {
+    await store.createOrRefresh('PJSIP/1001', '+12125551234', 10, create(rec('a', 'PJSIP/1001', '+12125551234', 1000)), refresh(0));
+    expect(await store.lastConversation('+12125551234', 'PJSIP/1002')).toBeNull();
+    const a = (await store.get('a'))!;
+    await store.transition({ ...a.request, state: 'COMPLETED', updatedAt: 5000, wakeAt: null }, a.version, []);
+    expect(await store.lastConversation('+12125551234', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: null });
+    expect(await store.lastConversation('+12125551234', 'PJSIP/1001')).toBeNull(); // not a colleague's
+    await store.appendEvents([{ requestId: 'a', at: 9000, type: 'conversation-ended', from: 'COMPLETED', to: 'COMPLETED', reason: 'ended' }]);
+    const other = await backend.second();
+    expect(await other.lastConversation('+12125551234', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: 9000 });
+    expect((await other.events('a')).map((e) => e.type)).toEqual(['requested', 'conversation-ended']);
+    expect((await other.get('a'))!.version).toBe(2);
+  });
+
   it('answers due(), nextWake(), pending(), idsInState() and list() filters', async () => {
     await store.createOrRefresh('A', '1', 10, create(rec('late', 'A', '1', 1000, { wakeAt: 9000 })), refresh(0));
     await store.createOrRefresh('A', '2', 10, create(rec('early', 'A', '2', 1001, { wakeAt: 5000 })), refresh(0));

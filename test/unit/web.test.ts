@@ -58,7 +58,7 @@ async function start(opts: { token?: string; maxStreams?: number; ariUrl?: strin
   });
   const optIn = async (agent: string, prospect: string) => {
     const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
-    if (r.result === 'full') throw new Error('full');
+    if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     return r.requestId;
   };
   return { base: `http://127.0.0.1:${port}`, port, engine, store, now, lines, optIn };

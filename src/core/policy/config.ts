@@ -38,6 +38,8 @@ export const defaultPolicyConfig: PolicyConfig = deepFreeze({
   recallSafetyMarginMs: 2 * MINUTE,
   maxAgeMs: 8 * HOUR,
   callingHours: defaultCallingHours,
+  afterHours: 'carry-over',
+  carryOverDays: 1,
   openingHorizonDays: 14,
   recallCallerIdName: 'Callback: ${prospect}',
   recallCallerIdNumber: '',
@@ -102,12 +104,19 @@ export function validatePolicyConfig(cfg: PolicyConfig): string[] {
     ['maxSnoozes', 0],
     ['menuRepeats', 1],
     ['openingHorizonDays', 1],
+    ['carryOverDays', 1],
   ];
   for (const [key, min] of counts) {
     const v = cfg[key];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
       problems.push(`${key}: expected a whole number ≥ ${min}, got ${JSON.stringify(v)}`);
     }
+  }
+  if (cfg.afterHours !== 'carry-over' && cfg.afterHours !== 'decline') {
+    problems.push(`afterHours: expected "carry-over" or "decline", got ${JSON.stringify(cfg.afterHours)}`);
+  }
+  if (typeof cfg.carryOverDays === 'number' && typeof cfg.openingHorizonDays === 'number' && cfg.carryOverDays > cfg.openingHorizonDays) {
+    problems.push(`carryOverDays: must not exceed openingHorizonDays (${cfg.openingHorizonDays})`);
   }
   if (typeof cfg.recallCallerIdName !== 'string' || !cfg.recallCallerIdName.includes('${prospect}')) {
     problems.push('recallCallerIdName: expected a text containing ${prospect}, e.g. "Callback: ${prospect}"');

@@ -36,12 +36,23 @@ export function explainRequest(request: CallbackRequest, events: readonly Policy
   const lines: string[] = [];
   lines.push(`Callback ${request.id}: ${request.agent} → ${request.prospect} (${request.mode === 'device' ? 'internal, device watched' : 'external, timed probes'})`);
   lines.push(summarizeRequest(request, now));
+  lines.push(`Prospect's time zone: ${request.timeZone} (${ZONE_SOURCE[request.zoneSource ?? 'default']})`);
+  if (request.carriedOver) {
+    lines.push(
+      `Promise: carried over to the next calling day, opening ${full(request.carriedOver.opensAt)} ${request.timeZone}; the agent was told "we will call you back on the next calling day"`,
+    );
+  }
   if (!isTerminal(request.state)) {
     if (request.wakeAt !== null) {
       const what = request.waitingFor === null ? 'nothing (ringing the agent next)' : `${WAITING_FOR[request.waitingFor]} (${request.waitingFor})`;
       lines.push(`Waiting for: ${what}; next check ${full(request.wakeAt)} ${request.timeZone} (${iso(request.wakeAt)})`);
     }
-    const why = request.expiresBecause === 'max-age' ? 'maximum age' : "end of the prospect's calling day";
+    const why =
+      request.expiresBecause === 'max-age'
+        ? 'maximum age'
+        : request.expiresBecause === 'carry-over'
+          ? `end of the calling day${request.carriedOver && request.carriedOver.calledDays > 1 ? `s (${request.carriedOver.calledDays})` : ''} it was carried over to`
+          : "end of the prospect's calling day";
     lines.push(`Expires: ${full(request.expiresAt)} ${request.timeZone} (${iso(request.expiresAt)}, ${why})`);
   } else {
     lines.push(`Outcome: ${request.outcome ?? 'unknown'}`);
@@ -59,6 +70,12 @@ export function explainRequest(request: CallbackRequest, events: readonly Policy
   return lines.join('\n');
 }
 
+const ZONE_SOURCE: Record<NonNullable<CallbackRequest['zoneSource']>, string> = {
+  number: "from the number's country and area code",
+  override: 'admin override by prefix',
+  default: 'configured calling-hours zone',
+};
+
 const WAITING_FOR: Record<WaitingFor, string> = {
   'prospect-busy': "the prospect's line to be free",
   grace: 'the grace period to end',
@@ -71,4 +88,5 @@ const WAITING_FOR: Record<WaitingFor, string> = {
   'agent-wrap-up': "the agent's wrap-up gap to end",
   agent: 'the agent to answer and choose',
   'prospect-answer': 'the prospect to answer',
+  colleague: 'a colleague who opted in earlier for the same number',
 };

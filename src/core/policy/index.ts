@@ -71,6 +71,16 @@
  *   local day the request was created in, or if created outside hours, of the next calling day. A pending request
  *   expires at `expiresAt` (never earlier: a wait that ends after expiry just ends in EXPIRED). A recall in progress is
  *   never cut off; if it ends in a wait past `expiresAt`, the request expires right then.
+ * - **Never a promise that cannot be kept** (promise.ts): at the opt-in the policy checks that a callback could fire
+ *   (the first calling-hours instant after the grace / first probe) before the request would expire. If not, with
+ *   `afterHours` 'carry-over' [default] the request is carried over: it waits for the next calling window and
+ *   expires at the end of the `carryOverDays`-th [1] calling day (`carriedOver`, `expiresBecause` 'carry-over'); with
+ *   'decline' the shell makes no offer. The agent hears which (the shell plays the matching prompt).
+ * - **The prospect's clock**: calling hours apply in `request.timeZone` (derived from the number by the shell; the
+ *   configured zone for national numbers), with the configured windows and holidays read in that zone.
+ * - **One prospect, many agents** (`DecideContext.colleagues`): a DUE request waits ('colleague') while other agents'
+ *   requests for the same number opted in earlier; after a colleague's recall reached the prospect it waits a grace
+ *   (device mode) or first-probe delay (timed) from that moment. The store allows one recall per number at a time.
  * - **Refresh** (# pressed again while pending or while the agent is being rung): back to WAITING as if just created
  *   (line busy now, expiry / attempts / snoozes / back-off reset), same id, event 'refreshed'. `rings` is NOT reset, so
  *   channel ids are never reused. Ignored during CONNECTING.
@@ -104,7 +114,9 @@ export {
   backoffFor,
   expiryFor,
   type DecideContext,
+  type Colleagues,
 } from './machine';
+export { offerPromise, callingHoursIn, expiryIn, type OfferPromise, type OfferPromiseKind } from './promise';
 export { defaultPolicyConfig, defaultCallingHours, makePolicyConfig, validatePolicyConfig, type PolicyConfigInput } from './config';
 export {
   isWithinCallingHours,

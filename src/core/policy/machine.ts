@@ -2,7 +2,8 @@
  * The callback state machine: `newRequest` and `decide`. Pure: no I/O, no clock, no randomness, inputs never mutated.
  * See index.ts for the model and the rules.
  */
-import { endOfCallingDay, isWithinCallingHours, localLabel, nextOpening } from './calling-hours';
+import { isWithinCallingHours, localLabel, nextOpening } from './calling-hours';
+import { callingHoursIn, expiryIn, offerPromise } from './promise';
 import { formatDuration } from './duration';
 import type {
   Action,
@@ -29,6 +30,26 @@ export interface DecideContext {
   cfg: PolicyConfig;
   /** The agent's device status right now (only consulted when the request is DUE). */
   agent: AgentStatus;
+  /**
+   * Other agents' requests for the same prospect number (only consulted when the request is DUE). Absent: none.
+   * `ahead`: pending or recalling requests of other agents that opted in earlier (served first); `lastConnectedAt`:
+   * when a colleague's recall last reached the prospect (they were on the phone with us: grace again).
+   */
+  colleagues?: Colleagues;
+}
+
+/** How long a colleague's connected call may keep the next agent waiting when its end is never reported (a crash). */
+export const CALL_IN_PROGRESS_CAP_MS = 60 * 60 * 1000;
+
+export interface Colleagues {
+  ahead: number;
+  lastConnectedAt: number | null;
+  /**
+   * When that colleague's conversation with the prospect ended: a number once it has; null while it may still go
+   * on (the prospect is on the phone with us; we wait, for at most CALL_IN_PROGRESS_CAP_MS after it connected); undefined when
+   * the shell does not know (the grace then counts from the connection).
+   */
+  lastCallEndedAt?: number | null;
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -57,13 +78,20 @@ export function backoffFor(cfg: PolicyConfig, attempt: number): number {
   return list[Math.min(Math.max(attempt, 1), list.length) - 1];
 }
 
-/** When a request created (or refreshed) at `at` expires, and why. */
-export function expiryFor(cfg: PolicyConfig, at: number): { expiresAt: number; expiresBecause: 'max-age' | 'end-of-calling-day' } {
-  const byAge = at + cfg.maxAgeMs;
-  const byDay = endOfCallingDay(cfg.callingHours, at, cfg.openingHorizonDays);
-  return byDay !== null && byDay < byAge
-    ? { expiresAt: byDay, expiresBecause: 'end-of-calling-day' }
-    : { expiresAt: byAge, expiresBecause: 'max-age' };
+/** When a request created (or refreshed) at `at` expires, and why (the regular case; see promise.ts for carry-over). */
+export function expiryFor(cfg: PolicyConfig, at: number, timeZone?: string): { expiresAt: number; expiresBecause: 'max-age' | 'end-of-calling-day' } {
+  return expiryIn(cfg, at, timeZone);
+}
+
+/**
+ * Expiry and carry-over of a request (re)started at `now`, from the offer's promise. Throws for a declined promise:
+ * the shell must not store a request the agent was not offered (it asks {@link offerPromise} first).
+ */
+function lifeSpan(cfg: PolicyConfig, now: number, mode: 'device' | 'timed', timeZone: string) {
+  const p = offerPromise(cfg, now, { mode, timeZone });
+  if (p.kind === 'declined') throw new Error(`No callback can be promised: ${p.reason}`);
+  if (p.kind === 'regular') return { expiresAt: p.expiresAt, expiresBecause: p.expiresBecause, carriedOver: null };
+  return { expiresAt: p.expiresAt, expiresBecause: p.expiresBecause, carriedOver: { opensAt: p.opensAt, calledDays: p.calledDays } };
 }
 
 /**
@@ -96,6 +124,7 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
   if (!Number.isFinite(now)) problems.push(`now: expected epoch ms, got ${String(now)}`);
   if (problems.length > 0) throw new Error(`Invalid callback request: ${problems.join('; ')}`);
   const device = input.mode === 'device';
+  const timeZone = input.timeZone ?? cfg.callingHours.timeZone;
   const r: CallbackRequest = {
     id: input.id,
     agent: input.agent,
@@ -103,14 +132,15 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
     prospect: input.prospect,
     language: input.language,
     mode: input.mode,
-    timeZone: cfg.callingHours.timeZone,
+    timeZone,
+    zoneSource: input.zoneSource ?? (input.timeZone === undefined ? 'default' : 'number'),
     state: 'WAITING',
     createdAt: now,
     refreshedAt: null,
     refreshes: 0,
     updatedAt: now,
     wakeAt: null,
-    ...expiryFor(cfg, now),
+    ...lifeSpan(cfg, now, input.mode, timeZone),
     waitingFor: null,
     reason: '',
     outcome: null,
@@ -119,11 +149,15 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
   };
   if (device) {
     const t = pendingTarget(r, now, cfg);
-    Object.assign(r, { state: t.state, waitingFor: t.waitingFor, wakeAt: t.wakeAt, reason: t.reason });
+    Object.assign(r, { state: t.state, waitingFor: t.waitingFor, wakeAt: t.wakeAt, reason: `${t.reason}${carriedNote(r, now)}` });
   } else {
     // Spelled out (not pendingTarget) so that a zero probe delay still starts in WAITING, waking right away.
     const probeAt = Math.min(now + cfg.firstProbeDelayMs, r.expiresAt);
-    Object.assign(r, { waitingFor: 'probe', wakeAt: probeAt, reason: `first probe of the external line at ${localLabel(r.timeZone, probeAt, now)}` });
+    Object.assign(r, {
+      waitingFor: 'probe',
+      wakeAt: probeAt,
+      reason: `first probe of the external line at ${localLabel(r.timeZone, probeAt, now)}${carriedNote(r, now)}`,
+    });
   }
   checkTransition(null, 'created', r.state);
   return {
@@ -131,6 +165,12 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
     events: [{ at: now, type: 'created', from: null, to: r.state, reason: r.reason, wakeAt: r.wakeAt, waitingFor: r.waitingFor }],
     actions: [{ type: 'notify', event: 'requested', reason: r.reason }],
   };
+}
+
+/** '; carried over to the next calling day (opens Mon 09:00)' for a carried-over request, else ''. */
+function carriedNote(r: CallbackRequest, now: number): string {
+  if (!r.carriedOver) return '';
+  return `; carried over to the next calling day (opens ${localLabel(r.timeZone, r.carriedOver.opensAt, now)} ${r.timeZone})`;
 }
 
 /**
@@ -153,6 +193,7 @@ class Step {
   readonly now: number;
   readonly cfg: PolicyConfig;
   readonly agent: AgentStatus;
+  readonly colleagues: Colleagues;
 
   constructor(
     readonly original: CallbackRequest,
@@ -162,6 +203,7 @@ class Step {
     this.now = ctx.now;
     this.cfg = ctx.cfg;
     this.agent = ctx.agent;
+    this.colleagues = ctx.colleagues ?? { ahead: 0, lastConnectedAt: null };
   }
 
   label(at: number): string {
@@ -337,8 +379,8 @@ function notBeforePhrase(r: CallbackRequest, cfg: PolicyConfig): string {
 
 /** Why a DUE request cannot ring the agent yet (null: go). Calling hours first: they usually mean the longer wait. */
 function dueWait(s: Step): { waitingFor: WaitingFor; wakeAt: number; reason: string } | null {
-  const { r, now, cfg, agent } = s;
-  const hours = cfg.callingHours;
+  const { r, now, cfg, agent, colleagues } = s;
+  const hours = callingHoursIn(cfg, r.timeZone);
   if (!isWithinCallingHours(hours, now)) {
     const open = nextOpening(hours, now, cfg.openingHorizonDays);
     if (open === null) {
@@ -350,6 +392,31 @@ function dueWait(s: Step): { waitingFor: WaitingFor; wakeAt: number; reason: str
     }
     const late = open >= r.expiresAt ? ` (after expiry at ${s.label(r.expiresAt)})` : '';
     return { waitingFor: 'calling-hours', wakeAt: Math.min(open, r.expiresAt), reason: `outside calling hours, opens ${s.label(open)}${late}` };
+  }
+  // One prospect, many agents: served in opt-in order, one recall at a time (the store enforces the latter).
+  if (colleagues.ahead > 0) {
+    const position = colleagues.ahead + 1;
+    return {
+      waitingFor: 'colleague',
+      wakeAt: Math.min(now + cfg.agentBusyRecheckMs, r.expiresAt),
+      reason: `${colleagues.ahead === 1 ? 'a colleague' : `${colleagues.ahead} colleagues`} opted in earlier for this number (queue position ${position})`,
+    };
+  }
+  if (colleagues.lastConnectedAt !== null) {
+    const since = colleagues.lastConnectedAt;
+    if (colleagues.lastCallEndedAt === null && now < since + CALL_IN_PROGRESS_CAP_MS) {
+      return {
+        waitingFor: 'colleague',
+        wakeAt: Math.min(now + cfg.agentBusyRecheckMs, r.expiresAt),
+        reason: `the prospect is on the phone with a colleague (since ${s.label(since)})`,
+      };
+    }
+    // The prospect was on the phone with a colleague: the same break as after any other call.
+    const from = typeof colleagues.lastCallEndedAt === 'number' ? colleagues.lastCallEndedAt : since;
+    const breakEnd = from + (r.mode === 'device' ? cfg.graceMs : cfg.firstProbeDelayMs);
+    if (now < breakEnd) {
+      return { waitingFor: 'grace', wakeAt: Math.min(breakEnd, r.expiresAt), reason: `grace after a colleague's call with the prospect, until ${s.label(breakEnd)}` };
+    }
   }
   if (agent.busy) {
     return {
@@ -468,15 +535,19 @@ function markLineFreeWithGrace(s: Step): void {
 function refresh(s: Step): void {
   const { r, now, cfg } = s;
   const from = r.state;
+  const promise = offerPromise(cfg, now, { mode: r.mode, timeZone: r.timeZone });
+  // Nothing new can be promised now (policy.afterHours = decline): the request keeps the promise it was made with.
+  if (promise.kind === 'declined') return;
   if (from === 'RINGING_AGENT') s.act({ type: 'hangupAgent', channelId: s.agentChannel });
   const device = r.mode === 'device';
   Object.assign(r, {
     refreshedAt: now,
     refreshes: r.refreshes + 1,
-    ...expiryFor(cfg, now),
+    ...lifeSpan(cfg, now, r.mode, r.timeZone),
     ...freshLife(cfg, now, device),
   } satisfies Partial<CallbackRequest>);
-  settle(s, 'refreshed', { force: true, from, note: 'agent pressed # again; restarted as if new' });
+  const carried = r.carriedOver ? `; ${carriedNote(r, now).slice(2)}` : '';
+  settle(s, 'refreshed', { force: true, from, note: `agent pressed # again; restarted as if new${carried}` });
 }
 
 // --- recall: RINGING_AGENT / CONNECTING ---------------------------------------------------------------------------
@@ -650,7 +721,9 @@ function expire(s: Step, from: CallbackState): void {
   const reason =
     r.expiresBecause === 'max-age'
       ? `expired: maximum age ${formatDuration(r.expiresAt - (r.refreshedAt ?? r.createdAt))} reached at ${s.label(r.expiresAt)}`
-      : `expired: end of the prospect's calling day (${s.label(r.expiresAt)})`;
+      : r.expiresBecause === 'carry-over'
+        ? `expired: end of the calling day it was carried over to (${s.label(r.expiresAt)})`
+        : `expired: end of the prospect's calling day (${s.label(r.expiresAt)})`;
   finish(s, 'EXPIRED', 'expired', 'expired', reason, 'expired', from);
 }
 

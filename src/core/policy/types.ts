@@ -51,7 +51,8 @@ export type WaitingFor =
   | 'agent-busy' // due, but the agent's device is in use or ringing
   | 'agent-wrap-up' // due, the agent just finished a call; giving them the wrap-up gap
   | 'agent' // ringing the agent / agent in the menu
-  | 'prospect-answer'; // the prospect is being dialled
+  | 'prospect-answer' // the prospect is being dialled
+  | 'colleague'; // due, but a colleague opted in for the same number earlier (or is on a recall with it)
 
 /** Why a {@link CallbackRequest#notBefore} exists. */
 export type NotBeforeKind = 'probe' | 'backoff' | 'snooze' | 'no-answer-retry';
@@ -78,8 +79,18 @@ export interface CallbackRequest {
   /** Language for prompts, e.g. 'de'. */
   readonly language: string;
   readonly mode: ProspectMode;
-  /** Zone used for the local times in `reason` (the calling-hours zone at creation). */
+  /**
+   * The prospect's time zone: calling hours apply in it, and the local times in `reason` are in it. Derived from
+   * the number at the opt-in (see src/core/zones.ts); the configured calling-hours zone for national numbers.
+   */
   readonly timeZone: string;
+  /** How `timeZone` was found: 'number' (libphonenumber data), 'override' (admin prefix), 'default' (configured zone). */
+  readonly zoneSource?: ZoneSource;
+  /**
+   * Set when the agent opted in after the last moment a callback could fire today and the request was carried over
+   * to the next calling day (policy.afterHours = 'carry-over'): the opening it waits for. The agent was told so.
+   */
+  readonly carriedOver?: { opensAt: number; calledDays: number } | null;
 
   state: CallbackState;
   createdAt: number;
@@ -91,7 +102,7 @@ export interface CallbackRequest {
   wakeAt: number | null;
   /** The request expires (→ EXPIRED) at this instant unless a recall is in progress. */
   expiresAt: number;
-  expiresBecause: 'max-age' | 'end-of-calling-day';
+  expiresBecause: 'max-age' | 'end-of-calling-day' | 'carry-over';
   waitingFor: WaitingFor | null;
   /** Human explanation of the current state, e.g. 'grace until 10:45' or 'outside calling hours, opens Mon 09:00'. */
   reason: string;
@@ -132,7 +143,12 @@ export interface NewRequestInput {
   prospect: string;
   language: string;
   mode: ProspectMode;
+  /** The prospect's time zone (IANA); default: the configured calling-hours zone. */
+  timeZone?: string;
+  zoneSource?: ZoneSource;
 }
+
+export type ZoneSource = 'number' | 'override' | 'default';
 
 /** The agent's device as seen by the shell. `since`: when the current busy/free status began. */
 export interface AgentStatus {
@@ -277,6 +293,14 @@ export interface PolicyConfig {
   maxAgeMs: DurationMs;
   /** Prospect calling hours. [Mon–Fri 09:00–18:00 Europe/Berlin] */
   callingHours: CallingHoursConfig;
+  /**
+   * What the offer does when a callback could not fire before it would expire (the agent dials after the last
+   * moment of today's calling hours, or outside them): 'carry-over' = offer a callback on the next calling day
+   * (the agent hears so), 'decline' = no offer, a short reason instead. ['carry-over']
+   */
+  afterHours: 'carry-over' | 'decline';
+  /** A carried-over request stays pending through at most this many calling days, the next one being the 1st. [1] */
+  carryOverDays: number;
   /** How far ahead calling hours are searched. [14] */
   openingHorizonDays: number;
   /** Caller-ID name on the agent's phone for a recall; `${prospect}` is replaced. ['Callback: ${prospect}'] */

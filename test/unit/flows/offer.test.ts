@@ -1,6 +1,6 @@
 import { DialPolicyError } from '../../../src/core/dial-policy';
 import type { OptInResult } from '../../../src/engine';
-import { OfferDriver, type OfferOptions, type OfferRequestInput } from '../../../src/flows/offer';
+import { OfferDriver, type OfferOptions, type OfferPreparation, type OfferRequestInput } from '../../../src/flows/offer';
 import { FakeCallPort, capturedLog, settle } from '../fake-port';
 
 const OPTS: OfferOptions = {
@@ -47,7 +47,7 @@ describe('the offer driver over a fake port', () => {
     port.finishPrompt();
     expect(await done).toBe('requested');
     expect(port.calls).toEqual(['setLanguage en', 'answer', 'play sound:cc-offer [#0123456789*]', 'stop', 'play sound:cc-confirm', 'hangup normal']);
-    expect(events()).toEqual(['offer.started', 'offer.key', 'offer.opted_in', 'offer.prompt_finished', 'offer.ended']);
+    expect(events()).toEqual(['offer.started', 'offer.prompt_playing', 'offer.key', 'offer.opted_in', 'offer.prompt_playing', 'offer.prompt_finished', 'offer.ended']);
     const opted = lines.find((l) => l.event === 'offer.opted_in')!;
     expect(opted).toMatchObject({ requestId: 'r1', result: 'created', entry: 'ari', channelId: '1712.42', agent: 'PJSIP/1001', prospect: '2001' });
     expect(typeof opted.keyToDurableMs).toBe('number');
@@ -176,5 +176,131 @@ describe('the offer driver over a fake port', () => {
     expect(await driver.run(port, ARGS, 'agi')).toBe('hangup');
     expect(stored).toEqual([]);
     expect(lines.find((l) => l.event === 'offer.call_failed')).toMatchObject({ level: 'warn' });
+  });
+});
+
+describe('the offer driver with the service preparation (promise, queue, zone)', () => {
+  function prepared(prep: OfferPreparation | Error, result: OptInResult = { result: 'created', requestId: 'r1', promise: 'regular' }) {
+    const stored: OfferRequestInput[] = [];
+    const { log, lines } = capturedLog();
+    const driver = new OfferDriver(
+      {
+        optIn: (input) => {
+          stored.push({ ...input });
+          return result;
+        },
+        prepare: async () => {
+          if (prep instanceof Error) throw prep;
+          return prep;
+        },
+      },
+      { ...OPTS, prompts: { ...OPTS.prompts, queue: 'sound:cc-queue-${position}', offerNextDay: 'sound:cc-offer-next-day', confirmNextDay: 'sound:cc-confirm-next-day', closed: 'sound:cc-closed' } },
+      log,
+    );
+    const port = new FakeCallPort('1712.42', { language: 'en', caller: { name: 'Agent', number: '1001' } });
+    return { driver, port, stored, lines };
+  }
+
+  it('second in the queue: "you are second" (a key counts), then the offer; # stores with the prospect\'s zone', async () => {
+    const { driver, port, stored, lines } = prepared(
+      { context: { promise: 'regular', position: 2 }, timeZone: 'America/New_York', zoneSource: 'number', details: { queue: ['PJSIP/1002'], zoneNote: 'from the number +12125551234', why: 'a callback can fire today' } },
+      { result: 'created', requestId: 'r1', promise: 'regular', position: 2 },
+    );
+    port.autoFinish = false;
+    const done = driver.run(port, ARGS, 'ari');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-queue-2']);
+    port.finishPrompt();
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-offer']);
+    expect(port.press('#')).toBe('prompt');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-confirm']);
+    port.finishPrompt();
+    expect(await done).toBe('requested');
+    expect(port.calls).toEqual(['setLanguage en', 'answer', 'play sound:cc-queue-2 [#0123456789*]', 'play sound:cc-offer [#0123456789*]', 'stop', 'play sound:cc-confirm', 'hangup normal']);
+    expect(stored).toEqual([expect.objectContaining({ prospect: '2001', timeZone: 'America/New_York', zoneSource: 'number' })]);
+    expect(lines.find((l) => l.event === 'offer.started')).toMatchObject({ promise: 'regular', position: 2, queue: ['PJSIP/1002'], timeZone: 'America/New_York', zoneSource: 'number' });
+    expect(lines.find((l) => l.event === 'offer.opted_in')).toMatchObject({ promise: 'regular', position: 2 });
+  });
+
+  it('a key during the queue notice decides at once (# stores without the offer prompt)', async () => {
+    const { driver, port, stored } = prepared({ context: { promise: 'regular', position: 7 } });
+    port.autoFinish = false;
+    const done = driver.run(port, ARGS, 'agi');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-queue-many']);
+    expect(port.press('#')).toBe('prompt');
+    await settle();
+    port.finishPrompt();
+    expect(await done).toBe('requested');
+    expect(stored).toHaveLength(1);
+    expect(port.calls).not.toContain('play sound:cc-offer [#0123456789*]');
+  });
+
+  it('after hours, carried over: the next-calling-day offer and its confirmation', async () => {
+    const { driver, port, stored } = prepared({ context: { promise: 'next-calling-day', position: 1 } }, { result: 'created', requestId: 'r1', promise: 'next-calling-day' });
+    port.autoFinish = false;
+    const done = driver.run(port, ARGS, 'ari');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-offer-next-day']);
+    expect(port.press('#')).toBe('prompt');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-confirm-next-day']);
+    port.finishPrompt();
+    expect(await done).toBe('requested');
+    expect(stored).toHaveLength(1);
+  });
+
+  it('the window closed between the offer and the key: the stored request decides the confirmation', async () => {
+    const { driver, port } = prepared({ context: { promise: 'regular', position: 1 } }, { result: 'created', requestId: 'r1', promise: 'next-calling-day' });
+    port.autoFinish = false;
+    const done = driver.run(port, ARGS, 'ari');
+    await settle();
+    port.press('#');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-confirm-next-day']);
+    port.finishPrompt();
+    expect(await done).toBe('requested');
+  });
+
+  it('after hours, declined: the reason only, no key waited for, nothing stored', async () => {
+    const { driver, port, stored, lines } = prepared({ context: { promise: 'declined' }, timeZone: 'Europe/Berlin', zoneSource: 'default', details: { why: 'outside calling hours' } });
+    const done = driver.run(port, ARGS, 'ari');
+    expect(await done).toBe('closed');
+    expect(port.calls).toEqual(['setLanguage en', 'answer', 'play sound:cc-closed', 'hangup normal']);
+    expect(stored).toEqual([]);
+    expect(lines.find((l) => l.event === 'offer.started')).toMatchObject({ promise: 'declined', why: 'outside calling hours' });
+    expect(lines.find((l) => l.event === 'offer.ended')).toMatchObject({ outcome: 'closed' });
+  });
+
+  it('closed at the store (the engine refused to promise after the key): the closed notice, no request id', async () => {
+    const { driver, port, lines } = prepared({ context: { promise: 'regular', position: 1 } }, { result: 'closed', reason: 'outside calling hours' });
+    port.autoFinish = false;
+    const done = driver.run(port, ARGS, 'ari');
+    await settle();
+    port.press('#');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-closed']);
+    port.finishPrompt();
+    expect(await done).toBe('closed');
+    expect(lines.some((l) => l.event === 'offer.opted_in')).toBe(false);
+    const ended = lines.find((l) => l.event === 'offer.ended');
+    expect(ended).toMatchObject({ outcome: 'closed' });
+    expect(ended?.requestId).toBeUndefined();
+  });
+
+  it('a failing preparation is logged and the regular offer plays', async () => {
+    const { driver, port, stored, lines } = prepared(new Error('lookup broke'));
+    port.autoFinish = false;
+    const done = driver.run(port, ARGS, 'ari');
+    await settle();
+    expect(port.playing).toEqual(['sound:cc-offer']);
+    port.press('#');
+    await settle();
+    port.finishPrompt();
+    expect(await done).toBe('requested');
+    expect(stored).toHaveLength(1);
+    expect(lines.find((l) => l.event === 'offer.prepare_failed')).toMatchObject({ error: 'lookup broke' });
   });
 });

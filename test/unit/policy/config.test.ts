@@ -4,6 +4,8 @@ describe('defaultPolicyConfig', () => {
   it('has the documented defaults', () => {
     expect(defaultPolicyConfig).toEqual({
       graceMs: 300_000,
+      afterHours: 'carry-over',
+      carryOverDays: 1,
       longBusyThresholdMs: 1_800_000,
       longBusyExtraGraceMs: 300_000,
       firstProbeDelayMs: 600_000,

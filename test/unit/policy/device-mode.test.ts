@@ -15,6 +15,8 @@ describe('newRequest (device mode)', () => {
       language: 'de',
       mode: 'device',
       timeZone: 'Europe/Berlin',
+      zoneSource: 'default',
+      carriedOver: null,
       state: 'WAITING',
       createdAt: T0,
       refreshedAt: null,

@@ -99,23 +99,18 @@ describe('calling hours', () => {
     expect(d.request).toMatchObject({ state: 'DUE', wakeAt: Z('2026-03-31T07:00:00Z'), reason: 'outside calling hours, opens Tue 09:00' });
   });
 
-  it('with the default 8 h cap a Friday-evening request expires at night, and says so while waiting', () => {
+  it('a Friday-evening request is carried over to Monday (never left to expire at night unseen)', () => {
     const s = Sim.device({ at: FRI_19 });
-    expect(iso(s.request.expiresAt)).toBe('2026-03-28T02:00:00.000Z'); // Sat 03:00 CET
-    expect(s.request.expiresBecause).toBe('max-age');
+    expect(iso(s.request.expiresAt)).toBe('2026-03-30T16:00:00.000Z'); // Mon 18:00 CEST
+    expect(s.request.expiresBecause).toBe('carry-over');
+    expect(s.request.carriedOver).toEqual({ opensAt: Z('2026-03-30T07:00:00Z'), calledDays: 1 });
+    expect(s.request.reason).toBe('prospect line busy since 19:00; carried over to the next calling day (opens Mon 09:00 Europe/Berlin)');
     s.free(FRI_19 + 10 * MINUTE);
     const due = s.wake();
-    expect(due.request).toMatchObject({
-      state: 'DUE',
-      waitingFor: 'calling-hours',
-      wakeAt: Z('2026-03-28T02:00:00Z'),
-      reason: 'outside calling hours, opens Mon 09:00 (after expiry at Sat 03:00)',
-    });
-    const exp = s.wake();
-    expect(exp.events).toEqual([
-      { at: Z('2026-03-28T02:00:00Z'), type: 'expired', from: 'DUE', to: 'EXPIRED', reason: 'expired: maximum age 8h reached at 03:00', wakeAt: null, waitingFor: null },
-    ]);
-    expect(exp.actions).toEqual([{ type: 'notify', event: 'expired', reason: 'expired: maximum age 8h reached at 03:00' }]);
+    expect(due.request).toMatchObject({ state: 'DUE', waitingFor: 'calling-hours', wakeAt: Z('2026-03-30T07:00:00Z'), reason: 'outside calling hours, opens Mon 09:00' });
+    const ring = s.wake();
+    expect(ring.actions[0]).toMatchObject({ type: 'ringAgent' });
+    expect(ring.events.at(-1)?.at).toBe(Z('2026-03-30T07:00:00Z'));
   });
 
   it('America/New_York: Friday evening EDT → Monday 09:00 EST', () => {
@@ -157,11 +152,8 @@ describe('calling hours', () => {
     expect(s.wake(busyAgent()).request.waitingFor).toBe('calling-hours');
   });
 
-  it('no opening within the horizon: waits until expiry', () => {
+  it('no opening within the horizon: no request can be made (nothing could be promised)', () => {
     const cfg = { ...defaultPolicyConfig, callingHours: { timeZone: 'Europe/Berlin', windows: {}, holidays: [] } };
-    const s = Sim.device({ cfg });
-    expect(s.request).toMatchObject({ expiresAt: T0 + 8 * HOUR, expiresBecause: 'max-age' });
-    s.free(T0 + 10 * MINUTE);
-    expect(s.wake().request).toMatchObject({ state: 'DUE', wakeAt: T0 + 8 * HOUR, reason: 'outside calling hours, no opening within 14 days' });
+    expect(() => Sim.device({ cfg })).toThrow('No callback can be promised: no calling hours within 14 days in Europe/Berlin');
   });
 });

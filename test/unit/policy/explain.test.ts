@@ -19,6 +19,7 @@ describe('explainRequest', () => {
       [
         'Callback r1: PJSIP/1001 → 0301234567 (internal, device watched)',
         'GRACE: grace until 09:52, held until 09:55:10 by back-off after busy attempt 1 (wakes 09:55:10; expires 17:30)',
+        "Prospect's time zone: Europe/Berlin (configured calling-hours zone)",
         'Waiting for: the back-off after a busy attempt to end (backoff); next check 2026-03-23 09:55:10 Europe/Berlin (2026-03-23T08:55:10.000Z)',
         'Expires: 2026-03-23 17:30:00 Europe/Berlin (2026-03-23T16:30:00.000Z, maximum age)',
         'Created 2026-03-23 09:30:00; attempts 1, snoozes 0, agent rung 1×',
@@ -46,17 +47,20 @@ describe('explainRequest', () => {
     expect(explainRequest(request, events, { historyLimit: 0 })).not.toContain('History');
   });
 
-  it('outside calling hours: says when they open', () => {
+  it('outside calling hours: says when they open, and that the request was carried over', () => {
     const at = Z('2026-03-27T18:00:00Z'); // Fri 19:00
     const s = Sim.device({ at });
     s.free(at + 10 * MINUTE);
     s.wake(busyAgent());
-    expect(summarizeRequest(s.request)).toBe(
-      'DUE: outside calling hours, opens Mon 09:00 (after expiry at Sat 03:00) (wakes Sat 03:00; expires Sat 03:00)',
+    expect(summarizeRequest(s.request)).toBe('DUE: outside calling hours, opens Mon 09:00 (wakes Mon 09:00; expires Mon 18:00)');
+    const text = explainRequest(s.request);
+    expect(text).toContain(
+      "Waiting for: the prospect's calling hours to open (calling-hours); next check 2026-03-30 09:00:00 Europe/Berlin (2026-03-30T07:00:00.000Z)",
     );
-    expect(explainRequest(s.request)).toContain(
-      "Waiting for: the prospect's calling hours to open (calling-hours); next check 2026-03-28 03:00:00 Europe/Berlin (2026-03-28T02:00:00.000Z)",
+    expect(text).toContain(
+      'Promise: carried over to the next calling day, opening 2026-03-30 09:00:00 Europe/Berlin; the agent was told "we will call you back on the next calling day"',
     );
+    expect(text).toContain('Expires: 2026-03-30 18:00:00 Europe/Berlin (2026-03-30T16:00:00.000Z, end of the calling day it was carried over to)');
   });
 
   it('terminal requests state their outcome', () => {
@@ -66,6 +70,7 @@ describe('explainRequest', () => {
       [
         'Callback r1: PJSIP/1001 → 0301234567 (internal, device watched)',
         'CANCELLED: cancelled by cli:bob',
+        "Prospect's time zone: Europe/Berlin (configured calling-hours zone)",
         'Outcome: cancelled',
         'Created 2026-03-23 09:30:00; attempts 0, snoozes 0, agent rung 0×',
       ].join('\n'),
@@ -76,9 +81,10 @@ describe('explainRequest', () => {
     const s = Sim.timed();
     s.do(T0 + 5 * MINUTE, { type: 'refresh' });
     const text = explainRequest(s.request, s.events);
-    expect(text.split('\n').slice(0, 5)).toEqual([
+    expect(text.split('\n').slice(0, 6)).toEqual([
       'Callback r1: PJSIP/1001 → 0301234567 (external, timed probes)',
       'WAITING: first probe of the external line at 09:45 (wakes 09:45; expires 17:35)',
+      "Prospect's time zone: Europe/Berlin (configured calling-hours zone)",
       'Waiting for: the first probe of the external line (probe); next check 2026-03-23 09:45:00 Europe/Berlin (2026-03-23T08:45:00.000Z)',
       'Expires: 2026-03-23 17:35:00 Europe/Berlin (2026-03-23T16:35:00.000Z, maximum age)',
       'Created 2026-03-23 09:30:00, refreshed 1× (last 2026-03-23 09:35:00); attempts 0, snoozes 0, agent rung 0×',

@@ -9,6 +9,7 @@ import {
   type Action,
   type AgentStatus,
   type CallbackRequest,
+  type Colleagues,
   type Decision,
   type NewRequestInput,
   type Observation,
@@ -60,26 +61,31 @@ export class Sim {
 
   constructor(
     readonly cfg: PolicyConfig = defaultPolicyConfig,
-    opts: { mode?: ProspectMode; at?: number; id?: string; agent?: AgentStatus } = {},
+    opts: { mode?: ProspectMode; at?: number; id?: string; agent?: AgentStatus; timeZone?: string; prospect?: string } = {},
   ) {
     const at = opts.at ?? T0;
     this.agent = opts.agent ?? freeAgent(at - HOUR);
-    this.last = newRequest(input(opts.mode ?? 'device', opts.id ?? 'r1'), cfg, at);
+    const base = input(opts.mode ?? 'device', opts.id ?? 'r1');
+    this.last = newRequest({ ...base, prospect: opts.prospect ?? base.prospect, ...(opts.timeZone ? { timeZone: opts.timeZone } : {}) }, cfg, at);
     this.request = deepFreeze(this.last.request);
     this.events.push(...this.last.events);
     this.actions.push(...this.last.actions);
   }
 
-  static device(opts: { at?: number; cfg?: PolicyConfig; id?: string } = {}): Sim {
-    return new Sim(opts.cfg, { mode: 'device', at: opts.at, id: opts.id });
+  static device(opts: { at?: number; cfg?: PolicyConfig; id?: string; timeZone?: string; prospect?: string } = {}): Sim {
+    return new Sim(opts.cfg, { mode: 'device', at: opts.at, id: opts.id, timeZone: opts.timeZone, prospect: opts.prospect });
   }
 
-  static timed(opts: { at?: number; cfg?: PolicyConfig; id?: string } = {}): Sim {
-    return new Sim(opts.cfg, { mode: 'timed', at: opts.at, id: opts.id });
+  static timed(opts: { at?: number; cfg?: PolicyConfig; id?: string; timeZone?: string; prospect?: string } = {}): Sim {
+    return new Sim(opts.cfg, { mode: 'timed', at: opts.at, id: opts.id, timeZone: opts.timeZone, prospect: opts.prospect });
   }
+
+  /** Other agents' requests for the same number, as the shell would report them (default: none). */
+  colleagues: Colleagues | undefined;
 
   do(at: number, observation: Observation, agent: AgentStatus = this.agent): Decision {
-    const d = decide(this.request, deepFreeze(observation), { now: at, cfg: this.cfg, agent: deepFreeze({ ...agent }) });
+    const ctx = { now: at, cfg: this.cfg, agent: deepFreeze({ ...agent }), ...(this.colleagues ? { colleagues: deepFreeze({ ...this.colleagues }) } : {}) };
+    const d = decide(this.request, deepFreeze(observation), ctx);
     this.last = d;
     this.request = deepFreeze(d.request);
     this.events.push(...d.events);
