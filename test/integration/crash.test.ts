@@ -78,7 +78,7 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
       : SqliteContractStore.open<CallbackRequest>(svc.storePath, { readonly: true });
     const requests = (): Promise<CallbackRequest[]> => store.list();
 
-    // The agents' handsets: answer every recall, press 1 a moment later, hang up once connected.
+    // The agents' handsets: answer every recall, press 1 a moment later, hang up after a short talk.
     const handled = new Set<string>();
     let phoneRunning = true;
     const phoneLoop = (async () => {
@@ -92,6 +92,10 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
             await phone.answer(ring).catch(() => undefined);
             await sleep(1200);
             await ari.press(id, '1').catch(() => undefined);
+            // A short talk, then the agent hangs up: the prospect is served one conversation at a time, so
+            // the colleagues' recalls for the same number follow this one's end (and the grace after it).
+            await sleep(4000);
+            await ari.hangup(id);
           })();
         }
         await sleep(50);
