@@ -80,6 +80,7 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
 
     // The agents' handsets: answer every recall, press 1 a moment later, hang up after a short talk.
     const handled = new Set<string>();
+    const handsets = new Set<Promise<void>>();
     let phoneRunning = true;
     const phoneLoop = (async () => {
       while (phoneRunning) {
@@ -87,7 +88,7 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
           const id = TestPhone.id(ring);
           if (handled.has(id)) continue;
           handled.add(id);
-          void (async () => {
+          const handset = (async () => {
             await sleep(150);
             await phone.answer(ring).catch(() => undefined);
             await sleep(1200);
@@ -97,6 +98,8 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
             await sleep(4000);
             await ari.hangup(id);
           })();
+          handsets.add(handset);
+          void handset.finally(() => handsets.delete(handset));
         }
         await sleep(50);
       }
@@ -184,6 +187,7 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
       const step = (what: string) => process.stderr.write(`[crash ${backend}] cleanup: ${what}\n`);
       phoneRunning = false;
       await phoneLoop;
+      await Promise.allSettled([...handsets]);
       step('phone loop ended');
       await svc.stop();
       await store.close();
