@@ -3,9 +3,9 @@
  * wait, while they are due, while the agent's phone rings, while the agent listens to the menu, while
  * the prospect is dialled), restart it at once, and check what Asterisk actually did.
  *
- * CC_CRASH_KILLS sets the number of kills (default 30); `npm run soak` runs 300. The same run on PostgreSQL
- * (store.url; each restart first waits for the killed instance's lease to expire, then takes it with a new
- * epoch) has CC_CRASH_KILLS_PG kills (default 5). Each test's timeout follows its kill count (timeoutMs),
+ * CC_CRASH_KILLS sets the number of kills (default 30). The same run on PostgreSQL (store.url; each restart
+ * first waits for the killed instance's lease to expire, then takes it with a new epoch) has
+ * CC_CRASH_KILLS_PG kills (default 5). `npm run soak` runs 300 on each. Each test's timeout follows its kill count (timeoutMs),
  * and a kill is cheap: the requests are read from the store in this process (a readonly SQLite handle, or
  * one PostgreSQL pool) instead of through a `list` CLI process per look.
  */
