@@ -18,8 +18,17 @@ import { ROOT } from './sandbox';
 export const PG_PORT = Number(process.env.CC_PG_PORT || 55432);
 export const PG_DIR = process.env.CC_PG_DIR || path.join(os.tmpdir(), `cc-test-pg-${PG_PORT}`);
 export const PG_SCRIPT = path.join(ROOT, 'scripts/pg.sh');
-/** Written when a test run started the cluster: global teardown stops it then. */
+/**
+ * Written when a test run started the cluster, with the run's id (the jest main process's pid, which its
+ * workers inherit as CC_TEST_RUN_PID): that run's global teardown stops it then, and no other run's — two
+ * runs on one cluster (a unit run beside an integration run) never stop it under each other.
+ */
 export const PG_STARTED_MARK = `${PG_DIR}.started-by-tests`;
+
+/** The id of this test run: set by the global setup in the jest main process, inherited by its workers. */
+function runId(): string {
+  return process.env.CC_TEST_RUN_PID || String(process.pid);
+}
 
 function pgEnv(): NodeJS.ProcessEnv {
   return { ...process.env, CC_PG_DIR: PG_DIR, CC_PG_PORT: String(PG_PORT) };
@@ -32,13 +41,15 @@ export function ensurePg(): string {
   if (running) return `postgres://postgres@127.0.0.1:${PG_PORT}/postgres`;
   const up = spawnSync('bash', [PG_SCRIPT, 'up'], { env: pgEnv(), encoding: 'utf8' });
   if (up.status !== 0) throw new Error(`PostgreSQL for the tests did not start (scripts/pg.sh up, exit ${up.status}):\n${up.stderr}`);
-  if (!running) fs.writeFileSync(PG_STARTED_MARK, String(process.pid));
+  if (!running) fs.writeFileSync(PG_STARTED_MARK, runId());
   return up.stdout.trim().split('\n').pop() as string;
 }
 
 /** Stops the cluster if a test run started it (global teardown). */
 export function stopPgIfStartedByTests(): void {
   if (process.env.CC_TEST_PG_URL || !fs.existsSync(PG_STARTED_MARK)) return;
+  const owner = fs.readFileSync(PG_STARTED_MARK, 'utf8').trim();
+  if (owner !== String(process.pid) && isAlive(Number(owner))) return; // another run's cluster, still in use
   if (process.env.CC_KEEP_PG !== '1') spawnSync('bash', [PG_SCRIPT, 'down'], { env: pgEnv(), stdio: 'inherit' });
   fs.rmSync(PG_STARTED_MARK, { force: true });
 }
@@ -75,4 +86,14 @@ export async function freshDatabase(label = 'db'): Promise<TestDatabase> {
       }
     },
   };
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -27,6 +27,16 @@ const TERMINAL_SQL = `(${TERMINAL_STATES.map((s) => `'${s}'`).join(',')})`;
  */
 export const OPT_IN_LOCK_TIMEOUT_MS = 1000;
 export const OPT_IN_STATEMENT_TIMEOUT_MS = 5000;
+/**
+ * Every other statement of a session: a lock held elsewhere (an admin's open transaction, a maintenance
+ * job) makes a read or write fail after QUERY_LOCK_TIMEOUT_MS with a StoreError the caller logs and retries,
+ * instead of a tick that waits forever; a statement runs at most QUERY_STATEMENT_TIMEOUT_MS; and a session
+ * left idle inside a transaction (a paused or partitioned instance) loses it, and its locks, after
+ * IDLE_IN_TRANSACTION_TIMEOUT_MS. Migrations lift the first two (they may wait for another instance's).
+ */
+export const QUERY_LOCK_TIMEOUT_MS = 5000;
+export const QUERY_STATEMENT_TIMEOUT_MS = 60_000;
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 
 /** BIGINT and COUNT(*) as JS numbers (our values are milliseconds and counts, far below 2^53). */
 const TYPES = {
@@ -90,7 +100,15 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
   /** Connects, migrates (under an advisory lock) and checks the schema version. Failures are StoreErrors. */
   static async open<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): Promise<PgStore<R>> {
     const where = redactUrl(url);
-    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, types: TYPES, connectionTimeoutMillis: 10_000 });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 4,
+      types: TYPES,
+      connectionTimeoutMillis: 10_000,
+      lock_timeout: QUERY_LOCK_TIMEOUT_MS,
+      statement_timeout: QUERY_STATEMENT_TIMEOUT_MS,
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    });
     pool.on('error', (err) => opts.onIdleError?.(err));
     try {
       await PgStore.migrate(pool, opts.migrate ?? true);
@@ -106,6 +124,7 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
     const c = await pool.connect();
     try {
       await c.query('BEGIN');
+      await c.query("SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)");
       // One migrating instance at a time (the key is arbitrary but fixed: "cc-mig").
       await c.query('SELECT pg_advisory_xact_lock(4242424201)');
       await c.query(

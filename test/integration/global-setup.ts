@@ -12,6 +12,8 @@ import { acquireSandboxLock } from '../../testkit/lock';
 import { PBX_LOCK_DIR, PBX_STATUS_FILE, ROOT } from './paths';
 
 export default async function globalSetup(): Promise<void> {
+  // This run's id for the resources it starts (testkit/pg.ts); the workers inherit it.
+  process.env.CC_TEST_RUN_PID = String(process.pid);
   const wanted = process.argv.some((a) => a.includes('integration') || a.includes('e2e')) || !process.argv.some((a) => a.includes('test/unit'));
   fs.mkdirSync(path.dirname(PBX_STATUS_FILE), { recursive: true });
   if (!wanted || process.env.CC_SKIP_PBX === '1') {
