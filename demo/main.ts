@@ -251,8 +251,14 @@ async function story(ctx: Ctx): Promise<void> {
   const other = `demo-other-${process.pid}`;
   await ctx.client!.channels.originate({ endpoint: 'PJSIP/2001', context: 'cc-sim', extension: 'answer', priority: 1, channelId: other, callerId: '"A customer" <+4930555010>', timeout: 15 });
   await prospectPhone.waitMessage('the other call being answered', (m) => m.direction === 'received' && m.method === 'ACK', 15000);
-  const otherChannel = await ctx.client!.channels.get({ channelId: other });
-  if (otherChannel.state !== 'Up') throw new StoryError(`the other call is ${otherChannel.state}, not Up`);
+  // The phone's ACK follows Asterisk's 200 OK handling on the wire, but the channel turns Up in its own
+  // thread a moment later: ask for a while before calling it a failure.
+  let otherState = '';
+  for (let i = 0; i < 50 && otherState !== 'Up'; i++) {
+    if (i > 0) await sleep(100);
+    otherState = (await ctx.client!.channels.get({ channelId: other })).state;
+  }
+  if (otherState !== 'Up') throw new StoryError(`the other call is ${otherState}, not Up`);
   say('2001', 'is on another call (with a customer, for an hour in the story): the line is busy');
 
   // 2. The agent calls, is offered a callback, presses #.
