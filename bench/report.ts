@@ -79,10 +79,12 @@ export function dtmfRows(o: any): string[] {
       lines.push(`| \`#\` → durable end to end (Asterisk's DTMF timestamp → commit done), ${name}, ${label(d)} | p50 ${f(d.p50, ' ms')}, p95 ${f(d.p95, ' ms')}, p99 ${f(d.p99, ' ms')}, max ${f(d.max, ' ms')} | | |`);
     }
   }
+  if (o.dtmf?.postgres?.error) lines.push(`| \`#\` → durable, PostgreSQL | not measured: ${o.dtmf.postgres.error} | | |`);
   const late = (x: any) => (x ? `p50 ${f(x.p50, ' ms')}, p99 ${f(x.p99, ' ms')}, max ${f(x.max, ' ms')}` : '–');
   if (o.dtmf?.serviceEventLoopLateMs || o.serviceEventLoopLateMs || o.dtmf?.postgres?.serviceEventLoopLateMs) {
-    const pg = o.dtmf?.postgres ? `; ${late(o.dtmf.postgres.serviceEventLoopLateMs)}` : '';
-    lines.push(`| the service's event loop, late by (latency runs; \`#\` runs on SQLite${o.dtmf?.postgres ? '; `#` runs on PostgreSQL' : ''}) | ${late(o.serviceEventLoopLateMs)}; ${late(o.dtmf?.serviceEventLoopLateMs)}${pg} | | |`);
+    const withPg = o.dtmf?.postgres && !o.dtmf.postgres.error;
+    const pg = withPg ? `; ${late(o.dtmf.postgres.serviceEventLoopLateMs)}` : '';
+    lines.push(`| the service's event loop, late by (latency runs; \`#\` runs on SQLite${withPg ? '; `#` runs on PostgreSQL' : ''}) | ${late(o.serviceEventLoopLateMs)}; ${late(o.dtmf?.serviceEventLoopLateMs)}${pg} | | |`);
   }
   return lines;
 }

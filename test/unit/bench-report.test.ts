@@ -103,3 +103,11 @@ describe('bench report: scheduler start-up and memory on SQLite and PostgreSQL s
     for (const r of rows) expect(r.split('|')).toHaveLength(6);
   });
 });
+
+describe('bench report: no PostgreSQL on the machine', () => {
+  it('the SQLite rows stay, and one row says why PostgreSQL was not measured', () => {
+    const rows = dtmfRows({ ...offer, dtmf: { ...offer.dtmf, postgres: { error: 'no PostgreSQL: scripts/pg.sh up, exit 3' } } });
+    expect(rows.filter((r) => r.includes(', SQLite, '))).toHaveLength(4);
+    expect(rows.filter((r) => r.includes('PostgreSQL'))).toEqual(['| `#` → durable, PostgreSQL | not measured: no PostgreSQL: scripts/pg.sh up, exit 3 | | |']);
+  });
+});
