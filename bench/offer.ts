@@ -15,13 +15,17 @@
  * calls alternate between them — app, bare, app, … one after the other, and from `concurrency`
  * concurrent originators — so that every busy moment of the PBX or the machine hits both alike.
  *
- * `#` → durable: a separate run, calls to the app only, where the originator presses `#` (sendDTMF on the
- * ;1 half) once the prompt plays. The service logs, on its 'callback requested' line, `keyToDurableMs`
- * (performance.now() from the moment the DTMF event reached the offer flow to the end of the synchronous
- * opt-in commit), `commitMs` (the commit alone) and `committedAt` (Date.now() after the commit); the
- * end-to-end figure is committedAt − Asterisk's timestamp of ChannelDtmfReceived (1 ms resolution; it
- * includes Asterisk's own event dispatch and the hop over the WebSocket). Each call uses its own agent
- * device (PJSIP/b<n>), so every opt-in is an insert ('created'), not a refresh.
+ * `#` → durable: separate runs, calls to the app only, where the originator presses `#` (sendDTMF on the
+ * ;1 half) once the prompt plays — first on a service with the default SQLite store (results `dtmf`), then
+ * the same calls (warm-up, sequential, concurrent) on a service whose store is PostgreSQL (`store.url`, a
+ * fresh database of the test cluster from testkit/pg.ts, dropped afterwards; results `dtmf.postgres`).
+ * The service logs, on its 'callback requested' line (offer.opted_in), `keyToDurableMs`
+ * (performance.now() from the moment the DTMF event reached the offer flow to the end of the opt-in
+ * commit), `commitMs` (the commit alone) and `committedAt` (Date.now() after the commit); the end-to-end
+ * figure is committedAt − Asterisk's timestamp of ChannelDtmfReceived (1 ms resolution; it includes
+ * Asterisk's own event dispatch and the hop over the WebSocket). Each call uses its own agent device
+ * (PJSIP/b<n>), so every opt-in is an insert ('created'), not a refresh. (bench/pg.ts measures the
+ * commit alone, without the PBX, on both backends.)
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,7 +36,8 @@ import '../src/asterisk/quiet-swagger';
 import { Stats, bootstrapRatio, log, round, sleep, stats } from './common';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';
-import { ServiceProcess } from '../testkit/service-process';
+import { freshDatabase } from '../testkit/pg';
+import { ServiceProcess, deepMerge } from '../testkit/service-process';
 import type { EventName } from '../src/events';
 
 const ARI = SANDBOX.ari;
@@ -120,6 +125,8 @@ export class Target {
   constructor(
     readonly kind: 'app' | 'bare',
     appName?: string,
+    /** Merged over the service's bench config (e.g. `store: { url }` for PostgreSQL). */
+    private readonly extraConfig: Record<string, unknown> = {},
   ) {
     this.appName = appName ?? `cc-bench-${kind}-${process.pid}`;
   }
@@ -136,7 +143,7 @@ export class Target {
   async start(): Promise<void> {
     if (this.kind === 'app') {
       this.svc = new ServiceProcess(
-        { ari: { app: this.appName }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' } },
+        deepMerge({ ari: { app: this.appName }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' } }, this.extraConfig),
         { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-')) },
       );
       await this.svc.start();
@@ -284,7 +291,11 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
   let seqCalls: CallResult[] = [];
   let concCalls: CallResult[] = [];
   const pound = { seq: [] as CallResult[], conc: [] as CallResult[] };
+  const poundPg = { seq: [] as CallResult[], conc: [] as CallResult[] };
   const durable = new Target('app'); // a fresh service for the # runs, so that its event-loop figures are theirs
+  let durablePg: Target | undefined;
+  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+  let pgError: string | undefined;
   try {
     await app.start();
     await bare.start();
@@ -295,15 +306,33 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
     concCalls = await runCalls(o, [app, bare], 2 * opts.calls, opts.concurrency, false);
     await app.stop();
     await bare.stop();
-    log(`# → durable: ${opts.calls} calls to the app one after the other, ${opts.calls} from ${opts.concurrency} concurrent originators…`);
+    log(`# → durable, SQLite: ${opts.calls} calls to the app one after the other, ${opts.calls} from ${opts.concurrency} concurrent originators…`);
     await durable.start();
     await runCalls(o, [durable], 3, 1, true);
     pound.seq = await runCalls(o, [durable], opts.calls, 1, true);
     pound.conc = await runCalls(o, [durable], opts.calls, opts.concurrency, true);
+    await durable.stop();
+    log(`# → durable, PostgreSQL (a fresh database on the test cluster): the same calls…`);
+    try {
+      db = await freshDatabase('bench_offer');
+    } catch (err) {
+      // No PostgreSQL on this machine (scripts/pg.sh could not start one): the SQLite figures still count.
+      pgError = `no PostgreSQL: ${(err as Error).message.split('\n')[0]}`;
+      log(`# → durable, PostgreSQL: skipped (${pgError})`);
+    }
+    if (db) {
+      durablePg = new Target('app', undefined, { store: { url: db.url }, pbx: { id: 'bench' } });
+      await durablePg.start();
+      await runCalls(o, [durablePg], 3, 1, true);
+      poundPg.seq = await runCalls(o, [durablePg], opts.calls, 1, true);
+      poundPg.conc = await runCalls(o, [durablePg], opts.calls, opts.concurrency, true);
+    }
   } finally {
     await app.stop();
     await bare.stop();
     await durable.stop();
+    await durablePg?.stop();
+    await db?.drop().catch((err: unknown) => log(`could not drop the bench database: ${(err as Error).message}`));
     try {
       o.client.stop();
     } catch {
@@ -332,7 +361,12 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
     design: 'app and bare running at the same time, calls alternating between them',
     sequential: mk(seqCalls),
     concurrent: mk(concCalls),
-    dtmf: { sequential: dtmf(pound.seq), concurrent: dtmf(pound.conc), serviceEventLoopLateMs: durable.loopDelay() },
+    dtmf: {
+      sequential: dtmf(pound.seq),
+      concurrent: dtmf(pound.conc),
+      serviceEventLoopLateMs: durable.loopDelay(),
+      postgres: pgError ? { error: pgError } : { sequential: dtmf(poundPg.seq), concurrent: dtmf(poundPg.conc), serviceEventLoopLateMs: durablePg?.loopDelay() },
+    },
     serviceEventLoopLateMs: app.loopDelay(),
   };
 }

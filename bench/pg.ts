@@ -1,14 +1,20 @@
 /**
  * PostgreSQL figures beside SQLite (issue 13), in its own process (`node …/bench/pg.js [N]`), one JSON
  * object on stdout. The PostgreSQL server is the test cluster (testkit/pg.ts: Debian's PostgreSQL in its
- * own directory, started when not running), a fresh database per run; fsync and synchronous_commit on.
+ * own directory, started when not running), a fresh database per run, dropped at the end; fsync and
+ * synchronous_commit on. No PBX here.
  *
- *  - durable: the opt-in's commit (Engine.optIn → createOrRefresh, one transaction with its history and
- *    outbox rows) on SQLite (synchronous=FULL) and on PostgreSQL: p50/p95/p99 of 300 opt-ins. This is the
- *    store's share of `#` → durable (the offer bench measures the whole path through the PBX on SQLite).
+ *  - durable: the opt-in's commit alone (Engine.optIn → createOrRefresh, one transaction with its history
+ *    and outbox rows) on SQLite (synchronous=FULL) and on PostgreSQL: p50/p95/p99 of 300 opt-ins. This is
+ *    the store's share of `#` → durable; the whole path through the PBX (Asterisk's DTMF timestamp → the
+ *    service's commit) is measured on both backends by the offer bench (bench/offer.ts, `dtmf` and
+ *    `dtmf.postgres`).
  *  - claim rate: requests whose wake-up has come, fed to engine.observe(tick) for ~5 s on each backend:
  *    decide + version-guarded transition (+ the fence check on PostgreSQL).
- *  - scheduler at N pending (default 100 000) on PostgreSQL: Engine.start() time and RSS after it.
+ *  - scheduler at N pending (default 100 000) on PostgreSQL: this process fills the database with the
+ *    request mix of bench/scheduler.ts (bench/scale.ts), then Engine.start() time and RSS (before start,
+ *    after start, after a forced GC) are measured in a FRESH child process (bench/scale-start.ts) that
+ *    only opens the store and starts the engine — the same child, same steps, as SQLite's figures.
  *  - take-over: a child process holds the lease of (pbx, app) with a TTL of 3 s and renews it every
  *    TTL/3; it is killed with SIGKILL; the time until this process's stand-by coordinator (trying every
  *    TTL/3) took the lease — the stand-by's first action — is the take-over time (5 runs).
@@ -19,30 +25,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import winston from 'winston';
 import { Coordinator } from '../src/coordination/coordinator';
 import { PgLease } from '../src/coordination/lease';
-import { CallbackRequest, makePolicyConfig, newRequest } from '../src/core/policy';
+import { CallbackRequest } from '../src/core/policy';
 import { Engine, RequestStore } from '../src/engine';
 import { SqliteContractStore } from '../src/store/contract';
 import { PgStore } from '../src/store/postgres';
 import { freshDatabase } from '../testkit/pg';
 import { round, stats } from './common';
+import { AGENTS, HOUR, benchRequest, engineFor as sharedEngineFor, measureStartInFreshProcess, silent } from './scale';
 
 const N = Number(process.argv[2] ?? 100_000);
-const HOUR = 3_600_000;
-const AGENTS = 1000;
-const silent = winston.createLogger({ silent: true });
-const policy = makePolicyConfig({
-  callingHours: {
-    timeZone: 'UTC',
-    windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])),
-    holidays: [],
-  },
-} as Parameters<typeof makePolicyConfig>[0]);
-
 function engineFor(store: RequestStore, clock: () => number): Engine {
-  const e = new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice: () => undefined });
+  const e = sharedEngineFor(store, clock);
   e.setPbxUp(true);
   return e;
 }
@@ -83,15 +78,7 @@ async function fillPg(store: PgStore<CallbackRequest>, n: number, base: number):
   const t0 = performance.now();
   for (let start = 0; start < n; start += 5000) {
     const rows: CallbackRequest[] = [];
-    for (let i = start; i < Math.min(n, start + 5000); i++) {
-      const target = base + Math.floor((i * 24 * HOUR) / n);
-      const d = newRequest(
-        { id: `bench-${i}`, agent: `PJSIP/a${i % AGENTS}`, agentCallerId: { name: 'A', number: '1' }, prospect: `+4930${String(i).padStart(8, '0')}`, language: 'en', mode: 'timed' },
-        policy,
-        target - policy.firstProbeDelayMs,
-      );
-      rows.push(d.request);
-    }
+    for (let i = start; i < Math.min(n, start + 5000); i++) rows.push(benchRequest(i, base + Math.floor((i * 24 * HOUR) / n)));
     await store.query(
       `INSERT INTO requests(id, pbx, agent, prospect, state, created_at, updated_at, wake_at, version, data)
        SELECT id, $1, agent, prospect, state, created_at, updated_at, wake_at, 1, data
@@ -178,23 +165,12 @@ async function main(): Promise<void> {
     const takeOverMs: number[] = [];
     for (let i = 0; i < 5; i++) takeOverMs.push(await takeOver(db.url, ttlMs));
 
-    // Scheduler at N pending on PostgreSQL: start-up and memory.
+    // Scheduler at N pending on PostgreSQL: filled here, start-up and memory measured in a fresh process.
     const scale = await PgStore.open<CallbackRequest>(db.url, { pbx: 'scale' });
     const fillMs = await fillPg(scale, N, Date.now() + HOUR);
-    if (global.gc) global.gc();
-    const rssBase = process.memoryUsage().rss;
-    const engine = engineFor(scale, Date.now);
-    const t0 = performance.now();
-    await engine.start();
-    const startMs = performance.now() - t0;
-    const rssAfterStart = process.memoryUsage().rss;
-    const t1 = performance.now();
-    await scale.nextWake();
-    const nextWakeMs = performance.now() - t1;
-    engine.stop();
-    if (global.gc) global.gc();
-    const rssAfterGc = process.memoryUsage().rss;
     await scale.close();
+    const fillRss = process.memoryUsage().rss;
+    const start = measureStartInFreshProcess('postgres', db.url, 'scale');
 
     const out = {
       n: N,
@@ -204,11 +180,8 @@ async function main(): Promise<void> {
       scale: {
         n: N,
         fillMs: round(fillMs, 0),
-        startMs: round(startMs, 0),
-        nextWakeMs: round(nextWakeMs, 2),
-        rssBeforeStartMiB: round(rssBase / 2 ** 20, 1),
-        rssAfterStartMiB: round(rssAfterStart / 2 ** 20, 1),
-        rssAfterGcMiB: round(rssAfterGc / 2 ** 20, 1),
+        fillProcessRssMiB: round(fillRss / 2 ** 20, 1),
+        ...start,
       },
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -28,23 +28,11 @@ export function renderMarkdown(r: any): string {
       const ci = x.ratio.interval ? ` (95 % interval: p50 ${f(x.ratio.interval.p50[0])}–${f(x.ratio.interval.p50[1])}, p99 ${f(x.ratio.interval.p99[0])}–${f(x.ratio.interval.p99[1])})` : '';
       lines.push(`| offer latency ratio app/bare (${mode}) | p50 ${f(x.ratio.p50)}, p95 ${f(x.ratio.p95)}, p99 ${f(x.ratio.p99)}, mean ${f(x.ratio.mean)}${ci}; app − bare at p50: ${f(x.app.p50 - x.bare.p50, ' ms')} | ≤ 1.10 | ${ok(x.ratio.p50 <= 1.1 && x.ratio.p99 <= 1.1)} |`);
     }
-    for (const mode of ['sequential', 'concurrent'] as const) {
-      const d = o.dtmf?.[mode];
-      if (!d?.inApp) continue;
-      const label = mode === 'sequential' ? `${d.n} opt-ins one after the other` : `${d.n} opt-ins, ${o.concurrency} concurrent originators`;
-      lines.push(`| \`#\` → durable in the app (DTMF event received → commit done), ${label} | p50 ${f(d.inApp.p50, ' ms')}, p99 ${f(d.inApp.p99, ' ms')}, max ${f(d.inApp.max, ' ms')}; the commit itself p50 ${f(d.commit.p50, ' ms')}, p99 ${f(d.commit.p99, ' ms')}${d.errors ? `; ${d.errors} failed: ${d.firstError}` : ''} | p99 < 20 ms | ${ok(d.inApp.p99 < 20 && !d.errors)} |`);
-      lines.push(`| \`#\` → durable end to end (Asterisk's DTMF timestamp → commit done), ${label} | p50 ${f(d.p50, ' ms')}, p95 ${f(d.p95, ' ms')}, p99 ${f(d.p99, ' ms')}, max ${f(d.max, ' ms')} | | |`);
-    }
-    const late = (x: any) => (x ? `p50 ${f(x.p50, ' ms')}, p99 ${f(x.p99, ' ms')}, max ${f(x.max, ' ms')}` : '–');
-    if (o.dtmf?.serviceEventLoopLateMs || o.serviceEventLoopLateMs) {
-      lines.push(`| the service's event loop, late by (latency runs; \`#\` runs) | ${late(o.serviceEventLoopLateMs)}; ${late(o.dtmf?.serviceEventLoopLateMs)} | | |`);
-    }
+    lines.push(...dtmfRows(o));
   }
+  lines.push(...schedulerRows(r.scheduler, r.postgres?.scale));
   const s = r.scheduler;
   if (s) {
-    lines.push(`| scheduler: RSS with ${s.n} pending, after Engine.start | ${f(s.rssAfterStartMiB, ' MiB')} (before: ${f(s.rssBaseMiB, ' MiB')}; after GC ${f(s.rssAfterGcMiB, ' MiB')}, heap ${f(s.heapAfterGcMiB, ' MiB')}) | < 150 MB | ${ok(s.rssAfterStartMiB < 150)} |`);
-    lines.push(`| scheduler: start-up reload (Engine.start) | ${f(s.startMs, ' ms')} (devicesToWatch ${f(s.devicesToWatchMs, ' ms')}, pending count ${f(s.pendingMs, ' ms')}, nextWake ${f(s.nextWakeMs, ' ms')}) | | |`);
-    lines.push(`| scheduler: one presence event (deviceState) | prospect line ${f(s.deviceStateMs, ' ms')} (reads that line's requests); agent device ${f(s.deviceStateAgentMs, ' ms')} | | |`);
     lines.push(`| scheduler: claim rate (observe tick, fake clock) | ${f(s.claim.perSecond, '/s')} (${s.claim.decisions} decisions in ${f(s.claim.ms, ' ms')}, ${s.claim.lost} lost) | | |`);
     lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired; last wake-up ${f(s.drift.lastWakeAfterStartMs, ' ms')} after the start, window ${f(s.drift.windowMs, ' ms')}) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
   }
@@ -64,8 +52,71 @@ export function renderMarkdown(r: any): string {
     lines.push(`| opt-in commit (createOrRefresh), PostgreSQL (local, fsync on) | p50 ${f(d.postgres.p50, ' ms')}, p99 ${f(d.postgres.p99, ' ms')} | p99 < 20 ms | ${ok(d.postgres.p99 < 20)} |`);
     lines.push(`| claim rate (observe tick), SQLite / PostgreSQL | ${f(pg.claim.sqlite.perSecond, '/s')} / ${f(pg.claim.postgres.perSecond, '/s')} | | |`);
     lines.push(`| take-over (SIGKILL of the lease holder → stand-by's first action), TTL ${f(pg.takeOver.ttlMs, ' ms')}, tries every ${f(pg.takeOver.renewEveryMs, ' ms')} | p50 ${f(pg.takeOver.p50, ' ms')}, max ${f(pg.takeOver.max, ' ms')} (${pg.takeOver.n} runs) | ≤ TTL + TTL/3 | ${ok(pg.takeOver.max <= pg.takeOver.ttlMs * 1.34)} |`);
-    lines.push(`| scheduler on PostgreSQL with ${pg.scale.n} pending: Engine.start, RSS after it | ${f(pg.scale.startMs, ' ms')}, ${f(pg.scale.rssAfterStartMiB, ' MiB')} (before ${f(pg.scale.rssBeforeStartMiB, ' MiB')}, after GC ${f(pg.scale.rssAfterGcMiB, ' MiB')}); nextWake ${f(pg.scale.nextWakeMs, ' ms')} | < 150 MB | ${ok(pg.scale.rssAfterStartMiB < 150)} |`);
   }
   lines.push('');
   return lines.join('\n');
+}
+
+const BACKENDS = [
+  ['SQLite', (d: any) => d],
+  ['PostgreSQL', (d: any) => d?.postgres],
+] as const;
+
+/**
+ * The `#` → durable rows of the offer bench, SQLite and PostgreSQL side by side: per mode, the in-app
+ * figure on each backend, then the end-to-end figure on each backend; then the service's event loop.
+ * A backend without figures (an older results file) has no rows.
+ */
+export function dtmfRows(o: any): string[] {
+  const lines: string[] = [];
+  for (const mode of ['sequential', 'concurrent'] as const) {
+    const per = BACKENDS.map(([name, pick]) => [name, pick(o.dtmf)?.[mode]] as const).filter(([, d]) => d?.inApp);
+    const label = (d: any) => (mode === 'sequential' ? `${d.n} opt-ins one after the other` : `${d.n} opt-ins, ${o.concurrency} concurrent originators`);
+    for (const [name, d] of per) {
+      lines.push(`| \`#\` → durable in the app (DTMF event received → commit done), ${name}, ${label(d)} | p50 ${f(d.inApp.p50, ' ms')}, p99 ${f(d.inApp.p99, ' ms')}, max ${f(d.inApp.max, ' ms')}; the commit itself p50 ${f(d.commit.p50, ' ms')}, p99 ${f(d.commit.p99, ' ms')}${d.errors ? `; ${d.errors} failed: ${d.firstError}` : ''} | p99 < 20 ms | ${ok(d.inApp.p99 < 20 && !d.errors)} |`);
+    }
+    for (const [name, d] of per) {
+      lines.push(`| \`#\` → durable end to end (Asterisk's DTMF timestamp → commit done), ${name}, ${label(d)} | p50 ${f(d.p50, ' ms')}, p95 ${f(d.p95, ' ms')}, p99 ${f(d.p99, ' ms')}, max ${f(d.max, ' ms')} | | |`);
+    }
+  }
+  if (o.dtmf?.postgres?.error) lines.push(`| \`#\` → durable, PostgreSQL | not measured: ${o.dtmf.postgres.error} | | |`);
+  const late = (x: any) => (x ? `p50 ${f(x.p50, ' ms')}, p99 ${f(x.p99, ' ms')}, max ${f(x.max, ' ms')}` : '–');
+  if (o.dtmf?.serviceEventLoopLateMs || o.serviceEventLoopLateMs || o.dtmf?.postgres?.serviceEventLoopLateMs) {
+    const withPg = o.dtmf?.postgres && !o.dtmf.postgres.error;
+    const pg = withPg ? `; ${late(o.dtmf.postgres.serviceEventLoopLateMs)}` : '';
+    lines.push(`| the service's event loop, late by (latency runs; \`#\` runs on SQLite${withPg ? '; `#` runs on PostgreSQL' : ''}) | ${late(o.serviceEventLoopLateMs)}; ${late(o.dtmf?.serviceEventLoopLateMs)}${pg} | | |`);
+  }
+  return lines;
+}
+
+/**
+ * The scheduler's start-up and memory with N pending, SQLite (bench/scheduler.ts: the results' top level)
+ * and PostgreSQL (bench/pg.ts: `scale`) side by side. Both are measured in a fresh process that only opens
+ * the filled store and starts the engine; figures from an older results file that were measured in the
+ * filling process say so.
+ */
+export function schedulerRows(sqlite: any, postgres: any): string[] {
+  const per = [
+    ['SQLite', sqlite && { ...sqlite, rssBeforeStartMiB: sqlite.rssBeforeStartMiB ?? sqlite.rssBaseMiB }],
+    ['PostgreSQL', postgres],
+  ].filter(([, x]) => x) as Array<[string, any]>;
+  const where = (x: any) => (x.measuredIn === 'fresh process' ? 'a fresh process' : 'the filling process');
+  const lines: string[] = [];
+  for (const [name, x] of per) {
+    const heap = x.heapAfterGcMiB !== undefined ? `, heap ${f(x.heapAfterGcMiB, ' MiB')}` : '';
+    lines.push(`| scheduler: RSS with ${x.n} pending after Engine.start, ${name} (measured in ${where(x)}) | ${f(x.rssAfterStartMiB, ' MiB')} (before start: ${f(x.rssBeforeStartMiB, ' MiB')}; after GC ${f(x.rssAfterGcMiB, ' MiB')}${heap}) | < 150 MB | ${ok(x.rssAfterStartMiB < 150)} |`);
+  }
+  for (const [name, x] of per) {
+    const more = [
+      x.devicesToWatchMs !== undefined ? `devicesToWatch ${f(x.devicesToWatchMs, ' ms')}` : undefined,
+      x.pendingMs !== undefined ? `pending count ${f(x.pendingMs, ' ms')}` : undefined,
+      `nextWake ${f(x.nextWakeMs, ' ms')}`,
+    ].filter(Boolean);
+    lines.push(`| scheduler: start-up reload (Engine.start) with ${x.n} pending, ${name} | ${f(x.startMs, ' ms')} (${more.join(', ')}) | | |`);
+  }
+  for (const [name, x] of per) {
+    if (x.deviceStateMs === undefined) continue;
+    lines.push(`| scheduler: one presence event (deviceState), ${name} | prospect line ${f(x.deviceStateMs, ' ms')} (reads that line's requests); agent device ${f(x.deviceStateAgentMs, ' ms')} | | |`);
+  }
+  return lines;
 }

@@ -1,50 +1,37 @@
 /**
- * Scheduler scale: the engine over a store holding N pending requests (default 100 000).
+ * Scheduler scale: the engine over a store holding N pending requests (default 100 000), on SQLite.
  *
- * Runs in its own process (`node …/bench/scheduler.js [N]`) so that its RSS is the engine's alone; prints
- * one JSON object on stdout. No PBX: the engine gets no telephony (its actions are skipped) and a
- * silent logger.
+ * Runs in its own process (`node …/bench/scheduler.js [N]`); prints one JSON object on stdout. No PBX: the
+ * engine gets no telephony (its actions are skipped) and a silent logger. The request mix, policy and
+ * engine set-up are bench/scale.ts's, shared with the PostgreSQL figures of bench/pg.ts.
  *
  *  - fill: requests made by the real policy (`newRequest`, timed mode; 10 % internal prospects in device
  *    mode), inserted with one raw transaction into a store created by SqliteStore.open (same schema,
  *    same INSERT as createOrRefresh; no `events` rows — the scheduler never reads them).
- *  - start: Engine.start() (distinct agents and watched lines from the store + nextWake + arm), and RSS
- *    right after it.
- *  - deviceState: one presence event for an internal prospect line (reads the requests of that line
- *    through the prospect index), and one for an agent's device (no request is read).
- *  - claim rate: fake clock past every wake-up; due(…) batches fed to engine.observe(tick) for ~5 s:
- *    decide + version-guarded transition (synchronous=FULL commit each).
- *  - fire drift: a fresh store with the same N, of which 300 wake up spread over the next 6 s (real
- *    clock, the engine's own timer; the 30 device-mode ones among them wait for their line, so 270 are
- *    expected): drift = time of the committed transition − wakeAt. The run waits until 6 s after the last
- *    wake-up (at least 12 s after the start).
- *  - RSS is sampled right after start (the peak of the reload) and after a forced GC (--expose-gc).
+ *  - start and memory, in a FRESH child process (bench/scale-start.ts) that only opens the filled store
+ *    and starts the engine, so that none of the fill's garbage is in the figure: RSS before Engine.start()
+ *    (after a forced GC), Engine.start() (distinct agents and watched lines from the store + nextWake +
+ *    arm), RSS right after it (the peak of the reload), devicesToWatch / pending count / nextWake, RSS and
+ *    heap after a forced GC (--expose-gc), and one presence event for an internal prospect line (reads the
+ *    requests of that line through the prospect index) and one for an agent's device (no request is read).
+ *  - claim rate (this process): fake clock past every wake-up; due(…) batches fed to
+ *    engine.observe(tick) for ~5 s: decide + version-guarded transition (synchronous=FULL commit each).
+ *  - fire drift (this process): a fresh store with the same N, of which 300 wake up spread over the next
+ *    6 s (real clock, the engine's own timer; the 30 device-mode ones among them wait for their line, so
+ *    270 are expected): drift = time of the committed transition − wakeAt. The run waits until 6 s after
+ *    the last wake-up (at least 12 s after the start).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import winston from 'winston';
-import { CallbackRequest, makePolicyConfig, newRequest } from '../src/core/policy';
-import { Engine } from '../src/engine';
+import { CallbackRequest } from '../src/core/policy';
 import { SqliteStore } from '../src/store/sqlite';
 import { round, stats } from './common';
+import { AGENTS, HOUR, benchRequest, engineFor, measureStartInFreshProcess } from './scale';
 
 const N = Number(process.argv[2] ?? 100_000);
-const AGENTS = 1000;
-const HOUR = 3_600_000;
-
-const policy = makePolicyConfig({
-  callingHours: {
-    timeZone: 'UTC',
-    windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])),
-    holidays: [],
-  },
-} as Parameters<typeof makePolicyConfig>[0]);
-
-const silent = winston.createLogger({ silent: true });
-const prospectDevice = (p: string): string | undefined => (p.startsWith('29') ? `Custom:prospect${p}` : undefined);
 
 /** Fills `file` with `n` requests; `wakeAt(i)` is the wished wake-up (ms) of request i. */
 function fill(file: string, n: number, wakeAt: (i: number) => number): number {
@@ -56,24 +43,7 @@ function fill(file: string, n: number, wakeAt: (i: number) => number): number {
   const t0 = performance.now();
   db.transaction(() => {
     for (let i = 0; i < n; i++) {
-      const internal = i % 10 === 0;
-      const prospect = internal ? `29${String(i).padStart(6, '0')}` : `+4930${String(i).padStart(8, '0')}`;
-      const target = wakeAt(i);
-      // timed mode wakes at createdAt + firstProbeDelay; device mode waits for the line (wakeAt = expiry)
-      const now = target - policy.firstProbeDelayMs;
-      const d = newRequest(
-        {
-          id: `bench-${i}`,
-          agent: `PJSIP/a${i % AGENTS}`,
-          agentCallerId: { name: `Agent ${i % AGENTS}`, number: String(1000 + (i % AGENTS)) },
-          prospect,
-          language: 'en',
-          mode: internal ? 'device' : 'timed',
-        },
-        policy,
-        now,
-      );
-      const r = d.request;
+      const r = benchRequest(i, wakeAt(i));
       insert.run(r.id, r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r));
     }
   })();
@@ -82,52 +52,24 @@ function fill(file: string, n: number, wakeAt: (i: number) => number): number {
   return ms;
 }
 
-function engineFor(store: SqliteStore<CallbackRequest>, clock: () => number): Engine {
-  return new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice });
-}
-
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-sched-'));
   try {
-    const rssBase = process.memoryUsage().rss;
     const base = Date.now() + HOUR;
     // 1. fill: wake-ups spread over the next 24 h
     const file = path.join(dir, 'scale.db');
     const fillMs = fill(file, N, (i) => base + Math.floor((i * 24 * HOUR) / N));
     const dbBytes = fs.statSync(file).size + (fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0);
+    const fillRss = process.memoryUsage().rss;
 
-    // 2. start-up reload
+    // 2. start-up reload and memory, in a process that did not fill
+    const start = measureStartInFreshProcess('sqlite', file);
+
+    // 3. this process's own engine over the same store, for the claim rate
     let now = Date.now();
     const store = SqliteStore.open<CallbackRequest>(file);
     const engine = engineFor(store, () => now);
-    let watched = 0;
-    engine.onWatch = () => watched++;
-    const t0 = performance.now();
     await engine.start();
-    const startMs = performance.now() - t0;
-    // Memory right after the reload, before anything else touches the store.
-    const rssAfterStart = process.memoryUsage().rss;
-    const t1 = performance.now();
-    const devices = (await engine.devicesToWatch()).length;
-    const devicesToWatchMs = performance.now() - t1;
-    const t2 = performance.now();
-    const pendingCount = store.pendingDependencies().count;
-    const pendingMs = performance.now() - t2;
-    const t3 = performance.now();
-    store.nextWake();
-    const nextWakeMs = performance.now() - t3;
-    if (global.gc) global.gc();
-    const heapAfterGcMiB = round(process.memoryUsage().heapUsed / 2 ** 20, 1);
-    const rssAfterGc = process.memoryUsage().rss;
-
-    // 3. one presence event for an internal prospect line
-    const t4 = performance.now();
-    await engine.deviceState('Custom:prospect29000010', { busy: true });
-    const deviceStateMs = performance.now() - t4;
-    const t4b = performance.now();
-    await engine.deviceState('PJSIP/a7', { busy: true });
-    const deviceStateAgentMs = performance.now() - t4b;
-    const rssPeak = Math.max(rssAfterStart, process.memoryUsage().rss);
     engine.setPbxUp(true);
 
     // 4. claim rate: every request is due (fake clock a day ahead)
@@ -153,7 +95,7 @@ async function main(): Promise<void> {
     const file2 = path.join(dir, 'drift.db');
     const soon = 300;
     // the first wake-up comes 2 s after the engine has started (fill + start as measured above)
-    const t5 = Date.now() + fillMs * 1.3 + startMs * 1.3 + 2000;
+    const t5 = Date.now() + fillMs * 1.3 + start.startMs * 1.3 + 2000;
     fill(file2, N, (i) => (i < soon ? t5 + Math.floor((i * 6000) / soon) : base + Math.floor((i * 24 * HOUR) / N)));
     const store2 = SqliteStore.open<CallbackRequest>(file2);
     const wakeOf = new Map<string, number>();
@@ -193,20 +135,23 @@ async function main(): Promise<void> {
       agents: AGENTS,
       fillMs: round(fillMs, 0),
       dbMiB: round(dbBytes / 2 ** 20, 1),
-      rssBaseMiB: round(rssBase / 2 ** 20, 1),
-      rssAfterStartMiB: round(rssAfterStart / 2 ** 20, 1),
-      rssPeakMiB: round(rssPeak / 2 ** 20, 1),
-      rssAfterGcMiB: round(rssAfterGc / 2 ** 20, 1),
-      heapAfterGcMiB,
-      startMs: round(startMs, 0),
-      devicesToWatchMs: round(devicesToWatchMs, 0),
-      devices,
-      watched,
-      pending: pendingCount,
-      pendingMs: round(pendingMs, 0),
-      nextWakeMs: round(nextWakeMs, 2),
-      deviceStateMs: round(deviceStateMs, 0),
-      deviceStateAgentMs: round(deviceStateAgentMs, 2),
+      /** The filling process's RSS after the fill (not the engine's: see the fresh process's figures). */
+      fillProcessRssMiB: round(fillRss / 2 ** 20, 1),
+      measuredIn: start.measuredIn,
+      rssBaseMiB: start.rssBeforeStartMiB,
+      rssAfterStartMiB: start.rssAfterStartMiB,
+      rssPeakMiB: start.rssPeakMiB,
+      rssAfterGcMiB: start.rssAfterGcMiB,
+      heapAfterGcMiB: start.heapAfterGcMiB,
+      startMs: start.startMs,
+      devicesToWatchMs: start.devicesToWatchMs,
+      devices: start.devices,
+      watched: start.watched,
+      pending: start.pending,
+      pendingMs: start.pendingMs,
+      nextWakeMs: start.nextWakeMs,
+      deviceStateMs: start.deviceStateMs,
+      deviceStateAgentMs: start.deviceStateAgentMs,
       claim: { decisions, lost, ms: round(claimMs, 0), perSecond: round((decisions / claimMs) * 1000, 0) },
       drift: {
         fired: drift.n,

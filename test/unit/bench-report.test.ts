@@ -1,0 +1,113 @@
+import { dtmfRows, renderMarkdown, schedulerRows } from '../../bench/report';
+
+const st = (p50: number, extra: Record<string, unknown> = {}) => ({ n: 30, p50, p95: p50 + 1, p99: p50 + 2, max: p50 + 3, mean: p50, ...extra });
+const dtmfOf = (e2e: number, inApp: number, commit: number, errors = 0) => ({ ...st(e2e), errors, firstError: errors ? 'no commit seen' : undefined, inApp: st(inApp), commit: st(commit) });
+
+const offer = {
+  concurrency: 10,
+  dtmf: {
+    sequential: dtmfOf(11, 3, 1),
+    concurrent: dtmfOf(12, 4, 2),
+    serviceEventLoopLateMs: { p50: 10, p99: 11, max: 12 },
+    postgres: {
+      sequential: dtmfOf(21, 6, 5),
+      concurrent: dtmfOf(22, 30, 25, 2),
+      serviceEventLoopLateMs: { p50: 13, p99: 14, max: 15 },
+    },
+  },
+};
+
+/** The cells of a Markdown table row. */
+const cells = (row: string) => row.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, ''));
+
+describe('bench report: # → durable on SQLite and PostgreSQL side by side', () => {
+  it('per mode: in-app on each backend, then end to end on each backend, each row labelled with its backend', () => {
+    const rows = dtmfRows(offer);
+    expect(rows).toHaveLength(9);
+    const measures = rows.map((r) => cells(r)[0]);
+    expect(measures.slice(0, 4)).toEqual([
+      '`#` → durable in the app (DTMF event received → commit done), SQLite, 30 opt-ins one after the other',
+      '`#` → durable in the app (DTMF event received → commit done), PostgreSQL, 30 opt-ins one after the other',
+      "`#` → durable end to end (Asterisk's DTMF timestamp → commit done), SQLite, 30 opt-ins one after the other",
+      "`#` → durable end to end (Asterisk's DTMF timestamp → commit done), PostgreSQL, 30 opt-ins one after the other",
+    ]);
+    expect(measures[5]).toBe('`#` → durable in the app (DTMF event received → commit done), PostgreSQL, 30 opt-ins, 10 concurrent originators');
+    // the figures are each backend's own
+    expect(cells(rows[2])[1]).toBe('p50 11 ms, p95 12 ms, p99 13 ms, max 14 ms');
+    expect(cells(rows[3])[1]).toBe('p50 21 ms, p95 22 ms, p99 23 ms, max 24 ms');
+    expect(cells(rows[1])[1]).toBe('p50 6 ms, p99 8 ms, max 9 ms; the commit itself p50 5 ms, p99 7 ms');
+    // targets: met on SQLite; PostgreSQL concurrent misses p99 < 20 ms and had failures, which the row names
+    expect(cells(rows[4])[3]).toBe('met');
+    expect(cells(rows[5])[1]).toContain('2 failed: no commit seen');
+    expect(cells(rows[5])[3]).toBe('**not met**');
+    expect(rows[8]).toContain('`#` runs on SQLite; `#` runs on PostgreSQL) | –; p50 10 ms, p99 11 ms, max 12 ms; p50 13 ms, p99 14 ms, max 15 ms |');
+  });
+
+  it('a results file from before the PostgreSQL run: the SQLite rows only, unchanged in wording', () => {
+    const { postgres: _pg, ...sqliteOnly } = offer.dtmf;
+    const rows = dtmfRows({ ...offer, dtmf: sqliteOnly });
+    expect(rows).toHaveLength(5);
+    expect(rows.every((r) => !r.includes('PostgreSQL'))).toBe(true);
+    expect(rows[4]).toContain('(latency runs; `#` runs on SQLite)');
+  });
+});
+
+describe('bench report: scheduler start-up and memory on SQLite and PostgreSQL side by side', () => {
+  const sqlite = { n: 100000, measuredIn: 'fresh process', rssBaseMiB: 60, rssAfterStartMiB: 80, rssAfterGcMiB: 70, heapAfterGcMiB: 9, startMs: 300, devicesToWatchMs: 20, pendingMs: 30, nextWakeMs: 0.05, deviceStateMs: 1, deviceStateAgentMs: 0 };
+  const postgres = { n: 100000, measuredIn: 'fresh process', rssBeforeStartMiB: 55, rssAfterStartMiB: 160, rssAfterGcMiB: 58, heapAfterGcMiB: 8, startMs: 400, devicesToWatchMs: 25, pendingMs: 35, nextWakeMs: 0.6, deviceStateMs: 2, deviceStateAgentMs: 0 };
+
+  it('RSS, start-up and presence rows for each backend, adjacent, with where they were measured', () => {
+    const rows = schedulerRows(sqlite, postgres);
+    expect(rows.map((r) => cells(r)[0])).toEqual([
+      'scheduler: RSS with 100000 pending after Engine.start, SQLite (measured in a fresh process)',
+      'scheduler: RSS with 100000 pending after Engine.start, PostgreSQL (measured in a fresh process)',
+      'scheduler: start-up reload (Engine.start) with 100000 pending, SQLite',
+      'scheduler: start-up reload (Engine.start) with 100000 pending, PostgreSQL',
+      'scheduler: one presence event (deviceState), SQLite',
+      'scheduler: one presence event (deviceState), PostgreSQL',
+    ]);
+    expect(cells(rows[0])[1]).toBe('80 MiB (before start: 60 MiB; after GC 70 MiB, heap 9 MiB)');
+    expect(cells(rows[0])[3]).toBe('met');
+    expect(cells(rows[1])[1]).toBe('160 MiB (before start: 55 MiB; after GC 58 MiB, heap 8 MiB)');
+    expect(cells(rows[1])[3]).toBe('**not met**');
+    expect(cells(rows[3])[1]).toBe('400 ms (devicesToWatch 25 ms, pending count 35 ms, nextWake 0.6 ms)');
+  });
+
+  it('figures of an older results file (measured in the filling process, fewer fields) say so and render what they have', () => {
+    const old = { n: 100000, startMs: 500, rssAfterStartMiB: 120, rssBeforeStartMiB: 110, rssAfterGcMiB: 100, nextWakeMs: 1 };
+    const rows = schedulerRows(undefined, old);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toContain('PostgreSQL (measured in the filling process)');
+    expect(cells(rows[1])[1]).toBe('500 ms (nextWake 1 ms)');
+    expect(schedulerRows(undefined, undefined)).toEqual([]);
+  });
+
+  it('renderMarkdown puts both in one table, and no PostgreSQL scheduler row is left in the PostgreSQL block', () => {
+    const md = renderMarkdown({
+      startedAt: 'now',
+      machine: { nproc: 2, cpu: 'x', memoryGiB: 1, node: 'v20', platform: 'Linux' },
+      offer,
+      scheduler: { ...sqlite, claim: { perSecond: 1, decisions: 1, ms: 1, lost: 0 }, drift: { fired: 1, expected: 1, p50: 1, p99: 1, max: 1 } },
+      postgres: {
+        durableMs: { sqlite: st(1), postgres: st(2) },
+        claim: { sqlite: { perSecond: 1 }, postgres: { perSecond: 1 } },
+        takeOver: { ttlMs: 3000, renewEveryMs: 1000, p50: 1, max: 1, n: 5 },
+        scale: postgres,
+      },
+    });
+    const rows = md.split('\n').filter((l) => l.startsWith('| '));
+    expect(rows.filter((r) => r.includes('scheduler: RSS'))).toHaveLength(2);
+    expect(rows.filter((r) => r.includes('durable end to end'))).toHaveLength(4);
+    expect(md).not.toContain('scheduler on PostgreSQL');
+    // every row has the table's four columns
+    for (const r of rows) expect(r.split('|')).toHaveLength(6);
+  });
+});
+
+describe('bench report: no PostgreSQL on the machine', () => {
+  it('the SQLite rows stay, and one row says why PostgreSQL was not measured', () => {
+    const rows = dtmfRows({ ...offer, dtmf: { ...offer.dtmf, postgres: { error: 'no PostgreSQL: scripts/pg.sh up, exit 3' } } });
+    expect(rows.filter((r) => r.includes(', SQLite, '))).toHaveLength(4);
+    expect(rows.filter((r) => r.includes('PostgreSQL'))).toEqual(['| `#` → durable, PostgreSQL | not measured: no PostgreSQL: scripts/pg.sh up, exit 3 | | |']);
+  });
+});
