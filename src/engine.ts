@@ -466,10 +466,12 @@ export class Engine {
       if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
     });
     const last = await this.store.lastConversation(request.prospect, request.agent);
-    // A conversation of an earlier run whose end was never recorded (the process died while it went on) ended at
-    // the latest when this process reconciled the PBX, which hung up its channels: without this the next agent
-    // would wait for CALL_IN_PROGRESS_CAP_MS (an hour) after every crash during a connected recall.
-    const endedAt = last && last.endedAt === null && this.servingSince !== undefined && last.connectedAt < this.servingSince ? this.servingSince : (last?.endedAt ?? null);
+    // A conversation of an earlier run on this PBX whose end was never recorded (the process died while it went on)
+    // ended at the latest when this process reconciled the PBX, which hung up its channels: without this the next
+    // agent would wait for CALL_IN_PROGRESS_CAP_MS (an hour) after every crash during a connected recall. A call on
+    // another PBX (one prospect, agents at two sites) was not touched by this reconciliation and still counts.
+    const reconciledAway = last?.endedAt === null && last.samePbx && this.servingSince !== undefined && last.connectedAt < this.servingSince;
+    const endedAt = reconciledAway ? (this.servingSince as number) : (last?.endedAt ?? null);
     return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? endedAt : null };
   }
 

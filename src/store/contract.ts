@@ -51,6 +51,16 @@ export interface ProspectQueueEntry {
   createdAt: number;
 }
 
+/**
+ * A colleague's last recall that reached a prospect: when it connected, when its conversation ended (null while it
+ * may still go on), and whether it was on this store's PBX (a restart's reconciliation ends only those calls).
+ */
+export interface LastConversation {
+  connectedAt: number;
+  endedAt: number | null;
+  samePbx: boolean;
+}
+
 /** What `prune` deleted (or, with dryRun, would delete). */
 export interface PruneResult {
   requests: number;
@@ -104,10 +114,11 @@ export interface Store<R extends RequestRecord> {
    */
   prospectQueue(prospect: string): Promise<ProspectQueueEntry[]>;
   /**
-   * The latest recall of another agent that reached this prospect (COMPLETED): when it connected, and when the
-   * conversation ended (its 'conversation-ended' event), or null while it may still go on. Null if none.
+   * The latest recall of another agent that reached this prospect (COMPLETED), on any PBX: when it connected, when
+   * the conversation ended (its 'conversation-ended' event) or null while it may still go on, and whether it was
+   * on this store's PBX. Null if none.
    */
-  lastConversation(prospect: string, exceptAgent: string): Promise<{ connectedAt: number; endedAt: number | null } | null>;
+  lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null>;
   /** Appends history to a request without changing it (facts the policy does not decide, e.g. 'conversation-ended'). */
   appendEvents(events: readonly StoredEvent[]): Promise<void>;
   /** Non-terminal requests per state (metrics). */
@@ -220,7 +231,7 @@ export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
   prospectQueue(prospect: string): Promise<ProspectQueueEntry[]> {
     return SqliteContractStore.run(() => this.sync.prospectQueue(prospect));
   }
-  lastConversation(prospect: string, exceptAgent: string): Promise<{ connectedAt: number; endedAt: number | null } | null> {
+  lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null> {
     return SqliteContractStore.run(() => this.sync.lastConversation(prospect, exceptAgent));
   }
   appendEvents(events: readonly StoredEvent[]): Promise<void> {

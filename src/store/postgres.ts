@@ -12,7 +12,7 @@
  * Schema migrations (src/store/migrations/postgres.ts) run at `open`.
  */
 import pg from 'pg';
-import { FencedError, ListFilter, PendingDependencies, PruneResult, Store, StoreError } from './contract';
+import { FencedError, LastConversation, ListFilter, PendingDependencies, PruneResult, Store, StoreError } from './contract';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
 import { TERMINAL_STATES } from './sqlite';
 import type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, StoredEvent, Versioned } from './sqlite';
@@ -380,13 +380,14 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
     );
   }
 
-  /** The latest recall of another agent that reached this prospect (COMPLETED), and when its conversation ended. */
-  async lastConversation(prospect: string, exceptAgent: string): Promise<{ connectedAt: number; endedAt: number | null } | null> {
-    const rows = await this.read<{ connectedAt: number; endedAt: number | null }>(
+  /** The latest recall of another agent that reached this prospect (COMPLETED), on any PBX; see the contract. */
+  async lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null> {
+    const rows = await this.read<LastConversation>(
       `SELECT r.updated_at AS "connectedAt",
-         (SELECT MAX(e.at) FROM events e WHERE e.request_id = r.id AND e.type = 'conversation-ended') AS "endedAt"
+         (SELECT MAX(e.at) FROM events e WHERE e.request_id = r.id AND e.type = 'conversation-ended') AS "endedAt",
+         r.pbx = $3 AS "samePbx"
        FROM requests r WHERE r.prospect = $1 AND r.state = 'COMPLETED' AND r.agent <> $2 ORDER BY r.updated_at DESC LIMIT 1`,
-      [prospect, exceptAgent],
+      [prospect, exceptAgent, this.pbx],
     );
     return rows[0] ?? null;
   }

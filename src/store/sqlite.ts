@@ -275,7 +275,7 @@ export class SqliteStore<R extends RequestRecord> {
    * The latest recall of another agent that reached this prospect (COMPLETED): when it connected, and when the
    * conversation ended (its 'conversation-ended' event), or null while it may still go on. Null if none.
    */
-  lastConversation(prospect: string, exceptAgent: string): { connectedAt: number; endedAt: number | null } | null {
+  lastConversation(prospect: string, exceptAgent: string): { connectedAt: number; endedAt: number | null; samePbx: boolean } | null {
     const row = this.db
       .prepare(
         `SELECT r.updated_at AS connectedAt,
@@ -283,7 +283,8 @@ export class SqliteStore<R extends RequestRecord> {
          FROM requests r WHERE r.prospect = ? AND r.state = 'COMPLETED' AND r.agent <> ? ORDER BY r.updated_at DESC LIMIT 1`,
       )
       .get(prospect, exceptAgent) as { connectedAt: number; endedAt: number | null } | undefined;
-    return row ?? null;
+    // One SQLite file serves one PBX.
+    return row ? { ...row, samePbx: true } : null;
   }
 
   /** Appends history to a request without changing it (facts the policy does not decide, e.g. 'conversation-ended'). */

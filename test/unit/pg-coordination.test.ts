@@ -216,9 +216,10 @@ describe('one prospect, several agents (ready for the one-recall-per-prospect ru
     expect(b.recallConflicts).toBe(1);
     const ringing = (await a.get('q1'))!;
     expect(await a.transition({ ...ringing.request, state: 'COMPLETED', updatedAt: 5000 }, ringing.version, [])).toBe(3);
-    expect(await b.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: null });
+    expect(await b.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: null, samePbx: false });
+    expect(await a.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: null, samePbx: true });
     await a.appendEvents([{ requestId: 'q1', at: 9000, type: 'conversation-ended' }]);
-    expect(await b.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: 9000 });
+    expect(await b.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: 9000, samePbx: false });
     expect(await b.lastConversation('2001', 'PJSIP/1001')).toBeNull();
   });
 });

@@ -148,3 +148,65 @@ it('one prospect, two agents on PostgreSQL: two instances ticking at once ring t
   const recalls = (await a.store.prospectQueue('+12125551234')).filter((q) => q.state === 'RINGING_AGENT' || q.state === 'CONNECTING');
   expect(recalls.map((q) => q.agent)).toEqual(['PJSIP/1002']);
 });
+
+it("two PBXs, one prospect: a restart on one site does not end the other site's conversation with the prospect", async () => {
+  const now = { t: T0 };
+  const log = createLogger({ format: 'json', stream: new PassThrough() });
+  const rings: string[] = [];
+  const site = async (name: string, pbx: string) => {
+    const store = await PgStore.open<CallbackRequest>(db.url, { pbx });
+    const engine = new Engine({
+      store,
+      log,
+      policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
+      clock: () => now.t,
+      maxPendingPerAgent: 10,
+      prospectDevice: () => undefined,
+    });
+    engine.setTelephony({
+      execute: async (request, action) => {
+        if (action.type === 'ringAgent') rings.push(`${name}:${request.agent}`);
+      },
+    });
+    engine.setPbxUp(true);
+    await engine.start();
+    const close = async () => {
+      engine.stop();
+      await store.close();
+    };
+    closers.push(close);
+    return { engine, store, close };
+  };
+  const a = await site('A', 'site-a');
+  const b = await site('B', 'site-b');
+  const first = await a.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '+12125551234', language: 'en', channelId: 'c1' });
+  now.t += 1000;
+  const second = await b.engine.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'B', number: '1002' }, prospect: '+12125551234', language: 'en', channelId: 'c2' });
+  if (first.result !== 'created' || second.result !== 'created') throw new Error('not created');
+  now.t += 10 * 60_000;
+  await a.engine.tick();
+  await b.engine.tick();
+  expect(rings).toEqual(['A:PJSIP/1001']);
+  // Site A's agent talks to the prospect; its conversation goes on.
+  await a.engine.observe(first.requestId, { type: 'agentAnswered' });
+  await a.engine.observe(first.requestId, { type: 'agentKey', key: '1' });
+  await a.engine.observe(first.requestId, { type: 'prospectAnswered' });
+  expect((await a.store.get(first.requestId))!.request.state).toBe('COMPLETED');
+  // Site B's instance is killed and restarts (reconciling site B's PBX only) while A's call goes on.
+  await b.close();
+  now.t += 60_000;
+  const b2 = await site('B2', 'site-b');
+  for (let i = 0; i < 3; i++) {
+    now.t += 10 * 60_000;
+    await b2.engine.tick();
+    await b2.engine.observe(second.requestId, { type: 'tick' });
+  }
+  expect(rings).toEqual(['A:PJSIP/1001']);
+  expect((await b2.store.get(second.requestId))!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague' });
+  // The conversation on site A ends: site B's agent follows after the pause the prospect is given.
+  await a.engine.conversationEnded(first.requestId);
+  now.t += 10 * 60_000;
+  await b2.engine.observe(second.requestId, { type: 'tick' });
+  await b2.engine.tick();
+  expect(rings).toEqual(['A:PJSIP/1001', 'B2:PJSIP/1002']);
+});

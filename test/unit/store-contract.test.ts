@@ -258,11 +258,11 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract: $name', (ba
     expect(await store.lastConversation('+12125551234', 'PJSIP/1002')).toBeNull();
     const a = (await store.get('a'))!;
     await store.transition({ ...a.request, state: 'COMPLETED', updatedAt: 5000, wakeAt: null }, a.version, []);
-    expect(await store.lastConversation('+12125551234', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: null });
+    expect(await store.lastConversation('+12125551234', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: null, samePbx: true });
     expect(await store.lastConversation('+12125551234', 'PJSIP/1001')).toBeNull(); // not a colleague's
     await store.appendEvents([{ requestId: 'a', at: 9000, type: 'conversation-ended', from: 'COMPLETED', to: 'COMPLETED', reason: 'ended' }]);
     const other = await backend.second();
-    expect(await other.lastConversation('+12125551234', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: 9000 });
+    expect(await other.lastConversation('+12125551234', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: 9000, samePbx: true });
     expect((await other.events('a')).map((e) => e.type)).toEqual(['requested', 'conversation-ended']);
     expect((await other.get('a'))!.version).toBe(2);
   });
