@@ -121,7 +121,20 @@ export class OfferDriver {
       channelId: port.channelId,
     };
     log = log.child({ agent: input.agent, prospect: input.prospect });
-    await port.setLanguage(language).catch(() => undefined);
+    // The channel's language is set while the service prepares the offer (the prospect's zone, the promise, the
+    // queue) before the prompt is chosen: the agent waits for the prompt, so the two overlap.
+    const languageSet = port.setLanguage(language).catch(() => undefined);
+    let prepared: OfferPreparation | undefined;
+    if (this.sink.prepare) {
+      try {
+        prepared = await this.sink.prepare(input);
+        input.timeZone = prepared.timeZone;
+        input.zoneSource = prepared.zoneSource;
+      } catch (err) {
+        emit(log, 'warn', 'offer.prepare_failed', 'could not prepare the offer; offering as usual', { error: errorText(err) });
+      }
+    }
+    await languageSet;
 
     let state: OfferState = initialOfferState();
     let deadline: number | undefined;
@@ -275,18 +288,6 @@ export class OfferDriver {
       state = s.state;
       for (const action of s.actions) await perform(action);
     };
-
-    // The service's preparation (the prospect's zone, the promise, the queue) before the prompt is chosen.
-    let prepared: OfferPreparation | undefined;
-    if (this.sink.prepare) {
-      try {
-        prepared = await this.sink.prepare(input);
-        input.timeZone = prepared.timeZone;
-        input.zoneSource = prepared.zoneSource;
-      } catch (err) {
-        emit(log, 'warn', 'offer.prepare_failed', 'could not prepare the offer; offering as usual', { error: errorText(err) });
-      }
-    }
 
     try {
       inputs.push(prepared ? { type: 'start', context: prepared.context } : { type: 'start' });
