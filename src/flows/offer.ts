@@ -8,7 +8,7 @@
  * may be promised, the agent's place in the queue for the number): the machine then plays the queue notice,
  * the next-calling-day offer, or the closed notice instead of the plain offer.
  *
- *   answer          → port.answer()
+ *   answer          → port.answer() (sent before the preparation, awaited here)
  *   play <prompt>   → port.play([media]) started, not awaited: the machine's timer runs beside it
  *                     (the offer, next-day offer and queue prompts stop on any key; closing prompts play to
  *                     their end); media from offerMedia (the queue prompt by position)
@@ -121,9 +121,12 @@ export class OfferDriver {
       channelId: port.channelId,
     };
     log = log.child({ agent: input.agent, prospect: input.prospect });
-    // The channel's language is set while the service prepares the offer (the prospect's zone, the promise, the
-    // queue) before the prompt is chosen: the agent waits for the prompt, so the two overlap.
+    // The channel's language is set and the call answered while the service prepares the offer (the prospect's
+    // zone, the promise, the queue) before the prompt is chosen: the agent waits for the prompt, so they overlap.
+    // Every offer starts with the answer (core/offer.ts); its action below waits for this request.
     const languageSet = port.setLanguage(language).catch(() => undefined);
+    const answering = port.answer();
+    answering.catch(() => undefined); // awaited (and its error handled) by the answer action
     let prepared: OfferPreparation | undefined;
     if (this.sink.prepare) {
       try {
@@ -188,8 +191,8 @@ export class OfferDriver {
     const perform = async (action: OfferAction): Promise<void> => {
       switch (action.type) {
         case 'answer': {
-          const answered = port.answer();
-          // The answer request is on its way before the line is written: the agent is waiting for the prompt.
+          const answered = answering;
+          // The answer request went out before the preparation; the line is written while it is on its way.
           emit(log, 'info', 'offer.started', prepared?.context.promise === 'declined' ? 'busy: no callback can be promised; the agent is told why' : 'busy: offering a callback', {
             hangupCause: parsed.value.hangupCause,
             language,
