@@ -26,13 +26,14 @@ import {
   OutboxInsert,
   OutboxRow,
   RequestRecord,
+  RequestWrite,
   SqliteStore,
   StoreError,
   StoredEvent,
   Versioned,
 } from './sqlite';
 
-export type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, StoredEvent, Versioned };
+export type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned };
 export { StoreError };
 
 export interface ListFilter {
@@ -136,8 +137,8 @@ export interface Store<R extends RequestRecord> {
     agent: string,
     prospect: string,
     maxPending: number,
-    create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
-    refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    create: () => RequestWrite<R>,
+    refresh: (existing: R) => RequestWrite<R>,
     maxPendingTotal?: number,
   ): Promise<CreateResult<R>>;
   /** Version-guarded write of a request with its events and outbox rows; the new version or undefined. */
@@ -247,8 +248,8 @@ export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
     agent: string,
     prospect: string,
     maxPending: number,
-    create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
-    refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    create: () => RequestWrite<R>,
+    refresh: (existing: R) => RequestWrite<R>,
     maxPendingTotal?: number,
   ): Promise<CreateResult<R>> {
     return SqliteContractStore.run(() => this.sync.createOrRefresh(agent, prospect, maxPending, create, refresh, maxPendingTotal));

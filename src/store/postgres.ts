@@ -14,8 +14,8 @@
 import pg from 'pg';
 import { FencedError, LastConversation, ListFilter, PendingDependencies, PruneResult, Store, StoreError } from './contract';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
-import { TERMINAL_STATES } from './sqlite';
-import type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, StoredEvent, Versioned } from './sqlite';
+import { TERMINAL_STATES, outboxRowFrom } from './sqlite';
+import type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned } from './sqlite';
 
 const TERMINAL_SQL = `(${TERMINAL_STATES.map((s) => `'${s}'`).join(',')})`;
 
@@ -451,8 +451,8 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
     agent: string,
     prospect: string,
     maxPending: number,
-    create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
-    refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    create: () => RequestWrite<R>,
+    refresh: (existing: R) => RequestWrite<R>,
     maxPendingTotal?: number,
   ): Promise<CreateResult<R>> {
     return this.tx(async (c) => {
@@ -518,22 +518,6 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
 
   // ------------------------------------------------------------------ outbox (CRM webhook)
 
-  private static outboxRow(r: Record<string, unknown>): OutboxRow {
-    return {
-      id: r.id as number,
-      key: r.key as string,
-      requestId: r.request_id as string,
-      event: r.event as string,
-      createdAt: r.created_at as number,
-      body: r.body as string,
-      attempts: r.attempts as number,
-      nextAt: r.next_at as number,
-      sentAt: (r.sent_at as number | null) ?? null,
-      failedAt: (r.failed_at as number | null) ?? null,
-      lastError: (r.last_error as string | null) ?? null,
-    };
-  }
-
   async enqueueOutbox(rows: readonly OutboxInsert[]): Promise<void> {
     await this.tx((c) => PgStore.insertOutbox(c, rows));
   }
@@ -543,7 +527,7 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
       'SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= $1 ORDER BY next_at, id LIMIT $2',
       [now, limit],
     );
-    return rows.map((r) => PgStore.outboxRow(r));
+    return rows.map((r) => outboxRowFrom(r));
   }
 
   async outboxNextAt(): Promise<number | null> {
@@ -566,7 +550,7 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
        RETURNING *`,
       [now, until, limit],
     );
-    return rows.map((r) => PgStore.outboxRow(r)).sort((a, b) => a.id - b.id);
+    return rows.map((r) => outboxRowFrom(r)).sort((a, b) => a.id - b.id);
   }
 
   async outboxSent(id: number, at: number): Promise<void> {
@@ -582,12 +566,12 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
   }
 
   async outbox(): Promise<OutboxRow[]> {
-    return (await this.read<Record<string, unknown>>('SELECT * FROM outbox ORDER BY id', [])).map((r) => PgStore.outboxRow(r));
+    return (await this.read<Record<string, unknown>>('SELECT * FROM outbox ORDER BY id', [])).map((r) => outboxRowFrom(r));
   }
 
   async outboxGivenUp(): Promise<OutboxRow[]> {
     return (await this.read<Record<string, unknown>>('SELECT * FROM outbox WHERE failed_at IS NOT NULL AND sent_at IS NULL ORDER BY id', [])).map((r) =>
-      PgStore.outboxRow(r),
+      outboxRowFrom(r),
     );
   }
 

@@ -54,6 +54,23 @@ export interface OutboxRow extends OutboxInsert {
   lastError: string | null;
 }
 
+/** An outbox row as both stores read it (the same columns in SQLite and PostgreSQL). */
+export function outboxRowFrom(r: Record<string, unknown>): OutboxRow {
+  return {
+    id: r.id as number,
+    key: r.key as string,
+    requestId: r.request_id as string,
+    event: r.event as string,
+    createdAt: r.created_at as number,
+    body: r.body as string,
+    attempts: r.attempts as number,
+    nextAt: r.next_at as number,
+    sentAt: (r.sent_at as number | null) ?? null,
+    failedAt: (r.failed_at as number | null) ?? null,
+    lastError: (r.last_error as string | null) ?? null,
+  };
+}
+
 export class StoreError extends Error {
   constructor(message: string, readonly cause?: unknown) {
     super(message);
@@ -132,6 +149,13 @@ interface Row {
 export interface Versioned<R> {
   request: R;
   version: number;
+}
+
+/** What an opt-in writes in its transaction: the request, its history, and its CRM outbox rows. */
+export interface RequestWrite<R> {
+  request: R;
+  events: StoredEvent[];
+  outbox?: readonly OutboxInsert[];
 }
 
 export type CreateResult<R> =
@@ -422,8 +446,8 @@ export class SqliteStore<R extends RequestRecord> {
     agent: string,
     prospect: string,
     maxPending: number,
-    create: () => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
-    refresh: (existing: R) => { request: R; events: StoredEvent[]; outbox?: readonly OutboxInsert[] },
+    create: () => RequestWrite<R>,
+    refresh: (existing: R) => RequestWrite<R>,
     /** Pending requests over all agents (offer.maxPendingTotal); a new one beyond it is 'full'. */
     maxPendingTotal?: number,
   ): CreateResult<R> {
@@ -550,28 +574,12 @@ export class SqliteStore<R extends RequestRecord> {
     this.db.transaction(() => this.insertOutbox(rows)).immediate();
   }
 
-  private static outboxRow(r: Record<string, unknown>): OutboxRow {
-    return {
-      id: r.id as number,
-      key: r.key as string,
-      requestId: r.request_id as string,
-      event: r.event as string,
-      createdAt: r.created_at as number,
-      body: r.body as string,
-      attempts: r.attempts as number,
-      nextAt: r.next_at as number,
-      sentAt: (r.sent_at as number | null) ?? null,
-      failedAt: (r.failed_at as number | null) ?? null,
-      lastError: (r.last_error as string | null) ?? null,
-    };
-  }
-
   /** Unsent, not given-up notifications due at `now`, oldest first. */
   outboxDue(now: number, limit = 50): OutboxRow[] {
     const rows = this.db
       .prepare('SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ? ORDER BY next_at, id LIMIT ?')
       .all(now, limit) as Record<string, unknown>[];
-    return rows.map((r) => SqliteStore.outboxRow(r));
+    return rows.map((r) => outboxRowFrom(r));
   }
 
   /** The earliest next attempt among unsent notifications, or null. */
@@ -606,13 +614,13 @@ export class SqliteStore<R extends RequestRecord> {
 
   /** Every outbox row, oldest first (for tests and diagnostics). */
   outbox(): OutboxRow[] {
-    return (this.db.prepare('SELECT * FROM outbox ORDER BY id').all() as Record<string, unknown>[]).map((r) => SqliteStore.outboxRow(r));
+    return (this.db.prepare('SELECT * FROM outbox ORDER BY id').all() as Record<string, unknown>[]).map((r) => outboxRowFrom(r));
   }
 
   /** Webhook events that were given up on (retries exhausted), oldest first. */
   outboxGivenUp(): OutboxRow[] {
     return (this.db.prepare('SELECT * FROM outbox WHERE failed_at IS NOT NULL AND sent_at IS NULL ORDER BY id').all() as Record<string, unknown>[]).map((r) =>
-      SqliteStore.outboxRow(r),
+      outboxRowFrom(r),
     );
   }
 
