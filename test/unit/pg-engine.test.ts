@@ -101,35 +101,40 @@ it('the agent is rung exactly once, by the instance holding the lease; the resum
   expect(history.filter((s) => s === 'RINGING_AGENT')).toHaveLength(1);
 });
 
+/**
+ * An engine serving `pbx` on the test database without a coordinator (already reconciled: PBX up), ringing
+ * into `rings` as `<name>:<agent>`; closed after the test, or earlier with `close`.
+ */
+async function servingEngine(name: string, pbx: string, now: { t: number }, rings: string[], log: ReturnType<typeof createLogger>) {
+  const store = await PgStore.open<CallbackRequest>(db.url, { pbx });
+  const engine = new Engine({
+    store,
+    log,
+    policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
+    clock: () => now.t,
+    maxPendingPerAgent: 10,
+    prospectDevice: () => undefined,
+  });
+  engine.setTelephony({
+    execute: async (request, action) => {
+      if (action.type === 'ringAgent') rings.push(`${name}:${request.agent}`);
+    },
+  });
+  engine.setPbxUp(true);
+  await engine.start();
+  const close = async () => {
+    engine.stop();
+    await store.close();
+  };
+  closers.push(close);
+  return { engine, store, close };
+}
+
 it('one prospect, two agents on PostgreSQL: two instances ticking at once ring the first agent once; the second goes after the first ends', async () => {
   const now = { t: T0 };
   const log = createLogger({ format: 'json', stream: new PassThrough() });
   const rings: string[] = [];
-  const engines = await Promise.all(
-    ['A', 'B'].map(async (name) => {
-      const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'site-a' });
-      const engine = new Engine({
-        store,
-        log,
-        policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
-        clock: () => now.t,
-        maxPendingPerAgent: 10,
-        prospectDevice: () => undefined,
-      });
-      engine.setTelephony({
-        execute: async (request, action) => {
-          if (action.type === 'ringAgent') rings.push(`${name}:${request.agent}`);
-        },
-      });
-      engine.setPbxUp(true);
-      await engine.start();
-      closers.push(async () => {
-        engine.stop();
-        await store.close();
-      });
-      return { engine, store };
-    }),
-  );
+  const engines = await Promise.all(['A', 'B'].map((name) => servingEngine(name, 'site-a', now, rings, log)));
   const [a, b] = engines;
   const first = await a.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '+12125551234', language: 'en', channelId: 'c1' });
   now.t += 1000;
@@ -153,30 +158,7 @@ it("two PBXs, one prospect: a restart on one site does not end the other site's 
   const now = { t: T0 };
   const log = createLogger({ format: 'json', stream: new PassThrough() });
   const rings: string[] = [];
-  const site = async (name: string, pbx: string) => {
-    const store = await PgStore.open<CallbackRequest>(db.url, { pbx });
-    const engine = new Engine({
-      store,
-      log,
-      policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
-      clock: () => now.t,
-      maxPendingPerAgent: 10,
-      prospectDevice: () => undefined,
-    });
-    engine.setTelephony({
-      execute: async (request, action) => {
-        if (action.type === 'ringAgent') rings.push(`${name}:${request.agent}`);
-      },
-    });
-    engine.setPbxUp(true);
-    await engine.start();
-    const close = async () => {
-      engine.stop();
-      await store.close();
-    };
-    closers.push(close);
-    return { engine, store, close };
-  };
+  const site = (name: string, pbx: string) => servingEngine(name, pbx, now, rings, log);
   const a = await site('A', 'site-a');
   const b = await site('B', 'site-b');
   const first = await a.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '+12125551234', language: 'en', channelId: 'c1' });
