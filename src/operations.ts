@@ -27,7 +27,16 @@ export class Operations {
   readonly page?: CallbacksPage;
   private readonly log: Logger;
 
-  constructor(private readonly deps: { config: Config; log: Logger; engine: Engine; ari: AriConnection }) {
+  constructor(
+    private readonly deps: {
+      config: Config;
+      log: Logger;
+      engine: Engine;
+      ari: AriConnection;
+      /** With PostgreSQL: true while the database's lease is another instance's (src/coordination). */
+      leaseElsewhere?: () => boolean;
+    },
+  ) {
     const { config, engine, ari } = deps;
     this.log = deps.log.child({ component: 'operations' });
     this.metrics = new ServiceMetrics({ pendingByState: () => engine.store.countByState(), version: packageVersion() });
@@ -69,9 +78,11 @@ export class Operations {
 
   private readiness(): Readiness {
     const { ari, engine } = this.deps;
+    const standby = () => ari.standby || (this.deps.leaseElsewhere?.() ?? false);
     return {
-      ari: () => (ari.connected ? { ok: true } : { ok: false, detail: ari.standby ? 'standing by: another instance serves the app' : 'not connected to ARI' }),
-      lease: () => (ari.connected ? { ok: true } : { ok: false, detail: ari.standby ? 'held by another instance' : 'not held (ARI not connected)' }),
+      ari: () => (ari.connected ? { ok: true } : { ok: false, detail: standby() ? 'standing by: another instance serves the app' : 'not connected to ARI' }),
+      lease: () => (ari.connected ? { ok: true } : { ok: false, detail: standby() ? 'held by another instance' : 'not held (ARI not connected)' }),
+      standby,
       store: async () => {
         const w = await engine.store.writable();
         return w.ok ? { ok: true } : { ok: false, detail: w.reason };

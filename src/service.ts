@@ -159,7 +159,7 @@ export class Service {
             isGone: localOwnerGone(os.hostname()),
           },
     });
-    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari });
+    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari, leaseElsewhere: coordinator ? () => !coordinator.isActive : undefined });
     // ARI: every REST call through the lean client, events routed per channel.
     const rest = this.ari.rest;
     const router = new AriRouter(this.ari);

@@ -114,6 +114,7 @@ describe('/readyz and /metrics', () => {
     expect(r.status).toBe(503);
     expect(await r.json()).toEqual({
       ready: false,
+      standby: false,
       checks: { ari: { ok: false, detail: 'not connected to ARI' }, lease: { ok: false, detail: 'held by another instance' }, store: { ok: true } },
     });
     state.ari = { ok: true };
@@ -125,7 +126,13 @@ describe('/readyz and /metrics', () => {
 
   it('a throwing check counts as failed with its message', async () => {
     const r = await readiness({ ari: () => ({ ok: true }), lease: () => ({ ok: true }), store: () => { throw new Error('disk gone'); } });
-    expect(r).toEqual({ ready: false, checks: { ari: { ok: true }, lease: { ok: true }, store: { ok: false, detail: 'disk gone' } } });
+    expect(r).toEqual({ ready: false, standby: false, checks: { ari: { ok: true }, lease: { ok: true }, store: { ok: false, detail: 'disk gone' } } });
+  });
+
+  it('says standby only while not ready: a stand-by that would be ready is simply ready', async () => {
+    const waiting = { ari: () => ({ ok: false as const, detail: 'standing by' }), lease: () => ({ ok: true as const }), store: () => ({ ok: true as const }), standby: () => true };
+    expect(await readiness(waiting)).toMatchObject({ ready: false, standby: true });
+    expect(await readiness({ ...waiting, ari: () => ({ ok: true as const }) })).toMatchObject({ ready: true, standby: false });
   });
 
   it('/metrics is Prometheus text with the pending gauge read at scrape time', async () => {
