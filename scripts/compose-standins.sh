@@ -14,8 +14,10 @@
 #                             as the postgres user)
 #
 # The names come from docker/*.Dockerfile and docker-compose.postgres.yml; a name this script has no recipe
-# for is an error. An image is rebuilt only when missing or when this script changed (label cc.standin).
-# Usage: scripts/compose-standins.sh [--print-names]; as root, with podman and mmdebstrap installed.
+# for is an error. An image is rebuilt only when missing or when its recipe changed (label cc.standin: a hash
+# of the recipe's functions and versions).
+# Usage: scripts/compose-standins.sh [--print-names]; as root, with podman and mmdebstrap installed; run by
+# scripts/test-compose.sh, which also sets CONTAINERS_CONF (limits and runtime for these machines).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 NODE_VERSION=20.20.2
@@ -34,13 +36,9 @@ names() {
 
 if [ "${1:-}" = "--print-names" ]; then names; exit 0; fi
 
-RECIPE="$(sha256sum "$0" | cut -c1-16)"
 WORK="$(mktemp -d /var/tmp/cc-standins.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 
-current() { # name -> 0 when the image exists and was built by this recipe
-  [ "$(podman image inspect --format '{{ index .Config.Labels "cc.standin" }}' "$1" 2>/dev/null || true)" = "$RECIPE" ]
-}
 
 MM=(mmdebstrap --quiet --variant=minbase --aptopt='Acquire::Check-Valid-Until "false"'
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin')
@@ -50,7 +48,6 @@ import() { # tarball name dockerfile-changes...
   local args=(--change "LABEL cc.standin=$RECIPE")
   for c in "$@"; do args+=(--change "$c"); done
   podman import --quiet "${args[@]}" "$tar" "docker.io/library/$name" >/dev/null
-  podman image tag "docker.io/library/$name" "$name" 2>/dev/null || true
 }
 
 build_debian() { # debian:<suite>[-date]-slim
@@ -140,7 +137,17 @@ EOS
     || log "note: $name stands in with Debian's PostgreSQL $got (the tag's minor release is ${tag%%-*})"
 }
 
+recipe() { # name -> a hash of what builds it
+  local kind="${1%%:*}"
+  { declare -f "build_$kind" import; printf '%s\n' "${MM[@]}" "$NODE_VERSION" "$NPM_VERSION" "$1"; } | sha256sum | cut -c1-16
+}
+
+current() { # name -> 0 when the image exists and was built by the current recipe
+  [ "$(podman image inspect --format '{{ index .Config.Labels "cc.standin" }}' "$1" 2>/dev/null || true)" = "$(recipe "$1")" ]
+}
+
 for name in $(names); do
+  RECIPE="$(recipe "$name")"
   if current "$name"; then log "$name: stand-in present"; continue; fi
   start=$SECONDS
   log "$name: building the stand-in"
