@@ -37,20 +37,6 @@ die() { printf 'test:compose: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (podman's networks, mmdebstrap)"
 
-step "packages: podman runc docker-compose iptables mmdebstrap sip-tester"
-need=()
-command -v podman >/dev/null || need+=(podman)
-command -v runc >/dev/null || need+=(runc)
-command -v docker-compose >/dev/null || need+=(docker-compose)
-command -v iptables >/dev/null || need+=(iptables)
-command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-command -v sipp >/dev/null || need+=(sip-tester)
-if [ "${#need[@]}" -gt 0 ]; then
-  timeout 600 apt-get update -qq
-  timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-podman --version; docker-compose --version
-
 mkdir -p "$STATE" "$RUNDIR"
 # podman's default nofile/nproc limits exceed what a process may set on these machines; crun (podman's
 # first choice) refuses the hybrid cgroup layout they have, runc runs.
@@ -66,11 +52,26 @@ services:
     image: $APP_IMAGE
 EOF
 
+step "packages: podman runc docker-compose iptables mmdebstrap sip-tester"
+need=()
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v iptables >/dev/null || need+=(iptables)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v sipp >/dev/null || need+=(sip-tester)
+if [ "${#need[@]}" -gt 0 ]; then
+  timeout 600 apt-get update -qq
+  timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+podman --version; docker-compose --version
+
 podman_pid=""
 health_pid=""
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
+  set +e
   step "clean-up"
   [ -n "$health_pid" ] && kill "$health_pid" 2>/dev/null && wait "$health_pid" 2>/dev/null
   if [ -n "$podman_pid" ]; then
