@@ -28,7 +28,8 @@ export DOCKER_HOST="unix://$SOCK"
 export CONTAINERS_CONF="$STATE/containers.conf"
 export CC_DOCKER_SIP_PORT=27060 CC_DOCKER_RTP_PORTS=27100-27120 CC_DOCKER_HTTP_PORT=27464 CC_DOCKER_HTTP_PORT_STANDBY=27465
 export CC_LOG_FORMAT=json
-export CC_COMPOSE_IMAGES="$STATE/images.yml"
+# The images this script builds, which test/compose/stack.test.ts names in a compose override (no compose builds).
+export CC_COMPOSE_APP_IMAGE=$APP_IMAGE CC_COMPOSE_ASTERISK_IMAGE=$AST_IMAGE
 export DEBIAN_FRONTEND=noninteractive
 
 t0=$SECONDS
@@ -39,23 +40,18 @@ die() { printf 'test:compose: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$STATE" "$RUNDIR"
 # podman's default nofile/nproc limits exceed what a process may set on these machines; crun (podman's
-# first choice) refuses the hybrid cgroup layout they have, runc runs.
-printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\nruntime = "runc"\n' >"$CONTAINERS_CONF"
-cat >"$CC_COMPOSE_IMAGES" <<EOF
-# written by scripts/test-compose.sh: the images it built, instead of compose builds
-services:
-  asterisk:
-    image: $AST_IMAGE
-  app:
-    image: $APP_IMAGE
-  app-standby:
-    image: $APP_IMAGE
-EOF
+# first choice) refuses the hybrid cgroup layout they have, runc runs; netavark with aardvark-dns gives
+# the compose network its names (the app reaches http://asterisk:8088), which CNI without a dnsname
+# plugin does not.
+printf '%s\n' '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' \
+  '[engine]' 'runtime = "runc"' '[network]' 'network_backend = "netavark"' >"$CONTAINERS_CONF"
 
-step "packages: podman runc docker-compose iptables mmdebstrap sip-tester"
+step "packages: podman runc netavark aardvark-dns docker-compose iptables mmdebstrap sip-tester"
 need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/podman/netavark ] || need+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v iptables >/dev/null || need+=(iptables)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
@@ -68,14 +64,16 @@ podman --version; docker-compose --version
 
 podman_pid=""
 health_pid=""
+jest_pid=""
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   set +e
   step "clean-up"
-  [ -n "$health_pid" ] && kill "$health_pid" 2>/dev/null && wait "$health_pid" 2>/dev/null
+  [ -n "$jest_pid" ] && kill "$jest_pid" 2>/dev/null
+  [ -n "$health_pid" ] && kill "$health_pid" 2>/dev/null
   if [ -n "$podman_pid" ]; then
-    timeout 180 docker-compose --project-directory "$REPO" -f docker-compose.yml -f docker-compose.postgres.yml -f "$CC_COMPOSE_IMAGES" \
+    timeout 180 docker-compose --project-directory "$REPO" -f docker-compose.yml -f docker-compose.postgres.yml \
       down -v --remove-orphans >/dev/null 2>&1 || echo "warning: docker-compose down failed"
     kill "$podman_pid" 2>/dev/null || true
     for _ in $(seq 1 20); do kill -0 "$podman_pid" 2>/dev/null || break; sleep 0.5; done
@@ -129,4 +127,7 @@ for _ in $(seq 1 60); do [ -S "$SOCK" ] && break; sleep 0.5; done
 health_pid=$!
 
 step "the stack: test/compose/stack.test.ts"
-npx jest -c test/compose/jest.config.js --runInBand
+# In the background so that a signal reaches the clean-up at once.
+npx jest -c test/compose/jest.config.js --runInBand &
+jest_pid=$!
+wait "$jest_pid"

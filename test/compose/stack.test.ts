@@ -13,6 +13,7 @@
  * the #, and the stand-by takes over and completes the request.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { callerView, describeSipp, expectSippOk, register, runSipp, startSipp, stopAllSipp, unregister } from '../../testkit/sipp';
@@ -47,13 +48,23 @@ const PROSPECT = '2995';
 
 interface Stack {
   files: string[];
+  /** The services built from docker/app.Dockerfile. */
+  apps: string[];
 }
-const SQLITE: Stack = { files: ['docker-compose.yml'] };
-const POSTGRES: Stack = { files: ['docker-compose.yml', 'docker-compose.postgres.yml'] };
+const SQLITE: Stack = { files: ['docker-compose.yml'], apps: ['app'] };
+const POSTGRES: Stack = { files: ['docker-compose.yml', 'docker-compose.postgres.yml'], apps: ['app', 'app-standby'] };
+
+/** A compose override that names the images scripts/test-compose.sh built (nothing is built by compose). */
+function imagesOverride(stack: Stack): string {
+  const file = path.join(os.tmpdir(), `cc-compose-images-${process.pid}-${stack.apps.length}.yml`);
+  const lines = ['services:', '  asterisk:', `    image: ${env('CC_COMPOSE_ASTERISK_IMAGE')}`, ...stack.apps.flatMap((a) => [`  ${a}:`, `    image: ${env('CC_COMPOSE_APP_IMAGE')}`])];
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
 
 /** docker-compose against the test's project; throws with its output unless it exits 0. */
 function compose(stack: Stack, args: string[], opts: { timeoutMs?: number; allowFail?: boolean } = {}): string {
-  const files = [...stack.files.map((f) => path.join(ROOT, f)), env('CC_COMPOSE_IMAGES')].flatMap((f) => ['-f', f]);
+  const files = [...stack.files.map((f) => path.join(ROOT, f)), imagesOverride(stack)].flatMap((f) => ['-f', f]);
   const r = spawnSync('docker-compose', ['--project-directory', ROOT, ...files, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
