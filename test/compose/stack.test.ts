@@ -155,7 +155,7 @@ const feature = async (code: string) =>
 
 /** *71, call 2995, # : the request is stored WAITING (read through `service`). Returns its id. */
 async function optIn(stack: Stack, service: string): Promise<string> {
-  await feature(`*71${PROSPECT}`);
+  await feature(`*71`);
   expectSippOk(
     await runSipp({
       scenario: 'uac-busy-pound.xml', remote: ASTERISK, localIp: PHONE_IP, port: AGENT_UAC.sip, mediaPort: AGENT_UAC.media,
@@ -172,7 +172,7 @@ async function recall(stack: Stack, service: string, id: string): Promise<void> 
     scenario: 'uas-agent-key1.xml', remote: null, localIp: PHONE_IP, port: AGENT_UAS.sip, mediaPort: AGENT_UAS.media,
     pauseMs: 2000, timeoutMs: 180000, label: "1001's phone (recall)",
   }).ready();
-  await feature(`*72${PROSPECT}`);
+  await feature(`*72`);
   // The demo's 30 s grace, then the agent's phone rings.
   const invite = await phone.waitMessage('the recall INVITE', (m) => m.direction === 'received' && m.method === 'INVITE', 120000);
   expect(callerView(invite).from).toMatchObject({ display: `Callback: ${PROSPECT}`, user: '9000' });
