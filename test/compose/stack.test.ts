@@ -40,9 +40,13 @@ function hostAddress(): string {
 const SIP_PORT = Number(env('CC_DOCKER_SIP_PORT'));
 const PHONE_IP = hostAddress();
 const ASTERISK = `${PHONE_IP}:${SIP_PORT}`;
-/** The phones: the agent's UAS (rung for the recall; its registered contact) and the agent's UAC. */
-const AGENT_UAS = { sip: SIP_PORT + 21, media: SIP_PORT + 121 };
-const AGENT_UAC = { sip: SIP_PORT + 22, media: SIP_PORT + 124 };
+/**
+ * The phones of a stack: the agent's UAS (rung for the recall; its registered contact) and the agent's UAC.
+ * Each stack has its own: the host's connection tracking keeps a UDP flow (phone port → published port)
+ * pointed at the container of the previous stack for a while, so the same source port would reach a
+ * container that is gone.
+ */
+const phones = (offset: number) => ({ uas: { sip: SIP_PORT + offset + 1, media: SIP_PORT + offset + 101 }, uac: { sip: SIP_PORT + offset + 2, media: SIP_PORT + offset + 104 } });
 const AGENT = { user: '1001', password: 'agent1001' };
 const PROSPECT = '2995';
 
@@ -50,9 +54,10 @@ interface Stack {
   files: string[];
   /** The services built from docker/app.Dockerfile. */
   apps: string[];
+  phones: ReturnType<typeof phones>;
 }
-const SQLITE: Stack = { files: ['docker-compose.yml'], apps: ['app'] };
-const POSTGRES: Stack = { files: ['docker-compose.yml', 'docker-compose.postgres.yml'], apps: ['app', 'app-standby'] };
+const SQLITE: Stack = { files: ['docker-compose.yml'], apps: ['app'], phones: phones(20) };
+const POSTGRES: Stack = { files: ['docker-compose.yml', 'docker-compose.postgres.yml'], apps: ['app', 'app-standby'], phones: phones(30) };
 
 /** A compose override that names the images scripts/test-compose.sh built (nothing is built by compose). */
 function imagesOverride(stack: Stack): string {
@@ -145,20 +150,20 @@ async function up(stack: Stack, services: string[]): Promise<void> {
   }
 }
 
-const feature = async (code: string) =>
+const feature = async (stack: Stack, code: string) =>
   expectSippOk(
     await runSipp({
-      scenario: 'uac-feature-code.xml', remote: ASTERISK, localIp: PHONE_IP, port: AGENT_UAC.sip, mediaPort: AGENT_UAC.media,
+      scenario: 'uac-feature-code.xml', remote: ASTERISK, localIp: PHONE_IP, port: stack.phones.uac.sip, mediaPort: stack.phones.uac.media,
       service: code, keys: { agent: AGENT.user }, auth: AGENT, timeoutMs: 20000, label: `1001 dials ${code}`,
     }),
   );
 
 /** *71, call 2995, # : the request is stored WAITING (read through `service`). Returns its id. */
 async function optIn(stack: Stack, service: string): Promise<string> {
-  await feature(`*71`);
+  await feature(stack, `*71`);
   expectSippOk(
     await runSipp({
-      scenario: 'uac-busy-pound.xml', remote: ASTERISK, localIp: PHONE_IP, port: AGENT_UAC.sip, mediaPort: AGENT_UAC.media,
+      scenario: 'uac-busy-pound.xml', remote: ASTERISK, localIp: PHONE_IP, port: stack.phones.uac.sip, mediaPort: stack.phones.uac.media,
       service: PROSPECT, keys: { agent: AGENT.user }, auth: AGENT, timeoutMs: 60000, label: '1001 calls 2995 and presses #',
     }),
   );
@@ -169,10 +174,10 @@ async function optIn(stack: Stack, service: string): Promise<string> {
 /** *72, the recall rings 1001 as "Callback: 2995" <9000>, 1 → the request COMPLETED (read through `service`). */
 async function recall(stack: Stack, service: string, id: string): Promise<void> {
   const phone = await startSipp({
-    scenario: 'uas-agent-key1.xml', remote: null, localIp: PHONE_IP, port: AGENT_UAS.sip, mediaPort: AGENT_UAS.media,
+    scenario: 'uas-agent-key1.xml', remote: null, localIp: PHONE_IP, port: stack.phones.uas.sip, mediaPort: stack.phones.uas.media,
     pauseMs: 2000, timeoutMs: 180000, label: "1001's phone (recall)",
   }).ready();
-  await feature(`*72`);
+  await feature(stack, `*72`);
   // The demo's 30 s grace, then the agent's phone rings.
   const invite = await phone.waitMessage('the recall INVITE', (m) => m.direction === 'received' && m.method === 'INVITE', 120000);
   expect(callerView(invite).from).toMatchObject({ display: `Callback: ${PROSPECT}`, user: '9000' });
@@ -183,8 +188,8 @@ async function recall(stack: Stack, service: string, id: string): Promise<void> 
   if (r.code !== 0) throw new Error(describeSipp(r));
 }
 
-const registerAgent = () => register(AGENT.user, AGENT.password, AGENT_UAS.sip, { remote: ASTERISK, localIp: PHONE_IP });
-const unregisterAgent = () => unregister(AGENT.user, AGENT.password, AGENT_UAS.sip, { remote: ASTERISK, localIp: PHONE_IP });
+const registerAgent = (stack: Stack) => register(AGENT.user, AGENT.password, stack.phones.uas.sip, { remote: ASTERISK, localIp: PHONE_IP });
+const unregisterAgent = (stack: Stack) => unregister(AGENT.user, AGENT.password, stack.phones.uas.sip, { remote: ASTERISK, localIp: PHONE_IP });
 
 afterEach(stopAllSipp);
 
@@ -207,10 +212,10 @@ describe('the docker demo (docker-compose.yml)', () => {
   }, 700000);
 
   it('plays the story with SIP phones on the published port: # → grace → "Callback: 2995" <9000> → 1 → COMPLETED', async () => {
-    await registerAgent();
+    await registerAgent(SQLITE);
     const id = await optIn(SQLITE, 'app');
     await recall(SQLITE, 'app', id);
-    await unregisterAgent();
+    await unregisterAgent(SQLITE);
     const names = eventNames(SQLITE, 'app');
     expect(names).toEqual(expect.arrayContaining(['offer.started', 'offer.opted_in', 'recall.ringing_agent', 'recall.agent_answered', 'recall.dialling_prospect', 'recall.prospect_answered']));
     const finished = events(SQLITE, 'app').find((e) => e.event === 'request.finished' && e.requestId === id);
@@ -253,12 +258,12 @@ describe('the docker demo with PostgreSQL (docker-compose.postgres.yml)', () => 
 
   it('takes over: the request opted in on the active app is completed by the stand-by after `kill`', async () => {
     expect(active).not.toBe('');
-    await registerAgent();
+    await registerAgent(POSTGRES);
     const id = await optIn(POSTGRES, active);
     compose(POSTGRES, ['kill', active]);
     await until('the stand-by takes the lease', 90000, () => eventNames(POSTGRES, standby).includes('lease.taken'));
     await recall(POSTGRES, standby, id);
-    await unregisterAgent();
+    await unregisterAgent(POSTGRES);
     expect(eventNames(POSTGRES, standby)).toEqual(expect.arrayContaining(['recall.ringing_agent', 'recall.prospect_answered']));
     // Started again, the killed instance rejoins as a stand-by, healthy as such.
     compose(POSTGRES, ['start', active]);
