@@ -5,14 +5,14 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import type { EventName } from '../src/events';
+import type { EventName } from '../src/logging/events';
 import os from 'node:os';
 import path from 'node:path';
 import { onJsonLines } from './json-lines';
 import { CLI, SANDBOX } from './sandbox';
 import { waitFor } from './wait';
 
-/** One JSON log line of the service; `event` is one of the catalogue's names (src/events.ts) when present. */
+/** One JSON log line of the service; `event` is one of the catalogue's names (src/logging/events.ts) when present. */
 export type LogLine = Record<string, unknown> & { level: string; message: string; event?: EventName };
 
 export interface ServiceProcessOptions {

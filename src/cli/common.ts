@@ -9,7 +9,7 @@ import { format } from 'date-fns';
 import type { Argv } from 'yargs';
 import { Config, ConfigError, LoadOptions } from '../config/load';
 import { secretsFromEnv } from '../config/schema';
-import { masker } from '../mask';
+import { masker } from '../logging/mask';
 import { loadConfig } from '../config/load';
 import type { CallbackRequest } from '../core/policy';
 import { SqliteContractStore, Store, StoreError } from '../store/contract';

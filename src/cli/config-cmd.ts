@@ -5,7 +5,7 @@
 import type { Argv } from 'yargs';
 import { ConfigEntry, ConfigError, resolveConfig } from '../config/load';
 import { Field, markdownTable, schema, secretsFromEnv } from '../config/schema';
-import { maskSecrets, masker } from '../mask';
+import { maskSecrets, masker } from '../logging/mask';
 import { securityWarnings } from '../config/security';
 import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
 

@@ -23,7 +23,7 @@ import {
 } from '../core/policy';
 import { CliError, EXIT, GlobalArgs, loadPartial, localTime, out, printJson, run } from './common';
 import { NumberRules, defaultNumberRules, validateProspectNumber } from '../core/validate';
-import { ProspectZones, zoneRules } from '../prospect-zones';
+import { ProspectZones, zoneRules } from '../zones/prospect-zones';
 import type { ZoneChoice } from '../core/zones';
 
 export type RecallChoice = AgentKey | 'no-answer';

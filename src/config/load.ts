@@ -9,11 +9,11 @@ import { isPair, isScalar, parse as parseYaml, parseDocument, visit } from 'yaml
 import type { z } from 'zod';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { validateWatchDevice } from '../core/validate';
-import { MASK, maskUrls, masker } from '../mask';
+import { MASK, maskUrls, masker } from '../logging/mask';
 import { Config, ConfigKey, Field, InternalProspectRule, crossChecks, schema } from './schema';
 
 export type { Config, InternalProspectRule } from './schema';
-export { maskSecrets } from '../mask';
+export { maskSecrets } from '../logging/mask';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], readonly source: string) {

@@ -36,8 +36,8 @@ import type { ZoneSource } from '../core/policy';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { OptInInput, OptInResult } from '../engine';
 import { DialPolicyError } from '../core/dial-policy';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { CallPort, KeyOutcome, PlayOutcome } from '../telephony/port';
 
 export type OfferRequestInput = OptInInput;

@@ -16,8 +16,8 @@
 import type { Config } from '../config/load';
 import { isTerminal, type Action, type CallbackRequest, type CallbackState, type Observation } from '../core/policy';
 import type { Telephony } from '../engine';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { Switchboard, SwitchboardPort } from '../telephony/port';
 
 export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;

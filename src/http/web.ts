@@ -32,8 +32,8 @@ import { requestJson, showText, toPolicyEvent } from '../cli/requests';
 import { explainScenario, scenarioFrom, type ExplainArgs } from '../cli/explain';
 import { CliError } from '../cli/common';
 import type { Engine } from '../engine';
-import type { Logger } from '../log';
-import { emit } from '../events';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
 import { HttpServer, basicUser, send } from './server';
 
 export const MAX_STREAMS = 32;

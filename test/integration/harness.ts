@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import '../../src/asterisk/quiet-swagger';
+import '../../src/telephony/ari/quiet-swagger';
 import { ROOT, SANDBOX } from '../../testkit/sandbox';
 import { ServiceProcess } from '../../testkit/service-process';
 import { waitFor } from '../../testkit/wait';

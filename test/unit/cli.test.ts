@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load';
 import type { CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { SqliteContractStore } from '../../src/store/contract';
 import { cancelOne } from '../../src/cli/requests';

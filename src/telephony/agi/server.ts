@@ -7,10 +7,10 @@
  * hung up", never as a failure.
  */
 import net from 'node:net';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../../logging/events';
+import type { Logger } from '../../logging/log';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { LogThrottle } from '../log-throttle';
+import { LogThrottle } from '../../logging/log-throttle';
 import { AgiEnv, AgiReply, LineSplitter, ReplyReader, parseAgiEnv, scriptQuery } from './protocol';
 
 /** Why a FastAGI connection was refused (the `reason` of the `agi.rejected` log event). */

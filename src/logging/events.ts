@@ -23,7 +23,7 @@ export interface EventCatalogue {
   /** A channel entered the Stasis app with arguments no flow knows; it goes back to the dialplan. */
   'service.unknown_stasis_args': { args: string[] };
 
-  // ── ARI connection (src/asterisk/connection.ts) ─────────────────────────────────────────────────
+  // ── ARI connection (src/telephony/ari/connection.ts) ─────────────────────────────────────────────────
   /** The app's WebSocket is up (first connection or a reconnection). */
   'ari.connected': { url: string; app: string; how: string };
   /** The WebSocket went away; calls in progress are reconciled at the next `ari.connected`. */
@@ -41,7 +41,7 @@ export interface EventCatalogue {
   /** A decided action was not carried out because this instance no longer holds the PBX's lease. */
   'lease.action_skipped': { action: string };
 
-  // ── FastAGI (src/agi/server.ts) ────────────────────────────────────────────────────────────────
+  // ── FastAGI (src/telephony/agi/server.ts) ────────────────────────────────────────────────────────────────
   /** The FastAGI server is bound and accepts calls. */
   'agi.listening': { host: string; port: number; secret?: 'required' | 'none'; allowedPeers?: readonly string[] };
 
@@ -169,7 +169,7 @@ export interface EventCatalogue {
   /** A notification for the CRM webhook was queued (`webhookEvent`: requested, completed, …). */
   'request.notified': { webhookEvent: string; reason: string };
 
-  // ── operations: HTTP listener, callbacks page, browser phones, lamps (src/operations.ts, src/http/, src/lamp.ts)
+  // ── operations: HTTP listener, callbacks page, browser phones, lamps (src/app/operations.ts, src/http/, src/flows/lamp.ts)
   /** The HTTP listener (health, readiness, metrics, page) is bound. */
   'http.listening': { bind: string; port: number; paths: string[] };
   /** The HTTP listener could not be bound; the service runs on without it. */
