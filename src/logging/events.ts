@@ -10,9 +10,12 @@
  * `recall.agent_answered`). Every line also carries the logger's context fields (`component`,
  * `channelId`, and once known `requestId`, `agent`, `prospect`).
  */
-import type { Logger } from './log';
-
 type Level = 'debug' | 'info' | 'warn' | 'error';
+
+/** What {@link emit} needs of a logger (the winston logger of src/logging/log.ts has it); keeps the catalogue free of the logger. */
+export interface EventSink {
+  log(level: Level, message: string, meta: Record<string, unknown>): unknown;
+}
 
 export interface EventCatalogue {
   // ── service ────────────────────────────────────────────────────────────────────────────────────
@@ -325,6 +328,6 @@ const allListed: [Missing] extends [never] ? true : Missing = true;
 void allListed;
 
 /** Writes one log line carrying the stable `event` name and its declared fields. */
-export function emit<E extends EventName>(log: Logger, level: Level, event: E, message: string, fields: EventCatalogue[E]): void {
+export function emit<E extends EventName>(log: EventSink, level: Level, event: E, message: string, fields: EventCatalogue[E]): void {
   log.log(level, message, { ...fields, event });
 }

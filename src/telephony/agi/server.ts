@@ -11,6 +11,7 @@ import { emit } from '../../logging/events';
 import type { Logger } from '../../logging/log';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { LogThrottle } from '../../logging/log-throttle';
+import { isLoopback } from '../../config/net';
 import { AgiEnv, AgiReply, LineSplitter, ReplyReader, parseAgiEnv, scriptQuery } from './protocol';
 
 /** Why a FastAGI connection was refused (the `reason` of the `agi.rejected` log event). */
@@ -245,11 +246,6 @@ export interface AgiServerOptions {
   /** A session with no traffic and no command waiting for this long is closed. */
   idleTimeoutMs?: number;
   limits?: Partial<AgiLimits>;
-}
-
-/** True for 127.0.0.0/8, ::1 and localhost. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function sameSecret(given: string, expected: string): boolean {
