@@ -229,7 +229,7 @@ export class Service {
   start(): void {
     const { config } = this.opts;
     emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.engine.store.where, ari: config.ari.url, app: config.ari.app });
-    // Retention (issue 11): finished requests, their history and sent webhook events go after store.retention.
+    // Retention: finished requests, their history and sent webhook events go after store.retention.
     // Every instance prunes (PostgreSQL: its own PBX's requests; deleting finished rows is idempotent).
     void this.prune();
     this.pruneTimer = setInterval(() => void this.prune(), 3_600_000);
@@ -281,7 +281,7 @@ export class Service {
       port: config.agi.port,
       log: log.child({ component: 'agi' }),
       handlers: { offer },
-      // The door (issue 11): shared secret, peer allowlist, session cap and timeouts.
+      // The door: shared secret, peer allowlist, session cap and timeouts.
       secret: config.agiDoor.secret,
       allowedPeers: config.agiDoor.allowedPeers,
       maxSessions: config.agiDoor.maxSessions,

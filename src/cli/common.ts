@@ -14,7 +14,7 @@ import { SqliteContractStore, Store, StoreError } from '../store/contract';
 import { PgStore } from '../store/postgres';
 import { InputError } from '../views/errors';
 
-/** Exit codes, documented in --help and the README. */
+/** Exit codes, documented in --help and docs/admin-guide.md. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, store: 3, notFound: 4, leaseLost: 75 } as const;
 
 export const EXIT_CODES_TEXT =

@@ -176,7 +176,7 @@ export class OfferDriver {
         });
         inputs.push(storedInput(r));
       } catch (err) {
-        // Refused by the dial policy (issue 11): the engine logged dial.refused; the agent hears the error prompt.
+        // Refused by the dial policy: the engine logged dial.refused; the agent hears the error prompt.
         if (err instanceof DialPolicyError) {
           inputs.push({ type: 'storeFailed' });
           return;

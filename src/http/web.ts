@@ -1,5 +1,5 @@
 /**
- * The callbacks page on the HTTP listener (README, "The callbacks page"): agents and team leads watch
+ * The callbacks page on the HTTP listener (docs/try-it.md, "The callbacks page"): agents and team leads watch
  * the requests live, see each one's timeline, cancel or snooze one, and dry-run the policy.
  *
  * - `GET /callbacks`: the page (static files from dist/web, built from web/ by scripts/build-web.mjs; no CDN).

@@ -52,7 +52,7 @@ export interface EventCatalogue {
   /** The dialplan handed over bad input (prospect, agent device); no offer, the caller hears busy. */
   'offer.refused': { reason: string; args: string[]; entry: 'ari' | 'agi' };
   /**
-   * A busy call entered the offer: the prompt is about to play. With the service's preparation (issue 12):
+   * A busy call entered the offer: the prompt is about to play. With the service's preparation (after-hours promise, queue, zone):
    * `promise` regular, next-calling-day or declined (after hours), the agent's `position` in the queue for the
    * number, the agents ahead (`queue`), the prospect's zone (`timeZone`, `zoneSource`, `zoneNote`) and `why`.
    */
@@ -206,7 +206,7 @@ export interface EventCatalogue {
   /** The lamps on the PBX could not be listed. */
   'lamp.list_failed': { error: string };
 
-  // ── hardening (issue 11): refusals, timeouts, exposure, retention ─────────────────────────────────
+  // ── hardening: refusals, timeouts, exposure, retention ─────────────────────────────────
   /** A request was refused by the dial policy: at the opt-in (`stage` opt-in) or just before a call (ringAgent, dialProspect: the request is cancelled). */
   'dial.refused': { stage: string; agent: string; reason: string };
   /** A FastAGI connection was refused or cut off (`reason`: peer-not-allowed, too-many-sessions, line-too-long, env-too-large, env-timeout, bad-secret, unknown-script, idle-timeout, closed). A flood is summed up: `suppressed` lines within `windowMs`. */

@@ -1,6 +1,6 @@
 /**
  * The lean ARI REST client: every REST call of the service goes through it (ari-client only keeps the
- * WebSocket and its events). Measured with bench/rest-micro.ts (README § Performance), it takes about
+ * WebSocket and its events). Measured with bench/rest-micro.ts (docs/performance-log.md), it takes about
  * half of ari-client's time per call.
  *
  *
