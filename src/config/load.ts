@@ -15,7 +15,10 @@ import { Config, ConfigKey, Field, InternalProspectRule, crossChecks, schema } f
 export type { Config, InternalProspectRule } from './schema';
 export { maskSecrets } from '../logging/mask';
 
+/** The configuration is invalid: `problems` name each key and what was wrong (exit 2 on the command line). */
 export class ConfigError extends Error {
+  readonly code = 'config-invalid' as const;
+
   constructor(readonly problems: string[], readonly source: string) {
     super(`invalid configuration (${source}):\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';

@@ -41,14 +41,20 @@ export interface AgiLimits {
 
 export const DEFAULT_LIMITS: AgiLimits = { maxLineChars: 8192, maxEnvLines: 256, maxEnvChars: 65536, envTimeoutMs: 5000 };
 
+/** The channel hung up (or the FastAGI connection closed): handlers treat it as "the caller left", not a failure. */
 export class AgiHangup extends Error {
+  readonly code = 'agi-hangup' as const;
+
   constructor(message = 'the channel hung up') {
     super(message);
     this.name = 'AgiHangup';
   }
 }
 
+/** Asterisk answered an AGI command with a failure (not 200). */
 export class AgiCommandError extends Error {
+  readonly code = 'agi-command-failed' as const;
+
   constructor(
     readonly command: string,
     readonly reply: AgiReply,

@@ -30,6 +30,9 @@ type Query = Record<string, string | number | boolean | undefined>;
 
 /** An ARI request that failed: HTTP status (0 when no response came) and Asterisk's message. */
 export class AriRestError extends Error {
+  /** Stable, for callers that branch: `status` says more (0: no response). */
+  readonly code = 'ari-rest-failed' as const;
+
   constructor(
     readonly status: number,
     message: string,
