@@ -13,7 +13,7 @@ import { Service } from '../app/service';
 import { CliError, EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlobals } from './common';
 import { configCommands } from './config-cmd';
 import { dialplanCommand } from './dialplan';
-import { explainCommand } from './explain';
+import { explainCommand } from './explain-cmd';
 import { maintenanceCommands } from './maintenance';
 
 /** Every environment variable the configuration reads, from the schema (so the help never goes stale). */
