@@ -147,7 +147,20 @@ export function performancePage(r: any): string {
     '',
     `## The committed figures (${r.startedAt})`,
     '',
+    ...caveats(r),
     table.trimEnd(),
     '',
   ].join('\n');
+}
+
+/** What a reader must know before comparing the figures: a busy machine, parts not measured in this file. */
+function caveats(r: any): string[] {
+  const out: string[] = [];
+  const load = r.machine?.loadAverage?.[0];
+  if (typeof load === 'number' && load > r.machine.nproc) {
+    out.push(`**Measured on a busy machine** (load average ${load} on ${r.machine.nproc} cores at the start): not comparable with a run on a quiet machine; the last quiet figures are in [the performance log](performance-log.md).`, '');
+  }
+  const missing = ['scheduler', 'postgres', 'offer', 'load'].filter((k) => r[k] === undefined);
+  if (missing.length > 0) out.push(`Not in this file: ${missing.join(', ')} (run \`npm run bench -- --only ${missing.join(',')}\`; the last figures are in [the performance log](performance-log.md)).`, '');
+  return out;
 }
