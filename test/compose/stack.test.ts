@@ -188,7 +188,24 @@ async function recall(stack: Stack, service: string, id: string): Promise<void> 
   if (r.code !== 0) throw new Error(describeSipp(r));
 }
 
-const registerAgent = (stack: Stack) => register(AGENT.user, AGENT.password, stack.phones.uas.sip, { remote: ASTERISK, localIp: PHONE_IP });
+/**
+ * The first REGISTER to a freshly started second stack sometimes got no answer at all (seen 3 times in 6
+ * runs, never by hand; the host's UDP connection tracking is the suspect, not pinned down): it is tried
+ * again after a quiet 35 s, in which an unanswered UDP flow's tracking entry (30 s) expires. A stack that
+ * never answers still fails after the third try.
+ */
+async function registerAgent(stack: Stack): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await register(AGENT.user, AGENT.password, stack.phones.uas.sip, { remote: ASTERISK, localIp: PHONE_IP });
+      return;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.warn(`REGISTER attempt ${attempt} got no answer; trying again in 35 s\n${(err as Error).message.split('\n').slice(0, 3).join('\n')}`);
+      await sleep(35000);
+    }
+  }
+}
 const unregisterAgent = (stack: Stack) => unregister(AGENT.user, AGENT.password, stack.phones.uas.sip, { remote: ASTERISK, localIp: PHONE_IP });
 
 afterEach(stopAllSipp);
