@@ -12,7 +12,8 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# npm has been seen to exit 0 after "Exit handler never called!" with a half-installed tree: check it.
+RUN npm ci --no-audit --no-fund && test -x node_modules/.bin/tsc
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/ src/
 # The web page and the demo's browser phones (JsSIP bundled by esbuild into dist/web).
