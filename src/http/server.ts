@@ -211,8 +211,10 @@ export class HttpServer {
       // Malformed requests, oversized headers (431), header or request deadlines (408): answer if possible, close.
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
       this.count(status.slice(0, 3));
-      if ((socket as Socket).writable && !(socket as Socket).destroyed) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      else socket.destroy();
+      if ((socket as Socket).writable && !(socket as Socket).destroyed) {
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+        setTimeout(() => socket.destroy(), 1000).unref();
+      } else socket.destroy();
     });
     this.server = server;
     return new Promise((resolve, reject) => {
