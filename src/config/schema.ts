@@ -357,16 +357,16 @@ export const schema = {
     doc: 'token: every route but /healthz needs http.token (configured or generated). none: no credentials at all (only behind a reverse proxy that authenticates); refused off loopback or with web.phones unless http.allowOpen.',
   },
   'http.allowedHosts': {
-    type: 'stringList',
+    type: 'json',
     default: [],
     env: 'CC_HTTP_ALLOWED_HOSTS',
-    parse: t.stringList(),
+    parse: z.array(z.string(expected('a host name such as "cc.example.com"')).regex(/^(\*|\[?[A-Za-z0-9.:_-]+\]?)$/, expected('a host name such as "cc.example.com" (no port, no scheme)')), expected('a list of host names')),
     doc: 'Host names requests may address besides localhost, 127.0.0.1, ::1, http.bind and the listener\'s own IP (DNS rebinding defence); e.g. ["cc.example.com"] behind a proxy. Others get 421. "*" turns the check off.',
   },
   'http.allowedOrigins': {
-    type: 'stringList',
+    type: 'json',
     default: [],
-    parse: t.stringList().superRefine((list, ctx) => {
+    parse: z.array(z.string(expected('an origin')), expected('a list of origins')).superRefine((list, ctx) => {
       list.forEach((o, i) => {
         if (!/^https?:\/\/[^/\s]+$/i.test(o)) ctx.addIssue({ code: 'custom', message: 'expected an origin such as "https://cc.example.com" (scheme and host, no path)', path: [i] });
       });
