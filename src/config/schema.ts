@@ -381,8 +381,8 @@ export const schema = {
     doc: 'Start even with a setting `config check` refuses (http.auth none off loopback or with web.phones, or http.allowedHosts "*" with http.auth none); they are then only warned about.',
   },
   'lamp.enabled': { type: 'boolean', default: true, env: 'CC_LAMP_ENABLED', parse: t.boolean(), doc: 'Drive each agent\'s BLF lamp, the device state Stasis:cc-<agent> (idle / in use while callbacks are pending / ringing while one is due).' },
-  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener; it needs the same token (Bearer, or basic auth with the token as password) as /metrics when http.token is set.' },
-  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws) to Asterisk\'s /ws on the host and port of ari.url.' },
+  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener, behind its token (http.token, or the one made at start).' },
+  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws; subprotocol sip, the page\'s own Origin, nothing before Asterisk\'s 101) to Asterisk\'s /ws on the host and port of ari.url.' },
   // --- dial policy (issue 11): who may be rung, which numbers may be dialled, how many requests at most
   'dial.agentDevices': {
     type: 'stringList',

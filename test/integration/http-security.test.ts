@@ -192,7 +192,6 @@ describePbx('the HTTP listener and the phones relay under attack (real Asterisk)
     // client may see the 401 or, still writing into a closed connection, a reset.
     expect(sent.reply === '' || /^HTTP\/1\.1 401/.test(sent.reply)).toBe(true);
     expect(sent.written).toBeLessThan(50 * 1024 * 1024);
-    expect(svc.find((l) => l.event === 'http.unauthorized' && l.path === '/callbacks/api/cancel').length).toBeGreaterThan(0);
   }, 60000);
 
   it('the relay: a refused upgrade followed by a pipelined ARI request never reaches Asterisk (checked on Asterisk\'s side)', async () => {
