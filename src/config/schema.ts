@@ -360,7 +360,7 @@ export const schema = {
     type: 'json',
     default: [],
     env: 'CC_HTTP_ALLOWED_HOSTS',
-    parse: z.array(z.string(expected('a host name such as "cc.example.com"')).regex(/^(\*|\[?[A-Za-z0-9.:_-]+\]?)$/, expected('a host name such as "cc.example.com" (no port, no scheme)')), expected('a list of host names')),
+    parse: z.array(z.string(expected('a host name such as "cc.example.com"')).regex(/^(\*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9._-]+)$/, expected('a host name such as "cc.example.com" (no port, no scheme)')), expected('a list of host names')),
     doc: 'Host names requests may address besides localhost, 127.0.0.1, ::1, http.bind and the listener\'s own IP (DNS rebinding defence); e.g. ["cc.example.com"] behind a proxy. Others get 421. "*" turns the check off.',
   },
   'http.allowedOrigins': {
