@@ -1,8 +1,17 @@
 /**
- * The HTTP listener: a small router over node:http that other features add routes to (health and
- * metrics today, a web page later). Doors: loopback by default (config http.bind), an optional bearer
- * token for every route not marked public (compared in constant time), GET/HEAD only unless a route
- * says otherwise, capped headers, a request timeout and a connection limit. A throwing handler answers
+ * The HTTP listener: a small router over node:http that other features add routes to (health, metrics,
+ * the callbacks page, the demo phones). Its doors (README, "Security"), in the order a request meets them:
+ *
+ * - connections without a request in progress are capped ({@link HttpOptions.maxIdleConnections}; a new
+ *   one closes the oldest), headers must be complete within 5 s (checked every 250 ms), requests within 10 s;
+ * - the Host header must be an allowed name (DNS rebinding: loopback names, the bind address, the
+ *   listener's own IP, http.allowedHosts), else 421;
+ * - unknown path 404, other method 405 with Allow, a Content-Length over the cap 413 before reading;
+ * - the token, in constant time, for every route not marked public: bearer, basic-auth password or the
+ *   page's `cc_token` cookie (set by the first visit with `?token=`);
+ * - a budget per kind of request (probes, page; streams and relays count themselves), else 503.
+ *
+ * Every refusal closes the connection, so a body sent with it is never read. A throwing handler answers
  * 500 and is logged; it never takes the service down.
  */
 import http from 'node:http';
@@ -34,7 +43,10 @@ export interface HttpOptions {
   /** Empty: no token needed (config http.auth = none). */
   token: string;
   log: Logger;
-  /** /readyz and /metrics without the token (the token was generated, not configured: probes stay usable). */
+  /**
+   * The token was generated for this run, not configured: /readyz and /metrics stay open (probes work out
+   * of the box) and a 401 does not ask the browser for basic auth (the way in is the printed URL).
+   */
   probesOpen?: boolean;
   /**
    * Host names (without port) a request may name in its Host header besides the defaults: the loopback
@@ -73,7 +85,7 @@ export function defaultAllowedHosts(bind: string): string[] {
 /** The host name of a Host header value (`[::1]:9464` → `::1`, `Example.org:80` → `example.org`); undefined when malformed. */
 export function hostName(header: string | undefined): string | undefined {
   if (!header) return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]/@]+))(?::(\d{1,5}))?$/.exec(header.trim());
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]/@]+))(?::(\d{1,5}))?$/.exec(header.trim());
   if (!m) return undefined;
   return (m[1] ?? m[2]).toLowerCase().replace(/\.$/, '');
 }
@@ -328,7 +340,7 @@ export class HttpServer {
       if (this.tokenLogin(req, res, url)) return;
       this.count('unauthorized');
       this.throttle.warn(`unauthorized ${path}`, 'http.unauthorized', 'HTTP request without a valid token', { path, remote: req.socket.remoteAddress });
-      res.setHeader('www-authenticate', ['Bearer', 'Basic realm="considerate-callback", charset="UTF-8"']);
+      res.setHeader('www-authenticate', this.opts.probesOpen ? ['Bearer'] : ['Bearer', 'Basic realm="considerate-callback", charset="UTF-8"']);
       send(res, 401, 'a token is needed: open the page with the URL the service printed at start (?token=…), or send "Authorization: Bearer <http.token>"\n');
       return;
     }

@@ -163,7 +163,10 @@ describe('the listener under attack (issue 19)', () => {
   it('no token configured: the generated one is exchanged once for an HttpOnly SameSite=Strict cookie; probes stay open', async () => {
     const { port, base } = await start('generated-tok', undefined, { probesOpen: true });
     expect((await fetch(`${base}/page`)).status).toBe(401);
-    expect((await fetch(`${base}/page?token=wrong`)).status).toBe(401);
+    const refused = await fetch(`${base}/page?token=wrong`);
+    expect(refused.status).toBe(401);
+    // No basic-auth prompt: the way in is the printed URL.
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer');
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     expect((await fetch(`${base}/metrics`)).status).toBe(200);
     const login = await getWithHost(port, '/page?token=generated-tok&x=1', `127.0.0.1:${port}`);
