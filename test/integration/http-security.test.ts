@@ -2,6 +2,7 @@
  * The HTTP listener and the phones' relay attacked as an attacker would, against the running service and
  * the real Asterisk sandbox (issue 19; README, "Security"):
  *
+ * - the worst open combination refuses to start;
  * - an open default: without http.token the page, its API and the stream are closed; the generated
  *   token's URL is printed once on stderr and exchanged for a cookie; probes stay open;
  * - DNS rebinding: a Host that is not allowed gets nothing, not even with the cookie;
@@ -144,6 +145,16 @@ describePbx('the HTTP listener and the phones relay under attack (real Asterisk)
     expect(list.status).toBe(200);
     expect(list.body).toContain('2995');
   }, 60000);
+
+  it('the worst open combination (http.auth none off loopback) does not start: exit 2 and a security.warning that says so', async () => {
+    const open = new ServiceProcess({ http: { port: 0, bind: '0.0.0.0', auth: 'none' } });
+    await open.start(false);
+    await waitFor('the refused service to exit', () => (!open.running ? true : undefined), 15000);
+    expect(open.exitCode).toBe(2);
+    expect(open.find((l) => l.event === 'security.warning' && l.refused === true).map((l) => l.warning)).toEqual([expect.stringContaining('http.bind 0.0.0.0')]);
+    expect(open.find((l) => l.event === 'http.listening')).toEqual([]);
+    await open.stop();
+  }, 30000);
 
   it('DNS rebinding: a rebound name gets 421 and neither the numbers nor a cancel, even with the cookie', async () => {
     const id = String(svc.list().find((r) => r.state === 'WAITING')?.id);
