@@ -4,7 +4,7 @@
  * start with unless http.allowOpen says so ({@link securityRefusals}). Pure.
  */
 import { dialPolicyWarnings } from '../core/dial-policy';
-import { isLoopback } from '../agi/server';
+import { isLoopback } from './net';
 import type { Config } from './schema';
 
 export function securityWarnings(config: Config): string[] {

@@ -19,9 +19,9 @@
 import net from 'node:net';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../log';
-import { emit } from '../events';
-import { LogThrottle } from '../log-throttle';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
+import { LogThrottle } from '../logging/log-throttle';
 import { HttpServer } from './server';
 import { serveStatic } from './web';
 

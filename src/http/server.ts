@@ -18,9 +18,9 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../log';
-import { emit } from '../events';
-import { LogThrottle } from '../log-throttle';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
+import { LogThrottle } from '../logging/log-throttle';
 
 export interface Route {
   path: string;
