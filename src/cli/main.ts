@@ -9,6 +9,8 @@ import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Config, loadConfig } from '../config/load';
 import { createLogger } from '../logging/log';
+import { emit } from '../logging/events';
+import { securityRefusals, securityWarnings } from '../config/security';
 import { Service } from '../app/service';
 import { CliError, EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlobals } from './common';
 import { configCommands } from './config-cmd';
@@ -25,6 +27,10 @@ export { EXIT } from './common';
 async function runService(argv: GlobalArgs): Promise<void> {
   const config = loadConfig(loadOptions(argv));
   const log = createLogger({ level: config.log.level, format: config.log.format, secrets: runSecrets(config) });
+  for (const warning of securityWarnings(config)) emit(log, 'warn', 'security.warning', `configuration leaves something open: ${warning}`, { warning, refused: false });
+  const refusals = securityRefusals(config);
+  for (const warning of refusals) emit(log, 'error', 'security.warning', `not starting: ${warning}`, { warning, refused: true });
+  if (refusals.length > 0) throw new CliError(`not starting: ${refusals.join('; ')} (set http.allowOpen=true to start anyway; see \`config check\`)`, EXIT.usage);
   let service: Service;
   try {
     service = await Service.open({

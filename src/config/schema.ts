@@ -298,7 +298,7 @@ export const schema = {
   'recall.alertInfo': { type: 'string', default: '', parse: t.headerValue(), doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
   'recall.outboundContext': { type: 'string', default: 'cc-outbound', parse: t.context(), doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
   'agi.enabled': { type: 'boolean', default: false, env: 'CC_AGI_ENABLED', parse: t.boolean(), doc: 'Run the FastAGI server, for AGI(agi://host:port/offer,<prospect>) as the busy-signal entry instead of Stasis().' },
-  'agi.bind': { type: 'string', default: '127.0.0.1', parse: t.string(), doc: 'Address the FastAGI server listens on. Keep it private: AGI has no authentication.' },
+  'agi.bind': { type: 'string', default: '127.0.0.1', parse: t.string(), doc: 'Address the FastAGI server listens on (loopback by default). Another address needs agi.secret and agi.allowedPeers; FastAGI itself is unencrypted, so keep it on a private network.' },
   'agi.port': { type: 'integer', default: 4573, parse: t.integer(0, 65535), doc: 'TCP port of the FastAGI server (4573 is the FastAGI default; 0 picks a free port).' },
   'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', at: 'pending.prompts.count', parse: t.media(), doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
   'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', at: 'pending.prompts.menu', parse: t.media(), doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
@@ -341,10 +341,47 @@ export const schema = {
   'http.enabled': { type: 'boolean', default: true, env: 'CC_HTTP_ENABLED', parse: t.boolean(), doc: 'Run the HTTP listener for /healthz, /readyz and /metrics (Prometheus). false: no listener.' },
   'http.bind': { type: 'string', default: '127.0.0.1', env: 'CC_HTTP_BIND', parse: t.string(), doc: 'Address the HTTP listener binds to. Loopback by default; open it only to your monitoring network.' },
   'http.port': { type: 'integer', default: 9464, env: 'CC_HTTP_PORT', parse: t.integer(0, 65535), doc: 'TCP port of the HTTP listener (0 picks a free port). A port in use is logged and the service runs on without it.' },
-  'http.token': { type: 'secret', default: '', env: 'CC_HTTP_TOKEN', parse: t.string({ allowEmpty: true }), doc: 'When set, /readyz and /metrics need "Authorization: Bearer <token>" (/healthz stays open). Never logged.' },
+  'http.token': {
+    type: 'secret',
+    default: '',
+    env: 'CC_HTTP_TOKEN',
+    parse: t.string({ allowEmpty: true }),
+    doc: 'The token of every route but /healthz: "Authorization: Bearer <token>", basic auth with it as password, or the page\'s cookie after one visit with ?token=<token>. Empty: a random one is made at each start and the page\'s URL with it printed once on stderr (then /readyz and /metrics stay open). Never logged.',
+  },
+  'http.auth': {
+    type: 'string',
+    default: 'token',
+    env: 'CC_HTTP_AUTH',
+    parse: t.oneOf(['token', 'none']),
+    doc: 'token: every route but /healthz needs http.token (configured or generated). none: no credentials at all (only behind a reverse proxy that authenticates); refused off loopback or with web.phones unless http.allowOpen.',
+  },
+  'http.allowedHosts': {
+    type: 'json',
+    default: [],
+    env: 'CC_HTTP_ALLOWED_HOSTS',
+    parse: z.array(z.string(expected('a host name such as "cc.example.com"')).regex(/^(\*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9._-]+)$/, expected('a host name such as "cc.example.com" (no port, no scheme)')), expected('a list of host names')),
+    doc: 'Host names requests may address besides localhost, 127.0.0.1, ::1, http.bind and the listener\'s own IP (DNS rebinding defence); e.g. ["cc.example.com"] behind a proxy. Others get 421. "*" turns the check off.',
+  },
+  'http.allowedOrigins': {
+    type: 'json',
+    default: [],
+    parse: z.array(z.string(expected('an origin')), expected('a list of origins')).superRefine((list, ctx) => {
+      list.forEach((o, i) => {
+        if (!/^https?:\/\/[^/\s]+$/i.test(o)) ctx.addIssue({ code: 'custom', message: 'expected an origin such as "https://cc.example.com" (scheme and host, no path)', path: [i] });
+      });
+    }),
+    doc: 'Origins besides the page\'s own from which a browser may POST to the page\'s API or open the phones\' WebSocket, e.g. ["https://cc.example.com"].',
+  },
+  'http.allowOpen': {
+    type: 'boolean',
+    default: false,
+    env: 'CC_HTTP_ALLOW_OPEN',
+    parse: t.boolean(),
+    doc: 'Start even with a setting `config check` refuses (http.auth none off loopback or with web.phones, or http.allowedHosts "*" with http.auth none); they are then only warned about.',
+  },
   'lamp.enabled': { type: 'boolean', default: true, env: 'CC_LAMP_ENABLED', parse: t.boolean(), doc: 'Drive each agent\'s BLF lamp, the device state Stasis:cc-<agent> (idle / in use while callbacks are pending / ringing while one is due).' },
-  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener; it needs the same token (Bearer, or basic auth with the token as password) as /metrics when http.token is set.' },
-  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws) to Asterisk\'s /ws on the host and port of ari.url.' },
+  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener, behind its token (http.token, or the one made at start).' },
+  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws; subprotocol sip, the page\'s own Origin, nothing before Asterisk\'s 101) to Asterisk\'s /ws on the host and port of ari.url.' },
   // --- dial policy: who may be rung, which numbers may be dialled, how many requests at most
   'dial.agentDevices': {
     type: 'stringList',

@@ -40,10 +40,12 @@ export function addHealthRoutes(server: HttpServer, r: Readiness, metrics: Servi
   server.route({
     path: '/healthz',
     public: true,
+    budget: 'probe',
     handle: (_req, res) => send(res, 200, '{"status":"ok"}\n', 'application/json'),
   });
   server.route({
     path: '/readyz',
+    budget: 'probe',
     handle: async (_req, res) => {
       const result = await readiness(r);
       send(res, result.ready ? 200 : 503, `${JSON.stringify(result)}\n`, 'application/json');
@@ -51,6 +53,7 @@ export function addHealthRoutes(server: HttpServer, r: Readiness, metrics: Servi
   });
   server.route({
     path: '/metrics',
+    budget: 'probe',
     handle: async (_req, res) => send(res, 200, await metrics.text(), metrics.contentType()),
   });
 }

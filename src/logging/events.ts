@@ -46,7 +46,7 @@ export interface EventCatalogue {
 
   // ── FastAGI (src/telephony/agi/server.ts) ────────────────────────────────────────────────────────────────
   /** The FastAGI server is bound and accepts calls. */
-  'agi.listening': { host: string; port: number; secret?: 'required' | 'none'; allowedPeers?: readonly string[] };
+  'agi.listening': { host: string; port: number; auth?: 'secret required' | 'no secret'; allowedPeers?: readonly string[] };
 
   // ── the offer at the busy signal (src/flows/offer.ts) ──────────────────────────────────────────
   /** The dialplan handed over bad input (prospect, agent device); no offer, the caller hears busy. */
@@ -180,7 +180,17 @@ export interface EventCatalogue {
   /** The HTTP listener reported an error after it was bound. */
   'http.error': { error: string };
   /** A request or upgrade without a valid token was refused. */
-  'http.unauthorized': { path: string; remote?: string };
+  'http.unauthorized': { path: string; remote?: string; suppressed?: number; windowMs?: number };
+  /**
+   * A request or upgrade was refused before any handler ran (aggregated per reason in a 10 s window):
+   * `host` (Host not in http.allowedHosts, 421), `body` (Content-Length over the cap, 413), `busy-probe` /
+   * `busy-page` (its budget is spent, 503).
+   */
+  'http.refused': { path: string; reason: string; status: number; remote?: string; suppressed?: number; windowMs?: number };
+  /** The page's URL with the generated token was printed (once, on stderr; the token itself is not in the log). */
+  'http.token_generated': { url: string };
+  /** A setting leaves something open (config check says the same); `refused`: the service does not start because of it. */
+  'security.warning': { warning: string; refused: boolean };
   /** An HTTP handler threw; the client got a 500. */
   'http.handler_failed': { path: string; error: string };
   /** A file of the callbacks page is missing from the build. */
@@ -192,9 +202,14 @@ export interface EventCatalogue {
   /** A snooze from the page. */
   'web.snooze': { requestId: string; by: string; from: string; to: string; applied: boolean };
   /** The page's event stream was refused: too many open. */
-  'web.streams_full': { open: number };
+  'web.streams_full': { open: number; suppressed?: number; windowMs?: number };
   /** A browser phone's WebSocket relay was refused: too many open. */
-  'phones.relay_full': { open: number };
+  'phones.relay_full': { open: number; suppressed?: number; windowMs?: number };
+  /**
+   * A phone's upgrade was not relayed (`why`: `origin`, `subprotocol`, `early-data`, `not-websocket`), or
+   * Asterisk's answer was not `101` with the `sip` subprotocol (`why`: `asterisk`, with its `status`): both sides closed.
+   */
+  'phones.relay_refused': { why: string; status?: string; remote?: string; suppressed?: number; windowMs?: number };
   /** A browser phone's WebSocket relay opened. */
   'phones.relay_open': { remote?: string };
   /** A browser phone's relay could not reach Asterisk. */
@@ -295,6 +310,9 @@ export const EVENT_NAMES = [
   'http.listen_failed',
   'http.error',
   'http.unauthorized',
+  'http.refused',
+  'http.token_generated',
+  'security.warning',
   'http.handler_failed',
   'web.static_missing',
   'web.csrf_refused',
@@ -302,6 +320,7 @@ export const EVENT_NAMES = [
   'web.snooze',
   'web.streams_full',
   'phones.relay_full',
+  'phones.relay_refused',
   'phones.relay_open',
   'phones.relay_error',
   'lamp.set',
