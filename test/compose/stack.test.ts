@@ -38,6 +38,7 @@ function hostAddress(): string {
 }
 
 const SIP_PORT = Number(env('CC_DOCKER_SIP_PORT'));
+const HTTP_PORT = Number(env('CC_DOCKER_HTTP_PORT'));
 const PHONE_IP = hostAddress();
 const ASTERISK = `${PHONE_IP}:${SIP_PORT}`;
 /**
@@ -227,6 +228,28 @@ describe('the docker demo (docker-compose.yml)', () => {
     expect(tools).toBe('');
     expect(eventNames(SQLITE, 'app')).toEqual(expect.arrayContaining(['service.starting', 'ari.connected', 'http.listening']));
   }, 700000);
+
+  it('prints the page URL with its generated token in `docker compose logs app`; the token opens the page on the published port, nothing else does', async () => {
+    // The token is printed on stderr (the JSON log masks it): compose's log of the service carries both.
+    const logs = compose(SQLITE, ['logs', '--no-color', 'app']);
+    const printed = [...logs.matchAll(/http:\/\/localhost:9464\/callbacks\?token=([A-Za-z0-9_-]{16,})/g)].map((m) => m[1]);
+    expect(printed).toHaveLength(1);
+    expect(eventNames(SQLITE, 'app')).toContain('http.token_generated');
+    const token = printed[0];
+    // The container's 9464 is published on the host's loopback at CC_DOCKER_HTTP_PORT.
+    const base = `http://127.0.0.1:${HTTP_PORT}`;
+    const get = async (p: string, headers: Record<string, string> = {}) => {
+      const r = await fetch(`${base}${p}`, { headers, redirect: 'manual', signal: AbortSignal.timeout(30000) });
+      await r.arrayBuffer();
+      return r.status;
+    };
+    expect(await get(`/callbacks?token=${token}`)).toBe(200);
+    expect(await get('/callbacks', { authorization: `Bearer ${token}` })).toBe(200);
+    expect(await get('/callbacks')).toBe(401);
+    expect(await get(`/callbacks?token=${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`)).toBe(401);
+    // The probes stay open (the compose healthcheck and monitoring need no token).
+    expect(await get('/healthz')).toBe(200);
+  }, 120000);
 
   it('plays the story with SIP phones on the published port: # → grace → "Callback: 2995" <9000> → 1 → COMPLETED', async () => {
     await registerAgent(SQLITE);
