@@ -46,7 +46,7 @@ mkdir -p "$STATE" "$RUNDIR"
 printf '%s\n' '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' \
   '[engine]' 'runtime = "runc"' '[network]' 'network_backend = "netavark"' >"$CONTAINERS_CONF"
 
-step "packages: podman runc netavark aardvark-dns docker-compose iptables mmdebstrap sip-tester"
+step "packages: podman runc netavark aardvark-dns docker-compose iptables mmdebstrap sip-tester conntrack"
 need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
@@ -56,6 +56,7 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v iptables >/dev/null || need+=(iptables)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v sipp >/dev/null || need+=(sip-tester)
+command -v conntrack >/dev/null || need+=(conntrack)
 if [ "${#need[@]}" -gt 0 ]; then
   timeout 600 apt-get update -qq
   timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

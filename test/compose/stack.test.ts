@@ -189,6 +189,16 @@ async function recall(stack: Stack, service: string, id: string): Promise<void> 
   if (r.code !== 0) throw new Error(describeSipp(r));
 }
 
+/** What the host's NAT does with the phones' traffic (printed when a REGISTER got no answer). */
+function netDiagnosis(stack: Stack): string {
+  const run = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 20000 });
+    return `$ ${cmd} ${args.join(' ')}\n${(r.stdout ?? '') + (r.stderr ?? '') || r.error?.message || ''}`;
+  };
+  const ip = podman(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', container(stack, 'asterisk')]).stdout.trim();
+  return [`asterisk container: ${ip}`, run('conntrack', ['-L', '-p', 'udp', '--orig-port-dst', String(SIP_PORT)]), run('conntrack', ['-L', '-p', 'udp', '--reply-port-dst', String(stack.phones.uas.sip)]), run('iptables', ['-t', 'nat', '-S'])].join('\n');
+}
+
 /**
  * The first REGISTER to a freshly started second stack sometimes got no answer at all (seen 3 times in 6
  * runs, never by hand; the host's UDP connection tracking is the suspect, not pinned down): it is tried
@@ -202,7 +212,7 @@ async function registerAgent(stack: Stack): Promise<void> {
       return;
     } catch (err) {
       if (attempt >= 3) throw err;
-      console.warn(`REGISTER attempt ${attempt} got no answer; trying again in 35 s\n${(err as Error).message.split('\n').slice(0, 3).join('\n')}`);
+      console.warn(`REGISTER attempt ${attempt} got no answer; trying again in 35 s\n${(err as Error).message.split('\n').slice(0, 3).join('\n')}\n${netDiagnosis(stack)}`);
       await sleep(35000);
     }
   }
