@@ -98,7 +98,11 @@ build() { # image dockerfile
   local old new
   old="$(podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true)"
   # --format docker keeps the Dockerfile's HEALTHCHECK; --pull=never: only local images (the stand-ins).
-  timeout 1800 podman build --quiet --pull=never --format docker --layers -f "$2" -t "$1" . >/dev/null
+  # --network=host: the build's npm ci and apt-get ask this host's resolver directly. Behind podman's NAT
+  # the resolver of these machines answered only some queries (seen with conntrack: [UNREPLIED] entries
+  # from the build container to port 53 while the host's own queries were answered), and npm ci died
+  # half-way with "Exit handler never called!".
+  timeout 1800 podman build --quiet --pull=never --network=host --format docker --layers -f "$2" -t "$1" . >/dev/null
   new="$(podman image inspect --format '{{.Id}}' "$1")"
   # The previous build of this tag is not cached by anything any more.
   if [ -n "$old" ] && [ "$old" != "$new" ]; then podman rmi "$old" >/dev/null 2>&1 || true; fi
