@@ -251,14 +251,22 @@ describe('the docker demo (docker-compose.yml)', () => {
     const get = async (p: string, headers: Record<string, string> = {}) => {
       const r = await fetch(`${base}${p}`, { headers, redirect: 'manual', signal: AbortSignal.timeout(30000) });
       await r.arrayBuffer();
-      return r.status;
+      return { status: r.status, location: r.headers.get('location'), cookie: r.headers.get('set-cookie') };
     };
-    expect(await get(`/callbacks?token=${token}`)).toBe(200);
-    expect(await get('/callbacks', { authorization: `Bearer ${token}` })).toBe(200);
-    expect(await get('/callbacks')).toBe(401);
-    expect(await get(`/callbacks?token=${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`)).toBe(401);
+    // As a browser opens the printed URL: the token goes into a cookie, the address loses it, the page opens.
+    const first = await get(`/callbacks?token=${token}`);
+    expect(first).toMatchObject({ status: 303, location: '/callbacks' });
+    const cookie = (first.cookie ?? '').split(';')[0];
+    expect(cookie).toContain(token);
+    expect((await get('/callbacks', { cookie })).status).toBe(200);
+    expect((await get('/callbacks', { authorization: `Bearer ${token}` })).status).toBe(200);
+    // Without it, or with a wrong one: nothing.
+    const wrong = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`;
+    expect((await get('/callbacks')).status).toBe(401);
+    expect((await get(`/callbacks?token=${wrong}`)).status).toBe(401);
+    expect((await get('/callbacks', { cookie: cookie.replace(token, wrong) })).status).toBe(401);
     // The probes stay open (the compose healthcheck and monitoring need no token).
-    expect(await get('/healthz')).toBe(200);
+    expect((await get('/healthz')).status).toBe(200);
   }, 120000);
 
   it('plays the story with SIP phones on the published port: # → grace → "Callback: 2995" <9000> → 1 → COMPLETED', async () => {
