@@ -196,7 +196,9 @@ function netDiagnosis(stack: Stack): string {
     return `$ ${cmd} ${args.join(' ')}\n${(r.stdout ?? '') + (r.stderr ?? '') || r.error?.message || ''}`;
   };
   const ip = podman(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', container(stack, 'asterisk')]).stdout.trim();
-  return [`asterisk container: ${ip}`, run('conntrack', ['-L', '-p', 'udp', '--orig-port-dst', String(SIP_PORT)]), run('conntrack', ['-L', '-p', 'udp', '--reply-port-dst', String(stack.phones.uas.sip)]), run('iptables', ['-t', 'nat', '-S'])].join('\n');
+  // What Asterisk received and sent (its PJSIP logger is on while the agent registers).
+  const sip = compose(stack, ['logs', '--no-color', '--tail', '60', 'asterisk'], { allowFail: true });
+  return [`asterisk container: ${ip}`, `asterisk's last lines:\n${sip}`, run('conntrack', ['-L', '-p', 'udp', '--orig-port-dst', String(SIP_PORT)]), run('conntrack', ['-L', '-p', 'udp', '--reply-port-dst', String(stack.phones.uas.sip)]), run('iptables', ['-t', 'nat', '-S'])].join('\n');
 }
 
 /**
@@ -206,13 +208,14 @@ function netDiagnosis(stack: Stack): string {
  * never answers still fails after the third try.
  */
 async function registerAgent(stack: Stack): Promise<void> {
+  compose(stack, ['exec', '-T', 'asterisk', 'asterisk', '-rx', 'pjsip set logger on'], { allowFail: true });
   for (let attempt = 1; ; attempt++) {
     try {
       await register(AGENT.user, AGENT.password, stack.phones.uas.sip, { remote: ASTERISK, localIp: PHONE_IP });
       return;
     } catch (err) {
       if (attempt >= 3) throw err;
-      console.warn(`REGISTER attempt ${attempt} got no answer; trying again in 35 s\n${(err as Error).message.split('\n').slice(0, 3).join('\n')}\n${netDiagnosis(stack)}`);
+      console.warn(`REGISTER attempt ${attempt} got no answer; trying again in 35 s\n${(err as Error).message.split('\n').slice(0, 30).join('\n')}\n${netDiagnosis(stack)}`);
       await sleep(35000);
     }
   }
