@@ -202,10 +202,12 @@ function netDiagnosis(stack: Stack): string {
 }
 
 /**
- * The first REGISTER to a freshly started second stack sometimes got no answer at all (seen 3 times in 6
- * runs, never by hand; the host's UDP connection tracking is the suspect, not pinned down): it is tried
- * again after a quiet 35 s, in which an unanswered UDP flow's tracking entry (30 s) expires. A stack that
- * never answers still fails after the third try.
+ * The first REGISTER to the PostgreSQL stack sometimes goes unanswered as far as SIPp can tell (4 times in
+ * 10 runs; the retry then registered at once). Not a stale connection-tracking entry: during the failed
+ * try the host's conntrack had no older flow for the phone's port, and the flow it made was NATed to the
+ * right container and saw replies ([ASSURED]). So it is tried again after a quiet 35 s; a stack that never
+ * answers still fails after the third try, and each failed try prints SIPp's account, Asterisk's PJSIP log
+ * and the host's conntrack and NAT state (netDiagnosis).
  */
 async function registerAgent(stack: Stack): Promise<void> {
   compose(stack, ['exec', '-T', 'asterisk', 'asterisk', '-rx', 'pjsip set logger on'], { allowFail: true });
