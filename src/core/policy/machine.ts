@@ -24,6 +24,7 @@ import type {
 import { MAX_NUMBER_DIGITS, validateProspectNumber } from '../validate';
 import { checkTransition } from './transitions';
 import { isTerminal } from './types';
+import { DEFAULT_RECALL_LABEL, recallLabel, type RecallLabelConfig } from '../label';
 
 export interface DecideContext {
   now: number;
@@ -68,8 +69,12 @@ export function prospectChannelId(requestId: string, ring: number): string {
  * Caller ID shown on the agent's phone for a recall: the label says it is a callback, and the number is the PBX's
  * service number — never the prospect's, or the phone would show the prospect's contact as if they were calling.
  */
-export function recallCallerId(cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'>, prospect: string): { name: string; number: string } {
-  return { name: cfg.recallCallerIdName.split('${prospect}').join(prospect).slice(0, 60), number: cfg.recallCallerIdNumber };
+export function recallCallerId(
+  cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'> & { recallLabel?: RecallLabelConfig },
+  prospect: string,
+  language = 'en',
+): { name: string; number: string } {
+  return { name: recallLabel(cfg.recallCallerIdName, cfg.recallLabel ?? DEFAULT_RECALL_LABEL, prospect, language), number: cfg.recallCallerIdNumber };
 }
 
 /** The wait after the n-th failed attempt (n ≥ 1): backoffMs[n-1], the last value repeating. */
@@ -573,7 +578,7 @@ function startRing(s: Step): void {
     type: 'ringAgent',
     attempt: r.attempts + 1,
     channelId: s.agentChannel,
-    callerId: recallCallerId(cfg, r.prospect),
+    callerId: recallCallerId(cfg, r.prospect, r.language),
     timeoutMs: cfg.agentRingTimeoutMs,
   });
   s.emit('ring-agent', 'DUE');

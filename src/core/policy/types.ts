@@ -5,6 +5,7 @@
  */
 import type { CallingHoursConfig } from './calling-hours';
 import type { DurationMs } from './duration';
+import type { RecallLabelConfig } from '../label';
 
 export const CALLBACK_STATES = [
   'WAITING',
@@ -310,4 +311,6 @@ export interface PolicyConfig {
    * so the phone cannot match the prospect's contact and show their name as if they were calling. [''] (none)
    */
   recallCallerIdNumber: string;
+  /** How the label fits the agents' displays: prefixes per language, width, home country (src/core/label.ts). */
+  recallLabel: RecallLabelConfig;
 }

@@ -1,6 +1,7 @@
 /** RINGING_AGENT and CONNECTING: the menu, snoozes and their limits, hang-ups, failures, crash recovery, channel ids. */
 import { agentChannelId, decide, defaultPolicyConfig, makePolicyConfig, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
 import { MINUTE, PROSPECT, SECOND, Sim, T0 } from './helpers';
+import { DEFAULT_RECALL_LABEL, recallLabel } from '../../../src/core/label';
 
 const RING = T0 + 15 * MINUTE; // grace ends, the agent is rung
 const RING_SAFETY = RING + 30 * SECOND + 2 * MINUTE;
@@ -334,13 +335,17 @@ describe('channel ids', () => {
 
   it('the agent sees "Callback: <prospect>" and never the prospect\'s number', () => {
     const s = ringing();
-    expect(s.actions.find((a) => a.type === 'ringAgent')).toMatchObject({ callerId: { name: `Callback: ${PROSPECT}`, number: '' } });
+    // The label fits a 16-character display with the whole number (src/core/label.ts, test/unit/label.test.ts).
+    const ring = s.actions.find((a) => a.type === 'ringAgent') as { callerId: { name: string; number: string } };
+    expect(ring.callerId).toEqual({ name: recallLabel('${prefix}${number}', DEFAULT_RECALL_LABEL, PROSPECT, s.request.language), number: '' });
+    expect(ring.callerId.name.length).toBeLessThanOrEqual(16);
+    expect(ring.callerId.name.replace(/ /g, '')).toContain(PROSPECT);
   });
 
   it('the label and the service number are configurable', () => {
-    const cfg = makePolicyConfig({ recallCallerIdName: 'Rückruf ${prospect} (auto)', recallCallerIdNumber: '+49309000' });
+    const cfg = makePolicyConfig({ recallCallerIdName: 'Rückruf ${prospect} (auto)', recallCallerIdNumber: '+49309000', recallLabel: { ...DEFAULT_RECALL_LABEL, width: 24 } });
     expect(recallCallerId(cfg, '2001')).toEqual({ name: 'Rückruf 2001 (auto)', number: '+49309000' });
-    expect(() => makePolicyConfig({ recallCallerIdName: 'Callback' })).toThrow(/recallCallerIdName: expected a text containing \$\{prospect\}/);
+    expect(() => makePolicyConfig({ recallCallerIdName: 'Callback' })).toThrow(/recallCallerIdName: expected a text containing \$\{number\}/);
     expect(() => makePolicyConfig({ recallCallerIdName: '"${prospect}" <x>' })).toThrow(/must not contain quotes/);
     expect(() => makePolicyConfig({ recallCallerIdNumber: '2001&PJSIP/x' })).toThrow(/recallCallerIdNumber: expected digits/);
   });
