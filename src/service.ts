@@ -177,6 +177,7 @@ export class Service {
         alertInfo: config.recall.alertInfo,
         menuTimeoutMs: config.policy.menuTimeoutMs,
         prompts: config.prompts,
+        numbers: { country: config.policy.recallLabel.country, internationalPrefix: config.zones.internationalPrefix },
       },
       log.child({ component: 'recall' }),
     );

@@ -117,3 +117,29 @@ export function labelProblems(template: string, cfg: RecallLabelConfig): string[
   }
   return problems;
 }
+
+/**
+ * The number as it is read out to the agent, in groups the way people say numbers: the national format's
+ * parts for home numbers (`030 123 456`), the international prefix and the international format's parts for
+ * others (`00 1 212 555 1234`), parts longer than four digits in threes (the last group at least two).
+ */
+export function spokenGroups(prospect: string, cfg: Pick<RecallLabelConfig, 'country' | 'internationalPrefix'>): string[] {
+  const spaced = displayNumber(prospect, cfg).spaced;
+  const parts = spaced.split(' ').filter((p) => p !== '');
+  const groups: string[] = [];
+  for (const part of parts) {
+    const digits = part.startsWith('+') ? part.slice(1) : part;
+    if (part.startsWith('+')) groups.push(cfg.internationalPrefix || '00');
+    if (digits.length <= 4) {
+      if (digits !== '') groups.push(digits);
+      continue;
+    }
+    let rest = digits;
+    while (rest.length > 4) {
+      groups.push(rest.slice(0, 3));
+      rest = rest.slice(3);
+    }
+    groups.push(rest);
+  }
+  return groups.filter((g) => /^[0-9]+$/.test(g));
+}

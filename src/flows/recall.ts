@@ -6,7 +6,7 @@
  * - `ringAgent`: originate to the agent's device on the policy's deterministic channel id, caller ID
  *   "Callback: <prospect>" with the configured service number, optional Alert-Info header. The agent's
  *   channel enters the app (`recall,<request>`) when answered.
- * - `announce menu`: "Callback to <digits>. Press 1 …, 2 …, 3 …" through the one prompt helper;
+ * - `announce menu`: "Callback. Press 1 …, 2 …, 3 …. The number: <groups>. The number: <groups>" ({@link menuMedia});
  *   a key stops everything still queued (the digits too), so "1" dials the prospect at once; no key
  *   within the menu timeout after the menu is reported as `agentKey none` (the policy asks again or snoozes).
  * - `dialProspect`: a bridge with the agent in it and ringback playing, then
@@ -16,11 +16,12 @@
 import type { Config } from '../config/load';
 import { isTerminal, type Action, type CallbackRequest, type CallbackState, type Observation } from '../core/policy';
 import type { Telephony } from '../engine';
+import { spokenGroups } from '../core/label';
 import { emit } from '../events';
 import type { Logger } from '../log';
 import type { Switchboard, SwitchboardPort } from '../telephony/port';
 
-export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;
+export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'recallNumber' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;
 
 export interface RecallOptions {
   outboundContext: string;
@@ -29,6 +30,19 @@ export interface RecallOptions {
   prompts: RecallPrompts;
   /** Longest a single announcement may take before the next action runs anyway. */
   announceTimeoutMs?: number;
+  /** How the prospect's number is grouped when read out (the home country, the international prefix). */
+  numbers?: { country: string; internationalPrefix: string };
+}
+
+/**
+ * What the agent hears when a recall is answered: what the call is and what to press first ("Callback.
+ * Press 1 to connect, 2 for later, 3 to cancel."), within about a second whatever the number's length; then
+ * the number, in groups, twice. A key works throughout.
+ */
+export function menuMedia(prompts: Pick<RecallPrompts, 'recallIntro' | 'recallMenu' | 'recallNumber'>, prospect: string, numbers = { country: 'DE', internationalPrefix: '00' }): string[] {
+  const groups = spokenGroups(prospect, numbers).map((g) => `digits:${g}`);
+  if (groups.length === 0) groups.push(`digits:${prospect.replace(/[^0-9]/g, '') || '0'}`);
+  return [prompts.recallIntro, prompts.recallMenu, prompts.recallNumber, ...groups, prompts.recallNumber, ...groups];
 }
 
 /** Where the recall reports what the PBX did: the engine's public methods. */
@@ -240,8 +254,7 @@ export class RecallFlow implements Telephony {
     if (call.menu) call.menu.cancelled = true;
     const menu = { cancelled: false };
     call.menu = menu;
-    const digits = call.prospect.replace(/^\+/, '');
-    const played = await call.agent.play([this.opts.prompts.recallIntro, `digits:${digits}`, this.opts.prompts.recallMenu], {
+    const played = await call.agent.play(menuMedia(this.opts.prompts, call.prospect, this.opts.numbers), {
       stopKeys: MENU_KEYS,
       guardMs: 60_000,
     });

@@ -1,7 +1,8 @@
 /**
  * The recall's label (src/core/label.ts): the whole number survives a 16-character display.
  */
-import { DEFAULT_RECALL_LABEL, displayNumber, labelProblems, recallLabel } from '../../src/core/label';
+import { DEFAULT_RECALL_LABEL, displayNumber, labelProblems, recallLabel, spokenGroups } from '../../src/core/label';
+import { menuMedia } from '../../src/flows/recall';
 import { loadConfig } from '../../src/config/load';
 
 const T = '${prefix}${number}';
@@ -83,5 +84,28 @@ describe('config check: the template against the declared display width', () => 
     expect(() => loadConfig({ overrides: { 'recall.numberCountry': 'Germany' }, env: {}, partial: true })).toThrow(/recall\.numberCountry: expected a two-letter country code/);
     expect(() => loadConfig({ overrides: { 'recall.labelPrefix': '{"en": ["<b>"]}' }, env: {}, partial: true })).toThrow(/recall\.labelPrefix.*angle brackets/);
     expect(() => loadConfig({ overrides: { 'recall.callerIdName': 'Callback' }, env: {}, partial: true })).toThrow(/recall\.callerIdName: expected a text containing \$\{number\}/);
+  });
+});
+
+describe('spokenGroups: the number read out the way people say it', () => {
+  it.each([
+    ['2995', ['2995']],
+    ['12345678', ['123', '456', '78']],
+    ['004930123456', ['030', '123', '456']],
+    ['0049301234567', ['030', '123', '4567']],
+    ['0012125551234', ['00', '1', '212', '555', '1234']],
+  ])('%s → %j', (prospect, groups) => {
+    expect(spokenGroups(prospect, DEFAULT_RECALL_LABEL)).toEqual(groups);
+  });
+});
+
+describe('menuMedia: what the agent hears first', () => {
+  const prompts = { recallIntro: 'sound:cc-recall-intro', recallMenu: 'sound:cc-recall-menu', recallNumber: 'sound:cc-recall-number' };
+  it.each(['2995', '12345678', '004930123456'])('%s: "Callback." and the menu come before any digit, whatever the length', (prospect) => {
+    const media = menuMedia(prompts, prospect);
+    expect(media.slice(0, 2)).toEqual(['sound:cc-recall-intro', 'sound:cc-recall-menu']);
+    const digits = media.filter((m) => m.startsWith('digits:'));
+    // The number follows and repeats: every digit twice.
+    expect(digits.join('').replace(/digits:/g, '')).toBe(spokenGroups(prospect, DEFAULT_RECALL_LABEL).join('').repeat(2));
   });
 });
