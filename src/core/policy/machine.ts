@@ -269,6 +269,9 @@ function dispatch(s: Step, o: Observation): void {
     case 'agentAnswered':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) return agentAnswered(s);
       return;
+    case 'agentReturned':
+      if (pending) return agentReturned(s);
+      return;
     case 'agentNoAnswer':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) {
         return snooze(s, 'agent-no-answer', { explicit: false, why: 'agent did not answer' });
@@ -582,6 +585,29 @@ function startRing(s: Step): void {
     timeoutMs: cfg.agentRingTimeoutMs,
   });
   s.emit('ring-agent', 'DUE');
+}
+
+/**
+ * The agent called the service number and hears this request: a ring of the agent that is already answered,
+ * on the agent's own call (the shell holds it as channel `agentChannel`). Neither an attempt nor a snooze;
+ * the menu decides as after a ring.
+ */
+function agentReturned(s: Step): void {
+  const { r, now, cfg } = s;
+  const from = r.state;
+  r.rings += 1;
+  r.state = 'RINGING_AGENT';
+  r.recallStartedAt = now;
+  r.agentAnsweredAt = now;
+  r.menuTimeouts = 0;
+  r.graceUntil = null;
+  r.notBefore = null;
+  r.notBeforeKind = null;
+  r.waitingFor = 'agent';
+  r.wakeAt = now + cfg.menuTimeoutMs * cfg.menuRepeats + cfg.recallSafetyMarginMs;
+  r.reason = `the agent called back (attempt ${r.attempts + 1} of ${cfg.maxAttempts}); menu: 1 connect · 2 snooze · 3 cancel`;
+  s.act({ type: 'announce', channelId: s.agentChannel, prompt: 'menu' });
+  s.emit('agent-returned', from);
 }
 
 function agentAnswered(s: Step): void {

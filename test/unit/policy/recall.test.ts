@@ -372,3 +372,36 @@ function label(at: number): string {
     .format(at)
     .replace(/:00$/, '');
 }
+
+describe('returning a missed recall (the agent calls the service number)', () => {
+  it('missed (agent did not answer) → WAITING snooze; the agent calls back → RINGING_AGENT at the menu, answered; 1 → CONNECTING, attempt 1', () => {
+    const s = ringing();
+    const missedAt = (s.request.recallStartedAt as number) + 30 * SECOND;
+    expect(s.do(missedAt, { type: 'agentNoAnswer' }).request).toMatchObject({ state: 'WAITING', snoozes: 1, attempts: 0, rings: 1, notBeforeKind: 'snooze' });
+    const back = s.do(missedAt + 2 * MINUTE, { type: 'agentReturned' });
+    expect(back.request).toMatchObject({ state: 'RINGING_AGENT', rings: 2, attempts: 0, snoozes: 1, waitingFor: 'agent', agentAnsweredAt: missedAt + 2 * MINUTE, notBefore: null });
+    expect(back.actions).toEqual([{ type: 'announce', channelId: 'ccb-r1-2', prompt: 'menu' }]);
+    expect(back.events.map((e) => [e.type, e.from, e.to])).toEqual([['agent-returned', 'WAITING', 'RINGING_AGENT']]);
+    const one = s.key(missedAt + 2 * MINUTE + 3 * SECOND, '1');
+    expect(one.request).toMatchObject({ state: 'CONNECTING', attempts: 1 });
+    expect(one.actions.find((a) => a.type === 'dialProspect')).toMatchObject({ channelId: 'ccb-r1-2-p', agentChannelId: 'ccb-r1-2' });
+  });
+
+  it('2 and 3 on a returned recall work as after a ring; a returned recall the agent hangs up on is a snooze', () => {
+    const s = ringing();
+    s.do((s.request.recallStartedAt as number) + 30 * SECOND, { type: 'agentNoAnswer' });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.key(s.request.updatedAt + 5 * SECOND, '2').request).toMatchObject({ state: 'WAITING', snoozes: 2 });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.do(s.request.updatedAt + 5 * SECOND, { type: 'agentHungUp' }).request).toMatchObject({ state: 'WAITING', snoozes: 3 });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.key(s.request.updatedAt + 5 * SECOND, '3').request).toMatchObject({ state: 'CANCELLED', outcome: 'cancelled' });
+  });
+
+  it('is ignored outside the pending states (a recall already in progress, a finished request)', () => {
+    const s = ringing();
+    expect(s.do(s.request.updatedAt + SECOND, { type: 'agentReturned' }).events).toEqual([]);
+    s.key(s.request.updatedAt + 2 * SECOND, '3');
+    expect(s.do(s.request.updatedAt + SECOND, { type: 'agentReturned' }).events).toEqual([]);
+  });
+});
