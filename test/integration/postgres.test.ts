@@ -74,7 +74,7 @@ describePbx('two instances on PostgreSQL (real Asterisk)', () => {
     expect(took.epoch).toBe(2);
     await standby.waitLog((l) => l.event === 'ari.connected', 15000);
     const ring = await phone.nextRing(mark, 25000);
-    expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
+    expect(TestPhone.caller(ring).name).toBe('Callback 2995');
     await sleep(2000);
     expect(phone.rings(mark)).toHaveLength(1);
     await ari.hangup(TestPhone.id(ring));

@@ -55,7 +55,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const ring = await phone.nextRing(ringsBefore, 20000);
     const rangAfter = Date.now() - freedAt;
     expect(rangAfter).toBeGreaterThanOrEqual(2900); // grace is 3 s
-    expect(TestPhone.caller(ring)).toEqual({ name: 'Callback: 2995', number: '9000' });
+    expect(TestPhone.caller(ring)).toEqual({ name: 'Callback 2995', number: '9000' });
     await phone.answer(ring);
     await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
     await sleep(1000);
@@ -118,7 +118,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const freeAt = Date.now();
     const ring = await phone.nextRing(mark, 15000);
     expect(Date.now() - freeAt).toBeGreaterThanOrEqual(1900); // wrap-up gap 2 s
-    expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
+    expect(TestPhone.caller(ring).name).toBe('Callback 2995');
     await ari.hangup(TestPhone.id(ring));
   });
 
@@ -209,7 +209,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
     expect(Date.now() - freedAt).toBeGreaterThanOrEqual(5900);
     await sleep(2000);
     expect(phone.rings(mark)).toHaveLength(1);
-    expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
+    expect(TestPhone.caller(ring).name).toBe('Callback 2995');
     await ari.hangup(TestPhone.id(ring));
   });
 

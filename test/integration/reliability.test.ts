@@ -47,7 +47,7 @@ describePbx('reliability (real Asterisk)', () => {
       simLine('NOT_INUSE');
       await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-free', 10000, mark);
       const ring = await phone.nextRing(ringsBefore, 20000);
-      expect(TestPhone.caller(ring).name).toBe('Callback: 2995');
+      expect(TestPhone.caller(ring).name).toBe('Callback 2995');
       await ari.hangup(TestPhone.id(ring));
     } finally {
       await ari.close();

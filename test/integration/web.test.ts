@@ -5,7 +5,7 @@
  * 1. The page lists a request live after a SIPp agent presses `#`, shows the grace counting down when
  *    the line frees, and a cancel from the page ends it; the store (CLI `list --json`) and `show` agree.
  * 2. The browser agent phone (WebRTC, JsSIP) makes 2995 busy with `*71`, dials 2995, presses `#`, frees
- *    the line with `*72`, receives the recall labelled `Callback: 2995` after the grace, presses 1 and is
+ *    the line with `*72`, receives the recall labelled `Callback 2995` after the grace, presses 1 and is
  *    connected to the simulated prospect's echo; the browser's RTCPeerConnection received audio packets.
  *
  * Screenshots land in test-artifacts/screenshots/ (kept out of git); `CC_SCREENSHOT_DIR=docs/screenshots npm test`
@@ -184,7 +184,7 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       await svc?.stop();
     });
 
-    it('agent 1001 in the browser: *71, 2995, #, *72, the recall "Callback: 2995", 1, connected with audio flowing', async () => {
+    it('agent 1001 in the browser: *71, 2995, #, *72, the recall "Callback 2995", 1, connected with audio flowing', async () => {
       const base = `http://127.0.0.1:${await httpPort(svc)}`;
       page = await browser!.context.newPage();
       await page.setViewportSize({ width: 900, height: 900 });
@@ -212,12 +212,12 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       expect(stored.state).toBe('WAITING');
       await idle();
 
-      // *72: the line is free; after the grace the browser phone rings as "Callback: 2995".
+      // *72: the line is free; after the grace the browser phone rings as "Callback 2995".
       await dial('*72');
       await idle();
-      await agent.getByTestId('cid').filter({ hasText: 'Callback: 2995' }).waitFor({ timeout: 30000 });
+      await agent.getByTestId('cid').filter({ hasText: 'Callback 2995' }).waitFor({ timeout: 30000 });
       expect(await agent.getByTestId('cid-number').textContent()).toBe('<9000>');
-      expect(await page.evaluate(() => (globalThis as unknown as { phones: { agent: { callerId: unknown } } }).phones.agent.callerId)).toEqual({ name: 'Callback: 2995', number: '9000' });
+      expect(await page.evaluate(() => (globalThis as unknown as { phones: { agent: { callerId: unknown } } }).phones.agent.callerId)).toEqual({ name: 'Callback 2995', number: '9000' });
       await page.screenshot({ path: path.join(SHOTS, 'phones-recall.png'), fullPage: true });
 
       // Answer, press 1: connected to the simulated prospect (an echo), and audio flows into the browser.
