@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import '../src/asterisk/quiet-swagger';
+import '../src/telephony/ari/quiet-swagger';
 import { Baresip, realPhonePorts } from '../testkit/baresip';
 import { acquireSandboxLock } from '../testkit/lock';
 import { ROOT, SANDBOX } from '../testkit/sandbox';
