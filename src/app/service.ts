@@ -16,6 +16,7 @@ import { OfferDriver } from '../flows/offer';
 import { PendingFlow } from '../flows/pending';
 import { Presence } from '../flows/presence';
 import { RecallFlow } from '../flows/recall';
+import { ReturnFlow } from '../flows/return';
 import { Logger } from '../logging/log';
 import { SqliteStore } from '../store/sqlite';
 import { SqliteContractStore, Store } from '../store/contract';
@@ -61,6 +62,7 @@ export class Service {
   private readonly recall: RecallFlow;
   private readonly presence: Presence;
   private readonly pending: PendingFlow;
+  private readonly returned: ReturnFlow;
   private readonly stasis: StasisEntry;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
@@ -177,6 +179,7 @@ export class Service {
         alertInfo: config.recall.alertInfo,
         menuTimeoutMs: config.policy.menuTimeoutMs,
         prompts: config.prompts,
+        numbers: { country: config.policy.recallLabel.country, internationalPrefix: config.zones.internationalPrefix },
       },
       log.child({ component: 'recall' }),
     );
@@ -196,6 +199,14 @@ export class Service {
       },
       log.child({ component: 'pending' }),
     );
+    this.returned = new ReturnFlow(
+      {
+        pendingOf: (agent) => this.engine.store.list({ agent, states: PENDING_STATES }),
+        takeOver: (requestId, port) => this.recall.takeOver(requestId, port, async () => (await this.engine.observe(requestId, { type: 'agentReturned' })) !== undefined),
+      },
+      { prompts: { noCallbacks: config.prompts.noCallbacks }, languages: config.offer.languages, defaultLanguage: config.offer.defaultLanguage },
+      log.child({ component: 'return' }),
+    );
     this.stasis = new StasisEntry(
       this.ari,
       rest,
@@ -204,6 +215,7 @@ export class Service {
         calls: {
           offer: (port, args) => this.offer.run(port, args, 'ari'),
           pending: (port, args) => this.pending.run(port, args),
+          return: (port, args) => this.returned.run(port, args),
         },
         originated: {
           recall: (channelId, args) => this.recall.onStasisStart(channelId, args),

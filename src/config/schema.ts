@@ -33,6 +33,7 @@ import { parseDuration } from '../core/policy/duration';
 import type { PolicyConfig } from '../core/policy/types';
 import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
 import { validateZoneOverrides } from '../core/zones';
+import { labelProblems } from '../core/label';
 import { isIP } from 'node:net';
 import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY, agentPatternProblem, prefixProblem } from '../core/dial-policy';
 
@@ -178,6 +179,22 @@ export interface InternalProspectRule {
 const INTERNAL_RULE = 'expected {"pattern": "<regular expression>", "device": "PJSIP/${number}"}';
 
 /** `prospects.internal`: [{pattern, device}] → compiled rules; a device made from a number must be a plain device. */
+/** recall.labelPrefix: {"en": ["Callback: ", "CB "]} (a single string is a list of one). */
+const labelPrefixes = z
+  .record(
+    z.string().regex(/^(\*|[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)$/, expected('a language such as "en" or "*"')),
+    z.union([z.string(), z.array(z.string()).min(1)], expected('a prefix or a list of prefixes, long to short')),
+    expected('prefixes per language such as {"en": ["Callback: ", "CB "]}'),
+  )
+  .transform((rec) => Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, typeof v === 'string' ? [v] : v])) as Record<string, string[]>)
+  .superRefine((rec, ctx) => {
+    for (const [lang, list] of Object.entries(rec)) {
+      for (const p of list) {
+        if (/["<>\\\p{Cc}]/u.test(p) || p.length > 30) ctx.addIssue({ code: 'custom', path: [lang], message: 'expected a prefix of at most 30 characters without quotes, angle brackets, backslashes or control characters' });
+      }
+    }
+  });
+
 const internalRules = z.unknown().transform((value, ctx): InternalProspectRule[] => {
   if (!Array.isArray(value)) {
     ctx.addIssue({ code: 'custom', message: 'expected a list of {"pattern": "^2\\d{3}$", "device": "PJSIP/${number}"}', path: [] });
@@ -293,7 +310,29 @@ export const schema = {
     parse: internalRules,
     doc: 'Numbers on this PBX whose line state can be watched: [{"pattern": "^2\\\\d{3}$", "device": "PJSIP/${number}"}]. Others are external (timed retries).',
   },
-  'recall.callerIdName': { type: 'string', default: 'Callback: ${prospect}', at: 'policy.recallCallerIdName', parse: t.string(), doc: 'Caller-ID name on the agent\'s phone for a recall.' },
+  'recall.callerIdName': {
+    type: 'string',
+    default: '${prefix}${number}',
+    at: 'policy.recallCallerIdName',
+    parse: t.string(),
+    doc: 'Caller-ID name on the agent\'s phone for a recall: ${prefix} (recall.labelPrefix), ${number} (national format, or international for foreign numbers), ${prospect} (as stored). Built to fit recall.displayWidth with the whole number.',
+  },
+  'recall.labelPrefix': {
+    type: 'json',
+    default: { en: ['Callback: ', 'CB '], de: ['Rückruf: ', 'RR '] },
+    defaultDoc: '`{"en": ["Callback: ", "CB "], "de": ["Rückruf: ", "RR "]}`',
+    at: 'policy.recallLabel.prefixes',
+    parse: labelPrefixes,
+    doc: 'The label\'s prefix per language ("*": any other), long to short: the longest that leaves the whole number on the display is used. `config check` fails when the shortest leaves no room for a 12-digit number.',
+  },
+  'recall.displayWidth': { type: 'integer', default: 16, at: 'policy.recallLabel.width', parse: t.integer(8, 60), doc: 'Characters the agents\' phones show on one line; the recall\'s label is built to fit it.' },
+  'recall.numberCountry': {
+    type: 'string',
+    default: 'DE',
+    at: 'policy.recallLabel.country',
+    parse: z.string(expected('a country code such as "DE"')).regex(/^[A-Z]{2}$/, expected('a two-letter country code (ISO 3166) such as "DE"')),
+    doc: 'The home country: its numbers are shown in national format on the recall\'s label (004930123456 → 030 123456), others in international format.',
+  },
   'recall.callerIdNumber': { type: 'string', default: '', at: 'policy.recallCallerIdNumber', parse: t.string({ allowEmpty: true }), doc: 'Caller-ID number on the agent\'s phone for a recall: a service number, never the prospect\'s.' },
   'recall.alertInfo': { type: 'string', default: '', parse: t.headerValue(), doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
   'recall.outboundContext': { type: 'string', default: 'cc-outbound', parse: t.context(), doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
@@ -307,7 +346,9 @@ export const schema = {
   'webhook.timeout': { type: 'duration', default: '5s', at: 'webhook.timeoutMs', parse: t.duration(), doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
   'webhook.retries': { type: 'integer', default: 20, parse: t.integer(0, 1000), doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], at: 'webhook.backoffMs', parse: t.durationList(), doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
-  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Callback to" (followed by the prospect\'s digits).' },
+  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Callback." The first word of a recall, followed at once by the menu.' },
+  'prompts.recallNumber': { type: 'string', default: 'sound:cc-recall-number', parse: t.media(), doc: '"The number:" After the menu, before the prospect\'s number (read in groups, twice).' },
+  'prompts.noCallbacks': { type: 'string', default: 'sound:cc-no-callbacks', parse: t.media(), doc: '"No callbacks for you." When an agent calls the service number (a returned recall) and nothing is pending.' },
   'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.media(), doc: '"Press 1 to connect, 2 for later, 3 to cancel." (2 waits policy.snooze.)' },
   'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', parse: t.media(), doc: 'Played when the agent pressed 1.' },
   'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', parse: t.media(), doc: '"Still busy. We\'ll try again later."' },
@@ -448,6 +489,16 @@ export type ConfigKey = keyof typeof schema;
 export const crossChecks: ReadonlyArray<(v: Readonly<Record<ConfigKey, unknown>>) => string | undefined> = [
   (v) => ((v['numbers.minDigits'] as number) > (v['numbers.maxDigits'] as number) ? 'numbers.minDigits: must not be larger than numbers.maxDigits' : undefined),
   (v) => (!(v['offer.languages'] as string[]).includes(v['offer.defaultLanguage'] as string) ? 'offer.defaultLanguage: must be one of offer.languages' : undefined),
+  (v) =>
+    // A template with characters Asterisk must not see is refused by the policy's own check first.
+    /["<>\\\p{Cc}]/u.test(v['recall.callerIdName'] as string)
+      ? undefined
+      : labelProblems(v['recall.callerIdName'] as string, {
+      prefixes: v['recall.labelPrefix'] as Record<string, string[]>,
+      width: v['recall.displayWidth'] as number,
+      country: v['recall.numberCountry'] as string,
+      internationalPrefix: v['callingHours.internationalPrefix'] as string,
+    })[0],
 ];
 
 // ---- The Config type, derived from the table -------------------------------------------------------

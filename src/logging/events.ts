@@ -142,6 +142,18 @@ export interface EventCatalogue {
   'recall.unknown_channel': { args: string[] };
   /** A connected recall's conversation ended (one side hung up): the next colleague's recall for the number may follow. */
   'recall.conversation_ended': Record<string, never>;
+  /** A returned recall: the agent's own call (to the service number) became this request's recall, at the menu. */
+  'recall.returned': { agent: string; prospect: string };
+
+  // ── returning a recall: the agent calls the service number (src/flows/return.ts) ─────────────
+  /** Bad agent device from the dialplan; the call is hung up. */
+  'return.refused': { reason: string; agent: string };
+  /** The agent called the service number; `pending`: their callbacks, `first`: the one they hear first. */
+  'return.asked': { pending: number; first?: string; firstProspect?: string };
+  /** One callback of the list was offered to the agent; `outcome`: how its recall gave the call back. */
+  'return.offered': { requestId: string; prospect: string; outcome: string };
+  /** The agent's call to the service number ended; `offered`: how many callbacks they heard. */
+  'return.ended': { offered: number; reason: string };
 
   // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
   /** Bad agent device from the dialplan; the call is hung up. */
@@ -296,6 +308,11 @@ export const EVENT_NAMES = [
   'recall.abandoned',
   'recall.unknown_channel',
   'recall.conversation_ended',
+  'recall.returned',
+  'return.refused',
+  'return.asked',
+  'return.offered',
+  'return.ended',
   'pending.refused',
   'pending.asked',
   'pending.cancelled',

@@ -4,6 +4,7 @@
 import { validateCallingHours, type CallingHoursConfig } from './calling-hours';
 import { HOUR, MINUTE, SECOND, toDurationMs, type DurationMs } from './duration';
 import type { PolicyConfig } from './types';
+import { DEFAULT_RECALL_LABEL } from '../label';
 
 const WEEKDAY_9_TO_18 = [['09:00', '18:00']] as const;
 
@@ -41,8 +42,9 @@ export const defaultPolicyConfig: PolicyConfig = deepFreeze({
   afterHours: 'carry-over',
   carryOverDays: 1,
   openingHorizonDays: 14,
-  recallCallerIdName: 'Callback: ${prospect}',
+  recallCallerIdName: '${prefix}${number}',
   recallCallerIdNumber: '',
+  recallLabel: DEFAULT_RECALL_LABEL,
 });
 
 const DURATION_KEYS = [
@@ -118,8 +120,8 @@ export function validatePolicyConfig(cfg: PolicyConfig): string[] {
   if (typeof cfg.carryOverDays === 'number' && typeof cfg.openingHorizonDays === 'number' && cfg.carryOverDays > cfg.openingHorizonDays) {
     problems.push(`carryOverDays: must not exceed openingHorizonDays (${cfg.openingHorizonDays})`);
   }
-  if (typeof cfg.recallCallerIdName !== 'string' || !cfg.recallCallerIdName.includes('${prospect}')) {
-    problems.push('recallCallerIdName: expected a text containing ${prospect}, e.g. "Callback: ${prospect}"');
+  if (typeof cfg.recallCallerIdName !== 'string' || (!cfg.recallCallerIdName.includes('${prospect}') && !cfg.recallCallerIdName.includes('${number}'))) {
+    problems.push('recallCallerIdName: expected a text containing ${number} (or ${prospect}), e.g. "${prefix}${number}"');
   } else if (/["<>\\\p{Cc}]/u.test(cfg.recallCallerIdName)) {
     problems.push('recallCallerIdName: must not contain quotes, angle brackets, backslashes or control characters');
   }

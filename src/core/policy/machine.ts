@@ -24,6 +24,7 @@ import type {
 import { MAX_NUMBER_DIGITS, validateProspectNumber } from '../validate';
 import { checkTransition } from './transitions';
 import { isTerminal } from './types';
+import { DEFAULT_RECALL_LABEL, recallLabel, type RecallLabelConfig } from '../label';
 
 export interface DecideContext {
   now: number;
@@ -68,8 +69,12 @@ export function prospectChannelId(requestId: string, ring: number): string {
  * Caller ID shown on the agent's phone for a recall: the label says it is a callback, and the number is the PBX's
  * service number — never the prospect's, or the phone would show the prospect's contact as if they were calling.
  */
-export function recallCallerId(cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'>, prospect: string): { name: string; number: string } {
-  return { name: cfg.recallCallerIdName.split('${prospect}').join(prospect).slice(0, 60), number: cfg.recallCallerIdNumber };
+export function recallCallerId(
+  cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'> & { recallLabel?: RecallLabelConfig },
+  prospect: string,
+  language = 'en',
+): { name: string; number: string } {
+  return { name: recallLabel(cfg.recallCallerIdName, cfg.recallLabel ?? DEFAULT_RECALL_LABEL, prospect, language), number: cfg.recallCallerIdNumber };
 }
 
 /** The wait after the n-th failed attempt (n ≥ 1): backoffMs[n-1], the last value repeating. */
@@ -263,6 +268,9 @@ function dispatch(s: Step, o: Observation): void {
       return;
     case 'agentAnswered':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) return agentAnswered(s);
+      return;
+    case 'agentReturned':
+      if (pending) return agentReturned(s);
       return;
     case 'agentNoAnswer':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) {
@@ -573,10 +581,33 @@ function startRing(s: Step): void {
     type: 'ringAgent',
     attempt: r.attempts + 1,
     channelId: s.agentChannel,
-    callerId: recallCallerId(cfg, r.prospect),
+    callerId: recallCallerId(cfg, r.prospect, r.language),
     timeoutMs: cfg.agentRingTimeoutMs,
   });
   s.emit('ring-agent', 'DUE');
+}
+
+/**
+ * The agent called the service number and hears this request: a ring of the agent that is already answered,
+ * on the agent's own call (the shell holds it as channel `agentChannel`). Neither an attempt nor a snooze;
+ * the menu decides as after a ring.
+ */
+function agentReturned(s: Step): void {
+  const { r, now, cfg } = s;
+  const from = r.state;
+  r.rings += 1;
+  r.state = 'RINGING_AGENT';
+  r.recallStartedAt = now;
+  r.agentAnsweredAt = now;
+  r.menuTimeouts = 0;
+  r.graceUntil = null;
+  r.notBefore = null;
+  r.notBeforeKind = null;
+  r.waitingFor = 'agent';
+  r.wakeAt = now + cfg.menuTimeoutMs * cfg.menuRepeats + cfg.recallSafetyMarginMs;
+  r.reason = `the agent called back (attempt ${r.attempts + 1} of ${cfg.maxAttempts}); menu: 1 connect · 2 snooze · 3 cancel`;
+  s.act({ type: 'announce', channelId: s.agentChannel, prompt: 'menu' });
+  s.emit('agent-returned', from);
 }
 
 function agentAnswered(s: Step): void {

@@ -35,6 +35,7 @@ export const TRANSITIONS: TransitionTable = {
     'prospect-busy': ['WAITING'],
     due: ['DUE'],
     'agent-snoozed': SNOOZE, // snoozed from the web page
+    'agent-returned': ['RINGING_AGENT'], // the agent called the service number
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -43,6 +44,7 @@ export const TRANSITIONS: TransitionTable = {
     'prospect-busy': ['WAITING'],
     due: ['DUE'],
     'agent-snoozed': SNOOZE,
+    'agent-returned': ['RINGING_AGENT'],
     refreshed: ['WAITING'], // GRACE is device mode only, and a refreshed device-mode request waits for a free line
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -52,6 +54,7 @@ export const TRANSITIONS: TransitionTable = {
     waiting: ['DUE'],
     'agent-snoozed': SNOOZE,
     'ring-agent': ['RINGING_AGENT'],
+    'agent-returned': ['RINGING_AGENT'],
     failed: ['FAILED'],
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],

@@ -5,6 +5,7 @@
  */
 import type { CallingHoursConfig } from './calling-hours';
 import type { DurationMs } from './duration';
+import type { RecallLabelConfig } from '../label';
 
 export const CALLBACK_STATES = [
   'WAITING',
@@ -170,6 +171,11 @@ export type Observation =
   | { type: 'snooze'; by: string }
   /** Recall: the agent picked up. */
   | { type: 'agentAnswered' }
+  /**
+   * The agent called the service number (returning a missed recall) and this pending request is the one they
+   * hear: the recall starts on the agent's own call, already answered, at the menu.
+   */
+  | { type: 'agentReturned' }
   /** Recall: the agent's phone rang out / was rejected before answering. */
   | { type: 'agentNoAnswer' }
   /** Recall: the agent's choice in the menu; 'none' = the menu timed out without a key. */
@@ -191,6 +197,7 @@ export const OBSERVATION_TYPES: readonly ObservationType[] = [
   'cancel',
   'snooze',
   'agentAnswered',
+  'agentReturned',
   'agentNoAnswer',
   'agentKey',
   'prospectAnswered',
@@ -227,6 +234,7 @@ export type PolicyEventType =
   | 'due'
   | 'waiting'
   | 'ring-agent'
+  | 'agent-returned'
   | 'agent-answered'
   | 'menu-timeout'
   | 'agent-accepted'
@@ -310,4 +318,6 @@ export interface PolicyConfig {
    * so the phone cannot match the prospect's contact and show their name as if they were calling. [''] (none)
    */
   recallCallerIdNumber: string;
+  /** How the label fits the agents' displays: prefixes per language, width, home country (src/core/label.ts). */
+  recallLabel: RecallLabelConfig;
 }

@@ -9,6 +9,7 @@ const OPTS: RecallOptions = {
   prompts: {
     recallIntro: 'sound:cc-recall-intro',
     recallMenu: 'sound:cc-recall-menu',
+    recallNumber: 'sound:cc-recall-number',
     connecting: 'sound:cc-connecting',
     stillBusy: 'sound:cc-still-busy',
     noAnswer: 'sound:cc-no-answer',
@@ -62,12 +63,14 @@ describe('the recall over a fake switchboard', () => {
     expect(events()).toEqual(['recall.ringing_agent', 'recall.agent_answered']);
   });
 
-  it('a key during the prospect digits stops the menu at once and is reported before the menu would have ended', async () => {
+  it('the menu comes first, then the number in groups, twice; a key during the digits stops it at once and is reported', async () => {
     const { flow, agent, reports, lines } = await answered();
     agent.autoFinish = false;
     await flow.execute(REQUEST, { type: 'announce', channelId: AGENT, prompt: 'menu' });
-    expect(agent.playing).toEqual(['sound:cc-recall-intro', 'digits:2001', 'sound:cc-recall-menu']);
-    expect(agent.calls).toContain('play sound:cc-recall-intro,digits:2001,sound:cc-recall-menu [123]');
+    // +2001: an international number (+20 01), read with the international prefix.
+    const number = ['sound:cc-recall-number', 'digits:00', 'digits:20', 'digits:01'];
+    expect(agent.playing).toEqual(['sound:cc-recall-intro', 'sound:cc-recall-menu', ...number, ...number]);
+    expect(agent.calls).toContain(`play ${['sound:cc-recall-intro', 'sound:cc-recall-menu', ...number, ...number].join(',')} [123]`);
     expect(agent.press('1')).toBe('prompt');
     await settle();
     expect(agent.playing).toBeUndefined();

@@ -34,7 +34,8 @@ describe('defaultPolicyConfig', () => {
         holidays: [],
       },
       openingHorizonDays: 14,
-      recallCallerIdName: 'Callback: ${prospect}',
+      recallCallerIdName: '${prefix}${number}',
+      recallLabel: { prefixes: { en: ['Callback: ', 'CB '], de: ['Rückruf: ', 'RR '] }, width: 16, country: 'DE', internationalPrefix: '00' },
       recallCallerIdNumber: '',
     });
     expect(defaultPolicyConfig.callingHours).toBe(defaultCallingHours);

@@ -1,6 +1,7 @@
 /** RINGING_AGENT and CONNECTING: the menu, snoozes and their limits, hang-ups, failures, crash recovery, channel ids. */
 import { agentChannelId, decide, defaultPolicyConfig, makePolicyConfig, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
 import { MINUTE, PROSPECT, SECOND, Sim, T0 } from './helpers';
+import { DEFAULT_RECALL_LABEL, recallLabel } from '../../../src/core/label';
 
 const RING = T0 + 15 * MINUTE; // grace ends, the agent is rung
 const RING_SAFETY = RING + 30 * SECOND + 2 * MINUTE;
@@ -334,13 +335,17 @@ describe('channel ids', () => {
 
   it('the agent sees "Callback: <prospect>" and never the prospect\'s number', () => {
     const s = ringing();
-    expect(s.actions.find((a) => a.type === 'ringAgent')).toMatchObject({ callerId: { name: `Callback: ${PROSPECT}`, number: '' } });
+    // The label fits a 16-character display with the whole number (src/core/label.ts, test/unit/label.test.ts).
+    const ring = s.actions.find((a) => a.type === 'ringAgent') as { callerId: { name: string; number: string } };
+    expect(ring.callerId).toEqual({ name: recallLabel('${prefix}${number}', DEFAULT_RECALL_LABEL, PROSPECT, s.request.language), number: '' });
+    expect(ring.callerId.name.length).toBeLessThanOrEqual(16);
+    expect(ring.callerId.name.replace(/ /g, '')).toContain(PROSPECT);
   });
 
   it('the label and the service number are configurable', () => {
-    const cfg = makePolicyConfig({ recallCallerIdName: 'Rückruf ${prospect} (auto)', recallCallerIdNumber: '+49309000' });
+    const cfg = makePolicyConfig({ recallCallerIdName: 'Rückruf ${prospect} (auto)', recallCallerIdNumber: '+49309000', recallLabel: { ...DEFAULT_RECALL_LABEL, width: 24 } });
     expect(recallCallerId(cfg, '2001')).toEqual({ name: 'Rückruf 2001 (auto)', number: '+49309000' });
-    expect(() => makePolicyConfig({ recallCallerIdName: 'Callback' })).toThrow(/recallCallerIdName: expected a text containing \$\{prospect\}/);
+    expect(() => makePolicyConfig({ recallCallerIdName: 'Callback' })).toThrow(/recallCallerIdName: expected a text containing \$\{number\}/);
     expect(() => makePolicyConfig({ recallCallerIdName: '"${prospect}" <x>' })).toThrow(/must not contain quotes/);
     expect(() => makePolicyConfig({ recallCallerIdNumber: '2001&PJSIP/x' })).toThrow(/recallCallerIdNumber: expected digits/);
   });
@@ -367,3 +372,36 @@ function label(at: number): string {
     .format(at)
     .replace(/:00$/, '');
 }
+
+describe('returning a missed recall (the agent calls the service number)', () => {
+  it('missed (agent did not answer) → WAITING snooze; the agent calls back → RINGING_AGENT at the menu, answered; 1 → CONNECTING, attempt 1', () => {
+    const s = ringing();
+    const missedAt = (s.request.recallStartedAt as number) + 30 * SECOND;
+    expect(s.do(missedAt, { type: 'agentNoAnswer' }).request).toMatchObject({ state: 'WAITING', snoozes: 1, attempts: 0, rings: 1, notBeforeKind: 'snooze' });
+    const back = s.do(missedAt + 2 * MINUTE, { type: 'agentReturned' });
+    expect(back.request).toMatchObject({ state: 'RINGING_AGENT', rings: 2, attempts: 0, snoozes: 1, waitingFor: 'agent', agentAnsweredAt: missedAt + 2 * MINUTE, notBefore: null });
+    expect(back.actions).toEqual([{ type: 'announce', channelId: 'ccb-r1-2', prompt: 'menu' }]);
+    expect(back.events.map((e) => [e.type, e.from, e.to])).toEqual([['agent-returned', 'WAITING', 'RINGING_AGENT']]);
+    const one = s.key(missedAt + 2 * MINUTE + 3 * SECOND, '1');
+    expect(one.request).toMatchObject({ state: 'CONNECTING', attempts: 1 });
+    expect(one.actions.find((a) => a.type === 'dialProspect')).toMatchObject({ channelId: 'ccb-r1-2-p', agentChannelId: 'ccb-r1-2' });
+  });
+
+  it('2 and 3 on a returned recall work as after a ring; a returned recall the agent hangs up on is a snooze', () => {
+    const s = ringing();
+    s.do((s.request.recallStartedAt as number) + 30 * SECOND, { type: 'agentNoAnswer' });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.key(s.request.updatedAt + 5 * SECOND, '2').request).toMatchObject({ state: 'WAITING', snoozes: 2 });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.do(s.request.updatedAt + 5 * SECOND, { type: 'agentHungUp' }).request).toMatchObject({ state: 'WAITING', snoozes: 3 });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.key(s.request.updatedAt + 5 * SECOND, '3').request).toMatchObject({ state: 'CANCELLED', outcome: 'cancelled' });
+  });
+
+  it('is ignored outside the pending states (a recall already in progress, a finished request)', () => {
+    const s = ringing();
+    expect(s.do(s.request.updatedAt + SECOND, { type: 'agentReturned' }).events).toEqual([]);
+    s.key(s.request.updatedAt + 2 * SECOND, '3');
+    expect(s.do(s.request.updatedAt + SECOND, { type: 'agentReturned' }).events).toEqual([]);
+  });
+});

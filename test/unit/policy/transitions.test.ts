@@ -54,6 +54,7 @@ function randomObservation(r: () => number): Observation {
     r() < 0.3 ? { type: 'cancel', by: 'test' } : { type: 'tick' },
     r() < 0.3 ? { type: 'snooze', by: 'web' } : { type: 'tick' },
     { type: 'agentAnswered' },
+    r() < 0.3 ? { type: 'agentReturned' } : { type: 'tick' },
     { type: 'agentNoAnswer' },
     { type: 'agentKey', key: keys[Math.floor(r() * keys.length)] },
     { type: 'agentKey', key: '1' },
