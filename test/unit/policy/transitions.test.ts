@@ -39,6 +39,7 @@ function randomConfig(r: () => number): PolicyConfig {
     noAnswerRetries: pick([0, 1]),
     menuRepeats: pick([1, 2]),
     maxAgeMs: pick([20 * MINUTE, 8 * HOUR]),
+    recoveryDelayMs: pick([0, 10 * SECOND]),
   });
 }
 
@@ -59,6 +60,7 @@ function randomObservation(r: () => number): Observation {
     { type: 'agentKey', key: '1' },
     { type: 'agentHungUp' },
     { type: 'recallFailed', reason: 'test' },
+    { type: 'recallInterrupted', reason: 'test' },
     { type: 'prospectAnswered' },
     { type: 'prospectBusy' },
     { type: 'prospectNoAnswer' },
