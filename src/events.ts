@@ -139,6 +139,12 @@ export interface EventCatalogue {
   'recall.unknown_channel': { args: string[] };
   /** A connected recall's conversation ended (one side hung up): the next colleague's recall for the number may follow. */
   'recall.conversation_ended': Record<string, never>;
+  /**
+   * A recall was cut short by the service's own failure (an earlier run or instance died or lost its lease, Asterisk
+   * restarted, the channel vanished unreported): recorded as `recall-interrupted`, never a snooze. `startedAt`: when
+   * that recall's ring began (ISO); `how`: 'orphaned' (no process runs it any more) or 'vanished' (its channel is gone).
+   */
+  'recall.interrupted': { how: 'orphaned' | 'vanished'; startedAt: string | null; reason: string };
 
   // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
   /** Bad agent device from the dialplan; the call is hung up. */
@@ -222,6 +228,13 @@ export interface EventCatalogue {
   'store.pruned': { requests: number; events: number; outbox: number };
   /** Pruning failed (tried again in an hour). */
   'store.prune_failed': { error: string };
+  /**
+   * The database cannot be reached (or migrated) at start: the service waits, readiness false, and tries again
+   * after `retryInMs` (back-off up to `maxMs`). Logged once per change, not per attempt.
+   */
+  'store.unavailable': { error: string; retryInMs: number; maxMs: number };
+  /** The database is reachable again after `store.unavailable` (`waitedMs`, `attempts`). */
+  'store.available': { waitedMs: number; attempts: number };
   /** Logging to stdout stopped: the pipe was closed (EPIPE) or broke; said once on stderr. */
   'log.stdout_closed': { error: string };
 
@@ -278,6 +291,7 @@ export const EVENT_NAMES = [
   'recall.abandoned',
   'recall.unknown_channel',
   'recall.conversation_ended',
+  'recall.interrupted',
   'pending.refused',
   'pending.asked',
   'pending.cancelled',
@@ -316,6 +330,8 @@ export const EVENT_NAMES = [
   'ari.lease_renewal_failed',
   'store.pruned',
   'store.prune_failed',
+  'store.unavailable',
+  'store.available',
   'log.stdout_closed',
 ] as const satisfies readonly EventName[];
 

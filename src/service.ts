@@ -220,6 +220,9 @@ export class Service {
       void (async () => {
         await this.stasis.reconcile();
         await this.presence.refresh();
+        // Recalls an earlier run or instance left (their channels were just hung up) are recorded as interrupted
+        // now — not a snooze, rung again after policy.recoveryDelay — instead of at their safety deadline.
+        if (this.ari.client === client) await this.engine.reconcileRecalls((id) => this.recall.runs(id));
         if (this.ari.client === client) this.engine.setPbxUp(true);
       })();
     });

@@ -276,6 +276,7 @@ export const schema = {
   'policy.menuRepeats': { type: 'integer', default: 2, parse: t.integer(1, 5), doc: 'Menu prompts without a key before the recall is snoozed.' },
   'policy.prospectRingTimeout': { type: 'duration', default: '45s', at: 'policy.prospectRingTimeoutMs', parse: t.duration(), doc: 'How long the prospect\'s phone rings.' },
   'policy.recallSafetyMargin': { type: 'duration', default: '2m', at: 'policy.recallSafetyMarginMs', parse: t.duration(), doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
+  'policy.recoveryDelay': { type: 'duration', default: '10s', at: 'policy.recoveryDelayMs', parse: t.duration(), doc: 'A recall cut short by the service\'s own failure (crash, lost lease, Asterisk restart) is not a snooze: the agent is rung again this long after it was noticed (grace, wrap-up and calling hours still apply).' },
   'policy.maxAge': { type: 'duration', default: '8h', at: 'policy.maxAgeMs', parse: t.duration(), doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
   'callingHours.timeZone': { type: 'string', default: 'Europe/Berlin', at: 'policy.callingHours.timeZone', parse: t.string(), doc: 'IANA time zone of the prospects\' calling hours.' },
   'callingHours.windows': {

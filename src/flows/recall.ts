@@ -113,13 +113,32 @@ export class RecallFlow implements Telephony {
     return this.calls.size;
   }
 
+  /** Whether this process runs a recall call for the request now. */
+  runs(requestId: string): boolean {
+    return this.calls.has(requestId);
+  }
+
   /**
-   * After a reconnection: recall channels that vanished while we could not hear about it (the PBX
-   * restarted, the socket was down) are treated as ended, so the policy learns the outcome now.
+   * After a reconnection: recall channels that vanished while we could not hear about it (the PBX restarted, the
+   * socket was down). A connected conversation has simply ended; any other recall was cut short by a failure, not by
+   * the agent (we never heard a key or a hang-up): reported as interrupted, never as a snooze.
    */
   reconcileGone(existing: ReadonlySet<string>): void {
     for (const call of [...this.calls.values()]) {
-      if (!call.agentGone && !existing.has(call.agentChannelId)) this.onGone(call.agentChannelId, undefined);
+      const agentVanished = !call.agentGone && !existing.has(call.agentChannelId);
+      if (agentVanished && !call.prospectAnswered) {
+        const reason = 'its channel vanished while the connection to Asterisk was down (Asterisk restarted?)';
+        emit(call.log, 'warn', 'recall.interrupted', 'a recall channel vanished unreported; ringing again after the recovery delay', { how: 'vanished', startedAt: null, reason });
+        call.agentGone = true;
+        if (call.prospectChannelId && !call.prospectGone) {
+          call.prospectGone = true;
+          if (existing.has(call.prospectChannelId)) void this.hangup(call.prospectChannelId);
+        }
+        this.forget(call);
+        this.report(call.requestId, { type: 'recallInterrupted', reason });
+        continue;
+      }
+      if (agentVanished) this.onGone(call.agentChannelId, undefined);
       if (call.prospectChannelId && !call.prospectGone && !existing.has(call.prospectChannelId)) this.onGone(call.prospectChannelId, undefined);
     }
   }

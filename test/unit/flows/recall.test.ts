@@ -182,9 +182,38 @@ describe('the recall over a fake switchboard', () => {
     expect(events()).toEqual(['recall.unknown_channel']);
   });
 
-  it('after a reconnection, a recall channel that vanished is treated as ended', async () => {
-    const { flow, reports } = await answered();
+  it('after a reconnection, a recall channel that vanished unreported is an interruption (never a hang-up or a snooze)', async () => {
+    const { flow, reports, events } = await answered();
+    expect(flow.runs('r1')).toBe(true);
     flow.reconcileGone(new Set());
-    expect(reports).toEqual([{ type: 'agentAnswered' }, { type: 'agentHungUp' }]);
+    await settle();
+    expect(reports).toEqual([{ type: 'agentAnswered' }, { type: 'recallInterrupted', reason: expect.stringMatching(/vanished/) }]);
+    expect(events()).toContain('recall.interrupted');
+    expect(flow.runs('r1')).toBe(false);
+  });
+
+  it('a ring that vanished before the answer is an interruption too, not "agent did not answer"', async () => {
+    const { flow, reports } = setup();
+    await flow.execute(REQUEST, ring);
+    flow.reconcileGone(new Set());
+    await settle();
+    expect(reports.map((r) => r.type)).toEqual(['recallInterrupted']);
+  });
+
+  it('a vanished agent while the prospect rings: the prospect leg still up is hung up, the recall interrupted', async () => {
+    const { flow, pbx, reports } = await answered();
+    await flow.execute(REQUEST, dial);
+    flow.reconcileGone(new Set([PROSPECT]));
+    await settle();
+    expect(pbx.calls).toContain(`hangup ${PROSPECT}`);
+    expect(reports.map((r) => r.type)).toEqual(['agentAnswered', 'recallInterrupted']);
+  });
+
+  it('a recall whose channels are still there is left alone by the reconciliation', async () => {
+    const { flow, reports } = await answered();
+    flow.reconcileGone(new Set([AGENT]));
+    await settle();
+    expect(reports.map((r) => r.type)).toEqual(['agentAnswered']);
+    expect(flow.runs('r1')).toBe(true);
   });
 });
