@@ -279,6 +279,7 @@ export const schema = {
       .refine((v) => v === '' || /^postgres(ql)?:\/\/[^\s]+$/i.test(v), 'expected a postgres:// URL such as postgres://cc:password@db-host:5432/callbacks'),
     doc: 'PostgreSQL instead of SQLite (several instances, several PBXs): postgres://user:password@host:5432/db. The database then also decides which instance serves each PBX (a lease per pbx.id with a fencing epoch, TTL ari.leaseTtl). Empty: SQLite at store.path. Never logged.',
   },
+  'store.retryMax': { type: 'duration', default: '10s', at: 'store.retryMaxMs', parse: t.duration('100ms'), doc: 'PostgreSQL: while the database cannot be reached at start, the service waits (readiness false) and tries again, the pause doubling up to this.' },
   'pbx.id': { type: 'string', default: 'default', env: 'CC_PBX_ID', parse: t.name(), doc: 'This PBX\'s name in a shared PostgreSQL store: each request belongs to the PBX of its agent, and one instance at a time serves each PBX.' },
   'log.level': { type: 'string', default: 'info', env: 'CC_LOG_LEVEL', parse: t.oneOf(['error', 'warn', 'info', 'debug']), doc: 'Least severe level written.' },
   'log.format': { type: 'string', default: 'auto', env: 'CC_LOG_FORMAT', parse: t.oneOf(['auto', 'json', 'pretty']), doc: 'auto: readable lines on a terminal, JSON lines otherwise.' },
