@@ -70,7 +70,7 @@ describePbx('faults cost the agent nothing: two instances on PostgreSQL (real As
     const standby = new ServiceProcess(config());
     services.push(standby);
     await standby.start(false);
-    await standby.waitLog((l) => l.event === 'service.starting', 10000);
+    await standby.waitLog((l) => l.event === 'service.starting', 30000); // a busy machine starts node slowly
     await sleep(1500);
     expect(standby.find((l) => l.event === 'lease.taken')).toHaveLength(0);
     return [active, standby];
