@@ -105,9 +105,14 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
           const handset = (async () => {
             await sleep(150);
             await phone.answer(ring).catch(() => undefined);
-            // In the menu for a while (a window for the kills during the menu), then 1.
+            // In the menu for a while (a window for the kills during the menu), then 1 — pressed again every
+            // second for a few seconds, so that a busy machine's late menu still hears it (a key before the menu
+            // listens is lost, and an agent that then hangs up in the menu has snoozed — not what this tests).
             await sleep(2500);
-            await ari.press(id, '1').catch(() => undefined);
+            for (let i = 0; i < 6; i++) {
+              await ari.press(id, '1').catch(() => undefined);
+              await sleep(1000);
+            }
             // A short talk, then the agent hangs up: the prospect is served one conversation at a time, so
             // the colleagues' recalls for the same number follow this one's end (and the grace after it).
             await sleep(4000);
@@ -197,7 +202,7 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
           if (answered.length > 1) double += 1;
           expect({ id: r.id, connected: answered.length }).toEqual({ id: r.id, connected: 1 });
           interrupted += events.filter((e) => e.type === 'recall-interrupted' || e.type === 'recall-timeout').length;
-          const snoozes = events.filter((e) => SNOOZES.includes(e.type)).map((e) => `${e.type}: ${e.reason}`);
+          const snoozes = events.filter((e) => SNOOZES.includes(e.type) && e.to !== e.from).map((e) => `${e.type}: ${e.reason}`);
           expect({ id: r.id, snoozes, counted: r.snoozes }).toEqual({ id: r.id, snoozes: [], counted: 0 });
         }
       } finally {
