@@ -138,7 +138,9 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
         for (const [i, agent] of AGENTS.entries()) {
           const mark = svc.logs.length;
           const leg = await ari.agentDials('2995', { agent });
-          await ari.answered(leg);
+          await ari.answered(leg).catch((err: Error) => {
+            throw new Error(`${err.message}; the service (running: ${svc.running}) logged last:\n${svc.tail(30)}`);
+          });
           await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
           await ari.press(leg, '#');
           const line = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
