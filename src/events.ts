@@ -132,7 +132,7 @@ export interface EventCatalogue {
   /** The agent did not answer the recall. */
   'recall.agent_no_answer': { dialStatus?: string; cause?: number };
   /** The agent hung up before the prospect answered. */
-  'recall.agent_hung_up': Record<string, never>;
+  'recall.agent_hung_up': { cause?: number };
   /** The request ended elsewhere (CLI, *82) while its recall call was up; the call is ended. */
   'recall.abandoned': { state: string };
   /** A recall channel entered the app that no recall in this process knows (restart); hung up. */

@@ -178,6 +178,8 @@ export class Service {
         alertInfo: config.recall.alertInfo,
         menuTimeoutMs: config.policy.menuTimeoutMs,
         prompts: config.prompts,
+        // An agent's channel ending just before the ARI socket closes went with the PBX (a restart): not a snooze.
+        hangupConfirmMs: 1500,
       },
       log.child({ component: 'recall' }),
     );
@@ -227,7 +229,10 @@ export class Service {
         if (this.ari.client === client) this.engine.setPbxUp(true);
       })();
     });
-    this.ari.on('disconnected', () => this.engine.setPbxUp(false));
+    this.ari.on('disconnected', () => {
+      this.engine.setPbxUp(false);
+      this.recall.pbxLost();
+    });
   }
 
   start(): void {

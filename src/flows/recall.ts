@@ -29,6 +29,12 @@ export interface RecallOptions {
   prompts: RecallPrompts;
   /** Longest a single announcement may take before the next action runs anyway. */
   announceTimeoutMs?: number;
+  /**
+   * How long the end of an agent's channel (no answer, hung up) is held back before it is reported: when the
+   * connection to Asterisk drops within it, the PBX went away (a restart hangs every call up just before its
+   * socket closes) — an interruption, not the agent's doing. 0 (default): reported at once.
+   */
+  hangupConfirmMs?: number;
 }
 
 /** Where the recall reports what the PBX did: the engine's public methods. */
@@ -88,6 +94,8 @@ function cdrAccount(agent: string): string {
 export class RecallFlow implements Telephony {
   private readonly calls = new Map<string, Call>();
   private readonly byChannel = new Map<string, Call>();
+  /** Agent hang-ups held back for opts.hangupConfirmMs (see there), by request. */
+  private readonly heldBack = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly pbx: Switchboard,
@@ -350,13 +358,13 @@ export class RecallFlow implements Telephony {
       call.menu = undefined;
       if (!call.agentAnswered) {
         emit(call.log, 'info', 'recall.agent_no_answer', 'agent did not answer the recall', { dialStatus: call.agent.dialStatus, cause });
-        this.report(call.requestId, { type: 'agentNoAnswer' });
+        this.reportAgentGone(call.requestId, { type: 'agentNoAnswer' });
       } else if (call.prospectAnswered) {
         // A completed call ends: the other side goes too.
         if (call.prospectChannelId && !call.prospectGone) void this.hangup(call.prospectChannelId);
       } else {
-        emit(call.log, 'info', 'recall.agent_hung_up', 'agent hung up during the recall', {});
-        this.report(call.requestId, { type: 'agentHungUp' });
+        emit(call.log, 'info', 'recall.agent_hung_up', 'agent hung up during the recall', { cause });
+        this.reportAgentGone(call.requestId, { type: 'agentHungUp' });
       }
     } else if (channelId === call.prospectChannelId && !call.prospectGone) {
       call.prospectGone = true;
@@ -378,6 +386,32 @@ export class RecallFlow implements Telephony {
       this.onConversationEnded?.(call.requestId);
     }
     if (call.agentGone && (call.prospectGone || !call.prospectChannelId)) this.forget(call);
+  }
+
+  /** Reports the end of the agent's channel, held back for opts.hangupConfirmMs (see there). */
+  private reportAgentGone(requestId: string, observation: Observation): void {
+    const ms = this.opts.hangupConfirmMs ?? 0;
+    if (ms <= 0) return this.report(requestId, observation);
+    clearTimeout(this.heldBack.get(requestId));
+    const timer = setTimeout(() => {
+      this.heldBack.delete(requestId);
+      this.report(requestId, observation);
+    }, ms);
+    this.heldBack.set(requestId, timer);
+  }
+
+  /**
+   * The connection to Asterisk dropped: agent channels that ended just before (held back, see hangupConfirmMs)
+   * went with the PBX — reported as interrupted, never as the agent's hang-up or no-answer.
+   */
+  pbxLost(): void {
+    for (const [requestId, timer] of [...this.heldBack]) {
+      clearTimeout(timer);
+      this.heldBack.delete(requestId);
+      const reason = 'the connection to Asterisk dropped as the call ended (Asterisk restarted?)';
+      emit(this.log.child({ requestId }), 'warn', 'recall.interrupted', 'the recall ended with the PBX; ringing again after the recovery delay', { how: 'vanished', startedAt: null, reason });
+      this.report(requestId, { type: 'recallInterrupted', reason });
+    }
   }
 
   /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */

@@ -209,6 +209,33 @@ describe('the recall over a fake switchboard', () => {
     expect(reports.map((r) => r.type)).toEqual(['agentAnswered', 'recallInterrupted']);
   });
 
+  it('an agent channel that ends just before the connection to Asterisk drops went with the PBX: interrupted, not hung up', async () => {
+    const t = setup();
+    const flow = new RecallFlow(t.pbx, { observe: (_id, o) => (t.reports.push(o), true), stateOf: () => 'RINGING_AGENT' }, { ...OPTS, hangupConfirmMs: 60_000 }, capturedLog().log);
+    await flow.execute(REQUEST, ring);
+    flow.onStasisStart(AGENT, ['recall', 'r1']);
+    t.pbx.ports.get(AGENT)!.hangUp(16);
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered']); // held back
+    flow.pbxLost();
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered', 'recallInterrupted']);
+  });
+
+  it('without a dropped connection the held-back hang-up is reported as the agent\'s', async () => {
+    const t = setup();
+    const flow = new RecallFlow(t.pbx, { observe: (_id, o) => (t.reports.push(o), true), stateOf: () => 'RINGING_AGENT' }, { ...OPTS, hangupConfirmMs: 30 }, capturedLog().log);
+    await flow.execute(REQUEST, ring);
+    flow.onStasisStart(AGENT, ['recall', 'r1']);
+    t.pbx.ports.get(AGENT)!.hangUp(16);
+    await new Promise((r) => setTimeout(r, 60));
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered', 'agentHungUp']);
+    flow.pbxLost(); // later: nothing held back any more
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered', 'agentHungUp']);
+  });
+
   it('a recall whose channels are still there is left alone by the reconciliation', async () => {
     const { flow, reports } = await answered();
     flow.reconcileGone(new Set([AGENT]));
