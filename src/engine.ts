@@ -33,8 +33,8 @@ import {
 } from './core/policy';
 import type { OfferContext } from './core/offer';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
-import { emit } from './events';
-import type { Logger } from './log';
+import { emit } from './logging/events';
+import type { Logger } from './logging/log';
 import { newRequestId } from './ids';
 import { Ledger } from './ledger';
 import { SqliteContractStore, Store } from './store/contract';

@@ -17,8 +17,8 @@ import { ConfigError, resolveConfig } from '../../src/config/load';
 import { boundsOf, schema, type Field } from '../../src/config/schema';
 import { PgLease } from '../../src/coordination/lease';
 import { Coordinator } from '../../src/coordination/coordinator';
-import { createLogger } from '../../src/log';
-import { Service } from '../../src/service';
+import { createLogger } from '../../src/logging/log';
+import { Service } from '../../src/app/service';
 
 const ROOT = path.join(__dirname, '../..');
 const BIN = path.join(ROOT, 'dist/cli/main.js');
