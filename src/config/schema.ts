@@ -29,7 +29,7 @@
  */
 import { z } from 'zod';
 import type { CallingHoursConfig } from '../core/policy/calling-hours';
-import { parseDuration } from '../core/policy/duration';
+import { formatDuration, parseDuration } from '../core/policy/duration';
 import type { PolicyConfig } from '../core/policy/types';
 import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
 import { validateZoneOverrides } from '../core/zones';
@@ -61,7 +61,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 const DURATION = 'a duration such as "30s", "5m" or "1h30m"';
 const DURATION_LIST = 'a non-empty list of durations such as ["10m", "30m", "1h"]';
 
-function durationMs(text: string, ctx: z.RefinementCtx, what: string): number {
+function durationMs(text: string, ctx: z.RefinementCtx, what: string, min = 0): number {
   let ms: number;
   try {
     ms = parseDuration(text);
@@ -73,7 +73,27 @@ function durationMs(text: string, ctx: z.RefinementCtx, what: string): number {
     ctx.addIssue({ code: 'custom', message: 'expected a duration of at most 24d (a timer cannot hold 2^31-1 ms or more)' });
     return z.NEVER;
   }
+  if (ms < min) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration of at least ${formatDuration(min)}` });
+    return z.NEVER;
+  }
   return ms;
+}
+
+/**
+ * The bounds a key's `parse` enforces, in the unit the code reads (ms for durations), recorded where the schema
+ * is built (t.integer, t.duration) so that tests can walk every key's bounds through `config check` and `run`
+ * (test/unit/config-bounds.test.ts). One validation: `run` enforces no bound that is not here.
+ */
+const BOUNDS = new WeakMap<z.ZodType, { min: number; max: number }>();
+
+export function boundsOf(field: Pick<Field, 'parse'>): { min: number; max: number } | undefined {
+  return BOUNDS.get(field.parse);
+}
+
+function bounded<T extends z.ZodType>(schema: T, min: number, max: number): T {
+  BOUNDS.set(schema, { min, max });
+  return schema;
 }
 
 const t = {
@@ -99,13 +119,25 @@ const t = {
       return value.replace(/\/+$/, '');
     }),
   integer: (min: number, max: number) =>
-    z
-      .number(expected('a whole number'))
-      .int(expected('a whole number'))
-      .min(min, expected(`a whole number from ${min} to ${max}`))
-      .max(max, expected(`a whole number from ${min} to ${max}`)),
+    bounded(
+      z
+        .number(expected('a whole number'))
+        .int(expected('a whole number'))
+        .min(min, expected(`a whole number from ${min} to ${max}`))
+        .max(max, expected(`a whole number from ${min} to ${max}`)),
+      min,
+      max,
+    ),
   boolean: () => z.boolean(expected('true or false')),
-  duration: () => z.string(expected(DURATION)).transform((s, ctx) => durationMs(s, ctx, DURATION)),
+  /** A duration from `min` (as written, e.g. '1s'; default 0) to 24d, read as milliseconds. */
+  duration: (min = '0s') => {
+    const minMs = parseDuration(min);
+    return bounded(
+      z.string(expected(DURATION)).transform((s, ctx) => durationMs(s, ctx, DURATION, minMs)),
+      minMs,
+      MAX_TIMER_MS,
+    );
+  },
   durationList: () =>
     z
       .array(z.unknown(), expected(DURATION_LIST))
@@ -252,8 +284,8 @@ export const schema = {
   'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.name(), doc: 'ARI user from ari.conf.' },
   'ari.password': { type: 'secret', env: 'CC_ARI_PASSWORD', parse: t.string(), doc: 'ARI password from ari.conf. Required; never logged.' },
   'ari.app': { type: 'string', default: 'considerate-callback', env: 'CC_ARI_APP', parse: t.name(), doc: 'Stasis application name; must match the dialplan\'s Stasis() call.' },
-  'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration(), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
-  'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration(), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
+  'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration('100ms'), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
+  'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration('1s'), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
   'store.path': { type: 'string', default: './data/callbacks.db', env: 'CC_STORE_PATH', parse: t.string(), doc: 'SQLite file holding requests and their history.' },
   'store.url': {
     type: 'secret',
@@ -264,6 +296,7 @@ export const schema = {
       .refine((v) => v === '' || /^postgres(ql)?:\/\/[^\s]+$/i.test(v), 'expected a postgres:// URL such as postgres://cc:password@db-host:5432/callbacks'),
     doc: 'PostgreSQL instead of SQLite (several instances, several PBXs): postgres://user:password@host:5432/db. The database then also decides which instance serves each PBX (a lease per pbx.id with a fencing epoch, TTL ari.leaseTtl). Empty: SQLite at store.path. Never logged.',
   },
+  'store.retryMax': { type: 'duration', default: '10s', at: 'store.retryMaxMs', parse: t.duration('100ms'), doc: 'PostgreSQL: while the database cannot be reached at start, the service waits (readiness false) and tries again, the pause doubling up to this.' },
   'pbx.id': { type: 'string', default: 'default', env: 'CC_PBX_ID', parse: t.name(), doc: 'This PBX\'s name in a shared PostgreSQL store: each request belongs to the PBX of its agent, and one instance at a time serves each PBX.' },
   'log.level': { type: 'string', default: 'info', env: 'CC_LOG_LEVEL', parse: t.oneOf(['error', 'warn', 'info', 'debug']), doc: 'Least severe level written.' },
   'log.format': { type: 'string', default: 'auto', env: 'CC_LOG_FORMAT', parse: t.oneOf(['auto', 'json', 'pretty']), doc: 'auto: readable lines on a terminal, JSON lines otherwise.' },
@@ -284,16 +317,17 @@ export const schema = {
   'policy.backoff': { type: 'durationList', default: ['10m', '30m', '60m'], at: 'policy.backoffMs', parse: t.durationList(), doc: 'Wait after the 1st, 2nd, … busy attempt; the last value repeats.' },
   'policy.maxAttempts': { type: 'integer', default: 3, parse: t.integer(1, 20), doc: 'Times the prospect is dialled before the request fails politely.' },
   'policy.noAnswerRetries': { type: 'integer', default: 1, parse: t.integer(0, 10), doc: 'Retries after the prospect did not answer.' },
-  'policy.snooze': { type: 'duration', default: '15m', at: 'policy.snoozeMs', parse: t.duration(), doc: 'How long "2 = try again later" waits.' },
+  'policy.snooze': { type: 'duration', default: '15m', at: 'policy.snoozeMs', parse: t.duration('1ms'), doc: 'How long "2 = try again later" waits.' },
   'policy.maxSnoozes': { type: 'integer', default: 3, parse: t.integer(0, 20), doc: 'Snoozes (pressed 2, or agent did not answer); the next one fails the request.' },
   'policy.agentWrapUp': { type: 'duration', default: '30s', at: 'policy.agentWrapUpMs', parse: t.duration(), doc: 'Gap after the agent\'s last call before the agent is rung.' },
-  'policy.agentBusyRecheck': { type: 'duration', default: '1m', at: 'policy.agentBusyRecheckMs', parse: t.duration(), doc: 'While the agent is busy, re-check this often (a free agent is also noticed at once).' },
-  'policy.agentRingTimeout': { type: 'duration', default: '25s', at: 'policy.agentRingTimeoutMs', parse: t.duration(), doc: 'How long the agent\'s phone rings for a recall.' },
-  'policy.menuTimeout': { type: 'duration', default: '10s', at: 'policy.menuTimeoutMs', parse: t.duration(), doc: 'How long the recall menu waits for 1, 2 or 3.' },
+  'policy.agentBusyRecheck': { type: 'duration', default: '1m', at: 'policy.agentBusyRecheckMs', parse: t.duration('1ms'), doc: 'While the agent is busy, re-check this often (a free agent is also noticed at once).' },
+  'policy.agentRingTimeout': { type: 'duration', default: '25s', at: 'policy.agentRingTimeoutMs', parse: t.duration('1ms'), doc: 'How long the agent\'s phone rings for a recall.' },
+  'policy.menuTimeout': { type: 'duration', default: '10s', at: 'policy.menuTimeoutMs', parse: t.duration('1ms'), doc: 'How long the recall menu waits for 1, 2 or 3.' },
   'policy.menuRepeats': { type: 'integer', default: 2, parse: t.integer(1, 5), doc: 'Menu prompts without a key before the recall is snoozed.' },
-  'policy.prospectRingTimeout': { type: 'duration', default: '45s', at: 'policy.prospectRingTimeoutMs', parse: t.duration(), doc: 'How long the prospect\'s phone rings.' },
-  'policy.recallSafetyMargin': { type: 'duration', default: '2m', at: 'policy.recallSafetyMarginMs', parse: t.duration(), doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
-  'policy.maxAge': { type: 'duration', default: '8h', at: 'policy.maxAgeMs', parse: t.duration(), doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
+  'policy.prospectRingTimeout': { type: 'duration', default: '45s', at: 'policy.prospectRingTimeoutMs', parse: t.duration('1ms'), doc: 'How long the prospect\'s phone rings.' },
+  'policy.recallSafetyMargin': { type: 'duration', default: '2m', at: 'policy.recallSafetyMarginMs', parse: t.duration('1ms'), doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
+  'policy.recoveryDelay': { type: 'duration', default: '10s', at: 'policy.recoveryDelayMs', parse: t.duration(), doc: 'A recall cut short by the service\'s own failure (crash, lost lease, Asterisk restart) is not a snooze: the agent is rung again this long after it was noticed (grace, wrap-up and calling hours still apply).' },
+  'policy.maxAge': { type: 'duration', default: '8h', at: 'policy.maxAgeMs', parse: t.duration('1ms'), doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
   'callingHours.timeZone': { type: 'string', default: 'Europe/Berlin', at: 'policy.callingHours.timeZone', parse: t.string(), doc: 'IANA time zone of the prospects\' calling hours.' },
   'callingHours.windows': {
     type: 'json',

@@ -32,6 +32,12 @@ export interface RecallOptions {
   announceTimeoutMs?: number;
   /** How the prospect's number is grouped when read out (the home country, the international prefix). */
   numbers?: { country: string; internationalPrefix: string };
+  /**
+   * How long the end of an agent's channel (no answer, hung up) is held back before it is reported: when the
+   * connection to Asterisk drops within it, the PBX went away (a restart hangs every call up just before its
+   * socket closes) — an interruption, not the agent's doing. 0 (default): reported at once.
+   */
+  hangupConfirmMs?: number;
 }
 
 /**
@@ -141,6 +147,8 @@ export class RecallFlow implements Telephony {
   private readonly byChannel = new Map<string, Call>();
   /** Agents' own calls waiting for their request's decision to start a returned recall on them. */
   private readonly returning = new Map<string, { port: CallPort; done: (outcome: ReturnOutcome) => void }>();
+  /** Agent hang-ups held back for opts.hangupConfirmMs (see there), by request. */
+  private readonly heldBack = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly pbx: Switchboard,
@@ -166,13 +174,32 @@ export class RecallFlow implements Telephony {
     return this.calls.size;
   }
 
+  /** Whether this process runs a recall call for the request now. */
+  runs(requestId: string): boolean {
+    return this.calls.has(requestId);
+  }
+
   /**
-   * After a reconnection: recall channels that vanished while we could not hear about it (the PBX
-   * restarted, the socket was down) are treated as ended, so the policy learns the outcome now.
+   * After a reconnection: recall channels that vanished while we could not hear about it (the PBX restarted, the
+   * socket was down). A connected conversation has simply ended; any other recall was cut short by a failure, not by
+   * the agent (we never heard a key or a hang-up): reported as interrupted, never as a snooze.
    */
   reconcileGone(existing: ReadonlySet<string>): void {
     for (const call of [...this.calls.values()]) {
-      if (!call.agentGone && !existing.has(call.agent.channelId)) this.onGone(call.agentChannelId, undefined);
+      const agentVanished = !call.agentGone && !existing.has(call.agent.channelId);
+      if (agentVanished && !call.prospectAnswered) {
+        const reason = 'its channel vanished while the connection to Asterisk was down (Asterisk restarted?)';
+        emit(call.log, 'warn', 'recall.interrupted', 'a recall channel vanished unreported; ringing again after the recovery delay', { how: 'vanished', startedAt: null, reason });
+        call.agentGone = true;
+        if (call.prospectChannelId && !call.prospectGone) {
+          call.prospectGone = true;
+          if (existing.has(call.prospectChannelId)) void this.hangup(call.prospectChannelId);
+        }
+        this.forget(call);
+        this.report(call.requestId, { type: 'recallInterrupted', reason });
+        continue;
+      }
+      if (agentVanished) this.onGone(call.agentChannelId, undefined);
       if (call.prospectChannelId && !call.prospectGone && !existing.has(call.prospectChannelId)) this.onGone(call.prospectChannelId, undefined);
     }
   }
@@ -455,13 +482,13 @@ export class RecallFlow implements Telephony {
       call.menu = undefined;
       if (!call.agentAnswered) {
         emit(call.log, 'info', 'recall.agent_no_answer', 'agent did not answer the recall', { dialStatus: call.agent.dialStatus, cause });
-        this.report(call.requestId, { type: 'agentNoAnswer' });
+        this.reportAgentGone(call.requestId, { type: 'agentNoAnswer' });
       } else if (call.prospectAnswered) {
         // A completed call ends: the other side goes too.
         if (call.prospectChannelId && !call.prospectGone) void this.hangup(call.prospectChannelId);
       } else {
-        emit(call.log, 'info', 'recall.agent_hung_up', 'agent hung up during the recall', {});
-        this.report(call.requestId, { type: 'agentHungUp' });
+        emit(call.log, 'info', 'recall.agent_hung_up', 'agent hung up during the recall', { cause });
+        this.reportAgentGone(call.requestId, { type: 'agentHungUp' });
       }
     } else if (channelId === call.prospectChannelId && !call.prospectGone) {
       call.prospectGone = true;
@@ -483,6 +510,32 @@ export class RecallFlow implements Telephony {
       this.onConversationEnded?.(call.requestId);
     }
     if (call.agentGone && (call.prospectGone || !call.prospectChannelId)) this.forget(call);
+  }
+
+  /** Reports the end of the agent's channel, held back for opts.hangupConfirmMs (see there). */
+  private reportAgentGone(requestId: string, observation: Observation): void {
+    const ms = this.opts.hangupConfirmMs ?? 0;
+    if (ms <= 0) return this.report(requestId, observation);
+    clearTimeout(this.heldBack.get(requestId));
+    const timer = setTimeout(() => {
+      this.heldBack.delete(requestId);
+      this.report(requestId, observation);
+    }, ms);
+    this.heldBack.set(requestId, timer);
+  }
+
+  /**
+   * The connection to Asterisk dropped: agent channels that ended just before (held back, see hangupConfirmMs)
+   * went with the PBX — reported as interrupted, never as the agent's hang-up or no-answer.
+   */
+  pbxLost(): void {
+    for (const [requestId, timer] of [...this.heldBack]) {
+      clearTimeout(timer);
+      this.heldBack.delete(requestId);
+      const reason = 'the connection to Asterisk dropped as the call ended (Asterisk restarted?)';
+      emit(this.log.child({ requestId }), 'warn', 'recall.interrupted', 'the recall ended with the PBX; ringing again after the recovery delay', { how: 'vanished', startedAt: null, reason });
+      this.report(requestId, { type: 'recallInterrupted', reason });
+    }
   }
 
   /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */

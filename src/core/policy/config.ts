@@ -37,6 +37,7 @@ export const defaultPolicyConfig: PolicyConfig = deepFreeze({
   menuRepeats: 2,
   prospectRingTimeoutMs: 45 * SECOND,
   recallSafetyMarginMs: 2 * MINUTE,
+  recoveryDelayMs: 10 * SECOND,
   maxAgeMs: 8 * HOUR,
   callingHours: defaultCallingHours,
   afterHours: 'carry-over',
@@ -59,6 +60,7 @@ const DURATION_KEYS = [
   'menuTimeoutMs',
   'prospectRingTimeoutMs',
   'recallSafetyMarginMs',
+  'recoveryDelayMs',
   'maxAgeMs',
 ] as const;
 type DurationKey = (typeof DURATION_KEYS)[number];

@@ -300,6 +300,11 @@ function dispatch(s: Step, o: Observation): void {
         return snooze(s, 'recall-failed', { explicit: false, why: `could not dial the prospect (attempt ${r.attempts}): ${o.reason}` });
       }
       return;
+    case 'recallInterrupted':
+      if (r.state === 'RINGING_AGENT' || r.state === 'CONNECTING') {
+        return recover(s, 'recall-interrupted', `recall interrupted by a service failure (${o.reason}); not a snooze`);
+      }
+      return;
     case 'prospectAnswered':
       if (r.state === 'CONNECTING') {
         return finish(s, 'COMPLETED', 'completed', 'prospect-answered', `connected on attempt ${r.attempts}`, 'completed');
@@ -370,6 +375,7 @@ const OVER: Record<NotBeforeKind, string> = {
   backoff: 'back-off over',
   snooze: 'snooze over',
   'no-answer-retry': 'retry time reached',
+  recovery: 'recovery delay over',
 };
 
 function notBeforePhrase(r: CallbackRequest, cfg: PolicyConfig): string {
@@ -380,6 +386,8 @@ function notBeforePhrase(r: CallbackRequest, cfg: PolicyConfig): string {
       return `retry after no answer on attempt ${r.attempts}`;
     case 'probe':
       return 'first probe';
+    case 'recovery':
+      return 'recovery after an interrupted recall';
     default:
       return `back-off after busy attempt ${r.attempts}`;
   }
@@ -722,14 +730,35 @@ function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why:
 
 /**
  * A tick past the safety deadline of a recall: the PBX never told us how it ended (crash, lost connection). Hang up
- * whatever may be left and treat it as "agent unavailable" (a counted snooze), so no request is ever stuck.
+ * whatever may be left and recover it like an interrupted recall: the service failed, not the agent (no snooze).
  */
 function recoverStaleRecall(s: Step): void {
   const { r } = s;
-  const why = `no outcome from the PBX by ${s.label(r.wakeAt ?? s.now)} (recall stalled, service restart?)`;
+  const why = `no outcome from the PBX by ${s.label(r.wakeAt ?? s.now)} (recall stalled, service restart?); not a snooze`;
   if (r.state === 'CONNECTING') s.act({ type: 'hangupProspect', channelId: s.prospectChannel });
   s.act({ type: 'hangupAgent', channelId: s.agentChannel });
-  snooze(s, 'recall-timeout', { explicit: false, why });
+  recover(s, 'recall-timeout', why);
+}
+
+/**
+ * A recall cut short by the service's own failure: no snooze and no attempt is charged for it (from CONNECTING the
+ * prospect was dialled, and that dial stays counted: maxAttempts protects the prospect). The agent is rung again
+ * after recoveryDelayMs, through the usual pending rules (grace, wrap-up, calling hours, expiry).
+ */
+function recover(s: Step, cause: 'recall-timeout' | 'recall-interrupted', why: string): void {
+  const { r, now, cfg } = s;
+  const from = r.state;
+  if (from === 'CONNECTING') {
+    markLineFree(s); // it was only "busy" because we were ringing it
+    if (r.attempts >= cfg.maxAttempts) {
+      return finish(s, 'FAILED', 'max-attempts', cause, `${why}; no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
+    }
+  }
+  clearRecall(r);
+  r.graceUntil = null;
+  r.notBefore = now + cfg.recoveryDelayMs;
+  r.notBeforeKind = 'recovery';
+  settle(s, cause, { note: why, force: true });
 }
 
 function clearRecall(r: CallbackRequest): void {

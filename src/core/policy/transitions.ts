@@ -25,6 +25,10 @@ export type TransitionTable = {
 };
 
 const SNOOZE = ['WAITING', 'FAILED'] as const; // a snooze, or FAILED when no snooze or attempt is left
+// The service's own failure cut a recall short: back to waiting (recovery delay) or, with no delay, due at once —
+// never a snooze. From CONNECTING the prospect was dialled, so its attempt stays counted: FAILED when it was the last.
+const RECOVER = ['WAITING', 'DUE'] as const;
+const RECOVER_CONNECTING = ['WAITING', 'DUE', 'FAILED'] as const;
 
 export const TRANSITIONS: TransitionTable = {
   START: {
@@ -68,7 +72,8 @@ export const TRANSITIONS: TransitionTable = {
     'agent-no-answer': SNOOZE,
     'agent-hung-up': SNOOZE,
     'recall-failed': SNOOZE,
-    'recall-timeout': SNOOZE,
+    'recall-timeout': RECOVER,
+    'recall-interrupted': RECOVER,
     'prospect-busy': ['WAITING'],
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],
@@ -79,7 +84,8 @@ export const TRANSITIONS: TransitionTable = {
     'attempt-no-answer': ['WAITING', 'DUE', 'FAILED'],
     'agent-hung-up': SNOOZE,
     'recall-failed': SNOOZE,
-    'recall-timeout': SNOOZE,
+    'recall-timeout': RECOVER_CONNECTING,
+    'recall-interrupted': RECOVER_CONNECTING,
     cancelled: ['CANCELLED'],
   },
 };

@@ -21,6 +21,7 @@ describe('defaultPolicyConfig', () => {
       menuRepeats: 2,
       prospectRingTimeoutMs: 45_000,
       recallSafetyMarginMs: 120_000,
+      recoveryDelayMs: 10_000,
       maxAgeMs: 28_800_000,
       callingHours: {
         timeZone: 'Europe/Berlin',
