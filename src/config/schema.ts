@@ -359,7 +359,7 @@ export const schema = {
     parse: labelPrefixes,
     doc: 'The label\'s prefix per language ("*": any other), long to short: the longest that leaves the whole number on the display is used. `config check` fails when the shortest leaves no room for a 12-digit number.',
   },
-  'recall.displayWidth': { type: 'integer', default: 16, at: 'policy.recallLabel.width', parse: t.integer(8, 60), doc: 'Characters the agents\' phones show on one line; the recall\'s label is built to fit it.' },
+  'recall.displayWidth': { type: 'integer', default: 16, at: 'policy.recallLabel.width', parse: t.integer(12, 60), doc: 'Characters the agents\' phones show on one line (at least 12: a 12-digit number must fit); the recall\'s label is built to fit it.' },
   'recall.numberCountry': {
     type: 'string',
     default: 'DE',

@@ -31,6 +31,8 @@ const BOUNDED = FIELDS.flatMap(([key, field]) => {
 const COMPANIONS: Record<string, (value: string) => Record<string, string>> = {
   'numbers.minDigits': (v) => ({ 'numbers.maxDigits': v }),
   'numbers.maxDigits': (v) => ({ 'numbers.minDigits': v }),
+  // A narrow display needs prefixes short enough for a 12-digit number (config check's rule, not a bound).
+  'recall.displayWidth': (v): Record<string, string> => (Number(v) < 15 ? { 'recall.labelPrefix': '{"en": [""], "de": [""]}' } : {}),
 };
 
 const text = (type: string, n: number) => (type === 'duration' ? `${n}ms` : String(n));
