@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, SANDBOX, sandboxFrom } from '../../testkit/sandbox';
-import { FAST_RECALL, ServiceProcess, TEST_APP, TestAri, TestPhone, describePbx, optIn, sleep, waitFor } from './harness';
+import { FAST_RECALL, ServiceProcess, TEST_APP, TestAri, TestPhone, describePbx, optIn, secondSandboxEnv, sleep, waitFor } from './harness';
 import { PORTS, callerView, expectSippOk, register, startSipp, stopAllSipp, unregister } from './sipp';
 
 /**
@@ -30,15 +30,7 @@ function lastStart(logFile: string): string[] {
 }
 
 describePbx('Asterisk loads every shipped file without a complaint (a fresh second sandbox)', () => {
-  const env2: NodeJS.ProcessEnv = {
-    ...process.env,
-    CC_SANDBOX_DIR: process.env.CC_SANDBOX2_DIR ?? `${SANDBOX.dir}-2`,
-    CC_PBX_SIP_PORT: String(SANDBOX.sipPort + 30),
-    CC_PBX_HTTP_PORT: String(SANDBOX.httpPort + 2),
-    CC_PBX_RTP_START: process.env.CC_PBX2_RTP_START ?? String(SANDBOX.rtp.end + 1001),
-    CC_PBX_RTP_END: process.env.CC_PBX2_RTP_END ?? String(SANDBOX.rtp.end + 1001 + (SANDBOX.rtp.end - SANDBOX.rtp.start)),
-    CC_SANDBOX_ROOTFS_FROM: path.join(SANDBOX.dir, 'rootfs'),
-  };
+  const env2 = secondSandboxEnv();
   const second = sandboxFrom(env2);
   const pbx = (...args: string[]) => spawnSync('bash', [path.join(ROOT, 'scripts/pbx.sh'), ...args], { env: env2, encoding: 'utf8' });
 
