@@ -97,7 +97,10 @@ export function buildCli(args: string[]): Argv {
           .example('$0 run --config /etc/considerate-callback.yaml', 'Start with a config file')
           .example('CC_ARI_PASSWORD=secret $0 run -c cc.json', 'Keep the ARI password out of the file')
           .example('$0 run -c cc.json --log-level debug --set policy.grace=10m', 'Override keys for this run')
-          .epilogue('Stops cleanly on SIGINT/SIGTERM. Exit code 2 when the configuration is wrong, 3 when the store cannot be opened.'),
+          .epilogue(
+            'Stops cleanly on SIGINT/SIGTERM. Exit code 2 when the configuration is wrong, 3 when the SQLite store cannot be opened; ' +
+              'a PostgreSQL store that cannot be reached is waited for (readiness false), 75 after losing the PostgreSQL lease (start it again: it stands by).',
+          ),
       (argv) => runService(argv as GlobalArgs).catch(fail),
     ) as Argv;
   y = requestCommands(y);

@@ -135,13 +135,31 @@ export interface EventCatalogue {
   /** The agent did not answer the recall. */
   'recall.agent_no_answer': { dialStatus?: string; cause?: number };
   /** The agent hung up before the prospect answered. */
-  'recall.agent_hung_up': Record<string, never>;
+  'recall.agent_hung_up': { cause?: number };
   /** The request ended elsewhere (CLI, *82) while its recall call was up; the call is ended. */
   'recall.abandoned': { state: string };
   /** A recall channel entered the app that no recall in this process knows (restart); hung up. */
   'recall.unknown_channel': { args: string[] };
   /** A connected recall's conversation ended (one side hung up): the next colleague's recall for the number may follow. */
   'recall.conversation_ended': Record<string, never>;
+  /** A returned recall: the agent's own call (to the service number) became this request's recall, at the menu. */
+  'recall.returned': { agent: string; prospect: string };
+
+  // ── returning a recall: the agent calls the service number (src/flows/return.ts) ─────────────
+  /** Bad agent device from the dialplan; the call is hung up. */
+  'return.refused': { reason: string; agent: string };
+  /** The agent called the service number; `pending`: their callbacks, `first`: the one they hear first. */
+  'return.asked': { pending: number; first?: string; firstProspect?: string };
+  /** One callback of the list was offered to the agent; `outcome`: how its recall gave the call back. */
+  'return.offered': { requestId: string; prospect: string; outcome: string };
+  /** The agent's call to the service number ended; `offered`: how many callbacks they heard. */
+  'return.ended': { offered: number; reason: string };
+  /**
+   * A recall was cut short by the service's own failure (an earlier run or instance died or lost its lease, Asterisk
+   * restarted, the channel vanished unreported): recorded as `recall-interrupted`, never a snooze. `startedAt`: when
+   * that recall's ring began (ISO); `how`: 'orphaned' (no process runs it any more) or 'vanished' (its channel is gone).
+   */
+  'recall.interrupted': { how: 'orphaned' | 'vanished'; startedAt: string | null; reason: string };
 
   // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
   /** Bad agent device from the dialplan; the call is hung up. */
@@ -240,6 +258,13 @@ export interface EventCatalogue {
   'store.pruned': { requests: number; events: number; outbox: number };
   /** Pruning failed (tried again in an hour). */
   'store.prune_failed': { error: string };
+  /**
+   * The database cannot be reached (or migrated) at start: the service waits, readiness false, and tries again
+   * after `retryInMs` (back-off up to `maxMs`). Logged once per change, not per attempt.
+   */
+  'store.unavailable': { error: string; retryInMs: number; maxMs: number };
+  /** The database is reachable again after `store.unavailable` (`waitedMs`, `attempts`). */
+  'store.available': { waitedMs: number; attempts: number };
   /** Logging to stdout stopped: the pipe was closed (EPIPE) or broke; said once on stderr. */
   'log.stdout_closed': { error: string };
 
@@ -296,6 +321,12 @@ export const EVENT_NAMES = [
   'recall.abandoned',
   'recall.unknown_channel',
   'recall.conversation_ended',
+  'recall.returned',
+  'return.refused',
+  'return.asked',
+  'return.offered',
+  'return.ended',
+  'recall.interrupted',
   'pending.refused',
   'pending.asked',
   'pending.cancelled',
@@ -338,6 +369,8 @@ export const EVENT_NAMES = [
   'ari.lease_renewal_failed',
   'store.pruned',
   'store.prune_failed',
+  'store.unavailable',
+  'store.available',
   'log.stdout_closed',
 ] as const satisfies readonly EventName[];
 

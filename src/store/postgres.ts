@@ -99,7 +99,21 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
 
   /** Connects, migrates (under an advisory lock) and checks the schema version. Failures are StoreErrors. */
   static async open<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): Promise<PgStore<R>> {
-    const where = redactUrl(url);
+    const store = PgStore.lazy<R>(url, opts);
+    try {
+      await store.prepare();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  /**
+   * The store without touching the database yet (the pool connects on first use): the service is built at once and
+   * waits for the database with {@link prepare} (src/service.ts), instead of exiting while it is down.
+   */
+  static lazy<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): PgStore<R> {
     const pool = new pg.Pool({
       connectionString: url,
       max: opts.poolSize ?? 4,
@@ -110,14 +124,25 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
       idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     });
     pool.on('error', (err) => opts.onIdleError?.(err));
+    const store = new PgStore<R>(pool, redactUrl(url), opts.pbx ?? 'default', opts.allPbx ?? false);
+    store.migrateOnPrepare = opts.migrate ?? true;
+    return store;
+  }
+
+  private migrateOnPrepare = true;
+  /** True once {@link prepare} succeeded: the schema is at this build's version. */
+  prepared = false;
+
+  /** Connects, migrates (under an advisory lock) and checks the schema version; a StoreError when it cannot. */
+  async prepare(): Promise<void> {
+    if (this.prepared) return;
     try {
-      await PgStore.migrate(pool, opts.migrate ?? true);
+      await PgStore.migrate(this.pool, this.migrateOnPrepare);
     } catch (err) {
-      await pool.end().catch(() => undefined);
       if (err instanceof StoreError) throw err;
-      throw new StoreError(`cannot open callback store ${where}: ${(err as Error).message}`, err);
+      throw new StoreError(`cannot open callback store ${this.where}: ${(err as Error).message}`, err);
     }
-    return new PgStore<R>(pool, where, opts.pbx ?? 'default', opts.allPbx ?? false);
+    this.prepared = true;
   }
 
   private static async migrate(pool: pg.Pool, apply: boolean): Promise<void> {

@@ -89,7 +89,7 @@ describe('values that reach Asterisk', () => {
   it.each([
     ['recall.callerIdName', 'Callback\n${prospect}', /^recall\.callerIdName: must not contain .*control characters/],
     ['recall.callerIdName', '"Boss" <${prospect}>', /^recall\.callerIdName: must not contain quotes/],
-    ['recall.callerIdName', 'Callback', /^recall\.callerIdName: expected a text containing \$\{prospect\}/],
+    ['recall.callerIdName', 'Callback', /^recall\.callerIdName: expected a text containing \$\{number\}/],
     ['recall.callerIdNumber', '100;evil', /^recall\.callerIdNumber: expected digits/],
     ['recall.callerIdNumber', '100\n', /^recall\.callerIdNumber: expected digits/],
   ])('caller-ID template %s %j is refused', (key, value, message) => {
