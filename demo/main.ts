@@ -4,7 +4,7 @@
  *   1. Prospect 2001 (a SIPp phone registered as 2001) is on another call: its line is busy.
  *   2. Agent 1001 (a SIPp phone) dials 2001, is offered a callback, presses #. The request is stored.
  *   3. 2001's other call ends. The grace period passes; nothing rings during it.
- *   4. Agent 1001's phone (a SIPp phone registered as 1001) rings labelled "Callback 2001" from the
+ *   4. Agent 1001's phone (a SIPp phone registered as 1001) rings labelled "Callback: 2001" from the
  *      service number; the agent answers, hears the announcement, presses 1.
  *   5. 2001's phone rings with the agent's own caller ID and answers: the two are connected.
  *   6. The agent hangs up after a short talk; the request's final state is printed.
@@ -329,7 +329,7 @@ async function story(ctx: Ctx): Promise<void> {
   const label = view.from.display ?? '';
   say('1001 sees', `the phone rings: "${label}" <${view.from.user ?? ''}>  (${rangAfter.toFixed(1)} s after the line freed)`);
   note(`INVITE From: ${invite.header('From') ?? ''}`);
-  if (label !== 'Callback 2001') throw new StoryError(`the agent's phone showed "${label}", not "Callback 2001"`);
+  if (label !== 'Callback: 2001') throw new StoryError(`the agent's phone showed "${label}", not "Callback: 2001"`);
   if (view.from.user === '2001') throw new StoryError("the agent's phone showed the prospect's number: it must show the service number");
   if (view.from.user !== serviceNumber) throw new StoryError(`the agent's phone showed number ${view.from.user}, not the service number ${serviceNumber}`);
   await svc.wait('the agent answering', (l) => l.requestId === id && l.event === 'recall.agent_answered', 15000, mark);
@@ -381,7 +381,7 @@ async function story(ctx: Ctx): Promise<void> {
   if (show.status === 0 && show.stdout.trim()) {
     process.stdout.write(`\nIts history (considerate-callback show ${id}):\n${show.stdout.replace(/^/gm, '  ').trimEnd()}\n`);
   }
-  process.stdout.write(`\nThe story happened as told in ${((Date.now() - t0) / 1000).toFixed(0)} s: busy → # → grace → "Callback 2001" → 1 → connected.\n`);
+  process.stdout.write(`\nThe story happened as told in ${((Date.now() - t0) / 1000).toFixed(0)} s: busy → # → grace → "Callback: 2001" → 1 → connected.\n`);
 }
 
 async function cleanUp(ctx: Ctx): Promise<void> {

@@ -163,7 +163,7 @@ export function parseMessagesLog(text: string): SipMessage[] {
 }
 
 export interface NameAddr {
-  /** Display name, unquoted (`Callback 2001`); undefined when there is none. */
+  /** Display name, unquoted (`Callback: 2001`); undefined when there is none. */
   display?: string;
   uri: string;
   /** User part of a sip/sips/tel URI (`9000`). */
@@ -173,7 +173,7 @@ export interface NameAddr {
   params: Record<string, string>;
 }
 
-/** Parses a name-addr / addr-spec header value: `"Callback 2001" <sip:9000@127.0.0.1>;tag=x`. */
+/** Parses a name-addr / addr-spec header value: `"Callback: 2001" <sip:9000@127.0.0.1>;tag=x`. */
 export function parseNameAddr(value: string): NameAddr {
   let rest = value.trim();
   let display: string | undefined;

@@ -152,7 +152,7 @@ describePbx('the connected-line guard does what its comment says (a recall to pr
       app: TEST_APP,
       appArgs: 'guard',
       channelId,
-      callerId: '"Callback 2001" <9000>',
+      callerId: '"Callback: 2001" <9000>',
       timeout: 5,
       variables: { _CC_CALLBACK_CID_NUM: '1001', _CC_CALLBACK_CID_NAME: 'Agent 1001' },
     });
