@@ -106,6 +106,8 @@ describePbx('on a real desk phone (baresip as agent 1001)', () => {
     // Nobody answers: a missed call in the phone's list, from 9000.
     await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_no_answer', 15000);
     await phone!.waitEvent('the missed recall closed', (e) => e.type === 'CALL_CLOSED', 10000);
+    // The service holds an agent's no-answer back a moment (a PBX restart would make it an interruption), then records it.
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'agent-no-answer', 10000);
     expect(request(svc, id)).toMatchObject({ state: 'WAITING', waitingFor: 'snooze', attempts: 0, snoozes: 1 });
 
     // The agent returns the missed call: dials the number it came from.

@@ -11,7 +11,7 @@
  *    store.unavailable line, /readyz 503, still running), then starts by itself when the database is back.
  */
 import { spawnSync } from 'node:child_process';
-import { freshDatabase, PG_PORT, PG_SCRIPT, type TestDatabase } from '../../testkit/pg';
+import { freshDatabase, PG_SCRIPT, pgEnv, type TestDatabase } from '../../testkit/pg';
 import { PgStore } from '../../src/store/postgres';
 import type { CallbackRequest } from '../../src/core/policy';
 import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep, type AriEvent } from './harness';
@@ -19,7 +19,8 @@ import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, si
 const STARTUP_DOWN_S = Number(process.env.CC_FAULTS_STARTUP_DOWN_S ?? 60);
 
 function pg(command: 'up' | 'down'): void {
-  const r = spawnSync('bash', [PG_SCRIPT, command], { env: { ...process.env, CC_PG_PORT: String(PG_PORT) }, encoding: 'utf8' });
+  // The test run's own cluster (its directory and port, as testkit/pg starts it), not pg.sh's default one.
+  const r = spawnSync('bash', [PG_SCRIPT, command], { env: pgEnv(), encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`scripts/pg.sh ${command} failed (${r.status}): ${r.stdout}${r.stderr}`);
 }
 

@@ -264,13 +264,15 @@ export function expectOnlyWaitingRequest(svc: ServiceProcess, requestId: unknown
  */
 export function secondSandboxEnv(): NodeJS.ProcessEnv {
   const span = SANDBOX.rtp.end - SANDBOX.rtp.start;
+  // Asterisk wants an even first RTP port (it warns and rounds an odd one up).
+  const start = SANDBOX.rtp.end + 1001 + ((SANDBOX.rtp.end + 1001) % 2);
   return {
     ...process.env,
     CC_SANDBOX_DIR: process.env.CC_SANDBOX2_DIR ?? `${SANDBOX.dir}-2`,
     CC_PBX_SIP_PORT: String(SANDBOX.sipPort + 30),
     CC_PBX_HTTP_PORT: String(SANDBOX.httpPort + 2),
-    CC_PBX_RTP_START: process.env.CC_PBX2_RTP_START ?? String(SANDBOX.rtp.end + 1001),
-    CC_PBX_RTP_END: process.env.CC_PBX2_RTP_END ?? String(SANDBOX.rtp.end + 1001 + span),
+    CC_PBX_RTP_START: process.env.CC_PBX2_RTP_START ?? String(start),
+    CC_PBX_RTP_END: process.env.CC_PBX2_RTP_END ?? String(start + span),
     CC_SANDBOX_ROOTFS_FROM: path.join(SANDBOX.dir, 'rootfs'),
   };
 }
