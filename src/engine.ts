@@ -469,7 +469,8 @@ export class Engine {
         try {
           for (const q of await this.store.prospectQueue(prospect)) {
             if (this.stopped) return;
-            if (q.id !== except && q.state === 'DUE') await this.observe(q.id, { type: 'tick' });
+            // Another PBX's request is its own instance's to ring (this one would ring its agent on the wrong PBX).
+            if (q.id !== except && q.state === 'DUE' && q.samePbx) await this.observe(q.id, { type: 'tick' });
           }
         } catch (err) {
           this.log.error('could not wake the next agent for the number', { prospect, error: (err as Error).message });

@@ -47,6 +47,8 @@ export interface ListFilter {
 /** One request in the queue for a prospect number (see `prospectQueue`). */
 export interface ProspectQueueEntry {
   id: string;
+  /** False for a request of another PBX (PostgreSQL with several PBXs): its own PBX's instance serves it. */
+  samePbx: boolean;
   agent: string;
   state: string;
   createdAt: number;

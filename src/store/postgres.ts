@@ -12,7 +12,7 @@
  * Schema migrations (src/store/migrations/postgres.ts) run at `open`.
  */
 import pg from 'pg';
-import { FencedError, LastConversation, ListFilter, PendingDependencies, PruneResult, Store, StoreError } from './contract';
+import { FencedError, LastConversation, ListFilter, PendingDependencies, ProspectQueueEntry, PruneResult, Store, StoreError } from './contract';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
 import { TERMINAL_STATES, outboxRowFrom } from './sqlite';
 import type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned } from './sqlite';
@@ -398,10 +398,10 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
   /**
    * The queue for a prospect number, across PBXs (one person): its non-terminal requests in opt-in order.
    */
-  async prospectQueue(prospect: string): Promise<{ id: string; agent: string; state: string; createdAt: number }[]> {
-    return this.read<{ id: string; agent: string; state: string; createdAt: number }>(
-      `SELECT id, agent, state, created_at AS "createdAt" FROM requests WHERE prospect = $1 AND state NOT IN ${TERMINAL_SQL} ORDER BY created_at, seq`,
-      [prospect],
+  async prospectQueue(prospect: string): Promise<ProspectQueueEntry[]> {
+    return this.read<ProspectQueueEntry>(
+      `SELECT id, pbx = $2 AS "samePbx", agent, state, created_at AS "createdAt" FROM requests WHERE prospect = $1 AND state NOT IN ${TERMINAL_SQL} ORDER BY created_at, seq`,
+      [prospect, this.pbx],
     );
   }
 

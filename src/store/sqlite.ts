@@ -286,13 +286,15 @@ export class SqliteStore<R extends RequestRecord> {
    * The queue for a prospect number: its non-terminal requests in opt-in order (created_at, then insertion), with their
    * agents and states. Agents are served in this order, one recall at a time.
    */
-  prospectQueue(prospect: string): { id: string; agent: string; state: string; createdAt: number }[] {
-    return this.db
+  prospectQueue(prospect: string): { id: string; samePbx: boolean; agent: string; state: string; createdAt: number }[] {
+    const rows = this.db
       .prepare(
         `SELECT id, agent, state, created_at AS createdAt FROM requests WHERE prospect = ? AND state NOT IN (${TERMINAL_SQL})
          ORDER BY created_at, rowid`,
       )
       .all(prospect) as { id: string; agent: string; state: string; createdAt: number }[];
+    // One PBX per SQLite store.
+    return rows.map((r) => ({ ...r, samePbx: true }));
   }
 
   /**
