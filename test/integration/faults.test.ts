@@ -48,8 +48,9 @@ describePbx('faults cost the agent nothing: two instances on PostgreSQL (real As
     db = await freshDatabase('faults');
   });
   afterEach(async () => {
-    pg('up'); // whatever a test did to it
+    // The services first: a failure to bring PostgreSQL back must not leave a service process holding jest open.
     for (const s of services.splice(0)) await s.stop();
+    pg('up'); // whatever a test did to it
     simLine('NOT_INUSE');
     await db.drop();
   });
