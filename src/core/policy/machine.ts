@@ -568,21 +568,26 @@ function refresh(s: Step): void {
 
 // --- recall: RINGING_AGENT / CONNECTING ---------------------------------------------------------------------------
 
+/** A recall begins (a ring, or the agent's own call to the service number): a new ring, the menu from the start. */
+function enterRecall(r: Step['r'], now: number, agentAnsweredAt: number | null): void {
+  r.rings += 1;
+  r.state = 'RINGING_AGENT';
+  r.recallStartedAt = now;
+  r.agentAnsweredAt = agentAnsweredAt;
+  r.menuTimeouts = 0;
+  r.graceUntil = null;
+  r.notBefore = null;
+  r.notBeforeKind = null;
+  r.waitingFor = 'agent';
+}
+
 function startRing(s: Step): void {
   const { r, now, cfg } = s;
   if (r.attempts >= cfg.maxAttempts) {
     // Only reachable when maxAttempts was lowered while the request waited.
     return finish(s, 'FAILED', 'max-attempts', 'failed', `no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
   }
-  r.rings += 1;
-  r.state = 'RINGING_AGENT';
-  r.recallStartedAt = now;
-  r.agentAnsweredAt = null;
-  r.menuTimeouts = 0;
-  r.graceUntil = null;
-  r.notBefore = null;
-  r.notBeforeKind = null;
-  r.waitingFor = 'agent';
+  enterRecall(r, now, null);
   r.wakeAt = now + cfg.agentRingTimeoutMs + cfg.recallSafetyMarginMs;
   r.reason = `ringing the agent on ${s.agentChannel} (attempt ${r.attempts + 1} of ${cfg.maxAttempts})`;
   s.act({
@@ -603,15 +608,7 @@ function startRing(s: Step): void {
 function agentReturned(s: Step): void {
   const { r, now, cfg } = s;
   const from = r.state;
-  r.rings += 1;
-  r.state = 'RINGING_AGENT';
-  r.recallStartedAt = now;
-  r.agentAnsweredAt = now;
-  r.menuTimeouts = 0;
-  r.graceUntil = null;
-  r.notBefore = null;
-  r.notBeforeKind = null;
-  r.waitingFor = 'agent';
+  enterRecall(r, now, now);
   r.wakeAt = now + cfg.menuTimeoutMs * cfg.menuRepeats + cfg.recallSafetyMarginMs;
   r.reason = `the agent called back (attempt ${r.attempts + 1} of ${cfg.maxAttempts}); menu: 1 connect · 2 snooze · 3 cancel`;
   s.act({ type: 'announce', channelId: s.agentChannel, prompt: 'menu' });
