@@ -6,6 +6,13 @@
 import type { CallingHoursConfig } from './calling-hours';
 import type { DurationMs } from './duration';
 import type { RecallLabelConfig } from '../label';
+import type { PolicySnapshot } from './profiles';
+
+/** The prospect's name and company from the CRM look-up (lookup.url), validated; shown where it fits. */
+export interface Contact {
+  readonly name: string;
+  readonly company?: string;
+}
 
 export const CALLBACK_STATES = [
   'WAITING',
@@ -93,6 +100,16 @@ export interface CallbackRequest {
    * to the next calling day (policy.afterHours = 'carry-over'): the opening it waits for. The agent was told so.
    */
   readonly carriedOver?: { opensAt: number; calledDays: number } | null;
+  /** The team profile chosen by the dialplan (CC_PROFILE), or null/absent for the default policy. */
+  readonly profile?: string | null;
+  /**
+   * The promise-making part of the policy resolved at the opt-in (src/core/policy/profiles.ts): decisions on this
+   * request use it over the configured policy, so an edited configuration never silently changes a stored promise.
+   * Absent on requests stored before profiles existed (they follow the configuration).
+   */
+  readonly policy?: PolicySnapshot | null;
+  /** The prospect's name from the CRM look-up, stored when it arrived (after the opt-in); null/absent: unknown. */
+  contact?: Contact | null;
 
   state: CallbackState;
   createdAt: number;
@@ -148,6 +165,9 @@ export interface NewRequestInput {
   /** The prospect's time zone (IANA); default: the configured calling-hours zone. */
   timeZone?: string;
   zoneSource?: ZoneSource;
+  profile?: string | null;
+  policy?: PolicySnapshot;
+  contact?: Contact | null;
 }
 
 export type ZoneSource = 'number' | 'override' | 'default';
