@@ -282,9 +282,7 @@ const zoneOverrides = z.unknown().transform((value, ctx): Record<string, string>
 
 /** `profiles`: team profiles chosen per call by the dialplan (src/core/policy/profiles.ts); unknown keys are refused. */
 const PROFILE = 'a profile such as {"grace": "1m", "snooze": "10m", "language": "de"}';
-const profileSchema = z
-  .strictObject(
-    {
+const PROFILE_SHAPE = {
       grace: t.duration(),
       longBusyThreshold: t.duration(),
       longBusyExtraGrace: t.duration(),
@@ -295,15 +293,29 @@ const profileSchema = z
       snooze: t.duration('1ms'),
       maxSnoozes: t.integer(0, 20),
       maxAge: t.duration('1ms'),
-      callingHours: z.strictObject({ timeZone: t.string().optional(), windows: windows.optional(), holidays: holidays.optional() }, expected('{"timeZone", "windows", "holidays"} (each optional)')).partial(),
+      callingHours: z
+        .record(z.string(), z.unknown(), expected('{"timeZone", "windows", "holidays"} (each optional)'))
+        .superRefine((v, ctx) => {
+          for (const k of Object.keys(v)) if (!['timeZone', 'windows', 'holidays'].includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'unknown key (known: timeZone, windows, holidays)' });
+        })
+        .pipe(z.object({ timeZone: t.string().optional(), windows: windows.optional(), holidays: holidays.optional() })),
       afterHours: t.oneOf(['carry-over', 'decline']),
       language: z.string(expected('a language such as "de"')).regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$/, expected('a language such as "de"')),
       labelPrefix: labelPrefixes,
       callerIdName: t.string(),
-    },
-    expected(PROFILE),
-  )
-  .partial()
+};
+const profileSchema = z
+  .unknown()
+  .superRefine((v, ctx) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      ctx.addIssue({ code: 'custom', message: `expected ${PROFILE}` });
+      return;
+    }
+    for (const k of Object.keys(v)) {
+      if (!(k in PROFILE_SHAPE)) ctx.addIssue({ code: 'custom', path: [k], message: `unknown profile key (known: ${Object.keys(PROFILE_SHAPE).join(', ')})` });
+    }
+  })
+  .pipe(z.object(PROFILE_SHAPE).partial())
   .transform((p): ProfileOverrides => {
     const o: ProfileOverrides = {};
     if (p.grace !== undefined) o.graceMs = p.grace;
@@ -323,11 +335,26 @@ const profileSchema = z
     if (p.callerIdName !== undefined) o.callerIdName = p.callerIdName;
     return o;
   });
-const profiles = z
-  .record(z.string().regex(PROFILE_NAME, expected('a profile name of letters, digits, _ or - (at most 32)')), profileSchema, expected('profiles by name such as {"berlin": {"grace": "1m"}}'))
-  .superRefine((rec, ctx) => {
-    if (Object.keys(rec).length > 100) ctx.addIssue({ code: 'custom', message: 'expected at most 100 profiles' });
-  });
+const profiles = z.unknown().transform((value, ctx): Record<string, ProfileOverrides> => {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    ctx.addIssue({ code: 'custom', message: 'expected profiles by name such as {"berlin": {"grace": "1m"}}' });
+    return z.NEVER;
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > 100) ctx.addIssue({ code: 'custom', message: 'expected at most 100 profiles' });
+  const out: Record<string, ProfileOverrides> = {};
+  for (const [name, v] of entries) {
+    if (!PROFILE_NAME.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'expected a profile name of letters, digits, _ or - (at most 32)' });
+      continue;
+    }
+    // Every problem of a profile named with its path: profiles.<name>.<key>: <message>.
+    const r = profileSchema.safeParse(v);
+    if (r.success) out[name] = r.data;
+    else for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k))], message: issue.message });
+  }
+  return out;
+});
 
 export const schema = {
   'ari.url': { type: 'url', default: 'http://127.0.0.1:8088', env: 'CC_ARI_URL', parse: t.url(), doc: 'Base URL of Asterisk\'s HTTP server (ARI lives under /ari).' },
