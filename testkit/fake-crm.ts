@@ -33,6 +33,8 @@ export const DEMO_DIRECTORY: Record<string, { name: string; company?: string }> 
 
 export class FakeCrm {
   readonly requests: CrmRequest[] = [];
+  /** Answers sent (not counting resets): a test can see that the service did not wait for one. */
+  answered = 0;
   mode: CrmMode;
   slowMs: number;
   private garbageTurn = 0;
@@ -67,6 +69,7 @@ export class FakeCrm {
           return;
         }
         const answer = () => {
+          this.answered++;
           if (mode === 'garbage') return this.garbage(res);
           const hit = number ? directory[number] : undefined;
           if (!hit) {
