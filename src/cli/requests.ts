@@ -78,12 +78,14 @@ async function list(argv: ListArgs): Promise<void> {
   if (rows.length === 0) return out('No callback requests match.');
   const now = Date.now();
   const zones = [...new Set(rows.map((r) => r.timeZone))];
-  const body = [['ID', 'AGENT', 'PROSPECT', 'PROFILE', 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
+  // The PROFILE column only when a listed request has one (team profiles in use).
+  const profiled = rows.some((r) => r.profile);
+  const body = [['ID', 'AGENT', 'PROSPECT', ...(profiled ? ['PROFILE'] : []), 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
     rows.map((r) => [
       r.id,
       r.agent,
       prospectText(r),
-      r.profile ?? '-',
+      ...(profiled ? [r.profile ?? '-'] : []),
       queueLabel(queues.get(r.prospect) ?? [], r.id) || '-',
       r.state,
       localLabelPast(r.timeZone, r.createdAt, now),

@@ -14,29 +14,9 @@
  * callback: the call gets the default policy, and the service logs `profile.unknown` naming it.
  */
 import type { CallingHoursConfig } from './calling-hours';
-import type { PolicyConfig } from './types';
+import { PROFILE_POLICY_KEYS, type PolicyConfig, type PolicySnapshot } from './types';
 
-/** The policy fields a profile may override and a request snapshots (the promise). */
-export const PROFILE_POLICY_KEYS = [
-  'graceMs',
-  'longBusyThresholdMs',
-  'longBusyExtraGraceMs',
-  'firstProbeDelayMs',
-  'backoffMs',
-  'maxAttempts',
-  'noAnswerRetries',
-  'snoozeMs',
-  'maxSnoozes',
-  'maxAgeMs',
-  'callingHours',
-  'afterHours',
-  'recallCallerIdName',
-  'recallLabel',
-] as const satisfies ReadonlyArray<keyof PolicyConfig>;
-export type ProfilePolicyKey = (typeof PROFILE_POLICY_KEYS)[number];
-
-/** The resolved promise of a request, stored with it. */
-export type PolicySnapshot = Pick<PolicyConfig, ProfilePolicyKey>;
+export { PROFILE_POLICY_KEYS, type PolicySnapshot };
 
 /** One profile as the configuration holds it (parsed: durations in ms). Every field optional. */
 export interface ProfileOverrides {

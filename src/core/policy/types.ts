@@ -6,7 +6,6 @@
 import type { CallingHoursConfig } from './calling-hours';
 import type { DurationMs } from './duration';
 import type { RecallLabelConfig } from '../label';
-import type { PolicySnapshot } from './profiles';
 
 /** The prospect's name and company from the CRM look-up (lookup.url), validated; shown where it fits. */
 export interface Contact {
@@ -355,3 +354,25 @@ export interface PolicyConfig {
   /** How the label fits the agents' displays: prefixes per language, width, home country (src/core/label.ts). */
   recallLabel: RecallLabelConfig;
 }
+
+/** The policy fields a team profile may override and a request snapshots (its promise; src/core/policy/profiles.ts). */
+export const PROFILE_POLICY_KEYS = [
+  'graceMs',
+  'longBusyThresholdMs',
+  'longBusyExtraGraceMs',
+  'firstProbeDelayMs',
+  'backoffMs',
+  'maxAttempts',
+  'noAnswerRetries',
+  'snoozeMs',
+  'maxSnoozes',
+  'maxAgeMs',
+  'callingHours',
+  'afterHours',
+  'recallCallerIdName',
+  'recallLabel',
+] as const satisfies ReadonlyArray<keyof PolicyConfig>;
+export type ProfilePolicyKey = (typeof PROFILE_POLICY_KEYS)[number];
+
+/** The resolved promise of a request, stored with it. */
+export type PolicySnapshot = Pick<PolicyConfig, ProfilePolicyKey>;
