@@ -37,11 +37,10 @@ import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
 import { Ledger } from './ledger';
-import { SqliteContractStore, Store } from './store/contract';
-import { OutboxInsert, SqliteStore } from './store/sqlite';
+import type { OutboxInsert, OutboxStore, RequestStore as RequestContract } from './store/contract';
 
-/** The store as the engine uses it: the asynchronous contract (SQLite or PostgreSQL). */
-export type RequestStore = Store<CallbackRequest>;
+/** The store as the engine uses it: the requests of the contract (SQLite or PostgreSQL) and the outbox's enqueue. */
+export type RequestStore = RequestContract<CallbackRequest> & Pick<OutboxStore, 'enqueueOutbox'>;
 
 export interface OptInInput {
   agent: string;
@@ -87,8 +86,7 @@ export interface Telephony {
 export type Notifier = (request: CallbackRequest, action: Extract<Action, { type: 'notify' }>) => void;
 
 export interface EngineOptions {
-  /** The store; a synchronous SqliteStore is used through the contract (SqliteContractStore). */
-  store: RequestStore | SqliteStore<CallbackRequest>;
+  store: RequestStore;
   policy: PolicyConfig;
   log: Logger;
   clock?: () => number;
@@ -150,7 +148,7 @@ export class Engine {
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
-    this.contract = opts.store instanceof SqliteStore ? new SqliteContractStore(opts.store) : opts.store;
+    this.contract = opts.store;
     this.ledger = new Ledger({
       store: this.contract,
       policy: opts.policy,

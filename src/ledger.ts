@@ -16,15 +16,13 @@
  * caller acts on it only after the write, so a crash never leaves an action without its record.
  */
 import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide } from './core/policy';
-import { SqliteContractStore, type OutboxInsert, type Store, type StoredEvent, type Versioned } from './store/contract';
-import { SqliteStore } from './store/sqlite';
+import type { OutboxInsert, RequestStore, StoredEvent, Versioned } from './store/contract';
 
 /** The ledger reads and writes through the store contract (SQLite or PostgreSQL; asynchronous). */
-export type LedgerStore = Pick<Store<CallbackRequest>, 'get' | 'transition'>;
+export type LedgerStore = Pick<RequestStore<CallbackRequest>, 'get' | 'transition'>;
 
 export interface LedgerOptions {
-  /** The store; a synchronous SqliteStore is used through the contract. */
-  store: LedgerStore | SqliteStore<CallbackRequest>;
+  store: LedgerStore;
   policy: PolicyConfig;
   clock?: () => number;
   /** Outbox rows for a decision's notify actions (src/webhook/payload.ts `outboxRowsFor`); unset: none are queued. */
@@ -91,7 +89,7 @@ export class Ledger {
 
   constructor(private readonly opts: LedgerOptions) {
     this.clock = opts.clock ?? Date.now;
-    this.store = opts.store instanceof SqliteStore ? new SqliteContractStore(opts.store) : opts.store;
+    this.store = opts.store;
   }
 
   /** What one decision writes: the new request, its history rows and its outbox rows. */

@@ -3,6 +3,7 @@
  * readiness, metrics), the metrics fed from the engine's decisions and the ARI connection's events, and
  * the agents' lamps. The service creates one and starts/stops it; nothing here decides about calls.
  */
+import type { MaintenanceStore } from './store/contract';
 import { CALLBACK_STATES, TERMINAL_STATES, type CallbackState } from './core/policy';
 import type { AriConnection } from './asterisk/connection';
 import type { Config } from './config/load';
@@ -27,7 +28,7 @@ export class Operations {
   readonly page?: CallbacksPage;
   private readonly log: Logger;
 
-  constructor(private readonly deps: { config: Config; log: Logger; engine: Engine; ari: AriConnection }) {
+  constructor(private readonly deps: { config: Config; log: Logger; engine: Engine; ari: AriConnection; store: Pick<MaintenanceStore, 'writable'> }) {
     const { config, engine, ari } = deps;
     this.log = deps.log.child({ component: 'operations' });
     this.metrics = new ServiceMetrics({ pendingByState: () => engine.store.countByState(), version: packageVersion() });
@@ -68,12 +69,12 @@ export class Operations {
   }
 
   private readiness(): Readiness {
-    const { ari, engine } = this.deps;
+    const { ari } = this.deps;
     return {
       ari: () => (ari.connected ? { ok: true } : { ok: false, detail: ari.standby ? 'standing by: another instance serves the app' : 'not connected to ARI' }),
       lease: () => (ari.connected ? { ok: true } : { ok: false, detail: ari.standby ? 'held by another instance' : 'not held (ARI not connected)' }),
       store: async () => {
-        const w = await engine.store.writable();
+        const w = await this.deps.store.writable();
         return w.ok ? { ok: true } : { ok: false, detail: w.reason };
       },
     };

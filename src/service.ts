@@ -17,8 +17,8 @@ import { PendingFlow } from './flows/pending';
 import { Presence } from './flows/presence';
 import { RecallFlow } from './flows/recall';
 import { Logger } from './log';
-import { SqliteStore } from './store/sqlite';
-import { SqliteContractStore, Store } from './store/contract';
+import type { Store } from './store/contract';
+import { openStore } from './store';
 import { PgStore } from './store/postgres';
 import { PgLease } from './coordination/lease';
 import { Coordinator } from './coordination/coordinator';
@@ -78,15 +78,15 @@ export class Service {
   /** Opens the configured store (PostgreSQL when store.url is set: connects and migrates) and wires the service. */
   static async open(opts: ServiceOptions): Promise<Service> {
     const { config, log } = opts;
-    if (opts.store || !config.store.url) return new Service(opts);
-    const store = await PgStore.open<CallbackRequest>(config.store.url, {
-      pbx: config.pbx.id,
-      onIdleError: (err) => log.warn('PostgreSQL connection dropped; reconnecting on next use', { error: err.message }),
-    });
+    const store =
+      opts.store ??
+      (await openStore<CallbackRequest>(config, 'service', {
+        onIdleError: (err) => log.warn('PostgreSQL connection dropped; reconnecting on next use', { error: err.message }),
+      }));
     return new Service({ ...opts, store });
   }
 
-  constructor(private readonly opts: ServiceOptions) {
+  private constructor(private readonly opts: ServiceOptions & { store: Store<CallbackRequest> }) {
     const { config, log } = opts;
     const zones = new ProspectZones(zoneRules(config));
     this.offerSink = {
@@ -103,7 +103,7 @@ export class Service {
         };
       },
     };
-    const store = opts.store ?? new SqliteContractStore(SqliteStore.open<CallbackRequest>(config.store.path));
+    const store = opts.store;
     const instanceId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     if (store instanceof PgStore) {
       // PostgreSQL is the coordinator: the lease of (pbx.id, ari.app) decides which instance serves this PBX.
@@ -159,7 +159,7 @@ export class Service {
             isGone: localOwnerGone(os.hostname()),
           },
     });
-    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari });
+    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari, store });
     // ARI: every REST call through the lean client, events routed per channel.
     const rest = this.ari.rest;
     const router = new AriRouter(this.ari);
@@ -228,7 +228,7 @@ export class Service {
 
   start(): void {
     const { config } = this.opts;
-    emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.engine.store.where, ari: config.ari.url, app: config.ari.app });
+    emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.opts.store.where, ari: config.ari.url, app: config.ari.app });
     // Retention (issue 11): finished requests, their history and sent webhook events go after store.retention.
     // Every instance prunes (PostgreSQL: its own PBX's requests; deleting finished rows is idempotent).
     void this.prune();
@@ -293,7 +293,7 @@ export class Service {
 
   private async prune(): Promise<void> {
     try {
-      const r = await this.engine.store.prune(Date.now() - this.opts.config.retentionMs);
+      const r = await this.opts.store.prune(Date.now() - this.opts.config.retentionMs);
       if (r.requests + r.events + r.outbox > 0) emit(this.opts.log, 'info', 'store.pruned', 'store pruned', r);
     } catch (err) {
       emit(this.opts.log, 'warn', 'store.prune_failed', 'store prune failed; trying again in an hour', { error: (err as Error).message });
@@ -309,7 +309,7 @@ export class Service {
     this.engine.stop();
     await this.coordinator?.stop();
     await this.ari.stop();
-    await this.engine.store.close();
+    await this.opts.store.close();
     this.loopDelay.disable();
     // The histogram holds the time between two 5 ms samples: lateness is what exceeds the 5 ms.
     const ms = (ns: number) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);

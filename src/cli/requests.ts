@@ -15,7 +15,7 @@ import {
   localLabel,
 } from '../core/policy';
 import { Ledger } from '../ledger';
-import type { SqliteStore, StoredEvent } from '../store/sqlite';
+import type { StoredEvent } from '../store/contract';
 import { outboxRowsFor } from '../webhook/payload';
 import {
   CliError,
@@ -236,7 +236,7 @@ const RINGING_NOTE =
  * transaction, and the whole is read and decided afresh when the service changed the request meanwhile.
  */
 export async function cancelOne(
-  store: RequestStore | SqliteStore<CallbackRequest>,
+  store: RequestStore,
   id: string,
   by: string,
   opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy']; outbox?: typeof outboxRowsFor },

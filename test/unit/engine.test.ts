@@ -36,11 +36,11 @@ describe('Engine: device states reach only the requests that watch that line', (
     expect(watched).toEqual(expect.arrayContaining(['PJSIP/2001', 'PJSIP/2002', 'PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003']));
     now.t += 1000;
     await engine.deviceState('PJSIP/2001', { busy: false });
-    const state = (r: typeof a) => (r.result === 'full' || r.result === 'closed' ? '' : store.get(r.requestId)!.request.state);
-    expect([state(a), state(b), state(c), state(ext)]).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
+    const state = async (r: typeof a) => (r.result === 'full' || r.result === 'closed' ? '' : (await store.get(r.requestId))!.request.state);
+    expect(await Promise.all([state(a), state(b), state(c), state(ext)])).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
     // An agent's device changing is not a prospect line: nothing moves.
     await engine.deviceState('PJSIP/1001', { busy: true });
-    expect([state(a), state(b), state(c)]).toEqual(['GRACE', 'GRACE', 'WAITING']);
+    expect(await Promise.all([state(a), state(b), state(c)])).toEqual(['GRACE', 'GRACE', 'WAITING']);
   });
 
   it('after a restart, the lines to watch come from the store without loading every request', async () => {
@@ -48,7 +48,7 @@ describe('Engine: device states reach only the requests that watch that line', (
     const first = setup(now);
     await optIn(first.engine, 'PJSIP/1001', '2001');
     await optIn(first.engine, 'PJSIP/1002', '+4930123456');
-    const deps = first.store.pendingDependencies();
+    const deps = await first.store.pendingDependencies();
     expect(deps).toEqual({ agents: expect.arrayContaining(['PJSIP/1001', 'PJSIP/1002']), lineProspects: ['2001'], count: 2 });
     const again = new Engine({
       store: first.store,
@@ -63,7 +63,7 @@ describe('Engine: device states reach only the requests that watch that line', (
     await again.start();
     expect(watched.sort()).toEqual(['PJSIP/1001', 'PJSIP/1002', 'PJSIP/2001']);
     await again.deviceState('PJSIP/2001', { busy: false });
-    expect(first.store.list().map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
+    expect((await first.store.list()).map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
     again.stop();
   });
 });
