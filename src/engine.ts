@@ -36,7 +36,7 @@ import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
 import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
-import { Ledger } from './ledger';
+import { ApplyResult, Guard, Ledger } from './ledger';
 import type { OutboxInsert, OutboxStore, RequestStore as RequestContract } from './store/contract';
 
 /** The store as the engine uses it: the requests of the contract (SQLite or PostgreSQL) and the outbox's enqueue. */
@@ -350,11 +350,22 @@ export class Engine {
    * decision that was applied, or undefined when nothing changed or the claim was lost.
    */
   observe(requestId: string, observation: Observation): Promise<Decision | undefined> {
-    return this.exclusive(() => this.observeNow(requestId, observation));
+    return this.exclusive(async () => {
+      const r = await this.observeNow(requestId, observation);
+      return r.status === 'applied' ? r.decision : undefined;
+    });
   }
 
-  private async observeNow(requestId: string, observation: Observation): Promise<Decision | undefined> {
-    const r = await this.ledger.apply(requestId, observation);
+  /**
+   * An operator's observation (the page's cancel or snooze) under named guards (ledger.ts `guards`), checked
+   * on every read inside the version-guarded write; the whole result, so the caller can say why nothing changed.
+   */
+  act(requestId: string, observation: Observation, guard: Guard): Promise<ApplyResult> {
+    return this.exclusive(() => this.observeNow(requestId, observation, guard));
+  }
+
+  private async observeNow(requestId: string, observation: Observation, guard?: Guard): Promise<ApplyResult> {
+    const r = await this.ledger.apply(requestId, observation, { guard });
     switch (r.status) {
       case 'applied': {
         this.perform(r.decision);
@@ -364,16 +375,16 @@ export class Engine {
         const prev = r.before.state;
         const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
         if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.kickProspect(r.decision.request.prospect, requestId);
-        return r.decision;
+        return r;
       }
       case 'not-found':
         this.log.warn('observation for an unknown request', { requestId, observation: observation.type });
-        return undefined;
+        return r;
       case 'conflict':
         this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
-        return undefined;
+        return r;
       default:
-        return undefined;
+        return r;
     }
   }
 

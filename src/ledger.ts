@@ -15,7 +15,7 @@
  * The ledger carries out no actions (ringing, notifications): it returns the applied decision, and the
  * caller acts on it only after the write, so a crash never leaves an action without its record.
  */
-import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide } from './core/policy';
+import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide, isTerminal } from './core/policy';
 import type { OutboxInsert, RequestStore, StoredEvent, Versioned } from './store/contract';
 
 /** The ledger reads and writes through the store contract (SQLite or PostgreSQL; asynchronous). */
@@ -46,12 +46,42 @@ export interface ApplyOptions {
    * Checked on every (re-)read before deciding: a reason not to apply the observation to this request as it
    * now is (e.g. "already COMPLETED"); the request is then left alone and the reason returned.
    */
-  guard?: (current: Versioned<CallbackRequest>) => string | undefined;
+  guard?: Guard;
   /** Decide but write nothing (the command line's --dry-run). */
   dryRun?: boolean;
   /** Reads and decides afresh this often when the write loses the version race. Default 3. */
   maxTries?: number;
 }
+
+/** A reason not to apply an observation to a request as it now is (see ApplyOptions.guard). */
+export type Guard = (current: Versioned<CallbackRequest>) => string | undefined;
+
+/**
+ * The guards of an operator's cancel or snooze, shared by the command line and the callbacks page. They are
+ * checked by `apply` on every (re-)read, inside the version-guarded loop, never as a separate pre-read.
+ */
+export const guards = {
+  /** A finished request has nothing left to cancel or snooze. */
+  notFinished:
+    (verb: 'cancel' | 'snooze'): Guard =>
+    ({ request }) =>
+      isTerminal(request.state) ? `already ${request.state}; nothing to ${verb}` : undefined,
+  /** While the prospect is being dialled the call may connect: hands off (the CLI's --force overrides it). */
+  notDialling:
+    (verb: 'cancel' | 'snooze', hint = ''): Guard =>
+    ({ request }) =>
+      request.state === 'CONNECTING' ? `not ${verb === 'cancel' ? 'cancelled' : 'snoozed'}: the prospect is being dialled right now${hint}` : undefined,
+  /** The first reason of these guards, in order. */
+  all:
+    (...list: readonly Guard[]): Guard =>
+    (current) => {
+      for (const g of list) {
+        const reason = g(current);
+        if (reason !== undefined) return reason;
+      }
+      return undefined;
+    },
+};
 
 export type ApplyResult =
   /** Decided and written; the caller may now carry out `decision.actions`. */

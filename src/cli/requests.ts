@@ -14,7 +14,7 @@ import {
   isTerminal,
   localLabel,
 } from '../core/policy';
-import { Ledger } from '../ledger';
+import { Ledger, guards } from '../ledger';
 import type { StoredEvent } from '../store/contract';
 import { outboxRowsFor } from '../webhook/payload';
 import {
@@ -248,13 +248,9 @@ export async function cancelOne(
     {
       dryRun: opts.dryRun,
       maxTries: 10,
-      guard: ({ request }) => {
-        if (isTerminal(request.state)) return `already ${request.state}; nothing to cancel`;
-        if (request.state === 'CONNECTING' && !opts.force) {
-          return 'not cancelled: the prospect is being dialled right now, so the call may connect; use --force to mark it cancelled anyway';
-        }
-        return undefined;
-      },
+      guard: opts.force
+        ? guards.notFinished('cancel')
+        : guards.all(guards.notFinished('cancel'), guards.notDialling('cancel', ', so the call may connect; use --force to mark it cancelled anyway')),
     },
   );
   switch (r.status) {

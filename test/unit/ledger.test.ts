@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { cancelOne } from '../../src/cli/requests';
 import { defaultPolicyConfig, makePolicyConfig, newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { Ledger } from '../../src/ledger';
+import { Ledger, guards } from '../../src/ledger';
 import { createLogger } from '../../src/log';
 import type { StoredEvent } from '../../src/store/contract';
 import { SqliteStore } from '../../src/store/sqlite';
@@ -113,5 +113,29 @@ describe('the ledger: one place that applies a decision', () => {
     expect(await history(store)).toEqual(events);
     expect((await store.get('r1'))!.version).toBe(1);
     expect(await ledger.apply('nope', { type: 'tick' })).toEqual({ status: 'not-found' });
+  });
+
+  it('the named operator guards are checked inside the write: a request that starts dialling between read and write is left alone', async () => {
+    const store = await seeded();
+    // The service moves r1 on to CONNECTING right after the operator's first read (the page's old pre-read race).
+    let reads = 0;
+    const racing = {
+      get: async (id: string) => {
+        const seen = await store.get(id);
+        if (reads++ === 0 && seen) await store.transition({ ...seen.request, state: 'CONNECTING', wakeAt: null }, seen.version, []);
+        return seen;
+      },
+      transition: store.transition.bind(store),
+    };
+    const ledger = new Ledger({ store: racing, policy, clock: () => T0 + 1000, outbox: outboxRowsFor });
+    const pageGuard = guards.all(guards.notFinished('cancel'), guards.notDialling('cancel'));
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'web' }, { guard: pageGuard })).toMatchObject({
+      status: 'refused',
+      reason: 'not cancelled: the prospect is being dialled right now',
+    });
+    expect((await store.get('r1'))!.request.state).toBe('CONNECTING');
+    // The CLI's --force keeps only the finished-request guard; a finished request is refused by both.
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'cli' }, { guard: guards.notFinished('cancel') })).toMatchObject({ status: 'applied' });
+    expect(await ledger.apply('r1', { type: 'cancel', by: 'web' }, { guard: pageGuard })).toMatchObject({ status: 'refused', reason: 'already CANCELLED; nothing to cancel' });
   });
 });
