@@ -265,14 +265,15 @@ export class Engine {
     // The colleagues for a refresh's decision, read before the store's transaction (decisions in this process
     // are serialised, so the pending request read here is the one the transaction refreshes).
     const colleaguesBefore = pendingBefore ? await this.ledger.colleaguesOf(pendingBefore.request) : undefined;
-    let decision: Decision | undefined;
-    let before: CallbackRequest | undefined;
-    const r = await this.store.createOrRefresh(
-      input.agent,
-      input.prospect,
-      this.opts.maxPendingPerAgent,
-      () => {
-        decision = newRequest(
+    const { stored: r, decision, before } = await this.ledger.optIn({
+      agent: input.agent,
+      prospect: input.prospect,
+      maxPending: this.opts.maxPendingPerAgent,
+      maxPendingTotal: this.opts.maxPendingTotal,
+      at: now,
+      firstEvent: { channelId: input.channelId, prospectDevice: device ?? null },
+      create: () =>
+        newRequest(
           {
             id: newRequestId(),
             agent: input.agent,
@@ -284,20 +285,13 @@ export class Engine {
           },
           this.opts.policy,
           now,
-        );
-        const rows = this.ledger.rows(decision, now);
-        rows.events[0].data = { ...rows.events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
-        return rows;
-      },
-      (existing) => {
+        ),
+      refresh: (existing) => {
         // Inside the store's transaction (the pending request was read there), so no version race.
-        before = existing;
         const colleagues = existing.id === pendingBefore?.request.id ? colleaguesBefore : undefined;
-        decision = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
-        return this.ledger.rows(decision, now);
+        return this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
       },
-      this.opts.maxPendingTotal,
-    );
+    });
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
@@ -317,7 +311,7 @@ export class Engine {
     const row = this.opts.notOffered?.(agent, prospect, timeZone, reason, now);
     if (!row) return;
     try {
-      await this.store.enqueueOutbox([row]);
+      await this.ledger.notOffered(row);
       this.onOutbox?.();
     } catch (err) {
       this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
@@ -488,10 +482,8 @@ export class Engine {
   async conversationEnded(requestId: string): Promise<void> {
     let prospect: string;
     try {
-      const current = (await this.store.get(requestId))?.request;
+      const current = await this.ledger.conversationEnded(requestId, this.clock());
       if (!current) return;
-      const at = this.clock();
-      await this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
       prospect = current.prospect;
     } catch (err) {
       this.log.error('could not record the end of the conversation', { requestId, error: (err as Error).message });

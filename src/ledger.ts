@@ -16,10 +16,10 @@
  * caller acts on it only after the write, so a crash never leaves an action without its record.
  */
 import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide, isTerminal } from './core/policy';
-import type { OutboxInsert, RequestStore, StoredEvent, Versioned } from './store/contract';
+import type { CreateResult, OutboxInsert, OutboxStore, RequestStore, StoredEvent, Versioned } from './store/contract';
 
 /** The ledger reads and writes through the store contract (SQLite or PostgreSQL; asynchronous). */
-export type LedgerStore = Pick<RequestStore<CallbackRequest>, 'get' | 'transition'>;
+export type LedgerStore = Pick<RequestStore<CallbackRequest>, 'get' | 'transition' | 'createOrRefresh' | 'appendEvents'> & Pick<OutboxStore, 'enqueueOutbox'>;
 
 export interface LedgerOptions {
   store: LedgerStore;
@@ -120,6 +120,60 @@ export class Ledger {
   constructor(private readonly opts: LedgerOptions) {
     this.clock = opts.clock ?? Date.now;
     this.store = opts.store;
+  }
+
+  /**
+   * The opt-in's write: a new request (`create`) or the refresh of the agent's pending one for this prospect
+   * (`refresh`, decided inside the store's transaction, so there is no version race), with history and outbox
+   * rows, or 'full' at the caps; one transaction (the store's createOrRefresh). `firstEvent` is added to the
+   * data of a new request's first history row (the channel, the watched line).
+   */
+  async optIn(args: {
+    agent: string;
+    prospect: string;
+    maxPending: number;
+    maxPendingTotal?: number;
+    at: number;
+    create: () => Decision;
+    refresh: (existing: CallbackRequest) => Decision;
+    firstEvent?: Record<string, unknown>;
+  }): Promise<{ stored: CreateResult<CallbackRequest>; decision?: Decision; before?: CallbackRequest }> {
+    let decision: Decision | undefined;
+    let before: CallbackRequest | undefined;
+    const stored = await this.store.createOrRefresh(
+      args.agent,
+      args.prospect,
+      args.maxPending,
+      () => {
+        decision = args.create();
+        const rows = this.rows(decision, args.at);
+        if (args.firstEvent) rows.events[0].data = { ...rows.events[0].data, ...args.firstEvent };
+        return rows;
+      },
+      (existing) => {
+        before = existing;
+        decision = args.refresh(existing);
+        return this.rows(decision, args.at);
+      },
+      args.maxPendingTotal,
+    );
+    return stored.result === 'full' ? { stored } : { stored, decision, before };
+  }
+
+  /** A busy signal at which nothing was offered: its CRM row (no request exists to carry it). */
+  async notOffered(row: OutboxInsert): Promise<void> {
+    await this.store.enqueueOutbox([row]);
+  }
+
+  /**
+   * A fact the policy does not decide, appended to a request's history without changing it: the end of a
+   * connected recall's conversation. The request as it was, or undefined when it does not exist.
+   */
+  async conversationEnded(requestId: string, at: number): Promise<CallbackRequest | undefined> {
+    const current = (await this.store.get(requestId))?.request;
+    if (!current) return undefined;
+    await this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
+    return current;
   }
 
   /** What one decision writes: the new request, its history rows and its outbox rows. */

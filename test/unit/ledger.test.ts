@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { cancelOne } from '../../src/cli/requests';
 import { defaultPolicyConfig, makePolicyConfig, newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { Ledger, guards } from '../../src/ledger';
+import { Ledger, guards, type LedgerStore } from '../../src/ledger';
 import { createLogger } from '../../src/log';
 import type { StoredEvent } from '../../src/store/contract';
 import { SqliteStore } from '../../src/store/sqlite';
@@ -33,6 +33,14 @@ function engineOn(store: SqliteStore<CallbackRequest>, now: { t: number }): Engi
     outbox: outboxRowsFor,
   });
 }
+
+/** The ledger's store with its reads and versioned writes replaced (a racing service, a write that always loses). */
+const withReads = (store: SqliteStore<CallbackRequest>, parts: Pick<LedgerStore, 'get' | 'transition'>): LedgerStore => ({
+  createOrRefresh: store.createOrRefresh.bind(store),
+  appendEvents: store.appendEvents.bind(store),
+  enqueueOutbox: store.enqueueOutbox.bind(store),
+  ...parts,
+});
 
 const history = async (store: SqliteStore<CallbackRequest>, id = 'r1') => (await store.events(id)).map(({ id: _rowId, ...e }: StoredEvent) => e);
 const outbox = async (store: SqliteStore<CallbackRequest>) => (await store.outbox()).map(({ id: _rowId, ...row }) => row);
@@ -91,7 +99,7 @@ describe('the ledger: one place that applies a decision', () => {
         return await store.transition(...args);
       },
     };
-    const ledger = new Ledger({ store: racing, policy, clock: () => T0 + 2000 });
+    const ledger = new Ledger({ store: withReads(store, racing), policy, clock: () => T0 + 2000 });
     const r = await ledger.apply('r1', { type: 'cancel', by: 'cli' });
     expect(r).toMatchObject({ status: 'applied', version: 3 });
     expect(r.status === 'applied' && r.before.state).toBe('GRACE');
@@ -100,7 +108,7 @@ describe('the ledger: one place that applies a decision', () => {
 
   it('gives up with "conflict" when the request keeps changing', async () => {
     const store = await seeded();
-    const ledger = new Ledger({ store: { get: async (id) => await store.get(id), transition: async () => undefined }, policy });
+    const ledger = new Ledger({ store: withReads(store, { get: async (id) => await store.get(id), transition: async () => undefined }), policy });
     expect(await ledger.apply('r1', { type: 'cancel', by: 'cli' }, { maxTries: 4 })).toEqual({ status: 'conflict' });
   });
 
@@ -127,7 +135,7 @@ describe('the ledger: one place that applies a decision', () => {
       },
       transition: store.transition.bind(store),
     };
-    const ledger = new Ledger({ store: racing, policy, clock: () => T0 + 1000, outbox: outboxRowsFor });
+    const ledger = new Ledger({ store: withReads(store, racing), policy, clock: () => T0 + 1000, outbox: outboxRowsFor });
     const pageGuard = guards.all(guards.notFinished('cancel'), guards.notDialling('cancel'));
     expect(await ledger.apply('r1', { type: 'cancel', by: 'web' }, { guard: pageGuard })).toMatchObject({
       status: 'refused',
