@@ -33,6 +33,7 @@ import {
 } from './core/policy';
 import type { OfferContext } from './core/offer';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
+import { scheduled } from './core/scheduler';
 import { emit } from './events';
 import type { Logger } from './log';
 import { newRequestId } from './ids';
@@ -417,9 +418,9 @@ export class Engine {
       const due = await this.store.due(now, 200);
       if (due.length === 0) break;
       let progressed = 0;
-      for (const { request } of due) {
+      for (const s of scheduled(now, due.map((v) => v.request), { kind: 'wake' })) {
         if (this.stopped) return;
-        if (await this.observe(request.id, { type: 'tick' })) progressed++;
+        if (await this.observe(s.id, s.observation)) progressed++;
       }
       if (progressed === 0 || due.length < 200) break;
     }
@@ -434,9 +435,10 @@ export class Engine {
       void (async () => {
         if (this.stopped) return;
         try {
-          for (const q of await this.store.prospectQueue(prospect)) {
+          const queue = (await this.store.prospectQueue(prospect)).map((q) => ({ ...q, prospect }));
+          for (const s of scheduled(this.clock(), queue, { kind: 'numberFreed', prospect, except })) {
             if (this.stopped) return;
-            if (q.id !== except && q.state === 'DUE') await this.observe(q.id, { type: 'tick' });
+            await this.observe(s.id, s.observation);
           }
         } catch (err) {
           this.log.error('could not wake the next agent for the number', { prospect, error: (err as Error).message });
