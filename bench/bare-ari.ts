@@ -7,7 +7,7 @@
  *   node .tools-dist/bench/bare-ari.js   # prints {"event":"bench.ready"} on stdout once registered
  */
 import * as ari from 'ari-client';
-import '../src/asterisk/quiet-swagger';
+import '../src/telephony/ari/quiet-swagger';
 import type { Channel, StasisStart } from 'ari-client';
 
 const url = process.env.CC_ARI_URL ?? 'http://127.0.0.1:8088';

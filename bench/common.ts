@@ -59,9 +59,10 @@ export function round(x: number, digits = 2): number {
   return Math.round(x * f) / f;
 }
 
-export function machine(): { nproc: number; cpu: string; memoryGiB: number; node: string; platform: string } {
+export function machine(): { nproc: number; cpu: string; memoryGiB: number; node: string; platform: string; loadAverage: number[] } {
   return {
     nproc: os.cpus().length,
+    loadAverage: os.loadavg().map((x) => round(x, 2)),
     cpu: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: round(os.totalmem() / 2 ** 30, 1),
     node: process.version,

@@ -10,7 +10,7 @@
  * prospect's dial).
  */
 import * as ari from 'ari-client';
-import { AriRest } from '../src/asterisk/rest';
+import { AriRest } from '../src/telephony/ari/rest';
 import { SANDBOX } from '../testkit/sandbox';
 import { sleep } from './common';
 

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the performance figures of issue #6, printed as a table and written to
+ * `npm run bench`: the performance figures (docs/performance.md), printed as a table and written to
  * bench-results/latest.json and bench-results/latest.md. Never part of `npm test`.
  *
  *   npm run bench                       # everything
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   writeJson(path.join(outDir, 'latest.json'), results);
   const md = renderMarkdown(results);
   fs.writeFileSync(path.join(outDir, 'latest.md'), md);
-  process.stdout.write(`${md}\nwritten: bench-results/latest.json, bench-results/latest.md\n`);
+  process.stdout.write(`${md}\nwritten: bench-results/latest.json, bench-results/latest.md (publish: npm run bench:docs -- --from bench-results/latest.json)\n`);
 }
 
 function argValue(name: string): string | undefined {

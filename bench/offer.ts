@@ -32,13 +32,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import '../src/asterisk/quiet-swagger';
+import '../src/telephony/ari/quiet-swagger';
 import { Stats, bootstrapRatio, log, round, sleep, stats } from './common';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';
 import { freshDatabase } from '../testkit/pg';
 import { ServiceProcess, deepMerge } from '../testkit/service-process';
-import type { EventName } from '../src/events';
+import type { EventName } from '../src/logging/events';
 
 const ARI = SANDBOX.ari;
 const BENCH_APP = `cc-bench-${process.pid}`;

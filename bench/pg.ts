@@ -1,5 +1,5 @@
 /**
- * PostgreSQL figures beside SQLite (issue 13), in its own process (`node …/bench/pg.js [N]`), one JSON
+ * PostgreSQL figures beside SQLite, in its own process (`node …/bench/pg.js [N]`), one JSON
  * object on stdout. The PostgreSQL server is the test cluster (testkit/pg.ts: Debian's PostgreSQL in its
  * own directory, started when not running), a fresh database per run, dropped at the end; fsync and
  * synchronous_commit on. No PBX here.

@@ -1,7 +1,7 @@
 /**
  * Micro-benchmark: one ARI REST call through ari-client (its swagger layer) against the same call
- * through the lean client (src/asterisk/rest.ts), against the running sandbox. It decided which one
- * serves every REST call of the service (README § Performance).
+ * through the lean client (src/telephony/ari/rest.ts), against the running sandbox. It decided which one
+ * serves every REST call of the service (docs/performance-log.md).
  *
  *   npx tsc -p tsconfig.tools.json && node .tools-dist/bench/rest-micro.js [calls per kind, default 300]
  *
@@ -13,7 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as ari from 'ari-client';
-import { AriRest } from '../src/asterisk/rest';
+import { AriRest } from '../src/telephony/ari/rest';
 import { SANDBOX } from '../testkit/sandbox';
 import { round, stats } from './common';
 

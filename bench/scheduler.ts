@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     // The window ends 6 s after the LAST wake-up, not 12 s after the engine's start: t5 is estimated from the
     // first fill's duration, and when that fill was slow (a loaded machine, a cold JIT) and the second one fast,
     // the wake-ups lay up to ~15 s after the start and the old fixed window cut the last ones off — the
-    // "258/270 fired" of issue 13 was that cut, not requests the engine missed.
+    // "258/270 fired" of the first PostgreSQL run was that cut, not requests the engine missed.
     const lastWake = Math.max(...wakeOf.values());
     const end = Math.max(Date.now() + 12_000, lastWake + 6_000);
     const windowMs = end - startedAt;

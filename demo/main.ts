@@ -21,7 +21,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import '../src/asterisk/quiet-swagger';
+import '../src/telephony/ari/quiet-swagger';
 import { acquireSandboxLock, SandboxLock } from '../testkit/lock';
 import { ACCOUNTS, CLI, PBX_SCRIPT as PBX, ROOT, SANDBOX, SCENARIOS } from '../testkit/sandbox';
 import { ServiceProcess, type LogLine } from '../testkit/service-process';

@@ -87,7 +87,7 @@ chmod 0644 /etc/systemd/system/considerate-callback.service
 if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 cat <<MSG
 == installed. Next:
-   considerate-callback dialplan > /etc/asterisk/considerate-callback.conf   (see README, "Operations")
+   considerate-callback dialplan > /etc/asterisk/considerate-callback.conf   (see docs/operations.md)
    $prefix/bin/considerate-callback config check -c /etc/considerate-callback/config.yaml
    systemctl enable --now considerate-callback && journalctl -u considerate-callback -f
    (an upgrade: run this script with the new tarball, then systemctl restart considerate-callback)

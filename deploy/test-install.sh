@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI check of the host install (README, "Operations"): the unit passes `systemd-analyze verify`, the
+# CI check of the host install (docs/operations.md): the unit passes `systemd-analyze verify`, the
 # `npm pack` tarball installs into a temporary prefix, and the installed command runs from there
 # (`--help`, `config check` of the shipped example config, `dialplan --path` finds the shipped routine).
 # Needs: node >= 20, npm, systemd (Debian's `systemd` package, for systemd-analyze), network for npm.

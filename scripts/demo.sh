@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run demo:phones — start the sandbox PBX and run Considerate Callback with the demo settings
 # (config/demo.json: short grace and back-off, calling hours around the clock) for your own softphones
-# (README, "Try it"). `npm run demo` plays the whole story with scripted phones instead (demo/main.ts).
+# (README.md, "Try it"). `npm run demo` plays the whole story with scripted phones instead (demo/main.ts).
 # The sandbox's ports follow the environment (CC_PBX_SIP_PORT, CC_PBX_HTTP_PORT, … as for
 # scripts/pbx.sh); the app's ARI URL follows CC_PBX_HTTP_PORT, its page CC_HTTP_PORT (default 9464).
 set -euo pipefail

@@ -34,8 +34,8 @@ import {
 import type { OfferContext } from './core/offer';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
 import { scheduled } from './core/scheduler';
-import { emit } from './events';
-import type { Logger } from './log';
+import { emit } from './logging/events';
+import type { Logger } from './logging/log';
 import { newRequestId } from './ids';
 import { ApplyResult, Guard, Ledger } from './ledger';
 import type { OutboxInsert, OutboxStore, RequestStore as RequestContract } from './store/contract';

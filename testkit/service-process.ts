@@ -5,14 +5,14 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import type { EventName } from '../src/events';
+import type { EventName } from '../src/logging/events';
 import os from 'node:os';
 import path from 'node:path';
 import { onJsonLines } from './json-lines';
 import { CLI, SANDBOX } from './sandbox';
 import { waitFor } from './wait';
 
-/** One JSON log line of the service; `event` is one of the catalogue's names (src/events.ts) when present. */
+/** One JSON log line of the service; `event` is one of the catalogue's names (src/logging/events.ts) when present. */
 export type LogLine = Record<string, unknown> & { level: string; message: string; event?: EventName };
 
 export interface ServiceProcessOptions {
@@ -23,6 +23,12 @@ export interface ServiceProcessOptions {
   /** Extra environment. */
   env?: NodeJS.ProcessEnv;
 }
+
+/** Calling hours that are always open, in UTC. */
+export const ROUND_THE_CLOCK = {
+  timeZone: 'UTC',
+  windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])),
+};
 
 export class ServiceProcess {
   readonly logs: LogLine[] = [];
@@ -60,7 +66,11 @@ export class ServiceProcess {
       // The tests' agents are also Local/<ext>@cc-test-phone (an ARI app plays their handset).
       dial: { agentDevices: ['PJSIP/*', 'SIP/*', 'Local/*@cc-test-phone'] },
     };
-    fs.writeFileSync(this.configFile, JSON.stringify(deepMerge(base, config), null, 2));
+    // Calling hours around the clock unless the test sets its own: the product's default (Mon-Fri 09-18
+    // Europe/Berlin) would make a test's outcome depend on the hour it runs at (a night-time CI run hears the
+    // after-hours offer). Tests of calling hours set `callingHours` whole; it is not merged with this one.
+    const hours = 'callingHours' in config ? {} : { callingHours: ROUND_THE_CLOCK };
+    fs.writeFileSync(this.configFile, JSON.stringify(deepMerge({ ...base, ...hours }, config), null, 2));
   }
 
   private readonly opts: ServiceProcessOptions;

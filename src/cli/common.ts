@@ -4,18 +4,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { tz } from '@date-fns/tz';
-import { format } from 'date-fns';
 import type { Argv } from 'yargs';
 import { Config, ConfigError, LoadOptions } from '../config/load';
 import { secretsFromEnv } from '../config/schema';
-import { masker } from '../mask';
+import { masker } from '../logging/mask';
 import { loadConfig } from '../config/load';
 import type { CallbackRequest } from '../core/policy';
 import { Store, StoreError } from '../store/contract';
 import { openStore as openConfiguredStore } from '../store';
+import { InputError } from '../views/errors';
 
-/** Exit codes, documented in --help and the README. */
+/** Exit codes, documented in --help and docs/admin-guide.md. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, store: 3, notFound: 4, leaseLost: 75 } as const;
 
 export const EXIT_CODES_TEXT =
@@ -101,12 +100,12 @@ export async function withStore<T>(config: Config, opts: { write?: boolean }, fn
   }
 }
 
-/** Prints the error and exits with its code: config 2, store 3, CliError its own, anything else 1. */
+/** Prints the error and exits with its code: config and input 2, store 3, CliError its own, anything else 1. */
 export function fail(err: unknown): never {
   // The one mask: URL credentials, secret query parameters and the secrets from the environment.
   const mask = masker(secretsFromEnv());
-  if (err instanceof ConfigError || err instanceof StoreError || err instanceof CliError) {
-    const code = err instanceof ConfigError ? EXIT.usage : err instanceof StoreError ? EXIT.store : err.code;
+  if (err instanceof ConfigError || err instanceof StoreError || err instanceof CliError || err instanceof InputError) {
+    const code = err instanceof ConfigError || err instanceof InputError ? EXIT.usage : err instanceof StoreError ? EXIT.store : err.code;
     process.stderr.write(mask.text(`considerate-callback: ${err.message}\n`));
     process.exit(code);
   }
@@ -131,23 +130,7 @@ export function printJson(value: unknown): void {
   out(JSON.stringify(value, null, 2));
 }
 
-/** A local time in a zone: '2026-03-10 10:45:00'. */
-export function localTime(timeZone: string, at: number, pattern = 'yyyy-MM-dd HH:mm:ss'): string {
-  return format(at, pattern, { in: tz(timeZone) });
-}
-
-export function iso(at: number | null | undefined): string | null {
-  return at === null || at === undefined ? null : new Date(at).toISOString();
-}
-
-/** "in 4m 10s" / "3m ago", rounded to seconds. */
-export function relative(at: number, now: number): string {
-  const s = Math.round((at - now) / 1000);
-  const abs = Math.abs(s);
-  const text =
-    abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.floor(abs / 60)}m${abs % 60 ? ` ${abs % 60}s` : ''}` : `${Math.floor(abs / 3600)}h ${Math.floor((abs % 3600) / 60)}m`;
-  return s === 0 ? 'now' : s > 0 ? `in ${text}` : `${text} ago`;
-}
+export { localTime, iso, relative } from '../views/format';
 
 /** Left-aligned columns; the last column may be cut to fit `width`. */
 export function table(rows: string[][], width = process.stdout.columns || 0): string {

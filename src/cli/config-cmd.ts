@@ -1,11 +1,11 @@
 /**
  * `config check` (validate and print the effective configuration, secrets masked) and `config keys`
- * (every key with its default, environment variable and meaning; --markdown writes the README's rows).
+ * (every key with its default, environment variable and meaning; --markdown writes the rows of docs/configuration.md).
  */
 import type { Argv } from 'yargs';
 import { ConfigEntry, ConfigError, resolveConfig } from '../config/load';
 import { Field, markdownTable, schema, secretsFromEnv } from '../config/schema';
-import { maskSecrets, masker } from '../mask';
+import { maskSecrets, masker } from '../logging/mask';
 import { securityWarnings } from '../config/security';
 import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
 
@@ -94,7 +94,7 @@ export function configCommands<T>(y: Argv<T>): Argv<T> {
         'Every configuration key with its type, default and environment variable.',
         (cc) =>
           cc
-            .option('markdown', { type: 'boolean', describe: "Print the README's table rows" })
+            .option('markdown', { type: 'boolean', describe: "Print the configuration table's rows (docs/configuration.md)" })
             .option('json', { type: 'boolean', describe: 'Print [{key, type, default, required, env, doc}]' })
             .example('$0 config keys', 'What can be configured'),
         (argv) => run(() => keys(argv)),

@@ -8,12 +8,12 @@ import { ENV_VARS as CONFIG_ENV_VARS } from '../config/schema';
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Config, loadConfig } from '../config/load';
-import { createLogger } from '../log';
-import { Service } from '../service';
+import { createLogger } from '../logging/log';
+import { Service } from '../app/service';
 import { CliError, EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlobals } from './common';
 import { configCommands } from './config-cmd';
 import { dialplanCommand } from './dialplan';
-import { explainCommand } from './explain';
+import { explainCommand } from './explain-cmd';
 import { maintenanceCommands } from './maintenance';
 
 /** Every environment variable the configuration reads, from the schema (so the help never goes stale). */

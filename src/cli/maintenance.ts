@@ -1,5 +1,5 @@
 /**
- * Maintenance commands (issue 11): `prune` deletes what store.retention no longer keeps, `webhook list`
+ * Maintenance commands: `prune` deletes what store.retention no longer keeps, `webhook list`
  * shows the CRM events that were given up on, `webhook retry` puts them back in the queue (the running
  * service picks them up within half a minute).
  */

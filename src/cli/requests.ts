@@ -6,16 +6,12 @@
 import type { Argv } from 'yargs';
 import {
   CALLBACK_STATES,
-  CallbackRequest,
   PENDING_STATES,
-  PolicyEvent,
   RECALL_STATES,
-  explainRequest,
   isTerminal,
   localLabel,
 } from '../core/policy';
 import { Ledger, guards } from '../ledger';
-import type { StoredEvent } from '../store/contract';
 import { outboxRowsFor } from '../webhook/payload';
 import {
   CliError,
@@ -32,32 +28,7 @@ import {
   table,
   withStore,
 } from './common';
-
-/** The `--json` shape of one request (list, show, cancel). Tests and scripts depend on these names. */
-export function requestJson(r: CallbackRequest) {
-  return {
-    id: r.id,
-    agent: r.agent,
-    agentCallerId: r.agentCallerId,
-    prospect: r.prospect,
-    state: r.state,
-    mode: r.mode,
-    language: r.language,
-    waitingFor: r.waitingFor,
-    reason: r.reason,
-    outcome: r.outcome,
-    attempts: r.attempts,
-    snoozes: r.snoozes,
-    createdAt: new Date(r.createdAt).toISOString(),
-    updatedAt: new Date(r.updatedAt).toISOString(),
-    wakeAt: iso(r.wakeAt),
-    expiresAt: new Date(r.expiresAt).toISOString(),
-    timeZone: r.timeZone,
-    zoneSource: r.zoneSource ?? 'default',
-    promise: r.carriedOver ? 'next-calling-day' : 'regular',
-    carriedOverTo: r.carriedOver ? new Date(r.carriedOver.opensAt).toISOString() : null,
-  };
-}
+import { requestJson, showText, toPolicyEvent } from '../views/requests';
 
 /** A request's place in the queue for its prospect number ('1/2': first of two), or '' when alone or finished. */
 function queueLabel(queue: readonly { id: string }[], id: string): string {
@@ -127,20 +98,6 @@ function localLabelPast(timeZone: string, at: number, now: number): string {
   return localTime(timeZone, at, 'yyyy-MM-dd') === localTime(timeZone, now, 'yyyy-MM-dd') ? localTime(timeZone, at, 'HH:mm:ss') : localTime(timeZone, at, 'yyyy-MM-dd HH:mm');
 }
 
-/** A stored event as the policy wrote it (see toStoredEvents in src/ledger.ts). */
-export function toPolicyEvent(e: StoredEvent): PolicyEvent {
-  const data = e.data ?? {};
-  return {
-    at: e.at,
-    type: e.type as PolicyEvent['type'],
-    from: (e.from ?? null) as PolicyEvent['from'],
-    to: (e.to ?? '') as PolicyEvent['to'],
-    reason: e.reason ?? '',
-    wakeAt: typeof data.wakeAt === 'number' ? data.wakeAt : null,
-    waitingFor: (data.waitingFor ?? null) as PolicyEvent['waitingFor'],
-  };
-}
-
 function notFound(id: string): CliError {
   return new CliError(`no callback request with id ${id} (see: considerate-callback list)`, EXIT.notFound);
 }
@@ -184,26 +141,6 @@ async function show(argv: ShowArgs): Promise<void> {
     });
   }
   out(showText(r, policyEvents, now, queue));
-}
-
-/**
- * What `show` prints for one request (also the web page's "why" text): the timeline, the queue for the number
- * when colleagues wait for it too (served in opt-in order, one recall at a time), and the next wake-up.
- */
-export function showText(r: CallbackRequest, policyEvents: readonly PolicyEvent[], now: number, queue: ReadonlyArray<{ id: string; agent: string; state: string; createdAt: number }> = []): string {
-  const lines = [explainRequest(r, policyEvents, { now, historyLimit: policyEvents.length })];
-  if (queue.length > 1 || (queue.length === 1 && queue[0].id !== r.id)) {
-    lines.push(`Queue for ${r.prospect} (served in opt-in order, one recall at a time):`);
-    queue.forEach((q, i) => lines.push(`  ${i + 1}. ${q.agent}  ${q.state}  opted in ${localTime(r.timeZone, q.createdAt)}  ${q.id}${q.id === r.id ? '  ← this request' : ''}`));
-  }
-  if (r.wakeAt !== null) {
-    lines.push(`Next wake-up: ${localTime(r.timeZone, r.wakeAt)} ${r.timeZone} (${relative(r.wakeAt, now)}), because: ${r.reason}`);
-    if (r.wakeAt < now - 60_000) lines.push('Note: this wake-up is overdue. Is the service running (considerate-callback run)?');
-  }
-  if ((RECALL_STATES as readonly string[]).includes(r.state)) {
-    lines.push('Note: a recall is in progress on the PBX right now.');
-  }
-  return lines.join('\n');
 }
 
 interface CancelArgs extends GlobalArgs {

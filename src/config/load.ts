@@ -9,13 +9,16 @@ import { isPair, isScalar, parse as parseYaml, parseDocument, visit } from 'yaml
 import type { z } from 'zod';
 import { PolicyConfig, makePolicyConfig } from '../core/policy';
 import { validateWatchDevice } from '../core/validate';
-import { MASK, maskUrls, masker } from '../mask';
+import { MASK, maskUrls, masker } from '../logging/mask';
 import { Config, ConfigKey, Field, InternalProspectRule, crossChecks, schema } from './schema';
 
 export type { Config, InternalProspectRule } from './schema';
-export { maskSecrets } from '../mask';
+export { maskSecrets } from '../logging/mask';
 
+/** The configuration is invalid: `problems` name each key and what was wrong (exit 2 on the command line). */
 export class ConfigError extends Error {
+  readonly code = 'config-invalid' as const;
+
   constructor(readonly problems: string[], readonly source: string) {
     super(`invalid configuration (${source}):\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';

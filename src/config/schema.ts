@@ -5,11 +5,11 @@
  *   - its default (as written; no default = required), its environment variable, its meaning (`doc`);
  *   - where it lands in the {@link Config} object (`at`, default: the key itself).
  * From this table come the `Config` type, the loader's checks (src/config/load.ts), `config keys`, the CLI
- * help's list of environment variables and the README's configuration table (test/unit/docs.test.ts checks
- * that the README's table is exactly the generated one).
+ * help's list of environment variables and the configuration table of docs/configuration.md (test/unit/docs.test.ts
+ * checks that the table is exactly the generated one).
  *
  * Rules of this file:
- *   - A key is added as one entry; nothing else needs editing except the README table (regenerate it with
+ *   - A key is added as one entry; nothing else needs editing except the table of docs/configuration.md (regenerate it with
  *     `considerate-callback config keys --markdown`).
  *   - A `parse` schema's messages read "expected …" (the loader appends ", got <value>" and names the key);
  *     a message about a part of a value (an issue with a path) is printed as `<key><path>: <message>`.
@@ -42,7 +42,7 @@ export interface Field {
   type: FieldType;
   /** As written in a file. Undefined means required. */
   default?: unknown;
-  /** The README's default column, where the JSON of the default is too long to read. */
+  /** The configuration table's default column, where the JSON of the default is too long to read. */
   defaultDoc?: string;
   doc: string;
   env?: string;
@@ -316,7 +316,7 @@ export const schema = {
   'prompts.cancelled': { type: 'string', default: 'sound:cc-cancelled', parse: t.media(), doc: '"Callback cancelled."' },
   'numbers.minDigits': { type: 'integer', default: defaultNumberRules.minDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Fewest digits of a prospect number.' },
   'numbers.maxDigits': { type: 'integer', default: defaultNumberRules.maxDigits, parse: t.integer(1, MAX_NUMBER_DIGITS), doc: 'Most digits of a prospect number.' },
-  // --- issue 12: promises after hours, one prospect and many agents, the prospect's own clock (one block) ---
+  // --- promises after hours, one prospect and many agents, the prospect's own clock ---
   'policy.afterHours': {
     type: 'string',
     default: 'carry-over',
@@ -337,8 +337,7 @@ export const schema = {
   'prompts.confirmNextDay': { type: 'string', default: 'sound:cc-confirm-next-day', parse: t.media(), doc: '"OK. We will call you back on the next calling day."' },
   'prompts.closed': { type: 'string', default: 'sound:cc-closed', parse: t.media(), doc: '"Busy, and outside calling hours: no callback." (policy.afterHours = decline)' },
   'prompts.queue': { type: 'string', default: 'sound:cc-queue-${position}', parse: t.media(), doc: '"A colleague is already waiting for this number; you are second." ${position} is 2 … 5, or many.' },
-  // --- end of issue 12 block ---
-  // Operations: the HTTP listener (health, readiness, metrics) and the agent's lamp (README, "Operations").
+  // Operations: the HTTP listener (health, readiness, metrics) and the agent's lamp (docs/operations.md).
   'http.enabled': { type: 'boolean', default: true, env: 'CC_HTTP_ENABLED', parse: t.boolean(), doc: 'Run the HTTP listener for /healthz, /readyz and /metrics (Prometheus). false: no listener.' },
   'http.bind': { type: 'string', default: '127.0.0.1', env: 'CC_HTTP_BIND', parse: t.string(), doc: 'Address the HTTP listener binds to. Loopback by default; open it only to your monitoring network.' },
   'http.port': { type: 'integer', default: 9464, env: 'CC_HTTP_PORT', parse: t.integer(0, 65535), doc: 'TCP port of the HTTP listener (0 picks a free port). A port in use is logged and the service runs on without it.' },
@@ -346,7 +345,7 @@ export const schema = {
   'lamp.enabled': { type: 'boolean', default: true, env: 'CC_LAMP_ENABLED', parse: t.boolean(), doc: 'Drive each agent\'s BLF lamp, the device state Stasis:cc-<agent> (idle / in use while callbacks are pending / ringing while one is due).' },
   'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener; it needs the same token (Bearer, or basic auth with the token as password) as /metrics when http.token is set.' },
   'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws) to Asterisk\'s /ws on the host and port of ari.url.' },
-  // --- dial policy (issue 11): who may be rung, which numbers may be dialled, how many requests at most
+  // --- dial policy: who may be rung, which numbers may be dialled, how many requests at most
   'dial.agentDevices': {
     type: 'stringList',
     default: [...DEFAULT_AGENT_DEVICES],
@@ -377,7 +376,7 @@ export const schema = {
     parse: t.integer(1, 1000000),
     doc: 'Pending callbacks over all agents; beyond it the offer says "full" (a flood of opt-ins cannot grow the queue without bound).',
   },
-  // --- FastAGI door (issue 11)
+  // --- FastAGI door
   'agi.secret': {
     type: 'secret',
     default: '',
@@ -396,7 +395,7 @@ export const schema = {
   'agi.maxSessions': { type: 'integer', default: 200, at: 'agiDoor.maxSessions', parse: t.integer(1, 10000), doc: 'Concurrent FastAGI sessions; connections beyond it are closed at once (and logged, aggregated).' },
   'agi.envTimeout': { type: 'duration', default: '5s', at: 'agiDoor.envTimeoutMs', parse: t.duration(), doc: 'A FastAGI peer must send its environment block this soon after connecting.' },
   'agi.idleTimeout': { type: 'duration', default: '2m', at: 'agiDoor.idleTimeoutMs', parse: t.duration(), doc: 'A FastAGI session without traffic and without a command waiting is closed after this long.' },
-  // --- storage retention (issue 11)
+  // --- storage retention
   'store.retention': {
     type: 'duration',
     default: '14d',
@@ -444,7 +443,7 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
     .filter((v) => v !== '');
 }
 
-/** The README's configuration table, generated from the schema (`config keys --markdown`). */
+/** The configuration table of docs/configuration.md, generated from the schema (`config keys --markdown`). */
 export function markdownTable(): string {
   const rows = Object.entries(schema as Record<string, Field>).map(
     ([key, f]) => `| \`${key}\` | ${f.env ? `\`${f.env}\`` : ''} | ${f.default === undefined ? '*(required)*' : (f.defaultDoc ?? `\`${JSON.stringify(f.default)}\``)} | ${f.doc} |`,

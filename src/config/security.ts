@@ -3,7 +3,7 @@
  * not errors — a lab may want them. Pure.
  */
 import { dialPolicyWarnings } from '../core/dial-policy';
-import { isLoopback } from '../agi/server';
+import { isLoopback } from './net';
 import type { Config } from './schema';
 
 export function securityWarnings(config: Config): string[] {

@@ -12,8 +12,8 @@
  * before carrying out an action, so an instance resumed after a pause (SIGSTOP) rings nobody even in the
  * moment before its next renew fails.
  */
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { PgLease } from './lease';
 import type { Fence } from '../store/postgres';
 

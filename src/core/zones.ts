@@ -1,6 +1,6 @@
 /**
  * The prospect's own clock: which IANA time zone a prospect number's calling hours are read in. Pure: the
- * libphonenumber lookup (an I/O-bound library call) is done by the shell (src/prospect-zones.ts) and its answer
+ * libphonenumber lookup (an I/O-bound library call) is done by the shell (src/zones/prospect-zones.ts) and its answer
  * passed in.
  *
  * Order: an admin override by prefix (longest match wins; prefixes are written as the number is dialled, e.g.

@@ -36,8 +36,8 @@ import type { ZoneSource } from '../core/policy';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { OptInInput, OptInResult } from '../engine';
 import { DialPolicyError } from '../core/dial-policy';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { CallPort, KeyOutcome, PlayOutcome } from '../telephony/port';
 
 export type OfferRequestInput = OptInInput;
@@ -176,7 +176,7 @@ export class OfferDriver {
         });
         inputs.push(storedInput(r));
       } catch (err) {
-        // Refused by the dial policy (issue 11): the engine logged dial.refused; the agent hears the error prompt.
+        // Refused by the dial policy: the engine logged dial.refused; the agent hears the error prompt.
         if (err instanceof DialPolicyError) {
           inputs.push({ type: 'storeFailed' });
           return;

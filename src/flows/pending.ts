@@ -9,8 +9,8 @@
  */
 import type { CallbackRequest } from '../core/policy';
 import { chooseLanguage, describeInput, validateAgentDevice } from '../core/validate';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { CallPort } from '../telephony/port';
 
 export interface PendingSource {

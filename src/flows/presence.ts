@@ -4,8 +4,8 @@
  * again after a (re)connection — Asterisk forgets subscriptions when it restarts, and states may have
  * changed meanwhile.
  */
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { DeviceStates } from '../telephony/port';
 
 /** Asterisk device states that mean "the line is in use". */

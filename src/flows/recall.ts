@@ -16,8 +16,8 @@
 import type { Config } from '../config/load';
 import { isTerminal, type Action, type CallbackRequest, type CallbackState, type Observation } from '../core/policy';
 import type { Telephony } from '../engine';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { Switchboard, SwitchboardPort } from '../telephony/port';
 
 export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;
@@ -204,7 +204,7 @@ export class RecallFlow implements Telephony {
     agent.onGone((cause) => this.onGone(action.channelId, cause));
     const variables: Record<string, string> = { 'CHANNEL(language)': request.language };
     if (this.opts.alertInfo) variables['PJSIP_HEADER(add,Alert-Info)'] = this.opts.alertInfo;
-    // Honest call records (README, "Call records"): the ring to the agent is the agent's, marked as a callback.
+    // Honest call records (docs/admin-guide.md, "Call records"): the ring to the agent is the agent's, marked as a callback.
     Object.assign(variables, { 'CHANNEL(accountcode)': cdrAccount(request.agent), 'CDR(userfield)': `cc-callback-ring:${request.id}` });
     const callerId = callerIdString(action.callerId);
     emit(log, 'info', 'recall.ringing_agent', 'ringing the agent', { agent: request.agent, callerId, attempt: action.attempt });

@@ -11,8 +11,8 @@
 import net from 'node:net';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../log';
-import { emit } from '../events';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
 import { HttpServer } from './server';
 import { serveStatic } from './web';
 

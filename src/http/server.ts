@@ -9,8 +9,8 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../log';
-import { emit } from '../events';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
 
 export interface Route {
   path: string;

@@ -1,15 +1,15 @@
 /**
- * The callbacks page on the HTTP listener (README, "The callbacks page"): agents and team leads watch
+ * The callbacks page on the HTTP listener (docs/try-it.md, "The callbacks page"): agents and team leads watch
  * the requests live, see each one's timeline, cancel or snooze one, and dry-run the policy.
  *
  * - `GET /callbacks`: the page (static files from dist/web, built from web/ by scripts/build-web.mjs; no CDN).
  * - `GET /callbacks/api/requests?agent=&state=`: the list as JSON, each with its view (stages, grace, reason).
  * - `GET /callbacks/api/events?agent=&state=`: server-sent events: a `snapshot`, then one `request` per
  *   decision the engine persists (the browser never polls). At most {@link MAX_STREAMS} streams.
- * - `GET /callbacks/api/request?id=`: one request with its history and the `show` text (src/cli/requests.ts).
+ * - `GET /callbacks/api/request?id=`: one request with its history and the `show` text (src/views/requests.ts).
  * - `POST /callbacks/api/cancel|snooze` `{id}`: through the engine's decision path (history, webhook outbox,
  *   version guard), the same as the CLI's cancel and the agent's `*82`.
- * - `POST /callbacks/api/explain` `{timeline, keys, …}`: the dry run of src/cli/explain.ts with the live policy.
+ * - `POST /callbacks/api/explain` `{timeline, keys, …}`: the dry run of src/views/explain.ts with the live policy.
  *
  * Doors: the listener's token (bearer, or basic auth with the token as password) on every route; POSTs need
  * the page's CSRF token in `x-cc-csrf` (a random per-process value the page carries), JSON content, a
@@ -29,12 +29,12 @@ import {
   type CallbackRequest,
   type PolicyConfig,
 } from '../core/policy';
-import { requestJson, showText, toPolicyEvent } from '../cli/requests';
-import { explainScenario, scenarioFrom, type ExplainArgs } from '../cli/explain';
-import { CliError } from '../cli/common';
+import { requestJson, showText, toPolicyEvent } from '../views/requests';
+import { explainScenario, scenarioFrom, type ScenarioArgs } from '../views/explain';
+import { InputError } from '../views/errors';
 import type { Engine } from '../engine';
-import type { Logger } from '../log';
-import { emit } from '../events';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
 import { HttpServer, basicUser, send } from './server';
 
 export const MAX_STREAMS = 32;
@@ -290,7 +290,7 @@ export class CallbacksPage {
             json(res, out.status, out.body);
           } catch (err) {
             if (err instanceof WebError) return json(res, err.status, { error: err.message });
-            if (err instanceof CliError) return json(res, 400, { error: err.message });
+            if (err instanceof InputError) return json(res, 400, { error: err.message });
             throw err;
           }
         },
@@ -330,7 +330,7 @@ export class CallbacksPage {
       if (arr.length > 20 || arr.some((x) => typeof x !== 'string' || x.length > 40)) throw new WebError(400, `${k}: expected a short list of texts`);
       return (arr as string[]).flatMap((x) => x.split(/[\s,]+/)).filter(Boolean);
     };
-    const argv: ExplainArgs = {
+    const argv: ScenarioArgs = {
       timeline: str('timeline'),
       date: str('date'),
       at: str('at'),

@@ -12,8 +12,8 @@
  * - Delivered once: a row is marked sent as soon as the CRM accepted it. A crash between the CRM's answer and
  *   that mark would resend it; the idempotency key (body.id, X-Considerate-Delivery) lets the CRM drop it.
  */
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
 import type { OutboxRow, OutboxStore as OutboxContract } from '../store/contract';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from './payload';
 

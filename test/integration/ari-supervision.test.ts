@@ -7,8 +7,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
-import { AriConnection } from '../../src/asterisk/connection';
-import { createLogger } from '../../src/log';
+import { AriConnection } from '../../src/telephony/ari/connection';
+import { createLogger } from '../../src/logging/log';
 import { ARI, describePbx, sleep, waitFor } from './harness';
 
 type Mode = 'blackhole' | 'no-upgrade' | 'pass';

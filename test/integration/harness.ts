@@ -5,9 +5,9 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as ari from 'ari-client';
-import '../../src/asterisk/quiet-swagger';
+import '../../src/telephony/ari/quiet-swagger';
 import { ROOT, SANDBOX } from '../../testkit/sandbox';
-import { ServiceProcess } from '../../testkit/service-process';
+import { ROUND_THE_CLOCK, ServiceProcess } from '../../testkit/service-process';
 import { waitFor } from '../../testkit/wait';
 
 export { ServiceProcess, runCli, type LogLine } from '../../testkit/service-process';
@@ -176,10 +176,7 @@ export const FAST_RECALL = {
     prospectRingTimeout: '10s',
     recallSafetyMargin: '30s',
   },
-  callingHours: {
-    timeZone: 'UTC',
-    windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])),
-  },
+  callingHours: ROUND_THE_CLOCK,
   prospects: { internal: [{ pattern: '^2995$', device: 'Custom:prospect${number}' }] },
   recall: { callerIdNumber: '9000' },
 };

@@ -1,5 +1,5 @@
 /**
- * Operations on the real Asterisk sandbox (README, "Operations"):
+ * Operations on the real Asterisk sandbox (docs/operations.md):
  * - the lamp: a SIPp phone SUBSCRIBEs (Event: dialog) to agent 1001's BLF hint *821001 and sees the
  *   NOTIFY bodies follow a request: idle (terminated) → pending (confirmed) → due/ringing (early) →
  *   cancelled (terminated);

@@ -1,5 +1,5 @@
 /**
- * Two service instances against one PostgreSQL and the real sandbox PBX (issue 13): the database's lease
+ * Two service instances against one PostgreSQL and the real sandbox PBX: the database's lease
  * decides which instance serves the PBX, and its fencing epoch keeps a resumed instance from acting.
  *
  *  - kill -9 of the active instance during a grace: the stand-by takes over and the agent is rung once;

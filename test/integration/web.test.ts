@@ -9,7 +9,7 @@
  *    connected to the simulated prospect's echo; the browser's RTCPeerConnection received audio packets.
  *
  * Screenshots land in test-artifacts/screenshots/ (kept out of git); `CC_SCREENSHOT_DIR=docs/screenshots npm test`
- * refreshes the ones the README shows.
+ * refreshes the ones README.md and docs/try-it.md show.
  */
 import fs from 'node:fs';
 import path from 'node:path';

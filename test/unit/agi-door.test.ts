@@ -4,9 +4,9 @@
  */
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
-import { AgiServer, AgiServerOptions, type AgiHandler } from '../../src/agi/server';
-import { LineSplitter, LineTooLong, scriptQuery } from '../../src/agi/protocol';
-import { createLogger } from '../../src/log';
+import { AgiServer, AgiServerOptions, type AgiHandler } from '../../src/telephony/agi/server';
+import { LineSplitter, LineTooLong, scriptQuery } from '../../src/telephony/agi/protocol';
+import { createLogger } from '../../src/logging/log';
 import { OfferDriver } from '../../src/flows/offer';
 import { AgiCallPort, offerArgsFromAgi } from '../../src/telephony/agi/port';
 import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY } from '../../src/core/dial-policy';

@@ -6,10 +6,10 @@ import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { AgiCallPort, deviceFromChannel, offerArgsFromAgi, soundName } from '../../src/telephony/agi/port';
 import { OfferDriver, type OfferPreparation, type OfferRequestInput } from '../../src/flows/offer';
-import { ReplyReader, agiQuote, parseAgiEnv, parseAgiReply, resultDigit, scriptName } from '../../src/agi/protocol';
-import { AgiServer, type AgiSession } from '../../src/agi/server';
+import { ReplyReader, agiQuote, parseAgiEnv, parseAgiReply, resultDigit, scriptName } from '../../src/telephony/agi/protocol';
+import { AgiServer, type AgiSession } from '../../src/telephony/agi/server';
 import type { OptInResult } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 
 const quiet = () => createLogger({ format: 'json', stream: new PassThrough(), level: 'error' });
 

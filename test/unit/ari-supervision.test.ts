@@ -7,8 +7,8 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
-import { AriClient, AriConnection, StepTimeout, within } from '../../src/asterisk/connection';
-import { createLogger } from '../../src/log';
+import { AriClient, AriConnection, StepTimeout, within } from '../../src/telephony/ari/connection';
+import { createLogger } from '../../src/logging/log';
 import { waitFor } from '../../testkit/wait';
 
 class FakeClient extends EventEmitter {

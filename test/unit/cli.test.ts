@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load';
 import type { CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { cancelOne } from '../../src/cli/requests';
 
@@ -554,11 +554,11 @@ describe('dialplan', () => {
   });
 });
 
-describe('the README stays true to the command line', () => {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+describe('the docs stay true to the command line', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'docs/admin-guide.md'), 'utf8');
 
-  it('its YAML example passes config check', async () => {
-    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  it('the YAML example of docs/configuration.md passes config check', async () => {
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(fs.readFileSync(path.join(ROOT, 'docs/configuration.md'), 'utf8'))?.[1];
     expect(yaml).toBeDefined();
     const r = cli(['config', 'check', '-c', write('readme.yaml', yaml as string)]);
     expect(r.stderr).toBe('');

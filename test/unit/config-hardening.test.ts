@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ConfigError, loadConfig } from '../../src/config/load';
-import { createLogger, escapeControl } from '../../src/log';
-import { MASK, maskSecrets, maskUrls, masker } from '../../src/mask';
+import { createLogger, escapeControl } from '../../src/logging/log';
+import { MASK, maskSecrets, maskUrls, masker } from '../../src/logging/mask';
 
 const ENV = { CC_ARI_PASSWORD: 'pw-1234' };
 

@@ -112,7 +112,7 @@ describe('the Config object comes from the schema', () => {
   });
 });
 
-describe("the prospect's clock keys (issue 12)", () => {
+describe("the prospect's clock keys", () => {
   const env = { CC_ARI_PASSWORD: 'x' };
   it('zone rules land under zones, the fallback stays callingHours.timeZone', () => {
     const cfg = loadConfig({ env, overrides: { 'callingHours.zoneOverrides': { '+1808': 'Pacific/Honolulu' }, 'callingHours.internationalPrefix': '011' } });

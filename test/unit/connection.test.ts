@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { AriClient, AriConnection } from '../../src/asterisk/connection';
-import { createLogger } from '../../src/log';
+import { AriClient, AriConnection } from '../../src/telephony/ari/connection';
+import { createLogger } from '../../src/logging/log';
 
 /** A stand-in for ari-client's Client: an EventEmitter that "connects" at once. */
 class FakeClient extends EventEmitter {

@@ -12,7 +12,7 @@ import {
 } from '../../src/core/dial-policy';
 import { defaultPolicyConfig, type Action, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { loadConfig } from '../../src/config/load';
 import { securityWarnings } from '../../src/config/security';

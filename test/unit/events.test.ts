@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { EVENT_NAMES, emit } from '../../src/events';
-import { createLogger } from '../../src/log';
+import { EVENT_NAMES, emit } from '../../src/logging/events';
+import { createLogger } from '../../src/logging/log';
 
 const SRC = path.join(__dirname, '..', '..', 'src');
 

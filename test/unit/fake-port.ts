@@ -8,7 +8,7 @@
  */
 import { PassThrough } from 'node:stream';
 import type { CallPort, DeviceStates, KeyOutcome, PlayOptions, PlayOutcome, Switchboard, SwitchboardPort } from '../../src/telephony/port';
-import { createLogger, type Logger } from '../../src/log';
+import { createLogger, type Logger } from '../../src/logging/log';
 
 export class FakeCallPort implements SwitchboardPort {
   /** Every call in order: 'answer', 'setLanguage en', 'play sound:a,digits:12 [#1]', 'stop', 'waitKey 300 [12]', 'hangup normal', 'refuse'. */

@@ -12,7 +12,7 @@ import type { CallbackRequest } from '../../src/core/policy';
 import { addHealthRoutes, readiness, type Check } from '../../src/http/health';
 import { ServiceMetrics } from '../../src/http/metrics';
 import { HttpServer, tokenMatches } from '../../src/http/server';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 
 function logger() {

@@ -5,8 +5,8 @@
  */
 import { PassThrough } from 'node:stream';
 import type { CallbackState } from '../../src/core/policy';
-import { Lamp, lampDevice, lampState, type LampPort, type LampState } from '../../src/lamp';
-import { createLogger } from '../../src/log';
+import { Lamp, lampDevice, lampState, type LampPort, type LampState } from '../../src/flows/lamp';
+import { createLogger } from '../../src/logging/log';
 
 describe('lampState', () => {
   it.each<[CallbackState[], LampState]>([

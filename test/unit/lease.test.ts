@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { GlobalVars, Lease, leaseVariable, localOwnerGone, parseLease } from '../../src/asterisk/lease';
+import { GlobalVars, Lease, leaseVariable, localOwnerGone, parseLease } from '../../src/telephony/ari/lease';
 
 /** The two ARI calls the lease uses, against an in-memory "PBX". */
 function fakePbx() {

@@ -3,7 +3,7 @@ import { cancelOne } from '../../src/cli/requests';
 import { defaultPolicyConfig, makePolicyConfig, newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
 import { Ledger, guards, type LedgerStore } from '../../src/ledger';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import type { StoredEvent } from '../../src/store/contract';
 import { SqliteStore } from '../../src/store/sqlite';
 import { outboxRowsFor } from '../../src/webhook/payload';

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { PassThrough, Writable } from 'node:stream';
-import { createLogger, guardStream } from '../../src/log';
+import { createLogger, guardStream } from '../../src/logging/log';
 import { waitFor } from '../../testkit/wait';
 
 describe('the log on a closed pipe', () => {

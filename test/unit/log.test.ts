@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 
 function capture(format: 'json' | 'pretty', secrets: string[]) {
   const stream = new PassThrough();

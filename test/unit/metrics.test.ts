@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
 import { ServiceMetrics, originateCause, ORIGINATE_CAUSES } from '../../src/http/metrics';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin

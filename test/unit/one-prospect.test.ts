@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { defaultPolicyConfig, makePolicyConfig, newRequest, decide, type Action, type CallbackRequest, type PolicyConfig } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { notOfferedRow, outboxRowsFor } from '../../src/webhook/payload';
 

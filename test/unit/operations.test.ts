@@ -1,5 +1,5 @@
 /**
- * The operations wiring (src/operations.ts) against a real engine and a fake ARI connection: the off
+ * The operations wiring (src/app/operations.ts) against a real engine and a fake ARI connection: the off
  * switch, a port in use (logged, the service runs on), readiness following the connection, and the lamp
  * following the engine's decisions and re-synced on a (re)connection.
  */
@@ -7,12 +7,12 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
-import type { AriConnection } from '../../src/asterisk/connection';
+import type { AriConnection } from '../../src/telephony/ari/connection';
 import { loadConfig } from '../../src/config/load';
 import type { CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
-import { Operations } from '../../src/operations';
+import { createLogger } from '../../src/logging/log';
+import { Operations } from '../../src/app/operations';
 import { SqliteStore } from '../../src/store/sqlite';
 
 class FakeAri extends EventEmitter {

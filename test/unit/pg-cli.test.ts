@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { PgStore } from '../../src/store/postgres';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
 

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Coordinator } from '../../src/coordination/coordinator';
 import { PgLease } from '../../src/coordination/lease';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { FencedError, RequestRecord } from '../../src/store/contract';
 import { PgStore } from '../../src/store/postgres';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';

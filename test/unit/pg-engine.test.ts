@@ -11,7 +11,7 @@ import { Coordinator } from '../../src/coordination/coordinator';
 import { PgLease } from '../../src/coordination/lease';
 import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { PgStore } from '../../src/store/postgres';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
 

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { makePolicyConfig, defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { StoreError } from '../../src/store/contract';
 import { PgStore } from '../../src/store/postgres';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';

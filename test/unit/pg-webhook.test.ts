@@ -7,7 +7,7 @@ import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import type { RequestRecord } from '../../src/store/contract';
 import { PgStore } from '../../src/store/postgres';
 import { WebhookSender } from '../../src/webhook/sender';

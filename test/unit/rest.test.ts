@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AriRest, AriRestError } from '../../src/asterisk/rest';
+import { AriRest, AriRestError } from '../../src/telephony/ari/rest';
 
 interface Seen {
   method?: string;

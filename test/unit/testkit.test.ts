@@ -65,7 +65,7 @@ describe('onJsonLines', () => {
 describe('quiet-swagger', () => {
   it("silences swagger-client's global deprecation notice", () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require('../../src/asterisk/quiet-swagger');
+    require('../../src/telephony/ari/quiet-swagger');
     const spy = jest.spyOn(console, 'log').mockImplementation(() => undefined);
     try {
       (globalThis as unknown as { log: (m: string) => void }).log('This API is using a deprecated version of Swagger!');

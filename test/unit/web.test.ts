@@ -16,7 +16,7 @@ import { Engine } from '../../src/engine';
 import { addPhoneRoutes, relayRequest } from '../../src/http/phones';
 import { HttpServer } from '../../src/http/server';
 import { CallbacksPage, MAX_BODY, parseFilter } from '../../src/http/web';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 
 const T0 = Date.parse('2026-03-23T08:30:00Z');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { CallbackRequest } from '../../src/core/policy';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { verify } from '../../src/webhook/payload';
 import { MAX_RESPONSE_BYTES, WebhookSender } from '../../src/webhook/sender';

@@ -11,7 +11,7 @@ import { AddressInfo } from 'node:net';
 import { makePolicyConfig, newRequest, decide } from '../../src/core/policy';
 import type { CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { DELIVERY_HEADER, SIGNATURE_HEADER, outboxRowsFor, sign, verify } from '../../src/webhook/payload';
 import { WebhookSender, backoffDelay } from '../../src/webhook/sender';

@@ -1,6 +1,6 @@
 /** The prospect's own clock: the zone of a number (pure choice, and the libphonenumber-backed lookup). */
 import { chooseZone, overrideFor, toE164, validateZoneOverrides, type ZoneRules } from '../../src/core/zones';
-import { ProspectZones } from '../../src/prospect-zones';
+import { ProspectZones } from '../../src/zones/prospect-zones';
 
 const rules: ZoneRules = { fallback: 'Europe/Berlin', overrides: {}, internationalPrefix: '00', fromNumber: true };
 

@@ -11,7 +11,7 @@
  *   - Terminal states (COMPLETED, CANCELLED, EXPIRED, FAILED) have no row: they ignore every observation.
  *   - One decision may record several events in a row (e.g. `prospect-free` WAITING → DUE, then `ring-agent`
  *     DUE → RINGING_AGENT); each is one step of this table.
- *   - The README's state diagram (section "How it works") is checked against this table by
+ *   - The state diagram of docs/architecture.md ("How it works") is checked against this table by
  *     test/unit/policy/transitions.test.ts: every arrow there is a row here, and every row here is an arrow there.
  *     Change both together.
  */

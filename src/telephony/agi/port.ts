@@ -12,8 +12,8 @@
  *   refuse          → SET VARIABLE CC_OFFER_OUTCOME refused (the dialplan continues: busy)
  */
 import { performance } from 'node:perf_hooks';
-import { AgiHangup, AgiSession } from '../../agi/server';
-import { agiQuote, resultDigit } from '../../agi/protocol';
+import { AgiHangup, AgiSession } from './server';
+import { agiQuote, resultDigit } from './protocol';
 import type { CallPort, KeyOutcome, PlayOptions, PlayOutcome } from '../port';
 
 /** The agent's device from the AGI channel name: PJSIP/1001-0000002a → PJSIP/1001 (as the dialplan routine does). */

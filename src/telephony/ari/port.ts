@@ -8,11 +8,11 @@
  * control queue — a bridge, the next playback — waits until all digits are read out), while each sound
  * file can. A stop key therefore stops the item that plays and cancels every item still queued, at once.
  *
- * All REST calls go through the lean client (src/asterisk/rest.ts); events come through the
+ * All REST calls go through the lean client (src/telephony/ari/rest.ts); events come through the
  * {@link AriRouter}, by channel id.
  */
 import { performance } from 'node:perf_hooks';
-import type { AriRest } from '../../asterisk/rest';
+import type { AriRest } from './rest';
 import type { CallPort, DeviceStates, KeyOutcome, PlayOptions, PlayOutcome, Switchboard, SwitchboardPort } from '../port';
 import type { AriEventSource, AriRouter } from './router';
 

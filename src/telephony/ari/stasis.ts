@@ -8,9 +8,9 @@
  * - Anything else goes back to the dialplan with a warning.
  */
 import type { Channel, StasisStart } from 'ari-client';
-import type { AriRest } from '../../asterisk/rest';
-import { emit } from '../../events';
-import type { Logger } from '../../log';
+import type { AriRest } from './rest';
+import { emit } from '../../logging/events';
+import type { Logger } from '../../logging/log';
 import type { CallPort } from '../port';
 import { AriCallPort } from './port';
 import type { AriEventSource, AriRouter } from './router';

@@ -2,7 +2,7 @@
  * The state table (src/core/policy/transitions.ts) against the machine and against the README:
  *  - random walks through the machine: every event it records is a row of the table (the machine would throw
  *    otherwise), and every row of the table is reached by some walk (the table claims nothing the machine cannot do);
- *  - the README's state diagram (section "How it works") has exactly the table's arrows.
+ *  - the state diagram of docs/architecture.md ("How it works") has exactly the table's arrows.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -114,11 +114,11 @@ describe('the state table', () => {
 });
 
 /**
- * The README's state diagram: the fenced block under "### The request's states" in "How it works". An arrow is
+ * The state diagram of docs/architecture.md: the fenced block under "### The request's states" in "How it works". An arrow is
  * a line `FROM · FROM … ──event──► TO | TO …  <text>`; `(new)` is START. Lines without `►` are commentary.
  */
 function readmeArrows(): Set<string> {
-  const readme = fs.readFileSync(path.join(__dirname, '../../../README.md'), 'utf8');
+  const readme = fs.readFileSync(path.join(__dirname, '../../../docs/architecture.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## How it works'));
   const heading = section.indexOf("### The request's states");
   expect(heading).toBeGreaterThan(-1);
@@ -127,7 +127,7 @@ function readmeArrows(): Set<string> {
   for (const line of block.split('\n')) {
     if (!line.includes('►')) continue;
     const m = /^\s*(.+?)\s+─+([a-z-]+)─*►\s+([A-Z_]+(?:\s*\|\s*[A-Z_]+)*)(?:\s{2,}.*)?$/.exec(line);
-    if (!m) throw new Error(`README state diagram: cannot read the arrow ${JSON.stringify(line)}`);
+    if (!m) throw new Error(`docs/architecture.md state diagram: cannot read the arrow ${JSON.stringify(line)}`);
     const froms = m[1].split('·').map((s) => s.trim()).map((s) => (s === '(new)' ? START : s));
     const tos = m[3].split('|').map((s) => s.trim());
     for (const from of froms) for (const to of tos) arrows.add(key({ from, event: m[2], to }));
@@ -135,7 +135,7 @@ function readmeArrows(): Set<string> {
   return arrows;
 }
 
-describe("the README's state diagram", () => {
+describe("the state diagram of docs/architecture.md", () => {
   it('has every arrow of the table, and no other', () => {
     const arrows = readmeArrows();
     const table = new Set(transitionList().map(key));

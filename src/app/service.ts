@@ -5,32 +5,32 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
-import { Config, prospectDevice } from './config/load';
-import { AriConnection } from './asterisk/connection';
-import { localOwnerGone } from './asterisk/lease';
-import { AgiServer, type AgiSession } from './agi/server';
-import { PENDING_STATES, type CallbackRequest } from './core/policy';
-import { Engine } from './engine';
-import { emit } from './events';
-import { OfferDriver } from './flows/offer';
-import { PendingFlow } from './flows/pending';
-import { Presence } from './flows/presence';
-import { RecallFlow } from './flows/recall';
-import { Logger } from './log';
-import type { Store } from './store/contract';
-import { openStore } from './store';
-import { PgStore } from './store/postgres';
-import { PgLease } from './coordination/lease';
-import { Coordinator } from './coordination/coordinator';
-import { AgiCallPort, offerArgsFromAgi } from './telephony/agi/port';
-import { AriDeviceStates, AriSwitchboard } from './telephony/ari/port';
-import { AriRouter } from './telephony/ari/router';
-import { StasisEntry } from './telephony/ari/stasis';
-import { notOfferedRow, outboxRowsFor } from './webhook/payload';
-import { WebhookSender } from './webhook/sender';
+import { Config, prospectDevice } from '../config/load';
+import { AriConnection } from '../telephony/ari/connection';
+import { localOwnerGone } from '../telephony/ari/lease';
+import { AgiServer, type AgiSession } from '../telephony/agi/server';
+import { PENDING_STATES, type CallbackRequest } from '../core/policy';
+import { Engine } from '../engine';
+import { emit } from '../logging/events';
+import { OfferDriver } from '../flows/offer';
+import { PendingFlow } from '../flows/pending';
+import { Presence } from '../flows/presence';
+import { RecallFlow } from '../flows/recall';
+import { Logger } from '../logging/log';
+import type { Store } from '../store/contract';
+import { openStore } from '../store';
+import { PgStore } from '../store/postgres';
+import { PgLease } from '../coordination/lease';
+import { Coordinator } from '../coordination/coordinator';
+import { AgiCallPort, offerArgsFromAgi } from '../telephony/agi/port';
+import { AriDeviceStates, AriSwitchboard } from '../telephony/ari/port';
+import { AriRouter } from '../telephony/ari/router';
+import { StasisEntry } from '../telephony/ari/stasis';
+import { notOfferedRow, outboxRowsFor } from '../webhook/payload';
+import { WebhookSender } from '../webhook/sender';
 import { Operations } from './operations';
-import { ProspectZones, zoneRules } from './prospect-zones';
-import type { OfferSink } from './flows/offer';
+import { ProspectZones, zoneRules } from '../zones/prospect-zones';
+import type { OfferSink } from '../flows/offer';
 
 /** The offer's settings, the same for the ARI and the FastAGI entry. */
 function offerOptions(config: Config) {
@@ -65,7 +65,7 @@ export class Service {
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
   private pruneTimer?: NodeJS.Timeout;
-  /** Health, readiness and metrics over HTTP, and the agents' lamps (src/operations.ts). */
+  /** Health, readiness and metrics over HTTP, and the agents' lamps (src/app/operations.ts). */
   readonly ops: Operations;
   /** PostgreSQL store: which instance serves this PBX (lease with a fencing epoch); undefined with SQLite. */
   readonly coordinator?: Coordinator;
@@ -229,7 +229,7 @@ export class Service {
   start(): void {
     const { config } = this.opts;
     emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.opts.store.where, ari: config.ari.url, app: config.ari.app });
-    // Retention (issue 11): finished requests, their history and sent webhook events go after store.retention.
+    // Retention: finished requests, their history and sent webhook events go after store.retention.
     // Every instance prunes (PostgreSQL: its own PBX's requests; deleting finished rows is idempotent).
     void this.prune();
     this.pruneTimer = setInterval(() => void this.prune(), 3_600_000);
@@ -281,7 +281,7 @@ export class Service {
       port: config.agi.port,
       log: log.child({ component: 'agi' }),
       handlers: { offer },
-      // The door (issue 11): shared secret, peer allowlist, session cap and timeouts.
+      // The door: shared secret, peer allowlist, session cap and timeouts.
       secret: config.agiDoor.secret,
       allowedPeers: config.agiDoor.allowedPeers,
       maxSessions: config.agiDoor.maxSessions,

@@ -1,11 +1,10 @@
 /**
- * `explain`: a dry run of the policy. A made-up timeline ("busy at 10:00, free at 10:40, agent busy
+ * The dry run of the policy (the `explain` command and the page's explain view). A made-up timeline ("busy at 10:00, free at 10:40, agent busy
  * 10:44–10:50") is fed to the pure core with a fake clock, the way the engine would feed it: the opt-in
  * (`newRequest`), the prospect's line (`prospectState`), the agent's status, a tick at every `wakeAt`,
  * and the recall's outcome (by default the agent presses 1 and the prospect answers). No PBX, no store.
  */
 import { scheduled as schedulerSays } from '../core/scheduler';
-import type { Argv } from 'yargs';
 import {
   AgentKey,
   AgentStatus,
@@ -22,9 +21,9 @@ import {
   newRequest,
   offerPromise,
 } from '../core/policy';
-import { CliError, EXIT, GlobalArgs, loadPartial, localTime, out, printJson, run } from './common';
+import { InputError } from './errors';
+import { localTime } from './format';
 import { NumberRules, defaultNumberRules, validateProspectNumber } from '../core/validate';
-import { ProspectZones, zoneRules } from '../prospect-zones';
 import type { ZoneChoice } from '../core/zones';
 
 export type RecallChoice = AgentKey | 'no-answer';
@@ -74,9 +73,9 @@ const TIME_RE = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/;
 export function wallTime(timeZone: string, date: string, time: string, what: string): number {
   const t = TIME_RE.exec(time.trim());
   const d = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
-  if (!d) throw new CliError(`--date ${date}: expected YYYY-MM-DD`, EXIT.usage);
+  if (!d) throw new InputError(`--date ${date}: expected YYYY-MM-DD`);
   if (!t || Number(t[1]) > 24 || Number(t[2]) > 59 || Number(t[3] ?? 0) > 59) {
-    throw new CliError(`${what} ${JSON.stringify(time)}: expected a time such as 10:40 or 10:40:30`, EXIT.usage);
+    throw new InputError(`${what} ${JSON.stringify(time)}: expected a time such as 10:40 or 10:40:30`);
   }
   const base = zonedWallTime(timeZone, Number(d[1]), Number(d[2]) - 1, Number(d[3]), Number(t[1]) * 60 + Number(t[2]));
   return base + Number(t[3] ?? 0) * 1000;
@@ -115,11 +114,9 @@ export function parseTimeline(text: string, into: Partial<Scenario>): void {
     else if (x(String.raw`agent (?:presses|press|keys) (1|2|3|nothing|none)`)) (into.keys ??= []).push(KEYS[m![1]]);
     else if (x(String.raw`agent (?:does not|doesn't|did not) answer`)) (into.keys ??= []).push('no-answer');
     else {
-      throw new CliError(
+      throw new InputError(
         `--timeline: cannot read "${p}". Phrases: "busy at 10:00", "free at 10:40", "busy again 10:42-10:43", ` +
-          '"agent busy 10:44-10:50", "agent presses 2", "agent does not answer", "external", "on 2026-03-10"',
-        EXIT.usage,
-      );
+          '"agent busy 10:44-10:50", "agent presses 2", "agent does not answer", "external", "on 2026-03-10"');
     }
   }
 }
@@ -146,7 +143,7 @@ export function simulate(s: Scenario, cfg: PolicyConfig, maxSteps = 10_000): Sim
 
   if (s.busyUntil !== undefined) {
     const free = at(s.busyUntil, '--busy-until');
-    if (free < start) throw new CliError(`--busy-until ${s.busyUntil} is before the opt-in at ${s.at}`, EXIT.usage);
+    if (free < start) throw new InputError(`--busy-until ${s.busyUntil} is before the opt-in at ${s.at}`);
     busySpells.push([start, free]);
     if (device) add(free, "prospect's line is free", () => ({ type: 'prospectState', busy: false }));
   } else {
@@ -155,7 +152,7 @@ export function simulate(s: Scenario, cfg: PolicyConfig, maxSteps = 10_000): Sim
   for (const [from, to] of s.busyAgain) {
     const a = at(from, '--busy-again');
     const b = to === undefined ? Infinity : at(to, '--busy-again');
-    if (b < a) throw new CliError(`--busy-again ${from}-${to}: ends before it starts`, EXIT.usage);
+    if (b < a) throw new InputError(`--busy-again ${from}-${to}: ends before it starts`);
     busySpells.push([a, b]);
     if (device) {
       add(a, "prospect's line is busy again", () => ({ type: 'prospectState', busy: true }));
@@ -165,7 +162,7 @@ export function simulate(s: Scenario, cfg: PolicyConfig, maxSteps = 10_000): Sim
   for (const [from, to] of s.agentBusy) {
     const a = at(from, '--agent-busy');
     const b = at(to, '--agent-busy');
-    if (b < a) throw new CliError(`--agent-busy ${from}-${to}: ends before it starts`, EXIT.usage);
+    if (b < a) throw new InputError(`--agent-busy ${from}-${to}: ends before it starts`);
     add(a, `agent ${s.agent} starts another call`, () => {
       agent = { busy: true, since: a };
       return 'agent';
@@ -283,7 +280,8 @@ const OUTCOME_TEXT: Record<string, string> = {
   'snooze-limit': 'the agent snoozed too often (FAILED)',
 };
 
-export interface ExplainArgs extends GlobalArgs {
+/** The scenario as flags (the `explain` command) or as the page's form gives it. */
+export interface ScenarioArgs {
   timeline?: string;
   date?: string;
   at?: string;
@@ -294,26 +292,25 @@ export interface ExplainArgs extends GlobalArgs {
   keys?: string[];
   prospect?: string;
   agent?: string;
-  json?: boolean;
 }
 
 function rangeArg(flag: string, value: string): [string, string | undefined] {
   const m = new RegExp(`^${RANGE}$`).exec(value.trim()) ?? new RegExp(`^${T}$`).exec(value.trim());
-  if (!m) throw new CliError(`${flag} ${JSON.stringify(value)}: expected a time range such as 10:44-10:50`, EXIT.usage);
+  if (!m) throw new InputError(`${flag} ${JSON.stringify(value)}: expected a time range such as 10:44-10:50`);
   return [m[1], m[2]];
 }
 
 /** Flags and --timeline merged into a scenario (flags win for single values; lists are joined). */
-export function scenarioFrom(argv: ExplainArgs, timeZone: string, today: number): Scenario {
+export function scenarioFrom(argv: ScenarioArgs, timeZone: string, today: number): Scenario {
   const fromText: Partial<Scenario> = {};
   if (argv.timeline) parseTimeline(argv.timeline, fromText);
   const keys = (argv.keys ?? []).flatMap((k) => k.split(',')).map((k) => k.trim().toLowerCase()).filter(Boolean);
   for (const k of keys) {
-    if (!['1', '2', '3', 'none', 'no-answer'].includes(k)) throw new CliError(`--keys ${k}: expected 1, 2, 3, none or no-answer`, EXIT.usage);
+    if (!['1', '2', '3', 'none', 'no-answer'].includes(k)) throw new InputError(`--keys ${k}: expected 1, 2, 3, none or no-answer`);
   }
   const agentBusy = (argv['agent-busy'] ?? []).map((v) => {
     const [a, b] = rangeArg('--agent-busy', v);
-    if (b === undefined) throw new CliError(`--agent-busy ${JSON.stringify(v)}: expected a time range such as 10:44-10:50`, EXIT.usage);
+    if (b === undefined) throw new InputError(`--agent-busy ${JSON.stringify(v)}: expected a time range such as 10:44-10:50`);
     return [a, b] as [string, string];
   });
   return {
@@ -329,22 +326,6 @@ export function scenarioFrom(argv: ExplainArgs, timeZone: string, today: number)
   };
 }
 
-async function explainAsync(argv: ExplainArgs): Promise<void> {
-  const config = loadPartial(argv);
-  const prospect = argv.prospect ?? '2001';
-  const choice = /^\+?\d+$/.test(prospect) ? await new ProspectZones(zoneRules(config)).resolve(prospect) : undefined;
-  run(() => explain(argv, choice));
-}
-
-function explain(argv: ExplainArgs, choice?: ZoneChoice): void {
-  const config = loadPartial(argv);
-  const zone = choice?.timeZone ?? config.policy.callingHours.timeZone;
-  const s = { ...scenarioFrom(argv, zone, Date.now()), timeZone: zone };
-  const report = explainScenario(s, config.policy, config.numbers, choice);
-  if (argv.json) return printJson(report.json);
-  for (const line of report.lines) out(line);
-}
-
 /**
  * The dry run of one scenario as `explain` prints it: text lines and the `--json` document (also the web page's
  * explain view). `choice` is the prospect's zone as resolved from the number (default: callingHours.timeZone); a
@@ -358,7 +339,7 @@ export function explainScenario(
 ): { lines: string[]; json: Record<string, unknown>; result: SimulationResult | null } {
   const zone = s.timeZone ?? choice?.timeZone ?? cfg.callingHours.timeZone;
   const number = validateProspectNumber(s.prospect, numbers);
-  if (!number.ok) throw new CliError(`--prospect: ${number.reason}`, EXIT.usage);
+  if (!number.ok) throw new InputError(`--prospect: ${number.reason}`);
   const promise = offerPromise(cfg, wallTime(zone, s.date, s.at, '--at'), { mode: s.external ? 'timed' : 'device', timeZone: zone });
   if (promise.kind === 'declined') {
     return {
@@ -416,42 +397,4 @@ export function explainScenario(
   if (promise.kind === 'next-calling-day') out(`Promise: after hours, the agent heard "we will call you back on the next calling day" (opens ${label(promise.opensAt)}).`);
   out('(> marks the made-up inputs; the other lines are the policy\'s own events and reasons.)');
   return { lines, json, result };
-}
-
-export function explainCommand<T>(y: Argv<T>): Argv<T> {
-  return y.command(
-    'explain',
-    'Dry-run the policy on a made-up timeline: when would the callback fire, and why? No PBX needed.',
-    (c) =>
-      c
-        .option('timeline', {
-          type: 'string',
-          describe: 'The story in words: "busy at 10:00, free at 10:40, agent busy 10:44-10:50" (flags below add to it)',
-        })
-        .option('at', { type: 'string', describe: 'Opt-in time: the agent hit the busy line and pressed # [10:00]' })
-        .option('busy-until', { type: 'string', describe: "When the prospect's line frees (omit: it stays busy)" })
-        .option('busy-again', { type: 'string', array: true, describe: "The prospect's line is busy again, e.g. 10:42-10:43 (repeatable)" })
-        .option('agent-busy', { type: 'string', array: true, describe: 'The agent is on another call, e.g. 10:44-10:50 (repeatable)' })
-        .option('external', { type: 'boolean', describe: 'An external number: no line state, timed probes and back-off' })
-        .option('keys', {
-          type: 'string',
-          array: true,
-          describe: 'What the agent does on each ring: 1 connect, 2 snooze, 3 cancel, none (no key), no-answer [1]',
-        })
-        .option('date', { type: 'string', describe: 'Local date YYYY-MM-DD in callingHours.timeZone [today]' })
-        .option('prospect', { type: 'string', describe: "The prospect's number [2001]" })
-        .option('agent', { type: 'string', describe: "The agent's device [PJSIP/1001]" })
-        .option('json', { type: 'boolean', describe: 'Print {scenario, firstRingAt, rings, state, outcome, timeline[]} as JSON' })
-        .example('$0 explain --at 10:00 --busy-until 10:40 --agent-busy 10:44-10:50', 'Grace, then the agent is busy: when is the agent rung?')
-        .example('$0 explain --timeline "busy at 10:00, free at 10:40, agent busy 10:44–10:50"', 'The same, in words')
-        .example('$0 explain --external --at 17:30 --busy-until 17:45 --date 2026-03-13', 'An external number, late on a Friday')
-        .example('$0 explain -c cc.yaml --set policy.grace=10m --busy-until 10:40 --keys 2 1', 'Your config, a longer grace, the agent snoozes once')
-        .epilogue(
-          'Times are local to callingHours.timeZone on --date (DST-correct). Unless --keys says otherwise, the agent answers ' +
-            'and presses 1 at once and the prospect answers, unless the scenario has their line busy at that moment.',
-        ),
-    (argv) => explainAsync(argv as unknown as ExplainArgs).catch((err: unknown) => run(() => {
-      throw err;
-    })),
-  );
 }

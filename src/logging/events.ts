@@ -10,9 +10,12 @@
  * `recall.agent_answered`). Every line also carries the logger's context fields (`component`,
  * `channelId`, and once known `requestId`, `agent`, `prospect`).
  */
-import type { Logger } from './log';
-
 type Level = 'debug' | 'info' | 'warn' | 'error';
+
+/** What {@link emit} needs of a logger (the winston logger of src/logging/log.ts has it); keeps the catalogue free of the logger. */
+export interface EventSink {
+  log(level: Level, message: string, meta: Record<string, unknown>): unknown;
+}
 
 export interface EventCatalogue {
   // ── service ────────────────────────────────────────────────────────────────────────────────────
@@ -23,7 +26,7 @@ export interface EventCatalogue {
   /** A channel entered the Stasis app with arguments no flow knows; it goes back to the dialplan. */
   'service.unknown_stasis_args': { args: string[] };
 
-  // ── ARI connection (src/asterisk/connection.ts) ─────────────────────────────────────────────────
+  // ── ARI connection (src/telephony/ari/connection.ts) ─────────────────────────────────────────────────
   /** The app's WebSocket is up (first connection or a reconnection). */
   'ari.connected': { url: string; app: string; how: string };
   /** The WebSocket went away; calls in progress are reconciled at the next `ari.connected`. */
@@ -41,7 +44,7 @@ export interface EventCatalogue {
   /** A decided action was not carried out because this instance no longer holds the PBX's lease. */
   'lease.action_skipped': { action: string };
 
-  // ── FastAGI (src/agi/server.ts) ────────────────────────────────────────────────────────────────
+  // ── FastAGI (src/telephony/agi/server.ts) ────────────────────────────────────────────────────────────────
   /** The FastAGI server is bound and accepts calls. */
   'agi.listening': { host: string; port: number; secret?: 'required' | 'none'; allowedPeers?: readonly string[] };
 
@@ -49,7 +52,7 @@ export interface EventCatalogue {
   /** The dialplan handed over bad input (prospect, agent device); no offer, the caller hears busy. */
   'offer.refused': { reason: string; args: string[]; entry: 'ari' | 'agi' };
   /**
-   * A busy call entered the offer: the prompt is about to play. With the service's preparation (issue 12):
+   * A busy call entered the offer: the prompt is about to play. With the service's preparation (after-hours promise, queue, zone):
    * `promise` regular, next-calling-day or declined (after hours), the agent's `position` in the queue for the
    * number, the agents ahead (`queue`), the prospect's zone (`timeZone`, `zoneSource`, `zoneNote`) and `why`.
    */
@@ -169,7 +172,7 @@ export interface EventCatalogue {
   /** A notification for the CRM webhook was queued (`webhookEvent`: requested, completed, …). */
   'request.notified': { webhookEvent: string; reason: string };
 
-  // ── operations: HTTP listener, callbacks page, browser phones, lamps (src/operations.ts, src/http/, src/lamp.ts)
+  // ── operations: HTTP listener, callbacks page, browser phones, lamps (src/app/operations.ts, src/http/, src/flows/lamp.ts)
   /** The HTTP listener (health, readiness, metrics, page) is bound. */
   'http.listening': { bind: string; port: number; paths: string[] };
   /** The HTTP listener could not be bound; the service runs on without it. */
@@ -203,7 +206,7 @@ export interface EventCatalogue {
   /** The lamps on the PBX could not be listed. */
   'lamp.list_failed': { error: string };
 
-  // ── hardening (issue 11): refusals, timeouts, exposure, retention ─────────────────────────────────
+  // ── hardening: refusals, timeouts, exposure, retention ─────────────────────────────────
   /** A request was refused by the dial policy: at the opt-in (`stage` opt-in) or just before a call (ringAgent, dialProspect: the request is cancelled). */
   'dial.refused': { stage: string; agent: string; reason: string };
   /** A FastAGI connection was refused or cut off (`reason`: peer-not-allowed, too-many-sessions, line-too-long, env-too-large, env-timeout, bad-secret, unknown-script, idle-timeout, closed). A flood is summed up: `suppressed` lines within `windowMs`. */
@@ -325,6 +328,6 @@ const allListed: [Missing] extends [never] ? true : Missing = true;
 void allListed;
 
 /** Writes one log line carrying the stable `event` name and its declared fields. */
-export function emit<E extends EventName>(log: Logger, level: Level, event: E, message: string, fields: EventCatalogue[E]): void {
+export function emit<E extends EventName>(log: EventSink, level: Level, event: E, message: string, fields: EventCatalogue[E]): void {
   log.log(level, message, { ...fields, event });
 }

@@ -1,7 +1,7 @@
 /**
  * Structured logging with winston: JSON lines when stdout is not a terminal (for journald, docker,
  * log shippers), readable lines on a terminal. Secrets handed to `createLogger`, URL credentials and secret
- * query parameters are masked (src/mask.ts) wherever they would appear, in messages and in fields alike.
+ * query parameters are masked (src/logging/mask.ts) wherever they would appear, in messages and in fields alike.
  */
 import { Writable } from 'node:stream';
 import winston from 'winston';
@@ -62,7 +62,7 @@ export function guardStream(target: NodeJS.WritableStream, onClosed: (err: Error
 }
 
 const redact = winston.format((info, opts?: unknown) => {
-  // The one mask (src/mask.ts): URL credentials, secret query parameters, secret-named fields, the given secrets.
+  // The one mask (src/logging/mask.ts): URL credentials, secret query parameters, secret-named fields, the given secrets.
   const mask = (opts as { mask: Masker }).mask;
   const fields = info as Record<string, unknown>;
   for (const key of Object.keys(fields)) {

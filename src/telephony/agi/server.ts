@@ -7,10 +7,11 @@
  * hung up", never as a failure.
  */
 import net from 'node:net';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../../logging/events';
+import type { Logger } from '../../logging/log';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { LogThrottle } from '../log-throttle';
+import { LogThrottle } from '../../logging/log-throttle';
+import { isLoopback } from '../../config/net';
 import { AgiEnv, AgiReply, LineSplitter, ReplyReader, parseAgiEnv, scriptQuery } from './protocol';
 
 /** Why a FastAGI connection was refused (the `reason` of the `agi.rejected` log event). */
@@ -40,14 +41,20 @@ export interface AgiLimits {
 
 export const DEFAULT_LIMITS: AgiLimits = { maxLineChars: 8192, maxEnvLines: 256, maxEnvChars: 65536, envTimeoutMs: 5000 };
 
+/** The channel hung up (or the FastAGI connection closed): handlers treat it as "the caller left", not a failure. */
 export class AgiHangup extends Error {
+  readonly code = 'agi-hangup' as const;
+
   constructor(message = 'the channel hung up') {
     super(message);
     this.name = 'AgiHangup';
   }
 }
 
+/** Asterisk answered an AGI command with a failure (not 200). */
 export class AgiCommandError extends Error {
+  readonly code = 'agi-command-failed' as const;
+
   constructor(
     readonly command: string,
     readonly reply: AgiReply,
@@ -245,11 +252,6 @@ export interface AgiServerOptions {
   /** A session with no traffic and no command waiting for this long is closed. */
   idleTimeoutMs?: number;
   limits?: Partial<AgiLimits>;
-}
-
-/** True for 127.0.0.0/8, ::1 and localhost. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function sameSecret(given: string, expected: string): boolean {

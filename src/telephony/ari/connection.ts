@@ -20,8 +20,8 @@
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
 import './quiet-swagger';
-import { emit } from '../events';
-import type { Logger } from '../log';
+import { emit } from '../../logging/events';
+import type { Logger } from '../../logging/log';
 import { Lease } from './lease';
 import { AriRest } from './rest';
 

@@ -15,9 +15,9 @@
  * command line run in another process). A state is only sent when it changed; a failed update is
  * logged and retried at the next refresh.
  */
-import type { CallbackState } from './core/policy';
-import type { Logger } from './log';
-import { emit } from './events';
+import type { CallbackState } from '../core/policy';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
 
 export type LampState = 'NOT_INUSE' | 'INUSE' | 'RINGING';
 

@@ -1,6 +1,6 @@
 /**
  * The lean ARI REST client: every REST call of the service goes through it (ari-client only keeps the
- * WebSocket and its events). Measured with bench/rest-micro.ts (README § Performance), it takes about
+ * WebSocket and its events). Measured with bench/rest-micro.ts (docs/performance-log.md), it takes about
  * half of ari-client's time per call.
  *
  *
@@ -30,6 +30,9 @@ type Query = Record<string, string | number | boolean | undefined>;
 
 /** An ARI request that failed: HTTP status (0 when no response came) and Asterisk's message. */
 export class AriRestError extends Error {
+  /** Stable, for callers that branch: `status` says more (0: no response). */
+  readonly code = 'ari-rest-failed' as const;
+
   constructor(
     readonly status: number,
     message: string,

@@ -3,19 +3,19 @@
  * readiness, metrics), the metrics fed from the engine's decisions and the ARI connection's events, and
  * the agents' lamps. The service creates one and starts/stops it; nothing here decides about calls.
  */
-import type { MaintenanceStore } from './store/contract';
-import { CALLBACK_STATES, TERMINAL_STATES, type CallbackState } from './core/policy';
-import type { AriConnection } from './asterisk/connection';
-import type { Config } from './config/load';
-import type { Engine } from './engine';
-import type { Logger } from './log';
-import { emit } from './events';
-import { addHealthRoutes, packageVersion, type Readiness } from './http/health';
-import { ServiceMetrics } from './http/metrics';
-import { HttpServer } from './http/server';
-import { Lamp, type LampPort } from './lamp';
-import { CallbacksPage, defaultStaticDir } from './http/web';
-import { addPhoneRoutes } from './http/phones';
+import type { MaintenanceStore } from '../store/contract';
+import { CALLBACK_STATES, TERMINAL_STATES, type CallbackState } from '../core/policy';
+import type { AriConnection } from '../telephony/ari/connection';
+import type { Config } from '../config/load';
+import type { Engine } from '../engine';
+import type { Logger } from '../logging/log';
+import { emit } from '../logging/events';
+import { addHealthRoutes, packageVersion, type Readiness } from '../http/health';
+import { ServiceMetrics } from '../http/metrics';
+import { HttpServer } from '../http/server';
+import { Lamp, type LampPort } from '../flows/lamp';
+import { CallbacksPage, defaultStaticDir } from '../http/web';
+import { addPhoneRoutes } from '../http/phones';
 
 const OPEN_STATES = CALLBACK_STATES.filter((s) => !(TERMINAL_STATES as readonly string[]).includes(s));
 

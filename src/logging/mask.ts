@@ -1,5 +1,5 @@
 /**
- * The one secret mask. Logs (src/log.ts), configuration errors (src/config/load.ts) and `config check`
+ * The one secret mask. Logs (src/logging/log.ts), configuration errors (src/config/load.ts) and `config check`
  * (src/cli/config-cmd.ts) all print through it, so a secret is hidden the same way everywhere:
  *
  * - credentials inside a URL (`http://user:password@host` → `http://********@host`);

@@ -6,7 +6,7 @@
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import { timezones } from 'libphonenumber-geo-carrier';
-import { chooseZone, toE164, type ZoneChoice, type ZoneRules } from './core/zones';
+import { chooseZone, toE164, type ZoneChoice, type ZoneRules } from '../core/zones';
 
 const CACHE_LIMIT = 10_000;
 
