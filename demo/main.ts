@@ -334,7 +334,7 @@ async function story(ctx: Ctx): Promise<void> {
   if (view.from.user !== serviceNumber) throw new StoryError(`the agent's phone showed number ${view.from.user}, not the service number ${serviceNumber}`);
   await svc.wait('the agent answering', (l) => l.requestId === id && l.event === 'recall.agent_answered', 15000, mark);
   say('1001', 'answers');
-  say('1001 hears', '"Callback to 2 0 0 1. Press 1 to connect, 2 for later, 3 to cancel."');
+  say('1001 hears', '"Callback. Press 1 to connect, 2 for later, 3 to cancel. The number: 2 0 0 1."');
   const chose = await svc.wait('a key in the recall menu', (l) => l.requestId === id && l.event === 'recall.agent_key', 30000, mark);
   say('1001', `presses ${String(chose.key)}`);
   if (chose.key !== '1') throw new StoryError(`the service heard key ${String(chose.key)}, not 1`);

@@ -122,6 +122,8 @@ ensure_host_tools() {
   local need=()
   command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
   command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+  # baresip: the real SIP phone of the desk-phone tests (test/integration/desk-phone.test.ts)
+  command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
   # the keyring that verifies sid's Release file
   [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
   if [ "${#need[@]}" -gt 0 ]; then

@@ -193,9 +193,13 @@ export class Engine {
     }
   }
 
+  /** When this process last started serving (start()): recalls that began before it are not this process's calls. */
+  private startedAt = 0;
+
   /** Loads the store, watches the devices pending requests depend on, arms the timer. */
   async start(): Promise<void> {
     this.stopped = false;
+    this.startedAt = this.clock();
     const deps = await this.store.pendingDependencies();
     for (const device of await this.devicesToWatch(deps)) this.onWatch?.(device);
     this.log.info('scheduler started', { pending: deps.count, nextWake: iso(await this.store.nextWake()) });
@@ -235,6 +239,38 @@ export class Engine {
     // instance) left on the PBX has then been hung up, so no conversation older than this can still go on.
     if (up && this.servingSince === undefined) this.servingSince = this.clock();
     if (up) void this.kickDue();
+  }
+
+  /**
+   * After the PBX was reconciled (every recall channel this process does not run has been hung up): a recall in the
+   * store that began before this process started serving and that no call of this process carries was cut short by a
+   * failure — an earlier run died, the instance that held the lease died or lost it. It is recorded at once as
+   * `recall-interrupted` (never a snooze; rung again after policy.recoveryDelay) instead of waiting for its safety
+   * deadline. (The recall's start is the earlier instance's clock: with a clock far ahead of ours the safety deadline
+   * still recovers it, the same way.)
+   */
+  async reconcileRecalls(runs: (requestId: string) => boolean): Promise<number> {
+    if (this.stopped) return 0;
+    let list: CallbackRequest[];
+    try {
+      list = await this.store.list({ states: RECALL_STATES });
+    } catch (err) {
+      this.log.error('could not read the recalls to reconcile; their safety deadline recovers them', { error: (err as Error).message });
+      return 0;
+    }
+    let n = 0;
+    for (const r of list) {
+      if (this.stopped) break;
+      if (runs(r.id) || r.recallStartedAt === null || r.recallStartedAt >= this.startedAt) continue;
+      const reason = 'the instance that rang the agent is gone (crash, restart or lost lease); its channel was hung up';
+      emit(this.log.child({ requestId: r.id }), 'warn', 'recall.interrupted', 'a recall of an earlier run was cut short; ringing again after the recovery delay', {
+        how: 'orphaned',
+        startedAt: iso(r.recallStartedAt),
+        reason,
+      });
+      if (await this.observe(r.id, { type: 'recallInterrupted', reason })) n++;
+    }
+    return n;
   }
 
   /** When this process first served the PBX (reconciled and up); see setPbxUp. */

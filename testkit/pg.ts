@@ -30,7 +30,7 @@ function runId(): string {
   return process.env.CC_TEST_RUN_PID || String(process.pid);
 }
 
-function pgEnv(): NodeJS.ProcessEnv {
+export function pgEnv(): NodeJS.ProcessEnv {
   return { ...process.env, CC_PG_DIR: PG_DIR, CC_PG_PORT: String(PG_PORT) };
 }
 

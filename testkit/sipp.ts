@@ -38,6 +38,11 @@ export interface SippOptions {
   scenarioDir?: string;
   /** Local SIP port (`-p`). */
   port: number;
+  /**
+   * Local address (`-i`), 127.0.0.1 by default. The compose test binds the host's own address: Asterisk in a
+   * container reaches the host there, not at its own loopback.
+   */
+  localIp?: string;
   /** Local RTP port (`-mp`); SIPp's default (6000) when omitted. */
   mediaPort?: number;
   /** Remote host: Asterisk by default; `null` for a UAS that only answers. */
@@ -315,7 +320,7 @@ export class SippRun {
     const args: string[] = [];
     const remote = opts.remote === undefined ? ASTERISK_SIP : opts.remote;
     if (remote) args.push(remote);
-    args.push('-sf', scenario, '-i', '127.0.0.1', '-p', String(opts.port));
+    args.push('-sf', scenario, '-i', opts.localIp ?? '127.0.0.1', '-p', String(opts.port));
     if (opts.mediaPort !== undefined) args.push('-mp', String(opts.mediaPort));
     if (opts.service !== undefined) args.push('-s', opts.service);
     if (opts.auth) args.push('-au', opts.auth.user, '-ap', opts.auth.password);
@@ -483,14 +488,23 @@ export function expectSippOk(r: SippResult): SippResult {
   return r;
 }
 
+/** Where `register` / `unregister` send to and bind (default: the sandbox's Asterisk, 127.0.0.1). */
+export interface RegisterTarget {
+  scenarioDir?: string;
+  remote?: string;
+  localIp?: string;
+}
+
 /** REGISTERs `user` with the contact 127.0.0.1:`port` (the port of the UAS that should get its calls). */
-export async function register(user: string, password: string, port: number, scenarioDir?: string): Promise<SippResult> {
-  return expectSippOk(await runSipp({ scenario: 'register.xml', scenarioDir, port, service: user, auth: { user, password }, timeoutMs: 10000, label: `register ${user}@${port}` }));
+export async function register(user: string, password: string, port: number, target?: string | RegisterTarget): Promise<SippResult> {
+  const t = typeof target === 'string' ? { scenarioDir: target } : (target ?? {});
+  return expectSippOk(await runSipp({ scenario: 'register.xml', ...t, port, service: user, auth: { user, password }, timeoutMs: 10000, label: `register ${user}@${port}` }));
 }
 
 /** Removes that registration again (Expires: 0). */
-export async function unregister(user: string, password: string, port: number, scenarioDir?: string): Promise<SippResult> {
-  return expectSippOk(await runSipp({ scenario: 'unregister.xml', scenarioDir, port, service: user, auth: { user, password }, timeoutMs: 10000, label: `unregister ${user}@${port}` }));
+export async function unregister(user: string, password: string, port: number, target?: string | RegisterTarget): Promise<SippResult> {
+  const t = typeof target === 'string' ? { scenarioDir: target } : (target ?? {});
+  return expectSippOk(await runSipp({ scenario: 'unregister.xml', ...t, port, service: user, auth: { user, password }, timeoutMs: 10000, label: `unregister ${user}@${port}` }));
 }
 
 /** A process that exits with SIPp still running must not leave it behind. */

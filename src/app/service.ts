@@ -16,6 +16,7 @@ import { OfferDriver } from '../flows/offer';
 import { PendingFlow } from '../flows/pending';
 import { Presence } from '../flows/presence';
 import { RecallFlow } from '../flows/recall';
+import { ReturnFlow } from '../flows/return';
 import { Logger } from '../logging/log';
 import type { Store } from '../store/contract';
 import { openStore } from '../store';
@@ -61,6 +62,7 @@ export class Service {
   private readonly recall: RecallFlow;
   private readonly presence: Presence;
   private readonly pending: PendingFlow;
+  private readonly returned: ReturnFlow;
   private readonly stasis: StasisEntry;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
@@ -75,9 +77,10 @@ export class Service {
   /** The offer's door to the engine: the promise and queue position first (zone from the number), then the opt-in. */
   private readonly offerSink: OfferSink;
 
-  /** Opens the configured store (PostgreSQL when store.url is set: connects and migrates) and wires the service. */
+  /** Opens the configured store (PostgreSQL when store.url is set: not connected yet, see start) and wires the service. */
   static async open(opts: ServiceOptions): Promise<Service> {
     const { config, log } = opts;
+    // PostgreSQL is not connected yet: start() waits for the database (with back-off, readiness false) instead of failing.
     const store =
       opts.store ??
       (await openStore<CallbackRequest>(config, 'service', {
@@ -159,7 +162,7 @@ export class Service {
             isGone: localOwnerGone(os.hostname()),
           },
     });
-    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari, store });
+    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari, store, leaseElsewhere: coordinator ? () => !coordinator.isActive : undefined });
     // ARI: every REST call through the lean client, events routed per channel.
     const rest = this.ari.rest;
     const router = new AriRouter(this.ari);
@@ -177,6 +180,9 @@ export class Service {
         alertInfo: config.recall.alertInfo,
         menuTimeoutMs: config.policy.menuTimeoutMs,
         prompts: config.prompts,
+        numbers: { country: config.policy.recallLabel.country, internationalPrefix: config.zones.internationalPrefix },
+        // An agent's channel ending just before the ARI socket closes went with the PBX (a restart): not a snooze.
+        hangupConfirmMs: 1500,
       },
       log.child({ component: 'recall' }),
     );
@@ -196,6 +202,14 @@ export class Service {
       },
       log.child({ component: 'pending' }),
     );
+    this.returned = new ReturnFlow(
+      {
+        pendingOf: (agent) => this.engine.store.list({ agent, states: PENDING_STATES }),
+        takeOver: (requestId, port) => this.recall.takeOver(requestId, port, async () => (await this.engine.observe(requestId, { type: 'agentReturned' })) !== undefined),
+      },
+      { prompts: { noCallbacks: config.prompts.noCallbacks }, languages: config.offer.languages, defaultLanguage: config.offer.defaultLanguage },
+      log.child({ component: 'return' }),
+    );
     this.stasis = new StasisEntry(
       this.ari,
       rest,
@@ -204,6 +218,7 @@ export class Service {
         calls: {
           offer: (port, args) => this.offer.run(port, args, 'ari'),
           pending: (port, args) => this.pending.run(port, args),
+          return: (port, args) => this.returned.run(port, args),
         },
         originated: {
           recall: (channelId, args) => this.recall.onStasisStart(channelId, args),
@@ -220,15 +235,31 @@ export class Service {
       void (async () => {
         await this.stasis.reconcile();
         await this.presence.refresh();
+        // Recalls an earlier run or instance left (their channels were just hung up) are recorded as interrupted
+        // now — not a snooze, rung again after policy.recoveryDelay — instead of at their safety deadline.
+        if (this.ari.client === client) await this.engine.reconcileRecalls((id) => this.recall.runs(id));
         if (this.ari.client === client) this.engine.setPbxUp(true);
       })();
     });
-    this.ari.on('disconnected', () => this.engine.setPbxUp(false));
+    this.ari.on('disconnected', () => {
+      this.engine.setPbxUp(false);
+      this.recall.pbxLost();
+    });
   }
 
   start(): void {
     const { config } = this.opts;
     emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.opts.store.where, ari: config.ari.url, app: config.ari.app });
+    // The probes first: while the database is not there yet, /readyz answers 503 and says why.
+    void this.ops.start();
+    // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
+    this.ari.once('connected', () => this.loopDelay.enable());
+    void this.startWithStore();
+  }
+
+  /** The rest of the start, once the store is there (PostgreSQL: reachable and migrated; waited for). */
+  private async startWithStore(): Promise<void> {
+    if (!(await this.waitForStore())) return;
     // Retention: finished requests, their history and sent webhook events go after store.retention.
     // Every instance prunes (PostgreSQL: its own PBX's requests; deleting finished rows is idempotent).
     void this.prune();
@@ -236,15 +267,48 @@ export class Service {
     this.pruneTimer.unref();
     // The webhook outbox is drained by every instance (each row is claimed by one), for every PBX.
     this.webhook?.start();
-    void this.ops.start();
-    // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
-    this.ari.once('connected', () => this.loopDelay.enable());
     if (this.coordinator) {
       // Stand-by until the database's lease for this PBX is ours.
       this.coordinator.start().catch((err: Error) => this.opts.log.error('lease loop failed to start', { error: err.message }));
       return;
     }
     void this.serve();
+  }
+
+  private storeWait?: { timer?: NodeJS.Timeout; wake?: () => void };
+
+  /**
+   * PostgreSQL: connects and migrates, and while the database cannot be reached waits and tries again with back-off
+   * (250 ms doubling up to store.retryMax). One `store.unavailable` line when the wait begins and one `store.available`
+   * when it ends — not a line per attempt. False when the service was stopped meanwhile.
+   */
+  private async waitForStore(): Promise<boolean> {
+    const store = this.opts.store;
+    if (store.prepared) return !this.stopping;
+    const { log, config } = this.opts;
+    const max = config.store.retryMaxMs;
+    const began = Date.now();
+    let delay = Math.min(250, max);
+    let unavailable = false;
+    for (let attempts = 1; !this.stopping; attempts++) {
+      try {
+        await store.prepare();
+        if (unavailable) emit(log, 'info', 'store.available', 'the database is reachable again; starting', { waitedMs: Date.now() - began, attempts });
+        return !this.stopping;
+      } catch (err) {
+        if (!unavailable) {
+          unavailable = true;
+          emit(log, 'warn', 'store.unavailable', 'the database cannot be reached; waiting for it (readiness false)', { error: (err as Error).message, retryInMs: delay, maxMs: max });
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const wait: { timer?: NodeJS.Timeout; wake?: () => void } = { wake: resolve };
+        wait.timer = setTimeout(resolve, delay);
+        this.storeWait = wait;
+      });
+      delay = Math.min(max, delay * 2);
+    }
+    return false;
   }
 
   /** Serve the PBX: the scheduler and the ARI app (at start, or when the PostgreSQL lease is taken). */
@@ -303,6 +367,8 @@ export class Service {
   async stop(): Promise<void> {
     clearInterval(this.pruneTimer);
     this.stopping = true;
+    clearTimeout(this.storeWait?.timer);
+    this.storeWait?.wake?.();
     await this.ops.stop();
     this.webhook?.stop();
     await this.agi?.close();

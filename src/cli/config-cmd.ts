@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import { ConfigEntry, ConfigError, resolveConfig } from '../config/load';
 import { Field, markdownTable, schema, secretsFromEnv } from '../config/schema';
 import { maskSecrets, masker } from '../logging/mask';
-import { securityWarnings } from '../config/security';
+import { securityRefusals, securityWarnings } from '../config/security';
 import { EXIT, GlobalArgs, loadOptions, out, printJson, run, table } from './common';
 
 /** Nested `{section: {key: value}}` in the file's own notation (durations as written), secrets masked. */
@@ -42,9 +42,11 @@ function check(argv: CheckArgs): void {
   secrets.push(resolved.config.ari.password);
   const entries = resolved.entries.filter((e) => !argv.changed || e.source !== 'default');
   const warnings = securityWarnings(resolved.config);
+  const refusals = securityRefusals(resolved.config);
   if (argv.json) {
     const sources = Object.fromEntries(entries.map((e) => [e.key, e.source]));
-    out(scrub(JSON.stringify({ ok: true, file: argv.config ?? null, config: nested(entries), sources, warnings }, null, 2), secrets));
+    out(scrub(JSON.stringify({ ok: refusals.length === 0, file: argv.config ?? null, config: nested(entries), sources, warnings, refusals }, null, 2), secrets));
+    if (refusals.length > 0) process.exit(EXIT.usage);
     return;
   }
   const rows = [['KEY', 'VALUE', 'FROM']].concat(
@@ -55,8 +57,10 @@ function check(argv: CheckArgs): void {
     table(rows, 0),
     'Precedence: --set and --log-level > environment > file > default.',
     ...warnings.map((w) => `warning: ${w}`),
+    ...refusals.map((r) => `refused: ${r} — \`run\` does not start with this (set http.allowOpen=true to start anyway)`),
   ];
   out(scrub(lines.join('\n'), secrets));
+  if (refusals.length > 0) process.exit(EXIT.usage);
 }
 
 function keys(argv: { markdown?: boolean; json?: boolean }): void {

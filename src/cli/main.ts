@@ -9,6 +9,8 @@ import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Config, loadConfig } from '../config/load';
 import { createLogger } from '../logging/log';
+import { emit } from '../logging/events';
+import { securityRefusals, securityWarnings } from '../config/security';
 import { Service } from '../app/service';
 import { CliError, EXIT, EXIT_CODES_TEXT, GlobalArgs, fail, loadOptions, withGlobals } from './common';
 import { configCommands } from './config-cmd';
@@ -25,6 +27,10 @@ export { EXIT } from './common';
 async function runService(argv: GlobalArgs): Promise<void> {
   const config = loadConfig(loadOptions(argv));
   const log = createLogger({ level: config.log.level, format: config.log.format, secrets: runSecrets(config) });
+  for (const warning of securityWarnings(config)) emit(log, 'warn', 'security.warning', `configuration leaves something open: ${warning}`, { warning, refused: false });
+  const refusals = securityRefusals(config);
+  for (const warning of refusals) emit(log, 'error', 'security.warning', `not starting: ${warning}`, { warning, refused: true });
+  if (refusals.length > 0) throw new CliError(`not starting: ${refusals.join('; ')} (set http.allowOpen=true to start anyway; see \`config check\`)`, EXIT.usage);
   let service: Service;
   try {
     service = await Service.open({
@@ -91,7 +97,10 @@ export function buildCli(args: string[]): Argv {
           .example('$0 run --config /etc/considerate-callback.yaml', 'Start with a config file')
           .example('CC_ARI_PASSWORD=secret $0 run -c cc.json', 'Keep the ARI password out of the file')
           .example('$0 run -c cc.json --log-level debug --set policy.grace=10m', 'Override keys for this run')
-          .epilogue('Stops cleanly on SIGINT/SIGTERM. Exit code 2 when the configuration is wrong, 3 when the store cannot be opened.'),
+          .epilogue(
+            'Stops cleanly on SIGINT/SIGTERM. Exit code 2 when the configuration is wrong, 3 when the SQLite store cannot be opened; ' +
+              'a PostgreSQL store that cannot be reached is waited for (readiness false), 75 after losing the PostgreSQL lease (start it again: it stands by).',
+          ),
       (argv) => runService(argv as GlobalArgs).catch(fail),
     ) as Argv;
   y = requestCommands(y);

@@ -287,6 +287,9 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
   let policy: PolicyConfig | undefined;
   if (problems.length === 0) {
     try {
+      // The recall's label reads "0049…" as international with the same prefix as the zones do.
+      const label = (tree.policy as { recallLabel?: Record<string, unknown> }).recallLabel;
+      if (label) label.internationalPrefix = (tree.zones as { internationalPrefix?: string } | undefined)?.internationalPrefix ?? '00';
       policy = makePolicyConfig(tree.policy as Parameters<typeof makePolicyConfig>[0]);
     } catch (err) {
       // The policy names its own fields (graceMs, callingHours.windows.mon[0], …); map them to config keys.

@@ -29,10 +29,11 @@
  */
 import { z } from 'zod';
 import type { CallingHoursConfig } from '../core/policy/calling-hours';
-import { parseDuration } from '../core/policy/duration';
+import { formatDuration, parseDuration } from '../core/policy/duration';
 import type { PolicyConfig } from '../core/policy/types';
 import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
 import { validateZoneOverrides } from '../core/zones';
+import { labelProblems } from '../core/label';
 import { isIP } from 'node:net';
 import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY, agentPatternProblem, prefixProblem } from '../core/dial-policy';
 
@@ -60,7 +61,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 const DURATION = 'a duration such as "30s", "5m" or "1h30m"';
 const DURATION_LIST = 'a non-empty list of durations such as ["10m", "30m", "1h"]';
 
-function durationMs(text: string, ctx: z.RefinementCtx, what: string): number {
+function durationMs(text: string, ctx: z.RefinementCtx, what: string, min = 0): number {
   let ms: number;
   try {
     ms = parseDuration(text);
@@ -72,7 +73,27 @@ function durationMs(text: string, ctx: z.RefinementCtx, what: string): number {
     ctx.addIssue({ code: 'custom', message: 'expected a duration of at most 24d (a timer cannot hold 2^31-1 ms or more)' });
     return z.NEVER;
   }
+  if (ms < min) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration of at least ${formatDuration(min)}` });
+    return z.NEVER;
+  }
   return ms;
+}
+
+/**
+ * The bounds a key's `parse` enforces, in the unit the code reads (ms for durations), recorded where the schema
+ * is built (t.integer, t.duration) so that tests can walk every key's bounds through `config check` and `run`
+ * (test/unit/config-bounds.test.ts). One validation: `run` enforces no bound that is not here.
+ */
+const BOUNDS = new WeakMap<z.ZodType, { min: number; max: number }>();
+
+export function boundsOf(field: Pick<Field, 'parse'>): { min: number; max: number } | undefined {
+  return BOUNDS.get(field.parse);
+}
+
+function bounded<T extends z.ZodType>(schema: T, min: number, max: number): T {
+  BOUNDS.set(schema, { min, max });
+  return schema;
 }
 
 const t = {
@@ -98,13 +119,25 @@ const t = {
       return value.replace(/\/+$/, '');
     }),
   integer: (min: number, max: number) =>
-    z
-      .number(expected('a whole number'))
-      .int(expected('a whole number'))
-      .min(min, expected(`a whole number from ${min} to ${max}`))
-      .max(max, expected(`a whole number from ${min} to ${max}`)),
+    bounded(
+      z
+        .number(expected('a whole number'))
+        .int(expected('a whole number'))
+        .min(min, expected(`a whole number from ${min} to ${max}`))
+        .max(max, expected(`a whole number from ${min} to ${max}`)),
+      min,
+      max,
+    ),
   boolean: () => z.boolean(expected('true or false')),
-  duration: () => z.string(expected(DURATION)).transform((s, ctx) => durationMs(s, ctx, DURATION)),
+  /** A duration from `min` (as written, e.g. '1s'; default 0) to 24d, read as milliseconds. */
+  duration: (min = '0s') => {
+    const minMs = parseDuration(min);
+    return bounded(
+      z.string(expected(DURATION)).transform((s, ctx) => durationMs(s, ctx, DURATION, minMs)),
+      minMs,
+      MAX_TIMER_MS,
+    );
+  },
   durationList: () =>
     z
       .array(z.unknown(), expected(DURATION_LIST))
@@ -178,6 +211,22 @@ export interface InternalProspectRule {
 const INTERNAL_RULE = 'expected {"pattern": "<regular expression>", "device": "PJSIP/${number}"}';
 
 /** `prospects.internal`: [{pattern, device}] → compiled rules; a device made from a number must be a plain device. */
+/** recall.labelPrefix: {"en": ["Callback: ", "CB "]} (a single string is a list of one). */
+const labelPrefixes = z
+  .record(
+    z.string().regex(/^(\*|[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)$/, expected('a language such as "en" or "*"')),
+    z.union([z.string(), z.array(z.string()).min(1)], expected('a prefix or a list of prefixes, long to short')),
+    expected('prefixes per language such as {"en": ["Callback: ", "CB "]}'),
+  )
+  .transform((rec) => Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, typeof v === 'string' ? [v] : v])) as Record<string, string[]>)
+  .superRefine((rec, ctx) => {
+    for (const [lang, list] of Object.entries(rec)) {
+      for (const p of list) {
+        if (/["<>\\\p{Cc}]/u.test(p) || p.length > 30) ctx.addIssue({ code: 'custom', path: [lang], message: 'expected a prefix of at most 30 characters without quotes, angle brackets, backslashes or control characters' });
+      }
+    }
+  });
+
 const internalRules = z.unknown().transform((value, ctx): InternalProspectRule[] => {
   if (!Array.isArray(value)) {
     ctx.addIssue({ code: 'custom', message: 'expected a list of {"pattern": "^2\\d{3}$", "device": "PJSIP/${number}"}', path: [] });
@@ -235,8 +284,8 @@ export const schema = {
   'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.name(), doc: 'ARI user from ari.conf.' },
   'ari.password': { type: 'secret', env: 'CC_ARI_PASSWORD', parse: t.string(), doc: 'ARI password from ari.conf. Required; never logged.' },
   'ari.app': { type: 'string', default: 'considerate-callback', env: 'CC_ARI_APP', parse: t.name(), doc: 'Stasis application name; must match the dialplan\'s Stasis() call.' },
-  'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration(), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
-  'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration(), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
+  'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration('100ms'), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
+  'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration('1s'), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
   'store.path': { type: 'string', default: './data/callbacks.db', env: 'CC_STORE_PATH', parse: t.string(), doc: 'SQLite file holding requests and their history.' },
   'store.url': {
     type: 'secret',
@@ -247,6 +296,7 @@ export const schema = {
       .refine((v) => v === '' || /^postgres(ql)?:\/\/[^\s]+$/i.test(v), 'expected a postgres:// URL such as postgres://cc:password@db-host:5432/callbacks'),
     doc: 'PostgreSQL instead of SQLite (several instances, several PBXs): postgres://user:password@host:5432/db. The database then also decides which instance serves each PBX (a lease per pbx.id with a fencing epoch, TTL ari.leaseTtl). Empty: SQLite at store.path. Never logged.',
   },
+  'store.retryMax': { type: 'duration', default: '10s', at: 'store.retryMaxMs', parse: t.duration('100ms'), doc: 'PostgreSQL: while the database cannot be reached at start, the service waits (readiness false) and tries again, the pause doubling up to this.' },
   'pbx.id': { type: 'string', default: 'default', env: 'CC_PBX_ID', parse: t.name(), doc: 'This PBX\'s name in a shared PostgreSQL store: each request belongs to the PBX of its agent, and one instance at a time serves each PBX.' },
   'log.level': { type: 'string', default: 'info', env: 'CC_LOG_LEVEL', parse: t.oneOf(['error', 'warn', 'info', 'debug']), doc: 'Least severe level written.' },
   'log.format': { type: 'string', default: 'auto', env: 'CC_LOG_FORMAT', parse: t.oneOf(['auto', 'json', 'pretty']), doc: 'auto: readable lines on a terminal, JSON lines otherwise.' },
@@ -267,16 +317,17 @@ export const schema = {
   'policy.backoff': { type: 'durationList', default: ['10m', '30m', '60m'], at: 'policy.backoffMs', parse: t.durationList(), doc: 'Wait after the 1st, 2nd, … busy attempt; the last value repeats.' },
   'policy.maxAttempts': { type: 'integer', default: 3, parse: t.integer(1, 20), doc: 'Times the prospect is dialled before the request fails politely.' },
   'policy.noAnswerRetries': { type: 'integer', default: 1, parse: t.integer(0, 10), doc: 'Retries after the prospect did not answer.' },
-  'policy.snooze': { type: 'duration', default: '15m', at: 'policy.snoozeMs', parse: t.duration(), doc: 'How long "2 = try again later" waits.' },
+  'policy.snooze': { type: 'duration', default: '15m', at: 'policy.snoozeMs', parse: t.duration('1ms'), doc: 'How long "2 = try again later" waits.' },
   'policy.maxSnoozes': { type: 'integer', default: 3, parse: t.integer(0, 20), doc: 'Snoozes (pressed 2, or agent did not answer); the next one fails the request.' },
   'policy.agentWrapUp': { type: 'duration', default: '30s', at: 'policy.agentWrapUpMs', parse: t.duration(), doc: 'Gap after the agent\'s last call before the agent is rung.' },
-  'policy.agentBusyRecheck': { type: 'duration', default: '1m', at: 'policy.agentBusyRecheckMs', parse: t.duration(), doc: 'While the agent is busy, re-check this often (a free agent is also noticed at once).' },
-  'policy.agentRingTimeout': { type: 'duration', default: '25s', at: 'policy.agentRingTimeoutMs', parse: t.duration(), doc: 'How long the agent\'s phone rings for a recall.' },
-  'policy.menuTimeout': { type: 'duration', default: '10s', at: 'policy.menuTimeoutMs', parse: t.duration(), doc: 'How long the recall menu waits for 1, 2 or 3.' },
+  'policy.agentBusyRecheck': { type: 'duration', default: '1m', at: 'policy.agentBusyRecheckMs', parse: t.duration('1ms'), doc: 'While the agent is busy, re-check this often (a free agent is also noticed at once).' },
+  'policy.agentRingTimeout': { type: 'duration', default: '25s', at: 'policy.agentRingTimeoutMs', parse: t.duration('1ms'), doc: 'How long the agent\'s phone rings for a recall.' },
+  'policy.menuTimeout': { type: 'duration', default: '10s', at: 'policy.menuTimeoutMs', parse: t.duration('1ms'), doc: 'How long the recall menu waits for 1, 2 or 3.' },
   'policy.menuRepeats': { type: 'integer', default: 2, parse: t.integer(1, 5), doc: 'Menu prompts without a key before the recall is snoozed.' },
-  'policy.prospectRingTimeout': { type: 'duration', default: '45s', at: 'policy.prospectRingTimeoutMs', parse: t.duration(), doc: 'How long the prospect\'s phone rings.' },
-  'policy.recallSafetyMargin': { type: 'duration', default: '2m', at: 'policy.recallSafetyMarginMs', parse: t.duration(), doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
-  'policy.maxAge': { type: 'duration', default: '8h', at: 'policy.maxAgeMs', parse: t.duration(), doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
+  'policy.prospectRingTimeout': { type: 'duration', default: '45s', at: 'policy.prospectRingTimeoutMs', parse: t.duration('1ms'), doc: 'How long the prospect\'s phone rings.' },
+  'policy.recallSafetyMargin': { type: 'duration', default: '2m', at: 'policy.recallSafetyMarginMs', parse: t.duration('1ms'), doc: 'A recall without an outcome this long after it should have ended is recovered (crash safety).' },
+  'policy.recoveryDelay': { type: 'duration', default: '10s', at: 'policy.recoveryDelayMs', parse: t.duration(), doc: 'A recall cut short by the service\'s own failure (crash, lost lease, Asterisk restart) is not a snooze: the agent is rung again this long after it was noticed (grace, wrap-up and calling hours still apply).' },
+  'policy.maxAge': { type: 'duration', default: '8h', at: 'policy.maxAgeMs', parse: t.duration('1ms'), doc: 'A request never lives longer; it also expires at the end of the prospect\'s calling day.' },
   'callingHours.timeZone': { type: 'string', default: 'Europe/Berlin', at: 'policy.callingHours.timeZone', parse: t.string(), doc: 'IANA time zone of the prospects\' calling hours.' },
   'callingHours.windows': {
     type: 'json',
@@ -293,12 +344,34 @@ export const schema = {
     parse: internalRules,
     doc: 'Numbers on this PBX whose line state can be watched: [{"pattern": "^2\\\\d{3}$", "device": "PJSIP/${number}"}]. Others are external (timed retries).',
   },
-  'recall.callerIdName': { type: 'string', default: 'Callback: ${prospect}', at: 'policy.recallCallerIdName', parse: t.string(), doc: 'Caller-ID name on the agent\'s phone for a recall.' },
+  'recall.callerIdName': {
+    type: 'string',
+    default: '${prefix}${number}',
+    at: 'policy.recallCallerIdName',
+    parse: t.string(),
+    doc: 'Caller-ID name on the agent\'s phone for a recall: ${prefix} (recall.labelPrefix), ${number} (national format, or international for foreign numbers), ${prospect} (as stored). Built to fit recall.displayWidth with the whole number.',
+  },
+  'recall.labelPrefix': {
+    type: 'json',
+    default: { en: ['Callback: ', 'CB '], de: ['Rückruf: ', 'RR '] },
+    defaultDoc: '`{"en": ["Callback: ", "CB "], "de": ["Rückruf: ", "RR "]}`',
+    at: 'policy.recallLabel.prefixes',
+    parse: labelPrefixes,
+    doc: 'The label\'s prefix per language ("*": any other), long to short: the longest that leaves the whole number on the display is used. `config check` fails when the shortest leaves no room for a 12-digit number.',
+  },
+  'recall.displayWidth': { type: 'integer', default: 16, at: 'policy.recallLabel.width', parse: t.integer(12, 60), doc: 'Characters the agents\' phones show on one line (at least 12: a 12-digit number must fit); the recall\'s label is built to fit it.' },
+  'recall.numberCountry': {
+    type: 'string',
+    default: 'DE',
+    at: 'policy.recallLabel.country',
+    parse: z.string(expected('a country code such as "DE"')).regex(/^[A-Z]{2}$/, expected('a two-letter country code (ISO 3166) such as "DE"')),
+    doc: 'The home country: its numbers are shown in national format on the recall\'s label (004930123456 → 030 123456), others in international format.',
+  },
   'recall.callerIdNumber': { type: 'string', default: '', at: 'policy.recallCallerIdNumber', parse: t.string({ allowEmpty: true }), doc: 'Caller-ID number on the agent\'s phone for a recall: a service number, never the prospect\'s.' },
   'recall.alertInfo': { type: 'string', default: '', parse: t.headerValue(), doc: 'Optional Alert-Info header for a distinctive ring, e.g. "<http://127.0.0.1/Bellcore-dr4>".' },
   'recall.outboundContext': { type: 'string', default: 'cc-outbound', parse: t.context(), doc: 'Dialplan context the prospect is dialled through: Local/<number>@<context>, so trunk routing stays in the dialplan.' },
   'agi.enabled': { type: 'boolean', default: false, env: 'CC_AGI_ENABLED', parse: t.boolean(), doc: 'Run the FastAGI server, for AGI(agi://host:port/offer,<prospect>) as the busy-signal entry instead of Stasis().' },
-  'agi.bind': { type: 'string', default: '127.0.0.1', parse: t.string(), doc: 'Address the FastAGI server listens on. Keep it private: AGI has no authentication.' },
+  'agi.bind': { type: 'string', default: '127.0.0.1', parse: t.string(), doc: 'Address the FastAGI server listens on (loopback by default). Another address needs agi.secret and agi.allowedPeers; FastAGI itself is unencrypted, so keep it on a private network.' },
   'agi.port': { type: 'integer', default: 4573, parse: t.integer(0, 65535), doc: 'TCP port of the FastAGI server (4573 is the FastAGI default; 0 picks a free port).' },
   'prompts.pendingCount': { type: 'string', default: 'sound:cc-pending-count', at: 'pending.prompts.count', parse: t.media(), doc: 'Feature code (*82): "Callbacks pending:" (followed by the count).' },
   'prompts.pendingMenu': { type: 'string', default: 'sound:cc-pending-menu', at: 'pending.prompts.menu', parse: t.media(), doc: 'Feature code (*82): "Press 1 to cancel the next callback, 2 to cancel all, or hang up."' },
@@ -307,7 +380,9 @@ export const schema = {
   'webhook.timeout': { type: 'duration', default: '5s', at: 'webhook.timeoutMs', parse: t.duration(), doc: 'Longest wait for the CRM to answer one POST; a slow CRM never holds up calls.' },
   'webhook.retries': { type: 'integer', default: 20, parse: t.integer(0, 1000), doc: 'Retries of an event the CRM did not accept (not 2xx) before it is given up and logged.' },
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], at: 'webhook.backoffMs', parse: t.durationList(), doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
-  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Callback to" (followed by the prospect\'s digits).' },
+  'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Callback." The first word of a recall, followed at once by the menu.' },
+  'prompts.recallNumber': { type: 'string', default: 'sound:cc-recall-number', parse: t.media(), doc: '"The number:" After the menu, before the prospect\'s number (read in groups, twice).' },
+  'prompts.noCallbacks': { type: 'string', default: 'sound:cc-no-callbacks', parse: t.media(), doc: '"No callbacks for you." When an agent calls the service number (a returned recall) and nothing is pending.' },
   'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.media(), doc: '"Press 1 to connect, 2 for later, 3 to cancel." (2 waits policy.snooze.)' },
   'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', parse: t.media(), doc: 'Played when the agent pressed 1.' },
   'prompts.stillBusy': { type: 'string', default: 'sound:cc-still-busy', parse: t.media(), doc: '"Still busy. We\'ll try again later."' },
@@ -341,10 +416,47 @@ export const schema = {
   'http.enabled': { type: 'boolean', default: true, env: 'CC_HTTP_ENABLED', parse: t.boolean(), doc: 'Run the HTTP listener for /healthz, /readyz and /metrics (Prometheus). false: no listener.' },
   'http.bind': { type: 'string', default: '127.0.0.1', env: 'CC_HTTP_BIND', parse: t.string(), doc: 'Address the HTTP listener binds to. Loopback by default; open it only to your monitoring network.' },
   'http.port': { type: 'integer', default: 9464, env: 'CC_HTTP_PORT', parse: t.integer(0, 65535), doc: 'TCP port of the HTTP listener (0 picks a free port). A port in use is logged and the service runs on without it.' },
-  'http.token': { type: 'secret', default: '', env: 'CC_HTTP_TOKEN', parse: t.string({ allowEmpty: true }), doc: 'When set, /readyz and /metrics need "Authorization: Bearer <token>" (/healthz stays open). Never logged.' },
+  'http.token': {
+    type: 'secret',
+    default: '',
+    env: 'CC_HTTP_TOKEN',
+    parse: t.string({ allowEmpty: true }),
+    doc: 'The token of every route but /healthz: "Authorization: Bearer <token>", basic auth with it as password, or the page\'s cookie after one visit with ?token=<token>. Empty: a random one is made at each start and the page\'s URL with it printed once on stderr (then /readyz and /metrics stay open). Never logged.',
+  },
+  'http.auth': {
+    type: 'string',
+    default: 'token',
+    env: 'CC_HTTP_AUTH',
+    parse: t.oneOf(['token', 'none']),
+    doc: 'token: every route but /healthz needs http.token (configured or generated). none: no credentials at all (only behind a reverse proxy that authenticates); refused off loopback or with web.phones unless http.allowOpen.',
+  },
+  'http.allowedHosts': {
+    type: 'json',
+    default: [],
+    env: 'CC_HTTP_ALLOWED_HOSTS',
+    parse: z.array(z.string(expected('a host name such as "cc.example.com"')).regex(/^(\*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9._-]+)$/, expected('a host name such as "cc.example.com" (no port, no scheme)')), expected('a list of host names')),
+    doc: 'Host names requests may address besides localhost, 127.0.0.1, ::1, http.bind and the listener\'s own IP (DNS rebinding defence); e.g. ["cc.example.com"] behind a proxy. Others get 421. "*" turns the check off.',
+  },
+  'http.allowedOrigins': {
+    type: 'json',
+    default: [],
+    parse: z.array(z.string(expected('an origin')), expected('a list of origins')).superRefine((list, ctx) => {
+      list.forEach((o, i) => {
+        if (!/^https?:\/\/[^/\s]+$/i.test(o)) ctx.addIssue({ code: 'custom', message: 'expected an origin such as "https://cc.example.com" (scheme and host, no path)', path: [i] });
+      });
+    }),
+    doc: 'Origins besides the page\'s own from which a browser may POST to the page\'s API or open the phones\' WebSocket, e.g. ["https://cc.example.com"].',
+  },
+  'http.allowOpen': {
+    type: 'boolean',
+    default: false,
+    env: 'CC_HTTP_ALLOW_OPEN',
+    parse: t.boolean(),
+    doc: 'Start even with a setting `config check` refuses (http.auth none off loopback or with web.phones, or http.allowedHosts "*" with http.auth none); they are then only warned about.',
+  },
   'lamp.enabled': { type: 'boolean', default: true, env: 'CC_LAMP_ENABLED', parse: t.boolean(), doc: 'Drive each agent\'s BLF lamp, the device state Stasis:cc-<agent> (idle / in use while callbacks are pending / ringing while one is due).' },
-  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener; it needs the same token (Bearer, or basic auth with the token as password) as /metrics when http.token is set.' },
-  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws) to Asterisk\'s /ws on the host and port of ari.url.' },
+  'web.enabled': { type: 'boolean', default: true, env: 'CC_WEB_ENABLED', parse: t.boolean(), doc: 'Serve the callbacks page (/callbacks: live list, timelines, cancel, snooze, explain) on the HTTP listener, behind its token (http.token, or the one made at start).' },
+  'web.phones': { type: 'boolean', default: false, env: 'CC_WEB_PHONES', parse: t.boolean(), doc: 'Demo only: serve the browser softphones (/phones, JsSIP) and relay their SIP WebSocket (/phones/ws; subprotocol sip, the page\'s own Origin, nothing before Asterisk\'s 101) to Asterisk\'s /ws on the host and port of ari.url.' },
   // --- dial policy: who may be rung, which numbers may be dialled, how many requests at most
   'dial.agentDevices': {
     type: 'stringList',
@@ -411,6 +523,16 @@ export type ConfigKey = keyof typeof schema;
 export const crossChecks: ReadonlyArray<(v: Readonly<Record<ConfigKey, unknown>>) => string | undefined> = [
   (v) => ((v['numbers.minDigits'] as number) > (v['numbers.maxDigits'] as number) ? 'numbers.minDigits: must not be larger than numbers.maxDigits' : undefined),
   (v) => (!(v['offer.languages'] as string[]).includes(v['offer.defaultLanguage'] as string) ? 'offer.defaultLanguage: must be one of offer.languages' : undefined),
+  (v) =>
+    // A template with characters Asterisk must not see is refused by the policy's own check first.
+    /["<>\\\p{Cc}]/u.test(v['recall.callerIdName'] as string)
+      ? undefined
+      : labelProblems(v['recall.callerIdName'] as string, {
+      prefixes: v['recall.labelPrefix'] as Record<string, string[]>,
+      width: v['recall.displayWidth'] as number,
+      country: v['recall.numberCountry'] as string,
+      internationalPrefix: v['callingHours.internationalPrefix'] as string,
+    })[0],
 ];
 
 // ---- The Config type, derived from the table -------------------------------------------------------

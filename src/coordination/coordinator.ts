@@ -90,6 +90,9 @@ export class Coordinator {
     this.timer.unref?.();
   }
 
+  /** The last lease check failed (the database is unreachable): logged once per change, not per attempt. */
+  private failing = false;
+
   private async once(): Promise<void> {
     const { lease, log } = this.opts;
     const sentAt = this.now();
@@ -111,8 +114,11 @@ export class Coordinator {
           await this.opts.onActive(epoch);
         }
       }
+      if (this.failing) log.info('lease checks work again', { pbx: lease.opts.pbx });
+      this.failing = false;
     } catch (err) {
-      log.warn('lease check failed', { pbx: lease.opts.pbx, error: (err as Error).message });
+      if (!this.failing) log.warn('lease check failed; trying again every period, logged again when it works', { pbx: lease.opts.pbx, error: (err as Error).message });
+      this.failing = true;
       if (this.active && this.now() >= this.validUntil) await this.stepDown('lease not renewed within its TTL (database unreachable?)');
     } finally {
       this.schedule();

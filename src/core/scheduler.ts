@@ -7,7 +7,9 @@
  *  - wake: every non-finished request whose wake-up has come gets a tick, earliest first;
  *  - agentFree: the agent's DUE requests are re-evaluated at once (the core allows an early tick) instead of
  *    at the next re-check;
- *  - numberFreed: a request of the number left its recall or ended; the others that are DUE may go now.
+ *  - numberFreed: a request of the number left its recall or ended; the others that are DUE may go now — those
+ *    of this PBX only (another PBX's request is its own instance's to ring: this one would ring its agent on the
+ *    wrong PBX).
  */
 import { isTerminal, type CallbackRequest, type Observation } from './policy';
 
@@ -20,6 +22,8 @@ export interface Schedulable {
   prospect: string;
   state: CallbackRequest['state'] | string;
   wakeAt?: number | null;
+  /** False for a request of another PBX (PostgreSQL with several PBXs); absent: this PBX's. */
+  samePbx?: boolean;
 }
 
 export interface Scheduled {
@@ -41,6 +45,6 @@ export function scheduled(now: number, candidates: readonly Schedulable[], cause
     case 'agentFree':
       return open.filter((r) => r.agent === cause.agent && r.state === 'DUE').map((r) => ({ id: r.id, observation: TICK }));
     case 'numberFreed':
-      return open.filter((r) => r.prospect === cause.prospect && r.id !== cause.except && r.state === 'DUE').map((r) => ({ id: r.id, observation: TICK }));
+      return open.filter((r) => r.prospect === cause.prospect && r.id !== cause.except && r.state === 'DUE' && r.samePbx !== false).map((r) => ({ id: r.id, observation: TICK }));
   }
 }

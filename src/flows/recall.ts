@@ -6,7 +6,7 @@
  * - `ringAgent`: originate to the agent's device on the policy's deterministic channel id, caller ID
  *   "Callback: <prospect>" with the configured service number, optional Alert-Info header. The agent's
  *   channel enters the app (`recall,<request>`) when answered.
- * - `announce menu`: "Callback to <digits>. Press 1 …, 2 …, 3 …" through the one prompt helper;
+ * - `announce menu`: "Callback. Press 1 …, 2 …, 3 …. The number: <groups>. The number: <groups>" ({@link menuMedia});
  *   a key stops everything still queued (the digits too), so "1" dials the prospect at once; no key
  *   within the menu timeout after the menu is reported as `agentKey none` (the policy asks again or snoozes).
  * - `dialProspect`: a bridge with the agent in it and ringback playing, then
@@ -16,11 +16,12 @@
 import type { Config } from '../config/load';
 import { isTerminal, type Action, type CallbackRequest, type CallbackState, type Observation } from '../core/policy';
 import type { Telephony } from '../engine';
+import { spokenGroups } from '../core/label';
 import { emit } from '../logging/events';
 import type { Logger } from '../logging/log';
-import type { Switchboard, SwitchboardPort } from '../telephony/port';
+import type { CallPort, Switchboard, SwitchboardPort } from '../telephony/port';
 
-export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;
+export type RecallPrompts = Pick<Config['prompts'], 'recallIntro' | 'recallMenu' | 'recallNumber' | 'connecting' | 'stillBusy' | 'noAnswer' | 'snoozed' | 'cancelled'>;
 
 export interface RecallOptions {
   outboundContext: string;
@@ -29,6 +30,25 @@ export interface RecallOptions {
   prompts: RecallPrompts;
   /** Longest a single announcement may take before the next action runs anyway. */
   announceTimeoutMs?: number;
+  /** How the prospect's number is grouped when read out (the home country, the international prefix). */
+  numbers?: { country: string; internationalPrefix: string };
+  /**
+   * How long the end of an agent's channel (no answer, hung up) is held back before it is reported: when the
+   * connection to Asterisk drops within it, the PBX went away (a restart hangs every call up just before its
+   * socket closes) — an interruption, not the agent's doing. 0 (default): reported at once.
+   */
+  hangupConfirmMs?: number;
+}
+
+/**
+ * What the agent hears when a recall is answered: what the call is and what to press first ("Callback.
+ * Press 1 to connect, 2 for later, 3 to cancel."), within about a second whatever the number's length; then
+ * the number, in groups, twice. A key works throughout.
+ */
+export function menuMedia(prompts: Pick<RecallPrompts, 'recallIntro' | 'recallMenu' | 'recallNumber'>, prospect: string, numbers = { country: 'DE', internationalPrefix: '00' }): string[] {
+  const groups = spokenGroups(prospect, numbers).map((g) => `digits:${g}`);
+  if (groups.length === 0) groups.push(`digits:${prospect.replace(/[^0-9]/g, '') || '0'}`);
+  return [prompts.recallIntro, prompts.recallMenu, prompts.recallNumber, ...groups, prompts.recallNumber, ...groups];
 }
 
 /** Where the recall reports what the PBX did: the engine's public methods. */
@@ -57,7 +77,44 @@ interface Call {
   ringback?: Promise<unknown>;
   /** A menu is running (played or waiting for its key); a new one or an abandon ends it. */
   menu?: { cancelled: boolean };
+  /** A returned recall: the agent's own call (they dialled the service number), handed back when the recall is done with it. */
+  returned?: { done: (outcome: ReturnOutcome) => void; handedBack: boolean };
   log: Logger;
+}
+
+/**
+ * How a returned recall gave the agent's call back: `released` (2, 3, still busy, no answer: the call is the
+ * return flow's again), `connected` (the conversation with the prospect ended), `gone` (the agent hung up),
+ * `skipped` (the request could not take the call: it changed meanwhile).
+ */
+export type ReturnOutcome = 'released' | 'connected' | 'gone' | 'skipped';
+
+/** The agent's own call as the recall's agent leg: no Dial status, and released by the return flow, not here. */
+function adoptedPort(port: CallPort): SwitchboardPort {
+  return {
+    get channelId() {
+      return port.channelId;
+    },
+    get language() {
+      return port.language;
+    },
+    get caller() {
+      return port.caller;
+    },
+    get gone() {
+      return port.gone;
+    },
+    answer: () => port.answer(),
+    setLanguage: (language) => port.setLanguage(language),
+    play: (media, opts) => port.play(media, opts),
+    stop: () => port.stop(),
+    waitKey: (ms, keys) => port.waitKey(ms, keys),
+    hangup: (reason) => port.hangup(reason),
+    refuse: () => port.refuse(),
+    onGone: (fn) => port.onGone(fn),
+    dialStatus: undefined,
+    release: () => undefined,
+  };
 }
 
 const MENU_KEYS = '123';
@@ -88,6 +145,10 @@ function cdrAccount(agent: string): string {
 export class RecallFlow implements Telephony {
   private readonly calls = new Map<string, Call>();
   private readonly byChannel = new Map<string, Call>();
+  /** Agents' own calls waiting for their request's decision to start a returned recall on them. */
+  private readonly returning = new Map<string, { port: CallPort; done: (outcome: ReturnOutcome) => void }>();
+  /** Agent hang-ups held back for opts.hangupConfirmMs (see there), by request. */
+  private readonly heldBack = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly pbx: Switchboard,
@@ -113,13 +174,32 @@ export class RecallFlow implements Telephony {
     return this.calls.size;
   }
 
+  /** Whether this process runs a recall call for the request now. */
+  runs(requestId: string): boolean {
+    return this.calls.has(requestId);
+  }
+
   /**
-   * After a reconnection: recall channels that vanished while we could not hear about it (the PBX
-   * restarted, the socket was down) are treated as ended, so the policy learns the outcome now.
+   * After a reconnection: recall channels that vanished while we could not hear about it (the PBX restarted, the
+   * socket was down). A connected conversation has simply ended; any other recall was cut short by a failure, not by
+   * the agent (we never heard a key or a hang-up): reported as interrupted, never as a snooze.
    */
   reconcileGone(existing: ReadonlySet<string>): void {
     for (const call of [...this.calls.values()]) {
-      if (!call.agentGone && !existing.has(call.agentChannelId)) this.onGone(call.agentChannelId, undefined);
+      const agentVanished = !call.agentGone && !existing.has(call.agent.channelId);
+      if (agentVanished && !call.prospectAnswered) {
+        const reason = 'its channel vanished while the connection to Asterisk was down (Asterisk restarted?)';
+        emit(call.log, 'warn', 'recall.interrupted', 'a recall channel vanished unreported; ringing again after the recovery delay', { how: 'vanished', startedAt: null, reason });
+        call.agentGone = true;
+        if (call.prospectChannelId && !call.prospectGone) {
+          call.prospectGone = true;
+          if (existing.has(call.prospectChannelId)) void this.hangup(call.prospectChannelId);
+        }
+        this.forget(call);
+        this.report(call.requestId, { type: 'recallInterrupted', reason });
+        continue;
+      }
+      if (agentVanished) this.onGone(call.agentChannelId, undefined);
       if (call.prospectChannelId && !call.prospectGone && !existing.has(call.prospectChannelId)) this.onGone(call.prospectChannelId, undefined);
     }
   }
@@ -137,7 +217,7 @@ export class RecallFlow implements Telephony {
     await call.agent.stop();
     if (call.prospectChannelId && !call.prospectGone) await this.hangup(call.prospectChannelId);
     if (call.agentAnswered && state === 'CANCELLED') await this.announce(call.agentChannelId, 'cancelled');
-    await this.hangup(call.agentChannelId);
+    await this.hangupAgent(call.agentChannelId);
   }
 
   /** Whether a channel or bridge on the PBX belongs to a recall this process runs. */
@@ -145,6 +225,71 @@ export class RecallFlow implements Telephony {
     if (this.byChannel.has(id)) return true;
     for (const call of this.calls.values()) if (call.bridgeId === id) return true;
     return false;
+  }
+
+  /**
+   * Returning a recall: the agent called the service number, and `request` is the callback they hear. `start`
+   * asks the policy (observation `agentReturned`); its decision's `announce menu` on the request's next agent
+   * channel id adopts `port` as that channel, and from then on the recall runs as after a ring (menu, dial,
+   * bridge, outcomes), on the agent's own call. Resolves when the recall hands the call back.
+   */
+  async takeOver(requestId: string, port: CallPort, start: () => Promise<boolean>): Promise<ReturnOutcome> {
+    if (this.calls.has(requestId) || this.returning.has(requestId)) return 'skipped';
+    const outcome = new Promise<ReturnOutcome>((resolve) => this.returning.set(requestId, { port, done: resolve }));
+    let started = false;
+    try {
+      started = await start();
+    } finally {
+      const waiting = this.returning.get(requestId);
+      if (waiting && !started) {
+        this.returning.delete(requestId);
+        waiting.done('skipped');
+      }
+    }
+    return outcome;
+  }
+
+  private adopt(request: CallbackRequest, channelId: string): Call | undefined {
+    const waiting = this.returning.get(request.id);
+    if (!waiting) return undefined;
+    this.returning.delete(request.id);
+    const log = this.log.child({ requestId: request.id, channelId, agentCallId: waiting.port.channelId });
+    const call: Call = {
+      requestId: request.id,
+      prospect: request.prospect,
+      language: request.language,
+      agentChannelId: channelId,
+      agent: adoptedPort(waiting.port),
+      agentAnswered: true,
+      agentGone: false,
+      prospectAnswered: false,
+      prospectGone: false,
+      returned: { done: waiting.done, handedBack: false },
+      log,
+    };
+    this.calls.set(request.id, call);
+    this.byChannel.set(channelId, call);
+    waiting.port.onGone((cause) => this.onGone(channelId, cause));
+    emit(log, 'info', 'recall.returned', 'the agent called back: the recall runs on their own call', { agent: request.agent, prospect: request.prospect });
+    return call;
+  }
+
+  /** A returned recall gives the agent's call back to the return flow (instead of hanging it up). */
+  private handBack(call: Call, outcome: ReturnOutcome): void {
+    if (!call.returned || call.returned.handedBack) return;
+    call.returned.handedBack = true;
+    if (call.menu) call.menu.cancelled = true;
+    call.menu = undefined;
+    call.agentGone = true; // for this recall: the call is not its own any more
+    this.forget(call);
+    call.returned.done(outcome);
+  }
+
+  /** Ends the agent's side: hangs up a rung agent, hands a returned call back. */
+  private async hangupAgent(channelId: string, outcome: ReturnOutcome = 'released'): Promise<void> {
+    const call = this.byChannel.get(channelId);
+    if (call?.returned && call.agentChannelId === channelId) return this.handBack(call, outcome);
+    await this.hangup(channelId);
   }
 
   /** StasisStart of a channel we originated: `recall,<request>` (agent) or `prospect,<request>`. */
@@ -171,6 +316,8 @@ export class RecallFlow implements Telephony {
   }
 
   async execute(request: CallbackRequest, action: Exclude<Action, { type: 'notify' }>): Promise<void> {
+    // A returned recall: the decision's first action names the agent channel the agent's own call becomes.
+    if (action.type === 'announce' && !this.byChannel.has(action.channelId)) this.adopt(request, action.channelId);
     switch (action.type) {
       case 'ringAgent':
         return this.ringAgent(request, action);
@@ -179,6 +326,7 @@ export class RecallFlow implements Telephony {
       case 'dialProspect':
         return this.dialProspect(request, action);
       case 'hangupAgent':
+        return this.hangupAgent(action.channelId);
       case 'hangupProspect':
         return this.hangup(action.channelId);
     }
@@ -240,8 +388,7 @@ export class RecallFlow implements Telephony {
     if (call.menu) call.menu.cancelled = true;
     const menu = { cancelled: false };
     call.menu = menu;
-    const digits = call.prospect.replace(/^\+/, '');
-    const played = await call.agent.play([this.opts.prompts.recallIntro, `digits:${digits}`, this.opts.prompts.recallMenu], {
+    const played = await call.agent.play(menuMedia(this.opts.prompts, call.prospect, this.opts.numbers), {
       stopKeys: MENU_KEYS,
       guardMs: 60_000,
     });
@@ -277,7 +424,7 @@ export class RecallFlow implements Telephony {
       const bridgeId = `${action.agentChannelId}-b`;
       await this.pbx.createBridge(bridgeId, `callback ${request.id}`);
       call.bridgeId = bridgeId;
-      await this.pbx.addToBridge(bridgeId, action.agentChannelId);
+      await this.pbx.addToBridge(bridgeId, call.agent.channelId);
       // Ringback until the prospect answers or the attempt ends (stopped by the port's stop()).
       call.ringback = call.agent.play(['tone:ring'], { guardMs: action.timeoutMs + 60_000 });
       emit(log, 'info', 'recall.dialling_prospect', 'dialling the prospect', {
@@ -327,22 +474,26 @@ export class RecallFlow implements Telephony {
     if (!call) return;
     if (channelId === call.agentChannelId && !call.agentGone) {
       call.agentGone = true;
+      if (call.returned && !call.returned.handedBack) {
+        call.returned.handedBack = true;
+        call.returned.done('gone');
+      }
       if (call.menu) call.menu.cancelled = true;
       call.menu = undefined;
       if (!call.agentAnswered) {
         emit(call.log, 'info', 'recall.agent_no_answer', 'agent did not answer the recall', { dialStatus: call.agent.dialStatus, cause });
-        this.report(call.requestId, { type: 'agentNoAnswer' });
+        this.reportAgentGone(call.requestId, { type: 'agentNoAnswer' });
       } else if (call.prospectAnswered) {
         // A completed call ends: the other side goes too.
         if (call.prospectChannelId && !call.prospectGone) void this.hangup(call.prospectChannelId);
       } else {
-        emit(call.log, 'info', 'recall.agent_hung_up', 'agent hung up during the recall', {});
-        this.report(call.requestId, { type: 'agentHungUp' });
+        emit(call.log, 'info', 'recall.agent_hung_up', 'agent hung up during the recall', { cause });
+        this.reportAgentGone(call.requestId, { type: 'agentHungUp' });
       }
     } else if (channelId === call.prospectChannelId && !call.prospectGone) {
       call.prospectGone = true;
       if (call.prospectAnswered) {
-        if (!call.agentGone) void this.hangup(call.agentChannelId);
+        if (!call.agentGone) void this.hangupAgent(call.agentChannelId, 'connected');
       } else if (!call.agentGone) {
         const dialStatus = call.prospectPort?.dialStatus;
         const busy = dialStatus === 'BUSY';
@@ -359,6 +510,32 @@ export class RecallFlow implements Telephony {
       this.onConversationEnded?.(call.requestId);
     }
     if (call.agentGone && (call.prospectGone || !call.prospectChannelId)) this.forget(call);
+  }
+
+  /** Reports the end of the agent's channel, held back for opts.hangupConfirmMs (see there). */
+  private reportAgentGone(requestId: string, observation: Observation): void {
+    const ms = this.opts.hangupConfirmMs ?? 0;
+    if (ms <= 0) return this.report(requestId, observation);
+    clearTimeout(this.heldBack.get(requestId));
+    const timer = setTimeout(() => {
+      this.heldBack.delete(requestId);
+      this.report(requestId, observation);
+    }, ms);
+    this.heldBack.set(requestId, timer);
+  }
+
+  /**
+   * The connection to Asterisk dropped: agent channels that ended just before (held back, see hangupConfirmMs)
+   * went with the PBX — reported as interrupted, never as the agent's hang-up or no-answer.
+   */
+  pbxLost(): void {
+    for (const [requestId, timer] of [...this.heldBack]) {
+      clearTimeout(timer);
+      this.heldBack.delete(requestId);
+      const reason = 'the connection to Asterisk dropped as the call ended (Asterisk restarted?)';
+      emit(this.log.child({ requestId }), 'warn', 'recall.interrupted', 'the recall ended with the PBX; ringing again after the recovery delay', { how: 'vanished', startedAt: null, reason });
+      this.report(requestId, { type: 'recallInterrupted', reason });
+    }
   }
 
   /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */

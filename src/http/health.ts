@@ -2,7 +2,9 @@
  * The operations routes on the HTTP listener:
  * - `/healthz`: the process lives and its event loop answers (always 200 while it does; no token).
  * - `/readyz`: 200 when the service can take calls: ARI connected, the one-active-instance lease held,
- *   the store writable; otherwise 503. The JSON body names each check and why it failed.
+ *   the store writable; otherwise 503. The JSON body names each check and why it failed, and says
+ *   `"standby": true` while another instance serves the PBX and this one waits to take over (not ready by
+ *   design; the docker demo's healthcheck counts a stand-by with a writable store as healthy).
  * - `/metrics`: Prometheus text format (src/http/metrics.ts).
  */
 import fs from 'node:fs';
@@ -16,9 +18,11 @@ export interface Readiness {
   ari(): Check | Promise<Check>;
   lease(): Check | Promise<Check>;
   store(): Check | Promise<Check>;
+  /** True while another instance serves the PBX and this one stands by. */
+  standby?(): boolean;
 }
 
-export async function readiness(r: Readiness): Promise<{ ready: boolean; checks: Record<'ari' | 'lease' | 'store', Check> }> {
+export async function readiness(r: Readiness): Promise<{ ready: boolean; standby: boolean; checks: Record<'ari' | 'lease' | 'store', Check> }> {
   const safe = async (f: () => Check | Promise<Check>): Promise<Check> => {
     try {
       return await f();
@@ -28,17 +32,20 @@ export async function readiness(r: Readiness): Promise<{ ready: boolean; checks:
   };
   const [ari, lease, store] = await Promise.all([safe(() => r.ari()), safe(() => r.lease()), safe(() => r.store())]);
   const checks = { ari, lease, store };
-  return { ready: Object.values(checks).every((c) => c.ok), checks };
+  const ready = Object.values(checks).every((c) => c.ok);
+  return { ready, standby: !ready && (r.standby?.() ?? false), checks };
 }
 
 export function addHealthRoutes(server: HttpServer, r: Readiness, metrics: ServiceMetrics): void {
   server.route({
     path: '/healthz',
     public: true,
+    budget: 'probe',
     handle: (_req, res) => send(res, 200, '{"status":"ok"}\n', 'application/json'),
   });
   server.route({
     path: '/readyz',
+    budget: 'probe',
     handle: async (_req, res) => {
       const result = await readiness(r);
       send(res, result.ready ? 200 : 503, `${JSON.stringify(result)}\n`, 'application/json');
@@ -46,6 +53,7 @@ export function addHealthRoutes(server: HttpServer, r: Readiness, metrics: Servi
   });
   server.route({
     path: '/metrics',
+    budget: 'probe',
     handle: async (_req, res) => send(res, 200, await metrics.text(), metrics.contentType()),
   });
 }

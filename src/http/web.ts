@@ -11,9 +11,10 @@
  *   version guard), the same as the CLI's cancel and the agent's `*82`.
  * - `POST /callbacks/api/explain` `{timeline, keys, …}`: the dry run of src/views/explain.ts with the live policy.
  *
- * Doors: the listener's token (bearer, or basic auth with the token as password) on every route; POSTs need
- * the page's CSRF token in `x-cc-csrf` (a random per-process value the page carries), JSON content, a
- * same-origin `Origin` when the browser sends one, and a body under {@link MAX_BODY} bytes.
+ * Doors: the listener's (src/http/server.ts: allowed Host, the token as bearer, basic-auth password or the
+ * page's cookie, budgets); POSTs also need the page's CSRF token in `x-cc-csrf` (a random per-process value
+ * the page carries), JSON content, the page's own `Origin` (or one of http.allowedOrigins) when the browser
+ * sends one, and a body under {@link MAX_BODY} bytes.
  */
 import { guards } from '../ledger';
 import fs from 'node:fs';
@@ -35,6 +36,7 @@ import { InputError } from '../views/errors';
 import type { Engine } from '../engine';
 import type { Logger } from '../logging/log';
 import { emit } from '../logging/events';
+import { LogThrottle } from '../logging/log-throttle';
 import { HttpServer, basicUser, send } from './server';
 
 export const MAX_STREAMS = 32;
@@ -161,22 +163,25 @@ function json(res: http.ServerResponse, status: number, value: unknown): void {
 }
 
 /** CSRF and origin checks for a POST; returns the refusal text, or undefined when it may proceed. */
-export function csrfRefusal(req: http.IncomingMessage, csrf: string): string | undefined {
+export function csrfRefusal(
+  req: http.IncomingMessage,
+  csrf: string,
+  originAllowed: (origin: string | undefined, host: string | undefined) => boolean = (o, h) => o !== undefined && /^https?:\/\//.test(o) && new URL(o).host === h,
+): string | undefined {
   const given = String(req.headers['x-cc-csrf'] ?? '');
   const a = Buffer.from(given);
   const b = Buffer.from(csrf);
   if (a.length !== b.length || !timingSafeEqual(a, b)) return 'missing or wrong x-cc-csrf header (reload the page)';
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== 'null') {
-    let host: string | undefined;
+  if (origin === 'null') return 'opaque origin refused';
+  if (origin !== undefined) {
     try {
-      host = new URL(origin).host;
+      new URL(origin);
     } catch {
       return `origin ${JSON.stringify(origin.slice(0, 80))} is not a URL`;
     }
-    if (host !== req.headers.host) return `cross-origin request from ${JSON.stringify(origin.slice(0, 80))} refused`;
-  } else if (origin === 'null') {
-    return 'opaque origin refused';
+    // The Host header itself passed the listener's allow-list, so a rebound name never gets here.
+    if (!originAllowed(origin, req.headers.host)) return `cross-origin request from ${JSON.stringify(origin.slice(0, 80))} refused (http.allowedOrigins)`;
   }
   if (!/^application\/json\b/i.test(String(req.headers['content-type'] ?? ''))) return 'content-type must be application/json';
   return undefined;
@@ -194,8 +199,10 @@ export class CallbacksPage {
   readonly csrf: string;
   private readonly clock: () => number;
   private readonly staticDir: string;
+  private readonly throttle: LogThrottle;
 
   constructor(private readonly deps: WebDeps) {
+    this.throttle = new LogThrottle(() => deps.log);
     this.csrf = deps.csrfToken ?? randomBytes(18).toString('base64url');
     this.clock = deps.clock ?? Date.now;
     this.staticDir = deps.staticDir ?? defaultStaticDir();
@@ -254,7 +261,7 @@ export class CallbacksPage {
         json(res, 200, await this.snapshot(filter));
       },
     });
-    server.route({ path: '/callbacks/api/events', methods: ['GET'], handle: (req, res) => this.stream(req, res) });
+    server.route({ path: '/callbacks/api/events', methods: ['GET'], budget: 'stream', handle: (req, res) => this.stream(req, res) });
     server.route({
       path: '/callbacks/api/request',
       handle: async (req, res) => {
@@ -280,7 +287,7 @@ export class CallbacksPage {
         path: p,
         methods: ['POST'],
         handle: async (req, res) => {
-          const refusal = csrfRefusal(req, this.csrf);
+          const refusal = csrfRefusal(req, this.csrf, (o, h) => server.originAllowed(o, h));
           if (refusal) {
             emit(log, 'warn', 'web.csrf_refused', 'web POST refused', { path: p, why: refusal, remote: req.socket.remoteAddress });
             return json(res, 403, { error: refusal });
@@ -350,7 +357,7 @@ export class CallbacksPage {
     const filter = parseFilter(new URL(req.url ?? '/', 'http://localhost'));
     if ('error' in filter) return json(res, 400, { error: filter.error });
     if (this.streams.size >= (this.deps.maxStreams ?? MAX_STREAMS)) {
-      emit(this.deps.log, 'warn', 'web.streams_full', 'web event stream refused: too many open', { open: this.streams.size });
+      this.throttle.warn('full', 'web.streams_full', 'web event stream refused: too many open', { open: this.streams.size });
       res.setHeader('retry-after', '30');
       return json(res, 503, { error: `too many open event streams (${this.deps.maxStreams ?? MAX_STREAMS}); close other tabs` });
     }

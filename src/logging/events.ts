@@ -46,7 +46,7 @@ export interface EventCatalogue {
 
   // ── FastAGI (src/telephony/agi/server.ts) ────────────────────────────────────────────────────────────────
   /** The FastAGI server is bound and accepts calls. */
-  'agi.listening': { host: string; port: number; secret?: 'required' | 'none'; allowedPeers?: readonly string[] };
+  'agi.listening': { host: string; port: number; auth?: 'secret required' | 'no secret'; allowedPeers?: readonly string[] };
 
   // ── the offer at the busy signal (src/flows/offer.ts) ──────────────────────────────────────────
   /** The dialplan handed over bad input (prospect, agent device); no offer, the caller hears busy. */
@@ -135,13 +135,31 @@ export interface EventCatalogue {
   /** The agent did not answer the recall. */
   'recall.agent_no_answer': { dialStatus?: string; cause?: number };
   /** The agent hung up before the prospect answered. */
-  'recall.agent_hung_up': Record<string, never>;
+  'recall.agent_hung_up': { cause?: number };
   /** The request ended elsewhere (CLI, *82) while its recall call was up; the call is ended. */
   'recall.abandoned': { state: string };
   /** A recall channel entered the app that no recall in this process knows (restart); hung up. */
   'recall.unknown_channel': { args: string[] };
   /** A connected recall's conversation ended (one side hung up): the next colleague's recall for the number may follow. */
   'recall.conversation_ended': Record<string, never>;
+  /** A returned recall: the agent's own call (to the service number) became this request's recall, at the menu. */
+  'recall.returned': { agent: string; prospect: string };
+
+  // ── returning a recall: the agent calls the service number (src/flows/return.ts) ─────────────
+  /** Bad agent device from the dialplan; the call is hung up. */
+  'return.refused': { reason: string; agent: string };
+  /** The agent called the service number; `pending`: their callbacks, `first`: the one they hear first. */
+  'return.asked': { pending: number; first?: string; firstProspect?: string };
+  /** One callback of the list was offered to the agent; `outcome`: how its recall gave the call back. */
+  'return.offered': { requestId: string; prospect: string; outcome: string };
+  /** The agent's call to the service number ended; `offered`: how many callbacks they heard. */
+  'return.ended': { offered: number; reason: string };
+  /**
+   * A recall was cut short by the service's own failure (an earlier run or instance died or lost its lease, Asterisk
+   * restarted, the channel vanished unreported): recorded as `recall-interrupted`, never a snooze. `startedAt`: when
+   * that recall's ring began (ISO); `how`: 'orphaned' (no process runs it any more) or 'vanished' (its channel is gone).
+   */
+  'recall.interrupted': { how: 'orphaned' | 'vanished'; startedAt: string | null; reason: string };
 
   // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
   /** Bad agent device from the dialplan; the call is hung up. */
@@ -180,7 +198,17 @@ export interface EventCatalogue {
   /** The HTTP listener reported an error after it was bound. */
   'http.error': { error: string };
   /** A request or upgrade without a valid token was refused. */
-  'http.unauthorized': { path: string; remote?: string };
+  'http.unauthorized': { path: string; remote?: string; suppressed?: number; windowMs?: number };
+  /**
+   * A request or upgrade was refused before any handler ran (aggregated per reason in a 10 s window):
+   * `host` (Host not in http.allowedHosts, 421), `body` (Content-Length over the cap, 413), `busy-probe` /
+   * `busy-page` (its budget is spent, 503).
+   */
+  'http.refused': { path: string; reason: string; status: number; remote?: string; suppressed?: number; windowMs?: number };
+  /** The page's URL with the generated token was printed (once, on stderr; the token itself is not in the log). */
+  'http.token_generated': { url: string };
+  /** A setting leaves something open (config check says the same); `refused`: the service does not start because of it. */
+  'security.warning': { warning: string; refused: boolean };
   /** An HTTP handler threw; the client got a 500. */
   'http.handler_failed': { path: string; error: string };
   /** A file of the callbacks page is missing from the build. */
@@ -192,9 +220,14 @@ export interface EventCatalogue {
   /** A snooze from the page. */
   'web.snooze': { requestId: string; by: string; from: string; to: string; applied: boolean };
   /** The page's event stream was refused: too many open. */
-  'web.streams_full': { open: number };
+  'web.streams_full': { open: number; suppressed?: number; windowMs?: number };
   /** A browser phone's WebSocket relay was refused: too many open. */
-  'phones.relay_full': { open: number };
+  'phones.relay_full': { open: number; suppressed?: number; windowMs?: number };
+  /**
+   * A phone's upgrade was not relayed (`why`: `origin`, `subprotocol`, `early-data`, `not-websocket`), or
+   * Asterisk's answer was not `101` with the `sip` subprotocol (`why`: `asterisk`, with its `status`): both sides closed.
+   */
+  'phones.relay_refused': { why: string; status?: string; remote?: string; suppressed?: number; windowMs?: number };
   /** A browser phone's WebSocket relay opened. */
   'phones.relay_open': { remote?: string };
   /** A browser phone's relay could not reach Asterisk. */
@@ -225,6 +258,13 @@ export interface EventCatalogue {
   'store.pruned': { requests: number; events: number; outbox: number };
   /** Pruning failed (tried again in an hour). */
   'store.prune_failed': { error: string };
+  /**
+   * The database cannot be reached (or migrated) at start: the service waits, readiness false, and tries again
+   * after `retryInMs` (back-off up to `maxMs`). Logged once per change, not per attempt.
+   */
+  'store.unavailable': { error: string; retryInMs: number; maxMs: number };
+  /** The database is reachable again after `store.unavailable` (`waitedMs`, `attempts`). */
+  'store.available': { waitedMs: number; attempts: number };
   /** Logging to stdout stopped: the pipe was closed (EPIPE) or broke; said once on stderr. */
   'log.stdout_closed': { error: string };
 
@@ -281,6 +321,12 @@ export const EVENT_NAMES = [
   'recall.abandoned',
   'recall.unknown_channel',
   'recall.conversation_ended',
+  'recall.returned',
+  'return.refused',
+  'return.asked',
+  'return.offered',
+  'return.ended',
+  'recall.interrupted',
   'pending.refused',
   'pending.asked',
   'pending.cancelled',
@@ -295,6 +341,9 @@ export const EVENT_NAMES = [
   'http.listen_failed',
   'http.error',
   'http.unauthorized',
+  'http.refused',
+  'http.token_generated',
+  'security.warning',
   'http.handler_failed',
   'web.static_missing',
   'web.csrf_refused',
@@ -302,6 +351,7 @@ export const EVENT_NAMES = [
   'web.snooze',
   'web.streams_full',
   'phones.relay_full',
+  'phones.relay_refused',
   'phones.relay_open',
   'phones.relay_error',
   'lamp.set',
@@ -319,6 +369,8 @@ export const EVENT_NAMES = [
   'ari.lease_renewal_failed',
   'store.pruned',
   'store.prune_failed',
+  'store.unavailable',
+  'store.available',
   'log.stdout_closed',
 ] as const satisfies readonly EventName[];
 

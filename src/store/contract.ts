@@ -95,6 +95,8 @@ export interface ListFilter {
 /** One request in the queue for a prospect number (see `prospectQueue`). */
 export interface ProspectQueueEntry {
   id: string;
+  /** False for a request of another PBX (PostgreSQL with several PBXs): its own PBX's instance serves it. */
+  samePbx: boolean;
   agent: string;
   state: string;
   createdAt: number;
@@ -229,5 +231,13 @@ export interface Store<R extends RequestRecord> extends RequestStore<R>, OutboxS
   readonly kind: 'sqlite' | 'postgres';
   /** Where the data lives, for logs: a file path, or the PostgreSQL URL without its password. */
   readonly where: string;
+  /**
+   * Makes the store usable: PostgreSQL connects, migrates and checks the schema version (a StoreError when it
+   * cannot; call again to retry); SQLite is ready when opened. Idempotent. A store from `openStore(…, 'service')`
+   * may not be prepared yet (the service waits for the database); every other store is.
+   */
+  prepare(): Promise<void>;
+  /** True once `prepare` succeeded (always for SQLite). */
+  readonly prepared: boolean;
   close(): Promise<void>;
 }

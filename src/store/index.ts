@@ -2,7 +2,8 @@
  * The one way to open the configured store: PostgreSQL when store.url is set, else the SQLite file at
  * store.path. Who opens it decides how:
  *
- *  - 'service': this PBX's store (PostgreSQL: connects and migrates; SQLite: creates the file);
+ *  - 'service': this PBX's store (PostgreSQL: not connected yet — the service waits for the database with
+ *    `prepare()`, which connects and migrates, instead of failing at start; SQLite: creates the file);
  *  - 'read' / 'write': the command line and its tools, every PBX's requests (PostgreSQL: a small pool, no
  *    migration; SQLite: a missing file is a StoreError rather than an empty new store, read-only unless
  *    'write').
@@ -26,7 +27,7 @@ export async function openStore<R extends RequestRecord>(
   const { url, path: file } = config.store;
   if (url) {
     return use === 'service'
-      ? PgStore.open<R>(url, { pbx: config.pbx.id, onIdleError: opts.onIdleError })
+      ? PgStore.lazy<R>(url, { pbx: config.pbx.id, onIdleError: opts.onIdleError })
       : PgStore.open<R>(url, { pbx: config.pbx.id, allPbx: true, poolSize: 2, migrate: false });
   }
   if (use === 'service') return SqliteStore.open<R>(file);

@@ -10,7 +10,8 @@
  *    no longer current and the store throws `FencedError`. See src/coordination/lease.ts.
  *  - Outbox claims with `FOR UPDATE SKIP LOCKED`: several senders drain one outbox, each row once.
  *
- * Schema migrations (src/store/migrations/postgres.ts) run at `open`.
+ * Schema migrations (src/store/migrations/postgres.ts) run at `open`, or at `prepare` for a store made with
+ * `lazy` (the service's, which waits for the database instead of failing at start).
  */
 import pg from 'pg';
 import { FencedError, RequestRecord, StoreError } from './contract';
@@ -234,13 +235,28 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
     private readonly pgdb: PgDb,
     readonly pbx: string,
     allPbx: boolean,
+    private readonly migrateOnPrepare: boolean,
   ) {
     super(pgdb, { pbx, allPbx });
   }
 
   /** Connects, migrates (under an advisory lock) and checks the schema version. Failures are StoreErrors. */
   static async open<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): Promise<PgStore<R>> {
-    const where = redactUrl(url);
+    const store = PgStore.lazy<R>(url, opts);
+    try {
+      await store.prepare();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  /**
+   * The store without touching the database yet (the pool connects on first use): the service is built at once and
+   * waits for the database with {@link prepare} (src/app/service.ts), instead of exiting while it is down.
+   */
+  static lazy<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): PgStore<R> {
     const pool = new pg.Pool({
       connectionString: url,
       max: opts.poolSize ?? 4,
@@ -251,15 +267,26 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
       idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     });
     pool.on('error', (err) => opts.onIdleError?.(err));
-    try {
-      await migrate(pool, opts.migrate ?? true);
-    } catch (err) {
-      await pool.end().catch(() => undefined);
-      if (err instanceof StoreError) throw err;
-      throw new StoreError(`cannot open callback store ${where}: ${(err as Error).message}`, err);
-    }
     const pbx = opts.pbx ?? 'default';
-    return new PgStore<R>(new PgDb(pool, where, pbx), pbx, opts.allPbx ?? false);
+    return new PgStore<R>(new PgDb(pool, redactUrl(url), pbx), pbx, opts.allPbx ?? false, opts.migrate ?? true);
+  }
+
+  private isPrepared = false;
+
+  override get prepared(): boolean {
+    return this.isPrepared;
+  }
+
+  /** Connects, migrates (under an advisory lock) and checks the schema version; a StoreError when it cannot. */
+  override async prepare(): Promise<void> {
+    if (this.isPrepared) return;
+    try {
+      await migrate(this.pgdb.pool, this.migrateOnPrepare);
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(`cannot open callback store ${this.where}: ${(err as Error).message}`, err);
+    }
+    this.isPrepared = true;
   }
 
   /** Applied migrations, oldest first. */

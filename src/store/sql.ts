@@ -93,6 +93,13 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     return this.db.close();
   }
 
+  /** Ready when opened; the PostgreSQL driver connects and migrates here (src/store/postgres.ts). */
+  async prepare(): Promise<void> {}
+
+  get prepared(): boolean {
+    return true;
+  }
+
   writable(): Promise<{ ok: true } | { ok: false; reason: string }> {
     return this.db.writable();
   }
@@ -226,11 +233,16 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     }));
   }
 
-  prospectQueue(prospect: string): Promise<ProspectQueueEntry[]> {
-    return this.db.all<ProspectQueueEntry>(
-      `SELECT id, agent, state, created_at AS "createdAt" FROM requests WHERE prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq}`,
-      [prospect],
+  async prospectQueue(prospect: string): Promise<ProspectQueueEntry[]> {
+    const params: unknown[] = [];
+    // A SQLite file serves one PBX.
+    const samePbx = this.scopeOf.pbx === undefined ? '1' : (params.push(this.scopeOf.pbx), 'pbx = ?');
+    params.push(prospect);
+    const rows = await this.db.all<Omit<ProspectQueueEntry, 'samePbx'> & { samePbx: unknown }>(
+      `SELECT id, ${samePbx} AS "samePbx", agent, state, created_at AS "createdAt" FROM requests WHERE prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq}`,
+      params,
     );
+    return rows.map((r) => ({ ...r, samePbx: Boolean(r.samePbx) }));
   }
 
   async lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null> {

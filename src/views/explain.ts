@@ -20,6 +20,7 @@ import {
   decide,
   newRequest,
   offerPromise,
+  recallCallerId,
 } from '../core/policy';
 import { InputError } from './errors';
 import { localTime } from './format';
@@ -387,7 +388,7 @@ export function explainScenario(
   out('');
   if (result.firstRingAt !== null) {
     const after = formatDuration(Math.round((result.firstRingAt - wallTime(zone, s.date, s.at, '--at')) / 1000) * 1000);
-    out(`The callback fires at ${label(result.firstRingAt)}: the agent's phone rings, labelled "${cfg.recallCallerIdName.split('${prospect}').join(s.prospect)}" (${after} after the opt-in).`);
+    out(`The callback fires at ${label(result.firstRingAt)}: the agent's phone rings, labelled "${recallCallerId(cfg, s.prospect, 'en').name}" (${after} after the opt-in).`);
     if (result.rings.length > 1) out(`The agent is rung ${result.rings.length} times: ${result.rings.map(label).join(', ')}.`);
   } else {
     out('The callback never fires: the agent is not rung in this scenario.');

@@ -65,6 +65,15 @@ export class TestAri {
     return t;
   }
 
+  /** Disconnects without hanging anything up (the PBX is about to go away with every call on it). */
+  disconnect(): void {
+    try {
+      this.client.stop();
+    } catch {
+      // closed
+    }
+  }
+
   /** Hangs up what this app still holds (channels left in a disconnected app would stay up), then disconnects. */
   async close(): Promise<void> {
     const mine = new Set(
@@ -246,4 +255,24 @@ export function expectOnlyWaitingRequest(svc: ServiceProcess, requestId: unknown
     language: 'en',
   });
   return list[0];
+}
+
+/**
+ * The environment of a second sandbox beside this run's one (SIP +30, ARI +2, RTP after this one's range + 1000,
+ * its chroot copied from this one's; CC_SANDBOX2_DIR and CC_PBX2_RTP_START/END override): for two PBXs, or a
+ * fresh Asterisk whose start-up log a test reads whole.
+ */
+export function secondSandboxEnv(): NodeJS.ProcessEnv {
+  const span = SANDBOX.rtp.end - SANDBOX.rtp.start;
+  // Asterisk wants an even first RTP port (it warns and rounds an odd one up).
+  const start = SANDBOX.rtp.end + 1001 + ((SANDBOX.rtp.end + 1001) % 2);
+  return {
+    ...process.env,
+    CC_SANDBOX_DIR: process.env.CC_SANDBOX2_DIR ?? `${SANDBOX.dir}-2`,
+    CC_PBX_SIP_PORT: String(SANDBOX.sipPort + 30),
+    CC_PBX_HTTP_PORT: String(SANDBOX.httpPort + 2),
+    CC_PBX_RTP_START: process.env.CC_PBX2_RTP_START ?? String(start),
+    CC_PBX_RTP_END: process.env.CC_PBX2_RTP_END ?? String(start + span),
+    CC_SANDBOX_ROOTFS_FROM: path.join(SANDBOX.dir, 'rootfs'),
+  };
 }

@@ -140,7 +140,7 @@ describePbx('operations (real Asterisk)', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ ready: true, checks: { ari: { ok: true }, lease: { ok: true }, store: { ok: true } } });
+    expect(await ready.json()).toEqual({ ready: true, standby: false, checks: { ari: { ok: true }, lease: { ok: true }, store: { ok: true } } });
     let text = await (await fetch(`${base}/metrics`)).text();
     expect(sample(text, 'considerate_callback_ari_connected')).toBe(1);
     expect(sample(text, 'considerate_callback_lease_held')).toBe(1);
@@ -166,7 +166,7 @@ describePbx('operations (real Asterisk)', () => {
     expect((await fetch(`${base2}/healthz`)).status).toBe(200);
     const notReady = await fetch(`${base2}/readyz`);
     expect(notReady.status).toBe(503);
-    expect(await notReady.json()).toMatchObject({ ready: false, checks: { ari: { ok: false }, lease: { ok: false, detail: 'held by another instance' } } });
+    expect(await notReady.json()).toMatchObject({ ready: false, standby: true, checks: { ari: { ok: false }, lease: { ok: false, detail: 'held by another instance' } } });
     const text2 = await (await fetch(`${base2}/metrics`)).text();
     expect(sample(text2, 'considerate_callback_lease_standby')).toBe(1);
     expect(sample(text2, 'considerate_callback_lease_held')).toBe(0);

@@ -11,8 +11,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
-import { ROOT, SANDBOX, sandboxFrom } from '../../testkit/sandbox';
-import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep } from './harness';
+import { ROOT, sandboxFrom } from '../../testkit/sandbox';
+import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, secondSandboxEnv, simLine, sleep } from './harness';
 
 describePbx('two instances on PostgreSQL (real Asterisk)', () => {
   let db: TestDatabase;
@@ -114,15 +114,7 @@ describePbx('two instances on PostgreSQL (real Asterisk)', () => {
  * command line sees both.
  */
 describePbx('two PBXs sharing one PostgreSQL (two sandboxes)', () => {
-  const env2: NodeJS.ProcessEnv = {
-    ...process.env,
-    CC_SANDBOX_DIR: process.env.CC_SANDBOX2_DIR ?? `${SANDBOX.dir}-2`,
-    CC_PBX_SIP_PORT: String(SANDBOX.sipPort + 30),
-    CC_PBX_HTTP_PORT: String(SANDBOX.httpPort + 2),
-    CC_PBX_RTP_START: process.env.CC_PBX2_RTP_START ?? String(SANDBOX.rtp.end + 1001),
-    CC_PBX_RTP_END: process.env.CC_PBX2_RTP_END ?? String(SANDBOX.rtp.end + 1001 + (SANDBOX.rtp.end - SANDBOX.rtp.start)),
-    CC_SANDBOX_ROOTFS_FROM: path.join(SANDBOX.dir, 'rootfs'),
-  };
+  const env2 = secondSandboxEnv();
   const second = sandboxFrom(env2);
   let db: TestDatabase;
   const services: ServiceProcess[] = [];

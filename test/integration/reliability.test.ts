@@ -54,7 +54,7 @@ describePbx('reliability (real Asterisk)', () => {
     }
   }, 120000);
 
-  it('Asterisk restarts during a recall: the lost call is noticed and the request tries again later', async () => {
+  it('Asterisk restarts during a recall: the lost call is noticed as an interruption (not a snooze) and the request tries again', async () => {
     const svc = await start({ ...FAST_RECALL, policy: { ...FAST_RECALL.policy, snooze: '2s', recallSafetyMargin: '5s' } });
     let ari = await TestAri.connect();
     let phone = await TestPhone.attach(ari);
@@ -65,12 +65,16 @@ describePbx('reliability (real Asterisk)', () => {
     const ring = await phone.nextRing(mark, 20000);
     await phone.answer(ring); // the agent listens to the menu …
     await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
-    await ari.close();
+    ari.disconnect(); // the agent does not hang up: the PBX goes away under the call
     const logMark = svc.logs.length;
     pbx('restart'); // … and the PBX goes away under the call
     await svc.waitLog((l) => l.event === 'ari.connected', 60000, logMark);
-    const after = await svc.waitLog((l) => l.requestId === id && ((l.event === 'request.transition' && l.transition === 'agent-hung-up') || (l.event === 'request.transition' && l.transition === 'recall-timeout')), 30000, logMark);
-    expect(after.to).toBe('WAITING');
+    const ended = ['recall-interrupted', 'recall-timeout', 'agent-hung-up', 'agent-no-answer'];
+    const after = await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && ended.includes(String(l.transition)), 30000, logMark);
+    // The PBX went away under the call: the service's failure to keep it, not the agent's choice (issue 25).
+    const story = svc.find((l) => l.requestId === id && (l.event === 'request.transition' || String(l.event).startsWith('recall.'))).map((l) => `${String(l.event)} ${String(l.transition ?? '')} ${String(l.reason ?? '')} ${String(l.cause ?? '')}`);
+    expect({ after: { transition: after.transition, to: after.to }, story }).toEqual({ after: { transition: 'recall-interrupted', to: 'WAITING' }, story });
+    // (Later rings of this test may go unanswered while its phone reconnects: those are snoozes, rightly.)
     ari = await TestAri.connect();
     phone = await TestPhone.attach(ari);
     try {

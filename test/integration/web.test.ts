@@ -4,6 +4,8 @@
  *
  * 1. The page lists a request live after a SIPp agent presses `#`, shows the grace counting down when
  *    the line frees, and a cancel from the page ends it; the store (CLI `list --json`) and `show` agree.
+ *    The page is opened as a user does by default: with the URL the service printed (generated token),
+ *    which leaves an HttpOnly SameSite=Strict cookie; without it the page answers 401.
  * 2. The browser agent phone (WebRTC, JsSIP) makes 2995 busy with `*71`, dials 2995, presses `#`, frees
  *    the line with `*72`, receives the recall labelled `Callback: 2995` after the grace, presses 1 and is
  *    connected to the simulated prospect's echo; the browser's RTCPeerConnection received audio packets.
@@ -39,6 +41,16 @@ function listJson(svc: ServiceProcess): ListedRequest[] {
 async function httpPort(svc: ServiceProcess): Promise<number> {
   const line = await svc.waitLog((l) => l.event === 'http.listening', 15000, 0, 'the HTTP listener');
   return line.port as number;
+}
+
+/**
+ * The address the service printed at start for `page` with its generated token (no http.token is configured
+ * here: the default), as a user copies it from the terminal; the first visit turns it into a cookie.
+ */
+async function printedUrl(svc: ServiceProcess, page: '/callbacks' | '/phones'): Promise<string> {
+  await svc.waitLog((l) => l.event === 'http.token_generated', 15000, 0, 'the page URL with the generated token');
+  const re = new RegExp(`http://127\\.0\\.0\\.1:\\d+${page}\\?token=[\\w-]+`);
+  return waitFor('the printed page URL', () => re.exec(svc.stderr.join(''))?.[0], 5000);
 }
 
 describePbx('the callbacks page and the browser phones, in Chromium', () => {
@@ -81,7 +93,12 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       const base = `http://127.0.0.1:${await httpPort(svc)}`;
       page = await browser!.context.newPage();
       await page.setViewportSize({ width: 420, height: 860 }); // a phone-sized screen
-      await page.goto(`${base}/callbacks`);
+      // Closed without the token; the printed URL opens it and leaves a cookie (the address bar loses the token).
+      expect((await page.goto(`${base}/callbacks`))?.status()).toBe(401);
+      await page.goto(await printedUrl(svc, '/callbacks'));
+      expect(page.url()).toBe(`${base}/callbacks`);
+      const cookies = await browser!.context.cookies(base);
+      expect(cookies.find((c) => c.name === 'cc_token')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
       await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
       expect(await page.getByTestId('request').count()).toBe(0);
 
@@ -188,7 +205,8 @@ describePbx('the callbacks page and the browser phones, in Chromium', () => {
       const base = `http://127.0.0.1:${await httpPort(svc)}`;
       page = await browser!.context.newPage();
       await page.setViewportSize({ width: 900, height: 900 });
-      await page.goto(`${base}/phones`);
+      await page.goto(await printedUrl(svc, '/phones'));
+      expect(page.url()).toBe(`${base}/phones`);
       const agent = page.getByTestId('phone-agent');
       await agent.getByTestId('reg').filter({ hasText: /^registered$/ }).waitFor({ timeout: 20000 });
       await page.getByTestId('phone-prospect').getByTestId('reg').filter({ hasText: /^registered$/ }).waitFor({ timeout: 20000 });

@@ -202,6 +202,15 @@ describe('FastAGI door: attacks over TCP, a real session served meanwhile', () =
     expect(local.lines.filter((l) => l.event === 'agi.exposed')).toHaveLength(0);
   });
 
+  it('agi.listening says whether a secret is required in words the log mask leaves readable', async () => {
+    const withSecret = await start();
+    const line = withSecret.lines.find((l) => l.event === 'agi.listening');
+    expect(line).toMatchObject({ auth: 'secret required', message: expect.stringContaining('secret: required') });
+    expect(JSON.stringify(line)).not.toContain('********');
+    const without = await start({ secret: '' });
+    expect(without.lines.find((l) => l.event === 'agi.listening')).toMatchObject({ auth: 'no secret', message: expect.stringContaining('secret: none') });
+  });
+
   it('without a secret configured, sessions are served as before', async () => {
     const h = await start({ secret: '' });
     expect(await legitSession(h.port, { secret: '' })).toEqual(SERVED);

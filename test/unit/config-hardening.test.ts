@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import { ConfigError, loadConfig } from '../../src/config/load';
 import { createLogger, escapeControl } from '../../src/logging/log';
 import { MASK, maskSecrets, maskUrls, masker } from '../../src/logging/mask';
+import { securityRefusals, securityWarnings } from '../../src/config/security';
 
 const ENV = { CC_ARI_PASSWORD: 'pw-1234' };
 
@@ -88,7 +89,7 @@ describe('values that reach Asterisk', () => {
   it.each([
     ['recall.callerIdName', 'Callback\n${prospect}', /^recall\.callerIdName: must not contain .*control characters/],
     ['recall.callerIdName', '"Boss" <${prospect}>', /^recall\.callerIdName: must not contain quotes/],
-    ['recall.callerIdName', 'Callback', /^recall\.callerIdName: expected a text containing \$\{prospect\}/],
+    ['recall.callerIdName', 'Callback', /^recall\.callerIdName: expected a text containing \$\{number\}/],
     ['recall.callerIdNumber', '100;evil', /^recall\.callerIdNumber: expected digits/],
     ['recall.callerIdNumber', '100\n', /^recall\.callerIdNumber: expected digits/],
   ])('caller-ID template %s %j is refused', (key, value, message) => {
@@ -238,5 +239,38 @@ describe('duplicate keys in JSON from --set or the environment', () => {
   it('is refused as in a file', () => {
     const p = problems({ 'callingHours.windows': '{"mon": [["09:00","12:00"]], "mon": [["13:00","18:00"]]}' });
     expect(p).toEqual(['callingHours.windows: duplicate key mon (at character 30): each key may appear once']);
+  });
+});
+
+describe('the HTTP listener\'s open combinations (issue 19)', () => {
+  const cfg = (overrides: Record<string, unknown>) => loadConfig({ env: ENV, overrides });
+  it('the defaults leave nothing open: no warning, no refusal', () => {
+    expect(securityWarnings(cfg({})).filter((w) => w.startsWith('http.') || w.startsWith('web.'))).toEqual([]);
+    expect(securityRefusals(cfg({}))).toEqual([]);
+  });
+
+  it('warns on a non-loopback bind (plain HTTP; a generated token), the phones off loopback, "*" hosts, http.auth none', () => {
+    const w = securityWarnings(cfg({ 'http.bind': '0.0.0.0', 'web.phones': true }));
+    expect(w.some((x) => x.startsWith('http.bind: 0.0.0.0') && x.includes('http.token is empty'))).toBe(true);
+    expect(w.some((x) => x.startsWith('web.phones:'))).toBe(true);
+    expect(securityWarnings(cfg({ 'http.bind': '0.0.0.0', 'http.token': 'long-random' })).find((x) => x.startsWith('http.bind:'))).not.toContain('http.token is empty');
+    expect(securityWarnings(cfg({ 'http.allowedHosts': '["*"]' })).some((x) => x.startsWith('http.allowedHosts:'))).toBe(true);
+    expect(securityWarnings(cfg({ 'http.auth': 'none' })).some((x) => x.startsWith('http.auth: none — anyone on this host'))).toBe(true);
+  });
+
+  it('refuses http.auth none off loopback, with the phones, or with "*" hosts — unless http.allowOpen, then only warns', () => {
+    expect(securityRefusals(cfg({ 'http.auth': 'none' }))).toEqual([]);
+    expect(securityRefusals(cfg({ 'http.auth': 'none', 'http.bind': '0.0.0.0' }))).toEqual([expect.stringContaining('http.bind 0.0.0.0')]);
+    expect(securityRefusals(cfg({ 'http.auth': 'none', 'web.phones': true }))).toEqual([expect.stringContaining('web.phones')]);
+    expect(securityRefusals(cfg({ 'http.auth': 'none', 'http.allowedHosts': '["*"]' }))).toEqual([expect.stringContaining('"*"')]);
+    const allowed = cfg({ 'http.auth': 'none', 'http.bind': '0.0.0.0', 'http.allowOpen': true });
+    expect(securityRefusals(allowed)).toEqual([]);
+    expect(securityWarnings(allowed).some((x) => x.includes('(allowed by http.allowOpen)'))).toBe(true);
+  });
+
+  it('checks http.allowedHosts and http.allowedOrigins', () => {
+    expect(problems({ 'http.allowedOrigins': '["https://cc.example.com/path"]' }).join()).toContain('http.allowedOrigins');
+    expect(problems({ 'http.allowedHosts': '["cc.example.com:443"]' }).join()).toContain('http.allowedHosts');
+    expect(cfg({ 'http.allowedHosts': '["cc.example.com"]', 'http.allowedOrigins': '["https://cc.example.com"]' }).http.allowedHosts).toEqual(['cc.example.com']);
   });
 });

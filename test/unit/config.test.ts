@@ -87,14 +87,15 @@ describe('the Config object comes from the schema', () => {
     const cfg = loadConfig({ env: { CC_ARI_PASSWORD: 'x' } }) as unknown as Record<string, unknown>;
     const leaves = new Set<string>();
     const walk = (v: unknown, p: string) => {
-      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && !(p === 'policy.callingHours.windows') && !(p === 'zones.overrides')) {
+      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && !(p === 'policy.callingHours.windows') && !(p === 'zones.overrides') && !(p === 'policy.recallLabel.prefixes')) {
         for (const [k, x] of Object.entries(v)) walk(x, p ? `${p}.${k}` : k);
       } else leaves.add(p);
     };
     walk(cfg, '');
     const paths = Object.entries(schema as Record<string, Field>).map(([key, f]) => f.at ?? key);
-    // policy.openingHorizonDays is the policy's own constant, not a configuration key.
-    expect([...leaves].sort()).toEqual([...paths, 'policy.openingHorizonDays'].sort());
+    // policy.openingHorizonDays is the policy's own constant, not a configuration key; the label's international
+    // prefix is zones.internationalPrefix (callingHours.internationalPrefix) again, handed to the label's rule.
+    expect([...leaves].sort()).toEqual([...paths, 'policy.openingHorizonDays', 'policy.recallLabel.internationalPrefix'].sort());
     expect(cfg.ari).toMatchObject({ reconnectMaxMs: 10_000 });
     expect((cfg.pending as { prompts: unknown }).prompts).toEqual({ count: 'sound:cc-pending-count', menu: 'sound:cc-pending-menu' });
   });

@@ -67,3 +67,50 @@ describe('Engine: device states reach only the requests that watch that line', (
     again.stop();
   });
 });
+
+describe('Engine: recalls an earlier run or instance left are reconciled as interrupted', () => {
+  it('an orphaned recall (started before this engine served, run by no call here) is recorded at once: no snooze, rung again after the recovery delay', async () => {
+    const now = { t: T0 };
+    const first = setup(now);
+    await first.engine.start();
+    const r = await optIn(first.engine, 'PJSIP/1001', '+4930123456'); // timed: first probe after 10 min
+    if (r.result !== 'created') throw new Error(r.result);
+    first.engine.setPbxUp(true);
+    now.t += 10 * 60_000;
+    await first.engine.tick();
+    expect((await first.store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
+    await first.engine.observe(r.requestId, { type: 'agentAnswered' });
+    first.engine.stop(); // the process dies in the menu
+
+    now.t += 3000;
+    const { engine } = { engine: new Engine({ store: first.store, log: createLogger({ format: 'json', stream: new PassThrough() }), policy: defaultPolicyConfig, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: () => undefined }) };
+    await engine.start();
+    // A recall this process runs is left alone.
+    expect(await engine.reconcileRecalls((id) => id === r.requestId)).toBe(0);
+    expect((await first.store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
+    expect(await engine.reconcileRecalls(() => false)).toBe(1);
+    const after = (await first.store.get(r.requestId))!.request;
+    expect(after).toMatchObject({ state: 'WAITING', snoozes: 0, attempts: 0, waitingFor: 'recovery', wakeAt: now.t + 10_000 });
+    const history = (await first.store.events(r.requestId)).map((e) => e.type);
+    expect(history.at(-1)).toBe('recall-interrupted');
+    expect(history).not.toContain('agent-snoozed');
+    // Once is enough: nothing left to reconcile.
+    expect(await engine.reconcileRecalls(() => false)).toBe(0);
+    engine.stop();
+  });
+
+  it('a recall this engine started itself (after it began serving) is never taken for an orphan', async () => {
+    const now = { t: T0 };
+    const { store, engine } = setup(now);
+    await engine.start();
+    const r = await optIn(engine, 'PJSIP/1001', '+4930123456');
+    if (r.result !== 'created') throw new Error(r.result);
+    engine.setPbxUp(true);
+    now.t += 10 * 60_000;
+    await engine.tick();
+    expect((await store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
+    expect(await engine.reconcileRecalls(() => false)).toBe(0);
+    expect((await store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
+    engine.stop();
+  });
+});

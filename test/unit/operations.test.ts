@@ -31,7 +31,7 @@ class FakeAri extends EventEmitter {
   };
 }
 
-async function setup(set: Record<string, unknown>) {
+async function setup(set: Record<string, unknown>, leaseElsewhere?: () => boolean) {
   const stream = new PassThrough();
   const lines: Array<Record<string, unknown>> = [];
   stream.setEncoding('utf8').on('data', (c: string) => c.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)));
@@ -40,7 +40,7 @@ async function setup(set: Record<string, unknown>) {
   const store = SqliteStore.open<CallbackRequest>(':memory:');
   const engine = new Engine({ store, log, policy: config.policy, maxPendingPerAgent: 10, prospectDevice: () => undefined });
   const ari = new FakeAri();
-  const ops = new Operations({ config, log, engine, ari: ari as unknown as AriConnection, store });
+  const ops = new Operations({ config, log, engine, ari: ari as unknown as AriConnection, store, leaseElsewhere });
   started.push(ops);
   return { ops, ari, engine, lines, store };
 }
@@ -83,7 +83,7 @@ describe('Operations', () => {
     const base = `http://127.0.0.1:${port}`;
     let r = await fetch(`${base}/readyz`);
     expect(r.status).toBe(503);
-    expect(await r.json()).toMatchObject({ checks: { ari: { ok: false, detail: 'not connected to ARI' }, store: { ok: true } } });
+    expect(await r.json()).toMatchObject({ standby: false, checks: { ari: { ok: false, detail: 'not connected to ARI' }, store: { ok: true } } });
     ari.connected = true;
     ari.emit('connected');
     r = await fetch(`${base}/readyz`);
@@ -94,10 +94,27 @@ describe('Operations', () => {
     ari.emit('disconnected', 'lease lost');
     ari.emit('standby', 'other');
     r = await fetch(`${base}/readyz`);
-    expect(await r.json()).toMatchObject({ ready: false, checks: { lease: { ok: false, detail: 'held by another instance' } } });
+    expect(await r.json()).toMatchObject({ ready: false, standby: true, checks: { lease: { ok: false, detail: 'held by another instance' } } });
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toContain('considerate_callback_lease_lost_total 1');
     expect(text).toContain('considerate_callback_lease_standby 1');
+    await ops.stop();
+  });
+
+  it('with PostgreSQL: /readyz says standby while the database lease is another instance\'s', async () => {
+    let elsewhere = true;
+    const { ops, ari } = await setup({}, () => elsewhere);
+    const base = `http://127.0.0.1:${await ops.start()}`;
+    let r = await fetch(`${base}/readyz`);
+    expect(r.status).toBe(503);
+    expect(await r.json()).toMatchObject({ ready: false, standby: true, checks: { ari: { ok: false, detail: 'standing by: another instance serves the app' }, store: { ok: true } } });
+    // The lease came to us, ARI not connected yet: not ready, and not a stand-by either.
+    elsewhere = false;
+    r = await fetch(`${base}/readyz`);
+    expect(await r.json()).toMatchObject({ ready: false, standby: false, checks: { ari: { ok: false, detail: 'not connected to ARI' } } });
+    ari.connected = true;
+    r = await fetch(`${base}/readyz`);
+    expect(await r.json()).toMatchObject({ ready: true, standby: false });
     await ops.stop();
   });
 

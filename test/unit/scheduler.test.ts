@@ -22,4 +22,9 @@ describe('the scheduler', () => {
     const candidates = [r('left', 'DUE', 0, 'PJSIP/1001'), r('next', 'DUE', 9999, 'PJSIP/1002'), r('waiting', 'WAITING', 0, 'PJSIP/1003'), r('other', 'DUE', 0, 'PJSIP/1004', '2002')];
     expect(scheduled(0, candidates, { kind: 'numberFreed', prospect: '2001', except: 'left' })).toEqual([{ id: 'next', observation: { type: 'tick' } }]);
   });
+
+  it("numberFreed: another PBX's DUE request for the number is left to its own instance", () => {
+    const candidates = [{ ...r('elsewhere', 'DUE', 0, 'PJSIP/1002'), samePbx: false }, { ...r('here', 'DUE', 0, 'PJSIP/1003'), samePbx: true }];
+    expect(scheduled(0, candidates, { kind: 'numberFreed', prospect: '2001', except: 'left' })).toEqual([{ id: 'here', observation: { type: 'tick' } }]);
+  });
 });

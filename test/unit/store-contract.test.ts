@@ -226,8 +226,8 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract: $name', (ba
     await store.createOrRefresh('PJSIP/1001', '+12125551234', 10, create(rec('a', 'PJSIP/1001', '+12125551234', 1000)), refresh(0));
     await store.createOrRefresh('PJSIP/1003', '2001', 10, create(rec('c', 'PJSIP/1003', '2001', 500)), refresh(0));
     expect(await store.prospectQueue('+12125551234')).toEqual([
-      { id: 'a', agent: 'PJSIP/1001', state: 'WAITING', createdAt: 1000 },
-      { id: 'b', agent: 'PJSIP/1002', state: 'WAITING', createdAt: 2000 },
+      { id: 'a', samePbx: true, agent: 'PJSIP/1001', state: 'WAITING', createdAt: 1000 },
+      { id: 'b', samePbx: true, agent: 'PJSIP/1002', state: 'WAITING', createdAt: 2000 },
     ]);
     expect(await store.prospectQueue('+49301234')).toEqual([]);
     const other = await backend.second();

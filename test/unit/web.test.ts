@@ -13,11 +13,12 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
-import { addPhoneRoutes, relayRequest } from '../../src/http/phones';
+import { addPhoneRoutes, judgeAnswer, relayRequest } from '../../src/http/phones';
 import { HttpServer } from '../../src/http/server';
 import { CallbacksPage, MAX_BODY, parseFilter } from '../../src/http/web';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
+import { waitFor } from '../../testkit/wait';
 
 const T0 = Date.parse('2026-03-23T08:30:00Z');
 const CSRF = 'test-csrf-token';
@@ -110,9 +111,13 @@ describe('callbacks page', () => {
   it('streams a snapshot, then each change as the engine decides it (the line frees: GRACE with its end)', async () => {
     const { base, engine, now, optIn } = await start();
     const id = await optIn('PJSIP/1001', '2001');
-    const got = events(`${base}/callbacks/api/events`, (evs) => evs.some((e) => e.event === 'request'));
+    let snapshotSeen = false;
+    const got = events(`${base}/callbacks/api/events`, (evs) => {
+      snapshotSeen = evs.length > 0;
+      return evs.some((e) => e.event === 'request');
+    });
     // Once the snapshot has arrived, the line frees.
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor('the snapshot', () => snapshotSeen || undefined, 10000, 10);
     now.t += 10_000;
     await engine.deviceState('PJSIP/2001', { busy: false });
     const evs = await got;
@@ -273,7 +278,7 @@ describe('phones relay', () => {
         buf += c;
         if (buf.includes('\r\n\r\n') && !seen.length) {
           seen.push(buf.slice(0, buf.indexOf('\r\n\r\n')));
-          sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello-from-asterisk');
+          sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: sip\r\n\r\nhello-from-asterisk');
         } else if (seen.length) {
           seen.push(c);
         }
@@ -288,14 +293,15 @@ describe('phones relay', () => {
     let reply = '';
     client.setEncoding('utf8').on('data', (c: string) => (reply += c));
     client.write(
-      'GET /phones/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
-        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\nCookie: secret=1\r\n\r\n',
+      `GET /phones/ws HTTP/1.1\r\nHost: localhost:${port}\r\nOrigin: http://localhost:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: foo, sip\r\nCookie: secret=1\r\n\r\n',
     );
     while (!reply.includes('hello-from-asterisk')) await new Promise((r) => setTimeout(r, 10));
     client.write('REGISTER');
     while (seen.length < 2) await new Promise((r) => setTimeout(r, 10));
     expect(seen[0]).toMatch(/^GET \/ws HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+/);
-    expect(seen[0]).toContain('Sec-WebSocket-Protocol: sip');
+    expect(seen[0]).toContain('Sec-WebSocket-Protocol: sip\r\n');
+    expect(seen[0]).not.toContain('foo');
     expect(seen[0]).not.toMatch(/cookie/i);
     expect(seen[1]).toBe('REGISTER');
     expect(reply).toMatch(/^HTTP\/1\.1 101/);
@@ -310,13 +316,89 @@ describe('phones relay', () => {
         c.setEncoding('utf8').on('data', (d: string) => (got += d));
         c.on('close', () => resolve(got));
       });
-    expect(await raw('GET /ari/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 404/);
-    expect(await raw('GET /phones/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 401/);
-    expect(await raw('GET /phones/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw('GET /ari/events HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 404/);
+    expect(await raw('GET /phones/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 401/);
+    expect(await raw('GET /phones/ws HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\nAuthorization: Bearer tok\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await raw('GET /phones/ws HTTP/1.1\r\nHost: rebound.example\r\nAuthorization: Bearer tok\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')).toMatch(/^HTTP\/1\.1 421/);
   });
 
   it('relayRequest strips CR/LF from header values', async () => {
     const req = { rawHeaders: ['Upgrade', 'websocket\r\nX-Evil: 1', 'Sec-WebSocket-Key', 'k'] } as unknown as http.IncomingMessage;
-    expect(relayRequest(req, { host: 'h', port: 1 })).toBe('GET /ws HTTP/1.1\r\nHost: h:1\r\nUpgrade: websocketX-Evil: 1\r\nSec-WebSocket-Key: k\r\n\r\n');
+    expect(relayRequest(req, { host: 'h', port: 1 })).toBe('GET /ws HTTP/1.1\r\nHost: h:1\r\nSec-WebSocket-Protocol: sip\r\nUpgrade: websocketX-Evil: 1\r\nSec-WebSocket-Key: k\r\n\r\n');
+  });
+
+  it('judgeAnswer: only 101 with Upgrade: websocket and the sip subprotocol', () => {
+    expect(judgeAnswer('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sip')).toEqual({ ok: true, status: '101' });
+    expect(judgeAnswer('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket')).toEqual({ ok: false, status: '101' });
+    expect(judgeAnswer('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nSec-WebSocket-Protocol: sip')).toEqual({ ok: false, status: '101' });
+    expect(judgeAnswer('HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Protocol: sip')).toEqual({ ok: false, status: '400' });
+    expect(judgeAnswer('garbage')).toEqual({ ok: false, status: 'malformed' });
+  });
+
+  /** A fake Asterisk that refuses every upgrade with 400 and keeps the connection open (as Asterisk 22 does), recording all it receives. */
+  async function refusingAsterisk() {
+    const received: string[] = [];
+    const fake = net.createServer((sock) => {
+      sock.setEncoding('utf8').on('data', (c: string) => {
+        received.push(c);
+        if (c.includes('\r\n\r\n')) sock.write('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => fake.close(() => r())));
+    return { port: (fake.address() as net.AddressInfo).port, received };
+  }
+
+  const UPGRADE = (port: number, extra = '') =>
+    `GET /phones/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+  const SMUGGLED = 'GET /ari/asterisk/info?api_key=cc:secret HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+
+  function exchange(port: number, first: string, later?: string): Promise<string> {
+    return new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.write(first);
+        if (later) setTimeout(() => c.writable && c.write(later), 200);
+      });
+      let got = '';
+      c.setEncoding('utf8').on('data', (d: string) => (got += d));
+      c.on('error', () => undefined);
+      c.on('close', () => resolve(got));
+    });
+  }
+
+  it('a refused upgrade never lets a following request through to Asterisk (request smuggling into ARI)', async () => {
+    const ast = await refusingAsterisk();
+    const { port, lines } = await start({ ariUrl: `http://127.0.0.1:${ast.port}` });
+    // 1. subprotocol nosuch, with a pipelined ARI request: refused here; Asterisk sees nothing.
+    expect(await exchange(port, UPGRADE(port, 'Sec-WebSocket-Protocol: nosuch\r\n') + SMUGGLED)).toMatch(/^HTTP\/1\.1 400/);
+    // 2. sip, but with the ARI request in the same packet (bytes after the headers): refused here.
+    expect(await exchange(port, UPGRADE(port, 'Sec-WebSocket-Protocol: sip\r\n') + SMUGGLED)).toMatch(/^HTTP\/1\.1 400/);
+    expect(ast.received).toEqual([]);
+    // 3. sip, Asterisk refuses (400, connection left open), the ARI request follows later: 502, both sides closed.
+    const reply = await exchange(port, UPGRADE(port, 'Sec-WebSocket-Protocol: sip\r\n'), SMUGGLED);
+    expect(reply).toMatch(/^HTTP\/1\.1 502/);
+    expect(reply).not.toContain('400');
+    const seen = ast.received.join('');
+    expect(seen.match(/^GET /gm)).toHaveLength(1);
+    expect(seen).toMatch(/^GET \/ws HTTP\/1\.1/);
+    expect(seen).not.toContain('/ari/');
+    expect(lines.filter((l) => l.event === 'phones.relay_refused').map((l) => [l.why, l.status ?? null])).toEqual([
+      ['subprotocol', null],
+      ['early-data', null],
+      ['asterisk', '400'],
+    ]);
+  });
+
+  it('the relay refuses another Origin (403) and a missing one; without web.phones there is no relay (404)', async () => {
+    const ast = await refusingAsterisk();
+    const { port } = await start({ ariUrl: `http://127.0.0.1:${ast.port}` });
+    const evil = UPGRADE(port, 'Sec-WebSocket-Protocol: sip\r\n').replace(`Origin: http://127.0.0.1:${port}`, 'Origin: http://evil.example');
+    expect(await exchange(port, evil)).toMatch(/^HTTP\/1\.1 403/);
+    const none = UPGRADE(port, 'Sec-WebSocket-Protocol: sip\r\n').replace(`Origin: http://127.0.0.1:${port}\r\n`, '');
+    expect(await exchange(port, none)).toMatch(/^HTTP\/1\.1 403/);
+    expect(ast.received).toEqual([]);
+    const without = await start();
+    expect(await exchange(without.port, UPGRADE(without.port, 'Sec-WebSocket-Protocol: sip\r\n'))).toMatch(/^HTTP\/1\.1 404/);
   });
 });

@@ -4,6 +4,7 @@
 import { validateCallingHours, type CallingHoursConfig } from './calling-hours';
 import { HOUR, MINUTE, SECOND, toDurationMs, type DurationMs } from './duration';
 import type { PolicyConfig } from './types';
+import { DEFAULT_RECALL_LABEL } from '../label';
 
 const WEEKDAY_9_TO_18 = [['09:00', '18:00']] as const;
 
@@ -36,13 +37,15 @@ export const defaultPolicyConfig: PolicyConfig = deepFreeze({
   menuRepeats: 2,
   prospectRingTimeoutMs: 45 * SECOND,
   recallSafetyMarginMs: 2 * MINUTE,
+  recoveryDelayMs: 10 * SECOND,
   maxAgeMs: 8 * HOUR,
   callingHours: defaultCallingHours,
   afterHours: 'carry-over',
   carryOverDays: 1,
   openingHorizonDays: 14,
-  recallCallerIdName: 'Callback: ${prospect}',
+  recallCallerIdName: '${prefix}${number}',
   recallCallerIdNumber: '',
+  recallLabel: DEFAULT_RECALL_LABEL,
 });
 
 const DURATION_KEYS = [
@@ -57,6 +60,7 @@ const DURATION_KEYS = [
   'menuTimeoutMs',
   'prospectRingTimeoutMs',
   'recallSafetyMarginMs',
+  'recoveryDelayMs',
   'maxAgeMs',
 ] as const;
 type DurationKey = (typeof DURATION_KEYS)[number];
@@ -118,8 +122,8 @@ export function validatePolicyConfig(cfg: PolicyConfig): string[] {
   if (typeof cfg.carryOverDays === 'number' && typeof cfg.openingHorizonDays === 'number' && cfg.carryOverDays > cfg.openingHorizonDays) {
     problems.push(`carryOverDays: must not exceed openingHorizonDays (${cfg.openingHorizonDays})`);
   }
-  if (typeof cfg.recallCallerIdName !== 'string' || !cfg.recallCallerIdName.includes('${prospect}')) {
-    problems.push('recallCallerIdName: expected a text containing ${prospect}, e.g. "Callback: ${prospect}"');
+  if (typeof cfg.recallCallerIdName !== 'string' || (!cfg.recallCallerIdName.includes('${prospect}') && !cfg.recallCallerIdName.includes('${number}'))) {
+    problems.push('recallCallerIdName: expected a text containing ${number} (or ${prospect}), e.g. "${prefix}${number}"');
   } else if (/["<>\\\p{Cc}]/u.test(cfg.recallCallerIdName)) {
     problems.push('recallCallerIdName: must not contain quotes, angle brackets, backslashes or control characters');
   }

@@ -83,6 +83,7 @@ const WAITING_FOR: Record<WaitingFor, string> = {
   backoff: 'the back-off after a busy attempt to end',
   snooze: 'the snooze to end',
   'no-answer-retry': 'the retry after no answer',
+  recovery: 'the short recovery delay after a recall the service itself cut short',
   'calling-hours': "the prospect's calling hours to open",
   'agent-busy': 'the agent to finish their call',
   'agent-wrap-up': "the agent's wrap-up gap to end",

@@ -65,7 +65,7 @@
  *   the last attempt → FAILED 'max-attempts'. No answer gets `noAnswerRetries` [1] retry (after the back-off), then
  *   FAILED 'prospect-no-answer'.
  * - **Snoozes**: key 2 snoozes for `snoozeMs` [15m]. Not answering, no key after `menuRepeats` [2] menu prompts, hanging up,
- *   a failed originate or a stalled recall are implicit snoozes. All count: with `maxSnoozes` [3] used, the next one is
+ *   a failed originate are implicit snoozes (a recall the service itself cut short is not: see Recovery). All count: with `maxSnoozes` [3] used, the next one is
  *   FAILED ('snooze-limit' if the agent pressed 2, else 'agent-unavailable').
  * - **Expiry**: `expiresAt = min(createdAt + maxAgeMs [8h], endOfCallingDay(createdAt))` — the end of the last window on the
  *   local day the request was created in, or if created outside hours, of the next calling day. A pending request
@@ -89,8 +89,14 @@
  * - **Crash recovery**: RINGING_AGENT and CONNECTING carry a safety `wakeAt` (agentRingTimeoutMs, or menuTimeoutMs ×
  *   menuRepeats after the agent answered, or prospectRingTimeoutMs; each + `recallSafetyMarginMs` [2m]). A tick at or
  *   after it means the PBX never reported the outcome (service crash, lost ARI connection): the policy emits best-effort
- *   hangups for the channels it created and treats it as an implicit snooze ('recall-timeout'; FAILED if no attempts or
- *   snoozes are left). A request can therefore never get stuck mid-recall.
+ *   hangups for the channels it created and recovers it ('recall-timeout', see Recovery). A request can therefore never
+ *   get stuck mid-recall.
+ * - **Recovery is not the agent's choice**: a recall cut short by the service's own failure — observation
+ *   `recallInterrupted` (the shell reports it when a new lease holder or a restarted run finds a recall nobody runs any
+ *   more, or when Asterisk lost the channel unreported), or the safety deadline above — goes back to waiting for
+ *   `recoveryDelayMs` [10s] ('recall-interrupted' / 'recall-timeout', waitingFor 'recovery') and rings again through the
+ *   usual rules (grace, wrap-up, calling hours, expiry). It is never a snooze and never FAILED for it; only a dial of the
+ *   prospect that already happened (CONNECTING) stays counted as an attempt (FAILED 'max-attempts' if it was the last).
  *
  * ## Channel ids
  * The n-th ring of the agent uses `ccb-<requestId>-<n>` (n = `request.rings`, never reset) and its prospect leg

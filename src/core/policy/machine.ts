@@ -24,6 +24,7 @@ import type {
 import { MAX_NUMBER_DIGITS, validateProspectNumber } from '../validate';
 import { checkTransition } from './transitions';
 import { isTerminal } from './types';
+import { DEFAULT_RECALL_LABEL, recallLabel, type RecallLabelConfig } from '../label';
 
 export interface DecideContext {
   now: number;
@@ -68,8 +69,12 @@ export function prospectChannelId(requestId: string, ring: number): string {
  * Caller ID shown on the agent's phone for a recall: the label says it is a callback, and the number is the PBX's
  * service number — never the prospect's, or the phone would show the prospect's contact as if they were calling.
  */
-export function recallCallerId(cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'>, prospect: string): { name: string; number: string } {
-  return { name: cfg.recallCallerIdName.split('${prospect}').join(prospect).slice(0, 60), number: cfg.recallCallerIdNumber };
+export function recallCallerId(
+  cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'> & { recallLabel?: RecallLabelConfig },
+  prospect: string,
+  language = 'en',
+): { name: string; number: string } {
+  return { name: recallLabel(cfg.recallCallerIdName, cfg.recallLabel ?? DEFAULT_RECALL_LABEL, prospect, language), number: cfg.recallCallerIdNumber };
 }
 
 /** The wait after the n-th failed attempt (n ≥ 1): backoffMs[n-1], the last value repeating. */
@@ -264,6 +269,9 @@ function dispatch(s: Step, o: Observation): void {
     case 'agentAnswered':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) return agentAnswered(s);
       return;
+    case 'agentReturned':
+      if (pending) return agentReturned(s);
+      return;
     case 'agentNoAnswer':
       if (r.state === 'RINGING_AGENT' && r.agentAnsweredAt === null) {
         return snooze(s, 'agent-no-answer', { explicit: false, why: 'agent did not answer' });
@@ -290,6 +298,11 @@ function dispatch(s: Step, o: Observation): void {
       if (r.state === 'CONNECTING') {
         s.act({ type: 'hangupAgent', channelId: s.agentChannel });
         return snooze(s, 'recall-failed', { explicit: false, why: `could not dial the prospect (attempt ${r.attempts}): ${o.reason}` });
+      }
+      return;
+    case 'recallInterrupted':
+      if (r.state === 'RINGING_AGENT' || r.state === 'CONNECTING') {
+        return recover(s, 'recall-interrupted', `recall interrupted by a service failure (${o.reason}); not a snooze`);
       }
       return;
     case 'prospectAnswered':
@@ -362,6 +375,7 @@ const OVER: Record<NotBeforeKind, string> = {
   backoff: 'back-off over',
   snooze: 'snooze over',
   'no-answer-retry': 'retry time reached',
+  recovery: 'recovery delay over',
 };
 
 function notBeforePhrase(r: CallbackRequest, cfg: PolicyConfig): string {
@@ -372,6 +386,8 @@ function notBeforePhrase(r: CallbackRequest, cfg: PolicyConfig): string {
       return `retry after no answer on attempt ${r.attempts}`;
     case 'probe':
       return 'first probe';
+    case 'recovery':
+      return 'recovery after an interrupted recall';
     default:
       return `back-off after busy attempt ${r.attempts}`;
   }
@@ -552,31 +568,51 @@ function refresh(s: Step): void {
 
 // --- recall: RINGING_AGENT / CONNECTING ---------------------------------------------------------------------------
 
+/** A recall begins (a ring, or the agent's own call to the service number): a new ring, the menu from the start. */
+function enterRecall(r: Step['r'], now: number, agentAnsweredAt: number | null): void {
+  r.rings += 1;
+  r.state = 'RINGING_AGENT';
+  r.recallStartedAt = now;
+  r.agentAnsweredAt = agentAnsweredAt;
+  r.menuTimeouts = 0;
+  r.graceUntil = null;
+  r.notBefore = null;
+  r.notBeforeKind = null;
+  r.waitingFor = 'agent';
+}
+
 function startRing(s: Step): void {
   const { r, now, cfg } = s;
   if (r.attempts >= cfg.maxAttempts) {
     // Only reachable when maxAttempts was lowered while the request waited.
     return finish(s, 'FAILED', 'max-attempts', 'failed', `no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
   }
-  r.rings += 1;
-  r.state = 'RINGING_AGENT';
-  r.recallStartedAt = now;
-  r.agentAnsweredAt = null;
-  r.menuTimeouts = 0;
-  r.graceUntil = null;
-  r.notBefore = null;
-  r.notBeforeKind = null;
-  r.waitingFor = 'agent';
+  enterRecall(r, now, null);
   r.wakeAt = now + cfg.agentRingTimeoutMs + cfg.recallSafetyMarginMs;
   r.reason = `ringing the agent on ${s.agentChannel} (attempt ${r.attempts + 1} of ${cfg.maxAttempts})`;
   s.act({
     type: 'ringAgent',
     attempt: r.attempts + 1,
     channelId: s.agentChannel,
-    callerId: recallCallerId(cfg, r.prospect),
+    callerId: recallCallerId(cfg, r.prospect, r.language),
     timeoutMs: cfg.agentRingTimeoutMs,
   });
   s.emit('ring-agent', 'DUE');
+}
+
+/**
+ * The agent called the service number and hears this request: a ring of the agent that is already answered,
+ * on the agent's own call (the shell holds it as channel `agentChannel`). Neither an attempt nor a snooze;
+ * the menu decides as after a ring.
+ */
+function agentReturned(s: Step): void {
+  const { r, now, cfg } = s;
+  const from = r.state;
+  enterRecall(r, now, now);
+  r.wakeAt = now + cfg.menuTimeoutMs * cfg.menuRepeats + cfg.recallSafetyMarginMs;
+  r.reason = `the agent called back (attempt ${r.attempts + 1} of ${cfg.maxAttempts}); menu: 1 connect · 2 snooze · 3 cancel`;
+  s.act({ type: 'announce', channelId: s.agentChannel, prompt: 'menu' });
+  s.emit('agent-returned', from);
 }
 
 function agentAnswered(s: Step): void {
@@ -691,14 +727,35 @@ function snooze(s: Step, cause: PolicyEventType, opts: { explicit: boolean; why:
 
 /**
  * A tick past the safety deadline of a recall: the PBX never told us how it ended (crash, lost connection). Hang up
- * whatever may be left and treat it as "agent unavailable" (a counted snooze), so no request is ever stuck.
+ * whatever may be left and recover it like an interrupted recall: the service failed, not the agent (no snooze).
  */
 function recoverStaleRecall(s: Step): void {
   const { r } = s;
-  const why = `no outcome from the PBX by ${s.label(r.wakeAt ?? s.now)} (recall stalled, service restart?)`;
+  const why = `no outcome from the PBX by ${s.label(r.wakeAt ?? s.now)} (recall stalled, service restart?); not a snooze`;
   if (r.state === 'CONNECTING') s.act({ type: 'hangupProspect', channelId: s.prospectChannel });
   s.act({ type: 'hangupAgent', channelId: s.agentChannel });
-  snooze(s, 'recall-timeout', { explicit: false, why });
+  recover(s, 'recall-timeout', why);
+}
+
+/**
+ * A recall cut short by the service's own failure: no snooze and no attempt is charged for it (from CONNECTING the
+ * prospect was dialled, and that dial stays counted: maxAttempts protects the prospect). The agent is rung again
+ * after recoveryDelayMs, through the usual pending rules (grace, wrap-up, calling hours, expiry).
+ */
+function recover(s: Step, cause: 'recall-timeout' | 'recall-interrupted', why: string): void {
+  const { r, now, cfg } = s;
+  const from = r.state;
+  if (from === 'CONNECTING') {
+    markLineFree(s); // it was only "busy" because we were ringing it
+    if (r.attempts >= cfg.maxAttempts) {
+      return finish(s, 'FAILED', 'max-attempts', cause, `${why}; no attempts left (${r.attempts} of ${cfg.maxAttempts})`, 'failed');
+    }
+  }
+  clearRecall(r);
+  r.graceUntil = null;
+  r.notBefore = now + cfg.recoveryDelayMs;
+  r.notBeforeKind = 'recovery';
+  settle(s, cause, { note: why, force: true });
 }
 
 function clearRecall(r: CallbackRequest): void {

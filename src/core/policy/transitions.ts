@@ -25,6 +25,10 @@ export type TransitionTable = {
 };
 
 const SNOOZE = ['WAITING', 'FAILED'] as const; // a snooze, or FAILED when no snooze or attempt is left
+// The service's own failure cut a recall short: back to waiting (recovery delay) or, with no delay, due at once —
+// never a snooze. From CONNECTING the prospect was dialled, so its attempt stays counted: FAILED when it was the last.
+const RECOVER = ['WAITING', 'DUE'] as const;
+const RECOVER_CONNECTING = ['WAITING', 'DUE', 'FAILED'] as const;
 
 export const TRANSITIONS: TransitionTable = {
   START: {
@@ -35,6 +39,7 @@ export const TRANSITIONS: TransitionTable = {
     'prospect-busy': ['WAITING'],
     due: ['DUE'],
     'agent-snoozed': SNOOZE, // snoozed from the web page
+    'agent-returned': ['RINGING_AGENT'], // the agent called the service number
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -43,6 +48,7 @@ export const TRANSITIONS: TransitionTable = {
     'prospect-busy': ['WAITING'],
     due: ['DUE'],
     'agent-snoozed': SNOOZE,
+    'agent-returned': ['RINGING_AGENT'],
     refreshed: ['WAITING'], // GRACE is device mode only, and a refreshed device-mode request waits for a free line
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -52,6 +58,7 @@ export const TRANSITIONS: TransitionTable = {
     waiting: ['DUE'],
     'agent-snoozed': SNOOZE,
     'ring-agent': ['RINGING_AGENT'],
+    'agent-returned': ['RINGING_AGENT'],
     failed: ['FAILED'],
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],
@@ -65,7 +72,8 @@ export const TRANSITIONS: TransitionTable = {
     'agent-no-answer': SNOOZE,
     'agent-hung-up': SNOOZE,
     'recall-failed': SNOOZE,
-    'recall-timeout': SNOOZE,
+    'recall-timeout': RECOVER,
+    'recall-interrupted': RECOVER,
     'prospect-busy': ['WAITING'],
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],
@@ -76,7 +84,8 @@ export const TRANSITIONS: TransitionTable = {
     'attempt-no-answer': ['WAITING', 'DUE', 'FAILED'],
     'agent-hung-up': SNOOZE,
     'recall-failed': SNOOZE,
-    'recall-timeout': SNOOZE,
+    'recall-timeout': RECOVER_CONNECTING,
+    'recall-interrupted': RECOVER_CONNECTING,
     cancelled: ['CANCELLED'],
   },
 };

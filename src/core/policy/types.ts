@@ -5,6 +5,7 @@
  */
 import type { CallingHoursConfig } from './calling-hours';
 import type { DurationMs } from './duration';
+import type { RecallLabelConfig } from '../label';
 
 export const CALLBACK_STATES = [
   'WAITING',
@@ -46,6 +47,7 @@ export type WaitingFor =
   | 'probe' // timed mode: waiting for the first probe time
   | 'backoff' // after a busy attempt: waiting for the back-off to pass
   | 'snooze' // the agent snoozed (explicitly or by not answering)
+  | 'recovery' // a recall was interrupted by the service's own failure; ringing again after policy.recoveryDelay
   | 'no-answer-retry' // the prospect did not answer; waiting for the single retry
   | 'calling-hours' // due, but outside the prospect's calling hours
   | 'agent-busy' // due, but the agent's device is in use or ringing
@@ -55,7 +57,7 @@ export type WaitingFor =
   | 'colleague'; // due, but a colleague opted in for the same number earlier (or is on a recall with it)
 
 /** Why a {@link CallbackRequest#notBefore} exists. */
-export type NotBeforeKind = 'probe' | 'backoff' | 'snooze' | 'no-answer-retry';
+export type NotBeforeKind = 'probe' | 'backoff' | 'snooze' | 'no-answer-retry' | 'recovery';
 
 /** Why a request ended (null while it is not terminal). */
 export type Outcome =
@@ -170,6 +172,11 @@ export type Observation =
   | { type: 'snooze'; by: string }
   /** Recall: the agent picked up. */
   | { type: 'agentAnswered' }
+  /**
+   * The agent called the service number (returning a missed recall) and this pending request is the one they
+   * hear: the recall starts on the agent's own call, already answered, at the menu.
+   */
+  | { type: 'agentReturned' }
   /** Recall: the agent's phone rang out / was rejected before answering. */
   | { type: 'agentNoAnswer' }
   /** Recall: the agent's choice in the menu; 'none' = the menu timed out without a key. */
@@ -180,7 +187,13 @@ export type Observation =
   /** The agent hung up (during the menu, or while the prospect was ringing). */
   | { type: 'agentHungUp' }
   /** The PBX could not set up a leg (originate error, endpoint offline, …). */
-  | { type: 'recallFailed'; reason: string };
+  | { type: 'recallFailed'; reason: string }
+  /**
+   * The recall was cut short by the service's own failure, not by anyone's choice: the instance that ran it died
+   * or lost its lease, Asterisk restarted, or its channels vanished without a key or a hang-up being reported.
+   * Never a snooze; the agent is rung again after `recoveryDelayMs`.
+   */
+  | { type: 'recallInterrupted'; reason: string };
 
 export type ObservationType = Observation['type'];
 
@@ -191,6 +204,7 @@ export const OBSERVATION_TYPES: readonly ObservationType[] = [
   'cancel',
   'snooze',
   'agentAnswered',
+  'agentReturned',
   'agentNoAnswer',
   'agentKey',
   'prospectAnswered',
@@ -198,6 +212,7 @@ export const OBSERVATION_TYPES: readonly ObservationType[] = [
   'prospectNoAnswer',
   'agentHungUp',
   'recallFailed',
+  'recallInterrupted',
 ];
 
 export type Prompt = 'menu' | 'still-busy' | 'no-answer' | 'snoozed' | 'cancelled' | 'connecting';
@@ -227,6 +242,7 @@ export type PolicyEventType =
   | 'due'
   | 'waiting'
   | 'ring-agent'
+  | 'agent-returned'
   | 'agent-answered'
   | 'menu-timeout'
   | 'agent-accepted'
@@ -235,6 +251,7 @@ export type PolicyEventType =
   | 'agent-hung-up'
   | 'recall-failed'
   | 'recall-timeout'
+  | 'recall-interrupted'
   | 'prospect-answered'
   | 'attempt-busy'
   | 'attempt-no-answer';
@@ -289,6 +306,11 @@ export interface PolicyConfig {
   prospectRingTimeoutMs: DurationMs;
   /** Extra time after a recall step should have ended before a tick recovers the request. [2m] */
   recallSafetyMarginMs: DurationMs;
+  /**
+   * After a recall was interrupted by the service's own failure (crash, lost lease, PBX restart): wait this long,
+   * then ring the agent again (grace, wrap-up and calling hours still apply). Not a snooze. [10s]
+   */
+  recoveryDelayMs: DurationMs;
   /** A request never lives longer than this (since creation / refresh). [8h] */
   maxAgeMs: DurationMs;
   /** Prospect calling hours. [Mon–Fri 09:00–18:00 Europe/Berlin] */
@@ -310,4 +332,6 @@ export interface PolicyConfig {
    * so the phone cannot match the prospect's contact and show their name as if they were calling. [''] (none)
    */
   recallCallerIdNumber: string;
+  /** How the label fits the agents' displays: prefixes per language, width, home country (src/core/label.ts). */
+  recallLabel: RecallLabelConfig;
 }

@@ -293,7 +293,13 @@ export class AgiServer {
         server.off('error', reject);
         server.on('error', (err) => this.throttle.warn('server-error', 'agi.server_error', 'FastAGI server error', { error: err.message }));
         const port = (server.address() as net.AddressInfo).port;
-        emit(this.opts.log, 'info', 'agi.listening', 'FastAGI server listening', { host: this.opts.host, port, secret: this.opts.secret ? 'required' : 'none', allowedPeers: this.opts.allowedPeers ?? [] });
+        // `auth`, not `secret`: the log's mask hides every field named like a secret, and the operator needs to read this one.
+        emit(this.opts.log, 'info', 'agi.listening', `FastAGI server listening (secret: ${this.opts.secret ? 'required' : 'none'})`, {
+          host: this.opts.host,
+          port,
+          auth: this.opts.secret ? 'secret required' : 'no secret',
+          allowedPeers: this.opts.allowedPeers ?? [],
+        });
         if (!isLoopback(this.opts.host)) {
           emit(
             this.opts.log,

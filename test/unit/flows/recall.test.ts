@@ -9,6 +9,7 @@ const OPTS: RecallOptions = {
   prompts: {
     recallIntro: 'sound:cc-recall-intro',
     recallMenu: 'sound:cc-recall-menu',
+    recallNumber: 'sound:cc-recall-number',
     connecting: 'sound:cc-connecting',
     stillBusy: 'sound:cc-still-busy',
     noAnswer: 'sound:cc-no-answer',
@@ -62,12 +63,14 @@ describe('the recall over a fake switchboard', () => {
     expect(events()).toEqual(['recall.ringing_agent', 'recall.agent_answered']);
   });
 
-  it('a key during the prospect digits stops the menu at once and is reported before the menu would have ended', async () => {
+  it('the menu comes first, then the number in groups, twice; a key during the digits stops it at once and is reported', async () => {
     const { flow, agent, reports, lines } = await answered();
     agent.autoFinish = false;
     await flow.execute(REQUEST, { type: 'announce', channelId: AGENT, prompt: 'menu' });
-    expect(agent.playing).toEqual(['sound:cc-recall-intro', 'digits:2001', 'sound:cc-recall-menu']);
-    expect(agent.calls).toContain('play sound:cc-recall-intro,digits:2001,sound:cc-recall-menu [123]');
+    // +2001: an international number (+20 01), read with the international prefix.
+    const number = ['sound:cc-recall-number', 'digits:00', 'digits:20', 'digits:01'];
+    expect(agent.playing).toEqual(['sound:cc-recall-intro', 'sound:cc-recall-menu', ...number, ...number]);
+    expect(agent.calls).toContain(`play ${['sound:cc-recall-intro', 'sound:cc-recall-menu', ...number, ...number].join(',')} [123]`);
     expect(agent.press('1')).toBe('prompt');
     await settle();
     expect(agent.playing).toBeUndefined();
@@ -182,9 +185,65 @@ describe('the recall over a fake switchboard', () => {
     expect(events()).toEqual(['recall.unknown_channel']);
   });
 
-  it('after a reconnection, a recall channel that vanished is treated as ended', async () => {
-    const { flow, reports } = await answered();
+  it('after a reconnection, a recall channel that vanished unreported is an interruption (never a hang-up or a snooze)', async () => {
+    const { flow, reports, events } = await answered();
+    expect(flow.runs('r1')).toBe(true);
     flow.reconcileGone(new Set());
-    expect(reports).toEqual([{ type: 'agentAnswered' }, { type: 'agentHungUp' }]);
+    await settle();
+    expect(reports).toEqual([{ type: 'agentAnswered' }, { type: 'recallInterrupted', reason: expect.stringMatching(/vanished/) }]);
+    expect(events()).toContain('recall.interrupted');
+    expect(flow.runs('r1')).toBe(false);
+  });
+
+  it('a ring that vanished before the answer is an interruption too, not "agent did not answer"', async () => {
+    const { flow, reports } = setup();
+    await flow.execute(REQUEST, ring);
+    flow.reconcileGone(new Set());
+    await settle();
+    expect(reports.map((r) => r.type)).toEqual(['recallInterrupted']);
+  });
+
+  it('a vanished agent while the prospect rings: the prospect leg still up is hung up, the recall interrupted', async () => {
+    const { flow, pbx, reports } = await answered();
+    await flow.execute(REQUEST, dial);
+    flow.reconcileGone(new Set([PROSPECT]));
+    await settle();
+    expect(pbx.calls).toContain(`hangup ${PROSPECT}`);
+    expect(reports.map((r) => r.type)).toEqual(['agentAnswered', 'recallInterrupted']);
+  });
+
+  it('an agent channel that ends just before the connection to Asterisk drops went with the PBX: interrupted, not hung up', async () => {
+    const t = setup();
+    const flow = new RecallFlow(t.pbx, { observe: (_id, o) => (t.reports.push(o), true), stateOf: () => 'RINGING_AGENT' }, { ...OPTS, hangupConfirmMs: 60_000 }, capturedLog().log);
+    await flow.execute(REQUEST, ring);
+    flow.onStasisStart(AGENT, ['recall', 'r1']);
+    t.pbx.ports.get(AGENT)!.hangUp(16);
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered']); // held back
+    flow.pbxLost();
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered', 'recallInterrupted']);
+  });
+
+  it('without a dropped connection the held-back hang-up is reported as the agent\'s', async () => {
+    const t = setup();
+    const flow = new RecallFlow(t.pbx, { observe: (_id, o) => (t.reports.push(o), true), stateOf: () => 'RINGING_AGENT' }, { ...OPTS, hangupConfirmMs: 30 }, capturedLog().log);
+    await flow.execute(REQUEST, ring);
+    flow.onStasisStart(AGENT, ['recall', 'r1']);
+    t.pbx.ports.get(AGENT)!.hangUp(16);
+    await new Promise((r) => setTimeout(r, 60));
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered', 'agentHungUp']);
+    flow.pbxLost(); // later: nothing held back any more
+    await settle();
+    expect(t.reports.map((r) => r.type)).toEqual(['agentAnswered', 'agentHungUp']);
+  });
+
+  it('a recall whose channels are still there is left alone by the reconciliation', async () => {
+    const { flow, reports } = await answered();
+    flow.reconcileGone(new Set([AGENT]));
+    await settle();
+    expect(reports.map((r) => r.type)).toEqual(['agentAnswered']);
+    expect(flow.runs('r1')).toBe(true);
   });
 });

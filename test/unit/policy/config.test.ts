@@ -21,6 +21,7 @@ describe('defaultPolicyConfig', () => {
       menuRepeats: 2,
       prospectRingTimeoutMs: 45_000,
       recallSafetyMarginMs: 120_000,
+      recoveryDelayMs: 10_000,
       maxAgeMs: 28_800_000,
       callingHours: {
         timeZone: 'Europe/Berlin',
@@ -34,7 +35,8 @@ describe('defaultPolicyConfig', () => {
         holidays: [],
       },
       openingHorizonDays: 14,
-      recallCallerIdName: 'Callback: ${prospect}',
+      recallCallerIdName: '${prefix}${number}',
+      recallLabel: { prefixes: { en: ['Callback: ', 'CB '], de: ['Rückruf: ', 'RR '] }, width: 16, country: 'DE', internationalPrefix: '00' },
       recallCallerIdNumber: '',
     });
     expect(defaultPolicyConfig.callingHours).toBe(defaultCallingHours);

@@ -86,7 +86,7 @@ describe('grace', () => {
       },
     ]);
     expect(due.actions).toEqual([
-      { type: 'ringAgent', attempt: 1, channelId: 'ccb-r1-1', callerId: { name: `Callback: ${PROSPECT}`, number: '' }, timeoutMs: 30 * SECOND },
+      { type: 'ringAgent', attempt: 1, channelId: 'ccb-r1-1', callerId: { name: "RR 030 1234567", number: "" }, timeoutMs: 30 * SECOND },
     ]);
     expect(due.request).toMatchObject({ rings: 1, recallStartedAt: T0 + 15 * MINUTE, graceUntil: null, notBefore: null });
   });
@@ -241,7 +241,7 @@ describe('back-off after a busy attempt (device mode)', () => {
       ['ring-agent', 'ringing the agent on ccb-r1-2 (attempt 2 of 3)'],
     ]);
     expect(ring.actions).toEqual([
-      { type: 'ringAgent', attempt: 2, channelId: 'ccb-r1-2', callerId: { name: `Callback: ${PROSPECT}`, number: '' }, timeoutMs: 30 * SECOND },
+      { type: 'ringAgent', attempt: 2, channelId: 'ccb-r1-2', callerId: { name: "RR 030 1234567", number: "" }, timeoutMs: 30 * SECOND },
     ]);
   });
 

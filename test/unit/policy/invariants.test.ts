@@ -37,6 +37,7 @@ const OBSERVATIONS: Observation[] = [
   { type: 'prospectNoAnswer' },
   { type: 'agentHungUp' },
   { type: 'recallFailed', reason: 'fuzz' },
+  { type: 'recallInterrupted', reason: 'fuzz' },
 ];
 /** Weighted towards the observations that move a request forward, so walks get deep. */
 const WEIGHTS = [8, 3, 3, 0.3, 0.2, 2, 1, 3, 1, 0.3, 1, 1, 2, 1, 0.5, 0.5];

@@ -88,6 +88,7 @@ const observations: Record<string, Observation | 'early-tick' | 'wake-tick'> = {
   prospectNoAnswer: { type: 'prospectNoAnswer' },
   agentHungUp: { type: 'agentHungUp' },
   recallFailed: { type: 'recallFailed', reason: 'originate failed' },
+  recallInterrupted: { type: 'recallInterrupted', reason: 'the lease holder died' },
 };
 
 const N = 'noop';
@@ -105,6 +106,7 @@ const PENDING_NOOPS = {
   prospectNoAnswer: N,
   agentHungUp: N,
   recallFailed: N,
+  recallInterrupted: N,
 };
 const CANCEL = 'CANCELLED cancelled | notify';
 
@@ -170,6 +172,7 @@ const expected: Record<string, Record<string, string>> = {
     ...RECALL_NOOPS,
     agentHungUp: 'WAITING agent-hung-up | ',
     recallFailed: 'WAITING recall-failed | ',
+    recallInterrupted: 'WAITING recall-interrupted | ',
   },
   'RINGING_AGENT (answered)': {
     'tick (early)': N,
@@ -187,6 +190,7 @@ const expected: Record<string, Record<string, string>> = {
     ...RECALL_NOOPS,
     agentHungUp: 'WAITING agent-hung-up | ',
     recallFailed: 'WAITING recall-failed | ',
+    recallInterrupted: 'WAITING recall-interrupted | ',
   },
   CONNECTING: {
     'tick (early)': N,
@@ -206,6 +210,7 @@ const expected: Record<string, Record<string, string>> = {
     prospectNoAnswer: 'WAITING attempt-no-answer | announce,hangupAgent',
     agentHungUp: 'WAITING agent-hung-up | hangupProspect',
     recallFailed: 'WAITING recall-failed | hangupAgent',
+    recallInterrupted: 'WAITING recall-interrupted | ',
   },
   COMPLETED: TERMINAL,
   CANCELLED: TERMINAL,

@@ -1,6 +1,7 @@
 /** RINGING_AGENT and CONNECTING: the menu, snoozes and their limits, hang-ups, failures, crash recovery, channel ids. */
 import { agentChannelId, decide, defaultPolicyConfig, makePolicyConfig, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
-import { MINUTE, PROSPECT, SECOND, Sim, T0 } from './helpers';
+import { MINUTE, PROSPECT, SECOND, Sim, T0, freeAgent } from './helpers';
+import { DEFAULT_RECALL_LABEL, recallLabel } from '../../../src/core/label';
 
 const RING = T0 + 15 * MINUTE; // grace ends, the agent is rung
 const RING_SAFETY = RING + 30 * SECOND + 2 * MINUTE;
@@ -208,7 +209,7 @@ describe('while the prospect is being dialled', () => {
 });
 
 describe('crash recovery: a tick past the safety deadline of a recall', () => {
-  it('RINGING_AGENT: no-op before the deadline, snooze + hangup at it', () => {
+  it('RINGING_AGENT: no-op before the deadline; at it hang up and recover — not a snooze, rung again after the recovery delay', () => {
     const s = ringing();
     expect(s.tick(RING_SAFETY - 1).request).toBe(s.request);
     const d = s.tick(RING_SAFETY);
@@ -219,11 +220,12 @@ describe('crash recovery: a tick past the safety deadline of a recall', () => {
         type: 'recall-timeout',
         from: 'RINGING_AGENT',
         to: 'WAITING',
-        reason: 'no outcome from the PBX by 09:47:30 (recall stalled, service restart?); snooze 1 of 3 until 10:02:30',
-        wakeAt: RING_SAFETY + 15 * MINUTE,
-        waitingFor: 'snooze',
+        reason: 'no outcome from the PBX by 09:47:30 (recall stalled, service restart?); not a snooze; recovery after an interrupted recall until 09:47:40',
+        wakeAt: RING_SAFETY + 10 * SECOND,
+        waitingFor: 'recovery',
       },
     ]);
+    expect(d.request).toMatchObject({ snoozes: 0, attempts: 0, notBeforeKind: 'recovery' });
     expect(s.wake().actions.map((a) => (a.type === 'ringAgent' ? a.channelId : a.type))).toEqual(['ccb-r1-2']);
   });
 
@@ -236,7 +238,7 @@ describe('crash recovery: a tick past the safety deadline of a recall', () => {
     expect(s.tick(deadline).events.map((e) => e.type)).toEqual(['recall-timeout']);
   });
 
-  it('CONNECTING: both legs hung up, the attempt still counts', () => {
+  it('CONNECTING: both legs hung up, the attempt still counts, no snooze', () => {
     const s = ringing();
     s.key(RING + 10 * SECOND, '1');
     const deadline = RING + 10 * SECOND + 45 * SECOND + 2 * MINUTE;
@@ -246,12 +248,12 @@ describe('crash recovery: a tick past the safety deadline of a recall', () => {
       { type: 'hangupProspect', channelId: 'ccb-r1-1-p' },
       { type: 'hangupAgent', channelId: 'ccb-r1-1' },
     ]);
-    expect(d.request).toMatchObject({ state: 'WAITING', attempts: 1, snoozes: 1, waitingFor: 'snooze' });
+    expect(d.request).toMatchObject({ state: 'WAITING', attempts: 1, snoozes: 0, waitingFor: 'recovery' });
   });
 
-  it('with no snoozes left → FAILED agent-unavailable; with no attempts left → FAILED max-attempts', () => {
+  it('no snoozes left does not matter (it is not a snooze); with no attempts left → FAILED max-attempts', () => {
     const a = ringing({ ...defaultPolicyConfig, maxSnoozes: 0 });
-    expect(a.tick(RING_SAFETY).request).toMatchObject({ state: 'FAILED', outcome: 'agent-unavailable' });
+    expect(a.tick(RING_SAFETY).request).toMatchObject({ state: 'WAITING', snoozes: 0, waitingFor: 'recovery' });
     const b = ringing({ ...defaultPolicyConfig, maxAttempts: 1 });
     b.key(RING + 10 * SECOND, '1');
     expect(b.wake().request).toMatchObject({ state: 'FAILED', outcome: 'max-attempts' });
@@ -334,13 +336,17 @@ describe('channel ids', () => {
 
   it('the agent sees "Callback: <prospect>" and never the prospect\'s number', () => {
     const s = ringing();
-    expect(s.actions.find((a) => a.type === 'ringAgent')).toMatchObject({ callerId: { name: `Callback: ${PROSPECT}`, number: '' } });
+    // The label fits a 16-character display with the whole number (src/core/label.ts, test/unit/label.test.ts).
+    const ring = s.actions.find((a) => a.type === 'ringAgent') as { callerId: { name: string; number: string } };
+    expect(ring.callerId).toEqual({ name: recallLabel('${prefix}${number}', DEFAULT_RECALL_LABEL, PROSPECT, s.request.language), number: '' });
+    expect(ring.callerId.name.length).toBeLessThanOrEqual(16);
+    expect(ring.callerId.name.replace(/ /g, '')).toContain(PROSPECT);
   });
 
   it('the label and the service number are configurable', () => {
-    const cfg = makePolicyConfig({ recallCallerIdName: 'Rückruf ${prospect} (auto)', recallCallerIdNumber: '+49309000' });
+    const cfg = makePolicyConfig({ recallCallerIdName: 'Rückruf ${prospect} (auto)', recallCallerIdNumber: '+49309000', recallLabel: { ...DEFAULT_RECALL_LABEL, width: 24 } });
     expect(recallCallerId(cfg, '2001')).toEqual({ name: 'Rückruf 2001 (auto)', number: '+49309000' });
-    expect(() => makePolicyConfig({ recallCallerIdName: 'Callback' })).toThrow(/recallCallerIdName: expected a text containing \$\{prospect\}/);
+    expect(() => makePolicyConfig({ recallCallerIdName: 'Callback' })).toThrow(/recallCallerIdName: expected a text containing \$\{number\}/);
     expect(() => makePolicyConfig({ recallCallerIdName: '"${prospect}" <x>' })).toThrow(/must not contain quotes/);
     expect(() => makePolicyConfig({ recallCallerIdNumber: '2001&PJSIP/x' })).toThrow(/recallCallerIdNumber: expected digits/);
   });
@@ -367,3 +373,119 @@ function label(at: number): string {
     .format(at)
     .replace(/:00$/, '');
 }
+
+describe('returning a missed recall (the agent calls the service number)', () => {
+  it('missed (agent did not answer) → WAITING snooze; the agent calls back → RINGING_AGENT at the menu, answered; 1 → CONNECTING, attempt 1', () => {
+    const s = ringing();
+    const missedAt = (s.request.recallStartedAt as number) + 30 * SECOND;
+    expect(s.do(missedAt, { type: 'agentNoAnswer' }).request).toMatchObject({ state: 'WAITING', snoozes: 1, attempts: 0, rings: 1, notBeforeKind: 'snooze' });
+    const back = s.do(missedAt + 2 * MINUTE, { type: 'agentReturned' });
+    expect(back.request).toMatchObject({ state: 'RINGING_AGENT', rings: 2, attempts: 0, snoozes: 1, waitingFor: 'agent', agentAnsweredAt: missedAt + 2 * MINUTE, notBefore: null });
+    expect(back.actions).toEqual([{ type: 'announce', channelId: 'ccb-r1-2', prompt: 'menu' }]);
+    expect(back.events.map((e) => [e.type, e.from, e.to])).toEqual([['agent-returned', 'WAITING', 'RINGING_AGENT']]);
+    const one = s.key(missedAt + 2 * MINUTE + 3 * SECOND, '1');
+    expect(one.request).toMatchObject({ state: 'CONNECTING', attempts: 1 });
+    expect(one.actions.find((a) => a.type === 'dialProspect')).toMatchObject({ channelId: 'ccb-r1-2-p', agentChannelId: 'ccb-r1-2' });
+  });
+
+  it('2 and 3 on a returned recall work as after a ring; a returned recall the agent hangs up on is a snooze', () => {
+    const s = ringing();
+    s.do((s.request.recallStartedAt as number) + 30 * SECOND, { type: 'agentNoAnswer' });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.key(s.request.updatedAt + 5 * SECOND, '2').request).toMatchObject({ state: 'WAITING', snoozes: 2 });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.do(s.request.updatedAt + 5 * SECOND, { type: 'agentHungUp' }).request).toMatchObject({ state: 'WAITING', snoozes: 3 });
+    s.do(s.request.updatedAt + MINUTE, { type: 'agentReturned' });
+    expect(s.key(s.request.updatedAt + 5 * SECOND, '3').request).toMatchObject({ state: 'CANCELLED', outcome: 'cancelled' });
+  });
+
+  it('is ignored outside the pending states (a recall already in progress, a finished request)', () => {
+    const s = ringing();
+    expect(s.do(s.request.updatedAt + SECOND, { type: 'agentReturned' }).events).toEqual([]);
+    s.key(s.request.updatedAt + 2 * SECOND, '3');
+    expect(s.do(s.request.updatedAt + SECOND, { type: 'agentReturned' }).events).toEqual([]);
+  });
+});
+
+describe('a recall interrupted by the service (recallInterrupted): never a snooze, rung again after the recovery delay', () => {
+  function connecting(cfg?: PolicyConfig): Sim {
+    const s = ringing(cfg);
+    s.key(RING + 10 * SECOND, '1');
+    return s;
+  }
+  const why = 'the lease holder died; its channel is gone';
+
+  it('in the menu: back to WAITING for the recovery delay, no snooze, no attempt; then rung again on a new channel', () => {
+    const s = ringing();
+    s.do(RING + 5 * SECOND, { type: 'agentAnswered' });
+    s.key(RING + 15 * SECOND, 'none'); // one silent menu: the menu's count restarts with the new ring
+    const d = s.do(RING + 20 * SECOND, { type: 'recallInterrupted', reason: why });
+    expect(d.actions).toEqual([]);
+    expect(d.events).toEqual([
+      {
+        at: RING + 20 * SECOND,
+        type: 'recall-interrupted',
+        from: 'RINGING_AGENT',
+        to: 'WAITING',
+        reason: `recall interrupted by a service failure (${why}); not a snooze; recovery after an interrupted recall until 09:45:30`,
+        wakeAt: RING + 30 * SECOND,
+        waitingFor: 'recovery',
+      },
+    ]);
+    expect(d.request).toMatchObject({ snoozes: 0, attempts: 0, menuTimeouts: 0, agentAnsweredAt: null, recallStartedAt: null, notBefore: RING + 30 * SECOND, notBeforeKind: 'recovery' });
+    expect(s.tick(RING + 30 * SECOND - 1).actions).toEqual([]);
+    const again = s.tick(RING + 30 * SECOND);
+    expect(again.events.map((e) => e.type)).toEqual(['due', 'ring-agent']);
+    expect(ringIds(again.actions)).toEqual(['ccb-r1-2']);
+  });
+
+  it('as often as the service fails: never FAILED for it, even with maxSnoozes 0', () => {
+    const s = ringing({ ...defaultPolicyConfig, maxSnoozes: 0 });
+    let at = RING;
+    for (let i = 0; i < 10; i++) {
+      at += SECOND;
+      expect(s.do(at, { type: 'recallInterrupted', reason: why }).request).toMatchObject({ state: 'WAITING', snoozes: 0 });
+      at += 10 * SECOND;
+      expect(s.tick(at).request.state).toBe('RINGING_AGENT');
+    }
+    expect(s.request.rings).toBe(11);
+  });
+
+  it('respects the agent\'s wrap-up and the calling hours after the delay', () => {
+    const s = ringing();
+    s.do(RING + SECOND, { type: 'recallInterrupted', reason: why });
+    s.agent = freeAgent(RING + 5 * SECOND); // the orphaned call was hung up at +5 s: wrap-up 30 s from then
+    const d = s.tick(RING + 11 * SECOND);
+    expect(d.request).toMatchObject({ state: 'DUE', waitingFor: 'agent-wrap-up', wakeAt: RING + 35 * SECOND });
+    const late = ringing();
+    const closing = late.request.expiresAt; // end of the calling day
+    late.do(closing - 5 * SECOND, { type: 'recallInterrupted', reason: why });
+    expect(late.tick(closing).request.state).toBe('EXPIRED');
+  });
+
+  it('with a zero recovery delay: due at once, rung in the same decision when the agent is free', () => {
+    const s = ringing({ ...defaultPolicyConfig, recoveryDelayMs: 0 });
+    const d = s.do(RING + SECOND, { type: 'recallInterrupted', reason: why });
+    expect(d.events.map((e) => [e.type, e.from, e.to])).toEqual([
+      ['recall-interrupted', 'RINGING_AGENT', 'DUE'],
+      ['ring-agent', 'DUE', 'RINGING_AGENT'],
+    ]);
+    expect(ringIds(d.actions)).toEqual(['ccb-r1-2']);
+  });
+
+  it('while the prospect was dialled: the attempt stays counted (not a snooze); the last attempt → FAILED max-attempts', () => {
+    const s = connecting();
+    const d = s.do(RING + 12 * SECOND, { type: 'recallInterrupted', reason: why });
+    expect(d.actions).toEqual([]);
+    expect(d.request).toMatchObject({ state: 'WAITING', attempts: 1, snoozes: 0, waitingFor: 'recovery', lineBusy: false });
+    const last = connecting({ ...defaultPolicyConfig, maxAttempts: 1 });
+    const f = last.do(RING + 12 * SECOND, { type: 'recallInterrupted', reason: why });
+    expect(f.request).toMatchObject({ state: 'FAILED', outcome: 'max-attempts', snoozes: 0 });
+    expect(f.events.map((e) => e.type)).toEqual(['recall-interrupted']);
+  });
+
+  it('is ignored outside a recall', () => {
+    const s = Sim.device();
+    expect(s.do(T0 + MINUTE, { type: 'recallInterrupted', reason: why }).request).toBe(s.request);
+  });
+});

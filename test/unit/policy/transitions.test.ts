@@ -39,6 +39,7 @@ function randomConfig(r: () => number): PolicyConfig {
     noAnswerRetries: pick([0, 1]),
     menuRepeats: pick([1, 2]),
     maxAgeMs: pick([20 * MINUTE, 8 * HOUR]),
+    recoveryDelayMs: pick([0, 10 * SECOND]),
   });
 }
 
@@ -54,11 +55,13 @@ function randomObservation(r: () => number): Observation {
     r() < 0.3 ? { type: 'cancel', by: 'test' } : { type: 'tick' },
     r() < 0.3 ? { type: 'snooze', by: 'web' } : { type: 'tick' },
     { type: 'agentAnswered' },
+    r() < 0.3 ? { type: 'agentReturned' } : { type: 'tick' },
     { type: 'agentNoAnswer' },
     { type: 'agentKey', key: keys[Math.floor(r() * keys.length)] },
     { type: 'agentKey', key: '1' },
     { type: 'agentHungUp' },
     { type: 'recallFailed', reason: 'test' },
+    { type: 'recallInterrupted', reason: 'test' },
     { type: 'prospectAnswered' },
     { type: 'prospectBusy' },
     { type: 'prospectNoAnswer' },
@@ -94,7 +97,7 @@ function walk(walks: number): Set<string> {
 
 describe('the state table', () => {
   it('is what the machine does: every event recorded is a row, and every row is reached', () => {
-    const seen = walk(5000);
+    const seen = walk(10000);
     const table = new Set(transitionList().map(key));
     expect([...seen].filter((t) => !table.has(t))).toEqual([]);
     expect([...table].filter((t) => !seen.has(t))).toEqual([]);

@@ -173,7 +173,7 @@ describe('the recall menu over the ARI port (the late-dial fix)', () => {
       outboundContext: 'cc-outbound',
       alertInfo: '',
       menuTimeoutMs: 8000,
-      prompts: { recallIntro: 'sound:intro', recallMenu: 'sound:menu', connecting: 'sound:c', stillBusy: 'sound:s', noAnswer: 'sound:n', snoozed: 'sound:z', cancelled: 'sound:x' },
+      prompts: { recallIntro: 'sound:intro', recallMenu: 'sound:menu', recallNumber: 'sound:number', connecting: 'sound:c', stillBusy: 'sound:s', noAnswer: 'sound:n', snoozed: 'sound:z', cancelled: 'sound:x' },
     }, log);
     const request = { id: 'r1', agent: 'PJSIP/1001', prospect: '2001', language: 'en' } as CallbackRequest;
     await flow.execute(request, { type: 'ringAgent', attempt: 1, channelId: 'ccb-r1-1', callerId: { name: 'Callback: 2001', number: '9000' }, timeoutMs: 30000 });
@@ -181,14 +181,14 @@ describe('the recall menu over the ARI port (the late-dial fix)', () => {
     await flow.execute(request, { type: 'announce', channelId: 'ccb-r1-1', prompt: 'menu' });
     await settle();
     const ids = ari.playbacks();
-    // intro, 2, 0, 0, 1, menu: no uninterruptible digits: playback reaches Asterisk.
-    expect(ari.requests.filter((r) => r.startsWith('play ')).map((r) => r.split(' ')[2])).toEqual(['sound:intro', 'sound:digits/2', 'sound:digits/0', 'sound:digits/0', 'sound:digits/1', 'sound:menu']);
-    ari.finished(ids[0]);
-    ari.finished(ids[1]);
+    // intro, menu, then the number twice, digit by digit: no uninterruptible digits: playback reaches Asterisk.
+    const number = ['sound:number', 'sound:digits/2', 'sound:digits/0', 'sound:digits/0', 'sound:digits/1'];
+    expect(ari.requests.filter((r) => r.startsWith('play ')).map((r) => r.split(' ')[2])).toEqual(['sound:intro', 'sound:menu', ...number, ...number]);
+    for (const id of ids.slice(0, 4)) ari.finished(id);
     ari.dtmf('ccb-r1-1', '1');
     await settle();
     expect(reports).toEqual([{ type: 'agentAnswered' }, { type: 'agentKey', key: '1' }]);
-    expect(ari.requests.filter((r) => r.startsWith('stop ')).sort()).toEqual(ids.slice(2).map((id) => `stop ${id}`).sort());
+    expect(ari.requests.filter((r) => r.startsWith('stop ')).sort()).toEqual(ids.slice(4).map((id) => `stop ${id}`).sort());
     // The engine now asks for the prospect: nothing of the menu is left to wait for.
     await flow.execute(request, { type: 'dialProspect', attempt: 1, channelId: 'ccb-r1-1-p', agentChannelId: 'ccb-r1-1', callerId: { name: 'A', number: '1001' }, timeoutMs: 30000 });
     expect(ari.requests.slice(-4).map((r) => r.split(' ').slice(0, 3).join(' '))).toEqual([
