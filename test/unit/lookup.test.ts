@@ -204,12 +204,12 @@ describe('the look-up door against the fake CRM', () => {
     const r = (await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c' })) as { requestId: string };
     // The opt-in is stored and answered while the CRM has not answered yet.
     expect(crm.answered).toBe(0);
-    expect(store.get(r.requestId)!.request.contact ?? null).toBeNull();
+    expect((await store.get(r.requestId))!.request.contact ?? null).toBeNull();
     for (let i = 0; i < 50 && !lines.some((x) => x.event === 'lookup.stored'); i++) await new Promise((res) => setTimeout(res, 50));
-    expect(store.get(r.requestId)!.request.contact).toEqual({ name: 'Anna Schmidt', company: 'Acme GmbH' });
+    expect((await store.get(r.requestId))!.request.contact).toEqual({ name: 'Anna Schmidt', company: 'Acme GmbH' });
     // The next opt-in for the number takes the name from the cache at once.
     const r2 = (await engine.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'B', number: '1002' }, prospect: '2001', language: 'en', channelId: 'c2' })) as { requestId: string };
-    expect(store.get(r2.requestId)!.request.contact).toEqual({ name: 'Anna Schmidt', company: 'Acme GmbH' });
+    expect((await store.get(r2.requestId))!.request.contact).toEqual({ name: 'Anna Schmidt', company: 'Acme GmbH' });
     engine.stop();
   });
 });

@@ -99,8 +99,8 @@ describe('profiles in the engine: stored with the request, kept over a configura
     const b = await first.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'B', number: '1002' }, prospect: '2002', language: 'en', channelId: 'c2' });
     const ida = (a as { requestId: string }).requestId;
     const idb = (b as { requestId: string }).requestId;
-    expect(store.get(ida)!.request).toMatchObject({ profile: 'berlin', policy: { graceMs: 30_000, snoozeMs: 60_000 } });
-    expect(store.get(idb)!.request).toMatchObject({ profile: null, policy: { graceMs: 300_000 } });
+    expect((await store.get(ida))!.request).toMatchObject({ profile: 'berlin', policy: { graceMs: 30_000, snoozeMs: 60_000 } });
+    expect((await store.get(idb))!.request).toMatchObject({ profile: null, policy: { graceMs: 300_000 } });
     first.stop();
 
     // The configuration changes (grace 10 min for everyone, the profile table emptied), the service restarts.
@@ -108,8 +108,8 @@ describe('profiles in the engine: stored with the request, kept over a configura
     now.t += 1_000;
     await second.deviceState('PJSIP/2001', { busy: false });
     await second.deviceState('PJSIP/2002', { busy: false });
-    const ra = store.get(ida)!.request;
-    const rb = store.get(idb)!.request;
+    const ra = (await store.get(ida))!.request;
+    const rb = (await store.get(idb))!.request;
     expect(ra.state).toBe('GRACE');
     expect(ra.graceUntil).toBe(now.t + 30_000);
     expect(rb.graceUntil).toBe(now.t + 300_000);
@@ -121,7 +121,7 @@ describe('profiles in the engine: stored with the request, kept over a configura
     const store = SqliteStore.open<CallbackRequest>(':memory:');
     const e = engineWith(store, base, now);
     const r = await e.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1', profile: 'paris' });
-    expect(store.get((r as { requestId: string }).requestId)!.request).toMatchObject({ profile: null, policy: { graceMs: 300_000 } });
+    expect((await store.get((r as { requestId: string }).requestId))!.request).toMatchObject({ profile: null, policy: { graceMs: 300_000 } });
     e.stop();
   });
 });
