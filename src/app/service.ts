@@ -51,8 +51,6 @@ export interface ServiceOptions {
   clock?: () => number;
   /** The store, opened by `Service.open` (PostgreSQL when store.url is set); default: the SQLite file. */
   store?: Store<CallbackRequest>;
-  /** Called when this instance lost its PostgreSQL lease and stood down (the CLI exits so a supervisor restarts it as a stand-by). */
-  onSteppedDown?: (reason: string) => void;
 }
 
 export class Service {
@@ -116,7 +114,9 @@ export class Service {
         fenced: store,
         log: log.child({ component: 'coordinator' }),
         onActive: () => this.serve(),
-        onStandby: (reason) => this.standDown(reason),
+        onStandby: () => this.standDown(),
+        // A stand-by that cannot reach the database tries again with the store's back-off.
+        retryMaxMs: config.store.retryMaxMs,
       });
     }
     const coordinator = this.coordinator;
@@ -321,11 +321,14 @@ export class Service {
     this.ari.start();
   }
 
-  /** The PostgreSQL lease was lost: stop acting for the PBX at once. */
-  private async standDown(reason: string): Promise<void> {
+  /**
+   * The PostgreSQL lease was lost: stop acting for the PBX at once and stand by in this process (the coordinator
+   * keeps trying to take the lease; when it does, `serve()` runs again with the new epoch). No exit: a database
+   * outage past the lease TTL is waited out like one at start-up.
+   */
+  private async standDown(): Promise<void> {
     this.engine.stop();
     await this.ari.stop();
-    if (!this.stopping) this.opts.onSteppedDown?.(reason);
   }
 
   private stopping = false;
