@@ -281,14 +281,14 @@ describePbx('faults cost the agent nothing: two instances on PostgreSQL (real As
       await sleep(5000);
       expect(svc.running).toBe(true);
       expect(svc.find((l) => l.event === 'ari.unavailable')).toHaveLength(1);
-      expect(svc.find((l) => l.event === 'ari.connect_failed' || l.event === 'ari.timeout').length).toBeGreaterThan(1);
+      expect(svc.find((l) => l.event === 'ari.connect_failed' || l.event === 'ari.timeout').length).toBeGreaterThan(0);
       expect(svc.find((l) => (l.event === 'ari.connect_failed' || l.event === 'ari.timeout') && l.level !== 'debug')).toEqual([]);
       const startDown = await readyz(svc);
       expect(startDown).toMatchObject({ status: 503, body: { ready: false, checks: { ari: { ok: false } } } });
       gate.restore();
       const up = await svc.waitLog((l) => l.event === 'ari.connected', 20000);
       expect(up.outageMs).toBeGreaterThanOrEqual(5000);
-      expect(Number(up.attempts)).toBeGreaterThan(1);
+      expect(Number(up.attempts)).toBeGreaterThanOrEqual(1);
       for (let i = 0; i < 50 && (await readyz(svc)).status !== 200; i++) await sleep(200);
       expect((await readyz(svc)).status).toBe(200);
 
