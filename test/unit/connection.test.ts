@@ -19,6 +19,11 @@ class FakeClient extends EventEmitter {
   ping(): void {}
 }
 
+const opened: AriConnection[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.stop()));
+});
+
 function setup(connect: () => Promise<FakeClient>, url = 'http://127.0.0.1:1', extra: object = {}) {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new PassThrough();
@@ -34,6 +39,7 @@ function setup(connect: () => Promise<FakeClient>, url = 'http://127.0.0.1:1', e
     connect: connect as unknown as (u: string, n: string, p: string) => Promise<AriClient>,
     ...extra,
   });
+  opened.push(conn);
   return { conn, lines };
 }
 
@@ -125,7 +131,7 @@ describe('AriConnection', () => {
     await conn.waitConnected(1000);
     clients[0].emit('WebSocketReconnecting', new Error('socket closed'));
     clients[0].emit('WebSocketMaxRetries', new Error('gave up'));
-    for (let i = 0; i < 200 && (conn.client as unknown) !== clients[1]; i++) await tick(10);
+    for (let i = 0; i < 1000 && (conn.client as unknown) !== clients[1]; i++) await tick(10);
     expect(conn.client).toBe(clients[1]);
     const warnings = lines.filter((l) => l.level === 'warn').map((l) => [l.event, l.auth]);
     // Down (the socket), the credentials refusal (a change of reason), nothing per attempt.
