@@ -53,8 +53,6 @@ export interface ServiceOptions {
   clock?: () => number;
   /** The store, opened by `Service.open` (PostgreSQL when store.url is set); default: the SQLite file. */
   store?: Store<CallbackRequest>;
-  /** Called when this instance lost its PostgreSQL lease and stood down (the CLI exits so a supervisor restarts it as a stand-by). */
-  onSteppedDown?: (reason: string) => void;
 }
 
 export class Service {
@@ -120,7 +118,9 @@ export class Service {
         fenced: store,
         log: log.child({ component: 'coordinator' }),
         onActive: () => this.serve(),
-        onStandby: (reason) => this.standDown(reason),
+        onStandby: () => this.standDown(),
+        // A stand-by that cannot reach the database tries again with the store's back-off.
+        retryMaxMs: config.store.retryMaxMs,
       });
     }
     const coordinator = this.coordinator;
@@ -325,21 +325,39 @@ export class Service {
     return false;
   }
 
-  /** Serve the PBX: the scheduler and the ARI app (at start, or when the PostgreSQL lease is taken). */
-  private async serve(): Promise<void> {
+  /** Counts the starts of serving: a retry of an earlier one gives up when the lease was lost (or taken again) meanwhile. */
+  private serving = 0;
+
+  /**
+   * Serve the PBX: the scheduler and the ARI app (at start, or when the PostgreSQL lease is taken). A scheduler that
+   * cannot load the store is tried again with back-off (up to store.retryMax) for as long as this instance serves;
+   * only then is ARI started (its reconciliation needs the scheduler).
+   */
+  private async serve(generation = ++this.serving, attempt = 0): Promise<void> {
+    const current = () => generation === this.serving && !this.stopping && (!this.coordinator || this.coordinator.isActive);
     try {
       await this.engine.start();
     } catch (err) {
-      this.opts.log.error('scheduler could not load the store; retrying at the next wake-up', { error: (err as Error).message });
+      if (!current()) return;
+      const retryInMs = Math.min(this.opts.config.store.retryMaxMs, 250 * 2 ** Math.min(attempt, 10));
+      this.opts.log.error('scheduler could not load the store; trying again', { error: (err as Error).message, retryInMs });
+      setTimeout(() => void this.serve(generation, attempt + 1), retryInMs).unref();
+      return;
     }
-    this.ari.start();
+    if (current()) this.ari.start();
   }
 
-  /** The PostgreSQL lease was lost: stop acting for the PBX at once. */
-  private async standDown(reason: string): Promise<void> {
+  /**
+   * The PostgreSQL lease was lost: stop acting for the PBX at once and stand by in this process (the coordinator
+   * keeps trying to take the lease; when it does, `serve()` runs again with the new epoch). No exit: a database
+   * outage past the lease TTL is waited out like one at start-up.
+   */
+  private async standDown(): Promise<void> {
+    this.serving++;
     this.engine.stop();
+    const let_go = this.recall.relinquish();
+    if (let_go > 0) this.opts.log.warn('recalls let go with the lease; whoever serves next records them as interrupted', { recalls: let_go });
     await this.ari.stop();
-    if (!this.stopping) this.opts.onSteppedDown?.(reason);
   }
 
   private stopping = false;

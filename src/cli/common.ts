@@ -15,7 +15,7 @@ import { openStore as openConfiguredStore } from '../store';
 import { InputError } from '../views/errors';
 
 /** Exit codes, documented in --help and docs/admin-guide.md. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, store: 3, notFound: 4, leaseLost: 75 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, store: 3, notFound: 4 } as const;
 
 export const EXIT_CODES_TEXT =
   'Exit codes: 0 ok · 1 runtime failure · 2 usage or configuration error · 3 the store cannot be opened · 4 not found.';

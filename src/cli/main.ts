@@ -33,15 +33,8 @@ async function runService(argv: GlobalArgs): Promise<void> {
   if (refusals.length > 0) throw new CliError(`not starting: ${refusals.join('; ')} (set http.allowOpen=true to start anyway; see \`config check\`)`, EXIT.usage);
   let service: Service;
   try {
-    service = await Service.open({
-      config,
-      log,
-      // An instance that lost its PostgreSQL lease stops acting at once and exits; its supervisor
-      // (systemd, docker) starts it again as a stand-by.
-      onSteppedDown: () => {
-        void service.stop().finally(() => process.exit(EXIT.leaseLost));
-      },
-    });
+    // An instance that loses its PostgreSQL lease stops acting at once and stands by in the process.
+    service = await Service.open({ config, log });
   } catch (err) {
     log.error('cannot start', { error: (err as Error).message });
     throw err;
@@ -99,7 +92,7 @@ export function buildCli(args: string[]): Argv {
           .example('$0 run -c cc.json --log-level debug --set policy.grace=10m', 'Override keys for this run')
           .epilogue(
             'Stops cleanly on SIGINT/SIGTERM. Exit code 2 when the configuration is wrong, 3 when the SQLite store cannot be opened; ' +
-              'a PostgreSQL store that cannot be reached is waited for (readiness false), 75 after losing the PostgreSQL lease (start it again: it stands by).',
+              'a PostgreSQL store or ARI that cannot be reached is waited for (readiness false); an instance that loses the PostgreSQL lease stands by until it can take it again.',
           ),
       (argv) => runService(argv as GlobalArgs).catch(fail),
     ) as Argv;

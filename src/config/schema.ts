@@ -57,6 +57,17 @@ export interface Field {
 const expected = (what: string) => ({ error: `expected ${what}` });
 
 /** The longest delay a Node timer can hold (2^31-1 ms, about 24.8 days); longer ones fire at once. */
+
+/** Whether `value` parses as a URL (WHATWG), as the PostgreSQL driver parses store.url. */
+function parsesAsUrl(value: string): boolean {
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const DURATION = 'a duration such as "30s", "5m" or "1h30m"';
@@ -370,7 +381,8 @@ export const schema = {
     env: 'CC_STORE_URL',
     parse: t
       .string({ allowEmpty: true })
-      .refine((v) => v === '' || /^postgres(ql)?:\/\/[^\s]+$/i.test(v), 'expected a postgres:// URL such as postgres://cc:password@db-host:5432/callbacks'),
+      // The same parse the driver does (a URL): an unparsable one would otherwise be waited for as an unreachable database.
+      .refine((v) => v === '' || (/^postgres(ql)?:\/\/[^\s]+$/i.test(v) && parsesAsUrl(v)), 'expected a postgres:// URL such as postgres://cc:password@db-host:5432/callbacks'),
     doc: 'PostgreSQL instead of SQLite (several instances, several PBXs): postgres://user:password@host:5432/db. The database then also decides which instance serves each PBX (a lease per pbx.id with a fencing epoch, TTL ari.leaseTtl). Empty: SQLite at store.path. Never logged.',
   },
   'store.retryMax': { type: 'duration', default: '10s', at: 'store.retryMaxMs', parse: t.duration('100ms'), doc: 'PostgreSQL: while the database cannot be reached at start, the service waits (readiness false) and tries again, the pause doubling up to this.' },

@@ -6,6 +6,12 @@
  *   active ── renew() refused, or no successful renew for a whole TTL ──► stand-by: onStandby(reason),
  *             store.setFence(undefined)
  *
+ * An instance that lost the lease (the database was unreachable for a whole TTL, or another took it) stays in
+ * the process as a stand-by: it rings no one, and keeps trying to take the lease — every TTL/3 while the
+ * database answers, with back-off (doubling up to `retryMaxMs`) while it does not. When the database is back it
+ * takes the lease again with a new epoch, or stays stand-by if another instance holds it. `lease.unreachable`
+ * and `lease.reachable` are logged once per change, not per attempt.
+ *
  * Renewals run every TTL/3. The database has the last word (the fence refuses a stale epoch's writes);
  * `holds()` is the local, conservative view: true only while the last successful renew (measured on this
  * process's monotonic clock from before the renew was sent) is younger than the TTL. The engine asks it
@@ -30,6 +36,11 @@ export interface CoordinatorOptions {
   now?: () => number;
   /** Renew/acquire period (default TTL / 3). */
   periodMs?: number;
+  /**
+   * Longest pause between two lease attempts of a stand-by while the database cannot be reached (back-off from
+   * the period, doubling). Never below the period. Default: the period (no back-off).
+   */
+  retryMaxMs?: number;
   /** False: no timer, `step()` drives the loop (tests that pause an instance). Default true. */
   timers?: boolean;
 }
@@ -83,15 +94,28 @@ export class Coordinator {
     return run;
   }
 
+  /** The pause before the next attempt: the period, or while a stand-by cannot reach the database, a back-off. */
+  get nextDelayMs(): number {
+    if (this.active || this.failures === 0) return this.period;
+    const max = Math.max(this.period, this.opts.retryMaxMs ?? this.period);
+    return Math.min(max, this.period * 2 ** Math.min(this.failures - 1, 20));
+  }
+
   private schedule(): void {
     if (!this.running || this.opts.timers === false) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.step(), this.period);
+    this.timer = setTimeout(() => void this.step(), this.nextDelayMs);
     this.timer.unref?.();
   }
 
-  /** The last lease check failed (the database is unreachable): logged once per change, not per attempt. */
-  private failing = false;
+  /** Lease checks failed in a row (the database is unreachable): logged once per change, not per attempt. */
+  private failures = 0;
+  private failingSince = 0;
+
+  /** True while the lease checks fail (the database cannot be reached). */
+  get unreachable(): boolean {
+    return this.failures > 0;
+  }
 
   private async once(): Promise<void> {
     const { lease, log } = this.opts;
@@ -114,11 +138,21 @@ export class Coordinator {
           await this.opts.onActive(epoch);
         }
       }
-      if (this.failing) log.info('lease checks work again', { pbx: lease.opts.pbx });
-      this.failing = false;
+      if (this.failures > 0) {
+        emit(log, 'info', 'lease.reachable', 'lease checks work again', { pbx: lease.opts.pbx, app: lease.opts.app, failedMs: Math.round(this.now() - this.failingSince), attempts: this.failures, active: this.active });
+      }
+      this.failures = 0;
     } catch (err) {
-      if (!this.failing) log.warn('lease check failed; trying again every period, logged again when it works', { pbx: lease.opts.pbx, error: (err as Error).message });
-      this.failing = true;
+      if (this.failures === 0) {
+        this.failingSince = sentAt;
+        emit(log, 'warn', 'lease.unreachable', 'lease check failed (database unreachable?); trying again with back-off, logged again when it works', {
+          pbx: lease.opts.pbx,
+          app: lease.opts.app,
+          error: (err as Error).message,
+          active: this.active,
+        });
+      }
+      this.failures += 1;
       if (this.active && this.now() >= this.validUntil) await this.stepDown('lease not renewed within its TTL (database unreachable?)');
     } finally {
       this.schedule();

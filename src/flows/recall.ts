@@ -541,6 +541,33 @@ export class RecallFlow implements Telephony {
   /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */
   onConversationEnded?: (requestId: string) => void;
 
+  /**
+   * This instance no longer serves the PBX (its lease was lost): it lets go of every recall not yet connected,
+   * without a word to the PBX or the policy — it may not act any more. Whoever serves next (another instance, or
+   * this one with a new epoch) hangs those channels up as not its own and records the requests as
+   * `recall-interrupted` (Engine.reconcileRecalls), instead of this instance going on with a menu whose key
+   * presses it could not hear while it was cut off. A connected conversation is left alone, and so is an agent's
+   * own returned call (the return flow holds it). Returns how many were let go.
+   */
+  relinquish(): number {
+    for (const [requestId, timer] of [...this.heldBack]) {
+      clearTimeout(timer);
+      this.heldBack.delete(requestId);
+    }
+    let n = 0;
+    for (const call of [...this.calls.values()]) {
+      if (call.prospectAnswered || call.returned) continue;
+      if (call.menu) call.menu.cancelled = true;
+      call.agent.release();
+      call.prospectPort?.release();
+      this.byChannel.delete(call.agentChannelId);
+      if (call.prospectChannelId) this.byChannel.delete(call.prospectChannelId);
+      this.calls.delete(call.requestId);
+      n++;
+    }
+    return n;
+  }
+
   private forget(call: Call): void {
     if (call.menu) call.menu.cancelled = true;
     call.agent.release();

@@ -27,8 +27,8 @@ export interface EventCatalogue {
   'service.unknown_stasis_args': { args: string[] };
 
   // ── ARI connection (src/telephony/ari/connection.ts) ─────────────────────────────────────────────────
-  /** The app's WebSocket is up (first connection or a reconnection). */
-  'ari.connected': { url: string; app: string; how: string };
+  /** The app's WebSocket is up (first connection or a reconnection); after an outage, how long it lasted and the failed attempts. */
+  'ari.connected': { url: string; app: string; how: string; outageMs?: number; attempts?: number };
   /** The WebSocket went away; calls in progress are reconciled at the next `ari.connected`. */
   'ari.disconnected': { reason: string };
   /** Another instance holds the app's lease on this PBX; this one waits. */
@@ -39,10 +39,21 @@ export interface EventCatalogue {
   // ── PostgreSQL coordination (src/coordination) ─────────────────────────────────────────────────
   /** This instance took the database lease of (pbx, app): it serves that PBX now, writing with `epoch`. */
   'lease.taken': { pbx: string; app: string; epoch: number; holder: string };
-  /** This instance lost (or gave up) the lease; it no longer acts for the PBX. */
+  /**
+   * This instance lost (or gave up) the lease; it no longer acts for the PBX. It stays running as a stand-by
+   * (readiness false, `standby` true) and takes the lease again when it can (`lease.taken`, a new epoch).
+   */
   'lease.lost': { pbx: string; app: string; reason: string };
   /** A decided action was not carried out because this instance no longer holds the PBX's lease. */
   'lease.action_skipped': { action: string };
+  /**
+   * A lease check (renew or acquire) failed: the database cannot be reached. Logged once when the failures begin;
+   * `active`: whether this instance held the lease then (it keeps it until the TTL runs out, then `lease.lost`).
+   * A stand-by keeps trying with back-off; the instance never exits for it.
+   */
+  'lease.unreachable': { pbx: string; app: string; error: string; active: boolean };
+  /** Lease checks work again after `lease.unreachable` (`failedMs`, `attempts` failed, `active` now). */
+  'lease.reachable': { pbx: string; app: string; failedMs: number; attempts: number; active: boolean };
 
   // ── FastAGI (src/telephony/agi/server.ts) ────────────────────────────────────────────────────────────────
   /** The FastAGI server is bound and accepts calls. */
@@ -248,10 +259,17 @@ export interface EventCatalogue {
   'agi.exposed': { host: string; port: number; secret: boolean; allowedPeers: readonly string[] };
   /** The FastAGI listening socket reported an error (EMFILE, …); throttled like `agi.refused`. */
   'agi.server_error': { error: string; suppressed?: number; windowMs?: number };
-  /** A step of (re)connecting to ARI got no answer in time; the attempt is abandoned and retried. */
+  /** A step of (re)connecting to ARI got no answer in time; the attempt is abandoned and retried (a debug line per attempt). */
   'ari.timeout': { step: string; timeoutMs: number; url: string; attempt: number };
-  /** Connecting to ARI failed (`auth`: the credentials were refused); retried with back-off, without limit. */
+  /** Connecting to ARI failed (`auth`: the credentials were refused); retried with back-off, without limit. A debug line per attempt; the outage itself is `ari.unavailable`. */
   'ari.connect_failed': { auth: boolean; url: string; attempt: number; error: string };
+  /**
+   * ARI cannot be reached (or refuses the credentials, `auth`): the service waits, readiness false, trying again with
+   * back-off up to ari.reconnectMax. Logged once when an outage is first met without a connection (at start, or when
+   * `auth` changes); `ari.disconnected` is the line when a live connection goes away. While it lasts, a reminder
+   * (`reminder: true`) every 5 minutes; `ari.connected` (with `outageMs`) ends it.
+   */
+  'ari.unavailable': { url: string; auth: boolean; error: string; attempts: number; downMs: number; reminder: boolean };
   /** Renewing the lease failed (it is tried again at the next interval). */
   'ari.lease_renewal_failed': { error: string };
   /** Finished requests, their history and sent outbox rows older than store.retention were deleted. */
@@ -305,6 +323,8 @@ export const EVENT_NAMES = [
   'lease.taken',
   'lease.lost',
   'lease.action_skipped',
+  'lease.unreachable',
+  'lease.reachable',
   'agi.listening',
   'offer.refused',
   'offer.started',
@@ -386,6 +406,7 @@ export const EVENT_NAMES = [
   'agi.server_error',
   'ari.timeout',
   'ari.connect_failed',
+  'ari.unavailable',
   'ari.lease_renewal_failed',
   'store.pruned',
   'store.prune_failed',

@@ -161,7 +161,17 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
         }
         const deadline = Date.now() + 120000;
         while (!(await finished()) && Date.now() < deadline) await sleep(500);
-        if (!(await finished())) break;
+        if (!(await finished())) {
+          // What the service knew about the unfinished ones, for whoever reads the failure below.
+          const open = (await requests()).filter((r) => !['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'].includes(String(r.state)));
+          for (const r of open) {
+            const h = (await store.events(r.id)).map((e) => `${new Date(e.at).toISOString()} ${e.type} ${e.from ?? ''}→${e.to ?? ''} ${e.reason ?? ''}`);
+            process.stderr.write(`[crash ${backend}] unfinished ${r.id} ${r.state} agent=${r.agent} wakeAt=${r.wakeAt === null ? '-' : new Date(r.wakeAt).toISOString()}\n  ${h.join('\n  ')}\n`);
+          }
+          const leaseLines = svc.find((l) => String(l.event ?? '').startsWith('lease.') || l.event === 'ari.disconnected' || l.event === 'ari.connected');
+          process.stderr.write(`[crash ${backend}] the last instance (running: ${String(svc.running)}): ${leaseLines.map((l) => `${String(l.timestamp)} ${String(l.event)} ${String(l.reason ?? l.action ?? '')}`).join('; ')}\n${svc.tail(40)}\n`);
+          break;
+        }
       }
 
       // 1. Every request the agents were told about exists and reached a correct end.

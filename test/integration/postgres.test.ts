@@ -4,7 +4,7 @@
  *
  *  - kill -9 of the active instance during a grace: the stand-by takes over and the agent is rung once;
  *  - SIGSTOP of the active past the lease TTL: the stand-by takes over and rings; SIGCONT: the resumed one
- *    rings nobody, logs lease.lost and exits 75 (its supervisor would start it again as a stand-by).
+ *    rings nobody, logs lease.lost and stays running as a stand-by (readiness 503, standby true; no exit).
  *
  * PostgreSQL is the test cluster of testkit/pg.ts (started, and installed, when missing).
  */
@@ -97,10 +97,14 @@ describePbx('two instances on PostgreSQL (real Asterisk)', () => {
     const activeMark = active.logs.length;
     process.kill(active.pid!, 'SIGCONT');
     await active.waitLog((l) => l.event === 'lease.lost', 15000, activeMark);
-    // It exits 75 so that its supervisor starts it again as a stand-by.
-    for (let i = 0; i < 100 && active.running; i++) await sleep(100);
-    expect(active.exitCode).toBe(75);
+    // It stands by in the process: running, not ready, standby true, and the lease stays the other's.
     await sleep(2000);
+    expect(active.running).toBe(true);
+    const port = active.find((l) => l.event === 'http.listening')[0]?.port;
+    const res = await fetch(`http://127.0.0.1:${String(port)}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ ready: false, standby: true });
+    expect(active.find((l) => l.event === 'lease.taken', activeMark)).toHaveLength(0);
     expect(phone.rings(mark)).toHaveLength(1);
     expect(active.find((l) => l.event === 'recall.ringing_agent')).toHaveLength(0);
     expect(standby.find((l) => l.requestId === id && l.event === 'recall.ringing_agent')).toHaveLength(1);

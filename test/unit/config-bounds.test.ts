@@ -114,6 +114,19 @@ describe('`config check` and `run` agree, without a stack trace', () => {
     }
   }, 60_000);
 
+  it.each(['postgres://cc:pw@db-host:notaport/callbacks', 'postgresql://[::1/callbacks', 'postgres://db-host:70000/callbacks'])(
+    'a store.url the driver cannot parse (%s) is a configuration error for both, not a database to wait for',
+    (url) => {
+      for (const command of [['config', 'check'], ['run']]) {
+        const r = cli([...command, '--set', `store.url=${url}`]);
+        expect({ command, code: r.code }).toEqual({ command, code: 2 });
+        expect(r.stderr).toContain('store.url: expected a postgres:// URL');
+        expect(r.stderr).not.toMatch(/^\s+at /m);
+      }
+    },
+    60_000,
+  );
+
   it('the issue\'s case: ari.leaseTtl=50ms is refused by both with the same line', () => {
     const check = cli(['config', 'check', '--set', 'ari.leaseTtl=50ms']);
     const run = cli(['run', '--set', 'ari.leaseTtl=50ms']);

@@ -19,7 +19,12 @@ class FakeClient extends EventEmitter {
   ping(): void {}
 }
 
-function setup(connect: () => Promise<FakeClient>, url = 'http://127.0.0.1:1') {
+const opened: AriConnection[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.stop()));
+});
+
+function setup(connect: () => Promise<FakeClient>, url = 'http://127.0.0.1:1', extra: object = {}) {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new PassThrough();
   stream.on('data', (b: Buffer) => b.toString().split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))));
@@ -32,7 +37,9 @@ function setup(connect: () => Promise<FakeClient>, url = 'http://127.0.0.1:1') {
     log,
     reconnectMaxMs: 20,
     connect: connect as unknown as (u: string, n: string, p: string) => Promise<AriClient>,
+    ...extra,
   });
+  opened.push(conn);
   return { conn, lines };
 }
 
@@ -74,6 +81,65 @@ describe('AriConnection', () => {
     await conn.waitConnected(5000);
     expect(calls).toBe(25);
     expect(lines.filter((l) => l.event === 'ari.connect_failed' && l.auth === false)).toHaveLength(24);
+    await conn.stop();
+  });
+
+  it('an outage at start is one ari.unavailable line (not one per attempt), reminded while it lasts, ended by one ari.connected', async () => {
+    let calls = 0;
+    const clock = { t: 1_000_000 };
+    const client = new FakeClient();
+    const { conn, lines } = setup(
+      async () => {
+        calls++;
+        clock.t += 10_000; // each attempt "takes" 10 s of wall time
+        if (calls < 40) throw new Error('connect ECONNREFUSED 127.0.0.1:8088');
+        return client;
+      },
+      undefined,
+      { reminderMs: 100_000, now: () => clock.t },
+    );
+    conn.start();
+    await conn.waitConnected(10000);
+    const warnings = lines.filter((l) => l.level === 'warn');
+    const down = warnings.filter((l) => l.event === 'ari.unavailable' && l.reminder === false);
+    expect(down).toHaveLength(1);
+    expect(down[0]).toMatchObject({ auth: false, attempts: 1, error: 'connect ECONNREFUSED 127.0.0.1:8088' });
+    // 39 failed attempts, 390 s: a reminder every 100 s, no more.
+    const reminders = warnings.filter((l) => l.event === 'ari.unavailable' && l.reminder === true);
+    expect(reminders.map((l) => l.attempts)).toEqual([11, 21, 31]);
+    // Nothing else at warn level: the attempts are debug lines.
+    expect(warnings.filter((l) => l.event !== 'ari.unavailable')).toEqual([]);
+    expect(lines.filter((l) => l.event === 'ari.connect_failed' && l.level === 'debug')).toHaveLength(39);
+    const up = lines.filter((l) => l.event === 'ari.connected');
+    expect(up).toHaveLength(1);
+    expect(up[0]).toMatchObject({ attempts: 39, outageMs: 390_000 });
+    await conn.stop();
+  });
+
+  it('a live connection that goes away: ari.disconnected is the one line, the failed reconnections add none; a credentials refusal is said once', async () => {
+    const clients = [new FakeClient(), new FakeClient()];
+    let n = 0;
+    let calls = 0;
+    const { conn, lines } = setup(async () => {
+      calls++;
+      if (calls === 1) return clients[n++];
+      if (calls < 8) throw new Error('connect ECONNREFUSED 127.0.0.1:8088');
+      if (calls < 12) throw new Error('401 Unauthorized');
+      return clients[n++];
+    });
+    conn.start();
+    await conn.waitConnected(1000);
+    clients[0].emit('WebSocketReconnecting', new Error('socket closed'));
+    clients[0].emit('WebSocketMaxRetries', new Error('gave up'));
+    for (let i = 0; i < 1000 && (conn.client as unknown) !== clients[1]; i++) await tick(10);
+    expect(conn.client).toBe(clients[1]);
+    const warnings = lines.filter((l) => l.level === 'warn').map((l) => [l.event, l.auth]);
+    // Down (the socket), the credentials refusal (a change of reason), nothing per attempt.
+    expect(warnings).toEqual([
+      ['ari.disconnected', undefined],
+      ['ari.unavailable', true],
+    ]);
+    expect(lines.filter((l) => l.event === 'ari.connected').map((l) => l.attempts)).toEqual([undefined, 11]);
     await conn.stop();
   });
 
@@ -136,5 +202,6 @@ describe('AriConnection', () => {
     await tick(50);
     await conn.stop();
     expect(lines.some((l) => l.event === 'ari.connect_failed' && l.auth === true)).toBe(true);
+    expect(lines.filter((l) => l.event === 'ari.unavailable')).toMatchObject([{ auth: true, level: 'warn', message: expect.stringContaining('ari.password') }]);
   });
 });

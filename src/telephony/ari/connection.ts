@@ -15,7 +15,12 @@
  *   by `stepTimeoutMs`: a server that accepts TCP and never answers, or answers HTTP and never upgrades
  *   the WebSocket, is abandoned with an `ari.timeout` log line and retried; no error (EMFILE included)
  *   ends the retry loop;
- * - turns on TCP keep-alive on the WebSocket's socket.
+ * - turns on TCP keep-alive on the WebSocket's socket;
+ * - logs an outage once per change, not per attempt: `ari.disconnected` when the socket goes away, or
+ *   `ari.unavailable` at the first failed attempt when it was not connected (at start), a reminder
+ *   (`ari.unavailable`, `reminder: true`) every `reminderMs` while it lasts, and one `ari.connected` (with
+ *   `outageMs` and `attempts`) when it is back. Each attempt's failure is a debug line (`ari.connect_failed`,
+ *   `ari.timeout`). Readiness is false meanwhile (`connected` is false).
  */
 import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
@@ -45,6 +50,21 @@ export interface ConnectionOptions {
   lease?: { instanceId: string; ttlMs: number; isGone?: (owner: string) => boolean };
   /** Longest wait for each step of a (re)connection: connect, each lease call, starting the app. */
   stepTimeoutMs?: number;
+  /** How often an outage that lasts is mentioned again (`ari.unavailable`, `reminder: true`); default 5 min. */
+  reminderMs?: number;
+  /** Wall clock for the outage's durations (tests); default Date.now. */
+  now?: () => number;
+}
+
+/** An outage of ARI: from the socket going away (or the first failed attempt at start) to the next connection. */
+interface Outage {
+  since: number;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** Whether its beginning was logged (`ari.disconnected` or `ari.unavailable`), and with which `auth`. */
+  announced: boolean;
+  auth?: boolean;
+  lastReminder: number;
 }
 
 /** A step of connecting that did not finish in time. */
@@ -123,6 +143,7 @@ export class AriConnection extends EventEmitter {
   private standingBy = false;
   private leaseTimer?: NodeJS.Timeout;
   private readonly lease?: Lease;
+  private outage?: Outage;
   /** The lean REST client for the hot path (rest.ts); independent of the WebSocket's state. */
   readonly rest: AriRest;
 
@@ -189,6 +210,7 @@ export class AriConnection extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.outage = undefined;
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
     clearInterval(this.leaseTimer);
@@ -204,15 +226,54 @@ export class AriConnection extends EventEmitter {
   private setDown(reason: string): void {
     if (this.isUp) {
       this.isUp = false;
+      // The outage begins (unless we stop on purpose); this line is its beginning, the failed attempts are not.
+      if (!this.stopped) {
+        const now = this.clock();
+        this.outage = { since: now, attempts: 0, announced: true, lastReminder: now };
+      }
       emit(this.opts.log, 'warn', 'ari.disconnected', 'ARI disconnected', { reason });
       this.emit('disconnected', reason);
+    }
+  }
+
+  private clock(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /**
+   * A (re)connection attempt failed. The first failure of an outage that no line announced yet (at start) logs
+   * `ari.unavailable`, and so does a change between "refused the credentials" and "cannot reach"; while the outage
+   * lasts, a reminder every `reminderMs`. Everything else is said at debug level by the caller.
+   */
+  private attemptFailed(error: string, auth: boolean): void {
+    const now = this.clock();
+    const o = (this.outage ??= { since: now, attempts: 0, announced: false, lastReminder: now });
+    o.attempts += 1;
+    const fields = { url: this.opts.url, auth, error, attempts: o.attempts, downMs: now - o.since };
+    if (!o.announced || (o.auth !== undefined && o.auth !== auth) || (o.auth === undefined && auth)) {
+      o.announced = true;
+      o.auth = auth;
+      o.lastReminder = now;
+      const message = auth
+        ? 'ARI refused the credentials (check ari.username / ari.password); waiting, trying again with back-off (readiness false)'
+        : 'ARI cannot be reached; waiting, trying again with back-off (readiness false); logged again when it is back';
+      emit(this.opts.log, 'warn', 'ari.unavailable', message, { ...fields, reminder: false });
+      return;
+    }
+    o.auth = auth;
+    if (now - o.lastReminder >= (this.opts.reminderMs ?? 300_000)) {
+      o.lastReminder = now;
+      emit(this.opts.log, 'warn', 'ari.unavailable', 'ARI still cannot be reached; still waiting (readiness false)', { ...fields, reminder: true });
     }
   }
 
   private setUp(client: AriClient, how: string): void {
     this.attempt = 0;
     this.isUp = true;
-    emit(this.opts.log, 'info', 'ari.connected', 'ARI connected', { url: this.opts.url, app: this.opts.app, how });
+    const o = this.outage;
+    this.outage = undefined;
+    const after = o ? { outageMs: this.clock() - o.since, attempts: o.attempts } : {};
+    emit(this.opts.log, 'info', 'ari.connected', 'ARI connected', { url: this.opts.url, app: this.opts.app, how, ...after });
     void this.applyEventFilter();
     this.emit('connected', client);
   }
@@ -265,10 +326,11 @@ export class AriConnection extends EventEmitter {
       });
       c.on('WebSocketMaxRetries', () => {
         if (client !== this.current) return;
-        this.opts.log.warn('ari-client gave up reconnecting; starting a fresh client');
+        this.opts.log.debug('ari-client gave up reconnecting; starting a fresh client');
         this.current = undefined;
         retireClient(client);
         this.setDown('websocket retries exhausted');
+        this.attemptFailed('the WebSocket could not reconnect (ari-client gave up)', false);
         this.scheduleRetry();
       });
       c.on('pong', () => {
@@ -312,23 +374,25 @@ export class AriConnection extends EventEmitter {
       if (err instanceof StepTimeout) {
         // Abandon this attempt entirely: its client may still be waiting for an upgrade that never comes.
         stopQuietly(client);
-        emit(this.opts.log, 'warn', 'ari.timeout', 'ARI did not answer in time; abandoning this attempt and retrying', {
+        emit(this.opts.log, 'debug', 'ari.timeout', 'ARI did not answer in time; abandoning this attempt and retrying', {
           step: err.step,
           timeoutMs: err.timeoutMs,
           url: this.opts.url,
           attempt: this.attempt + 1,
         });
+        this.attemptFailed(err.message, false);
         this.scheduleRetry();
         return;
       }
       const text = errorText(err);
       const auth = /401|unauthori[sz]ed/i.test(text);
-      emit(this.opts.log, 'warn', 'ari.connect_failed', auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
+      emit(this.opts.log, 'debug', 'ari.connect_failed', auth ? 'ARI refused the credentials; check ari.username / ari.password' : 'cannot reach ARI; retrying', {
         auth,
         url: this.opts.url,
         attempt: this.attempt + 1,
         error: text,
       });
+      this.attemptFailed(text, auth);
       this.scheduleRetry();
     } finally {
       this.connecting = false;

@@ -246,4 +246,29 @@ describe('the recall over a fake switchboard', () => {
     expect(reports.map((r) => r.type)).toEqual(['agentAnswered']);
     expect(flow.runs('r1')).toBe(true);
   });
+
+  it('a lost lease lets go of a recall in its menu without a word to the PBX or the policy; whoever serves next finds it orphaned', async () => {
+    const { flow, pbx, agent, reports, events } = await answered();
+    const before = pbx.calls.length;
+    expect(flow.relinquish()).toBe(1);
+    expect(flow.runs('r1')).toBe(false);
+    expect(flow.owns(AGENT)).toBe(false);
+    // What happens on the channel afterwards is no longer this instance's to report.
+    agent.hangUp(16);
+    await settle();
+    expect(pbx.calls.length).toBe(before);
+    expect(reports).toEqual([{ type: 'agentAnswered' }]);
+    expect(events()).toEqual(['recall.ringing_agent', 'recall.agent_answered']);
+  });
+
+  it('a lost lease leaves a connected conversation alone', async () => {
+    const { flow, agent } = await answered();
+    agent.autoFinish = false;
+    await flow.execute(REQUEST, dial);
+    flow.onStasisStart(PROSPECT, ['prospect', 'r1']);
+    await settle();
+    expect(flow.relinquish()).toBe(0);
+    expect(flow.runs('r1')).toBe(true);
+    expect(flow.owns(AGENT)).toBe(true);
+  });
 });
