@@ -160,6 +160,19 @@ export interface EventCatalogue {
    * that recall's ring began (ISO); `how`: 'orphaned' (no process runs it any more) or 'vanished' (its channel is gone).
    */
   'recall.interrupted': { how: 'orphaned' | 'vanished'; startedAt: string | null; reason: string };
+  /**
+   * The heads-up before a recall began (policy.headsUp): the page notifies, the lamp blinks, the CRM gets
+   * recall.due_soon. `dueAt`: when the recall is due (ISO); `leadMs`: how long before it the heads-up began.
+   */
+  'recall.heads_up': { agent: string; prospect: string; dueAt: string | null; leadMs: number };
+
+  // ── "hold my callbacks" (src/engine.ts; feature code src/flows/pause.ts, the page) ───────────────
+  /** An agent paused their callbacks (`by`: phone, web); `until`: ISO, or null until resumed. */
+  'agent.paused': { agent: string; until: string | null; by: string };
+  /** An agent resumed their callbacks. */
+  'agent.resumed': { agent: string; by: string; wasPaused: boolean };
+  /** The pause feature code was refused (bad agent device from the dialplan); the call is hung up. */
+  'pause.refused': { reason: string; agent: string };
 
   // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
   /** Bad agent device from the dialplan; the call is hung up. */
@@ -327,6 +340,10 @@ export const EVENT_NAMES = [
   'return.offered',
   'return.ended',
   'recall.interrupted',
+  'recall.heads_up',
+  'agent.paused',
+  'agent.resumed',
+  'pause.refused',
   'pending.refused',
   'pending.asked',
   'pending.cancelled',

@@ -22,6 +22,7 @@
  *    refused with a `FencedError` and nothing is written.
  */
 import {
+  AgentPauseRow,
   CreateResult,
   OutboxInsert,
   OutboxRow,
@@ -33,7 +34,7 @@ import {
   Versioned,
 } from './sqlite';
 
-export type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned };
+export type { AgentPauseRow, CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned };
 export { StoreError };
 
 export interface ListFilter {
@@ -126,6 +127,10 @@ export interface Store<R extends RequestRecord> {
   appendEvents(events: readonly StoredEvent[]): Promise<void>;
   /** Non-terminal requests per state (metrics). */
   countByState(): Promise<Record<string, number>>;
+  /** Agents who paused their callbacks ("hold my callbacks"), of this PBX. */
+  pauses(): Promise<AgentPauseRow[]>;
+  /** Pauses (row) or resumes (null) an agent's callbacks; durable. */
+  setPause(agent: string, pause: Omit<AgentPauseRow, 'agent'> | null): Promise<void>;
   /** Readiness: a write could start now (nothing is written). */
   writable(): Promise<{ ok: true } | { ok: false; reason: string }>;
 
@@ -242,6 +247,12 @@ export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
   }
   countByState(): Promise<Record<string, number>> {
     return SqliteContractStore.run(() => this.sync.countByState());
+  }
+  pauses(): Promise<AgentPauseRow[]> {
+    return SqliteContractStore.run(() => this.sync.pauses());
+  }
+  setPause(agent: string, pause: Omit<AgentPauseRow, 'agent'> | null): Promise<void> {
+    return SqliteContractStore.run(() => this.sync.setPause(agent, pause));
   }
   writable(): Promise<{ ok: true } | { ok: false; reason: string }> {
     return SqliteContractStore.run(() => this.sync.writable());

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { FencedError, LastConversation, ListFilter, PendingDependencies, ProspectQueueEntry, PruneResult, Store, StoreError } from './contract';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
 import { TERMINAL_STATES, outboxRowFrom } from './sqlite';
-import type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned } from './sqlite';
+import type { AgentPauseRow, CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned } from './sqlite';
 
 const TERMINAL_SQL = `(${TERMINAL_STATES.map((s) => `'${s}'`).join(',')})`;
 
@@ -420,6 +420,29 @@ export class PgStore<R extends RequestRecord> implements Store<R> {
   /** Appends history to a request without changing it (facts the policy does not decide). */
   async appendEvents(events: readonly StoredEvent[]): Promise<void> {
     await this.tx((c) => PgStore.insertEvents(c, events));
+  }
+
+  async pauses(): Promise<AgentPauseRow[]> {
+    const params: unknown[] = [];
+    const rows = await this.read<{ agent: string; since: string; until_at: string | null; by_whom: string }>(
+      `SELECT agent, since, until_at, by_whom FROM agent_pauses WHERE TRUE${this.scope(params)} ORDER BY agent`,
+      params,
+    );
+    return rows.map((r) => ({ agent: r.agent, since: Number(r.since), until: r.until_at === null ? null : Number(r.until_at), by: r.by_whom }));
+  }
+
+  async setPause(agent: string, pause: Omit<AgentPauseRow, 'agent'> | null): Promise<void> {
+    if (pause === null) {
+      await this.tx((c) => c.query('DELETE FROM agent_pauses WHERE pbx = $1 AND agent = $2', [this.pbx, agent]));
+      return;
+    }
+    await this.tx((c) =>
+      c.query(
+        `INSERT INTO agent_pauses(pbx, agent, since, until_at, by_whom) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (pbx, agent) DO UPDATE SET since = EXCLUDED.since, until_at = EXCLUDED.until_at, by_whom = EXCLUDED.by_whom`,
+        [this.pbx, agent, pause.since, pause.until, pause.by],
+      ),
+    );
   }
 
   async countByState(): Promise<Record<string, number>> {

@@ -87,6 +87,16 @@ export const BUSY_OPT_IN_MS = 100;
 export const TERMINAL_STATES = ['COMPLETED', 'CANCELLED', 'EXPIRED', 'FAILED'] as const;
 const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(',');
 
+/** An agent's pause of their callbacks ("hold my callbacks"). */
+export interface AgentPauseRow {
+  agent: string;
+  since: number;
+  /** Ends by itself then; null: until resumed. */
+  until: number | null;
+  /** Who paused: 'phone' (feature code), 'web', 'cli'. */
+  by: string;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS requests (
   id          TEXT PRIMARY KEY,
@@ -136,6 +146,13 @@ CREATE TABLE IF NOT EXISTS outbox (
   last_error  TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+-- "Hold my callbacks": agents who paused their callbacks (feature code or page), until resumed or until_at.
+CREATE TABLE IF NOT EXISTS agent_pauses (
+  agent       TEXT PRIMARY KEY,
+  since       INTEGER NOT NULL,
+  until_at    INTEGER,
+  by_whom     TEXT NOT NULL
+);
 `;
 
 const SCHEMA_VERSION = '1';
@@ -237,6 +254,28 @@ export class SqliteStore<R extends RequestRecord> {
   }
 
   /** Non-terminal requests per state (metrics): one grouped query, cheap at 100k pending. */
+  /** Agents who paused their callbacks (an `until` in the past has ended by itself; the policy ignores it). */
+  pauses(): AgentPauseRow[] {
+    const rows = this.db.prepare('SELECT agent, since, until_at, by_whom FROM agent_pauses ORDER BY agent').all() as {
+      agent: string;
+      since: number;
+      until_at: number | null;
+      by_whom: string;
+    }[];
+    return rows.map((r) => ({ agent: r.agent, since: r.since, until: r.until_at, by: r.by_whom }));
+  }
+
+  /** Pauses (row) or resumes (null) an agent's callbacks. */
+  setPause(agent: string, pause: Omit<AgentPauseRow, 'agent'> | null): void {
+    if (pause === null) {
+      this.db.prepare('DELETE FROM agent_pauses WHERE agent = ?').run(agent);
+      return;
+    }
+    this.db
+      .prepare('INSERT INTO agent_pauses(agent, since, until_at, by_whom) VALUES (?, ?, ?, ?) ON CONFLICT(agent) DO UPDATE SET since = excluded.since, until_at = excluded.until_at, by_whom = excluded.by_whom')
+      .run(agent, pause.since, pause.until, pause.by);
+  }
+
   countByState(): Record<string, number> {
     const rows = this.db
       .prepare(`SELECT state, COUNT(*) AS n FROM requests WHERE state NOT IN (${TERMINAL_SQL}) GROUP BY state`)

@@ -550,7 +550,7 @@ function announceHeadsUp(s: Step): void {
   const dueAt = r.dueAt as number;
   r.headsUpFor = dueAt;
   s.emit('heads-up', r.state, `heads-up: the recall is due at ${s.label(dueAt)}`);
-  s.act({ type: 'notify', event: 'due-soon', reason: `recall due at ${s.label(dueAt)}` });
+  s.act({ type: 'notify', event: 'recall.due_soon', reason: `recall due at ${s.label(dueAt)}` });
 }
 
 /**

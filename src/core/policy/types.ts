@@ -235,7 +235,7 @@ export const OBSERVATION_TYPES: readonly ObservationType[] = [
 ];
 
 export type Prompt = 'menu' | 'still-busy' | 'no-answer' | 'snoozed' | 'cancelled' | 'connecting';
-export type NotifyEvent = 'requested' | 'completed' | 'failed' | 'expired' | 'cancelled' | 'due-soon';
+export type NotifyEvent = 'requested' | 'completed' | 'failed' | 'expired' | 'cancelled' | 'recall.due_soon';
 
 /** Side effects for the shell, to execute in order AFTER the decision has been persisted. */
 export type Action =

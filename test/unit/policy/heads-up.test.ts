@@ -6,7 +6,7 @@ import { HOUR, MINUTE, SECOND, Sim, T0, freeAgent, busyAgent } from './helpers';
 
 const cfg = makePolicyConfig({ headsUpMs: MINUTE, graceMs: 5 * MINUTE, snoozeMs: 15 * MINUTE });
 const types = (s: Sim) => s.events.map((e) => e.type);
-const dueSoon = (s: Sim) => s.actions.filter((a) => a.type === 'notify' && a.event === 'due-soon');
+const dueSoon = (s: Sim) => s.actions.filter((a) => a.type === 'notify' && a.event === 'recall.due_soon');
 const rings = (s: Sim) => s.actions.filter((a) => a.type === 'ringAgent');
 
 /** Device mode: busy at T0, line free at T0+2m → grace until T0+7m. */
