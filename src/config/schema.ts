@@ -383,6 +383,8 @@ export const schema = {
   'webhook.backoff': { type: 'durationList', default: ['5s', '30s', '2m', '10m'], at: 'webhook.backoffMs', parse: t.durationList(), doc: 'Wait before the 1st, 2nd, … retry; the last value repeats. Events wait in the store (outbox) and survive restarts.' },
   'prompts.recallIntro': { type: 'string', default: 'sound:cc-recall-intro', parse: t.media(), doc: '"Callback." The first word of a recall, followed at once by the menu.' },
   'prompts.recallNumber': { type: 'string', default: 'sound:cc-recall-number', parse: t.media(), doc: '"The number:" After the menu, before the prospect\'s number (read in groups, twice).' },
+  'prompts.paused': { type: 'string', default: 'sound:activated', parse: t.media(), doc: 'Pause feature code (*73): "Activated." — the agent\'s callbacks are now held (Asterisk core sound).' },
+  'prompts.resumed': { type: 'string', default: 'sound:de-activated', parse: t.media(), doc: 'Pause feature code (*73): "De-activated." — the agent\'s callbacks ring again (Asterisk core sound).' },
   'prompts.noCallbacks': { type: 'string', default: 'sound:cc-no-callbacks', parse: t.media(), doc: '"No callbacks for you." When an agent calls the service number (a returned recall) and nothing is pending.' },
   'prompts.recallMenu': { type: 'string', default: 'sound:cc-recall-menu', parse: t.media(), doc: '"Press 1 to connect, 2 for later, 3 to cancel." (2 waits policy.snooze.)' },
   'prompts.connecting': { type: 'string', default: 'sound:cc-recall-connecting', parse: t.media(), doc: 'Played when the agent pressed 1.' },
