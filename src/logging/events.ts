@@ -229,6 +229,10 @@ export interface EventCatalogue {
   /** A POST from the page failed the CSRF / origin checks. */
   'web.csrf_refused': { path: string; why: string; remote?: string };
   /** A cancel from the page (`applied`: whether the request changed). */
+  /** The page paused an agent's callbacks (until: ISO or null). */
+  'web.pause': { agent: string; by: string; until: string | null };
+  /** The page resumed an agent's callbacks. */
+  'web.resume': { agent: string; by: string };
   'web.cancel': { requestId: string; by: string; from: string; to: string; applied: boolean };
   /** A snooze from the page. */
   'web.snooze': { requestId: string; by: string; from: string; to: string; applied: boolean };
@@ -365,6 +369,8 @@ export const EVENT_NAMES = [
   'web.static_missing',
   'web.csrf_refused',
   'web.cancel',
+  'web.pause',
+  'web.resume',
   'web.snooze',
   'web.streams_full',
   'phones.relay_full',
