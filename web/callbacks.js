@@ -45,7 +45,13 @@ function connect() {
   requests.clear();
   render();
   source = new EventSource(`/callbacks/api/events?${filterQuery()}`);
-  source.addEventListener('open', () => setLive(true));
+  source.addEventListener('open', () => {
+    setLive(true);
+    void fetch('/callbacks/api/pauses', { credentials: 'same-origin' })
+      .then((res) => res.json())
+      .then((list) => Array.isArray(list) && renderPauses(list))
+      .catch(() => undefined);
+  });
   source.addEventListener('error', () => setLive(false));
   source.addEventListener('snapshot', (e) => {
     requests.clear();

@@ -423,7 +423,8 @@ export class CallbacksPage {
     this.streams.add(entry);
     req.socket.setTimeout(0);
     res.write(`retry: 3000\nevent: snapshot\ndata: ${snapshot}\n\n`);
-    res.write(`event: pauses\ndata: ${JSON.stringify(this.pauses())}\n\n`);
+    const paused = this.pauses();
+    if (paused.length > 0) res.write(`event: pauses\ndata: ${JSON.stringify(paused)}\n\n`);
     const done = () => {
       this.streams.delete(entry);
       if (this.streams.size === 0 && this.heartbeat) {
