@@ -10,7 +10,7 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { SANDBOX } from '../../testkit/sandbox';
-import { runSipp, startSipp, stopAllSipp, type SipMessage } from '../../testkit/sipp';
+import { register, runSipp, startSipp, stopAllSipp, unregister, type SipMessage } from '../../testkit/sipp';
 import { verify } from '../../src/webhook/payload';
 import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep, waitFor } from './harness';
 
@@ -137,6 +137,12 @@ describePbx('heads-up and pause (real Asterisk)', () => {
     const dial73 = () =>
       runSipp({ scenario: 'uac-feature-code.xml', port: ports.sip, mediaPort: ports.media, service: '*73', keys: { agent: '1001' }, auth: { user: '1001', password: 'agent1001' }, timeoutMs: 30000 });
 
+    // Agent 1001's desk phone: registered at the UAS port; at the recall it answers and presses 3.
+    const uas = SANDBOX.testPhones.agentUas;
+    await register('1001', 'agent1001', uas.sip);
+    try {
+    const handset = startSipp({ scenario: 'uas-agent-key3.xml', port: uas.sip, mediaPort: uas.media, remote: null, pauseMs: 2000, timeoutMs: 90000, label: 'agent 1001 desk phone' });
+    await handset.ready();
     let mark = svc.logs.length;
     const first = await dial73();
     expect(first.code).toBe(0);
@@ -160,7 +166,13 @@ describePbx('heads-up and pause (real Asterisk)', () => {
     await svc.waitLog((l) => l.event === 'agent.resumed', 10000, mark);
     await svc.waitLog((l) => l.requestId === id && l.event === 'recall.ringing_agent', 15000, mark);
     await waitFor('the pause lamp off', async () => (await ari.client.deviceStates.get({ deviceName: 'Stasis:ccp-1001' })).state === 'NOT_INUSE' || undefined, 10000);
-  }, 120000);
+    // The desk phone answered and pressed 3.
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished' && l.state === 'CANCELLED', 30000, mark);
+    } finally {
+      await stopAllSipp();
+      await unregister('1001', 'agent1001', uas.sip).catch(() => undefined);
+    }
+  }, 150000);
 
   it('pause from the page (its door: token cookie-less bearer, CSRF) holds the recall; resume lets it ring', async () => {
     const svc = new ServiceProcess({ ...FAST_RECALL, http: { port: 0, token: 'page-token-heads-up-0123456789' }, policy: { ...FAST_RECALL.policy, headsUp: '0s' } });
