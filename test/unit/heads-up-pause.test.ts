@@ -53,9 +53,9 @@ function setup(file = ':memory:') {
   /** Feeds ticks for every request due by `t` (as the engine's timer would). */
   const at = async (t: number) => {
     now.t = t;
-    for (const { request } of store.due(t, 100)) await engine.observe(request.id, { type: 'tick' });
+    for (const { request } of await store.due(t, 100)) await engine.observe(request.id, { type: 'tick' });
   };
-  const outbox = () => store.outbox().map((r) => ({ key: r.key, event: r.event, body: JSON.parse(r.body) as Record<string, unknown> }));
+  const outbox = async () => (await store.outbox()).map((r) => ({ key: r.key, event: r.event, body: JSON.parse(r.body) as Record<string, unknown> }));
   return { now, log, lines, store, engine, rung, optIn, at, outbox, policy };
 }
 
@@ -63,18 +63,18 @@ describe('heads-up through the engine and the CRM outbox', () => {
   test('timed prospect: recall.due_soon is queued at the heads-up start, before the ring, once per due time', async () => {
     const s = setup();
     const id = await s.optIn('0301234567'); // external: first probe at +10 min, heads-up at +9 min
-    const r = s.store.get(id)!.request;
+    const r = (await s.store.get(id))!.request;
     expect(r.dueAt).toBe(T0 + 10 * MINUTE);
     expect(r.wakeAt).toBe(T0 + 9 * MINUTE);
     await s.at(T0 + 9 * MINUTE);
-    const soon = s.outbox().filter((o) => o.event === 'recall.due_soon');
+    const soon = (await s.outbox()).filter((o) => o.event === 'recall.due_soon');
     expect(soon).toHaveLength(1);
     expect(soon[0].body.dueAt).toBe(new Date(T0 + 10 * MINUTE).toISOString());
     expect(s.rung).toEqual([]);
     expect(s.lines.filter((l) => l.event === 'recall.heads_up').map((l) => l.leadMs)).toEqual([MINUTE]);
     // A restart (a new engine on the same store) does not announce it again.
     await s.at(T0 + 9 * MINUTE + 30 * SECOND);
-    expect(s.outbox().filter((o) => o.event === 'recall.due_soon')).toHaveLength(1);
+    expect((await s.outbox()).filter((o) => o.event === 'recall.due_soon')).toHaveLength(1);
     await s.at(T0 + 10 * MINUTE);
     await waitFor('the ring', () => s.rung.length > 0 || undefined, 5000);
     expect(s.rung).toEqual([id]);
@@ -90,7 +90,7 @@ describe('heads-up through the engine and the CRM outbox', () => {
     expect(s.rung).toEqual([]);
     const due = T0 + 9 * MINUTE + 20 * SECOND + 15 * MINUTE;
     await s.at(due - MINUTE);
-    const keys = s.outbox().filter((o) => o.event === 'recall.due_soon').map((o) => o.key);
+    const keys = (await s.outbox()).filter((o) => o.event === 'recall.due_soon').map((o) => o.key);
     expect(keys).toHaveLength(2);
     expect(new Set(keys).size).toBe(2);
     await s.at(due);
@@ -104,11 +104,11 @@ describe('heads-up through the engine and the CRM outbox', () => {
     const a = setup(file);
     await a.optIn('0301234567');
     await a.at(T0 + 9 * MINUTE);
-    a.store.close();
+    await a.store.close();
     const b = setup(file);
     cleanups.push(() => b.store.close());
     await b.at(T0 + 9 * MINUTE + 10 * SECOND);
-    expect(b.outbox().filter((o) => o.event === 'recall.due_soon')).toHaveLength(1);
+    expect((await b.outbox()).filter((o) => o.event === 'recall.due_soon')).toHaveLength(1);
     expect(b.lines.filter((l) => l.event === 'recall.heads_up')).toHaveLength(0);
   });
 });
@@ -119,18 +119,18 @@ describe('pause through the engine', () => {
     await s.engine.start();
     cleanups.push(() => s.engine.stop());
     await s.engine.pause('PJSIP/1001', { until: null, by: 'phone' });
-    expect(s.store.pauses()).toEqual([{ agent: 'PJSIP/1001', since: T0, until: null, by: 'phone' }]);
+    expect(await s.store.pauses()).toEqual([{ agent: 'PJSIP/1001', since: T0, until: null, by: 'phone' }]);
     const first = await s.optIn('0301111111');
     s.now.t = T0 + SECOND;
     const second = await s.optIn('0302222222');
     await s.at(T0 + 11 * MINUTE);
     expect(s.rung).toEqual([]);
-    expect(s.store.get(first)!.request.waitingFor).toBe('agent-paused');
-    expect(s.store.get(second)!.request.waitingFor).toBe('agent-paused');
+    expect((await s.store.get(first))!.request.waitingFor).toBe('agent-paused');
+    expect((await s.store.get(second))!.request.waitingFor).toBe('agent-paused');
     await s.engine.resume('PJSIP/1001', 'phone');
-    await waitFor(`the first request rings (${JSON.stringify([s.store.get(first)!.request.state, s.store.get(first)!.request.reason])})`, () => s.rung.length > 0 || undefined, 2000);
+    await waitFor(`the first request rings (${JSON.stringify([(await s.store.get(first))!.request.state, (await s.store.get(first))!.request.reason])})`, () => s.rung.length > 0 || undefined, 2000);
     expect(s.rung).toEqual([first]); // the second waits: the agent is on the first one's recall
-    expect(s.store.pauses()).toEqual([]);
+    expect(await s.store.pauses()).toEqual([]);
     expect(s.lines.map((l) => l.event).filter((e) => e === 'agent.paused' || e === 'agent.resumed')).toEqual(['agent.paused', 'agent.resumed']);
   });
 
@@ -139,7 +139,7 @@ describe('pause through the engine', () => {
     const file = path.join(dir, 'cc.db');
     const a = setup(file);
     await a.engine.pause('PJSIP/1001', { until: T0 + HOUR, by: 'web' });
-    a.store.close();
+    await a.store.close();
     const b = setup(file);
     cleanups.push(() => b.store.close());
     await b.engine.start();
@@ -195,7 +195,7 @@ describe('the page: pause and resume through its door', () => {
     expect((await s.post('/callbacks/api/pause', { agent, until: new Date(T0 - MINUTE).toISOString() })).status).toBe(400);
     expect((await s.post('/callbacks/api/pause', { agent, until: new Date(T0 + 25 * HOUR).toISOString() })).status).toBe(400);
     expect((await s.post('/callbacks/api/pause', { agent, until: 'tomorrow-ish' })).status).toBe(400);
-    expect(s.store.pauses()).toEqual([]);
+    expect(await s.store.pauses()).toEqual([]);
   });
 });
 
