@@ -113,7 +113,6 @@ function notify(r) {
     window.focus();
     n.close();
   });
-  window.ccNotifications = (window.ccNotifications || []).concat([{ title: n.title, body: n.body, tag: n.tag }]);
 }
 
 // --- "hold my callbacks" ------------------------------------------------------------------------------------

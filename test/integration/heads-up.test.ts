@@ -5,13 +5,16 @@
  *   recorded and printed, the order asserted);
  * - pause: a SIPp handset (agent 1001) dials *73; a due recall then does not ring (it waits as agent-paused) and
  *   the pause lamp Stasis:ccp-1001 is on; *73 again resumes and the recall rings;
- * - pause from the page's door (POST /callbacks/api/pause with the CSRF token), and resume.
+ * - pause from the page's door (POST /callbacks/api/pause with the CSRF token), and resume;
+ * - the callbacks page in Chromium (notifications permitted): the heads-up shows at the top, a browser
+ *   notification names the prospect, and Snooze in the heads-up is honoured without a ring.
  */
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { SANDBOX } from '../../testkit/sandbox';
 import { register, runSipp, startSipp, stopAllSipp, unregister, type SipMessage } from '../../testkit/sipp';
 import { verify } from '../../src/webhook/payload';
+import { ensureChromium, launchBrowser } from '../../testkit/browser';
 import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep, waitFor } from './harness';
 
 const SECRET = 'crm-heads-up-secret-51c2';
@@ -204,6 +207,70 @@ describePbx('heads-up and pause (real Asterisk)', () => {
     await ari.press(TestPhone.id(ring), '3');
     await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished' && l.state === 'CANCELLED', 10000);
   }, 120000);
+
+  it('the callbacks page in Chromium: the heads-up at the top, a browser notification, Snooze honoured without a ring', async () => {
+    const missing = ensureChromium();
+    if (missing) throw new Error(missing);
+    const token = 'page-token-heads-up-chromium-0123456789';
+    const svc = new ServiceProcess({ ...FAST_RECALL, http: { port: 0, token }, policy: { ...FAST_RECALL.policy, grace: '10s', headsUp: '6s', snooze: '5m' } });
+    services.push(svc);
+    await svc.start();
+    const base = `http://127.0.0.1:${Number((await svc.waitLog((l) => l.event === 'http.listening', 10000)).port)}`;
+    const browser = await launchBrowser();
+    try {
+      await browser.context.grantPermissions(['notifications'], { origin: base });
+      const page = await browser.context.newPage();
+      // Record the notifications the page raises (the real Notification API is called through).
+      await page.addInitScript({
+        content: `(() => {
+          const Real = window.Notification;
+          window.ccSeen = [];
+          class Recording extends Real {
+            constructor(title, opts) {
+              super(title, opts);
+              window.ccSeen.push({ title, body: opts && opts.body });
+            }
+          }
+          Object.defineProperty(Recording, 'permission', { get: () => Real.permission });
+          window.Notification = Recording;
+        })();`,
+      });
+      await page.goto(`${base}/callbacks?token=${token}`);
+      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+      expect(await page.evaluate('Notification.permission')).toBe('granted');
+
+      simLine('INUSE');
+      const id = await optIn(ari, svc, '2995');
+      const mark = ari.events.length;
+      simLine('NOT_INUSE'); // grace 10 s: heads-up after 4 s
+      const item = page.getByTestId('heads-up-item');
+      await item.waitFor({ timeout: 20000 });
+      expect(await item.getAttribute('data-id')).toBe(id);
+      expect(await item.textContent()).toContain('2995');
+      expect(phone.rings(mark)).toHaveLength(0); // shown before the ring
+      const seen = await waitFor(
+        'the browser notification',
+        async () => {
+          const n = (await page.evaluate('window.ccSeen')) as { title: string; body?: string }[];
+          return n.length > 0 ? n : undefined;
+        },
+        10000,
+      );
+      expect(seen[0].title).toContain('2995');
+      expect(seen[0].body).toMatch(/Due at/);
+      await page.screenshot({ path: '/tmp/i22a-heads-up.png' });
+
+      // Snooze in the heads-up: honoured, and the recall does not ring at the old due time.
+      await page.getByTestId('heads-up-snooze').click();
+      await waitFor('the snooze', () => svc.list().find((r) => r.id === id && r.waitingFor === 'snooze') || undefined, 10000);
+      await page.getByTestId('heads-up-item').waitFor({ state: 'detached', timeout: 10000 });
+      await sleep(8000); // past the old due time
+      expect(phone.rings(mark)).toHaveLength(0);
+      expect(svc.find((l) => l.requestId === id && l.event === 'recall.ringing_agent')).toHaveLength(0);
+    } finally {
+      await browser.close();
+    }
+  }, 150000);
 });
 
 const TEST_AGENT_DEVICE = 'Local/1001@cc-test-phone';
