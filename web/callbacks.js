@@ -291,7 +291,9 @@ function render() {
 
 function tick() {
   for (const t of document.querySelectorAll('[data-testid="heads-up-when"]')) {
-    if (secondsLeft(t.getAttribute('data-due')) === 0) renderHeadsUp();
+    const left = secondsLeft(t.getAttribute('data-due'));
+    if (left === 0) renderHeadsUp();
+    else t.textContent = t.textContent.replace(/\(in [^)]*\)/, `(in ${fmtLeft(left)})`);
   }
   for (const t of document.querySelectorAll('[data-testid="grace-left"]')) {
     const left = secondsLeft(t.getAttribute('data-grace-until'));
