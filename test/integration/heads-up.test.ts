@@ -73,7 +73,9 @@ describePbx('heads-up and pause (real Asterisk)', () => {
     try {
       const blf = startSipp({
         scenario: 'subscribe-dialog.xml',
-        port: SANDBOX.testPhones.agentUas.sip,
+        // Not the agent UAS port: the *73 test's desk phone answers there, and this subscription's NOTIFYs
+        // (it outlives the SIPp process in Asterisk until it expires) would reach it.
+        port: SANDBOX.testPhones.prospectUas.sip,
         service: '*821001',
         auth: { user: '1001', password: 'agent1001' },
         keys: { user: '1001', event: 'dialog', accept: 'application/dialog-info+xml' },
