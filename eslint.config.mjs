@@ -21,7 +21,7 @@ export default tseslint.config(
     languageOptions: {
       sourceType: 'module',
       globals: {
-        window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', EventSource: 'readonly', URLSearchParams: 'readonly',
+        window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', EventSource: 'readonly', Notification: 'readonly', URLSearchParams: 'readonly',
         MediaStream: 'readonly', setInterval: 'readonly', setTimeout: 'readonly', console: 'readonly',
       },
     },

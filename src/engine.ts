@@ -19,12 +19,14 @@
  */
 import {
   Action,
+  AgentPause,
   AgentStatus,
   CallbackRequest,
   Decision,
   Observation,
   PolicyConfig,
   RECALL_STATES,
+  isPaused,
   isTerminal,
   newRequest,
   offerPromise,
@@ -135,6 +137,10 @@ export class Engine {
   private telephony?: Telephony;
   private notifier?: Notifier;
   private readonly agentStatus = new Map<string, AgentStatus>();
+  /** Agents who paused their callbacks ("hold my callbacks"): loaded from the store at start, kept in step by pause/resume. */
+  private readonly pauses = new Map<string, AgentPause & { by: string }>();
+  /** Told when an agent's pause begins or ends (the pause lamp, the page). */
+  private readonly pauseListeners: ((agent: string, pause: AgentPause | null) => void)[] = [];
   private readonly queues = new Map<string, Promise<void>>();
   private stopped = true;
   /** False while the PBX is unreachable: due callbacks wait instead of failing to ring. */
@@ -213,6 +219,8 @@ export class Engine {
   async start(): Promise<void> {
     this.stopped = false;
     this.startedAt = this.clock();
+    await this.loadPauses();
+    for (const [agent, p] of this.pauses) if (p.until !== null) this.armPauseEnd(agent, p.until);
     const deps = await this.store.pendingDependencies();
     for (const device of await this.devicesToWatch(deps)) this.onWatch?.(device);
     this.log.info('scheduler started', { pending: deps.count, nextWake: iso(await this.store.nextWake()) });
@@ -499,6 +507,7 @@ export class Engine {
   /** Processes every request whose wake-up time has come. */
   async tick(): Promise<void> {
     if (this.stopped) return;
+    await this.loadPauses();
     const now = this.clock();
     for (;;) {
       const due = await this.store.due(now, 200);
@@ -537,7 +546,11 @@ export class Engine {
   private async kickDue(agent?: string): Promise<void> {
     if (this.stopped) return;
     try {
-      for (const id of await this.store.idsInState('DUE', agent)) await this.observe(id, { type: 'tick' });
+      // One agent's due requests in opt-in order (a pause held them: the earliest goes first when it ends).
+      const ids = agent
+        ? (await this.store.list({ agent, states: ['DUE'] })).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)).map((r) => r.id)
+        : await this.store.idsInState('DUE');
+      for (const id of ids) await this.observe(id, { type: 'tick' });
     } catch (err) {
       this.log.error('could not re-evaluate due callbacks', { agent, error: (err as Error).message });
     }
@@ -589,9 +602,112 @@ export class Engine {
   /** agentFor with the agent's requests in a recall state already read. */
   private agentGiven(request: CallbackRequest, recalls: readonly CallbackRequest[]): AgentStatus {
     const now = this.clock();
-    if (!this.pbxUp) return { busy: true, since: now };
-    if (recalls.some((r) => r.id !== request.id)) return { busy: true, since: now };
-    return this.agentStatus.get(request.agent) ?? AGENT_FREE_LONG_AGO;
+    const paused = this.pauseOf(request.agent);
+    const status = (s: AgentStatus): AgentStatus => (paused ? { ...s, paused } : s);
+    if (!this.pbxUp) return status({ busy: true, since: now });
+    if (recalls.some((r) => r.id !== request.id)) return status({ busy: true, since: now });
+    return status(this.agentStatus.get(request.agent) ?? AGENT_FREE_LONG_AGO);
+  }
+
+  // --- "hold my callbacks": the agent's pause ------------------------------------------------------------------
+
+  /** Reads the pauses from the store (at start, and on every tick: another process may have changed them). */
+  private async loadPauses(): Promise<void> {
+    try {
+      const rows = await this.store.pauses();
+      this.pauses.clear();
+      for (const r of rows) this.pauses.set(r.agent, { since: r.since, until: r.until, by: r.by });
+      // Tell of every pause that began or ended (also one whose `until` passed) since the last look.
+      for (const agent of new Set([...this.announcedPauses, ...this.pauses.keys()])) this.pauseChanged(agent, this.pauseOf(agent));
+    } catch (err) {
+      this.log.error('could not read the agents\' pauses; keeping the last known ones', { error: (err as Error).message });
+    }
+  }
+
+  onPauseChange(listener: (agent: string, pause: AgentPause | null) => void): void {
+    this.pauseListeners.push(listener);
+  }
+
+  /** Agents last announced as paused (pauseChanged tells only of changes). */
+  private readonly announcedPauses = new Set<string>();
+
+  private pauseChanged(agent: string, pause: AgentPause | null, force = false): void {
+    if (!force && (pause !== null) === this.announcedPauses.has(agent)) return;
+    if (pause) this.announcedPauses.add(agent);
+    else this.announcedPauses.delete(agent);
+    for (const l of this.pauseListeners) {
+      try {
+        l(agent, pause);
+      } catch (err) {
+        this.log.error('pause listener failed', { agent, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** The engine's clock (for read models that must agree with the policy, e.g. whether a heads-up runs). */
+  now(): number {
+    return this.clock();
+  }
+
+  /** The agent's pause in force now, or null (a pause whose `until` has passed has ended by itself). */
+  pauseOf(agent: string): AgentPause | null {
+    const p = this.pauses.get(agent);
+    if (!p || !isPaused(p, this.clock())) return null;
+    return { since: p.since, until: p.until };
+  }
+
+  /** Every agent's pause in force now (for the page and `list`). */
+  pausedAgents(): { agent: string; since: number; until: number | null; by: string }[] {
+    const now = this.clock();
+    return [...this.pauses].filter(([, p]) => isPaused(p, now)).map(([agent, p]) => ({ agent, ...p }));
+  }
+
+  /**
+   * Pauses the agent's callbacks (durable): nothing rings them until resumed or `until`; due requests wait in order.
+   * `until` must lie ahead.
+   */
+  async pause(agent: string, opts: { until: number | null; by: string }): Promise<AgentPause> {
+    const now = this.clock();
+    if (opts.until !== null && !(opts.until > now)) throw new Error('pause until: must be a time ahead');
+    const pause = { since: now, until: opts.until };
+    await this.store.setPause(agent, { ...pause, by: opts.by });
+    this.pauses.set(agent, { ...pause, by: opts.by });
+    emit(this.log, 'info', 'agent.paused', 'the agent paused their callbacks', { agent, until: iso(opts.until), by: opts.by });
+    if (opts.until !== null) this.armPauseEnd(agent, opts.until);
+    this.pauseChanged(agent, pause, true);
+    await this.kickDue(agent);
+    return pause;
+  }
+
+  /** A pause until a time ends by itself: then its lamp goes off and the agent's due requests ring (in order). */
+  private armPauseEnd(agent: string, until: number): void {
+    const t = setTimeout(
+      () => {
+        if (this.stopped) return;
+        void this.loadPauses().then(() => this.kickDue(agent));
+      },
+      Math.max(0, Math.min(until - this.clock(), 2_147_483_647)),
+    );
+    t.unref();
+  }
+
+  /** Resumes the agent's callbacks: due requests ring again, the earliest opt-in first. */
+  async resume(agent: string, by: string): Promise<void> {
+    await this.store.setPause(agent, null);
+    const had = this.pauses.delete(agent);
+    emit(this.log, 'info', 'agent.resumed', 'the agent resumed their callbacks', { agent, by, wasPaused: had });
+    this.pauseChanged(agent, null);
+    await this.kickDue(agent);
+  }
+
+  /** The feature code: pause when not paused, else resume. */
+  async togglePause(agent: string, by: string): Promise<{ paused: boolean }> {
+    if (this.pauseOf(agent)) {
+      await this.resume(agent, by);
+      return { paused: false };
+    }
+    await this.pause(agent, { until: null, by });
+    return { paused: true };
   }
 
   private perform(decision: Decision): void {
@@ -599,6 +715,14 @@ export class Engine {
     const log = this.log.child({ requestId: request.id });
     for (const e of decision.events) {
       emit(log, 'info', 'request.transition', `callback ${e.type}`, { transition: e.type, from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
+      if (e.type === 'heads-up' && request.headsUpFor != null) {
+        emit(log, 'info', 'recall.heads_up', 'heads-up: a recall is due soon', {
+          agent: request.agent,
+          prospect: request.prospect,
+          dueAt: iso(request.headsUpFor),
+          leadMs: request.headsUpFor - e.at,
+        });
+      }
     }
     for (const action of decision.actions) {
       if (action.type === 'notify') {

@@ -45,7 +45,13 @@ function connect() {
   requests.clear();
   render();
   source = new EventSource(`/callbacks/api/events?${filterQuery()}`);
-  source.addEventListener('open', () => setLive(true));
+  source.addEventListener('open', () => {
+    setLive(true);
+    void fetch('/callbacks/api/pauses', { credentials: 'same-origin' })
+      .then((res) => res.json())
+      .then((list) => Array.isArray(list) && renderPauses(list))
+      .catch(() => undefined);
+  });
   source.addEventListener('error', () => setLive(false));
   source.addEventListener('snapshot', (e) => {
     requests.clear();
@@ -58,7 +64,86 @@ function connect() {
     render();
     if (opened.has(r.id)) void refreshDetails(r.id);
   });
+  source.addEventListener('pauses', (e) => renderPauses(JSON.parse(e.data)));
 }
+
+// --- the heads-up before a recall (policy.headsUp): shown at the top, and a browser notification ---------------
+const notified = new Set(); // `${id}@${dueAt}`: one notification per due time
+const headsUpOn = (r) => r.headsUp && r.dueAt && Date.parse(r.dueAt) > now();
+
+function renderHeadsUp() {
+  const box = $('heads-up');
+  const items = [...requests.values()].filter(headsUpOn).sort((a, b) => Date.parse(a.dueAt) - Date.parse(b.dueAt));
+  box.hidden = items.length === 0;
+  box.replaceChildren(
+    ...items.map((r) => {
+      const div = el('div', { class: 'hu', 'data-testid': 'heads-up-item', 'data-id': r.id });
+      div.append(
+        el('strong', {}, `Callback soon: ${r.prospect}`),
+        el('span', { class: 'hu-when', 'data-testid': 'heads-up-when', 'data-due': r.dueAt }, ` at ${timeOf(r.dueAt)} (in ${fmtLeft(secondsLeft(r.dueAt))}) · ${r.agent}`),
+      );
+      const snooze = el('button', { type: 'button', 'data-testid': 'heads-up-snooze' }, 'Snooze');
+      const cancel = el('button', { type: 'button', 'data-testid': 'heads-up-cancel' }, 'Cancel');
+      snooze.addEventListener('click', () => void post('/callbacks/api/snooze', { id: r.id }));
+      cancel.addEventListener('click', () => {
+        if (window.confirm(`Cancel the callback from ${r.agent} to ${r.prospect}?`)) void post('/callbacks/api/cancel', { id: r.id });
+      });
+      div.append(snooze, cancel);
+      return div;
+    }),
+  );
+  for (const r of items) notify(r);
+}
+
+/**
+ * A browser notification for a heads-up (once per due time), with the page's permission. Clicking it brings
+ * the page forward, where the heads-up offers Snooze and Cancel (a page without a service worker cannot put
+ * buttons into the notification itself).
+ */
+function notify(r) {
+  const key = `${r.id}@${r.dueAt}`;
+  if (notified.has(key) || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+  notified.add(key);
+  const n = new Notification(`Callback soon: ${r.prospect}`, {
+    body: `Due at ${timeOf(r.dueAt)} for ${r.agent}. Open the page to snooze or cancel.`,
+    tag: `cc-heads-up-${r.id}`,
+    requireInteraction: true,
+  });
+  n.addEventListener('click', () => {
+    window.focus();
+    n.close();
+  });
+}
+
+// --- "hold my callbacks" ------------------------------------------------------------------------------------
+function renderPauses(list) {
+  $('pauses').replaceChildren(
+    ...list.map((p) => {
+      const li = el('li', { 'data-testid': 'paused-agent', 'data-agent': p.agent }, `${p.agent} paused ${p.until ? `until ${timeOf(p.until)}` : 'until resumed'} (${p.by}) `);
+      const resume = el('button', { type: 'button', 'data-testid': 'resume' }, 'Resume');
+      resume.addEventListener('click', () => void post('/callbacks/api/resume', { agent: p.agent }));
+      li.append(resume);
+      return li;
+    }),
+  );
+}
+
+$('p-pause').addEventListener('click', async () => {
+  const agent = $('p-agent').value.trim();
+  let until;
+  if ($('p-until').value) {
+    const [h, m] = $('p-until').value.split(':').map(Number);
+    const d = new Date(now());
+    d.setHours(h, m, 0, 0);
+    if (d.getTime() <= now()) d.setDate(d.getDate() + 1);
+    until = d.toISOString();
+  }
+  const { body } = await post('/callbacks/api/pause', { agent, until });
+  if (body.error) window.alert(body.error);
+});
+$('p-notify').addEventListener('click', () => {
+  if (typeof Notification !== 'undefined') void Notification.requestPermission();
+});
 
 function setLive(on) {
   $('live').textContent = on ? 'live' : 'reconnecting…';
@@ -129,7 +214,7 @@ function lastStage(r) {
 }
 
 function card(r) {
-  const li = el('li', { class: `req${r.terminal ? ' terminal' : ''}`, 'data-id': r.id, 'data-state': r.state, 'data-testid': 'request' });
+  const li = el('li', { class: `req${r.terminal ? ' terminal' : ''}${headsUpOn(r) ? ' heads-up-on' : ''}`, 'data-id': r.id, 'data-state': r.state, 'data-testid': 'request' });
   const head = el('div', { class: 'req-head' });
   const who = r.contact ? `${r.contact.name}${r.contact.company ? ` (${r.contact.company})` : ''} · ${r.prospect}` : r.prospect;
   head.append(el('span', { class: 'prospect', 'data-testid': 'prospect' }, who), el('span', { class: `state ${r.state}`, 'data-testid': 'state' }, r.state), el('span', { class: 'agent' }, r.agent), el('span', { class: 'rid' }, r.id));
@@ -203,9 +288,15 @@ function render() {
     }),
   );
   $('empty').hidden = items.length > 0;
+  renderHeadsUp();
 }
 
 function tick() {
+  for (const t of document.querySelectorAll('[data-testid="heads-up-when"]')) {
+    const left = secondsLeft(t.getAttribute('data-due'));
+    if (left === 0) renderHeadsUp();
+    else t.textContent = t.textContent.replace(/\(in [^)]*\)/, `(in ${fmtLeft(left)})`);
+  }
   for (const t of document.querySelectorAll('[data-testid="grace-left"]')) {
     const left = secondsLeft(t.getAttribute('data-grace-until'));
     t.textContent = `${fmtLeft(left)} left`;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MaintenanceStore } from '../store/contract';
-import { CALLBACK_STATES, TERMINAL_STATES, type CallbackState } from '../core/policy';
+import { CALLBACK_STATES, TERMINAL_STATES, headsUpActive, type CallbackState } from '../core/policy';
 import type { AriConnection } from '../telephony/ari/connection';
 import type { Config } from '../config/load';
 import type { Engine } from '../engine';
@@ -14,7 +14,7 @@ import { emit } from '../logging/events';
 import { addHealthRoutes, packageVersion, type Readiness } from '../http/health';
 import { ServiceMetrics } from '../http/metrics';
 import { HttpServer } from '../http/server';
-import { Lamp, type LampPort } from '../flows/lamp';
+import { HEADS_UP, Lamp, type LampPort } from '../flows/lamp';
 import { CallbacksPage, defaultStaticDir } from '../http/web';
 import { addPhoneRoutes } from '../http/phones';
 
@@ -85,12 +85,17 @@ export class Operations {
           };
           return port;
         },
-        statesOf: async (agent) => (await engine.store.list({ agent, states: OPEN_STATES })).map((r) => r.state as CallbackState),
+        statesOf: async (agent) => {
+          const now = engine.now();
+          return (await engine.store.list({ agent, states: OPEN_STATES })).map((r) => (headsUpActive(r, now) ? HEADS_UP : (r.state as CallbackState)));
+        },
         agents: async () => (await engine.store.pendingDependencies()).agents,
+        paused: () => engine.pausedAgents().map((p) => p.agent),
         log: deps.log.child({ component: 'lamp' }),
       });
       this.lamp = lamp;
       engine.onDecision(({ decision }) => void lamp.update(decision.request.agent));
+      engine.onPauseChange((agent, pause) => void lamp.pause(agent, pause !== null));
       ari.on('connected', () => void lamp.refresh(true));
     }
   }

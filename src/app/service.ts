@@ -13,6 +13,7 @@ import { PENDING_STATES, type CallbackRequest } from '../core/policy';
 import { Engine } from '../engine';
 import { emit } from '../logging/events';
 import { OfferDriver } from '../flows/offer';
+import { PauseFlow } from '../flows/pause';
 import { PendingFlow } from '../flows/pending';
 import { Presence } from '../flows/presence';
 import { RecallFlow } from '../flows/recall';
@@ -62,6 +63,7 @@ export class Service {
   private readonly recall: RecallFlow;
   private readonly presence: Presence;
   private readonly pending: PendingFlow;
+  private readonly pause: PauseFlow;
   private readonly returned: ReturnFlow;
   private readonly stasis: StasisEntry;
   private agi?: AgiServer;
@@ -216,6 +218,15 @@ export class Service {
       },
       log.child({ component: 'pending' }),
     );
+    this.pause = new PauseFlow(
+      this.engine,
+      {
+        prompts: { paused: config.prompts.paused, resumed: config.prompts.resumed, error: config.prompts.error },
+        languages: config.offer.languages,
+        defaultLanguage: config.offer.defaultLanguage,
+      },
+      log.child({ component: 'pause' }),
+    );
     this.returned = new ReturnFlow(
       {
         pendingOf: (agent) => this.engine.store.list({ agent, states: PENDING_STATES }),
@@ -232,6 +243,7 @@ export class Service {
         calls: {
           offer: (port, args) => this.offer.run(port, args, 'ari'),
           pending: (port, args) => this.pending.run(port, args),
+          pause: (port, args) => this.pause.run(port, args),
           return: (port, args) => this.returned.run(port, args),
         },
         originated: {

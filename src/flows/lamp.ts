@@ -7,7 +7,18 @@
  *
  *   NOT_INUSE  no pending callback                       lamp off
  *   INUSE      callbacks pending (waiting, grace, being connected)   lamp on
- *   RINGING    a callback is due or ringing the agent     lamp blinks
+ *   RINGING    a callback is due or ringing the agent,    lamp blinks
+ *              or its heads-up runs (policy.headsUp)
+ *
+ * Why RINGING for the heads-up: a BLF lamp follows the hint's dialog-info (RFC 4235) / PIDF state. Asterisk sends
+ * RINGING as dialog state "early", and "early" is the one state that desk phones of every make render as a
+ * blinking key (Yealink, Polycom/Poly, Snom, Grandstream, Cisco SPA/MPP, Fanvil; baresip and linphone show it as
+ * ringing). ONHOLD is sent as "confirmed" (+ a hold rendering attribute most phones ignore): most phones show
+ * it steady like INUSE, so it would not be distinct. The heads-up is the start of the due phase, so the lamp
+ * blinks from it until the recall rings, and goes back to steady when a snooze or a busy line moves the due time.
+ *
+ * The pause ("hold my callbacks") has a lamp of its own, `Stasis:ccp-<agent>` (hint e.g. `*731001`): INUSE (on)
+ * while the agent's callbacks are paused, NOT_INUSE otherwise.
  *
  * `lampState` is the pure rule; `Lamp` keeps the PBX in line with the store: after every decision for
  * an agent, after every (re)connection (it also clears lamps of agents with nothing pending, e.g. after
@@ -24,9 +35,13 @@ export type LampState = 'NOT_INUSE' | 'INUSE' | 'RINGING';
 const RINGING: readonly CallbackState[] = ['DUE', 'RINGING_AGENT'];
 const LIT: readonly CallbackState[] = ['WAITING', 'GRACE', 'CONNECTING'];
 
-export function lampState(states: readonly CallbackState[]): LampState {
-  if (states.some((s) => RINGING.includes(s))) return 'RINGING';
-  if (states.some((s) => LIT.includes(s))) return 'INUSE';
+/** A pending request whose heads-up runs now (see core/policy headsUpActive): the lamp blinks. */
+export const HEADS_UP = 'HEADS_UP' as const;
+export type LampInput = CallbackState | typeof HEADS_UP;
+
+export function lampState(states: readonly LampInput[]): LampState {
+  if (states.some((s) => s === HEADS_UP || RINGING.includes(s))) return 'RINGING';
+  if (states.some((s) => s !== HEADS_UP && LIT.includes(s))) return 'INUSE';
   return 'NOT_INUSE';
 }
 
@@ -40,6 +55,11 @@ export function lampDevice(agent: string): string {
   return `Stasis:cc-${resource.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }
 
+/** The device state of an agent's pause lamp: PJSIP/1001 → Stasis:ccp-1001 (not cc-: a resync clears those). */
+export function pauseLampDevice(agent: string): string {
+  return lampDevice(agent).replace('Stasis:cc-', 'Stasis:ccp-');
+}
+
 /** What the lamp needs from the PBX (ARI deviceStates). */
 export interface LampPort {
   set(device: string, state: LampState): Promise<void>;
@@ -49,8 +69,10 @@ export interface LampPort {
 
 export interface LampOptions {
   port: () => LampPort | undefined;
-  /** The states of the agent's non-terminal requests. */
-  statesOf: (agent: string) => CallbackState[] | Promise<CallbackState[]>;
+  /** The states of the agent's non-terminal requests (HEADS_UP for a pending one whose heads-up runs). */
+  statesOf: (agent: string) => LampInput[] | Promise<LampInput[]>;
+  /** Agents whose callbacks are paused now (their pause lamp is on). */
+  paused?: () => string[];
   /** Agents with non-terminal requests. */
   agents: () => string[] | Promise<string[]>;
   log: Logger;
@@ -104,6 +126,8 @@ export class Lamp {
     if (resync) this.shown.clear();
     const agents = new Set([...known, ...this.devices.values()]);
     const work = [...agents].map((a) => this.update(a, resync));
+    const paused = new Set(this.opts.paused?.() ?? []);
+    for (const a of new Set([...paused, ...this.pauseDevices.values()])) work.push(this.pause(a, paused.has(a), resync));
     if (resync) {
       const port = this.opts.port();
       try {
@@ -119,6 +143,16 @@ export class Lamp {
       }
     }
     await Promise.all(work);
+  }
+
+  /** device → agent, for every pause lamp this process has set. */
+  private readonly pauseDevices = new Map<string, string>();
+
+  /** The agent's pause lamp: on (INUSE) while paused, off otherwise. */
+  pause(agent: string, paused: boolean, force = false): Promise<void> {
+    const device = pauseLampDevice(agent);
+    this.pauseDevices.set(device, agent);
+    return this.apply(device, paused ? 'INUSE' : 'NOT_INUSE', force);
   }
 
   private async apply(device: string, state: LampState, force: boolean): Promise<void> {

@@ -10,6 +10,11 @@
  * - `POST /callbacks/api/cancel|snooze` `{id}`: through the engine's decision path (history, webhook outbox,
  *   version guard), the same as the CLI's cancel and the agent's `*82`.
  * - `POST /callbacks/api/explain` `{timeline, keys, …}`: the dry run of src/views/explain.ts with the live policy.
+ * - `GET /callbacks/api/pauses`: the agents who paused their callbacks; `POST /callbacks/api/pause` `{agent, until?}`
+ *   (until: ISO time ahead, at most {@link MAX_PAUSE_MS} away) and `POST /callbacks/api/resume` `{agent}`: "hold my
+ *   callbacks", the same engine pause as the feature code; the event stream sends `pauses` when one changes.
+ * - A request whose heads-up runs (policy.headsUp) has `headsUp: true` in its view: the page shows it at the top
+ *   and raises a browser notification (with the page's permission).
  *
  * Doors: the listener's (src/http/server.ts: allowed Host, the token as bearer, basic-auth password or the
  * page's cookie, budgets); POSTs also need the page's CSRF token in `x-cc-csrf` (a random per-process value
@@ -26,6 +31,7 @@ import {
   PENDING_STATES,
   RECALL_STATES,
   TERMINAL_STATES,
+  headsUpActive,
   isTerminal,
   type CallbackRequest,
   type PolicyConfig,
@@ -43,6 +49,8 @@ export const MAX_STREAMS = 32;
 export const MAX_BODY = 8 * 1024;
 /** Finished requests shown besides the open ones (the newest). */
 export const RECENT_FINISHED = 50;
+/** A pause from the page lasts at most this long (a forgotten pause must end by itself). */
+export const MAX_PAUSE_MS = 24 * 60 * 60 * 1000;
 const HEARTBEAT_MS = 20_000;
 
 /** The stages the timeline picture draws, in order. */
@@ -61,6 +69,8 @@ export function requestView(r: CallbackRequest, now: number, history?: ReadonlyA
     grace: r.graceUntil === null ? null : { from: r.freeSince === null ? null : new Date(r.freeSince).toISOString(), until: new Date(r.graceUntil).toISOString() },
     lineBusy: r.lineBusy,
     rings: r.rings,
+    /** The heads-up before the ring runs now: the page shows it at the top and notifies. */
+    headsUp: headsUpActive(r, now),
     serverNow: new Date(now).toISOString(),
   };
 }
@@ -209,6 +219,7 @@ export class CallbacksPage {
     deps.engine.onDecision(({ decision }) => {
       this.broadcast(decision.request).catch((err: Error) => deps.log.error('web: could not send a request update', { error: err.message }));
     });
+    deps.engine.onPauseChange(() => this.broadcastPauses());
   }
 
   get streamCount(): number {
@@ -238,6 +249,40 @@ export class CallbacksPage {
     for (const s of this.streams) {
       if (matches(r, s.filter)) s.res.write(data);
     }
+  }
+
+  /** The agents who paused their callbacks, as the page shows them. */
+  pauses(): { agent: string; since: string; until: string | null; by: string }[] {
+    return this.deps.engine.pausedAgents().map((p) => ({ agent: p.agent, since: new Date(p.since).toISOString(), until: p.until === null ? null : new Date(p.until).toISOString(), by: p.by }));
+  }
+
+  private broadcastPauses(): void {
+    const data = `event: pauses\ndata: ${JSON.stringify(this.pauses())}\n\n`;
+    for (const s of this.streams) s.res.write(data);
+  }
+
+  /** Pause (until a time, or until resumed) or resume an agent's callbacks from the page. */
+  async pauseAct(kind: 'pause' | 'resume', body: Record<string, unknown>, by: string): Promise<{ status: number; body: unknown }> {
+    const agent = typeof body.agent === 'string' ? body.agent.trim() : '';
+    if (!/^[A-Za-z][A-Za-z0-9]*\/[A-Za-z0-9._@-]{1,60}$/.test(agent)) return { status: 400, body: { error: 'agent: expected a device such as PJSIP/1001' } };
+    const { engine, log } = this.deps;
+    if (kind === 'resume') {
+      await engine.resume(agent, by);
+      emit(log, 'info', 'web.resume', 'web resume', { agent, by });
+      return { status: 200, body: { agent, paused: false, pauses: this.pauses() } };
+    }
+    let until: number | null = null;
+    if (body.until !== undefined && body.until !== null && body.until !== '') {
+      const t = typeof body.until === 'string' && body.until.length <= 40 ? Date.parse(body.until) : NaN;
+      const now = this.clock();
+      if (Number.isNaN(t)) return { status: 400, body: { error: 'until: expected an ISO time such as 2026-03-23T12:00:00Z' } };
+      if (t <= now) return { status: 400, body: { error: 'until: must lie ahead' } };
+      if (t - now > MAX_PAUSE_MS) return { status: 400, body: { error: `until: at most ${MAX_PAUSE_MS / 3_600_000} hours ahead` } };
+      until = t;
+    }
+    await engine.pause(agent, { until, by });
+    emit(log, 'info', 'web.pause', 'web pause', { agent, by, until: until === null ? null : new Date(until).toISOString() });
+    return { status: 200, body: { agent, paused: true, until: until === null ? null : new Date(until).toISOString(), pauses: this.pauses() } };
   }
 
   /** Ends every stream (the service stops). */
@@ -305,6 +350,9 @@ export class CallbacksPage {
     post('/callbacks/api/cancel', (body, req) => this.act('cancel', body, actor(req)));
     post('/callbacks/api/snooze', (body, req) => this.act('snooze', body, actor(req)));
     post('/callbacks/api/explain', (body) => ({ status: 200, body: this.explain(body) }));
+    post('/callbacks/api/pause', (body, req) => this.pauseAct('pause', body, actor(req)));
+    post('/callbacks/api/resume', (body, req) => this.pauseAct('resume', body, actor(req)));
+    server.route({ path: '/callbacks/api/pauses', methods: ['GET'], handle: (_req, res) => json(res, 200, this.pauses()) });
   }
 
   /** Cancel or snooze through the engine (one decision path); a prospect being dialled is left alone, as in the CLI. */
@@ -373,6 +421,8 @@ export class CallbacksPage {
     this.streams.add(entry);
     req.socket.setTimeout(0);
     res.write(`retry: 3000\nevent: snapshot\ndata: ${snapshot}\n\n`);
+    const paused = this.pauses();
+    if (paused.length > 0) res.write(`event: pauses\ndata: ${JSON.stringify(paused)}\n\n`);
     const done = () => {
       this.streams.delete(entry);
       if (this.streams.size === 0 && this.heartbeat) {

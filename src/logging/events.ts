@@ -171,6 +171,19 @@ export interface EventCatalogue {
    * that recall's ring began (ISO); `how`: 'orphaned' (no process runs it any more) or 'vanished' (its channel is gone).
    */
   'recall.interrupted': { how: 'orphaned' | 'vanished'; startedAt: string | null; reason: string };
+  /**
+   * The heads-up before a recall began (policy.headsUp): the page notifies, the lamp blinks, the CRM gets
+   * recall.due_soon. `dueAt`: when the recall is due (ISO); `leadMs`: how long before it the heads-up began.
+   */
+  'recall.heads_up': { agent: string; prospect: string; dueAt: string | null; leadMs: number };
+
+  // ── "hold my callbacks" (src/engine.ts; feature code src/flows/pause.ts, the page) ───────────────
+  /** An agent paused their callbacks (`by`: phone, web); `until`: ISO, or null until resumed. */
+  'agent.paused': { agent: string; until: string | null; by: string };
+  /** An agent resumed their callbacks. */
+  'agent.resumed': { agent: string; by: string; wasPaused: boolean };
+  /** The pause feature code was refused (bad agent device from the dialplan); the call is hung up. */
+  'pause.refused': { reason: string; agent: string };
 
   // ── the agent's feature code *82 (src/flows/pending.ts) ───────────────────────────────────────
   /** Bad agent device from the dialplan; the call is hung up. */
@@ -227,6 +240,10 @@ export interface EventCatalogue {
   /** A POST from the page failed the CSRF / origin checks. */
   'web.csrf_refused': { path: string; why: string; remote?: string };
   /** A cancel from the page (`applied`: whether the request changed). */
+  /** The page paused an agent's callbacks (until: ISO or null). */
+  'web.pause': { agent: string; by: string; until: string | null };
+  /** The page resumed an agent's callbacks. */
+  'web.resume': { agent: string; by: string };
   'web.cancel': { requestId: string; by: string; from: string; to: string; applied: boolean };
   /** A snooze from the page. */
   'web.snooze': { requestId: string; by: string; from: string; to: string; applied: boolean };
@@ -361,6 +378,10 @@ export const EVENT_NAMES = [
   'return.offered',
   'return.ended',
   'recall.interrupted',
+  'recall.heads_up',
+  'agent.paused',
+  'agent.resumed',
+  'pause.refused',
   'pending.refused',
   'pending.asked',
   'pending.cancelled',
@@ -382,6 +403,8 @@ export const EVENT_NAMES = [
   'web.static_missing',
   'web.csrf_refused',
   'web.cancel',
+  'web.pause',
+  'web.resume',
   'web.snooze',
   'web.streams_full',
   'phones.relay_full',

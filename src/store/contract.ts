@@ -142,6 +142,16 @@ export class FencedError extends StoreError {
   }
 }
 
+/** An agent's pause of their callbacks ("hold my callbacks"). */
+export interface AgentPauseRow {
+  agent: string;
+  since: number;
+  /** Ends by itself then; null: until resumed. */
+  until: number | null;
+  /** Who paused: 'phone' (feature code), 'web'. */
+  by: string;
+}
+
 /** Requests and their history: the engine, the ledger, the command line and the page. */
 export interface RequestStore<R extends RequestRecord> {
   get(id: string): Promise<Versioned<R> | undefined>;
@@ -177,6 +187,10 @@ export interface RequestStore<R extends RequestRecord> {
   appendEvents(events: readonly StoredEvent[]): Promise<void>;
   /** Non-terminal requests per state (metrics). */
   countByState(): Promise<Record<string, number>>;
+  /** Agents who paused their callbacks ("hold my callbacks"), of this store's PBX. */
+  pauses(): Promise<AgentPauseRow[]>;
+  /** Pauses (a row) or resumes (null) an agent's callbacks; durable. */
+  setPause(agent: string, pause: Omit<AgentPauseRow, 'agent'> | null): Promise<void>;
 
   /**
    * The opt-in write: create, refresh the pending one, or refuse at `maxPending` (this agent's pending

@@ -15,6 +15,7 @@ import {
   OutboxRow,
   PendingDependencies,
   ProspectQueueEntry,
+  AgentPauseRow,
   PruneResult,
   RequestRecord,
   RequestWrite,
@@ -268,6 +269,34 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     const params: unknown[] = [];
     const rows = await this.db.all<{ state: string; n: number }>(`SELECT state, COUNT(*) AS n FROM requests WHERE ${PENDING}${this.scope(params)} GROUP BY state`, params);
     return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  async pauses(): Promise<AgentPauseRow[]> {
+    const params: unknown[] = [];
+    const rows = await this.db.all<{ agent: string; since: number | string; until_at: number | string | null; by_whom: string }>(
+      `SELECT agent, since, until_at, by_whom FROM agent_pauses WHERE 1 = 1${this.scope(params)} ORDER BY agent`,
+      params,
+    );
+    return rows.map((r) => ({ agent: r.agent, since: Number(r.since), until: r.until_at === null ? null : Number(r.until_at), by: r.by_whom }));
+  }
+
+  async setPause(agent: string, pause: Omit<AgentPauseRow, 'agent'> | null): Promise<void> {
+    // SQLite serves one PBX (no pbx column); PostgreSQL keys the pause by this store's PBX.
+    const pbx = this.scopeOf.pbx;
+    if (pause === null) {
+      const params: unknown[] = [agent];
+      await this.db.tx((q) => q.run(`DELETE FROM agent_pauses WHERE agent = ?${this.own(params)}`, params));
+      return;
+    }
+    const [cols, marks, key] = pbx === undefined ? ['agent', '?', 'agent'] : ['pbx, agent', '?, ?', 'pbx, agent'];
+    const params = [...(pbx === undefined ? [] : [pbx]), agent, pause.since, pause.until, pause.by];
+    await this.db.tx((q) =>
+      q.run(
+        `INSERT INTO agent_pauses(${cols}, since, until_at, by_whom) VALUES (${marks}, ?, ?, ?)
+         ON CONFLICT (${key}) DO UPDATE SET since = excluded.since, until_at = excluded.until_at, by_whom = excluded.by_whom`,
+        params,
+      ),
+    );
   }
 
   async createOrRefresh(

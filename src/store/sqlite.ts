@@ -71,6 +71,13 @@ CREATE TABLE IF NOT EXISTS outbox (
   last_error  TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+-- "Hold my callbacks": agents who paused their callbacks (feature code or page), until resumed or until_at.
+CREATE TABLE IF NOT EXISTS agent_pauses (
+  agent       TEXT PRIMARY KEY,
+  since       INTEGER NOT NULL,
+  until_at    INTEGER,
+  by_whom     TEXT NOT NULL
+);
 `;
 
 const SCHEMA_VERSION = '1';

@@ -29,6 +29,10 @@ export function requestJson(r: CallbackRequest) {
     zoneSource: r.zoneSource ?? 'default',
     promise: r.carriedOver ? 'next-calling-day' : 'regular',
     carriedOverTo: r.carriedOver ? new Date(r.carriedOver.opensAt).toISOString() : null,
+    /** When the recall is due to ring, when foreseen (with policy.headsUp on); else null. */
+    dueAt: iso(r.dueAt ?? null),
+    /** The due time the agent was given a heads-up for (recall.due_soon), or null. */
+    headsUpFor: iso(r.headsUpFor ?? null),
     /** The prospect's name and company from the CRM look-up (null: none known). */
     contact: r.contact ? { name: r.contact.name, company: r.contact.company ?? null } : null,
     /** The team profile chosen by the dialplan (null: the default policy). */

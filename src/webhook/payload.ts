@@ -1,7 +1,7 @@
 /**
  * CRM webhook payloads and signatures, pure.
  *
- * Every notification the policy emits (requested, completed, failed, expired, cancelled) becomes one
+ * Every notification the policy emits (requested, recall.due_soon, completed, failed, expired, cancelled) becomes one
  * outbox row whose body is fixed when the transition is committed; the sender POSTs exactly that body on
  * every attempt, so the signature and the idempotency key never change between retries.
  *
@@ -37,6 +37,8 @@ export interface WebhookPayload {
   event: Notify['event'];
   occurredAt: string;
   reason: string;
+  /** recall.due_soon only: when the recall is due to ring the agent (the heads-up runs policy.headsUp before it). */
+  dueAt?: string;
   request: {
     id: string;
     agent: string;
@@ -81,12 +83,22 @@ export function deliveryKey(requestId: string, event: string): string {
   return `cc-${requestId}-${event}`;
 }
 
+/**
+ * The idempotency key of a notification: one per event of a request, except recall.due_soon, which comes once per
+ * due time (a due time that moved earns a new one; the same one after a restart is the same row, never sent twice).
+ */
+function notifyKey(request: CallbackRequest, action: Notify): string {
+  if (action.event === 'recall.due_soon' && request.headsUpFor != null) return `${deliveryKey(request.id, 'due-soon')}-${request.headsUpFor}`;
+  return deliveryKey(request.id, action.event);
+}
+
 export function payloadFor(request: CallbackRequest, action: Notify, at: number): WebhookPayload {
   return {
-    id: deliveryKey(request.id, action.event),
+    id: notifyKey(request, action),
     event: action.event,
     occurredAt: new Date(at).toISOString(),
     reason: action.reason,
+    ...(action.event === 'recall.due_soon' && request.headsUpFor != null ? { dueAt: new Date(request.headsUpFor).toISOString() } : {}),
     request: {
       id: request.id,
       agent: request.agent,

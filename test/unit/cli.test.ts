@@ -502,6 +502,8 @@ describe('explain (dry run)', () => {
       ['10:40:00', 'prospect-free', 'grace until 10:45'],
       ['10:45:00', 'due', 'agent busy since 10:44'],
       ['10:50:00', 'waiting', 'agent wrap-up until 10:50:30'],
+      // policy.headsUp 1m: none at 10:44 (the agent's call began then), so it moved to the new due time.
+      ['10:50:00', 'heads-up', 'heads-up: the recall is due at 10:50:30; agent wrap-up until 10:50:30'],
       ['10:50:30', 'ring-agent', 'ringing the agent on ccb-dry-run-1 (attempt 1 of 3)'],
       ['10:50:30', 'agent-accepted', 'dialling the prospect (attempt 1 of 3)'],
       ['10:50:30', 'prospect-answered', 'connected on attempt 1'],

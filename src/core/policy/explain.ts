@@ -87,6 +87,7 @@ const WAITING_FOR: Record<WaitingFor, string> = {
   'calling-hours': "the prospect's calling hours to open",
   'agent-busy': 'the agent to finish their call',
   'agent-wrap-up': "the agent's wrap-up gap to end",
+  'agent-paused': 'the agent to resume their callbacks (paused)',
   agent: 'the agent to answer and choose',
   'prospect-answer': 'the prospect to answer',
   colleague: 'a colleague who opted in earlier for the same number',

@@ -119,6 +119,9 @@ export {
   recallCallerId,
   backoffFor,
   expiryFor,
+  foreseenDueAt,
+  headsUpActive,
+  isPaused,
   type DecideContext,
   type Colleagues,
 } from './machine';

@@ -8,6 +8,7 @@ import { formatDuration } from './duration';
 import type {
   Action,
   AgentKey,
+  AgentPause,
   AgentStatus,
   CallbackRequest,
   CallbackState,
@@ -169,6 +170,9 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
       wakeAt: probeAt,
       reason: `first probe of the external line at ${localLabel(r.timeZone, probeAt, now)}${carriedNote(r, now)}`,
     });
+    // The heads-up before the first probe: wake at its start (or now, when the probe is nearer than the lead).
+    const dueAt = cfg.headsUpMs > 0 ? foreseenDueAt(r, now) : null;
+    if (dueAt !== null) Object.assign(r, { dueAt, wakeAt: Math.max(now, dueAt - cfg.headsUpMs) });
   }
   checkTransition(null, 'created', r.state);
   return {
@@ -440,6 +444,16 @@ function dueWait(s: Step): { waitingFor: WaitingFor; wakeAt: number; reason: str
       return { waitingFor: 'grace', wakeAt: Math.min(breakEnd, r.expiresAt), reason: `grace after a colleague's call with the prospect, until ${s.label(breakEnd)}` };
     }
   }
+  if (isPaused(agent.paused, now)) {
+    const p = agent.paused as AgentPause;
+    // Held, not dropped: the request stays DUE (its place in the order is its opt-in time) and expiry still applies.
+    const until = p.until === null ? now + cfg.agentBusyRecheckMs : Math.min(p.until, now + cfg.agentBusyRecheckMs);
+    return {
+      waitingFor: 'agent-paused',
+      wakeAt: Math.min(until, r.expiresAt),
+      reason: p.until === null ? `agent paused their callbacks (since ${s.label(p.since)})` : `agent paused their callbacks until ${s.label(p.until)}`,
+    };
+  }
   if (agent.busy) {
     return {
       waitingFor: 'agent-busy',
@@ -474,17 +488,89 @@ function settle(s: Step, cause: PolicyEventType | 'tick', opts: { note?: string;
   }
   if (t.state !== 'DUE') {
     apply(r, t);
+    const headsUp = planHeadsUp(s);
     if (opts.force || from !== r.state || prevWaitingFor !== r.waitingFor) s.emit(cause === 'tick' ? 'waiting' : cause, from, opts.note);
+    if (headsUp) announceHeadsUp(s);
     return;
   }
   const wait = dueWait(s);
   apply(r, wait === null ? { ...t, waitingFor: null, wakeAt: now } : { ...t, ...wait });
+  let headsUp = false;
+  if (wait === null) clearDueAt(r);
+  else headsUp = planHeadsUp(s);
   if (from !== 'DUE' || opts.force) {
     s.emit(cause === 'tick' ? 'due' : cause, from, opts.note);
   } else if (wait !== null && prevWaitingFor !== r.waitingFor) {
     s.emit(cause === 'tick' ? 'waiting' : cause, from, opts.note);
   }
+  if (headsUp) announceHeadsUp(s);
   if (wait === null) startRing(s);
+}
+
+// --- the heads-up before the ring ---------------------------------------------------------------------------------
+
+/** Waits whose end the policy knows in advance: the recall is due then (unless something else happens first). */
+const FORESEEN: readonly WaitingFor[] = ['grace', 'probe', 'backoff', 'snooze', 'recovery', 'no-answer-retry', 'calling-hours', 'agent-wrap-up'];
+
+/**
+ * The due time of a pending request whose wait was just applied (r.wakeAt = the wait's end), if it is foreseen:
+ * a wait in {@link FORESEEN} that ends before expiry. Null otherwise (line busy, agent busy, paused, a colleague).
+ */
+export function foreseenDueAt(r: Pick<CallbackRequest, 'waitingFor' | 'wakeAt' | 'expiresAt'>, now: number): number | null {
+  if (r.waitingFor === null || !FORESEEN.includes(r.waitingFor) || r.wakeAt === null) return null;
+  if (r.wakeAt >= r.expiresAt || r.wakeAt <= now) return null;
+  return r.wakeAt;
+}
+
+function clearDueAt(r: CallbackRequest): void {
+  if (r.dueAt !== undefined) r.dueAt = null;
+}
+
+/**
+ * Sets `dueAt` from the wait just applied and, with a heads-up configured, moves the wake-up to the heads-up's start
+ * (dueAt − headsUpMs) while it lies ahead. Returns true when the heads-up starts now: the due time is foreseen, was not
+ * announced yet, and the agent is neither busy nor paused (then it moves: the next foreseen due time gets its own).
+ * It never rings and never delays: the wake-up is never later than the due time.
+ */
+function planHeadsUp(s: Step): boolean {
+  const { r, now, cfg } = s;
+  const lead = cfg.headsUpMs ?? 0;
+  const dueAt = lead > 0 ? foreseenDueAt(r, now) : null;
+  if (dueAt === null) {
+    clearDueAt(r);
+    return false;
+  }
+  r.dueAt = dueAt;
+  if (r.headsUpFor === dueAt) return false;
+  if (s.agent.busy || isPaused(s.agent.paused, now)) return false;
+  const start = dueAt - lead;
+  if (now < start) {
+    r.wakeAt = start;
+    return false;
+  }
+  return true;
+}
+
+function announceHeadsUp(s: Step): void {
+  const { r } = s;
+  const dueAt = r.dueAt as number;
+  r.headsUpFor = dueAt;
+  s.emit('heads-up', r.state, `heads-up: the recall is due at ${s.label(dueAt)}`);
+  s.act({ type: 'notify', event: 'recall.due_soon', reason: `recall due at ${s.label(dueAt)}` });
+}
+
+/**
+ * Whether the heads-up is on for this request now: it began for the current due time, which has not come yet.
+ * For the page, the lamp and `list`. Pure.
+ */
+export function headsUpActive(r: Pick<CallbackRequest, 'state' | 'dueAt' | 'headsUpFor'>, now: number): boolean {
+  if (r.state !== 'WAITING' && r.state !== 'GRACE' && r.state !== 'DUE') return false;
+  return r.dueAt != null && r.headsUpFor === r.dueAt && now < r.dueAt;
+}
+
+/** Whether a pause holds now (an `until` in the past has ended by itself). */
+export function isPaused(p: AgentPause | null | undefined, now: number): boolean {
+  return p != null && (p.until === null || now < p.until);
 }
 
 function apply(r: CallbackRequest, t: { state: CallbackState; waitingFor: WaitingFor | null; wakeAt: number | null; reason: string }): void {

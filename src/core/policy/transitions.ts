@@ -40,6 +40,7 @@ export const TRANSITIONS: TransitionTable = {
     due: ['DUE'],
     'agent-snoozed': SNOOZE, // snoozed from the web page
     'agent-returned': ['RINGING_AGENT'], // the agent called the service number
+    'heads-up': ['WAITING'], // the heads-up before a foreseen due time (snooze, back-off, probe …)
     refreshed: ['WAITING', 'DUE'],
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -49,6 +50,7 @@ export const TRANSITIONS: TransitionTable = {
     due: ['DUE'],
     'agent-snoozed': SNOOZE,
     'agent-returned': ['RINGING_AGENT'],
+    'heads-up': ['GRACE'],
     refreshed: ['WAITING'], // GRACE is device mode only, and a refreshed device-mode request waits for a free line
     cancelled: ['CANCELLED'],
     expired: ['EXPIRED'],
@@ -56,6 +58,7 @@ export const TRANSITIONS: TransitionTable = {
   DUE: {
     'prospect-busy': ['WAITING'],
     waiting: ['DUE'],
+    'heads-up': ['DUE'], // due, waiting for a calling-hours opening or the agent's wrap-up gap
     'agent-snoozed': SNOOZE,
     'ring-agent': ['RINGING_AGENT'],
     'agent-returned': ['RINGING_AGENT'],

@@ -58,6 +58,7 @@ export type WaitingFor =
   | 'calling-hours' // due, but outside the prospect's calling hours
   | 'agent-busy' // due, but the agent's device is in use or ringing
   | 'agent-wrap-up' // due, the agent just finished a call; giving them the wrap-up gap
+  | 'agent-paused' // due, but the agent paused their callbacks ("hold my callbacks"); waits, in order
   | 'agent' // ringing the agent / agent in the menu
   | 'prospect-answer' // the prospect is being dialled
   | 'colleague'; // due, but a colleague opted in for the same number earlier (or is on a recall with it)
@@ -151,6 +152,14 @@ export interface CallbackRequest {
   lastAttemptAt: number | null;
   /** When the current ring of the agent started (RINGING_AGENT / CONNECTING). */
   recallStartedAt: number | null;
+  /**
+   * When the recall is due to ring, when the policy can foresee it (the end of a grace period, snooze, back-off,
+   * probe, retry, recovery delay, wrap-up gap or a calling-hours opening); null when it cannot (line busy, agent busy,
+   * paused, a colleague first). The heads-up (policy.headsUpMs) runs before it. Absent in requests stored before.
+   */
+  dueAt?: number | null;
+  /** The due time the agent was given a heads-up for (once per due time; a new due time earns a new heads-up). */
+  headsUpFor?: number | null;
   agentAnsweredAt: number | null;
 }
 
@@ -175,6 +184,16 @@ export type ZoneSource = 'number' | 'override' | 'default';
 export interface AgentStatus {
   busy: boolean;
   since: number;
+  /**
+   * The agent paused their callbacks ("hold my callbacks", from the phone or the page): nothing rings them, due
+   * requests wait in order. `until`: the pause ends by itself then (null: until resumed). Absent: not paused.
+   */
+  paused?: AgentPause | null;
+}
+
+export interface AgentPause {
+  since: number;
+  until: number | null;
 }
 
 export type AgentKey = '1' | '2' | '3' | 'none';
@@ -235,7 +254,7 @@ export const OBSERVATION_TYPES: readonly ObservationType[] = [
 ];
 
 export type Prompt = 'menu' | 'still-busy' | 'no-answer' | 'snoozed' | 'cancelled' | 'connecting';
-export type NotifyEvent = 'requested' | 'completed' | 'failed' | 'expired' | 'cancelled';
+export type NotifyEvent = 'requested' | 'completed' | 'failed' | 'expired' | 'cancelled' | 'recall.due_soon';
 
 /** Side effects for the shell, to execute in order AFTER the decision has been persisted. */
 export type Action =
@@ -273,7 +292,9 @@ export type PolicyEventType =
   | 'recall-interrupted'
   | 'prospect-answered'
   | 'attempt-busy'
-  | 'attempt-no-answer';
+  | 'attempt-no-answer'
+  /** The heads-up before a foreseen due time began (policy.headsUpMs): the state does not change. */
+  | 'heads-up';
 
 /** One persisted history entry. `from` is null only for 'created'. `wakeAt`/`waitingFor` are those after the event. */
 export interface PolicyEvent {
@@ -311,6 +332,11 @@ export interface PolicyConfig {
   snoozeMs: DurationMs;
   /** Snoozes allowed (explicit or implicit); the next one fails the request. [3] */
   maxSnoozes: number;
+  /**
+   * Heads-up: this long before a foreseen due time the agent is told (page notification, BLF lamp blinking,
+   * a `recall.due_soon` webhook). Never rings a phone and never delays the recall. 0 = off. [0 here; 1m in the schema]
+   */
+  headsUpMs: DurationMs;
   /** Gap after the agent's last call ended before we ring them. [30s] */
   agentWrapUpMs: DurationMs;
   /** While the agent is busy, re-check this often (the shell may also tick early when the agent becomes free). [1m] */

@@ -117,6 +117,21 @@ CREATE TRIGGER requests_fence BEFORE INSERT OR UPDATE ON requests FOR EACH ROW E
 CREATE UNIQUE INDEX requests_one_recall_per_prospect ON requests(prospect) WHERE state IN ('RINGING_AGENT', 'CONNECTING');
 `,
   },
+  {
+    version: 4,
+    name: 'agents who paused their callbacks',
+    sql: `
+-- "Hold my callbacks": an agent of a PBX paused their callbacks (feature code or page), until resumed or until_at.
+CREATE TABLE agent_pauses (
+  pbx         TEXT NOT NULL,
+  agent       TEXT NOT NULL,
+  since       BIGINT NOT NULL,
+  until_at    BIGINT,
+  by_whom     TEXT NOT NULL,
+  PRIMARY KEY (pbx, agent)
+);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

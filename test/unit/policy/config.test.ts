@@ -4,6 +4,7 @@ describe('defaultPolicyConfig', () => {
   it('has the documented defaults', () => {
     expect(defaultPolicyConfig).toEqual({
       graceMs: 300_000,
+      headsUpMs: 0,
       afterHours: 'carry-over',
       carryOverDays: 1,
       longBusyThresholdMs: 1_800_000,

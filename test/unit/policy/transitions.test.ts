@@ -40,6 +40,7 @@ function randomConfig(r: () => number): PolicyConfig {
     menuRepeats: pick([1, 2]),
     maxAgeMs: pick([20 * MINUTE, 8 * HOUR]),
     recoveryDelayMs: pick([0, 10 * SECOND]),
+    headsUpMs: pick([0, MINUTE]),
   });
 }
 
