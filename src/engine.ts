@@ -52,6 +52,22 @@ export interface OptInInput {
   /** The prospect's time zone (from the number); default: the configured calling-hours zone. */
   timeZone?: string;
   zoneSource?: ZoneSource;
+  /**
+   * Where the opt-in's time goes (`npm run bench`): the engine stamps performance.now() at each step —
+   * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
+   * `decided` (the decision made, inside the transaction), `committed` (the transaction committed),
+   * `positioned` (the agent's place in the queue read). Cheap: a few numbers per opt-in.
+   */
+  marks?: OptInMarks;
+}
+
+/** See OptInInput.marks (performance.now() values). */
+export interface OptInMarks {
+  started?: number;
+  read?: number;
+  decided?: number;
+  committed?: number;
+  positioned?: number;
 }
 
 export type OptInResult =
@@ -283,6 +299,8 @@ export class Engine {
   }
 
   private async optInNow(input: OptInInput): Promise<OptInResult> {
+    const marks = input.marks;
+    if (marks) marks.started = performance.now();
     const now = this.clock();
     if (this.opts.dialPolicy) {
       const allowed = checkDial(this.opts.dialPolicy, input.agent, input.prospect);
@@ -303,6 +321,7 @@ export class Engine {
     // The colleagues for a refresh's decision, read before the store's transaction (decisions in this process
     // are serialised, so the pending request read here is the one the transaction refreshes).
     const colleaguesBefore = pendingBefore ? await this.ledger.colleaguesOf(pendingBefore.request) : undefined;
+    if (marks) marks.read = performance.now();
     let decision: Decision | undefined;
     let before: CallbackRequest | undefined;
     const r = await this.store.createOrRefresh(
@@ -325,6 +344,7 @@ export class Engine {
         );
         const rows = this.ledger.rows(decision, now);
         rows.events[0].data = { ...rows.events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
+        if (marks) marks.decided = performance.now();
         return rows;
       },
       (existing) => {
@@ -332,10 +352,13 @@ export class Engine {
         before = existing;
         const colleagues = existing.id === pendingBefore?.request.id ? colleaguesBefore : undefined;
         decision = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
-        return this.ledger.rows(decision, now);
+        const rows = this.ledger.rows(decision, now);
+        if (marks) marks.decided = performance.now();
+        return rows;
       },
       this.opts.maxPendingTotal,
     );
+    if (marks) marks.committed = performance.now();
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
@@ -345,6 +368,7 @@ export class Engine {
     void this.arm();
     const queue = await this.store.prospectQueue(input.prospect);
     const position = Math.max(1, queue.findIndex((q) => q.id === r.request.id) + 1);
+    if (marks) marks.positioned = performance.now();
     return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular', position };
   }
 
