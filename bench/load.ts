@@ -62,9 +62,9 @@ async function channelCount(): Promise<number | undefined> {
   }
 }
 
-export async function loadBench(opts: { rates: number[]; seconds: number; env?: NodeJS.ProcessEnv }): Promise<Record<string, unknown>> {
+export async function loadBench(opts: { rates: number[]; seconds: number; nodeArgs?: readonly string[] }): Promise<Record<string, unknown>> {
   // SIPp's calls go through the agents' dialplan without CC_APP: the default app name.
-  const target = new Target('app', 'considerate-callback', {}, opts.env ?? {});
+  const target = new Target('app', 'considerate-callback', {}, opts.nodeArgs ?? []);
   await target.start();
   const steps: Array<Record<string, unknown>> = [];
   let highestClean: number | undefined;

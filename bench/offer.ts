@@ -130,8 +130,8 @@ export class Target {
     appName?: string,
     /** Merged over the service's bench config (e.g. `store: { url }` for PostgreSQL). */
     private readonly extraConfig: Record<string, unknown> = {},
-    /** Extra environment of the service (e.g. NODE_OPTIONS=--cpu-prof for a profile). */
-    private readonly env: NodeJS.ProcessEnv = {},
+    /** Node's flags for the service (e.g. `--cpu-prof` for a profile). */
+    private readonly nodeArgs: readonly string[] = [],
   ) {
     this.appName = appName ?? `cc-bench-${kind}-${process.pid}`;
   }
@@ -149,7 +149,7 @@ export class Target {
     if (this.kind === 'app') {
       this.svc = new ServiceProcess(
         deepMerge({ ari: { app: this.appName }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' } }, this.extraConfig),
-        { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-')), env: this.env },
+        { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-')), nodeArgs: this.nodeArgs },
       );
       await this.svc.start();
     } else {
@@ -336,7 +336,8 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
   const o = await Originator.connect();
   const app = new Target('app');
   const bare = new Target('bare');
-  const durable = new Target('app'); // a separate service for the # runs, so that its event-loop figures are theirs
+  // separate services (their own app names) for the # runs, so that their event-loop figures are theirs
+  const durable = new Target('app', `cc-bench-sqlite-${process.pid}`);
   let durablePg: Target | undefined;
   let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   let pgError: string | undefined;
@@ -356,7 +357,7 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
       log(`# → durable, PostgreSQL: skipped (${pgError})`);
     }
     if (db) {
-      durablePg = new Target('app', undefined, { store: { url: db.url }, pbx: { id: 'bench' } });
+      durablePg = new Target('app', `cc-bench-pg-${process.pid}`, { store: { url: db.url }, pbx: { id: 'bench' } });
       await durablePg.start();
     }
     // warm-up, not counted
@@ -436,10 +437,10 @@ function verdicts(runs: any[]): Record<string, unknown> {
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
-/** `#` calls to a service started with `env` (the profile part: NODE_OPTIONS=--cpu-prof); returns once it stopped. */
-export async function profileUnderOffers(opts: { calls: number; concurrency: number; env: NodeJS.ProcessEnv }): Promise<void> {
+/** `#` calls to a service started with Node's flags `nodeArgs` (the profile part: --cpu-prof); returns once it stopped. */
+export async function profileUnderOffers(opts: { calls: number; concurrency: number; nodeArgs: readonly string[] }): Promise<void> {
   const o = await Originator.connect();
-  const t = new Target('app', undefined, {}, opts.env);
+  const t = new Target('app', `cc-bench-prof-${process.pid}`, {}, opts.nodeArgs);
   try {
     await t.start();
     await runCalls(o, [t], opts.calls, opts.concurrency, true);

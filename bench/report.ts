@@ -261,7 +261,7 @@ export function performancePage(r: any): string {
     'fdatasync in the directory of the SQLite stores, 200 times) before and after each run and the machine\'s CPU use',
     'recorded: each target is judged on the median of the three runs, and every run\'s figure is printed, so a figure',
     'that moved with the machine\'s load shows it. The `profile` part runs the service under V8\'s profiler',
-    '(`NODE_OPTIONS=--cpu-prof`) under `#` calls and under SIPp\'s load, apart from the timed runs.',
+    '(`node --cpu-prof`) under `#` calls and under SIPp\'s load, apart from the timed runs.',
     '',
     'To publish a run: `npm run bench:docs -- --from bench-results/latest.json` copies it to `bench/results.json` and',
     'writes this page; commit both. The figures and findings recorded by hand before this page was generated are in',
