@@ -17,7 +17,7 @@ import { SANDBOX } from '../testkit/sandbox';
 import { ROOT, log, machine, writeJson } from './common';
 import { renderMarkdown } from './report';
 
-const PARTS = ['scheduler', 'postgres', 'offer', 'load', 'profile'];
+const PARTS = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile'];
 
 export type Results = Record<string, unknown> & { machine: ReturnType<typeof machine>; startedAt: string };
 
@@ -39,6 +39,13 @@ async function main(): Promise<void> {
     const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'pg.js'), String(n)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`postgres bench failed (${r.status})`);
     results.postgres = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  }
+
+  if (only.includes('commit')) {
+    log('commit: concurrent opt-ins on SQLite committed one by one, as a group, in a worker thread (own process)…');
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'commit-modes.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`commit bench failed (${r.status})`);
+    results.commit = JSON.parse(r.stdout.trim().split('\n').pop() as string);
   }
 
   const pbxParts = only.filter((p) => p === 'offer' || p === 'load' || p === 'profile');

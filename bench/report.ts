@@ -57,7 +57,7 @@ export function renderMarkdown(r: any): string {
     lines.push(`| take-over (SIGKILL of the lease holder → stand-by's first action), TTL ${f(pg.takeOver.ttlMs, ' ms')}, tries every ${f(pg.takeOver.renewEveryMs, ' ms')} | p50 ${f(pg.takeOver.p50, ' ms')}, max ${f(pg.takeOver.max, ' ms')} (${pg.takeOver.n} runs) | ≤ TTL + TTL/3 | ${ok(pg.takeOver.max <= pg.takeOver.ttlMs * 1.34)} |`);
   }
   lines.push('');
-  lines.push(...stepRows(r.offer), ...profileRows(r.profile), ...memoryRows(r.load));
+  lines.push(...stepRows(r.offer), ...commitRows(r.commit), ...profileRows(r.profile), ...memoryRows(r.load));
   return lines.join('\n');
 }
 
@@ -135,6 +135,29 @@ export function stepRows(o: any): string[] {
     });
     lines.push(`| ${name} | ${cells.join(' | ')} |`);
   }
+  lines.push('');
+  return lines;
+}
+
+const COMMIT_MODES: Record<string, string> = {
+  serial: 'one transaction per opt-in, on the event loop (what the store does)',
+  group: 'the burst in one transaction, a savepoint each, one commit (group commit), on the event loop',
+  worker: 'one transaction per opt-in, in a worker thread',
+  'worker+group': 'group commit in a worker thread',
+};
+
+/** bench/commit-modes.ts: how to commit concurrent opt-ins on SQLite, measured. */
+export function commitRows(c: any): string[] {
+  if (!c?.modes) return [];
+  const lines = [
+    '### Committing concurrent opt-ins on SQLite: one by one, grouped, or in a worker thread',
+    '',
+    `Bursts of ${c.k} opt-ins arriving together (${c.bursts} bursts; each opt-in one request, one history and one outbox row, WAL, synchronous = FULL), the median of three alternating rounds; the fsync probe in the same directory: p50 ${f(c.fsyncP50, ' ms')}.`,
+    '',
+    '| how | per opt-in, arrival → durable: p50 / p99 / max (p99 of each round) | event loop blocked per burst: p50 / p99 |',
+    '| --- | --- | --- |',
+  ];
+  for (const m of c.modes) lines.push(`| ${COMMIT_MODES[m.mode] ?? m.mode} | ${f(m.perOptIn.p50, ' ms')} / ${f(m.perOptIn.p99, ' ms')} / ${f(m.perOptIn.max, ' ms')} (${(m.runsP99 ?? []).map((x: number) => f(x)).join(' / ')}) | ${f(m.loopBlockedPerBurst.p50, ' ms')} / ${f(m.loopBlockedPerBurst.p99, ' ms')} |`);
   lines.push('');
   return lines;
 }
@@ -252,7 +275,7 @@ export function performancePage(r: any): string {
     '`npm run bench` (as root after `npm ci`; it starts the sandbox with `scripts/pbx.sh up` if needed, takes the sandbox',
     'lock (`$CC_SANDBOX_DIR/test.lock`) like the tests and the demo, and leaves the sandbox running) prints the table',
     'below and writes `bench-results/latest.json` and `latest.md` (not committed). `npm run bench -- --only scheduler`',
-    '(or `postgres`, `offer`, `load`, `profile`) runs one part; the others keep their last figures; `--calls 800` (offer,',
+    '(or `postgres`, `commit`, `offer`, `load`, `profile`) runs one part; the others keep their last figures; `--calls 800` (offer,',
     'per target and mode over all runs; default 400), `--runs 3` (the offer part\'s alternating runs) and `--rates 5,10,20`',
     '(load steps in calls/s) change the sizes. About 15 minutes in all. Not part of `npm test` or CI, and no test asserts a time.',
     '',
@@ -282,7 +305,7 @@ function caveats(r: any): string[] {
   if (typeof load === 'number' && load > r.machine.nproc) {
     out.push(`**Measured on a busy machine** (load average ${load} on ${r.machine.nproc} cores at the start): not comparable with a run on a quiet machine; the last quiet figures are in [the performance log](performance-log.md).`, '');
   }
-  const missing = ['scheduler', 'postgres', 'offer', 'load', 'profile'].filter((k) => r[k] === undefined);
+  const missing = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile'].filter((k) => r[k] === undefined);
   if (missing.length > 0) out.push(`Not in this file: ${missing.join(', ')} (run \`npm run bench -- --only ${missing.join(',')}\`; the last figures are in [the performance log](performance-log.md)).`, '');
   return out;
 }
