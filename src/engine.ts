@@ -294,8 +294,16 @@ export class Engine {
   private servingSince?: number;
 
   /** The opt-in (# at the busy signal): durable before the promise resolves. */
-  optIn(input: OptInInput): Promise<OptInResult> {
-    return this.exclusive(() => this.optInNow(input));
+  async optIn(input: OptInInput): Promise<OptInResult> {
+    const r = await this.exclusive(() => this.optInNow(input));
+    if (r.result !== 'created' && r.result !== 'refreshed') return r;
+    // The agent's place in the queue for the confirmation, read after this decision let go of the engine:
+    // it is information for the prompt, not part of the decision, and the next caller's opt-in need not wait
+    // for it (under ten concurrent opt-ins this read held the queue of decisions; bench: offer.timing `position`).
+    const queue = await this.store.prospectQueue(input.prospect);
+    const position = Math.max(1, queue.findIndex((q) => q.id === r.requestId) + 1);
+    if (input.marks) input.marks.positioned = performance.now();
+    return { ...r, position };
   }
 
   private async optInNow(input: OptInInput): Promise<OptInResult> {
@@ -366,10 +374,7 @@ export class Engine {
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     void this.arm();
-    const queue = await this.store.prospectQueue(input.prospect);
-    const position = Math.max(1, queue.findIndex((q) => q.id === r.request.id) + 1);
-    if (marks) marks.positioned = performance.now();
-    return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular', position };
+    return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular' };
   }
 
   /** Records a busy signal at which nothing could be promised: a log line and, with a CRM webhook, a 'not-offered' event. */
