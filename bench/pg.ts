@@ -29,7 +29,7 @@ import { Coordinator } from '../src/coordination/coordinator';
 import { PgLease } from '../src/coordination/lease';
 import { CallbackRequest } from '../src/core/policy';
 import { Engine, RequestStore } from '../src/engine';
-import { SqliteContractStore } from '../src/store/contract';
+import { SqliteStore } from '../src/store/sqlite';
 import { PgStore } from '../src/store/postgres';
 import { freshDatabase } from '../testkit/pg';
 import { round, stats } from './common';
@@ -149,13 +149,13 @@ async function main(): Promise<void> {
   const db = await freshDatabase('bench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-pg-'));
   try {
-    const sqlite = SqliteContractStore.open<CallbackRequest>(path.join(dir, 'durable.db'));
+    const sqlite = SqliteStore.open<CallbackRequest>(path.join(dir, 'durable.db'));
     const pgDurable = await PgStore.open<CallbackRequest>(db.url, { pbx: 'durable' });
     const durableMs = { sqlite: await durable(sqlite), postgres: await durable(pgDurable) };
     await sqlite.close();
     await pgDurable.close();
 
-    const sqliteClaim = SqliteContractStore.open<CallbackRequest>(path.join(dir, 'claim.db'));
+    const sqliteClaim = SqliteStore.open<CallbackRequest>(path.join(dir, 'claim.db'));
     const pgClaim = await PgStore.open<CallbackRequest>(db.url, { pbx: 'claim' });
     const claim = { sqlite: await claimRate(sqliteClaim, 3000), postgres: await claimRate(pgClaim, 3000) };
     await sqliteClaim.close();

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const deviceStateAgentMs = performance.now() - t5;
   const rssPeak = Math.max(rssAfterStart, process.memoryUsage().rss);
   engine.stop();
-  await engine.store.close();
+  await raw.close();
   const out: StartFigures = {
     backend,
     measuredIn: 'fresh process',

@@ -9,7 +9,6 @@ import path from 'node:path';
 import winston from 'winston';
 import { CallbackRequest, makePolicyConfig, newRequest } from '../src/core/policy';
 import { Engine, RequestStore } from '../src/engine';
-import type { SqliteStore } from '../src/store/sqlite';
 
 export const AGENTS = 1000;
 export const HOUR = 3_600_000;
@@ -50,7 +49,7 @@ export function benchRequest(i: number, target: number): CallbackRequest {
   ).request;
 }
 
-export function engineFor(store: RequestStore | SqliteStore<CallbackRequest>, clock: () => number): Engine {
+export function engineFor(store: RequestStore, clock: () => number): Engine {
   return new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice });
 }
 

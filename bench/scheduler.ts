@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     const claimBudgetMs = 5000;
     const c0 = performance.now();
     outer: for (;;) {
-      const due = store.due(now, 200);
+      const due = await store.due(now, 200);
       if (due.length === 0) break;
       for (const { request } of due) {
         if (await engine.observe(request.id, { type: 'tick' })) decisions++;
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     }
     const claimMs = performance.now() - c0;
     engine.stop();
-    store.close();
+    await store.close();
 
     // 5. fire drift with the engine's own timer, real clock
     const file2 = path.join(dir, 'drift.db');
@@ -99,11 +99,11 @@ async function main(): Promise<void> {
     fill(file2, N, (i) => (i < soon ? t5 + Math.floor((i * 6000) / soon) : base + Math.floor((i * 24 * HOUR) / N)));
     const store2 = SqliteStore.open<CallbackRequest>(file2);
     const wakeOf = new Map<string, number>();
-    for (const { request } of store2.due(t5 + 10_000, soon + 10)) wakeOf.set(request.id, request.wakeAt as number);
+    for (const { request } of await store2.due(t5 + 10_000, soon + 10)) wakeOf.set(request.id, request.wakeAt as number);
     const drifts: number[] = [];
     const transition = store2.transition.bind(store2);
-    store2.transition = (request, expectedVersion, events, outbox) => {
-      const v = transition(request, expectedVersion, events, outbox);
+    store2.transition = async (request, expectedVersion, events, outbox) => {
+      const v = await transition(request, expectedVersion, events, outbox);
       const w = wakeOf.get(request.id);
       if (v !== undefined && w !== undefined) {
         drifts.push(Date.now() - w);
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     while (wakeOf.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     const unfired = [...wakeOf.values()].map((w) => Date.now() - w);
     engine2.stop();
-    store2.close();
+    await store2.close();
     const drift = stats(drifts);
 
     const out = {

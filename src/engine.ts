@@ -33,15 +33,15 @@ import {
 } from './core/policy';
 import type { OfferContext } from './core/offer';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
+import { scheduled } from './core/scheduler';
 import { emit } from './logging/events';
 import type { Logger } from './logging/log';
 import { newRequestId } from './ids';
-import { Ledger } from './ledger';
-import { SqliteContractStore, Store } from './store/contract';
-import { OutboxInsert, SqliteStore } from './store/sqlite';
+import { ApplyResult, Guard, Ledger } from './ledger';
+import type { OutboxInsert, OutboxStore, RequestStore as RequestContract } from './store/contract';
 
-/** The store as the engine uses it: the asynchronous contract (SQLite or PostgreSQL). */
-export type RequestStore = Store<CallbackRequest>;
+/** The store as the engine uses it: the requests of the contract (SQLite or PostgreSQL) and the outbox's enqueue. */
+export type RequestStore = RequestContract<CallbackRequest> & Pick<OutboxStore, 'enqueueOutbox'>;
 
 export interface OptInInput {
   agent: string;
@@ -103,8 +103,7 @@ export interface Telephony {
 export type Notifier = (request: CallbackRequest, action: Extract<Action, { type: 'notify' }>) => void;
 
 export interface EngineOptions {
-  /** The store; a synchronous SqliteStore is used through the contract (SqliteContractStore). */
-  store: RequestStore | SqliteStore<CallbackRequest>;
+  store: RequestStore;
   policy: PolicyConfig;
   log: Logger;
   clock?: () => number;
@@ -166,7 +165,7 @@ export class Engine {
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
-    this.contract = opts.store instanceof SqliteStore ? new SqliteContractStore(opts.store) : opts.store;
+    this.contract = opts.store;
     this.ledger = new Ledger({
       store: this.contract,
       policy: opts.policy,
@@ -330,14 +329,15 @@ export class Engine {
     // are serialised, so the pending request read here is the one the transaction refreshes).
     const colleaguesBefore = pendingBefore ? await this.ledger.colleaguesOf(pendingBefore.request) : undefined;
     if (marks) marks.read = performance.now();
-    let decision: Decision | undefined;
-    let before: CallbackRequest | undefined;
-    const r = await this.store.createOrRefresh(
-      input.agent,
-      input.prospect,
-      this.opts.maxPendingPerAgent,
-      () => {
-        decision = newRequest(
+    const { stored: r, decision, before } = await this.ledger.optIn({
+      agent: input.agent,
+      prospect: input.prospect,
+      maxPending: this.opts.maxPendingPerAgent,
+      maxPendingTotal: this.opts.maxPendingTotal,
+      at: now,
+      firstEvent: { channelId: input.channelId, prospectDevice: device ?? null },
+      create: () => {
+        const made = newRequest(
           {
             id: newRequestId(),
             agent: input.agent,
@@ -350,22 +350,17 @@ export class Engine {
           this.opts.policy,
           now,
         );
-        const rows = this.ledger.rows(decision, now);
-        rows.events[0].data = { ...rows.events[0].data, channelId: input.channelId, prospectDevice: device ?? null };
         if (marks) marks.decided = performance.now();
-        return rows;
+        return made;
       },
-      (existing) => {
+      refresh: (existing) => {
         // Inside the store's transaction (the pending request was read there), so no version race.
-        before = existing;
         const colleagues = existing.id === pendingBefore?.request.id ? colleaguesBefore : undefined;
-        decision = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
-        const rows = this.ledger.rows(decision, now);
+        const decided = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
         if (marks) marks.decided = performance.now();
-        return rows;
+        return decided;
       },
-      this.opts.maxPendingTotal,
-    );
+    });
     if (marks) marks.committed = performance.now();
     if (r.result === 'full') return r;
     if (device) this.rememberLine(device, input.prospect);
@@ -384,7 +379,7 @@ export class Engine {
     const row = this.opts.notOffered?.(agent, prospect, timeZone, reason, now);
     if (!row) return;
     try {
-      await this.store.enqueueOutbox([row]);
+      await this.ledger.notOffered(row);
       this.onOutbox?.();
     } catch (err) {
       this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
@@ -417,11 +412,22 @@ export class Engine {
    * decision that was applied, or undefined when nothing changed or the claim was lost.
    */
   observe(requestId: string, observation: Observation): Promise<Decision | undefined> {
-    return this.exclusive(() => this.observeNow(requestId, observation));
+    return this.exclusive(async () => {
+      const r = await this.observeNow(requestId, observation);
+      return r.status === 'applied' ? r.decision : undefined;
+    });
   }
 
-  private async observeNow(requestId: string, observation: Observation): Promise<Decision | undefined> {
-    const r = await this.ledger.apply(requestId, observation);
+  /**
+   * An operator's observation (the page's cancel or snooze) under named guards (ledger.ts `guards`), checked
+   * on every read inside the version-guarded write; the whole result, so the caller can say why nothing changed.
+   */
+  act(requestId: string, observation: Observation, guard: Guard): Promise<ApplyResult> {
+    return this.exclusive(() => this.observeNow(requestId, observation, guard));
+  }
+
+  private async observeNow(requestId: string, observation: Observation, guard?: Guard): Promise<ApplyResult> {
+    const r = await this.ledger.apply(requestId, observation, { guard });
     switch (r.status) {
       case 'applied': {
         this.perform(r.decision);
@@ -431,16 +437,16 @@ export class Engine {
         const prev = r.before.state;
         const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
         if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.kickProspect(r.decision.request.prospect, requestId);
-        return r.decision;
+        return r;
       }
       case 'not-found':
         this.log.warn('observation for an unknown request', { requestId, observation: observation.type });
-        return undefined;
+        return r;
       case 'conflict':
         this.log.error('could not apply an observation: the request kept changing', { requestId, observation: observation.type });
-        return undefined;
+        return r;
       default:
-        return undefined;
+        return r;
     }
   }
 
@@ -479,9 +485,9 @@ export class Engine {
       const due = await this.store.due(now, 200);
       if (due.length === 0) break;
       let progressed = 0;
-      for (const { request } of due) {
+      for (const s of scheduled(now, due.map((v) => v.request), { kind: 'wake' })) {
         if (this.stopped) return;
-        if (await this.observe(request.id, { type: 'tick' })) progressed++;
+        if (await this.observe(s.id, s.observation)) progressed++;
       }
       if (progressed === 0 || due.length < 200) break;
     }
@@ -496,10 +502,10 @@ export class Engine {
       void (async () => {
         if (this.stopped) return;
         try {
-          for (const q of await this.store.prospectQueue(prospect)) {
+          const queue = (await this.store.prospectQueue(prospect)).map((q) => ({ ...q, prospect }));
+          for (const s of scheduled(this.clock(), queue, { kind: 'numberFreed', prospect, except })) {
             if (this.stopped) return;
-            // Another PBX's request is its own instance's to ring (this one would ring its agent on the wrong PBX).
-            if (q.id !== except && q.state === 'DUE' && q.samePbx) await this.observe(q.id, { type: 'tick' });
+            await this.observe(s.id, s.observation);
           }
         } catch (err) {
           this.log.error('could not wake the next agent for the number', { prospect, error: (err as Error).message });
@@ -545,10 +551,8 @@ export class Engine {
   async conversationEnded(requestId: string): Promise<void> {
     let prospect: string;
     try {
-      const current = (await this.store.get(requestId))?.request;
+      const current = await this.ledger.conversationEnded(requestId, this.clock());
       if (!current) return;
-      const at = this.clock();
-      await this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
       prospect = current.prospect;
     } catch (err) {
       this.log.error('could not record the end of the conversation', { requestId, error: (err as Error).message });

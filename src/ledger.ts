@@ -15,16 +15,14 @@
  * The ledger carries out no actions (ringing, notifications): it returns the applied decision, and the
  * caller acts on it only after the write, so a crash never leaves an action without its record.
  */
-import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide } from './core/policy';
-import { SqliteContractStore, type OutboxInsert, type Store, type StoredEvent, type Versioned } from './store/contract';
-import { SqliteStore } from './store/sqlite';
+import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide, isTerminal } from './core/policy';
+import type { CreateResult, OutboxInsert, OutboxStore, RequestStore, StoredEvent, Versioned } from './store/contract';
 
 /** The ledger reads and writes through the store contract (SQLite or PostgreSQL; asynchronous). */
-export type LedgerStore = Pick<Store<CallbackRequest>, 'get' | 'transition'>;
+export type LedgerStore = Pick<RequestStore<CallbackRequest>, 'get' | 'transition' | 'createOrRefresh' | 'appendEvents'> & Pick<OutboxStore, 'enqueueOutbox'>;
 
 export interface LedgerOptions {
-  /** The store; a synchronous SqliteStore is used through the contract. */
-  store: LedgerStore | SqliteStore<CallbackRequest>;
+  store: LedgerStore;
   policy: PolicyConfig;
   clock?: () => number;
   /** Outbox rows for a decision's notify actions (src/webhook/payload.ts `outboxRowsFor`); unset: none are queued. */
@@ -48,12 +46,42 @@ export interface ApplyOptions {
    * Checked on every (re-)read before deciding: a reason not to apply the observation to this request as it
    * now is (e.g. "already COMPLETED"); the request is then left alone and the reason returned.
    */
-  guard?: (current: Versioned<CallbackRequest>) => string | undefined;
+  guard?: Guard;
   /** Decide but write nothing (the command line's --dry-run). */
   dryRun?: boolean;
   /** Reads and decides afresh this often when the write loses the version race. Default 3. */
   maxTries?: number;
 }
+
+/** A reason not to apply an observation to a request as it now is (see ApplyOptions.guard). */
+export type Guard = (current: Versioned<CallbackRequest>) => string | undefined;
+
+/**
+ * The guards of an operator's cancel or snooze, shared by the command line and the callbacks page. They are
+ * checked by `apply` on every (re-)read, inside the version-guarded loop, never as a separate pre-read.
+ */
+export const guards = {
+  /** A finished request has nothing left to cancel or snooze. */
+  notFinished:
+    (verb: 'cancel' | 'snooze'): Guard =>
+    ({ request }) =>
+      isTerminal(request.state) ? `already ${request.state}; nothing to ${verb}` : undefined,
+  /** While the prospect is being dialled the call may connect: hands off (the CLI's --force overrides it). */
+  notDialling:
+    (verb: 'cancel' | 'snooze', hint = ''): Guard =>
+    ({ request }) =>
+      request.state === 'CONNECTING' ? `not ${verb === 'cancel' ? 'cancelled' : 'snoozed'}: the prospect is being dialled right now${hint}` : undefined,
+  /** The first reason of these guards, in order. */
+  all:
+    (...list: readonly Guard[]): Guard =>
+    (current) => {
+      for (const g of list) {
+        const reason = g(current);
+        if (reason !== undefined) return reason;
+      }
+      return undefined;
+    },
+};
 
 export type ApplyResult =
   /** Decided and written; the caller may now carry out `decision.actions`. */
@@ -91,7 +119,61 @@ export class Ledger {
 
   constructor(private readonly opts: LedgerOptions) {
     this.clock = opts.clock ?? Date.now;
-    this.store = opts.store instanceof SqliteStore ? new SqliteContractStore(opts.store) : opts.store;
+    this.store = opts.store;
+  }
+
+  /**
+   * The opt-in's write: a new request (`create`) or the refresh of the agent's pending one for this prospect
+   * (`refresh`, decided inside the store's transaction, so there is no version race), with history and outbox
+   * rows, or 'full' at the caps; one transaction (the store's createOrRefresh). `firstEvent` is added to the
+   * data of a new request's first history row (the channel, the watched line).
+   */
+  async optIn(args: {
+    agent: string;
+    prospect: string;
+    maxPending: number;
+    maxPendingTotal?: number;
+    at: number;
+    create: () => Decision;
+    refresh: (existing: CallbackRequest) => Decision;
+    firstEvent?: Record<string, unknown>;
+  }): Promise<{ stored: CreateResult<CallbackRequest>; decision?: Decision; before?: CallbackRequest }> {
+    let decision: Decision | undefined;
+    let before: CallbackRequest | undefined;
+    const stored = await this.store.createOrRefresh(
+      args.agent,
+      args.prospect,
+      args.maxPending,
+      () => {
+        decision = args.create();
+        const rows = this.rows(decision, args.at);
+        if (args.firstEvent) rows.events[0].data = { ...rows.events[0].data, ...args.firstEvent };
+        return rows;
+      },
+      (existing) => {
+        before = existing;
+        decision = args.refresh(existing);
+        return this.rows(decision, args.at);
+      },
+      args.maxPendingTotal,
+    );
+    return stored.result === 'full' ? { stored } : { stored, decision, before };
+  }
+
+  /** A busy signal at which nothing was offered: its CRM row (no request exists to carry it). */
+  async notOffered(row: OutboxInsert): Promise<void> {
+    await this.store.enqueueOutbox([row]);
+  }
+
+  /**
+   * A fact the policy does not decide, appended to a request's history without changing it: the end of a
+   * connected recall's conversation. The request as it was, or undefined when it does not exist.
+   */
+  async conversationEnded(requestId: string, at: number): Promise<CallbackRequest | undefined> {
+    const current = (await this.store.get(requestId))?.request;
+    if (!current) return undefined;
+    await this.store.appendEvents([{ requestId, at, type: 'conversation-ended', from: current.state, to: current.state, reason: 'the conversation with the prospect ended' }]);
+    return current;
   }
 
   /** What one decision writes: the new request, its history rows and its outbox rows. */

@@ -4,6 +4,7 @@
  * the agents' lamps. The service creates one and starts/stops it; nothing here decides about calls.
  */
 import { randomBytes } from 'node:crypto';
+import type { MaintenanceStore } from '../store/contract';
 import { CALLBACK_STATES, TERMINAL_STATES, type CallbackState } from '../core/policy';
 import type { AriConnection } from '../telephony/ari/connection';
 import type { Config } from '../config/load';
@@ -36,6 +37,7 @@ export class Operations {
       log: Logger;
       engine: Engine;
       ari: AriConnection;
+      store: Pick<MaintenanceStore, 'writable'>;
       /** With PostgreSQL: true while the database's lease is another instance's (src/coordination). */
       leaseElsewhere?: () => boolean;
       announce?: (text: string) => void;
@@ -94,14 +96,14 @@ export class Operations {
   }
 
   private readiness(): Readiness {
-    const { ari, engine } = this.deps;
+    const { ari } = this.deps;
     const standby = () => ari.standby || (this.deps.leaseElsewhere?.() ?? false);
     return {
       ari: () => (ari.connected ? { ok: true } : { ok: false, detail: standby() ? 'standing by: another instance serves the app' : 'not connected to ARI' }),
       lease: () => (ari.connected ? { ok: true } : { ok: false, detail: standby() ? 'held by another instance' : 'not held (ARI not connected)' }),
       standby,
       store: async () => {
-        const w = await engine.store.writable();
+        const w = await this.deps.store.writable();
         return w.ok ? { ok: true } : { ok: false, detail: w.reason };
       },
     };

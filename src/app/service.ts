@@ -18,8 +18,8 @@ import { Presence } from '../flows/presence';
 import { RecallFlow } from '../flows/recall';
 import { ReturnFlow } from '../flows/return';
 import { Logger } from '../logging/log';
-import { SqliteStore } from '../store/sqlite';
-import { SqliteContractStore, Store } from '../store/contract';
+import type { Store } from '../store/contract';
+import { openStore } from '../store';
 import { PgStore } from '../store/postgres';
 import { PgLease } from '../coordination/lease';
 import { Coordinator } from '../coordination/coordinator';
@@ -77,19 +77,19 @@ export class Service {
   /** The offer's door to the engine: the promise and queue position first (zone from the number), then the opt-in. */
   private readonly offerSink: OfferSink;
 
-  /** Opens the configured store (PostgreSQL when store.url is set: connects and migrates) and wires the service. */
+  /** Opens the configured store (PostgreSQL when store.url is set: not connected yet, see start) and wires the service. */
   static async open(opts: ServiceOptions): Promise<Service> {
     const { config, log } = opts;
-    if (opts.store || !config.store.url) return new Service(opts);
-    // Not connected yet: start() waits for the database (with back-off, readiness false) instead of failing.
-    const store = PgStore.lazy<CallbackRequest>(config.store.url, {
-      pbx: config.pbx.id,
-      onIdleError: (err) => log.warn('PostgreSQL connection dropped; reconnecting on next use', { error: err.message }),
-    });
+    // PostgreSQL is not connected yet: start() waits for the database (with back-off, readiness false) instead of failing.
+    const store =
+      opts.store ??
+      (await openStore<CallbackRequest>(config, 'service', {
+        onIdleError: (err) => log.warn('PostgreSQL connection dropped; reconnecting on next use', { error: err.message }),
+      }));
     return new Service({ ...opts, store });
   }
 
-  constructor(private readonly opts: ServiceOptions) {
+  private constructor(private readonly opts: ServiceOptions & { store: Store<CallbackRequest> }) {
     const { config, log } = opts;
     const zones = new ProspectZones(zoneRules(config));
     this.offerSink = {
@@ -106,7 +106,7 @@ export class Service {
         };
       },
     };
-    const store = opts.store ?? new SqliteContractStore(SqliteStore.open<CallbackRequest>(config.store.path));
+    const store = opts.store;
     const instanceId = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     if (store instanceof PgStore) {
       // PostgreSQL is the coordinator: the lease of (pbx.id, ari.app) decides which instance serves this PBX.
@@ -162,7 +162,7 @@ export class Service {
             isGone: localOwnerGone(os.hostname()),
           },
     });
-    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari, leaseElsewhere: coordinator ? () => !coordinator.isActive : undefined });
+    this.ops = new Operations({ config, log, engine: this.engine, ari: this.ari, store, leaseElsewhere: coordinator ? () => !coordinator.isActive : undefined });
     // ARI: every REST call through the lean client, events routed per channel.
     const rest = this.ari.rest;
     const router = new AriRouter(this.ari);
@@ -249,7 +249,7 @@ export class Service {
 
   start(): void {
     const { config } = this.opts;
-    emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.engine.store.where, ari: config.ari.url, app: config.ari.app });
+    emit(this.opts.log, 'info', 'service.starting', 'considerate-callback starting', { store: this.opts.store.where, ari: config.ari.url, app: config.ari.app });
     // The probes first: while the database is not there yet, /readyz answers 503 and says why.
     void this.ops.start();
     // From the first connection on: start-up (loading modules, ARI's API description) is not call time.
@@ -283,8 +283,8 @@ export class Service {
    * when it ends — not a line per attempt. False when the service was stopped meanwhile.
    */
   private async waitForStore(): Promise<boolean> {
-    const store = this.engine.store;
-    if (!(store instanceof PgStore) || store.prepared) return !this.stopping;
+    const store = this.opts.store;
+    if (store.prepared) return !this.stopping;
     const { log, config } = this.opts;
     const max = config.store.retryMaxMs;
     const began = Date.now();
@@ -357,7 +357,7 @@ export class Service {
 
   private async prune(): Promise<void> {
     try {
-      const r = await this.engine.store.prune(Date.now() - this.opts.config.retentionMs);
+      const r = await this.opts.store.prune(Date.now() - this.opts.config.retentionMs);
       if (r.requests + r.events + r.outbox > 0) emit(this.opts.log, 'info', 'store.pruned', 'store pruned', r);
     } catch (err) {
       emit(this.opts.log, 'warn', 'store.prune_failed', 'store prune failed; trying again in an hour', { error: (err as Error).message });
@@ -375,7 +375,7 @@ export class Service {
     this.engine.stop();
     await this.coordinator?.stop();
     await this.ari.stop();
-    await this.engine.store.close();
+    await this.opts.store.close();
     this.loopDelay.disable();
     // The histogram holds the time between two 5 ms samples: lateness is what exceeds the 5 ms.
     const ms = (ns: number) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);

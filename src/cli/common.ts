@@ -10,8 +10,8 @@ import { secretsFromEnv } from '../config/schema';
 import { masker } from '../logging/mask';
 import { loadConfig } from '../config/load';
 import type { CallbackRequest } from '../core/policy';
-import { SqliteContractStore, Store, StoreError } from '../store/contract';
-import { PgStore } from '../store/postgres';
+import { Store, StoreError } from '../store/contract';
+import { openStore as openConfiguredStore } from '../store';
 import { InputError } from '../views/errors';
 
 /** Exit codes, documented in --help and docs/admin-guide.md. */
@@ -86,17 +86,9 @@ export function loadPartial(argv: GlobalArgs): Config {
 
 export type RequestStore = Store<CallbackRequest>;
 
-/**
- * Opens the store: PostgreSQL when store.url is set (every PBX's requests), else the SQLite file
- * (read-only unless `write`; a missing file is exit 3 rather than an empty new store).
- */
-export async function openStore(config: Config, opts: { write?: boolean } = {}): Promise<RequestStore> {
-  if (config.store.url) return PgStore.open<CallbackRequest>(config.store.url, { pbx: config.pbx.id, allPbx: true, poolSize: 2, migrate: false });
-  const file = config.store.path;
-  if (file !== ':memory:' && !fs.existsSync(file)) {
-    throw new StoreError(`callback store ${path.resolve(file)} does not exist (has the service run yet? see store.path)`);
-  }
-  return SqliteContractStore.open<CallbackRequest>(file, { readonly: !opts.write });
+/** Opens the configured store for the command line: every PBX's requests; read-only unless `write`. */
+export function openStore(config: Config, opts: { write?: boolean } = {}): Promise<RequestStore> {
+  return openConfiguredStore<CallbackRequest>(config, opts.write ? 'write' : 'read');
 }
 
 export async function withStore<T>(config: Config, opts: { write?: boolean }, fn: (store: RequestStore) => Promise<T>): Promise<T> {

@@ -6,14 +6,12 @@
 import type { Argv } from 'yargs';
 import {
   CALLBACK_STATES,
-  CallbackRequest,
   PENDING_STATES,
   RECALL_STATES,
   isTerminal,
   localLabel,
 } from '../core/policy';
-import { Ledger } from '../ledger';
-import type { SqliteStore } from '../store/sqlite';
+import { Ledger, guards } from '../ledger';
 import { outboxRowsFor } from '../webhook/payload';
 import {
   CliError,
@@ -175,7 +173,7 @@ const RINGING_NOTE =
  * transaction, and the whole is read and decided afresh when the service changed the request meanwhile.
  */
 export async function cancelOne(
-  store: RequestStore | SqliteStore<CallbackRequest>,
+  store: RequestStore,
   id: string,
   by: string,
   opts: { force?: boolean; dryRun?: boolean; now: number; cfg: ReturnType<typeof loadPartial>['policy']; outbox?: typeof outboxRowsFor },
@@ -187,13 +185,9 @@ export async function cancelOne(
     {
       dryRun: opts.dryRun,
       maxTries: 10,
-      guard: ({ request }) => {
-        if (isTerminal(request.state)) return `already ${request.state}; nothing to cancel`;
-        if (request.state === 'CONNECTING' && !opts.force) {
-          return 'not cancelled: the prospect is being dialled right now, so the call may connect; use --force to mark it cancelled anyway';
-        }
-        return undefined;
-      },
+      guard: opts.force
+        ? guards.notFinished('cancel')
+        : guards.all(guards.notFinished('cancel'), guards.notDialling('cancel', ', so the call may connect; use --force to mark it cancelled anyway')),
     },
   );
   switch (r.status) {

@@ -16,6 +16,7 @@
  * the page carries), JSON content, the page's own `Origin` (or one of http.allowedOrigins) when the browser
  * sends one, and a body under {@link MAX_BODY} bytes.
  */
+import { guards } from '../ledger';
 import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
@@ -311,17 +312,14 @@ export class CallbacksPage {
     const id = typeof body.id === 'string' ? body.id : '';
     if (!/^[\w-]{1,64}$/.test(id)) return { status: 400, body: { error: 'id: expected a request id such as 3f9a0c12de' } };
     const { engine, log } = this.deps;
-    const current = (await engine.store.get(id))?.request;
-    if (!current) return { status: 404, body: { error: `no callback request with id ${id}` } };
-    const base = { id, from: current.state };
-    if (isTerminal(current.state)) return { status: 409, body: { ...base, done: false, state: current.state, note: `already ${current.state}; nothing to ${kind}` } };
-    if (current.state === 'CONNECTING') {
-      return { status: 409, body: { ...base, done: false, state: current.state, note: `not ${kind === 'cancel' ? 'cancelled' : 'snoozed'}: the prospect is being dialled right now` } };
-    }
-    const decision = kind === 'cancel' ? await engine.cancel(id, by) : await engine.observe(id, { type: 'snooze', by });
-    const after = (await engine.store.get(id))?.request ?? current;
-    emit(log, 'info', kind === 'cancel' ? 'web.cancel' : 'web.snooze', `web ${kind}`, { requestId: id, by, from: current.state, to: after.state, applied: decision !== undefined });
-    if (!decision) return { status: 409, body: { ...base, done: false, state: after.state, note: 'nothing changed (the request moved on meanwhile); see its history' } };
+    const r = await engine.act(id, kind === 'cancel' ? { type: 'cancel', by } : { type: 'snooze', by }, guards.all(guards.notFinished(kind), guards.notDialling(kind)));
+    if (r.status === 'not-found') return { status: 404, body: { error: `no callback request with id ${id}` } };
+    if (r.status === 'refused') return { status: 409, body: { id, from: r.before.state, done: false, state: r.before.state, note: r.reason } };
+    const after = (await engine.store.get(id))?.request;
+    if (!after) return { status: 404, body: { error: `no callback request with id ${id}` } };
+    const base = { id, from: 'before' in r ? r.before.state : after.state };
+    emit(log, 'info', kind === 'cancel' ? 'web.cancel' : 'web.snooze', `web ${kind}`, { requestId: id, by, from: base.from, to: after.state, applied: r.status === 'applied' });
+    if (r.status !== 'applied') return { status: 409, body: { ...base, done: false, state: after.state, note: 'nothing changed (the request moved on meanwhile); see its history' } };
     return { status: 200, body: { ...base, done: true, state: after.state, reason: after.reason, request: await this.view(after) } };
   }
 

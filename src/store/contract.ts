@@ -1,15 +1,18 @@
 /**
  * The store contract: what the engine, the ledger, the command line, the webhook sender and the service
- * may ask of the durable store, whichever backend holds it.
+ * may ask of the durable store, whichever database holds it. The contract owns its types; one
+ * implementation (src/store/sql.ts) writes every algorithm once over a small database port
+ * (src/store/db.ts) with two drivers:
  *
  *  - SQLite (src/store/sqlite.ts, better-sqlite3): the embedded default, one instance per PBX.
  *  - PostgreSQL (src/store/postgres.ts, node-postgres): several instances and several PBXs sharing one
  *    database; the database is then also the coordinator (leases with a fencing epoch, see
  *    src/coordination/lease.ts).
  *
- * The contract is asynchronous because node-postgres is; the SQLite backend answers through the same
- * promises (`sqliteContract`). One contract test suite (test/integration/store-contract.test.ts) runs
- * against both backends.
+ * The contract is asynchronous only. It is split by client: `RequestStore` (the engine, the ledger, the
+ * page), `OutboxStore` (the webhook sender), `MaintenanceStore` (retention and the given-up webhook
+ * events, for the command line and the service's prune timer); `Store` is all three. One contract test
+ * suite (test/unit/store-contract.test.ts) runs against both databases.
  *
  * Guarantees every backend gives:
  *  - a request's change, its history rows and its outbox rows are written in one transaction;
@@ -21,20 +24,65 @@
  *  - a fenced writer (PostgreSQL with a lease) whose epoch is no longer the lease's current one is
  *    refused with a `FencedError` and nothing is written.
  */
-import {
-  CreateResult,
-  OutboxInsert,
-  OutboxRow,
-  RequestRecord,
-  RequestWrite,
-  SqliteStore,
-  StoreError,
-  StoredEvent,
-  Versioned,
-} from './sqlite';
 
-export type { CreateResult, OutboxInsert, OutboxRow, RequestRecord, RequestWrite, StoredEvent, Versioned };
-export { StoreError };
+/** The fields the store indexes; the full request is kept as JSON next to them. */
+export interface RequestRecord {
+  id: string;
+  agent: string;
+  prospect: string;
+  state: string;
+  createdAt: number;
+  updatedAt: number;
+  wakeAt: number | null;
+}
+
+export interface StoredEvent {
+  id?: number;
+  requestId: string;
+  at: number;
+  type: string;
+  from?: string | null;
+  to?: string | null;
+  reason?: string | null;
+  data?: Record<string, unknown> | null;
+}
+
+/** A notification to enqueue in the outbox (see `transition`, `createOrRefresh`). */
+export interface OutboxInsert {
+  /** Idempotency key: a second insert with the same key is ignored. */
+  key: string;
+  requestId: string;
+  event: string;
+  createdAt: number;
+  /** The exact body to POST (signed as is, byte for byte, on every attempt). */
+  body: string;
+}
+
+export interface OutboxRow extends OutboxInsert {
+  id: number;
+  attempts: number;
+  nextAt: number;
+  sentAt: number | null;
+  failedAt: number | null;
+  lastError: string | null;
+}
+
+export interface Versioned<R> {
+  request: R;
+  version: number;
+}
+
+/** What an opt-in writes in its transaction: the request, its history, and its CRM outbox rows. */
+export interface RequestWrite<R> {
+  request: R;
+  events: StoredEvent[];
+  outbox?: readonly OutboxInsert[];
+}
+
+export type CreateResult<R> =
+  | { result: 'created'; request: R }
+  | { result: 'refreshed'; request: R; previous: R }
+  | { result: 'full'; pending: number };
 
 export interface ListFilter {
   agent?: string;
@@ -77,6 +125,14 @@ export interface PendingDependencies {
   count: number;
 }
 
+/** A store that cannot be opened, read or written; the message names the store and what is wrong. */
+export class StoreError extends Error {
+  constructor(message: string, readonly cause?: unknown) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
 /** A write refused because the writer's lease epoch is no longer current (another instance took over). */
 export class FencedError extends StoreError {
   readonly code = 'fenced';
@@ -86,13 +142,8 @@ export class FencedError extends StoreError {
   }
 }
 
-export interface Store<R extends RequestRecord> {
-  /** 'sqlite' or 'postgres'. */
-  readonly kind: 'sqlite' | 'postgres';
-  /** Where the data lives, for logs: a file path, or the PostgreSQL URL without its password. */
-  readonly where: string;
-  close(): Promise<void>;
-
+/** Requests and their history: the engine, the ledger, the command line and the page. */
+export interface RequestStore<R extends RequestRecord> {
   get(id: string): Promise<Versioned<R> | undefined>;
   /** The pending (non-terminal) request of this agent for this prospect, if any. */
   findPending(agent: string, prospect: string): Promise<Versioned<R> | undefined>;
@@ -126,8 +177,6 @@ export interface Store<R extends RequestRecord> {
   appendEvents(events: readonly StoredEvent[]): Promise<void>;
   /** Non-terminal requests per state (metrics). */
   countByState(): Promise<Record<string, number>>;
-  /** Readiness: a write could start now (nothing is written). */
-  writable(): Promise<{ ok: true } | { ok: false; reason: string }>;
 
   /**
    * The opt-in write: create, refresh the pending one, or refuse at `maxPending` (this agent's pending
@@ -145,7 +194,10 @@ export interface Store<R extends RequestRecord> {
   ): Promise<CreateResult<R>>;
   /** Version-guarded write of a request with its events and outbox rows; the new version or undefined. */
   transition(request: R, expectedVersion: number, events: readonly StoredEvent[], outbox?: readonly OutboxInsert[]): Promise<number | undefined>;
+}
 
+/** The CRM webhook's queue: the sender claims due rows and records each attempt. */
+export interface OutboxStore {
   enqueueOutbox(rows: readonly OutboxInsert[]): Promise<void>;
   outboxDue(now: number, limit?: number): Promise<OutboxRow[]>;
   outboxNextAt(): Promise<number | null>;
@@ -156,11 +208,16 @@ export interface Store<R extends RequestRecord> {
   outboxSent(id: number, at: number): Promise<void>;
   outboxFailed(id: number, error: string, nextAt: number | null, at: number): Promise<void>;
   outbox(): Promise<OutboxRow[]>;
+}
+
+/** Retention, readiness and the given-up webhook events: the command line and the service's timers. */
+export interface MaintenanceStore {
+  /** Readiness: a write could start now (nothing is written). */
+  writable(): Promise<{ ok: true } | { ok: false; reason: string }>;
   /** Webhook events that were given up on (retries exhausted, not sent), oldest first. */
   outboxGivenUp(): Promise<OutboxRow[]>;
   /** Re-queues given-up events (these ids, or all), due at `now` with a fresh retry budget; the ids re-queued. */
   outboxRetry(ids: readonly number[] | 'all', now: number): Promise<number[]>;
-
   /**
    * Retention: deletes finished requests last changed before `before` with their history, and webhook
    * events sent before it (given-up ones stay). With dryRun only counts. PostgreSQL: the store's PBX, or
@@ -169,130 +226,18 @@ export interface Store<R extends RequestRecord> {
   prune(before: number, opts?: { dryRun?: boolean }): Promise<PruneResult>;
 }
 
-/**
- * The SQLite store behind the contract. better-sqlite3 is synchronous: each answer is computed at once
- * and handed back as a settled promise, so the semantics (one immediate transaction per write) are those
- * of SqliteStore itself.
- */
-export class SqliteContractStore<R extends RequestRecord> implements Store<R> {
-  readonly kind = 'sqlite' as const;
-
-  constructor(readonly sync: SqliteStore<R>) {}
-
-  static open<R extends RequestRecord>(file: string, opts: { readonly?: boolean } = {}): SqliteContractStore<R> {
-    return new SqliteContractStore<R>(SqliteStore.open<R>(file, opts));
-  }
-
-  get where(): string {
-    return this.sync.file;
-  }
-
-  private static run<T>(f: () => T): Promise<T> {
-    try {
-      return Promise.resolve(f());
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-  }
-
-  close(): Promise<void> {
-    return SqliteContractStore.run(() => this.sync.close());
-  }
-  get(id: string): Promise<Versioned<R> | undefined> {
-    return SqliteContractStore.run(() => this.sync.get(id));
-  }
-  findPending(agent: string, prospect: string): Promise<Versioned<R> | undefined> {
-    return SqliteContractStore.run(() => this.sync.findPending(agent, prospect));
-  }
-  countPending(agent: string): Promise<number> {
-    return SqliteContractStore.run(() => this.sync.countPending(agent));
-  }
-  list(filter: ListFilter = {}): Promise<R[]> {
-    return SqliteContractStore.run(() => this.sync.list(filter));
-  }
-  pendingDependencies(): Promise<PendingDependencies> {
-    return SqliteContractStore.run(() => this.sync.pendingDependencies());
-  }
-  pendingLineWatchers(prospects: readonly string[]): Promise<string[]> {
-    return SqliteContractStore.run(() => this.sync.pendingLineWatchers(prospects));
-  }
-  idsInState(state: string, agent?: string): Promise<string[]> {
-    return SqliteContractStore.run(() => this.sync.idsInState(state, agent));
-  }
-  pending(): Promise<Versioned<R>[]> {
-    return SqliteContractStore.run(() => this.sync.pending());
-  }
-  nextWake(): Promise<number | null> {
-    return SqliteContractStore.run(() => this.sync.nextWake());
-  }
-  due(now: number, limit?: number): Promise<Versioned<R>[]> {
-    return SqliteContractStore.run(() => this.sync.due(now, limit));
-  }
-  events(requestId: string): Promise<StoredEvent[]> {
-    return SqliteContractStore.run(() => this.sync.events(requestId));
-  }
-  prospectQueue(prospect: string): Promise<ProspectQueueEntry[]> {
-    return SqliteContractStore.run(() => this.sync.prospectQueue(prospect));
-  }
-  lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null> {
-    return SqliteContractStore.run(() => this.sync.lastConversation(prospect, exceptAgent));
-  }
-  appendEvents(events: readonly StoredEvent[]): Promise<void> {
-    return SqliteContractStore.run(() => this.sync.appendEvents(events));
-  }
-  countByState(): Promise<Record<string, number>> {
-    return SqliteContractStore.run(() => this.sync.countByState());
-  }
-  writable(): Promise<{ ok: true } | { ok: false; reason: string }> {
-    return SqliteContractStore.run(() => this.sync.writable());
-  }
-  createOrRefresh(
-    agent: string,
-    prospect: string,
-    maxPending: number,
-    create: () => RequestWrite<R>,
-    refresh: (existing: R) => RequestWrite<R>,
-    maxPendingTotal?: number,
-  ): Promise<CreateResult<R>> {
-    return SqliteContractStore.run(() => this.sync.createOrRefresh(agent, prospect, maxPending, create, refresh, maxPendingTotal));
-  }
-  transition(request: R, expectedVersion: number, events: readonly StoredEvent[], outbox: readonly OutboxInsert[] = []): Promise<number | undefined> {
-    return SqliteContractStore.run(() => this.sync.transition(request, expectedVersion, events, outbox));
-  }
-  enqueueOutbox(rows: readonly OutboxInsert[]): Promise<void> {
-    return SqliteContractStore.run(() => this.sync.enqueueOutbox(rows));
-  }
-  outboxDue(now: number, limit?: number): Promise<OutboxRow[]> {
-    return SqliteContractStore.run(() => this.sync.outboxDue(now, limit));
-  }
-  outboxNextAt(): Promise<number | null> {
-    return SqliteContractStore.run(() => this.sync.outboxNextAt());
-  }
-  outboxClaim(id: number, seenNextAt: number, until: number): Promise<boolean> {
-    return SqliteContractStore.run(() => this.sync.outboxClaim(id, seenNextAt, until));
-  }
-  outboxClaimDue(now: number, until: number, limit = 20): Promise<OutboxRow[]> {
-    // One process at a time writes a SQLite file; claiming row by row is already exclusive.
-    return SqliteContractStore.run(() =>
-      this.sync.outboxDue(now, limit).flatMap((row) => (this.sync.outboxClaim(row.id, row.nextAt, until) ? [{ ...row, nextAt: until }] : [])),
-    );
-  }
-  outboxSent(id: number, at: number): Promise<void> {
-    return SqliteContractStore.run(() => this.sync.outboxSent(id, at));
-  }
-  outboxFailed(id: number, error: string, nextAt: number | null, at: number): Promise<void> {
-    return SqliteContractStore.run(() => this.sync.outboxFailed(id, error, nextAt, at));
-  }
-  outbox(): Promise<OutboxRow[]> {
-    return SqliteContractStore.run(() => this.sync.outbox());
-  }
-  outboxGivenUp(): Promise<OutboxRow[]> {
-    return SqliteContractStore.run(() => this.sync.outboxGivenUp());
-  }
-  outboxRetry(ids: readonly number[] | 'all', now: number): Promise<number[]> {
-    return SqliteContractStore.run(() => this.sync.outboxRetry(ids, now));
-  }
-  prune(before: number, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
-    return SqliteContractStore.run(() => this.sync.prune(before, opts));
-  }
+export interface Store<R extends RequestRecord> extends RequestStore<R>, OutboxStore, MaintenanceStore {
+  /** 'sqlite' or 'postgres'. */
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the data lives, for logs: a file path, or the PostgreSQL URL without its password. */
+  readonly where: string;
+  /**
+   * Makes the store usable: PostgreSQL connects, migrates and checks the schema version (a StoreError when it
+   * cannot; call again to retry); SQLite is ready when opened. Idempotent. A store from `openStore(…, 'service')`
+   * may not be prepared yet (the service waits for the database); every other store is.
+   */
+  prepare(): Promise<void>;
+  /** True once `prepare` succeeded (always for SQLite). */
+  readonly prepared: boolean;
+  close(): Promise<void>;
 }

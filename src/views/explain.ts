@@ -4,6 +4,7 @@
  * (`newRequest`), the prospect's line (`prospectState`), the agent's status, a tick at every `wakeAt`,
  * and the recall's outcome (by default the agent presses 1 and the prospect answers). No PBX, no store.
  */
+import { scheduled as schedulerSays } from '../core/scheduler';
 import {
   AgentKey,
   AgentStatus,
@@ -255,12 +256,12 @@ export function simulate(s: Scenario, cfg: PolicyConfig, maxSteps = 10_000): Sim
       const o = input.apply();
       if (o === 'agent') {
         // The engine re-evaluates DUE requests at once when their agent becomes free.
-        if (!agent.busy && req.state === 'DUE') record(decide(req, { type: 'tick' }, ctx()));
+        if (!agent.busy) for (const s of schedulerSays(now, [req], { kind: 'agentFree', agent: req.agent })) record(decide(req, s.observation, ctx()));
       } else if (o) {
         record(decide(req, o, ctx()));
       }
     } else {
-      record(decide(req, { type: 'tick' }, ctx()));
+      for (const s of schedulerSays(now, [req], { kind: 'wake' })) record(decide(req, s.observation, ctx()));
     }
   }
   return { request: req, timeline, firstRingAt: rings[0] ?? null, rings, truncated: !isTerminal(req.state) };

@@ -3,7 +3,7 @@
  * "why" text. Used by the CLI (list, show, cancel) and the web page alike.
  */
 import { CallbackRequest, PolicyEvent, RECALL_STATES, explainRequest } from '../core/policy';
-import type { StoredEvent } from '../store/sqlite';
+import type { StoredEvent } from '../store/contract';
 import { iso, localTime, relative } from './format';
 
 /** The `--json` shape of one request (list, show, cancel). Tests and scripts depend on these names. */

@@ -20,7 +20,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Action, CallbackRequest, Decision } from '../core/policy';
-import type { OutboxInsert } from '../store/sqlite';
+import type { OutboxInsert } from '../store/contract';
 
 export const SIGNATURE_HEADER = 'X-Considerate-Signature';
 export const EVENT_HEADER = 'X-Considerate-Event';

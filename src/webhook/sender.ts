@@ -1,5 +1,5 @@
 /**
- * The CRM webhook sender: drains the outbox (see store/sqlite.ts) in the background.
+ * The CRM webhook sender: drains the outbox (see store/contract.ts, OutboxStore) in the background.
  *
  * - Never in the call path: the engine only writes outbox rows inside its transactions; this loop POSTs
  *   them later, one at a time, each bounded by `timeoutMs`. A slow or dead CRM delays notifications, never calls.
@@ -14,8 +14,7 @@
  */
 import { emit } from '../logging/events';
 import type { Logger } from '../logging/log';
-import { SqliteContractStore, type Store } from '../store/contract';
-import { SqliteStore, type OutboxRow, type RequestRecord } from '../store/sqlite';
+import type { OutboxRow, OutboxStore as OutboxContract } from '../store/contract';
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from './payload';
 
 /** At most this much of a CRM's answer is read (the content does not matter, only the status). */
@@ -38,7 +37,7 @@ export interface WebhookOptions {
 }
 
 /** The outbox through the store contract (SQLite or PostgreSQL; with several instances each row is claimed by one). */
-export type OutboxStore = Pick<Store<RequestRecord>, 'outboxClaimDue' | 'outboxNextAt' | 'outboxSent' | 'outboxFailed'>;
+export type OutboxStore = Pick<OutboxContract, 'outboxClaimDue' | 'outboxNextAt' | 'outboxSent' | 'outboxFailed'>;
 
 /** The wait before retry number `attempt` (1-based). */
 export function backoffDelay(backoffMs: readonly number[], attempt: number): number {
@@ -54,13 +53,10 @@ export class WebhookSender {
   private inFlight?: AbortController;
   private readonly clock: () => number;
 
-  private readonly store: OutboxStore;
-
   constructor(
-    store: OutboxStore | SqliteStore<RequestRecord>,
+    private readonly store: OutboxStore,
     private readonly opts: WebhookOptions,
   ) {
-    this.store = store instanceof SqliteStore ? new SqliteContractStore(store) : store;
     this.clock = opts.clock ?? Date.now;
   }
 

@@ -16,7 +16,7 @@ import { FAST_RECALL, ServiceProcess, TestAri, TestPhone, describePbx, simLine, 
 import { mulberry32 as rng } from '../support/rng';
 import type { CallbackRequest } from '../../src/core/policy';
 import { SqliteStore } from '../../src/store/sqlite';
-import { SqliteContractStore, type Store } from '../../src/store/contract';
+import type { Store } from '../../src/store/contract';
 import { PgStore } from '../../src/store/postgres';
 import { freshDatabase } from '../../testkit/pg';
 
@@ -81,7 +81,7 @@ async function crashRun(backend: 'sqlite' | 'postgres', KILLS: number, ari: Test
     // The store as the killed and restarted processes leave it, read without a CLI process per look.
     const store: Store<CallbackRequest> = db
       ? await PgStore.open<CallbackRequest>(db.url, { allPbx: true })
-      : SqliteContractStore.open<CallbackRequest>(svc.storePath, { readonly: true });
+      : SqliteStore.open<CallbackRequest>(svc.storePath, { readonly: true });
     const requests = (): Promise<CallbackRequest[]> => store.list();
     /** Waits (at most `ms`) until an agent listens to the recall menu: answered, no key yet. */
     const inMenu = async (ms: number): Promise<boolean> => {

@@ -278,16 +278,16 @@ describe('toll fraud through FastAGI: the dial policy holds even with the door o
     const h = await start({ secret: '', handlers: { offer } });
     const attack = await optInOver(h.port, prospect, agent);
     expect(attack.some((c) => c.startsWith('STREAM FILE cc-error'))).toBe(true);
-    expect(store.list()).toEqual([]);
+    expect(await store.list()).toEqual([]);
     const real = await optInOver(h.port, '2001', 'PJSIP/1001');
     expect(real.some((c) => c.startsWith('STREAM FILE cc-confirm'))).toBe(true);
-    expect(store.list().map((r) => [r.agent, r.prospect])).toEqual([['PJSIP/1001', '2001']]);
-    store.close();
+    expect((await store.list()).map((r) => [r.agent, r.prospect])).toEqual([['PJSIP/1001', '2001']]);
+    await store.close();
   });
 });
 
 describe('LineSplitter', () => {
-  it('splits across chunks, strips CR, and refuses a line over the limit without holding it', () => {
+  it('splits across chunks, strips CR, and refuses a line over the limit without holding it', async () => {
     const s = new LineSplitter(10);
     expect(s.push('ab')).toEqual([]);
     expect(s.push('c\r\nde\nf')).toEqual(['abc', 'de']);
@@ -297,12 +297,12 @@ describe('LineSplitter', () => {
     expect(() => ['aaaa', 'aaaa', 'aaaa'].forEach((c) => t.push(c))).toThrow(LineTooLong);
   });
 
-  it('stays linear: a megabyte of short lines in one chunk', () => {
+  it('stays linear: a megabyte of short lines in one chunk', async () => {
     const s = new LineSplitter(100);
     expect(s.push('a\n'.repeat(500_000))).toHaveLength(500_000);
   });
 
-  it('the secret comes from the script query', () => {
+  it('the secret comes from the script query', async () => {
     expect(scriptQuery({ agi_network_script: 'offer?secret=a%20b' }).get('secret')).toBe('a b');
     expect(scriptQuery({ agi_request: 'agi://h:1/offer?secret=x' }).get('secret')).toBe('x');
     expect(scriptQuery({ agi_network_script: 'offer' }).get('secret')).toBeNull();

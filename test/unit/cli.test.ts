@@ -13,7 +13,6 @@ import type { CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
-import { SqliteContractStore } from '../../src/store/contract';
 import { cancelOne } from '../../src/cli/requests';
 
 const ROOT = path.join(__dirname, '../..');
@@ -29,7 +28,7 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   // The tests run the built binary; build it when the sources are newer (as `npm test` does first).
   const built = fs.existsSync(BIN) ? fs.statSync(BIN).mtimeMs : 0;
   if (newestMtime(path.join(ROOT, 'src')) > built) {
@@ -39,10 +38,10 @@ beforeAll(() => {
 }, 120_000);
 
 let tmp: string;
-beforeEach(() => {
+beforeEach(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-cli-'));
 });
-afterEach(() => {
+afterEach(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -93,7 +92,7 @@ async function makeStore(): Promise<{ file: string; ids: Record<string, string> 
   await optIn('PJSIP/1002', '2003');
   now = T0 + 40 * MIN;
   await engine.deviceState('PJSIP/2001', { busy: false });
-  store.close();
+  await store.close();
   return { file, ids };
 }
 
@@ -327,7 +326,7 @@ describe('list, show, cancel', () => {
     const ny = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
     const late = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
     if (ny.result !== 'created' || late.result !== 'created') throw new Error('not created');
-    store.close();
+    await store.close();
     const env = { CC_STORE_PATH: file };
     const rows = JSON.parse(cli(['list', '--json'], env).stdout) as Array<Record<string, unknown>>;
     expect(rows.filter((r) => r.prospect === '2001').map((r) => [r.agent, r.queue])).toEqual([
@@ -412,8 +411,8 @@ describe('list, show, cancel', () => {
     });
     engine.setPbxUp(true);
     await engine.observe(ids['2001'], { type: 'tick' });
-    expect(store.get(ids['2001'])?.request.state).toBe('RINGING_AGENT');
-    store.close();
+    expect((await store.get(ids['2001']))?.request.state).toBe('RINGING_AGENT');
+    await store.close();
     const r = cli(['cancel', ids['2001']], { CC_STORE_PATH: file });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('(was RINGING_AGENT)');
@@ -435,7 +434,7 @@ describe('cancel against a running service (in process)', () => {
       prospectDevice: (n) => `PJSIP/${n}`,
     });
     // The service moves the request (line busy again) between the CLI's read and its write.
-    const contract = new SqliteContractStore(store);
+    const contract = store;
     const original = contract.transition.bind(contract);
     let raced = false;
     contract.transition = async (request, version, events) => {
@@ -448,16 +447,16 @@ describe('cancel against a running service (in process)', () => {
     const result = await cancelOne(contract, ids['2001'], 'cli', { now: T0 + 45 * MIN, cfg: policy });
     expect(raced).toBe(true);
     expect(result).toMatchObject({ cancelled: true, from: 'WAITING', state: 'CANCELLED' });
-    const types = store.events(ids['2001']).map((e) => `${e.type}:${e.from ?? ''}>${e.to}`);
+    const types = (await store.events(ids['2001'])).map((e) => `${e.type}:${e.from ?? ''}>${e.to}`);
     expect(types).toEqual(['created:>WAITING', 'prospect-free:WAITING>GRACE', 'prospect-busy:GRACE>WAITING', 'cancelled:WAITING>CANCELLED']);
-    store.close();
+    await store.close();
   });
 });
 
 describe('explain (dry run)', () => {
   const base = ['explain', '--date', '2026-03-10'];
 
-  it("names the prospect's zone: from the number, or the configured one; runs in it", () => {
+  it("names the prospect's zone: from the number, or the configured one; runs in it", async () => {
     const ny = cli([...base, '--prospect', '0012125551234', '--external', '--at', '08:00']);
     expect(ny.code).toBe(0);
     expect(ny.stdout).toContain("Prospect's time zone: America/New_York (from the number +12125551234).");
@@ -469,7 +468,7 @@ describe('explain (dry run)', () => {
     expect(json).toMatchObject({ timeZone: 'America/New_York', zoneSource: 'number' });
   });
 
-  it('after hours: says what the agent was promised, or that nothing would be offered', () => {
+  it('after hours: says what the agent was promised, or that nothing would be offered', async () => {
     const friday = ['explain', '--date', '2026-03-13', '--at', '19:00', '--busy-until', '19:20'];
     const carried = cli(friday);
     expect(carried.code).toBe(0);

@@ -90,8 +90,8 @@ describe('every bound is in the schema', () => {
       const overrides = { [b.key]: b.value, ...(COMPANIONS[b.key]?.(b.value) ?? {}), 'store.path': path.join(tmp, `${b.key}-${b.value}.db`) };
       const resolved = resolveConfig({ overrides, env: ENV });
       const log = createLogger({ format: 'json', stream: new PassThrough() });
-      const service = new Service({ config: resolved.config, log });
-      await service.engine.store.close();
+      const service = await Service.open({ config: resolved.config, log });
+      await service.stop();
       // With PostgreSQL `run` also builds the lease and its coordinator from ari.leaseTtl (no database needed to build them).
       const lease = new PgLease({ query: async () => ({ rows: [] }) } as never, { pbx: 'p', app: 'a', holder: 'h', ttlMs: resolved.config.ari.leaseTtlMs });
       expect(() => new Coordinator({ lease, fenced: { setFence: () => undefined }, log, onActive: () => undefined, onStandby: () => undefined, timers: false })).not.toThrow();

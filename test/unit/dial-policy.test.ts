@@ -38,7 +38,7 @@ describe('dial policy: agent devices', () => {
     expect(checkAgentDevice(p, device).ok).toBe(ok);
   });
 
-  it('a Local/ pattern without a named context is a configuration error, so is @ on other technologies', () => {
+  it('a Local/ pattern without a named context is a configuration error, so is @ on other technologies', async () => {
     expect(checkDialPolicy({ ...DEFAULTS, agentDevices: ['Local/*'] })).toEqual([expect.stringContaining('dial.agentDevices[0]')]);
     expect(checkDialPolicy({ ...DEFAULTS, agentDevices: ['Local/*@*'] })).toHaveLength(1);
     expect(checkDialPolicy({ ...DEFAULTS, agentDevices: ['PJSIP/*@x'] })).toHaveLength(1);
@@ -46,7 +46,7 @@ describe('dial policy: agent devices', () => {
     expect(checkDialPolicy(DEFAULTS)).toEqual([]);
   });
 
-  it('the defaults ring PJSIP and SIP devices only', () => {
+  it('the defaults ring PJSIP and SIP devices only', async () => {
     expect(checkAgentDevice(DEFAULTS, 'PJSIP/agent-a').ok).toBe(true);
     expect(checkAgentDevice(DEFAULTS, 'Local/123@anything').ok).toBe(false);
     expect(checkAgentDevice(DEFAULTS, 'IAX2/trunk').ok).toBe(false);
@@ -70,7 +70,7 @@ describe('dial policy: prospect numbers', () => {
     expect(checkProspect(DEFAULTS, number).ok).toBe(ok);
   });
 
-  it('an allow list admits only its prefixes; deny wins over allow', () => {
+  it('an allow list admits only its prefixes; deny wins over allow', async () => {
     const p: DialPolicy = { agentDevices: ['PJSIP/*'], prospectAllow: ['+4930', '2'], prospectDeny: ['+493099'] };
     expect(checkProspect(p, '004930123').ok).toBe(true);
     expect(checkProspect(p, '2001').ok).toBe(true);
@@ -79,18 +79,18 @@ describe('dial policy: prospect numbers', () => {
     expect(denied).toEqual({ ok: false, reason: expect.stringContaining('dial.prospectDeny') });
   });
 
-  it('malformed prefixes are configuration errors naming the key', () => {
+  it('malformed prefixes are configuration errors naming the key', async () => {
     expect(checkDialPolicy({ ...DEFAULTS, prospectDeny: ['09x'] })).toEqual([expect.stringContaining('dial.prospectDeny[0]')]);
     expect(checkDialPolicy({ ...DEFAULTS, prospectAllow: [''] })).toEqual([expect.stringContaining('dial.prospectAllow[0]')]);
   });
 
-  it('checkDial refuses on either side', () => {
+  it('checkDial refuses on either side', async () => {
     expect(checkDial(DEFAULTS, 'PJSIP/1001', '2001').ok).toBe(true);
     expect(checkDial(DEFAULTS, 'IAX2/x', '2001').ok).toBe(false);
     expect(checkDial(DEFAULTS, 'PJSIP/1001', '0900111').ok).toBe(false);
   });
 
-  it('warnings for open settings', () => {
+  it('warnings for open settings', async () => {
     expect(dialPolicyWarnings(DEFAULTS)).toEqual([expect.stringContaining('dial.prospectAllow')]);
     expect(dialPolicyWarnings({ agentDevices: ['IAX2/*', 'Local/*@x'], prospectAllow: ['2'], prospectDeny: [] })).toHaveLength(3);
   });
@@ -98,7 +98,7 @@ describe('dial policy: prospect numbers', () => {
 
 describe('configuration: dial.* and offer.maxPendingTotal', () => {
   const base = { 'ari.password': 'pw-secret' };
-  it('defaults load; a Local/ pattern without context is refused naming the key', () => {
+  it('defaults load; a Local/ pattern without context is refused naming the key', async () => {
     const c = loadConfig({ env: {}, overrides: base });
     expect(c.dial).toEqual({ ...DEFAULTS, maxPendingTotal: 1000 });
     expect(() => loadConfig({ env: {}, overrides: { ...base, 'dial.agentDevices': 'Local/*' } })).toThrow(/dial\.agentDevices\[0\].*context/);
@@ -106,7 +106,7 @@ describe('configuration: dial.* and offer.maxPendingTotal', () => {
     expect(() => loadConfig({ env: {}, overrides: { ...base, 'agi.allowedPeers': '["not an ip"]' } })).toThrow(/agi\.allowedPeers/);
   });
 
-  it('config check warns about an exposed FastAGI server without secret or allowlist', () => {
+  it('config check warns about an exposed FastAGI server without secret or allowlist', async () => {
     const c = loadConfig({ env: {}, overrides: { ...base, 'agi.enabled': 'true', 'agi.bind': '0.0.0.0' } });
     const w = securityWarnings(c);
     expect(w).toEqual(expect.arrayContaining([expect.stringMatching(/^agi\.bind: .*agi\.secret is empty/), expect.stringMatching(/^agi\.allowedPeers/)]));
@@ -136,7 +136,7 @@ describe('engine: the dial policy at the opt-in and before every call', () => {
     await expect(engine.optIn(input('Local/0900123@from-internal', '2001'))).rejects.toThrow(DialPolicyError);
     await expect(engine.optIn(input('IAX2/trunk', '2001'))).rejects.toThrow(DialPolicyError);
     await expect(engine.optIn(input('PJSIP/1001', '+49900123456'))).rejects.toThrow(/prospectDeny/);
-    expect(store.list()).toEqual([]);
+    expect(await store.list()).toEqual([]);
     expect((await engine.optIn(input('PJSIP/1001', '2001'))).result).toBe('created');
   });
 
@@ -163,11 +163,11 @@ describe('engine: the dial policy at the opt-in and before every call', () => {
     now.t += defaultPolicyConfig.firstProbeDelayMs + 1000;
     await strict.tick();
     // The cancel is a decision of its own, queued after the tick's: wait for it (bounded by turns, not time).
-    for (let i = 0; i < 100 && store.get(r.requestId)!.request.state !== 'CANCELLED'; i++) await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 100 && (await store.get(r.requestId))!.request.state !== 'CANCELLED'; i++) await new Promise((resolve) => setImmediate(resolve));
     strict.stop();
     expect(executed).not.toContain('ringAgent');
-    const after = store.get(r.requestId)!.request;
+    const after = (await store.get(r.requestId))!.request;
     expect(after.state).toBe('CANCELLED');
-    expect(store.events(r.requestId).map((e) => e.reason).join('\n')).toContain('dial-policy');
+    expect((await store.events(r.requestId)).map((e) => e.reason).join('\n')).toContain('dial-policy');
   });
 });

@@ -36,11 +36,11 @@ describe('Engine: device states reach only the requests that watch that line', (
     expect(watched).toEqual(expect.arrayContaining(['PJSIP/2001', 'PJSIP/2002', 'PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003']));
     now.t += 1000;
     await engine.deviceState('PJSIP/2001', { busy: false });
-    const state = (r: typeof a) => (r.result === 'full' || r.result === 'closed' ? '' : store.get(r.requestId)!.request.state);
-    expect([state(a), state(b), state(c), state(ext)]).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
+    const state = async (r: typeof a) => (r.result === 'full' || r.result === 'closed' ? '' : (await store.get(r.requestId))!.request.state);
+    expect(await Promise.all([state(a), state(b), state(c), state(ext)])).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
     // An agent's device changing is not a prospect line: nothing moves.
     await engine.deviceState('PJSIP/1001', { busy: true });
-    expect([state(a), state(b), state(c)]).toEqual(['GRACE', 'GRACE', 'WAITING']);
+    expect(await Promise.all([state(a), state(b), state(c)])).toEqual(['GRACE', 'GRACE', 'WAITING']);
   });
 
   it('after a restart, the lines to watch come from the store without loading every request', async () => {
@@ -48,7 +48,7 @@ describe('Engine: device states reach only the requests that watch that line', (
     const first = setup(now);
     await optIn(first.engine, 'PJSIP/1001', '2001');
     await optIn(first.engine, 'PJSIP/1002', '+4930123456');
-    const deps = first.store.pendingDependencies();
+    const deps = await first.store.pendingDependencies();
     expect(deps).toEqual({ agents: expect.arrayContaining(['PJSIP/1001', 'PJSIP/1002']), lineProspects: ['2001'], count: 2 });
     const again = new Engine({
       store: first.store,
@@ -63,7 +63,7 @@ describe('Engine: device states reach only the requests that watch that line', (
     await again.start();
     expect(watched.sort()).toEqual(['PJSIP/1001', 'PJSIP/1002', 'PJSIP/2001']);
     await again.deviceState('PJSIP/2001', { busy: false });
-    expect(first.store.list().map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
+    expect((await first.store.list()).map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
     again.stop();
   });
 });
@@ -78,7 +78,7 @@ describe('Engine: recalls an earlier run or instance left are reconciled as inte
     first.engine.setPbxUp(true);
     now.t += 10 * 60_000;
     await first.engine.tick();
-    expect(first.store.get(r.requestId)!.request.state).toBe('RINGING_AGENT');
+    expect((await first.store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
     await first.engine.observe(r.requestId, { type: 'agentAnswered' });
     first.engine.stop(); // the process dies in the menu
 
@@ -87,11 +87,11 @@ describe('Engine: recalls an earlier run or instance left are reconciled as inte
     await engine.start();
     // A recall this process runs is left alone.
     expect(await engine.reconcileRecalls((id) => id === r.requestId)).toBe(0);
-    expect(first.store.get(r.requestId)!.request.state).toBe('RINGING_AGENT');
+    expect((await first.store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
     expect(await engine.reconcileRecalls(() => false)).toBe(1);
-    const after = first.store.get(r.requestId)!.request;
+    const after = (await first.store.get(r.requestId))!.request;
     expect(after).toMatchObject({ state: 'WAITING', snoozes: 0, attempts: 0, waitingFor: 'recovery', wakeAt: now.t + 10_000 });
-    const history = first.store.events(r.requestId).map((e) => e.type);
+    const history = (await first.store.events(r.requestId)).map((e) => e.type);
     expect(history.at(-1)).toBe('recall-interrupted');
     expect(history).not.toContain('agent-snoozed');
     // Once is enough: nothing left to reconcile.
@@ -108,9 +108,9 @@ describe('Engine: recalls an earlier run or instance left are reconciled as inte
     engine.setPbxUp(true);
     now.t += 10 * 60_000;
     await engine.tick();
-    expect(store.get(r.requestId)!.request.state).toBe('RINGING_AGENT');
+    expect((await store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
     expect(await engine.reconcileRecalls(() => false)).toBe(0);
-    expect(store.get(r.requestId)!.request.state).toBe('RINGING_AGENT');
+    expect((await store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
     engine.stop();
   });
 });

@@ -280,9 +280,9 @@ describe('SqliteStore.writable', () => {
   it('is ok for an open store, and names the reason once it is closed', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-writable-'));
     const store = SqliteStore.open<CallbackRequest>(path.join(dir, 'cb.db'));
-    expect(store.writable()).toEqual({ ok: true });
-    store.close();
-    expect(store.writable()).toEqual({ ok: false, reason: 'store closed' });
+    expect(await store.writable()).toEqual({ ok: true });
+    await store.close();
+    expect(await store.writable()).toEqual({ ok: false, reason: 'store closed' });
   });
 
   it('fails while another connection holds the write lock (and takes nothing itself)', async () => {
@@ -291,25 +291,25 @@ describe('SqliteStore.writable', () => {
     const store = SqliteStore.open<CallbackRequest>(file);
     const other = SqliteStore.open<CallbackRequest>(file);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const db = (other as any).db as { exec(sql: string): void; pragma(s: string): unknown };
+    const db = (other as any).db.db as { exec(sql: string): void; pragma(s: string): unknown };
     db.exec('BEGIN IMMEDIATE');
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    ((store as any).db as { pragma(s: string): unknown }).pragma('busy_timeout = 0');
-    const r = store.writable();
+    ((store as any).db.db as { pragma(s: string): unknown }).pragma('busy_timeout = 0');
+    const r = await store.writable();
     expect(r.ok).toBe(false);
     db.exec('ROLLBACK');
-    expect(store.writable()).toEqual({ ok: true });
-    store.close();
-    other.close();
+    expect(await store.writable()).toEqual({ ok: true });
+    await store.close();
+    await other.close();
   });
 
   it('fails when the store file vanished under the running service (a removed or unmounted directory)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-writable-'));
     const store = SqliteStore.open<CallbackRequest>(path.join(dir, 'cb.db'));
     fs.rmSync(dir, { recursive: true, force: true });
-    const r = store.writable();
+    const r = await store.writable();
     expect(r.ok).toBe(false);
     expect(r.ok ? '' : r.reason).toMatch(/ENOENT/);
-    store.close();
+    await store.close();
   });
 });

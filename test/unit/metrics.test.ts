@@ -33,7 +33,7 @@ async function setup() {
 }
 
 const engines: Engine[] = [];
-afterEach(() => {
+afterEach(async () => {
   for (const e of engines.splice(0)) e.stop();
 });
 
@@ -63,20 +63,20 @@ describe('ServiceMetrics fed by the engine', () => {
 
     now.t += 10 * 60_000;
     await engine.deviceState('PJSIP/2001', { busy: false });
-    expect(store.get(id)!.request.state).toBe('GRACE');
+    expect((await store.get(id))!.request.state).toBe('GRACE');
     text = await metrics.text();
     expect(sample(text, 'considerate_callback_requests_pending', 'state="GRACE"')).toBe(1);
 
     // The timer fires 2.5 s after the grace ended: that lateness is recorded.
-    now.t = store.get(id)!.request.wakeAt! + 2500;
+    now.t = (await store.get(id))!.request.wakeAt! + 2500;
     await engine.tick();
-    expect(store.get(id)!.request.state).toBe('RINGING_AGENT');
+    expect((await store.get(id))!.request.state).toBe('RINGING_AGENT');
     await engine.observe(id, { type: 'agentAnswered' });
     await engine.observe(id, { type: 'agentKey', key: '1' });
-    expect(store.get(id)!.request.state).toBe('CONNECTING');
+    expect((await store.get(id))!.request.state).toBe('CONNECTING');
     now.t += 20_000;
     await engine.observe(id, { type: 'prospectAnswered' });
-    expect(store.get(id)!.request.state).toBe('COMPLETED');
+    expect((await store.get(id))!.request.state).toBe('COMPLETED');
 
     text = await metrics.text();
     expect(sample(text, 'considerate_callback_scheduler_lateness_seconds_count')).toBe(1);
@@ -84,7 +84,7 @@ describe('ServiceMetrics fed by the engine', () => {
     expect(sample(text, 'considerate_callback_recall_leg_results_total', 'leg="agent",result="answered"')).toBe(1);
     expect(sample(text, 'considerate_callback_recall_leg_results_total', 'leg="prospect",result="answered"')).toBe(1);
     expect(sample(text, 'considerate_callback_outcomes_total', 'outcome="completed"')).toBe(1);
-    const created = store.get(id)!.request.createdAt;
+    const created = (await store.get(id))!.request.createdAt;
     expect(sample(text, 'considerate_callback_opt_in_to_connect_seconds_count')).toBe(1);
     expect(sample(text, 'considerate_callback_opt_in_to_connect_seconds_sum')).toBeCloseTo((now.t - created) / 1000, 3);
     expect(sample(text, 'considerate_callback_requests_pending', 'state="CONNECTING"')).toBe(0);
@@ -98,9 +98,9 @@ describe('ServiceMetrics fed by the engine', () => {
     await engine.cancel(a, 'agent'); // nothing changes the second time
     const b = await optIn(engine, 'PJSIP/1001', '2003');
     await engine.deviceState('PJSIP/2003', { busy: false });
-    now.t = store.get(b)!.request.wakeAt!;
+    now.t = (await store.get(b))!.request.wakeAt!;
     await engine.tick();
-    expect(store.get(b)!.request.state).toBe('RINGING_AGENT');
+    expect((await store.get(b))!.request.state).toBe('RINGING_AGENT');
     await engine.observe(b, { type: 'recallFailed', reason: 'originate to PJSIP/1001 failed: Allocation failed' });
     const text = await metrics.text();
     expect(sample(text, 'considerate_callback_outcomes_total', 'outcome="cancelled"')).toBe(1);

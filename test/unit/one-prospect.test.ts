@@ -44,8 +44,8 @@ const optIn = async (engine: Engine, agent: string, prospect: string) => {
   return r;
 };
 
-const inRecall = (store: SqliteStore<CallbackRequest>, prospect: string) =>
-  store.prospectQueue(prospect).filter((q) => q.state === 'RINGING_AGENT' || q.state === 'CONNECTING');
+const inRecall = async (store: SqliteStore<CallbackRequest>, prospect: string) =>
+  (await store.prospectQueue(prospect)).filter((q) => q.state === 'RINGING_AGENT' || q.state === 'CONNECTING');
 
 /** Lets the engine's queued work run (the next agent's wake-up is scheduled with setImmediate, then awaits the store). */
 const flush = async () => {
@@ -58,41 +58,39 @@ describe('the store: one recall per prospect number', () => {
     newRequest({ id, agent, agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', mode: 'timed' }, cfg, T0).request;
   const ring = (r: CallbackRequest) => decide({ ...r, notBefore: null, wakeAt: T0 }, { type: 'tick' }, { now: T0 + 1, cfg, agent: { busy: false, since: 0 } });
 
-  it('refuses a second agent ring for the same number, in the transition itself', () => {
+  it('refuses a second agent ring for the same number, in the transition itself', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    for (const [id, agent] of [['a', 'PJSIP/1001'], ['b', 'PJSIP/1002']]) store.createOrRefresh(agent, '+12125551234', 10, () => ({ request: make(id, agent), events: [] }), () => { throw new Error('no'); });
-    const a = ring(store.get('a')!.request);
-    const b = ring(store.get('b')!.request);
+    for (const [id, agent] of [['a', 'PJSIP/1001'], ['b', 'PJSIP/1002']]) await store.createOrRefresh(agent, '+12125551234', 10, () => ({ request: make(id, agent), events: [] }), () => { throw new Error('no'); });
+    const a = ring((await store.get('a'))!.request);
+    const b = ring((await store.get('b'))!.request);
     expect([a.request.state, b.request.state]).toEqual(['RINGING_AGENT', 'RINGING_AGENT']);
-    expect(store.transition(a.request, 1, [])).toBe(2);
-    expect(store.transition(b.request, 1, [])).toBeUndefined();
+    expect(await store.transition(a.request, 1, [])).toBe(2);
+    expect(await store.transition(b.request, 1, [])).toBeUndefined();
     expect(store.recallConflicts).toBe(1);
-    expect(store.get('b')!.request.state).toBe('WAITING'); // untouched, version 1
+    expect((await store.get('b'))!.request.state).toBe('WAITING'); // untouched, version 1
     // Once the first recall has ended, the second may start.
-    expect(store.transition({ ...a.request, state: 'COMPLETED', wakeAt: null }, 2, [])).toBe(3);
-    expect(store.transition(b.request, 1, [])).toBe(2);
+    expect(await store.transition({ ...a.request, state: 'COMPLETED', wakeAt: null }, 2, [])).toBe(3);
+    expect(await store.transition(b.request, 1, [])).toBe(2);
   });
 
-  it('holds across two processes on the same file: exactly one of two simultaneous rings is written', () => {
+  it('holds across two processes on the same file: exactly one of two simultaneous rings is written', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-one-recall-'));
     const file = path.join(dir, 'cb.db');
     const one = SqliteStore.open<CallbackRequest>(file);
     const two = SqliteStore.open<CallbackRequest>(file);
-    for (const [id, agent] of [['a', 'PJSIP/1001'], ['b', 'PJSIP/1002']]) one.createOrRefresh(agent, '+12125551234', 10, () => ({ request: make(id, agent), events: [] }), () => { throw new Error('no'); });
-    const results = [one.transition(ring(one.get('a')!.request).request, 1, []), two.transition(ring(two.get('b')!.request).request, 1, [])];
+    for (const [id, agent] of [['a', 'PJSIP/1001'], ['b', 'PJSIP/1002']]) await one.createOrRefresh(agent, '+12125551234', 10, () => ({ request: make(id, agent), events: [] }), () => { throw new Error('no'); });
+    const results = [await one.transition(ring((await one.get('a'))!.request).request, 1, []), await two.transition(ring((await two.get('b'))!.request).request, 1, [])];
     expect(results.filter((r) => r !== undefined)).toHaveLength(1);
-    expect(one.prospectQueue('+12125551234').filter((q) => q.state === 'RINGING_AGENT')).toHaveLength(1);
-    one.close();
-    two.close();
+    expect((await one.prospectQueue('+12125551234')).filter((q) => q.state === 'RINGING_AGENT')).toHaveLength(1);
+    await one.close();
+    await two.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('does not confuse the one-pending-per-agent rule with the one-recall rule', () => {
+  it('does not confuse the one-pending-per-agent rule with the one-recall rule', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    store.createOrRefresh('PJSIP/1001', '+12125551234', 10, () => ({ request: make('a', 'PJSIP/1001'), events: [] }), () => { throw new Error('no'); });
-    expect(() =>
-      store.transition({ ...store.get('a')!.request, id: 'a' }, 1, [{ requestId: 'nope', at: 0, type: 'x' }]),
-    ).toThrow(); // a foreign-key failure is an error, not a lost claim
+    await store.createOrRefresh('PJSIP/1001', '+12125551234', 10, () => ({ request: make('a', 'PJSIP/1001'), events: [] }), () => { throw new Error('no'); });
+    await expect(store.transition({ ...(await store.get('a'))!.request, id: 'a' }, 1, [{ requestId: 'nope', at: 0, type: 'x' }])).rejects.toMatchObject({ message: expect.stringMatching(/FOREIGN KEY/) }); // a foreign-key failure is an error, not a lost claim
   });
 });
 
@@ -111,8 +109,8 @@ describe('Engine: two agents, one prospect', () => {
     await engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001']);
-    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague' });
-    expect(inRecall(store, '2001')).toHaveLength(1);
+    expect((await store.get(second.requestId))!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague' });
+    expect(await inRecall(store, '2001')).toHaveLength(1);
 
     // Agent 1 answers, presses 1; we dial the prospect (their line is busy with our call), they answer.
     await engine.observe(first.requestId, { type: 'agentAnswered' });
@@ -121,19 +119,19 @@ describe('Engine: two agents, one prospect', () => {
     now.t += 5000;
     await engine.observe(first.requestId, { type: 'prospectAnswered' });
     await flush();
-    expect(store.get(first.requestId)!.request.state).toBe('COMPLETED');
-    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'WAITING', waitingFor: 'prospect-busy' });
+    expect((await store.get(first.requestId))!.request.state).toBe('COMPLETED');
+    expect((await store.get(second.requestId))!.request).toMatchObject({ state: 'WAITING', waitingFor: 'prospect-busy' });
     expect(rings).toHaveLength(1); // nobody rings while the prospect talks to agent 1
 
     now.t += 10 * 60_000; // the call ends: the prospect gets the grace again
     await engine.conversationEnded(first.requestId);
     await engine.deviceState('PJSIP/2001', { busy: false });
-    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'GRACE' });
+    expect((await store.get(second.requestId))!.request).toMatchObject({ state: 'GRACE' });
     now.t += 61_000;
     await engine.tick();
     await flush();
     expect(rings.map((r) => r.agent)).toEqual(['PJSIP/1001', 'PJSIP/1002']);
-    expect(inRecall(store, '2001').map((q) => q.agent)).toEqual(['PJSIP/1002']);
+    expect((await inRecall(store, '2001')).map((q) => q.agent)).toEqual(['PJSIP/1002']);
     engine.stop();
   });
 
@@ -173,10 +171,10 @@ describe('Engine: two agents, one prospect', () => {
     await run1.engine.observe(first.requestId, { type: 'agentKey', key: '1' });
     await run1.engine.observe(first.requestId, { type: 'prospectAnswered' });
     await flush();
-    expect(run1.store.get(first.requestId)!.request.state).toBe('COMPLETED');
+    expect((await run1.store.get(first.requestId))!.request.state).toBe('COMPLETED');
     // kill -9 while agent 1 talks to the prospect: the conversation's end is never recorded.
     run1.engine.stop();
-    run1.store.close();
+    await run1.store.close();
 
     now.t += 5 * 60_000;
     const run2 = open();
@@ -184,14 +182,14 @@ describe('Engine: two agents, one prospect', () => {
     run2.engine.setPbxUp(true); // reconciled: the old recall's channels are gone
     const reconciledAt = now.t;
     await flush();
-    expect(run2.store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace' });
-    expect(run2.store.get(second.requestId)!.request.wakeAt).toBe(reconciledAt + 60_000); // the grace after our call, not an hour
+    expect((await run2.store.get(second.requestId))!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace' });
+    expect((await run2.store.get(second.requestId))!.request.wakeAt).toBe(reconciledAt + 60_000); // the grace after our call, not an hour
     now.t = reconciledAt + 61_000;
     await run2.engine.tick();
     await flush();
     expect(run2.rings).toEqual(['PJSIP/1002']);
     run2.engine.stop();
-    run2.store.close();
+    await run2.store.close();
   });
 
   it('external number: the second agent waits for the first and its conversation, then a first-probe delay after it', async () => {
@@ -212,13 +210,13 @@ describe('Engine: two agents, one prospect', () => {
     now.t = connectedAt + 30 * 60_000;
     await engine.tick();
     await flush();
-    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague', reason: 'the prospect is on the phone with a colleague (since 10:10:05)' });
+    expect((await store.get(second.requestId))!.request).toMatchObject({ state: 'DUE', waitingFor: 'colleague', reason: 'the prospect is on the phone with a colleague (since 10:10:05)' });
     expect(rings).toHaveLength(1);
     await engine.conversationEnded(first.requestId);
     await flush();
-    expect(store.events(first.requestId).at(-1)).toMatchObject({ type: 'conversation-ended', at: now.t });
+    expect((await store.events(first.requestId)).at(-1)).toMatchObject({ type: 'conversation-ended', at: now.t });
     const endedAt = now.t;
-    expect(store.get(second.requestId)!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace', wakeAt: endedAt + 10 * 60_000 });
+    expect((await store.get(second.requestId))!.request).toMatchObject({ state: 'DUE', waitingFor: 'grace', wakeAt: endedAt + 10 * 60_000 });
     now.t = endedAt + 10 * 60_000;
     await engine.tick();
     await flush();
@@ -262,7 +260,7 @@ describe('Engine: the promise at the busy signal', () => {
     expect(await engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'next-calling-day' });
     const r = await optIn(engine, 'PJSIP/1001', '2001');
     expect(r.promise).toBe('next-calling-day');
-    expect(store.get(r.requestId)!.request).toMatchObject({ expiresBecause: 'carry-over', carriedOver: { opensAt: Date.UTC(2026, 10, 30, 8, 0, 0) } });
+    expect((await store.get(r.requestId))!.request).toMatchObject({ expiresBecause: 'carry-over', carriedOver: { opensAt: Date.UTC(2026, 10, 30, 8, 0, 0) } });
     engine.stop();
   });
 
@@ -272,7 +270,7 @@ describe('Engine: the promise at the busy signal', () => {
     expect(await engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'declined' });
     const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c' });
     expect(r).toEqual({ result: 'closed', reason: 'outside calling hours in Europe/Berlin (next window Mon 09:00); policy.afterHours is "decline"' });
-    expect(store.list()).toEqual([]);
+    expect(await store.list()).toEqual([]);
     engine.stop();
   });
 
@@ -296,7 +294,7 @@ describe('Engine: the promise at the busy signal', () => {
     let kicked = 0;
     declined.onOutbox = () => kicked++;
     await declined.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'A', number: '1' }, prospect: '0309999999', language: 'en', channelId: 'c' });
-    const bodies = store.outbox().map((o) => JSON.parse(o.body) as Record<string, unknown>);
+    const bodies = (await store.outbox()).map((o) => JSON.parse(o.body) as Record<string, unknown>);
     expect(bodies[0]).toMatchObject({
       event: 'requested',
       request: { timeZone: 'Europe/Berlin', promise: { kind: 'next-calling-day', opensAt: '2026-11-30T08:00:00.000Z', expiresAt: '2026-11-30T17:00:00.000Z' } },
@@ -312,7 +310,7 @@ describe('Engine: the promise at the busy signal', () => {
     const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
     expect(r).toMatchObject({ result: 'created', promise: 'regular' });
     if (r.result !== 'created') throw new Error('not created');
-    expect(store.get(r.requestId)!.request).toMatchObject({ timeZone: 'America/New_York', zoneSource: 'number' });
+    expect((await store.get(r.requestId))!.request).toMatchObject({ timeZone: 'America/New_York', zoneSource: 'number' });
     engine.stop();
   });
 });

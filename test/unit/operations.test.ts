@@ -40,7 +40,7 @@ async function setup(set: Record<string, unknown>, leaseElsewhere?: () => boolea
   const store = SqliteStore.open<CallbackRequest>(':memory:');
   const engine = new Engine({ store, log, policy: config.policy, maxPendingPerAgent: 10, prospectDevice: () => undefined });
   const ari = new FakeAri();
-  const ops = new Operations({ config, log, engine, ari: ari as unknown as AriConnection, leaseElsewhere });
+  const ops = new Operations({ config, log, engine, ari: ari as unknown as AriConnection, store, leaseElsewhere });
   started.push(ops);
   return { ops, ari, engine, lines, store };
 }

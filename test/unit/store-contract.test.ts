@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RequestRecord, SqliteContractStore, Store } from '../../src/store/contract';
+import { RequestRecord, Store } from '../../src/store/contract';
+import { SqliteStore } from '../../src/store/sqlite';
 import { PgStore } from '../../src/store/postgres';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
 
@@ -41,12 +42,12 @@ function sqliteBackend(): Backend {
     name: 'sqlite',
     async open() {
       file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-contract-')), 'callbacks.db');
-      const s = SqliteContractStore.open<Rec>(file);
+      const s = SqliteStore.open<Rec>(file);
       opened.push(s);
       return s;
     },
     async second() {
-      const s = SqliteContractStore.open<Rec>(file);
+      const s = SqliteStore.open<Rec>(file);
       opened.push(s);
       return s;
     },

@@ -11,8 +11,8 @@ import { PassThrough } from 'node:stream';
 import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/logging/log';
-import { SqliteContractStore, type Store } from '../../src/store/contract';
-import { SqliteStore, StoreError } from '../../src/store/sqlite';
+import { StoreError, type Store } from '../../src/store/contract';
+import { SqliteStore } from '../../src/store/sqlite';
 import { outboxRowsFor } from '../../src/webhook/payload';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -20,7 +20,7 @@ const BIN = path.join(ROOT, 'dist/cli/main.js');
 const DAY = 86_400_000;
 
 let tmp: string;
-beforeEach(() => {
+beforeEach(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-store-door-'));
 });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -53,10 +53,10 @@ describe('store files are the service user\'s only', () => {
     await optIn(engineOn(store, { t: Date.now() }), 'PJSIP/1001', '2001');
     expect(mode(path.dirname(file)).toString(8)).toBe('700');
     for (const f of [file, `${file}-wal`, `${file}-shm`]) expect({ f: path.basename(f), mode: mode(f).toString(8) }).toEqual({ f: path.basename(f), mode: '600' });
-    store.close();
+    await store.close();
   });
 
-  it('an existing world-readable store is tightened at open', () => {
+  it('an existing world-readable store is tightened at open', async () => {
     const file = path.join(tmp, 'callbacks.db');
     SqliteStore.open<CallbackRequest>(file).close();
     fs.chmodSync(file, 0o644);
@@ -67,7 +67,7 @@ describe('store files are the service user\'s only', () => {
 
 describe('retention', () => {
   it('prune deletes finished requests older than the age with their history and sent webhook rows; pending and given-up stay', async () => {
-    const store = SqliteContractStore.open<CallbackRequest>(path.join(tmp, 'callbacks.db'));
+    const store = SqliteStore.open<CallbackRequest>(path.join(tmp, 'callbacks.db'));
     const now = { t: Date.now() - 30 * DAY };
     const engine = engineOn(store, now);
     const old = (await optIn(engine, 'PJSIP/1001', '2001')) as { requestId: string };
@@ -96,7 +96,7 @@ describe('retention', () => {
 describe('a store locked by another process', () => {
   it('the opt-in fails fast with a store error while a real second process holds the write lock; works again after', async () => {
     const file = path.join(tmp, 'callbacks.db');
-    const store = SqliteContractStore.open<CallbackRequest>(file);
+    const store = SqliteStore.open<CallbackRequest>(file);
     const engine = engineOn(store, { t: Date.now() });
     // The other process: takes the write lock, says so, and holds it until told to let go.
     const holder = spawn(
@@ -141,7 +141,7 @@ describe('a store locked by another process', () => {
 });
 
 describe('CLI: prune, webhook list / retry', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     if (!fs.existsSync(BIN)) throw new Error('build first (npm run build)');
   });
   const cli = (args: string[]) => {
@@ -157,11 +157,11 @@ describe('CLI: prune, webhook list / retry', () => {
     const a = (await optIn(engine, 'PJSIP/1001', '2001')) as { requestId: string };
     await engine.cancel(a.requestId, 'test');
     await optIn(engine, 'PJSIP/1002', '2002');
-    const [r1, r2, r3] = store.outbox();
-    store.outboxSent(r1.id, now.t);
-    store.outboxFailed(r2.id, 'HTTP 500', null, now.t);
-    store.outboxFailed(r3.id, 'HTTP 302 redirect to evil.example (not followed)', null, now.t);
-    store.close();
+    const [r1, r2, r3] = await store.outbox();
+    await store.outboxSent(r1.id, now.t);
+    await store.outboxFailed(r2.id, 'HTTP 500', null, now.t);
+    await store.outboxFailed(r3.id, 'HTTP 302 redirect to evil.example (not followed)', null, now.t);
+    await store.close();
     const cfg = ['--set', `store.path=${file}`];
 
     const list = cli(['webhook', 'list', '--json', ...cfg]);
@@ -179,8 +179,8 @@ describe('CLI: prune, webhook list / retry', () => {
     const done = cli(['prune', '--older-than', '30d', '--json', ...cfg]);
     expect(JSON.parse(done.stdout)).toMatchObject({ dryRun: false, requests: 1, outbox: 1 });
     const check = SqliteStore.open<CallbackRequest>(file, { readonly: true });
-    expect(check.list().map((r) => r.agent)).toEqual(['PJSIP/1002']);
-    check.close();
+    expect((await check.list()).map((r) => r.agent)).toEqual(['PJSIP/1002']);
+    await check.close();
     expect(cli(['prune', '--older-than', 'soon', ...cfg]).code).toBe(2);
   });
 });

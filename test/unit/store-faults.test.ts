@@ -42,10 +42,10 @@ describe('storage faults at start', () => {
     expect(r.stderr).toContain(`cannot open callback store ${file}: file is not a database`);
   });
 
-  itBuilt('a half-written database: exit 3, not a crash', () => {
+  itBuilt('a half-written database: exit 3, not a crash', async () => {
     const file = path.join(tmp(), 'callbacks.db');
     const store = SqliteStore.open<CallbackRequest>(file);
-    store.close();
+    await store.close();
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(file, bytes.subarray(0, 1500));
     const r = run(file);
@@ -65,11 +65,11 @@ describe('storage faults at start', () => {
 describe('a full disk', () => {
   const dir = tmp();
   let mounted = false;
-  beforeAll(() => {
+  beforeAll(async () => {
     if (process.getuid?.() !== 0) return;
     mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', dir]).status === 0;
   });
-  afterAll(() => {
+  afterAll(async () => {
     if (mounted) spawnSync('umount', [dir]);
   });
 
@@ -99,7 +99,7 @@ describe('a full disk', () => {
     }
     expect(error?.message).toMatch(/full/i);
     // Everything that was reported stored is really there.
-    expect(store.list().length).toBe(stored);
-    store.close();
+    expect((await store.list()).length).toBe(stored);
+    await store.close();
   });
 });

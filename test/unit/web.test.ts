@@ -55,7 +55,7 @@ async function start(opts: { token?: string; maxStreams?: number; ariUrl?: strin
   cleanups.push(async () => {
     page.close();
     await server.close();
-    store.close();
+    await store.close();
   });
   const optIn = async (agent: string, prospect: string) => {
     const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
@@ -148,8 +148,8 @@ describe('callbacks page', () => {
     const res = await postJson(base, '/callbacks/api/cancel', { id });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ id, done: true, from: 'WAITING', state: 'CANCELLED' });
-    expect(store.get(id)!.request.state).toBe('CANCELLED');
-    expect(store.events(id).at(-1)).toMatchObject({ to: 'CANCELLED', reason: expect.stringContaining('cancelled by web') });
+    expect((await store.get(id))!.request.state).toBe('CANCELLED');
+    expect((await store.events(id)).at(-1)).toMatchObject({ to: 'CANCELLED', reason: expect.stringContaining('cancelled by web') });
     expect(lines.some((l) => l.event === 'web.cancel' && l.requestId === id)).toBe(true);
     const again = await postJson(base, '/callbacks/api/cancel', { id });
     expect(again.status).toBe(409);
@@ -172,10 +172,10 @@ describe('callbacks page', () => {
     const id = await optIn('PJSIP/1001', '2001');
     const res = await postJson(base, '/callbacks/api/snooze', { id });
     expect(res.status).toBe(200);
-    const r = store.get(id)!.request;
+    const r = (await store.get(id))!.request;
     expect(r.snoozes).toBe(1);
     expect(r.notBefore).toBe(now.t + defaultPolicyConfig.snoozeMs);
-    expect(store.events(id).at(-1)?.reason).toContain('snoozed by web');
+    expect((await store.events(id)).at(-1)?.reason).toContain('snoozed by web');
   });
 
   it('refuses a POST without the CSRF header, from another origin, or not as JSON (403, nothing changes)', async () => {
@@ -189,7 +189,7 @@ describe('callbacks page', () => {
       fetch(`${base}/callbacks/api/cancel`, { method: 'POST', headers: { 'content-type': 'text/plain', 'x-cc-csrf': CSRF }, body: JSON.stringify({ id }) }),
     ];
     for (const res of await Promise.all(attempts)) expect(res.status).toBe(403);
-    expect(store.get(id)!.request.state).toBe('WAITING');
+    expect((await store.get(id))!.request.state).toBe('WAITING');
     expect(lines.filter((l) => l.event === 'web.csrf_refused')).toHaveLength(5);
     // The page's own origin is fine.
     expect((await postJson(base, '/callbacks/api/cancel', { id }, { origin: base })).status).toBe(200);
@@ -251,7 +251,7 @@ describe('callbacks page', () => {
     expect((await fetch(`${base}/callbacks/api/requests`, { headers: { authorization: `Basic ${Buffer.from('alice:wrong').toString('base64')}` } })).status).toBe(401);
     const id = await optIn('PJSIP/1001', '2001');
     expect((await postJson(base, '/callbacks/api/cancel', { id }, auth)).status).toBe(200);
-    expect(store.events(id).at(-1)?.reason).toContain('cancelled by web (alice)');
+    expect((await store.events(id)).at(-1)?.reason).toContain('cancelled by web (alice)');
   });
 });
 

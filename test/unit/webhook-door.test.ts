@@ -31,9 +31,9 @@ async function serve(handler: http.RequestListener): Promise<{ url: string; clos
   };
 }
 
-function storeWithOneEvent() {
+async function storeWithOneEvent() {
   const store = SqliteStore.open<CallbackRequest>(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-wh-door-')), 'callbacks.db'));
-  store.enqueueOutbox([{ key: 'cc-r1-requested', requestId: 'r1', event: 'requested', createdAt: Date.now(), body: '{"id":"cc-r1-requested"}' }]);
+  await store.enqueueOutbox([{ key: 'cc-r1-requested', requestId: 'r1', event: 'requested', createdAt: Date.now(), body: '{"id":"cc-r1-requested"}' }]);
   return store;
 }
 
@@ -56,20 +56,20 @@ describe('webhook door', () => {
       res.writeHead(307, { location: `${evil.url}?token=abc` });
       res.end();
     });
-    const store = storeWithOneEvent();
+    const store = await storeWithOneEvent();
     const { s, lines } = sender(store, crm.url);
     try {
       s.start();
-      await waitFor('the event given up', () => store.outboxGivenUp()[0], 10000, 20);
+      await waitFor('the event given up', async () => (await store.outboxGivenUp())[0], 10000, 20);
       expect(elsewhere).toEqual([]);
-      const row = store.outbox()[0];
+      const row = (await store.outbox())[0];
       expect(row.sentAt).toBeNull();
       expect(row.lastError).toMatch(/^HTTP 307 redirect to 127\.0\.0\.1:\d+ \(not followed\)$/);
       expect(lines.join('')).not.toContain('token=abc');
       expect(lines.join('')).not.toContain('webhook delivered');
     } finally {
       s.stop();
-      store.close();
+      await store.close();
       await crm.close();
       await evil.close();
     }
@@ -91,19 +91,19 @@ describe('webhook door', () => {
       res.on('close', () => (finished = res.writableFinished));
       pump();
     });
-    const store = storeWithOneEvent();
+    const store = await storeWithOneEvent();
     const { s } = sender(store, crm.url);
     try {
       s.start();
-      await waitFor('the event given up', () => store.outboxGivenUp()[0], 20000, 20);
-      expect(store.outbox()[0].lastError).toBe('HTTP 500');
+      await waitFor('the event given up', async () => (await store.outboxGivenUp())[0], 20000, 20);
+      expect((await store.outbox())[0].lastError).toBe('HTTP 500');
       await waitFor('the CRM connection closed', () => finished !== undefined, 10000, 20);
       // The 200 MB answer was abandoned, not read to its end.
       expect(finished).toBe(false);
       expect(MAX_RESPONSE_BYTES).toBeLessThanOrEqual(64 * 1024);
     } finally {
       s.stop();
-      store.close();
+      await store.close();
       await crm.close();
     }
   });
@@ -119,18 +119,18 @@ describe('webhook door', () => {
         res.end();
       });
     });
-    const store = storeWithOneEvent();
+    const store = await storeWithOneEvent();
     const { s } = sender(store, crm.url);
     try {
       s.start();
-      await waitFor('delivered', () => store.outbox()[0].sentAt ?? undefined, 10000, 20);
+      await waitFor('delivered', async () => (await store.outbox())[0].sentAt ?? undefined, 10000, 20);
       const [hit] = got;
       expect(hit.ts).toMatch(/^\d{10}$/);
       expect(verify(hit.body, SECRET, hit.sig, hit.ts)).toBe(true);
       expect(verify(hit.body, SECRET, hit.sig, hit.ts, { now: Number(hit.ts) + 3600 })).toBe(false);
     } finally {
       s.stop();
-      store.close();
+      await store.close();
       await crm.close();
     }
   });

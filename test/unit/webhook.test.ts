@@ -71,23 +71,23 @@ async function crm(status: () => number = () => 200) {
   return { received, port, url: `http://127.0.0.1:${port}/hooks/cc`, close: () => new Promise<void>((r) => server.close(() => r())), server };
 }
 
-function waitFor<T>(probe: () => T | undefined | false, ms = 5000): Promise<T> {
+function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
   const end = Date.now() + ms;
   return new Promise((resolve, reject) => {
-    const tick = () => {
-      const v = probe();
+    const tick = async () => {
+      const v = await probe();
       if (v) return resolve(v);
       if (Date.now() > end) return reject(new Error('timed out'));
       setTimeout(tick, 20);
     };
-    tick();
+    void tick();
   });
 }
 
 const senderOpts = (url: string, log = logCapture().log) => ({ url, secret: SECRET, timeoutMs: 1000, retries: 5, backoffMs: [50, 100], log });
 
 describe('webhook payload and signature', () => {
-  it('signs "<timestamp>.<raw body>" with HMAC-SHA256 and verifies in constant time, within the replay window', () => {
+  it('signs "<timestamp>.<raw body>" with HMAC-SHA256 and verifies in constant time, within the replay window', async () => {
     const body = '{"a":1}';
     const ts = 1773139500;
     const at = { now: ts + 10 };
@@ -133,18 +133,18 @@ describe('outbox in the store', () => {
     const { store, engine } = engineOn(tmpStore());
     const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
-    expect(store.outbox().map((o) => o.key)).toEqual([`cc-${r.requestId}-requested`]);
+    expect((await store.outbox()).map((o) => o.key)).toEqual([`cc-${r.requestId}-requested`]);
     // A stale writer loses the version guard: neither the request nor an outbox row changes.
-    const current = store.get(r.requestId)!;
+    const current = (await store.get(r.requestId))!;
     const stale = decide(current.request, { type: 'cancel', by: 'x' }, { now: Date.now(), cfg, agent: { busy: false, since: 0 } });
-    expect(store.transition(stale.request, current.version + 7, [], outboxRowsFor(stale, Date.now()))).toBeUndefined();
-    expect(store.outbox()).toHaveLength(1);
+    expect(await store.transition(stale.request, current.version + 7, [], outboxRowsFor(stale, Date.now()))).toBeUndefined();
+    expect(await store.outbox()).toHaveLength(1);
     await engine.cancel(r.requestId, 'agent');
-    expect(store.outbox().map((o) => o.event)).toEqual(['requested', 'cancelled']);
+    expect((await store.outbox()).map((o) => o.event)).toEqual(['requested', 'cancelled']);
     // The same key twice (a retried cancel) is ignored.
-    store.enqueueOutbox([{ ...store.outbox()[1] }]);
-    expect(store.outbox()).toHaveLength(2);
-    store.close();
+    await store.enqueueOutbox([{ ...(await store.outbox())[1] }]);
+    expect(await store.outbox()).toHaveLength(2);
+    await store.close();
   });
 
   it('writes nothing without a webhook (no outbox option)', async () => {
@@ -157,8 +157,8 @@ describe('outbox in the store', () => {
       prospectDevice: () => undefined,
     });
     await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
-    expect(store.outbox()).toHaveLength(0);
-    store.close();
+    expect(await store.outbox()).toHaveLength(0);
+    await store.close();
   });
 });
 
@@ -178,11 +178,11 @@ describe('webhook sender', () => {
     expect(got.headers[DELIVERY_HEADER.toLowerCase()]).toBe(`cc-${(r as { requestId: string }).requestId}-requested`);
     expect(got.headers['x-considerate-event']).toBe('requested');
     expect(JSON.parse(got.body).event).toBe('requested');
-    await waitFor(() => store.outbox()[0].sentAt !== null);
+    await waitFor(async () => (await store.outbox())[0].sentAt !== null);
     expect(cap.text()).toContain('webhook delivered');
     expect(cap.text()).not.toContain(SECRET);
     sender.stop();
-    store.close();
+    await store.close();
     await server.close();
   });
 
@@ -200,8 +200,8 @@ describe('webhook sender', () => {
     const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     sender.kick();
-    await waitFor(() => (store.outbox()[0]?.attempts ?? 0) >= 2);
-    expect(store.outbox()[0]).toMatchObject({ sentAt: null, lastError: expect.stringMatching(/ECONNREFUSED/) });
+    await waitFor(async () => ((await store.outbox())[0]?.attempts ?? 0) >= 2);
+    expect((await store.outbox())[0]).toMatchObject({ sentAt: null, lastError: expect.stringMatching(/ECONNREFUSED/) });
     // Back, but failing for a while.
     let fails = 2;
     const received: Received[] = [];
@@ -216,7 +216,7 @@ describe('webhook sender', () => {
       });
     });
     await new Promise<void>((res) => server.listen(port, '127.0.0.1', () => res()));
-    await waitFor(() => store.outbox()[0].sentAt !== null, 8000);
+    await waitFor(async () => (await store.outbox())[0].sentAt !== null, 8000);
     await new Promise((res) => setTimeout(res, 400));
     // Attempts while it was back: 500, 500, then 204 — accepted once, never sent again.
     expect(received).toHaveLength(3);
@@ -225,7 +225,7 @@ describe('webhook sender', () => {
     expect(cap.text()).toMatch(/will retry/);
     expect(cap.text()).not.toContain(SECRET);
     sender.stop();
-    store.close();
+    await store.close();
     await new Promise<void>((res) => server.close(() => res()));
   });
 
@@ -240,7 +240,7 @@ describe('webhook sender', () => {
     const second = engineOn(file);
     const sender = new WebhookSender(second.store, senderOpts(server.url));
     sender.start();
-    await waitFor(() => second.store.outbox().every((o) => o.sentAt !== null));
+    await waitFor(async () => (await second.store.outbox()).every((o) => o.sentAt !== null));
     await new Promise((res) => setTimeout(res, 300));
     expect(server.received.map((x) => JSON.parse(x.body).event)).toEqual(['requested', 'cancelled']);
     expect(server.received.every((x) => x.valid)).toBe(true);
@@ -266,9 +266,9 @@ describe('webhook sender', () => {
     await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     sender.kick();
     expect(Date.now() - t0).toBeLessThan(100); // the opt-in never waits for the CRM
-    await waitFor(() => store.outbox()[0].lastError?.includes('no answer within 200 ms'), 3000);
+    await waitFor(async () => (await store.outbox())[0].lastError?.includes('no answer within 200 ms'), 3000);
     sender.stop();
-    store.close();
+    await store.close();
     hang.closeAllConnections();
     await new Promise<void>((r) => hang.close(() => r()));
   });
@@ -281,11 +281,11 @@ describe('webhook sender', () => {
     sender.start();
     await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     sender.kick();
-    await waitFor(() => store.outbox()[0].failedAt !== null, 3000);
+    await waitFor(async () => (await store.outbox())[0].failedAt !== null, 3000);
     expect(server.received).toHaveLength(3);
     expect(cap.text()).toContain('webhook given up');
     sender.stop();
-    store.close();
+    await store.close();
     await server.close();
   });
 });

@@ -1,0 +1,52 @@
+/**
+ * The database port under the store (src/store/sql.ts): four calls and a table of what truly differs
+ * between the two databases. Statements are written once with `?` placeholders; a driver turns them into
+ * its own (`$1, $2, …` for PostgreSQL).
+ *
+ *  - `one`, `all`: a row or the rows of a query; `run`: a statement, the number of rows it changed.
+ *  - `tx`: one transaction; every statement of the transaction goes through the handle it is given.
+ *    `quick` is the opt-in's transaction, which waits only briefly for another writer's lock and fails
+ *    with a StoreError instead (SQLite: BUSY_OPT_IN_MS; PostgreSQL: OPT_IN_LOCK_TIMEOUT_MS).
+ *
+ * Drivers: src/store/sqlite.ts (better-sqlite3; a transaction holds the connection, so statements outside
+ * it wait until it ends) and src/store/postgres.ts (node-postgres; every transaction declares the
+ * writer's fence).
+ */
+
+export interface Queries {
+  one<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  all<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /** The number of rows changed. */
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+}
+
+export interface Db extends Queries {
+  readonly dialect: Dialect;
+  /** Where the data lives, for logs: a file path, or the PostgreSQL URL without its password. */
+  readonly where: string;
+  tx<T>(fn: (q: Queries) => Promise<T>, opts?: { quick?: boolean }): Promise<T>;
+  /** Readiness: a write could start now (nothing is written). */
+  writable(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  close(): Promise<void>;
+}
+
+/** What truly differs between SQLite and PostgreSQL for the store's statements. */
+export interface Dialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** The column that orders rows by insertion (ties of created_at / wake_at). */
+  readonly seq: string;
+  /** After `ORDER BY wake_at`: where requests without a wake-up go. */
+  readonly nullsLast: string;
+  /** A text field of the request's JSON column. */
+  jsonField(column: string, field: string): string;
+  /** The JSON columns as the driver returns them (text in SQLite, parsed in PostgreSQL). */
+  fromJson(value: unknown): unknown;
+  /** Row locks of a read inside a transaction (PostgreSQL); SQLite's transaction already holds the file. */
+  readonly forUpdate: string;
+  /** Row locks that skip rows another claimer holds (PostgreSQL); nothing to skip in SQLite. */
+  readonly skipLocked: string;
+  /** Serialises opt-ins on these keys across instances (PostgreSQL advisory locks); SQLite: nothing. */
+  lockKeys(q: Queries, keys: readonly string[]): Promise<void>;
+  /** The write hit requests_one_recall_per_prospect: a second recall for one prospect number. */
+  isRecallConflict(err: unknown): boolean;
+}

@@ -1,0 +1,38 @@
+/**
+ * The one way to open the configured store: PostgreSQL when store.url is set, else the SQLite file at
+ * store.path. Who opens it decides how:
+ *
+ *  - 'service': this PBX's store (PostgreSQL: not connected yet — the service waits for the database with
+ *    `prepare()`, which connects and migrates, instead of failing at start; SQLite: creates the file);
+ *  - 'read' / 'write': the command line and its tools, every PBX's requests (PostgreSQL: a small pool, no
+ *    migration; SQLite: a missing file is a StoreError rather than an empty new store, read-only unless
+ *    'write').
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { RequestRecord, Store, StoreError } from './contract';
+import { PgStore } from './postgres';
+import { SqliteStore } from './sqlite';
+
+export interface StoreSettings {
+  store: { path: string; url?: string };
+  pbx: { id: string };
+}
+
+export async function openStore<R extends RequestRecord>(
+  config: StoreSettings,
+  use: 'service' | 'read' | 'write',
+  opts: { onIdleError?: (err: Error) => void } = {},
+): Promise<Store<R>> {
+  const { url, path: file } = config.store;
+  if (url) {
+    return use === 'service'
+      ? PgStore.lazy<R>(url, { pbx: config.pbx.id, onIdleError: opts.onIdleError })
+      : PgStore.open<R>(url, { pbx: config.pbx.id, allPbx: true, poolSize: 2, migrate: false });
+  }
+  if (use === 'service') return SqliteStore.open<R>(file);
+  if (file !== ':memory:' && !fs.existsSync(file)) {
+    throw new StoreError(`callback store ${path.resolve(file)} does not exist (has the service run yet? see store.path)`);
+  }
+  return SqliteStore.open<R>(file, { readonly: use === 'read' });
+}

@@ -1,0 +1,462 @@
+/**
+ * The store, written once over the database port (src/store/db.ts): every algorithm of the contract
+ * (src/store/contract.ts) for both databases. What differs between them is in the driver's dialect.
+ *
+ * A store opened for a PBX (PostgreSQL, `pbx`) writes new requests for it and reads only its pending work
+ * (due, pending, watchers…) unless opened with `allPbx` (the command line); the prospect's queue and its
+ * last conversation are read across PBXs (one person). A SQLite file serves one PBX: no `pbx` column.
+ */
+import { TERMINAL_STATES } from '../core/policy/types';
+import {
+  CreateResult,
+  LastConversation,
+  ListFilter,
+  OutboxInsert,
+  OutboxRow,
+  PendingDependencies,
+  ProspectQueueEntry,
+  PruneResult,
+  RequestRecord,
+  RequestWrite,
+  Store,
+  StoreError,
+  StoredEvent,
+  Versioned,
+} from './contract';
+import { Db, Dialect, Queries } from './db';
+
+const TERMINAL_SQL = `(${TERMINAL_STATES.map((s) => `'${s}'`).join(',')})`;
+const PENDING = `state NOT IN ${TERMINAL_SQL}`;
+
+interface Row {
+  id: string;
+  version: number;
+  data: unknown;
+}
+
+interface EventRow {
+  id: number;
+  request_id: string;
+  at: number;
+  type: string;
+  from_state: string | null;
+  to_state: string | null;
+  reason: string | null;
+  data: unknown;
+}
+
+/** An outbox row as both databases return it (the same columns). */
+function outboxRow(r: Record<string, unknown>): OutboxRow {
+  return {
+    id: r.id as number,
+    key: r.key as string,
+    requestId: r.request_id as string,
+    event: r.event as string,
+    createdAt: r.created_at as number,
+    body: r.body as string,
+    attempts: r.attempts as number,
+    nextAt: r.next_at as number,
+    sentAt: (r.sent_at as number | null) ?? null,
+    failedAt: (r.failed_at as number | null) ?? null,
+    lastError: (r.last_error as string | null) ?? null,
+  };
+}
+
+const marks = (n: number) => Array.from({ length: n }, () => '?').join(',');
+
+export interface SqlScope {
+  /** The PBX this store writes new requests for (PostgreSQL); undefined for a SQLite file. */
+  pbx?: string;
+  /** Read every PBX's requests (the command line, the page). */
+  allPbx?: boolean;
+}
+
+export class SqlStore<R extends RequestRecord> implements Store<R> {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Transitions refused because the prospect number already had a recall in progress (diagnostics, tests). */
+  recallConflicts = 0;
+  private readonly d: Dialect;
+
+  constructor(
+    protected readonly db: Db,
+    private readonly scopeOf: SqlScope = {},
+  ) {
+    this.d = db.dialect;
+    this.kind = db.dialect.name;
+  }
+
+  get where(): string {
+    return this.db.where;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  /** Ready when opened; the PostgreSQL driver connects and migrates here (src/store/postgres.ts). */
+  async prepare(): Promise<void> {}
+
+  get prepared(): boolean {
+    return true;
+  }
+
+  writable(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    return this.db.writable();
+  }
+
+  private decode(row: Row): Versioned<R> {
+    return { request: this.d.fromJson(row.data) as R, version: row.version };
+  }
+
+  /** `AND pbx = ?` when this store reads one PBX; pushes the parameter. */
+  private scope(params: unknown[]): string {
+    if (this.scopeOf.pbx === undefined || this.scopeOf.allPbx) return '';
+    params.push(this.scopeOf.pbx);
+    return ' AND pbx = ?';
+  }
+
+  /** `AND pbx = ?` for the store's own PBX (the opt-in's caps), whatever it reads. */
+  private own(params: unknown[]): string {
+    if (this.scopeOf.pbx === undefined) return '';
+    params.push(this.scopeOf.pbx);
+    return ' AND pbx = ?';
+  }
+
+  async get(id: string): Promise<Versioned<R> | undefined> {
+    const row = await this.db.one<Row>('SELECT id, version, data FROM requests WHERE id = ?', [id]);
+    return row ? this.decode(row) : undefined;
+  }
+
+  async findPending(agent: string, prospect: string): Promise<Versioned<R> | undefined> {
+    const params: unknown[] = [agent, prospect];
+    const row = await this.db.one<Row>(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.scope(params)}`, params);
+    return row ? this.decode(row) : undefined;
+  }
+
+  async countPending(agent: string): Promise<number> {
+    const params: unknown[] = [agent];
+    return (await this.db.one<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE agent = ? AND ${PENDING}${this.scope(params)}`, params))!.n;
+  }
+
+  async list(filter: ListFilter = {}): Promise<R[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.agent) {
+      where.push('agent = ?');
+      params.push(filter.agent);
+    }
+    if (filter.states && filter.states.length > 0) {
+      where.push(`state IN (${marks(filter.states.length)})`);
+      params.push(...filter.states);
+    }
+    if (filter.pbx && this.scopeOf.pbx !== undefined) {
+      where.push('pbx = ?');
+      params.push(filter.pbx);
+    } else if (this.scopeOf.pbx !== undefined && !this.scopeOf.allPbx) {
+      where.push('pbx = ?');
+      params.push(this.scopeOf.pbx);
+    }
+    if (filter.limit) params.push(filter.limit);
+    const rows = await this.db.all<Row>(
+      `SELECT id, version, data FROM requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, ${this.d.seq}${filter.limit ? ' LIMIT ?' : ''}`,
+      params,
+    );
+    return rows.map((r) => this.decode(r).request);
+  }
+
+  async pendingDependencies(): Promise<PendingDependencies> {
+    const params: unknown[] = [];
+    const s = this.scope(params);
+    const agents = (await this.db.all<{ agent: string }>(`SELECT DISTINCT agent FROM requests WHERE ${PENDING}${s}`, params)).map((r) => r.agent);
+    const lineProspects = (
+      await this.db.all<{ prospect: string }>(`SELECT DISTINCT prospect FROM requests WHERE ${PENDING} AND ${this.d.jsonField('data', 'mode')} = 'device'${s}`, params)
+    ).map((r) => r.prospect);
+    const count = (await this.db.one<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE ${PENDING}${s}`, params))!.n;
+    return { agents, lineProspects, count };
+  }
+
+  async pendingLineWatchers(prospects: readonly string[]): Promise<string[]> {
+    if (prospects.length === 0) return [];
+    const params: unknown[] = [...prospects];
+    const rows = await this.db.all<{ id: string }>(
+      `SELECT id FROM requests WHERE prospect IN (${marks(prospects.length)}) AND ${PENDING} AND ${this.d.jsonField('data', 'mode')} = 'device'${this.scope(params)}
+       ORDER BY created_at, ${this.d.seq}`,
+      params,
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async idsInState(state: string, agent?: string): Promise<string[]> {
+    const params: unknown[] = [state];
+    let sql = 'SELECT id FROM requests WHERE state = ?';
+    if (agent) {
+      params.push(agent);
+      sql += ' AND agent = ?';
+    }
+    sql += `${this.scope(params)} ORDER BY wake_at${this.d.nullsLast}, ${this.d.seq}`;
+    return (await this.db.all<{ id: string }>(sql, params)).map((r) => r.id);
+  }
+
+  async pending(): Promise<Versioned<R>[]> {
+    const params: unknown[] = [];
+    const rows = await this.db.all<Row>(`SELECT id, version, data FROM requests WHERE ${PENDING}${this.scope(params)} ORDER BY wake_at${this.d.nullsLast}, ${this.d.seq}`, params);
+    return rows.map((r) => this.decode(r));
+  }
+
+  async nextWake(): Promise<number | null> {
+    const params: unknown[] = [];
+    return (await this.db.one<{ w: number | null }>(`SELECT MIN(wake_at) AS w FROM requests WHERE wake_at IS NOT NULL AND ${PENDING}${this.scope(params)}`, params))!.w;
+  }
+
+  async due(now: number, limit = 100): Promise<Versioned<R>[]> {
+    const params: unknown[] = [now];
+    const s = this.scope(params);
+    params.push(limit);
+    const rows = await this.db.all<Row>(
+      `SELECT id, version, data FROM requests WHERE wake_at IS NOT NULL AND wake_at <= ? AND ${PENDING}${s} ORDER BY wake_at, ${this.d.seq} LIMIT ?`,
+      params,
+    );
+    return rows.map((r) => this.decode(r));
+  }
+
+  async events(requestId: string): Promise<StoredEvent[]> {
+    const rows = await this.db.all<EventRow>('SELECT id, request_id, at, type, from_state, to_state, reason, data FROM events WHERE request_id = ? ORDER BY id', [requestId]);
+    return rows.map((r) => ({
+      id: r.id,
+      requestId: r.request_id,
+      at: r.at,
+      type: r.type,
+      from: r.from_state,
+      to: r.to_state,
+      reason: r.reason,
+      data: r.data === null || r.data === undefined ? null : (this.d.fromJson(r.data) as Record<string, unknown>),
+    }));
+  }
+
+  async prospectQueue(prospect: string): Promise<ProspectQueueEntry[]> {
+    const params: unknown[] = [];
+    // A SQLite file serves one PBX.
+    const samePbx = this.scopeOf.pbx === undefined ? '1' : (params.push(this.scopeOf.pbx), 'pbx = ?');
+    params.push(prospect);
+    const rows = await this.db.all<Omit<ProspectQueueEntry, 'samePbx'> & { samePbx: unknown }>(
+      `SELECT id, ${samePbx} AS "samePbx", agent, state, created_at AS "createdAt" FROM requests WHERE prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq}`,
+      params,
+    );
+    return rows.map((r) => ({ ...r, samePbx: Boolean(r.samePbx) }));
+  }
+
+  async lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null> {
+    const params: unknown[] = [];
+    // A SQLite file serves one PBX.
+    const samePbx = this.scopeOf.pbx === undefined ? '1' : (params.push(this.scopeOf.pbx), 'r.pbx = ?');
+    params.push(prospect, exceptAgent);
+    const row = await this.db.one<{ connectedAt: number; endedAt: number | null; samePbx: unknown }>(
+      `SELECT r.updated_at AS "connectedAt",
+         (SELECT MAX(e.at) FROM events e WHERE e.request_id = r.id AND e.type = 'conversation-ended') AS "endedAt",
+         ${samePbx} AS "samePbx"
+       FROM requests r WHERE r.prospect = ? AND r.state = 'COMPLETED' AND r.agent <> ? ORDER BY r.updated_at DESC LIMIT 1`,
+      params,
+    );
+    return row ? { connectedAt: row.connectedAt, endedAt: row.endedAt ?? null, samePbx: Boolean(row.samePbx) } : null;
+  }
+
+  async appendEvents(events: readonly StoredEvent[]): Promise<void> {
+    await this.db.tx((q) => insertEvents(q, events));
+  }
+
+  async countByState(): Promise<Record<string, number>> {
+    const params: unknown[] = [];
+    const rows = await this.db.all<{ state: string; n: number }>(`SELECT state, COUNT(*) AS n FROM requests WHERE ${PENDING}${this.scope(params)} GROUP BY state`, params);
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  async createOrRefresh(
+    agent: string,
+    prospect: string,
+    maxPending: number,
+    create: () => RequestWrite<R>,
+    refresh: (existing: R) => RequestWrite<R>,
+    maxPendingTotal?: number,
+  ): Promise<CreateResult<R>> {
+    const pbx = this.scopeOf.pbx ?? '';
+    return this.db.tx(
+      async (q) => {
+        // With a total cap, one opt-in per PBX at a time (taken before the agent's lock: one order, no
+        // deadlock); one opt-in per (PBX, agent) at a time across instances: the cap and the one-pending rule hold.
+        await this.d.lockKeys(q, [...(maxPendingTotal !== undefined ? [`cc-optin-total:${pbx}`] : []), `cc-optin:${pbx}:${agent}`]);
+        const p1: unknown[] = [agent, prospect];
+        const found = await q.one<Row>(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(p1)}${this.d.forUpdate}`, p1);
+        if (found) {
+          const existing = this.decode(found);
+          const next = refresh(existing.request);
+          if (!(await writeRequest(q, next.request, existing.version))) throw new StoreError('pending request changed while locked');
+          await insertEvents(q, next.events);
+          await insertOutbox(q, next.outbox ?? []);
+          return { result: 'refreshed', request: next.request, previous: existing.request };
+        }
+        const p2: unknown[] = [agent];
+        const pending = (await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE agent = ? AND ${PENDING}${this.own(p2)}`, p2))!.n;
+        if (pending >= maxPending) return { result: 'full', pending };
+        if (maxPendingTotal !== undefined) {
+          const p3: unknown[] = [];
+          const total = (await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE ${PENDING}${this.own(p3)}`, p3))!.n;
+          if (total >= maxPendingTotal) return { result: 'full', pending: total };
+        }
+        const made = create();
+        const r = made.request;
+        const withPbx = this.scopeOf.pbx !== undefined;
+        await q.run(
+          `INSERT INTO requests(id, ${withPbx ? 'pbx, ' : ''}agent, prospect, state, created_at, updated_at, wake_at, version, data)
+           VALUES (?, ${withPbx ? '?, ' : ''}?, ?, ?, ?, ?, ?, 1, ?)`,
+          [r.id, ...(withPbx ? [pbx] : []), r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r)],
+        );
+        await insertEvents(q, made.events);
+        await insertOutbox(q, made.outbox ?? []);
+        return { result: 'created', request: r };
+      },
+      { quick: true },
+    );
+  }
+
+  async transition(request: R, expectedVersion: number, events: readonly StoredEvent[], outbox: readonly OutboxInsert[] = []): Promise<number | undefined> {
+    try {
+      return await this.db.tx(async (q) => {
+        if (!(await writeRequest(q, request, expectedVersion))) return undefined;
+        await insertEvents(q, events);
+        await insertOutbox(q, outbox);
+        return expectedVersion + 1;
+      });
+    } catch (err) {
+      // A second recall for the same prospect number (requests_one_recall_per_prospect): the claim is lost, as
+      // with a stale version; the caller re-reads and decides again (and then sees the colleague's recall).
+      if (this.d.isRecallConflict(err)) {
+        this.recallConflicts++;
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ outbox (CRM webhook)
+
+  async enqueueOutbox(rows: readonly OutboxInsert[]): Promise<void> {
+    await this.db.tx((q) => insertOutbox(q, rows));
+  }
+
+  async outboxDue(now: number, limit = 50): Promise<OutboxRow[]> {
+    const rows = await this.db.all<Record<string, unknown>>(
+      'SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ? ORDER BY next_at, id LIMIT ?',
+      [now, limit],
+    );
+    return rows.map(outboxRow);
+  }
+
+  async outboxNextAt(): Promise<number | null> {
+    return (await this.db.one<{ n: number | null }>('SELECT MIN(next_at) AS n FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL'))!.n;
+  }
+
+  async outboxClaim(id: number, seenNextAt: number, until: number): Promise<boolean> {
+    return (await this.db.run('UPDATE outbox SET next_at = ? WHERE id = ? AND next_at = ? AND sent_at IS NULL AND failed_at IS NULL', [until, id, seenNextAt])) === 1;
+  }
+
+  async outboxClaimDue(now: number, until: number, limit = 20): Promise<OutboxRow[]> {
+    const rows = await this.db.all<Record<string, unknown>>(
+      `UPDATE outbox SET next_at = ? WHERE id IN (
+         SELECT id FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ?
+         ORDER BY next_at, id LIMIT ?${this.d.skipLocked})
+       RETURNING *`,
+      [until, now, limit],
+    );
+    return rows.map(outboxRow).sort((a, b) => a.id - b.id);
+  }
+
+  async outboxSent(id: number, at: number): Promise<void> {
+    await this.db.run('UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?', [at, id]);
+  }
+
+  async outboxFailed(id: number, error: string, nextAt: number | null, at: number): Promise<void> {
+    if (nextAt === null) {
+      await this.db.run('UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ? WHERE id = ?', [error, at, id]);
+    } else {
+      await this.db.run('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?', [error, nextAt, id]);
+    }
+  }
+
+  async outbox(): Promise<OutboxRow[]> {
+    return (await this.db.all<Record<string, unknown>>('SELECT * FROM outbox ORDER BY id')).map(outboxRow);
+  }
+
+  async outboxGivenUp(): Promise<OutboxRow[]> {
+    return (await this.db.all<Record<string, unknown>>('SELECT * FROM outbox WHERE failed_at IS NOT NULL AND sent_at IS NULL ORDER BY id')).map(outboxRow);
+  }
+
+  async outboxRetry(ids: readonly number[] | 'all', now: number): Promise<number[]> {
+    if (ids !== 'all' && ids.length === 0) return [];
+    const rows = await this.db.all<{ id: number }>(
+      `UPDATE outbox SET failed_at = NULL, attempts = 0, next_at = ?
+       WHERE failed_at IS NOT NULL AND sent_at IS NULL${ids === 'all' ? '' : ` AND id IN (${marks(ids.length)})`} RETURNING id`,
+      [now, ...(ids === 'all' ? [] : ids)],
+    );
+    return rows.map((r) => r.id).sort((a, b) => a - b);
+  }
+
+  // ------------------------------------------------------------------ retention
+
+  async prune(before: number, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    const params: unknown[] = [before];
+    const finished = `SELECT id FROM requests WHERE state IN ${TERMINAL_SQL} AND updated_at < ?${this.scope(params)}`;
+    const count = async (q: Queries, sql: string, p: readonly unknown[]) => (await q.one<{ n: number }>(sql, p))!.n;
+    if (opts.dryRun) {
+      return {
+        requests: await count(this.db, `SELECT COUNT(*) AS n FROM (${finished}) f`, params),
+        events: await count(this.db, `SELECT COUNT(*) AS n FROM events WHERE request_id IN (${finished})`, params),
+        outbox: await count(this.db, 'SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?', [before]),
+      };
+    }
+    // Deleting finished rows is not fenced (the trigger guards inserts and updates): any instance may prune.
+    return this.db.tx(async (q) => ({
+      events: await q.run(`DELETE FROM events WHERE request_id IN (${finished})`, params),
+      requests: await q.run(`DELETE FROM requests WHERE id IN (${finished})`, params),
+      outbox: await q.run('DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?', [before]),
+    }));
+  }
+}
+
+async function insertEvents(q: Queries, events: readonly StoredEvent[]): Promise<void> {
+  for (const e of events) {
+    await q.run('INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      e.requestId,
+      e.at,
+      e.type,
+      e.from ?? null,
+      e.to ?? null,
+      e.reason ?? null,
+      e.data ? JSON.stringify(e.data) : null,
+    ]);
+  }
+}
+
+async function insertOutbox(q: Queries, rows: readonly OutboxInsert[]): Promise<void> {
+  for (const r of rows) {
+    await q.run('INSERT INTO outbox(key, request_id, event, created_at, body, next_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING', [
+      r.key,
+      r.requestId,
+      r.event,
+      r.createdAt,
+      r.body,
+      r.createdAt,
+    ]);
+  }
+}
+
+async function writeRequest(q: Queries, request: RequestRecord, expectedVersion: number): Promise<boolean> {
+  const changed = await q.run('UPDATE requests SET state = ?, updated_at = ?, wake_at = ?, data = ?, version = version + 1 WHERE id = ? AND version = ?', [
+    request.state,
+    request.updatedAt,
+    request.wakeAt,
+    JSON.stringify(request),
+    request.id,
+    expectedVersion,
+  ]);
+  return changed === 1;
+}
