@@ -28,7 +28,10 @@ import {
   isTerminal,
   newRequest,
   offerPromise,
+  resolveProfile,
   type Colleagues,
+  type Contact,
+  type Profiles,
   type ZoneSource,
 } from './core/policy';
 import type { OfferContext } from './core/offer';
@@ -52,6 +55,8 @@ export interface OptInInput {
   /** The prospect's time zone (from the number); default: the configured calling-hours zone. */
   timeZone?: string;
   zoneSource?: ZoneSource;
+  /** The team profile the dialplan named (CC_PROFILE); unknown or absent: the default policy. */
+  profile?: string;
   /**
    * Where the opt-in's time goes (`npm run bench`): the engine stamps performance.now() at each step —
    * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
@@ -90,7 +95,8 @@ export interface AppliedDecision {
   /** The request before the decision; undefined for a new request. */
   before?: CallbackRequest;
   decision: Decision;
-  observation: Observation | { type: 'optIn' };
+  /** `annotate`: a fact written beside the policy (the CRM's name), no state change. */
+  observation: Observation | { type: 'optIn' } | { type: 'annotate' };
   at: number;
 }
 
@@ -128,6 +134,13 @@ export interface EngineOptions {
   maxPendingTotal?: number;
   /** False while this instance may not act for its PBX (a lost lease); actions are then skipped. */
   canAct?: () => boolean;
+  /** Team profiles (config `profiles`), chosen per call by the dialplan. Unset: none. */
+  profiles?: Profiles;
+  /**
+   * The CRM look-up (src/webhook/lookup.ts): `cached` answers at once from what is known, `lookup` asks the CRM
+   * (never rejects). Started after the opt-in is stored; the name is written to the request when it arrives.
+   */
+  contacts?: { cached(prospect: string): Contact | null | undefined; lookup(prospect: string): Promise<{ found: true; contact: Contact } | { found: false } | undefined> };
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -319,7 +332,8 @@ export class Engine {
     // The agent's other recalls, for a refresh's decision (read before the store's transaction).
     const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
     const device = this.opts.prospectDevice(input.prospect);
-    const promise = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
+    const chosen = resolveProfile(this.opts.policy, this.opts.profiles ?? {}, input.profile);
+    const promise = offerPromise(chosen.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
     const pendingBefore = await this.store.findPending(input.agent, input.prospect);
     if (promise.kind === 'declined' && !pendingBefore) {
       await this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
@@ -346,8 +360,11 @@ export class Engine {
             language: input.language,
             mode: device ? 'device' : 'timed',
             ...(input.timeZone ? { timeZone: input.timeZone, zoneSource: input.zoneSource ?? 'number' } : {}),
+            profile: chosen.profile,
+            policy: chosen.snapshot,
+            contact: this.opts.contacts?.cached(input.prospect) ?? null,
           },
-          this.opts.policy,
+          chosen.policy,
           now,
         );
         if (marks) marks.decided = performance.now();
@@ -369,7 +386,40 @@ export class Engine {
     if (device) this.onWatch?.(device);
     this.onWatch?.(input.agent);
     void this.arm();
+    if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
     return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular' };
+  }
+
+  /**
+   * Asks the CRM for the prospect's name, off the opt-in's path (not awaited): when it arrives, it is written to the
+   * request (if it is still pending) and shows on its next recall, the page, list/show and later webhooks.
+   */
+  private lookUp(requestId: string, prospect: string): void {
+    const contacts = this.opts.contacts;
+    if (!contacts) return;
+    void contacts.lookup(prospect).then(async (r) => {
+      if (this.stopped || !r?.found) return;
+      await this.setContact(requestId, r.contact);
+    });
+  }
+
+  /** Stores the prospect's name with a request that is not finished (version-guarded, no history row). */
+  setContact(requestId: string, contact: Contact): Promise<CallbackRequest | undefined> {
+    return this.exclusive(async () => {
+      try {
+        const written = await this.ledger.annotate(requestId, (current) =>
+          isTerminal(current.state) || (current.contact?.name === contact.name && current.contact?.company === contact.company) ? undefined : { ...current, contact: { ...contact } },
+        );
+        if (written) {
+          emit(this.log.child({ requestId }), 'info', 'lookup.stored', "the prospect's name from the CRM is stored with the request", { requestId, name: contact.name });
+          this.applied({ before: written, decision: { request: written, events: [], actions: [] }, observation: { type: 'annotate' }, at: this.clock() });
+        }
+        return written;
+      } catch (err) {
+        this.log.error("could not store the prospect's name from the CRM", { requestId, error: (err as Error).message });
+        return undefined;
+      }
+    });
   }
 
   /** Records a busy signal at which nothing could be promised: a log line and, with a CRM webhook, a 'not-offered' event. */
@@ -393,10 +443,10 @@ export class Engine {
    * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or
    * none) and the agent's place in the queue for the number. Read-only.
    */
-  async offerOutlook(agent: string, prospect: string, timeZone?: string): Promise<OfferOutlook> {
+  async offerOutlook(agent: string, prospect: string, timeZone?: string, profile?: string): Promise<OfferOutlook> {
     const now = this.clock();
     const device = this.opts.prospectDevice(prospect);
-    const p = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone });
+    const p = offerPromise(resolveProfile(this.opts.policy, this.opts.profiles ?? {}, profile).policy, now, { mode: device ? 'device' : 'timed', timeZone });
     const queue = await this.store.prospectQueue(prospect);
     const own = queue.findIndex((q) => q.agent === agent);
     const others = queue.filter((q) => q.agent !== agent).map((q) => q.agent);

@@ -15,7 +15,7 @@
  * The ledger carries out no actions (ringing, notifications): it returns the applied decision, and the
  * caller acts on it only after the write, so a crash never leaves an action without its record.
  */
-import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide, isTerminal } from './core/policy';
+import { AgentStatus, CallbackRequest, Colleagues, Decision, Observation, PolicyConfig, PolicyEvent, decide, isTerminal, policyFor } from './core/policy';
 import type { CreateResult, OutboxInsert, OutboxStore, RequestStore, StoredEvent, Versioned } from './store/contract';
 
 /** The ledger reads and writes through the store contract (SQLite or PostgreSQL; asynchronous). */
@@ -194,7 +194,7 @@ export class Ledger {
 
   /** The pure decision for a request as it is now (nothing written), with the agent's status and colleagues as given. */
   decide(request: CallbackRequest, observation: Observation, now = this.clock(), agent: AgentStatus = AGENT_FREE_LONG_AGO, colleagues?: Colleagues): Decision {
-    return decide(request, observation, { now, cfg: this.opts.policy, agent, ...(colleagues ? { colleagues } : {}) });
+    return decide(request, observation, { now, cfg: policyFor(this.opts.policy, request), agent, ...(colleagues ? { colleagues } : {}) });
   }
 
   /**
@@ -204,6 +204,22 @@ export class Ledger {
   commit(decision: Decision, version: number, at: number): Promise<number | undefined> {
     const r = this.rows(decision, at);
     return this.store.transition(r.request, version, r.events, r.outbox);
+  }
+
+  /**
+   * Writes a fact about a request that is not a decision (the CRM's name for the prospect): `patch` returns the
+   * request with the fact, or undefined to leave it alone. Version-guarded like a decision (re-read on a lost race);
+   * no history row, no outbox row, no action. Returns the request written, or undefined.
+   */
+  async annotate(id: string, patch: (current: CallbackRequest) => CallbackRequest | undefined, maxTries = 3): Promise<CallbackRequest | undefined> {
+    for (let i = 0; i < maxTries; i++) {
+      const current = await this.store.get(id);
+      if (!current) return undefined;
+      const next = patch(current.request);
+      if (!next) return undefined;
+      if ((await this.store.transition(next, current.version, [])) !== undefined) return next;
+    }
+    return undefined;
   }
 
   /** decide → events → outbox → version-guarded write; see the file comment. */

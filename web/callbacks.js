@@ -131,9 +131,11 @@ function lastStage(r) {
 function card(r) {
   const li = el('li', { class: `req${r.terminal ? ' terminal' : ''}`, 'data-id': r.id, 'data-state': r.state, 'data-testid': 'request' });
   const head = el('div', { class: 'req-head' });
-  head.append(el('span', { class: 'prospect' }, r.prospect), el('span', { class: `state ${r.state}`, 'data-testid': 'state' }, r.state), el('span', { class: 'agent' }, r.agent), el('span', { class: 'rid' }, r.id));
+  const who = r.contact ? `${r.contact.name}${r.contact.company ? ` (${r.contact.company})` : ''} · ${r.prospect}` : r.prospect;
+  head.append(el('span', { class: 'prospect', 'data-testid': 'prospect' }, who), el('span', { class: `state ${r.state}`, 'data-testid': 'state' }, r.state), el('span', { class: 'agent' }, r.agent), el('span', { class: 'rid' }, r.id));
   li.append(head, timeline(r));
   li.append(el('p', { class: 'reason', 'data-testid': 'reason' }, r.reason));
+  li.append(el('p', { class: 'profile', 'data-testid': 'profile' }, `profile: ${r.profile || 'default'} · ${r.policy}`));
   if (r.wakeAt && !r.terminal) li.append(el('p', { class: 'wake' }, `next check ${timeOf(r.wakeAt)}${r.waitingFor ? ` · waiting for: ${r.waitingFor}` : ''}`));
   const actions = el('div', { class: 'actions' });
   const cancel = el('button', { type: 'button', class: 'cancel', 'data-testid': 'cancel' }, 'Cancel');

@@ -29,6 +29,7 @@ import { AriRouter } from '../telephony/ari/router';
 import { StasisEntry } from '../telephony/ari/stasis';
 import { notOfferedRow, outboxRowsFor } from '../webhook/payload';
 import { WebhookSender } from '../webhook/sender';
+import { CrmLookup } from '../webhook/lookup';
 import { Operations } from './operations';
 import { ProspectZones, zoneRules } from '../zones/prospect-zones';
 import type { OfferSink } from '../flows/offer';
@@ -42,6 +43,7 @@ function offerOptions(config: Config) {
     defaultLanguage: config.offer.defaultLanguage,
     prompts: config.prompts,
     numbers: config.numbers,
+    profiles: config.profiles,
   };
 }
 
@@ -66,6 +68,8 @@ export class Service {
   private readonly stasis: StasisEntry;
   private agi?: AgiServer;
   private readonly webhook?: WebhookSender;
+  /** The CRM look-up of prospects' names (lookup.url); undefined without one. */
+  readonly lookup?: CrmLookup;
   private pruneTimer?: NodeJS.Timeout;
   /** Health, readiness and metrics over HTTP, and the agents' lamps (src/app/operations.ts). */
   readonly ops: Operations;
@@ -96,7 +100,7 @@ export class Service {
       optIn: (input) => this.engine.optIn(input),
       prepare: async (input) => {
         const zone = await zones.resolve(input.prospect);
-        const o = await this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone);
+        const o = await this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone, input.profile);
         if (o.promise === 'declined') await this.engine.noOffer(input.agent, input.prospect, o.timeZone, o.reason);
         return {
           context: { promise: o.promise, position: o.position },
@@ -120,7 +124,17 @@ export class Service {
       });
     }
     const coordinator = this.coordinator;
+    if (config.lookup.url) {
+      this.lookup = new CrmLookup({
+        ...config.lookup,
+        secret: config.lookup.secret || config.webhook.secret,
+        log: log.child({ component: 'lookup' }),
+        clock: opts.clock,
+      });
+    }
     this.engine = new Engine({
+      profiles: config.profiles,
+      contacts: this.lookup,
       store,
       policy: config.policy,
       log: log.child({ component: 'scheduler' }),
@@ -371,6 +385,7 @@ export class Service {
     this.storeWait?.wake?.();
     await this.ops.stop();
     this.webhook?.stop();
+    this.lookup?.stop();
     await this.agi?.close();
     this.engine.stop();
     await this.coordinator?.stop();

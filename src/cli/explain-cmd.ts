@@ -6,10 +6,12 @@ import type { Argv } from 'yargs';
 import type { ZoneChoice } from '../core/zones';
 import { ProspectZones, zoneRules } from '../zones/prospect-zones';
 import { explainScenario, scenarioFrom, type ScenarioArgs } from '../views/explain';
-import { GlobalArgs, loadPartial, out, printJson, run } from './common';
+import { CliError, EXIT, GlobalArgs, loadPartial, out, printJson, run } from './common';
+import { describeSnapshot, resolveProfile } from '../core/policy';
 
 export interface ExplainArgs extends GlobalArgs, ScenarioArgs {
   json?: boolean;
+  profile?: string;
 }
 
 async function explainAsync(argv: ExplainArgs): Promise<void> {
@@ -21,10 +23,15 @@ async function explainAsync(argv: ExplainArgs): Promise<void> {
 
 function explain(argv: ExplainArgs, choice?: ZoneChoice): void {
   const config = loadPartial(argv);
-  const zone = choice?.timeZone ?? config.policy.callingHours.timeZone;
+  // A team profile's policy over the configured one, as a call naming it gets (an unknown name is an error here).
+  const resolved = resolveProfile(config.policy, config.profiles, argv.profile);
+  if (resolved.problem) throw new CliError(`--profile: ${resolved.problem.replace(/: the default policy applies$/, '')}`, EXIT.usage);
+  const policy = resolved.policy;
+  const zone = choice?.timeZone ?? policy.callingHours.timeZone;
   const s = { ...scenarioFrom(argv, zone, Date.now()), timeZone: zone };
-  const report = explainScenario(s, config.policy, config.numbers, choice);
-  if (argv.json) return printJson(report.json);
+  const report = explainScenario(s, policy, config.numbers, choice);
+  if (argv.json) return printJson({ ...report.json, profile: resolved.profile });
+  if (resolved.profile) out(`Profile: ${resolved.profile} (${describeSnapshot(resolved.snapshot)})`);
   for (const line of report.lines) out(line);
 }
 
@@ -52,6 +59,7 @@ export function explainCommand<T>(y: Argv<T>): Argv<T> {
         .option('prospect', { type: 'string', describe: "The prospect's number [2001]" })
         .option('agent', { type: 'string', describe: "The agent's device [PJSIP/1001]" })
         .option('json', { type: 'boolean', describe: 'Print {scenario, firstRingAt, rings, state, outcome, timeline[]} as JSON' })
+        .option('profile', { type: 'string', describe: 'A team profile (config `profiles`): the policy a call with CC_PROFILE=<name> gets' })
         .example('$0 explain --at 10:00 --busy-until 10:40 --agent-busy 10:44-10:50', 'Grace, then the agent is busy: when is the agent rung?')
         .example('$0 explain --timeline "busy at 10:00, free at 10:40, agent busy 10:44–10:50"', 'The same, in words')
         .example('$0 explain --external --at 17:30 --busy-until 17:45 --date 2026-03-13', 'An external number, late on a Friday')

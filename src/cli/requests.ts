@@ -28,7 +28,7 @@ import {
   table,
   withStore,
 } from './common';
-import { requestJson, showText, toPolicyEvent } from '../views/requests';
+import { prospectText, requestJson, showText, toPolicyEvent } from '../views/requests';
 
 /** A request's place in the queue for its prospect number ('1/2': first of two), or '' when alone or finished. */
 function queueLabel(queue: readonly { id: string }[], id: string): string {
@@ -76,11 +76,14 @@ async function list(argv: ListArgs): Promise<void> {
   if (rows.length === 0) return out('No callback requests match.');
   const now = Date.now();
   const zones = [...new Set(rows.map((r) => r.timeZone))];
-  const body = [['ID', 'AGENT', 'PROSPECT', 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
+  // The PROFILE column only when a listed request has one (team profiles in use).
+  const profiled = rows.some((r) => r.profile);
+  const body = [['ID', 'AGENT', 'PROSPECT', ...(profiled ? ['PROFILE'] : []), 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
     rows.map((r) => [
       r.id,
       r.agent,
-      r.prospect,
+      prospectText(r),
+      ...(profiled ? [r.profile ?? '-'] : []),
       queueLabel(queues.get(r.prospect) ?? [], r.id) || '-',
       r.state,
       localLabelPast(r.timeZone, r.createdAt, now),

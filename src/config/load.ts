@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isPair, isScalar, parse as parseYaml, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
-import { PolicyConfig, makePolicyConfig } from '../core/policy';
+import { PolicyConfig, makePolicyConfig, profilePolicy, validatePolicyConfig, type Profiles } from '../core/policy';
+import { labelProblems } from '../core/label';
 import { validateWatchDevice } from '../core/validate';
 import { MASK, maskUrls, masker } from '../logging/mask';
 import { Config, ConfigKey, Field, InternalProspectRule, crossChecks, schema } from './schema';
@@ -296,6 +297,7 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
       for (const line of (err as Error).message.split('\n').slice(1)) problems.push(policyProblem(line.replace(/^\s*-\s*/, '')));
     }
   }
+  if (problems.length === 0 && policy) problems.push(...profileProblems(policy, tree));
   if (problems.length > 0 || !policy) {
     // No secret ever appears in a message, even one written into the wrong key.
     const secrets = Object.entries(fields)
@@ -307,6 +309,24 @@ export function resolveConfig(opts: LoadOptions = {}): { config: Config; entries
   }
   const config = { ...tree, policy } as Config;
   return { config, entries };
+}
+
+/**
+ * Each profile over the configured policy must make a valid policy (the policy's own check, its fields named as
+ * `profiles.<name>.<key>`), a label that fits the display, and speak a language prompts exist for.
+ */
+function profileProblems(policy: PolicyConfig, tree: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const profiles = (tree.profiles ?? {}) as Profiles;
+  const languages = ((tree.offer as { languages?: string[] } | undefined)?.languages ?? []) as string[];
+  for (const [name, o] of Object.entries(profiles)) {
+    const merged = profilePolicy(policy, o);
+    for (const p of validatePolicyConfig(merged)) problems.push(`profiles.${name}: ${p}`);
+    const label = labelProblems(merged.recallCallerIdName, merged.recallLabel)[0];
+    if (label) problems.push(`profiles.${name}: ${label}`);
+    if (o.language !== undefined && !languages.includes(o.language)) problems.push(`profiles.${name}.language: must be one of offer.languages (${languages.join(', ')}), got ${JSON.stringify(o.language)}`);
+  }
+  return problems;
 }
 
 /** The config key of a policy field ("graceMs" → "policy.grace", "callingHours.windows…" → "callingHours.windows…"), from the schema's `at`. */

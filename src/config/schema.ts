@@ -34,6 +34,7 @@ import type { PolicyConfig } from '../core/policy/types';
 import { MAX_NUMBER_DIGITS, defaultNumberRules, validateWatchDevice } from '../core/validate';
 import { validateZoneOverrides } from '../core/zones';
 import { labelProblems } from '../core/label';
+import { PROFILE_NAME, type ProfileOverrides } from '../core/policy/profiles';
 import { isIP } from 'node:net';
 import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY, agentPatternProblem, prefixProblem } from '../core/dial-policy';
 
@@ -279,6 +280,82 @@ const zoneOverrides = z.unknown().transform((value, ctx): Record<string, string>
   return problems.length > 0 ? z.NEVER : (value as Record<string, string>);
 });
 
+/** `profiles`: team profiles chosen per call by the dialplan (src/core/policy/profiles.ts); unknown keys are refused. */
+const PROFILE = 'a profile such as {"grace": "1m", "snooze": "10m", "language": "de"}';
+const PROFILE_SHAPE = {
+      grace: t.duration(),
+      longBusyThreshold: t.duration(),
+      longBusyExtraGrace: t.duration(),
+      firstProbeDelay: t.duration(),
+      backoff: t.durationList(),
+      maxAttempts: t.integer(1, 20),
+      noAnswerRetries: t.integer(0, 10),
+      snooze: t.duration('1ms'),
+      maxSnoozes: t.integer(0, 20),
+      maxAge: t.duration('1ms'),
+      callingHours: z
+        .record(z.string(), z.unknown(), expected('{"timeZone", "windows", "holidays"} (each optional)'))
+        .superRefine((v, ctx) => {
+          for (const k of Object.keys(v)) if (!['timeZone', 'windows', 'holidays'].includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'unknown key (known: timeZone, windows, holidays)' });
+        })
+        .pipe(z.object({ timeZone: t.string().optional(), windows: windows.optional(), holidays: holidays.optional() })),
+      afterHours: t.oneOf(['carry-over', 'decline']),
+      language: z.string(expected('a language such as "de"')).regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$/, expected('a language such as "de"')),
+      labelPrefix: labelPrefixes,
+      callerIdName: t.string(),
+};
+const profileSchema = z
+  .unknown()
+  .superRefine((v, ctx) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      ctx.addIssue({ code: 'custom', message: `expected ${PROFILE}` });
+      return;
+    }
+    for (const k of Object.keys(v)) {
+      if (!(k in PROFILE_SHAPE)) ctx.addIssue({ code: 'custom', path: [k], message: `unknown profile key (known: ${Object.keys(PROFILE_SHAPE).join(', ')})` });
+    }
+  })
+  .pipe(z.object(PROFILE_SHAPE).partial())
+  .transform((p): ProfileOverrides => {
+    const o: ProfileOverrides = {};
+    if (p.grace !== undefined) o.graceMs = p.grace;
+    if (p.longBusyThreshold !== undefined) o.longBusyThresholdMs = p.longBusyThreshold;
+    if (p.longBusyExtraGrace !== undefined) o.longBusyExtraGraceMs = p.longBusyExtraGrace;
+    if (p.firstProbeDelay !== undefined) o.firstProbeDelayMs = p.firstProbeDelay;
+    if (p.backoff !== undefined) o.backoffMs = p.backoff;
+    if (p.maxAttempts !== undefined) o.maxAttempts = p.maxAttempts;
+    if (p.noAnswerRetries !== undefined) o.noAnswerRetries = p.noAnswerRetries;
+    if (p.snooze !== undefined) o.snoozeMs = p.snooze;
+    if (p.maxSnoozes !== undefined) o.maxSnoozes = p.maxSnoozes;
+    if (p.maxAge !== undefined) o.maxAgeMs = p.maxAge;
+    if (p.callingHours !== undefined) o.callingHours = Object.fromEntries(Object.entries(p.callingHours).filter(([, v]) => v !== undefined));
+    if (p.afterHours !== undefined) o.afterHours = p.afterHours;
+    if (p.language !== undefined) o.language = p.language;
+    if (p.labelPrefix !== undefined) o.labelPrefix = p.labelPrefix;
+    if (p.callerIdName !== undefined) o.callerIdName = p.callerIdName;
+    return o;
+  });
+const profiles = z.unknown().transform((value, ctx): Record<string, ProfileOverrides> => {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    ctx.addIssue({ code: 'custom', message: 'expected profiles by name such as {"berlin": {"grace": "1m"}}' });
+    return z.NEVER;
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > 100) ctx.addIssue({ code: 'custom', message: 'expected at most 100 profiles' });
+  const out: Record<string, ProfileOverrides> = {};
+  for (const [name, v] of entries) {
+    if (!PROFILE_NAME.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'expected a profile name of letters, digits, _ or - (at most 32)' });
+      continue;
+    }
+    // Every problem of a profile named with its path: profiles.<name>.<key>: <message>.
+    const r = profileSchema.safeParse(v);
+    if (r.success) out[name] = r.data;
+    else for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k))], message: issue.message });
+  }
+  return out;
+});
+
 export const schema = {
   'ari.url': { type: 'url', default: 'http://127.0.0.1:8088', env: 'CC_ARI_URL', parse: t.url(), doc: 'Base URL of Asterisk\'s HTTP server (ARI lives under /ari).' },
   'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.name(), doc: 'ARI user from ari.conf.' },
@@ -507,6 +584,21 @@ export const schema = {
   'agi.maxSessions': { type: 'integer', default: 200, at: 'agiDoor.maxSessions', parse: t.integer(1, 10000), doc: 'Concurrent FastAGI sessions; connections beyond it are closed at once (and logged, aggregated).' },
   'agi.envTimeout': { type: 'duration', default: '5s', at: 'agiDoor.envTimeoutMs', parse: t.duration(), doc: 'A FastAGI peer must send its environment block this soon after connecting.' },
   'agi.idleTimeout': { type: 'duration', default: '2m', at: 'agiDoor.idleTimeoutMs', parse: t.duration(), doc: 'A FastAGI session without traffic and without a command waiting is closed after this long.' },
+  // --- team profiles and the CRM look-up
+  profiles: {
+    type: 'json',
+    default: {},
+    parse: profiles,
+    doc: 'Team profiles chosen per call by the dialplan (channel variable CC_PROFILE): {"berlin": {"grace": "2m", "language": "de"}, "newyork": {"callingHours": {"timeZone": "America/New_York"}}}. Keys: grace, longBusyThreshold, longBusyExtraGrace, firstProbeDelay, backoff, maxAttempts, noAnswerRetries, snooze, maxSnoozes, maxAge, callingHours {timeZone, windows, holidays}, afterHours, language, labelPrefix, callerIdName (as the policy.*, callingHours.* and recall.* keys). A request keeps its profile\'s resolved policy. An unknown name gets the default policy and a profile.unknown log line.',
+  },
+  'lookup.url': { type: 'url', default: '', env: 'CC_LOOKUP_URL', parse: t.url({ allowEmpty: true }), doc: 'CRM look-up of the prospect\'s name: POST {"number": "<prospect>"} to this URL, signed like the webhook; the answer {"name": "…", "company": "…"} (404 or {"name": null}: unknown) shows on the recall\'s label when it fits recall.displayWidth, on the page, in list/show and in webhooks. Runs after the opt-in, never in the way of a call; the number is the fallback. Empty: no look-up.' },
+  'lookup.secret': { type: 'secret', default: '', env: 'CC_LOOKUP_SECRET', parse: t.string({ allowEmpty: true }), doc: 'Key of the look-up\'s HMAC-SHA256 signature, as the webhook\'s (X-Considerate-Signature: sha256=<hex of "<X-Considerate-Timestamp>.<raw body>">). Empty: webhook.secret. Never logged.' },
+  'lookup.timeout': { type: 'duration', default: '2s', at: 'lookup.timeoutMs', parse: t.duration('10ms'), doc: 'Longest wait for one look-up; a slower CRM counts as a failure (the number is shown).' },
+  'lookup.maxBytes': { type: 'integer', default: 4096, parse: t.integer(64, 65536), doc: 'Largest look-up answer read; a longer one is refused (logged) and the number is shown.' },
+  'lookup.cacheTtl': { type: 'duration', default: '1h', at: 'lookup.cacheTtlMs', parse: t.duration('1s'), doc: 'How long a looked-up name (or "no such contact") is reused without asking the CRM again.' },
+  'lookup.cacheSize': { type: 'integer', default: 1000, parse: t.integer(1, 100000), doc: 'Numbers kept in the look-up cache (the least recently used go first).' },
+  'lookup.breakerFailures': { type: 'integer', default: 5, parse: t.integer(1, 1000), doc: 'Consecutive look-up failures (timeout, error, bad answer) after which the CRM is not asked for lookup.breakerCooldown.' },
+  'lookup.breakerCooldown': { type: 'duration', default: '30s', at: 'lookup.breakerCooldownMs', parse: t.duration('1s'), doc: 'How long the look-up rests after lookup.breakerFailures failures; then one trial request decides whether it resumes.' },
   // --- storage retention
   'store.retention': {
     type: 'duration',

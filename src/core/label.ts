@@ -96,6 +96,22 @@ export function recallLabel(template: string, cfg: RecallLabelConfig, prospect: 
 }
 
 /**
+ * The label with the prospect's name (from the CRM look-up) instead of the number: the template with `${number}`
+ * (and `${prospect}`) replaced by the name, with the longest prefix that fits; null when even the shortest prefix
+ * leaves no room for the whole name, so the caller falls back to the number. A name is never cut: a cut name
+ * ("Callback: Dr. Hans-Pe") could be the wrong person, the number never is.
+ */
+export function namedRecallLabel(template: string, cfg: Pick<RecallLabelConfig, 'prefixes' | 'width'>, name: string, language: string): string | null {
+  const clean = name.replace(/["<>\\\p{Cc}]/gu, '').replace(/\s+/g, ' ').trim();
+  if (clean === '' || (!template.includes('${number}') && !template.includes('${prospect}'))) return null;
+  for (const prefix of prefixesFor(cfg, language)) {
+    const label = render(template, prefix, clean, clean);
+    if (label.length <= cfg.width) return label;
+  }
+  return null;
+}
+
+/**
  * What `config check` says about a label configuration: the template shows the number, and with each
  * language's shortest prefix a {@link CHECK_DIGITS}-digit number still fits the declared width.
  */

@@ -174,10 +174,12 @@ export interface OfferArgs {
   prospect: string;
   agent: string;
   hangupCause?: number;
+  /** The team profile the dialplan named (CC_PROFILE), as given; the profile resolution checks it. */
+  profile?: string;
 }
 
 export function parseOfferArgs(args: readonly string[], rules: NumberRules): Validation<OfferArgs> {
-  const [verb, prospect, agent, cause] = args;
+  const [verb, prospect, agent, cause, profile] = args;
   if (verb !== 'offer') {
     return { ok: false, reason: `unknown Stasis verb ${JSON.stringify(verb ?? '')}; expected "offer"` };
   }
@@ -186,5 +188,7 @@ export function parseOfferArgs(args: readonly string[], rules: NumberRules): Val
   const device = validateAgentDevice(agent);
   if (!device.ok) return device;
   const parsedCause = cause !== undefined && /^[0-9]{1,3}$/.test(cause) ? Number(cause) : undefined;
-  return { ok: true, value: { prospect: number.value, agent: device.value, hangupCause: parsedCause } };
+  // At most 64 characters reach the profile resolution (which names a bad one in its log line); empty = none.
+  const named = typeof profile === 'string' && profile !== '' ? profile.slice(0, 64) : undefined;
+  return { ok: true, value: { prospect: number.value, agent: device.value, hangupCause: parsedCause, ...(named !== undefined ? { profile: named } : {}) } };
 }

@@ -32,7 +32,7 @@ import {
   parseOfferArgs,
   stepOffer,
 } from '../core/offer';
-import type { ZoneSource } from '../core/policy';
+import { chooseProfile, type Profiles, type ZoneSource } from '../core/policy';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
 import type { OptInInput, OptInMarks, OptInResult } from '../engine';
 import { DialPolicyError } from '../core/dial-policy';
@@ -74,6 +74,8 @@ export interface OfferOptions {
   defaultLanguage: string;
   prompts: OfferPromptMedia;
   numbers: { minDigits: number; maxDigits: number };
+  /** Team profiles (config `profiles`): a call's profile may set its language. */
+  profiles?: Profiles;
 }
 
 export type OfferEntry = 'ari' | 'agi';
@@ -112,15 +114,23 @@ export class OfferDriver {
       await port.refuse().catch((err: unknown) => log.warn('declining the refused call failed', { error: errorText(err) }));
       return undefined;
     }
-    const language = chooseLanguage(port.language, this.opts.languages, this.opts.defaultLanguage);
+    const profile = chooseProfile(this.opts.profiles ?? {}, parsed.value.profile);
+    const language = chooseLanguage(profile.overrides?.language ?? port.language, this.opts.languages, this.opts.defaultLanguage);
     const input: OfferRequestInput = {
       agent: parsed.value.agent,
       agentCallerId: { name: sanitizeCallerIdName(port.caller.name), number: sanitizeCallerIdNumber(port.caller.number) },
       prospect: parsed.value.prospect,
       language,
       channelId: port.channelId,
+      ...(profile.profile ? { profile: profile.profile } : {}),
     };
     log = log.child({ agent: input.agent, prospect: input.prospect });
+    if (profile.problem) {
+      emit(log, 'warn', 'profile.unknown', 'the call named a profile the configuration does not know; the default policy applies', {
+        profile: describeInput(parsed.value.profile ?? ''),
+        reason: profile.problem,
+      });
+    }
     // The channel's language is set and the call answered while the service prepares the offer (the prospect's
     // zone, the promise, the queue) before the prompt is chosen: the agent waits for the prompt, so they overlap.
     // Every offer starts with the answer (core/offer.ts); its action below waits for this request.

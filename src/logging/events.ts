@@ -281,6 +281,20 @@ export interface EventCatalogue {
   'webhook.retry': { error: string; retryAt: string };
   /** An event was given up after its retries. */
   'webhook.given_up': { error: string; attempts: number };
+
+  // ── CRM look-up of the prospect's name (src/webhook/lookup.ts) and team profiles ─────────────────────
+  /** The CRM answered a look-up: `found` false = no such contact (both are cached for lookup.cacheTtl). */
+  'lookup.answered': { found: boolean; ms: number };
+  /** A look-up failed (`kind`: timeout, network, http, too-large, invalid — `error` names what was wrong); the number is shown. */
+  'lookup.failed': { kind: 'timeout' | 'network' | 'http' | 'too-large' | 'invalid'; error: string; ms: number };
+  /** Too many look-ups failed in a row: the CRM is not asked until `until` (circuit breaker open). */
+  'lookup.breaker_open': { failures: number; until: string };
+  /** A trial look-up after the cool-down succeeded: the CRM is asked again. */
+  'lookup.breaker_closed': Record<string, never>;
+  /** The looked-up name was stored with a request (it shows on its next recall, the page, list/show, webhooks). */
+  'lookup.stored': { requestId: string; name: string };
+  /** A call named a profile the configuration does not know (or a malformed name): the default policy applies. */
+  'profile.unknown': { profile: string; reason: string };
 }
 
 export type EventName = keyof EventCatalogue;
@@ -367,6 +381,12 @@ export const EVENT_NAMES = [
   'webhook.delivered',
   'webhook.retry',
   'webhook.given_up',
+  'lookup.answered',
+  'lookup.failed',
+  'lookup.breaker_open',
+  'lookup.breaker_closed',
+  'lookup.stored',
+  'profile.unknown',
   'dial.refused',
   'agi.refused',
   'agi.exposed',

@@ -52,6 +52,10 @@ export interface WebhookPayload {
     timeZone: string;
     /** What the agent was promised: a callback when possible today, or on the next calling day (carried over). */
     promise: { kind: 'regular' | 'next-calling-day'; opensAt: string | null; expiresAt: string };
+    /** The prospect's name and company from the CRM look-up, once known (null before / without one). */
+    contact: { name: string; company: string | null } | null;
+    /** The team profile chosen by the dialplan (null: the default policy). */
+    profile: string | null;
   };
 }
 
@@ -100,6 +104,8 @@ export function payloadFor(request: CallbackRequest, action: Notify, at: number)
         opensAt: request.carriedOver ? new Date(request.carriedOver.opensAt).toISOString() : null,
         expiresAt: new Date(request.expiresAt).toISOString(),
       },
+      contact: request.contact ? { name: request.contact.name, company: request.contact.company ?? null } : null,
+      profile: request.profile ?? null,
     },
   };
 }

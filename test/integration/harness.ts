@@ -113,9 +113,11 @@ export class TestAri {
    * Plays agent 1001 (or `agent`) dialling `number` from the agents' context. Returns the id of the
    * agent-side channel (the Local ;1 half, which lands in cc-test once the call is answered).
    */
-  async agentDials(number: string, opts: { agent?: string; language?: string; callerName?: string; callerNumber?: string } = {}): Promise<string> {
+  async agentDials(number: string, opts: { agent?: string; language?: string; callerName?: string; callerNumber?: string; profile?: string } = {}): Promise<string> {
     const channelId = `t-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     const variables: Record<string, string> = {};
+    // The team profile, as a PBX admin sets it in the dialplan before the routine (Set(CC_PROFILE=berlin)).
+    if (opts.profile) variables.CC_PROFILE = opts.profile;
     if (opts.agent) variables.CC_TEST_AGENT = opts.agent;
     if (opts.language) variables.CC_TEST_LANGUAGE = opts.language;
     await this.client.channels.originate({

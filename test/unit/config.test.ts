@@ -87,7 +87,7 @@ describe('the Config object comes from the schema', () => {
     const cfg = loadConfig({ env: { CC_ARI_PASSWORD: 'x' } }) as unknown as Record<string, unknown>;
     const leaves = new Set<string>();
     const walk = (v: unknown, p: string) => {
-      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && !(p === 'policy.callingHours.windows') && !(p === 'zones.overrides') && !(p === 'policy.recallLabel.prefixes')) {
+      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegExp) && !(p === 'policy.callingHours.windows') && !(p === 'zones.overrides') && !(p === 'policy.recallLabel.prefixes') && !(p === 'profiles')) {
         for (const [k, x] of Object.entries(v)) walk(x, p ? `${p}.${k}` : k);
       } else leaves.add(p);
     };

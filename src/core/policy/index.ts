@@ -144,3 +144,4 @@ export {
 export { parseDuration, formatDuration, toDurationMs, SECOND, MINUTE, HOUR, DAY, type DurationMs } from './duration';
 export { explainRequest, summarizeRequest, type ExplainOptions } from './explain';
 export { TRANSITIONS, START, transitionList, isTransition, checkTransition, type TransitionTable, type FromState } from './transitions';
+export { resolveProfile, chooseProfile, policyFor, profilePolicy, snapshotOf, describeSnapshot, PROFILE_NAME, type Profiles, type ProfileOverrides, type ResolvedProfile } from './profiles';

@@ -24,7 +24,7 @@ import type {
 import { MAX_NUMBER_DIGITS, validateProspectNumber } from '../validate';
 import { checkTransition } from './transitions';
 import { isTerminal } from './types';
-import { DEFAULT_RECALL_LABEL, recallLabel, type RecallLabelConfig } from '../label';
+import { DEFAULT_RECALL_LABEL, namedRecallLabel, recallLabel, type RecallLabelConfig } from '../label';
 
 export interface DecideContext {
   now: number;
@@ -73,8 +73,11 @@ export function recallCallerId(
   cfg: Pick<PolicyConfig, 'recallCallerIdName' | 'recallCallerIdNumber'> & { recallLabel?: RecallLabelConfig },
   prospect: string,
   language = 'en',
+  contactName?: string | null,
 ): { name: string; number: string } {
-  return { name: recallLabel(cfg.recallCallerIdName, cfg.recallLabel ?? DEFAULT_RECALL_LABEL, prospect, language), number: cfg.recallCallerIdNumber };
+  const labelCfg = cfg.recallLabel ?? DEFAULT_RECALL_LABEL;
+  const named = contactName ? namedRecallLabel(cfg.recallCallerIdName, labelCfg, contactName, language) : null;
+  return { name: named ?? recallLabel(cfg.recallCallerIdName, labelCfg, prospect, language), number: cfg.recallCallerIdNumber };
 }
 
 /** The wait after the n-th failed attempt (n ≥ 1): backoffMs[n-1], the last value repeating. */
@@ -139,6 +142,9 @@ export function newRequest(input: NewRequestInput, cfg: PolicyConfig, now: numbe
     mode: input.mode,
     timeZone,
     zoneSource: input.zoneSource ?? (input.timeZone === undefined ? 'default' : 'number'),
+    ...(input.profile !== undefined ? { profile: input.profile } : {}),
+    ...(input.policy !== undefined ? { policy: input.policy } : {}),
+    ...(input.contact ? { contact: { ...input.contact } } : {}),
     state: 'WAITING',
     createdAt: now,
     refreshedAt: null,
@@ -594,7 +600,7 @@ function startRing(s: Step): void {
     type: 'ringAgent',
     attempt: r.attempts + 1,
     channelId: s.agentChannel,
-    callerId: recallCallerId(cfg, r.prospect, r.language),
+    callerId: recallCallerId(cfg, r.prospect, r.language, r.contact?.name),
     timeoutMs: cfg.agentRingTimeoutMs,
   });
   s.emit('ring-agent', 'DUE');

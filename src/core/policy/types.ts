@@ -7,6 +7,12 @@ import type { CallingHoursConfig } from './calling-hours';
 import type { DurationMs } from './duration';
 import type { RecallLabelConfig } from '../label';
 
+/** The prospect's name and company from the CRM look-up (lookup.url), validated; shown where it fits. */
+export interface Contact {
+  readonly name: string;
+  readonly company?: string;
+}
+
 export const CALLBACK_STATES = [
   'WAITING',
   'GRACE',
@@ -93,6 +99,16 @@ export interface CallbackRequest {
    * to the next calling day (policy.afterHours = 'carry-over'): the opening it waits for. The agent was told so.
    */
   readonly carriedOver?: { opensAt: number; calledDays: number } | null;
+  /** The team profile chosen by the dialplan (CC_PROFILE), or null/absent for the default policy. */
+  readonly profile?: string | null;
+  /**
+   * The promise-making part of the policy resolved at the opt-in (src/core/policy/profiles.ts): decisions on this
+   * request use it over the configured policy, so an edited configuration never silently changes a stored promise.
+   * Absent on requests stored before profiles existed (they follow the configuration).
+   */
+  readonly policy?: PolicySnapshot | null;
+  /** The prospect's name from the CRM look-up, stored when it arrived (after the opt-in); null/absent: unknown. */
+  contact?: Contact | null;
 
   state: CallbackState;
   createdAt: number;
@@ -148,6 +164,9 @@ export interface NewRequestInput {
   /** The prospect's time zone (IANA); default: the configured calling-hours zone. */
   timeZone?: string;
   zoneSource?: ZoneSource;
+  profile?: string | null;
+  policy?: PolicySnapshot;
+  contact?: Contact | null;
 }
 
 export type ZoneSource = 'number' | 'override' | 'default';
@@ -335,3 +354,25 @@ export interface PolicyConfig {
   /** How the label fits the agents' displays: prefixes per language, width, home country (src/core/label.ts). */
   recallLabel: RecallLabelConfig;
 }
+
+/** The policy fields a team profile may override and a request snapshots (its promise; src/core/policy/profiles.ts). */
+export const PROFILE_POLICY_KEYS = [
+  'graceMs',
+  'longBusyThresholdMs',
+  'longBusyExtraGraceMs',
+  'firstProbeDelayMs',
+  'backoffMs',
+  'maxAttempts',
+  'noAnswerRetries',
+  'snoozeMs',
+  'maxSnoozes',
+  'maxAgeMs',
+  'callingHours',
+  'afterHours',
+  'recallCallerIdName',
+  'recallLabel',
+] as const satisfies ReadonlyArray<keyof PolicyConfig>;
+export type ProfilePolicyKey = (typeof PROFILE_POLICY_KEYS)[number];
+
+/** The resolved promise of a request, stored with it. */
+export type PolicySnapshot = Pick<PolicyConfig, ProfilePolicyKey>;

@@ -34,14 +34,14 @@ function callerValue(v: string | undefined): string | undefined {
 }
 
 /**
- * The offer's arguments as Stasis() passes them, from `AGI(agi://…/offer,<prospect>[,<agent device>[,<cause>]])`;
+ * The offer's arguments as Stasis() passes them, from `AGI(agi://…/offer,<prospect>[,<agent device>[,<cause>[,<profile>]]])`;
  * a missing agent device is derived from the channel name.
  */
 export function offerArgsFromAgi(session: AgiSession): string[] {
   const { vars, args } = session.env;
-  const [prospect, agentArg, cause] = args;
+  const [prospect, agentArg, cause, profile] = args;
   const agent = agentArg !== undefined && agentArg !== '' ? agentArg : deviceFromChannel(vars.agi_channel);
-  return ['offer', prospect ?? '', agent ?? '', ...(cause !== undefined ? [cause] : [])];
+  return ['offer', prospect ?? '', agent ?? '', ...(cause !== undefined || profile !== undefined ? [cause ?? ''] : []), ...(profile !== undefined ? [profile] : [])];
 }
 
 /** A blocking prompt may take this long before the AGI command is given up. */
