@@ -41,9 +41,30 @@ function lastCount(output: string, label: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export async function loadBench(opts: { rates: number[]; seconds: number }): Promise<Record<string, unknown>> {
+/** The resident set of a process (MiB, /proc/<pid>/status VmRSS); undefined if unreadable. */
+function rssMiB(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Asterisk's channels now (ARI GET /channels), or undefined. */
+async function channelCount(): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${SANDBOX.ari.url.replace(/\/$/, '')}/ari/channels`, { headers: { authorization: `Basic ${Buffer.from(`${SANDBOX.ari.username}:${SANDBOX.ari.password}`).toString('base64')}` } });
+    return res.ok ? ((await res.json()) as unknown[]).length : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function loadBench(opts: { rates: number[]; seconds: number; nodeArgs?: readonly string[] }): Promise<Record<string, unknown>> {
   // SIPp's calls go through the agents' dialplan without CC_APP: the default app name.
-  const target = new Target('app', 'considerate-callback');
+  const target = new Target('app', 'considerate-callback', {}, opts.nodeArgs ?? []);
   await target.start();
   const steps: Array<Record<string, unknown>> = [];
   let highestClean: number | undefined;
@@ -58,6 +79,18 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
       const astFrom = fs.existsSync(astLog) ? fs.statSync(astLog).size : 0;
       const astPid = asteriskPid();
       const cpu0 = { app: cpuMs(target.pid), asterisk: cpuMs(astPid) };
+      const rss0 = { app: rssMiB(target.pid), asterisk: rssMiB(astPid) };
+      // Once a second: Asterisk's channels and both processes' resident sets (the peak is what a call costs in memory).
+      const peak = { channels: 0, app: 0, asterisk: 0 };
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          peak.channels = Math.max(peak.channels, (await channelCount()) ?? 0);
+          peak.app = Math.max(peak.app, rssMiB(target.pid) ?? 0);
+          peak.asterisk = Math.max(peak.asterisk, rssMiB(astPid) ?? 0);
+          await sleep(1000);
+        }
+      })();
       const r = await runSipp({
         scenario: 'uac-busy-pound.xml',
         port: SANDBOX.testPhones.agentUac.sip,
@@ -70,6 +103,19 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
         extraArgs: ['-r', String(rate), '-l', String(rate * 40)],
         label: `load ${rate}/s`,
       });
+      sampling = false;
+      await sampler;
+      // Memory per concurrent call: the resident set's growth over the step's peak of concurrent channels
+      // (each SIPp call is two channels at Asterisk: the agent's and the Local half in the offer).
+      const concurrentCalls = peak.channels / 2;
+      const memory = {
+        peakChannels: peak.channels,
+        rssMiB: { app: { before: rss0.app, peak: peak.app }, asterisk: { before: rss0.asterisk, peak: peak.asterisk } },
+        kibPerConcurrentCall:
+          concurrentCalls > 0 && rss0.app !== undefined && rss0.asterisk !== undefined
+            ? { app: Math.round(((peak.app - rss0.app) * 1024) / concurrentCalls), asterisk: Math.round(((peak.asterisk - rss0.asterisk) * 1024) / concurrentCalls) }
+            : undefined,
+      };
       // CPU per offered call, the service's beside Asterisk's (/proc/<pid>/stat, user + system).
       const cpu1 = { app: cpuMs(target.pid), asterisk: cpuMs(astPid) };
       const per = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : Math.round(((b - a) / calls) * 100) / 100);
@@ -82,7 +128,7 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
       const errorLines = logs.filter((l) => l.level === 'error' || l.level === 'warn').map((l) => l.message);
       const why = [...pbxErrors.map(([m, n]) => `Asterisk ${n}× "${m}"`), ...[...new Set(errorLines)].slice(0, 3).map((m) => `service: ${m}`)];
       const note = failed > 0 || r.code !== 0 ? `sipp exit ${r.code}; ${why.join('; ') || 'no error logged'}` : undefined;
-      steps.push({ rate, seconds: opts.seconds, calls, successful, failed, stored, code: r.code, durationMs: r.durationMs, note, pbxErrors, cpuPerCallMs });
+      steps.push({ rate, seconds: opts.seconds, calls, successful, failed, stored, code: r.code, durationMs: r.durationMs, note, pbxErrors, cpuPerCallMs, memory, cpuBusyFraction: { app: fraction(cpu0.app, cpu1.app, r.durationMs), asterisk: fraction(cpu0.asterisk, cpu1.asterisk, r.durationMs) } });
       if (failed === 0 && r.code === 0 && successful === calls) highestClean = rate;
       else {
         breaksAt = rate;
@@ -95,6 +141,11 @@ export async function loadBench(opts: { rates: number[]; seconds: number }): Pro
     await target.stop();
   }
   return { steps, highestClean, breaksAt, breakReason, pair: 'PJSIP/1001 → 2991 for every call (refresh after the first)' };
+}
+
+/** CPU time over wall time (1 = one core busy). */
+function fraction(a: number | undefined, b: number | undefined, wallMs: number): number | undefined {
+  return a === undefined || b === undefined || !wallMs ? undefined : Math.round(((b - a) / wallMs) * 100) / 100;
 }
 
 /** The ERROR lines Asterisk logged since `from` (bytes), grouped by message (ids stripped), most frequent first. */

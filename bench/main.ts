@@ -17,10 +17,12 @@ import { SANDBOX } from '../testkit/sandbox';
 import { ROOT, log, machine, writeJson } from './common';
 import { renderMarkdown } from './report';
 
+const PARTS = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile'];
+
 export type Results = Record<string, unknown> & { machine: ReturnType<typeof machine>; startedAt: string };
 
 async function main(): Promise<void> {
-  const only = argValue('--only')?.split(',') ?? ['scheduler', 'postgres', 'offer', 'load'];
+  const only = argValue('--only')?.split(',') ?? PARTS;
   const n = Number(argValue('--n') ?? 100_000);
   const results: Results = { machine: machine(), startedAt: new Date().toISOString() };
   const outDir = path.join(ROOT, 'bench-results');
@@ -39,7 +41,14 @@ async function main(): Promise<void> {
     results.postgres = JSON.parse(r.stdout.trim().split('\n').pop() as string);
   }
 
-  const pbxParts = only.filter((p) => p === 'offer' || p === 'load');
+  if (only.includes('commit')) {
+    log('commit: concurrent opt-ins on SQLite committed one by one, as a group, in a worker thread (own process)…');
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'commit-modes.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`commit bench failed (${r.status})`);
+    results.commit = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  }
+
+  const pbxParts = only.filter((p) => p === 'offer' || p === 'load' || p === 'profile');
   if (pbxParts.length > 0) {
     const lock = await acquireSandboxLock(SANDBOX.lockDir, {
       onWait: (owner) => log(`waiting for pid ${owner} to release the sandbox (${SANDBOX.lockDir})…`),
@@ -49,11 +58,15 @@ async function main(): Promise<void> {
       if (up.status !== 0) throw new Error(`the sandbox did not start (scripts/pbx.sh up exit ${up.status})`);
       if (pbxParts.includes('offer')) {
         const { offerBench } = await import('./offer');
-        results.offer = await offerBench({ calls: Number(argValue('--calls') ?? 400), concurrency: 10 });
+        results.offer = await offerBench({ calls: Number(argValue('--calls') ?? 400), concurrency: 10, runs: Number(argValue('--runs') ?? 3) });
       }
       if (pbxParts.includes('load')) {
         const { loadBench } = await import('./load');
-        results.load = await loadBench({ rates: (argValue('--rates') ?? '5,10,20,30,50,80,100,130').split(',').map(Number), seconds: Number(argValue('--seconds') ?? 15) });
+        results.load = await loadBench({ rates: (argValue('--rates') ?? '5,10,20,30,50,80,100,130,160,200').split(',').map(Number), seconds: Number(argValue('--seconds') ?? 15) });
+      }
+      if (pbxParts.includes('profile')) {
+        const { profileBench } = await import('./profile');
+        results.profile = await profileBench();
       }
     } finally {
       lock.release();
@@ -63,11 +76,11 @@ async function main(): Promise<void> {
   results.finishedAt = new Date().toISOString();
   const previous = readJson(path.join(outDir, 'latest.json'));
   // parts not run this time keep their last figures (marked with when they were measured)
-  for (const key of ['scheduler', 'postgres', 'offer', 'load']) {
+  for (const key of PARTS) {
     if (results[key] === undefined && previous?.[key] !== undefined) results[key] = { ...(previous[key] as object), measuredAt: previous.measuredAt?.[key] ?? previous.startedAt };
   }
   results.measuredAt = Object.fromEntries(
-    ['scheduler', 'postgres', 'offer', 'load'].filter((k) => results[k] !== undefined).map((k) => [k, only.includes(k) ? results.startedAt : ((results[k] as { measuredAt?: string }).measuredAt ?? null)]),
+    PARTS.filter((k) => results[k] !== undefined).map((k) => [k, only.includes(k) ? results.startedAt : ((results[k] as { measuredAt?: string }).measuredAt ?? null)]),
   );
   writeJson(path.join(outDir, 'latest.json'), results);
   const md = renderMarkdown(results);

@@ -34,6 +34,7 @@ import path from 'node:path';
 import * as ari from 'ari-client';
 import '../src/telephony/ari/quiet-swagger';
 import { Stats, bootstrapRatio, log, round, sleep, stats } from './common';
+import { acrossRuns, fsyncProbe, machineLoad } from './probe';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';
 import { freshDatabase } from '../testkit/pg';
@@ -110,6 +111,8 @@ interface CallResult {
   dtmfMs?: number;
   keyToDurableMs?: number;
   commitMs?: number;
+  /** The opt-in's steps (offer.timing, ms). */
+  steps?: Record<string, number>;
   error?: string;
 }
 
@@ -127,6 +130,8 @@ export class Target {
     appName?: string,
     /** Merged over the service's bench config (e.g. `store: { url }` for PostgreSQL). */
     private readonly extraConfig: Record<string, unknown> = {},
+    /** Node's flags for the service (e.g. `--cpu-prof` for a profile). */
+    private readonly nodeArgs: readonly string[] = [],
   ) {
     this.appName = appName ?? `cc-bench-${kind}-${process.pid}`;
   }
@@ -144,7 +149,7 @@ export class Target {
     if (this.kind === 'app') {
       this.svc = new ServiceProcess(
         deepMerge({ ari: { app: this.appName }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' } }, this.extraConfig),
-        { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-')) },
+        { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-app-')), nodeArgs: this.nodeArgs },
       );
       await this.svc.start();
     } else {
@@ -183,6 +188,9 @@ export class Target {
 
 let seq = 0;
 
+/** The opt-in's steps the service logs on offer.timing (flows/offer.ts optInSteps), in order. */
+export const STEPS = ['keyToStore', 'queued', 'read', 'decide', 'writeCommit', 'position', 'handBack', 'confirm', 'keyToConfirm'] as const;
+
 async function oneCall(o: Originator, target: Target, pressPound: boolean): Promise<CallResult> {
   const n = ++seq;
   const agentSide = `bench-${process.pid}-${n}-a`;
@@ -218,6 +226,10 @@ async function oneCall(o: Originator, target: Target, pressPound: boolean): Prom
         r.dtmfMs = line.committedAt - ts(dtmf);
         r.keyToDurableMs = line.keyToDurableMs as number;
         r.commitMs = line.commitMs as number;
+        const tEnd = Date.now() + 2000;
+        let t: LogLine | undefined;
+        while (!(t = target.logs.find((l) => l.channelId === offerSide && l.event === 'offer.timing')) && Date.now() < tEnd) await sleep(10);
+        if (t) r.steps = Object.fromEntries(STEPS.filter((k) => typeof t[k] === 'number').map((k) => [k, t[k] as number]));
       } else r.error = `no commit seen (dtmf event: ${!!dtmf}, log line: ${!!line})`;
     }
     return r;
@@ -279,40 +291,64 @@ function ratio(appRs: CallResult[], bareRs: CallResult[], a: Stats, b: Stats): R
 }
 
 export interface OfferBenchOptions {
-  /** Calls per target and mode (sequential, concurrent) for the latency comparison and for `#` → durable. */
+  /** Calls per target and mode (sequential, concurrent) for the latency comparison and for `#` → durable, over all runs. */
   calls: number;
   concurrency: number;
+  /** Alternating runs (each: latency, `#` on SQLite, `#` on PostgreSQL, the fsync probe); the verdicts take their median. */
+  runs: number;
 }
 
+type Mode = 'sequential' | 'concurrent';
+
+function mkLatency(rs: CallResult[]) {
+  const appRs = rs.filter((r) => r.kind === 'app');
+  const bareRs = rs.filter((r) => r.kind === 'bare');
+  const a = summary(appRs);
+  const b = summary(bareRs);
+  return { app: a, bare: b, ratio: ratio(appRs, bareRs, a, b) };
+}
+
+function mkDtmf(rs: CallResult[]) {
+  const ok = rs.filter((r) => r.dtmfMs !== undefined);
+  const steps: Record<string, Stats> = {};
+  for (const k of STEPS) {
+    const xs = ok.map((r) => r.steps?.[k]).filter((x): x is number => typeof x === 'number');
+    if (xs.length > 0) steps[k] = stats(xs);
+  }
+  return {
+    ...stats(ok.map((r) => r.dtmfMs as number)),
+    errors: rs.length - ok.length,
+    firstError: rs.find((r) => r.error)?.error,
+    inApp: stats(ok.map((r) => r.keyToDurableMs as number)),
+    commit: stats(ok.map((r) => r.commitMs as number)),
+    steps,
+  };
+}
+
+/**
+ * The offer bench in `runs` alternating runs within one invocation: each run measures the offer latency (app
+ * and bare, alternating call by call, one after the other and from `concurrency` originators), `#` → durable
+ * on SQLite and on PostgreSQL (the same two modes), and the fsync probe before and after, and records how busy
+ * the machine was. Every service runs for the whole bench, so a run differs from the next only in time. The
+ * figures of every run are kept (`runs`); `verdict` holds, per target, the median across runs and the spread.
+ */
 export async function offerBench(opts: OfferBenchOptions): Promise<Record<string, unknown>> {
   const o = await Originator.connect();
   const app = new Target('app');
   const bare = new Target('bare');
-  let seqCalls: CallResult[] = [];
-  let concCalls: CallResult[] = [];
-  const pound = { seq: [] as CallResult[], conc: [] as CallResult[] };
-  const poundPg = { seq: [] as CallResult[], conc: [] as CallResult[] };
-  const durable = new Target('app'); // a fresh service for the # runs, so that its event-loop figures are theirs
+  // separate services (their own app names) for the # runs, so that their event-loop figures are theirs
+  const durable = new Target('app', `cc-bench-sqlite-${process.pid}`);
   let durablePg: Target | undefined;
   let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   let pgError: string | undefined;
+  const per = Math.max(1, Math.ceil(opts.calls / opts.runs));
+  const all = { seq: [] as CallResult[], conc: [] as CallResult[] };
+  const runs: Array<Record<string, unknown>> = [];
+  const probeDir = os.tmpdir(); // where the services' SQLite stores live (their mkdtemp directories)
   try {
     await app.start();
     await bare.start();
-    await runCalls(o, [app, bare], 6, 1, false); // warm-up, not counted
-    log(`offer latency: ${opts.calls} calls each to app and bare, alternating, one after the other…`);
-    seqCalls = await runCalls(o, [app, bare], 2 * opts.calls, 1, false);
-    log(`offer latency: ${opts.calls} calls each, alternating, from ${opts.concurrency} concurrent originators…`);
-    concCalls = await runCalls(o, [app, bare], 2 * opts.calls, opts.concurrency, false);
-    await app.stop();
-    await bare.stop();
-    log(`# → durable, SQLite: ${opts.calls} calls to the app one after the other, ${opts.calls} from ${opts.concurrency} concurrent originators…`);
     await durable.start();
-    await runCalls(o, [durable], 3, 1, true);
-    pound.seq = await runCalls(o, [durable], opts.calls, 1, true);
-    pound.conc = await runCalls(o, [durable], opts.calls, opts.concurrency, true);
-    await durable.stop();
-    log(`# → durable, PostgreSQL (a fresh database on the test cluster): the same calls…`);
     try {
       db = await freshDatabase('bench_offer');
     } catch (err) {
@@ -321,11 +357,41 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
       log(`# → durable, PostgreSQL: skipped (${pgError})`);
     }
     if (db) {
-      durablePg = new Target('app', undefined, { store: { url: db.url }, pbx: { id: 'bench' } });
+      durablePg = new Target('app', `cc-bench-pg-${process.pid}`, { store: { url: db.url }, pbx: { id: 'bench' } });
       await durablePg.start();
-      await runCalls(o, [durablePg], 3, 1, true);
-      poundPg.seq = await runCalls(o, [durablePg], opts.calls, 1, true);
-      poundPg.conc = await runCalls(o, [durablePg], opts.calls, opts.concurrency, true);
+    }
+    // warm-up, not counted
+    await runCalls(o, [app, bare], 6, 1, false);
+    await runCalls(o, [durable], 3, 1, true);
+    if (durablePg) await runCalls(o, [durablePg], 3, 1, true);
+    for (let run = 1; run <= opts.runs; run++) {
+      const busy = machineLoad();
+      const fsyncBefore = fsyncProbe(probeDir);
+      log(`run ${run}/${opts.runs}: offer latency, ${per} calls each to app and bare, alternating, one after the other, then from ${opts.concurrency} originators…`);
+      const seqCalls = await runCalls(o, [app, bare], 2 * per, 1, false);
+      const concCalls = await runCalls(o, [app, bare], 2 * per, opts.concurrency, false);
+      log(`run ${run}/${opts.runs}: # → durable, SQLite then PostgreSQL: ${per} calls one after the other, ${per} from ${opts.concurrency} originators…`);
+      const pound = { seq: await runCalls(o, [durable], per, 1, true), conc: await runCalls(o, [durable], per, opts.concurrency, true) };
+      const poundPg = durablePg ? { seq: await runCalls(o, [durablePg], per, 1, true), conc: await runCalls(o, [durablePg], per, opts.concurrency, true) } : undefined;
+      const fsyncAfter = fsyncProbe(probeDir);
+      all.seq.push(...seqCalls);
+      all.conc.push(...concCalls);
+      const r = {
+        run,
+        machine: busy(),
+        fsync: { before: fsyncBefore, after: fsyncAfter },
+        sequential: mkLatency(seqCalls),
+        concurrent: mkLatency(concCalls),
+        dtmf: {
+          sequential: mkDtmf(pound.seq),
+          concurrent: mkDtmf(pound.conc),
+          postgres: poundPg ? { sequential: mkDtmf(poundPg.seq), concurrent: mkDtmf(poundPg.conc) } : { error: pgError },
+        },
+      };
+      runs.push(r);
+      log(
+        `run ${run}: ratio p50 seq ${r.sequential.ratio.p50} conc ${r.concurrent.ratio.p50}; # SQLite p99 seq ${r.dtmf.sequential.inApp.p99} conc ${r.dtmf.concurrent.inApp.p99} ms; fsync p50 ${fsyncBefore.p50}/${fsyncAfter.p50} ms; machine busy ${r.machine.busyCores} cores`,
+      );
     }
   } finally {
     await app.stop();
@@ -339,34 +405,51 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
       // closed
     }
   }
-  const mk = (rs: CallResult[]) => {
-    const appRs = rs.filter((r) => r.kind === 'app');
-    const bareRs = rs.filter((r) => r.kind === 'bare');
-    const a = summary(appRs);
-    const b = summary(bareRs);
-    return { app: a, bare: b, ratio: ratio(appRs, bareRs, a, b) };
-  };
-  const dtmf = (rs: CallResult[]) => {
-    const ok = rs.filter((r) => r.dtmfMs !== undefined);
-    return {
-      ...stats(ok.map((r) => r.dtmfMs as number)),
-      errors: rs.length - ok.length,
-      firstError: rs.find((r) => r.error)?.error,
-      inApp: stats(ok.map((r) => r.keyToDurableMs as number)),
-      commit: stats(ok.map((r) => r.commitMs as number)),
-    };
-  };
   return {
     concurrency: opts.concurrency,
-    design: 'app and bare running at the same time, calls alternating between them',
-    sequential: mk(seqCalls),
-    concurrent: mk(concCalls),
+    runsOf: { runs: opts.runs, callsPerRun: per },
+    design: 'app and bare running at the same time, calls alternating between them; three alternating runs in one invocation',
+    // all calls of all runs pooled (the figures of earlier versions of this file)
+    sequential: mkLatency(all.seq),
+    concurrent: mkLatency(all.conc),
     dtmf: {
-      sequential: dtmf(pound.seq),
-      concurrent: dtmf(pound.conc),
       serviceEventLoopLateMs: durable.loopDelay(),
-      postgres: pgError ? { error: pgError } : { sequential: dtmf(poundPg.seq), concurrent: dtmf(poundPg.conc), serviceEventLoopLateMs: durablePg?.loopDelay() },
+      postgres: pgError ? { error: pgError } : { serviceEventLoopLateMs: durablePg?.loopDelay() },
     },
     serviceEventLoopLateMs: app.loopDelay(),
+    runs,
+    verdict: verdicts(runs),
   };
+}
+
+/** Per target, the median of the runs' figures and their spread (acrossRuns). */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function verdicts(runs: any[]): Record<string, unknown> {
+  const over = (pick: (r: any) => unknown) => acrossRuns(runs.map((r) => (typeof pick(r) === 'number' ? (pick(r) as number) : NaN)));
+  const modes: Mode[] = ['sequential', 'concurrent'];
+  return {
+    ratio: Object.fromEntries(modes.map((m) => [m, { p50: over((r) => r[m].ratio.p50), p99: over((r) => r[m].ratio.p99), appMinusBareP50Ms: over((r) => r[m].app.p50 - r[m].bare.p50) }])),
+    sqlite: Object.fromEntries(modes.map((m) => [m, { inAppP50: over((r) => r.dtmf[m].inApp.p50), inAppP99: over((r) => r.dtmf[m].inApp.p99), writeCommitP50: over((r) => r.dtmf[m].steps.writeCommit?.p50), writeCommitP99: over((r) => r.dtmf[m].steps.writeCommit?.p99) }])),
+    postgres: Object.fromEntries(modes.map((m) => [m, { inAppP50: over((r) => r.dtmf.postgres?.[m]?.inApp.p50), inAppP99: over((r) => r.dtmf.postgres?.[m]?.inApp.p99), max: over((r) => r.dtmf.postgres?.[m]?.inApp.max), writeCommitP99: over((r) => r.dtmf.postgres?.[m]?.steps.writeCommit?.p99) }])),
+    fsync: { p50: over((r) => (r.fsync.before.p50 + r.fsync.after.p50) / 2), p99: over((r) => Math.max(r.fsync.before.p99, r.fsync.after.p99)) },
+    machineBusyCores: over((r) => r.machine.busyCores),
+  };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** `#` calls to a service started with Node's flags `nodeArgs` (the profile part: --cpu-prof); returns once it stopped. */
+export async function profileUnderOffers(opts: { calls: number; concurrency: number; nodeArgs: readonly string[] }): Promise<void> {
+  const o = await Originator.connect();
+  const t = new Target('app', `cc-bench-prof-${process.pid}`, {}, opts.nodeArgs);
+  try {
+    await t.start();
+    await runCalls(o, [t], opts.calls, opts.concurrency, true);
+  } finally {
+    await t.stop();
+    try {
+      o.client.stop();
+    } catch {
+      // closed
+    }
+  }
 }

@@ -22,6 +22,8 @@ export interface ServiceProcessOptions {
   logFile?: string;
   /** Extra environment. */
   env?: NodeJS.ProcessEnv;
+  /** Node's own flags before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not take). */
+  nodeArgs?: readonly string[];
 }
 
 /** Calling hours that are always open, in UTC. */
@@ -80,7 +82,7 @@ export class ServiceProcess {
   /** Starts the process; by default waits until it is connected to ARI. */
   async start(waitConnected = true): Promise<this> {
     if (this.opts.logFile) this.out = fs.createWriteStream(this.opts.logFile);
-    const proc = spawn(process.execPath, [CLI, 'run', '--config', this.configFile], {
+    const proc = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), CLI, 'run', '--config', this.configFile], {
       cwd: this.dir,
       env: { ...process.env, ...this.opts.env, CC_LOG_FORMAT: 'json' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -34,7 +34,7 @@ import {
 } from '../core/offer';
 import { chooseProfile, type Profiles, type ZoneSource } from '../core/policy';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
-import type { OptInInput, OptInResult } from '../engine';
+import type { OptInInput, OptInMarks, OptInResult } from '../engine';
 import { DialPolicyError } from '../core/dial-policy';
 import { emit } from '../logging/events';
 import type { Logger } from '../logging/log';
@@ -154,13 +154,18 @@ export class OfferDriver {
     let playing: { prompt: OfferPrompt; outcome: Promise<PlayOutcome> } | undefined;
     let requestId: string | undefined;
     let keyAt: number | undefined;
+    /** The opt-in's steps (performance.now()), logged as offer.timing once the confirmation is requested. */
+    let timing: { key?: number; store: number; returned?: number; marks: OptInMarks } | undefined;
     const inputs: OfferInput[] = [];
 
     const store = async (): Promise<void> => {
       try {
         const t0 = performance.now();
-        const r = await this.sink.optIn(input);
+        const marks: OptInMarks = {};
+        timing = { key: keyAt, store: t0, marks };
+        const r = await this.sink.optIn({ ...input, marks });
         const t1 = performance.now();
+        timing.returned = t1;
         if (r.result === 'full') {
           emit(log, 'warn', 'offer.full', 'agent has too many pending callbacks; none added', { pending: r.pending });
           inputs.push({ type: 'stored', result: 'full' });
@@ -229,6 +234,10 @@ export class OfferDriver {
             prompt: action.prompt,
             outcome: port.play([media], { stopKeys: OFFERING.includes(action.prompt) ? OFFER_KEYS : '', guardMs: 5 * 60_000 }),
           };
+          if (timing?.returned !== undefined) {
+            emit(log, 'info', 'offer.timing', 'opt-in steps timed', { prompt: action.prompt, ...optInSteps(timing, performance.now()) });
+            timing = undefined;
+          }
           return;
         }
         case 'stopPlayback':
@@ -323,4 +332,26 @@ export class OfferDriver {
     emit(log, 'info', 'offer.ended', 'offer ended', { outcome, key: state.key, requestId, entry });
     return outcome;
   }
+}
+
+/**
+ * The opt-in's steps in ms (offer.timing): key event routed → flow's store action (`keyToStore`: the state
+ * machine's step), store action → the engine's turn (`queued`), the reads before the transaction (`read`),
+ * the decision (`decide`, inside the transaction), the rows written and committed (`writeCommit`), the queue
+ * position read (`position`), the engine → the flow (`handBack`), and the flow → confirmation requested (`confirm`).
+ */
+export function optInSteps(t: { key?: number; store: number; returned?: number; marks: OptInMarks }, confirmAt: number): Record<string, number | undefined> {
+  const m = t.marks;
+  const d = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : micro(b - a));
+  return {
+    keyToStore: d(t.key, t.store),
+    queued: d(t.store, m.started),
+    read: d(m.started, m.read),
+    decide: d(m.read, m.decided),
+    writeCommit: d(m.decided, m.committed),
+    position: d(m.committed, m.positioned),
+    handBack: d(m.positioned ?? m.committed, t.returned),
+    confirm: d(t.returned, confirmAt),
+    keyToConfirm: d(t.key, confirmAt),
+  };
 }

@@ -111,6 +111,12 @@ export interface EventCatalogue {
     keyToDurableMs?: number;
     committedAt: number;
   };
+  /**
+   * The opt-in's steps in ms, logged once the confirmation (or the refresh's prompt) is requested, for
+   * `npm run bench`'s breakdown (flows/offer.ts optInSteps): keyToStore, queued, read, decide, writeCommit,
+   * position, handBack, confirm, keyToConfirm (key event routed → confirmation requested).
+   */
+  'offer.timing': { prompt: string; keyToStore?: number; queued?: number; read?: number; decide?: number; writeCommit?: number; position?: number; handBack?: number; confirm?: number; keyToConfirm?: number };
   /** The agent has too many pending callbacks; nothing was stored. */
   'offer.full': { pending: number };
   /** The store refused the write; the agent hears that no callback was scheduled. */
@@ -352,6 +358,7 @@ export const EVENT_NAMES = [
   'offer.prompt_finished',
   'offer.prompt_failed',
   'offer.opted_in',
+  'offer.timing',
   'offer.full',
   'offer.store_failed',
   'offer.call_failed',

@@ -20,6 +20,11 @@ export interface LogOptions {
   isTTY?: boolean;
   /** Told once when the stream fails (EPIPE: the reading end of the pipe went away); default: a line on stderr. */
   onClosed?: (err: Error) => void;
+  /**
+   * The lines of one turn of the event loop written together, in one write, when the turn ends (and at the
+   * process's exit): default on for stdout, off for a given stream. See guardStream.
+   */
+  coalesce?: boolean;
 }
 
 /** The default notice: one JSON line on stderr (stdout is gone, stderr may still be read). */
@@ -37,7 +42,7 @@ function stderrNotice(err: Error): void {
  * process's "carrying on" handler and winston kept every later line in memory (gigabytes of heap within
  * hours). The guard never fails itself, so winston's pipe to its transport stays intact.
  */
-export function guardStream(target: NodeJS.WritableStream, onClosed: (err: Error) => void): Writable {
+export function guardStream(target: NodeJS.WritableStream, onClosed: (err: Error) => void, opts: { coalesce?: boolean } = {}): Writable & { flush(): void } {
   let closed = false;
   const fail = (err: Error): void => {
     if (closed) return;
@@ -45,20 +50,45 @@ export function guardStream(target: NodeJS.WritableStream, onClosed: (err: Error
     onClosed(err);
   };
   target.on('error', fail);
-  return new Writable({
+  const put = (chunk: string | Buffer): void => {
+    if (!closed && (target as Partial<Writable>).destroyed) fail(Object.assign(new Error('the log stream was closed'), { code: 'ERR_STREAM_DESTROYED' }));
+    if (!closed) {
+      try {
+        target.write(chunk);
+      } catch (err) {
+        fail(err as Error);
+      }
+    }
+  };
+  // Coalesced: stdout on Linux is written synchronously (a pipe to journald or a reader, a file), one
+  // system call per line, each waiting while the reader lags; under ten concurrent calls that was a
+  // tenth of the service's time (bench profile). The lines of one turn go out in one write at its end, in
+  // order; at the process's exit whatever is pending is written at once.
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    put(text);
+  };
+  if (opts.coalesce) process.once('exit', flush);
+  const stream = new Writable({
     decodeStrings: false,
     write(chunk: string | Buffer, _encoding: BufferEncoding, callback: () => void) {
-      if (!closed && (target as Partial<Writable>).destroyed) fail(Object.assign(new Error('the log stream was closed'), { code: 'ERR_STREAM_DESTROYED' }));
-      if (!closed) {
-        try {
-          target.write(chunk);
-        } catch (err) {
-          fail(err as Error);
+      if (!opts.coalesce) put(chunk);
+      else {
+        pending.push(typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
         }
       }
       callback();
     },
   });
+  return Object.assign(stream, { flush });
 }
 
 const redact = winston.format((info, opts?: unknown) => {
@@ -91,7 +121,7 @@ export function escapeControl(text: string): string {
 export function createLogger(opts: LogOptions = {}): Logger {
   const target = opts.stream ?? process.stdout;
   const tty = opts.isTTY ?? Boolean((target as NodeJS.WriteStream).isTTY);
-  const stream = guardStream(target, opts.onClosed ?? stderrNotice);
+  const stream = guardStream(target, opts.onClosed ?? stderrNotice, { coalesce: opts.coalesce ?? opts.stream === undefined });
   const pretty = opts.format === 'pretty' || (opts.format !== 'json' && tty);
   const base = [winston.format.errors({ stack: false }), winston.format.timestamp(), redact({ mask: masker(opts.secrets ?? []) })];
   const format = pretty

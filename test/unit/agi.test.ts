@@ -137,7 +137,7 @@ describe('FastAGI offer with the promise and the queue (prepare)', () => {
   let result: OptInResult = { result: 'created', requestId: 'r1', promise: 'regular' };
 
   beforeAll(async () => {
-    const driver = new OfferDriver({ optIn: (i) => (stored.push({ ...i }), result), prepare: async () => prep }, OPTS, quiet());
+    const driver = new OfferDriver({ optIn: ({ marks: _marks, ...i }) => (stored.push(i), result), prepare: async () => prep }, OPTS, quiet());
     const offer = async (session: AgiSession) => {
       await driver.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
     };
@@ -179,7 +179,7 @@ describe('FastAGI offer against a scripted Asterisk', () => {
   let result: OptInResult = { result: 'created', requestId: 'r1' };
 
   beforeAll(async () => {
-    const driver = new OfferDriver({ optIn: (i) => (stored.push(i), result) }, OPTS, quiet());
+    const driver = new OfferDriver({ optIn: ({ marks: _marks, ...i }) => (stored.push(i), result) }, OPTS, quiet());
     const offer = async (session: AgiSession) => {
       await driver.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
     };

@@ -114,3 +114,18 @@ describe('Engine: recalls an earlier run or instance left are reconciled as inte
     engine.stop();
   });
 });
+
+describe('Engine: the opt-in marks its steps for the bench (OptInInput.marks)', () => {
+  it('stamps each step once, in order, for a new request and for a refresh', async () => {
+    const now = { t: T0 };
+    const { engine } = setup(now);
+    for (const expected of ['created', 'refreshed'] as const) {
+      const marks: import('../../src/engine').OptInMarks = {};
+      const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c', marks });
+      expect(r.result).toBe(expected);
+      const order = [marks.started, marks.read, marks.decided, marks.committed, marks.positioned];
+      expect(order.every((x) => typeof x === 'number')).toBe(true);
+      expect([...(order as number[])].sort((a, b) => a - b)).toEqual(order);
+    }
+  });
+});

@@ -20,7 +20,9 @@ function setup(result: OptInResult | Error = { result: 'created', requestId: 'r1
     {
       optIn: (input) => {
         if (result instanceof Error) throw result;
-        stored.push(input);
+        const { marks, ...rest } = input;
+        if (marks) marks.committed = performance.now(); // a store that marks what it knows (the engine marks every step)
+        stored.push(rest);
         return result;
       },
     },
@@ -47,10 +49,17 @@ describe('the offer driver over a fake port', () => {
     port.finishPrompt();
     expect(await done).toBe('requested');
     expect(port.calls).toEqual(['setLanguage en', 'answer', 'play sound:cc-offer [#0123456789*]', 'stop', 'play sound:cc-confirm', 'hangup normal']);
-    expect(events()).toEqual(['offer.started', 'offer.prompt_playing', 'offer.key', 'offer.opted_in', 'offer.prompt_playing', 'offer.prompt_finished', 'offer.ended']);
+    expect(events()).toEqual(['offer.started', 'offer.prompt_playing', 'offer.key', 'offer.opted_in', 'offer.prompt_playing', 'offer.timing', 'offer.prompt_finished', 'offer.ended']);
     const opted = lines.find((l) => l.event === 'offer.opted_in')!;
     expect(opted).toMatchObject({ requestId: 'r1', result: 'created', entry: 'ari', channelId: '1712.42', agent: 'PJSIP/1001', prospect: '2001' });
     expect(typeof opted.keyToDurableMs).toBe('number');
+    // The opt-in's steps for the bench, logged once the confirmation is requested (offer.timing): the flow's
+    // own steps and what the store marked; a step nobody marked is absent, not made up.
+    const timing = lines.find((l) => l.event === 'offer.timing')!;
+    expect(timing).toMatchObject({ prompt: 'confirm', channelId: '1712.42' });
+    for (const k of ['keyToStore', 'handBack', 'confirm', 'keyToConfirm']) expect(timing[k]).toBeGreaterThanOrEqual(0);
+    expect(timing.queued).toBeUndefined();
+    expect(timing.keyToConfirm as number).toBeGreaterThanOrEqual(timing.keyToStore as number);
     expect(lines.find((l) => l.event === 'offer.ended')).toMatchObject({ outcome: 'requested', key: '#', requestId: 'r1' });
   });
 

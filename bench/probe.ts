@@ -1,0 +1,124 @@
+/**
+ * What the bench measures beside the targets, in the same run: the disk's own limit (the fsync probe), how
+ * busy the machine was while a part ran (other processes' CPU), and a summary of a V8 CPU profile
+ * (`node --cpu-prof`) of the service.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Stats, round, stats } from './common';
+
+/**
+ * The physical limit of a durable commit on this disk: `n` times a 4 KiB write at the same offset of a
+ * file in `dir` + fdatasync (what a WAL commit does at least once), timed one by one (ms).
+ */
+export function fsyncProbe(dir: string, n = 200): Stats {
+  const file = path.join(dir, `.cc-bench-fsync-${process.pid}`);
+  const fd = fs.openSync(file, 'w');
+  const buf = Buffer.alloc(4096, 0x5a);
+  const xs: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      fs.writeSync(fd, buf, 0, buf.length, 0);
+      fs.fdatasyncSync(fd);
+      xs.push(performance.now() - t0);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  const s = stats(xs);
+  return { n: s.n, p50: round(s.p50, 3), p95: round(s.p95, 3), p99: round(s.p99, 3), max: round(s.max, 3), mean: round(s.mean, 3) };
+}
+
+/** The machine's CPU use between `start()` and the returned `end()`: busy cores (0…nproc) and the 1-min load average. */
+export function machineLoad(): () => { busyCores: number; loadAverage1: number } {
+  const t0 = cpuTotals();
+  return () => {
+    const t1 = cpuTotals();
+    const total = t1.total - t0.total;
+    const busy = total - (t1.idle - t0.idle);
+    return { busyCores: total > 0 ? round((busy / total) * os.cpus().length, 2) : NaN, loadAverage1: round(os.loadavg()[0], 2) };
+  };
+}
+
+function cpuTotals(): { idle: number; total: number } {
+  let idle = 0;
+  let total = 0;
+  for (const c of os.cpus()) {
+    idle += c.times.idle;
+    total += c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq;
+  }
+  return { idle, total };
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+
+/** Where a function's self time belongs, by its script. */
+function category(url: string, fn: string): string {
+  if (fn === '(idle)') return 'idle';
+  if (fn === '(garbage collector)') return 'garbage collection';
+  if (fn === '(program)') return 'V8/native (program)';
+  if (/better-sqlite3/.test(url) || /\/store\//.test(url)) return 'store (SQL, SQLite/pg driver)';
+  if (/node_modules\/(pg|pg-protocol|pg-pool)\//.test(url)) return 'store (SQL, SQLite/pg driver)';
+  if (/node_modules\/(ws|ari-client|swagger-client|node-fetch)\//.test(url) || /\/telephony\//.test(url)) return 'ARI transport (ws, ari-client, REST)';
+  if (/\/logging\//.test(url)) return 'logging';
+  if (/node_modules\//.test(url)) return `library ${url.replace(/.*node_modules\/((?:@[^/]+\/)?[^/]+).*/, '$1')}`;
+  if (/^node:/.test(url) || url === '') return 'Node core';
+  return 'the app (core, flows, engine)';
+}
+
+/** The self time of a `.cpuprofile` by category and its heaviest functions (ms and % of the non-idle time). */
+export function summariseProfile(file: string, top = 12): Record<string, unknown> {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] };
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
+  const cats = new Map<string, number>();
+  const fns = new Map<string, number>();
+  let busy = 0;
+  for (const [id, ms] of self) {
+    const n = byId.get(id);
+    if (!n) continue;
+    const c = category(n.callFrame.url, n.callFrame.functionName);
+    cats.set(c, (cats.get(c) ?? 0) + ms);
+    if (c === 'idle') continue;
+    busy += ms;
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/.*\/(node_modules\/|dist\/)/, '$1')}:${n.callFrame.lineNumber + 1}`;
+    fns.set(key, (fns.get(key) ?? 0) + ms);
+  }
+  const pct = (ms: number) => round((ms / busy) * 100, 1);
+  return {
+    wallMs: round((p.endTime - p.startTime) / 1000, 0),
+    busyMs: round(busy, 0),
+    categories: [...cats.entries()].filter(([c]) => c !== 'idle').sort((a, b) => b[1] - a[1]).map(([name, ms]) => ({ name, ms: round(ms, 0), pct: pct(ms) })),
+    top: [...fns.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => ({ name, ms: round(ms, 0), pct: pct(ms) })),
+  };
+}
+
+/** The newest `.cpuprofile` in `dir`, summarised; undefined when there is none. */
+export function profileIn(dir: string): Record<string, unknown> | undefined {
+  try {
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    if (files.length === 0) return undefined;
+    const newest = files.map((f) => path.join(dir, f)).sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+    return { file: newest, ...summariseProfile(newest) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The median of `xs` and the spread (min–max) across runs. */
+export function acrossRuns(xs: readonly number[]): { median: number; min: number; max: number; runs: number[] } {
+  const ok = xs.filter((x) => Number.isFinite(x));
+  const s = [...ok].sort((a, b) => a - b);
+  const median = s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { median: round(median, 3), min: round(s[0] ?? NaN, 3), max: round(s[s.length - 1] ?? NaN, 3), runs: xs.map((x) => round(x, 3)) };
+}
