@@ -49,8 +49,8 @@ export function benchRequest(i: number, target: number): CallbackRequest {
   ).request;
 }
 
-export function engineFor(store: RequestStore, clock: () => number): Engine {
-  return new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice });
+export function engineFor(store: RequestStore, clock: () => number, watch?: (device: string) => void): Engine {
+  return new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice, watch });
 }
 
 /** What bench/scale-start.ts measures (MiB, ms). */

@@ -112,6 +112,14 @@ export interface EngineOptions {
   maxPendingTotal?: number;
   /** False while this instance may not act for its PBX (a lost lease); actions are then skipped. */
   canAct?: () => boolean;
+  /** Carries out the telephony actions (the recall flow). Unset: they are logged and skipped (tests of decisions only). */
+  telephony?: Telephony;
+  /** Receives the notify actions (the service logs them and kicks the webhook sender). */
+  notify?: Notifier;
+  /** A device to watch: a pending request's agent or internal prospect line (presence subscribes to it). */
+  watch?: (device: string) => void;
+  /** An outbox row was queued outside a decision (the not-offered event): the webhook sender may send it now. */
+  outboxQueued?: () => void;
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -119,8 +127,6 @@ const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
 export class Engine {
   private timer?: NodeJS.Timeout;
   private armedFor: number | null = null;
-  private telephony?: Telephony;
-  private notifier?: Notifier;
   private readonly agentStatus = new Map<string, AgentStatus>();
   private readonly queues = new Map<string, Promise<void>>();
   private stopped = true;
@@ -135,8 +141,6 @@ export class Engine {
    */
   private readonly lineProspects = new Map<string, Set<string>>();
   private linesLoaded = false;
-  /** Called when a device should be watched (prospect lines of pending requests, agents). */
-  onWatch?: (device: string) => void;
   /** Listeners told of every persisted decision (metrics, the lamp); a throwing one is logged, never fatal. */
   private readonly decisionListeners: ((applied: AppliedDecision) => void)[] = [];
 
@@ -171,14 +175,6 @@ export class Engine {
     return run;
   }
 
-  setTelephony(t: Telephony): void {
-    this.telephony = t;
-  }
-
-  setNotifier(n: Notifier): void {
-    this.notifier = n;
-  }
-
   onDecision(listener: (applied: AppliedDecision) => void): void {
     this.decisionListeners.push(listener);
   }
@@ -201,7 +197,7 @@ export class Engine {
     this.stopped = false;
     this.startedAt = this.clock();
     const deps = await this.store.pendingDependencies();
-    for (const device of await this.devicesToWatch(deps)) this.onWatch?.(device);
+    for (const device of await this.devicesToWatch(deps)) this.opts.watch?.(device);
     this.log.info('scheduler started', { pending: deps.count, nextWake: iso(await this.store.nextWake()) });
     await this.arm();
   }
@@ -333,8 +329,8 @@ export class Engine {
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
     if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
-    if (device) this.onWatch?.(device);
-    this.onWatch?.(input.agent);
+    if (device) this.opts.watch?.(device);
+    this.opts.watch?.(input.agent);
     void this.arm();
     const queue = await this.store.prospectQueue(input.prospect);
     const position = Math.max(1, queue.findIndex((q) => q.id === r.request.id) + 1);
@@ -349,14 +345,11 @@ export class Engine {
     if (!row) return;
     try {
       await this.ledger.notOffered(row);
-      this.onOutbox?.();
+      this.opts.outboxQueued?.();
     } catch (err) {
       this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
     }
   }
-
-  /** Called when an outbox row was queued outside a decision (the webhook sender kicks itself). */
-  onOutbox?: () => void;
 
   /**
    * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or
@@ -553,7 +546,7 @@ export class Engine {
     for (const action of decision.actions) {
       if (action.type === 'notify') {
         try {
-          this.notifier?.(request, action);
+          this.opts.notify?.(request, action);
         } catch (err) {
           log.error('notification failed', { webhookEvent: action.event, error: (err as Error).message });
         }
@@ -578,7 +571,7 @@ export class Engine {
           continue;
         }
       }
-      const t = this.telephony;
+      const t = this.opts.telephony;
       if (!t) {
         log.warn('no telephony attached; action skipped', { action: action.type });
         continue;
