@@ -7,7 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import winston from 'winston';
-import { CallbackRequest, makePolicyConfig, newRequest } from '../src/core/policy';
+import { CallbackRequest, newRequest } from '../src/core/policy';
+import { makePolicyConfig } from '../src/config/policy';
 import { Engine, RequestStore } from '../src/engine';
 
 export const AGENTS = 1000;

@@ -17,7 +17,8 @@
  * other number is external (timed probes). The PBX is up and the engine started unless the spec says not.
  */
 import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, makePolicyConfig, type Action, type CallbackRequest, type Observation, type PolicyConfig, type PolicyConfigInput } from '../src/core/policy';
+import { type Action, type CallbackRequest, type Observation, type PolicyConfig } from '../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig, type PolicyConfigInput } from '../src/config/policy';
 import { Engine, type EngineOptions, type OptInInput, type OptInResult, type RequestStore, type Telephony } from '../src/engine';
 import { createLogger, type Logger } from '../src/logging/log';
 import { SqliteStore } from '../src/store/sqlite';

@@ -9,7 +9,8 @@ import {
   checkProspect,
   dialPolicyWarnings,
 } from '../../src/core/dial-policy';
-import { defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
+import { type CallbackRequest } from '../../src/core/policy';
+import { defaultPolicyConfig } from '../../src/config/policy';
 import { SqliteStore } from '../../src/store/sqlite';
 import { loadConfig } from '../../src/config/load';
 import { securityWarnings } from '../../src/config/security';

@@ -1,5 +1,6 @@
 import { cancelOne } from '../../src/cli/requests';
-import { defaultPolicyConfig, makePolicyConfig, newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
+import { newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../src/config/policy';
 import { Engine } from '../../src/engine';
 import { Ledger, guards, type LedgerStore } from '../../src/ledger';
 import type { StoredEvent } from '../../src/store/contract';

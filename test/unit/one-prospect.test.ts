@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultPolicyConfig, makePolicyConfig, newRequest, decide, type CallbackRequest, type PolicyConfig } from '../../src/core/policy';
+import { newRequest, decide, type CallbackRequest, type PolicyConfig } from '../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../src/config/policy';
 import type { Engine } from '../../src/engine';
 import { SqliteStore } from '../../src/store/sqlite';
 import { notOfferedRow, outboxRowsFor } from '../../src/webhook/payload';

@@ -1,5 +1,6 @@
 /** Internal prospects (device state watched): creation, grace, adaptive grace, busy again, back-off, no answer. */
-import { defaultPolicyConfig, type CallbackRequest } from '../../../src/core/policy';
+import { type CallbackRequest } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../src/config/policy';
 import { AGENT_CID, busyAgent, HOUR, MINUTE, PROSPECT, SECOND, Sim, T0 } from './helpers';
 
 const EXPIRES = T0 + 8 * HOUR; // 17:30 CET, before the 18:00 close

@@ -1,5 +1,6 @@
 /** RINGING_AGENT and CONNECTING: the menu, snoozes and their limits, hang-ups, failures, crash recovery, channel ids. */
-import { agentChannelId, decide, defaultPolicyConfig, makePolicyConfig, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
+import { agentChannelId, decide, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../../src/config/policy';
 import { MINUTE, PROSPECT, SECOND, Sim, T0, freeAgent } from './helpers';
 import { DEFAULT_RECALL_LABEL, recallLabel } from '../../../src/core/label';
 
