@@ -33,7 +33,7 @@ import {
 } from './core/policy';
 import type { OfferContext } from './core/offer';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
-import { scheduled } from './core/scheduler';
+import { colleaguesFrom, placeOf, scheduled } from './core/scheduler';
 import { emit } from './logging/events';
 import type { Logger } from './logging/log';
 import { newRequestId } from './ids';
@@ -359,14 +359,11 @@ export class Engine {
     const now = this.clock();
     const device = this.opts.prospectDevice(prospect);
     const p = offerPromise(this.opts.policy, now, { mode: device ? 'device' : 'timed', timeZone });
-    const queue = await this.store.prospectQueue(prospect);
-    const own = queue.findIndex((q) => q.agent === agent);
-    const others = queue.filter((q) => q.agent !== agent).map((q) => q.agent);
-    const position = own >= 0 ? own + 1 : queue.length + 1;
+    const place = placeOf(await this.store.prospectQueue(prospect), agent);
     // A pending request of this agent keeps its promise (a refresh never withdraws one).
-    const kind = p.kind === 'declined' && own >= 0 ? 'regular' : p.kind;
+    const kind = p.kind === 'declined' && place.queued ? 'regular' : p.kind;
     const reason = p.kind === 'declined' ? p.reason : p.kind === 'next-calling-day' ? 'carried over to the next calling day' : 'a callback can fire today';
-    return { promise: kind, position, queue: others, timeZone: p.timeZone, reason };
+    return { promise: kind, position: place.position, queue: place.others, timeZone: p.timeZone, reason };
   }
 
   /**
@@ -486,27 +483,10 @@ export class Engine {
     }
   }
 
-  /**
-   * Other agents' requests for the same number: how many are ahead (opted in earlier, or on a recall now) and
-   * when a colleague's recall last reached the prospect. The ledger puts them into the decision context of a
-   * request that waits (DUE, GRACE, WAITING).
-   */
+  /** Other agents' requests for the same number, for the ledger's decision context (core/scheduler.ts `colleaguesFrom`). */
   async colleaguesOf(request: CallbackRequest): Promise<Colleagues> {
     const queue = await this.store.prospectQueue(request.prospect);
-    const mine = queue.findIndex((q) => q.id === request.id);
-    let ahead = 0;
-    queue.forEach((q, i) => {
-      if (q.id === request.id || q.agent === request.agent) return;
-      if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
-    });
-    const last = await this.store.lastConversation(request.prospect, request.agent);
-    // A conversation of an earlier run on this PBX whose end was never recorded (the process died while it went on)
-    // ended at the latest when this process reconciled the PBX, which hung up its channels: without this the next
-    // agent would wait for CALL_IN_PROGRESS_CAP_MS (an hour) after every crash during a connected recall. A call on
-    // another PBX (one prospect, agents at two sites) was not touched by this reconciliation and still counts.
-    const reconciledAway = last?.endedAt === null && last.samePbx && this.servingSince !== undefined && last.connectedAt < this.servingSince;
-    const endedAt = reconciledAway ? (this.servingSince as number) : (last?.endedAt ?? null);
-    return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? endedAt : null };
+    return colleaguesFrom(queue, request, await this.store.lastConversation(request.prospect, request.agent), this.servingSince);
   }
 
   /** A connected recall's conversation ended (recall flow): recorded in its history; the next colleague may follow. */
