@@ -25,9 +25,8 @@ async function main(): Promise<void> {
   const [backend, where, pbx] = process.argv.slice(2);
   if ((backend !== 'sqlite' && backend !== 'postgres') || !where) throw new Error('usage: scale-start.js sqlite <file> | postgres <url> <pbx>');
   const raw = backend === 'sqlite' ? SqliteStore.open<CallbackRequest>(where) : await PgStore.open<CallbackRequest>(where, { pbx: pbx ?? 'scale' });
-  const engine = engineFor(raw, Date.now);
   let watched = 0;
-  engine.onWatch = () => watched++;
+  const engine = engineFor(raw, Date.now, () => watched++);
   if (global.gc) global.gc();
   const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();

@@ -7,7 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import winston from 'winston';
-import { CallbackRequest, makePolicyConfig, newRequest } from '../src/core/policy';
+import { CallbackRequest, newRequest } from '../src/core/policy';
+import { makePolicyConfig } from '../src/config/policy';
 import { Engine, RequestStore } from '../src/engine';
 
 export const AGENTS = 1000;
@@ -49,8 +50,8 @@ export function benchRequest(i: number, target: number): CallbackRequest {
   ).request;
 }
 
-export function engineFor(store: RequestStore, clock: () => number): Engine {
-  return new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice });
+export function engineFor(store: RequestStore, clock: () => number, watch?: (device: string) => void): Engine {
+  return new Engine({ store, policy, log: silent, clock, maxPendingPerAgent: 1_000_000, prospectDevice, watch });
 }
 
 /** What bench/scale-start.ts measures (MiB, ms). */

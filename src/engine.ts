@@ -38,7 +38,7 @@ import {
 } from './core/policy';
 import type { OfferContext } from './core/offer';
 import { DialPolicy, DialPolicyError, checkDial } from './core/dial-policy';
-import { scheduled } from './core/scheduler';
+import { colleaguesFrom, placeOf, scheduled } from './core/scheduler';
 import { emit } from './logging/events';
 import type { Logger } from './logging/log';
 import { newRequestId } from './ids';
@@ -143,6 +143,14 @@ export interface EngineOptions {
    * (never rejects). Started after the opt-in is stored; the name is written to the request when it arrives.
    */
   contacts?: { cached(prospect: string): Contact | null | undefined; lookup(prospect: string): Promise<{ found: true; contact: Contact } | { found: false } | undefined> };
+  /** Carries out the telephony actions (the recall flow). Unset: they are logged and skipped (tests of decisions only). */
+  telephony?: Telephony;
+  /** Receives the notify actions (the service logs them and kicks the webhook sender). */
+  notify?: Notifier;
+  /** A device to watch: a pending request's agent or internal prospect line (presence subscribes to it). */
+  watch?: (device: string) => void;
+  /** An outbox row was queued outside a decision (the not-offered event): the webhook sender may send it now. */
+  outboxQueued?: () => void;
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -150,8 +158,6 @@ const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
 export class Engine {
   private timer?: NodeJS.Timeout;
   private armedFor: number | null = null;
-  private telephony?: Telephony;
-  private notifier?: Notifier;
   private readonly agentStatus = new Map<string, AgentStatus>();
   /** Agents who paused their callbacks ("hold my callbacks"): loaded from the store at start, kept in step by pause/resume. */
   private readonly pauses = new Map<string, AgentPause & { by: string }>();
@@ -170,8 +176,6 @@ export class Engine {
    */
   private readonly lineProspects = new Map<string, Set<string>>();
   private linesLoaded = false;
-  /** Called when a device should be watched (prospect lines of pending requests, agents). */
-  onWatch?: (device: string) => void;
   /** Listeners told of every persisted decision (metrics, the lamp); a throwing one is logged, never fatal. */
   private readonly decisionListeners: ((applied: AppliedDecision) => void)[] = [];
 
@@ -206,14 +210,6 @@ export class Engine {
     return run;
   }
 
-  setTelephony(t: Telephony): void {
-    this.telephony = t;
-  }
-
-  setNotifier(n: Notifier): void {
-    this.notifier = n;
-  }
-
   onDecision(listener: (applied: AppliedDecision) => void): void {
     this.decisionListeners.push(listener);
   }
@@ -238,7 +234,7 @@ export class Engine {
     await this.loadPauses();
     for (const [agent, p] of this.pauses) if (p.until !== null) this.armPauseEnd(agent, p.until);
     const deps = await this.store.pendingDependencies();
-    for (const device of await this.devicesToWatch(deps)) this.onWatch?.(device);
+    for (const device of await this.devicesToWatch(deps)) this.opts.watch?.(device);
     this.log.info('scheduler started', { pending: deps.count, nextWake: iso(await this.store.nextWake()) });
     await this.arm();
   }
@@ -391,8 +387,8 @@ export class Engine {
     if (device) this.rememberLine(device, input.prospect);
     if (decision) this.perform(decision);
     if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
-    if (device) this.onWatch?.(device);
-    this.onWatch?.(input.agent);
+    if (device) this.opts.watch?.(device);
+    this.opts.watch?.(input.agent);
     void this.arm();
     if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
     return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular' };
@@ -438,14 +434,11 @@ export class Engine {
     if (!row) return;
     try {
       await this.ledger.notOffered(row);
-      this.onOutbox?.();
+      this.opts.outboxQueued?.();
     } catch (err) {
       this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
     }
   }
-
-  /** Called when an outbox row was queued outside a decision (the webhook sender kicks itself). */
-  onOutbox?: () => void;
 
   /**
    * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or
@@ -455,14 +448,11 @@ export class Engine {
     const now = this.clock();
     const device = this.opts.prospectDevice(prospect);
     const p = offerPromise(resolveProfile(this.opts.policy, this.opts.profiles ?? {}, profile).policy, now, { mode: device ? 'device' : 'timed', timeZone });
-    const queue = await this.store.prospectQueue(prospect);
-    const own = queue.findIndex((q) => q.agent === agent);
-    const others = queue.filter((q) => q.agent !== agent).map((q) => q.agent);
-    const position = own >= 0 ? own + 1 : queue.length + 1;
+    const place = placeOf(await this.store.prospectQueue(prospect), agent);
     // A pending request of this agent keeps its promise (a refresh never withdraws one).
-    const kind = p.kind === 'declined' && own >= 0 ? 'regular' : p.kind;
+    const kind = p.kind === 'declined' && place.queued ? 'regular' : p.kind;
     const reason = p.kind === 'declined' ? p.reason : p.kind === 'next-calling-day' ? 'carried over to the next calling day' : 'a callback can fire today';
-    return { promise: kind, position, queue: others, timeZone: p.timeZone, reason };
+    return { promise: kind, position: place.position, queue: place.others, timeZone: p.timeZone, reason };
   }
 
   /**
@@ -587,27 +577,10 @@ export class Engine {
     }
   }
 
-  /**
-   * Other agents' requests for the same number: how many are ahead (opted in earlier, or on a recall now) and
-   * when a colleague's recall last reached the prospect. The ledger puts them into the decision context of a
-   * request that waits (DUE, GRACE, WAITING).
-   */
+  /** Other agents' requests for the same number, for the ledger's decision context (core/scheduler.ts `colleaguesFrom`). */
   async colleaguesOf(request: CallbackRequest): Promise<Colleagues> {
     const queue = await this.store.prospectQueue(request.prospect);
-    const mine = queue.findIndex((q) => q.id === request.id);
-    let ahead = 0;
-    queue.forEach((q, i) => {
-      if (q.id === request.id || q.agent === request.agent) return;
-      if ((mine >= 0 && i < mine) || q.state === 'RINGING_AGENT' || q.state === 'CONNECTING') ahead++;
-    });
-    const last = await this.store.lastConversation(request.prospect, request.agent);
-    // A conversation of an earlier run on this PBX whose end was never recorded (the process died while it went on)
-    // ended at the latest when this process reconciled the PBX, which hung up its channels: without this the next
-    // agent would wait for CALL_IN_PROGRESS_CAP_MS (an hour) after every crash during a connected recall. A call on
-    // another PBX (one prospect, agents at two sites) was not touched by this reconciliation and still counts.
-    const reconciledAway = last?.endedAt === null && last.samePbx && this.servingSince !== undefined && last.connectedAt < this.servingSince;
-    const endedAt = reconciledAway ? (this.servingSince as number) : (last?.endedAt ?? null);
-    return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? endedAt : null };
+    return colleaguesFrom(queue, request, await this.store.lastConversation(request.prospect, request.agent), this.servingSince);
   }
 
   /** A connected recall's conversation ended (recall flow): recorded in its history; the next colleague may follow. */
@@ -758,7 +731,7 @@ export class Engine {
     for (const action of decision.actions) {
       if (action.type === 'notify') {
         try {
-          this.notifier?.(request, action);
+          this.opts.notify?.(request, action);
         } catch (err) {
           log.error('notification failed', { webhookEvent: action.event, error: (err as Error).message });
         }
@@ -783,7 +756,7 @@ export class Engine {
           continue;
         }
       }
-      const t = this.telephony;
+      const t = this.opts.telephony;
       if (!t) {
         log.warn('no telephony attached; action skipped', { action: action.type });
         continue;

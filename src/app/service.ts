@@ -149,6 +149,14 @@ export class Service {
       dialPolicy: config.dial,
       maxPendingTotal: config.dial.maxPendingTotal,
       canAct: coordinator ? () => coordinator.holds() : undefined,
+      // The ports the engine dispatches to, made below (the engine calls them only once started).
+      telephony: { execute: (request, action) => this.recall.execute(request, action) },
+      notify: (request, action) => {
+        emit(log.child({ requestId: request.id }), 'info', 'request.notified', 'notify', { webhookEvent: action.event, reason: action.reason });
+        this.webhook?.kick();
+      },
+      outboxQueued: () => this.webhook?.kick(),
+      watch: (device) => this.presence.watch(device),
     });
     if (config.webhook.url) {
       this.webhook = new WebhookSender(store, {
@@ -157,11 +165,6 @@ export class Service {
         onAttempt: (result, seconds) => this.ops.metrics.webhookAttempt(result, seconds),
       });
     }
-    this.engine.setNotifier((request, action) => {
-      emit(log.child({ requestId: request.id }), 'info', 'request.notified', 'notify', { webhookEvent: action.event, reason: action.reason });
-      this.webhook?.kick();
-    });
-    this.engine.onOutbox = () => this.webhook?.kick();
     this.ari = new AriConnection({
       url: config.ari.url,
       username: config.ari.username,
@@ -184,12 +187,12 @@ export class Service {
     const router = new AriRouter(this.ari);
     const devices = new AriDeviceStates(rest, this.ari, config.ari.app, () => this.ari.connected);
     this.presence = new Presence(devices, log.child({ component: 'presence' }), (device, state) => this.engine.deviceState(device, state));
-    this.engine.onWatch = (device) => this.presence.watch(device);
     this.recall = new RecallFlow(
       new AriSwitchboard(rest, router, config.ari.app),
       {
         observe: async (requestId, observation) => (await this.engine.observe(requestId, observation)) !== undefined,
         stateOf: async (requestId) => (await this.engine.store.get(requestId))?.request.state,
+        conversationEnded: (requestId) => void this.engine.conversationEnded(requestId),
       },
       {
         outboundContext: config.recall.outboundContext,
@@ -202,8 +205,6 @@ export class Service {
       },
       log.child({ component: 'recall' }),
     );
-    this.engine.setTelephony(this.recall);
-    this.recall.onConversationEnded = (requestId) => void this.engine.conversationEnded(requestId);
     this.offer = new OfferDriver(this.offerSink, offerOptions(config), log.child({ component: 'offer' }));
     this.pending = new PendingFlow(
       {

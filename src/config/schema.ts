@@ -655,7 +655,8 @@ type Tree<E extends { path: string; value: unknown }> = {
 
 /**
  * The effective configuration: every key of {@link schema} at its `at` path, with its parsed type. The
- * `policy` section is completed and checked as a whole by the pure policy (`makePolicyConfig`).
+ * `policy` section is completed and checked as a whole by `makePolicyConfig` (src/config/policy.ts: these defaults and
+ * bounds, then the rules relating several keys, `validatePolicyConfig` in the pure policy).
  */
 export type Config = Omit<Tree<Entry>, 'policy'> & { policy: PolicyConfig };
 

@@ -57,6 +57,8 @@ export interface RecallSink {
   observe(requestId: string, observation: Observation): boolean | Promise<boolean>;
   /** The request's state now (undefined: unknown). */
   stateOf(requestId: string): CallbackState | undefined | Promise<CallbackState | undefined>;
+  /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */
+  conversationEnded?(requestId: string): void;
 }
 
 interface Call {
@@ -507,7 +509,7 @@ export class RecallFlow implements Telephony {
       // Agent and prospect were talking and one of them hung up: the prospect is off the phone with us now.
       call.conversationOver = true;
       emit(call.log, 'info', 'recall.conversation_ended', 'the conversation with the prospect ended', {});
-      this.onConversationEnded?.(call.requestId);
+      this.sink.conversationEnded?.(call.requestId);
     }
     if (call.agentGone && (call.prospectGone || !call.prospectChannelId)) this.forget(call);
   }
@@ -537,9 +539,6 @@ export class RecallFlow implements Telephony {
       this.report(requestId, { type: 'recallInterrupted', reason });
     }
   }
-
-  /** Called once when a connected recall's conversation ends (the next colleague's recall may follow). */
-  onConversationEnded?: (requestId: string) => void;
 
   /**
    * This instance no longer serves the PBX (its lease was lost): it lets go of every recall not yet connected,

@@ -10,9 +10,9 @@ import { createLogger } from '../../src/logging/log';
 import { OfferDriver } from '../../src/flows/offer';
 import { AgiCallPort, offerArgsFromAgi } from '../../src/telephony/agi/port';
 import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY } from '../../src/core/dial-policy';
-import { defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
+import { type CallbackRequest } from '../../src/core/policy';
 import { SqliteStore } from '../../src/store/sqlite';
+import { engineWorld } from '../../testkit/engine';
 
 const SECRET = 's3cret-door';
 
@@ -250,14 +250,14 @@ describe('toll fraud through FastAGI: the dial policy holds even with the door o
     ['Local/ into a context that is not allowed', '2001', 'Local/0900123@from-trunk'],
   ])('%s: nothing is stored, the caller hears the error prompt; a real opt-in still works', async (_what, prospect, agent) => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    const engine = new Engine({
+    const { engine } = await engineWorld({
       store,
-      log: createLogger({ format: 'json', stream: new PassThrough(), level: 'error' }),
-      policy: defaultPolicyConfig,
-      maxPendingPerAgent: 10,
+      clock: Date.now,
       prospectDevice: () => undefined,
       dialPolicy: { agentDevices: [...DEFAULT_AGENT_DEVICES], prospectAllow: [], prospectDeny: [...DEFAULT_PROSPECT_DENY] },
       maxPendingTotal: 1000,
+      started: false,
+      pbxUp: false,
     });
     const log = createLogger({ format: 'json', stream: new PassThrough(), level: 'error' });
     const driver = new OfferDriver(

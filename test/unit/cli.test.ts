@@ -7,13 +7,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load';
 import type { CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { cancelOne } from '../../src/cli/requests';
+import { engineWorld } from '../../testkit/engine';
 
 const ROOT = path.join(__dirname, '../..');
 const BIN = path.join(ROOT, 'dist/cli/main.js');
@@ -72,15 +70,7 @@ async function makeStore(): Promise<{ file: string; ids: Record<string, string> 
   const file = path.join(tmp, 'callbacks.db');
   const store = SqliteStore.open<CallbackRequest>(file);
   let now = T0;
-  const sink = new Writable({ write: (_c, _e, cb) => cb() });
-  const engine = new Engine({
-    store,
-    policy: loadConfig({ env: {}, partial: true }).policy,
-    log: createLogger({ stream: sink, level: 'error' }),
-    clock: () => now,
-    maxPendingPerAgent: 10,
-    prospectDevice: (n) => `PJSIP/${n}`,
-  });
+  const { engine } = await engineWorld({ store, policy: loadConfig({ env: {}, partial: true }).policy, clock: () => now, prospectDevice: (n) => `PJSIP/${n}`, started: false, pbxUp: false });
   const ids: Record<string, string> = {};
   const optIn = async (agent: string, prospect: string) => {
     const r = await engine.optIn({ agent, agentCallerId: { name: 'Agent', number: agent.slice(-4) }, prospect, language: 'en', channelId: `ch-${prospect}` });
@@ -307,13 +297,13 @@ describe('list, show, cancel', () => {
     const file = path.join(tmp, 'queue.db');
     const store = SqliteStore.open<CallbackRequest>(file);
     let now = T0;
-    const engine = new Engine({
+    const { engine } = await engineWorld({
       store,
       policy: loadConfig({ env: {}, partial: true }).policy,
-      log: createLogger({ stream: new Writable({ write: (_c, _e, cb) => cb() }), level: 'error' }),
       clock: () => now,
-      maxPendingPerAgent: 10,
       prospectDevice: (n) => (n.startsWith('2') ? `PJSIP/${n}` : undefined),
+      started: false,
+      pbxUp: false,
     });
     const ids: string[] = [];
     for (const agent of ['PJSIP/1001', 'PJSIP/1002']) {
@@ -401,15 +391,7 @@ describe('list, show, cancel', () => {
     const { file, ids } = await makeStore();
     // Move 2001 on to RINGING_AGENT as the service would: grace over at 10:50, agent free.
     const store = SqliteStore.open<CallbackRequest>(file);
-    const engine = new Engine({
-      store,
-      policy: loadConfig({ env: {}, partial: true }).policy,
-      log: createLogger({ stream: new Writable({ write: (_c, _e, cb) => cb() }), level: 'error' }),
-      clock: () => T0 + 51 * MIN,
-      maxPendingPerAgent: 10,
-      prospectDevice: (n) => `PJSIP/${n}`,
-    });
-    engine.setPbxUp(true);
+    const { engine } = await engineWorld({ store, policy: loadConfig({ env: {}, partial: true }).policy, at: T0 + 51 * MIN, prospectDevice: (n) => `PJSIP/${n}`, started: false });
     await engine.observe(ids['2001'], { type: 'tick' });
     expect((await store.get(ids['2001']))?.request.state).toBe('RINGING_AGENT');
     await store.close();
@@ -425,14 +407,7 @@ describe('cancel against a running service (in process)', () => {
     const { file, ids } = await makeStore();
     const store = SqliteStore.open<CallbackRequest>(file);
     const policy = loadConfig({ env: {}, partial: true }).policy;
-    const engine = new Engine({
-      store,
-      policy,
-      log: createLogger({ stream: new Writable({ write: (_c, _e, cb) => cb() }), level: 'error' }),
-      clock: () => T0 + 45 * MIN,
-      maxPendingPerAgent: 10,
-      prospectDevice: (n) => `PJSIP/${n}`,
-    });
+    const { engine } = await engineWorld({ store, policy, at: T0 + 45 * MIN, prospectDevice: (n) => `PJSIP/${n}`, started: false, pbxUp: false });
     // The service moves the request (line busy again) between the CLI's read and its write.
     const contract = store;
     const original = contract.transition.bind(contract);

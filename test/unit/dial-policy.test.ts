@@ -1,4 +1,3 @@
-import { PassThrough } from 'node:stream';
 import {
   DEFAULT_AGENT_DEVICES,
   DEFAULT_PROSPECT_DENY,
@@ -10,12 +9,12 @@ import {
   checkProspect,
   dialPolicyWarnings,
 } from '../../src/core/dial-policy';
-import { defaultPolicyConfig, type Action, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/logging/log';
+import { type CallbackRequest } from '../../src/core/policy';
+import { defaultPolicyConfig } from '../../testkit/policy';
 import { SqliteStore } from '../../src/store/sqlite';
 import { loadConfig } from '../../src/config/load';
 import { securityWarnings } from '../../src/config/security';
+import { engineWorld } from '../../testkit/engine';
 
 const DEFAULTS: DialPolicy = { agentDevices: [...DEFAULT_AGENT_DEVICES], prospectAllow: [], prospectDeny: [...DEFAULT_PROSPECT_DENY] };
 
@@ -119,20 +118,11 @@ describe('engine: the dial policy at the opt-in and before every call', () => {
   const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // Wednesday, 10:00 in Berlin
   const input = (agent: string, prospect: string) => ({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
   const make = (store: SqliteStore<CallbackRequest>, now: { t: number }, dialPolicy?: DialPolicy, maxPendingTotal?: number) =>
-    new Engine({
-      store,
-      log: createLogger({ format: 'json', stream: new PassThrough() }),
-      policy: defaultPolicyConfig,
-      clock: () => now.t,
-      maxPendingPerAgent: 10,
-      prospectDevice: () => undefined,
-      dialPolicy,
-      maxPendingTotal,
-    });
+    engineWorld({ store, clock: () => now.t, prospectDevice: () => undefined, dialPolicy, maxPendingTotal, started: false, pbxUp: false });
 
   it('refuses an opt-in for a device or number the policy forbids, and stores nothing', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    const engine = make(store, { t: T0 }, DEFAULTS);
+    const { engine } = await make(store, { t: T0 }, DEFAULTS);
     await expect(engine.optIn(input('Local/0900123@from-internal', '2001'))).rejects.toThrow(DialPolicyError);
     await expect(engine.optIn(input('IAX2/trunk', '2001'))).rejects.toThrow(DialPolicyError);
     await expect(engine.optIn(input('PJSIP/1001', '+49900123456'))).rejects.toThrow(/prospectDeny/);
@@ -142,7 +132,7 @@ describe('engine: the dial policy at the opt-in and before every call', () => {
 
   it('a global cap over all agents: the next new request is full, a refresh still works', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    const engine = make(store, { t: T0 }, DEFAULTS, 2);
+    const { engine } = await make(store, { t: T0 }, DEFAULTS, 2);
     expect((await engine.optIn(input('PJSIP/1001', '2001'))).result).toBe('created');
     expect((await engine.optIn(input('PJSIP/1002', '2002'))).result).toBe('created');
     expect(await engine.optIn(input('PJSIP/1003', '2003'))).toEqual({ result: 'full', pending: 2 });
@@ -152,12 +142,10 @@ describe('engine: the dial policy at the opt-in and before every call', () => {
   it('a request stored under a looser configuration is never rung: re-checked before the originate, then cancelled', async () => {
     const store = SqliteStore.open<CallbackRequest>(':memory:');
     const now = { t: T0 };
-    const loose = make(store, now);
+    const { engine: loose } = await make(store, now);
     const r = await loose.optIn(input('IAX2/trunk', '+4930123456'));
     if (!('requestId' in r)) throw new Error(`opt-in ${r.result}`);
-    const strict = make(store, now, DEFAULTS);
-    const executed: Action['type'][] = [];
-    strict.setTelephony({ execute: async (_req, action) => void executed.push(action.type) });
+    const { engine: strict, dispatched } = await make(store, now, DEFAULTS);
     strict.setPbxUp(true);
     await strict.start();
     now.t += defaultPolicyConfig.firstProbeDelayMs + 1000;
@@ -165,7 +153,7 @@ describe('engine: the dial policy at the opt-in and before every call', () => {
     // The cancel is a decision of its own, queued after the tick's: wait for it (bounded by turns, not time).
     for (let i = 0; i < 100 && (await store.get(r.requestId))!.request.state !== 'CANCELLED'; i++) await new Promise((resolve) => setImmediate(resolve));
     strict.stop();
-    expect(executed).not.toContain('ringAgent');
+    expect(dispatched.map((d) => d.action.type)).not.toContain('ringAgent');
     const after = (await store.get(r.requestId))!.request;
     expect(after.state).toBe('CANCELLED');
     expect((await store.events(r.requestId)).map((e) => e.reason).join('\n')).toContain('dial-policy');

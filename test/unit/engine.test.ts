@@ -1,124 +1,225 @@
-import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/logging/log';
-import { SqliteStore } from '../../src/store/sqlite';
+/**
+ * The engine's behaviour as a specification: given / when / then over a fake clock and fake ports, every engine built
+ * by the one builder (testkit/engine.ts). What the engine itself does: the timer (wake-ups), the serial queue (one
+ * decision at a time in this process), dispatching the decided actions (telephony, notifications, watched devices),
+ * and routing the PBX's device states to the requests they concern. What is decided is the policy's (test/unit/policy).
+ */
+import { DEFAULT_AGENT_DEVICES, DEFAULT_PROSPECT_DENY } from '../../src/core/dial-policy';
+import { engineWorld, type EngineWorld } from '../../testkit/engine';
 
-const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
-
-function setup(now: { t: number }) {
-  const store = SqliteStore.open<CallbackRequest>(':memory:');
-  const log = createLogger({ format: 'json', stream: new PassThrough() });
-  const engine = new Engine({
-    store,
-    log,
-    policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000 }),
-    clock: () => now.t,
-    maxPendingPerAgent: 10,
-    prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
-  });
-  const watched: string[] = [];
-  engine.onWatch = (d) => watched.push(d);
-  return { store, engine, watched };
+const worlds: EngineWorld[] = [];
+async function world(spec: Parameters<typeof engineWorld>[0] = {}): Promise<EngineWorld> {
+  const w = await engineWorld({ policy: { graceMs: 60_000, agentWrapUpMs: 0 }, ...spec });
+  worlds.push(w);
+  return w;
 }
+/** Lets what the engine started on its own (a cancel after a refused call, a kick) run to its end. */
+async function settled(): Promise<void> {
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+}
+afterEach(async () => {
+  jest.useRealTimers();
+  for (const w of worlds.splice(0)) await w.close();
+});
 
-const optIn = (engine: Engine, agent: string, prospect: string) =>
-  engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
-
-describe('Engine: device states reach only the requests that watch that line', () => {
-  it('routes a line-free event to the requests of that prospect, by device, without touching others', async () => {
-    const now = { t: T0 };
-    const { store, engine, watched } = setup(now);
-    const a = await optIn(engine, 'PJSIP/1001', '2001');
-    const b = await optIn(engine, 'PJSIP/1002', '2001');
-    const c = await optIn(engine, 'PJSIP/1001', '2002');
-    const ext = await optIn(engine, 'PJSIP/1003', '+4930123456');
-    expect(watched).toEqual(expect.arrayContaining(['PJSIP/2001', 'PJSIP/2002', 'PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003']));
-    now.t += 1000;
-    await engine.deviceState('PJSIP/2001', { busy: false });
-    const state = async (r: typeof a) => (r.result === 'full' || r.result === 'closed' ? '' : (await store.get(r.requestId))!.request.state);
-    expect(await Promise.all([state(a), state(b), state(c), state(ext)])).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
-    // An agent's device changing is not a prospect line: nothing moves.
-    await engine.deviceState('PJSIP/1001', { busy: true });
-    expect(await Promise.all([state(a), state(b), state(c)])).toEqual(['GRACE', 'GRACE', 'WAITING']);
+describe('dispatching: a decision is written, then its actions go to the ports', () => {
+  it('given an opt-in for an internal line, when the line frees and the grace is over, then the agent is rung once', async () => {
+    const w = await world();
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await w.when.lineFrees('2001');
+    expect(await w.then.stateOf(id)).toBe('GRACE');
+    await w.when.timePasses(59_000);
+    expect(w.then.rings()).toEqual([]);
+    await w.when.timePasses(1_000);
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
+    expect(w.then.rings()).toEqual(['PJSIP/1001']);
+    // A repeated wake-up rings nobody again.
+    await w.when.timePasses(0);
+    expect(w.then.rings()).toEqual(['PJSIP/1001']);
   });
 
-  it('after a restart, the lines to watch come from the store without loading every request', async () => {
-    const now = { t: T0 };
-    const first = setup(now);
-    await optIn(first.engine, 'PJSIP/1001', '2001');
-    await optIn(first.engine, 'PJSIP/1002', '+4930123456');
-    const deps = await first.store.pendingDependencies();
-    expect(deps).toEqual({ agents: expect.arrayContaining(['PJSIP/1001', 'PJSIP/1002']), lineProspects: ['2001'], count: 2 });
-    const again = new Engine({
-      store: first.store,
-      log: createLogger({ format: 'json', stream: new PassThrough() }),
-      policy: defaultPolicyConfig,
-      clock: () => now.t,
-      maxPendingPerAgent: 10,
-      prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
-    });
-    const watched: string[] = [];
-    again.onWatch = (d) => watched.push(d);
-    await again.start();
-    expect(watched.sort()).toEqual(['PJSIP/1001', 'PJSIP/1002', 'PJSIP/2001']);
-    await again.deviceState('PJSIP/2001', { busy: false });
-    expect((await first.store.list()).map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
-    again.stop();
+  it('the opt-in asks to watch the agent and the internal line; an external number has no line to watch', async () => {
+    const w = await world();
+    await w.given.optedIn('PJSIP/1001', '2001');
+    await w.given.optedIn('PJSIP/1002', '+4930123456');
+    expect([...new Set(w.watched)].sort()).toEqual(['PJSIP/1001', 'PJSIP/1002', 'PJSIP/2001']);
+  });
+
+  it('notify actions go to the notifier (the opt-in is announced as requested), telephony actions to the telephony', async () => {
+    const w = await world();
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    expect(w.notified).toEqual([{ requestId: id, event: 'requested' }]);
+    await w.when.lineFrees('2001');
+    await w.when.timePasses(60_000);
+    expect(w.then.actionsFor(id)).toEqual(['ringAgent']);
+    expect(w.dispatched.every((d) => d.action.type !== ('notify' as string))).toBe(true);
+  });
+
+  it('given this instance no longer serves the PBX (canAct false), the decision is written but no action is carried out', async () => {
+    let serving = true;
+    const w = await world({ canAct: () => serving });
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await w.when.lineFrees('2001');
+    serving = false;
+    await w.when.timePasses(60_000);
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
+    expect(w.then.rings()).toEqual([]);
+  });
+
+  it('without telephony the actions are skipped, the decisions still written', async () => {
+    const w = await world({ telephony: false });
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await w.when.lineFrees('2001');
+    await w.when.timePasses(60_000);
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
+    expect(w.dispatched).toEqual([]);
+  });
+
+  it('a call the dial policy refuses just before it is made is not made; the request is cancelled', async () => {
+    const policy = { agentDevices: [...DEFAULT_AGENT_DEVICES], prospectAllow: [], prospectDeny: [...DEFAULT_PROSPECT_DENY] };
+    const open = await world();
+    const id = await open.given.optedIn('PJSIP/1001', '2001');
+    // The service restarts with a stricter policy: only 3xxx numbers may be dialled.
+    const strict = await world({ store: open.store, dialPolicy: { ...policy, prospectAllow: ['3'] } });
+    await strict.when.lineFrees('2001');
+    await strict.when.timePasses(60_000);
+    await settled();
+    expect(strict.then.rings()).toEqual([]);
+    expect(await strict.then.stateOf(id)).toBe('CANCELLED');
   });
 });
 
-describe('Engine: recalls an earlier run or instance left are reconciled as interrupted', () => {
+describe('the serial queue: one decision at a time in this process', () => {
+  it('two opt-ins of one agent for one number at the same moment: one request, created then refreshed', async () => {
+    const w = await world();
+    const [a, b] = await Promise.all([w.when.optIn('PJSIP/1001', '2001'), w.when.optIn('PJSIP/1001', '2001')]);
+    expect([a.result, b.result]).toEqual(['created', 'refreshed']);
+    expect(await w.store.list()).toHaveLength(1);
+  });
+
+  it('two due requests of one agent waking together: the agent is rung for one of them only', async () => {
+    const w = await world();
+    await w.given.optedIn('PJSIP/1001', '2001');
+    await w.given.optedIn('PJSIP/1001', '2002');
+    await Promise.all([w.when.lineFrees('2001'), w.when.lineFrees('2002')]);
+    await w.when.timePasses(60_000);
+    expect(w.then.rings()).toEqual(['PJSIP/1001']);
+  });
+});
+
+describe('the timer: armed for the earliest wake-up', () => {
+  it('given a request in grace, the timer alone wakes it when the grace is over (no tick by hand)', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    const w = await world();
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await w.when.lineFrees('2001');
+    w.when.clockMoves(60_000);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
+    expect(w.then.rings()).toEqual(['PJSIP/1001']);
+  });
+
+  it('a stopped engine wakes nothing', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    const w = await world();
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await w.when.lineFrees('2001');
+    w.engine.stop();
+    w.when.clockMoves(60_000);
+    await jest.advanceTimersByTimeAsync(60_000);
+    await w.when.timePasses(0);
+    expect(await w.then.stateOf(id)).toBe('GRACE');
+  });
+});
+
+describe('device states reach only the requests that watch that line, and the agents', () => {
+  it('routes a line-free event to the requests of that prospect, by device, without touching others', async () => {
+    const w = await world();
+    const a = await w.given.optedIn('PJSIP/1001', '2001');
+    const b = await w.given.optedIn('PJSIP/1002', '2001');
+    const c = await w.given.optedIn('PJSIP/1001', '2002');
+    const ext = await w.given.optedIn('PJSIP/1003', '+4930123456');
+    w.when.clockMoves(1000);
+    await w.when.lineFrees('2001');
+    const states = () => Promise.all([a, b, c, ext].map((id) => w.then.stateOf(id)));
+    expect(await states()).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
+    // An agent's device changing is not a prospect line: nothing moves.
+    await w.when.agentBusy('PJSIP/1001');
+    expect(await states()).toEqual(['GRACE', 'GRACE', 'WAITING', 'WAITING']);
+  });
+
+  it('after a restart, the lines to watch come from the store without loading every request', async () => {
+    const first = await world();
+    await first.given.optedIn('PJSIP/1001', '2001');
+    await first.given.optedIn('PJSIP/1002', '+4930123456');
+    expect(await first.store.pendingDependencies()).toEqual({ agents: expect.arrayContaining(['PJSIP/1001', 'PJSIP/1002']), lineProspects: ['2001'], count: 2 });
+    first.engine.stop();
+    const again = await world({ store: first.store });
+    expect([...again.watched].sort()).toEqual(['PJSIP/1001', 'PJSIP/1002', 'PJSIP/2001']);
+    await again.when.lineFrees('2001');
+    expect((await first.store.list()).map((r) => r.state).sort()).toEqual(['GRACE', 'WAITING']);
+  });
+
+  it('given a due request whose agent is on the phone, when the agent hangs up, then the agent is rung at once (not at the next re-check)', async () => {
+    const w = await world();
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await w.when.agentBusy('PJSIP/1001');
+    await w.when.lineFrees('2001');
+    await w.when.timePasses(60_000);
+    expect(await w.then.stateOf(id)).toBe('DUE');
+    await w.when.agentFree('PJSIP/1001');
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
+    expect(w.then.rings()).toEqual(['PJSIP/1001']);
+  });
+
+  it('while the PBX is unreachable a due request waits; when it is back, it is rung', async () => {
+    const w = await world({ pbxUp: false });
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await w.when.lineFrees('2001');
+    await w.when.timePasses(60_000);
+    expect(await w.then.stateOf(id)).toBe('DUE');
+    w.engine.setPbxUp(true);
+    await settled();
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
+    expect(w.then.rings()).toEqual(['PJSIP/1001']);
+  });
+});
+
+describe('recalls an earlier run or instance left are reconciled as interrupted', () => {
   it('an orphaned recall (started before this engine served, run by no call here) is recorded at once: no snooze, rung again after the recovery delay', async () => {
-    const now = { t: T0 };
-    const first = setup(now);
-    await first.engine.start();
-    const r = await optIn(first.engine, 'PJSIP/1001', '+4930123456'); // timed: first probe after 10 min
-    if (r.result !== 'created') throw new Error(r.result);
-    first.engine.setPbxUp(true);
-    now.t += 10 * 60_000;
-    await first.engine.tick();
-    expect((await first.store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
-    await first.engine.observe(r.requestId, { type: 'agentAnswered' });
+    const first = await world({ policy: {} });
+    const id = await first.given.optedIn('PJSIP/1001', '+4930123456'); // timed: first probe after 10 min
+    await first.when.timePasses(10 * 60_000);
+    expect(await first.then.stateOf(id)).toBe('RINGING_AGENT');
+    await first.when.observed(id, { type: 'agentAnswered' });
     first.engine.stop(); // the process dies in the menu
 
-    now.t += 3000;
-    const { engine } = { engine: new Engine({ store: first.store, log: createLogger({ format: 'json', stream: new PassThrough() }), policy: defaultPolicyConfig, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: () => undefined }) };
-    await engine.start();
+    const engine = (await world({ policy: {}, store: first.store, at: first.now + 3000 })).engine;
     // A recall this process runs is left alone.
-    expect(await engine.reconcileRecalls((id) => id === r.requestId)).toBe(0);
-    expect((await first.store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
+    expect(await engine.reconcileRecalls((r) => r === id)).toBe(0);
+    expect(await first.then.stateOf(id)).toBe('RINGING_AGENT');
     expect(await engine.reconcileRecalls(() => false)).toBe(1);
-    const after = (await first.store.get(r.requestId))!.request;
-    expect(after).toMatchObject({ state: 'WAITING', snoozes: 0, attempts: 0, waitingFor: 'recovery', wakeAt: now.t + 10_000 });
-    const history = (await first.store.events(r.requestId)).map((e) => e.type);
+    expect(await first.then.request(id)).toMatchObject({ state: 'WAITING', snoozes: 0, attempts: 0, waitingFor: 'recovery', wakeAt: first.now + 3000 + 10_000 });
+    const history = await first.then.history(id);
     expect(history.at(-1)).toBe('recall-interrupted');
     expect(history).not.toContain('agent-snoozed');
     // Once is enough: nothing left to reconcile.
     expect(await engine.reconcileRecalls(() => false)).toBe(0);
-    engine.stop();
   });
 
   it('a recall this engine started itself (after it began serving) is never taken for an orphan', async () => {
-    const now = { t: T0 };
-    const { store, engine } = setup(now);
-    await engine.start();
-    const r = await optIn(engine, 'PJSIP/1001', '+4930123456');
-    if (r.result !== 'created') throw new Error(r.result);
-    engine.setPbxUp(true);
-    now.t += 10 * 60_000;
-    await engine.tick();
-    expect((await store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
-    expect(await engine.reconcileRecalls(() => false)).toBe(0);
-    expect((await store.get(r.requestId))!.request.state).toBe('RINGING_AGENT');
-    engine.stop();
+    const w = await world({ policy: {} });
+    const id = await w.given.optedIn('PJSIP/1001', '+4930123456');
+    await w.when.timePasses(10 * 60_000);
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
+    expect(await w.engine.reconcileRecalls(() => false)).toBe(0);
+    expect(await w.then.stateOf(id)).toBe('RINGING_AGENT');
   });
 });
 
 describe('Engine: the opt-in marks its steps for the bench (OptInInput.marks)', () => {
   it('stamps each step once, in order, for a new request and for a refresh', async () => {
-    const now = { t: T0 };
-    const { engine } = setup(now);
+    const { engine } = await world();
     for (const expected of ['created', 'refreshed'] as const) {
       const marks: import('../../src/engine').OptInMarks = {};
       const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c', marks });

@@ -6,7 +6,8 @@ import { PassThrough } from 'node:stream';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { makePolicyConfig, MINUTE, SECOND, type CallbackRequest } from '../../src/core/policy';
+import { MINUTE, SECOND, type CallbackRequest } from '../../src/core/policy';
+import { makePolicyConfig } from '../../testkit/policy';
 import { Engine, type Telephony } from '../../src/engine';
 import { HEADS_UP, lampState, pauseLampDevice } from '../../src/flows/lamp';
 import { HttpServer } from '../../src/http/server';
@@ -36,14 +37,13 @@ function setup(file = ':memory:') {
   const { log, lines } = logger();
   const store = SqliteStore.open<CallbackRequest>(file);
   const policy = makePolicyConfig({ headsUpMs: MINUTE, graceMs: 5 * MINUTE, agentWrapUpMs: 0, snoozeMs: 15 * MINUTE });
-  const engine = new Engine({ store, log, policy, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: () => undefined, outbox: outboxRowsFor });
   const rung: string[] = [];
   const telephony: Telephony = {
     execute: async (r, a) => {
       if (a.type === 'ringAgent') rung.push(r.id);
     },
   };
-  engine.setTelephony(telephony);
+  const engine = new Engine({ store, log, policy, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: () => undefined, outbox: outboxRowsFor, telephony });
   engine.setPbxUp(true);
   const optIn = async (prospect: string, agent = 'PJSIP/1001') => {
     const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });

@@ -1,12 +1,12 @@
-import { PassThrough } from 'node:stream';
 import { cancelOne } from '../../src/cli/requests';
-import { defaultPolicyConfig, makePolicyConfig, newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
+import { newRequest, type CallbackRequest, type Decision } from '../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
 import { Engine } from '../../src/engine';
 import { Ledger, guards, type LedgerStore } from '../../src/ledger';
-import { createLogger } from '../../src/logging/log';
 import type { StoredEvent } from '../../src/store/contract';
 import { SqliteStore } from '../../src/store/sqlite';
 import { outboxRowsFor } from '../../src/webhook/payload';
+import { engineWorld } from '../../testkit/engine';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
 const policy = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000 });
@@ -22,16 +22,8 @@ async function seeded(): Promise<SqliteStore<CallbackRequest>> {
   return store;
 }
 
-function engineOn(store: SqliteStore<CallbackRequest>, now: { t: number }): Engine {
-  return new Engine({
-    store,
-    log: createLogger({ format: 'json', stream: new PassThrough() }),
-    policy,
-    clock: () => now.t,
-    maxPendingPerAgent: 10,
-    prospectDevice: (n) => `PJSIP/${n}`,
-    outbox: outboxRowsFor,
-  });
+async function engineOn(store: SqliteStore<CallbackRequest>, at: number): Promise<Engine> {
+  return (await engineWorld({ store, policy, at, prospectDevice: (n) => `PJSIP/${n}`, outbox: outboxRowsFor, started: false, pbxUp: false })).engine;
 }
 
 /** The ledger's store with its reads and versioned writes replaced (a racing service, a write that always loses). */
@@ -50,22 +42,21 @@ describe('the ledger: one place that applies a decision', () => {
     ['WAITING', async (_e: Engine) => undefined],
     ['GRACE', async (e: Engine) => void (await e.observe('r1', { type: 'prospectState', busy: false }))],
   ])('the CLI cancel and the engine write the same request, history and outbox rows (from %s)', async (state, prepare) => {
-    const now = { t: T0 + 1000 };
     const viaEngine = await seeded();
     const viaCli = await seeded();
-    await prepare(engineOn(viaEngine, now));
-    await prepare(engineOn(viaCli, now));
+    await prepare(await engineOn(viaEngine, T0 + 1000));
+    await prepare(await engineOn(viaCli, T0 + 1000));
     expect((await viaEngine.get('r1'))!.request.state).toBe(state);
-    now.t = T0 + 5000;
-    const decided = await engineOn(viaEngine, now).cancel('r1', 'cli (alice)');
+    const now = { t: T0 + 5000 };
+    const decided = await (await engineOn(viaEngine, now.t)).cancel('r1', 'cli (alice)');
     expect(decided?.request.state).toBe('CANCELLED');
     const outcome = await cancelOne(viaCli, 'r1', 'cli (alice)', { now: now.t, cfg: policy, outbox: outboxRowsFor });
     expect(outcome).toMatchObject({ cancelled: true, from: state, state: 'CANCELLED' });
-    expect(viaCli.get('r1')).toEqual(viaEngine.get('r1'));
-    expect(history(viaCli)).toEqual(history(viaEngine));
-    expect((await await history(viaCli)).at(-1)).toMatchObject({ type: 'cancelled', from: state, to: 'CANCELLED' });
-    expect(outbox(viaCli)).toEqual(outbox(viaEngine));
-    expect((await await outbox(viaCli)).map((r) => r.event)).toEqual(['requested', 'cancelled']);
+    expect(await viaCli.get('r1')).toEqual(await viaEngine.get('r1'));
+    expect(await history(viaCli)).toEqual(await history(viaEngine));
+    expect((await history(viaCli)).at(-1)).toMatchObject({ type: 'cancelled', from: state, to: 'CANCELLED' });
+    expect(await outbox(viaCli)).toEqual(await outbox(viaEngine));
+    expect((await outbox(viaCli)).map((r) => r.event)).toEqual(['requested', 'cancelled']);
   });
 
   it('refuses a decision made on a stale version: nothing of it is written', async () => {

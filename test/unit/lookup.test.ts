@@ -5,7 +5,8 @@
 import { PassThrough } from 'node:stream';
 import { Breaker, LookupCache, parseLookupAnswer } from '../../src/core/lookup';
 import { namedRecallLabel, DEFAULT_RECALL_LABEL } from '../../src/core/label';
-import { recallCallerId, defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
+import { recallCallerId, type CallbackRequest } from '../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';

@@ -3,38 +3,25 @@
  * late tick), by ARI connection events and webhook attempts; the exposition follows Prometheus naming
  * and never carries a phone number, an agent or a request id in a label.
  */
-import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
 import { ServiceMetrics, originateCause, ORIGINATE_CAUSES } from '../../src/http/metrics';
-import { createLogger } from '../../src/logging/log';
-import { SqliteStore } from '../../src/store/sqlite';
+import type { Engine } from '../../src/engine';
+import { engineWorld, type EngineWorld } from '../../testkit/engine';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
 
 async function setup() {
   const now = { t: T0 };
-  const store = SqliteStore.open<CallbackRequest>(':memory:');
-  const engine = new Engine({
-    store,
-    log: createLogger({ format: 'json', stream: new PassThrough() }),
-    policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
-    clock: () => now.t,
-    maxPendingPerAgent: 10,
-    prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
-  });
-  engine.setTelephony({ execute: async () => undefined });
-  engine.setPbxUp(true);
-  const metrics = new ServiceMetrics({ pendingByState: () => store.countByState(), version: '9.9.9' }, { defaultMetrics: false });
-  engine.onDecision((d) => metrics.decision(d));
-  await engine.start();
-  engines.push(engine);
-  return { now, store, engine, metrics };
+  const w = await engineWorld({ policy: { graceMs: 60_000, agentWrapUpMs: 0 }, clock: () => now.t, started: false });
+  const metrics = new ServiceMetrics({ pendingByState: () => w.store.countByState(), version: '9.9.9' }, { defaultMetrics: false });
+  w.engine.onDecision((d) => metrics.decision(d));
+  await w.engine.start();
+  worlds.push(w);
+  return { now, store: w.store, engine: w.engine, metrics };
 }
 
-const engines: Engine[] = [];
+const worlds: EngineWorld[] = [];
 afterEach(async () => {
-  for (const e of engines.splice(0)) e.stop();
+  for (const w of worlds.splice(0)) await w.close();
 });
 
 /** One sample's value from the exposition text. */

@@ -6,35 +6,29 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, makePolicyConfig, newRequest, decide, type Action, type CallbackRequest, type PolicyConfig } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/logging/log';
+import { newRequest, decide, type CallbackRequest, type PolicyConfig } from '../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
+import type { Engine } from '../../src/engine';
 import { SqliteStore } from '../../src/store/sqlite';
 import { notOfferedRow, outboxRowsFor } from '../../src/webhook/payload';
+import { engineWorld } from '../../testkit/engine';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // Wed 2026-11-25 10:00 Berlin
 const FRIDAY_EVENING = Date.UTC(2026, 10, 27, 18, 0, 0); // Fri 19:00 Berlin
 
-function setup(now: { t: number }, policy: Partial<PolicyConfig> = {}) {
+async function setup(now: { t: number }, policy: Partial<PolicyConfig> = {}) {
   const store = SqliteStore.open<CallbackRequest>(':memory:');
-  const log = createLogger({ format: 'json', stream: new PassThrough() });
-  const engine = new Engine({
-    store,
-    log,
-    policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0, ...policy }),
-    clock: () => now.t,
-    maxPendingPerAgent: 10,
-    prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
-  });
   const rings: { request: string; agent: string; at: number }[] = [];
-  engine.setTelephony({
-    execute: async (request, action: Exclude<Action, { type: 'notify' }>) => {
-      if (action.type === 'ringAgent') rings.push({ request: request.id, agent: request.agent, at: now.t });
+  const { engine } = await engineWorld({
+    store,
+    policy: { graceMs: 60_000, agentWrapUpMs: 0, ...policy },
+    clock: () => now.t,
+    telephony: {
+      execute: async (request, action) => {
+        if (action.type === 'ringAgent') rings.push({ request: request.id, agent: request.agent, at: now.t });
+      },
     },
   });
-  engine.setPbxUp(true);
-  void engine.start();
   return { store, engine, rings };
 }
 
@@ -97,7 +91,7 @@ describe('the store: one recall per prospect number', () => {
 describe('Engine: two agents, one prospect', () => {
   it('rings the agents one after the other, in opt-in order, with the grace again after our call', async () => {
     const now = { t: T0 };
-    const { store, engine, rings } = setup(now);
+    const { store, engine, rings } = await setup(now);
     const first = await optIn(engine, 'PJSIP/1001', '2001');
     now.t += 1000;
     const second = await optIn(engine, 'PJSIP/1002', '2001');
@@ -138,25 +132,24 @@ describe('Engine: two agents, one prospect', () => {
   it("after a restart, a colleague's conversation whose end was never recorded counts as ended when the new run reconciled the PBX", async () => {
     const now = { t: T0 };
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-one-prospect-')), 'callbacks.db');
-    const open = () => {
+    const open = async () => {
       const store = SqliteStore.open<CallbackRequest>(file);
-      const engine = new Engine({
-        store,
-        log: createLogger({ format: 'json', stream: new PassThrough() }),
-        policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
-        clock: () => now.t,
-        maxPendingPerAgent: 10,
-        prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined),
-      });
       const rings: string[] = [];
-      engine.setTelephony({
-        execute: async (request, action: Exclude<Action, { type: 'notify' }>) => {
-          if (action.type === 'ringAgent') rings.push(request.agent);
+      const { engine } = await engineWorld({
+        store,
+        policy: { graceMs: 60_000, agentWrapUpMs: 0 },
+        clock: () => now.t,
+        telephony: {
+          execute: async (request, action) => {
+            if (action.type === 'ringAgent') rings.push(request.agent);
+          },
         },
+        started: false,
+        pbxUp: false,
       });
       return { store, engine, rings };
     };
-    const run1 = open();
+    const run1 = await open();
     run1.engine.setPbxUp(true);
     await run1.engine.start();
     const first = await optIn(run1.engine, 'PJSIP/1001', '2001');
@@ -177,7 +170,7 @@ describe('Engine: two agents, one prospect', () => {
     await run1.store.close();
 
     now.t += 5 * 60_000;
-    const run2 = open();
+    const run2 = await open();
     await run2.engine.start();
     run2.engine.setPbxUp(true); // reconciled: the old recall's channels are gone
     const reconciledAt = now.t;
@@ -194,7 +187,7 @@ describe('Engine: two agents, one prospect', () => {
 
   it('external number: the second agent waits for the first and its conversation, then a first-probe delay after it', async () => {
     const now = { t: T0 };
-    const { store, engine, rings } = setup(now);
+    const { store, engine, rings } = await setup(now);
     const first = await optIn(engine, 'PJSIP/1001', '+12125551234');
     const second = await optIn(engine, 'PJSIP/1002', '+12125551234');
     now.t += 10 * 60_000;
@@ -226,7 +219,7 @@ describe('Engine: two agents, one prospect', () => {
 
   it('the first agent cancelling lets the second go at once', async () => {
     const now = { t: T0 };
-    const { engine, rings } = setup(now);
+    const { engine, rings } = await setup(now);
     const first = await optIn(engine, 'PJSIP/1001', '+12125551234');
     await optIn(engine, 'PJSIP/1002', '+12125551234');
     now.t += 10 * 60_000;
@@ -242,7 +235,7 @@ describe('Engine: two agents, one prospect', () => {
 
   it('the offer knows the queue: position and the colleagues ahead', async () => {
     const now = { t: T0 };
-    const { engine } = setup(now);
+    const { engine } = await setup(now);
     expect(await engine.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ promise: 'regular', position: 1, queue: [] });
     await optIn(engine, 'PJSIP/1001', '2001');
     expect(await engine.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ position: 2, queue: ['PJSIP/1001'] });
@@ -256,7 +249,7 @@ describe('Engine: two agents, one prospect', () => {
 describe('Engine: the promise at the busy signal', () => {
   it('carry-over (default): Friday evening, stored as carried over to Monday', async () => {
     const now = { t: FRIDAY_EVENING };
-    const { store, engine } = setup(now);
+    const { store, engine } = await setup(now);
     expect(await engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'next-calling-day' });
     const r = await optIn(engine, 'PJSIP/1001', '2001');
     expect(r.promise).toBe('next-calling-day');
@@ -266,7 +259,7 @@ describe('Engine: the promise at the busy signal', () => {
 
   it('decline: no offer, nothing stored, and the reason', async () => {
     const now = { t: FRIDAY_EVENING };
-    const { store, engine } = setup(now, { afterHours: 'decline' });
+    const { store, engine } = await setup(now, { afterHours: 'decline' });
     expect(await engine.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'declined' });
     const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '2001', language: 'en', channelId: 'c' });
     expect(r).toEqual({ result: 'closed', reason: 'outside calling hours in Europe/Berlin (next window Mon 09:00); policy.afterHours is "decline"' });
@@ -278,21 +271,11 @@ describe('Engine: the promise at the busy signal', () => {
     const now = { t: FRIDAY_EVENING };
     const store = SqliteStore.open<CallbackRequest>(':memory:');
     const mk = (afterHours: 'carry-over' | 'decline') =>
-      new Engine({
-        store,
-        log: createLogger({ format: 'json', stream: new PassThrough() }),
-        policy: makePolicyConfig({ ...defaultPolicyConfig, afterHours }),
-        clock: () => now.t,
-        maxPendingPerAgent: 10,
-        prospectDevice: () => undefined,
-        outbox: outboxRowsFor,
-        notOffered: notOfferedRow,
-      });
-    const carry = mk('carry-over');
+      engineWorld({ store, policy: { afterHours }, clock: () => now.t, prospectDevice: () => undefined, outbox: outboxRowsFor, notOffered: notOfferedRow, started: false, pbxUp: false });
+    const { engine: carry } = await mk('carry-over');
     await carry.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '0301234567', language: 'en', channelId: 'c' });
-    const declined = mk('decline');
-    let kicked = 0;
-    declined.onOutbox = () => kicked++;
+    const world = await mk('decline');
+    const declined = world.engine;
     await declined.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'A', number: '1' }, prospect: '0309999999', language: 'en', channelId: 'c' });
     const bodies = (await store.outbox()).map((o) => JSON.parse(o.body) as Record<string, unknown>);
     expect(bodies[0]).toMatchObject({
@@ -300,12 +283,12 @@ describe('Engine: the promise at the busy signal', () => {
       request: { timeZone: 'Europe/Berlin', promise: { kind: 'next-calling-day', opensAt: '2026-11-30T08:00:00.000Z', expiresAt: '2026-11-30T17:00:00.000Z' } },
     });
     expect(bodies[1]).toMatchObject({ event: 'not-offered', agent: 'PJSIP/1002', prospect: '0309999999', timeZone: 'Europe/Berlin', reason: expect.stringContaining('policy.afterHours is "decline"') });
-    expect(kicked).toBe(1);
+    expect(world.outboxKicks).toBe(1);
   });
 
   it("the prospect's zone decides: 19:00 in Berlin is 13:00 in New York, a regular callback", async () => {
     const now = { t: FRIDAY_EVENING };
-    const { store, engine } = setup(now, { afterHours: 'decline' });
+    const { store, engine } = await setup(now, { afterHours: 'decline' });
     expect(await engine.offerOutlook('PJSIP/1001', '+12125551234', 'America/New_York')).toMatchObject({ promise: 'regular', timeZone: 'America/New_York' });
     const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1' }, prospect: '+12125551234', language: 'en', channelId: 'c', timeZone: 'America/New_York', zoneSource: 'number' });
     expect(r).toMatchObject({ result: 'created', promise: 'regular' });

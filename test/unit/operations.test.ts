@@ -10,10 +10,11 @@ import { PassThrough } from 'node:stream';
 import type { AriConnection } from '../../src/telephony/ari/connection';
 import { loadConfig } from '../../src/config/load';
 import type { CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
+import type { Engine } from '../../src/engine';
 import { createLogger } from '../../src/logging/log';
 import { Operations } from '../../src/app/operations';
 import { SqliteStore } from '../../src/store/sqlite';
+import { engineWorld } from '../../testkit/engine';
 
 class FakeAri extends EventEmitter {
   connected = false;
@@ -38,7 +39,7 @@ async function setup(set: Record<string, unknown>, leaseElsewhere?: () => boolea
   const log = createLogger({ format: 'json', stream, level: 'debug' });
   const config = loadConfig({ env: {}, overrides: { 'ari.password': 'x', 'http.port': 0, ...set } });
   const store = SqliteStore.open<CallbackRequest>(':memory:');
-  const engine = new Engine({ store, log, policy: config.policy, maxPendingPerAgent: 10, prospectDevice: () => undefined });
+  const { engine } = await engineWorld({ store, log, policy: config.policy, clock: Date.now, prospectDevice: () => undefined, started: false, pbxUp: false });
   const ari = new FakeAri();
   const ops = new Operations({ config, log, engine, ari: ari as unknown as AriConnection, store, leaseElsewhere });
   started.push(ops);

@@ -6,11 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/logging/log';
+import { type CallbackRequest } from '../../src/core/policy';
 import { PgStore } from '../../src/store/postgres';
+import { engineWorld } from '../../testkit/engine';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
 
 const ROOT = path.join(__dirname, '../..');
@@ -47,8 +45,8 @@ function cli(args: string[], env: Record<string, string>) {
 
 async function site(pbx: string, agent: string, prospect: string): Promise<string> {
   const store = await PgStore.open<CallbackRequest>(db.url, { pbx });
-  const engine = new Engine({ store, log: createLogger({ format: 'json', stream: new PassThrough() }), policy: defaultPolicyConfig, maxPendingPerAgent: 5, prospectDevice: () => undefined });
-  const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
+  const w = await engineWorld({ store, clock: Date.now, maxPendingPerAgent: 5, prospectDevice: () => undefined, started: false, pbxUp: false });
+  const r = await w.when.optIn(agent, prospect);
   await store.close();
   if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
   return r.requestId;

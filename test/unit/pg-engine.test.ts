@@ -9,10 +9,11 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Coordinator } from '../../src/coordination/coordinator';
 import { PgLease } from '../../src/coordination/lease';
-import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
+import { type CallbackRequest } from '../../src/core/policy';
+import type { Engine } from '../../src/engine';
 import { createLogger } from '../../src/logging/log';
 import { PgStore } from '../../src/store/postgres';
+import { engineWorld } from '../../testkit/engine';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
@@ -41,22 +42,21 @@ async function instance(name: string, now: { t: number }, mono: { t: number }) {
     onActive: () => holder.engine!.start(),
     onStandby: () => holder.engine!.stop(),
   });
-  const engine = new Engine({
+  const { engine } = await engineWorld({
     store,
     log,
-    policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
+    policy: { graceMs: 60_000, agentWrapUpMs: 0 },
     clock: () => now.t,
-    maxPendingPerAgent: 10,
     prospectDevice: (n) => `PJSIP/${n}`,
     canAct: () => coordinator.holds(),
-  });
-  engine.setTelephony({
-    execute: async (request, action) => {
-      if (action.type === 'ringAgent') rings.push(`${name}:${request.id}`);
+    telephony: {
+      execute: async (request, action) => {
+        if (action.type === 'ringAgent') rings.push(`${name}:${request.id}`);
+      },
     },
+    started: false, // the coordinator starts it when the lease is this instance's
   });
   holder.engine = engine;
-  engine.setPbxUp(true);
   closers.push(async () => {
     engine.stop();
     await store.close();
@@ -107,21 +107,18 @@ it('the agent is rung exactly once, by the instance holding the lease; the resum
  */
 async function servingEngine(name: string, pbx: string, now: { t: number }, rings: string[], log: ReturnType<typeof createLogger>) {
   const store = await PgStore.open<CallbackRequest>(db.url, { pbx });
-  const engine = new Engine({
+  const { engine } = await engineWorld({
     store,
     log,
-    policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000, agentWrapUpMs: 0 }),
+    policy: { graceMs: 60_000, agentWrapUpMs: 0 },
     clock: () => now.t,
-    maxPendingPerAgent: 10,
     prospectDevice: () => undefined,
-  });
-  engine.setTelephony({
-    execute: async (request, action) => {
-      if (action.type === 'ringAgent') rings.push(`${name}:${request.agent}`);
+    telephony: {
+      execute: async (request, action) => {
+        if (action.type === 'ringAgent') rings.push(`${name}:${request.agent}`);
+      },
     },
   });
-  engine.setPbxUp(true);
-  await engine.start();
   const close = async () => {
     engine.stop();
     await store.close();

@@ -4,13 +4,12 @@
  * wait (lock_timeout), not hang until the statement timeout or longer; the engine's reads fail the same
  * way after the pool's longer lock wait; and once the lock is gone the next opt-in is stored. SQLite's counterpart is in store-door.test.ts.
  */
-import { PassThrough } from 'node:stream';
 import pg from 'pg';
-import { makePolicyConfig, defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/logging/log';
+import { type CallbackRequest } from '../../src/core/policy';
+import type { Engine } from '../../src/engine';
 import { StoreError } from '../../src/store/contract';
 import { PgStore } from '../../src/store/postgres';
+import { engineWorld } from '../../testkit/engine';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
 
 let db: TestDatabase;
@@ -26,15 +25,7 @@ const optIn = (engine: Engine, agent: string, prospect: string) =>
 
 it('a table locked by another session: the opt-in and the reads fail on the lock wait with a StoreError, then succeed once the lock is gone', async () => {
   const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'door' });
-  const engine = new Engine({
-    store,
-    log: createLogger({ format: 'json', stream: new PassThrough() }),
-    policy: makePolicyConfig(defaultPolicyConfig),
-    clock: Date.now,
-    maxPendingPerAgent: 10,
-    prospectDevice: () => undefined,
-  });
-  engine.setPbxUp(true);
+  const { engine } = await engineWorld({ store, clock: Date.now, prospectDevice: () => undefined, started: false });
   const other = new pg.Client({ connectionString: db.url });
   await other.connect();
   try {

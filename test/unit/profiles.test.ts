@@ -3,7 +3,8 @@
  * policy with the request, and a later configuration does not change a stored promise.
  */
 import { PassThrough } from 'node:stream';
-import { chooseProfile, defaultPolicyConfig, makePolicyConfig, policyFor, resolveProfile, type CallbackRequest, type Profiles } from '../../src/core/policy';
+import { chooseProfile, policyFor, resolveProfile, type CallbackRequest, type Profiles } from '../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
 import { resolveConfig } from '../../src/config/load';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/logging/log';

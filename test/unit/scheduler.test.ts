@@ -1,5 +1,5 @@
 /** The scheduler's rules (src/core/scheduler.ts), pure: which requests get which observation, in order. */
-import { scheduled, type Schedulable } from '../../src/core/scheduler';
+import { colleaguesFrom, placeOf, scheduled, type Schedulable } from '../../src/core/scheduler';
 
 const r = (id: string, state: string, wakeAt: number | null, agent = 'PJSIP/1001', prospect = '2001'): Schedulable => ({ id, agent, prospect, state, wakeAt });
 
@@ -26,5 +26,32 @@ describe('the scheduler', () => {
   it("numberFreed: another PBX's DUE request for the number is left to its own instance", () => {
     const candidates = [{ ...r('elsewhere', 'DUE', 0, 'PJSIP/1002'), samePbx: false }, { ...r('here', 'DUE', 0, 'PJSIP/1003'), samePbx: true }];
     expect(scheduled(0, candidates, { kind: 'numberFreed', prospect: '2001', except: 'left' })).toEqual([{ id: 'here', observation: { type: 'tick' } }]);
+  });
+});
+
+describe("a number's queue", () => {
+  const queue = [
+    { id: 'a', agent: 'PJSIP/1001', state: 'WAITING' },
+    { id: 'b', agent: 'PJSIP/1002', state: 'DUE' },
+    { id: 'c', agent: 'PJSIP/1003', state: 'RINGING_AGENT' },
+  ];
+
+  it('colleagues ahead: those who opted in earlier and those on a recall now, never the agent themself', () => {
+    expect(colleaguesFrom(queue, { id: 'b', agent: 'PJSIP/1002' }, null)).toEqual({ ahead: 2, lastConnectedAt: null, lastCallEndedAt: null });
+    expect(colleaguesFrom(queue, { id: 'a', agent: 'PJSIP/1001' }, null).ahead).toBe(1);
+    expect(colleaguesFrom(queue, { id: 'x', agent: 'PJSIP/1003' }, null).ahead).toBe(0);
+  });
+
+  it("a colleague's unended conversation on this PBX from before serving began ended when serving began; on another PBX it still goes on", () => {
+    const last = { connectedAt: 100, endedAt: null, samePbx: true };
+    expect(colleaguesFrom(queue, { id: 'b', agent: 'PJSIP/1002' }, last, 500)).toMatchObject({ lastConnectedAt: 100, lastCallEndedAt: 500 });
+    expect(colleaguesFrom(queue, { id: 'b', agent: 'PJSIP/1002' }, { ...last, samePbx: false }, 500)).toMatchObject({ lastCallEndedAt: null });
+    expect(colleaguesFrom(queue, { id: 'b', agent: 'PJSIP/1002' }, { ...last, connectedAt: 600 }, 500)).toMatchObject({ lastCallEndedAt: null });
+    expect(colleaguesFrom(queue, { id: 'b', agent: 'PJSIP/1002' }, { ...last, endedAt: 300 }, 500)).toMatchObject({ lastCallEndedAt: 300 });
+  });
+
+  it("an agent's place: their own position when queued, last for a newcomer, and the others in order", () => {
+    expect(placeOf(queue, 'PJSIP/1002')).toEqual({ position: 2, queued: true, others: ['PJSIP/1001', 'PJSIP/1003'] });
+    expect(placeOf(queue, 'PJSIP/1009')).toEqual({ position: 4, queued: false, others: ['PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003'] });
   });
 });

@@ -7,13 +7,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/logging/log';
+import { type CallbackRequest } from '../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
+import type { Engine } from '../../src/engine';
 import { StoreError, type Store } from '../../src/store/contract';
 import { SqliteStore } from '../../src/store/sqlite';
 import { outboxRowsFor } from '../../src/webhook/payload';
+import { engineWorld } from '../../testkit/engine';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'dist/cli/main.js');
@@ -30,16 +30,8 @@ const always = makePolicyConfig({
   callingHours: { timeZone: 'UTC', windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])), holidays: [] },
 });
 
-function engineOn(store: Store<CallbackRequest> | SqliteStore<CallbackRequest>, now: { t: number }) {
-  return new Engine({
-    store,
-    policy: always,
-    log: createLogger({ format: 'json', stream: new PassThrough(), level: 'error' }),
-    clock: () => now.t,
-    maxPendingPerAgent: 10,
-    prospectDevice: () => undefined,
-    outbox: outboxRowsFor,
-  });
+async function engineOn(store: Store<CallbackRequest> | SqliteStore<CallbackRequest>, now: { t: number }): Promise<Engine> {
+  return (await engineWorld({ store, policy: always, clock: () => now.t, prospectDevice: () => undefined, outbox: outboxRowsFor, started: false, pbxUp: false })).engine;
 }
 const optIn = (engine: Engine, agent: string, prospect: string) =>
   engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
@@ -50,7 +42,7 @@ describe('store files are the service user\'s only', () => {
   it('a new directory is 0700, the store, its -wal and -shm 0600', async () => {
     const file = path.join(tmp, 'new-dir', 'callbacks.db');
     const store = SqliteStore.open<CallbackRequest>(file);
-    await optIn(engineOn(store, { t: Date.now() }), 'PJSIP/1001', '2001');
+    await optIn(await engineOn(store, { t: Date.now() }), 'PJSIP/1001', '2001');
     expect(mode(path.dirname(file)).toString(8)).toBe('700');
     for (const f of [file, `${file}-wal`, `${file}-shm`]) expect({ f: path.basename(f), mode: mode(f).toString(8) }).toEqual({ f: path.basename(f), mode: '600' });
     await store.close();
@@ -69,7 +61,7 @@ describe('retention', () => {
   it('prune deletes finished requests older than the age with their history and sent webhook rows; pending and given-up stay', async () => {
     const store = SqliteStore.open<CallbackRequest>(path.join(tmp, 'callbacks.db'));
     const now = { t: Date.now() - 30 * DAY };
-    const engine = engineOn(store, now);
+    const engine = await engineOn(store, now);
     const old = (await optIn(engine, 'PJSIP/1001', '2001')) as { requestId: string };
     await engine.cancel(old.requestId, 'test');
     const oldPending = (await optIn(engine, 'PJSIP/1002', '2002')) as { requestId: string };
@@ -97,7 +89,7 @@ describe('a store locked by another process', () => {
   it('the opt-in fails fast with a store error while a real second process holds the write lock; works again after', async () => {
     const file = path.join(tmp, 'callbacks.db');
     const store = SqliteStore.open<CallbackRequest>(file);
-    const engine = engineOn(store, { t: Date.now() });
+    const engine = await engineOn(store, { t: Date.now() });
     // The other process: takes the write lock, says so, and holds it until told to let go.
     const holder = spawn(
       process.execPath,
@@ -153,7 +145,7 @@ describe('CLI: prune, webhook list / retry', () => {
     const file = path.join(tmp, 'callbacks.db');
     const store = SqliteStore.open<CallbackRequest>(file);
     const now = { t: Date.now() - 40 * DAY };
-    const engine = engineOn(store, now);
+    const engine = await engineOn(store, now);
     const a = (await optIn(engine, 'PJSIP/1001', '2001')) as { requestId: string };
     await engine.cancel(a.requestId, 'test');
     await optIn(engine, 'PJSIP/1002', '2002');

@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
+import { type CallbackRequest } from '../../src/core/policy';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
+import { engineWorld } from '../../testkit/engine';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -80,7 +80,7 @@ describe('a full disk', () => {
     }
     const store = SqliteStore.open<CallbackRequest>(path.join(dir, 'callbacks.db'));
     const log = createLogger({ format: 'json', stream: new PassThrough() });
-    const engine = new Engine({ store, policy: defaultPolicyConfig, log, maxPendingPerAgent: 1_000_000, prospectDevice: () => undefined, clock: () => 1_800_000_000_000 });
+    const { engine } = await engineWorld({ store, log, maxPendingPerAgent: 1_000_000, prospectDevice: () => undefined, at: 1_800_000_000_000, started: false, pbxUp: false });
     // Fill the disk.
     try {
       fs.writeFileSync(path.join(dir, 'ballast'), Buffer.alloc(600 * 1024));

@@ -11,13 +11,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { defaultPolicyConfig, makePolicyConfig, type CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
+import { type CallbackRequest } from '../../src/core/policy';
+import { defaultPolicyConfig } from '../../testkit/policy';
 import { addPhoneRoutes, judgeAnswer, relayRequest } from '../../src/http/phones';
 import { HttpServer } from '../../src/http/server';
 import { CallbacksPage, MAX_BODY, parseFilter } from '../../src/http/web';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
+import { engineWorld, specPolicy } from '../../testkit/engine';
 import { waitFor } from '../../testkit/wait';
 
 const T0 = Date.parse('2026-03-23T08:30:00Z');
@@ -44,9 +45,8 @@ fs.writeFileSync(path.join(staticDir, 'phones.html'), '<p>phones</p>');
 async function start(opts: { token?: string; maxStreams?: number; ariUrl?: string } = {}) {
   const now = { t: T0 };
   const { log, lines } = logger();
-  const store = SqliteStore.open<CallbackRequest>(':memory:');
-  const policy = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 60_000 });
-  const engine = new Engine({ store, log, policy, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined) });
+  const policy = specPolicy({ graceMs: 60_000 });
+  const { engine, store } = await engineWorld({ log, policy, clock: () => now.t, telephony: false, started: false, pbxUp: false });
   const server = new HttpServer({ bind: '127.0.0.1', port: 0, token: opts.token ?? '', log });
   const page = new CallbacksPage({ engine, policy, log, staticDir, clock: () => now.t, csrfToken: CSRF, maxStreams: opts.maxStreams });
   page.register(server);
@@ -55,7 +55,7 @@ async function start(opts: { token?: string; maxStreams?: number; ariUrl?: strin
   cleanups.push(async () => {
     page.close();
     await server.close();
-    await store.close();
+    await (store as SqliteStore<CallbackRequest>).close();
   });
   const optIn = async (agent: string, prospect: string) => {
     const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });

@@ -8,13 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { AddressInfo } from 'node:net';
-import { makePolicyConfig, newRequest, decide } from '../../src/core/policy';
+import { newRequest, decide } from '../../src/core/policy';
+import { makePolicyConfig } from '../../testkit/policy';
 import type { CallbackRequest } from '../../src/core/policy';
-import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { DELIVERY_HEADER, SIGNATURE_HEADER, outboxRowsFor, sign, verify } from '../../src/webhook/payload';
 import { WebhookSender, backoffDelay } from '../../src/webhook/sender';
+import { engineWorld } from '../../testkit/engine';
 
 const SECRET = 'crm-shared-secret-42';
 
@@ -33,16 +34,9 @@ const cfg = makePolicyConfig({
   callingHours: { timeZone: 'UTC', windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])), holidays: [] },
 });
 
-function engineOn(file: string) {
+async function engineOn(file: string) {
   const store = SqliteStore.open<CallbackRequest>(file);
-  const engine = new Engine({
-    store,
-    policy: cfg,
-    log: createLogger({ format: 'json', stream: new PassThrough(), level: 'error' }),
-    maxPendingPerAgent: 10,
-    prospectDevice: () => undefined,
-    outbox: outboxRowsFor,
-  });
+  const { engine } = await engineWorld({ store, policy: cfg, clock: Date.now, prospectDevice: () => undefined, outbox: outboxRowsFor, started: false, pbxUp: false });
   return { store, engine };
 }
 
@@ -130,7 +124,7 @@ describe('webhook payload and signature', () => {
 
 describe('outbox in the store', () => {
   it('is written in the same transaction as the transition (a lost claim writes nothing)', async () => {
-    const { store, engine } = engineOn(tmpStore());
+    const { store, engine } = await engineOn(tmpStore());
     const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     expect((await store.outbox()).map((o) => o.key)).toEqual([`cc-${r.requestId}-requested`]);
@@ -149,13 +143,7 @@ describe('outbox in the store', () => {
 
   it('writes nothing without a webhook (no outbox option)', async () => {
     const store = SqliteStore.open<CallbackRequest>(tmpStore());
-    const engine = new Engine({
-      store,
-      policy: cfg,
-      log: createLogger({ format: 'json', stream: new PassThrough(), level: 'error' }),
-      maxPendingPerAgent: 10,
-      prospectDevice: () => undefined,
-    });
+    const { engine } = await engineWorld({ store, policy: cfg, clock: Date.now, prospectDevice: () => undefined, started: false, pbxUp: false });
     await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     expect(await store.outbox()).toHaveLength(0);
     await store.close();
@@ -165,7 +153,7 @@ describe('outbox in the store', () => {
 describe('webhook sender', () => {
   it('POSTs signed JSON with the idempotency key, and marks it sent', async () => {
     const server = await crm();
-    const { store, engine } = engineOn(tmpStore());
+    const { store, engine } = await engineOn(tmpStore());
     const cap = logCapture();
     const sender = new WebhookSender(store, senderOpts(server.url, cap.log));
     sender.start();
@@ -188,7 +176,7 @@ describe('webhook sender', () => {
 
   it('a CRM that is down, then answers 500, then recovers: delivered exactly once after recovery', async () => {
     const file = tmpStore();
-    const { store, engine } = engineOn(file);
+    const { store, engine } = await engineOn(file);
     // Reserve a port, then close it: the first attempts find nobody listening.
     const probe = await crm();
     const port = probe.port;
@@ -231,13 +219,13 @@ describe('webhook sender', () => {
 
   it('undelivered events survive a restart and are delivered once by the next process', async () => {
     const file = tmpStore();
-    const first = engineOn(file);
+    const first = await engineOn(file);
     const r = await first.engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
     if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
     await first.engine.cancel(r.requestId, 'agent');
     first.store.close(); // "crash" before anything was sent
     const server = await crm();
-    const second = engineOn(file);
+    const second = await engineOn(file);
     const sender = new WebhookSender(second.store, senderOpts(server.url));
     sender.start();
     await waitFor(async () => (await second.store.outbox()).every((o) => o.sentAt !== null));
@@ -259,7 +247,7 @@ describe('webhook sender', () => {
     const hang = http.createServer(() => undefined); // never responds
     await new Promise<void>((r) => hang.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(hang.address() as AddressInfo).port}/`;
-    const { store, engine } = engineOn(tmpStore());
+    const { store, engine } = await engineOn(tmpStore());
     const sender = new WebhookSender(store, { ...senderOpts(url), timeoutMs: 200 });
     sender.start();
     const t0 = Date.now();
@@ -275,7 +263,7 @@ describe('webhook sender', () => {
 
   it('gives up after the configured retries', async () => {
     const server = await crm(() => 500);
-    const { store, engine } = engineOn(tmpStore());
+    const { store, engine } = await engineOn(tmpStore());
     const cap = logCapture();
     const sender = new WebhookSender(store, { ...senderOpts(server.url, cap.log), retries: 2, backoffMs: [10] });
     sender.start();

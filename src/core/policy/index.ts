@@ -126,7 +126,7 @@ export {
   type Colleagues,
 } from './machine';
 export { offerPromise, callingHoursIn, expiryIn, type OfferPromise, type OfferPromiseKind } from './promise';
-export { defaultPolicyConfig, defaultCallingHours, makePolicyConfig, validatePolicyConfig, type PolicyConfigInput } from './config';
+export { validatePolicyConfig } from './config';
 export {
   isWithinCallingHours,
   nextOpening,

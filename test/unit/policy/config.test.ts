@@ -1,10 +1,14 @@
-import { defaultCallingHours, defaultPolicyConfig, makePolicyConfig, validatePolicyConfig, type PolicyConfig } from '../../../src/core/policy';
+import { validatePolicyConfig, type PolicyConfig } from '../../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig, defaultCallingHours } from '../../../src/config/policy';
+import { ConfigError, loadConfig, resolveConfig } from '../../../src/config/load';
+import { boundsOf, schema, type Field } from '../../../src/config/schema';
+import { DEFAULT_RECALL_LABEL } from '../../../src/core/label';
 
 describe('defaultPolicyConfig', () => {
   it('has the documented defaults', () => {
     expect(defaultPolicyConfig).toEqual({
       graceMs: 300_000,
-      headsUpMs: 0,
+      headsUpMs: 60_000,
       afterHours: 'carry-over',
       carryOverDays: 1,
       longBusyThresholdMs: 1_800_000,
@@ -17,7 +21,7 @@ describe('defaultPolicyConfig', () => {
       maxSnoozes: 3,
       agentWrapUpMs: 30_000,
       agentBusyRecheckMs: 60_000,
-      agentRingTimeoutMs: 30_000,
+      agentRingTimeoutMs: 25_000,
       menuTimeoutMs: 10_000,
       menuRepeats: 2,
       prospectRingTimeoutMs: 45_000,
@@ -77,8 +81,8 @@ describe('makePolicyConfig', () => {
     expect(() => makePolicyConfig({ graceMs: '2 min', snoozeMs: -1, backoffMs: ['10m', 'soon'] })).toThrow(
       'Invalid callback policy config:\n' +
         '  - graceMs: Invalid duration "2 min": expected whole numbers with units d, h, m, s, ms, largest first, each at most once, e.g. "5m", "30s", "1h30m", "250ms"\n' +
-        '  - snoozeMs: invalid duration -1: expected a non-negative whole number of ms or a string like "5m"\n' +
-        '  - backoffMs[1]: Invalid duration "soon": expected whole numbers with units d, h, m, s, ms, largest first, each at most once, e.g. "5m", "30s", "1h30m", "250ms"',
+        '  - backoffMs[1]: Invalid duration "soon": expected whole numbers with units d, h, m, s, ms, largest first, each at most once, e.g. "5m", "30s", "1h30m", "250ms"\n' +
+        '  - snoozeMs: invalid duration -1: expected a non-negative whole number of ms or a string like "5m"',
     );
   });
 
@@ -93,10 +97,11 @@ describe('makePolicyConfig', () => {
       }),
     ).toThrow(
       'Invalid callback policy config:\n' +
-        '  - agentRingTimeoutMs: must be greater than 0\n' +
+        // The bounds are the schema's (src/config/schema.ts), named with the configuration key.
+        '  - maxAttempts: expected 1 to 20 (policy.maxAttempts), got 0\n' +
+        '  - agentRingTimeoutMs: expected 1ms to 24d20h31m23s647ms (policy.agentRingTimeout), got 0s\n' +
         '  - backoffMs: expected a non-empty list of durations\n' +
-        '  - maxAttempts: expected a whole number ≥ 1, got 0\n' +
-        '  - menuRepeats: expected a whole number ≥ 1, got 1.5\n' +
+        '  - menuRepeats: expected a non-negative whole number, got 1.5\n' +
         '  - callingHours.timeZone: unknown time zone "Nowhere/Land"\n' +
         '  - callingHours.windows.mon[0]: start 18:00 is not before end 09:00',
     );
@@ -111,5 +116,35 @@ describe('validatePolicyConfig', () => {
       'backoffMs[1]: expected a non-negative whole number of ms, got -1',
       'callingHours: missing',
     ]);
+  });
+});
+
+describe('defaults and bounds are the schema\'s only', () => {
+  it('the policy the unit tests build with is the one `run` uses when nothing is configured', () => {
+    expect(defaultPolicyConfig).toEqual(loadConfig({ env: {}, partial: true }).policy);
+    // The recall label's fallback in the core (a request stored before the label existed) is the schema's too.
+    expect(DEFAULT_RECALL_LABEL).toEqual(defaultPolicyConfig.recallLabel);
+  });
+
+  const BOUNDED = Object.entries(schema as Record<string, Field>).flatMap(([key, field]) => {
+    const name = (field.at ?? key).split('.').slice(1).join('.');
+    const b = boundsOf(field);
+    return (field.at ?? key).startsWith('policy.') && !name.includes('.') && b ? [{ key, name, ...b }] : [];
+  });
+
+  it('every bounded policy key is checked', () => {
+    expect(BOUNDED.map((b) => b.name)).toEqual(expect.arrayContaining(['graceMs', 'agentRingTimeoutMs', 'maxAttempts', 'menuRepeats', 'carryOverDays']));
+  });
+
+  it.each(BOUNDED)('$key: makePolicyConfig and the configuration refuse and accept the same values', ({ key, name, min, max }) => {
+    const duration = name.endsWith('Ms');
+    const asConfig = (n: number) => (duration ? `${n}ms` : n);
+    // The rules relating keys (carryOverDays within openingHorizonDays) are the policy's, not bounds: give them room.
+    const companions = name === 'carryOverDays' ? { openingHorizonDays: max } : {};
+    for (const v of [min, max]) expect(() => makePolicyConfig({ ...companions, [name]: v })).not.toThrow();
+    for (const v of [min - 1, max + 1].filter((n) => n >= 0)) {
+      expect(() => makePolicyConfig({ ...companions, [name]: v })).toThrow(`${name}: `);
+      expect(() => resolveConfig({ env: {}, partial: true, overrides: { [key]: asConfig(v) } })).toThrow(ConfigError);
+    }
   });
 });

@@ -1,5 +1,6 @@
 /** Internal prospects (device state watched): creation, grace, adaptive grace, busy again, back-off, no answer. */
-import { defaultPolicyConfig, type CallbackRequest } from '../../../src/core/policy';
+import { type CallbackRequest } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 import { AGENT_CID, busyAgent, HOUR, MINUTE, PROSPECT, SECOND, Sim, T0 } from './helpers';
 
 const EXPIRES = T0 + 8 * HOUR; // 17:30 CET, before the 18:00 close
@@ -81,12 +82,12 @@ describe('grace', () => {
         from: 'DUE',
         to: 'RINGING_AGENT',
         reason: 'ringing the agent on ccb-r1-1 (attempt 1 of 3)',
-        wakeAt: T0 + 15 * MINUTE + 30 * SECOND + 2 * MINUTE,
+        wakeAt: T0 + 15 * MINUTE + 25 * SECOND + 2 * MINUTE,
         waitingFor: 'agent',
       },
     ]);
     expect(due.actions).toEqual([
-      { type: 'ringAgent', attempt: 1, channelId: 'ccb-r1-1', callerId: { name: "RR 030 1234567", number: "" }, timeoutMs: 30 * SECOND },
+      { type: 'ringAgent', attempt: 1, channelId: 'ccb-r1-1', callerId: { name: "RR 030 1234567", number: "" }, timeoutMs: 25 * SECOND },
     ]);
     expect(due.request).toMatchObject({ rings: 1, recallStartedAt: T0 + 15 * MINUTE, graceUntil: null, notBefore: null });
   });
@@ -241,7 +242,7 @@ describe('back-off after a busy attempt (device mode)', () => {
       ['ring-agent', 'ringing the agent on ccb-r1-2 (attempt 2 of 3)'],
     ]);
     expect(ring.actions).toEqual([
-      { type: 'ringAgent', attempt: 2, channelId: 'ccb-r1-2', callerId: { name: "RR 030 1234567", number: "" }, timeoutMs: 30 * SECOND },
+      { type: 'ringAgent', attempt: 2, channelId: 'ccb-r1-2', callerId: { name: "RR 030 1234567", number: "" }, timeoutMs: 25 * SECOND },
     ]);
   });
 

@@ -1,5 +1,6 @@
 /** DUE: the agent must be free (plus wrap-up) and the prospect's calling hours open. */
-import { defaultPolicyConfig, type CallingHoursConfig, type PolicyConfig } from '../../../src/core/policy';
+import { type CallingHoursConfig, type PolicyConfig } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 import { busyAgent, freeAgent, HOUR, iso, MINUTE, SECOND, Sim, T0, Z } from './helpers';
 
 /** GRACE that ends at T0+15m. */

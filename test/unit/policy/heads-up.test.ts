@@ -1,7 +1,8 @@
 /**
  * The heads-up before the ring (policy.headsUpMs) and the agent's pause ("hold my callbacks"), over the pure policy.
  */
-import { headsUpActive, makePolicyConfig, type AgentStatus } from '../../../src/core/policy';
+import { headsUpActive, type AgentStatus } from '../../../src/core/policy';
+import { makePolicyConfig } from '../../../testkit/policy';
 import { HOUR, MINUTE, SECOND, Sim, T0, freeAgent, busyAgent } from './helpers';
 
 const cfg = makePolicyConfig({ headsUpMs: MINUTE, graceMs: 5 * MINUTE, snoozeMs: 15 * MINUTE });

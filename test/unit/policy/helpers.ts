@@ -1,22 +1,6 @@
 /** Shared fixtures for the policy tests: a fake clock and a small simulator around newRequest/decide. */
-import {
-  decide,
-  defaultPolicyConfig,
-  HOUR,
-  MINUTE,
-  newRequest,
-  SECOND,
-  type Action,
-  type AgentStatus,
-  type CallbackRequest,
-  type Colleagues,
-  type Decision,
-  type NewRequestInput,
-  type Observation,
-  type PolicyConfig,
-  type PolicyEvent,
-  type ProspectMode,
-} from '../../../src/core/policy';
+import { decide, HOUR, MINUTE, newRequest, SECOND, type Action, type AgentStatus, type CallbackRequest, type Colleagues, type Decision, type NewRequestInput, type Observation, type PolicyConfig, type PolicyEvent, type ProspectMode } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 
 export { HOUR, MINUTE, SECOND };
 

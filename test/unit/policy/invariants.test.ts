@@ -2,19 +2,8 @@
  * Seeded random walks through the state machine (any observation, any order, random agent status, random clock
  * advances), checking the invariants the scheduler and the store rely on after every single decision.
  */
-import {
-  decide,
-  defaultPolicyConfig,
-  isTerminal,
-  newRequest,
-  type Action,
-  type AgentStatus,
-  type CallbackRequest,
-  type Decision,
-  type Observation,
-  type PolicyConfig,
-  type ProspectMode,
-} from '../../../src/core/policy';
+import { decide, isTerminal, newRequest, type Action, type AgentStatus, type CallbackRequest, type Decision, type Observation, type PolicyConfig, type ProspectMode } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 import { deepFreeze, HOUR, input, MINUTE, SECOND, T0 } from './helpers';
 import { mulberry32 } from '../../support/rng';
 

@@ -1,5 +1,6 @@
 /** Creation input, expiry (8 h cap and end of calling day), refresh and cancel. */
-import { defaultPolicyConfig, expiryFor, newRequest } from '../../../src/core/policy';
+import { expiryFor, newRequest } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 import { HOUR, input, iso, MINUTE, SECOND, Sim, T0, Z } from './helpers';
 
 describe('expiry', () => {

@@ -2,7 +2,8 @@
  * Every state × every observation. Each cell names the resulting state, the event types and the action types
  * ('noop' = the very same request object, no events, no actions). Exact values are asserted in the scenario suites.
  */
-import { decide, defaultPolicyConfig, type Observation } from '../../../src/core/policy';
+import { decide, type Observation } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 import { busyAgent, freeAgent, MINUTE, SECOND, signature, Sim, T0 } from './helpers';
 
 type Fixture = () => Sim;

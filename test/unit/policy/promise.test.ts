@@ -2,7 +2,8 @@
  * Never promise what will not happen: at the busy signal the policy says whether a callback could fire before the
  * request would expire, and what happens otherwise (carry over to the next calling day, or no offer).
  */
-import { defaultPolicyConfig, decide, HOUR, MINUTE, newRequest, offerPromise, type PolicyConfig } from '../../../src/core/policy';
+import { decide, HOUR, MINUTE, newRequest, offerPromise, type PolicyConfig } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 import { freeAgent, input, Sim, Z } from './helpers';
 
 const cfg = defaultPolicyConfig; // Mon–Fri 09–18 Europe/Berlin, grace 5m, first probe 10m, max age 8h, carry-over 1 day

@@ -1,10 +1,11 @@
 /** RINGING_AGENT and CONNECTING: the menu, snoozes and their limits, hang-ups, failures, crash recovery, channel ids. */
-import { agentChannelId, decide, defaultPolicyConfig, makePolicyConfig, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
+import { agentChannelId, decide, prospectChannelId, recallCallerId, type Action, type PolicyConfig } from '../../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../../testkit/policy';
 import { MINUTE, PROSPECT, SECOND, Sim, T0, freeAgent } from './helpers';
 import { DEFAULT_RECALL_LABEL, recallLabel } from '../../../src/core/label';
 
 const RING = T0 + 15 * MINUTE; // grace ends, the agent is rung
-const RING_SAFETY = RING + 30 * SECOND + 2 * MINUTE;
+const RING_SAFETY = RING + defaultPolicyConfig.agentRingTimeoutMs + defaultPolicyConfig.recallSafetyMarginMs; // 25 s ring + 2 min
 
 function ringing(cfg?: PolicyConfig, id?: string): Sim {
   const s = Sim.device({ cfg, id });
@@ -220,7 +221,7 @@ describe('crash recovery: a tick past the safety deadline of a recall', () => {
         type: 'recall-timeout',
         from: 'RINGING_AGENT',
         to: 'WAITING',
-        reason: 'no outcome from the PBX by 09:47:30 (recall stalled, service restart?); not a snooze; recovery after an interrupted recall until 09:47:40',
+        reason: 'no outcome from the PBX by 09:47:25 (recall stalled, service restart?); not a snooze; recovery after an interrupted recall until 09:47:35',
         wakeAt: RING_SAFETY + 10 * SECOND,
         waitingFor: 'recovery',
       },

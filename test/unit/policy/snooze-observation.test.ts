@@ -1,5 +1,5 @@
 /** The `snooze` observation (the web page's snooze button): a counted, explicit snooze through the policy. */
-import { defaultPolicyConfig } from '../../../src/core/policy';
+import { defaultPolicyConfig } from '../../../testkit/policy';
 import { MINUTE, Sim, T0 } from './helpers';
 
 describe('snooze observation', () => {

@@ -1,5 +1,6 @@
 /** External prospects: no device state, honest time-based probes with back-off. */
-import { backoffFor, defaultPolicyConfig, makePolicyConfig } from '../../../src/core/policy';
+import { backoffFor } from '../../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../../testkit/policy';
 import { HOUR, MINUTE, SECOND, Sim, T0 } from './helpers';
 
 describe('timed mode', () => {

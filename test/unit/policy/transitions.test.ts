@@ -6,22 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  CALLBACK_STATES,
-  START,
-  TRANSITIONS,
-  checkTransition,
-  decide,
-  defaultPolicyConfig,
-  isTerminal,
-  makePolicyConfig,
-  newRequest,
-  transitionList,
-  type AgentKey,
-  type CallbackRequest,
-  type Observation,
-  type PolicyConfig,
-} from '../../../src/core/policy';
+import { CALLBACK_STATES, START, TRANSITIONS, checkTransition, decide, isTerminal, newRequest, transitionList, type AgentKey, type CallbackRequest, type Observation, type PolicyConfig } from '../../../src/core/policy';
+import { defaultPolicyConfig, makePolicyConfig } from '../../../testkit/policy';
 import { mulberry32 } from '../../support/rng';
 import { HOUR, MINUTE, SECOND, T0, input } from './helpers';
 
