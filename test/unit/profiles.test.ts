@@ -13,6 +13,7 @@ import { defaultNumberRules } from '../../src/core/validate';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { MINUTE, SECOND, Sim, T0 } from './policy/helpers';
 
 const base = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 300_000 });
 const profiles: Profiles = {
@@ -155,8 +156,53 @@ describe('config check: profiles', () => {
     ['profiles:\n  b: { labelPrefix: { en: ["A much too long prefix: "] } }\n', /^profiles\.b: recall\.labelPrefix: .* more than recall\.displayWidth \(16\)/],
     ['profiles:\n  "new york": {}\n', /^profiles\.new york: expected a profile name/],
     ['profiles:\n  b: 5\n', /^profiles\.b: expected a profile such as/],
+    ['profiles:\n  b: { headsUp: soon }\n', /^profiles\.b\.headsUp: expected a duration/],
   ])('refuses %j', (yaml, message) => {
     const problems = check(yaml);
     expect(problems.some((p) => message.test(p))).toBe(true);
+  });
+});
+
+describe('a profile may override the heads-up (policy.headsUp)', () => {
+  const cfg = makePolicyConfig({ ...defaultPolicyConfig, headsUpMs: MINUTE, graceMs: 5 * MINUTE });
+  const teams: Profiles = { quiet: { headsUpMs: 0 }, early: { headsUpMs: 3 * MINUTE } };
+
+  it('config check parses it (0 = off for that team) and refuses a bad one naming it', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-prof-')), 'c.yaml');
+    fs.writeFileSync(file, 'profiles:\n  quiet: { headsUp: 0s }\n  early: { headsUp: 3m, grace: 5m }\n');
+    const { config } = resolveConfig({ file, env: { CC_ARI_PASSWORD: 'x' } });
+    expect(config.profiles).toEqual({ quiet: { headsUpMs: 0 }, early: { headsUpMs: 180_000, graceMs: 300_000 } });
+  });
+
+  it("resolution: the profile's lead, kept in the snapshot (a later configuration does not change it); others keep the configured one", () => {
+    expect(resolveProfile(cfg, teams, 'quiet').policy.headsUpMs).toBe(0);
+    const early = resolveProfile(cfg, teams, 'early');
+    expect(early.snapshot.headsUpMs).toBe(3 * MINUTE);
+    expect(resolveProfile(cfg, teams, undefined).snapshot.headsUpMs).toBe(MINUTE);
+    const later = makePolicyConfig({ ...cfg, headsUpMs: 10 * SECOND });
+    expect(policyFor(later, { policy: early.snapshot }).headsUpMs).toBe(3 * MINUTE);
+    // A snapshot stored before profiles could set it: the configured heads-up applies.
+    const { headsUpMs: _dropped, ...old } = early.snapshot;
+    expect(policyFor(later, { policy: old as typeof early.snapshot }).headsUpMs).toBe(10 * SECOND);
+  });
+
+  it("timing over the pure policy: each team's lead before the same due time; off means no heads-up, the ring on time", () => {
+    const due = T0 + 7 * MINUTE; // busy at T0, free at T0+2m, grace 5m
+    const run = (name: string | undefined) => {
+      const s = Sim.device({ cfg: resolveProfile(cfg, teams, name).policy });
+      s.free(T0 + 2 * MINUTE);
+      return s;
+    };
+    expect(run(undefined).request.wakeAt).toBe(due - MINUTE);
+    const early = run('early');
+    expect(early.request).toMatchObject({ dueAt: due, wakeAt: due - 3 * MINUTE });
+    early.wake();
+    expect(early.events.map((e) => e.type)).toContain('heads-up');
+    expect(early.request.headsUpFor).toBe(due);
+    const quiet = run('quiet');
+    expect(quiet.request.wakeAt).toBe(due);
+    quiet.wake();
+    expect(quiet.events.map((e) => e.type)).not.toContain('heads-up');
+    expect(quiet.state).toBe('RINGING_AGENT');
   });
 });
