@@ -3,9 +3,15 @@
  *
  *   1. Prospect 2001 (a SIPp phone registered as 2001) is on another call: its line is busy.
  *   2. Agent 1001 (a SIPp phone) dials 2001, is offered a callback, presses #. The request is stored.
- *   3. 2001's other call ends. The grace period passes; nothing rings during it.
- *   4. Agent 1001's phone (a SIPp phone registered as 1001) rings labelled "Callback: 2001" from the
- *      service number; the agent answers, hears the announcement, presses 1.
+ *      The service looks up 2001's name in a small fake CRM (testkit/fake-crm.ts, started by the demo on a
+ *      free local port): Anna Schmidt of Acme GmbH.
+ *   3. 2001's other call ends. The grace period passes; nothing rings during it. policy.headsUp before the
+ *      ring, the callbacks page shows the heads-up ("Callback soon: Anna Schmidt (Acme GmbH) · 2001 at …",
+ *      read from the page's own API), the agent's BLF lamp blinks and a browser with the page open raises a
+ *      notification.
+ *   4. Agent 1001's phone (a SIPp phone registered as 1001) rings labelled with the prospect's name when it
+ *      fits the display ("CB Anna Schmidt"), else "Callback: 2001", from the service number; the agent
+ *      answers, hears the announcement, presses 1.
  *   5. 2001's phone rings with the agent's own caller ID and answers: the two are connected.
  *   6. The agent hangs up after a short talk; the request's final state is printed.
  *
@@ -18,6 +24,7 @@
  * running), --quiet-pbx (do not echo scripts/pbx.sh's output).
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ari from 'ari-client';
@@ -27,6 +34,7 @@ import { ACCOUNTS, CLI, PBX_SCRIPT as PBX, ROOT, SANDBOX, SCENARIOS } from '../t
 import { ServiceProcess, type LogLine } from '../testkit/service-process';
 import { SipMessage, callerView, describeSipp, ladder, register, sippAvailable, startSipp, stopAllSipp, unregister } from '../testkit/sipp';
 import { sleep } from '../testkit/wait';
+import { DEMO_DIRECTORY, FakeCrm } from '../testkit/fake-crm';
 
 // The default sandbox's story lives in data/; a sandbox on other ports gets its own folder, so that two
 // demos on two sandboxes never share (and wipe) one store.
@@ -142,7 +150,11 @@ interface DemoConfig {
   [k: string]: unknown;
 }
 
-function writeConfig(grace: string | undefined): DemoConfig {
+/** The page's token for this run (the page is closed without one) and the fake CRM's key. */
+const PAGE_TOKEN = randomBytes(18).toString('base64url');
+const CRM_SECRET = randomBytes(18).toString('base64url');
+
+function writeConfig(grace: string | undefined, crmUrl: string): DemoConfig {
   const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'config/demo.json'), 'utf8')) as DemoConfig;
   const config: DemoConfig = {
     ...base,
@@ -151,6 +163,9 @@ function writeConfig(grace: string | undefined): DemoConfig {
     store: { ...(base.store ?? {}), path: STORE },
     log: { ...(base.log ?? {}), level: 'debug', format: 'json' },
     policy: { ...base.policy, ...(grace ? { grace } : {}) },
+    // The prospect's name from the demo's fake CRM; the callbacks page on a free port with this run's token.
+    lookup: { url: crmUrl, secret: CRM_SECRET },
+    http: { ...((base.http as Record<string, unknown> | undefined) ?? {}), port: 0, token: PAGE_TOKEN },
   };
   fs.mkdirSync(DATA, { recursive: true });
   for (const f of [STORE, `${STORE}-wal`, `${STORE}-shm`]) fs.rmSync(f, { force: true });
@@ -179,6 +194,19 @@ async function hangUpLeftovers(client: ari.Client, requestId?: string): Promise<
   return stale.length;
 }
 
+/** What the callbacks page shows at the top during the heads-up, read from the page's own API (as the page does). */
+async function showHeadsUp(pageBase: string, id: string): Promise<void> {
+  const res = await fetch(`${pageBase}/callbacks/api/requests`, { headers: { authorization: `Bearer ${PAGE_TOKEN}` } });
+  if (!res.ok) throw new StoryError(`the callbacks page's API answered HTTP ${res.status}`);
+  const views = (await res.json()) as Array<{ id: string; prospect: string; agent: string; headsUp?: boolean; dueAt?: string | null; contact?: { name: string; company: string | null } | null }>;
+  const r = views.find((v) => v.id === id);
+  if (!r?.headsUp || !r.dueAt) throw new StoryError(`the callbacks page does not show the heads-up for ${id}`);
+  const who = r.contact ? `${r.contact.name}${r.contact.company ? ` (${r.contact.company})` : ''} · ${r.prospect}` : r.prospect;
+  const left = Math.max(0, Math.round((Date.parse(r.dueAt) - Date.now()) / 1000));
+  say('page', `heads-up at the top: "Callback soon: ${who}" at ${new Date(r.dueAt).toTimeString().slice(0, 8)} (in ${left} s) · ${r.agent}  [Snooze] [Cancel]`);
+  note("a browser with the page open raises a notification naming the prospect; 1001's BLF lamp blinks; nothing rings yet");
+}
+
 // ------------------------------------------------------------------ the story
 
 interface Ctx {
@@ -186,6 +214,7 @@ interface Ctx {
   lock?: SandboxLock;
   startedPbx: boolean;
   service?: Service;
+  crm?: FakeCrm;
   client?: ari.Client;
   requestId?: string;
   registered: Array<{ user: string; password: string; port: number }>;
@@ -214,8 +243,13 @@ async function story(ctx: Ctx): Promise<void> {
   if (!sippAvailable()) throw new StoryError('sipp is not installed (Debian: apt-get install sip-tester)');
   say('PBX', `Asterisk 22 is ${wasRunning ? 'running' : 'up'} on 127.0.0.1 (SIP ${SANDBOX.sipPort}/udp, ARI ${SANDBOX.httpPort})`);
 
+  // The fake CRM the service asks for the prospect's name (lookup.url).
+  ctx.crm = new FakeCrm({ secret: CRM_SECRET });
+  const crmUrl = await ctx.crm.start();
+  say('CRM', `a fake CRM answers look-ups at ${crmUrl} (2001 is ${DEMO_DIRECTORY['2001'].name}, ${DEMO_DIRECTORY['2001'].company ?? ''})`);
+
   // The service with the demo settings.
-  const config = writeConfig(opts.grace);
+  const config = writeConfig(opts.grace, crmUrl);
   const grace = String(config.policy.grace ?? '5m');
   const graceS = seconds(grace);
   const serviceNumber = config.recall?.callerIdNumber || SERVICE_NUMBER_FALLBACK;
@@ -223,7 +257,11 @@ async function story(ctx: Ctx): Promise<void> {
   const svc = ctx.service;
   await svc.start(false);
   await svc.wait('the service connecting to Asterisk (ARI)', (l) => l.event === 'ari.connected', 20000);
-  say('service', `Considerate Callback runs with demo settings: grace ${grace} (production default 5 min)`);
+  const pagePort = Number((await svc.wait('the HTTP listener', (l) => l.event === 'http.listening', 10000)).port);
+  const pageBase = `http://127.0.0.1:${pagePort}`;
+  const headsUp = String(config.policy.headsUp ?? '1m');
+  say('service', `Considerate Callback runs with demo settings: grace ${grace} (production default 5 min), heads-up ${headsUp} before the ring`);
+  note(`the callbacks page: ${pageBase}/callbacks?token=${PAGE_TOKEN}`);
   note(`config ${path.relative(ROOT, CONFIG_OUT)} (from config/demo.json), log ${path.relative(ROOT, SERVICE_LOG)}`);
   note(`watch it from another terminal: node dist/cli/main.js list -c ${path.relative(ROOT, CONFIG_OUT)}`);
 
@@ -284,6 +322,10 @@ async function story(ctx: Ctx): Promise<void> {
   ctx.requestId = id;
   const stored = requestById(id);
   say('service', `request ${id} stored before the agent is told: ${String(stored.state)}, waiting for 2001's line to be free`);
+  // The look-up runs after the opt-in, never in its way; the name is stored with the request when it comes.
+  const found = await svc.wait("the prospect's name from the CRM", (l) => l.requestId === id && (l.event === 'lookup.stored' || l.event === 'lookup.failed'), 10000, mark);
+  if (found.event !== 'lookup.stored') throw new StoryError(`the CRM look-up failed: ${String(found.error ?? found.kind ?? '')}`);
+  say('CRM', `2001 is ${String(found.name)}: stored with the request (list, show, the page and the webhooks show it)`);
   if (stored.state !== 'WAITING' || stored.waitingFor !== 'prospect-busy') {
     throw new StoryError(`the stored request is ${String(stored.state)} waiting for ${String(stored.waitingFor)}, not WAITING for the busy line`);
   }
@@ -308,7 +350,12 @@ async function story(ctx: Ctx): Promise<void> {
   const isInvite = (m: SipMessage) => m.direction === 'received' && m.method === 'INVITE';
   let invite: SipMessage | undefined;
   let nextTick = 10;
+  let headsUpShown = false;
   while (!invite) {
+    if (!headsUpShown && svc.first((l) => l.requestId === id && l.event === 'recall.heads_up', mark)) {
+      headsUpShown = true;
+      await showHeadsUp(pageBase, id);
+    }
     // The recall: the first INVITE after the service started ringing the agent.
     invite = svc.first((l) => l.requestId === id && l.event === 'recall.ringing_agent', mark) ? agentPhone.messages().find(isInvite) : undefined;
     if (invite) break;
@@ -321,6 +368,7 @@ async function story(ctx: Ctx): Promise<void> {
     if (waited > graceS + 30) throw new StoryError(`the agent's phone was not rung within ${graceS + 30} s after the line freed`);
     await sleep(100);
   }
+  if (!headsUpShown && seconds(headsUp) > 0) throw new StoryError('the recall rang without a heads-up on the callbacks page');
   const rangAfter = (Date.now() - freedAt) / 1000;
   if (rangAfter < graceS - 0.5) throw new StoryError(`the agent was rung ${rangAfter.toFixed(1)} s after the line freed: before the ${grace} grace ended`);
 
@@ -329,7 +377,10 @@ async function story(ctx: Ctx): Promise<void> {
   const label = view.from.display ?? '';
   say('1001 sees', `the phone rings: "${label}" <${view.from.user ?? ''}>  (${rangAfter.toFixed(1)} s after the line freed)`);
   note(`INVITE From: ${invite.header('From') ?? ''}`);
-  if (label !== 'Callback: 2001') throw new StoryError(`the agent's phone showed "${label}", not "Callback: 2001"`);
+  // The label the service sent (recall.ringing_agent's callerId: "<name>" <number>).
+  const expected = /^"(.*)" </.exec(String(svc.first((l) => l.requestId === id && l.event === 'recall.ringing_agent', mark)?.callerId ?? ''))?.[1] ?? '';
+  if (label !== expected) throw new StoryError(`the agent's phone showed "${label}", not "${expected}" (the label the service sent)`);
+  if (!label.includes('Anna Schmidt')) throw new StoryError(`the agent's phone showed "${label}", not the prospect's name from the CRM`);
   if (view.from.user === '2001') throw new StoryError("the agent's phone showed the prospect's number: it must show the service number");
   if (view.from.user !== serviceNumber) throw new StoryError(`the agent's phone showed number ${view.from.user}, not the service number ${serviceNumber}`);
   await svc.wait('the agent answering', (l) => l.requestId === id && l.event === 'recall.agent_answered', 15000, mark);
@@ -381,7 +432,7 @@ async function story(ctx: Ctx): Promise<void> {
   if (show.status === 0 && show.stdout.trim()) {
     process.stdout.write(`\nIts history (considerate-callback show ${id}):\n${show.stdout.replace(/^/gm, '  ').trimEnd()}\n`);
   }
-  process.stdout.write(`\nThe story happened as told in ${((Date.now() - t0) / 1000).toFixed(0)} s: busy → # → grace → "Callback: 2001" → 1 → connected.\n`);
+  process.stdout.write(`\nThe story happened as told in ${((Date.now() - t0) / 1000).toFixed(0)} s: busy → # → name from the CRM → grace → heads-up → "${label}" → 1 → connected.\n`);
 }
 
 async function cleanUp(ctx: Ctx): Promise<void> {
@@ -395,6 +446,7 @@ async function cleanUp(ctx: Ctx): Promise<void> {
   await step('stopping the service', () => ctx.service?.stop());
   if (ctx.client) await step("hanging up the demo's calls", () => hangUpLeftovers(ctx.client!, ctx.requestId ?? 'none'));
   await step('stopping the SIPp phones', () => stopAllSipp());
+  await step('stopping the fake CRM', () => ctx.crm?.stop());
   for (const r of ctx.registered) await step(`unregistering ${r.user}`, () => unregister(r.user, r.password, r.port, SCENARIOS));
   await step('closing ARI', () => {
     try {

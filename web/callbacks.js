@@ -70,6 +70,8 @@ function connect() {
 // --- the heads-up before a recall (policy.headsUp): shown at the top, and a browser notification ---------------
 const notified = new Set(); // `${id}@${dueAt}`: one notification per due time
 const headsUpOn = (r) => r.headsUp && r.dueAt && Date.parse(r.dueAt) > now();
+/** The prospect as the agent knows them: the CRM's name (and company) with the number, else the number. */
+const whoOf = (r) => (r.contact ? `${r.contact.name}${r.contact.company ? ` (${r.contact.company})` : ''} · ${r.prospect}` : r.prospect);
 
 function renderHeadsUp() {
   const box = $('heads-up');
@@ -79,7 +81,7 @@ function renderHeadsUp() {
     ...items.map((r) => {
       const div = el('div', { class: 'hu', 'data-testid': 'heads-up-item', 'data-id': r.id });
       div.append(
-        el('strong', {}, `Callback soon: ${r.prospect}`),
+        el('strong', {}, `Callback soon: ${whoOf(r)}`),
         el('span', { class: 'hu-when', 'data-testid': 'heads-up-when', 'data-due': r.dueAt }, ` at ${timeOf(r.dueAt)} (in ${fmtLeft(secondsLeft(r.dueAt))}) · ${r.agent}`),
       );
       const snooze = el('button', { type: 'button', 'data-testid': 'heads-up-snooze' }, 'Snooze');
@@ -104,7 +106,7 @@ function notify(r) {
   const key = `${r.id}@${r.dueAt}`;
   if (notified.has(key) || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
   notified.add(key);
-  const n = new Notification(`Callback soon: ${r.prospect}`, {
+  const n = new Notification(`Callback soon: ${whoOf(r)}`, {
     body: `Due at ${timeOf(r.dueAt)} for ${r.agent}. Open the page to snooze or cancel.`,
     tag: `cc-heads-up-${r.id}`,
     requireInteraction: true,
@@ -216,7 +218,7 @@ function lastStage(r) {
 function card(r) {
   const li = el('li', { class: `req${r.terminal ? ' terminal' : ''}${headsUpOn(r) ? ' heads-up-on' : ''}`, 'data-id': r.id, 'data-state': r.state, 'data-testid': 'request' });
   const head = el('div', { class: 'req-head' });
-  const who = r.contact ? `${r.contact.name}${r.contact.company ? ` (${r.contact.company})` : ''} · ${r.prospect}` : r.prospect;
+  const who = whoOf(r);
   head.append(el('span', { class: 'prospect', 'data-testid': 'prospect' }, who), el('span', { class: `state ${r.state}`, 'data-testid': 'state' }, r.state), el('span', { class: 'agent' }, r.agent), el('span', { class: 'rid' }, r.id));
   li.append(head, timeline(r));
   li.append(el('p', { class: 'reason', 'data-testid': 'reason' }, r.reason));

@@ -28,7 +28,7 @@ import {
   table,
   withStore,
 } from './common';
-import { prospectText, requestJson, showText, toPolicyEvent } from '../views/requests';
+import { headsUpText, pauseText, prospectText, requestJson, showText, toPolicyEvent } from '../views/requests';
 
 /** A request's place in the queue for its prospect number ('1/2': first of two), or '' when alone or finished. */
 function queueLabel(queue: readonly { id: string }[], id: string): string {
@@ -58,11 +58,11 @@ interface ListArgs extends GlobalArgs {
 async function list(argv: ListArgs): Promise<void> {
   const config = loadPartial(argv);
   const states = parseStates(argv.state, argv.pending);
-  const { rows, queues } = await withStore(config, {}, async (store) => {
+  const { rows, queues, pauses } = await withStore(config, {}, async (store) => {
     const found = await store.list({ agent: argv.agent, states, limit: argv.limit });
     const byProspect = new Map<string, { id: string; agent: string }[]>();
     for (const p of new Set(found.map((r) => r.prospect))) byProspect.set(p, await store.prospectQueue(p));
-    return { rows: found, queues: byProspect };
+    return { rows: found, queues: byProspect, pauses: (await store.pauses()).filter((p) => !argv.agent || p.agent === argv.agent) };
   });
   if (argv.json) {
     return printJson(
@@ -73,12 +73,20 @@ async function list(argv: ListArgs): Promise<void> {
       }),
     );
   }
-  if (rows.length === 0) return out('No callback requests match.');
   const now = Date.now();
+  // Paused agents ("hold my callbacks"): said whether or not they have requests listed.
+  const pausedLines = pauses.map((p) => `Paused: ${pauseText(p, rows[0]?.timeZone ?? config.policy.callingHours.timeZone, now)}`);
+  if (rows.length === 0) {
+    out('No callback requests match.');
+    for (const l of pausedLines) out(l);
+    return;
+  }
   const zones = [...new Set(rows.map((r) => r.timeZone))];
-  // The PROFILE column only when a listed request has one (team profiles in use).
+  // The PROFILE column only when a listed request has one (team profiles in use); HEADS-UP when one is foreseen.
   const profiled = rows.some((r) => r.profile);
-  const body = [['ID', 'AGENT', 'PROSPECT', ...(profiled ? ['PROFILE'] : []), 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', 'WHY']].concat(
+  const headsUps = new Map(rows.map((r) => [r.id, headsUpText(r, now)]));
+  const announced = [...headsUps.values()].some(Boolean);
+  const body = [['ID', 'AGENT', 'PROSPECT', ...(profiled ? ['PROFILE'] : []), 'QUEUE', 'STATE', 'CREATED', 'NEXT WAKE-UP', ...(announced ? ['HEADS-UP'] : []), 'WHY']].concat(
     rows.map((r) => [
       r.id,
       r.agent,
@@ -88,10 +96,12 @@ async function list(argv: ListArgs): Promise<void> {
       r.state,
       localLabelPast(r.timeZone, r.createdAt, now),
       r.wakeAt === null ? '-' : `${localLabel(r.timeZone, r.wakeAt, now)} (${relative(r.wakeAt, now)})`,
+      ...(announced ? [headsUps.get(r.id) ?? '-'] : []),
       r.reason,
     ]),
   );
   out(table(body));
+  for (const l of pausedLines) out(l);
   const pending = rows.filter((r) => !isTerminal(r.state)).length;
   out(`${rows.length} request${rows.length === 1 ? '' : 's'}, ${pending} pending · local times in ${zones.join(', ')} · details: considerate-callback show <id>`);
 }
@@ -118,9 +128,10 @@ interface ShowArgs extends GlobalArgs {
 
 async function show(argv: ShowArgs): Promise<void> {
   const config = loadPartial(argv);
-  const { request: r, events, queue } = await withStore(config, {}, async (store) => {
+  const { request: r, events, queue, pause } = await withStore(config, {}, async (store) => {
     const request = (await getOrNotFound(store, argv.id)).request;
-    return { request, events: await store.events(argv.id), queue: await store.prospectQueue(request.prospect) };
+    const paused = (await store.pauses()).find((p) => p.agent === request.agent) ?? null;
+    return { request, events: await store.events(argv.id), queue: await store.prospectQueue(request.prospect), pause: paused };
   });
   const now = Date.now();
   const policyEvents = events.map(toPolicyEvent);
@@ -143,7 +154,7 @@ async function show(argv: ShowArgs): Promise<void> {
       })),
     });
   }
-  out(showText(r, policyEvents, now, queue));
+  out(showText(r, policyEvents, now, queue, pause));
 }
 
 interface CancelArgs extends GlobalArgs {

@@ -304,6 +304,7 @@ const PROFILE_SHAPE = {
       snooze: t.duration('1ms'),
       maxSnoozes: t.integer(0, 20),
       maxAge: t.duration('1ms'),
+      headsUp: t.duration(),
       callingHours: z
         .record(z.string(), z.unknown(), expected('{"timeZone", "windows", "holidays"} (each optional)'))
         .superRefine((v, ctx) => {
@@ -339,6 +340,7 @@ const profileSchema = z
     if (p.snooze !== undefined) o.snoozeMs = p.snooze;
     if (p.maxSnoozes !== undefined) o.maxSnoozes = p.maxSnoozes;
     if (p.maxAge !== undefined) o.maxAgeMs = p.maxAge;
+    if (p.headsUp !== undefined) o.headsUpMs = p.headsUp;
     if (p.callingHours !== undefined) o.callingHours = Object.fromEntries(Object.entries(p.callingHours).filter(([, v]) => v !== undefined));
     if (p.afterHours !== undefined) o.afterHours = p.afterHours;
     if (p.language !== undefined) o.language = p.language;
@@ -604,7 +606,7 @@ export const schema = {
     type: 'json',
     default: {},
     parse: profiles,
-    doc: 'Team profiles chosen per call by the dialplan (channel variable CC_PROFILE): {"berlin": {"grace": "2m", "language": "de"}, "newyork": {"callingHours": {"timeZone": "America/New_York"}}}. Keys: grace, longBusyThreshold, longBusyExtraGrace, firstProbeDelay, backoff, maxAttempts, noAnswerRetries, snooze, maxSnoozes, maxAge, callingHours {timeZone, windows, holidays}, afterHours, language, labelPrefix, callerIdName (as the policy.*, callingHours.* and recall.* keys). A request keeps its profile\'s resolved policy. An unknown name gets the default policy and a profile.unknown log line.',
+    doc: 'Team profiles chosen per call by the dialplan (channel variable CC_PROFILE): {"berlin": {"grace": "2m", "language": "de"}, "newyork": {"callingHours": {"timeZone": "America/New_York"}}}. Keys: grace, longBusyThreshold, longBusyExtraGrace, firstProbeDelay, backoff, maxAttempts, noAnswerRetries, snooze, maxSnoozes, maxAge, headsUp, callingHours {timeZone, windows, holidays}, afterHours, language, labelPrefix, callerIdName (as the policy.*, callingHours.* and recall.* keys). A request keeps its profile\'s resolved policy. An unknown name gets the default policy and a profile.unknown log line.',
   },
   'lookup.url': { type: 'url', default: '', env: 'CC_LOOKUP_URL', parse: t.url({ allowEmpty: true }), doc: 'CRM look-up of the prospect\'s name: POST {"number": "<prospect>"} to this URL, signed like the webhook; the answer {"name": "…", "company": "…"} (404 or {"name": null}: unknown) shows on the recall\'s label when it fits recall.displayWidth, on the page, in list/show and in webhooks. Runs after the opt-in, never in the way of a call; the number is the fallback. Empty: no look-up.' },
   'lookup.secret': { type: 'secret', default: '', env: 'CC_LOOKUP_SECRET', parse: t.string({ allowEmpty: true }), doc: 'Key of the look-up\'s HMAC-SHA256 signature, as the webhook\'s (X-Considerate-Signature: sha256=<hex of "<X-Considerate-Timestamp>.<raw body>">). Empty: webhook.secret. Never logged.' },

@@ -2,7 +2,10 @@
  * The FastAGI entry, end to end on the real Asterisk sandbox: extension 2996 of the demo dialplan is an
  * always-busy line whose routine is considerate-callback-agi, so the busy call reaches the service as
  * AGI(agi://127.0.0.1:<port>/offer,2996,<agent>,17) instead of Stasis(). Same offer, same store.
+ * A team profile set in the dialplan (CC_PROFILE, the routine's fifth AGI argument) chooses that profile's rules.
  */
+import type { CallbackRequest } from '../../src/core/policy';
+import { SqliteStore } from '../../src/store/sqlite';
 import { ServiceProcess, TestAri, describePbx, expectOnlyWaitingRequest } from './harness';
 
 const AGI_SECRET = 'it-agi-secret-4711';
@@ -14,7 +17,11 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
   beforeAll(async () => {
     // Port 0: a free port, announced in the log; the dialplan reads it from the global CC_AGI_URL.
     // The door: the dialplan passes the shared secret from the global CC_AGI_SECRET.
-    svc = await new ServiceProcess({ offer: { keyTimeout: '2s' }, agi: { enabled: true, port: 0, secret: AGI_SECRET } }).start();
+    svc = await new ServiceProcess({
+      offer: { keyTimeout: '2s' },
+      agi: { enabled: true, port: 0, secret: AGI_SECRET },
+      profiles: { berlin: { grace: '7s', snooze: '3m', language: 'de' } },
+    }).start();
     const listening = await svc.waitLog((l) => l.event === 'agi.listening');
     phone = await TestAri.connect();
     await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_URL', value: `agi://127.0.0.1:${String(listening.port)}` });
@@ -100,6 +107,30 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
       expect(JSON.stringify(svc.logs.slice(mark))).not.toContain('wrong-secret');
     } finally {
       await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: AGI_SECRET });
+    }
+  });
+  it('CC_PROFILE over FastAGI chooses that profile: its language for the offer, its name and snapshot stored with the request', async () => {
+    const mark = svc.logs.length;
+    const agentLeg = await phone.agentDials('2996', { agent: 'PJSIP/1003', callerNumber: '1003', callerName: 'Agent 1003', profile: 'berlin' });
+    await phone.answered(agentLeg);
+    const offered = await offerLine(mark);
+    expect(offered).toMatchObject({ entry: 'agi', agent: 'PJSIP/1003', prospect: '2996', language: 'de' });
+    await phone.press(agentLeg, '#');
+    const requested = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
+    expect(requested).toMatchObject({ entry: 'agi' });
+    await svc.waitLog((l) => l.event === 'offer.ended', 20000, mark);
+    await phone.gone(agentLeg);
+    expect(svc.find((l) => l.event === 'profile.unknown', mark)).toEqual([]);
+    const id = String(requested.requestId);
+    expect(svc.list().find((r) => r.id === id)).toMatchObject({ profile: 'berlin', language: 'de', policy: expect.stringContaining('grace 7s') });
+    // The store keeps the profile's name and its snapshot (not the default grace of the configuration).
+    const store = SqliteStore.open<CallbackRequest>(svc.storePath);
+    try {
+      const stored = (await store.get(id))!.request;
+      expect(stored.profile).toBe('berlin');
+      expect(stored.policy).toMatchObject({ graceMs: 7000, snoozeMs: 180000 });
+    } finally {
+      await store.close();
     }
   });
 });

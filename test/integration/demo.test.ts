@@ -39,9 +39,11 @@ function expectStory(code: number | null, out: string): void {
     /1001 hears \(busy\) "The line is busy\. Press hash/,
     /1001\s+presses #/,
     /service\s+request \w+ stored .*WAITING/,
+    /CRM\s+2001 is Anna Schmidt: stored with the request/,
     /2001\s+hangs up the other call/,
     /service\s+2001's line is free: a grace of 10s/,
-    /1001 sees the phone rings: "Callback: 2001" <9000>/,
+    /page\s+heads-up at the top: "Callback soon: Anna Schmidt \(Acme GmbH\) · 2001" at \d\d:\d\d:\d\d/,
+    /1001 sees the phone rings: "CB Anna Schmidt" <9000>/,
     /1001\s+presses 1/,
     /2001 sees the phone rings: "Agent 1001" <1001>/,
     /connected agent 1001 and prospect 2001/,
@@ -57,7 +59,7 @@ function expectStory(code: number | null, out: string): void {
   // Timestamped: every timeline line starts with the clock and the time since the start.
   expect(lines.filter((l) => /^\d\d:\d\d:\d\d \+\s*\d+\.\ds /.test(l)).length).toBeGreaterThanOrEqual(15);
   // The grace was respected: the ring came 10 s or more after the line freed.
-  const rang = /the phone rings: "Callback: 2001" <9000>\s+\((\d+\.\d) s after the line freed\)/.exec(out);
+  const rang = /the phone rings: "CB Anna Schmidt" <9000>\s+\((\d+\.\d) s after the line freed\)/.exec(out);
   expect(Number(rang?.[1])).toBeGreaterThanOrEqual(9.5);
 }
 
@@ -71,7 +73,7 @@ async function ariAnswers(url: string): Promise<boolean> {
 }
 
 describePbx('npm run demo (the scripted story)', () => {
-  it('busy → # → grace → "Callback: 2001" → 1 → connected → COMPLETED, exit 0', async () => {
+  it('busy → # → name from the CRM → grace → heads-up on the page → "CB Anna Schmidt" → 1 → connected → COMPLETED, exit 0', async () => {
     const { code, out } = await runDemo(['--grace', '10s']);
     expectStory(code, out);
     expect(out).toContain(`on 127.0.0.1 (SIP ${SANDBOX.sipPort}/udp, ARI ${SANDBOX.httpPort})`);

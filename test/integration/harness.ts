@@ -230,9 +230,9 @@ export class TestPhone {
 export const TEST_AGENT = 'Local/1001@cc-test-phone';
 
 /** Agent `agent` dials the busy `number`, hears the offer and presses #; returns the request id. */
-export async function optIn(ari: TestAri, svc: ServiceProcess, number: string, agent = TEST_AGENT): Promise<string> {
+export async function optIn(ari: TestAri, svc: ServiceProcess, number: string, agent = TEST_AGENT, profile?: string): Promise<string> {
   const mark = svc.logs.length;
-  const leg = await ari.agentDials(number, { agent });
+  const leg = await ari.agentDials(number, { agent, profile });
   await ari.answered(leg);
   await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
   await ari.press(leg, '#');

@@ -7,7 +7,9 @@
  *   the pause lamp Stasis:ccp-1001 is on; *73 again resumes and the recall rings;
  * - pause from the page's door (POST /callbacks/api/pause with the CSRF token), and resume;
  * - the callbacks page in Chromium (notifications permitted): the heads-up shows at the top, a browser
- *   notification names the prospect, and Snooze in the heads-up is honoured without a ring.
+ *   notification names the prospect, and Snooze in the heads-up is honoured without a ring. The request comes
+ *   with a team profile (CC_PROFILE) and the prospect's name from the fake CRM: the card, the heads-up and the
+ *   notification show the name, the card the profile.
  */
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -15,6 +17,7 @@ import { SANDBOX } from '../../testkit/sandbox';
 import { register, runSipp, startSipp, stopAllSipp, unregister, type SipMessage } from '../../testkit/sipp';
 import { verify } from '../../src/webhook/payload';
 import { ensureChromium, launchBrowser } from '../../testkit/browser';
+import { FakeCrm } from '../../testkit/fake-crm';
 import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep, waitFor } from './harness';
 
 const SECRET = 'crm-heads-up-secret-51c2';
@@ -214,7 +217,15 @@ describePbx('heads-up and pause (real Asterisk)', () => {
     const missing = ensureChromium();
     if (missing) throw new Error(missing);
     const token = 'page-token-heads-up-chromium-0123456789';
-    const svc = new ServiceProcess({ ...FAST_RECALL, http: { port: 0, token }, policy: { ...FAST_RECALL.policy, grace: '10s', headsUp: '6s', snooze: '5m' } });
+    const fakeCrm = new FakeCrm({ secret: 'crm-lookup-heads-up' });
+    const crmUrl = await fakeCrm.start();
+    const svc = new ServiceProcess({
+      ...FAST_RECALL,
+      http: { port: 0, token },
+      policy: { ...FAST_RECALL.policy, grace: '10s', headsUp: '6s', snooze: '5m' },
+      lookup: { url: crmUrl, secret: 'crm-lookup-heads-up' },
+      profiles: { sales: { grace: '10s', snooze: '7m' } },
+    });
     services.push(svc);
     await svc.start();
     const base = `http://127.0.0.1:${Number((await svc.waitLog((l) => l.event === 'http.listening', 10000)).port)}`;
@@ -242,13 +253,18 @@ describePbx('heads-up and pause (real Asterisk)', () => {
       expect(await page.evaluate('Notification.permission')).toBe('granted');
 
       simLine('INUSE');
-      const id = await optIn(ari, svc, '2995');
+      const id = await optIn(ari, svc, '2995', undefined, 'sales');
+      // The card: the prospect's name from the CRM (stored after the opt-in, pushed to the page) and the profile.
+      const card = page.locator(`[data-testid="request"][data-id="${id}"]`);
+      await card.getByTestId('prospect').filter({ hasText: 'Eva Berg' }).waitFor({ timeout: 15000 });
+      expect(await card.getByTestId('prospect').textContent()).toBe('Eva Berg (Nordlicht AG) · 2995');
+      expect(await card.getByTestId('profile').textContent()).toMatch(/^profile: sales · grace 10s.*snooze 7m/);
       const mark = ari.events.length;
       simLine('NOT_INUSE'); // grace 10 s: heads-up after 4 s
       const item = page.getByTestId('heads-up-item');
       await item.waitFor({ timeout: 20000 });
       expect(await item.getAttribute('data-id')).toBe(id);
-      expect(await item.textContent()).toContain('2995');
+      expect(await item.textContent()).toContain('Callback soon: Eva Berg (Nordlicht AG) · 2995');
       expect(phone.rings(mark)).toHaveLength(0); // shown before the ring
       const seen = await waitFor(
         'the browser notification',
@@ -258,7 +274,7 @@ describePbx('heads-up and pause (real Asterisk)', () => {
         },
         10000,
       );
-      expect(seen[0].title).toContain('2995');
+      expect(seen[0].title).toBe('Callback soon: Eva Berg (Nordlicht AG) · 2995');
       expect(seen[0].body).toMatch(/Due at/);
       await page.screenshot({ path: '/tmp/i22a-heads-up.png' });
 
@@ -271,6 +287,7 @@ describePbx('heads-up and pause (real Asterisk)', () => {
       expect(svc.find((l) => l.requestId === id && l.event === 'recall.ringing_agent')).toHaveLength(0);
     } finally {
       await browser.close();
+      await fakeCrm.stop();
     }
   }, 150000);
 });

@@ -12,6 +12,7 @@ import type { CallbackRequest } from '../../src/core/policy';
 import { SqliteStore } from '../../src/store/sqlite';
 import { cancelOne } from '../../src/cli/requests';
 import { engineWorld } from '../../testkit/engine';
+import { headsUpText, pauseText } from '../../src/views/requests';
 
 const ROOT = path.join(__dirname, '../..');
 const BIN = path.join(ROOT, 'dist/cli/main.js');
@@ -240,6 +241,61 @@ describe('config', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('| `ari.password` | `CC_ARI_PASSWORD` | *(required)* |');
     expect(r.stdout).toContain('| `policy.grace` |  | `"5m"` |');
+  });
+});
+
+describe('list and show: the heads-up and paused agents', () => {
+  it('list has a HEADS-UP column (when it starts, for which due time) and a line per paused agent; show says both', async () => {
+    const file = path.join(tmp, 'callbacks.db');
+    const store = SqliteStore.open<CallbackRequest>(file);
+    const start = Date.now();
+    let now = start;
+    const { engine } = await engineWorld({
+      store,
+      policy: loadConfig({ env: {}, partial: true }).policy, // grace 5m, headsUp 1m (the defaults)
+      clock: () => now,
+      prospectDevice: (n) => `PJSIP/${n}`,
+      started: false,
+      pbxUp: false,
+    });
+    const optIn = async (agent: string, prospect: string) => {
+      const r = await engine.optIn({ agent, agentCallerId: { name: 'Agent', number: agent.slice(-4) }, prospect, language: 'en', channelId: `ch-${prospect}` });
+      if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
+      return r.requestId;
+    };
+    const a = await optIn('PJSIP/1001', '2001');
+    const b = await optIn('PJSIP/1002', '2003');
+    now = start + 1000;
+    engine.setPbxUp(true); // the PBX is up and the agent free: the heads-up is planned
+    await engine.deviceState('PJSIP/2001', { busy: false }); // grace: due in 5 min, heads-up a minute before
+    await store.setPause('PJSIP/1002', { since: start, until: null, by: 'phone' });
+    await store.close();
+    const env = { CC_STORE_PATH: file };
+
+    const listed = cli(['list'], env);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain('HEADS-UP');
+    const rowA = listed.stdout.split('\n').find((l) => l.includes(a))!;
+    expect(rowA).toMatch(/from \d\d:\d\d:\d\d \(in [^)]+\), for the recall due at \d\d:\d\d:\d\d \(in [^)]+\)/);
+    expect(listed.stdout.split('\n').find((l) => l.includes(b))).not.toMatch(/for the recall due/); // still busy: no due time
+    expect(listed.stdout).toMatch(/^Paused: PJSIP\/1002 paused by phone since \d\d:\d\d:\d\d, until resumed/m);
+    expect(cli(['list', '--agent', 'PJSIP/1001'], env).stdout).not.toContain('Paused:');
+
+    expect(cli(['show', a], env).stdout).toMatch(/^Heads-up: from \d\d:\d\d:\d\d .*for the recall due at/m);
+    const showB = cli(['show', b], env).stdout;
+    expect(showB).toMatch(/^Agent paused: PJSIP\/1002 paused by phone since/m);
+    expect(showB).not.toContain('Heads-up:');
+  });
+
+  it('the words over a fixed clock: from, on now, none when finished or past', () => {
+    const due = Date.parse('2026-03-10T09:05:00Z');
+    const r = { state: 'GRACE' as const, dueAt: due, headsUpFor: null, wakeAt: due - 60_000, timeZone: 'UTC' };
+    expect(headsUpText(r, due - 120_000)).toMatch(/^from 09:04:00 \(in [^)]+\), for the recall due at 09:05:00/);
+    expect(headsUpText({ ...r, headsUpFor: due, wakeAt: due }, due - 30_000)).toMatch(/^on now, for the recall due at 09:05:00/);
+    expect(headsUpText({ ...r, wakeAt: due }, due - 120_000)).toBeNull(); // heads-up off: the wake-up is the due time
+    expect(headsUpText(r, due + 1)).toBeNull();
+    expect(headsUpText({ ...r, state: 'CANCELLED' as const }, due - 120_000)).toBeNull();
+    expect(pauseText({ agent: 'PJSIP/1001', since: due - 600_000, until: due + 3_600_000, by: 'web' }, 'UTC', due)).toMatch(/^PJSIP\/1001 paused by web since 08:55:00, until 10:05:00 \(in [^)]+\)/);
   });
 });
 

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { MINUTE, SECOND, type CallbackRequest } from '../../src/core/policy';
 import { makePolicyConfig } from '../../testkit/policy';
-import { Engine, type Telephony } from '../../src/engine';
+import { type Telephony } from '../../src/engine';
+import { engineWorld } from '../../testkit/engine';
 import { HEADS_UP, lampState, pauseLampDevice } from '../../src/flows/lamp';
 import { HttpServer } from '../../src/http/server';
 import { CallbacksPage } from '../../src/http/web';
@@ -32,7 +33,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function setup(file = ':memory:') {
+async function setup(file = ':memory:') {
   const now = { t: T0 };
   const { log, lines } = logger();
   const store = SqliteStore.open<CallbackRequest>(file);
@@ -43,7 +44,7 @@ function setup(file = ':memory:') {
       if (a.type === 'ringAgent') rung.push(r.id);
     },
   };
-  const engine = new Engine({ store, log, policy, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: () => undefined, outbox: outboxRowsFor, telephony });
+  const { engine } = await engineWorld({ store, log, policy, clock: () => now.t, prospectDevice: () => undefined, outbox: outboxRowsFor, telephony, started: false, pbxUp: false });
   engine.setPbxUp(true);
   const optIn = async (prospect: string, agent = 'PJSIP/1001') => {
     const r = await engine.optIn({ agent, agentCallerId: { name: 'A', number: '1' }, prospect, language: 'en', channelId: 'c' });
@@ -61,7 +62,7 @@ function setup(file = ':memory:') {
 
 describe('heads-up through the engine and the CRM outbox', () => {
   test('timed prospect: recall.due_soon is queued at the heads-up start, before the ring, once per due time', async () => {
-    const s = setup();
+    const s = await setup();
     const id = await s.optIn('0301234567'); // external: first probe at +10 min, heads-up at +9 min
     const r = (await s.store.get(id))!.request;
     expect(r.dueAt).toBe(T0 + 10 * MINUTE);
@@ -81,7 +82,7 @@ describe('heads-up through the engine and the CRM outbox', () => {
   });
 
   test('a snooze during the heads-up: no ring; the new due time gets a second recall.due_soon with its own key', async () => {
-    const s = setup();
+    const s = await setup();
     const id = await s.optIn('0301234567');
     await s.at(T0 + 9 * MINUTE);
     s.now.t = T0 + 9 * MINUTE + 20 * SECOND;
@@ -101,11 +102,11 @@ describe('heads-up through the engine and the CRM outbox', () => {
   test('a restart during the heads-up does not announce it again (the store remembers the due time announced)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-hu-'));
     const file = path.join(dir, 'cc.db');
-    const a = setup(file);
+    const a = await setup(file);
     await a.optIn('0301234567');
     await a.at(T0 + 9 * MINUTE);
     await a.store.close();
-    const b = setup(file);
+    const b = await setup(file);
     cleanups.push(() => b.store.close());
     await b.at(T0 + 9 * MINUTE + 10 * SECOND);
     expect((await b.outbox()).filter((o) => o.event === 'recall.due_soon')).toHaveLength(1);
@@ -115,7 +116,7 @@ describe('heads-up through the engine and the CRM outbox', () => {
 
 describe('pause through the engine', () => {
   test('paused: due requests wait (nothing rings); resume rings the earliest opt-in first; the pause is stored', async () => {
-    const s = setup();
+    const s = await setup();
     await s.engine.start();
     cleanups.push(() => s.engine.stop());
     await s.engine.pause('PJSIP/1001', { until: null, by: 'phone' });
@@ -137,10 +138,10 @@ describe('pause through the engine', () => {
   test('a pause is durable: a new engine on the same store still holds the agent', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-pause-'));
     const file = path.join(dir, 'cc.db');
-    const a = setup(file);
+    const a = await setup(file);
     await a.engine.pause('PJSIP/1001', { until: T0 + HOUR, by: 'web' });
     await a.store.close();
-    const b = setup(file);
+    const b = await setup(file);
     cleanups.push(() => b.store.close());
     await b.engine.start();
     cleanups.push(() => b.engine.stop());
@@ -150,7 +151,7 @@ describe('pause through the engine', () => {
   });
 
   test('a pause until a time in the past is refused', async () => {
-    const s = setup();
+    const s = await setup();
     await expect(s.engine.pause('PJSIP/1001', { until: T0 - 1, by: 'web' })).rejects.toThrow(/ahead/);
   });
 });
@@ -159,7 +160,7 @@ const HOUR = 60 * MINUTE;
 
 describe('the page: pause and resume through its door', () => {
   async function page() {
-    const s = setup();
+    const s = await setup();
     const server = new HttpServer({ bind: '127.0.0.1', port: 0, token: '', log: s.log });
     const p = new CallbacksPage({ engine: s.engine, policy: s.policy, log: s.log, staticDir: os.tmpdir(), clock: () => s.now.t, csrfToken: CSRF });
     p.register(server);

@@ -7,7 +7,7 @@ import { Breaker, LookupCache, parseLookupAnswer } from '../../src/core/lookup';
 import { namedRecallLabel, DEFAULT_RECALL_LABEL } from '../../src/core/label';
 import { recallCallerId, type CallbackRequest } from '../../src/core/policy';
 import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
-import { Engine } from '../../src/engine';
+import { engineWorld } from '../../testkit/engine';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { CrmLookup } from '../../src/webhook/lookup';
@@ -200,8 +200,7 @@ describe('the look-up door against the fake CRM', () => {
     crm.slowMs = 400;
     const { log, lines } = capture();
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    const engine = new Engine({ store, log, policy: makePolicyConfig({ ...defaultPolicyConfig }), maxPendingPerAgent: 10, prospectDevice: () => undefined, contacts: make(log, { timeoutMs: 2000 }) });
-    await engine.start();
+    const { engine } = await engineWorld({ store, log, policy: makePolicyConfig({ ...defaultPolicyConfig }), clock: Date.now, prospectDevice: () => undefined, contacts: make(log, { timeoutMs: 2000 }), pbxUp: false });
     const r = (await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c' })) as { requestId: string };
     // The opt-in is stored and answered while the CRM has not answered yet.
     expect(crm.answered).toBe(0);

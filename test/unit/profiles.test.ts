@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { chooseProfile, policyFor, resolveProfile, type CallbackRequest, type Profiles } from '../../src/core/policy';
 import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
 import { resolveConfig } from '../../src/config/load';
-import { Engine } from '../../src/engine';
+import { engineWorld } from '../../testkit/engine';
 import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { parseOfferArgs } from '../../src/core/offer';
@@ -14,6 +14,7 @@ import { defaultNumberRules } from '../../src/core/validate';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { MINUTE, SECOND, Sim, T0 } from './policy/helpers';
 
 const base = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 300_000 });
 const profiles: Profiles = {
@@ -89,13 +90,13 @@ describe('profile resolution (pure)', () => {
 describe('profiles in the engine: stored with the request, kept over a configuration change', () => {
   const T0 = Date.UTC(2026, 10, 25, 9, 0, 0); // a Wednesday, 10:00 in Berlin
   const log = () => createLogger({ format: 'json', stream: new PassThrough() });
-  const engineWith = (store: SqliteStore<CallbackRequest>, policy: typeof base, now: { t: number }) =>
-    new Engine({ store, log: log(), policy, profiles, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined) });
+  const engineWith = async (store: SqliteStore<CallbackRequest>, policy: typeof base, now: { t: number }) =>
+    (await engineWorld({ store, log: log(), policy, profiles, clock: () => now.t, prospectDevice: (n) => (n.startsWith('20') ? `PJSIP/${n}` : undefined), started: false, pbxUp: false })).engine;
 
   it('each request follows its own profile; a restart with a new configuration keeps the stored promise', async () => {
     const now = { t: T0 };
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    const first = engineWith(store, base, now);
+    const first = await engineWith(store, base, now);
     const a = await first.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'de', channelId: 'c1', profile: 'berlin' });
     const b = await first.optIn({ agent: 'PJSIP/1002', agentCallerId: { name: 'B', number: '1002' }, prospect: '2002', language: 'en', channelId: 'c2' });
     const ida = (a as { requestId: string }).requestId;
@@ -105,7 +106,7 @@ describe('profiles in the engine: stored with the request, kept over a configura
     first.stop();
 
     // The configuration changes (grace 10 min for everyone, the profile table emptied), the service restarts.
-    const second = new Engine({ store, log: log(), policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 600_000 }), profiles: {}, clock: () => now.t, maxPendingPerAgent: 10, prospectDevice: (n) => `PJSIP/${n}` });
+    const { engine: second } = await engineWorld({ store, log: log(), policy: makePolicyConfig({ ...defaultPolicyConfig, graceMs: 600_000 }), profiles: {}, clock: () => now.t, prospectDevice: (n) => `PJSIP/${n}`, started: false, pbxUp: false });
     now.t += 1_000;
     await second.deviceState('PJSIP/2001', { busy: false });
     await second.deviceState('PJSIP/2002', { busy: false });
@@ -120,7 +121,7 @@ describe('profiles in the engine: stored with the request, kept over a configura
   it('an unknown profile name at the opt-in: the request is made with the default policy', async () => {
     const now = { t: T0 };
     const store = SqliteStore.open<CallbackRequest>(':memory:');
-    const e = engineWith(store, base, now);
+    const e = await engineWith(store, base, now);
     const r = await e.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1', profile: 'paris' });
     expect((await store.get((r as { requestId: string }).requestId))!.request).toMatchObject({ profile: null, policy: { graceMs: 300_000 } });
     e.stop();
@@ -156,8 +157,53 @@ describe('config check: profiles', () => {
     ['profiles:\n  b: { labelPrefix: { en: ["A much too long prefix: "] } }\n', /^profiles\.b: recall\.labelPrefix: .* more than recall\.displayWidth \(16\)/],
     ['profiles:\n  "new york": {}\n', /^profiles\.new york: expected a profile name/],
     ['profiles:\n  b: 5\n', /^profiles\.b: expected a profile such as/],
+    ['profiles:\n  b: { headsUp: soon }\n', /^profiles\.b\.headsUp: expected a duration/],
   ])('refuses %j', (yaml, message) => {
     const problems = check(yaml);
     expect(problems.some((p) => message.test(p))).toBe(true);
+  });
+});
+
+describe('a profile may override the heads-up (policy.headsUp)', () => {
+  const cfg = makePolicyConfig({ ...defaultPolicyConfig, headsUpMs: MINUTE, graceMs: 5 * MINUTE });
+  const teams: Profiles = { quiet: { headsUpMs: 0 }, early: { headsUpMs: 3 * MINUTE } };
+
+  it('config check parses it (0 = off for that team) and refuses a bad one naming it', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-prof-')), 'c.yaml');
+    fs.writeFileSync(file, 'profiles:\n  quiet: { headsUp: 0s }\n  early: { headsUp: 3m, grace: 5m }\n');
+    const { config } = resolveConfig({ file, env: { CC_ARI_PASSWORD: 'x' } });
+    expect(config.profiles).toEqual({ quiet: { headsUpMs: 0 }, early: { headsUpMs: 180_000, graceMs: 300_000 } });
+  });
+
+  it("resolution: the profile's lead, kept in the snapshot (a later configuration does not change it); others keep the configured one", () => {
+    expect(resolveProfile(cfg, teams, 'quiet').policy.headsUpMs).toBe(0);
+    const early = resolveProfile(cfg, teams, 'early');
+    expect(early.snapshot.headsUpMs).toBe(3 * MINUTE);
+    expect(resolveProfile(cfg, teams, undefined).snapshot.headsUpMs).toBe(MINUTE);
+    const later = makePolicyConfig({ ...cfg, headsUpMs: 10 * SECOND });
+    expect(policyFor(later, { policy: early.snapshot }).headsUpMs).toBe(3 * MINUTE);
+    // A snapshot stored before profiles could set it: the configured heads-up applies.
+    const { headsUpMs: _dropped, ...old } = early.snapshot;
+    expect(policyFor(later, { policy: old as typeof early.snapshot }).headsUpMs).toBe(10 * SECOND);
+  });
+
+  it("timing over the pure policy: each team's lead before the same due time; off means no heads-up, the ring on time", () => {
+    const due = T0 + 7 * MINUTE; // busy at T0, free at T0+2m, grace 5m
+    const run = (name: string | undefined) => {
+      const s = Sim.device({ cfg: resolveProfile(cfg, teams, name).policy });
+      s.free(T0 + 2 * MINUTE);
+      return s;
+    };
+    expect(run(undefined).request.wakeAt).toBe(due - MINUTE);
+    const early = run('early');
+    expect(early.request).toMatchObject({ dueAt: due, wakeAt: due - 3 * MINUTE });
+    early.wake();
+    expect(early.events.map((e) => e.type)).toContain('heads-up');
+    expect(early.request.headsUpFor).toBe(due);
+    const quiet = run('quiet');
+    expect(quiet.request.wakeAt).toBe(due);
+    quiet.wake();
+    expect(quiet.events.map((e) => e.type)).not.toContain('heads-up');
+    expect(quiet.state).toBe('RINGING_AGENT');
   });
 });

@@ -16,6 +16,8 @@ import { SqliteStore } from '../../src/store/sqlite';
 import { DELIVERY_HEADER, SIGNATURE_HEADER, outboxRowsFor, sign, verify } from '../../src/webhook/payload';
 import { WebhookSender, backoffDelay } from '../../src/webhook/sender';
 import { engineWorld } from '../../testkit/engine';
+import { CrmLookup } from '../../src/webhook/lookup';
+import { FakeCrm } from '../../testkit/fake-crm';
 
 const SECRET = 'crm-shared-secret-42';
 
@@ -272,6 +274,68 @@ describe('webhook sender', () => {
     await waitFor(async () => (await store.outbox())[0].failedAt !== null, 3000);
     expect(server.received).toHaveLength(3);
     expect(cap.text()).toContain('webhook given up');
+    sender.stop();
+    await store.close();
+    await server.close();
+  });
+});
+
+describe('the prospect\'s name and the team profile in the webhook', () => {
+  it('a signed webhook sent after the look-up stored the name carries request.contact and request.profile', async () => {
+    const fake = new FakeCrm({ secret: 'crm-lookup-secret' });
+    await fake.start();
+    const server = await crm();
+    const store = SqliteStore.open<CallbackRequest>(tmpStore());
+    const quiet = createLogger({ format: 'json', stream: new PassThrough(), level: 'error' });
+    const { engine } = await engineWorld({
+      store,
+      policy: cfg,
+      log: quiet,
+      clock: Date.now,
+      prospectDevice: () => undefined,
+      outbox: outboxRowsFor,
+      profiles: { berlin: { graceMs: 7000, language: 'de' } },
+      contacts: new CrmLookup({ url: fake.url, secret: 'crm-lookup-secret', timeoutMs: 2000, maxBytes: 4096, cacheTtlMs: 60_000, cacheSize: 10, breakerFailures: 3, breakerCooldownMs: 60_000, log: quiet }),
+      pbxUp: false,
+    });
+    const sender = new WebhookSender(store, senderOpts(server.url));
+    sender.start();
+    const r = await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1', profile: 'berlin' });
+    if (r.result === 'full' || r.result === 'closed') throw new Error(r.result);
+    // The look-up is off the critical path: wait until the name is stored with the request, then cancel.
+    await waitFor(async () => (await store.get(r.requestId))?.request.contact?.name === 'Anna Schmidt');
+    await engine.cancel(r.requestId, 'agent');
+    sender.kick();
+    await waitFor(() => server.received.some((x) => JSON.parse(x.body).event === 'cancelled'));
+    const cancelled = server.received.find((x) => JSON.parse(x.body).event === 'cancelled')!;
+    expect(cancelled.valid).toBe(true);
+    expect(JSON.parse(cancelled.body).request).toMatchObject({
+      id: r.requestId,
+      prospect: '2001',
+      contact: { name: 'Anna Schmidt', company: 'Acme GmbH' },
+      profile: 'berlin',
+    });
+    // The opt-in's own event carries the profile too (its contact may or may not have been known yet).
+    const requested = server.received.find((x) => JSON.parse(x.body).event === 'requested')!;
+    expect(requested.valid).toBe(true);
+    expect(JSON.parse(requested.body).request.profile).toBe('berlin');
+    expect(fake.requests).toEqual([expect.objectContaining({ number: '2001', signed: true })]);
+    sender.stop();
+    engine.stop();
+    await store.close();
+    await server.close();
+    await fake.stop();
+  });
+
+  it('without a look-up or profile both are null in the body', async () => {
+    const server = await crm();
+    const { store, engine } = await engineOn(tmpStore());
+    const sender = new WebhookSender(store, senderOpts(server.url));
+    sender.start();
+    await engine.optIn({ agent: 'PJSIP/1001', agentCallerId: { name: 'A', number: '1001' }, prospect: '2001', language: 'en', channelId: 'c1' });
+    sender.kick();
+    await waitFor(() => server.received.length === 1);
+    expect(JSON.parse(server.received[0].body).request).toMatchObject({ contact: null, profile: null });
     sender.stop();
     await store.close();
     await server.close();

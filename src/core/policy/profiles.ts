@@ -4,7 +4,7 @@
  * policy, the profiles and the name the call brought.
  *
  * What a request keeps: the profile's name and a **snapshot** of the resolved promise-making part of the policy
- * ({@link PROFILE_POLICY_KEYS}: grace, back-off, snooze, attempts, calling hours, after-hours rule, label). A snapshot
+ * ({@link PROFILE_POLICY_KEYS}: grace, back-off, snooze, attempts, calling hours, after-hours rule, label, heads-up). A snapshot
  * rather than a version number, because the configuration is a file, not a database table: an old version cannot be
  * looked up again after the file was edited, and a request must be decidable by any instance (another instance may
  * run another revision of the file). The operational knobs (ring and menu timeouts, safety margins, wrap-up) are not
@@ -29,6 +29,8 @@ export interface ProfileOverrides {
   noAnswerRetries?: number;
   snoozeMs?: number;
   maxSnoozes?: number;
+  /** policy.headsUp for this profile (0: no heads-up for this team). */
+  headsUpMs?: number;
   maxAgeMs?: number;
   callingHours?: Partial<CallingHoursConfig>;
   afterHours?: 'carry-over' | 'decline';
@@ -62,7 +64,7 @@ export interface ResolvedProfile {
 export function profilePolicy(base: PolicyConfig, o: ProfileOverrides): PolicyConfig {
   const p: PolicyConfig = { ...base };
   const w = p as unknown as Record<string, unknown>;
-  for (const key of ['graceMs', 'longBusyThresholdMs', 'longBusyExtraGraceMs', 'firstProbeDelayMs', 'backoffMs', 'maxAttempts', 'noAnswerRetries', 'snoozeMs', 'maxSnoozes', 'maxAgeMs', 'afterHours'] as const) {
+  for (const key of ['graceMs', 'longBusyThresholdMs', 'longBusyExtraGraceMs', 'firstProbeDelayMs', 'backoffMs', 'maxAttempts', 'noAnswerRetries', 'snoozeMs', 'maxSnoozes', 'maxAgeMs', 'afterHours', 'headsUpMs'] as const) {
     if (o[key] !== undefined) w[key] = o[key];
   }
   if (o.callingHours) p.callingHours = { ...base.callingHours, ...o.callingHours };
@@ -116,5 +118,7 @@ export function describeSnapshot(s: PolicySnapshot | null | undefined): string {
     `attempts ${s.maxAttempts}`,
     `hours ${s.callingHours.timeZone}`,
     `after hours ${s.afterHours}`,
+    // Snapshots stored before profiles could set the heads-up lack it (the configured one applies).
+    ...(s.headsUpMs === undefined ? [] : [`heads-up ${s.headsUpMs > 0 ? d(s.headsUpMs) : 'off'}`]),
   ].join(', ');
 }

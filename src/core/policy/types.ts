@@ -397,6 +397,7 @@ export const PROFILE_POLICY_KEYS = [
   'afterHours',
   'recallCallerIdName',
   'recallLabel',
+  'headsUpMs',
 ] as const satisfies ReadonlyArray<keyof PolicyConfig>;
 export type ProfilePolicyKey = (typeof PROFILE_POLICY_KEYS)[number];
 
