@@ -198,7 +198,8 @@ describePbx('operations (real Asterisk)', () => {
     expect(story.filter((r) => r.lastapp === 'Stasis' && r.lastdata.includes(',offer,'))).toEqual([]);
     // 2. The recall rings the agent: from the service number, the agent's account, marked.
     const ringLeg = story.filter((r) => r.userfield === `cc-callback-ring:${id}`);
-    expect(ringLeg).toEqual([expect.objectContaining({ accountcode: '1001', src: '9000', clid: '"Callback: 2001" <9000>', disposition: 'ANSWERED' })]);
+    // The demo asks its fake CRM for the prospect's name: the label is the name when it fits the display.
+    expect(ringLeg).toEqual([expect.objectContaining({ accountcode: '1001', src: '9000', clid: '"CB Anna Schmidt" <9000>', disposition: 'ANSWERED' })]);
     expect(ringLeg[0].channel).toMatch(/^PJSIP\/1001-/);
     // 3. The connected callback: from the agent (own caller ID and account) to the prospect, marked.
     const connected = story.filter((r) => r.userfield === `cc-callback:${id}`);

@@ -73,7 +73,8 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const bridge = bridges.find((b) => b.id === `ccb-${id}-1-b`);
     expect(([] as string[]).concat(bridge?.channels ?? []).sort()).toEqual([`ccb-${id}-1`, `ccb-${id}-1-p`].sort());
 
-    expect(events(svc, id)).toEqual(['created', 'prospect-free', 'due', 'ring-agent', 'agent-answered', 'agent-accepted', 'prospect-answered']);
+    // The heads-up (default 1m, longer than the 3 s grace) starts as soon as the line frees.
+    expect(events(svc, id)).toEqual(['created', 'prospect-free', 'heads-up', 'due', 'ring-agent', 'agent-answered', 'agent-accepted', 'prospect-answered']);
     await ari.hangup(TestPhone.id(ring));
   });
 
@@ -94,7 +95,11 @@ describePbx('the considerate recall (real Asterisk)', () => {
     const freedAgain = Date.now();
     const ring = await phone.nextRing(mark, 15000);
     expect(Date.now() - freedAgain).toBeGreaterThanOrEqual(2900);
-    expect(events(svc, id).slice(0, 5)).toEqual(['created', 'prospect-free', 'prospect-busy', 'prospect-free', 'due']);
+    // Each time the line frees, a heads-up for the new due time (default 1m, longer than the grace) comes first.
+    const seen = events(svc, id);
+    expect(seen.filter((e) => e !== 'heads-up').slice(0, 5)).toEqual(['created', 'prospect-free', 'prospect-busy', 'prospect-free', 'due']);
+    expect(seen.indexOf('heads-up')).toBe(2);
+    expect(seen.lastIndexOf('heads-up')).toBeLessThan(seen.indexOf('due'));
     await ari.hangup(TestPhone.id(ring));
   });
 
