@@ -17,9 +17,13 @@ import { PORTS, expectSippOk, register, startSipp, stopAllSipp, unregister } fro
 const AGENT = { user: '1001', password: 'agent1001' };
 const DEVICE = 'PJSIP/1001';
 
-/** The request's history, without `waiting` (the agent's wrap-up gap after a call, which timing decides). */
+/**
+ * The request's history, without `waiting` (the agent's wrap-up gap after a call, which timing decides) and without
+ * `heads-up` (the default 1m heads-up comes with each foreseen due time, the wrap-up gap's too, so timing decides how
+ * many; test/integration/heads-up.test.ts covers it).
+ */
 function transitions(svc: ServiceProcess, id: string): string[] {
-  return svc.logs.filter((l) => l.requestId === id && l.event === 'request.transition' && l.transition !== 'waiting').map((l) => String(l.transition));
+  return svc.logs.filter((l) => l.requestId === id && l.event === 'request.transition' && l.transition !== 'waiting' && l.transition !== 'heads-up').map((l) => String(l.transition));
 }
 
 function request(svc: ServiceProcess, id: string): Record<string, unknown> {
