@@ -2,7 +2,6 @@
  * The heads-up and the pause through the shell: the engine on a real (in-memory) store with the CRM outbox,
  * the page's pause/resume door (CSRF, origin, input limits: each attack performed), the lamp's rule.
  */
-import { PassThrough } from 'node:stream';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,20 +12,14 @@ import { engineWorld } from '../../testkit/engine';
 import { HEADS_UP, lampState, pauseLampDevice } from '../../src/flows/lamp';
 import { HttpServer } from '../../src/http/server';
 import { CallbacksPage } from '../../src/http/web';
-import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { outboxRowsFor } from '../../src/webhook/payload';
 import { waitFor } from '../../testkit/wait';
+import { captureLog as logger } from '../../testkit/log';
 
 const T0 = Date.parse('2026-03-23T08:30:00Z');
 const CSRF = 'csrf-heads-up';
 
-function logger() {
-  const stream = new PassThrough();
-  const lines: Array<Record<string, unknown>> = [];
-  stream.setEncoding('utf8').on('data', (c: string) => c.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)));
-  return { log: createLogger({ format: 'json', stream, level: 'debug' }), lines };
-}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -8,21 +8,14 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import type { CallbackRequest } from '../../src/core/policy';
 import { addHealthRoutes, readiness, type Check } from '../../src/http/health';
 import { ServiceMetrics } from '../../src/http/metrics';
 import { HttpServer, TOKEN_COOKIE, hostName, tokenMatches, type HttpOptions } from '../../src/http/server';
-import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { waitFor } from '../../testkit/wait';
+import { captureLog as logger } from '../../testkit/log';
 
-function logger() {
-  const stream = new PassThrough();
-  const lines: Array<Record<string, unknown>> = [];
-  stream.setEncoding('utf8').on('data', (c: string) => c.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)));
-  return { log: createLogger({ format: 'json', stream, level: 'debug' }), lines };
-}
 
 const servers: HttpServer[] = [];
 afterEach(async () => {

@@ -2,25 +2,16 @@
  * The CRM look-up: its pure parts over a fake clock (cache, breaker, answer validation), the label with a name,
  * and the HTTP door against the fake CRM (testkit/fake-crm.ts) in each of its modes — each defence performs its attack.
  */
-import { PassThrough } from 'node:stream';
 import { Breaker, LookupCache, parseLookupAnswer } from '../../src/core/lookup';
 import { namedRecallLabel, DEFAULT_RECALL_LABEL } from '../../src/core/label';
 import { recallCallerId, type CallbackRequest } from '../../src/core/policy';
 import { defaultPolicyConfig, makePolicyConfig } from '../../testkit/policy';
 import { engineWorld } from '../../testkit/engine';
-import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { CrmLookup } from '../../src/webhook/lookup';
 import { FakeCrm } from '../../testkit/fake-crm';
+import { captureLog as capture } from '../../testkit/log';
 
-function capture() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new PassThrough();
-  stream.on('data', (b: Buffer) => {
-    for (const l of b.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-  });
-  return { log: createLogger({ format: 'json', stream, level: 'debug' }), lines };
-}
 
 describe('answer validation', () => {
   it('takes name and company, ignores other keys, trims spaces', () => {

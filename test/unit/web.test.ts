@@ -10,26 +10,19 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { type CallbackRequest } from '../../src/core/policy';
 import { defaultPolicyConfig } from '../../testkit/policy';
 import { addPhoneRoutes, judgeAnswer, relayRequest } from '../../src/http/phones';
 import { HttpServer } from '../../src/http/server';
 import { CallbacksPage, MAX_BODY, parseFilter } from '../../src/http/web';
-import { createLogger } from '../../src/logging/log';
 import { SqliteStore } from '../../src/store/sqlite';
 import { engineWorld, specPolicy } from '../../testkit/engine';
 import { waitFor } from '../../testkit/wait';
+import { captureLog as logger } from '../../testkit/log';
 
 const T0 = Date.parse('2026-03-23T08:30:00Z');
 const CSRF = 'test-csrf-token';
 
-function logger() {
-  const stream = new PassThrough();
-  const lines: Array<Record<string, unknown>> = [];
-  stream.setEncoding('utf8').on('data', (c: string) => c.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)));
-  return { log: createLogger({ format: 'json', stream, level: 'debug' }), lines };
-}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
