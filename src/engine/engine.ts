@@ -21,7 +21,7 @@
  *   the PBX: a decision written, the actions run only while it does (and the database refuses the
  *   writes of a stale lease epoch, see src/store/postgres.ts).
  */
-import { RECALL_STATES, isTerminal, type AgentStatus, type CallbackRequest, type Colleagues, type Decision, type Observation } from '../core/policy';
+import { RECALL_STATES, isTerminal, type Decision, type Observation } from '../core/policy';
 import { checkDial } from '../core/dial-policy';
 import { scheduled } from '../core/scheduler';
 import { emit } from '../logging/events';
@@ -177,16 +177,6 @@ export class Engine {
   /** After the PBX was reconciled: the recalls an earlier run left are recorded as interrupted (recovery.ts). */
   reconcileRecalls(runs: (requestId: string) => boolean): Promise<number> {
     return reconcileRecalls({ store: this.store, log: this.log, stopped: () => this.stopped, startedAt: () => this.startedAt, observe: (id, o) => this.observe(id, o) }, runs);
-  }
-
-  /** The agent's status as the policy sees it (presence.ts). */
-  agentFor(request: CallbackRequest): Promise<AgentStatus> {
-    return this.presence.agentFor(request);
-  }
-
-  /** Other agents' requests for the same number, for the ledger's decision context (queues.ts). */
-  colleaguesOf(request: CallbackRequest): Promise<Colleagues> {
-    return this.queues.colleaguesOf(request);
   }
 
   // --- the decisions ----------------------------------------------------------------------------------------------

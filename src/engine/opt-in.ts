@@ -89,6 +89,7 @@ export interface OptInsDeps {
 }
 
 export class OptIns {
+  // The neighbours under the names the opt-in's body used inside the engine, so that it reads (and merges) as it did.
   private readonly opts: OptInsDeps['opts'];
   private readonly store: RequestStore;
   private readonly ledger: Ledger;
