@@ -9,7 +9,10 @@
  * - One timer, armed for the earliest `wakeAt` in the store (capped at an hour so that long waits
  *   never overflow setTimeout's 24.8-day limit), re-armed after every change and at start.
  * - The store is asynchronous (src/store/contract.ts: SQLite or PostgreSQL). Decisions are serialised
- *   in this process (one at a time, `exclusive`), as they were by construction with a synchronous store;
+ *   in this process (one at a time, `exclusive`), as they were by construction with a synchronous store,
+ *   and share durable commits (group commit, src/store/group.ts): the next decision starts once this one's
+ *   writes are staged, and a decision's caller hears back and its actions run (`afterCommit`) only once its
+ *   group is durable;
  *   the agent's status counts any other request of the same agent that is ringing or connecting as
  *   "busy", so two due callbacks of one agent never ring together. A long tick yields between requests,
  *   so an opt-in never waits behind a whole batch.
@@ -44,9 +47,14 @@ import type { Logger } from './logging/log';
 import { newRequestId } from './ids';
 import { ApplyResult, Guard, Ledger } from './ledger';
 import type { OutboxInsert, OutboxStore, RequestStore as RequestContract } from './store/contract';
+import type { GroupTx } from './store/db';
+import { GroupCommit } from './store/group';
 
-/** The store as the engine uses it: the requests of the contract (SQLite or PostgreSQL) and the outbox's enqueue. */
-export type RequestStore = RequestContract<CallbackRequest> & Pick<OutboxStore, 'enqueueOutbox'>;
+/**
+ * The store as the engine uses it: the requests of the contract (SQLite or PostgreSQL), the outbox's enqueue and
+ * group commit (src/store/group.ts; a store without it commits each decision on its own).
+ */
+export type RequestStore = RequestContract<CallbackRequest> & Pick<OutboxStore, 'enqueueOutbox'> & { group?(opts?: { quick?: boolean }): Promise<GroupTx> };
 
 export interface OptInInput {
   agent: string;
@@ -62,7 +70,8 @@ export interface OptInInput {
   /**
    * Where the opt-in's time goes (`npm run bench`): the engine stamps performance.now() at each step —
    * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
-   * `decided` (the decision made, inside the transaction), `committed` (the transaction committed),
+   * `decided` (the decision made, inside the transaction), `staged` (its rows written in the group's open
+   * transaction), `committed` (the group committed: durable),
    * `positioned` (the agent's place in the queue read). Cheap: a few numbers per opt-in.
    */
   marks?: OptInMarks;
@@ -73,6 +82,8 @@ export interface OptInMarks {
   started?: number;
   read?: number;
   decided?: number;
+  /** The opt-in's rows written in the group's open transaction (the next decision may start). */
+  staged?: number;
   committed?: number;
   positioned?: number;
 }
@@ -151,6 +162,10 @@ export interface EngineOptions {
   watch?: (device: string) => void;
   /** An outbox row was queued outside a decision (the not-offered event): the webhook sender may send it now. */
   outboxQueued?: () => void;
+  /** Most decisions sharing one commit (group commit, src/store/group.ts). Default 16. */
+  maxGroup?: number;
+  /** Test seam: before a group's COMMIT (src/store/group.ts GroupCommitOptions.beforeCommit). */
+  beforeCommit?: (size: number) => Promise<void> | void;
 }
 
 const AGENT_FREE_LONG_AGO: AgentStatus = { busy: false, since: 0 };
@@ -182,13 +197,20 @@ export class Engine {
   /** The one place that applies a decision (decide → events → outbox → version-guarded write). */
   readonly ledger: Ledger;
   private readonly contract: RequestStore;
-  /** The tail of the chain of decisions: one at a time in this process. */
-  private serial: Promise<unknown> = Promise.resolve();
+  /** The queue of decisions: one at a time in this process, committed in groups (src/store/group.ts). */
+  readonly decisions: GroupCommit;
 
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
     this.contract = opts.store;
+    const store = opts.store;
+    this.decisions = new GroupCommit({
+      open: store.group ? (o) => store.group!(o) : undefined,
+      maxGroup: opts.maxGroup,
+      beforeCommit: opts.beforeCommit,
+      onEffectError: (err) => this.log.error('a side effect of a committed decision failed', { error: (err as Error)?.message ?? String(err) }),
+    });
     this.ledger = new Ledger({
       store: this.contract,
       policy: opts.policy,
@@ -203,11 +225,17 @@ export class Engine {
     return this.contract;
   }
 
-  /** Runs `f` when the decisions before it are done; decisions never interleave in one process. */
-  private exclusive<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.serial.then(f, f);
-    this.serial = run.catch(() => undefined);
-    return run;
+  /**
+   * Runs `f` when the decisions before it are staged; decisions never interleave in one process. Resolves once
+   * `f`'s writes are durable (its group committed), after its `afterCommit` effects ran.
+   */
+  private exclusive<T>(f: () => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
+    return this.decisions.run(f, opts);
+  }
+
+  /** A side effect of the decision being staged (actions, listeners, timers): only once it is durable; see group.ts. */
+  private afterCommit(fn: () => void): void {
+    this.decisions.afterCommit(fn);
   }
 
   onDecision(listener: (applied: AppliedDecision) => void): void {
@@ -311,7 +339,7 @@ export class Engine {
 
   /** The opt-in (# at the busy signal): durable before the promise resolves. */
   async optIn(input: OptInInput): Promise<OptInResult> {
-    const r = await this.exclusive(() => this.optInNow(input));
+    const r = await this.exclusive(() => this.optInNow(input), { quick: true });
     if (r.result !== 'created' && r.result !== 'refreshed') return r;
     // The agent's place in the queue for the confirmation, read after this decision let go of the engine:
     // it is information for the prompt, not part of the decision, and the next caller's opt-in need not wait
@@ -382,15 +410,19 @@ export class Engine {
         return decided;
       },
     });
-    if (marks) marks.committed = performance.now();
+    if (marks) marks.staged = performance.now();
     if (r.result === 'full') return r;
-    if (device) this.rememberLine(device, input.prospect);
-    if (decision) this.perform(decision);
-    if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
-    if (device) this.opts.watch?.(device);
-    this.opts.watch?.(input.agent);
-    void this.arm();
-    if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
+    // Everything else once the group is durable; the caller hears back after these.
+    this.afterCommit(() => {
+      if (marks) marks.committed = performance.now();
+      if (device) this.rememberLine(device, input.prospect);
+      if (decision) this.perform(decision);
+      if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
+      if (device) this.opts.watch?.(device);
+      this.opts.watch?.(input.agent);
+      void this.arm();
+      if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
+    });
     return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular' };
   }
 
@@ -415,8 +447,10 @@ export class Engine {
           isTerminal(current.state) || (current.contact?.name === contact.name && current.contact?.company === contact.company) ? undefined : { ...current, contact: { ...contact } },
         );
         if (written) {
-          emit(this.log.child({ requestId }), 'info', 'lookup.stored', "the prospect's name from the CRM is stored with the request", { requestId, name: contact.name });
-          this.applied({ before: written, decision: { request: written, events: [], actions: [] }, observation: { type: 'annotate' }, at: this.clock() });
+          this.afterCommit(() => {
+            emit(this.log.child({ requestId }), 'info', 'lookup.stored', "the prospect's name from the CRM is stored with the request", { requestId, name: contact.name });
+            this.applied({ before: written, decision: { request: written, events: [], actions: [] }, observation: { type: 'annotate' }, at: this.clock() });
+          });
         }
         return written;
       } catch (err) {
@@ -434,7 +468,7 @@ export class Engine {
     if (!row) return;
     try {
       await this.ledger.notOffered(row);
-      this.opts.outboxQueued?.();
+      this.afterCommit(() => this.opts.outboxQueued?.());
     } catch (err) {
       this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
     }
@@ -478,13 +512,15 @@ export class Engine {
     const r = await this.ledger.apply(requestId, observation, { guard });
     switch (r.status) {
       case 'applied': {
-        this.perform(r.decision);
-        this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
-        void this.arm();
-        // The request left its recall or ended: the next agent waiting for the same number may go.
-        const prev = r.before.state;
-        const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
-        if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.kickProspect(r.decision.request.prospect, requestId);
+        this.afterCommit(() => {
+          this.perform(r.decision);
+          this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
+          void this.arm();
+          // The request left its recall or ended: the next agent waiting for the same number may go.
+          const prev = r.before.state;
+          const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
+          if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.kickProspect(r.decision.request.prospect, requestId);
+        });
         return r;
       }
       case 'not-found':
