@@ -50,7 +50,12 @@ export interface PgStoreOptions {
   pbx?: string;
   /** Read every PBX's requests (the command line, the web page). Default: only `pbx`'s. */
   allPbx?: boolean;
-  /** Connections in the pool. Default 4. */
+  /**
+   * Connections in the pool. Default 8: one for the open group of decisions (group commit holds one connection
+   * at a time, src/store/group.ts), one each for the lease's renewal and the webhook sender, and the rest for the
+   * reads of calls in progress (the offer's preparation and the queue position of ten concurrent opt-ins) and of
+   * the page, so that a burst of calls never makes the lease renewal wait for a connection.
+   */
   poolSize?: number;
   /** Run migrations (default true); false refuses a database that is not at this build's version. */
   migrate?: boolean;
@@ -189,7 +194,9 @@ class PgDb implements Db {
   }
 
   private beginSql(c: pg.PoolClient, fence: Fence | undefined, quick: boolean): string {
-      const settings: string[] = [];
+      // synchronous_commit stays on whatever the database's default: a COMMIT returns once it is durable, which is
+      // the point of committing before the agent hears the confirmation (set in the BEGIN's round trip, no extra one).
+      const settings: string[] = [`set_config('synchronous_commit', 'on', true)`];
       if (fence) {
         settings.push(
           `set_config('cc.app', ${c.escapeLiteral(fence.app)}, true)`,
@@ -200,7 +207,7 @@ class PgDb implements Db {
       if (quick) {
         settings.push(`set_config('lock_timeout', ${c.escapeLiteral(String(OPT_IN_LOCK_TIMEOUT_MS))}, true)`, `set_config('statement_timeout', ${c.escapeLiteral(String(OPT_IN_STATEMENT_TIMEOUT_MS))}, true)`);
       }
-      return settings.length > 0 ? `BEGIN; SELECT ${settings.join(', ')}` : 'BEGIN';
+      return `BEGIN; SELECT ${settings.join(', ')}`;
   }
 
   /**
@@ -381,7 +388,7 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
   static lazy<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): PgStore<R> {
     const pool = new pg.Pool({
       connectionString: url,
-      max: opts.poolSize ?? 4,
+      max: opts.poolSize ?? 8,
       types: TYPES,
       connectionTimeoutMillis: 10_000,
       lock_timeout: QUERY_LOCK_TIMEOUT_MS,
