@@ -148,10 +148,18 @@ class PgDb implements Db {
     return new StoreError(`callback store ${this.where}: ${(err as Error)?.message ?? String(err)}`, err);
   }
 
-  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined): Queries {
-    const query = async <T extends pg.QueryResultRow>(sql: string, params: readonly unknown[] = []) => {
+  /**
+   * Statements on a pool or a client. `prefix` (a group's client): statements waiting to be sent (its savepoints)
+   * go out with the next statement in one round trip — a simple-protocol query of several statements, the
+   * parameters as escaped literals — instead of a round trip each.
+   */
+  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined, prefix?: () => string | undefined): Queries {
+    const query = async <T extends pg.QueryResultRow>(sql: string, params: readonly unknown[] = []): Promise<pg.QueryResult<T>> => {
       try {
-        return await c.query<T>(placeholders(sql), params as unknown[]);
+        const before = prefix?.();
+        if (before === undefined) return await c.query<T>(placeholders(sql), params as unknown[]);
+        const results = (await c.query<T>(`${before}; ${inline(c as pg.PoolClient, sql, params)}`)) as unknown as pg.QueryResult<T>[];
+        return results[results.length - 1];
       } catch (err) {
         throw this.translate(err, fence);
       }
@@ -236,9 +244,22 @@ class PgDb implements Db {
     /** Why the group can no longer commit (a lost fence, a broken connection). */
     let failed: unknown;
     let n = 0;
-    const q = this.on(c, fence);
+    // Savepoints are sent with the statement after them (see `on`): a decision's savepoint costs no round trip.
+    const pending: string[] = [];
+    const q = this.on(c, fence, () => {
+      if (pending.length === 0) return undefined;
+      const out = pending.map((name) => `SAVEPOINT ${name}`).join('; ');
+      pending.length = 0;
+      return out;
+    });
     const rollbackTo = async (name: string, err: unknown) => {
       if (err instanceof FencedError) failed ??= err;
+      const waiting = pending.indexOf(name);
+      if (waiting >= 0) {
+        // Never sent, so nothing after it was either: nothing to roll back.
+        pending.splice(waiting);
+        return;
+      }
       await c.query(`ROLLBACK TO SAVEPOINT ${name}`).catch((e: Error) => {
         failed ??= this.translate(e, fence);
       });
@@ -248,7 +269,7 @@ class PgDb implements Db {
       nested: async (s, fn) => {
         if (failed) throw failed;
         const name = `t${++s.depth}`;
-        await q.run(`SAVEPOINT ${name}`);
+        pending.push(name);
         try {
           return await fn(q);
         } catch (err) {
@@ -256,6 +277,7 @@ class PgDb implements Db {
           throw err;
         } finally {
           s.depth--;
+          if (pending.at(-1) === name) pending.pop();
         }
       },
     };
@@ -287,12 +309,15 @@ class PgDb implements Db {
         if (ended) throw new StoreError(`callback store ${this.where}: the group has ended`);
         if (failed) throw failed;
         const name = `d${++n}`;
-        await q.run(`SAVEPOINT ${name}`);
+        pending.push(name);
         try {
           return await asStaged(this, fn);
         } catch (err) {
           await rollbackTo(name, err);
           throw err;
+        } finally {
+          // A decision that sent no statement leaves no savepoint behind.
+          if (pending.at(-1) === name) pending.pop();
         }
       },
       commit: () => end(true),
@@ -313,6 +338,22 @@ class PgDb implements Db {
   async close(): Promise<void> {
     await this.pool.end().catch(() => undefined);
   }
+}
+
+/** `?` → the parameters as escaped literals, for a simple-protocol query of several statements (see PgDb.on). */
+function inline(c: pg.PoolClient, sql: string, params: readonly unknown[]): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => {
+    const v = params[i++];
+    if (v === null || v === undefined) return 'NULL';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new StoreError(`not a finite number: ${v}`);
+      return `'${v}'`;
+    }
+    if (typeof v === 'boolean') return v ? 'TRUE' : 'FALSE';
+    if (typeof v === 'string') return c.escapeLiteral(v);
+    throw new StoreError(`a parameter of type ${typeof v} cannot be inlined`);
+  });
 }
 
 /**
