@@ -160,13 +160,45 @@ class SqliteDb implements Db {
     return f();
   }
 
-  // A decision staged in this connection's group reads and writes on it (it holds the gate); others wait for the gate.
+  /**
+   * A second, read-only connection to the file, opened the first time a read comes while a transaction or a group
+   * holds the writer: in WAL mode it reads the last committed state at once instead of waiting for the writer's
+   * COMMIT (the page, the queue position for a confirmation, the scheduler's reads). Never for ':memory:'.
+   */
+  private reader: { db: Database.Database; statements: Map<string, Database.Statement> } | undefined;
+
+  /** The statement on the reader connection when `sql` only reads and the file has one; else undefined. */
+  private readerStmt(sql: string): Database.Statement | undefined {
+    if (this.db.memory || !this.stmt(sql).readonly) return undefined;
+    if (!this.reader) {
+      try {
+        const db = new Database(this.where, { readonly: true, fileMustExist: true });
+        db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+        this.reader = { db, statements: new Map() };
+      } catch {
+        return undefined;
+      }
+    }
+    let s = this.reader.statements.get(sql);
+    if (!s) {
+      s = this.reader.db.prepare(sql);
+      this.reader.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  // A decision staged in this connection's group reads and writes on it (it holds the gate). A read from anyone else
+  // meanwhile reads the committed state on the reader connection; a write from anyone else waits for the gate.
   one<T>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
-    return this.gate && !stagedOn(this) ? this.whenFree(() => this.direct.one<T>(sql, params)) : this.direct.one<T>(sql, params);
+    if (!this.gate || stagedOn(this)) return this.direct.one<T>(sql, params);
+    const r = this.readerStmt(sql);
+    return r ? settled(() => r.get(...params) as T | undefined) : this.whenFree(() => this.direct.one<T>(sql, params));
   }
 
   all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    return this.gate && !stagedOn(this) ? this.whenFree(() => this.direct.all<T>(sql, params)) : this.direct.all<T>(sql, params);
+    if (!this.gate || stagedOn(this)) return this.direct.all<T>(sql, params);
+    const r = this.readerStmt(sql);
+    return r ? settled(() => r.all(...params) as T[]) : this.whenFree(() => this.direct.all<T>(sql, params));
   }
 
   run(sql: string, params: readonly unknown[] = []): Promise<number> {
@@ -303,6 +335,7 @@ class SqliteDb implements Db {
 
   async close(): Promise<void> {
     while (this.file.gate) await this.file.gate;
+    if (this.reader?.db.open) this.reader.db.close();
     if (this.db.open) this.db.close();
   }
 }
