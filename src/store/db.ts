@@ -63,6 +63,13 @@ export interface Dialect {
 /** An open group transaction (Db.group): decisions staged one after the other, then committed together. */
 export interface GroupTx {
   /**
+   * Whether the group waits one turn of the event loop for more decisions before its COMMIT once the queue has
+   * drained. PostgreSQL: yes (its COMMIT is a round trip anyway). SQLite: no — its statements never yield, so only
+   * the turn could gather more, and measured under ten concurrent calls (docs/performance.md) the turn (every other
+   * call's pending events handled first) cost more than the COMMIT's fsync on the loop.
+   */
+  readonly linger: boolean;
+  /**
    * Runs one decision in its own SAVEPOINT of the group: its statements through the Db go to the group's
    * connection. When `fn` throws, its savepoint is rolled back (the decisions staged before stay) and the error
    * is thrown; a lost fence (FencedError) or a broken connection fails the whole group instead.

@@ -4,8 +4,8 @@
  * `GroupCommit` is the process's queue of decisions (the engine's `exclusive`). Decisions still run one at a
  * time — each reads what the one before it wrote — but the queue moves on as soon as a decision's writes are
  * *staged* (in the open group transaction of the Db port, src/store/db.ts `group`, a SAVEPOINT each), not when
- * they are durable. When no decision is waiting any more (after one turn of the event loop, so that events
- * which arrived together join), or after `maxGroup` decisions, the group commits once, and only then does each
+ * they are durable. When no decision is waiting any more (on PostgreSQL after one more turn of the event loop, so
+ * that events which arrived together join; see GroupTx.linger), or after `maxGroup` decisions, the group commits once, and only then does each
  * decision's caller get its answer and do its side effects (`afterCommit`: telephony actions, webhooks, the
  * decision listeners) run. When the commit fails, every decision of the group fails: its caller gets the
  * error, none of its side effects ran, nothing of it is in the store. A crash between staging and commit
@@ -58,7 +58,7 @@ interface Item {
 }
 
 /** A store without group commit (a test's fake): each decision on its own, as it writes. */
-const NO_GROUP: GroupTx = { stage: (fn) => fn(), commit: async () => undefined, rollback: async () => undefined };
+const NO_GROUP: GroupTx = { linger: false, stage: (fn) => fn(), commit: async () => undefined, rollback: async () => undefined };
 
 export interface GroupCommitOptions {
   /** Opens the group transaction (the store's `group`); absent: no grouping, each decision commits as it writes. */
@@ -134,8 +134,9 @@ export class GroupCommit {
             item.staging = false;
           }
           if (staged.length >= this.max || !this.opts.open) break;
-          // The queue drained: one turn of the event loop lets events that arrived together join the group.
-          if (this.waiting.length === 0) await nextTurn();
+          // The queue drained: one turn of the event loop lets events that arrived together join the group (where
+          // the driver says it pays off, see GroupTx.linger).
+          if (this.waiting.length === 0 && tx.linger) await nextTurn();
           if (this.waiting.length === 0) break;
         }
         try {

@@ -305,6 +305,7 @@ class PgDb implements Db {
       }
     };
     return {
+      linger: true,
       stage: async <T>(fn: () => Promise<T>): Promise<T> => {
         if (ended) throw new StoreError(`callback store ${this.where}: the group has ended`);
         if (failed) throw failed;

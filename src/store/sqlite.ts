@@ -293,6 +293,7 @@ class SqliteDb implements Db {
       }
     };
     return {
+      linger: false,
       stage: async <T>(fn: () => Promise<T>): Promise<T> => {
         if (!open) throw new StoreError(`callback store ${this.where}: the group has ended`);
         const name = `d${++n}`;

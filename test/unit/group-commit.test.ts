@@ -90,6 +90,7 @@ describe('group commit on SQLite', () => {
       group: async (o?: { quick?: boolean }): Promise<GroupTx> => {
         const g = await real.group(o);
         return {
+          linger: g.linger,
           stage: (fn) => g.stage(fn),
           rollback: () => g.rollback(),
           commit: async () => {
