@@ -123,6 +123,7 @@ class PgDb implements Db {
   readonly run: Queries['run'];
 
   /** The open group (group commit): its connection and its handle for staged decisions' statements. */
+  private groupGate: Promise<void> | undefined;
   private open: { scope: Queries; nested: (s: StageScope, fn: (q: Queries) => Promise<unknown>) => Promise<unknown> } | undefined;
 
   constructor(
@@ -226,18 +227,27 @@ class PgDb implements Db {
    * the whole group: nothing of it is written.
    */
   async group(opts: { quick?: boolean } = {}): Promise<GroupTx> {
-    if (this.open) throw new StoreError(`callback store ${this.where}: a group is already open`);
+    // One group at a time per client (a second one, e.g. of another engine on the same store, waits its turn).
+    while (this.groupGate) await this.groupGate;
+    let release!: () => void;
+    this.groupGate = new Promise<void>((resolve) => (release = resolve));
+    const free = () => {
+      this.groupGate = undefined;
+      release();
+    };
     const fence = this.fence;
     let c: pg.PoolClient;
     try {
       c = await this.pool.connect();
     } catch (err) {
+      free();
       throw this.translate(err, fence);
     }
     try {
       await c.query(this.beginSql(c, fence, opts.quick ?? false));
     } catch (err) {
       c.release(err as Error);
+      free();
       throw this.translate(err, fence);
     }
     let ended = false;
@@ -302,6 +312,7 @@ class PgDb implements Db {
         throw this.translate(err, fence);
       } finally {
         c.release(broken);
+        free();
       }
     };
     return {
