@@ -18,7 +18,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src/ src/
 # The web page and the demo's browser phones (JsSIP bundled by esbuild into dist/web).
 COPY web/ web/
-COPY scripts/build-web.mjs scripts/
+COPY scripts/build-web.mjs scripts/clean.mjs scripts/
 RUN npm run build && npm prune --omit=dev && npm cache clean --force
 
 FROM node:20.20.2-bookworm-slim

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/pbx.sh up
 npm run --silent build
-npx tsc -p tsconfig.tools.json
+node scripts/clean.mjs .tools-dist && npx tsc -p tsconfig.tools.json
 mkdir -p data
 # A small fake CRM (testkit/fake-crm.ts) names the prospects (2995 Eva Berg, 2001 Anna Schmidt): the recall's
 # label, the page and the heads-up show the name. On a free port, signed with a key for this run.
