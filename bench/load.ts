@@ -157,10 +157,10 @@ function boundUdpPorts(from: number, to: number): number[] {
   return [...out].sort((a, b) => a - b);
 }
 
-type Who = 'the app' | 'Asterisk' | 'SIPp' | 'media';
+export type Who = 'the app' | 'Asterisk' | 'SIPp' | 'media';
 
 /** A source's failures in a step: how many, of which kind, and when the first came (ms since the epoch, when known). */
-interface Failures {
+export interface Failures {
   count: number;
   kinds: Array<[string, number]>;
   firstAt?: number;
@@ -331,7 +331,7 @@ function top(counts: Map<string, number>, n = 3): Array<[string, number]> {
 }
 
 /** SIPp's failed calls, its exit codes and its error log (timestamped lines: the first is its first failure). */
-function sippFailures(runs: SippResult[], failed: number): Failures {
+export function sippFailures(runs: Array<Pick<SippResult, 'errors' | 'code' | 'killed'>>, failed: number): Failures {
   const kinds = new Map<string, number>();
   let firstAt: number | undefined;
   for (const r of runs) {
@@ -340,7 +340,7 @@ function sippFailures(runs: SippResult[], failed: number): Failures {
       if (!m) continue;
       const at = Date.parse(`${m[1]}T${m[2].slice(0, 12)}`);
       if (Number.isFinite(at)) firstAt = Math.min(firstAt ?? at, at);
-      const what = m[3].replace(/\d+/g, 'N').replace(/'[^']*'/g, "'…'").slice(0, 100);
+      const what = m[3].replace(/^Call-Id: [^,]*, /i, '').replace(/\d+/g, 'N').replace(/'[^']*'/g, "'…'").slice(0, 160);
       kinds.set(what, (kinds.get(what) ?? 0) + 1);
     }
     if (r.code !== 0 && r.code !== 1) kinds.set(`exit ${r.code}${r.killed ? ' (killed)' : ''}`, (kinds.get(`exit ${r.code}`) ?? 0) + 1);
@@ -349,14 +349,17 @@ function sippFailures(runs: SippResult[], failed: number): Failures {
 }
 
 /** The app's error and warning lines in the step, by event (or message), and the time of the first. */
-function appFailures(logs: Array<Record<string, unknown>>): Failures {
+export function appFailures(logs: Array<Record<string, unknown>>): Failures {
   const kinds = new Map<string, number>();
   let firstAt: number | undefined;
   let count = 0;
   for (const l of logs) {
     if (l.level !== 'error' && l.level !== 'warn') continue;
     count++;
-    const what = `${l.level}: ${String(l.event ?? l.message)}`;
+    // What the line says went wrong (an ARI request's error, the media that failed): an app line may report
+    // Asterisk failing the app (a play request timing out, a playback that failed), and the detail tells.
+    const detail = typeof l.error === 'string' ? l.error : typeof l.media === 'string' ? `${l.media}; no error from ARI: the playback itself failed` : undefined;
+    const what = `${l.level}: ${String(l.event ?? l.message)}${detail ? ` (${detail.replace(/[0-9a-f-]{8,}|\d{4,}/gi, 'N').slice(0, 120)})` : ''}`;
     kinds.set(what, (kinds.get(what) ?? 0) + 1);
     const at = typeof l.timestamp === 'string' ? Date.parse(l.timestamp) : NaN;
     if (Number.isFinite(at)) firstAt = Math.min(firstAt ?? at, at);
@@ -368,7 +371,7 @@ function appFailures(logs: Array<Record<string, unknown>>): Failures {
  * Asterisk's ERROR lines since `from` (bytes) and its task-processor overload warnings (a queue that backs up:
  * Asterisk itself falling behind), grouped by message with ids stripped, and the time of the first.
  */
-function asteriskFailures(file: string, from: number): Failures {
+export function asteriskFailures(file: string, from: number): Failures {
   let text = '';
   try {
     const fd = fs.openSync(file, 'r');
@@ -397,7 +400,7 @@ function asteriskFailures(file: string, from: number): Failures {
 }
 
 /** The source whose first failure came earliest; a source with failures but no time comes after those with one. */
-function whoFailedFirst(failures: Record<Who, Failures>): { who: Who; at?: string; what?: string } | undefined {
+export function whoFailedFirst(failures: Record<Who, Failures>): { who: Who; at?: string; what?: string } | undefined {
   const failing = (Object.entries(failures) as Array<[Who, Failures]>).filter(([, f]) => f.count > 0);
   if (failing.length === 0) return undefined;
   failing.sort((a, b) => (a[1].firstAt ?? Infinity) - (b[1].firstAt ?? Infinity));

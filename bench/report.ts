@@ -44,9 +44,11 @@ export function renderMarkdown(r: any): string {
     for (const step of l.steps) {
       const cpu = step.cpuPerCallMs;
       const cpuText = cpu && cpu.app !== undefined && cpu.asterisk !== undefined ? `; CPU per call: app ${f(cpu.app, ' ms')}, Asterisk ${f(cpu.asterisk, ' ms')} (app/Asterisk ${f(cpu.asterisk ? Math.round((cpu.app / cpu.asterisk) * 100) / 100 : NaN)})` : '';
-      lines.push(`| sustained load ${step.rate} calls/s for ${step.seconds} s | ${step.successful}/${step.calls} ok, ${step.failed} failed; stored ${step.stored ?? '–'}${cpuText}${step.note ? `; ${step.note}` : ''} | | |`);
+      const sipps = Array.isArray(step.sippInstances) ? ` from ${step.sippInstances.length} SIPp` : '';
+      lines.push(`| sustained load ${step.rate} calls/s for ${step.seconds} s${sipps} | ${step.successful}/${step.calls} ok, ${step.failed} failed; stored ${step.stored ?? '–'}${cpuText}${step.note ? `; ${step.note}` : ''} | | |`);
     }
-    lines.push(`| sustained load: highest rate with 0 failed calls | ${l.highestClean ?? 'none'} calls/s${l.breaksAt ? ` (breaks at ${l.breaksAt}/s: ${l.breakReason})` : ''} | ≥ 20/s | ${ok((l.highestClean ?? 0) >= 20)} |`);
+    const who = l.failedFirst?.who ? `; failed first: ${l.failedFirst.who}` : '';
+    lines.push(`| sustained load: highest rate with 0 failed calls | ${l.highestClean ?? 'none'} calls/s${l.breaksAt ? ` (breaks at ${l.breaksAt}/s${who}: ${l.breakReason})` : ''} | ≥ 20/s | ${ok((l.highestClean ?? 0) >= 20)} |`);
   }
   const pg = r.postgres;
   if (pg) {
@@ -182,19 +184,79 @@ export function profileRows(p: any): string[] {
   return lines;
 }
 
-/** Memory and CPU per concurrent call under the sustained load (bench/load.ts). */
+/** Memory and CPU per concurrent call under the sustained load (bench/load.ts), and its failures by source. */
 export function memoryRows(l: any): string[] {
   const steps = (l?.steps ?? []).filter((s: any) => s.memory);
   if (steps.length === 0) return [];
-  const lines = ['### The sustained load: CPU and memory', '', '| calls/s | peak channels at Asterisk | CPU busy (cores): app / Asterisk | RSS peak MiB: app / Asterisk | KiB per concurrent call: app / Asterisk | CPU per offered call: app / Asterisk (ratio) |', '| --- | --- | --- | --- | --- | --- |'];
+  const lines = ['### The sustained load: CPU and memory', ''];
+  lines.push(...ceilingProse(l), '');
+  lines.push(
+    '| calls/s | SIPp instances | peak channels at Asterisk | CPU busy (cores): app / Asterisk / the machine | RSS peak MiB: app / Asterisk | KiB per concurrent call: app / Asterisk | CPU per concurrent call (ms per s): app / Asterisk | CPU per offered call: app / Asterisk (ratio) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
   for (const s of steps) {
     const m = s.memory;
     const c = s.cpuPerCallMs ?? {};
     const k = m.kibPerConcurrentCall;
-    lines.push(`| ${s.rate} | ${m.peakChannels} | ${f(s.cpuBusyFraction?.app)} / ${f(s.cpuBusyFraction?.asterisk)} | ${f(m.rssMiB.app.peak)} / ${f(m.rssMiB.asterisk.peak)} | ${k ? `${f(k.app)} / ${f(k.asterisk)}` : '–'} | ${f(c.app, ' ms')} / ${f(c.asterisk, ' ms')} (${f(c.asterisk ? c.app / c.asterisk : NaN)}) |`);
+    const cc = s.cpuPerConcurrentCallMsPerS;
+    const sipps = Array.isArray(s.sippInstances) ? `${s.sippInstances.length} (${s.sippInstances.join(' + ')}/s)` : '1';
+    lines.push(
+      `| ${s.rate} | ${sipps} | ${m.peakChannels} | ${f(s.cpuBusyFraction?.app)} / ${f(s.cpuBusyFraction?.asterisk)} / ${f(s.machineBusyCores)} | ${f(m.rssMiB.app.peak)} / ${f(m.rssMiB.asterisk.peak)} | ${k ? `${f(k.app)} / ${f(k.asterisk)}` : '–'} | ${cc ? `${f(cc.app)} / ${f(cc.asterisk)}` : '–'} | ${f(c.app, ' ms')} / ${f(c.asterisk, ' ms')} (${f(c.asterisk ? c.app / c.asterisk : NaN)}) |`,
+    );
+  }
+  const failing = steps.filter((s: any) => s.failures);
+  if (failing.some((s: any) => Object.values(s.failures).some((x: any) => x.count > 0))) {
+    lines.push('', '| calls/s | failures by source: SIPp (failed calls) / the app (error and warning lines) / Asterisk (ERROR lines, task-processor overload) / media (offers that ended without the #) | failed first |', '| --- | --- | --- |');
+    for (const s of failing) {
+      const by = (k: string) => {
+        const x = s.failures[k];
+        return x && x.count > 0 ? `${x.count} (${x.kinds.map(([what, n]: [string, number]) => `${n}× ${what.replace(/\|/g, '\\|')}`).join('; ')})` : '0';
+      };
+      const first = s.failedFirst ? `${s.failedFirst.who}${s.failedFirst.at ? ` at ${String(s.failedFirst.at).slice(11, 23)}` : ''}` : '–';
+      lines.push(`| ${s.rate} | ${by('SIPp')} / ${by('the app')} / ${by('Asterisk')} / ${by('media')} | ${first} |`);
+    }
   }
   lines.push('');
   return lines;
+}
+
+/**
+ * What the sustained load found: how it was made to find the app's limit (several SIPp, a wide RTP range, media on
+ * every call), the first failing step and who failed first, and the app's share of the CPU beside Asterisk's.
+ */
+export function ceilingProse(l: any): string[] {
+  const steps = l?.steps ?? [];
+  if (steps.length === 0) return [];
+  const out: string[] = [];
+  const rtp = l.rtp;
+  const how = l.sipp
+    ? `The load comes from several SIPp instances (one per ${l.sipp.perInstance} calls/s, up to ${l.sipp.max}, each on its own SIP and media port, without the message trace), so that no single SIPp falls behind its own schedule first. Every call carries media (the prompts go out as RTP, the \`#\` comes back as RFC 4733 in RTP, as from a phone): a call without media would spare Asterisk the very work a real call costs it and would need the \`#\` as SIP INFO, so it would not be the same call. Asterisk therefore needs two RTP ports (RTP and RTCP) per call in progress${rtp?.ports ? `; the sandbox had ${rtp.ports} (${rtp.range.start}-${rtp.range.end}${rtp.widened ? `, widened by the bench from ${rtp.widened.from.start}-${rtp.widened.from.end} for the load and put back after` : ''}), for ${rtp.wanted} wanted (the highest rate × ${rtp.wanted && steps.length ? Math.round(rtp.wanted / 2 / Math.max(...steps.map((s: any) => s.rate), 1)) : '?'} s × 2)` : ''}.`
+    : 'This run predates the several-SIPp load (one SIPp, the sandbox\'s own RTP range).';
+  out.push(how, '');
+  const last = steps[steps.length - 1];
+  const clean = steps.filter((s: any) => !s.note);
+  const top = clean[clean.length - 1];
+  if (l.breaksAt && last.failedFirst) {
+    const who = last.failedFirst.who;
+    const why: Record<string, string> = {
+      'the app': 'the service itself (its own error or warning lines came first: the app\'s ceiling on this machine)',
+      Asterisk: 'Asterisk (its ERROR lines or overloaded task processors came first: the PBX, not the app, is the limit here)',
+      SIPp: 'the load generator (SIPp counted failed calls before the app or Asterisk reported anything)',
+      media: 'the media path (offers ended without the `#`: the key never reached the app)',
+    };
+    out.push(`**Finding:** the first failing step was ${l.breaksAt} calls/s; who failed first: ${why[who] ?? who}${last.failedFirst.what ? ` — first: ${last.failedFirst.what}` : ''}. Stepping stopped there.`);
+  } else if (l.breaksAt) {
+    out.push(`**Finding:** the first failing step was ${l.breaksAt} calls/s (${l.breakReason}). Stepping stopped there.`);
+  } else {
+    out.push(`**Finding:** no step failed up to ${last.rate} calls/s: the ceiling is above the highest rate tried (\`--rates\` goes higher).`);
+  }
+  if (top?.cpuBusyFraction && top.cpuPerCallMs) {
+    const c = top.cpuPerCallMs;
+    out.push(
+      `At the highest clean step (${top.rate} calls/s) the app used ${f(top.cpuBusyFraction.app)} cores and Asterisk ${f(top.cpuBusyFraction.asterisk)}${top.machineBusyCores !== undefined ? ` (the whole machine: ${f(top.machineBusyCores)} cores busy, the bench's SIPp and other processes included)` : ''}: per offered call the app spends ${f(c.app, ' ms')} of CPU and Asterisk ${f(c.asterisk, ' ms')} (ratio ${f(c.asterisk ? c.app / c.asterisk : NaN)}). On a machine where everything shares the same cores, the process that needs the most CPU per call runs out first; the app's ceiling alone would be about ${c.app ? f(1000 / c.app) : '–'} calls/s per core at this cost.`,
+    );
+  }
+  return out;
 }
 
 const BACKENDS = [
