@@ -13,8 +13,9 @@
  *   so the sandbox needs two RTP ports (RTP + RTCP) per concurrent call: {@link ensureRtpPorts} widens the
  *   running sandbox's range for the bench when it is too narrow for the highest rate and puts it back after.
  *
- * Each step records its failures by who reported them — SIPp (failed calls, its error log), the app (its
- * error and warning lines, calls without an opt-in), Asterisk (ERROR lines, task-processor overload) — with
+ * Each step records its failures by source — SIPp (failed calls, its error log), the app (its own error and
+ * warning lines), Asterisk (ERROR lines, task-processor overload, and what the app saw of it: failed playbacks,
+ * refused or unanswered ARI requests), the media path (offers that ended without the `#`) — with
  * the time of each source's first failure, and names the source that failed first. Stepping stops after the
  * first failing step.
  */
@@ -258,8 +259,9 @@ export async function loadBench(opts: LoadOptions): Promise<Record<string, unkno
       const outcomes = countBy(logs.filter((l) => l.event === 'offer.ended').map((l) => String(l.outcome)));
 
       const sipp = sippFailures(runs, failed);
-      const app = appFailures(logs);
-      const asterisk = asteriskFailures(astLog, astFrom);
+      const seen = appFailures(logs);
+      const app = seen.app;
+      const asterisk = mergeFailures(asteriskFailures(astLog, astFrom), seen.asterisk);
       // Calls SIPp counted good whose # never reached the app (the offer ended without a key): lost on the media path.
       const noKey = sum(['timeout', 'hangup'].map((k) => outcomes[k] ?? 0));
       const media: Failures = { count: Math.max(0, successful - stored) > 0 ? noKey : 0, kinds: noKey > 0 ? [['offers that ended without the # (timeout or hang-up before a key)', noKey]] : [] };
@@ -348,23 +350,37 @@ export function sippFailures(runs: Array<Pick<SippResult, 'errors' | 'code' | 'k
   return { count: failed, kinds: top(kinds), firstAt };
 }
 
-/** The app's error and warning lines in the step, by event (or message), and the time of the first. */
-export function appFailures(logs: Array<Record<string, unknown>>): Failures {
-  const kinds = new Map<string, number>();
-  let firstAt: number | undefined;
-  let count = 0;
+/**
+ * The app's error and warning lines in the step, by event (or message), and the time of the first — split by whose
+ * failure they report: a playback Asterisk ended as failed (no error from ARI) or an ARI request Asterisk refused
+ * (an HTTP status) or did not answer in time is Asterisk's failure as the app saw it (`asterisk`); the rest is the
+ * app's own (`app`).
+ */
+export function appFailures(logs: Array<Record<string, unknown>>): { app: Failures; asterisk: Failures } {
+  const out = { app: { count: 0, kinds: new Map<string, number>(), firstAt: undefined as number | undefined }, asterisk: { count: 0, kinds: new Map<string, number>(), firstAt: undefined as number | undefined } };
   for (const l of logs) {
     if (l.level !== 'error' && l.level !== 'warn') continue;
-    count++;
-    // What the line says went wrong (an ARI request's error, the media that failed): an app line may report
-    // Asterisk failing the app (a play request timing out, a playback that failed), and the detail tells.
-    const detail = typeof l.error === 'string' ? l.error : typeof l.media === 'string' ? `${l.media}; no error from ARI: the playback itself failed` : undefined;
-    const what = `${l.level}: ${String(l.event ?? l.message)}${detail ? ` (${detail.replace(/[0-9a-f-]{8,}|\d{4,}/gi, 'N').slice(0, 120)})` : ''}`;
-    kinds.set(what, (kinds.get(what) ?? 0) + 1);
+    const error = typeof l.error === 'string' ? l.error : undefined;
+    const playbackFailed = l.event === 'offer.prompt_failed' && error === undefined;
+    const ariFailed = error !== undefined && (/: [45]\d\d /.test(error) || /no answer within/.test(error));
+    const whose = playbackFailed || ariFailed ? out.asterisk : out.app;
+    const detail = error ?? (playbackFailed && typeof l.media === 'string' ? `${l.media}: Asterisk ended the playback as failed` : undefined);
+    const what = `${whose === out.asterisk ? 'seen by the app, ' : ''}${l.level}: ${String(l.event ?? l.message)}${detail ? ` (${detail.replace(/[0-9a-f-]{8,}|\d{4,}/gi, 'N').slice(0, 120)})` : ''}`;
+    whose.count++;
+    whose.kinds.set(what, (whose.kinds.get(what) ?? 0) + 1);
     const at = typeof l.timestamp === 'string' ? Date.parse(l.timestamp) : NaN;
-    if (Number.isFinite(at)) firstAt = Math.min(firstAt ?? at, at);
+    if (Number.isFinite(at)) whose.firstAt = Math.min(whose.firstAt ?? at, at);
   }
-  return { count, kinds: top(kinds), firstAt };
+  const done = (x: typeof out.app): Failures => ({ count: x.count, kinds: top(x.kinds), firstAt: x.firstAt });
+  return { app: done(out.app), asterisk: done(out.asterisk) };
+}
+
+/** Two sources' failures as one (Asterisk's own log and what the app saw of Asterisk). */
+export function mergeFailures(a: Failures, b: Failures): Failures {
+  const kinds = new Map<string, number>([...a.kinds]);
+  for (const [k, n] of b.kinds) kinds.set(k, (kinds.get(k) ?? 0) + n);
+  const times = [a.firstAt, b.firstAt].filter((x): x is number => x !== undefined);
+  return { count: a.count + b.count, kinds: top(kinds), firstAt: times.length ? Math.min(...times) : undefined };
 }
 
 /**

@@ -206,7 +206,7 @@ export function memoryRows(l: any): string[] {
   }
   const failing = steps.filter((s: any) => s.failures);
   if (failing.some((s: any) => Object.values(s.failures).some((x: any) => x.count > 0))) {
-    lines.push('', '| calls/s | failures by source: SIPp (failed calls) / the app (error and warning lines) / Asterisk (ERROR lines, task-processor overload) / media (offers that ended without the #) | failed first |', '| --- | --- | --- |');
+    lines.push('', '| calls/s | failures by source: SIPp (failed calls) / the app (its own error and warning lines) / Asterisk (ERROR lines, task-processor overload, and what the app saw of it: failed playbacks, ARI requests refused or unanswered) / media (offers that ended without the #) | failed first |', '| --- | --- | --- |');
     for (const s of failing) {
       const by = (k: string) => {
         const x = s.failures[k];
@@ -239,8 +239,8 @@ export function ceilingProse(l: any): string[] {
   if (l.breaksAt && last.failedFirst) {
     const who = last.failedFirst.who;
     const why: Record<string, string> = {
-      'the app': 'the service itself (its own error or warning lines came first: the app\'s ceiling on this machine)',
-      Asterisk: 'Asterisk (its ERROR lines or overloaded task processors came first: the PBX, not the app, is the limit here)',
+      'the app': 'the service itself (its own error or warning lines — not a failure of Asterisk it reported — came first: the app\'s ceiling on this machine)',
+      Asterisk: 'Asterisk (its ERROR lines, overloaded task processors, or a failure the app saw of it — a playback Asterisk ended as failed, an ARI request refused or unanswered — came first: the PBX, not the app, is the limit here)',
       SIPp: 'the load generator (SIPp counted failed calls before the app or Asterisk reported anything)',
       media: 'the media path (offers ended without the `#`: the key never reached the app)',
     };

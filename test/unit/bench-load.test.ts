@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { appFailures, asteriskFailures, sippFailures, splitRate, whoFailedFirst } from '../../bench/load';
+import { appFailures, asteriskFailures, mergeFailures, sippFailures, splitRate, whoFailedFirst } from '../../bench/load';
 import { memoryRows } from '../../bench/report';
 
 describe('bench load: the rate split over several SIPp instances', () => {
@@ -31,16 +31,23 @@ describe('bench load: failures by source and who failed first', () => {
     expect(new Date(f.firstAt as number).toISOString().slice(11, 23)).toBe(new Date(Date.parse('2026-12-07T04:49:43.100')).toISOString().slice(11, 23));
   });
 
-  it("counts the app's error and warning lines by event, with the first one's time", () => {
-    const f = appFailures([
+  it("counts the app's error and warning lines by event, with the first one's time; Asterisk's failures the app saw go to Asterisk", () => {
+    const { app, asterisk } = appFailures([
       { level: 'info', event: 'offer.opted_in', timestamp: '2026-12-07T04:50:00.000Z' },
-      { level: 'warn', event: 'ari.lease_renewal_failed', timestamp: '2026-12-07T04:50:02.000Z' },
-      { level: 'error', event: 'offer.prompt_failed', timestamp: '2026-12-07T04:50:01.500Z' },
-      { level: 'warn', event: 'ari.lease_renewal_failed', timestamp: '2026-12-07T04:50:03.000Z' },
+      { level: 'warn', event: 'offer.store_failed', error: 'SQLITE_BUSY: database is locked', timestamp: '2026-12-07T04:50:02.000Z' },
+      { level: 'error', event: 'offer.prompt_failed', media: 'sound:cc-confirm', timestamp: '2026-12-07T04:50:01.500Z' },
+      { level: 'warn', event: 'offer.store_failed', error: 'SQLITE_BUSY: database is locked', timestamp: '2026-12-07T04:50:03.000Z' },
+      { level: 'warn', event: 'offer.call_failed', error: 'POST /channels/x/answer: no answer within 5000 ms', timestamp: '2026-12-07T04:50:04.000Z' },
     ]);
-    expect(f.count).toBe(3);
-    expect(f.kinds[0]).toEqual(['warn: ari.lease_renewal_failed', 2]);
-    expect(f.firstAt).toBe(Date.parse('2026-12-07T04:50:01.500Z'));
+    expect(app.count).toBe(2);
+    expect(app.kinds[0]).toEqual(['warn: offer.store_failed (SQLITE_BUSY: database is locked)', 2]);
+    expect(app.firstAt).toBe(Date.parse('2026-12-07T04:50:02.000Z'));
+    expect(asterisk.count).toBe(2);
+    expect(asterisk.kinds.map(([k]) => k)).toEqual(['seen by the app, error: offer.prompt_failed (sound:cc-confirm: Asterisk ended the playback as failed)', 'seen by the app, warn: offer.call_failed (POST /channels/x/answer: no answer within N ms)']);
+    expect(asterisk.firstAt).toBe(Date.parse('2026-12-07T04:50:01.500Z'));
+    const merged = mergeFailures({ count: 1, kinds: [['ERROR: x', 1]], firstAt: Date.parse('2026-12-07T04:50:05.000Z') }, asterisk);
+    expect(merged.count).toBe(3);
+    expect(merged.firstAt).toBe(Date.parse('2026-12-07T04:50:01.500Z'));
   });
 
   it("reads Asterisk's ERROR lines and task-processor warnings from where the step began, not other warnings", () => {
