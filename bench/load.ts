@@ -312,7 +312,7 @@ export async function loadBench(opts: LoadOptions): Promise<Record<string, unkno
     breakReason,
     failedFirst,
     sipp: { perInstance: opts.perSipp ?? PER_SIPP, max: MAX_SIPP, messageTrace: false },
-    rtp: { range: rtp.range, ports: rtp.range ? rtp.range.end - rtp.range.start + 1 : undefined, wanted: 2 * maxRate * HOLD_SECONDS, widened: rtp.widened },
+    rtp: { range: rtp.range, ports: rtp.range ? rtp.range.end - rtp.range.start + 1 : undefined, wanted: 2 * maxRate * HOLD_SECONDS, maxRate, holdSeconds: HOLD_SECONDS, widened: rtp.widened },
     media: 'every call with RTP (prompts out, the # in as RFC 4733)',
     pair: 'PJSIP/1001 → 2991 for every call (refresh after the first)',
   };

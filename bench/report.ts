@@ -59,7 +59,7 @@ export function renderMarkdown(r: any): string {
     lines.push(`| take-over (SIGKILL of the lease holder → stand-by's first action), TTL ${f(pg.takeOver.ttlMs, ' ms')}, tries every ${f(pg.takeOver.renewEveryMs, ' ms')} | p50 ${f(pg.takeOver.p50, ' ms')}, max ${f(pg.takeOver.max, ' ms')} (${pg.takeOver.n} runs) | ≤ TTL + TTL/3 | ${ok(pg.takeOver.max <= pg.takeOver.ttlMs * 1.34)} |`);
   }
   lines.push('');
-  lines.push(...stepRows(r.offer), ...commitRows(r.commit), ...profileRows(r.profile), ...memoryRows(r.load));
+  lines.push(...stepRows(r.offer), ...commitRows(r.commit), ...profileRows(r.profile), ...memoryRows(r.load, r.machine?.nproc));
   return lines.join('\n');
 }
 
@@ -185,11 +185,11 @@ export function profileRows(p: any): string[] {
 }
 
 /** Memory and CPU per concurrent call under the sustained load (bench/load.ts), and its failures by source. */
-export function memoryRows(l: any): string[] {
+export function memoryRows(l: any, nproc?: number): string[] {
   const steps = (l?.steps ?? []).filter((s: any) => s.memory);
   if (steps.length === 0) return [];
   const lines = ['### The sustained load: CPU and memory', ''];
-  lines.push(...ceilingProse(l), '');
+  lines.push(...ceilingProse(l, nproc), '');
   lines.push(
     '| calls/s | SIPp instances | peak channels at Asterisk | CPU busy (cores): app / Asterisk / the machine | RSS peak MiB: app / Asterisk | KiB per concurrent call: app / Asterisk | CPU per concurrent call (ms per s): app / Asterisk | CPU per offered call: app / Asterisk (ratio) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -224,13 +224,13 @@ export function memoryRows(l: any): string[] {
  * What the sustained load found: how it was made to find the app's limit (several SIPp, a wide RTP range, media on
  * every call), the first failing step and who failed first, and the app's share of the CPU beside Asterisk's.
  */
-export function ceilingProse(l: any): string[] {
+export function ceilingProse(l: any, nproc?: number): string[] {
   const steps = l?.steps ?? [];
   if (steps.length === 0) return [];
   const out: string[] = [];
   const rtp = l.rtp;
   const how = l.sipp
-    ? `The load comes from several SIPp instances (one per ${l.sipp.perInstance} calls/s, up to ${l.sipp.max}, each on its own SIP and media port, without the message trace), so that no single SIPp falls behind its own schedule first. Every call carries media (the prompts go out as RTP, the \`#\` comes back as RFC 4733 in RTP, as from a phone): a call without media would spare Asterisk the very work a real call costs it and would need the \`#\` as SIP INFO, so it would not be the same call. Asterisk therefore needs two RTP ports (RTP and RTCP) per call in progress${rtp?.ports ? `; the sandbox had ${rtp.ports} (${rtp.range.start}-${rtp.range.end}${rtp.widened ? `, widened by the bench from ${rtp.widened.from.start}-${rtp.widened.from.end} for the load and put back after` : ''}), for ${rtp.wanted} wanted (the highest rate × ${rtp.wanted && steps.length ? Math.round(rtp.wanted / 2 / Math.max(...steps.map((s: any) => s.rate), 1)) : '?'} s × 2)` : ''}.`
+    ? `The load comes from several SIPp instances (one per ${l.sipp.perInstance} calls/s, up to ${l.sipp.max}, each on its own SIP and media port, without the message trace), so that no single SIPp falls behind its own schedule first. Every call carries media (the prompts go out as RTP, the \`#\` comes back as RFC 4733 in RTP, as from a phone): a call without media would spare Asterisk the very work a real call costs it and would need the \`#\` as SIP INFO, so it would not be the same call. Asterisk therefore needs two RTP ports (RTP and RTCP) per call in progress${rtp?.ports ? `; the sandbox had ${rtp.ports} (${rtp.range.start}-${rtp.range.end}${rtp.widened ? `, widened by the bench from ${rtp.widened.from.start}-${rtp.widened.from.end} for the load and put back after` : ''}), for ${rtp.wanted} wanted${rtp.maxRate ? ` (the highest rate, ${rtp.maxRate} calls/s, × ${rtp.holdSeconds} s × 2)` : ''}` : ''}.`
     : 'This run predates the several-SIPp load (one SIPp, the sandbox\'s own RTP range).';
   out.push(how, '');
   const last = steps[steps.length - 1];
@@ -242,9 +242,14 @@ export function ceilingProse(l: any): string[] {
       'the app': 'the service itself (its own error or warning lines — not a failure of Asterisk it reported — came first: the app\'s ceiling on this machine)',
       Asterisk: 'Asterisk (its ERROR lines, overloaded task processors, or a failure the app saw of it — a playback Asterisk ended as failed, an ARI request refused or unanswered — came first: the PBX, not the app, is the limit here)',
       SIPp: 'the load generator (SIPp counted failed calls before the app or Asterisk reported anything)',
-      media: 'the media path (offers ended without the `#`: the key never reached the app)',
+      media: 'the media path (offers ended without the `#`: the key, sent by SIPp as RTP, never reached the app — lost or late between SIPp and Asterisk)',
     };
     out.push(`**Finding:** the first failing step was ${l.breaksAt} calls/s; who failed first: ${why[who] ?? who}${last.failedFirst.what ? ` — first: ${last.failedFirst.what}` : ''}. Stepping stopped there.`);
+    if (nproc && typeof last.machineBusyCores === 'number' && last.machineBusyCores >= 0.9 * nproc) {
+      out.push(
+        `The machine's ${nproc} cores were all busy at that step (${f(last.machineBusyCores)} on average, SIPp, Asterisk, the app and whatever else runs there): the limit found is the machine's, shared by all of them, and whoever is starved first fails first; the app's own ceiling lies beyond it (below: the app's CPU per call).`,
+      );
+    }
   } else if (l.breaksAt) {
     out.push(`**Finding:** the first failing step was ${l.breaksAt} calls/s (${l.breakReason}). Stepping stopped there.`);
   } else {

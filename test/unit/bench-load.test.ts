@@ -125,13 +125,16 @@ describe('bench report: the sustained load', () => {
     breaksAt: 50,
     failedFirst: { who: 'Asterisk', at: '2026-12-07T04:50:03.000Z', what: 'ERROR: no RTP port' },
     sipp: { perInstance: 25, max: 8 },
-    rtp: { range: { start: 30000, end: 33999 }, ports: 4000, wanted: 1000 },
+    rtp: { range: { start: 30000, end: 33999 }, ports: 4000, wanted: 1000, maxRate: 50, holdSeconds: 10 },
   };
 
   it('says how the load was made, what failed first and the CPU per call of both; a table of failures by source', () => {
     const rows = memoryRows(load).join('\n');
     expect(rows).toContain('several SIPp instances (one per 25 calls/s, up to 8');
-    expect(rows).toContain('the sandbox had 4000 (30000-33999)');
+    expect(rows).toContain('the sandbox had 4000 (30000-33999), for 1000 wanted (the highest rate, 50 calls/s, × 10 s × 2)');
+    expect(rows).not.toContain('cores were all busy');
+    const busy = memoryRows({ ...load, steps: [load.steps[0], { ...load.steps[1], machineBusyCores: 1.95 }] }, 2).join('\n');
+    expect(busy).toContain("The machine's 2 cores were all busy at that step (1.95 on average");
     expect(rows).toContain('**Finding:** the first failing step was 50 calls/s; who failed first: Asterisk');
     expect(rows).toContain('At the highest clean step (20 calls/s) the app used 0.1 cores and Asterisk 0.4');
     expect(rows).toContain('| 50 | 10 (10× receive timeout) / 0 / 5 (5× ERROR: no RTP port) / 0 | Asterisk at 04:50:03.000 |');
