@@ -306,6 +306,8 @@ export async function loadBench(opts: LoadOptions): Promise<Record<string, unkno
     rtp.restore();
   }
   return {
+    // the service's own event-loop lateness over the whole load (its service.stopped line)
+    serviceEventLoopLateMs: target.loopDelay(),
     steps,
     highestClean,
     breaksAt,

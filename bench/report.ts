@@ -242,7 +242,7 @@ export function ceilingProse(l: any, nproc?: number): string[] {
       'the app': 'the service itself (its own error or warning lines — not a failure of Asterisk it reported — came first: the app\'s ceiling on this machine)',
       Asterisk: 'Asterisk (its ERROR lines, overloaded task processors, or a failure the app saw of it — a playback Asterisk ended as failed, an ARI request refused or unanswered — came first: the PBX, not the app, is the limit here)',
       SIPp: 'the load generator (SIPp counted failed calls before the app or Asterisk reported anything)',
-      media: 'the media path (offers ended without the `#`: the key, sent by SIPp as RTP, never reached the app — lost or late between SIPp and Asterisk)',
+      media: 'the `#` not heard (offers ended without it: SIPp sends it as RTP 1.5 s after the answer; it was lost between SIPp and Asterisk, or came before the offer listened — the app answers first and prepares the offer while the answer is on its way, so a service whose event loop lags by more than 1.5 s misses it; the event-loop figure below tells which)',
     };
     out.push(`**Finding:** the first failing step was ${l.breaksAt} calls/s; who failed first: ${why[who] ?? who}${last.failedFirst.what ? ` — first: ${last.failedFirst.what}` : ''}. Stepping stopped there.`);
     if (nproc && typeof last.machineBusyCores === 'number' && last.machineBusyCores >= 0.9 * nproc) {
@@ -255,6 +255,8 @@ export function ceilingProse(l: any, nproc?: number): string[] {
   } else {
     out.push(`**Finding:** no step failed up to ${last.rate} calls/s: the ceiling is above the highest rate tried (\`--rates\` goes higher).`);
   }
+  const late = l.serviceEventLoopLateMs;
+  if (late) out.push(`The service's event loop over the whole load was late by p50 ${f(late.p50, ' ms')}, p99 ${f(late.p99, ' ms')}, max ${f(late.max, ' ms')}.`);
   if (top?.cpuBusyFraction && top.cpuPerCallMs) {
     const c = top.cpuPerCallMs;
     out.push(
