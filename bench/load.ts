@@ -253,8 +253,10 @@ export async function loadBench(opts: LoadOptions): Promise<Record<string, unkno
 
       const logs = target.logs.slice(before);
       const stored = logs.filter((l) => l.event === 'offer.opted_in').length;
-      const successful = sum(runs.map((r) => lastCount(r.output, 'Successful call') ?? NaN));
-      const failed = sum(runs.map((r) => lastCount(r.output, 'Failed call') ?? NaN));
+      // SIPp's final counters; an instance whose screen did not make it into the output tail counts by its exit
+      // code (0: every call succeeded).
+      const successful = sum(runs.map((r, i) => lastCount(r.output, 'Successful call') ?? (r.code === 0 ? split[i] * opts.seconds : NaN)));
+      const failed = sum(runs.map((r) => lastCount(r.output, 'Failed call') ?? (r.code === 0 ? 0 : NaN)));
       const codes = runs.map((r) => r.code);
       const outcomes = countBy(logs.filter((l) => l.event === 'offer.ended').map((l) => String(l.outcome)));
 
