@@ -255,6 +255,11 @@ export function ceilingProse(l: any, nproc?: number): string[] {
   } else {
     out.push(`**Finding:** no step failed up to ${last.rate} calls/s: the ceiling is above the highest rate tried (\`--rates\` goes higher).`);
   }
+  if (l.failedFirst?.who === 'Asterisk' && /stasis\/m:ari:application/.test(l.failedFirst.what ?? '')) {
+    out.push(
+      "That task processor is the queue of the app's events on their way to its WebSocket: it backs up when Asterisk cannot write them fast enough or when the app does not read them (its event loop busy or starved); the service's event-loop lateness below says how late the app was.",
+    );
+  }
   const late = l.serviceEventLoopLateMs;
   if (late) out.push(`The service's event loop over the whole load was late by p50 ${f(late.p50, ' ms')}, p99 ${f(late.p99, ' ms')}, max ${f(late.max, ' ms')}.`);
   if (top?.cpuBusyFraction && top.cpuPerCallMs) {
