@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   // Memory right after the reload, before anything else touches the store.
   const rssAfterStart = process.memoryUsage().rss;
   const t1 = performance.now();
-  const devices = (await engine.devicesToWatch()).length;
+  const devices = (await engine.presence.devicesToWatch()).length;
   const devicesToWatchMs = performance.now() - t1;
   const t2 = performance.now();
   const pending = (await engine.store.pendingDependencies()).count;

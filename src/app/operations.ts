@@ -90,12 +90,12 @@ export class Operations {
           return (await engine.store.list({ agent, states: OPEN_STATES })).map((r) => (headsUpActive(r, now) ? HEADS_UP : (r.state as CallbackState)));
         },
         agents: async () => (await engine.store.pendingDependencies()).agents,
-        paused: () => engine.pausedAgents().map((p) => p.agent),
+        paused: () => engine.pauses.pausedAgents().map((p) => p.agent),
         log: deps.log.child({ component: 'lamp' }),
       });
       this.lamp = lamp;
       engine.onDecision(({ decision }) => void lamp.update(decision.request.agent));
-      engine.onPauseChange((agent, pause) => void lamp.pause(agent, pause !== null));
+      engine.pauses.onChange((agent, pause) => void lamp.pause(agent, pause !== null));
       ari.on('connected', () => void lamp.refresh(true));
     }
   }

@@ -101,7 +101,7 @@ export class Service {
       prepare: async (input) => {
         const zone = await zones.resolve(input.prospect);
         const o = await this.engine.offerOutlook(input.agent, input.prospect, zone.timeZone, input.profile);
-        if (o.promise === 'declined') await this.engine.noOffer(input.agent, input.prospect, o.timeZone, o.reason);
+        if (o.promise === 'declined') await this.engine.optIns.noOffer(input.agent, input.prospect, o.timeZone, o.reason);
         return {
           context: { promise: o.promise, position: o.position },
           timeZone: zone.timeZone,
@@ -220,7 +220,7 @@ export class Service {
       log.child({ component: 'pending' }),
     );
     this.pause = new PauseFlow(
-      this.engine,
+      this.engine.pauses,
       {
         prompts: { paused: config.prompts.paused, resumed: config.prompts.resumed, error: config.prompts.error },
         languages: config.offer.languages,

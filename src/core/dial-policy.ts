@@ -1,7 +1,7 @@
 /**
  * The dial policy: which agent devices the service may ring and which prospect numbers it may dial.
  * Pure; checked when a request is created (whatever the entry: Stasis, FastAGI) and again just before
- * every originate (src/engine.ts), so that a request created under an older, looser configuration is
+ * every originate (src/engine/engine.ts), so that a request created under an older, looser configuration is
  * never dialled once the configuration forbids it.
  *
  * Agent devices: a list of patterns `TECH/resource-glob` where `*` matches any run of device-name

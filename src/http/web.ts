@@ -219,7 +219,7 @@ export class CallbacksPage {
     deps.engine.onDecision(({ decision }) => {
       this.broadcast(decision.request).catch((err: Error) => deps.log.error('web: could not send a request update', { error: err.message }));
     });
-    deps.engine.onPauseChange(() => this.broadcastPauses());
+    deps.engine.pauses.onChange(() => this.broadcastPauses());
   }
 
   get streamCount(): number {
@@ -253,7 +253,7 @@ export class CallbacksPage {
 
   /** The agents who paused their callbacks, as the page shows them. */
   pauses(): { agent: string; since: string; until: string | null; by: string }[] {
-    return this.deps.engine.pausedAgents().map((p) => ({ agent: p.agent, since: new Date(p.since).toISOString(), until: p.until === null ? null : new Date(p.until).toISOString(), by: p.by }));
+    return this.deps.engine.pauses.pausedAgents().map((p) => ({ agent: p.agent, since: new Date(p.since).toISOString(), until: p.until === null ? null : new Date(p.until).toISOString(), by: p.by }));
   }
 
   private broadcastPauses(): void {
@@ -267,7 +267,7 @@ export class CallbacksPage {
     if (!/^[A-Za-z][A-Za-z0-9]*\/[A-Za-z0-9._@-]{1,60}$/.test(agent)) return { status: 400, body: { error: 'agent: expected a device such as PJSIP/1001' } };
     const { engine, log } = this.deps;
     if (kind === 'resume') {
-      await engine.resume(agent, by);
+      await engine.pauses.resume(agent, by);
       emit(log, 'info', 'web.resume', 'web resume', { agent, by });
       return { status: 200, body: { agent, paused: false, pauses: this.pauses() } };
     }
@@ -280,7 +280,7 @@ export class CallbacksPage {
       if (t - now > MAX_PAUSE_MS) return { status: 400, body: { error: `until: at most ${MAX_PAUSE_MS / 3_600_000} hours ahead` } };
       until = t;
     }
-    await engine.pause(agent, { until, by });
+    await engine.pauses.pause(agent, { until, by });
     emit(log, 'info', 'web.pause', 'web pause', { agent, by, until: until === null ? null : new Date(until).toISOString() });
     return { status: 200, body: { agent, paused: true, until: until === null ? null : new Date(until).toISOString(), pauses: this.pauses() } };
   }

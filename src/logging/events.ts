@@ -85,7 +85,7 @@ export interface EventCatalogue {
   'offer.prompt_playing': { prompt: string; media: string };
   /**
    * Nothing could be promised at this busy signal (policy.afterHours = decline, or no calling day ahead): no
-   * request; the agent hears the reason (src/engine.ts noOffer; a 'not-offered' CRM event when a webhook is set).
+   * request; the agent hears the reason (src/engine/opt-in.ts noOffer; a 'not-offered' CRM event when a webhook is set).
    */
   'offer.closed': { agent: string; prospect: string; timeZone: string; reason: string };
   /** The agent pressed a key during the offer (`phase`: where the machine was). */
@@ -183,7 +183,7 @@ export interface EventCatalogue {
    */
   'recall.heads_up': { agent: string; prospect: string; dueAt: string | null; leadMs: number };
 
-  // ── "hold my callbacks" (src/engine.ts; feature code src/flows/pause.ts, the page) ───────────────
+  // ── "hold my callbacks" (src/engine/pauses.ts; feature code src/flows/pause.ts, the page) ───────────────
   /** An agent paused their callbacks (`by`: phone, web); `until`: ISO, or null until resumed. */
   'agent.paused': { agent: string; until: string | null; by: string };
   /** An agent resumed their callbacks. */
@@ -209,7 +209,7 @@ export interface EventCatalogue {
   /** A device could not be watched (subscription or read failed). */
   'presence.watch_failed': { device: string; error: string };
 
-  // ── requests (src/engine.ts) ───────────────────────────────────────────────────────────────────
+  // ── requests (src/engine/) ───────────────────────────────────────────────────────────────────
   /**
    * A request changed: one line per policy event. `transition` is the policy's event type
    * (requested, prospect-free, due, agent-snoozed, prospect-busy, …; see core/policy/types.ts).

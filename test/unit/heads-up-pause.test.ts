@@ -112,7 +112,7 @@ describe('pause through the engine', () => {
     const s = await setup();
     await s.engine.start();
     cleanups.push(() => s.engine.stop());
-    await s.engine.pause('PJSIP/1001', { until: null, by: 'phone' });
+    await s.engine.pauses.pause('PJSIP/1001', { until: null, by: 'phone' });
     expect(await s.store.pauses()).toEqual([{ agent: 'PJSIP/1001', since: T0, until: null, by: 'phone' }]);
     const first = await s.optIn('0301111111');
     s.now.t = T0 + SECOND;
@@ -121,7 +121,7 @@ describe('pause through the engine', () => {
     expect(s.rung).toEqual([]);
     expect((await s.store.get(first))!.request.waitingFor).toBe('agent-paused');
     expect((await s.store.get(second))!.request.waitingFor).toBe('agent-paused');
-    await s.engine.resume('PJSIP/1001', 'phone');
+    await s.engine.pauses.resume('PJSIP/1001', 'phone');
     await waitFor(`the first request rings (${JSON.stringify([(await s.store.get(first))!.request.state, (await s.store.get(first))!.request.reason])})`, () => s.rung.length > 0 || undefined, 2000);
     expect(s.rung).toEqual([first]); // the second waits: the agent is on the first one's recall
     expect(await s.store.pauses()).toEqual([]);
@@ -132,20 +132,20 @@ describe('pause through the engine', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-pause-'));
     const file = path.join(dir, 'cc.db');
     const a = await setup(file);
-    await a.engine.pause('PJSIP/1001', { until: T0 + HOUR, by: 'web' });
+    await a.engine.pauses.pause('PJSIP/1001', { until: T0 + HOUR, by: 'web' });
     await a.store.close();
     const b = await setup(file);
     cleanups.push(() => b.store.close());
     await b.engine.start();
     cleanups.push(() => b.engine.stop());
-    expect(b.engine.pauseOf('PJSIP/1001')).toEqual({ since: T0, until: T0 + HOUR });
+    expect(b.engine.pauses.pauseOf('PJSIP/1001')).toEqual({ since: T0, until: T0 + HOUR });
     b.now.t = T0 + HOUR;
-    expect(b.engine.pauseOf('PJSIP/1001')).toBeNull(); // ended by itself
+    expect(b.engine.pauses.pauseOf('PJSIP/1001')).toBeNull(); // ended by itself
   });
 
   test('a pause until a time in the past is refused', async () => {
     const s = await setup();
-    await expect(s.engine.pause('PJSIP/1001', { until: T0 - 1, by: 'web' })).rejects.toThrow(/ahead/);
+    await expect(s.engine.pauses.pause('PJSIP/1001', { until: T0 - 1, by: 'web' })).rejects.toThrow(/ahead/);
   });
 });
 

@@ -1,5 +1,5 @@
 /** The scheduler's rules (src/core/scheduler.ts), pure: which requests get which observation, in order. */
-import { colleaguesFrom, placeOf, scheduled, type Schedulable } from '../../src/core/scheduler';
+import { AGENT_FREE_LONG_AGO, agentOnDevice, agentStatusFor, colleaguesFrom, lineObservations, placeOf, scheduled, type Schedulable } from '../../src/core/scheduler';
 
 const r = (id: string, state: string, wakeAt: number | null, agent = 'PJSIP/1001', prospect = '2001'): Schedulable => ({ id, agent, prospect, state, wakeAt });
 
@@ -53,5 +53,62 @@ describe("a number's queue", () => {
   it("an agent's place: their own position when queued, last for a newcomer, and the others in order", () => {
     expect(placeOf(queue, 'PJSIP/1002')).toEqual({ position: 2, queued: true, others: ['PJSIP/1001', 'PJSIP/1003'] });
     expect(placeOf(queue, 'PJSIP/1009')).toEqual({ position: 4, queued: false, others: ['PJSIP/1001', 'PJSIP/1002', 'PJSIP/1003'] });
+  });
+});
+
+describe('presence: a device event', () => {
+  it('the first state seen: free counts as free since long ago, busy from now; nobody was freed', () => {
+    expect(agentOnDevice(undefined, { busy: false }, 5000)).toEqual({ status: { busy: false, since: 0 }, freed: false });
+    expect(agentOnDevice(undefined, { busy: true }, 5000)).toEqual({ status: { busy: true, since: 5000 }, freed: false });
+  });
+
+  it('busy → free: free from now, and the agent was freed (their due requests may go); free → busy: busy from now', () => {
+    expect(agentOnDevice({ busy: true, since: 100 }, { busy: false }, 5000)).toEqual({ status: { busy: false, since: 5000 }, freed: true });
+    expect(agentOnDevice({ busy: false, since: 0 }, { busy: true }, 5000)).toEqual({ status: { busy: true, since: 5000 }, freed: false });
+  });
+
+  it('the same state again keeps the status and its time (a repeated event frees nobody)', () => {
+    const before = { busy: false, since: 100 };
+    expect(agentOnDevice(before, { busy: false }, 5000)).toEqual({ status: before, freed: false });
+    expect(agentOnDevice({ busy: true, since: 100 }, { busy: true }, 5000)).toEqual({ status: { busy: true, since: 100 }, freed: false });
+  });
+
+  it('an unknown state forgets the status', () => {
+    expect(agentOnDevice({ busy: true, since: 100 }, undefined, 5000)).toEqual({ status: undefined, freed: false });
+  });
+
+  it("a line's state is a prospectState observation for each request watching it, in the order given; none while unknown", () => {
+    expect(lineObservations({ busy: false }, ['a', 'b'])).toEqual([
+      { id: 'a', observation: { type: 'prospectState', busy: false } },
+      { id: 'b', observation: { type: 'prospectState', busy: false } },
+    ]);
+    expect(lineObservations({ busy: true }, ['a'])).toEqual([{ id: 'a', observation: { type: 'prospectState', busy: true } }]);
+    expect(lineObservations(undefined, ['a'])).toEqual([]);
+  });
+});
+
+describe("the agent's status as the policy sees it", () => {
+  const seen = { pbxUp: true, now: 7000, recalls: [] as { id: string }[], device: undefined, paused: null };
+  const pause = { since: 1000, until: null };
+
+  it('an agent never seen is free since long ago; a seen one has the device status', () => {
+    expect(agentStatusFor({ id: 'r' }, seen)).toEqual(AGENT_FREE_LONG_AGO);
+    expect(agentStatusFor({ id: 'r' }, { ...seen, device: { busy: true, since: 300 } })).toEqual({ busy: true, since: 300 });
+  });
+
+  it('busy from now while the PBX is unreachable, whatever the device says', () => {
+    expect(agentStatusFor({ id: 'r' }, { ...seen, pbxUp: false, device: { busy: false, since: 0 } })).toEqual({ busy: true, since: 7000 });
+  });
+
+  it("busy from now while another of the agent's requests is on a recall; the request's own recall does not count", () => {
+    expect(agentStatusFor({ id: 'r' }, { ...seen, recalls: [{ id: 'other' }] })).toEqual({ busy: true, since: 7000 });
+    expect(agentStatusFor({ id: 'r' }, { ...seen, recalls: [{ id: 'r' }] })).toEqual(AGENT_FREE_LONG_AGO);
+  });
+
+  it('the pause in force goes with every answer; none when not paused', () => {
+    expect(agentStatusFor({ id: 'r' }, { ...seen, paused: pause })).toEqual({ ...AGENT_FREE_LONG_AGO, paused: pause });
+    expect(agentStatusFor({ id: 'r' }, { ...seen, paused: pause, pbxUp: false })).toEqual({ busy: true, since: 7000, paused: pause });
+    expect(agentStatusFor({ id: 'r' }, { ...seen, paused: pause, recalls: [{ id: 'x' }] })).toEqual({ busy: true, since: 7000, paused: pause });
+    expect('paused' in agentStatusFor({ id: 'r' }, seen)).toBe(false);
   });
 });

@@ -1,0 +1,268 @@
+/**
+ * The opt-in (# at the busy signal) and what the offer may say before it: the promise and the agent's place in the
+ * queue (`offerOutlook`), the durable opt-in (`optIn`, one decision among the engine's serialised ones), the busy
+ * signal at which nothing was offered (`noOffer`, a CRM 'not-offered' event) and the prospect's name from the CRM,
+ * looked up off the opt-in's path (`lookUp` → `setContact`).
+ */
+import {
+  CallbackRequest,
+  Decision,
+  RECALL_STATES,
+  isTerminal,
+  newRequest,
+  offerPromise,
+  resolveProfile,
+  type AgentStatus,
+  type Contact,
+  type ZoneSource,
+} from '../core/policy';
+import type { OfferContext } from '../core/offer';
+import { DialPolicyError, checkDial } from '../core/dial-policy';
+import { placeOf } from '../core/scheduler';
+import { emit } from '../logging/events';
+import type { Logger } from '../logging/log';
+import { newRequestId } from '../ids';
+import type { Ledger } from '../ledger';
+import type { AppliedDecision, EngineOptions, RequestStore } from './options';
+
+export interface OptInInput {
+  agent: string;
+  agentCallerId: { name: string; number: string };
+  prospect: string;
+  language: string;
+  channelId: string;
+  /** The prospect's time zone (from the number); default: the configured calling-hours zone. */
+  timeZone?: string;
+  zoneSource?: ZoneSource;
+  /** The team profile the dialplan named (CC_PROFILE); unknown or absent: the default policy. */
+  profile?: string;
+  /**
+   * Where the opt-in's time goes (`npm run bench`): the engine stamps performance.now() at each step —
+   * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
+   * `decided` (the decision made, inside the transaction), `committed` (the transaction committed),
+   * `positioned` (the agent's place in the queue read). Cheap: a few numbers per opt-in.
+   */
+  marks?: OptInMarks;
+}
+
+/** See OptInInput.marks (performance.now() values). */
+export interface OptInMarks {
+  started?: number;
+  read?: number;
+  decided?: number;
+  committed?: number;
+  positioned?: number;
+}
+
+export type OptInResult =
+  | { result: 'created' | 'refreshed'; requestId: string; promise?: 'regular' | 'next-calling-day'; position?: number }
+  | { result: 'full'; pending: number }
+  /** Nothing may be promised now (policy.afterHours = decline, or no calling day within the horizon): no request. */
+  | { result: 'closed'; reason: string };
+
+/** What the offer at the busy signal may say (see core/offer.ts OfferContext), and why. */
+export interface OfferOutlook extends OfferContext {
+  position: number;
+  /** The agents already waiting for this number, in opt-in order (without this agent). */
+  queue: string[];
+  timeZone: string;
+  reason: string;
+}
+
+export interface OptInsDeps {
+  opts: Pick<EngineOptions, 'policy' | 'profiles' | 'maxPendingPerAgent' | 'maxPendingTotal' | 'prospectDevice' | 'dialPolicy' | 'contacts' | 'notOffered' | 'watch' | 'outboxQueued'>;
+  store: RequestStore;
+  ledger: Ledger;
+  log: Logger;
+  clock: () => number;
+  stopped: () => boolean;
+  /** Runs `f` in its turn among the engine's serialised decisions. */
+  exclusive: <T>(f: () => Promise<T>) => Promise<T>;
+  /** Carries out a persisted decision's actions (the engine's dispatch). */
+  perform: (decision: Decision) => void;
+  /** Tells the decision listeners (metrics, the lamp, the page). */
+  applied: (applied: AppliedDecision) => void;
+  /** Re-arms the engine's timer. */
+  arm: () => Promise<void>;
+  /** Presence (src/engine/presence.ts): a line to watch, and the agent's status as the policy sees it. */
+  presence: { rememberLine(device: string, prospect: string): void; agentGiven(request: CallbackRequest, recalls: readonly CallbackRequest[]): AgentStatus };
+}
+
+export class OptIns {
+  // The neighbours under the names the opt-in's body used inside the engine, so that it reads (and merges) as it did.
+  private readonly opts: OptInsDeps['opts'];
+  private readonly store: RequestStore;
+  private readonly ledger: Ledger;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly exclusive: OptInsDeps['exclusive'];
+  private readonly perform: OptInsDeps['perform'];
+  private readonly applied: OptInsDeps['applied'];
+  private readonly arm: OptInsDeps['arm'];
+  private readonly rememberLine: OptInsDeps['presence']['rememberLine'];
+  private readonly agentGiven: OptInsDeps['presence']['agentGiven'];
+
+  constructor(private readonly deps: OptInsDeps) {
+    this.opts = deps.opts;
+    this.store = deps.store;
+    this.ledger = deps.ledger;
+    this.log = deps.log;
+    this.clock = deps.clock;
+    this.exclusive = deps.exclusive;
+    this.perform = deps.perform;
+    this.applied = deps.applied;
+    this.arm = deps.arm;
+    this.rememberLine = (device, prospect) => deps.presence.rememberLine(device, prospect);
+    this.agentGiven = (request, recalls) => deps.presence.agentGiven(request, recalls);
+  }
+
+  private get stopped(): boolean {
+    return this.deps.stopped();
+  }
+
+  /** The opt-in (# at the busy signal): durable before the promise resolves. */
+  async optIn(input: OptInInput): Promise<OptInResult> {
+    const r = await this.exclusive(() => this.optInNow(input));
+    if (r.result !== 'created' && r.result !== 'refreshed') return r;
+    // The agent's place in the queue for the confirmation, read after this decision let go of the engine:
+    // it is information for the prompt, not part of the decision, and the next caller's opt-in need not wait
+    // for it (under ten concurrent opt-ins this read held the queue of decisions; bench: offer.timing `position`).
+    const queue = await this.store.prospectQueue(input.prospect);
+    const position = Math.max(1, queue.findIndex((q) => q.id === r.requestId) + 1);
+    if (input.marks) input.marks.positioned = performance.now();
+    return { ...r, position };
+  }
+
+  private async optInNow(input: OptInInput): Promise<OptInResult> {
+    const marks = input.marks;
+    if (marks) marks.started = performance.now();
+    const now = this.clock();
+    if (this.opts.dialPolicy) {
+      const allowed = checkDial(this.opts.dialPolicy, input.agent, input.prospect);
+      if (!allowed.ok) {
+        emit(this.log, 'warn', 'dial.refused', 'opt-in refused by the dial policy', { stage: 'opt-in', agent: input.agent, reason: allowed.reason });
+        throw new DialPolicyError(allowed.reason);
+      }
+    }
+    // The agent's other recalls, for a refresh's decision (read before the store's transaction).
+    const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
+    const device = this.opts.prospectDevice(input.prospect);
+    const chosen = resolveProfile(this.opts.policy, this.opts.profiles ?? {}, input.profile);
+    const promise = offerPromise(chosen.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
+    const pendingBefore = await this.store.findPending(input.agent, input.prospect);
+    if (promise.kind === 'declined' && !pendingBefore) {
+      await this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
+      return { result: 'closed', reason: promise.reason };
+    }
+    // The colleagues for a refresh's decision, read before the store's transaction (decisions in this process
+    // are serialised, so the pending request read here is the one the transaction refreshes).
+    const colleaguesBefore = pendingBefore ? await this.ledger.colleaguesOf(pendingBefore.request) : undefined;
+    if (marks) marks.read = performance.now();
+    const { stored: r, decision, before } = await this.ledger.optIn({
+      agent: input.agent,
+      prospect: input.prospect,
+      maxPending: this.opts.maxPendingPerAgent,
+      maxPendingTotal: this.opts.maxPendingTotal,
+      at: now,
+      firstEvent: { channelId: input.channelId, prospectDevice: device ?? null },
+      create: () => {
+        const made = newRequest(
+          {
+            id: newRequestId(),
+            agent: input.agent,
+            agentCallerId: input.agentCallerId,
+            prospect: input.prospect,
+            language: input.language,
+            mode: device ? 'device' : 'timed',
+            ...(input.timeZone ? { timeZone: input.timeZone, zoneSource: input.zoneSource ?? 'number' } : {}),
+            profile: chosen.profile,
+            policy: chosen.snapshot,
+            contact: this.opts.contacts?.cached(input.prospect) ?? null,
+          },
+          chosen.policy,
+          now,
+        );
+        if (marks) marks.decided = performance.now();
+        return made;
+      },
+      refresh: (existing) => {
+        // Inside the store's transaction (the pending request was read there), so no version race.
+        const colleagues = existing.id === pendingBefore?.request.id ? colleaguesBefore : undefined;
+        const decided = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
+        if (marks) marks.decided = performance.now();
+        return decided;
+      },
+    });
+    if (marks) marks.committed = performance.now();
+    if (r.result === 'full') return r;
+    if (device) this.rememberLine(device, input.prospect);
+    if (decision) this.perform(decision);
+    if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
+    if (device) this.opts.watch?.(device);
+    this.opts.watch?.(input.agent);
+    void this.arm();
+    if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
+    return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular' };
+  }
+
+  /**
+   * Asks the CRM for the prospect's name, off the opt-in's path (not awaited): when it arrives, it is written to the
+   * request (if it is still pending) and shows on its next recall, the page, list/show and later webhooks.
+   */
+  private lookUp(requestId: string, prospect: string): void {
+    const contacts = this.opts.contacts;
+    if (!contacts) return;
+    void contacts.lookup(prospect).then(async (r) => {
+      if (this.stopped || !r?.found) return;
+      await this.setContact(requestId, r.contact);
+    });
+  }
+
+  /** Stores the prospect's name with a request that is not finished (version-guarded, no history row). */
+  setContact(requestId: string, contact: Contact): Promise<CallbackRequest | undefined> {
+    return this.exclusive(async () => {
+      try {
+        const written = await this.ledger.annotate(requestId, (current) =>
+          isTerminal(current.state) || (current.contact?.name === contact.name && current.contact?.company === contact.company) ? undefined : { ...current, contact: { ...contact } },
+        );
+        if (written) {
+          emit(this.log.child({ requestId }), 'info', 'lookup.stored', "the prospect's name from the CRM is stored with the request", { requestId, name: contact.name });
+          this.applied({ before: written, decision: { request: written, events: [], actions: [] }, observation: { type: 'annotate' }, at: this.clock() });
+        }
+        return written;
+      } catch (err) {
+        this.log.error("could not store the prospect's name from the CRM", { requestId, error: (err as Error).message });
+        return undefined;
+      }
+    });
+  }
+
+  /** Records a busy signal at which nothing could be promised: a log line and, with a CRM webhook, a 'not-offered' event. */
+  async noOffer(agent: string, prospect: string, timeZone: string, reason: string): Promise<void> {
+    const now = this.clock();
+    emit(this.log, 'info', 'offer.closed', 'no callback offered: nothing could be promised', { agent, prospect, timeZone, reason });
+    const row = this.opts.notOffered?.(agent, prospect, timeZone, reason, now);
+    if (!row) return;
+    try {
+      await this.ledger.notOffered(row);
+      this.opts.outboxQueued?.();
+    } catch (err) {
+      this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
+    }
+  }
+
+  /**
+   * What the offer may say to this agent for this prospect right now: the promise (regular, next calling day, or
+   * none) and the agent's place in the queue for the number. Read-only.
+   */
+  async offerOutlook(agent: string, prospect: string, timeZone?: string, profile?: string): Promise<OfferOutlook> {
+    const now = this.clock();
+    const device = this.opts.prospectDevice(prospect);
+    const p = offerPromise(resolveProfile(this.opts.policy, this.opts.profiles ?? {}, profile).policy, now, { mode: device ? 'device' : 'timed', timeZone });
+    const place = placeOf(await this.store.prospectQueue(prospect), agent);
+    // A pending request of this agent keeps its promise (a refresh never withdraws one).
+    const kind = p.kind === 'declined' && place.queued ? 'regular' : p.kind;
+    const reason = p.kind === 'declined' ? p.reason : p.kind === 'next-calling-day' ? 'carried over to the next calling day' : 'a callback can fire today';
+    return { promise: kind, position: place.position, queue: place.others, timeZone: p.timeZone, reason };
+  }
+}
