@@ -130,4 +130,32 @@ describe('group commit on PostgreSQL', () => {
     await Promise.all(rows.map((r) => ok.run(() => store.createOrRefresh(r.agent, r.prospect, 5, () => ({ request: r, events: [] }), () => ({ request: r, events: [] })))));
     expect(await count('requests')).toBe(2);
   });
+
+  it('values staged in a group go out as escaped literals: quotes, backslashes, dollar quotes and ? come back as they were, nothing else runs', async () => {
+    // The attack: a CRM name, an agent and a prospect written to break out of an inlined literal (a statement of
+    // a staged decision goes out with its savepoint as one simple-protocol query, its parameters inlined).
+    const hostile = [
+      "O'Brien'); DROP TABLE requests; --",
+      'back\\slash \\\' OR 1=1 --',
+      '$$; DROP TABLE events; $$',
+      "what? a ?-mark ? '?'",
+      'E\'\\x27\'; SELECT pg_sleep(5); --',
+    ];
+    const gc = new GroupCommit({ open: (o) => store.group(o) });
+    const rows = hostile.map((h, i) => ({ ...request(`r${i}`, `${AGENTS[i]}${h}`, `${h}200${i}`), contact: { name: h, company: h } }) as unknown as CallbackRequest);
+    const written = await Promise.all(
+      rows.map((r) => gc.run(() => store.createOrRefresh(r.agent, r.prospect, 5, () => ({ request: r, events: [] }), () => ({ request: r, events: [] })))),
+    );
+    expect(written.map((w) => w.result)).toEqual(hostile.map(() => 'created'));
+    // Read back inside a group (inlined again) and from the pool (bound parameters): the same values.
+    const staged = await Promise.all(rows.map((r) => gc.run(async () => (await store.get(r.id))?.request)));
+    for (const [i, r] of rows.entries()) {
+      expect(staged[i]).toMatchObject({ agent: r.agent, prospect: r.prospect, contact: { name: hostile[i], company: hostile[i] } });
+      expect((await store.get(r.id))?.request).toMatchObject({ agent: r.agent, prospect: r.prospect });
+    }
+    const byColumn = await store.query<{ agent: string; prospect: string }>('SELECT agent, prospect FROM requests ORDER BY id');
+    expect(byColumn.rows).toEqual(rows.map((r) => ({ agent: r.agent, prospect: r.prospect })));
+    expect(await count('requests')).toBe(hostile.length);
+    expect(await count('events')).toBe(0);
+  });
 });
