@@ -189,7 +189,7 @@ export class Target {
 let seq = 0;
 
 /** The opt-in's steps the service logs on offer.timing (flows/offer.ts optInSteps), in order. */
-export const STEPS = ['keyToStore', 'queued', 'read', 'decide', 'writeCommit', 'position', 'handBack', 'confirm', 'keyToConfirm'] as const;
+export const STEPS = ['keyToStore', 'queued', 'read', 'decide', 'writeCommit', 'write', 'groupCommit', 'position', 'handBack', 'confirm', 'keyToConfirm'] as const;
 
 async function oneCall(o: Originator, target: Target, pressPound: boolean): Promise<CallResult> {
   const n = ++seq;

@@ -122,3 +122,54 @@ export function acrossRuns(xs: readonly number[]): { median: number; min: number
   const median = s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   return { median: round(median, 3), min: round(s[0] ?? NaN, 3), max: round(s[s.length - 1] ?? NaN, 3), runs: xs.map((x) => round(x, 3)) };
 }
+
+/**
+ * Self and total (self + callees) time per function of a `.cpuprofile`, heaviest first; `filter` keeps the
+ * functions whose script matches (e.g. `dist/telephony|dist/flows`). Recursion counts a function once per stack.
+ */
+export function functionTimes(file: string, filter?: RegExp): Array<{ name: string; selfMs: number; totalMs: number }> {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const keyOf = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/.*\/(node_modules\/|dist\/)/, '$1')}:${n.callFrame.lineNumber + 1}`;
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const ms = (p.timeDeltas[i] ?? 0) / 1000;
+    let n = byId.get(p.samples[i]);
+    if (!n || n.callFrame.functionName === '(idle)') continue;
+    self.set(keyOf(n), (self.get(keyOf(n)) ?? 0) + ms);
+    const seen = new Set<string>();
+    while (n) {
+      const k = keyOf(n);
+      if (!seen.has(k)) {
+        seen.add(k);
+        total.set(k, (total.get(k) ?? 0) + ms);
+      }
+      const up = parent.get(n.id);
+      n = up === undefined ? undefined : byId.get(up);
+    }
+  }
+  return [...total.entries()]
+    .filter(([k]) => !filter || filter.test(k))
+    .map(([name, t]) => ({ name, selfMs: round(self.get(name) ?? 0, 1), totalMs: round(t, 1) }))
+    .sort((a, b) => b.selfMs - a.selfMs);
+}
+
+// `node .tools-dist/bench/probe.js <file.cpuprofile> [top] [filter]`: the summary, then the heaviest functions
+// by self time (optionally only those whose script matches the filter), with their total time.
+if (require.main === module) {
+  const [file, n, filter] = process.argv.slice(2);
+  if (!file) {
+    process.stderr.write('usage: node .tools-dist/bench/probe.js <file.cpuprofile> [top] [filter regexp]\n');
+    process.exit(2);
+  }
+  const s = summariseProfile(file, Number(n ?? 25)) as { busyMs: number; wallMs: number; categories: Array<{ name: string; ms: number; pct: number }> };
+  process.stdout.write(`${s.busyMs} ms of CPU in ${s.wallMs} ms\n`);
+  for (const c of s.categories.slice(0, 10)) process.stdout.write(`  ${c.name}: ${c.ms} ms (${c.pct} %)\n`);
+  process.stdout.write('self ms  total ms  function\n');
+  for (const f of functionTimes(file, filter ? new RegExp(filter) : undefined).slice(0, Number(n ?? 25))) {
+    process.stdout.write(`${String(f.selfMs).padStart(7)}  ${String(f.totalMs).padStart(8)}  ${f.name}\n`);
+  }
+}

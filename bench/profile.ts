@@ -6,20 +6,22 @@
  * (bench/probe.ts). The profiled runs are not the timed ones: the profiler's own cost (a few %) is in them.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { log } from './common';
+import { ROOT, log } from './common';
 import { loadBench } from './load';
 import { profileUnderOffers } from './offer';
 import { profileIn } from './probe';
 
 export async function profileBench(opts: { calls?: number; rate?: number; seconds?: number } = {}): Promise<Record<string, unknown>> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-prof-'));
+  // The raw profiles stay in bench-results/profiles/ (not committed): open them in Chrome's DevTools, or
+  // summarise them with `node .tools-dist/bench/probe.js <file.cpuprofile>`.
+  const dir = path.join(ROOT, 'bench-results', 'profiles');
   const nodeArgs = (sub: string) => {
-    fs.mkdirSync(path.join(dir, sub));
+    fs.rmSync(path.join(dir, sub), { recursive: true, force: true });
+    fs.mkdirSync(path.join(dir, sub), { recursive: true });
     return ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, sub)}`];
   };
-  try {
+  {
     const calls = opts.calls ?? 200;
     log(`profile: ${calls} # calls from 10 originators on a profiled service (SQLite)…`);
     await profileUnderOffers({ calls, concurrency: 10, nodeArgs: nodeArgs('offer') });
@@ -28,8 +30,7 @@ export async function profileBench(opts: { calls?: number; rate?: number; second
     log(`profile: sustained load ${rate} calls/s on a profiled service…`);
     await loadBench({ rates: [rate], seconds: opts.seconds ?? 10, nodeArgs: nodeArgs('load') });
     const load = profileIn(path.join(dir, 'load'));
+    log(`profile: the raw profiles are in ${path.relative(ROOT, dir)}/offer and /load`);
     return { offer: offer && { calls, concurrency: 10, ...offer, file: undefined }, load: load && { rate, seconds: opts.seconds ?? 10, ...load, file: undefined } };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }

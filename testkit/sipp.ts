@@ -64,6 +64,11 @@ export interface SippOptions {
   label?: string;
   /** Keep the temp directory (logs) after the run; also with CC_KEEP_SIPP_LOGS=1. */
   keepDir?: boolean;
+  /**
+   * Log every message (`-trace_msg`, default true). The bench's sustained load turns it off: at 100 calls/s
+   * the message log is thousands of lines a second, written by SIPp on the same cores as the service.
+   */
+  traceMessages?: boolean;
 }
 
 export interface SippResult {
@@ -327,7 +332,8 @@ export class SippRun {
     for (const [k, v] of Object.entries(opts.keys ?? {})) args.push('-key', k, v);
     if (opts.pauseMs !== undefined) args.push('-d', String(opts.pauseMs));
     args.push('-m', String(opts.calls ?? 1), '-nostdin', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error');
-    args.push('-trace_msg', '-message_file', this.messageFile, '-trace_err', '-error_file', this.errorFile);
+    if (opts.traceMessages !== false) args.push('-trace_msg', '-message_file', this.messageFile);
+    args.push('-trace_err', '-error_file', this.errorFile);
     args.push(...(opts.extraArgs ?? []));
     this.args = args;
 

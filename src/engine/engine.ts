@@ -9,7 +9,10 @@
  * - One timer, armed for the earliest `wakeAt` in the store (capped at an hour so that long waits
  *   never overflow setTimeout's 24.8-day limit), re-armed after every change and at start.
  * - The store is asynchronous (src/store/contract.ts: SQLite or PostgreSQL). Decisions are serialised
- *   in this process (one at a time, `exclusive`), as they were by construction with a synchronous store;
+ *   in this process (one at a time, `exclusive`), as they were by construction with a synchronous store,
+ *   and share durable commits (group commit, src/store/group.ts): the next decision starts once this one's
+ *   writes are staged, and a decision's caller hears back and its actions run (`afterCommit`) only once its
+ *   group is durable;
  *   the agent's status counts any other request of the same agent that is ringing or connecting as
  *   "busy", so two due callbacks of one agent never ring together. A long tick yields between requests,
  *   so an opt-in never waits behind a whole batch.
@@ -33,6 +36,7 @@ import { Pauses } from './pauses';
 import { Presence } from './presence';
 import { Queues } from './queues';
 import { reconcileRecalls } from './recovery';
+import { GroupCommit } from '../store/group';
 
 export class Engine {
   private timer?: NodeJS.Timeout;
@@ -56,8 +60,8 @@ export class Engine {
   /** Who goes next outside the timer; the number's colleagues. */
   private readonly queues: Queues;
   private readonly contract: RequestStore;
-  /** The tail of the chain of decisions: one at a time in this process. */
-  private serial: Promise<unknown> = Promise.resolve();
+  /** The queue of decisions: one at a time in this process, committed in groups (src/store/group.ts). */
+  readonly decisions: GroupCommit;
   /** When this process last started serving (start()): recalls that began before it are not this process's calls. */
   private startedAt = 0;
 
@@ -65,6 +69,13 @@ export class Engine {
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
     this.contract = opts.store;
+    const store = opts.store;
+    this.decisions = new GroupCommit({
+      open: store.group ? (o) => store.group!(o) : undefined,
+      maxGroup: opts.maxGroup,
+      beforeCommit: opts.beforeCommit,
+      onEffectError: (err) => this.log.error('a side effect of a committed decision failed', { error: (err as Error)?.message ?? String(err) }),
+    });
     const stopped = () => this.stopped;
     const observe = (requestId: string, observation: Observation) => this.observe(requestId, observation);
     this.ledger = new Ledger({
@@ -92,7 +103,8 @@ export class Engine {
       log: this.log,
       clock: this.clock,
       stopped,
-      exclusive: (f) => this.exclusive(f),
+      exclusive: (f, o) => this.exclusive(f, o),
+      afterCommit: (fn) => this.afterCommit(fn),
       perform: (decision) => this.perform(decision),
       applied: (applied) => this.applied(applied),
       arm: () => this.arm(),
@@ -104,11 +116,17 @@ export class Engine {
     return this.contract;
   }
 
-  /** Runs `f` when the decisions before it are done; decisions never interleave in one process. */
-  private exclusive<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.serial.then(f, f);
-    this.serial = run.catch(() => undefined);
-    return run;
+  /**
+   * Runs `f` when the decisions before it are staged; decisions never interleave in one process. Resolves once
+   * `f`'s writes are durable (its group committed), after its `afterCommit` effects ran.
+   */
+  private exclusive<T>(f: () => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
+    return this.decisions.run(f, opts);
+  }
+
+  /** A side effect of the decision being staged (actions, listeners, timers): only once it is durable; see group.ts. */
+  private afterCommit(fn: () => void): void {
+    this.decisions.afterCommit(fn);
   }
 
   onDecision(listener: (applied: AppliedDecision) => void): void {
@@ -206,13 +224,15 @@ export class Engine {
     const r = await this.ledger.apply(requestId, observation, { guard });
     switch (r.status) {
       case 'applied': {
-        this.perform(r.decision);
-        this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
-        void this.arm();
-        // The request left its recall or ended: the next agent waiting for the same number may go.
-        const prev = r.before.state;
-        const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
-        if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.queues.kickProspect(r.decision.request.prospect, requestId);
+        this.afterCommit(() => {
+          this.perform(r.decision);
+          this.applied({ before: r.before, decision: r.decision, observation, at: r.at });
+          void this.arm();
+          // The request left its recall or ended: the next agent waiting for the same number may go.
+          const prev = r.before.state;
+          const wasRecall = (RECALL_STATES as readonly string[]).includes(prev);
+          if (wasRecall || (isTerminal(r.decision.request.state) && !isTerminal(prev))) this.queues.kickProspect(r.decision.request.prospect, requestId);
+        });
         return r;
       }
       case 'not-found':

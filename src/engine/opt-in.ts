@@ -39,7 +39,8 @@ export interface OptInInput {
   /**
    * Where the opt-in's time goes (`npm run bench`): the engine stamps performance.now() at each step —
    * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
-   * `decided` (the decision made, inside the transaction), `committed` (the transaction committed),
+   * `decided` (the decision made, inside the transaction), `staged` (its rows written in the group's open
+   * transaction), `committed` (the group committed: durable),
    * `positioned` (the agent's place in the queue read). Cheap: a few numbers per opt-in.
    */
   marks?: OptInMarks;
@@ -50,6 +51,8 @@ export interface OptInMarks {
   started?: number;
   read?: number;
   decided?: number;
+  /** The opt-in's rows written in the group's open transaction (the next decision may start). */
+  staged?: number;
   committed?: number;
   positioned?: number;
 }
@@ -77,7 +80,9 @@ export interface OptInsDeps {
   clock: () => number;
   stopped: () => boolean;
   /** Runs `f` in its turn among the engine's serialised decisions. */
-  exclusive: <T>(f: () => Promise<T>) => Promise<T>;
+  exclusive: <T>(f: () => Promise<T>, opts?: { quick?: boolean }) => Promise<T>;
+  /** A side effect of the decision being staged: run once its group is durable (src/store/group.ts). */
+  afterCommit: (fn: () => void) => void;
   /** Carries out a persisted decision's actions (the engine's dispatch). */
   perform: (decision: Decision) => void;
   /** Tells the decision listeners (metrics, the lamp, the page). */
@@ -96,6 +101,7 @@ export class OptIns {
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly exclusive: OptInsDeps['exclusive'];
+  private readonly afterCommit: OptInsDeps['afterCommit'];
   private readonly perform: OptInsDeps['perform'];
   private readonly applied: OptInsDeps['applied'];
   private readonly arm: OptInsDeps['arm'];
@@ -109,6 +115,7 @@ export class OptIns {
     this.log = deps.log;
     this.clock = deps.clock;
     this.exclusive = deps.exclusive;
+    this.afterCommit = deps.afterCommit;
     this.perform = deps.perform;
     this.applied = deps.applied;
     this.arm = deps.arm;
@@ -122,7 +129,7 @@ export class OptIns {
 
   /** The opt-in (# at the busy signal): durable before the promise resolves. */
   async optIn(input: OptInInput): Promise<OptInResult> {
-    const r = await this.exclusive(() => this.optInNow(input));
+    const r = await this.exclusive(() => this.optInNow(input), { quick: true });
     if (r.result !== 'created' && r.result !== 'refreshed') return r;
     // The agent's place in the queue for the confirmation, read after this decision let go of the engine:
     // it is information for the prompt, not part of the decision, and the next caller's opt-in need not wait
@@ -193,15 +200,19 @@ export class OptIns {
         return decided;
       },
     });
-    if (marks) marks.committed = performance.now();
+    if (marks) marks.staged = performance.now();
     if (r.result === 'full') return r;
-    if (device) this.rememberLine(device, input.prospect);
-    if (decision) this.perform(decision);
-    if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
-    if (device) this.opts.watch?.(device);
-    this.opts.watch?.(input.agent);
-    void this.arm();
-    if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
+    // Everything else once the group is durable; the caller hears back after these.
+    this.afterCommit(() => {
+      if (marks) marks.committed = performance.now();
+      if (device) this.rememberLine(device, input.prospect);
+      if (decision) this.perform(decision);
+      if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });
+      if (device) this.opts.watch?.(device);
+      this.opts.watch?.(input.agent);
+      void this.arm();
+      if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
+    });
     return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular' };
   }
 
@@ -226,8 +237,10 @@ export class OptIns {
           isTerminal(current.state) || (current.contact?.name === contact.name && current.contact?.company === contact.company) ? undefined : { ...current, contact: { ...contact } },
         );
         if (written) {
-          emit(this.log.child({ requestId }), 'info', 'lookup.stored', "the prospect's name from the CRM is stored with the request", { requestId, name: contact.name });
-          this.applied({ before: written, decision: { request: written, events: [], actions: [] }, observation: { type: 'annotate' }, at: this.clock() });
+          this.afterCommit(() => {
+            emit(this.log.child({ requestId }), 'info', 'lookup.stored', "the prospect's name from the CRM is stored with the request", { requestId, name: contact.name });
+            this.applied({ before: written, decision: { request: written, events: [], actions: [] }, observation: { type: 'annotate' }, at: this.clock() });
+          });
         }
         return written;
       } catch (err) {
@@ -245,7 +258,7 @@ export class OptIns {
     if (!row) return;
     try {
       await this.ledger.notOffered(row);
-      this.opts.outboxQueued?.();
+      this.afterCommit(() => this.opts.outboxQueued?.());
     } catch (err) {
       this.log.error('could not queue the not-offered event for the CRM', { error: (err as Error).message });
     }

@@ -6,9 +6,10 @@ import type { Action, CallbackRequest, Contact, Decision, Observation, PolicyCon
 import type { DialPolicy } from '../core/dial-policy';
 import type { Logger } from '../logging/log';
 import type { OutboxInsert, OutboxStore, RequestStore as RequestContract } from '../store/contract';
+import type { GroupTx } from '../store/db';
 
 /** The store as the engine uses it: the requests of the contract (SQLite or PostgreSQL) and the outbox's enqueue. */
-export type RequestStore = RequestContract<CallbackRequest> & Pick<OutboxStore, 'enqueueOutbox'>;
+export type RequestStore = RequestContract<CallbackRequest> & Pick<OutboxStore, 'enqueueOutbox'> & { group?(opts?: { quick?: boolean }): Promise<GroupTx> };
 
 /** A decision the engine persisted and carried out (for metrics and the agent's lamp). */
 export interface AppliedDecision {
@@ -74,6 +75,10 @@ export interface EngineOptions {
   watch?: (device: string) => void;
   /** An outbox row was queued outside a decision (the not-offered event): the webhook sender may send it now. */
   outboxQueued?: () => void;
+  /** Most decisions sharing one commit (group commit, src/store/group.ts). Default 16. */
+  maxGroup?: number;
+  /** Test seam: before a group's COMMIT (src/store/group.ts GroupCommitOptions.beforeCommit). */
+  beforeCommit?: (size: number) => Promise<void> | void;
 }
 
 /** A time for the log: ISO 8601, or null. */

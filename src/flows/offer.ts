@@ -349,6 +349,8 @@ export function optInSteps(t: { key?: number; store: number; returned?: number; 
     read: d(m.started, m.read),
     decide: d(m.read, m.decided),
     writeCommit: d(m.decided, m.committed),
+    write: d(m.decided, m.staged),
+    groupCommit: d(m.staged, m.committed),
     position: d(m.committed, m.positioned),
     handBack: d(m.positioned ?? m.committed, t.returned),
     confirm: d(t.returned, confirmAt),

@@ -97,8 +97,8 @@ const redact = winston.format((info, opts?: unknown) => {
   const fields = info as Record<string, unknown>;
   for (const key of Object.keys(fields)) {
     if (key === 'level') continue;
-    // Wrapped in an object so that the key name itself (password, secret) is checked too.
-    fields[key] = mask.value({ [key]: fields[key] })[key];
+    // As inside `{ [key]: value }`: the key name itself (password, secret) is checked too.
+    fields[key] = mask.field(key, fields[key]);
   }
   return info;
 });

@@ -26,6 +26,9 @@ const QUERY_PARAM = /([?&;])([^=&\s#"'<>]+)=([^&\s#"'<>]*)/g;
 
 /** Masks URL credentials and secret query parameters in any text. */
 export function maskUrls(text: string): string {
+  // Most log values (ids, numbers, event names) hold neither `://` (URL_USERINFO) nor `=` (QUERY_PARAM): nothing
+  // can match, so skip both regular expressions (they were a tenth of the service's logging time in the profile).
+  if (!text.includes('=') && !text.includes('://')) return text;
   return text
     .replace(URL_USERINFO, `$1${MASK}@`)
     .replace(QUERY_PARAM, (whole, sep: string, name: string, value: string) => {
@@ -60,6 +63,8 @@ export interface Masker {
   text(text: string): string;
   /** Any value, deeply: strings as {@link text}, secret-named fields masked whole. */
   value<T>(value: T): T;
+  /** One field of an object, as {@link value} would mask it inside `{ [key]: value }` (without building that object). */
+  field<T>(key: string, value: T): T;
 }
 
 /** A mask that also hides the given literal secrets. */
@@ -67,7 +72,7 @@ export function masker(secrets: readonly string[] = []): Masker {
   const literal = forms(secrets);
   const text = (t: string): string => {
     let out = maskUrls(t);
-    for (const f of literal) out = out.split(f).join(MASK);
+    for (const f of literal) if (out.includes(f)) out = out.split(f).join(MASK);
     return out;
   };
   const deep = (value: unknown, key: string, depth: number): unknown => {
@@ -78,7 +83,7 @@ export function masker(secrets: readonly string[] = []): Masker {
     if (Array.isArray(value)) return value.map((v) => deep(v, key, depth + 1));
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deep(v, k, depth + 1)]));
   };
-  return { text, value: <T>(v: T) => deep(v, '', 0) as T };
+  return { text, value: <T>(v: T) => deep(v, '', 0) as T, field: <T>(k: string, v: T) => deep(v, k, 1) as T };
 }
 
 /** Masks secrets in a value for display (no literal secrets known): secret-named fields and URL credentials. */

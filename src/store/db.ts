@@ -8,6 +8,13 @@
  *    `quick` is the opt-in's transaction, which waits only briefly for another writer's lock and fails
  *    with a StoreError instead (SQLite: BUSY_OPT_IN_MS; PostgreSQL: OPT_IN_LOCK_TIMEOUT_MS).
  *
+ *  - `group`: group commit (src/store/group.ts). One transaction on the writer connection holds several
+ *    decisions, each `stage`d in its own SAVEPOINT (a failing one rolls back alone); while a decision is
+ *    staged, every statement it makes through this Db — its reads, and its `tx`, which becomes a nested
+ *    SAVEPOINT — goes to the group's connection and sees the group's staged rows. Everyone else (the page,
+ *    the command line, reads outside a decision) sees committed rows only. `commit` makes the whole group
+ *    durable at once (one fsync); when it fails, nothing of the group is written.
+ *
  * Drivers: src/store/sqlite.ts (better-sqlite3; a transaction holds the connection, so statements outside
  * it wait until it ends) and src/store/postgres.ts (node-postgres; every transaction declares the
  * writer's fence).
@@ -25,6 +32,8 @@ export interface Db extends Queries {
   /** Where the data lives, for logs: a file path, or the PostgreSQL URL without its password. */
   readonly where: string;
   tx<T>(fn: (q: Queries) => Promise<T>, opts?: { quick?: boolean }): Promise<T>;
+  /** Opens a group transaction on the writer connection (see GroupTx); `quick` as for `tx`. One at a time. */
+  group(opts?: { quick?: boolean }): Promise<GroupTx>;
   /** Readiness: a write could start now (nothing is written). */
   writable(): Promise<{ ok: true } | { ok: false; reason: string }>;
   close(): Promise<void>;
@@ -49,4 +58,25 @@ export interface Dialect {
   lockKeys(q: Queries, keys: readonly string[]): Promise<void>;
   /** The write hit requests_one_recall_per_prospect: a second recall for one prospect number. */
   isRecallConflict(err: unknown): boolean;
+}
+
+/** An open group transaction (Db.group): decisions staged one after the other, then committed together. */
+export interface GroupTx {
+  /**
+   * Whether the group waits one turn of the event loop for more decisions before its COMMIT once the queue has
+   * drained. PostgreSQL: yes (its COMMIT is a round trip anyway). SQLite: no — its statements never yield, so only
+   * the turn could gather more, and measured under ten concurrent calls (docs/performance.md) the turn (every other
+   * call's pending events handled first) cost more than the COMMIT's fsync on the loop.
+   */
+  readonly linger: boolean;
+  /**
+   * Runs one decision in its own SAVEPOINT of the group: its statements through the Db go to the group's
+   * connection. When `fn` throws, its savepoint is rolled back (the decisions staged before stay) and the error
+   * is thrown; a lost fence (FencedError) or a broken connection fails the whole group instead.
+   */
+  stage<T>(fn: () => Promise<T>): Promise<T>;
+  /** Commits every staged decision in one durable commit; when it throws, nothing of the group was written. */
+  commit(): Promise<void>;
+  /** Rolls the whole group back (nothing of it is written). */
+  rollback(): Promise<void>;
 }

@@ -15,7 +15,8 @@
  */
 import pg from 'pg';
 import { FencedError, RequestRecord, StoreError } from './contract';
-import { Db, Dialect, Queries } from './db';
+import { Db, Dialect, GroupTx, Queries } from './db';
+import { asStaged, stagedOn, StageScope } from './group';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
 import { SqlStore } from './sql';
 
@@ -49,7 +50,12 @@ export interface PgStoreOptions {
   pbx?: string;
   /** Read every PBX's requests (the command line, the web page). Default: only `pbx`'s. */
   allPbx?: boolean;
-  /** Connections in the pool. Default 4. */
+  /**
+   * Connections in the pool. Default 8: one for the open group of decisions (group commit holds one connection
+   * at a time, src/store/group.ts), one each for the lease's renewal and the webhook sender, and the rest for the
+   * reads of calls in progress (the offer's preparation and the queue position of ten concurrent opt-ins) and of
+   * the page, so that a burst of calls never makes the lease renewal wait for a connection.
+   */
   poolSize?: number;
   /** Run migrations (default true); false refuses a database that is not at this build's version. */
   migrate?: boolean;
@@ -87,7 +93,8 @@ export const postgresDialect: Dialect = {
   forUpdate: ' FOR UPDATE',
   skipLocked: ' FOR UPDATE SKIP LOCKED',
   async lockKeys(q, keys) {
-    for (const key of keys) await q.one('SELECT pg_advisory_xact_lock(hashtext(?))', [key]);
+    // One round trip for all keys; they are taken left to right, so every caller's order is the same.
+    if (keys.length > 0) await q.one(`SELECT ${keys.map(() => 'pg_advisory_xact_lock(hashtext(?))').join(', ')}`, keys);
   },
   isRecallConflict(err) {
     const cause = ((err as StoreError)?.cause ?? err) as { code?: string; constraint?: string } | undefined;
@@ -115,12 +122,21 @@ class PgDb implements Db {
   readonly all: Queries['all'];
   readonly run: Queries['run'];
 
+  /** The open group (group commit): its connection and its handle for staged decisions' statements. */
+  private groupGate: Promise<void> | undefined;
+  private open: { scope: Queries; nested: (s: StageScope, fn: (q: Queries) => Promise<unknown>) => Promise<unknown> } | undefined;
+
   constructor(
     readonly pool: pg.Pool,
     readonly where: string,
     private readonly pbx: string,
   ) {
-    ({ one: this.one, all: this.all, run: this.run } = this.on(pool, undefined));
+    // A decision staged in the open group reads on the group's connection (it sees the group's staged rows);
+    // every other read goes to the pool and sees committed rows only.
+    const direct = this.on(pool, undefined);
+    this.one = (sql, params) => (this.open && stagedOn(this) ? this.open.scope : direct).one(sql, params);
+    this.all = (sql, params) => (this.open && stagedOn(this) ? this.open.scope : direct).all(sql, params);
+    this.run = (sql, params) => (this.open && stagedOn(this) ? this.open.scope : direct).run(sql, params);
   }
 
   private translate(err: unknown, fence: Fence | undefined): unknown {
@@ -133,10 +149,18 @@ class PgDb implements Db {
     return new StoreError(`callback store ${this.where}: ${(err as Error)?.message ?? String(err)}`, err);
   }
 
-  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined): Queries {
-    const query = async <T extends pg.QueryResultRow>(sql: string, params: readonly unknown[] = []) => {
+  /**
+   * Statements on a pool or a client. `prefix` (a group's client): statements waiting to be sent (its savepoints)
+   * go out with the next statement in one round trip — a simple-protocol query of several statements, the
+   * parameters as escaped literals — instead of a round trip each.
+   */
+  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined, prefix?: () => string | undefined): Queries {
+    const query = async <T extends pg.QueryResultRow>(sql: string, params: readonly unknown[] = []): Promise<pg.QueryResult<T>> => {
       try {
-        return await c.query<T>(placeholders(sql), params as unknown[]);
+        const before = prefix?.();
+        if (before === undefined) return await c.query<T>(placeholders(sql), params as unknown[]);
+        const results = (await c.query<T>(`${before}; ${inline(c as pg.PoolClient, sql, params)}`)) as unknown as pg.QueryResult<T>[];
+        return results[results.length - 1];
       } catch (err) {
         throw this.translate(err, fence);
       }
@@ -150,6 +174,8 @@ class PgDb implements Db {
 
   /** One transaction, with this client's fence declared. Errors become StoreError / FencedError. */
   async tx<T>(fn: (q: Queries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
+    const staged = this.open && stagedOn(this);
+    if (staged && this.open) return (await this.open.nested(staged, fn as (q: Queries) => Promise<unknown>)) as T;
     const fence = this.fence;
     let c: pg.PoolClient;
     try {
@@ -162,18 +188,7 @@ class PgDb implements Db {
       // BEGIN, the writer's fence and the opt-in's timeouts in one round trip (one simple-protocol query of
       // two statements, the values as escaped literals): under load every round trip waits for the server
       // process to be scheduled, and the opt-in's transaction had three of them before its first statement.
-      const settings: string[] = [];
-      if (fence) {
-        settings.push(
-          `set_config('cc.app', ${c.escapeLiteral(fence.app)}, true)`,
-          `set_config('cc.holder', ${c.escapeLiteral(fence.holder)}, true)`,
-          `set_config('cc.epoch', ${c.escapeLiteral(String(fence.epoch))}, true)`,
-        );
-      }
-      if (opts.quick) {
-        settings.push(`set_config('lock_timeout', ${c.escapeLiteral(String(OPT_IN_LOCK_TIMEOUT_MS))}, true)`, `set_config('statement_timeout', ${c.escapeLiteral(String(OPT_IN_STATEMENT_TIMEOUT_MS))}, true)`);
-      }
-      await c.query(settings.length > 0 ? `BEGIN; SELECT ${settings.join(', ')}` : 'BEGIN');
+      await c.query(this.beginSql(c, fence, opts.quick ?? false));
       const result = await fn(this.on(c, fence));
       await c.query('COMMIT');
       return result;
@@ -185,6 +200,141 @@ class PgDb implements Db {
     } finally {
       c.release(broken);
     }
+  }
+
+  private beginSql(c: pg.PoolClient, fence: Fence | undefined, quick: boolean): string {
+      // synchronous_commit stays on whatever the database's default: a COMMIT returns once it is durable, which is
+      // the point of committing before the agent hears the confirmation (set in the BEGIN's round trip, no extra one).
+      const settings: string[] = [`set_config('synchronous_commit', 'on', true)`];
+      if (fence) {
+        settings.push(
+          `set_config('cc.app', ${c.escapeLiteral(fence.app)}, true)`,
+          `set_config('cc.holder', ${c.escapeLiteral(fence.holder)}, true)`,
+          `set_config('cc.epoch', ${c.escapeLiteral(String(fence.epoch))}, true)`,
+        );
+      }
+      if (quick) {
+        settings.push(`set_config('lock_timeout', ${c.escapeLiteral(String(OPT_IN_LOCK_TIMEOUT_MS))}, true)`, `set_config('statement_timeout', ${c.escapeLiteral(String(OPT_IN_STATEMENT_TIMEOUT_MS))}, true)`);
+      }
+      return `BEGIN; SELECT ${settings.join(', ')}`;
+  }
+
+  /**
+   * Group commit (db.ts GroupTx) on one pooled connection: BEGIN with the fence (one round trip), a SAVEPOINT per
+   * staged decision (and per `tx` inside it; never released — they all end with the group, which saves a round
+   * trip each), and at the end the fence checked once more and COMMIT in one round trip. `synchronous_commit`
+   * stays on: the COMMIT returns when the group is durable. A lost fence in any decision, or at the end, fails
+   * the whole group: nothing of it is written.
+   */
+  async group(opts: { quick?: boolean } = {}): Promise<GroupTx> {
+    // One group at a time per client (a second one, e.g. of another engine on the same store, waits its turn).
+    while (this.groupGate) await this.groupGate;
+    let release!: () => void;
+    this.groupGate = new Promise<void>((resolve) => (release = resolve));
+    const free = () => {
+      this.groupGate = undefined;
+      release();
+    };
+    const fence = this.fence;
+    let c: pg.PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (err) {
+      free();
+      throw this.translate(err, fence);
+    }
+    try {
+      await c.query(this.beginSql(c, fence, opts.quick ?? false));
+    } catch (err) {
+      c.release(err as Error);
+      free();
+      throw this.translate(err, fence);
+    }
+    let ended = false;
+    /** Why the group can no longer commit (a lost fence, a broken connection). */
+    let failed: unknown;
+    let n = 0;
+    // Savepoints are sent with the statement after them (see `on`): a decision's savepoint costs no round trip.
+    const pending: string[] = [];
+    const q = this.on(c, fence, () => {
+      if (pending.length === 0) return undefined;
+      const out = pending.map((name) => `SAVEPOINT ${name}`).join('; ');
+      pending.length = 0;
+      return out;
+    });
+    const rollbackTo = async (name: string, err: unknown) => {
+      if (err instanceof FencedError) failed ??= err;
+      const waiting = pending.indexOf(name);
+      if (waiting >= 0) {
+        // Never sent, so nothing after it was either: nothing to roll back.
+        pending.splice(waiting);
+        return;
+      }
+      await c.query(`ROLLBACK TO SAVEPOINT ${name}`).catch((e: Error) => {
+        failed ??= this.translate(e, fence);
+      });
+    };
+    this.open = {
+      scope: q,
+      nested: async (s, fn) => {
+        if (failed) throw failed;
+        const name = `t${++s.depth}`;
+        pending.push(name);
+        try {
+          return await fn(q);
+        } catch (err) {
+          await rollbackTo(name, err);
+          throw err;
+        } finally {
+          s.depth--;
+          if (pending.at(-1) === name) pending.pop();
+        }
+      },
+    };
+    const end = async (commit: boolean) => {
+      if (ended) return;
+      ended = true;
+      this.open = undefined;
+      let broken: Error | undefined;
+      try {
+        if (commit) {
+          if (failed) throw failed;
+          // The fence once more, in the group's transaction (the lease row read FOR SHARE, as the trigger does, so
+          // a take-over waits for this COMMIT), then COMMIT — one round trip; an error skips the COMMIT.
+          await c.query(fence ? `${fenceCheckSql(c, fence, this.pbx)}; COMMIT` : 'COMMIT');
+        } else {
+          await c.query('ROLLBACK');
+        }
+      } catch (err) {
+        await c.query('ROLLBACK').catch((e: Error) => {
+          broken = e;
+        });
+        throw this.translate(err, fence);
+      } finally {
+        c.release(broken);
+        free();
+      }
+    };
+    return {
+      linger: true,
+      stage: async <T>(fn: () => Promise<T>): Promise<T> => {
+        if (ended) throw new StoreError(`callback store ${this.where}: the group has ended`);
+        if (failed) throw failed;
+        const name = `d${++n}`;
+        pending.push(name);
+        try {
+          return await asStaged(this, fn);
+        } catch (err) {
+          await rollbackTo(name, err);
+          throw err;
+        } finally {
+          // A decision that sent no statement leaves no savepoint behind.
+          if (pending.at(-1) === name) pending.pop();
+        }
+      },
+      commit: () => end(true),
+      rollback: () => end(false),
+    };
   }
 
   /** Readiness: the server answers and this session may write (not a read-only standby replica). */
@@ -200,6 +350,37 @@ class PgDb implements Db {
   async close(): Promise<void> {
     await this.pool.end().catch(() => undefined);
   }
+}
+
+/** `?` → the parameters as escaped literals, for a simple-protocol query of several statements (see PgDb.on). */
+function inline(c: pg.PoolClient, sql: string, params: readonly unknown[]): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => {
+    const v = params[i++];
+    if (v === null || v === undefined) return 'NULL';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new StoreError(`not a finite number: ${v}`);
+      return `'${v}'`;
+    }
+    if (typeof v === 'boolean') return v ? 'TRUE' : 'FALSE';
+    if (typeof v === 'string') return c.escapeLiteral(v);
+    throw new StoreError(`a parameter of type ${typeof v} cannot be inlined`);
+  });
+}
+
+/**
+ * The fence of a group's COMMIT: raises CCF01 (FencedError) unless the lease is still this holder's, at this epoch,
+ * and live — the trigger's check (migration 2), for a group whose last writes were not to `requests`.
+ */
+function fenceCheckSql(c: pg.PoolClient, fence: Fence, pbx: string): string {
+  const lit = (v: string) => c.escapeLiteral(v);
+  return `DO $fence$ BEGIN
+    PERFORM 1 FROM leases WHERE pbx = ${lit(pbx)} AND app = ${lit(fence.app)} AND holder = ${lit(fence.holder)}
+      AND epoch = ${lit(String(fence.epoch))}::BIGINT AND expires_at > clock_timestamp() FOR SHARE;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'stale lease epoch % for PBX % at the group commit', ${lit(String(fence.epoch))}, ${lit(pbx)} USING ERRCODE = 'CCF01';
+    END IF;
+  END $fence$`;
 }
 
 async function migrate(pool: pg.Pool, apply: boolean): Promise<void> {
@@ -260,7 +441,7 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
   static lazy<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): PgStore<R> {
     const pool = new pg.Pool({
       connectionString: url,
-      max: opts.poolSize ?? 4,
+      max: opts.poolSize ?? 8,
       types: TYPES,
       connectionTimeoutMillis: 10_000,
       lock_timeout: QUERY_LOCK_TIMEOUT_MS,

@@ -24,7 +24,7 @@ import {
   StoredEvent,
   Versioned,
 } from './contract';
-import { Db, Dialect, Queries } from './db';
+import { Db, Dialect, GroupTx, Queries } from './db';
 
 const TERMINAL_SQL = `(${TERMINAL_STATES.map((s) => `'${s}'`).join(',')})`;
 const PENDING = `state NOT IN ${TERMINAL_SQL}`;
@@ -103,6 +103,11 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
 
   writable(): Promise<{ ok: true } | { ok: false; reason: string }> {
     return this.db.writable();
+  }
+
+  /** Group commit (src/store/group.ts): the engine's decisions staged in one transaction, committed together. */
+  group(opts?: { quick?: boolean }): Promise<GroupTx> {
+    return this.db.group(opts);
   }
 
   private decode(row: Row): Versioned<R> {
@@ -323,14 +328,14 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
           await insertOutbox(q, next.outbox ?? []);
           return { result: 'refreshed', request: next.request, previous: existing.request };
         }
+        // Both caps in one statement (one round trip on PostgreSQL).
         const p2: unknown[] = [agent];
-        const pending = (await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE agent = ? AND ${PENDING}${this.own(p2)}`, p2))!.n;
+        const agentSql = `SELECT COUNT(*) FROM requests WHERE agent = ? AND ${PENDING}${this.own(p2)}`;
+        const totalSql = maxPendingTotal === undefined ? 'NULL' : `(SELECT COUNT(*) FROM requests WHERE ${PENDING}${this.own(p2)})`;
+        const caps = (await q.one<{ n: number; total: number | null }>(`SELECT (${agentSql}) AS n, ${totalSql} AS total`, p2))!;
+        const pending = Number(caps.n);
         if (pending >= maxPending) return { result: 'full', pending };
-        if (maxPendingTotal !== undefined) {
-          const p3: unknown[] = [];
-          const total = (await q.one<{ n: number }>(`SELECT COUNT(*) AS n FROM requests WHERE ${PENDING}${this.own(p3)}`, p3))!.n;
-          if (total >= maxPendingTotal) return { result: 'full', pending: total };
-        }
+        if (maxPendingTotal !== undefined && Number(caps.total) >= maxPendingTotal) return { result: 'full', pending: Number(caps.total) };
         const made = create();
         const r = made.request;
         const withPbx = this.scopeOf.pbx !== undefined;
@@ -451,31 +456,33 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   }
 }
 
+/** The history rows in one statement (one round trip on PostgreSQL; a statement prepared once per row count). */
 async function insertEvents(q: Queries, events: readonly StoredEvent[]): Promise<void> {
-  for (const e of events) {
-    await q.run('INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-      e.requestId,
-      e.at,
-      e.type,
-      e.from ?? null,
-      e.to ?? null,
-      e.reason ?? null,
-      e.data ? JSON.stringify(e.data) : null,
-    ]);
-  }
+  if (events.length === 0) return;
+  const params: unknown[] = [];
+  for (const e of events) params.push(e.requestId, e.at, e.type, e.from ?? null, e.to ?? null, e.reason ?? null, e.data ? JSON.stringify(e.data) : null);
+  await q.run(`INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES ${rowsOf(events.length, 7)}`, params);
 }
 
+/** The outbox rows in one statement, likewise. */
 async function insertOutbox(q: Queries, rows: readonly OutboxInsert[]): Promise<void> {
-  for (const r of rows) {
-    await q.run('INSERT INTO outbox(key, request_id, event, created_at, body, next_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING', [
-      r.key,
-      r.requestId,
-      r.event,
-      r.createdAt,
-      r.body,
-      r.createdAt,
-    ]);
+  if (rows.length === 0) return;
+  const params: unknown[] = [];
+  for (const r of rows) params.push(r.key, r.requestId, r.event, r.createdAt, r.body, r.createdAt);
+  await q.run(`INSERT INTO outbox(key, request_id, event, created_at, body, next_at) VALUES ${rowsOf(rows.length, 6)} ON CONFLICT (key) DO NOTHING`, params);
+}
+
+const rowsOfCache = new Map<string, string>();
+/** `(?, ?, …), (?, ?, …)`: n rows of k values (multi-row VALUES keep the insertion order of ids). */
+function rowsOf(n: number, k: number): string {
+  const key = `${n}x${k}`;
+  let out = rowsOfCache.get(key);
+  if (out === undefined) {
+    const row = `(${marks(k)})`;
+    out = Array.from({ length: n }, () => row).join(', ');
+    rowsOfCache.set(key, out);
   }
+  return out;
 }
 
 async function writeRequest(q: Queries, request: RequestRecord, expectedVersion: number): Promise<boolean> {

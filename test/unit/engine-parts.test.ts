@@ -242,6 +242,8 @@ describe('the opt-in (src/engine/opt-in.ts)', () => {
       clock: () => t.now,
       stopped: () => false,
       exclusive: (f) => f(),
+      // No group here: a side effect runs at once, as it does outside a decision (the engine's queue in group-commit.test.ts).
+      afterCommit: (fn) => fn(),
       perform: (d) => performed.push(d.request.id),
       applied: (a) => applied.push(a),
       arm: async () => void armed++,

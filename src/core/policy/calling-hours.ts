@@ -157,6 +157,23 @@ export function zonedWallTime(
   minuteOfDay: number,
   pick: 'first' | 'last' = 'first',
 ): number {
+  // A pure function of its arguments (the zone data does not change while the process runs), asked for the same
+  // openings by every offer of a day: remembered. Each answer costs four or more Intl look-ups (tzOffset), which
+  // were a tenth of the service's CPU per call in the bench's profile (docs/performance.md).
+  const key = `${timeZone}|${year}|${month0}|${day}|${minuteOfDay}|${pick}`;
+  const known = wallTimes.get(key);
+  if (known !== undefined) return known;
+  const at = resolveWallTime(timeZone, year, month0, day, minuteOfDay, pick);
+  if (wallTimes.size >= WALL_TIMES_MAX) wallTimes.clear();
+  wallTimes.set(key, at);
+  return at;
+}
+
+/** zonedWallTime's answers (bounded: cleared when full; a few days of openings of a few zones fit many times). */
+const wallTimes = new Map<string, number>();
+const WALL_TIMES_MAX = 20_000;
+
+function resolveWallTime(timeZone: string, year: number, month0: number, day: number, minuteOfDay: number, pick: 'first' | 'last'): number {
   const naive = Date.UTC(year, month0, day, 0, minuteOfDay);
   const before = offsetMs(timeZone, naive - DAY);
   const after = offsetMs(timeZone, naive + DAY);

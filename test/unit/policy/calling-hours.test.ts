@@ -71,6 +71,17 @@ describe('zonedWallTime (local wall clock → instant)', () => {
     expect(iso(zonedWallTime(zone, y, m - 1, d, minute, pick))).toBe(expected);
   });
 
+  it('asked again (the answers are remembered), it gives the same instants: per zone, date, minute and pick', () => {
+    for (let round = 0; round < 3; round++) {
+      expect(iso(zonedWallTime(BERLIN, 2026, 9, 25, 2 * 60, 'first'))).toBe('2026-10-25T00:00:00.000Z');
+      expect(iso(zonedWallTime(BERLIN, 2026, 9, 25, 2 * 60, 'last'))).toBe('2026-10-25T01:00:00.000Z');
+      expect(iso(zonedWallTime(NEW_YORK, 2026, 9, 25, 2 * 60, 'first'))).toBe('2026-10-25T06:00:00.000Z');
+      expect(iso(zonedWallTime(BERLIN, 2026, 9, 26, 2 * 60, 'first'))).toBe('2026-10-26T01:00:00.000Z');
+      // an unknown zone is never remembered as an answer: it throws every time
+      expect(() => zonedWallTime('Mars/Olympus', 2026, 0, 1, 0)).toThrow('Unknown time zone "Mars/Olympus"');
+    }
+  });
+
   it('throws for an unknown zone', () => {
     expect(() => zonedWallTime('Mars/Olympus', 2026, 0, 1, 0)).toThrow('Unknown time zone "Mars/Olympus"');
   });

@@ -1,0 +1,173 @@
+/**
+ * Group commit: decisions arriving together share one durable commit.
+ *
+ * `GroupCommit` is the process's queue of decisions (the engine's `exclusive`). Decisions still run one at a
+ * time — each reads what the one before it wrote — but the queue moves on as soon as a decision's writes are
+ * *staged* (in the open group transaction of the Db port, src/store/db.ts `group`, a SAVEPOINT each), not when
+ * they are durable. When no decision is waiting any more (on PostgreSQL after one more turn of the event loop, so
+ * that events which arrived together join; see GroupTx.linger), or after `maxGroup` decisions, the group commits once, and only then does each
+ * decision's caller get its answer and do its side effects (`afterCommit`: telephony actions, webhooks, the
+ * decision listeners) run. When the commit fails, every decision of the group fails: its caller gets the
+ * error, none of its side effects ran, nothing of it is in the store. A crash between staging and commit
+ * leaves nothing durable (the transaction was never committed) and nobody told.
+ *
+ * `staging` carries the decision being staged through its awaits (AsyncLocalStorage), so the drivers send that
+ * decision's statements to the group's connection while everything else keeps reading committed rows.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { GroupTx } from './db';
+
+/** The decision being staged, as the driver that opened the group sees it (see `stagedOn`). */
+export interface StageScope {
+  /** The Db whose group this is: another Db's statements are not routed. */
+  readonly owner: object;
+  /** False once the decision is staged: work it left running (not awaited) no longer goes to the group. */
+  active: boolean;
+  /** Nested `tx` savepoints, for their names. */
+  depth: number;
+}
+
+const staging = new AsyncLocalStorage<StageScope>();
+
+/** Runs `fn` as a decision staged in `owner`'s group; see StageScope. */
+export async function asStaged<T>(owner: object, fn: () => Promise<T>): Promise<T> {
+  const scope: StageScope = { owner, active: true, depth: 0 };
+  try {
+    return await staging.run(scope, fn);
+  } finally {
+    scope.active = false;
+  }
+}
+
+/** The staged decision whose statement this is, when it belongs to `owner`'s open group. */
+export function stagedOn(owner: object): StageScope | undefined {
+  const s = staging.getStore();
+  return s && s.active && s.owner === owner ? s : undefined;
+}
+
+interface Item {
+  f: () => Promise<unknown>;
+  quick: boolean;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  value?: unknown;
+  /** Side effects, carried out in order once the group is durable. */
+  effects: (() => void)[];
+  staging: boolean;
+}
+
+/** A store without group commit (a test's fake): each decision on its own, as it writes. */
+const NO_GROUP: GroupTx = { linger: false, stage: (fn) => fn(), commit: async () => undefined, rollback: async () => undefined };
+
+export interface GroupCommitOptions {
+  /** Opens the group transaction (the store's `group`); absent: no grouping, each decision commits as it writes. */
+  open?: (opts: { quick: boolean }) => Promise<GroupTx>;
+  /** Most decisions in one group (PostgreSQL: each savepoint is a subtransaction; keep well under 64). Default 16. */
+  maxGroup?: number;
+  /** A side effect threw (it is logged by the caller; the others still run). */
+  onEffectError?: (err: unknown) => void;
+  /** Test seam: called with the group's size just before its COMMIT (a crash here loses the whole group). */
+  beforeCommit?: (size: number) => Promise<void> | void;
+}
+
+export class GroupCommit {
+  private readonly waiting: Item[] = [];
+  private pumping = false;
+  private readonly current = new AsyncLocalStorage<Item>();
+  private readonly max: number;
+  /** Groups committed and the decisions in them (metrics, bench, tests). */
+  readonly stats = { groups: 0, decisions: 0, largest: 0, failedCommits: 0 };
+
+  constructor(private readonly opts: GroupCommitOptions = {}) {
+    this.max = Math.max(1, opts.maxGroup ?? 16);
+  }
+
+  /**
+   * Runs `f` when the decisions before it are staged; resolves with its value once its group is durable (and its
+   * side effects have run), rejects with its own error, or with the group's commit error.
+   */
+  run<T>(f: () => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ f, quick: opts.quick ?? false, resolve: resolve as (v: unknown) => void, reject, effects: [], staging: false });
+      void this.pump();
+    });
+  }
+
+  /**
+   * A side effect of the decision being staged: it runs after the group's commit, and never when the decision or
+   * the commit fails. Called outside a decision, it runs at once.
+   */
+  afterCommit(fn: () => void): void {
+    const item = this.current.getStore();
+    if (item?.staging) item.effects.push(fn);
+    else fn();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.waiting.length > 0) {
+        const first = this.waiting[0];
+        let tx: GroupTx;
+        try {
+          tx = this.opts.open ? await this.opts.open({ quick: first.quick }) : NO_GROUP;
+        } catch (err) {
+          // The group could not begin (the database is down or locked): this decision fails, the next one tries again.
+          this.waiting.shift();
+          first.reject(err);
+          continue;
+        }
+        const staged: Item[] = [];
+        for (;;) {
+          const item = this.waiting.shift();
+          if (!item) break;
+          item.staging = true;
+          try {
+            item.value = await tx.stage(() => this.current.run(item, item.f));
+            staged.push(item);
+          } catch (err) {
+            item.effects = [];
+            item.reject(err);
+          } finally {
+            item.staging = false;
+          }
+          if (staged.length >= this.max || !this.opts.open) break;
+          // The queue drained: one turn of the event loop lets events that arrived together join the group (where
+          // the driver says it pays off, see GroupTx.linger).
+          if (this.waiting.length === 0 && tx.linger) await nextTurn();
+          if (this.waiting.length === 0) break;
+        }
+        try {
+          if (staged.length === 0) {
+            await tx.rollback();
+            continue;
+          }
+          await this.opts.beforeCommit?.(staged.length);
+          await tx.commit();
+        } catch (err) {
+          this.stats.failedCommits++;
+          if (staged.length > 0) await tx.rollback().catch(() => undefined);
+          for (const i of staged) i.reject(err);
+          continue;
+        }
+        this.stats.groups++;
+        this.stats.decisions += staged.length;
+        this.stats.largest = Math.max(this.stats.largest, staged.length);
+        for (const i of staged) {
+          for (const effect of i.effects) {
+            try {
+              effect();
+            } catch (err) {
+              this.opts.onEffectError?.(err);
+            }
+          }
+          i.resolve(i.value);
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
