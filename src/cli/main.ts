@@ -7,6 +7,7 @@
 import { ENV_VARS as CONFIG_ENV_VARS } from '../config/schema';
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { pauseCommands } from './pause-cmd';
 import { Config, loadConfig } from '../config/load';
 import { createLogger } from '../logging/log';
 import { emit } from '../logging/events';
@@ -97,6 +98,7 @@ export function buildCli(args: string[]): Argv {
       (argv) => runService(argv as GlobalArgs).catch(fail),
     ) as Argv;
   y = requestCommands(y);
+  y = pauseCommands(y);
   y = configCommands(y);
   y = explainCommand(y);
   y = dialplanCommand(y);

@@ -148,6 +148,7 @@ export class Engine {
     this.stopped = false;
     this.startedAt = this.clock();
     await this.pauses.start();
+    this.pauses.watch(this.opts.pauseWatchMs ?? 5000);
     const deps = await this.store.pendingDependencies();
     for (const device of await this.presence.devicesToWatch(deps)) this.opts.watch?.(device);
     this.log.info('scheduler started', { pending: deps.count, nextWake: iso(await this.store.nextWake()) });
@@ -156,6 +157,7 @@ export class Engine {
 
   stop(): void {
     this.stopped = true;
+    this.pauses.unwatch();
     clearTimeout(this.timer);
     this.timer = undefined;
   }

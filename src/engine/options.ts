@@ -40,6 +40,11 @@ export interface EngineOptions {
   /** Longest single timer delay; long waits are re-armed. */
   maxTimerMs?: number;
   /**
+   * How often the agents' pauses are re-read besides every tick (ms; 0: only on ticks), so a pause written by another
+   * process (the command line, another instance) reaches the lamp and the waiting requests without a due request first.
+   */
+  pauseWatchMs?: number;
+  /**
    * Outbox rows (CRM webhook) for a decision's notify actions, written in the same transaction as the
    * transition (src/webhook/payload.ts `outboxRowsFor`). Unset: notifications are not queued.
    */

@@ -28,6 +28,7 @@ export class Pauses {
   private readonly listeners: ((agent: string, pause: AgentPause | null) => void)[] = [];
   /** Agents last announced as paused (pauseChanged tells only of changes). */
   private readonly announcedPauses = new Set<string>();
+  private watcher: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly deps: PausesDeps) {}
 
@@ -47,6 +48,34 @@ export class Pauses {
       for (const agent of new Set([...this.announcedPauses, ...this.pauses.keys()])) this.pauseChanged(agent, this.pauseOf(agent));
     } catch (err) {
       this.deps.log.error('could not read the agents\' pauses; keeping the last known ones', { error: (err as Error).message });
+    }
+  }
+
+  /**
+   * Re-reads the pauses every `ms` (besides every tick): a pause or resume written by another process (the command
+   * line, another instance) then reaches the lamp, and the agent's due requests are re-evaluated at once.
+   */
+  watch(ms: number): void {
+    this.unwatch();
+    if (!(ms > 0)) return;
+    this.watcher = setInterval(() => void this.reread(), ms);
+    this.watcher.unref();
+  }
+
+  unwatch(): void {
+    if (this.watcher) clearInterval(this.watcher);
+    this.watcher = undefined;
+  }
+
+  /** One look of {@link watch}: loads, and releases every agent whose pause began or ended meanwhile. */
+  async reread(): Promise<void> {
+    if (this.deps.stopped()) return;
+    const before = new Set(this.announcedPauses);
+    await this.load();
+    const changed = [...new Set([...before, ...this.announcedPauses])].filter((a) => before.has(a) !== this.announcedPauses.has(a));
+    for (const agent of changed) {
+      if (this.deps.stopped()) return;
+      await this.deps.release(agent).catch((err: unknown) => this.deps.log.error('could not re-evaluate the agent\'s requests after a pause changed', { agent, error: (err as Error).message }));
     }
   }
 

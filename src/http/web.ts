@@ -39,6 +39,7 @@ import {
 import { requestJson, showText, toPolicyEvent } from '../views/requests';
 import { explainScenario, scenarioFrom, type ScenarioArgs } from '../views/explain';
 import { InputError } from '../views/errors';
+import { pauseAgent, pauseUntil } from '../views/pauses';
 import type { Engine } from '../engine';
 import type { Logger } from '../logging/log';
 import { emit } from '../logging/events';
@@ -49,8 +50,8 @@ export const MAX_STREAMS = 32;
 export const MAX_BODY = 8 * 1024;
 /** Finished requests shown besides the open ones (the newest). */
 export const RECENT_FINISHED = 50;
-/** A pause from the page lasts at most this long (a forgotten pause must end by itself). */
-export const MAX_PAUSE_MS = 24 * 60 * 60 * 1000;
+/** A pause from the page lasts at most this long (a forgotten pause must end by itself); shared with the CLI. */
+export { MAX_PAUSE_MS } from '../views/pauses';
 const HEARTBEAT_MS = 20_000;
 
 /** The stages the timeline picture draws, in order. */
@@ -263,22 +264,20 @@ export class CallbacksPage {
 
   /** Pause (until a time, or until resumed) or resume an agent's callbacks from the page. */
   async pauseAct(kind: 'pause' | 'resume', body: Record<string, unknown>, by: string): Promise<{ status: number; body: unknown }> {
-    const agent = typeof body.agent === 'string' ? body.agent.trim() : '';
-    if (!/^[A-Za-z][A-Za-z0-9]*\/[A-Za-z0-9._@-]{1,60}$/.test(agent)) return { status: 400, body: { error: 'agent: expected a device such as PJSIP/1001' } };
+    let agent: string;
+    let until: number | null = null;
+    try {
+      agent = pauseAgent(body.agent);
+      if (kind === 'pause') until = pauseUntil(body.until, this.clock());
+    } catch (err) {
+      if (err instanceof InputError) return { status: 400, body: { error: err.message } };
+      throw err;
+    }
     const { engine, log } = this.deps;
     if (kind === 'resume') {
       await engine.pauses.resume(agent, by);
       emit(log, 'info', 'web.resume', 'web resume', { agent, by });
       return { status: 200, body: { agent, paused: false, pauses: this.pauses() } };
-    }
-    let until: number | null = null;
-    if (body.until !== undefined && body.until !== null && body.until !== '') {
-      const t = typeof body.until === 'string' && body.until.length <= 40 ? Date.parse(body.until) : NaN;
-      const now = this.clock();
-      if (Number.isNaN(t)) return { status: 400, body: { error: 'until: expected an ISO time such as 2026-03-23T12:00:00Z' } };
-      if (t <= now) return { status: 400, body: { error: 'until: must lie ahead' } };
-      if (t - now > MAX_PAUSE_MS) return { status: 400, body: { error: `until: at most ${MAX_PAUSE_MS / 3_600_000} hours ahead` } };
-      until = t;
     }
     await engine.pauses.pause(agent, { until, by });
     emit(log, 'info', 'web.pause', 'web pause', { agent, by, until: until === null ? null : new Date(until).toISOString() });

@@ -6,6 +6,8 @@
  * - pause: a SIPp handset (agent 1001) dials *73; a due recall then does not ring (it waits as agent-paused) and
  *   the pause lamp Stasis:ccp-1001 is on; *73 again resumes and the recall rings;
  * - pause from the page's door (POST /callbacks/api/pause with the CSRF token), and resume;
+ * - pause from the command line (`considerate-callback pause`/`resume` on the service's store): the running service
+ *   notices (the pause lamp on without a due request), a due recall waits, resume lets it ring;
  * - the callbacks page in Chromium (notifications permitted): the heads-up shows at the top, a browser
  *   notification names the prospect, and Snooze in the heads-up is honoured without a ring. The request comes
  *   with a team profile (CC_PROFILE) and the prospect's name from the fake CRM: the card, the heads-up and the
@@ -18,7 +20,7 @@ import { register, runSipp, startSipp, stopAllSipp, unregister, type SipMessage 
 import { verify } from '../../src/webhook/payload';
 import { ensureChromium, launchBrowser } from '../../testkit/browser';
 import { FakeCrm } from '../../testkit/fake-crm';
-import { FAST_RECALL, optIn, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep, waitFor } from './harness';
+import { FAST_RECALL, optIn, runCli, ServiceProcess, TestAri, TestPhone, describePbx, simLine, sleep, waitFor } from './harness';
 
 const SECRET = 'crm-heads-up-secret-51c2';
 
@@ -206,6 +208,38 @@ describePbx('heads-up and pause (real Asterisk)', () => {
 
     expect((await post('/callbacks/api/resume', { agent: TEST_AGENT_DEVICE })).status).toBe(200);
     const ring = await phone.nextRing(mark, 20000);
+    await phone.answer(ring);
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
+    await sleep(500);
+    await ari.press(TestPhone.id(ring), '3');
+    await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished' && l.state === 'CANCELLED', 10000);
+  }, 120000);
+
+  it('pause from the command line (considerate-callback pause/resume) reaches the running service: the lamp and a held recall', async () => {
+    await ari.client.deviceStates.update({ deviceName: 'Stasis:ccp-1001', deviceState: 'NOT_INUSE' });
+    const svc = new ServiceProcess({ ...FAST_RECALL, policy: { ...FAST_RECALL.policy, headsUp: '0s' } });
+    services.push(svc);
+    await svc.start();
+    const lamp = async () => (await ari.client.deviceStates.get({ deviceName: 'Stasis:ccp-1001' })).state;
+    // A malformed agent is refused (exit 2) and nothing is stored.
+    expect(runCli(['pause', 'PJSIP/10;01', '--config', svc.configFile]).status).toBe(2);
+    const paused = runCli(['pause', TEST_AGENT_DEVICE, '--by', 'ops', '--json', '--config', svc.configFile]);
+    expect(paused.status).toBe(0);
+    expect(JSON.parse(paused.stdout)).toMatchObject({ agent: TEST_AGENT_DEVICE, paused: true, until: null, by: 'cli (ops)' });
+    // The running service re-reads the pauses: the pause lamp goes on without a request being due.
+    await waitFor('the pause lamp on', async () => (await lamp()) === 'INUSE' || undefined, 15000);
+
+    simLine('INUSE');
+    const mark = ari.events.length;
+    const id = await optIn(ari, svc, '2995');
+    simLine('NOT_INUSE');
+    await waitFor('the due request waits for the paused agent', () => svc.list().find((r) => r.id === id && r.waitingFor === 'agent-paused') || undefined, 20000);
+    await sleep(2000);
+    expect(phone.rings(mark)).toHaveLength(0);
+
+    expect(runCli(['resume', TEST_AGENT_DEVICE, '--config', svc.configFile]).status).toBe(0);
+    const ring = await phone.nextRing(mark, 20000);
+    expect(await lamp()).toBe('NOT_INUSE');
     await phone.answer(ring);
     await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
     await sleep(500);

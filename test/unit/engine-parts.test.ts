@@ -178,6 +178,27 @@ describe('the pauses (src/engine/pauses.ts)', () => {
     expect(w.p.pauseOf('PJSIP/1002')).toEqual({ since: T0, until: null });
   });
 
+  it("watch: another process's pause and resume are read every interval, told, and the agent released once each", async () => {
+    const store = memory();
+    const w = pauses(store);
+    w.p.watch(10);
+    try {
+      await store.setPause('PJSIP/1003', { since: T0, until: null, by: 'cli' });
+      for (let i = 0; i < 200 && w.told.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(w.told).toEqual([['PJSIP/1003', { since: T0, until: null }]]);
+      expect(w.released).toEqual(['PJSIP/1003']);
+      await store.setPause('PJSIP/1003', null);
+      for (let i = 0; i < 200 && w.told.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(w.told[1]).toEqual(['PJSIP/1003', null]);
+      expect(w.released).toEqual(['PJSIP/1003', 'PJSIP/1003']);
+    } finally {
+      w.p.unwatch();
+    }
+    // Unchanged pauses release nobody.
+    await w.p.reread();
+    expect(w.released).toHaveLength(2);
+  });
+
   it('a throwing listener is logged, never fatal; a failed read keeps the last known pauses', async () => {
     const store = memory();
     const w = pauses(store);
