@@ -11,30 +11,16 @@ import { loadConfig } from '../../src/config/load';
 import type { CallbackRequest } from '../../src/core/policy';
 import { SqliteStore } from '../../src/store/sqlite';
 import { cancelOne } from '../../src/cli/requests';
+import { buildCliIfStale, CLI_BIN } from '../../testkit/cli';
 import { engineWorld } from '../../testkit/engine';
 import { headsUpText, pauseText } from '../../src/views/requests';
 
 const ROOT = path.join(__dirname, '../..');
-const BIN = path.join(ROOT, 'dist/cli/main.js');
+const BIN = CLI_BIN;
 const PASSWORD = 'p@ss:w/rd+%';
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
-beforeAll(async () => {
-  // The tests run the built binary; build it when the sources are newer (as `npm test` does first).
-  const built = fs.existsSync(BIN) ? fs.statSync(BIN).mtimeMs : 0;
-  if (newestMtime(path.join(ROOT, 'src')) > built) {
-    const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
-  }
-}, 120_000);
+beforeAll(buildCliIfStale, 120_000);
 
 let tmp: string;
 beforeEach(async () => {

@@ -4,33 +4,17 @@
  * password in the URL never appears in the output.
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import { type CallbackRequest } from '../../src/core/policy';
 import { PgStore } from '../../src/store/postgres';
+import { buildCliIfStale, CLI_BIN } from '../../testkit/cli';
 import { engineWorld } from '../../testkit/engine';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
 
-const ROOT = path.join(__dirname, '../..');
-const BIN = path.join(ROOT, 'dist/cli/main.js');
+const BIN = CLI_BIN;
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 let db: TestDatabase;
-beforeAll(() => {
-  const built = fs.existsSync(BIN) ? fs.statSync(BIN).mtimeMs : 0;
-  if (newestMtime(path.join(ROOT, 'src')) > built) {
-    const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
-  }
-}, 120_000);
+beforeAll(buildCliIfStale, 120_000);
 beforeEach(async () => {
   db = await freshDatabase('cli');
 });
