@@ -203,20 +203,20 @@ class PgDb implements Db {
   }
 
   private beginSql(c: pg.PoolClient, fence: Fence | undefined, quick: boolean): string {
-      // synchronous_commit stays on whatever the database's default: a COMMIT returns once it is durable, which is
-      // the point of committing before the agent hears the confirmation (set in the BEGIN's round trip, no extra one).
-      const settings: string[] = [`set_config('synchronous_commit', 'on', true)`];
-      if (fence) {
-        settings.push(
-          `set_config('cc.app', ${c.escapeLiteral(fence.app)}, true)`,
-          `set_config('cc.holder', ${c.escapeLiteral(fence.holder)}, true)`,
-          `set_config('cc.epoch', ${c.escapeLiteral(String(fence.epoch))}, true)`,
-        );
-      }
-      if (quick) {
-        settings.push(`set_config('lock_timeout', ${c.escapeLiteral(String(OPT_IN_LOCK_TIMEOUT_MS))}, true)`, `set_config('statement_timeout', ${c.escapeLiteral(String(OPT_IN_STATEMENT_TIMEOUT_MS))}, true)`);
-      }
-      return `BEGIN; SELECT ${settings.join(', ')}`;
+    // synchronous_commit stays on whatever the database's default: a COMMIT returns once it is durable, which is
+    // the point of committing before the agent hears the confirmation (set in the BEGIN's round trip, no extra one).
+    const settings: string[] = [`set_config('synchronous_commit', 'on', true)`];
+    if (fence) {
+      settings.push(
+        `set_config('cc.app', ${c.escapeLiteral(fence.app)}, true)`,
+        `set_config('cc.holder', ${c.escapeLiteral(fence.holder)}, true)`,
+        `set_config('cc.epoch', ${c.escapeLiteral(String(fence.epoch))}, true)`,
+      );
+    }
+    if (quick) {
+      settings.push(`set_config('lock_timeout', ${c.escapeLiteral(String(OPT_IN_LOCK_TIMEOUT_MS))}, true)`, `set_config('statement_timeout', ${c.escapeLiteral(String(OPT_IN_STATEMENT_TIMEOUT_MS))}, true)`);
+    }
+    return `BEGIN; SELECT ${settings.join(', ')}`;
   }
 
   /**
