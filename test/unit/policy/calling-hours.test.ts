@@ -332,6 +332,23 @@ describe('local labels and dates', () => {
     expect(localIsoDate(BERLIN, Z('2026-03-28T23:30:00Z'))).toBe('2026-03-29');
     expect(localIsoDate(NEW_YORK, Z('2026-03-28T23:30:00Z'))).toBe('2026-03-28');
   });
+  it('localIsoDate (one offset look-up) agrees with Intl around midnight and DST changes, in zones with odd offsets', () => {
+    const zones = [BERLIN, NEW_YORK, 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Pacific/Chatham', 'Pacific/Kiritimati', 'America/St_Johns', 'UTC'];
+    const starts = ['2026-03-08T00:00:00Z', '2026-03-29T00:00:00Z', '2026-04-05T00:00:00Z', '2026-10-04T00:00:00Z', '2026-10-25T00:00:00Z', '2026-11-01T00:00:00Z', '2026-12-31T00:00:00Z'];
+    for (const timeZone of zones) {
+      const intl = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+      for (const start of starts) {
+        // Every 15 minutes over two days, and the minute either side of each step.
+        for (let t = Z(start) - 86_400_000; t < Z(start) + 86_400_000; t += 15 * 60_000) {
+          for (const at of [t - 60_000, t, t + 60_000 - 1]) expect([timeZone, at, localIsoDate(timeZone, at)]).toEqual([timeZone, at, intl.format(at)]);
+        }
+      }
+    }
+  });
+  it('localIsoDate refuses an unknown zone and a non-finite instant', () => {
+    expect(() => localIsoDate('Europe/Nowhere', Z('2026-03-28T23:30:00Z'))).toThrow(/Unknown time zone "Europe\/Nowhere"/);
+    expect(() => localIsoDate(BERLIN, Number.NaN)).toThrow(/Invalid instant/);
+  });
 });
 
 describe('independence from the host time zone', () => {
