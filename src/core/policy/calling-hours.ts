@@ -241,12 +241,22 @@ function openingsFor(cfg: CallingHoursConfig, year: number, month0: number, day:
 
 function localDate(timeZone: string, at: number): { y: number; m: number; d: number } {
   if (!Number.isFinite(at)) throw new Error(`Invalid instant ${String(at)}: expected epoch milliseconds`);
+  // One decision asks for the local date of the same `now` several times (the promise's next opening, the end
+  // of its calling day, the label): the last answer per zone is remembered.
+  const last = lastLocalDate.get(timeZone);
+  if (last !== undefined && last.at === at) return { y: last.y, m: last.m, d: last.d };
   // The zone's offset at that instant, once (one Intl look-up), and the calendar date of the shifted instant in
   // UTC: what a TZDate reads, without the three or more look-ups its construction costs (tzOffset was 4 % of
   // the service's CPU under load, issue 23). offsetMs throws for an unknown zone.
   const local = new Date(at + offsetMs(timeZone, at));
-  return { y: local.getUTCFullYear(), m: local.getUTCMonth(), d: local.getUTCDate() };
+  const date = { y: local.getUTCFullYear(), m: local.getUTCMonth(), d: local.getUTCDate() };
+  if (lastLocalDate.size >= 64) lastLocalDate.clear();
+  lastLocalDate.set(timeZone, { at, ...date });
+  return date;
 }
+
+/** localDate's last answer per zone (a pure function of its arguments). */
+const lastLocalDate = new Map<string, { at: number; y: number; m: number; d: number }>();
 
 function offsetMs(timeZone: string, at: number): number {
   const minutes = tzOffset(timeZone, new Date(at));
