@@ -163,6 +163,15 @@ const MESSAGE = Symbol.for('message');
  */
 function direct(logger: winston.Logger, format: winston.Logform.Format, stream: NodeJS.WritableStream): winston.Logger {
   const levels = logger.levels;
+  // winston's own asks every transport for its level on each call; the one transport has none (the logger's).
+  Object.defineProperty(logger, 'isLevelEnabled', {
+    configurable: true,
+    writable: true,
+    value: (level: string): boolean => {
+      const at = levels[level];
+      return at !== undefined && levels[logger.level] >= at;
+    },
+  });
   Object.defineProperty(logger, 'write', {
     configurable: true,
     writable: true,

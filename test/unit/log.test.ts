@@ -91,3 +91,15 @@ describe('logging without winston streams', () => {
     expect(chunks.join('').trim().split('\n').map((l) => (JSON.parse(l) as { message: string }).message)).toEqual(['seen', 'seen too']);
   });
 });
+
+describe('isLevelEnabled of the direct logger', () => {
+  it("answers as winston's does, for the logger and its children, after a level change too", () => {
+    const log = createLogger({ format: 'json', stream: new PassThrough(), level: 'info' });
+    const child = log.child({ a: 1 });
+    expect([log.isLevelEnabled('error'), log.isLevelEnabled('info'), log.isLevelEnabled('debug'), log.isLevelEnabled('nonsense')]).toEqual([true, true, false, false]);
+    expect(child.isLevelEnabled('debug')).toBe(false);
+    log.level = 'debug';
+    expect(child.isLevelEnabled('debug')).toBe(true);
+    expect(child.isLevelEnabled('silly')).toBe(false);
+  });
+});
