@@ -74,7 +74,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
   await sim.start();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-ceiling-'));
   const svc = new ServiceProcess(
-    { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' } },
+    // Every opt-in a new pending request: the cap over all agents (a defence against a flood, default 1000) is lifted.
+    { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' }, offer: { maxPendingTotal: 1_000_000 } },
     { dir },
   );
   const simLoop = monitorEventLoopDelay({ resolution: 5 });
@@ -120,6 +121,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       const t0 = Date.now();
       await callAt(rate, opts.seconds);
       const offeredMs = Date.now() - t0;
+      const cpuOffered = cpuMs(svc.pid);
       const drained = await drain(sim, 20000);
       const wallMs = Date.now() - t0;
       sampling = false;
@@ -179,6 +181,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
         peakConcurrent: concurrent,
         cpu: {
           appCores: appCpu === undefined ? undefined : round(appCpu / wallMs, 2),
+          // while the calls were being offered (the step's first `seconds`), before the last ones drained
+          appCoresWhileOffered: cpu0 === undefined || cpuOffered === undefined ? undefined : round((cpuOffered - cpu0) / offeredMs, 2),
           appMsPerOfferedCall: appCpu === undefined ? undefined : round(appCpu / Math.max(1, times.length), 2),
           appMsPerSecondPerConcurrentCall: appCpu === undefined || concurrent === 0 ? undefined : round(((appCpu / wallMs) * 1000) / concurrent, 3),
           simulatorCores: round(simCpuMs / wallMs, 2),
@@ -205,7 +209,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       };
       steps.push(step);
       log(
-        `ceiling: ${rate}/s: offered ${times.length}, confirmed ${confirmed} (within ${confirmBoundMs} ms), stored ${stored.length}; app ${step.cpu.appCores} cores, ${step.cpu.appMsPerOfferedCall} ms CPU per call; RSS ${rss0} → ${peak.rss} MiB at ${concurrent} calls in progress; loop late p99 ${lag?.p99} ms (simulator ${simLag.p99} ms); opt-in p50 ${step.optInMs.p50} / p99 ${step.optInMs.p99} ms${first ? `; FAILED, first: ${first.who}: ${first.what}` : ''}${drained ? '' : '; calls still in progress after 20 s'}`,
+        `ceiling: ${rate}/s: offered ${times.length}, confirmed ${confirmed} (within ${confirmBoundMs} ms), stored ${stored.length}; app ${step.cpu.appCoresWhileOffered} cores while offered (${step.cpu.appCores} over the step), ${step.cpu.appMsPerOfferedCall} ms CPU per call; RSS ${rss0} → ${peak.rss} MiB at ${concurrent} calls in progress; loop late p99 ${lag?.p99} ms (simulator ${simLag.p99} ms); opt-in p50 ${step.optInMs.p50} / p99 ${step.optInMs.p99} ms${first ? `; FAILED, first: ${first.who}: ${first.what}` : ''}${drained ? '' : '; calls still in progress after 20 s'}`,
       );
       sim.counters.peakBufferedBytes = 0;
       if (clean) highestClean = rate;
