@@ -156,7 +156,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       add('app: opt-in not confirmed in time', late.length, `opt-ins whose confirmation was not requested within ${confirmBoundMs} ms of the #`, minOf(late.map((t) => (t.keyAt as number) + confirmBoundMs)));
       add('app: offer not answered and played before the #', unoffered.length, 'calls the service did not answer and offer before the agent pressed # (or gave up)', minOf(unoffered.map((t) => t.arrivedAt + 1500)));
       if (seen.app.count > 0) fail['app: its error and warning lines'] = seen.app;
-      if (seen.asterisk.count > 0) fail['app: failures of the PBX as the app saw them'] = seen.asterisk;
+      // a request the PBX refused or left unanswered, as the app saw it: here the PBX is the simulator
+      if (seen.asterisk.count > 0) fail['simulator: failures of the PBX as the app saw them (refused or unanswered requests)'] = seen.asterisk;
       if (lag && lag.p99 > loopBoundMs) add('app: event loop late', 1, `the service's event loop late by p99 ${lag.p99} ms (bound ${loopBoundMs} ms)`);
       if (simLag.p99 > loopBoundMs) add('simulator: its event loop late', 1, `the simulator's event loop late by p99 ${simLag.p99} ms (bound ${loopBoundMs} ms)`);
       const unknownNow = [...sim.unknown.values()].reduce((a, b) => a + b, 0);

@@ -455,7 +455,7 @@ export function performancePage(r: any): string {
     'The `ceiling` part finds the app\'s own ceiling, which the `load` part cannot (on this machine Asterisk needs about',
     'three times the app\'s CPU per call and fails first): the service against a simulated PBX that replays the real',
     'Asterisk 22\'s recorded ARI (no SIP, no media), stepped up (default 50 … 800 calls/s, 10 s each) until the app fails',
-    '(see [below](#the-apps-own-ceiling-the-service-against-a-simulated-pbx)). It needs no sandbox.',
+    '(its section "The app\'s own ceiling" below, in a run that has it). It needs no sandbox.',
     '',
     ...parityProse(),
     'To publish a run: `npm run bench:docs -- --from bench-results/latest.json` copies it to `bench/results.json` and',
