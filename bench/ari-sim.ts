@@ -73,6 +73,9 @@ interface Playback {
   timer?: NodeJS.Timeout;
 }
 
+/** Bytes of REST answers sent (bodies), for the bench's per-call figure. */
+let answered = 0;
+
 function json(res: http.ServerResponse, status: number, body?: unknown): void {
   if (body === undefined) {
     res.writeHead(status, { 'content-length': 0 });
@@ -80,7 +83,9 @@ function json(res: http.ServerResponse, status: number, body?: unknown): void {
     return;
   }
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  const bytes = Buffer.byteLength(text);
+  answered += bytes;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes });
   res.end(text);
 }
 
@@ -133,6 +138,16 @@ export class AriSim {
     const a = this.server?.address() as AddressInfo | undefined;
     if (!a) throw new Error('ari-sim: not listening');
     return `http://127.0.0.1:${a.port}`;
+  }
+
+  /** Bytes of REST answer bodies sent so far (the application's JSON grows with its subscriptions, as Asterisk's). */
+  get answeredBytes(): number {
+    return answered;
+  }
+
+  /** Devices the app has subscribed to (deviceState:…). */
+  get subscriptions(): number {
+    return this.subscribed.length;
   }
 
   /** Calls in the app now. */

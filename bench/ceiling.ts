@@ -104,7 +104,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       simLoop.reset();
       const logFrom = svc.logs.length;
       const doneFrom = sim.done.length;
-      const req0 = { ...sim.counters };
+      const req0 = { ...sim.counters, bytes: sim.answeredBytes, subscriptions: sim.subscriptions };
       const cpu0 = cpuMs(svc.pid);
       const simCpu0 = process.cpuUsage();
       const rss0 = rssMiB(svc.pid);
@@ -204,6 +204,9 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
           events: sim.counters.events - req0.events,
           eventsFiltered: sim.counters.eventsFiltered - req0.eventsFiltered,
           peakBufferedBytes: sim.counters.peakBufferedBytes,
+          // REST answer bodies per call: the subscription's answer lists every device the app subscribed to
+          answerBytesPerCall: Math.round((sim.answeredBytes - req0.bytes) / Math.max(1, times.length)),
+          devicesSubscribed: { before: req0.subscriptions, after: sim.subscriptions },
         },
         failures: fail,
         failedFirst: first,
