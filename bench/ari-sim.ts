@@ -44,6 +44,7 @@ export interface SimOptions {
 /** What happened to one simulated call, in ms (performance-free wall clock: Date.now()). */
 export interface CallTimes {
   index: number;
+  channelId: string;
   arrivedAt: number;
   answeredAt?: number;
   offerPlayAt?: number;
@@ -110,7 +111,9 @@ export class AriSim {
   /** Requests the simulation does not answer (method + path without ids), counted. */
   readonly unknown = new Map<string, number>();
   /** Requests answered, events sent, and the peak of bytes waiting in the WebSocket's send buffer. */
-  readonly counters = { requests: 0, events: 0, eventsFiltered: 0, peakBufferedBytes: 0 };
+  readonly counters = { requests: 0, events: 0, eventsFiltered: 0, peakBufferedBytes: 0, peakConnections: 0, peakInFlight: 0 };
+  private connections = 0;
+  private inFlight = 0;
   private seq = 0;
   private readonly keyAfterMs: number;
   private readonly giveUpMs: number;
@@ -145,6 +148,11 @@ export class AriSim {
     return answered;
   }
 
+  /** Connections open now (the service's WebSocket and its REST client's sockets). */
+  get openConnections(): number {
+    return this.connections;
+  }
+
   /** Devices the app has subscribed to (deviceState:…). */
   get subscriptions(): number {
     return this.subscribed.length;
@@ -163,6 +171,12 @@ export class AriSim {
     const server = http.createServer((req, res) => this.request(req, res));
     server.keepAliveTimeout = 60_000;
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    // The service's REST client's connections (kept alive; its agent opens at most so many) and requests in flight.
+    server.on('connection', (socket) => {
+      this.connections++;
+      if (this.connections > this.counters.peakConnections) this.counters.peakConnections = this.connections;
+      socket.on('close', () => this.connections--);
+    });
     this.server = server;
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   }
@@ -192,7 +206,7 @@ export class AriSim {
       language: 'en',
       createdAt: now,
     };
-    const times: CallTimes = { index: n, arrivedAt: now };
+    const times: CallTimes = { index: n, channelId: call.channelId, arrivedAt: now };
     this.done.push(times);
     if (!this.connected) {
       times.lost = true;
@@ -274,6 +288,9 @@ export class AriSim {
   }
 
   private request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.inFlight++;
+    if (this.inFlight > this.counters.peakInFlight) this.counters.peakInFlight = this.inFlight;
+    res.on('finish', () => this.inFlight--);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

@@ -104,6 +104,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       simLoop.reset();
       const logFrom = svc.logs.length;
       const doneFrom = sim.done.length;
+      sim.counters.peakConnections = sim.openConnections;
       const req0 = { ...sim.counters, bytes: sim.answeredBytes, subscriptions: sim.subscriptions };
       const cpu0 = cpuMs(svc.pid);
       const simCpu0 = process.cpuUsage();
@@ -143,6 +144,22 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       const stored = logs.filter((l) => l.event === 'offer.opted_in');
       const created = stored.filter((l) => l.result === 'created').length;
       const inApp = stored.map((l) => Number(l.keyToDurableMs)).filter(Number.isFinite);
+      // Where the opt-in's time went, from the service's own lines (wall clock, the same machine's): the `#` event on
+      // its way into the service's flow (the simulator sent it → the flow had it: committedAt − keyToDurableMs), the
+      // service's own steps (offer.timing keyToConfirm: key routed → confirmation requested), and the confirmation's
+      // request on its way out (requested → the simulator had it: the REST client's queue, its sockets, the loop).
+      const byChannel = new Map(times.map((t) => [t.channelId, t]));
+      const timing = new Map(logs.filter((l) => l.event === 'offer.timing').map((l) => [String(l.channelId), Number(l.keyToConfirm)]));
+      const split = { inbound: [] as number[], inApp: [] as number[], outbound: [] as number[] };
+      for (const l of stored) {
+        const t = byChannel.get(String(l.channelId));
+        const keyToConfirm = timing.get(String(l.channelId));
+        if (!t || t.keyAt === undefined || t.confirmPlayAt === undefined || keyToConfirm === undefined || !Number.isFinite(keyToConfirm)) continue;
+        const routedAt = Number(l.committedAt) - Number(l.keyToDurableMs);
+        split.inbound.push(routedAt - t.keyAt);
+        split.inApp.push(keyToConfirm);
+        split.outbound.push(t.confirmPlayAt - routedAt - keyToConfirm);
+      }
       const seen = appFailures(logs);
       const appCpu = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
       const simCpuMs = (simCpu.user + simCpu.system) / 1000;
@@ -199,11 +216,16 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
         optInMs: stats(optInMs),
         offerMs: stats(offerMs),
         keyToDurableInAppMs: stats(inApp),
+        optInSplitMs: { eventIn: stats(split.inbound), inApp: stats(split.inApp), requestOut: stats(split.outbound) },
         simulator: {
           requests: sim.counters.requests - req0.requests,
           events: sim.counters.events - req0.events,
           eventsFiltered: sim.counters.eventsFiltered - req0.eventsFiltered,
           peakBufferedBytes: sim.counters.peakBufferedBytes,
+          // connections from the service (its WebSocket and its REST client's kept-alive sockets) and REST requests
+          // the simulator was answering at once, at the peak
+          peakConnections: sim.counters.peakConnections,
+          peakRequestsInFlight: sim.counters.peakInFlight,
           // REST answer bodies per call: the subscription's answer lists every device the app subscribed to
           answerBytesPerCall: Math.round((sim.answeredBytes - req0.bytes) / Math.max(1, times.length)),
           devicesSubscribed: { before: req0.subscriptions, after: sim.subscriptions },
@@ -213,9 +235,10 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       };
       steps.push(step);
       log(
-        `ceiling: ${rate}/s: offered ${times.length}, confirmed ${confirmed} (within ${confirmBoundMs} ms), stored ${stored.length}; app ${step.cpu.appCoresWhileOffered} cores while offered (${step.cpu.appCores} over the step), ${step.cpu.appMsPerOfferedCall} ms CPU per call; RSS ${rss0} → ${peak.rss} MiB at ${concurrent} calls in progress; loop late p99 ${lag?.p99} ms (simulator ${simLag.p99} ms); opt-in p50 ${step.optInMs.p50} / p99 ${step.optInMs.p99} ms${first ? `; FAILED, first: ${first.who}: ${first.what}` : ''}${drained ? '' : '; calls still in progress after 20 s'}`,
+        `ceiling: ${rate}/s: offered ${times.length}, confirmed ${confirmed} (within ${confirmBoundMs} ms), stored ${stored.length}; app ${step.cpu.appCoresWhileOffered} cores while offered (${step.cpu.appCores} over the step), ${step.cpu.appMsPerOfferedCall} ms CPU per call; RSS ${rss0} → ${peak.rss} MiB at ${concurrent} calls in progress; loop late p99 ${lag?.p99} ms (simulator ${simLag.p99} ms); opt-in p50 ${step.optInMs.p50} / p99 ${step.optInMs.p99} ms (p50: # event in ${round(step.optInSplitMs.eventIn.p50, 1)}, in the app ${round(step.optInSplitMs.inApp.p50, 1)}, request out ${round(step.optInSplitMs.requestOut.p50, 1)})${first ? `; FAILED, first: ${first.who}: ${first.what}` : ''}${drained ? '' : '; calls still in progress after 20 s'}`,
       );
       sim.counters.peakBufferedBytes = 0;
+      sim.counters.peakInFlight = 0;
       if (clean) highestClean = rate;
       else {
         breaksAt = rate;

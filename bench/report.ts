@@ -307,17 +307,8 @@ export function appCeilingRows(c: any, load: any, nproc?: number): string[] {
   const top = clean[clean.length - 1];
   const last = steps[steps.length - 1];
   if (c.breaksAt && c.failedFirst) {
-    const lag = last.eventLoopLateMs?.app;
-    const cores = last.cpu?.appCoresWhileOffered ?? last.cpu?.appCores;
-    const busy = last.cpu?.machineBusyCores;
-    const why =
-      typeof cores === 'number' && cores >= 0.85
-        ? `the service used ${f(cores)} cores while the calls were offered — all its one JavaScript thread can give: every call's events, requests and commits queue behind each other on the event loop (late by p99 ${f(lag?.p99, ' ms')}, max ${f(lag?.max, ' ms')}), so the confirmation of an opt-in waits for the work of all the other calls`
-        : typeof busy === 'number' && nproc && busy >= 0.9 * nproc
-          ? `the service used only ${f(cores)} cores there, but the machine's ${nproc} cores were all busy (${f(busy)}, the simulator and other work included): the service waited for a core, its event loop late by p99 ${f(lag?.p99, ' ms')}, max ${f(lag?.max, ' ms')}`
-          : `the service used ${f(cores)} cores there and its event loop was late by p99 ${f(lag?.p99, ' ms')}, max ${f(lag?.max, ' ms')}: the time went to waiting, not computing (the opt-in's commit, in the app p99 ${f(last.keyToDurableInAppMs?.p99, ' ms')})`;
     out.push(
-      `**Finding:** ${top ? `the highest clean step was ${top.rate} calls/s; ` : 'no step was clean; '}the first failing step was ${c.breaksAt} calls/s, where ${c.failedFirst.who} failed first: ${c.failedFirst.what}. ${c.failedFirst.who === 'the app' ? `Why: ${why}.` : 'That is the limit of the instrument, not of the app: the app\'s ceiling lies above it.'}`,
+      `**Finding:** ${top ? `the highest clean step was ${top.rate} calls/s; ` : 'no step was clean; '}the first failing step was ${c.breaksAt} calls/s, where ${c.failedFirst.who} failed first: ${c.failedFirst.what}. ${c.failedFirst.who === 'the app' ? `Why, from the service's own signals: ${ceilingWhy(last, nproc)}.` : 'That is the limit of the instrument, not of the app: the app\'s ceiling lies above it.'}`,
     );
   } else {
     out.push(`**Finding:** no step failed up to ${last.rate} calls/s: the app's ceiling is above the highest rate tried (\`--ceiling-rates\` goes higher).`);
@@ -342,6 +333,20 @@ export function appCeilingRows(c: any, load: any, nproc?: number): string[] {
       `| ${s.rate} | ${f(s.offeredRate)} / ${f(s.confirmedRate)} (${s.offered} / ${s.confirmed}) | ${f(s.cpu?.appCoresWhileOffered)} (${f(s.cpu?.appCores)}); ${f(s.cpu?.appMsPerOfferedCall, ' ms')} | ${f(s.memory?.rssMiB?.before)} → ${f(s.memory?.rssMiB?.peak)}; ${f(s.memory?.kibPerConcurrentCall)} (${s.peakConcurrent}) | ${f(s.cpu?.appMsPerSecondPerConcurrentCall)} | ${lag ? `${f(lag.p50, ' ms')} / ${f(lag.p99, ' ms')} / ${f(lag.max, ' ms')}` : '–'} | ${f(s.optInMs?.p50, ' ms')} / ${f(s.optInMs?.p99, ' ms')} (${f(s.keyToDurableInAppMs?.p50, ' ms')} / ${f(s.keyToDurableInAppMs?.p99, ' ms')}) | ${f(s.cpu?.simulatorCores)}; ${f(s.eventLoopLateMs?.simulator?.p99, ' ms')}; ${f(s.simulator?.answerBytesPerCall, ' B')} (${s.simulator?.devicesSubscribed?.after ?? '–'}) | ${first} |`,
     );
   }
+  if (steps.some((s: any) => s.optInSplitMs)) {
+    out.push(
+      '',
+      "Where the opt-in's time went (p50 / p99, ms), from the service's own lines (`offer.opted_in`: committedAt − keyToDurableMs is when its flow had the `#`; `offer.timing` keyToConfirm) and the simulator's clock (the same machine's): the `#` event on its way into the service's flow, the service's own steps, the confirmation's request on its way out to the PBX (the REST client's queue and sockets, the event loop).",
+      '',
+      '| calls/s | `#` sent → confirmation requested at the PBX | the `#` event into the flow | in the service: key → confirmation requested | the request out to the PBX | connections from the service at the peak (WebSocket + REST sockets) |',
+      '| --- | --- | --- | --- | --- | --- |',
+    );
+    for (const s of steps) {
+      const sp = s.optInSplitMs ?? {};
+      const pp = (x: any) => (x ? `${f(x.p50)} / ${f(x.p99)}` : '–');
+      out.push(`| ${s.rate} | ${pp(s.optInMs)} | ${pp(sp.eventIn)} | ${pp(sp.inApp)} | ${pp(sp.requestOut)} | ${s.simulator?.peakConnections ?? '–'} |`);
+    }
+  }
   if (top && real) {
     out.push(
       '',
@@ -354,6 +359,35 @@ export function appCeilingRows(c: any, load: any, nproc?: number): string[] {
   }
   out.push('');
   return out;
+}
+
+/** Why the app failed at a step: the largest part of the opt-in's time, with the CPU and the event loop there. */
+export function ceilingWhy(s: any, nproc?: number): string {
+  const lag = s.eventLoopLateMs?.app;
+  const cores = s.cpu?.appCoresWhileOffered ?? s.cpu?.appCores;
+  const busy = s.cpu?.machineBusyCores;
+  const loop = `its event loop late by p99 ${f(lag?.p99, ' ms')}, max ${f(lag?.max, ' ms')}`;
+  const cpu =
+    typeof cores === 'number' && cores >= 0.85
+      ? `the service used ${f(cores)} cores while the calls were offered — all its one JavaScript thread can give — and ${loop}`
+      : typeof busy === 'number' && nproc && busy >= 0.9 * nproc
+        ? `the service used ${f(cores)} cores while the calls were offered, and the machine's ${nproc} cores were all busy (${f(busy)}, the simulator and other work included), ${loop}`
+        : `the service used ${f(cores)} cores while the calls were offered, ${loop}`;
+  const sp = s.optInSplitMs;
+  if (!sp?.eventIn || !sp.inApp || !sp.requestOut) return cpu;
+  const parts: Array<[string, number]> = [
+    ['eventIn', sp.eventIn.p99],
+    ['inApp', sp.inApp.p99],
+    ['requestOut', sp.requestOut.p99],
+  ];
+  const [biggest] = parts.sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))[0];
+  const whole = `\`#\` → confirmation p99 ${f(s.optInMs?.p99, ' ms')}: the \`#\` event into the flow p99 ${f(sp.eventIn.p99, ' ms')}, the service's own steps p99 ${f(sp.inApp.p99, ' ms')}, the confirmation's request out p99 ${f(sp.requestOut.p99, ' ms')}`;
+  const what: Record<string, string> = {
+    requestOut: `most of the time the confirmation's request spent on its way out of the service: its REST client keeps at most 16 sockets to the PBX (src/telephony/ari/rest.ts; the simulator saw ${s.simulator?.peakConnections ?? '–'} connections from it, the WebSocket included), so with ${s.peakConcurrent} calls in progress a call's request waits for a socket behind the other calls' requests (about eight per call), and a socket is free again only once the service's loop has read its answer`,
+    eventIn: "most of the time the `#` event spent before the service's flow had it: the service read its WebSocket late, its event loop busy with the other calls' work",
+    inApp: `most of the time went to the service's own steps (key → durable in the app p99 ${f(s.keyToDurableInAppMs?.p99, ' ms')}: the commit and the reads around it)`,
+  };
+  return `${whole} — ${what[biggest]}; ${cpu}`;
 }
 
 const BACKENDS = [

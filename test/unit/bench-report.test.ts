@@ -1,4 +1,4 @@
-import { dtmfRows, renderMarkdown, schedulerRows } from '../../bench/report';
+import { ceilingWhy, dtmfRows, renderMarkdown, schedulerRows } from '../../bench/report';
 
 const st = (p50: number, extra: Record<string, unknown> = {}) => ({ n: 30, p50, p95: p50 + 1, p99: p50 + 2, max: p50 + 3, mean: p50, ...extra });
 const dtmfOf = (e2e: number, inApp: number, commit: number, errors = 0) => ({ ...st(e2e), errors, firstError: errors ? 'no commit seen' : undefined, inApp: st(inApp), commit: st(commit) });
@@ -158,6 +158,16 @@ describe("bench report: the app's own ceiling against the simulated PBX", () => 
     // the app's CPU per offered call beside the real Asterisk's from the load part's highest clean step (50/s)
     expect(text).toContain('| the app here beside the real Asterisk there | 4 ms | 27 ms | 0.15 |');
     expect(text).toMatch(/\| the app's own ceiling, against a simulated PBX .* \| 100 calls\/s \(breaks at 200\/s; failed first: the app: /);
+  });
+
+  it("names the largest part of the opt-in's time at the failing step (the request out to the PBX here)", () => {
+    const failing = { ...ceiling.steps[1], optInSplitMs: { eventIn: st(3), inApp: st(9), requestOut: st(700) }, optInMs: st(720), simulator: { peakConnections: 17 } };
+    const why = ceilingWhy(failing, 2);
+    expect(why).toContain('the confirmation\'s request out p99 702 ms');
+    expect(why).toContain('most of the time the confirmation\'s request spent on its way out of the service');
+    expect(why).toContain('the simulator saw 17 connections from it');
+    const inbound = ceilingWhy({ ...failing, optInSplitMs: { eventIn: st(700), inApp: st(9), requestOut: st(3) } }, 2);
+    expect(inbound).toContain("most of the time the `#` event spent before the service's flow had it");
   });
 
   it('says so when the simulator, not the app, failed first', () => {
