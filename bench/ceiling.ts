@@ -177,6 +177,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
       if (seen.asterisk.count > 0) fail['simulator: failures of the PBX as the app saw them (refused or unanswered requests)'] = seen.asterisk;
       if (lag && lag.p99 > loopBoundMs) add('app: event loop late', 1, `the service's event loop late by p99 ${lag.p99} ms (bound ${loopBoundMs} ms)`);
       if (simLag.p99 > loopBoundMs) add('simulator: its event loop late', 1, `the simulator's event loop late by p99 ${simLag.p99} ms (bound ${loopBoundMs} ms)`);
+      if (!svc.running) add('app: the service exited', 1, `the service process exited (code ${svc.exitCode})`);
       const unknownNow = [...sim.unknown.values()].reduce((a, b) => a + b, 0);
       add('simulator: requests it does not know', unknownNow, [...sim.unknown.keys()].join(', '));
       const lost = times.filter((t) => t.lost);

@@ -165,7 +165,8 @@ describe("bench report: the app's own ceiling against the simulated PBX", () => 
     const why = ceilingWhy(failing, 2);
     expect(why).toContain('the confirmation\'s request out p99 702 ms');
     expect(why).toContain('most of the time the confirmation\'s request spent on its way out of the service');
-    expect(why).toContain('the simulator saw 17 connections from it');
+    expect(why).toContain('its REST client had all its sockets to the PBX busy (16 open at the peak');
+    expect(ceilingWhy({ ...failing, simulator: { peakConnections: 5 } }, 2)).toContain('4 REST sockets open at the peak, fewer than its agent');
     const inbound = ceilingWhy({ ...failing, optInSplitMs: { eventIn: st(700), inApp: st(9), requestOut: st(3) } }, 2);
     expect(inbound).toContain("most of the time the `#` event spent before the service's flow had it");
   });
