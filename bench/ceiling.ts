@@ -85,6 +85,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
   let breaksAt: number | undefined;
   let failedFirst: { who: Who; what: string; at?: string } | undefined;
   let k = 0;
+  let idleCores: number | undefined;
   const callAt = (rate: number, seconds: number) => runCalls(sim, rate, seconds, () => ++k);
   try {
     await svc.start();
@@ -96,6 +97,12 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     log(`ceiling: warm-up, 20 calls/s for 3 s against the simulated PBX at ${sim.url}…`);
     await callAt(20, 3);
     await drain(sim, 20000);
+    // The service's CPU with no call (its timers, the lease, the scheduler's wake-ups), to set beside the per-call figures.
+    await sleep(1000);
+    const idle0 = cpuMs(svc.pid);
+    await sleep(3000);
+    const idle1 = cpuMs(svc.pid);
+    idleCores = idle0 === undefined || idle1 === undefined ? undefined : round((idle1 - idle0) / 3000, 3);
     for (const rate of opts.rates) {
       const calls = rate * opts.seconds;
       log(`ceiling: ${rate} calls/s × ${opts.seconds} s (${calls} calls, each its own agent, all with #)…`);
@@ -203,6 +210,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
           // while the calls were being offered (the step's first `seconds`), before the last ones drained
           appCoresWhileOffered: cpu0 === undefined || cpuOffered === undefined ? undefined : round((cpuOffered - cpu0) / offeredMs, 2),
           appMsPerOfferedCall: appCpu === undefined ? undefined : round(appCpu / Math.max(1, times.length), 2),
+          // the same without the service's idle CPU over the step (its timers and the lease, which no call causes)
+          appMsPerOfferedCallNetOfIdle: appCpu === undefined || idleCores === undefined ? undefined : round((appCpu - idleCores * wallMs) / Math.max(1, times.length), 2),
           appMsPerSecondPerConcurrentCall: appCpu === undefined || concurrent === 0 ? undefined : round(((appCpu / wallMs) * 1000) / concurrent, 3),
           simulatorCores: round(simCpuMs / wallMs, 2),
           simulatorMsPerOfferedCall: round(simCpuMs / Math.max(1, times.length), 2),
@@ -258,6 +267,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     capture: { recordedAt: capture.recordedAt, asterisk: capture.asterisk, script: sim.script.map((s) => `${s.type} (${s.cause})`) },
     bounds: { confirmMs: confirmBoundMs, eventLoopP99Ms: loopBoundMs },
     keyAfterMs: 1500,
+    appIdleCores: idleCores,
     steps,
     highestClean,
     breaksAt,
