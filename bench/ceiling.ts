@@ -39,6 +39,12 @@ export interface CeilingOptions {
   confirmBoundMs?: number;
   /** The service's (and the simulator's) event loop may be late by at most this at p99 (ms). */
   loopBoundMs?: number;
+  /**
+   * Agents taking turns (0, the default: every call its own agent). The app subscribes to each new agent's device
+   * state, and Asterisk's answer to a subscription lists every device subscribed so far: with an agent per call
+   * those answers grow with the run; a pool (a call centre's size) keeps them at its size.
+   */
+  agents?: number;
 }
 
 /** The resident set of a process in MiB (/proc/<pid>/status), or undefined. */
@@ -75,7 +81,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-ceiling-'));
   const svc = new ServiceProcess(
     // Every opt-in a new pending request: the cap over all agents (a defence against a flood, default 1000) is lifted.
-    { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' }, offer: { maxPendingTotal: 1_000_000 } },
+    // With a pool of agents each takes many opt-ins: the cap per agent (default 10) is lifted as far as it goes.
+    { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' }, offer: { maxPendingTotal: 1_000_000, ...(opts.agents ? { maxPendingPerAgent: 1000 } : {}) } },
     { dir },
   );
   const simLoop = monitorEventLoopDelay({ resolution: 5 });
@@ -86,7 +93,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
   let failedFirst: { who: Who; what: string; at?: string } | undefined;
   let k = 0;
   let idleCores: number | undefined;
-  const callAt = (rate: number, seconds: number) => runCalls(sim, rate, seconds, () => ++k);
+  const callAt = (rate: number, seconds: number) => runCalls(sim, rate, seconds, () => ++k, opts.agents ?? 0);
   try {
     await svc.start();
     const listening = await svc.waitLog((l) => l.event === 'http.listening', 10000);
@@ -105,7 +112,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     idleCores = idle0 === undefined || idle1 === undefined ? undefined : round((idle1 - idle0) / 3000, 3);
     for (const rate of opts.rates) {
       const calls = rate * opts.seconds;
-      log(`ceiling: ${rate} calls/s × ${opts.seconds} s (${calls} calls, each its own agent, all with #)…`);
+      log(`ceiling: ${rate} calls/s × ${opts.seconds} s (${calls} calls, ${opts.agents ? `agents from a pool of ${opts.agents}` : 'each its own agent'}, all with #)…`);
       await sleep(1000);
       await scrape(); // resets the service's event-loop histogram
       simLoop.reset();
@@ -267,6 +274,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     capture: { recordedAt: capture.recordedAt, asterisk: capture.asterisk, script: sim.script.map((s) => `${s.type} (${s.cause})`) },
     bounds: { confirmMs: confirmBoundMs, eventLoopP99Ms: loopBoundMs },
     keyAfterMs: 1500,
+    agents: opts.agents ? opts.agents : 'one per call',
     appIdleCores: idleCores,
     steps,
     highestClean,
@@ -293,7 +301,7 @@ function whoFirst(fail: Record<string, Failures>): { who: Who; what: string; at?
 }
 
 /** Starts `rate` calls a second for `seconds` (on schedule: the calls due by now, every 5 ms). */
-async function runCalls(sim: AriSim, rate: number, seconds: number, next: () => number): Promise<CallTimes[]> {
+async function runCalls(sim: AriSim, rate: number, seconds: number, next: () => number, agents: number): Promise<CallTimes[]> {
   const total = rate * seconds;
   const out: CallTimes[] = [];
   const t0 = Date.now();
@@ -301,7 +309,8 @@ async function runCalls(sim: AriSim, rate: number, seconds: number, next: () => 
     const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * rate) + 1);
     while (out.length < due) {
       const n = next();
-      out.push(sim.startCall(n, `3${String(n).padStart(6, '0')}`));
+      // agent n (or n's turn in the pool), prospect n: every opt-in a new pair, a new durable request
+      out.push(sim.startCall(agents > 0 ? ((n - 1) % agents) + 1 : n, `3${String(n).padStart(6, '0')}`));
     }
     await sleep(5);
   }
