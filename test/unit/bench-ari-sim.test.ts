@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { loopLagFromMetrics } from '../../bench/ceiling';
 import { type CaptureFile, type SimCall, asteriskTime, channelEvent, offerArgs, offerScript, playbackEvent, requestCause, wavMs } from '../../bench/ari-sim-events';
 
 const capture = JSON.parse(fs.readFileSync(path.join(__dirname, '../../bench/fixtures/ari-offer-capture.json'), 'utf8')) as CaptureFile;
@@ -105,5 +106,21 @@ describe('simulated PBX: pure helpers', () => {
     list.writeUInt32LE(2, 4);
     expect(wavMs(wav(16000, 8000, list))).toBe(250);
     expect(wavMs(Buffer.from('not a wav file at all'))).toBeUndefined();
+  });
+});
+
+describe("the ceiling part reads the service's own event-loop figure from its /metrics", () => {
+  it("takes prom-client's gauges (seconds, with the 10 ms sampling interval in them) as lateness in ms", () => {
+    const text = [
+      '# HELP nodejs_eventloop_lag_p50_seconds The 50th percentile of the recorded event loop delays.',
+      '# TYPE nodejs_eventloop_lag_p50_seconds gauge',
+      'nodejs_eventloop_lag_p50_seconds 0.010125',
+      'nodejs_eventloop_lag_p99_seconds 0.0525',
+      'nodejs_eventloop_lag_max_seconds 0.31',
+      'nodejs_eventloop_lag_min_seconds 0.0099',
+    ].join('\n');
+    expect(loopLagFromMetrics(text)).toEqual({ p50: 0.13, p99: 42.5, max: 300 });
+    expect(loopLagFromMetrics('nodejs_eventloop_lag_min_seconds 0.0099')).toBeUndefined();
+    expect(loopLagFromMetrics('nodejs_eventloop_lag_p50_seconds 0.001\nnodejs_eventloop_lag_p99_seconds 0.002\nnodejs_eventloop_lag_max_seconds 0.003')).toEqual({ p50: 0, p99: 0, max: 0 });
   });
 });
