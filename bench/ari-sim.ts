@@ -13,6 +13,10 @@
  * INVALID, as recorded), subscriptions (the application's JSON, growing with its subscriptions as Asterisk's
  * does), answer, play, stop a playback, hang up, continue. Any other request is refused with 404 and counted
  * (`unknown`): the simulation does not cover it.
+ *
+ * When the service's use of ARI changes (a new request, a new event type it listens to), record the offer again
+ * with the sandbox running: `node .tools-dist/bench/ceiling-capture.js` (a request the recording lacks shows up as
+ * `unknown` in the part's results; an event type the recorded call did not carry is simply never sent).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
