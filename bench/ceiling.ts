@@ -94,6 +94,11 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
   let k = 0;
   let idleCores: number | undefined;
   const callAt = (rate: number, seconds: number) => runCalls(sim, rate, seconds, () => ++k, opts.agents ?? 0);
+  // Whatever ends the bench's process (an uncaught error included), the service it started goes with it.
+  const killService = () => {
+    if (svc.running && svc.pid) process.kill(svc.pid, 'SIGKILL');
+  };
+  process.once('exit', killService);
   try {
     await svc.start();
     const listening = await svc.waitLog((l) => l.event === 'http.listening', 10000);
@@ -271,6 +276,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     }
   } finally {
     await svc.stop();
+    process.off('exit', killService);
     await sim.stop();
     simLoop.disable();
     fs.rmSync(dir, { recursive: true, force: true });
