@@ -342,7 +342,8 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
           {
             sql: `INSERT INTO requests(id, ${withPbx ? 'pbx, ' : ''}agent, prospect, state, created_at, updated_at, wake_at, version, data)
               SELECT ?, ${withPbx ? '?, ' : ''}?, ?, ?, ?, ?, ?, 1, ?
-              WHERE NOT EXISTS (${minePending}) AND (${agentCount}) < ?${totalCount ? ` AND (${totalCount}) < ?` : ''}`,
+              WHERE NOT EXISTS (${minePending}) AND (${agentCount}) < ?${totalCount ? ` AND (${totalCount}) < ?` : ''}
+              RETURNING id`,
             params: [
               ...[r.id, ...(withPbx ? [pbx] : []), r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r)],
               ...mine,
@@ -360,15 +361,19 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
             params: [...outboxValues(o), r.id],
           })),
           {
-            sql: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS created,
+            sql: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS taken,
                 (${existingSql}) AS existing,
                 (${agentCount}) AS n, ${totalCount ? `(${totalCount})` : 'NULL'} AS total, (${this.aheadSql}) AS ahead`,
             params: [r.id, ...existingParams, ...capsParams, ...totalParams, r.id],
           },
         ];
         const results = await q.script(statements);
-        const outcome = results[results.length - 1][0] as { created: number | string; existing: unknown; n: number | string; total: number | string | null; ahead: number | string };
-        if (Number(outcome.created) === 1) return { result: 'created', request: r, position: 1 + Number(outcome.ahead) };
+        const created = results[lock ? 1 : 0].length === 1;
+        const outcome = results[results.length - 1][0] as { taken: number | string; existing: unknown; n: number | string; total: number | string | null; ahead: number | string };
+        if (created) return { result: 'created', request: r, position: 1 + Number(outcome.ahead) };
+        // Not inserted, yet a request has its id: `create` reused an id (its history and outbox rows, conditional on
+        // the id, may have been written to that request): refused, and the transaction with them.
+        if (Number(outcome.taken) > 0) throw new StoreError(`the opt-in's new request ${r.id} has the id of a stored request; nothing was written`);
         if (outcome.existing !== null && outcome.existing !== undefined) {
           const existing = this.d.fromJson(outcome.existing) as R;
           if (!refresh) return { result: 'exists', request: existing };
