@@ -51,10 +51,11 @@ export interface PgStoreOptions {
   /** Read every PBX's requests (the command line, the web page). Default: only `pbx`'s. */
   allPbx?: boolean;
   /**
-   * Connections in the pool. Default 8: one for the open group of decisions (group commit holds one connection
-   * at a time, src/store/group.ts), one each for the lease's renewal and the webhook sender, and the rest for the
-   * reads of calls in progress (the offer's preparation and the queue position of ten concurrent opt-ins) and of
-   * the page, so that a burst of calls never makes the lease renewal wait for a connection.
+   * Connections in the pool. Default 4: one for the open group of decisions (group commit holds one connection
+   * at a time, src/store/group.ts), and the others for the lease's renewal, the webhook sender and the reads outside
+   * a decision (the offer's preparation, the page). The opt-in reads nothing outside its decision any more (its
+   * place in the queue comes with it), and measured under ten concurrent opt-ins (docs/performance-log.md) 8
+   * connections were slower than 4 or 2: more server processes running at once on the same cores as the group's.
    */
   poolSize?: number;
   /** Run migrations (default true); false refuses a database that is not at this build's version. */
@@ -466,7 +467,7 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
   static lazy<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): PgStore<R> {
     const pool = new pg.Pool({
       connectionString: url,
-      max: opts.poolSize ?? 8,
+      max: opts.poolSize ?? 4,
       types: TYPES,
       connectionTimeoutMillis: 10_000,
       lock_timeout: QUERY_LOCK_TIMEOUT_MS,
