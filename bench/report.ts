@@ -101,7 +101,7 @@ export function verdictRows(o: any): string[] {
 const STEP_NAMES: Record<string, string> = {
   keyToStore: 'key event routed → the flow asks to store (state machine step)',
   queued: 'waiting for the engine (the decisions before it staged; group commit)',
-  read: 'reads before the store\'s opt-in (a refresh only: the agent\'s recalls, the colleagues)',
+  read: 'the promise (calling hours) and the reads before the store\'s opt-in (a refresh only: the agent\'s recalls, the colleagues)',
   decide: 'savepoint, the decision (pure)',
   writeCommit: 'rows written + commit (durable)',
   write: '… of which: locks, rows and the place in the queue staged in the group\'s transaction (a new request: one round trip on PostgreSQL)',
