@@ -5,6 +5,7 @@
  *   npm run bench                       # everything
  *   npm run bench -- --only scheduler   # scheduler, postgres, offer, load (comma-separated)
  *   npm run bench -- --only offer --calls 800
+ *   npm run bench -- --only ceiling --ceiling-rates 50,100,200 --ceiling-seconds 10 [--ceiling-agents 500]
  *
  * The PBX parts take the sandbox lock (testkit/lock.ts, the same as the integration tests and the
  * demo) and start the sandbox with scripts/pbx.sh up when it is not running; the sandbox is left running.
@@ -17,7 +18,7 @@ import { SANDBOX } from '../testkit/sandbox';
 import { ROOT, log, machine, writeJson } from './common';
 import { renderMarkdown } from './report';
 
-const PARTS = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile'];
+const PARTS = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile', 'ceiling'];
 
 export type Results = Record<string, unknown> & { machine: ReturnType<typeof machine>; startedAt: string };
 
@@ -46,6 +47,16 @@ async function main(): Promise<void> {
     const r = spawnSync(process.execPath, [path.join(__dirname, 'commit-modes.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`commit bench failed (${r.status})`);
     results.commit = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  }
+
+  if (only.includes('ceiling')) {
+    // No sandbox: the service against the simulated PBX in this process (bench/ari-sim.ts).
+    const { ceilingBench } = await import('./ceiling');
+    results.ceiling = await ceilingBench({
+      rates: (argValue('--ceiling-rates') ?? '50,100,150,200,300,400,600,800').split(',').map(Number),
+      seconds: Number(argValue('--ceiling-seconds') ?? 10),
+      agents: Number(argValue('--ceiling-agents') ?? 0),
+    });
   }
 
   const pbxParts = only.filter((p) => p === 'offer' || p === 'load' || p === 'profile');

@@ -37,7 +37,14 @@ export function renderMarkdown(r: any): string {
   const s = r.scheduler;
   if (s) {
     lines.push(`| scheduler: claim rate (observe tick, fake clock) | ${f(s.claim.perSecond, '/s')} (${s.claim.decisions} decisions in ${f(s.claim.ms, ' ms')}, ${s.claim.lost} lost) | | |`);
-    lines.push(`| scheduler: fire drift (real timer, ${s.drift.fired}/${s.drift.expected} fired; last wake-up ${f(s.drift.lastWakeAfterStartMs, ' ms')} after the start, window ${f(s.drift.windowMs, ' ms')}) | p50 ${f(s.drift.p50, ' ms')}, p99 ${f(s.drift.p99, ' ms')}, max ${f(s.drift.max, ' ms')} | p99 < 1 s | ${ok(s.drift.p99 < 1000 && s.drift.fired === s.drift.expected)} |`);
+    // Only wake-ups after the engine's start measure the timer (older results lack `measured`: all counted then).
+    const d = s.drift;
+    const measured = d.measured ?? d.fired;
+    const before = d.dueBeforeEngineStart ?? 0;
+    const apart =
+      before === 0 ? '' : d.measured === undefined ? `; ${before} fell before the engine had started: these figures are its start-up's` : `; ${before} fell before the engine had started and fired at its start, not counted`;
+    const verdict = d.measured === undefined && before > 0 ? 'not measured (the wake-ups fell before the start)' : ok(d.p99 < 1000 && d.fired === d.expected && measured >= d.expected / 2);
+    lines.push(`| scheduler: fire drift (real timer, ${d.fired}/${d.expected} fired${d.measured === undefined ? '' : `, ${measured} measured`}${apart}; last wake-up ${f(d.lastWakeAfterStartMs, ' ms')} after the start, window ${f(d.windowMs, ' ms')}) | p50 ${f(d.p50, ' ms')}, p99 ${f(d.p99, ' ms')}, max ${f(d.max, ' ms')} | p99 < 1 s | ${verdict} |`);
   }
   const l = r.load;
   if (l) {
@@ -50,6 +57,11 @@ export function renderMarkdown(r: any): string {
     const who = l.failedFirst?.who ? `; failed first: ${l.failedFirst.who}` : '';
     lines.push(`| sustained load: highest rate with 0 failed calls | ${l.highestClean ?? 'none'} calls/s${l.breaksAt ? ` (breaks at ${l.breaksAt}/s${who}: ${l.breakReason})` : ''} | ≥ 20/s | ${ok((l.highestClean ?? 0) >= 20)} |`);
   }
+  const cl = r.ceiling;
+  if (cl?.steps?.length) {
+    const first = cl.failedFirst ? ` (breaks at ${cl.breaksAt}/s; failed first: ${cl.failedFirst.who}: ${String(cl.failedFirst.what).replace(/\|/g, '\\|')})` : ` (no step failed up to ${cl.steps[cl.steps.length - 1].rate}/s)`;
+    lines.push(`| the app's own ceiling, against a simulated PBX (no SIP, no media): highest rate with every opt-in confirmed in time | ${cl.highestClean ?? 'none'} calls/s${first} | | |`);
+  }
   const pg = r.postgres;
   if (pg) {
     const d = pg.durableMs;
@@ -59,7 +71,7 @@ export function renderMarkdown(r: any): string {
     lines.push(`| take-over (SIGKILL of the lease holder → stand-by's first action), TTL ${f(pg.takeOver.ttlMs, ' ms')}, tries every ${f(pg.takeOver.renewEveryMs, ' ms')} | p50 ${f(pg.takeOver.p50, ' ms')}, max ${f(pg.takeOver.max, ' ms')} (${pg.takeOver.n} runs) | ≤ TTL + TTL/3 | ${ok(pg.takeOver.max <= pg.takeOver.ttlMs * 1.34)} |`);
   }
   lines.push('');
-  lines.push(...stepRows(r.offer), ...commitRows(r.commit), ...profileRows(r.profile), ...memoryRows(r.load, r.machine?.nproc));
+  lines.push(...stepRows(r.offer), ...commitRows(r.commit), ...profileRows(r.profile), ...memoryRows(r.load, r.machine?.nproc), ...appCeilingRows(r.ceiling, r.load, r.machine?.nproc));
   return lines.join('\n');
 }
 
@@ -282,6 +294,115 @@ export function ceilingProse(l: any, nproc?: number): string[] {
   return out;
 }
 
+/**
+ * The `ceiling` part (bench/ceiling.ts): the service against the simulated PBX, stepped up until the app fails
+ * first; per step the calls offered and confirmed, the app's CPU and memory per call, its event loop, the opt-in's
+ * latency; what failed first and why, from the service's own signals; the app's CPU per offered call beside the
+ * real Asterisk's from the `load` part.
+ */
+export function appCeilingRows(c: any, load: any, nproc?: number): string[] {
+  const steps = c?.steps ?? [];
+  if (steps.length === 0) return [];
+  const out = ["### The app's own ceiling: the service against a simulated PBX", ''];
+  out.push(
+    `What this is: the real service process (the built dist, the default SQLite store, durable commits on) against a **simulated PBX** — an ARI server in the bench's process that answers the service's REST requests and sends it the events of a busy-signal offer with \`#\` as the real Asterisk ${c.capture?.asterisk ?? '22'} of the sandbox did in a recorded call (bench/fixtures/ari-offer-capture.json, recorded ${String(c.capture?.recordedAt ?? '').slice(0, 10)} by \`node .tools-dist/bench/ceiling-capture.js\` through a recording proxy: the API description ari-client loads, every answer, and per call ${(c.capture?.script ?? []).join(', ')}). **No SIP, no media, no dialplan**: it measures the app alone, with Asterisk's share of the work taken away; the real PBX's figures are the sustained load's above. ${typeof c.agents === 'number' ? `The agents take turns from a pool of ${c.agents} (\`--ceiling-agents\`), every call with its own prospect` : 'Every call is its own agent and its own prospect (`--ceiling-agents 500` takes them from a pool instead)'} (each opt-in a new durable request; the cap over all agents, \`offer.maxPendingTotal\`, lifted for the bench; the app subscribes to each new agent's device state, and the answer to a subscription lists every device subscribed so far, as Asterisk's does, so the REST answers grow with the run — the table shows by how much), the agent presses \`#\` ${f(c.keyAfterMs, ' ms')} after the service answered (as SIPp does), hears the confirmation (its sound file's length) and the service hangs up.`,
+    '',
+    `The rate steps up until a step fails. The app fails a step when an opt-in's confirmation is not requested within ${f(c.bounds?.confirmMs, ' ms')} of the \`#\`, an offer is not answered and played before the key, its event loop is late by more than ${f(c.bounds?.eventLoopP99Ms, ' ms')} at p99 (the service's own \`nodejs_eventloop_lag\` gauges from its /metrics, reset at each scrape), or it logs an error or warning line; the simulator fails it when its own event loop is late beyond the same bound, a request is one it does not know, or a call finds no WebSocket (then the figure is the instrument's, not the app's). \`npm run bench -- --only ceiling\` runs it without the sandbox (\`--ceiling-rates 50,100,200\`, \`--ceiling-seconds 10\`, \`--ceiling-agents 500\`); the machine is shared with other work while engineers develop, so the figures committed here come from the coordinator's quiet run.`,
+    '',
+  );
+  const clean = steps.filter((s: any) => !s.failedFirst && s.drained !== false);
+  const top = clean[clean.length - 1];
+  const last = steps[steps.length - 1];
+  if (c.breaksAt && c.failedFirst) {
+    out.push(
+      `**Finding:** ${top ? `the highest clean step was ${top.rate} calls/s; ` : 'no step was clean; '}the first failing step was ${c.breaksAt} calls/s, where ${c.failedFirst.who} failed first: ${c.failedFirst.what}. ${c.failedFirst.who === 'the app' ? `Why, from the service's own signals: ${ceilingWhy(last, nproc)}.` : 'That is the limit of the instrument, not of the app: the app\'s ceiling lies above it.'}`,
+    );
+  } else {
+    out.push(`**Finding:** no step failed up to ${last.rate} calls/s: the app's ceiling is above the highest rate tried (\`--ceiling-rates\` goes higher).`);
+  }
+  const late = c.serviceEventLoopLateMs;
+  if (late) out.push(`The service's event loop over its whole life in this part was late by p50 ${f(late.p50, ' ms')}, p99 ${f(late.p99, ' ms')}, max ${f(late.max, ' ms')}.`);
+  const real = (load?.steps ?? []).filter((s: any) => !s.note && s.cpuPerCallMs?.asterisk !== undefined).pop();
+  if (typeof c.appIdleCores === 'number') out.push(`With no call the service used ${f(c.appIdleCores)} cores (its timers, the lease, the scheduler's wake-ups; measured for 3 s before the first step); the CPU per offered call below includes that share, in brackets without it.`);
+  if (top?.cpu?.appMsPerOfferedCall !== undefined) {
+    out.push(
+      `Per offered call at the highest clean step (${top.rate} calls/s) the app spent ${f(top.cpu.appMsPerOfferedCall, ' ms')} of CPU against the simulated PBX${real ? `; under the sustained load with the real Asterisk (${real.rate} calls/s above) the app spent ${f(real.cpuPerCallMs.app, ' ms')} and Asterisk ${f(real.cpuPerCallMs.asterisk, ' ms')}: the app (simulated PBX) / Asterisk (real) ${f(top.cpu.appMsPerOfferedCall / real.cpuPerCallMs.asterisk)}` : ''}. At ${f(top.cpu.appMsPerOfferedCall, ' ms')} a call, one core would carry about ${f(1000 / top.cpu.appMsPerOfferedCall)} calls/s of the app's work alone.`,
+    );
+  }
+  out.push(
+    '',
+    '| calls/s | offered / confirmed (per s) | app CPU: cores while offered (over the step with the drain); per offered call | app RSS MiB before → peak; KiB per concurrent call (calls in progress at the peak) | app CPU per concurrent call (ms per s) | app event loop late: p50 / p99 / max | opt-in: `#` → confirmation requested, p50 / p99 (in the app: key → durable p50 / p99) | simulator: cores; loop late p99; REST answer bytes per call (devices the app subscribed to, after the step) | failed first |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
+  for (const s of steps) {
+    const lag = s.eventLoopLateMs?.app;
+    const first = s.failedFirst ? `${s.failedFirst.who}: ${String(s.failedFirst.what).replace(/\|/g, '\\|')}` : s.drained === false ? 'calls still in progress' : '–';
+    out.push(
+      `| ${s.rate} | ${f(s.offeredRate)} / ${f(s.confirmedRate)} (${s.offered} / ${s.confirmed}) | ${f(s.cpu?.appCoresWhileOffered)} (${f(s.cpu?.appCores)}); ${f(s.cpu?.appMsPerOfferedCall, ' ms')}${s.cpu?.appMsPerOfferedCallNetOfIdle !== undefined ? ` (${f(s.cpu.appMsPerOfferedCallNetOfIdle, ' ms')})` : ''} | ${f(s.memory?.rssMiB?.before)} → ${f(s.memory?.rssMiB?.peak)}; ${f(s.memory?.kibPerConcurrentCall)} (${s.peakConcurrent}) | ${f(s.cpu?.appMsPerSecondPerConcurrentCall)} | ${lag ? `${f(lag.p50, ' ms')} / ${f(lag.p99, ' ms')} / ${f(lag.max, ' ms')}` : '–'} | ${f(s.optInMs?.p50, ' ms')} / ${f(s.optInMs?.p99, ' ms')} (${f(s.keyToDurableInAppMs?.p50, ' ms')} / ${f(s.keyToDurableInAppMs?.p99, ' ms')}) | ${f(s.cpu?.simulatorCores)}; ${f(s.eventLoopLateMs?.simulator?.p99, ' ms')}; ${f(s.simulator?.answerBytesPerCall, ' B')} (${s.simulator?.devicesSubscribed?.after ?? '–'}) | ${first} |`,
+    );
+  }
+  if (steps.some((s: any) => s.optInSplitMs)) {
+    out.push(
+      '',
+      "Where the opt-in's time went (p50 / p99, ms), from the service's own lines (`offer.opted_in`: committedAt − keyToDurableMs is when its flow had the `#`; `offer.timing` keyToConfirm) and the simulator's clock (the same machine's): the `#` event on its way into the service's flow, the service's own steps, the confirmation's request on its way out to the PBX (the REST client's queue and sockets, the event loop).",
+      '',
+      '| calls/s | `#` sent → confirmation requested at the PBX | the `#` event into the flow | in the service: key → confirmation requested | the request out to the PBX | connections from the service at the peak (WebSocket + REST sockets) |',
+      '| --- | --- | --- | --- | --- | --- |',
+    );
+    for (const s of steps) {
+      const sp = s.optInSplitMs ?? {};
+      const pp = (x: any) => (x ? `${f(x.p50)} / ${f(x.p99)}` : '–');
+      out.push(`| ${s.rate} | ${pp(s.optInMs)} | ${pp(sp.eventIn)} | ${pp(sp.inApp)} | ${pp(sp.requestOut)} | ${s.simulator?.peakConnections ?? '–'} |`);
+    }
+  }
+  if (top && real) {
+    out.push(
+      '',
+      '| CPU per offered call | app | Asterisk | app / Asterisk |',
+      '| --- | --- | --- | --- |',
+      `| the app against the simulated PBX, ${top.rate} calls/s (highest clean step) | ${f(top.cpu.appMsPerOfferedCall, ' ms')} | – (simulated: ${f(top.cpu.simulatorMsPerOfferedCall, ' ms')} in the bench's process) | – |`,
+      `| the sustained load with the real Asterisk, ${real.rate} calls/s (highest clean step) | ${f(real.cpuPerCallMs.app, ' ms')} | ${f(real.cpuPerCallMs.asterisk, ' ms')} | ${f(real.cpuPerCallMs.app / real.cpuPerCallMs.asterisk)} |`,
+      `| the app here beside the real Asterisk there | ${f(top.cpu.appMsPerOfferedCall, ' ms')} | ${f(real.cpuPerCallMs.asterisk, ' ms')} | ${f(top.cpu.appMsPerOfferedCall / real.cpuPerCallMs.asterisk)} |`,
+    );
+  }
+  out.push('');
+  return out;
+}
+
+/** Why the app failed at a step: the largest part of the opt-in's time, with the CPU and the event loop there. */
+export function ceilingWhy(s: any, nproc?: number): string {
+  const lag = s.eventLoopLateMs?.app;
+  const cores = s.cpu?.appCoresWhileOffered ?? s.cpu?.appCores;
+  const busy = s.cpu?.machineBusyCores;
+  const loop = `its event loop late by p99 ${f(lag?.p99, ' ms')}, max ${f(lag?.max, ' ms')}`;
+  const cpu =
+    typeof cores === 'number' && cores >= 0.85
+      ? `the service used ${f(cores)} cores while the calls were offered — all its one JavaScript thread can give — and ${loop}`
+      : typeof busy === 'number' && nproc && busy >= 0.9 * nproc
+        ? `the service used ${f(cores)} cores while the calls were offered, and the machine's ${nproc} cores were all busy (${f(busy)}, the simulator and other work included), ${loop}`
+        : `the service used ${f(cores)} cores while the calls were offered, ${loop}`;
+  const sp = s.optInSplitMs;
+  if (!sp?.eventIn || !sp.inApp || !sp.requestOut) return cpu;
+  const parts: Array<[string, number]> = [
+    ['eventIn', sp.eventIn.p99],
+    ['inApp', sp.inApp.p99],
+    ['requestOut', sp.requestOut.p99],
+  ];
+  // the simulator counts the service's WebSocket among the connections
+  const sockets = typeof s.simulator?.peakConnections === 'number' ? s.simulator.peakConnections - 1 : undefined;
+  const [biggest] = parts.sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))[0];
+  const whole = `\`#\` → confirmation p99 ${f(s.optInMs?.p99, ' ms')}: the \`#\` event into the flow p99 ${f(sp.eventIn.p99, ' ms')}, the service's own steps p99 ${f(sp.inApp.p99, ' ms')}, the confirmation's request out p99 ${f(sp.requestOut.p99, ' ms')}`;
+  const what: Record<string, string> = {
+    requestOut:
+      typeof sockets === 'number' && sockets >= 16
+        ? `most of the time the confirmation's request spent on its way out of the service: its REST client had all its sockets to the PBX busy (${sockets} open at the peak; its agent keeps at most 16, src/telephony/ari/rest.ts), so with ${s.peakConcurrent} calls in progress a call's request waits for a socket behind the other calls' requests (about eight per call), and a socket is free again only once the service's loop has read its answer`
+        : `most of the time the confirmation's request spent on its way out of the service (${sockets ?? '–'} REST sockets open at the peak, fewer than its agent's 16: the wait was the service's event loop writing it)`,
+    eventIn: "most of the time the `#` event spent before the service's flow had it: the service read its WebSocket late, its event loop busy with the other calls' work",
+    inApp: `most of the time went to the service's own steps (key → durable in the app p99 ${f(s.keyToDurableInAppMs?.p99, ' ms')}: the commit and the reads around it)`,
+  };
+  return `${whole} — ${what[biggest]}; ${cpu}`;
+}
+
 const BACKENDS = [
   ['SQLite', (d: any) => d],
   ['PostgreSQL', (d: any) => d?.postgres],
@@ -360,7 +481,7 @@ export function performancePage(r: any): string {
     '`npm run bench` (as root after `npm ci`; it starts the sandbox with `scripts/pbx.sh up` if needed, takes the sandbox',
     'lock (`$CC_SANDBOX_DIR/test.lock`) like the tests and the demo, and leaves the sandbox running) prints the table',
     'below and writes `bench-results/latest.json` and `latest.md` (not committed). `npm run bench -- --only scheduler`',
-    '(or `postgres`, `commit`, `offer`, `load`, `profile`) runs one part; the others keep their last figures; `--calls 800` (offer,',
+    '(or `postgres`, `commit`, `offer`, `load`, `profile`, `ceiling`) runs one part; the others keep their last figures; `--calls 800` (offer,',
     'per target and mode over all runs; default 400), `--runs 3` (the offer part\'s alternating runs) and `--rates 5,10,20`',
     '(load steps in calls/s) change the sizes. About 15 minutes in all. Not part of `npm test` or CI, and no test asserts a time.',
     '',
@@ -377,6 +498,11 @@ export function performancePage(r: any): string {
     'SIPp instances sharing the load (one per 25 calls/s) and media on every call; it needs two RTP ports per call',
     'in progress and widens the sandbox\'s range for itself when it is too narrow (see [testing](testing.md#the-sandbox-on-other-ports)).',
     'Each step records failures by who reported them (SIPp, the app, Asterisk, the media path) and names who failed first.',
+    '',
+    'The `ceiling` part finds the app\'s own ceiling, which the `load` part cannot (on this machine Asterisk needs about',
+    'three times the app\'s CPU per call and fails first): the service against a simulated PBX that replays the real',
+    'Asterisk 22\'s recorded ARI (no SIP, no media), stepped up (default 50 … 800 calls/s, 10 s each) until the app fails',
+    '(its section "The app\'s own ceiling" below, in a run that has it). It needs no sandbox.',
     '',
     ...parityProse(),
     'To publish a run: `npm run bench:docs -- --from bench-results/latest.json` copies it to `bench/results.json` and',
@@ -441,7 +567,7 @@ function caveats(r: any): string[] {
   if (typeof load === 'number' && load > r.machine.nproc) {
     out.push(`**Measured on a busy machine** (load average ${load} on ${r.machine.nproc} cores at the start): not comparable with a run on a quiet machine; the last quiet figures are in [the performance log](performance-log.md).`, '');
   }
-  const missing = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile'].filter((k) => r[k] === undefined);
+  const missing = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile', 'ceiling'].filter((k) => r[k] === undefined);
   if (missing.length > 0) out.push(`Not in this file: ${missing.join(', ')} (run \`npm run bench -- --only ${missing.join(',')}\`; the last figures are in [the performance log](performance-log.md)).`, '');
   return out;
 }

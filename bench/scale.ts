@@ -34,8 +34,22 @@ export const prospectDevice = (p: string): string | undefined => (p.startsWith('
 export function benchRequest(i: number, target: number): CallbackRequest {
   const internal = i % 10 === 0;
   const prospect = internal ? `29${String(i).padStart(6, '0')}` : `+4930${String(i).padStart(8, '0')}`;
-  // timed mode wakes at createdAt + firstProbeDelay
-  const now = target - policy.firstProbeDelayMs;
+  // A timed request's first wake-up lies a fixed time after its creation (the policy's first probe): created that
+  // long before `target`, it wakes at `target` (measured once from the policy rather than assumed).
+  const now = target - firstWakeAfterCreation();
+  return create(i, prospect, internal, now);
+}
+
+let firstWake: number | undefined;
+function firstWakeAfterCreation(): number {
+  if (firstWake === undefined) {
+    const at = Date.UTC(2026, 10, 25, 9, 0, 0); // inside the calling hours
+    firstWake = (create(1, '+493000000001', false, at).wakeAt as number) - at;
+  }
+  return firstWake;
+}
+
+function create(i: number, prospect: string, internal: boolean, now: number): CallbackRequest {
   return newRequest(
     {
       id: `bench-${i}`,

@@ -1,4 +1,4 @@
-import { dtmfRows, renderMarkdown, schedulerRows } from '../../bench/report';
+import { ceilingWhy, dtmfRows, renderMarkdown, schedulerRows } from '../../bench/report';
 
 const st = (p50: number, extra: Record<string, unknown> = {}) => ({ n: 30, p50, p95: p50 + 1, p99: p50 + 2, max: p50 + 3, mean: p50, ...extra });
 const dtmfOf = (e2e: number, inApp: number, commit: number, errors = 0) => ({ ...st(e2e), errors, firstError: errors ? 'no commit seen' : undefined, inApp: st(inApp), commit: st(commit) });
@@ -109,5 +109,71 @@ describe('bench report: no PostgreSQL on the machine', () => {
     const rows = dtmfRows({ ...offer, dtmf: { ...offer.dtmf, postgres: { error: 'no PostgreSQL: scripts/pg.sh up, exit 3' } } });
     expect(rows.filter((r) => r.includes(', SQLite, '))).toHaveLength(4);
     expect(rows.filter((r) => r.includes('PostgreSQL'))).toEqual(['| `#` → durable, PostgreSQL | not measured: no PostgreSQL: scripts/pg.sh up, exit 3 | | |']);
+  });
+});
+
+describe("bench report: the app's own ceiling against the simulated PBX", () => {
+  const step = (rate: number, extra: Record<string, unknown> = {}) => ({
+    rate,
+    offered: rate * 10,
+    offeredRate: rate,
+    confirmed: rate * 10,
+    confirmedRate: rate,
+    peakConcurrent: rate * 4,
+    drained: true,
+    cpu: { appCores: 0.4, appCoresWhileOffered: 0.5, appMsPerOfferedCall: 4, appMsPerSecondPerConcurrentCall: 1, simulatorCores: 0.2, simulatorMsPerOfferedCall: 1.5, machineBusyCores: 1 },
+    memory: { rssMiB: { before: 130, peak: 150 }, kibPerConcurrentCall: 40 },
+    eventLoopLateMs: { app: { p50: 0.2, p99: 20, max: 40 }, simulator: { p50: 0.1, p99: 3, max: 9 } },
+    optInMs: st(8),
+    keyToDurableInAppMs: st(3),
+    ...extra,
+  });
+  const load = { steps: [{ rate: 50, cpuPerCallMs: { app: 9, asterisk: 27 } }, { rate: 80, note: 'Asterisk failed first', cpuPerCallMs: { app: 7, asterisk: 34 } }] };
+  const ceiling = {
+    capture: { asterisk: '22.10.1', recordedAt: '2026-12-07T08:04:00Z', script: ['StasisStart (arrival)'] },
+    bounds: { confirmMs: 1000, eventLoopP99Ms: 100 },
+    keyAfterMs: 1500,
+    steps: [
+      step(100),
+      step(200, {
+        confirmed: 900,
+        cpu: { appCores: 0.7, appCoresWhileOffered: 0.97, appMsPerOfferedCall: 5, simulatorCores: 0.3, machineBusyCores: 1.5 },
+        eventLoopLateMs: { app: { p50: 1, p99: 400, max: 900 }, simulator: { p50: 0.1, p99: 4, max: 9 } },
+        failedFirst: { who: 'the app', what: 'opt-in not confirmed in time: …' },
+      }),
+    ],
+    highestClean: 100,
+    breaksAt: 200,
+    failedFirst: { who: 'the app', what: 'opt-in not confirmed in time: …' },
+  };
+
+  it('names the highest clean step, who failed first and why from the service\'s own signals (its CPU, its event loop)', () => {
+    const text = renderMarkdown({ machine: { nproc: 2, cpu: 'x', memoryGiB: 1, node: 'v20', platform: 'Linux' }, startedAt: 'now', ceiling, load });
+    expect(text).toContain("### The app's own ceiling: the service against a simulated PBX");
+    expect(text).toContain('**No SIP, no media, no dialplan**');
+    expect(text).toContain('the highest clean step was 100 calls/s; the first failing step was 200 calls/s, where the app failed first');
+    expect(text).toContain('the service used 0.97 cores while the calls were offered');
+    expect(text).toContain('late by p99 400 ms');
+    expect(text).toContain("the figures committed here come from the coordinator's quiet run");
+    // the app's CPU per offered call beside the real Asterisk's from the load part's highest clean step (50/s)
+    expect(text).toContain('| the app here beside the real Asterisk there | 4 ms | 27 ms | 0.15 |');
+    expect(text).toMatch(/\| the app's own ceiling, against a simulated PBX .* \| 100 calls\/s \(breaks at 200\/s; failed first: the app: /);
+  });
+
+  it("names the largest part of the opt-in's time at the failing step (the request out to the PBX here)", () => {
+    const failing = { ...ceiling.steps[1], optInSplitMs: { eventIn: st(3), inApp: st(9), requestOut: st(700) }, optInMs: st(720), simulator: { peakConnections: 17 } };
+    const why = ceilingWhy(failing, 2);
+    expect(why).toContain('the confirmation\'s request out p99 702 ms');
+    expect(why).toContain('most of the time the confirmation\'s request spent on its way out of the service');
+    expect(why).toContain('its REST client had all its sockets to the PBX busy (16 open at the peak');
+    expect(ceilingWhy({ ...failing, simulator: { peakConnections: 5 } }, 2)).toContain('4 REST sockets open at the peak, fewer than its agent');
+    const inbound = ceilingWhy({ ...failing, optInSplitMs: { eventIn: st(700), inApp: st(9), requestOut: st(3) } }, 2);
+    expect(inbound).toContain("most of the time the `#` event spent before the service's flow had it");
+  });
+
+  it('says so when the simulator, not the app, failed first', () => {
+    const sim = { ...ceiling, failedFirst: { who: 'the simulator', what: 'its event loop late: …' }, steps: [ceiling.steps[0], { ...ceiling.steps[1], failedFirst: { who: 'the simulator', what: 'its event loop late: …' } }] };
+    const text = renderMarkdown({ machine: { nproc: 2, cpu: 'x', memoryGiB: 1, node: 'v20', platform: 'Linux' }, startedAt: 'now', ceiling: sim, load });
+    expect(text).toContain("That is the limit of the instrument, not of the app: the app's ceiling lies above it.");
   });
 });

@@ -111,9 +111,14 @@ export class AriCallPort implements SwitchboardPort {
           prompt.done = true;
           clearTimeout(guard);
           if (this.prompt === prompt) this.prompt = undefined;
-          // Everything still playing or queued stops now (queued playbacks are cancelled by the same call).
-          for (const id of prompt.playing) this.stopOne(id);
+          // Everything still playing or queued stops (queued playbacks are cancelled by the same call). After a key,
+          // the requests go out once what the key set off has run to its first wait (the opt-in's store: its
+          // commit on SQLite, its first round trip on PostgreSQL): building and writing them is CPU the agent's
+          // `#` would otherwise wait for before it is made durable, and the prompt plays a millisecond longer.
+          const stopping = [...prompt.playing];
           prompt.playing.clear();
+          if (outcome.type === 'key') setImmediate(() => stopping.forEach((id) => this.stopOne(id)));
+          else for (const id of stopping) this.stopOne(id);
           for (const id of ids) this.router.forgetPlayback(id);
           resolve(outcome);
         },
