@@ -268,6 +268,29 @@ describe('the opt-in (src/engine/opt-in.ts)', () => {
     expect(await w.optIn('PJSIP/1001', '2001')).toMatchObject({ result: 'refreshed', requestId: r.requestId, position: 1 });
   });
 
+  it('a new request reads nothing before or after the store\'s opt-in (its place comes with it); a refresh reads the recalls first', async () => {
+    const w = optIns();
+    const reads: string[] = [];
+    const store = w.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    for (const m of ['list', 'findPending', 'prospectQueue', 'get', 'pending', 'countPending', 'idsInState']) {
+      const f = store[m].bind(w.store);
+      store[m] = (...a: unknown[]) => {
+        reads.push(m);
+        return f(...a);
+      };
+    }
+    expect(await w.optIn('PJSIP/1001', '2001')).toMatchObject({ result: 'created', position: 1 });
+    expect(await w.optIn('PJSIP/1002', '2001')).toMatchObject({ result: 'created', position: 2 });
+    expect(reads).toEqual([]);
+    expect(await w.optIn('PJSIP/1002', '2001')).toMatchObject({ result: 'refreshed', position: 2 });
+    expect(reads).toEqual(['list']);
+    expect(w.applied.map((a) => [a.observation.type, a.before?.id === undefined])).toEqual([
+      ['optIn', true],
+      ['optIn', true],
+      ['optIn', false],
+    ]);
+  });
+
   it('the outlook: the promise and the place in the queue, with the colleagues waiting; read-only', async () => {
     const w = optIns();
     await w.optIn('PJSIP/1002', '2001');
