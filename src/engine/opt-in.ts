@@ -18,7 +18,6 @@ import {
 } from '../core/policy';
 import type { OfferContext } from '../core/offer';
 import { DialPolicyError, checkDial } from '../core/dial-policy';
-import { placeOf } from '../core/scheduler';
 import { emit } from '../logging/events';
 import type { Logger } from '../logging/log';
 import { newRequestId } from '../ids';
@@ -67,11 +66,16 @@ export type OptInResult =
 /** What the offer at the busy signal may say (see core/offer.ts OfferContext), and why. */
 export interface OfferOutlook extends OfferContext {
   position: number;
-  /** The agents already waiting for this number, in opt-in order (without this agent). */
+  /** The first agents already waiting for this number (at most QUEUE_NAMES), in opt-in order (without this agent). */
   queue: string[];
+  /** How many agents wait for this number (without this agent). */
+  waiting: number;
   timeZone: string;
   reason: string;
 }
+
+/** How many of the colleagues waiting for a number the offer names (in its `offer.started` line). */
+export const QUEUE_NAMES = 10;
 
 export interface OptInsDeps {
   opts: Pick<EngineOptions, 'policy' | 'profiles' | 'maxPendingPerAgent' | 'maxPendingTotal' | 'prospectDevice' | 'dialPolicy' | 'contacts' | 'notOffered' | 'watch' | 'outboxQueued'>;
@@ -288,10 +292,11 @@ export class OptIns {
     const now = this.clock();
     const device = this.opts.prospectDevice(prospect);
     const p = offerPromise(resolveProfile(this.opts.policy, this.opts.profiles ?? {}, profile).policy, now, { mode: device ? 'device' : 'timed', timeZone });
-    const place = placeOf(await this.store.prospectQueue(prospect), agent);
+    // Counted, not read row by row: one number may have many agents waiting (the offer asks at every busy signal).
+    const place = await this.store.prospectPlace(prospect, agent, QUEUE_NAMES);
     // A pending request of this agent keeps its promise (a refresh never withdraws one).
     const kind = p.kind === 'declined' && place.queued ? 'regular' : p.kind;
     const reason = p.kind === 'declined' ? p.reason : p.kind === 'next-calling-day' ? 'carried over to the next calling day' : 'a callback can fire today';
-    return { promise: kind, position: place.position, queue: place.others, timeZone: p.timeZone, reason };
+    return { promise: kind, position: place.position, queue: place.others, waiting: place.waiting, timeZone: p.timeZone, reason };
   }
 }

@@ -108,6 +108,14 @@ export interface ProspectQueueEntry {
   createdAt: number;
 }
 
+/** An agent's place in the queue for a number (see `prospectPlace`). */
+export interface ProspectPlace {
+  position: number;
+  queued: boolean;
+  waiting: number;
+  others: string[];
+}
+
 /**
  * A colleague's last recall that reached a prospect: when it connected, when its conversation ended (null while it
  * may still go on), and whether it was on this store's PBX (a restart's reconciliation ends only those calls).
@@ -183,6 +191,12 @@ export interface RequestStore<R extends RequestRecord> {
    * their agents and states. Agents are served in this order, one recall at a time.
    */
   prospectQueue(prospect: string): Promise<ProspectQueueEntry[]>;
+  /**
+   * An agent's place in the queue for a number, as `prospectQueue` orders it, without reading the whole queue (the
+   * offer asks at every busy signal): `position` 1 = first (a newcomer goes last), `queued` whether the agent waits
+   * already, `waiting` how many colleagues wait, `others` the first `limit` of them (their agents, in order).
+   */
+  prospectPlace(prospect: string, agent: string, limit: number): Promise<ProspectPlace>;
   /**
    * The latest recall of another agent that reached this prospect (COMPLETED), on any PBX: when it connected, when
    * the conversation ended (its 'conversation-ended' event) or null while it may still go on, and whether it was

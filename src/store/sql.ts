@@ -14,6 +14,7 @@ import {
   OutboxInsert,
   OutboxRow,
   PendingDependencies,
+  ProspectPlace,
   ProspectQueueEntry,
   AgentPauseRow,
   PruneResult,
@@ -249,6 +250,30 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
       params,
     );
     return rows.map((r) => ({ ...r, samePbx: Boolean(r.samePbx) }));
+  }
+
+  async prospectPlace(prospect: string, agent: string, limit: number): Promise<ProspectPlace> {
+    // Every PBX's requests (one person), as prospectQueue; the agent compared by name, as placeOf does.
+    // The counts from the indexes alone (the number's pending requests; the agent's for it), not row by row.
+    const row = (await this.db.one<{ total: number | string; mine: number | string; own: string | null }>(
+      `SELECT (SELECT COUNT(*) FROM requests WHERE prospect = ? AND ${PENDING}) AS total,
+         (SELECT COUNT(*) FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}) AS mine,
+         (SELECT id FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq} LIMIT 1) AS own`,
+      [prospect, agent, prospect, agent, prospect],
+    ))!;
+    const waiting = Number(row.total) - Number(row.mine);
+    const queued = row.own !== null && row.own !== undefined;
+    const ahead = queued ? Number((await this.db.one<{ n: number | string }>(`SELECT (${this.aheadSql}) AS n`, [row.own]))!.n) : waiting;
+    const others =
+      limit > 0 && waiting > 0
+        ? (
+            await this.db.all<{ agent: string }>(
+              `SELECT agent FROM requests WHERE prospect = ? AND ${PENDING} AND agent <> ? ORDER BY created_at, ${this.d.seq} LIMIT ?`,
+              [prospect, agent, limit],
+            )
+          ).map((r) => r.agent)
+        : [];
+    return { position: ahead + 1, queued, waiting, others };
   }
 
   async lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null> {

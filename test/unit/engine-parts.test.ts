@@ -7,7 +7,7 @@
 import type { AgentPause, CallbackRequest, Observation } from '../../src/core/policy';
 import { DialPolicyError } from '../../src/core/dial-policy';
 import { Ledger } from '../../src/ledger';
-import { OptIns, type OptInsDeps } from '../../src/engine/opt-in';
+import { OptIns, QUEUE_NAMES, type OptInsDeps } from '../../src/engine/opt-in';
 import type { AppliedDecision } from '../../src/engine/options';
 import { Pauses } from '../../src/engine/pauses';
 import { Presence } from '../../src/engine/presence';
@@ -296,8 +296,20 @@ describe('the opt-in (src/engine/opt-in.ts)', () => {
     await w.optIn('PJSIP/1002', '2001');
     const before = w.performed.length;
     expect(await w.o.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'regular', position: 2, queue: ['PJSIP/1002'] });
-    expect(await w.o.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ position: 1, queue: [] });
+    expect(await w.o.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ position: 1, queue: [], waiting: 0 });
     expect(w.performed).toHaveLength(before);
+  });
+
+  it('the outlook of a number many agents wait for: the place counted, the first QUEUE_NAMES colleagues named, how many in all', async () => {
+    const w = optIns();
+    const agents = Array.from({ length: QUEUE_NAMES + 5 }, (_, i) => `PJSIP/3${String(i).padStart(3, '0')}`);
+    for (const a of agents) await w.optIn(a, '2001');
+    expect(await w.o.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ position: agents.length + 1, queue: agents.slice(0, QUEUE_NAMES), waiting: agents.length });
+    expect(await w.o.offerOutlook(agents[12], '2001')).toMatchObject({
+      position: 13,
+      queue: agents.filter((a) => a !== agents[12]).slice(0, QUEUE_NAMES),
+      waiting: agents.length - 1,
+    });
   });
 
   it('a number the dial policy refuses: no request, a DialPolicyError', async () => {

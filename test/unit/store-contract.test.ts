@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { placeOf } from '../../src/core/scheduler';
 import { RequestRecord, Store } from '../../src/store/contract';
 import { SqliteStore } from '../../src/store/sqlite';
 import { PgStore } from '../../src/store/postgres';
@@ -137,6 +138,31 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract: $name', (ba
     expect((await store.prospectQueue(P)).map((q) => q.id)).toEqual(['d', 'a', 'b', 'c']);
   });
 
+  it("an agent's place in a number's queue is counted as placeOf reads it from prospectQueue (random queues, finished requests among them)", async () => {
+    const P = '+12125559876';
+    const agents = Array.from({ length: 6 }, (_, i) => `PJSIP/20${i}`);
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 14; i++) {
+      const agent = agents[rnd(agents.length)];
+      // Some opt-ins share a created_at (insertion order decides), some finish (they leave the queue).
+      const made = await store.createOrRefresh(agent, P, 10, create(rec(`q${i}`, agent, P, 1000 + rnd(4) * 10)), refresh(5000));
+      if (made.result === 'created' && rnd(4) === 0) {
+        const v = (await store.get(`q${i}`))!;
+        await store.transition({ ...v.request, state: 'CANCELLED', wakeAt: null }, v.version, []);
+      }
+      const queue = await store.prospectQueue(P);
+      for (const who of [...agents, 'PJSIP/999']) {
+        const expected = placeOf(queue, who);
+        expect(await store.prospectPlace(P, who, 100)).toEqual({ ...expected, waiting: expected.others.length });
+        // At most `limit` names, the first ones; the counts stay whole.
+        const few = await store.prospectPlace(P, who, 2);
+        expect(few).toEqual({ ...expected, waiting: expected.others.length, others: expected.others.slice(0, 2) });
+      }
+    }
+    expect(await store.prospectPlace('+10000000000', 'PJSIP/201', 10)).toEqual({ position: 1, queued: false, waiting: 0, others: [] });
+  });
+
   it('without a refresh, an existing pending request is answered (exists) and nothing is written', async () => {
     await store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('a')), refresh(0));
     expect(await store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('b', 'PJSIP/1001', '2001', 5000)), undefined)).toEqual({ result: 'exists', request: rec('a') });
@@ -185,6 +211,12 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract: $name', (ba
     // The other PBX's refresh keeps its place; its next opt-in for another agent comes after both.
     expect(await other.createOrRefresh('PJSIP/1001', P, 10, create(rec('x2', 'PJSIP/1001', P, 3000)), refresh(3000))).toMatchObject({ result: 'refreshed', position: 1 });
     expect(await other.createOrRefresh('PJSIP/1005', P, 10, create(rec('y', 'PJSIP/1005', P, 3000)), refresh(0))).toMatchObject({ result: 'created', position: 3 });
+    // The place the offer announces counts every PBX's requests too, as placeOf reads the queue.
+    const queue = await store.prospectQueue(P);
+    for (const who of ['PJSIP/1001', 'PJSIP/1005', 'PJSIP/1009']) {
+      const expected = placeOf(queue, who);
+      expect(await store.prospectPlace(P, who, 10)).toEqual({ ...expected, waiting: expected.others.length });
+    }
   });
 
   it('refuses beyond maxPending per agent, counting only pending requests', async () => {
