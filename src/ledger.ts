@@ -135,9 +135,11 @@ export class Ledger {
     maxPendingTotal?: number;
     at: number;
     create: () => Decision;
-    refresh: (existing: CallbackRequest) => Decision;
+    /** Absent: an existing pending request is answered with `exists`, nothing written (see the store's createOrRefresh). */
+    refresh?: (existing: CallbackRequest) => Decision;
     firstEvent?: Record<string, unknown>;
   }): Promise<{ stored: CreateResult<CallbackRequest>; decision?: Decision; before?: CallbackRequest }> {
+    const refresh = args.refresh;
     let decision: Decision | undefined;
     let before: CallbackRequest | undefined;
     const stored = await this.store.createOrRefresh(
@@ -150,14 +152,16 @@ export class Ledger {
         if (args.firstEvent) rows.events[0].data = { ...rows.events[0].data, ...args.firstEvent };
         return rows;
       },
-      (existing) => {
-        before = existing;
-        decision = args.refresh(existing);
-        return this.rows(decision, args.at);
-      },
+      refresh
+        ? (existing) => {
+            before = existing;
+            decision = refresh(existing);
+            return this.rows(decision, args.at);
+          }
+        : undefined,
       args.maxPendingTotal,
     );
-    return stored.result === 'full' ? { stored } : { stored, decision, before };
+    return stored.result === 'full' || stored.result === 'exists' ? { stored } : { stored, decision, before: stored.result === 'refreshed' ? before : undefined };
   }
 
   /** A busy signal at which nothing was offered: its CRM row (no request exists to carry it). */

@@ -106,7 +106,7 @@ export class Service {
           context: { promise: o.promise, position: o.position },
           timeZone: zone.timeZone,
           zoneSource: zone.source,
-          details: { zoneNote: zone.note, queue: o.queue, why: o.reason },
+          details: { zoneNote: zone.note, queue: o.queue, waiting: o.waiting, why: o.reason },
         };
       },
     };

@@ -83,7 +83,11 @@ export function colleaguesFrom(queue: readonly QueuedRequest[], request: { id: s
   return { ahead, lastConnectedAt: last?.connectedAt ?? null, lastCallEndedAt: last ? endedAt : null };
 }
 
-/** An agent's place in the queue for a number (1 = first; a newcomer goes last) and the colleagues waiting, in order. */
+/**
+ * An agent's place in the queue for a number (1 = first; a newcomer goes last) and the colleagues waiting, in order.
+ * The specification of the store's `prospectPlace`, which counts the same in SQL without reading the whole queue
+ * (test/unit/store-contract.test.ts compares the two).
+ */
 export function placeOf(queue: readonly QueuedRequest[], agent: string): { position: number; queued: boolean; others: string[] } {
   const own = queue.findIndex((q) => q.agent === agent);
   return { position: own >= 0 ? own + 1 : queue.length + 1, queued: own >= 0, others: queue.filter((q) => q.agent !== agent).map((q) => q.agent) };

@@ -18,7 +18,6 @@ import {
 } from '../core/policy';
 import type { OfferContext } from '../core/offer';
 import { DialPolicyError, checkDial } from '../core/dial-policy';
-import { placeOf } from '../core/scheduler';
 import { emit } from '../logging/events';
 import type { Logger } from '../logging/log';
 import { newRequestId } from '../ids';
@@ -41,7 +40,8 @@ export interface OptInInput {
    * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
    * `decided` (the decision made, inside the transaction), `staged` (its rows written in the group's open
    * transaction), `committed` (the group committed: durable),
-   * `positioned` (the agent's place in the queue read). Cheap: a few numbers per opt-in.
+   * `positioned` (handed back with the agent's place in the queue, which the store counts in the decision's
+   * transaction). Cheap: a few numbers per opt-in.
    */
   marks?: OptInMarks;
 }
@@ -66,11 +66,16 @@ export type OptInResult =
 /** What the offer at the busy signal may say (see core/offer.ts OfferContext), and why. */
 export interface OfferOutlook extends OfferContext {
   position: number;
-  /** The agents already waiting for this number, in opt-in order (without this agent). */
+  /** The first agents already waiting for this number (at most QUEUE_NAMES), in opt-in order (without this agent). */
   queue: string[];
+  /** How many agents wait for this number (without this agent). */
+  waiting: number;
   timeZone: string;
   reason: string;
 }
+
+/** How many of the colleagues waiting for a number the offer names (in its `offer.started` line). */
+export const QUEUE_NAMES = 10;
 
 export interface OptInsDeps {
   opts: Pick<EngineOptions, 'policy' | 'profiles' | 'maxPendingPerAgent' | 'maxPendingTotal' | 'prospectDevice' | 'dialPolicy' | 'contacts' | 'notOffered' | 'watch' | 'outboxQueued'>;
@@ -130,14 +135,9 @@ export class OptIns {
   /** The opt-in (# at the busy signal): durable before the promise resolves. */
   async optIn(input: OptInInput): Promise<OptInResult> {
     const r = await this.exclusive(() => this.optInNow(input), { quick: true });
-    if (r.result !== 'created' && r.result !== 'refreshed') return r;
-    // The agent's place in the queue for the confirmation, read after this decision let go of the engine:
-    // it is information for the prompt, not part of the decision, and the next caller's opt-in need not wait
-    // for it (under ten concurrent opt-ins this read held the queue of decisions; bench: offer.timing `position`).
-    const queue = await this.store.prospectQueue(input.prospect);
-    const position = Math.max(1, queue.findIndex((q) => q.id === r.requestId) + 1);
-    if (input.marks) input.marks.positioned = performance.now();
-    return { ...r, position };
+    // The agent's place in the queue came with the decision (counted in its transaction): no read afterwards.
+    if (input.marks && (r.result === 'created' || r.result === 'refreshed')) input.marks.positioned = performance.now();
+    return r;
   }
 
   private async optInNow(input: OptInInput): Promise<OptInResult> {
@@ -151,21 +151,20 @@ export class OptIns {
         throw new DialPolicyError(allowed.reason);
       }
     }
-    // The agent's other recalls, for a refresh's decision (read before the store's transaction).
-    const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
     const device = this.opts.prospectDevice(input.prospect);
     const chosen = resolveProfile(this.opts.policy, this.opts.profiles ?? {}, input.profile);
     const promise = offerPromise(chosen.policy, now, { mode: device ? 'device' : 'timed', timeZone: input.timeZone });
-    const pendingBefore = await this.store.findPending(input.agent, input.prospect);
-    if (promise.kind === 'declined' && !pendingBefore) {
-      await this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
-      return { result: 'closed', reason: promise.reason };
+    /** The agent's pending request for this prospect, when one is known to exist (a refresh). */
+    let pendingBefore: CallbackRequest | undefined;
+    if (promise.kind === 'declined') {
+      // Nothing may be promised: only a pending request (which keeps its promise) is refreshed.
+      pendingBefore = (await this.store.findPending(input.agent, input.prospect))?.request;
+      if (!pendingBefore) {
+        await this.noOffer(input.agent, input.prospect, promise.timeZone, promise.reason);
+        return { result: 'closed', reason: promise.reason };
+      }
     }
-    // The colleagues for a refresh's decision, read before the store's transaction (decisions in this process
-    // are serialised, so the pending request read here is the one the transaction refreshes).
-    const colleaguesBefore = pendingBefore ? await this.ledger.colleaguesOf(pendingBefore.request) : undefined;
-    if (marks) marks.read = performance.now();
-    const { stored: r, decision, before } = await this.ledger.optIn({
+    const args = {
       agent: input.agent,
       prospect: input.prospect,
       maxPending: this.opts.maxPendingPerAgent,
@@ -192,16 +191,37 @@ export class OptIns {
         if (marks) marks.decided = performance.now();
         return made;
       },
-      refresh: (existing) => {
-        // Inside the store's transaction (the pending request was read there), so no version race.
-        const colleagues = existing.id === pendingBefore?.request.id ? colleaguesBefore : undefined;
-        const decided = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
-        if (marks) marks.decided = performance.now();
-        return decided;
-      },
-    });
+    };
+    // The common case, a new request: no reads before the store's opt-in, which answers `exists` when the agent
+    // already waits for this number (nothing written then).
+    let out: Awaited<ReturnType<Ledger['optIn']>> | undefined;
+    if (!pendingBefore) {
+      if (marks) marks.read = performance.now();
+      out = await this.ledger.optIn(args);
+      if (out.stored.result === 'exists') pendingBefore = out.stored.request;
+    }
+    if (pendingBefore) {
+      // A refresh: the agent's other recalls and the colleagues for its decision, read in this decision's turn
+      // (decisions in this process are serialised, so the pending request read here is the one the store refreshes).
+      const before = pendingBefore;
+      const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
+      const colleaguesBefore = await this.ledger.colleaguesOf(before);
+      if (marks) marks.read = performance.now();
+      out = await this.ledger.optIn({
+        ...args,
+        refresh: (existing) => {
+          // Inside the store's transaction (the pending request was read there), so no version race.
+          const colleagues = existing.id === before.id ? colleaguesBefore : undefined;
+          const decided = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
+          if (marks) marks.decided = performance.now();
+          return decided;
+        },
+      });
+    }
     if (marks) marks.staged = performance.now();
+    const { stored: r, decision, before } = out!;
     if (r.result === 'full') return r;
+    if (r.result === 'exists') throw new Error('the store answered exists to a refresh');
     // Everything else once the group is durable; the caller hears back after these.
     this.afterCommit(() => {
       if (marks) marks.committed = performance.now();
@@ -213,7 +233,7 @@ export class OptIns {
       void this.arm();
       if (!r.request.contact) this.lookUp(r.request.id, input.prospect);
     });
-    return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular' };
+    return { result: r.result, requestId: r.request.id, promise: r.request.carriedOver ? 'next-calling-day' : 'regular', position: r.position };
   }
 
   /**
@@ -272,10 +292,11 @@ export class OptIns {
     const now = this.clock();
     const device = this.opts.prospectDevice(prospect);
     const p = offerPromise(resolveProfile(this.opts.policy, this.opts.profiles ?? {}, profile).policy, now, { mode: device ? 'device' : 'timed', timeZone });
-    const place = placeOf(await this.store.prospectQueue(prospect), agent);
+    // Counted, not read row by row: one number may have many agents waiting (the offer asks at every busy signal).
+    const place = await this.store.prospectPlace(prospect, agent, QUEUE_NAMES);
     // A pending request of this agent keeps its promise (a refresh never withdraws one).
     const kind = p.kind === 'declined' && place.queued ? 'regular' : p.kind;
     const reason = p.kind === 'declined' ? p.reason : p.kind === 'next-calling-day' ? 'carried over to the next calling day' : 'a callback can fire today';
-    return { promise: kind, position: place.position, queue: place.others, timeZone: p.timeZone, reason };
+    return { promise: kind, position: place.position, queue: place.others, waiting: place.waiting, timeZone: p.timeZone, reason };
   }
 }

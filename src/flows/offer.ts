@@ -47,8 +47,8 @@ export interface OfferPreparation {
   context: OfferContext;
   timeZone?: string;
   zoneSource?: ZoneSource;
-  /** For the `offer.started` line: the agents ahead, the zone's note and why. */
-  details?: { queue?: string[]; zoneNote?: string; why?: string };
+  /** For the `offer.started` line: the agents waiting (the first few, and how many), the zone's note and why. */
+  details?: { queue?: string[]; waiting?: number; zoneNote?: string; why?: string };
 }
 
 /** What the offer needs from the rest of the service: one durable opt-in write. */
@@ -217,6 +217,7 @@ export class OfferDriver {
                   promise: prepared.context.promise,
                   position: prepared.context.position,
                   queue: prepared.details?.queue,
+                  waiting: prepared.details?.waiting,
                   timeZone: prepared.timeZone,
                   zoneSource: prepared.zoneSource,
                   zoneNote: prepared.details?.zoneNote,

@@ -75,7 +75,9 @@ export interface EventCatalogue {
     entry: 'ari' | 'agi';
     promise?: 'regular' | 'next-calling-day' | 'declined';
     position?: number;
+    /** The first agents waiting for the number (at most 10), in opt-in order; `waiting` how many in all. */
     queue?: string[];
+    waiting?: number;
     timeZone?: string;
     zoneSource?: string;
     zoneNote?: string;

@@ -79,9 +79,15 @@ export interface RequestWrite<R> {
   outbox?: readonly OutboxInsert[];
 }
 
+/**
+ * What the opt-in's write did. `position`: the request's place in its prospect's queue (1 = first), as
+ * `prospectQueue` orders it, counted in the same transaction. `exists`: the agent already has a pending request for
+ * the prospect and no `refresh` was given (nothing was written; the caller reads what a refresh needs and asks again).
+ */
 export type CreateResult<R> =
-  | { result: 'created'; request: R }
-  | { result: 'refreshed'; request: R; previous: R }
+  | { result: 'created'; request: R; position: number }
+  | { result: 'refreshed'; request: R; previous: R; position: number }
+  | { result: 'exists'; request: R }
   | { result: 'full'; pending: number };
 
 export interface ListFilter {
@@ -100,6 +106,14 @@ export interface ProspectQueueEntry {
   agent: string;
   state: string;
   createdAt: number;
+}
+
+/** An agent's place in the queue for a number (see `prospectPlace`). */
+export interface ProspectPlace {
+  position: number;
+  queued: boolean;
+  waiting: number;
+  others: string[];
 }
 
 /**
@@ -178,6 +192,12 @@ export interface RequestStore<R extends RequestRecord> {
    */
   prospectQueue(prospect: string): Promise<ProspectQueueEntry[]>;
   /**
+   * An agent's place in the queue for a number, as `prospectQueue` orders it, without reading the whole queue (the
+   * offer asks at every busy signal): `position` 1 = first (a newcomer goes last), `queued` whether the agent waits
+   * already, `waiting` how many colleagues wait, `others` the first `limit` of them (their agents, in order).
+   */
+  prospectPlace(prospect: string, agent: string, limit: number): Promise<ProspectPlace>;
+  /**
    * The latest recall of another agent that reached this prospect (COMPLETED), on any PBX: when it connected, when
    * the conversation ended (its 'conversation-ended' event) or null while it may still go on, and whether it was
    * on this store's PBX. Null if none.
@@ -196,14 +216,16 @@ export interface RequestStore<R extends RequestRecord> {
    * The opt-in write: create, refresh the pending one, or refuse at `maxPending` (this agent's pending
    * requests) or `maxPendingTotal` (all agents'; unset: no total cap), in one transaction. It waits only
    * briefly for another writer's lock (SQLite: BUSY_OPT_IN_MS; PostgreSQL: OPT_IN_LOCK_TIMEOUT_MS) and
-   * then fails with a StoreError, so the caller hears the error prompt instead of waiting.
+   * then fails with a StoreError, so the caller hears the error prompt instead of waiting. `create` is pure and may
+   * be called although its rows are not written (a refresh, the caps). Without `refresh`, an existing pending request
+   * is answered with `exists` and nothing is written. A new request costs one round trip on PostgreSQL.
    */
   createOrRefresh(
     agent: string,
     prospect: string,
     maxPending: number,
     create: () => RequestWrite<R>,
-    refresh: (existing: R) => RequestWrite<R>,
+    refresh: ((existing: R) => RequestWrite<R>) | undefined,
     maxPendingTotal?: number,
   ): Promise<CreateResult<R>>;
   /** Version-guarded write of a request with its events and outbox rows; the new version or undefined. */

@@ -27,11 +27,28 @@ export interface Queries {
   run(sql: string, params?: readonly unknown[]): Promise<number>;
 }
 
+/** One statement of a script (TxQueries.script): `?` placeholders and their values. */
+export interface Statement {
+  sql: string;
+  params?: readonly unknown[];
+}
+
+/** The statements of a transaction (Db.tx): the queries, and several statements at once. */
+export interface TxQueries extends Queries {
+  /**
+   * Runs the statements in order, each seeing what the ones before it wrote, and returns each one's rows (empty for
+   * a statement without rows). PostgreSQL: one round trip (one simple-protocol query, the values inlined as escaped
+   * literals; an error in one statement stops the rest and fails the call); SQLite: one prepared statement after
+   * the other. Inside a transaction only.
+   */
+  script(statements: readonly Statement[]): Promise<unknown[][]>;
+}
+
 export interface Db extends Queries {
   readonly dialect: Dialect;
   /** Where the data lives, for logs: a file path, or the PostgreSQL URL without its password. */
   readonly where: string;
-  tx<T>(fn: (q: Queries) => Promise<T>, opts?: { quick?: boolean }): Promise<T>;
+  tx<T>(fn: (q: TxQueries) => Promise<T>, opts?: { quick?: boolean }): Promise<T>;
   /** Opens a group transaction on the writer connection (see GroupTx); `quick` as for `tx`. One at a time. */
   group(opts?: { quick?: boolean }): Promise<GroupTx>;
   /** Readiness: a write could start now (nothing is written). */
@@ -56,6 +73,8 @@ export interface Dialect {
   readonly skipLocked: string;
   /** Serialises opt-ins on these keys across instances (PostgreSQL advisory locks); SQLite: nothing. */
   lockKeys(q: Queries, keys: readonly string[]): Promise<void>;
+  /** The same as a statement for a script (TxQueries.script); undefined when there is nothing to lock. */
+  lockStatement(keys: readonly string[]): Statement | undefined;
   /** The write hit requests_one_recall_per_prospect: a second recall for one prospect number. */
   isRecallConflict(err: unknown): boolean;
 }

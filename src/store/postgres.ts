@@ -15,7 +15,7 @@
  */
 import pg from 'pg';
 import { FencedError, RequestRecord, StoreError } from './contract';
-import { Db, Dialect, GroupTx, Queries } from './db';
+import { Db, Dialect, GroupTx, Queries, Statement, TxQueries } from './db';
 import { asStaged, stagedOn, StageScope } from './group';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
 import { SqlStore } from './sql';
@@ -51,10 +51,11 @@ export interface PgStoreOptions {
   /** Read every PBX's requests (the command line, the web page). Default: only `pbx`'s. */
   allPbx?: boolean;
   /**
-   * Connections in the pool. Default 8: one for the open group of decisions (group commit holds one connection
-   * at a time, src/store/group.ts), one each for the lease's renewal and the webhook sender, and the rest for the
-   * reads of calls in progress (the offer's preparation and the queue position of ten concurrent opt-ins) and of
-   * the page, so that a burst of calls never makes the lease renewal wait for a connection.
+   * Connections in the pool. Default 4: one for the open group of decisions (group commit holds one connection
+   * at a time, src/store/group.ts), and the others for the lease's renewal, the webhook sender and the reads outside
+   * a decision (the offer's preparation, the page). The opt-in reads nothing outside its decision any more (its
+   * place in the queue comes with it), and measured under ten concurrent opt-ins (docs/performance-log.md) 8
+   * connections were slower than 4 or 2: more server processes running at once on the same cores as the group's.
    */
   poolSize?: number;
   /** Run migrations (default true); false refuses a database that is not at this build's version. */
@@ -94,7 +95,11 @@ export const postgresDialect: Dialect = {
   skipLocked: ' FOR UPDATE SKIP LOCKED',
   async lockKeys(q, keys) {
     // One round trip for all keys; they are taken left to right, so every caller's order is the same.
-    if (keys.length > 0) await q.one(`SELECT ${keys.map(() => 'pg_advisory_xact_lock(hashtext(?))').join(', ')}`, keys);
+    const s = postgresDialect.lockStatement(keys);
+    if (s) await q.one(s.sql, s.params);
+  },
+  lockStatement(keys) {
+    return keys.length > 0 ? { sql: `SELECT ${keys.map(() => 'pg_advisory_xact_lock(hashtext(?))').join(', ')}`, params: keys } : undefined;
   },
   isRecallConflict(err) {
     const cause = ((err as StoreError)?.cause ?? err) as { code?: string; constraint?: string } | undefined;
@@ -124,7 +129,7 @@ class PgDb implements Db {
 
   /** The open group (group commit): its connection and its handle for staged decisions' statements. */
   private groupGate: Promise<void> | undefined;
-  private open: { scope: Queries; nested: (s: StageScope, fn: (q: Queries) => Promise<unknown>) => Promise<unknown> } | undefined;
+  private open: { scope: TxQueries; nested: (s: StageScope, fn: (q: TxQueries) => Promise<unknown>) => Promise<unknown> } | undefined;
 
   constructor(
     readonly pool: pg.Pool,
@@ -154,7 +159,7 @@ class PgDb implements Db {
    * go out with the next statement in one round trip — a simple-protocol query of several statements, the
    * parameters as escaped literals — instead of a round trip each.
    */
-  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined, prefix?: () => string | undefined): Queries {
+  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined, prefix?: () => string | undefined): TxQueries {
     const query = async <T extends pg.QueryResultRow>(sql: string, params: readonly unknown[] = []): Promise<pg.QueryResult<T>> => {
       try {
         const before = prefix?.();
@@ -165,17 +170,38 @@ class PgDb implements Db {
         throw this.translate(err, fence);
       }
     };
+    // Several statements in one round trip (TxQueries.script): one simple-protocol query, every value inlined by
+    // `inline` (the one escaping function), after the savepoints waiting to be sent. On the pool (no transaction,
+    // no client to escape with) the statements go one after the other.
+    const script = async (statements: readonly Statement[]): Promise<unknown[][]> => {
+      if (statements.length === 0) return [];
+      if (c instanceof pg.Pool) {
+        const out: unknown[][] = [];
+        for (const st of statements) out.push((await query(st.sql, st.params)).rows);
+        return out;
+      }
+      try {
+        const before = prefix?.();
+        const text = [...(before === undefined ? [] : [before]), ...statements.map((st) => inline(c, st.sql, st.params ?? []))].join('; ');
+        const r = (await c.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
+        const results = Array.isArray(r) ? r : [r];
+        return results.slice(results.length - statements.length).map((x) => x.rows);
+      } catch (err) {
+        throw this.translate(err, fence);
+      }
+    };
     return {
       one: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows[0] as T | undefined,
       all: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows as T[],
       run: async (sql, params) => (await query(sql, params)).rowCount ?? 0,
+      script,
     };
   }
 
   /** One transaction, with this client's fence declared. Errors become StoreError / FencedError. */
-  async tx<T>(fn: (q: Queries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
+  async tx<T>(fn: (q: TxQueries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
     const staged = this.open && stagedOn(this);
-    if (staged && this.open) return (await this.open.nested(staged, fn as (q: Queries) => Promise<unknown>)) as T;
+    if (staged && this.open) return (await this.open.nested(staged, fn as (q: TxQueries) => Promise<unknown>)) as T;
     const fence = this.fence;
     let c: pg.PoolClient;
     try {
@@ -441,7 +467,7 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
   static lazy<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): PgStore<R> {
     const pool = new pg.Pool({
       connectionString: url,
-      max: opts.poolSize ?? 8,
+      max: opts.poolSize ?? 4,
       types: TYPES,
       connectionTimeoutMillis: 10_000,
       lock_timeout: QUERY_LOCK_TIMEOUT_MS,

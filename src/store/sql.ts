@@ -14,6 +14,7 @@ import {
   OutboxInsert,
   OutboxRow,
   PendingDependencies,
+  ProspectPlace,
   ProspectQueueEntry,
   AgentPauseRow,
   PruneResult,
@@ -24,7 +25,7 @@ import {
   StoredEvent,
   Versioned,
 } from './contract';
-import { Db, Dialect, GroupTx, Queries } from './db';
+import { Db, Dialect, GroupTx, Queries, Statement, TxQueries } from './db';
 
 const TERMINAL_SQL = `(${TERMINAL_STATES.map((s) => `'${s}'`).join(',')})`;
 const PENDING = `state NOT IN ${TERMINAL_SQL}`;
@@ -251,6 +252,30 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     return rows.map((r) => ({ ...r, samePbx: Boolean(r.samePbx) }));
   }
 
+  async prospectPlace(prospect: string, agent: string, limit: number): Promise<ProspectPlace> {
+    // Every PBX's requests (one person), as prospectQueue; the agent compared by name, as placeOf does.
+    // The counts from the indexes alone (the number's pending requests; the agent's for it), not row by row.
+    const row = (await this.db.one<{ total: number | string; mine: number | string; own: string | null }>(
+      `SELECT (SELECT COUNT(*) FROM requests WHERE prospect = ? AND ${PENDING}) AS total,
+         (SELECT COUNT(*) FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}) AS mine,
+         (SELECT id FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq} LIMIT 1) AS own`,
+      [prospect, agent, prospect, agent, prospect],
+    ))!;
+    const waiting = Number(row.total) - Number(row.mine);
+    const queued = row.own !== null && row.own !== undefined;
+    const ahead = queued ? Number((await this.db.one<{ n: number | string }>(`SELECT (${this.aheadSql}) AS n`, [row.own]))!.n) : waiting;
+    const others =
+      limit > 0 && waiting > 0
+        ? (
+            await this.db.all<{ agent: string }>(
+              `SELECT agent FROM requests WHERE prospect = ? AND ${PENDING} AND agent <> ? ORDER BY created_at, ${this.d.seq} LIMIT ?`,
+              [prospect, agent, limit],
+            )
+          ).map((r) => r.agent)
+        : [];
+    return { position: ahead + 1, queued, waiting, others };
+  }
+
   async lastConversation(prospect: string, exceptAgent: string): Promise<LastConversation | null> {
     const params: unknown[] = [];
     // A SQLite file serves one PBX.
@@ -309,47 +334,107 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     prospect: string,
     maxPending: number,
     create: () => RequestWrite<R>,
-    refresh: (existing: R) => RequestWrite<R>,
+    refresh: ((existing: R) => RequestWrite<R>) | undefined,
     maxPendingTotal?: number,
   ): Promise<CreateResult<R>> {
     const pbx = this.scopeOf.pbx ?? '';
+    const withPbx = this.scopeOf.pbx !== undefined;
     return this.db.tx(
       async (q) => {
-        // With a total cap, one opt-in per PBX at a time (taken before the agent's lock: one order, no
-        // deadlock); one opt-in per (PBX, agent) at a time across instances: the cap and the one-pending rule hold.
-        await this.d.lockKeys(q, [...(maxPendingTotal !== undefined ? [`cc-optin-total:${pbx}`] : []), `cc-optin:${pbx}:${agent}`]);
-        const p1: unknown[] = [agent, prospect];
-        const found = await q.one<Row>(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(p1)}${this.d.forUpdate}`, p1);
-        if (found) {
-          const existing = this.decode(found);
-          const next = refresh(existing.request);
-          if (!(await writeRequest(q, next.request, existing.version))) throw new StoreError('pending request changed while locked');
-          await insertEvents(q, next.events);
-          await insertOutbox(q, next.outbox ?? []);
-          return { result: 'refreshed', request: next.request, previous: existing.request };
-        }
-        // Both caps in one statement (one round trip on PostgreSQL).
-        const p2: unknown[] = [agent];
-        const agentSql = `SELECT COUNT(*) FROM requests WHERE agent = ? AND ${PENDING}${this.own(p2)}`;
-        const totalSql = maxPendingTotal === undefined ? 'NULL' : `(SELECT COUNT(*) FROM requests WHERE ${PENDING}${this.own(p2)})`;
-        const caps = (await q.one<{ n: number; total: number | null }>(`SELECT (${agentSql}) AS n, ${totalSql} AS total`, p2))!;
-        const pending = Number(caps.n);
-        if (pending >= maxPending) return { result: 'full', pending };
-        if (maxPendingTotal !== undefined && Number(caps.total) >= maxPendingTotal) return { result: 'full', pending: Number(caps.total) };
+        // The common case, a new request, as one script (one round trip on PostgreSQL): the locks, the request
+        // inserted only if this agent has no pending request for the prospect and the caps allow, its history and
+        // outbox rows only if it was inserted, and what happened with the agent's place in the queue. `create` is
+        // pure (the policy's new request), so it runs before we know whether its rows are wanted.
         const made = create();
         const r = made.request;
-        const withPbx = this.scopeOf.pbx !== undefined;
-        await q.run(
-          `INSERT INTO requests(id, ${withPbx ? 'pbx, ' : ''}agent, prospect, state, created_at, updated_at, wake_at, version, data)
-           VALUES (?, ${withPbx ? '?, ' : ''}?, ?, ?, ?, ?, ?, 1, ?)`,
-          [r.id, ...(withPbx ? [pbx] : []), r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r)],
-        );
-        await insertEvents(q, made.events);
-        await insertOutbox(q, made.outbox ?? []);
-        return { result: 'created', request: r };
+        const mine: unknown[] = [agent, prospect];
+        const minePending = `SELECT 1 FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(mine)}`;
+        const capsParams: unknown[] = [agent];
+        const agentCount = `SELECT COUNT(*) FROM requests WHERE agent = ? AND ${PENDING}${this.own(capsParams)}`;
+        const totalParams: unknown[] = [];
+        const totalCount = maxPendingTotal === undefined ? undefined : `SELECT COUNT(*) FROM requests WHERE ${PENDING}${this.own(totalParams)}`;
+        const inserted = 'EXISTS (SELECT 1 FROM requests WHERE id = ?)';
+        // The agent's pending request for the prospect when it is not the one just inserted (a refresh is wanted).
+        const existingParams: unknown[] = [agent, prospect];
+        const existingSql = `SELECT data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(existingParams)} AND id <> ?`;
+        existingParams.push(r.id);
+        // With a total cap, one opt-in per PBX at a time (taken before the agent's lock: one order, no
+        // deadlock); one opt-in per (PBX, agent) at a time across instances: the cap and the one-pending rule hold.
+        // (PostgreSQL: a statement of its own, so that the statements after it read with the locks held.)
+        const lock = this.d.lockStatement([...(maxPendingTotal !== undefined ? [`cc-optin-total:${pbx}`] : []), `cc-optin:${pbx}:${agent}`]);
+        const statements: Statement[] = [
+          ...(lock ? [lock] : []),
+          {
+            sql: `INSERT INTO requests(id, ${withPbx ? 'pbx, ' : ''}agent, prospect, state, created_at, updated_at, wake_at, version, data)
+              SELECT ?, ${withPbx ? '?, ' : ''}?, ?, ?, ?, ?, ?, 1, ?
+              WHERE NOT EXISTS (${minePending}) AND (${agentCount}) < ?${totalCount ? ` AND (${totalCount}) < ?` : ''}
+              RETURNING id`,
+            params: [
+              ...[r.id, ...(withPbx ? [pbx] : []), r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r)],
+              ...mine,
+              ...capsParams,
+              maxPending,
+              ...(totalCount ? [...totalParams, maxPendingTotal] : []),
+            ],
+          },
+          ...made.events.map((e) => ({
+            sql: `INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) SELECT ?, ?, ?, ?, ?, ?, ? WHERE ${inserted}`,
+            params: [...eventValues(e), r.id],
+          })),
+          ...(made.outbox ?? []).map((o) => ({
+            sql: `INSERT INTO outbox(key, request_id, event, created_at, body, next_at) SELECT ?, ?, ?, ?, ?, ? WHERE ${inserted} ON CONFLICT (key) DO NOTHING`,
+            params: [...outboxValues(o), r.id],
+          })),
+          {
+            sql: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS taken,
+                (${existingSql}) AS existing,
+                (${agentCount}) AS n, ${totalCount ? `(${totalCount})` : 'NULL'} AS total, (${this.aheadSql}) AS ahead`,
+            params: [r.id, ...existingParams, ...capsParams, ...totalParams, r.id],
+          },
+        ];
+        const results = await q.script(statements);
+        const created = results[lock ? 1 : 0].length === 1;
+        const outcome = results[results.length - 1][0] as { taken: number | string; existing: unknown; n: number | string; total: number | string | null; ahead: number | string };
+        if (created) return { result: 'created', request: r, position: 1 + Number(outcome.ahead) };
+        // Not inserted, yet a request has its id: `create` reused an id (its history and outbox rows, conditional on
+        // the id, may have been written to that request): refused, and the transaction with them.
+        if (Number(outcome.taken) > 0) throw new StoreError(`the opt-in's new request ${r.id} has the id of a stored request; nothing was written`);
+        if (outcome.existing !== null && outcome.existing !== undefined) {
+          const existing = this.d.fromJson(outcome.existing) as R;
+          if (!refresh) return { result: 'exists', request: existing };
+          return this.refreshIn(q, agent, prospect, refresh);
+        }
+        const pending = Number(outcome.n);
+        if (pending >= maxPending || maxPendingTotal === undefined) return { result: 'full', pending };
+        return { result: 'full', pending: Number(outcome.total) };
       },
       { quick: true },
     );
+  }
+
+  /**
+   * The agent's place in the prospect's queue, less one: the pending requests of that number (every PBX's: one
+   * person) ahead of this one in opt-in order (created_at, then insertion), as prospectQueue orders them; 0 when
+   * this one is not pending. One parameter: the request's id.
+   */
+  private get aheadSql(): string {
+    const pending = (t: string) => `${t}.state NOT IN ${TERMINAL_SQL}`;
+    return `SELECT COUNT(*) FROM requests me, requests q WHERE me.id = ? AND ${pending('me')} AND q.prospect = me.prospect AND ${pending('q')}
+      AND (q.created_at < me.created_at OR (q.created_at = me.created_at AND q.${this.d.seq} < me.${this.d.seq}))`;
+  }
+
+  /** The refresh of the agent's pending request for the prospect, in the opt-in's transaction (its locks held). */
+  private async refreshIn(q: TxQueries, agent: string, prospect: string, refresh: (existing: R) => RequestWrite<R>): Promise<CreateResult<R>> {
+    const p1: unknown[] = [agent, prospect];
+    const found = await q.one<Row>(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(p1)}${this.d.forUpdate}`, p1);
+    if (!found) throw new StoreError('pending request vanished while locked');
+    const existing = this.decode(found);
+    const next = refresh(existing.request);
+    if (!(await writeRequest(q, next.request, existing.version))) throw new StoreError('pending request changed while locked');
+    await insertEvents(q, next.events);
+    await insertOutbox(q, next.outbox ?? []);
+    const ahead = (await q.one<{ n: number | string }>(`SELECT (${this.aheadSql}) AS n`, [next.request.id]))!.n;
+    return { result: 'refreshed', request: next.request, previous: existing.request, position: 1 + Number(ahead) };
   }
 
   async transition(request: R, expectedVersion: number, events: readonly StoredEvent[], outbox: readonly OutboxInsert[] = []): Promise<number | undefined> {
@@ -456,11 +541,21 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   }
 }
 
+/** A history row's values: request_id, at, type, from_state, to_state, reason, data. */
+function eventValues(e: StoredEvent): unknown[] {
+  return [e.requestId, e.at, e.type, e.from ?? null, e.to ?? null, e.reason ?? null, e.data ? JSON.stringify(e.data) : null];
+}
+
+/** An outbox row's values: key, request_id, event, created_at, body, next_at (due at once). */
+function outboxValues(r: OutboxInsert): unknown[] {
+  return [r.key, r.requestId, r.event, r.createdAt, r.body, r.createdAt];
+}
+
 /** The history rows in one statement (one round trip on PostgreSQL; a statement prepared once per row count). */
 async function insertEvents(q: Queries, events: readonly StoredEvent[]): Promise<void> {
   if (events.length === 0) return;
   const params: unknown[] = [];
-  for (const e of events) params.push(e.requestId, e.at, e.type, e.from ?? null, e.to ?? null, e.reason ?? null, e.data ? JSON.stringify(e.data) : null);
+  for (const e of events) params.push(...eventValues(e));
   await q.run(`INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES ${rowsOf(events.length, 7)}`, params);
 }
 
@@ -468,7 +563,7 @@ async function insertEvents(q: Queries, events: readonly StoredEvent[]): Promise
 async function insertOutbox(q: Queries, rows: readonly OutboxInsert[]): Promise<void> {
   if (rows.length === 0) return;
   const params: unknown[] = [];
-  for (const r of rows) params.push(r.key, r.requestId, r.event, r.createdAt, r.body, r.createdAt);
+  for (const r of rows) params.push(...outboxValues(r));
   await q.run(`INSERT INTO outbox(key, request_id, event, created_at, body, next_at) VALUES ${rowsOf(rows.length, 6)} ON CONFLICT (key) DO NOTHING`, params);
 }
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { TERMINAL_STATES } from '../core/policy/types';
 import { RequestRecord, StoreError } from './contract';
-import { Db, Dialect, GroupTx, Queries } from './db';
+import { Db, Dialect, GroupTx, TxQueries } from './db';
 import { asStaged, stagedOn } from './group';
 import { SqlStore } from './sql';
 
@@ -44,6 +44,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS requests_one_recall_per_prospect
 CREATE INDEX IF NOT EXISTS requests_wake ON requests(wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_agent_state ON requests(agent, state);
 CREATE INDEX IF NOT EXISTS requests_prospect ON requests(prospect);
+-- The prospect's queue in opt-in order (created_at, then rowid): the agent's place counted inside the opt-in.
+CREATE INDEX IF NOT EXISTS requests_prospect_queue ON requests(prospect, created_at) WHERE state NOT IN (${TERMINAL_SQL});
 CREATE TABLE IF NOT EXISTS events (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
   request_id  TEXT NOT NULL REFERENCES requests(id),
@@ -93,6 +95,7 @@ export const sqliteDialect: Dialect = {
   skipLocked: '',
   // One process at a time writes a SQLite file: BEGIN IMMEDIATE already serialises the opt-ins.
   lockKeys: async () => undefined,
+  lockStatement: () => undefined,
   isRecallConflict(err) {
     const e = err as { code?: string; message?: string };
     return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && /constraint failed: requests\.prospect$/.test(e.message ?? '');
@@ -123,11 +126,23 @@ class SqliteDb implements Db {
   readonly dialect = sqliteDialect;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly file: FileGate;
-  private readonly direct: Queries = {
+  private readonly direct: TxQueries = {
     one: (sql, params = []) => settled(() => this.stmt(sql).get(...params) as never),
     all: (sql, params = []) => settled(() => this.stmt(sql).all(...params) as never),
     run: (sql, params = []) => settled(() => this.stmt(sql).run(...params).changes),
+    // In process: one prepared statement after the other, no round trips to save.
+    script: (statements) =>
+      settled(() =>
+        statements.map((st) => {
+          const s = this.stmt(st.sql);
+          if (s.reader) return s.all(...(st.params ?? [])) as unknown[];
+          s.run(...(st.params ?? []));
+          return [];
+        }),
+      ),
   };
+  /** `PRAGMA busy_timeout` for the opt-in's BEGIN and back, prepared once (db.pragma prepares a statement per call). */
+  private busy: { quick: Database.Statement; normal: Database.Statement } | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -207,7 +222,10 @@ class SqliteDb implements Db {
 
   /** BEGIN IMMEDIATE; the opt-in fails fast (SQLITE_BUSY → StoreError) while another process holds the write lock. */
   private begin(quick: boolean): void {
-    if (quick) this.db.pragma(`busy_timeout = ${BUSY_OPT_IN_MS}`);
+    if (quick) {
+      this.busy ??= { quick: this.db.prepare(`PRAGMA busy_timeout = ${BUSY_OPT_IN_MS}`), normal: this.db.prepare(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`) };
+      this.busy.quick.run();
+    }
     try {
       this.db.exec('BEGIN IMMEDIATE');
     } catch (err) {
@@ -217,12 +235,12 @@ class SqliteDb implements Db {
       }
       throw err;
     } finally {
-      if (quick) this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      if (quick) this.busy?.normal.run();
     }
   }
 
   /** Inside a staged decision: a SAVEPOINT of the group's transaction instead of a transaction of its own. */
-  private async nested<T>(depth: { depth: number }, fn: (q: Queries) => Promise<T>): Promise<T> {
+  private async nested<T>(depth: { depth: number }, fn: (q: TxQueries) => Promise<T>): Promise<T> {
     const name = `t${++depth.depth}`;
     this.db.exec(`SAVEPOINT ${name}`);
     try {
@@ -237,7 +255,7 @@ class SqliteDb implements Db {
     }
   }
 
-  async tx<T>(fn: (q: Queries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
+  async tx<T>(fn: (q: TxQueries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
     const staged = stagedOn(this);
     if (staged) return this.nested(staged, fn);
     while (this.file.gate) await this.file.gate;

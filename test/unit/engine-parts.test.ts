@@ -7,7 +7,7 @@
 import type { AgentPause, CallbackRequest, Observation } from '../../src/core/policy';
 import { DialPolicyError } from '../../src/core/dial-policy';
 import { Ledger } from '../../src/ledger';
-import { OptIns, type OptInsDeps } from '../../src/engine/opt-in';
+import { OptIns, QUEUE_NAMES, type OptInsDeps } from '../../src/engine/opt-in';
 import type { AppliedDecision } from '../../src/engine/options';
 import { Pauses } from '../../src/engine/pauses';
 import { Presence } from '../../src/engine/presence';
@@ -268,13 +268,48 @@ describe('the opt-in (src/engine/opt-in.ts)', () => {
     expect(await w.optIn('PJSIP/1001', '2001')).toMatchObject({ result: 'refreshed', requestId: r.requestId, position: 1 });
   });
 
+  it('a new request reads nothing before or after the store\'s opt-in (its place comes with it); a refresh reads the recalls first', async () => {
+    const w = optIns();
+    const reads: string[] = [];
+    const store = w.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    for (const m of ['list', 'findPending', 'prospectQueue', 'get', 'pending', 'countPending', 'idsInState']) {
+      const f = store[m].bind(w.store);
+      store[m] = (...a: unknown[]) => {
+        reads.push(m);
+        return f(...a);
+      };
+    }
+    expect(await w.optIn('PJSIP/1001', '2001')).toMatchObject({ result: 'created', position: 1 });
+    expect(await w.optIn('PJSIP/1002', '2001')).toMatchObject({ result: 'created', position: 2 });
+    expect(reads).toEqual([]);
+    expect(await w.optIn('PJSIP/1002', '2001')).toMatchObject({ result: 'refreshed', position: 2 });
+    expect(reads).toEqual(['list']);
+    expect(w.applied.map((a) => [a.observation.type, a.before?.id === undefined])).toEqual([
+      ['optIn', true],
+      ['optIn', true],
+      ['optIn', false],
+    ]);
+  });
+
   it('the outlook: the promise and the place in the queue, with the colleagues waiting; read-only', async () => {
     const w = optIns();
     await w.optIn('PJSIP/1002', '2001');
     const before = w.performed.length;
     expect(await w.o.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ promise: 'regular', position: 2, queue: ['PJSIP/1002'] });
-    expect(await w.o.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ position: 1, queue: [] });
+    expect(await w.o.offerOutlook('PJSIP/1002', '2001')).toMatchObject({ position: 1, queue: [], waiting: 0 });
     expect(w.performed).toHaveLength(before);
+  });
+
+  it('the outlook of a number many agents wait for: the place counted, the first QUEUE_NAMES colleagues named, how many in all', async () => {
+    const w = optIns();
+    const agents = Array.from({ length: QUEUE_NAMES + 5 }, (_, i) => `PJSIP/3${String(i).padStart(3, '0')}`);
+    for (const a of agents) await w.optIn(a, '2001');
+    expect(await w.o.offerOutlook('PJSIP/1001', '2001')).toMatchObject({ position: agents.length + 1, queue: agents.slice(0, QUEUE_NAMES), waiting: agents.length });
+    expect(await w.o.offerOutlook(agents[12], '2001')).toMatchObject({
+      position: 13,
+      queue: agents.filter((a) => a !== agents[12]).slice(0, QUEUE_NAMES),
+      waiting: agents.length - 1,
+    });
   });
 
   it('a number the dial policy refuses: no request, a DialPolicyError', async () => {

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { placeOf } from '../../src/core/scheduler';
 import { RequestRecord, Store } from '../../src/store/contract';
 import { SqliteStore } from '../../src/store/sqlite';
 import { PgStore } from '../../src/store/postgres';
@@ -32,6 +33,8 @@ interface Backend {
   open(): Promise<Store<Rec>>;
   /** A second client on the same data (another instance). */
   second(): Promise<Store<Rec>>;
+  /** A client of another PBX on the same data (PostgreSQL); undefined where a store serves one PBX (SQLite). */
+  otherPbx?(): Promise<Store<Rec>>;
   cleanup(): Promise<void>;
 }
 
@@ -73,6 +76,11 @@ function postgresBackend(): Backend {
       opened.push(s);
       return s;
     },
+    async otherPbx() {
+      const s = await PgStore.open<Rec>(db!.url, { pbx: 'site-b' });
+      opened.push(s);
+      return s;
+    },
     async cleanup() {
       for (const s of opened.splice(0)) await s.close();
       await db?.drop();
@@ -104,6 +112,111 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract: $name', (ba
     const other = await backend.second();
     expect(await other.get('a')).toEqual({ version: 2, request: { ...rec('a'), updatedAt: 2000, note: 'refreshed' } });
     expect(await other.get('nope')).toBeUndefined();
+  });
+
+  it("the opt-in's place in the prospect's queue comes with it, as prospectQueue orders it (first, third, earlier, a refresh keeps its place)", async () => {
+    const P = '+12125551234';
+    const placeOf = async (id: string) => (await store.prospectQueue(P)).findIndex((q) => q.id === id) + 1;
+    const first = await store.createOrRefresh('PJSIP/1001', P, 10, create(rec('a', 'PJSIP/1001', P, 1000)), refresh(0));
+    expect(first).toMatchObject({ result: 'created', position: 1 });
+    // The same created_at: insertion order decides.
+    expect(await store.createOrRefresh('PJSIP/1002', P, 10, create(rec('b', 'PJSIP/1002', P, 1000)), refresh(0))).toMatchObject({ result: 'created', position: 2 });
+    // Another number and a finished request do not count.
+    await store.createOrRefresh('PJSIP/1009', '2001', 10, create(rec('o', 'PJSIP/1009', '2001', 10)), refresh(0));
+    await store.createOrRefresh('PJSIP/1008', P, 10, create(rec('f', 'PJSIP/1008', P, 20)), refresh(0));
+    const f = (await store.get('f'))!;
+    await store.transition({ ...f.request, state: 'CANCELLED', wakeAt: null }, f.version, []);
+    const third = await store.createOrRefresh('PJSIP/1003', P, 10, create(rec('c', 'PJSIP/1003', P, 3000)), refresh(0));
+    expect(third).toMatchObject({ result: 'created', position: 3 });
+    expect(await placeOf('c')).toBe(3);
+    // An opt-in stamped earlier (another instance's clock) goes ahead, as in the queue.
+    expect(await store.createOrRefresh('PJSIP/1004', P, 10, create(rec('d', 'PJSIP/1004', P, 500)), refresh(0))).toMatchObject({ result: 'created', position: 1 });
+    // A refresh keeps its place (its opt-in time); the answer is its place in the queue now.
+    const again = await store.createOrRefresh('PJSIP/1002', P, 10, create(rec('b2', 'PJSIP/1002', P, 4000)), refresh(4000));
+    expect(again).toMatchObject({ result: 'refreshed', request: { id: 'b' }, position: 3 });
+    expect(await placeOf('b')).toBe(3);
+    expect((await store.prospectQueue(P)).map((q) => q.id)).toEqual(['d', 'a', 'b', 'c']);
+  });
+
+  it("an agent's place in a number's queue is counted as placeOf reads it from prospectQueue (random queues, finished requests among them)", async () => {
+    const P = '+12125559876';
+    const agents = Array.from({ length: 6 }, (_, i) => `PJSIP/20${i}`);
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 14; i++) {
+      const agent = agents[rnd(agents.length)];
+      // Some opt-ins share a created_at (insertion order decides), some finish (they leave the queue).
+      const made = await store.createOrRefresh(agent, P, 10, create(rec(`q${i}`, agent, P, 1000 + rnd(4) * 10)), refresh(5000));
+      if (made.result === 'created' && rnd(4) === 0) {
+        const v = (await store.get(`q${i}`))!;
+        await store.transition({ ...v.request, state: 'CANCELLED', wakeAt: null }, v.version, []);
+      }
+      const queue = await store.prospectQueue(P);
+      for (const who of [...agents, 'PJSIP/999']) {
+        const expected = placeOf(queue, who);
+        expect(await store.prospectPlace(P, who, 100)).toEqual({ ...expected, waiting: expected.others.length });
+        // At most `limit` names, the first ones; the counts stay whole.
+        const few = await store.prospectPlace(P, who, 2);
+        expect(few).toEqual({ ...expected, waiting: expected.others.length, others: expected.others.slice(0, 2) });
+      }
+    }
+    expect(await store.prospectPlace('+10000000000', 'PJSIP/201', 10)).toEqual({ position: 1, queued: false, waiting: 0, others: [] });
+  });
+
+  it('without a refresh, an existing pending request is answered (exists) and nothing is written', async () => {
+    await store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('a')), refresh(0));
+    expect(await store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('b', 'PJSIP/1001', '2001', 5000)), undefined)).toEqual({ result: 'exists', request: rec('a') });
+    expect((await store.list()).map((r) => r.id)).toEqual(['a']);
+    expect(await store.get('a')).toMatchObject({ version: 1 });
+    expect((await store.events('a')).map((e) => e.type)).toEqual(['requested']);
+    expect(await store.events('b')).toEqual([]);
+    expect((await store.outbox()).map((o) => o.key)).toEqual(['a:created']);
+    // At the cap an existing request is still answered (a refresh never counts against the cap).
+    expect(await store.createOrRefresh('PJSIP/1001', '2001', 1, create(rec('c')), undefined, 1)).toMatchObject({ result: 'exists', request: { id: 'a' } });
+    // A refused opt-in writes no history nor outbox rows either.
+    expect(await store.createOrRefresh('PJSIP/1001', '2002', 1, create(rec('d', 'PJSIP/1001', '2002')), undefined)).toEqual({ result: 'full', pending: 1 });
+    expect(await store.events('d')).toEqual([]);
+    expect((await store.outbox()).map((o) => o.key)).toEqual(['a:created']);
+  });
+
+  it('a new request whose id is taken is refused and nothing of it is written (its rows are conditional on the id)', async () => {
+    await store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('a')), refresh(0));
+    // The id of this agent's pending request for the number (create must make a fresh id): refused.
+    await expect(store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('a', 'PJSIP/1001', '2001', 7000)), undefined)).rejects.toThrow(/has the id of a stored request/);
+    // The id of a finished request: refused (the primary key).
+    const done = (await store.get('a'))!;
+    await store.transition({ ...done.request, state: 'CANCELLED', wakeAt: null }, done.version, []);
+    const refused = await store.createOrRefresh('PJSIP/1001', '2001', 10, create(rec('a', 'PJSIP/1001', '2001', 8000)), refresh(0)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String((refused as Error | undefined)?.message)).toMatch(/UNIQUE constraint failed: requests\.id|duplicate key value violates unique constraint "requests_pkey"/);
+    expect((await store.events('a')).map((e) => e.type)).toEqual(['requested']);
+    expect((await store.outbox()).map((o) => o.key)).toEqual(['a:created']);
+    expect(await store.get('a')).toMatchObject({ version: 2, request: { state: 'CANCELLED', createdAt: 1000 } });
+  });
+
+  it("another PBX's requests for the number count in the place (one person), not in this PBX's caps", async () => {
+    if (!backend.otherPbx) return expect(backend.name).toBe('sqlite');
+    const other = await backend.otherPbx();
+    const P = '+4930555';
+    // The same agent name at the other PBX, earlier: ahead in the queue, but not this agent's pending request.
+    expect(await other.createOrRefresh('PJSIP/1001', P, 10, create(rec('x', 'PJSIP/1001', P, 1000)), refresh(0), 1)).toMatchObject({ result: 'created', position: 1 });
+    const mine = await store.createOrRefresh('PJSIP/1001', P, 1, create(rec('a', 'PJSIP/1001', P, 2000)), undefined, 1);
+    expect(mine).toMatchObject({ result: 'created', position: 2 });
+    expect((await store.prospectQueue(P)).map((q) => [q.id, q.samePbx])).toEqual([
+      ['x', false],
+      ['a', true],
+    ]);
+    // The other PBX's refresh keeps its place; its next opt-in for another agent comes after both.
+    expect(await other.createOrRefresh('PJSIP/1001', P, 10, create(rec('x2', 'PJSIP/1001', P, 3000)), refresh(3000))).toMatchObject({ result: 'refreshed', position: 1 });
+    expect(await other.createOrRefresh('PJSIP/1005', P, 10, create(rec('y', 'PJSIP/1005', P, 3000)), refresh(0))).toMatchObject({ result: 'created', position: 3 });
+    // The place the offer announces counts every PBX's requests too, as placeOf reads the queue.
+    const queue = await store.prospectQueue(P);
+    for (const who of ['PJSIP/1001', 'PJSIP/1005', 'PJSIP/1009']) {
+      const expected = placeOf(queue, who);
+      expect(await store.prospectPlace(P, who, 10)).toEqual({ ...expected, waiting: expected.others.length });
+    }
   });
 
   it('refuses beyond maxPending per agent, counting only pending requests', async () => {
