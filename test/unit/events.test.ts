@@ -27,6 +27,27 @@ describe('the event catalogue', () => {
     expect(line).toMatchObject({ event: 'recall.agent_key', key: '1', message: 'agent chose in the recall menu', level: 'info' });
   });
 
+  it('emit does not build a line the logger would drop (debug at info), and hands every line to a sink that cannot tell', () => {
+    const calls: string[] = [];
+    const sink = {
+      log: (level: string, message: string) => void calls.push(`${level} ${message}`),
+      isLevelEnabled: (level: string) => level !== 'debug',
+    };
+    emit(sink, 'debug', 'offer.key', 'key pressed', { digit: '#', phase: 'offering' });
+    emit(sink, 'info', 'offer.ended', 'offer ended', { outcome: 'hangup', entry: 'ari' });
+    expect(calls).toEqual(['info offer ended']);
+    const plain: string[] = [];
+    emit({ log: (level: string) => void plain.push(level) }, 'debug', 'offer.key', 'key pressed', { digit: '#', phase: 'offering' });
+    expect(plain).toEqual(['debug']);
+    // The service's logger at level info: the debug event is not written, the info one is.
+    const stream = new PassThrough();
+    const log = createLogger({ format: 'json', stream, level: 'info' });
+    emit(log.child({ channelId: 'c' }), 'debug', 'offer.key', 'key pressed', { digit: '#', phase: 'offering' });
+    emit(log.child({ channelId: 'c' }), 'info', 'offer.ended', 'offer ended', { outcome: 'hangup', entry: 'ari' });
+    const lines = String(stream.read()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.event)).toEqual(['offer.ended']);
+  });
+
   it('no log line or child logger in src sets `event` by hand: only emit() does, with a catalogued name', () => {
     const offenders: string[] = [];
     for (const file of sourceFiles(SRC)) {

@@ -36,3 +36,70 @@ describe('logging', () => {
     expect(out).toContain('connect failed');
   });
 });
+
+/**
+ * The logger writes its lines without winston's streams (src/logging/log.ts `direct`): the lines must be those a
+ * plain winston logger with the same format and a Stream transport writes, in the same order, level for level.
+ */
+describe('logging without winston streams', () => {
+  async function both(level: string, write: (log: import('winston').Logger) => void): Promise<{ ours: string[]; winstons: string[] }> {
+    const winston = (await import('winston')).default;
+    const ours = new PassThrough();
+    const theirs = new PassThrough();
+    const a: string[] = [];
+    const b: string[] = [];
+    ours.on('data', (c: Buffer) => a.push(c.toString()));
+    theirs.on('data', (c: Buffer) => b.push(c.toString()));
+    const log = createLogger({ format: 'json', stream: ours, level });
+    // The same format as createLogger's JSON path, with a fixed timestamp on both sides.
+    const fixed = winston.format((info) => Object.assign(info, { timestamp: 'T' }));
+    const plain = winston.createLogger({ level, format: winston.format.combine(winston.format.errors({ stack: false }), fixed(), winston.format.json()), transports: [new winston.transports.Stream({ stream: theirs })] });
+    write(log);
+    write(plain);
+    await new Promise((r) => setTimeout(r, 20));
+    const norm = (lines: string[]) => lines.join('').split('\n').filter(Boolean).map((l) => JSON.stringify({ ...JSON.parse(l), timestamp: 'T' }));
+    return { ours: norm(a), winstons: norm(b) };
+  }
+
+  it('writes the lines winston writes: fields, child fields, order, errors, levels dropped', async () => {
+    const { ours, winstons } = await both('info', (log) => {
+      log.info('one', { a: 1, nested: { b: [1, 2] } });
+      log.debug('not written at info', { x: 1 });
+      const child = log.child({ channelId: 'c1' }).child({ requestId: 'r1' });
+      child.warn('two', { prospect: '2001' });
+      child.debug('not written either');
+      child.log('error', 'three', { error: new Error('boom').message });
+      log.log('verbose', 'dropped (below info)');
+      log.info('four');
+    });
+    expect(ours).toHaveLength(4);
+    expect(ours).toEqual(winstons);
+    expect(ours.map((l) => (JSON.parse(l) as { message: string }).message)).toEqual(['one', 'two', 'three', 'four']);
+    expect(JSON.parse(ours[1])).toMatchObject({ level: 'warn', channelId: 'c1', requestId: 'r1', prospect: '2001' });
+  });
+
+  it('a logger at debug writes debug lines, and a level changed later is followed', async () => {
+    const stream = new PassThrough();
+    const chunks: string[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c.toString()));
+    const log = createLogger({ format: 'json', stream, level: 'debug' });
+    log.child({ c: 1 }).debug('seen');
+    log.level = 'info';
+    log.debug('not seen');
+    log.info('seen too');
+    await new Promise((r) => setImmediate(r));
+    expect(chunks.join('').trim().split('\n').map((l) => (JSON.parse(l) as { message: string }).message)).toEqual(['seen', 'seen too']);
+  });
+});
+
+describe('isLevelEnabled of the direct logger', () => {
+  it("answers as winston's does, for the logger and its children, after a level change too", () => {
+    const log = createLogger({ format: 'json', stream: new PassThrough(), level: 'info' });
+    const child = log.child({ a: 1 });
+    expect([log.isLevelEnabled('error'), log.isLevelEnabled('info'), log.isLevelEnabled('debug'), log.isLevelEnabled('nonsense')]).toEqual([true, true, false, false]);
+    expect(child.isLevelEnabled('debug')).toBe(false);
+    log.level = 'debug';
+    expect(child.isLevelEnabled('debug')).toBe(true);
+    expect(child.isLevelEnabled('silly')).toBe(false);
+  });
+});

@@ -68,6 +68,23 @@ describe('profile resolution (pure)', () => {
     expect(r.snapshot.graceMs).toBe(1_000);
   });
 
+  it('a snapshot is taken once per policy and profile, frozen: no request can change what another keeps', () => {
+    const a = resolveProfile(base, profiles, undefined).snapshot;
+    expect(resolveProfile(base, profiles, 'nobody').snapshot).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(Object.isFrozen(a.callingHours)).toBe(true);
+    expect(() => {
+      (a as { graceMs: number }).graceMs = 1;
+    }).toThrow(TypeError);
+    const berlin = resolveProfile(base, profiles, 'berlin').snapshot;
+    expect(resolveProfile(base, profiles, 'berlin').snapshot).toBe(berlin);
+    expect(berlin).not.toBe(a);
+    expect(berlin.graceMs).toBe(30_000);
+    // Another configured policy (another configuration object): its own snapshot.
+    const other = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 123_000 });
+    expect(resolveProfile(other, profiles, undefined).snapshot.graceMs).toBe(123_000);
+  });
+
   it('policyFor: a stored snapshot wins over the configured policy; operational keys follow the configuration', () => {
     const snap = resolveProfile(base, profiles, 'berlin').snapshot;
     const later = makePolicyConfig({ ...defaultPolicyConfig, graceMs: 999_000, agentRingTimeoutMs: 7_000 });

@@ -12,10 +12,10 @@
  * 1 h on a spring-forward day and 3 h on a fall-back day.
  *
  * Wall times are resolved with `tzOffset` from @date-fns/tz (Intl data, independent of the host's TZ); local
- * calendar fields are read with `TZDate`; labels are formatted with date-fns `format(..., { in: tz(zone) })`.
+ * calendar dates and the labels' wall clock are the instant shifted by its `tzOffset`, read in UTC (what date-fns
+ * `format(..., { in: tz(zone) })` writes, with one offset look-up).
  */
-import { TZDate, tz, tzOffset } from '@date-fns/tz';
-import { format } from 'date-fns';
+import { tzOffset } from '@date-fns/tz';
 import { DAY } from './duration';
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
@@ -204,12 +204,22 @@ export function localIsoDate(timeZone: string, at: number): string {
  * as `now`, 'EEE HH:mm' within the next 6 days, else 'yyyy-MM-dd HH:mm'.
  */
 export function localLabel(timeZone: string, at: number, now: number): string {
-  const inZone = { in: tz(timeZone) };
-  const time = at % 60000 === 0 ? 'HH:mm' : 'HH:mm:ss';
+  // The wall clock of `at` from its offset (one Intl look-up) rather than date-fns `format` in the zone, which
+  // builds TZDates and looks the offset up several times: a recall's reason carries a label or two, and the
+  // labels were 2 % of the service's CPU under load (issue 23). The same text as `format(at, 'HH:mm', { in: tz(zone) })`.
+  const local = new Date(at + offsetMs(timeZone, at));
+  const hhmm = `${pad2(local.getUTCHours())}:${pad2(local.getUTCMinutes())}`;
+  const time = at % 60000 === 0 ? hhmm : `${hhmm}:${pad2(local.getUTCSeconds())}`;
   const dayDiff = Math.round((Date.parse(localIsoDate(timeZone, at)) - Date.parse(localIsoDate(timeZone, now))) / DAY);
-  if (dayDiff === 0) return format(at, time, inZone);
-  if (dayDiff > 0 && dayDiff < 7) return format(at, `EEE ${time}`, inZone);
-  return format(at, `yyyy-MM-dd ${time}`, inZone);
+  if (dayDiff === 0) return time;
+  if (dayDiff > 0 && dayDiff < 7) return `${WEEKDAYS_SHORT[local.getUTCDay()]} ${time}`;
+  return `${isoDate(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate())} ${time}`;
+}
+
+const WEEKDAYS_SHORT = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -241,11 +251,22 @@ function openingsFor(cfg: CallingHoursConfig, year: number, month0: number, day:
 
 function localDate(timeZone: string, at: number): { y: number; m: number; d: number } {
   if (!Number.isFinite(at)) throw new Error(`Invalid instant ${String(at)}: expected epoch milliseconds`);
-  const local = new TZDate(at, timeZone);
-  const y = local.getFullYear();
-  if (Number.isNaN(y)) throw new Error(`Unknown time zone ${JSON.stringify(timeZone)}`);
-  return { y, m: local.getMonth(), d: local.getDate() };
+  // One decision asks for the local date of the same `now` several times (the promise's next opening, the end
+  // of its calling day, the label): the last answer per zone is remembered.
+  const last = lastLocalDate.get(timeZone);
+  if (last !== undefined && last.at === at) return { y: last.y, m: last.m, d: last.d };
+  // The zone's offset at that instant, once (one Intl look-up), and the calendar date of the shifted instant in
+  // UTC: what a TZDate reads, without the three or more look-ups its construction costs (tzOffset was 4 % of
+  // the service's CPU under load, issue 23). offsetMs throws for an unknown zone.
+  const local = new Date(at + offsetMs(timeZone, at));
+  const date = { y: local.getUTCFullYear(), m: local.getUTCMonth(), d: local.getUTCDate() };
+  if (lastLocalDate.size >= 64) lastLocalDate.clear();
+  lastLocalDate.set(timeZone, { at, ...date });
+  return date;
 }
+
+/** localDate's last answer per zone (a pure function of its arguments). */
+const lastLocalDate = new Map<string, { at: number; y: number; m: number; d: number }>();
 
 function offsetMs(timeZone: string, at: number): number {
   const minutes = tzOffset(timeZone, new Date(at));

@@ -12,6 +12,9 @@ import {
   type TimeRange,
 } from '../../../src/core/policy/calling-hours';
 
+import { tz } from '@date-fns/tz';
+import { format } from 'date-fns';
+
 const Z = (iso: string): number => {
   const t = Date.parse(iso);
   if (Number.isNaN(t)) throw new Error(`bad test instant ${iso}`);
@@ -331,6 +334,41 @@ describe('local labels and dates', () => {
   it('localIsoDate uses the zone', () => {
     expect(localIsoDate(BERLIN, Z('2026-03-28T23:30:00Z'))).toBe('2026-03-29');
     expect(localIsoDate(NEW_YORK, Z('2026-03-28T23:30:00Z'))).toBe('2026-03-28');
+  });
+  it('localIsoDate (one offset look-up) agrees with Intl around midnight and DST changes, in zones with odd offsets', () => {
+    const zones = [BERLIN, NEW_YORK, 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Pacific/Chatham', 'Pacific/Kiritimati', 'America/St_Johns', 'UTC'];
+    const starts = ['2026-03-08T00:00:00Z', '2026-03-29T00:00:00Z', '2026-04-05T00:00:00Z', '2026-10-04T00:00:00Z', '2026-10-25T00:00:00Z', '2026-11-01T00:00:00Z', '2026-12-31T00:00:00Z'];
+    for (const timeZone of zones) {
+      const intl = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+      for (const start of starts) {
+        // Every 15 minutes over two days, and the minute either side of each step.
+        for (let t = Z(start) - 86_400_000; t < Z(start) + 86_400_000; t += 15 * 60_000) {
+          for (const at of [t - 60_000, t, t + 60_000 - 1]) expect([timeZone, at, localIsoDate(timeZone, at)]).toEqual([timeZone, at, intl.format(at)]);
+        }
+      }
+    }
+  });
+  it("localLabel writes what date-fns format writes in the zone (HH:mm, HH:mm:ss, EEE, yyyy-MM-dd), around DST changes", () => {
+    const zones = [BERLIN, NEW_YORK, 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Pacific/Chatham', 'America/St_Johns', 'UTC'];
+    const nows = ['2026-03-27T09:00:00Z', '2026-03-29T00:30:00Z', '2026-10-25T01:15:00Z', '2026-11-01T05:59:00Z', '2026-04-05T15:00:00Z'];
+    for (const timeZone of zones) {
+      const inZone = { in: tz(timeZone) };
+      for (const nowIso of nows) {
+        const now = Z(nowIso);
+        for (let k = -3 * 96; k < 10 * 96; k += 7) {
+          for (const at of [now + k * 15 * 60_000, now + k * 15 * 60_000 + 30_000]) {
+            const time = at % 60000 === 0 ? 'HH:mm' : 'HH:mm:ss';
+            const dayDiff = Math.round((Date.parse(localIsoDate(timeZone, at)) - Date.parse(localIsoDate(timeZone, now))) / 86_400_000);
+            const expected = dayDiff === 0 ? format(at, time, inZone) : dayDiff > 0 && dayDiff < 7 ? format(at, `EEE ${time}`, inZone) : format(at, `yyyy-MM-dd ${time}`, inZone);
+            expect([timeZone, nowIso, at, localLabel(timeZone, at, now)]).toEqual([timeZone, nowIso, at, expected]);
+          }
+        }
+      }
+    }
+  });
+  it('localIsoDate refuses an unknown zone and a non-finite instant', () => {
+    expect(() => localIsoDate('Europe/Nowhere', Z('2026-03-28T23:30:00Z'))).toThrow(/Unknown time zone "Europe\/Nowhere"/);
+    expect(() => localIsoDate(BERLIN, Number.NaN)).toThrow(/Invalid instant/);
   });
 });
 
