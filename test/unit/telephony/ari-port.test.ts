@@ -72,7 +72,7 @@ describe('the ARI prompt helper', () => {
     expect(outcome).toEqual({ type: 'finished', failed: undefined });
   });
 
-  it('a stop key while the digits are read out stops the digit that plays AND everything still queued, at once', async () => {
+  it('a stop key while the digits are read out stops the digit that plays AND everything still queued, right after the key', async () => {
     const { ari, port } = setup();
     const p = port();
     const outcome = p.play(['sound:cc-recall-intro', 'digits:2001', 'sound:cc-recall-menu'], { stopKeys: '123' });
@@ -83,6 +83,10 @@ describe('the ARI prompt helper', () => {
     ari.finished(ids[1]); // "2" said; "0" is playing now
     ari.dtmf('c1', '1');
     expect(await outcome).toMatchObject({ type: 'key', digit: '1' });
+    // The stop requests go out once what the key set off has reached its first wait (one turn of the event loop):
+    // not before the key's outcome is handed on.
+    expect(ari.requests.filter((r) => r.startsWith('stop '))).toEqual([]);
+    await settle(1);
     // Every playback that had not finished is stopped (the one playing and the queued ones).
     expect(ari.requests.filter((r) => r.startsWith('stop ')).sort()).toEqual(ids.slice(2).map((id) => `stop ${id}`).sort());
   });
