@@ -154,7 +154,7 @@ describe("bench report: the app's own ceiling against the simulated PBX", () => 
     expect(text).toContain('the highest clean step was 100 calls/s; the first failing step was 200 calls/s, where the app failed first');
     expect(text).toContain('the service used 0.97 cores while the calls were offered');
     expect(text).toContain('late by p99 400 ms');
-    expect(text).toContain("the figures committed here come from the coordinator's quiet run");
+    expect(text).toContain("only a run on a machine with little else to do is committed");
     // the app's CPU per offered call beside the real Asterisk's from the load part's highest clean step (50/s)
     expect(text).toContain('| the app here beside the real Asterisk there | 4 ms | 27 ms | 0.15 |');
     expect(text).toMatch(/\| the app's own ceiling, against a simulated PBX .* \| 100 calls\/s \(breaks at 200\/s; failed first: the app: /);
