@@ -315,8 +315,13 @@ export class AriConnection extends EventEmitter {
     }
   }
 
-  private setUp(client: AriClient, how: string): void {
+  /** The client's events on the lean path (leanEvents); a message that is not an event is named in the log. */
+  private lean(client: AriClient): void {
     leanEvents(client, (why, sample) => this.opts.log.warn('ARI sent a WebSocket message that is not an event; dropped', { why, sample }));
+  }
+
+  private setUp(client: AriClient, how: string): void {
+    this.lean(client);
     this.attempt = 0;
     this.isUp = true;
     const o = this.outage;
@@ -372,7 +377,7 @@ export class AriConnection extends EventEmitter {
       const self = client;
       c.on('WebSocketConnected', () => {
         // ari-client reconnected on a new socket of its own: its messages take the lean path too (setUp may not run).
-        if (self === this.current) leanEvents(self, (why, sample) => this.opts.log.warn('ARI sent a WebSocket message that is not an event; dropped', { why, sample }));
+        if (self === this.current) this.lean(self);
         if (self === this.current && !this.isUp && !this.stopped) this.setUp(self, 'websocket reconnected');
       });
       c.on('WebSocketMaxRetries', () => {
