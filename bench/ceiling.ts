@@ -45,6 +45,8 @@ export interface CeilingOptions {
    * those answers grow with the run; a pool (a call centre's size) keeps them at its size.
    */
   agents?: number;
+  /** Node's flags for the service (`--ceiling-cpu-prof <dir>`: `--cpu-prof`, the profile written there when it stops). */
+  nodeArgs?: readonly string[];
 }
 
 /** The resident set of a process in MiB (/proc/<pid>/status), or undefined. */
@@ -83,7 +85,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     // Every opt-in a new pending request: the cap over all agents (a defence against a flood, default 1000) is lifted.
     // With a pool of agents each takes many opt-ins: the cap per agent (default 10) is lifted as far as it goes.
     { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' }, offer: { maxPendingTotal: 1_000_000, ...(opts.agents ? { maxPendingPerAgent: 1000 } : {}) } },
-    { dir },
+    { dir, nodeArgs: opts.nodeArgs },
   );
   const simLoop = monitorEventLoopDelay({ resolution: 5 });
   simLoop.enable();
