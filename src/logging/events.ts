@@ -301,7 +301,8 @@ export interface EventCatalogue {
   'ari.lease_renewal_failed': { error: string };
   /**
    * Which way the REST requests without a body go after a (re)connection: `websocket` (ARI REST over the app's
-   * WebSocket, Asterisk 22.4+, answered a probe on it) or `http` (no answer to the probe: `reason`). Debug.
+   * WebSocket, Asterisk 22.4+, answered a probe on it) or `http` (no answer to the probe: `reason`; debug). A warning
+   * with `http` when a request on the WebSocket got no answer in time: HTTP until the next connection.
    */
   'ari.rest_transport': { transport: 'websocket' | 'http'; reason?: string };
   /** The ARI WebSocket brought a `RESTResponse` that answers no request in flight (unknown or late); dropped. */

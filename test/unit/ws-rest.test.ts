@@ -215,3 +215,14 @@ describe('AriRest: which requests take the WebSocket', () => {
     ]);
   });
 });
+
+describe('a socket that stops answering', () => {
+  it('after one request without an answer in time the socket takes no new requests (HTTP until the next connection)', async () => {
+    const stalls: string[] = [];
+    const { w } = await attached(() => undefined, { timeoutMs: 40, onStall: (op: string, ms: number) => stalls.push(`${op} ${ms}`) });
+    expect(w.ready).toBe(true);
+    await expect(w.request('POST', 'channels/c/answer', {}, 'POST /channels/c/answer')).rejects.toThrow('no answer within 40 ms on the ARI WebSocket');
+    expect(stalls).toEqual(['POST /channels/c/answer 40']);
+    expect(w.ready).toBe(false);
+  });
+});

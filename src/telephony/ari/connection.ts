@@ -54,6 +54,8 @@ export interface ConnectionOptions {
   reminderMs?: number;
   /** ARI REST over the app's WebSocket when Asterisk supports it (default true; false: HTTP only). */
   restOverWebSocket?: boolean;
+  /** Limit of each REST request, over HTTP or the WebSocket (default 5 s). */
+  restTimeoutMs?: number;
   /** How long the probe of REST over the WebSocket waits for its answer (default 5 s). */
   restProbeMs?: number;
   /** Wall clock for the outage's durations (tests); default Date.now. */
@@ -204,7 +206,12 @@ export class AriConnection extends EventEmitter {
 
   constructor(private readonly opts: ConnectionOptions) {
     super();
-    this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password });
+    this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password, timeoutMs: opts.restTimeoutMs });
+    this.rest.ws.onStall = (operation, timeoutMs) =>
+      emit(opts.log, 'warn', 'ari.rest_transport', 'a request on the ARI WebSocket got no answer in time; ARI requests go over HTTP until the next connection', {
+        transport: 'http',
+        reason: `${operation}: no answer within ${timeoutMs} ms on the WebSocket`,
+      });
     if (opts.lease) this.lease = new Lease({ ...opts.lease, app: opts.app });
   }
 

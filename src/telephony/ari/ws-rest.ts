@@ -11,7 +11,8 @@
  * goes over HTTP as before. Every request keeps its limit: no answer within `timeoutMs` rejects with an
  * {@link AriRestError} (status 0) naming the operation; so does the socket closing before the answer, an answer
  * that is not a `RESTResponse` of the expected shape, or one whose body exceeds `maxAnswerBytes`. A request that
- * timed out or lost its socket is not sent again (it may have been carried out), as over HTTP.
+ * timed out or lost its socket is not sent again (it may have been carried out), as over HTTP; after a request
+ * without an answer in time the socket is no longer used for requests (`onStall`) until the next connection.
  */
 import { AriRestError } from './rest-error';
 
@@ -29,6 +30,11 @@ export interface WsRestOptions {
   timeoutMs?: number;
   /** Longest answer body accepted (default 1 MiB); a longer one rejects its request. */
   maxAnswerBytes?: number;
+  /**
+   * A request on the attached socket got no answer in time: the socket is no longer used for new requests (they go
+   * over HTTP until the next connection attaches a socket again); the ones already waiting keep their own limits.
+   */
+  onStall?: (operation: string, timeoutMs: number) => void;
 }
 
 interface Pending {
@@ -46,8 +52,11 @@ export class WsRest {
   private seq = 0;
   private readonly timeoutMs: number;
   private readonly maxAnswerBytes: number;
+  /** Set after construction by the owner (AriConnection) when not given. */
+  onStall?: (operation: string, timeoutMs: number) => void;
 
   constructor(opts: WsRestOptions = {}) {
+    this.onStall = opts.onStall;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.maxAnswerBytes = opts.maxAnswerBytes ?? 1024 * 1024;
   }
@@ -94,7 +103,15 @@ export class WsRest {
   request(method: string, uri: string, query: Query, operation: string): Promise<unknown> {
     const socket = this.socket;
     if (!socket) return Promise.reject(new AriRestError(0, `${operation}: no ARI WebSocket`, operation));
-    return this.sendOn(socket, method, uri, query, operation, this.timeoutMs);
+    return this.sendOn(socket, method, uri, query, operation, this.timeoutMs).catch((err: unknown) => {
+      // Asterisk 22.10 was seen to stop answering on a socket (after a request it could not handle) while its events
+      // still flowed: after one request unanswered in time, the next ones go over HTTP.
+      if (err instanceof AriRestError && err.status === 0 && this.socket === socket && err.message.endsWith('ms on the ARI WebSocket')) {
+        this.socket = undefined;
+        this.onStall?.(operation, this.timeoutMs);
+      }
+      throw err;
+    });
   }
 
   private sendOn(socket: RestSocket, method: string, uri: string, query: Query, operation: string, limitMs: number): Promise<unknown> {
