@@ -352,6 +352,8 @@ export class AriSim {
       },
       end: (body?: string) => {
         const base = { type: 'RESTResponse', transaction_id: '', request_id: m.request_id, status_code: status, reason_phrase: '', uri: m.uri };
+        // Asterisk's event filter drops the answers too unless RESTResponse is among the allowed types.
+        if (this.allowed && this.allowed.size > 0 && !this.allowed.has('RESTResponse')) return;
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(body ? { ...base, content_type: 'application/json', message_body: body } : base));
       },
     };

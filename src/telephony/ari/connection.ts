@@ -382,6 +382,9 @@ export class AriConnection extends EventEmitter {
    */
   private async applyEventFilter(): Promise<void> {
     const types = [...new Set(this.handlers.map((h) => h.event))].filter((t) => /^[A-Z][A-Za-z]+$/.test(t));
+    // Asterisk's filter applies to the answers of REST over the WebSocket too: without RESTResponse among the
+    // allowed types it drops them, and every request on the socket waits for its limit (seen on 22.10).
+    if (types.length > 0 && this.opts.restOverWebSocket !== false) types.push('RESTResponse');
     if (types.length === 0) return;
     try {
       await within(this.rest.filterEvents(this.opts.app, types), this.opts.stepTimeoutMs ?? 10_000, 'event filter');
