@@ -226,3 +226,13 @@ describe('a socket that stops answering', () => {
     expect(w.ready).toBe(false);
   });
 });
+
+describe('answers nobody reads', () => {
+  it("a subscription's answer (the application, every subscribed device listed) is not parsed; its errors still are", async () => {
+    const { w } = await attached((req) => (req.uri === 'bad' ? { status_code: 404, message_body: '{"message":"Application not found"}' } : { status_code: 200, message_body: '{"device_names": [' }));
+    await expect(w.request('POST', 'applications/a/subscription', {}, 'POST /applications/a/subscription', true)).resolves.toBeUndefined();
+    await expect(w.request('POST', 'bad', {}, 'POST /bad', true)).rejects.toThrow('POST /bad: 404 Application not found');
+    // read when asked for: the same malformed body comes back as text
+    await expect(w.request('POST', 'applications/a/subscription', {}, 'POST /applications/a/subscription')).resolves.toBe('{"device_names": [');
+  });
+});

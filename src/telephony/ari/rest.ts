@@ -99,7 +99,7 @@ export class AriRest {
 
   /** The channels on the PBX (id and, for channels in an application, the dialplan's app and its data). */
   listChannels(): Promise<{ id: string; dialplan?: { app_name?: string; app_data?: string } }[]> {
-    return this.call('GET', '/channels', {}, undefined, true) as Promise<{ id: string; dialplan?: { app_name?: string; app_data?: string } }[]>;
+    return this.call('GET', '/channels', {}, undefined, { httpOnly: true }) as Promise<{ id: string; dialplan?: { app_name?: string; app_data?: string } }[]>;
   }
 
   createBridge(bridgeId: string, name: string): Promise<void> {
@@ -115,11 +115,12 @@ export class AriRest {
   }
 
   listBridges(): Promise<{ id: string }[]> {
-    return this.call('GET', '/bridges', {}, undefined, true) as Promise<{ id: string }[]>;
+    return this.call('GET', '/bridges', {}, undefined, { httpOnly: true }) as Promise<{ id: string }[]>;
   }
 
   subscribe(app: string, eventSource: string): Promise<void> {
-    return this.call('POST', `/applications/${enc(app)}/subscription`, { eventSource }).then(() => undefined);
+    // Asterisk answers with the application, every subscribed device listed: it grows with the agents; unread.
+    return this.call('POST', `/applications/${enc(app)}/subscription`, { eventSource }, undefined, { discard: true }).then(() => undefined);
   }
 
   /** Asks Asterisk to send the app only these event types (Asterisk 16.29+/18.15+). */
@@ -138,7 +139,7 @@ export class AriRest {
 
   /** Every device state the PBX knows. */
   listDeviceStates(): Promise<{ name: string; state: string }[]> {
-    return this.call('GET', '/deviceStates', {}, undefined, true) as Promise<{ name: string; state: string }[]>;
+    return this.call('GET', '/deviceStates', {}, undefined, { httpOnly: true }) as Promise<{ name: string; state: string }[]>;
   }
 
   /** Global variables (the lease): the shape of ari-client's `asterisk.getGlobalVar`/`setGlobalVar`. */
@@ -158,19 +159,19 @@ export class AriRest {
   /**
    * One request; resolves with the parsed JSON body (or undefined for 204), rejects with AriRestError. Without a
    * body it goes over the WebSocket when one is attached (not `httpOnly`: the lists, whose answers grow with the
-   * PBX); with a body always over HTTP (Asterisk 22.10 left a `PUT eventFilter` with a `message_body` unanswered
+   * PBX); with a body always over HTTP. `discard`: a successful answer's body is not parsed (resolves undefined) (Asterisk 22.10 left a `PUT eventFilter` with a `message_body` unanswered
    * on the WebSocket, and every request after it on that socket too).
    */
-  call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, query: Query, body?: unknown, httpOnly = false): Promise<unknown> {
-    if (body === undefined && !httpOnly && this.ws.ready) return this.ws.request(method, path.slice(1), query, `${method} ${path}`);
+  call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, query: Query, body?: unknown, how: { httpOnly?: boolean; discard?: boolean } = {}): Promise<unknown> {
+    if (body === undefined && !how.httpOnly && this.ws.ready) return this.ws.request(method, path.slice(1), query, `${method} ${path}`, how.discard);
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) search.set(k, String(v));
     const qs = search.toString();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
-    return this.send(method, `${this.base.pathname}${path}${qs ? `?${qs}` : ''}`, `${method} ${path}`, true, payload);
+    return this.send(method, `${this.base.pathname}${path}${qs ? `?${qs}` : ''}`, `${method} ${path}`, true, payload, how.discard);
   }
 
-  private send(method: string, fullPath: string, operation: string, mayRetry: boolean, payload?: Buffer): Promise<unknown> {
+  private send(method: string, fullPath: string, operation: string, mayRetry: boolean, payload?: Buffer, discard?: boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const req = this.transport.request(
         {
@@ -192,6 +193,10 @@ export class AriRest {
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             const status = res.statusCode ?? 0;
+            if (discard && status >= 200 && status < 300) {
+              resolve(undefined);
+              return;
+            }
             let body: unknown;
             try {
               body = text ? JSON.parse(text) : undefined;
@@ -211,7 +216,7 @@ export class AriRest {
         // A kept-alive connection that Asterisk closed (idle timeout, restart) just as we reused it: the
         // request never reached it, so send it once more on a fresh connection.
         if (mayRetry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-          resolve(this.send(method, fullPath, operation, false, payload));
+          resolve(this.send(method, fullPath, operation, false, payload, discard));
           return;
         }
         reject(new AriRestError(0, `${operation}: ${err.message}`, operation));

@@ -39,6 +39,8 @@ export interface WsRestOptions {
 
 interface Pending {
   operation: string;
+  /** A successful answer's body is not read (resolves undefined). */
+  discard?: boolean;
   resolve: (body: unknown) => void;
   reject: (err: AriRestError) => void;
   timer: NodeJS.Timeout;
@@ -100,10 +102,10 @@ export class WsRest {
   }
 
   /** One request on the attached socket (check {@link ready} first); resolves with the parsed JSON body. */
-  request(method: string, uri: string, query: Query, operation: string): Promise<unknown> {
+  request(method: string, uri: string, query: Query, operation: string, discard?: boolean): Promise<unknown> {
     const socket = this.socket;
     if (!socket) return Promise.reject(new AriRestError(0, `${operation}: no ARI WebSocket`, operation));
-    return this.sendOn(socket, method, uri, query, operation, this.timeoutMs).catch((err: unknown) => {
+    return this.sendOn(socket, method, uri, query, operation, this.timeoutMs, discard).catch((err: unknown) => {
       // Asterisk 22.10 was seen to stop answering on a socket (after a request it could not handle) while its events
       // still flowed: after one request unanswered in time, the next ones go over HTTP.
       if (err instanceof AriRestError && err.status === 0 && this.socket === socket && err.message.endsWith('ms on the ARI WebSocket')) {
@@ -114,7 +116,7 @@ export class WsRest {
     });
   }
 
-  private sendOn(socket: RestSocket, method: string, uri: string, query: Query, operation: string, limitMs: number): Promise<unknown> {
+  private sendOn(socket: RestSocket, method: string, uri: string, query: Query, operation: string, limitMs: number, discard?: boolean): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (socket.readyState !== OPEN) {
         reject(new AriRestError(0, `${operation}: the ARI WebSocket is not open`, operation));
@@ -129,7 +131,7 @@ export class WsRest {
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) reject(new AriRestError(0, `${operation}: no answer within ${limitMs} ms on the ARI WebSocket`, operation));
       }, limitMs);
-      this.pending.set(id, { operation, resolve, reject, timer });
+      this.pending.set(id, { operation, resolve, reject, timer, discard });
       const message = JSON.stringify(
         queryStrings.length > 0 ? { type: 'RESTRequest', request_id: id, method, uri, query_strings: queryStrings } : { type: 'RESTRequest', request_id: id, method, uri },
       );
@@ -174,6 +176,10 @@ export class WsRest {
     }
     if (raw !== undefined && raw.length > this.maxAnswerBytes) {
       p.reject(new AriRestError(0, `${p.operation}: the answer on the ARI WebSocket is too large (${raw.length} characters, limit ${this.maxAnswerBytes})`, p.operation));
+      return undefined;
+    }
+    if (p.discard && status >= 200 && status < 300) {
+      p.resolve(undefined);
       return undefined;
     }
     let body: unknown;
