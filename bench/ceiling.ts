@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { MAX_SOCKETS } from '../src/telephony/ari/rest';
 import { SANDBOX } from '../testkit/sandbox';
 import { ServiceProcess } from '../testkit/service-process';
 import { ROOT, type Stats, log, round, sleep, stats } from './common';
@@ -255,6 +256,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
           // connections from the service (its WebSocket and its REST client's kept-alive sockets) and REST requests
           // the simulator was answering at once, at the peak
           peakConnections: sim.counters.peakConnections,
+          // the service's REST client keeps at most this many sockets (src/telephony/ari/rest.ts)
+          restSockets: MAX_SOCKETS,
           peakRequestsInFlight: sim.counters.peakInFlight,
           // REST answer bodies per call: the subscription's answer lists every device the app subscribed to
           answerBytesPerCall: Math.round((sim.answeredBytes - req0.bytes) / Math.max(1, times.length)),

@@ -36,7 +36,7 @@ export interface AriRestOptions {
  * simulated PBX (bench ceiling): 64 let such a burst through without queueing in the agent, and Asterisk's
  * HTTP server takes far more (`sessionlimit` in http.conf, default 100).
  */
-const MAX_SOCKETS = 64;
+export const MAX_SOCKETS = 64;
 
 export class AriRest {
   private readonly base: URL;
