@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { GroupCommit } from '../../src/store/group';
 import { RequestRecord, RequestWrite } from '../../src/store/contract';
+import { MIGRATIONS } from '../../src/store/migrations/postgres';
 import { PgStore } from '../../src/store/postgres';
 import { SqliteStore } from '../../src/store/sqlite';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
@@ -294,6 +295,53 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
         { queue: ['a1', 'b1'], r: expect.objectContaining({ result: 'created', position: 3 }) },
       ]);
     });
+  });
+
+  it('the upgrade from schema version 4: migration 5 adds the queue index and cc_opt_in; the requests stored before are seen by the opt-in', async () => {
+    // A database as the previous build left it: migrations 1-4, requests written by that build's statements.
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      await c.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
+      for (const m of MIGRATIONS.filter((x) => x.version <= 4)) {
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations(version, name) VALUES ($1, $2)', [m.version, m.name]);
+      }
+      const old = (id: string, agent: string, state: string, at: number) =>
+        c.query("INSERT INTO requests(id, pbx, agent, prospect, state, created_at, updated_at, wake_at, data) VALUES ($1, 'site-a', $2, '2001', $3, $4, $4, NULL, $5)", [
+          id,
+          agent,
+          state,
+          at,
+          JSON.stringify(rec(id, agent, '2001', at, { state })),
+        ]);
+      await old('p1', 'PJSIP/1', 'WAITING', 100);
+      await old('p2', 'PJSIP/2', 'WAITING', 200);
+      await old('f1', 'PJSIP/3', 'COMPLETED', 50);
+    } finally {
+      await c.end();
+    }
+    const store = await open('site-a');
+    expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
+    expect(MIGRATIONS.at(-1)!.version).toBe(5);
+    const has = async (sql: string) => Number((await store.query<{ n: string }>(sql)).rows[0].n);
+    expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_prospect_queue'")).toBe(1);
+    expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_opt_in'")).toBe(1);
+    const gc = new GroupCommit({ open: (o) => store.group(o) });
+    // The stored pending request of PJSIP/1 is found (nothing written); PJSIP/4 queues behind the two stored ones.
+    expect(await gc.run(() => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('n1', 'PJSIP/1', '2001', 300)), undefined, 100), { quick: true })).toMatchObject({
+      result: 'exists',
+      request: { id: 'p1' },
+    });
+    expect(await gc.run(() => store.createOrRefresh('PJSIP/4', '2001', 10, rows(rec('n4', 'PJSIP/4', '2001', 300)), undefined, 100), { quick: true })).toMatchObject({
+      result: 'created',
+      position: 3,
+    });
+    expect(await store.createOrRefresh('PJSIP/3', '2001', 10, rows(rec('n3', 'PJSIP/3', '2001', 400)), undefined, 100)).toMatchObject({ result: 'created', position: 4 });
+    expect((await store.prospectPlace('2001', 'PJSIP/3', 0)).position).toBe(4);
+    // Opening again migrates nothing more.
+    const again = await open('site-a');
+    expect((await again.migrations()).length).toBe(MIGRATIONS.length);
   });
 
   it('a value the script cannot inline is refused before anything is sent', async () => {
