@@ -60,6 +60,8 @@ interface Item {
   /** Side effects, carried out in order once the group is durable. */
   effects: (() => void)[];
   staging: boolean;
+  /** Its place in the group (side effects run in this order; with batching decisions end out of order). */
+  order?: number;
 }
 
 /** A store without group commit (a test's fake): each decision on its own, as it writes. */
@@ -177,17 +179,17 @@ export class GroupCommit {
         for (;;) {
           const item = this.waiting.shift();
           if (!item) break;
-          count++;
+          item.order = count++;
           // An opt-in (quick) may share a round trip with the opt-ins after it (see GroupBatch); others go alone.
           const batch = item.quick ? tx.batch : undefined;
           const heard = batch?.listen();
           const done = this.stageOne(tx, item);
           const how = heard ? await Promise.race([done.then(() => 'done' as const), heard]) : (await done, 'done' as const);
+          // Whether the next queued decision may join the held ones (after one turn of the event loop, if none yet).
+          const more = async () => count < this.max && (this.waiting.length > 0 || (tx.linger && (await nextTurn(), this.waiting.length > 0))) && this.waiting[0].quick;
           if (how === 'atomic') {
             held.push({ item, done });
-            if (count < this.max && (this.waiting.length > 0 || (tx.linger && (await nextTurn(), this.waiting.length > 0))) && this.waiting[0].quick) {
-              continue;
-            }
+            if (await more()) continue;
             await this.settle(batch!, held, staged);
           } else if (how === 'barrier') {
             // This decision needs a statement after the held ones: they go first (and their decisions on), then it.
@@ -197,6 +199,11 @@ export class GroupCommit {
           } else {
             batch?.quiet();
             if (await done) staged.push(item);
+            // It ended without a statement held or waiting (a refusal before the store): the held ones still go.
+            if (held.length > 0) {
+              if (await more()) continue;
+              await this.settle(batch!, held, staged);
+            }
           }
           if (count >= this.max || !this.opts.open) break;
           // The queue drained: one turn of the event loop lets events that arrived together join the group (where
@@ -217,6 +224,7 @@ export class GroupCommit {
           for (const i of staged) i.reject(err);
           continue;
         }
+        staged.sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
         this.stats.groups++;
         this.stats.decisions += staged.length;
         this.stats.largest = Math.max(this.stats.largest, staged.length);

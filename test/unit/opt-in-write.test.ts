@@ -278,6 +278,49 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
       expect((await store.events('old')).map((e) => e.type)).toEqual(['requestedx', 'noted', 'refreshed']);
     });
 
+    it('a decision that ends before any statement (a refusal) between held ones: the held ones still go, side effects in queue order', async () => {
+      const store = await open('site-a');
+      const order: string[] = [];
+      const query = jest.spyOn(pg.Client.prototype, 'query');
+      const gc = new GroupCommit({ open: (o) => store.group(o) });
+      const before = query.mock.calls.length;
+      const optIn = (id: string, agent: string) => async () => {
+        const r = await store.createOrRefresh(agent, '2001', 10, rows(rec(id, agent, '2001')), undefined, 100);
+        gc.afterCommit(() => order.push(id));
+        return r;
+      };
+      const results = await Promise.allSettled<unknown>([
+        gc.run(optIn('a1', 'PJSIP/1'), { quick: true }),
+        gc.run(
+          async () => {
+            gc.afterCommit(() => order.push('refused'));
+            throw new Error('refused by the dial policy');
+          },
+          { quick: true },
+        ),
+        gc.run(
+          async () => {
+            gc.afterCommit(() => order.push('nothing'));
+            return 'nothing to write';
+          },
+          { quick: true },
+        ),
+        gc.run(optIn('b1', 'PJSIP/2'), { quick: true }),
+      ]);
+      const messages = query.mock.calls.slice(before).map((c) => String(c[0]));
+      query.mockRestore();
+      expect(results.map(value)).toEqual([
+        expect.objectContaining({ result: 'created', position: 1 }),
+        { error: 'refused by the dial policy' },
+        'nothing to write',
+        expect.objectContaining({ result: 'created', position: 2 }),
+      ]);
+      expect(gc.stats).toMatchObject({ groups: 1, decisions: 3 });
+      expect(messages.filter((m) => m.includes('cc_opt_in('))).toHaveLength(1);
+      expect(order).toEqual(['a1', 'nothing', 'b1']);
+      expect((await store.list()).map((r) => r.id)).toEqual(['a1', 'b1']);
+    });
+
     it('a decision that reads before its opt-in waits for the held ones and reads what they wrote', async () => {
       const store = await open('site-a');
       const { results } = await together<unknown>(store, [
