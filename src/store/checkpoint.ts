@@ -32,14 +32,19 @@ export type CheckpointMode = 'background' | 'commit';
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-const db = new Database(workerData.file, { fileMustExist: true });
-db.pragma('busy_timeout = 0');
-db.pragma('synchronous = FULL');
-db.pragma('wal_autocheckpoint = 0');
-parentPort.on('message', (m) => {
-  if (m === 'close') {
-    db.close();
-    parentPort.close();
+let db;
+let failed;
+try {
+  db = new Database(workerData.file, { fileMustExist: true });
+  db.pragma('busy_timeout = 0');
+  db.pragma('synchronous = FULL');
+  db.pragma('wal_autocheckpoint = 0');
+} catch (err) {
+  failed = 'cannot open ' + workerData.file + ': ' + String(err && err.message);
+}
+parentPort.on('message', () => {
+  if (failed) {
+    parentPort.postMessage({ ok: false, error: failed });
     return;
   }
   try {
@@ -105,6 +110,8 @@ export class Checkpointer {
     if (frames === undefined) return;
     if (frames < this.lastFrame) this.copied = 0; // the WAL started over from its beginning
     this.lastFrame = frames;
+    // The thread starts (tens of ms) while the first half of the threshold fills, not when the first checkpoint is due.
+    if (!this.worker && frames >= this.threshold / 2) this.start();
     if (frames - this.copied < this.threshold) return;
     this.running = true;
     void this.run().finally(() => {
@@ -148,7 +155,7 @@ export class Checkpointer {
     const w = new Worker(WORKER, { eval: true, workerData: { file: this.file, driver: require.resolve('better-sqlite3') } });
     w.unref();
     w.on('message', (r: Reply) => this.settle(r));
-    w.on('error', (err) => this.settle({ ok: false, error: err.message }));
+    w.on('error', (err) => this.settle({ ok: false, error: String((err as Error)?.message ?? err) }));
     w.on('exit', (code) => {
       this.worker = undefined;
       if (!this.closed) this.settle({ ok: false, error: `checkpoint worker exited (${code})` });

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { TERMINAL_STATES } from '../core/policy/types';
 import { RequestRecord, StoreError } from './contract';
 import { Db, Dialect, GroupTx, TxQueries } from './db';
-import { BACKSTOP_FACTOR, Checkpointer, CheckpointMode } from './checkpoint';
+import { BACKSTOP_FACTOR, CHECKPOINT_PAGES, Checkpointer, CheckpointMode } from './checkpoint';
 import { asStaged, stagedOn } from './group';
 import { SqlStore } from './sql';
 
@@ -154,6 +154,7 @@ class SqliteDb implements Db {
     private readonly db: Database.Database,
     readonly where: string,
     checkpoint: CheckpointMode = 'commit',
+    checkpointPages = CHECKPOINT_PAGES,
   ) {
     let file = db.memory ? undefined : gates.get(where);
     if (!file) {
@@ -168,7 +169,7 @@ class SqliteDb implements Db {
           this.checkpointFallback = reason;
           if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
         },
-      });
+      }, checkpointPages);
       // SQLite's own checkpoint inside a COMMIT only as a backstop, should the worker fall behind.
       db.pragma(`wal_autocheckpoint = ${BACKSTOP_FACTOR * c.threshold}`);
       this.checkpointer = c;
@@ -402,6 +403,8 @@ export interface SqliteOptions {
    * compares the two). See src/store/checkpoint.ts.
    */
   checkpoint?: CheckpointMode;
+  /** The worker's checkpoint threshold in pages (tests; default CHECKPOINT_PAGES, SQLite's own default). */
+  checkpointPages?: number;
 }
 
 /**
@@ -458,7 +461,7 @@ export function openSqliteDb(file: string, opts: SqliteOptions = {}): Db {
     if (err instanceof StoreError) throw err;
     throw new StoreError(`cannot open callback store ${where}: ${(err as Error).message}`, err);
   }
-  return new SqliteDb(db, where, opts.checkpoint ?? 'background');
+  return new SqliteDb(db, where, opts.checkpoint ?? 'background', opts.checkpointPages);
 }
 
 /** The store in one SQLite file. */
