@@ -243,6 +243,10 @@ copy_rootfs() {
   safe_rm_tree "$tmp"
   cp -a --one-file-system "$from" "$tmp" || { safe_rm_tree "$tmp"; return 1; }
   rm -f "$tmp$AST_RUN"/asterisk.* 2>/dev/null || true
+  # Not the other sandbox's state: its astdb keeps every device state the app
+  # or a bench ever set (thousands of Stasis:cc-<agent> lamps after a bench),
+  # which a fresh Asterisk would replay at start. Asterisk makes a new one.
+  rm -f "$tmp"/var/lib/asterisk/astdb.sqlite3* 2>/dev/null || true
   safe_rm_tree "$ROOTFS"
   mv "$tmp" "$ROOTFS"
 }

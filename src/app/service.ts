@@ -24,7 +24,7 @@ import { openStore } from '../store';
 import { PgStore } from '../store/postgres';
 import { PgLease } from '../coordination/lease';
 import { Coordinator } from '../coordination/coordinator';
-import { AgiCallPort, offerArgsFromAgi } from '../telephony/agi/port';
+import { AgiCallPort, featureArgsFromAgi, offerArgsFromAgi } from '../telephony/agi/port';
 import { AriDeviceStates, AriSwitchboard } from '../telephony/ari/port';
 import { AriRouter } from '../telephony/ari/router';
 import { StasisEntry } from '../telephony/ari/stasis';
@@ -377,7 +377,7 @@ export class Service {
 
   /**
    * The FastAGI entry (config agi.*): `AGI(agi://127.0.0.1:4573/offer,<prospect>)` runs the same offer as
-   * Stasis(). Resolves with the bound port; a port that cannot be bound is a start-up error.
+   * Stasis(); the scripts `pending` and `pause` the agents' feature codes (*82, *73). Resolves with the bound port; a port that cannot be bound is a start-up error.
    */
   async startAgi(): Promise<number | undefined> {
     const { config, log } = this.opts;
@@ -385,11 +385,18 @@ export class Service {
     const offer = async (session: AgiSession): Promise<void> => {
       await this.offer.run(new AgiCallPort(session), offerArgsFromAgi(session), 'agi');
     };
+    // The agents' feature codes, the same flows as over Stasis (the lamps are set over ARI either way).
+    const pending = async (session: AgiSession): Promise<void> => {
+      await this.pending.run(new AgiCallPort(session), featureArgsFromAgi('pending', session));
+    };
+    const pause = async (session: AgiSession): Promise<void> => {
+      await this.pause.run(new AgiCallPort(session), featureArgsFromAgi('pause', session));
+    };
     this.agi = new AgiServer({
       host: config.agi.bind,
       port: config.agi.port,
       log: log.child({ component: 'agi' }),
-      handlers: { offer },
+      handlers: { offer, pending, pause },
       // The door: shared secret, peer allowlist, session cap and timeouts.
       secret: config.agiDoor.secret,
       allowedPeers: config.agiDoor.allowedPeers,

@@ -3,10 +3,12 @@
  * always-busy line whose routine is considerate-callback-agi, so the busy call reaches the service as
  * AGI(agi://127.0.0.1:<port>/offer,2996,<agent>,17) instead of Stasis(). Same offer, same store.
  * A team profile set in the dialplan (CC_PROFILE, the routine's fifth AGI argument) chooses that profile's rules.
+ * The agents' feature codes (*82 pending, *73 pause) reach the same flows as AGI(…/pending|pause,<agent>) when the
+ * global CC_ENTRY is agi.
  */
 import type { CallbackRequest } from '../../src/core/policy';
 import { SqliteStore } from '../../src/store/sqlite';
-import { ServiceProcess, TestAri, describePbx, expectOnlyWaitingRequest } from './harness';
+import { ServiceProcess, TestAri, describePbx, expectOnlyWaitingRequest, waitFor } from './harness';
 
 const AGI_SECRET = 'it-agi-secret-4711';
 
@@ -132,5 +134,74 @@ describePbx('offer over FastAGI (real Asterisk)', () => {
     } finally {
       await store.close();
     }
+  });
+
+  describe('the feature codes over FastAGI (global CC_ENTRY=agi)', () => {
+    beforeAll(async () => {
+      await phone.client.asterisk.setGlobalVar({ variable: 'CC_ENTRY', value: 'agi' });
+    });
+    afterAll(async () => {
+      await phone?.client.asterisk.setGlobalVar({ variable: 'CC_ENTRY', value: '' }).catch(() => undefined);
+    });
+
+    it('*73 pauses, the lamp turns on, *73 again resumes it', async () => {
+      const agent = { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' };
+      await phone.client.deviceStates.update({ deviceName: 'Stasis:ccp-1002', deviceState: 'NOT_INUSE' });
+      let mark = svc.logs.length;
+      let leg = await phone.agentDials('*73', agent);
+      const paused = await svc.waitLog((l) => l.event === 'agent.paused', 15000, mark);
+      expect(paused).toMatchObject({ agent: 'PJSIP/1002', by: 'phone', until: null });
+      await phone.gone(leg);
+      const lamp = async () => (await phone.client.deviceStates.get({ deviceName: 'Stasis:ccp-1002' })).state;
+      await waitFor('the pause lamp on', async () => (await lamp()) === 'INUSE' || undefined, 10000);
+
+      mark = svc.logs.length;
+      leg = await phone.agentDials('*73', agent);
+      const resumed = await svc.waitLog((l) => l.event === 'agent.resumed', 15000, mark);
+      expect(resumed).toMatchObject({ agent: 'PJSIP/1002', by: 'phone', wasPaused: true });
+      await phone.gone(leg);
+      await waitFor('the pause lamp off', async () => (await lamp()) === 'NOT_INUSE' || undefined, 10000);
+      expect(svc.find((l) => l.event === 'agi.refused', mark)).toEqual([]);
+    });
+
+    it('*82 tells the agent their pending callbacks; 1 cancels the next', async () => {
+      const agent = { agent: 'PJSIP/1007', callerNumber: '1007', callerName: 'Agent 1007' };
+      let mark = svc.logs.length;
+      const offerLeg = await phone.agentDials('2996', agent);
+      await phone.answered(offerLeg);
+      await offerLine(mark);
+      await phone.press(offerLeg, '#');
+      const requested = await svc.waitLog((l) => l.event === 'offer.opted_in' && l.result === 'created', 10000, mark);
+      await phone.gone(offerLeg);
+      const waiting = svc.list().filter((r) => r.agent === 'PJSIP/1007' && r.state === 'WAITING');
+
+      mark = svc.logs.length;
+      const leg = await phone.agentDials('*82', agent);
+      await phone.answered(leg);
+      const asked = await svc.waitLog((l) => l.event === 'pending.asked', 10000, mark);
+      expect(asked).toMatchObject({ agent: 'PJSIP/1007', pending: 1, channelId: `${leg};2` });
+      const next = String(asked.next);
+      expect(waiting.map((r) => String(r.id))).toEqual([String(requested.requestId)]);
+      expect(next).toBe(String(requested.requestId));
+      await phone.press(leg, '1');
+      const cancelled = await svc.waitLog((l) => l.event === 'pending.cancelled', 10000, mark);
+      expect(cancelled).toMatchObject({ requestId: next, key: '1' });
+      await phone.gone(leg);
+      expect(svc.list().find((r) => String(r.id) === next)).toMatchObject({ state: 'CANCELLED' });
+    });
+
+    it('a wrong secret is refused for a feature code too: nothing paused, the call ends', async () => {
+      const mark = svc.logs.length;
+      await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: 'wrong-secret' });
+      try {
+        const leg = await phone.agentDials('*73', { agent: 'PJSIP/1002', callerNumber: '1002', callerName: 'Agent 1002' });
+        const refused = await svc.waitLog((l) => l.event === 'agi.refused', 15000, mark);
+        expect(refused).toMatchObject({ reason: 'bad-secret', script: 'pause' });
+        await phone.gone(leg);
+        expect(svc.find((l) => l.event === 'agent.paused', mark)).toEqual([]);
+      } finally {
+        await phone.client.asterisk.setGlobalVar({ variable: 'CC_AGI_SECRET', value: AGI_SECRET });
+      }
+    });
   });
 });

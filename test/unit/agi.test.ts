@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
-import { AgiCallPort, deviceFromChannel, offerArgsFromAgi, soundName } from '../../src/telephony/agi/port';
+import { AgiCallPort, deviceFromChannel, featureArgsFromAgi, offerArgsFromAgi, soundName } from '../../src/telephony/agi/port';
 import { OfferDriver, type OfferPreparation, type OfferRequestInput } from '../../src/flows/offer';
 import { ReplyReader, agiQuote, parseAgiEnv, parseAgiReply, resultDigit, scriptName } from '../../src/telephony/agi/protocol';
 import { AgiServer, type AgiSession } from '../../src/telephony/agi/server';
@@ -72,6 +72,13 @@ describe('FastAGI protocol', () => {
     expect(deviceFromChannel('PJSIP/1001-0000002a')).toBe('PJSIP/1001');
     expect(deviceFromChannel('PJSIP/agent-a-0000002a')).toBe('PJSIP/agent-a');
     expect(soundName('sound:cc-offer')).toBe('cc-offer');
+  });
+
+  it("a feature code's arguments as Stasis() passes them: the agent from the dialplan, else from the channel", () => {
+    const session = (args: string[]) => ({ env: { script: 'pause', vars: { agi_channel: 'PJSIP/1002-0000001f' }, args } }) as unknown as AgiSession;
+    expect(featureArgsFromAgi('pause', session(['PJSIP/1001']))).toEqual(['pause', 'PJSIP/1001']);
+    expect(featureArgsFromAgi('pending', session([]))).toEqual(['pending', 'PJSIP/1002']);
+    expect(featureArgsFromAgi('pending', session(['']))).toEqual(['pending', 'PJSIP/1002']);
   });
 });
 

@@ -44,6 +44,17 @@ export function offerArgsFromAgi(session: AgiSession): string[] {
   return ['offer', prospect ?? '', agent ?? '', ...(cause !== undefined || profile !== undefined ? [cause ?? ''] : []), ...(profile !== undefined ? [profile] : [])];
 }
 
+/**
+ * An agent feature code's arguments as Stasis() passes them (`['pending', <agent device>]`,
+ * `['pause', <agent device>]`), from `AGI(agi://…/<code>[,<agent device>])`; a missing agent device is derived
+ * from the channel name, as for the offer.
+ */
+export function featureArgsFromAgi(code: 'pending' | 'pause', session: AgiSession): string[] {
+  const { vars, args } = session.env;
+  const agent = args[0] !== undefined && args[0] !== '' ? args[0] : deviceFromChannel(vars.agi_channel);
+  return [code, agent ?? ''];
+}
+
 /** A blocking prompt may take this long before the AGI command is given up. */
 const STREAM_TIMEOUT_MS = 5 * 60_000;
 
