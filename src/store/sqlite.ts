@@ -5,7 +5,8 @@
  * Durability: WAL journal with `synchronous=FULL`, so a request is on disk before the agent hears
  * "we'll call you back". better-sqlite3 is synchronous: every statement is done when its promise is
  * handed back. A transaction holds the one connection from BEGIN IMMEDIATE to COMMIT; statements from
- * outside it wait until it ends, so nobody reads another writer's uncommitted rows.
+ * outside it wait until it ends, so nobody reads another writer's uncommitted rows. The WAL's checkpoints (copying
+ * it into the main file) run in a worker thread, not inside a COMMIT (src/store/checkpoint.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
