@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CallbackRequest } from '../src/core/policy';
+import { OptInMarks } from '../src/engine/opt-in';
 import { SqliteStore } from '../src/store/sqlite';
 import { round, stats } from './common';
 import { fsyncProbe } from './probe';
@@ -64,11 +65,15 @@ async function main(): Promise<void> {
   // Each opt-in comes with an event (a turn of the event loop), as in the service; without the turns a loop of
   // promises over the synchronous driver never lets the worker's answers in.
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const steps = { staging: [] as number[], afterCommit: [] as number[] };
   const one = async (): Promise<number> => {
     const k = i++;
+    const marks: OptInMarks = {};
     const t0 = performance.now();
-    const r = await engine.optIn({ agent: `PJSIP/a${k % 400}`, agentCallerId: { name: 'A', number: '1' }, prospect: `+49301${String(k).padStart(7, '0')}`, language: 'en', channelId: `c${k}` });
+    const r = await engine.optIn({ marks, agent: `PJSIP/a${k % 400}`, agentCallerId: { name: 'A', number: '1' }, prospect: `+49301${String(k).padStart(7, '0')}`, language: 'en', channelId: `c${k}` });
     if (r.result !== 'created' && r.result !== 'refreshed') throw new Error(`opt-in ${k}: ${r.result}`);
+    steps.staging.push(marks.staged! - marks.decided!);
+    steps.afterCommit.push(marks.positioned! - marks.committed!);
     return performance.now() - t0;
   };
   const out: Record<string, unknown> = { variant, n };
@@ -77,21 +82,26 @@ async function main(): Promise<void> {
   commits.length = 0;
   checkpointing.length = 0;
   const seq: number[] = [];
+  steps.staging.length = 0;
+  steps.afterCommit.length = 0;
   for (let j = 0; j < n; j++) {
     await turn();
     seq.push(await one());
     walNow();
   }
-  out.sequential = { optIn: r2(stats(seq)), commit: r2(stats(commits)), slowestCommits: [...commits].sort((a, b) => b - a).slice(0, 5).map((x) => round(x, 2)), checkpointingCommits: checkpointing.map((x) => round(x, 2)) };
+  const stepStats = () => ({ staging: r2(stats(steps.staging)), afterCommit: r2(stats(steps.afterCommit)) });
+  out.sequential = { steps: stepStats(), optIn: r2(stats(seq)), commit: r2(stats(commits)), slowestCommits: [...commits].sort((a, b) => b - a).slice(0, 5).map((x) => round(x, 2)), checkpointingCommits: checkpointing.map((x) => round(x, 2)) };
   commits.length = 0;
   checkpointing.length = 0;
+  steps.staging.length = 0;
+  steps.afterCommit.length = 0;
   const conc: number[] = [];
   for (let j = 0; j < n / 10; j++) {
     await turn();
     conc.push(...(await Promise.all(Array.from({ length: 10 }, one))));
     walNow();
   }
-  out.concurrent = { optIn: r2(stats(conc)), commit: r2(stats(commits)), slowestCommits: [...commits].sort((a, b) => b - a).slice(0, 5).map((x) => round(x, 2)), checkpointingCommits: checkpointing.map((x) => round(x, 2)) };
+  out.concurrent = { steps: stepStats(), optIn: r2(stats(conc)), commit: r2(stats(commits)), slowestCommits: [...commits].sort((a, b) => b - a).slice(0, 5).map((x) => round(x, 2)), checkpointingCommits: checkpointing.map((x) => round(x, 2)) };
   out.walMaxBytes = walMax;
   out.checkpoints = store.checkpointer?.counts;
   await store.close();
