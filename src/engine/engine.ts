@@ -271,6 +271,12 @@ export class Engine {
   private perform(decision: Decision): void {
     const request = decision.request;
     const log = this.log.child({ requestId: request.id });
+    // The CRM could not name the prospect at the opt-in (down, slow, unknown then): ask again as the recall comes
+    // near — the line is free, the heads-up, due — so the agent's label has the name if the CRM has it now. Not
+    // awaited, never in the recall's way; the look-up's cache, breaker and one-at-a-time per number bound the cost.
+    if (!request.contact && decision.events.some((e) => e.type === 'heads-up' || (e.to !== e.from && (e.to === 'GRACE' || e.to === 'DUE')))) {
+      this.optIns.lookUp(request.id, request.prospect);
+    }
     for (const e of decision.events) {
       emit(log, 'info', 'request.transition', `callback ${e.type}`, { transition: e.type, from: e.from, to: e.to, reason: e.reason, wakeAt: iso(e.wakeAt) });
       if (e.type === 'heads-up' && request.headsUpFor != null) {

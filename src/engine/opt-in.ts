@@ -238,9 +238,10 @@ export class OptIns {
 
   /**
    * Asks the CRM for the prospect's name, off the opt-in's path (not awaited): when it arrives, it is written to the
-   * request (if it is still pending) and shows on its next recall, the page, list/show and later webhooks.
+   * request (if it is still pending) and shows on its next recall, the page, list/show and later webhooks. The engine
+   * asks again as the recall comes near (see Engine.perform), for a request the CRM could not name at the opt-in.
    */
-  private lookUp(requestId: string, prospect: string): void {
+  lookUp(requestId: string, prospect: string): void {
     const contacts = this.opts.contacts;
     if (!contacts) return;
     void contacts.lookup(prospect).then(async (r) => {

@@ -3,7 +3,8 @@
  * - the CRM look-up (testkit/fake-crm.ts) with a CRM that answers, one that is slow (5 s) and one that is dead:
  *   the offer and the recall are not held up (the delays from the busy signal to the offer prompt and from due to
  *   the agent's phone ringing are printed for each), and a real SIP phone (baresip as agent 1001) shows the name
- *   in the recall's From display name when the CRM answered, the number when it was slow or dead;
+ *   in the recall's From display name when the CRM answered, the number when it was slow or dead; a CRM dead at
+ *   the opt-in and back before the line frees is asked again, and the phone shows the name;
  * - two team profiles chosen by the dialplan (CC_PROFILE) on the same PBX: two agents, different grace and
  *   language; each request follows its own profile.
  */
@@ -92,6 +93,39 @@ describePbx('the prospect\'s name from the CRM and team profiles (real Asterisk)
     expect(done).toMatchObject({ state: 'CANCELLED' });
     // The webhook-facing and page-facing shape carries the name when it was found.
     if (mode === 'normal') expect(svc.list().find((r) => r.id === id)).toMatchObject({ contact: { name: 'Eva Berg' } });
+  }, 120000);
+
+  it('CRM dead at the opt-in and back before the line frees: asked again, the phone shows the name', async () => {
+    if (!baresipAvailable()) throw new Error('baresip is not installed (Debian: apt-get install baresip-core)');
+    crm = new FakeCrm({ mode: 'dead', secret: SECRET });
+    const url = await crm.start();
+    phone = await Baresip.start({ ...AGENT, slot: realPhonePorts().agent });
+    svc = await new ServiceProcess({ ...FAST_RECALL, lookup: { url, secret: SECRET, timeout: '1s' } }).start();
+
+    simLine('INUSE');
+    const mark = svc.logs.length;
+    const leg = await ari.agentDials('2995', { agent: DEVICE });
+    await ari.answered(leg);
+    await svc.waitLog((l) => l.event === 'offer.started', 15000, mark);
+    await ari.press(leg, '#');
+    const id = String((await svc.waitLog((l) => l.event === 'offer.opted_in', 10000, mark)).requestId);
+    await ari.gone(leg);
+    await svc.waitLog((l) => l.event === 'lookup.failed', 15000, mark);
+    expect((svc.list().find((r) => r.id === id) as Record<string, unknown>).contact).toBeNull();
+
+    // The CRM is back; the line frees: the engine asks again and stores the name before the grace is over.
+    crm.mode = 'normal';
+    simLine('NOT_INUSE');
+    const stored = await svc.waitLog((l) => l.requestId === id && l.event === 'lookup.stored', 15000, mark);
+    expect(stored).toMatchObject({ name: 'Eva Berg' });
+    expect(crm.requests.map((r) => r.mode)).toEqual(['dead', 'normal']);
+    const ring = await phone.waitEvent('the recall ringing', (e) => e.type === 'CALL_INCOMING', 20000);
+    expect(ring.peerdisplayname).toBe('CB Eva Berg');
+    await phone.accept();
+    await svc.waitLog((l) => l.requestId === id && l.event === 'recall.agent_answered', 10000);
+    await sleep(500);
+    await phone.press('3');
+    expect(await svc.waitLog((l) => l.requestId === id && l.event === 'request.finished', 15000)).toMatchObject({ state: 'CANCELLED' });
   }, 120000);
 
   it('two profiles chosen by the dialplan: each request keeps its own grace and language', async () => {

@@ -89,6 +89,67 @@ describe('dispatching: a decision is written, then its actions go to the ports',
   });
 });
 
+describe("the CRM's name: asked again as the recall comes near when the opt-in could not have it", () => {
+  /** A CRM that is down (the look-up gives up: undefined) until `up` is set. */
+  function crm() {
+    const asked: string[] = [];
+    const c = {
+      up: false,
+      asked,
+      cached: () => undefined,
+      lookup: async (n: string) => {
+        asked.push(n);
+        return c.up ? { found: true as const, contact: { name: 'Anna Schmidt' } } : undefined;
+      },
+    };
+    return c;
+  }
+
+  it('down at the opt-in, back when the line frees: the name is stored and the agent sees it on the recall', async () => {
+    const contacts = crm();
+    const w = await world({ contacts });
+    await w.when.lineBusy('2001');
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await settled();
+    expect(contacts.asked).toEqual(['2001']);
+    expect((await w.then.request(id)).contact ?? null).toBeNull();
+
+    contacts.up = true;
+    await w.when.lineFrees('2001');
+    await settled();
+    expect(contacts.asked).toEqual(['2001', '2001']);
+    expect((await w.then.request(id)).contact).toEqual({ name: 'Anna Schmidt' });
+    await w.when.timePasses(60_000);
+    const ring = w.dispatched.find((d) => d.action.type === 'ringAgent')?.action as { callerId?: { name?: string } } | undefined;
+    expect(ring?.callerId?.name).toContain('Anna Schmidt');
+  });
+
+  it('a request that has its name is not asked again; one still unnamed is asked once per step, not per wake-up', async () => {
+    const contacts = crm();
+    contacts.up = true;
+    const w = await world({ contacts });
+    await w.when.lineBusy('2001');
+    const id = await w.given.optedIn('PJSIP/1001', '2001');
+    await settled();
+    expect((await w.then.request(id)).contact).toEqual({ name: 'Anna Schmidt' });
+    await w.when.lineFrees('2001');
+    await w.when.timePasses(60_000);
+    await settled();
+    expect(contacts.asked).toEqual(['2001']);
+
+    const down = crm();
+    const w2 = await world({ contacts: down });
+    await w2.when.lineBusy('2002');
+    await w2.given.optedIn('PJSIP/1002', '2002');
+    await w2.when.lineFrees('2002');
+    await w2.when.timePasses(10_000);
+    await w2.when.timePasses(10_000);
+    await settled();
+    // The opt-in, then the line freeing (GRACE): not every tick of the grace.
+    expect(down.asked).toEqual(['2002', '2002']);
+  });
+});
+
 describe('the serial queue: one decision at a time in this process', () => {
   it('two opt-ins of one agent for one number at the same moment: one request, created then refreshed', async () => {
     const w = await world();
