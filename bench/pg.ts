@@ -35,7 +35,7 @@ import { freshDatabase } from '../testkit/pg';
 import { round, stats } from './common';
 import { AGENTS, HOUR, benchRequest, engineFor as sharedEngineFor, measureStartInFreshProcess, silent } from './scale';
 
-const N = Number(process.argv[2] ?? 100_000);
+const N = process.argv[2] === '--opt-in' ? 0 : Number(process.argv[2] ?? 100_000);
 function engineFor(store: RequestStore, clock: () => number): Engine {
   const e = sharedEngineFor(store, clock);
   e.setPbxUp(true);
@@ -145,7 +145,52 @@ async function takeOver(url: string, ttlMs: number): Promise<number> {
   return tookAt - killedAt;
 }
 
+/**
+ * The opt-in's path to durable on PostgreSQL alone (`node …/bench/pg.js --opt-in [rounds]`): the real store and
+ * engine (Engine.optIn → group commit → createOrRefresh), in a store that already holds what a working day leaves
+ * (30 000 requests: 27 000 finished, 3 000 pending over 5 000 numbers; the number every opt-in here queues for has
+ * 1 500 requests, 150 of them pending, as in the offer bench where every call queues for one number), VACUUMed and
+ * ANALYZEd. One after the other (`rounds` × 10 opt-ins) and 10 concurrent (`rounds` bursts of 10), p50/p99 ms of
+ * each opt-in from the call to its durable answer, and the group commit's figures. One JSON object on stdout.
+ */
+async function optInPath(rounds: number): Promise<void> {
+  const db = await freshDatabase('optin');
+  try {
+    const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'bench' });
+    await store.query(
+      `INSERT INTO requests(id, pbx, agent, prospect, state, created_at, updated_at, wake_at, version, data)
+       SELECT 'f' || g, 'bench', 'PJSIP/a' || (g % 3000), CASE WHEN g % 20 = 0 THEN '+493077777' ELSE '+4930' || (g % 5000) END,
+         CASE WHEN g > 27000 THEN 'WAITING' ELSE 'COMPLETED' END, g, g, CASE WHEN g > 27000 THEN g + 100000 ELSE NULL END, 1, '{}'::jsonb
+       FROM generate_series(1, 30000) g`,
+    );
+    await store.query('VACUUM ANALYZE requests');
+    const engine = engineFor(store, Date.now);
+    let i = 0;
+    const one = async (): Promise<number> => {
+      const n = i++;
+      const t0 = performance.now();
+      await engine.optIn({ agent: `PJSIP/o${n}`, agentCallerId: { name: 'A', number: '1' }, prospect: '+493077777', language: 'en', channelId: `c${n}` });
+      return performance.now() - t0;
+    };
+    for (let w = 0; w < 20; w++) await one(); // warm: the pool's sessions, their cached plans
+    const sequential: number[] = [];
+    for (let r = 0; r < rounds * 10; r++) sequential.push(await one());
+    const concurrent: number[] = [];
+    for (let r = 0; r < rounds; r++) concurrent.push(...(await Promise.all(Array.from({ length: 10 }, () => one()))));
+    const load = os.loadavg()[0];
+    await store.close();
+    const brief = (xs: number[]) => {
+      const s = stats(xs);
+      return { n: s.n, p50: round(s.p50, 2), p99: round(s.p99, 2), max: round(s.max, 2) };
+    };
+    process.stdout.write(`${JSON.stringify({ sequential: brief(sequential), concurrent10: brief(concurrent), loadAverage1m: round(load, 2) })}\n`);
+  } finally {
+    await db.drop().catch(() => undefined);
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === '--opt-in') return optInPath(Number(process.argv[3] ?? 30));
   const db = await freshDatabase('bench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-pg-'));
   try {

@@ -147,6 +147,18 @@ export class StoreError extends Error {
   }
 }
 
+/**
+ * A statement that failed cleanly: it was undone where it failed and left nothing behind (PostgreSQL's opt-in
+ * function, migration 5), so the decision's savepoint need not be rolled back for it (src/store/postgres.ts group).
+ */
+export class AtomicStoreError extends StoreError {
+  readonly atomic = true;
+  constructor(message: string, cause?: unknown) {
+    super(message, cause);
+    this.name = 'StoreError';
+  }
+}
+
 /** A write refused because the writer's lease epoch is no longer current (another instance took over). */
 export class FencedError extends StoreError {
   readonly code = 'fenced';

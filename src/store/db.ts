@@ -42,6 +42,12 @@ export interface TxQueries extends Queries {
    * the other. Inside a transaction only.
    */
   script(statements: readonly Statement[]): Promise<unknown[][]>;
+  /**
+   * PostgreSQL only: one statement that is atomic — it leaves nothing behind when it fails (it catches its errors in
+   * a block of its own and returns them, see migration 5's cc_opt_in) — and returns its rows. In a group (db.ts
+   * `group`) the group may send it in one message together with other decisions' atomic statements (GroupTx.batch).
+   */
+  atomic?(statement: Statement): Promise<unknown[]>;
 }
 
 export interface Db extends Queries {
@@ -98,4 +104,25 @@ export interface GroupTx {
   commit(): Promise<void>;
   /** Rolls the whole group back (nothing of it is written). */
   rollback(): Promise<void>;
+  /** Several decisions' atomic statements in one round trip (PostgreSQL); absent: every statement goes at once. */
+  readonly batch?: GroupBatch;
+}
+
+/**
+ * Batching of a group (GroupCommit drives it): while the pump listens (`listen`), a staged decision's atomic
+ * statement (TxQueries.atomic) is held instead of sent, and the decision waits; a later decision's other statement
+ * is held too while earlier ones are (a barrier: it goes only after them, and after their decisions went on). The
+ * pump stages the next decision, and when none joins `flush`es the held atomic statements as one message and hands
+ * each decision its rows in order (`deliver`), letting each run to its end (or to its next held statement) before
+ * the next hears back: a decision still reads what the ones before it wrote.
+ */
+export interface GroupBatch {
+  /** Resolves when the decision now running holds a statement: 'atomic' (may share a message) or 'barrier'. */
+  listen(): Promise<'atomic' | 'barrier'>;
+  /** Stops listening: statements go at once again. */
+  quiet(): void;
+  /** Sends the held atomic statements in one message; then `deliver(i)` hands the i-th its rows (or error). */
+  flush(): Promise<{ count: number; deliver: (i: number) => void }>;
+  /** Lets the held barrier statement go (after flush and deliveries). */
+  release(): void;
 }

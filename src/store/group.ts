@@ -16,7 +16,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { GroupTx } from './db';
+import type { GroupBatch, GroupTx } from './db';
 
 /** The decision being staged, as the driver that opened the group sees it (see `stagedOn`). */
 export interface StageScope {
@@ -26,18 +26,23 @@ export interface StageScope {
   active: boolean;
   /** Nested `tx` savepoints, for their names. */
   depth: number;
+  /** Statements other than atomic ones this decision sent (PostgreSQL's group batching, src/store/postgres.ts). */
+  plain: number;
 }
 
 const staging = new AsyncLocalStorage<StageScope>();
 
 /** Runs `fn` as a decision staged in `owner`'s group; see StageScope. */
-export async function asStaged<T>(owner: object, fn: () => Promise<T>): Promise<T> {
-  const scope: StageScope = { owner, active: true, depth: 0 };
+export async function asStaged<T>(owner: object, fn: () => Promise<T>, scope: StageScope = newScope(owner)): Promise<T> {
   try {
     return await staging.run(scope, fn);
   } finally {
     scope.active = false;
   }
+}
+
+export function newScope(owner: object): StageScope {
+  return { owner, active: true, depth: 0, plain: 0 };
 }
 
 /** The staged decision whose statement this is, when it belongs to `owner`'s open group. */
@@ -55,6 +60,8 @@ interface Item {
   /** Side effects, carried out in order once the group is durable. */
   effects: (() => void)[];
   staging: boolean;
+  /** Its place in the group (side effects run in this order; with batching decisions end out of order). */
+  order?: number;
 }
 
 /** A store without group commit (a test's fake): each decision on its own, as it writes. */
@@ -104,6 +111,52 @@ export class GroupCommit {
     else fn();
   }
 
+  /** Stages one decision; resolves true when it is staged, false when it failed (its caller already told). */
+  private stageOne(tx: GroupTx, item: Item): Promise<boolean> {
+    item.staging = true;
+    return tx.stage(() => this.current.run(item, item.f)).then(
+      (value) => {
+        item.staging = false;
+        item.value = value;
+        return true;
+      },
+      (err: unknown) => {
+        item.staging = false;
+        item.effects = [];
+        item.reject(err);
+        return false;
+      },
+    );
+  }
+
+  /**
+   * Sends the held statements in one message and hands each decision its rows in order, letting it run to its end
+   * before the next one hears back (a decision reads what the ones before it wrote).
+   */
+  private async settle(batch: GroupBatch, held: { item: Item; done: Promise<boolean> }[], staged: Item[]): Promise<void> {
+    const out = held.splice(0);
+    const { deliver } = await batch.flush();
+    for (let i = 0; i < out.length; i++) {
+      const heard = batch.listen();
+      deliver(i);
+      if (await this.follow(batch, out[i].done, heard)) staged.push(out[i].item);
+    }
+  }
+
+  /** Waits for a decision to end; an atomic statement it holds meanwhile goes at once, alone. */
+  private async follow(batch: GroupBatch, done: Promise<boolean>, heard: Promise<'atomic' | 'barrier'> = batch.listen()): Promise<boolean> {
+    for (;;) {
+      const how = await Promise.race([done.then(() => 'done' as const), heard]);
+      if (how === 'done') {
+        batch.quiet();
+        return done;
+      }
+      heard = batch.listen();
+      if (how === 'atomic') (await batch.flush()).deliver(0);
+      else batch.release();
+    }
+  }
+
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
@@ -120,20 +173,39 @@ export class GroupCommit {
           continue;
         }
         const staged: Item[] = [];
+        /** Decisions whose atomic statement is held for the group's next message (tx.batch), in order. */
+        const held: { item: Item; done: Promise<boolean> }[] = [];
+        let count = 0;
         for (;;) {
           const item = this.waiting.shift();
           if (!item) break;
-          item.staging = true;
-          try {
-            item.value = await tx.stage(() => this.current.run(item, item.f));
-            staged.push(item);
-          } catch (err) {
-            item.effects = [];
-            item.reject(err);
-          } finally {
-            item.staging = false;
+          item.order = count++;
+          // An opt-in (quick) may share a round trip with the opt-ins after it (see GroupBatch); others go alone.
+          const batch = item.quick ? tx.batch : undefined;
+          const heard = batch?.listen();
+          const done = this.stageOne(tx, item);
+          const how = heard ? await Promise.race([done.then(() => 'done' as const), heard]) : (await done, 'done' as const);
+          // Whether the next queued decision may join the held ones (after one turn of the event loop, if none yet).
+          const more = async () => count < this.max && (this.waiting.length > 0 || (tx.linger && (await nextTurn(), this.waiting.length > 0))) && this.waiting[0].quick;
+          if (how === 'atomic') {
+            held.push({ item, done });
+            if (await more()) continue;
+            await this.settle(batch!, held, staged);
+          } else if (how === 'barrier') {
+            // This decision needs a statement after the held ones: they go first (and their decisions on), then it.
+            await this.settle(batch!, held, staged);
+            batch!.release();
+            if (await this.follow(batch!, done)) staged.push(item);
+          } else {
+            batch?.quiet();
+            if (await done) staged.push(item);
+            // It ended without a statement held or waiting (a refusal before the store): the held ones still go.
+            if (held.length > 0) {
+              if (await more()) continue;
+              await this.settle(batch!, held, staged);
+            }
           }
-          if (staged.length >= this.max || !this.opts.open) break;
+          if (count >= this.max || !this.opts.open) break;
           // The queue drained: one turn of the event loop lets events that arrived together join the group (where
           // the driver says it pays off, see GroupTx.linger).
           if (this.waiting.length === 0 && tx.linger) await nextTurn();
@@ -152,6 +224,7 @@ export class GroupCommit {
           for (const i of staged) i.reject(err);
           continue;
         }
+        staged.sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
         this.stats.groups++;
         this.stats.decisions += staged.length;
         this.stats.largest = Math.max(this.stats.largest, staged.length);

@@ -15,8 +15,8 @@
  */
 import pg from 'pg';
 import { FencedError, RequestRecord, StoreError } from './contract';
-import { Db, Dialect, GroupTx, Queries, Statement, TxQueries } from './db';
-import { asStaged, stagedOn, StageScope } from './group';
+import { Db, Dialect, GroupBatch, GroupTx, Queries, Statement, TxQueries } from './db';
+import { asStaged, newScope, stagedOn, StageScope } from './group';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/postgres';
 import { SqlStore } from './sql';
 
@@ -119,6 +119,18 @@ function placeholders(sql: string): string {
   return out;
 }
 
+/** How a group's connection routes its decisions' statements (PgDb.group, PgDb.on). */
+interface GroupHooks {
+  /** The savepoints waiting to be sent, as a statement text (undefined: none); they count as sent from here. */
+  prefix(): string | undefined;
+  /** Whether an atomic statement is held now (the pump batches). */
+  holding(): boolean;
+  /** Holds an atomic statement (inlined) for the next message; resolves with its rows once handed back. */
+  hold(text: string): Promise<unknown[]>;
+  /** Before any other statement: counts it, and waits behind held statements (a barrier). */
+  plain(): Promise<void>;
+}
+
 /** node-postgres behind the database port; every transaction declares this client's fence. */
 class PgDb implements Db {
   readonly dialect = postgresDialect;
@@ -155,14 +167,16 @@ class PgDb implements Db {
   }
 
   /**
-   * Statements on a pool or a client. `prefix` (a group's client): statements waiting to be sent (its savepoints)
+   * Statements on a pool or a client. `group` (a group's client): statements waiting to be sent (its savepoints)
    * go out with the next statement in one round trip — a simple-protocol query of several statements, the
-   * parameters as escaped literals — instead of a round trip each.
+   * parameters as escaped literals — instead of a round trip each; atomic statements may be held for a message
+   * shared with other decisions' (GroupTx.batch), and other statements wait behind held ones (a barrier).
    */
-  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined, prefix?: () => string | undefined): TxQueries {
+  private on(c: pg.Pool | pg.PoolClient, fence: Fence | undefined, group?: GroupHooks): TxQueries {
     const query = async <T extends pg.QueryResultRow>(sql: string, params: readonly unknown[] = []): Promise<pg.QueryResult<T>> => {
       try {
-        const before = prefix?.();
+        await group?.plain();
+        const before = group?.prefix();
         if (before === undefined) return await c.query<T>(placeholders(sql), params as unknown[]);
         const results = (await c.query<T>(`${before}; ${inline(c as pg.PoolClient, sql, params)}`)) as unknown as pg.QueryResult<T>[];
         return results[results.length - 1];
@@ -181,7 +195,8 @@ class PgDb implements Db {
         return out;
       }
       try {
-        const before = prefix?.();
+        await group?.plain();
+        const before = group?.prefix();
         const text = [...(before === undefined ? [] : [before]), ...statements.map((st) => inline(c, st.sql, st.params ?? []))].join('; ');
         const r = (await c.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
         const results = Array.isArray(r) ? r : [r];
@@ -190,11 +205,19 @@ class PgDb implements Db {
         throw this.translate(err, fence);
       }
     };
+    // An atomic statement: held for the group's shared message while the group batches, else sent at once (outside
+    // a group with its parameters, the extended protocol: no literals to escape).
+    const atomic = async (st: Statement): Promise<unknown[]> => {
+      if (group?.holding() && !(c instanceof pg.Pool)) return group.hold(inline(c, st.sql, st.params ?? []));
+      for (const v of st.params ?? []) if (typeof v === 'number' && !Number.isFinite(v)) throw new StoreError(`not a finite number: ${v}`);
+      return (await query(st.sql, st.params)).rows;
+    };
     return {
       one: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows[0] as T | undefined,
       all: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows as T[],
       run: async (sql, params) => (await query(sql, params)).rowCount ?? 0,
       script,
+      atomic,
     };
   }
 
@@ -280,41 +303,137 @@ class PgDb implements Db {
     /** Why the group can no longer commit (a lost fence, a broken connection). */
     let failed: unknown;
     let n = 0;
+    let nested = 0;
     // Savepoints are sent with the statement after them (see `on`): a decision's savepoint costs no round trip.
-    const pending: string[] = [];
-    const q = this.on(c, fence, () => {
-      if (pending.length === 0) return undefined;
-      const out = pending.map((name) => `SAVEPOINT ${name}`).join('; ');
-      pending.length = 0;
-      return out;
-    });
-    const rollbackTo = async (name: string, err: unknown) => {
+    const pending: { name: string; scope: StageScope }[] = [];
+    /** The savepoints sent, in order, and whose they are (a rollback must not undo another decision's statements). */
+    const sent: { name: string; scope: StageScope }[] = [];
+    // Only the running decision's own savepoints: another's (staged while this one was held) go with its statements.
+    const prefix = (): string | undefined => {
+      const scope = stagedOn(this);
+      const mine = pending.filter((p) => p.scope === scope);
+      if (mine.length === 0) return undefined;
+      for (const p of mine) pending.splice(pending.indexOf(p), 1);
+      sent.push(...mine);
+      return mine.map((p) => `SAVEPOINT ${p.name}`).join('; ');
+    };
+    const unsent = (name: string) => {
+      const i = pending.findIndex((p) => p.name === name);
+      if (i >= 0) pending.splice(i, 1);
+    };
+    // Batching (GroupTx.batch): the pump's listener, the atomic statements held for the next message, the ones sent
+    // and not yet handed back, and a later decision's statement waiting behind them.
+    let listener: ((kind: 'atomic' | 'barrier') => void) | undefined;
+    interface Held {
+      text: string;
+      statements: number;
+      resolve: (rows: unknown[]) => void;
+      reject: (err: unknown) => void;
+    }
+    const held: Held[] = [];
+    let barrier: (() => void) | undefined;
+    const signal = (kind: 'atomic' | 'barrier') => {
+      const l = listener;
+      listener = undefined;
+      l?.(kind);
+    };
+    const hooks: GroupHooks = {
+      prefix,
+      holding: () => listener !== undefined,
+      hold: (text) =>
+        new Promise<unknown[]>((resolve, reject) => {
+          const before = prefix();
+          const statements = (before === undefined ? 0 : before.split('; ').length) + 1;
+          held.push({ text: before === undefined ? text : `${before}; ${text}`, statements, resolve, reject });
+          signal('atomic');
+        }),
+      plain: async () => {
+        const s = stagedOn(this);
+        if (s) s.plain++;
+        if (held.length === 0) return;
+        // A later decision's statement: it goes after the held ones, once the decisions before it went on.
+        if (!listener) throw new StoreError(`callback store ${this.where}: a statement out of turn in the group`);
+        await new Promise<void>((resolve) => {
+          barrier = resolve;
+          signal('barrier');
+        });
+      },
+    };
+    const q = this.on(c, fence, hooks);
+    const rollbackTo = async (name: string, err: unknown, scope: StageScope) => {
       if (err instanceof FencedError) failed ??= err;
-      const waiting = pending.indexOf(name);
+      const waiting = pending.findIndex((p) => p.name === name);
       if (waiting >= 0) {
-        // Never sent, so nothing after it was either: nothing to roll back.
-        pending.splice(waiting);
+        // Never sent, so nothing of this decision after it was either: nothing to roll back.
+        for (let i = pending.length - 1; i >= waiting; i--) if (pending[i].scope === scope) pending.splice(i, 1);
         return;
       }
+      let at = sent.length - 1;
+      while (at >= 0 && sent[at].name !== name) at--;
+      if (at >= 0 && sent.slice(at + 1).some((p) => p.scope !== scope)) {
+        // Another decision's statements were sent after this savepoint (a batch): rolling back to it would undo
+        // them too. Nothing to undo when this decision sent only atomic statements and the one that failed undid
+        // itself; otherwise the whole group fails (nothing of it is written, every caller hears the error).
+        if ((err as { atomic?: boolean })?.atomic === true && scope.plain === 0) return;
+        failed ??= err instanceof StoreError ? err : new StoreError(`callback store ${this.where}: ${(err as Error)?.message ?? String(err)}`, err);
+        return;
+      }
+      if (failed) return;
       await c.query(`ROLLBACK TO SAVEPOINT ${name}`).catch((e: Error) => {
         failed ??= this.translate(e, fence);
       });
+      if (at >= 0) sent.length = at + 1;
     };
     this.open = {
       scope: q,
       nested: async (s, fn) => {
         if (failed) throw failed;
-        const name = `t${++s.depth}`;
-        pending.push(name);
+        // Names unique in the group: several decisions' savepoints may be sent in one message.
+        const name = `t${++nested}`;
+        s.depth++;
+        pending.push({ name, scope: s });
         try {
           return await fn(q);
         } catch (err) {
-          await rollbackTo(name, err);
+          await rollbackTo(name, err, s);
           throw err;
         } finally {
           s.depth--;
-          if (pending.at(-1) === name) pending.pop();
+          unsent(name);
         }
+      },
+    };
+    const batch: GroupBatch = {
+      listen: () =>
+        new Promise<'atomic' | 'barrier'>((resolve) => {
+          listener = resolve;
+        }),
+      quiet: () => {
+        listener = undefined;
+      },
+      flush: async () => {
+        const out = held.splice(0);
+        let rows: unknown[][] = [];
+        let error: unknown;
+        if (out.length > 0) {
+          try {
+            const r = (await c.query(out.map((h) => h.text).join('; '))) as unknown as pg.QueryResult | pg.QueryResult[];
+            const results = Array.isArray(r) ? r : [r];
+            let i = 0;
+            rows = out.map((h) => results[(i += h.statements) - 1].rows);
+          } catch (err) {
+            // The message stopped at an error the statements could not catch (a lost fence, a timeout, a broken
+            // connection): the transaction is aborted, so the whole group fails.
+            error = this.translate(err, fence);
+            failed ??= error;
+          }
+        }
+        return { count: out.length, deliver: (i: number) => (error === undefined ? out[i].resolve(rows[i]) : out[i].reject(error)) };
+      },
+      release: () => {
+        const b = barrier;
+        barrier = undefined;
+        b?.();
       },
     };
     const end = async (commit: boolean) => {
@@ -347,19 +466,21 @@ class PgDb implements Db {
         if (ended) throw new StoreError(`callback store ${this.where}: the group has ended`);
         if (failed) throw failed;
         const name = `d${++n}`;
-        pending.push(name);
+        const scope = newScope(this);
+        pending.push({ name, scope });
         try {
-          return await asStaged(this, fn);
+          return await asStaged(this, fn, scope);
         } catch (err) {
-          await rollbackTo(name, err);
+          await rollbackTo(name, err, scope);
           throw err;
         } finally {
           // A decision that sent no statement leaves no savepoint behind.
-          if (pending.at(-1) === name) pending.pop();
+          unsent(name);
         }
       },
       commit: () => end(true),
       rollback: () => end(false),
+      batch,
     };
   }
 

@@ -21,6 +21,7 @@ import {
   RequestRecord,
   RequestWrite,
   Store,
+  AtomicStoreError,
   StoreError,
   StoredEvent,
   Versioned,
@@ -347,6 +348,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
         // pure (the policy's new request), so it runs before we know whether its rows are wanted.
         const made = create();
         const r = made.request;
+        if (q.atomic) return this.optInCall(q, q.atomic, made, maxPending, maxPendingTotal, refresh);
         const mine: unknown[] = [agent, prospect];
         const minePending = `SELECT 1 FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(mine)}`;
         const capsParams: unknown[] = [agent];
@@ -415,6 +417,58 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   }
 
   /**
+   * PostgreSQL: the new request's opt-in as one call of `cc_opt_in` (migration 5): the same locks, conditions, rows
+   * and counts as the script above, planned once per session and atomic (an error inside it is undone there and
+   * returned as err_code), so that the group may send it in one message with other decisions' calls.
+   */
+  private async optInCall(
+    q: TxQueries,
+    atomic: NonNullable<TxQueries['atomic']>,
+    made: RequestWrite<R>,
+    maxPending: number,
+    maxPendingTotal: number | undefined,
+    refresh: ((existing: R) => RequestWrite<R>) | undefined,
+  ): Promise<CreateResult<R>> {
+    const r = made.request;
+    const events = made.events.map((e) => [e.at, e.type, e.from ?? null, e.to ?? null, e.reason ?? null, e.data ?? null]);
+    const outbox = (made.outbox ?? []).map((o) => [o.key, o.event, o.createdAt, o.body, o.createdAt]);
+    const row = (
+      await atomic({
+        sql: 'SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        params: [
+          r.id,
+          this.scopeOf.pbx ?? '',
+          r.agent,
+          r.prospect,
+          r.state,
+          r.createdAt,
+          r.updatedAt,
+          r.wakeAt,
+          JSON.stringify(r),
+          maxPending,
+          maxPendingTotal ?? null,
+          JSON.stringify(events),
+          JSON.stringify(outbox),
+        ],
+      })
+    )[0] as { created: boolean; taken: boolean; existing: unknown; n: number | string; total: number | string | null; ahead: number | string; err_code: string | null; err_message: string | null };
+    if (row.err_code) {
+      // Undone inside the call; the decision fails alone (the error's code kept for the caller, as the driver's errors).
+      throw new AtomicStoreError(`callback store ${this.db.where}: ${row.err_message ?? row.err_code}`, { code: row.err_code, message: row.err_message });
+    }
+    if (row.created) return { result: 'created', request: r, position: 1 + Number(row.ahead) };
+    if (row.taken) throw new AtomicStoreError(`the opt-in's new request ${r.id} has the id of a stored request; nothing was written`);
+    if (row.existing !== null && row.existing !== undefined) {
+      const existing = this.d.fromJson(row.existing) as R;
+      if (!refresh) return { result: 'exists', request: existing };
+      return this.refreshIn(q, r.agent, r.prospect, refresh);
+    }
+    const pending = Number(row.n);
+    if (pending >= maxPending || maxPendingTotal === undefined) return { result: 'full', pending };
+    return { result: 'full', pending: Number(row.total) };
+  }
+
+  /**
    * The agent's place in the prospect's queue, less one: the pending requests of that number (every PBX's: one
    * person) ahead of this one in opt-in order (created_at, then insertion), as prospectQueue orders them; 0 when
    * this one is not pending. One parameter: the request's id.
@@ -422,7 +476,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   private get aheadSql(): string {
     const pending = (t: string) => `${t}.state NOT IN ${TERMINAL_SQL}`;
     return `SELECT COUNT(*) FROM requests me, requests q WHERE me.id = ? AND ${pending('me')} AND q.prospect = me.prospect AND ${pending('q')}
-      AND (q.created_at < me.created_at OR (q.created_at = me.created_at AND q.${this.d.seq} < me.${this.d.seq}))`;
+      AND (q.created_at, q.${this.d.seq}) < (me.created_at, me.${this.d.seq})`;
   }
 
   /** The refresh of the agent's pending request for the prospect, in the opt-in's transaction (its locks held). */

@@ -5,7 +5,8 @@
  * Durability: WAL journal with `synchronous=FULL`, so a request is on disk before the agent hears
  * "we'll call you back". better-sqlite3 is synchronous: every statement is done when its promise is
  * handed back. A transaction holds the one connection from BEGIN IMMEDIATE to COMMIT; statements from
- * outside it wait until it ends, so nobody reads another writer's uncommitted rows.
+ * outside it wait until it ends, so nobody reads another writer's uncommitted rows. The WAL's checkpoints (copying
+ * it into the main file) run in a worker thread, not inside a COMMIT (src/store/checkpoint.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import Database from 'better-sqlite3';
 import { TERMINAL_STATES } from '../core/policy/types';
 import { RequestRecord, StoreError } from './contract';
 import { Db, Dialect, GroupTx, TxQueries } from './db';
+import { BACKSTOP_FACTOR, CHECKPOINT_PAGES, Checkpointer, CheckpointMode } from './checkpoint';
 import { asStaged, stagedOn } from './group';
 import { SqlStore } from './sql';
 
@@ -144,9 +146,16 @@ class SqliteDb implements Db {
   /** `PRAGMA busy_timeout` for the opt-in's BEGIN and back, prepared once (db.pragma prepares a statement per call). */
   private busy: { quick: Database.Statement; normal: Database.Statement } | undefined;
 
+  /** The WAL's checkpoints in a worker thread (src/store/checkpoint.ts); undefined: inside the COMMIT, as SQLite does. */
+  readonly checkpointer: Checkpointer | undefined;
+  /** Why the checkpoints went back inside the COMMIT (the worker failed), if they did. */
+  checkpointFallback: string | undefined;
+
   constructor(
     private readonly db: Database.Database,
     readonly where: string,
+    checkpoint: CheckpointMode = 'commit',
+    checkpointPages = CHECKPOINT_PAGES,
   ) {
     let file = db.memory ? undefined : gates.get(where);
     if (!file) {
@@ -154,6 +163,31 @@ class SqliteDb implements Db {
       if (!db.memory) gates.set(where, file);
     }
     this.file = file;
+    if (checkpoint === 'background' && !db.memory && !db.readonly) {
+      const c = new Checkpointer(where, {
+        exclusive: (f) => this.exclusive(f),
+        inline: (reason) => {
+          this.checkpointFallback = reason;
+          if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+        },
+      }, checkpointPages);
+      // SQLite's own checkpoint inside a COMMIT only as a backstop, should the worker fall behind.
+      db.pragma(`wal_autocheckpoint = ${BACKSTOP_FACTOR * c.threshold}`);
+      this.checkpointer = c;
+    }
+  }
+
+  /** Holds the file's gate (no transaction of this process begins) while `f` runs. */
+  private async exclusive<T>(f: () => Promise<T>): Promise<T> {
+    while (this.file.gate) await this.file.gate;
+    let release!: () => void;
+    this.file.gate = new Promise<void>((resolve) => (release = resolve));
+    try {
+      return await f();
+    } finally {
+      this.file.gate = undefined;
+      release();
+    }
   }
 
   private get gate(): Promise<void> | undefined {
@@ -266,6 +300,7 @@ class SqliteDb implements Db {
       try {
         const result = await fn(this.direct);
         this.db.exec('COMMIT');
+        this.checkpointer?.committed();
         return result;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -309,6 +344,7 @@ class SqliteDb implements Db {
         this.file.gate = undefined;
         release();
       }
+      if (sql === 'COMMIT') this.checkpointer?.committed();
     };
     return {
       linger: false,
@@ -354,16 +390,29 @@ class SqliteDb implements Db {
 
   async close(): Promise<void> {
     while (this.file.gate) await this.file.gate;
+    await this.checkpointer?.close();
     if (this.reader?.db.open) this.reader.db.close();
     if (this.db.open) this.db.close();
   }
+}
+
+export interface SqliteOptions {
+  readonly?: boolean;
+  /**
+   * Where the WAL's checkpoints run: 'background' (the default), in a worker thread with its own connection, out of
+   * the COMMITs; 'commit', inside the COMMIT that takes the WAL past 1000 pages, as SQLite does by default (the bench
+   * compares the two). See src/store/checkpoint.ts.
+   */
+  checkpoint?: CheckpointMode;
+  /** The worker's checkpoint threshold in pages (tests; default CHECKPOINT_PAGES, SQLite's own default). */
+  checkpointPages?: number;
 }
 
 /**
  * Opens (and creates or migrates) the SQLite file. Every failure becomes a StoreError whose message says
  * which file and what is wrong with it, so the service can refuse to start with a clear line.
  */
-export function openSqliteDb(file: string, opts: { readonly?: boolean } = {}): Db {
+export function openSqliteDb(file: string, opts: SqliteOptions = {}): Db {
   const where = file === ':memory:' ? 'in memory' : path.resolve(file);
   if (file !== ':memory:' && !opts.readonly) {
     const dir = path.dirname(path.resolve(file));
@@ -413,14 +462,24 @@ export function openSqliteDb(file: string, opts: { readonly?: boolean } = {}): D
     if (err instanceof StoreError) throw err;
     throw new StoreError(`cannot open callback store ${where}: ${(err as Error).message}`, err);
   }
-  return new SqliteDb(db, where);
+  return new SqliteDb(db, where, opts.checkpoint ?? 'background', opts.checkpointPages);
 }
 
 /** The store in one SQLite file. */
 export class SqliteStore<R extends RequestRecord> extends SqlStore<R> {
   /** Opens (creates, checks) the file; see openSqliteDb. Synchronous: the file is ready when this returns. */
-  static open<R extends RequestRecord>(file: string, opts: { readonly?: boolean } = {}): SqliteStore<R> {
+  static open<R extends RequestRecord>(file: string, opts: SqliteOptions = {}): SqliteStore<R> {
     return new SqliteStore<R>(openSqliteDb(file, opts));
+  }
+
+  /** The WAL's checkpoints in a worker thread (tests, the bench); undefined when they run inside the COMMIT. */
+  get checkpointer(): Checkpointer | undefined {
+    return (this.db as SqliteDb).checkpointer;
+  }
+
+  /** Why the checkpoints went back inside the COMMIT (the worker failed), if they did. */
+  get checkpointFallback(): string | undefined {
+    return (this.db as SqliteDb).checkpointFallback;
   }
 
   /** The file (resolved), or 'in memory'. */

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { GroupCommit } from '../../src/store/group';
 import { RequestRecord, RequestWrite } from '../../src/store/contract';
+import { MIGRATIONS } from '../../src/store/migrations/postgres';
 import { PgStore } from '../../src/store/postgres';
 import { SqliteStore } from '../../src/store/sqlite';
 import { freshDatabase, TestDatabase } from '../../testkit/pg';
@@ -96,7 +97,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     await db.drop();
   });
 
-  it('a new request in a group: one query between BEGIN and COMMIT (savepoint, locks, the rows, the place in the queue)', async () => {
+  it("a new request in a group: one query between BEGIN and COMMIT (savepoints and the call of cc_opt_in: locks, the rows, the place in the queue)", async () => {
     const store = await open('site-a');
     const sent: string[] = [];
     const query = jest.spyOn(pg.Client.prototype, 'query');
@@ -104,12 +105,12 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
     const before = query.mock.calls.length;
     const r = await gc.run(() => store.createOrRefresh('PJSIP/1001', '2001', 10, rows(rec('a', 'PJSIP/1001', '2001')), undefined, 100), { quick: true });
-    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]).slice(0, 80));
+    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]).slice(0, 200));
     expect(r).toMatchObject({ result: 'created', position: 1 });
     // BEGIN (with the fence and timeouts), the opt-in, COMMIT.
     expect(atCommit - before).toBe(2);
     expect(query.mock.calls.length - before).toBe(3);
-    expect(sent[1]).toMatch(/^SAVEPOINT d1; SAVEPOINT t1; SELECT pg_advisory_xact_lock/);
+    expect(sent[1]).toMatch(/^SAVEPOINT d1; SAVEPOINT t1; SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in\(/);
     query.mockRestore();
     expect((await store.events('a')).map((e) => e.type)).toEqual(['requestedx', 'noted']);
     expect((await store.outbox()).map((o) => o.key)).toEqual(['a:createdx', 'a:secondx']);
@@ -172,6 +173,218 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     expect(await count('requests')).toBe(2 * hostile.length);
     expect(await count('events')).toBe(5 * hostile.length);
     expect(await count('outbox')).toBe(4 * hostile.length);
+  });
+
+  describe('opt-ins arriving together share one round trip (GroupBatch)', () => {
+    /** Runs `fs` as opt-in decisions queued together; the texts sent between the group's BEGIN and its COMMIT. */
+    async function together<T>(store: PgStore<Rec>, fs: (() => Promise<T>)[]): Promise<{ results: PromiseSettledResult<T>[]; sent: string[] }> {
+      const query = jest.spyOn(pg.Client.prototype, 'query');
+      let atCommit = -1;
+      const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
+      const before = query.mock.calls.length;
+      const results = await Promise.allSettled(fs.map((f) => gc.run(f, { quick: true })));
+      const sent = query.mock.calls.slice(before + 1, atCommit).map((c) => String(c[0]));
+      query.mockRestore();
+      expect(gc.stats.groups).toBe(1);
+      return { results, sent };
+    }
+    const value = <T>(r: PromiseSettledResult<T>) => (r.status === 'fulfilled' ? r.value : { error: String((r.reason as Error).message) });
+
+    it('ten new requests: one message between BEGIN and COMMIT, each in its own savepoint, places in order', async () => {
+      const store = await open('site-a');
+      const { results, sent } = await together(
+        store,
+        Array.from({ length: 10 }, (_, i) => () => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001', 1000 + i)), undefined, 100)),
+      );
+      expect(results.map(value)).toEqual(Array.from({ length: 10 }, (_, i) => expect.objectContaining({ result: 'created', position: i + 1 })));
+      expect(sent).toHaveLength(1);
+      expect(sent[0].match(/SAVEPOINT d\d+/g)).toEqual(Array.from({ length: 10 }, (_, i) => `SAVEPOINT d${i + 1}`));
+      expect(sent[0].match(/FROM cc_opt_in\(/g)).toHaveLength(10);
+      expect((await store.prospectQueue('2001')).map((e) => e.id)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
+      expect(await store.events('r9')).toHaveLength(2);
+    });
+
+    it('two opt-ins of the same agent for the same number in one message give one request (the second reads the first)', async () => {
+      const store = await open('site-a');
+      const { results, sent } = await together(store, [
+        () => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('a1', 'PJSIP/1', '2001')), undefined, 100),
+        () => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('a2', 'PJSIP/1', '2001')), undefined, 100),
+        () => store.createOrRefresh('PJSIP/2', '2001', 10, rows(rec('b1', 'PJSIP/2', '2001')), undefined, 100),
+      ]);
+      expect(sent).toHaveLength(1);
+      expect(results.map(value)).toEqual([
+        expect.objectContaining({ result: 'created', position: 1 }),
+        { result: 'exists', request: rec('a1', 'PJSIP/1', '2001') },
+        expect.objectContaining({ result: 'created', position: 2 }),
+      ]);
+      expect((await store.list()).map((r) => r.id)).toEqual(['a1', 'b1']);
+      expect(await store.events('a2')).toEqual([]);
+    });
+
+    it('the caps hold across one message: the agent at its cap is refused by the decision after the one that filled it', async () => {
+      const store = await open('site-a');
+      const { results } = await together(store, [
+        () => store.createOrRefresh('PJSIP/1', '2001', 2, rows(rec('a1', 'PJSIP/1', '2001')), undefined, 100),
+        () => store.createOrRefresh('PJSIP/1', '2002', 2, rows(rec('a2', 'PJSIP/1', '2002')), undefined, 100),
+        () => store.createOrRefresh('PJSIP/1', '2003', 2, rows(rec('a3', 'PJSIP/1', '2003')), undefined, 100),
+        () => store.createOrRefresh('PJSIP/2', '2003', 2, rows(rec('b1', 'PJSIP/2', '2003')), undefined, 3),
+        () => store.createOrRefresh('PJSIP/3', '2003', 2, rows(rec('c1', 'PJSIP/3', '2003')), undefined, 3),
+      ]);
+      expect(results.map(value)).toEqual([
+        expect.objectContaining({ result: 'created' }),
+        expect.objectContaining({ result: 'created' }),
+        { result: 'full', pending: 2 },
+        expect.objectContaining({ result: 'created', position: 1 }),
+        { result: 'full', pending: 3 },
+      ]);
+      expect((await store.list()).map((r) => r.id).sort()).toEqual(['a1', 'a2', 'b1']);
+    });
+
+    it('one failing decision in the message rolls back alone; the others are written, and so is a refresh after them', async () => {
+      const store = await open('site-a');
+      await store.createOrRefresh('PJSIP/9', '2009', 10, rows(rec('old', 'PJSIP/9', '2009')), undefined, 100);
+      const { results, sent } = await together(store, [
+        () => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('a1', 'PJSIP/1', '2001')), undefined, 100),
+        // Its id is a stored request's: refused inside cc_opt_in, nothing of it written.
+        () => store.createOrRefresh('PJSIP/2', '2001', 10, rows(rec('old', 'PJSIP/2', '2001')), undefined, 100),
+        // The history row's time is not a number PostgreSQL takes: cc_opt_in's own block undoes its request row.
+        () =>
+          store.createOrRefresh(
+            'PJSIP/3',
+            '2001',
+            10,
+            () => {
+              const w = rows(rec('c1', 'PJSIP/3', '2001'))();
+              return { ...w, events: [{ ...w.events[0], at: 1e300 }] };
+            },
+            undefined,
+            100,
+          ),
+        () => store.createOrRefresh('PJSIP/4', '2001', 10, rows(rec('d1', 'PJSIP/4', '2001')), undefined, 100),
+        // A refresh: its continuation (read, update, history) runs after the calls of the decisions before it.
+        () => store.createOrRefresh('PJSIP/9', '2009', 10, rows(rec('new', 'PJSIP/9', '2009')), refresh(5000), 100),
+      ]);
+      expect(results.map(value)).toEqual([
+        expect.objectContaining({ result: 'created', position: 1 }),
+        { error: expect.stringMatching(/has the id of a stored request/) },
+        { error: expect.stringMatching(/out of range|bigint/) },
+        expect.objectContaining({ result: 'created', position: 2 }),
+        expect.objectContaining({ result: 'refreshed', position: 1 }),
+      ]);
+      expect(sent[0].match(/FROM cc_opt_in\(/g)).toHaveLength(5);
+      expect((await store.list()).map((r) => r.id).sort()).toEqual(['a1', 'd1', 'old']);
+      expect(await store.events('c1')).toEqual([]);
+      expect((await store.get('old'))!.request).toMatchObject({ agent: 'PJSIP/9', note: 'refreshed' });
+      expect((await store.events('old')).map((e) => e.type)).toEqual(['requestedx', 'noted', 'refreshed']);
+    });
+
+    it('a decision that ends before any statement (a refusal) between held ones: the held ones still go, side effects in queue order', async () => {
+      const store = await open('site-a');
+      const order: string[] = [];
+      const query = jest.spyOn(pg.Client.prototype, 'query');
+      const gc = new GroupCommit({ open: (o) => store.group(o) });
+      const before = query.mock.calls.length;
+      const optIn = (id: string, agent: string) => async () => {
+        const r = await store.createOrRefresh(agent, '2001', 10, rows(rec(id, agent, '2001')), undefined, 100);
+        gc.afterCommit(() => order.push(id));
+        return r;
+      };
+      const results = await Promise.allSettled<unknown>([
+        gc.run(optIn('a1', 'PJSIP/1'), { quick: true }),
+        gc.run(
+          async () => {
+            gc.afterCommit(() => order.push('refused'));
+            throw new Error('refused by the dial policy');
+          },
+          { quick: true },
+        ),
+        gc.run(
+          async () => {
+            gc.afterCommit(() => order.push('nothing'));
+            return 'nothing to write';
+          },
+          { quick: true },
+        ),
+        gc.run(optIn('b1', 'PJSIP/2'), { quick: true }),
+      ]);
+      const messages = query.mock.calls.slice(before).map((c) => String(c[0]));
+      query.mockRestore();
+      expect(results.map(value)).toEqual([
+        expect.objectContaining({ result: 'created', position: 1 }),
+        { error: 'refused by the dial policy' },
+        'nothing to write',
+        expect.objectContaining({ result: 'created', position: 2 }),
+      ]);
+      expect(gc.stats).toMatchObject({ groups: 1, decisions: 3 });
+      expect(messages.filter((m) => m.includes('cc_opt_in('))).toHaveLength(1);
+      expect(order).toEqual(['a1', 'nothing', 'b1']);
+      expect((await store.list()).map((r) => r.id)).toEqual(['a1', 'b1']);
+    });
+
+    it('a decision that reads before its opt-in waits for the held ones and reads what they wrote', async () => {
+      const store = await open('site-a');
+      const { results } = await together<unknown>(store, [
+        () => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('a1', 'PJSIP/1', '2001')), undefined, 100),
+        () => store.createOrRefresh('PJSIP/2', '2001', 10, rows(rec('b1', 'PJSIP/2', '2001')), undefined, 100),
+        async () => {
+          const queue = (await store.prospectQueue('2001')).map((e) => e.id);
+          const r = await store.createOrRefresh('PJSIP/3', '2001', 10, rows(rec('c1', 'PJSIP/3', '2001')), undefined, 100);
+          return { queue, r };
+        },
+      ]);
+      expect(results.map(value)).toEqual([
+        expect.objectContaining({ result: 'created', position: 1 }),
+        expect.objectContaining({ result: 'created', position: 2 }),
+        { queue: ['a1', 'b1'], r: expect.objectContaining({ result: 'created', position: 3 }) },
+      ]);
+    });
+  });
+
+  it('the upgrade from schema version 4: migration 5 adds the queue index and cc_opt_in; the requests stored before are seen by the opt-in', async () => {
+    // A database as the previous build left it: migrations 1-4, requests written by that build's statements.
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      await c.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
+      for (const m of MIGRATIONS.filter((x) => x.version <= 4)) {
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations(version, name) VALUES ($1, $2)', [m.version, m.name]);
+      }
+      const old = (id: string, agent: string, state: string, at: number) =>
+        c.query("INSERT INTO requests(id, pbx, agent, prospect, state, created_at, updated_at, wake_at, data) VALUES ($1, 'site-a', $2, '2001', $3, $4, $4, NULL, $5)", [
+          id,
+          agent,
+          state,
+          at,
+          JSON.stringify(rec(id, agent, '2001', at, { state })),
+        ]);
+      await old('p1', 'PJSIP/1', 'WAITING', 100);
+      await old('p2', 'PJSIP/2', 'WAITING', 200);
+      await old('f1', 'PJSIP/3', 'COMPLETED', 50);
+    } finally {
+      await c.end();
+    }
+    const store = await open('site-a');
+    expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
+    expect(MIGRATIONS.at(-1)!.version).toBe(5);
+    const has = async (sql: string) => Number((await store.query<{ n: string }>(sql)).rows[0].n);
+    expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_prospect_queue'")).toBe(1);
+    expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_opt_in'")).toBe(1);
+    const gc = new GroupCommit({ open: (o) => store.group(o) });
+    // The stored pending request of PJSIP/1 is found (nothing written); PJSIP/4 queues behind the two stored ones.
+    expect(await gc.run(() => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('n1', 'PJSIP/1', '2001', 300)), undefined, 100), { quick: true })).toMatchObject({
+      result: 'exists',
+      request: { id: 'p1' },
+    });
+    expect(await gc.run(() => store.createOrRefresh('PJSIP/4', '2001', 10, rows(rec('n4', 'PJSIP/4', '2001', 300)), undefined, 100), { quick: true })).toMatchObject({
+      result: 'created',
+      position: 3,
+    });
+    expect(await store.createOrRefresh('PJSIP/3', '2001', 10, rows(rec('n3', 'PJSIP/3', '2001', 400)), undefined, 100)).toMatchObject({ result: 'created', position: 4 });
+    expect((await store.prospectPlace('2001', 'PJSIP/3', 0)).position).toBe(4);
+    // Opening again migrates nothing more.
+    const again = await open('site-a');
+    expect((await again.migrations()).length).toBe(MIGRATIONS.length);
   });
 
   it('a value the script cannot inline is refused before anything is sent', async () => {
