@@ -389,7 +389,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
           })),
           {
             // The total (a count of every pending request: it grows with them) only when nothing was inserted and it
-            // is read: CASE evaluates its branch only when taken (SQLite; an InitPlan on PostgreSQL is run when used).
+            // is read: CASE evaluates its branch only when taken (this script is SQLite's; PostgreSQL's is cc_opt_in).
             sql: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS taken,
                 (${existingSql}) AS existing,
                 (${agentCount}) AS n, ${totalCount ? `CASE WHEN EXISTS (SELECT 1 FROM requests WHERE id = ?) THEN NULL ELSE (${totalCount}) END` : 'NULL'} AS total, (${this.aheadSql}) AS ahead`,
