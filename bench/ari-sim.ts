@@ -43,6 +43,8 @@ export interface SimOptions {
   keyAfterMs?: number;
   /** The agent hangs up when the call is still in the app this long after it arrived (default 15 s). */
   giveUpMs?: number;
+  /** Answers `RESTRequest` messages on the WebSocket, as Asterisk 22.4+ does (default true). */
+  restOverWebSocket?: boolean;
 }
 
 /** What happened to one simulated call, in ms (performance-free wall clock: Date.now()). */
@@ -81,7 +83,14 @@ interface Playback {
 /** Bytes of REST answers sent (bodies), for the bench's per-call figure. */
 let answered = 0;
 
-function json(res: http.ServerResponse, status: number, body?: unknown): void {
+/** Where an answer goes: an HTTP response, or a `RESTResponse` on the WebSocket (ARI REST over WebSocket). */
+interface Answer {
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(text?: string): unknown;
+  readonly headersSent: boolean;
+}
+
+function json(res: Answer, status: number, body?: unknown): void {
   if (body === undefined) {
     res.writeHead(status, { 'content-length': 0 });
     res.end();
@@ -288,6 +297,7 @@ export class AriSim {
         }
       });
       ws.on('error', () => undefined);
+      if (this.opts.restOverWebSocket !== false) ws.on('message', (data) => this.wsRequest(ws, String(data)));
     });
   }
 
@@ -313,7 +323,50 @@ export class AriSim {
     });
   }
 
-  private route(method: string, url: URL, body: string, host: string, res: http.ServerResponse): void {
+  /**
+   * A `RESTRequest` on the WebSocket (Asterisk 22.4+): routed as the same request over HTTP, answered with a
+   * `RESTResponse` carrying its `request_id` (as Asterisk 22.10 of the sandbox answers; without a body Asterisk
+   * sends no `content_type` / `message_body`).
+   */
+  private wsRequest(ws: WsSocket, text: string): void {
+    let m: { type?: unknown; request_id?: unknown; method?: unknown; uri?: unknown; query_strings?: unknown };
+    try {
+      m = JSON.parse(text) as typeof m;
+    } catch {
+      ws.send(JSON.stringify({ type: 'RESTResponse', transaction_id: '', request_id: '', status_code: 400, reason_phrase: 'Failed to parse request message JSON', uri: '' }));
+      return;
+    }
+    if (m.type !== 'RESTRequest') return;
+    this.counters.requests++;
+    const url = new URL(`/ari/${String(m.uri ?? '')}`, 'http://sim');
+    for (const q of Array.isArray(m.query_strings) ? (m.query_strings as { name: string; value: string }[]) : []) url.searchParams.append(q.name, q.value);
+    let sent = false;
+    let status = 0;
+    const res: Answer = {
+      get headersSent() {
+        return sent;
+      },
+      writeHead: (st: number) => {
+        status = st;
+        sent = true;
+      },
+      end: (body?: string) => {
+        const base = { type: 'RESTResponse', transaction_id: '', request_id: m.request_id, status_code: status, reason_phrase: '', uri: m.uri };
+        // Asterisk's event filter drops the answers too unless RESTResponse is among the allowed types.
+        if (this.allowed && this.allowed.size > 0 && !this.allowed.has('RESTResponse')) return;
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(body ? { ...base, content_type: 'application/json', message_body: body } : base));
+      },
+    };
+    try {
+      this.route(String(m.method ?? 'GET'), url, '', '127.0.0.1', res);
+    } catch (err) {
+      const what = `simulator error: ${(err as Error).message}`;
+      this.unknown.set(what, (this.unknown.get(what) ?? 0) + 1);
+      if (!res.headersSent) json(res, 500, { message: (err as Error).message });
+    }
+  }
+
+  private route(method: string, url: URL, body: string, host: string, res: Answer): void {
     const p = url.pathname;
     const q = url.searchParams;
     const seg = p.split('/').map((s) => decodeURIComponent(s)); // ['', 'ari', resource, id, op, sub]
@@ -324,6 +377,7 @@ export class AriSim {
     }
     const cause = requestCause(method, `${p}${url.search}`);
     if (cause) return this.callRequest(cause, seg, q, res);
+    if (method === 'GET' && p === '/ari/asterisk/ping') return json(res, 200, { ping: 'pong', timestamp: new Date().toISOString(), asterisk_id: '02:fc:00:00:00:01' });
     if (p === '/ari/asterisk/variable') {
       const name = q.get('variable') ?? '';
       if (method === 'GET') return json(res, 200, { value: this.vars.get(name) ?? '' });
@@ -388,7 +442,7 @@ export class AriSim {
     return (this.script.find((s) => s.type === 'StasisStart')?.event.channel ?? {}) as Record<string, unknown>;
   }
 
-  private callRequest(cause: Cause, seg: string[], q: URLSearchParams, res: http.ServerResponse): void {
+  private callRequest(cause: Cause, seg: string[], q: URLSearchParams, res: Answer): void {
     if (cause === 'stopPlayback') {
       const pb = this.playbacks.get(seg[3] ?? '');
       if (!pb) return json(res, 404, { message: 'Playback not found' });

@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { MAX_SOCKETS } from '../src/telephony/ari/rest';
 import { SANDBOX } from '../testkit/sandbox';
 import { ServiceProcess } from '../testkit/service-process';
 import { ROOT, type Stats, log, round, sleep, stats } from './common';
@@ -45,6 +46,8 @@ export interface CeilingOptions {
    * those answers grow with the run; a pool (a call centre's size) keeps them at its size.
    */
   agents?: number;
+  /** Node's flags for the service (`--ceiling-cpu-prof <dir>`: `--cpu-prof`, the profile written there when it stops). */
+  nodeArgs?: readonly string[];
 }
 
 /** The resident set of a process in MiB (/proc/<pid>/status), or undefined. */
@@ -83,7 +86,7 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     // Every opt-in a new pending request: the cap over all agents (a defence against a flood, default 1000) is lifted.
     // With a pool of agents each takes many opt-ins: the cap per agent (default 10) is lifted as far as it goes.
     { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' }, offer: { maxPendingTotal: 1_000_000, ...(opts.agents ? { maxPendingPerAgent: 1000 } : {}) } },
-    { dir },
+    { dir, nodeArgs: opts.nodeArgs },
   );
   const simLoop = monitorEventLoopDelay({ resolution: 5 });
   simLoop.enable();
@@ -253,6 +256,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
           // connections from the service (its WebSocket and its REST client's kept-alive sockets) and REST requests
           // the simulator was answering at once, at the peak
           peakConnections: sim.counters.peakConnections,
+          // the service's REST client keeps at most this many sockets (src/telephony/ari/rest.ts)
+          restSockets: MAX_SOCKETS,
           peakRequestsInFlight: sim.counters.peakInFlight,
           // REST answer bodies per call: the subscription's answer lists every device the app subscribed to
           answerBytesPerCall: Math.round((sim.answeredBytes - req0.bytes) / Math.max(1, times.length)),

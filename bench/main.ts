@@ -5,7 +5,7 @@
  *   npm run bench                       # everything
  *   npm run bench -- --only scheduler   # scheduler, postgres, offer, load (comma-separated)
  *   npm run bench -- --only offer --calls 800
- *   npm run bench -- --only ceiling --ceiling-rates 50,100,200 --ceiling-seconds 10 [--ceiling-agents 500]
+ *   npm run bench -- --only ceiling --ceiling-rates 50,100,200 --ceiling-seconds 10 [--ceiling-agents 500] [--ceiling-cpu-prof <dir>]
  *
  * The PBX parts take the sandbox lock (testkit/lock.ts, the same as the integration tests and the
  * demo) and start the sandbox with scripts/pbx.sh up when it is not running; the sandbox is left running.
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
       rates: (argValue('--ceiling-rates') ?? '50,100,150,200,300,400,600,800').split(',').map(Number),
       seconds: Number(argValue('--ceiling-seconds') ?? 10),
       agents: Number(argValue('--ceiling-agents') ?? 0),
+      nodeArgs: argValue('--ceiling-cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(argValue('--ceiling-cpu-prof') as string)}`] : undefined,
     });
   }
 

@@ -390,13 +390,15 @@ export function ceilingWhy(s: any, nproc?: number): string {
   ];
   // the simulator counts the service's WebSocket among the connections
   const sockets = typeof s.simulator?.peakConnections === 'number' ? s.simulator.peakConnections - 1 : undefined;
+  // results before the limit was recorded: 16 (src/telephony/ari/rest.ts until issue 23's REST over the WebSocket)
+  const limit = typeof s.simulator?.restSockets === 'number' ? s.simulator.restSockets : 16;
   const [biggest] = parts.sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))[0];
   const whole = `\`#\` → confirmation p99 ${f(s.optInMs?.p99, ' ms')}: the \`#\` event into the flow p99 ${f(sp.eventIn.p99, ' ms')}, the service's own steps p99 ${f(sp.inApp.p99, ' ms')}, the confirmation's request out p99 ${f(sp.requestOut.p99, ' ms')}`;
   const what: Record<string, string> = {
     requestOut:
-      typeof sockets === 'number' && sockets >= 16
-        ? `most of the time the confirmation's request spent on its way out of the service: its REST client had all its sockets to the PBX busy (${sockets} open at the peak; its agent keeps at most 16, src/telephony/ari/rest.ts), so with ${s.peakConcurrent} calls in progress a call's request waits for a socket behind the other calls' requests (about eight per call), and a socket is free again only once the service's loop has read its answer`
-        : `most of the time the confirmation's request spent on its way out of the service (${sockets ?? '–'} REST sockets open at the peak, fewer than its agent's 16: the wait was the service's event loop writing it)`,
+      typeof sockets === 'number' && sockets >= limit
+        ? `most of the time the confirmation's request spent on its way out of the service: its REST client had all its sockets to the PBX busy (${sockets} open at the peak; its agent keeps at most ${limit}, src/telephony/ari/rest.ts), so with ${s.peakConcurrent} calls in progress a call's request waits for a socket behind the other calls' requests (about eight per call), and a socket is free again only once the service's loop has read its answer`
+        : `most of the time the confirmation's request spent on its way out of the service (${sockets ?? '–'} REST sockets open at the peak, fewer than its agent's ${limit}: the wait was the service's event loop writing it)`,
     eventIn: "most of the time the `#` event spent before the service's flow had it: the service read its WebSocket late, its event loop busy with the other calls' work",
     inApp: `most of the time went to the service's own steps (key → durable in the app p99 ${f(s.keyToDurableInAppMs?.p99, ' ms')}: the commit and the reads around it)`,
   };

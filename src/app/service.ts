@@ -171,6 +171,7 @@ export class Service {
       password: config.ari.password,
       app: config.ari.app,
       reconnectMaxMs: config.ari.reconnectMaxMs,
+      restOverWebSocket: config.ari.restOverWebSocket,
       log: log.child({ component: 'ari' }),
       // With PostgreSQL the database's lease decides (this.coordinator); the PBX's global variable is not used.
       lease: coordinator

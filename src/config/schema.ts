@@ -374,6 +374,7 @@ export const schema = {
   'ari.username': { type: 'string', default: 'considerate', env: 'CC_ARI_USERNAME', parse: t.name(), doc: 'ARI user from ari.conf.' },
   'ari.password': { type: 'secret', env: 'CC_ARI_PASSWORD', parse: t.string(), doc: 'ARI password from ari.conf. Required; never logged.' },
   'ari.app': { type: 'string', default: 'considerate-callback', env: 'CC_ARI_APP', parse: t.name(), doc: 'Stasis application name; must match the dialplan\'s Stasis() call.' },
+  'ari.restOverWebSocket': { type: 'boolean', default: true, env: 'CC_ARI_REST_OVER_WEBSOCKET', parse: t.boolean(), doc: 'Send the calls\' ARI requests over the app\'s WebSocket (ARI REST over WebSocket, Asterisk 20.14+ / 21.9+ / 22.4+) when Asterisk answers a probe on it, instead of one HTTP request each; requests with a body, the lists and everything before the probe\'s answer go over HTTP. An older Asterisk keeps HTTP on its own. false: HTTP only.' },
   'ari.reconnectMax': { type: 'duration', default: '10s', at: 'ari.reconnectMaxMs', parse: t.duration('100ms'), doc: 'Longest pause between reconnection attempts to ARI (there is no retry limit).' },
   'ari.leaseTtl': { type: 'duration', default: '15s', at: 'ari.leaseTtlMs', parse: t.duration('1s'), doc: 'One active instance per PBX: a second instance stands by until the active one has not renewed its lease for this long.' },
   'store.path': { type: 'string', default: './data/callbacks.db', env: 'CC_STORE_PATH', parse: t.string(), doc: 'SQLite file holding requests and their history.' },

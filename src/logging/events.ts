@@ -299,6 +299,14 @@ export interface EventCatalogue {
   'ari.unavailable': { url: string; auth: boolean; error: string; attempts: number; downMs: number; reminder: boolean };
   /** Renewing the lease failed (it is tried again at the next interval). */
   'ari.lease_renewal_failed': { error: string };
+  /**
+   * Which way the REST requests without a body go after a (re)connection: `websocket` (ARI REST over the app's
+   * WebSocket, Asterisk 22.4+, answered a probe on it) or `http` (no answer to the probe: `reason`; debug). A warning
+   * with `http` when a request on the WebSocket got no answer in time: HTTP until the next connection.
+   */
+  'ari.rest_transport': { transport: 'websocket' | 'http'; reason?: string };
+  /** The ARI WebSocket brought a `RESTResponse` that answers no request in flight (unknown or late); dropped. */
+  'ari.stray_answer': { why: string };
   /** Finished requests, their history and sent outbox rows older than store.retention were deleted. */
   'store.pruned': { requests: number; events: number; outbox: number };
   /** Pruning failed (tried again in an hour). */
@@ -442,6 +450,8 @@ export const EVENT_NAMES = [
   'ari.connect_failed',
   'ari.unavailable',
   'ari.lease_renewal_failed',
+  'ari.rest_transport',
+  'ari.stray_answer',
   'store.pruned',
   'store.prune_failed',
   'store.unavailable',

@@ -388,10 +388,12 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
             params: [...outboxValues(o), r.id],
           })),
           {
+            // The total (a count of every pending request: it grows with them) only when nothing was inserted and it
+            // is read: CASE evaluates its branch only when taken (this script is SQLite's; PostgreSQL's is cc_opt_in).
             sql: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS taken,
                 (${existingSql}) AS existing,
-                (${agentCount}) AS n, ${totalCount ? `(${totalCount})` : 'NULL'} AS total, (${this.aheadSql}) AS ahead`,
-            params: [r.id, ...existingParams, ...capsParams, ...totalParams, r.id],
+                (${agentCount}) AS n, ${totalCount ? `CASE WHEN EXISTS (SELECT 1 FROM requests WHERE id = ?) THEN NULL ELSE (${totalCount}) END` : 'NULL'} AS total, (${this.aheadSql}) AS ahead`,
+            params: [r.id, ...existingParams, ...capsParams, ...(totalCount ? [r.id, ...totalParams] : []), r.id],
           },
         ];
         const results = await q.script(statements);

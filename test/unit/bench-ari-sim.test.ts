@@ -124,3 +124,44 @@ describe("the ceiling part reads the service's own event-loop figure from its /m
     expect(loopLagFromMetrics('nodejs_eventloop_lag_p50_seconds 0.001\nnodejs_eventloop_lag_p99_seconds 0.002\nnodejs_eventloop_lag_max_seconds 0.003')).toEqual({ p50: 0, p99: 0, max: 0 });
   });
 });
+
+describe('simulated PBX: REST over its WebSocket, as Asterisk 22.10 does it', () => {
+  it('answers RESTRequest messages with a RESTResponse of the same request_id; its event filter drops them unless RESTResponse is allowed', async () => {
+    const { AriSim } = await import('../../bench/ari-sim');
+    const { WebSocket } = await import('../../bench/ws');
+    const sim = new AriSim({ capture, username: 'u', password: 'p' });
+    await sim.start();
+    const ws = new WebSocket(`${sim.url.replace('http', 'ws')}/ari/events?app=app&api_key=u:p`);
+    const got: Array<Record<string, unknown>> = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.on('open', () => resolve());
+        ws.on('error', (e: unknown) => reject(e instanceof Error ? e : new Error(String(e))));
+      });
+      ws.on('message', (m: unknown) => got.push(JSON.parse(String(m)) as Record<string, unknown>));
+      const filter = (allowed: string[]) =>
+        fetch(`${sim.url}/ari/applications/app/eventFilter`, {
+          method: 'PUT',
+          headers: { authorization: `Basic ${Buffer.from('u:p').toString('base64')}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ allowed: allowed.map((type) => ({ type })) }),
+        });
+      const ask = async (id: string) => {
+        ws.send(JSON.stringify({ type: 'RESTRequest', request_id: id, method: 'PUT', uri: 'deviceStates/Stasis%3Acc-1001', query_strings: [{ name: 'deviceState', value: 'INUSE' }] }));
+        ws.send(JSON.stringify({ type: 'RESTRequest', request_id: `${id}-get`, method: 'GET', uri: 'deviceStates/Stasis%3Acc-1001' }));
+        await new Promise((r) => setTimeout(r, 200));
+      };
+      expect((await filter(['StasisStart', 'RESTResponse'])).status).toBe(200);
+      await ask('a');
+      expect(got.map((m) => [m.type, m.request_id, m.status_code, m.message_body])).toEqual([
+        ['RESTResponse', 'a', 204, undefined],
+        ['RESTResponse', 'a-get', 200, '{"name":"Stasis:cc-1001","state":"INUSE"}'],
+      ]);
+      expect((await filter(['StasisStart'])).status).toBe(200);
+      await ask('b');
+      expect(got).toHaveLength(2);
+    } finally {
+      ws.terminate();
+      await sim.stop();
+    }
+  });
+});

@@ -52,6 +52,12 @@ export interface ConnectionOptions {
   stepTimeoutMs?: number;
   /** How often an outage that lasts is mentioned again (`ari.unavailable`, `reminder: true`); default 5 min. */
   reminderMs?: number;
+  /** ARI REST over the app's WebSocket when Asterisk supports it (default true; false: HTTP only). */
+  restOverWebSocket?: boolean;
+  /** Limit of each REST request, over HTTP or the WebSocket (default 5 s). */
+  restTimeoutMs?: number;
+  /** How long the probe of REST over the WebSocket waits for its answer (default 5 s). */
+  restProbeMs?: number;
   /** Wall clock for the outage's durations (tests); default Date.now. */
   now?: () => number;
 }
@@ -146,10 +152,11 @@ interface WsLike {
  * argument is the event's `channel` as Asterisk sent it (what StasisStart's handler reads: id, language,
  * caller), not an ari-client Channel. A message that is not an ARI event (not JSON, no `type`) is logged
  * and dropped: through ari-client it threw inside the socket's listener.
+ * A `RESTResponse` (the answer to a request sent on the socket, ws-rest.ts) goes to `onAnswer` instead.
  * Applied at every connection (ari-client's own reconnections open a new socket); a client without a
  * socket (a test double) is left as it is.
  */
-export function leanEvents(client: AriClient, onBad: (why: string, sample: string) => void): boolean {
+export function leanEvents(client: AriClient, onBad: (why: string, sample: string) => void, onAnswer?: (msg: Record<string, unknown>) => void): boolean {
   const ws = (client as unknown as { _ws?: WsLike })._ws;
   if (!ws || typeof ws.listeners !== 'function' || ws[LEAN]) return false;
   const events = client as unknown as EventEmitter;
@@ -169,7 +176,9 @@ export function leanEvents(client: AriClient, onBad: (why: string, sample: strin
       onBad('no event type', text.slice(0, 120));
       return;
     }
-    events.emit(type, event, event!.channel);
+    // An answer to a request sent on the socket (ARI REST over WebSocket, ws-rest.ts), not an event.
+    if (type === 'RESTResponse' && onAnswer) onAnswer(event as Record<string, unknown>);
+    else events.emit(type, event, event!.channel);
   });
   return true;
 }
@@ -197,7 +206,12 @@ export class AriConnection extends EventEmitter {
 
   constructor(private readonly opts: ConnectionOptions) {
     super();
-    this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password });
+    this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password, timeoutMs: opts.restTimeoutMs });
+    this.rest.ws.onStall = (operation, timeoutMs) =>
+      emit(opts.log, 'warn', 'ari.rest_transport', 'a request on the ARI WebSocket got no answer in time; ARI requests go over HTTP until the next connection', {
+        transport: 'http',
+        reason: `${operation}: no answer within ${timeoutMs} ms on the WebSocket`,
+      });
     if (opts.lease) this.lease = new Lease({ ...opts.lease, app: opts.app });
   }
 
@@ -272,6 +286,7 @@ export class AriConnection extends EventEmitter {
   }
 
   private setDown(reason: string): void {
+    this.rest.ws.detach(reason);
     if (this.isUp) {
       this.isUp = false;
       // The outage begins (unless we stop on purpose); this line is its beginning, the failed attempts are not.
@@ -317,7 +332,32 @@ export class AriConnection extends EventEmitter {
 
   /** The client's events on the lean path (leanEvents); a message that is not an event is named in the log. */
   private lean(client: AriClient): void {
-    leanEvents(client, (why, sample) => this.opts.log.warn('ARI sent a WebSocket message that is not an event; dropped', { why, sample }));
+    leanEvents(
+      client,
+      (why, sample) => this.opts.log.warn('ARI sent a WebSocket message that is not an event; dropped', { why, sample }),
+      (msg) => {
+        const stray = this.rest.ws.answer(msg);
+        if (stray) emit(this.opts.log, 'warn', 'ari.stray_answer', 'ARI answered no request in flight on the WebSocket; dropped', { why: stray });
+      },
+    );
+  }
+
+  /**
+   * REST over the app's WebSocket (ws-rest.ts) when Asterisk answers a probe on it; HTTP otherwise (and while the
+   * probe is out). Off with `restOverWebSocket: false`. The socket is let go when it closes.
+   */
+  private async attachRest(client: AriClient): Promise<void> {
+    if (this.opts.restOverWebSocket === false) return;
+    const ws = (client as unknown as { _ws?: { readyState: number; send(d: string, cb?: (e?: Error) => void): void; once?(ev: string, fn: () => void): unknown } })._ws;
+    if (!ws || typeof ws.send !== 'function') return;
+    ws.once?.('close', () => this.rest.ws.detach('websocket closed', ws));
+    const ok = await this.rest.ws.attach(ws, this.opts.restProbeMs ?? 5000);
+    // The socket may have gone (or the client been replaced) while the probe was out.
+    if (ok && (client !== this.current || !this.isUp || ws.readyState !== 1)) {
+      this.rest.ws.detach('websocket replaced', ws);
+      return;
+    }
+    emit(this.opts.log, 'debug', 'ari.rest_transport', ok ? 'ARI requests go over the WebSocket' : 'ARI requests go over HTTP', ok ? { transport: 'websocket' } : { transport: 'http', reason: 'no answer to a REST request on the WebSocket (Asterisk before 22.4?)' });
   }
 
   private setUp(client: AriClient, how: string): void {
@@ -329,6 +369,7 @@ export class AriConnection extends EventEmitter {
     const after = o ? { outageMs: this.clock() - o.since, attempts: o.attempts } : {};
     emit(this.opts.log, 'info', 'ari.connected', 'ARI connected', { url: this.opts.url, app: this.opts.app, how, ...after });
     void this.applyEventFilter();
+    void this.attachRest(client);
     this.emit('connected', client);
   }
 
@@ -341,6 +382,9 @@ export class AriConnection extends EventEmitter {
    */
   private async applyEventFilter(): Promise<void> {
     const types = [...new Set(this.handlers.map((h) => h.event))].filter((t) => /^[A-Z][A-Za-z]+$/.test(t));
+    // Asterisk's filter applies to the answers of REST over the WebSocket too: without RESTResponse among the
+    // allowed types it drops them, and every request on the socket waits for its limit (seen on 22.10).
+    if (types.length > 0 && this.opts.restOverWebSocket !== false) types.push('RESTResponse');
     if (types.length === 0) return;
     try {
       await within(this.rest.filterEvents(this.opts.app, types), this.opts.stepTimeoutMs ?? 10_000, 'event filter');

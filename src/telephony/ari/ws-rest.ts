@@ -1,0 +1,199 @@
+/**
+ * ARI REST over the app's own WebSocket (Asterisk 20.14+ / 21.9+ / 22.4+, docs.asterisk.org "ARI REST over
+ * WebSocket"): a request is a `RESTRequest` message on the socket that already carries the events, its answer a
+ * `RESTResponse` message with the same `request_id`. Per request this saves the HTTP client's work on both
+ * sides (a request line and headers built and parsed, the agent's socket bookkeeping, the response parser):
+ * under the sustained load the five to eight requests of an offered call were the largest share of the app's
+ * CPU (docs/performance-log.md, issue 23).
+ *
+ * Used by {@link AriRest} for requests without a body once the socket is attached and a probe
+ * (`GET asterisk/ping`) was answered on it; everything else, and every request while no socket is attached,
+ * goes over HTTP as before. Every request keeps its limit: no answer within `timeoutMs` rejects with an
+ * {@link AriRestError} (status 0) naming the operation; so does the socket closing before the answer, an answer
+ * that is not a `RESTResponse` of the expected shape, or one whose body exceeds `maxAnswerBytes`. A request that
+ * timed out or lost its socket is not sent again (it may have been carried out), as over HTTP; after a request
+ * without an answer in time the socket is no longer used for requests (`onStall`) until the next connection.
+ */
+import { AriRestError } from './rest-error';
+
+/** What this needs of the WebSocket (ws's WebSocket). */
+export interface RestSocket {
+  readonly readyState: number;
+  send(data: string, cb?: (err?: Error) => void): void;
+}
+
+/** ws's readyState of an open socket. */
+const OPEN = 1;
+
+export interface WsRestOptions {
+  /** Per-request limit (the HTTP client's, default 5 s). */
+  timeoutMs?: number;
+  /** Longest answer body accepted (default 1 MiB); a longer one rejects its request. */
+  maxAnswerBytes?: number;
+  /**
+   * A request on the attached socket got no answer in time: the socket is no longer used for new requests (they go
+   * over HTTP until the next connection attaches a socket again); the ones already waiting keep their own limits.
+   */
+  onStall?: (operation: string, timeoutMs: number) => void;
+}
+
+interface Pending {
+  operation: string;
+  /** A successful answer's body is not read (resolves undefined). */
+  discard?: boolean;
+  resolve: (body: unknown) => void;
+  reject: (err: AriRestError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export class WsRest {
+  private socket?: RestSocket;
+  private readonly pending = new Map<string, Pending>();
+  private seq = 0;
+  private readonly timeoutMs: number;
+  private readonly maxAnswerBytes: number;
+  /** Set after construction by the owner (AriConnection) when not given. */
+  onStall?: (operation: string, timeoutMs: number) => void;
+
+  constructor(opts: WsRestOptions = {}) {
+    this.onStall = opts.onStall;
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.maxAnswerBytes = opts.maxAnswerBytes ?? 1024 * 1024;
+  }
+
+  /** True when requests go over the socket. */
+  get ready(): boolean {
+    return this.socket !== undefined && this.socket.readyState === OPEN;
+  }
+
+  /** Requests in flight (tests, metrics). */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Tries the socket: sends `GET asterisk/ping` on it and, when the answer comes within `probeMs`, sends the
+   * following requests on it. Resolves with whether it did. An Asterisk without REST over WebSocket ignores the
+   * request (or answers with an error): then everything stays on HTTP.
+   */
+  async attach(socket: RestSocket, probeMs: number): Promise<boolean> {
+    this.detach('a new WebSocket');
+    try {
+      await this.sendOn(socket, 'GET', 'asterisk/ping', {}, 'GET /asterisk/ping (probe)', probeMs);
+    } catch {
+      return false;
+    }
+    if (socket.readyState !== OPEN) return false;
+    this.socket = socket;
+    return true;
+  }
+
+  /** Stops using the socket; requests still waiting for their answer on it fail (their socket is gone). */
+  detach(why: string, socket?: RestSocket): void {
+    if (socket && socket !== this.socket) return;
+    this.socket = undefined;
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new AriRestError(0, `${p.operation}: the ARI WebSocket went away before the answer (${why})`, p.operation));
+    }
+  }
+
+  /** One request on the attached socket (check {@link ready} first); resolves with the parsed JSON body. */
+  request(method: string, uri: string, query: Query, operation: string, discard?: boolean): Promise<unknown> {
+    const socket = this.socket;
+    if (!socket) return Promise.reject(new AriRestError(0, `${operation}: no ARI WebSocket`, operation));
+    return this.sendOn(socket, method, uri, query, operation, this.timeoutMs, discard).catch((err: unknown) => {
+      // Asterisk 22.10 was seen to stop answering on a socket (after a request it could not handle) while its events
+      // still flowed: after one request unanswered in time, the next ones go over HTTP.
+      if (err instanceof AriRestError && err.status === 0 && this.socket === socket && err.message.endsWith('ms on the ARI WebSocket')) {
+        this.socket = undefined;
+        this.onStall?.(operation, this.timeoutMs);
+      }
+      throw err;
+    });
+  }
+
+  private sendOn(socket: RestSocket, method: string, uri: string, query: Query, operation: string, limitMs: number, discard?: boolean): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (socket.readyState !== OPEN) {
+        reject(new AriRestError(0, `${operation}: the ARI WebSocket is not open`, operation));
+        return;
+      }
+      const id = `cc${++this.seq}`;
+      const queryStrings: { name: string; value: string }[] = [];
+      for (const k in query) {
+        const v = query[k];
+        if (v !== undefined) queryStrings.push({ name: k, value: String(v) });
+      }
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) reject(new AriRestError(0, `${operation}: no answer within ${limitMs} ms on the ARI WebSocket`, operation));
+      }, limitMs);
+      this.pending.set(id, { operation, resolve, reject, timer, discard });
+      const message = JSON.stringify(
+        queryStrings.length > 0 ? { type: 'RESTRequest', request_id: id, method, uri, query_strings: queryStrings } : { type: 'RESTRequest', request_id: id, method, uri },
+      );
+      try {
+        socket.send(message, (err) => {
+          if (err) this.fail(id, `${operation}: the ARI WebSocket could not send the request: ${err.message}`);
+        });
+      } catch (err) {
+        this.fail(id, `${operation}: the ARI WebSocket could not send the request: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+  }
+
+  private fail(id: string, message: string): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.reject(new AriRestError(0, message, p.operation));
+  }
+
+  /**
+   * A `RESTResponse` message from the socket (already parsed). Returns what was wrong with it when it answers no
+   * request in flight (unknown or late `request_id`), so the caller can log it; a malformed answer to a request
+   * in flight rejects that request with what was wrong.
+   */
+  answer(msg: Record<string, unknown>): string | undefined {
+    const id = msg.request_id;
+    const p = typeof id === 'string' ? this.pending.get(id) : undefined;
+    if (!p) return `a RESTResponse for no request in flight (request_id ${JSON.stringify(id)?.slice(0, 60)})`;
+    this.pending.delete(id as string);
+    clearTimeout(p.timer);
+    const status = msg.status_code;
+    const raw = msg.message_body;
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
+      p.reject(new AriRestError(0, `${p.operation}: a malformed answer on the ARI WebSocket (status_code ${JSON.stringify(status)?.slice(0, 40)})`, p.operation));
+      return undefined;
+    }
+    if (raw !== undefined && typeof raw !== 'string') {
+      p.reject(new AriRestError(0, `${p.operation}: a malformed answer on the ARI WebSocket (message_body is not a string)`, p.operation));
+      return undefined;
+    }
+    if (raw !== undefined && raw.length > this.maxAnswerBytes) {
+      p.reject(new AriRestError(0, `${p.operation}: the answer on the ARI WebSocket is too large (${raw.length} characters, limit ${this.maxAnswerBytes})`, p.operation));
+      return undefined;
+    }
+    if (p.discard && status >= 200 && status < 300) {
+      p.resolve(undefined);
+      return undefined;
+    }
+    let body: unknown;
+    try {
+      body = raw ? JSON.parse(raw) : undefined;
+    } catch {
+      body = raw;
+    }
+    if (status >= 200 && status < 300) p.resolve(body);
+    else {
+      const reason = typeof msg.reason_phrase === 'string' ? msg.reason_phrase.slice(0, 200) : '';
+      const message = typeof body === 'object' && body && 'message' in body ? String((body as { message: unknown }).message) : (raw ?? '').slice(0, 200) || reason || 'no message';
+      p.reject(new AriRestError(status, `${p.operation}: ${status} ${message}`, p.operation));
+    }
+    return undefined;
+  }
+}
