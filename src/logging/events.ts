@@ -305,8 +305,11 @@ export interface EventCatalogue {
    * with `http` when a request on the WebSocket got no answer in time: HTTP until the next connection.
    */
   'ari.rest_transport': { transport: 'websocket' | 'http'; reason?: string };
-  /** The ARI WebSocket brought a `RESTResponse` that answers no request in flight (unknown or late); dropped. */
-  'ari.stray_answer': { why: string };
+  /**
+   * The ARI WebSocket brought a `RESTResponse` that answers no request in flight: `late` (ours, its request had
+   * already failed) or `unknown`; dropped. Throttled per kind (the first line, then `suppressed` per window).
+   */
+  'ari.stray_answer': { kind: 'late' | 'unknown'; why: string; suppressed?: number; windowMs?: number };
   /** Finished requests, their history and sent outbox rows older than store.retention were deleted. */
   'store.pruned': { requests: number; events: number; outbox: number };
   /** Pruning failed (tried again in an hour). */

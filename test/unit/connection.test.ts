@@ -195,6 +195,21 @@ describe('AriConnection', () => {
     server.close();
   });
 
+  it('attack: a flood of RESTResponse messages for no request is one warning per kind and a count, not a line each', async () => {
+    const ws = new EventEmitter();
+    const client = Object.assign(new FakeClient(), { _ws: Object.assign(ws, { listeners: ws.listeners.bind(ws) }) });
+    const { conn, lines } = setup(async () => client);
+    await conn.start();
+    await tick();
+    for (let i = 0; i < 300; i++) ws.emit('message', JSON.stringify({ type: 'RESTResponse', request_id: `nobody-${i}`, status_code: 204 }));
+    const strays = () => lines.filter((l) => l.event === 'ari.stray_answer');
+    expect(strays()).toEqual([expect.objectContaining({ level: 'warn', kind: 'unknown', why: expect.stringContaining('"nobody-0"') })]);
+    await conn.stop();
+    await tick();
+    expect(strays()).toHaveLength(2);
+    expect(strays()[1]).toMatchObject({ kind: 'unknown', suppressed: 299 });
+  });
+
   it('reports the credentials problem in words', async () => {
     const { conn, lines } = setup(async () => {
       throw new Error('401 Unauthorized');

@@ -26,6 +26,7 @@ import { EventEmitter } from 'node:events';
 import * as ari from 'ari-client';
 import './quiet-swagger';
 import { emit } from '../../logging/events';
+import { LogThrottle } from '../../logging/log-throttle';
 import type { Logger } from '../../logging/log';
 import { Lease } from './lease';
 import { AriRest } from './rest';
@@ -190,6 +191,8 @@ interface Internals {
 export class AriConnection extends EventEmitter {
   private current?: AriClient;
   private readonly handlers: { event: string; wrapped: Handler }[] = [];
+  /** `ari.stray_answer` lines: the first of each kind per window, then a count. */
+  private readonly strays = new LogThrottle(() => this.opts.log);
   private stopped = false;
   private connecting = false;
   private attempt = 0;
@@ -276,6 +279,7 @@ export class AriConnection extends EventEmitter {
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
     clearInterval(this.leaseTimer);
+    this.strays.flush();
     const client = this.current;
     // Hand the app over at once instead of letting a stand-by wait for the lease to go stale.
     if (client && this.lease && this.isUp) await this.lease.release(this.rest.globals).catch(() => undefined);
@@ -337,7 +341,8 @@ export class AriConnection extends EventEmitter {
       (why, sample) => this.opts.log.warn('ARI sent a WebSocket message that is not an event; dropped', { why, sample }),
       (msg) => {
         const stray = this.rest.ws.answer(msg);
-        if (stray) emit(this.opts.log, 'warn', 'ari.stray_answer', 'ARI answered no request in flight on the WebSocket; dropped', { why: stray });
+        // Throttled: after a stall an overloaded Asterisk answers every request that timed out, thousands at once.
+        if (stray) this.strays.warn(stray.kind, 'ari.stray_answer', 'ARI answered no request in flight on the WebSocket; dropped', stray);
       },
     );
   }

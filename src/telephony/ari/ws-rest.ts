@@ -155,13 +155,19 @@ export class WsRest {
 
   /**
    * A `RESTResponse` message from the socket (already parsed). Returns what was wrong with it when it answers no
-   * request in flight (unknown or late `request_id`), so the caller can log it; a malformed answer to a request
-   * in flight rejects that request with what was wrong.
+   * request in flight, so the caller can log it: `late` for one of ours whose request had already failed (timed
+   * out, its socket gone; an overloaded Asterisk sends many of these at once), `unknown` for any other
+   * `request_id`. A malformed answer to a request in flight rejects that request with what was wrong.
    */
-  answer(msg: Record<string, unknown>): string | undefined {
+  answer(msg: Record<string, unknown>): { kind: 'late' | 'unknown'; why: string } | undefined {
     const id = msg.request_id;
     const p = typeof id === 'string' ? this.pending.get(id) : undefined;
-    if (!p) return `a RESTResponse for no request in flight (request_id ${JSON.stringify(id)?.slice(0, 60)})`;
+    if (!p) {
+      const ours = typeof id === 'string' && /^cc[1-9][0-9]{0,15}$/.test(id) && Number(id.slice(2)) <= this.seq;
+      return ours
+        ? { kind: 'late', why: `a RESTResponse after its request had failed (request_id ${JSON.stringify(id)})` }
+        : { kind: 'unknown', why: `a RESTResponse for no request in flight (request_id ${JSON.stringify(id)?.slice(0, 60)})` };
+    }
     this.pending.delete(id as string);
     clearTimeout(p.timer);
     const status = msg.status_code;
