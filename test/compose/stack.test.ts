@@ -151,13 +151,24 @@ async function up(stack: Stack, services: string[]): Promise<void> {
   }
 }
 
-const feature = async (stack: Stack, code: string) =>
-  expectSippOk(
-    await runSipp({
-      scenario: 'uac-feature-code.xml', remote: ASTERISK, localIp: PHONE_IP, port: stack.phones.uac.sip, mediaPort: stack.phones.uac.media,
-      service: code, keys: { agent: AGENT.user }, auth: AGENT, timeoutMs: 20000, label: `1001 dials ${code}`,
-    }),
-  );
+/** What the PBX says about itself when a phone got no answer from it: its channels, the agent's contact and its last log lines. */
+function pbxState(stack: Stack): string {
+  const rx = (cmd: string) => compose(stack, ['exec', '-T', 'asterisk', 'asterisk', '-rx', cmd], { allowFail: true, timeoutMs: 20000 });
+  return [rx('core show channels'), rx('pjsip show contacts'), compose(stack, ['logs', '--tail', '40', 'asterisk'], { allowFail: true, timeoutMs: 20000 })].join('\n');
+}
+
+const feature = async (stack: Stack, code: string) => {
+  const r = await runSipp({
+    scenario: 'uac-feature-code.xml', remote: ASTERISK, localIp: PHONE_IP, port: stack.phones.uac.sip, mediaPort: stack.phones.uac.media,
+    service: code, keys: { agent: AGENT.user }, auth: AGENT, timeoutMs: 20000, label: `1001 dials ${code}`,
+  });
+  try {
+    return expectSippOk(r);
+  } catch (err) {
+    // Seen once in CI after the active app's `kill`: six INVITEs, no answer at all. Say what the PBX was doing.
+    throw new Error(`${(err as Error).message}\nthe PBX then:\n${pbxState(stack)}`.slice(0, 12000));
+  }
+};
 
 /** *71, call 2995, # : the request is stored WAITING (read through `service`). Returns its id. */
 async function optIn(stack: Stack, service: string): Promise<string> {
