@@ -16,7 +16,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { AriRestError } from './rest-error';
+import { AriRestError, ariAnswer } from './rest-error';
 import { WsRest, type Query } from './ws-rest';
 
 export { AriRestError };
@@ -159,8 +159,9 @@ export class AriRest {
   /**
    * One request; resolves with the parsed JSON body (or undefined for 204), rejects with AriRestError. Without a
    * body it goes over the WebSocket when one is attached (not `httpOnly`: the lists, whose answers grow with the
-   * PBX); with a body always over HTTP. `discard`: a successful answer's body is not parsed (resolves undefined) (Asterisk 22.10 left a `PUT eventFilter` with a `message_body` unanswered
-   * on the WebSocket, and every request after it on that socket too).
+   * PBX); with a body always over HTTP (Asterisk 22.10 left a `PUT eventFilter` with a `message_body` unanswered on
+   * the WebSocket, and every request after it on that socket too). `discard`: a successful answer's body is not
+   * parsed (resolves undefined).
    */
   call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, query: Query, body?: unknown, how: { httpOnly?: boolean; discard?: boolean } = {}): Promise<unknown> {
     if (body === undefined && !how.httpOnly && this.ws.ready) return this.ws.request(method, path.slice(1), query, `${method} ${path}`, how.discard);
@@ -192,21 +193,10 @@ export class AriRest {
           res.on('error', (err) => reject(new AriRestError(0, err.message, operation)));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
-            const status = res.statusCode ?? 0;
-            if (discard && status >= 200 && status < 300) {
-              resolve(undefined);
-              return;
-            }
-            let body: unknown;
             try {
-              body = text ? JSON.parse(text) : undefined;
-            } catch {
-              body = text;
-            }
-            if (status >= 200 && status < 300) resolve(body);
-            else {
-              const message = typeof body === 'object' && body && 'message' in body ? String((body as { message: unknown }).message) : text || res.statusMessage || 'no message';
-              reject(new AriRestError(status, `${operation}: ${status} ${message}`, operation));
+              resolve(ariAnswer(operation, res.statusCode ?? 0, text, text || res.statusMessage || '', discard));
+            } catch (err) {
+              reject(err);
             }
           });
         },

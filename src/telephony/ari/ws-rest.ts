@@ -14,7 +14,7 @@
  * timed out or lost its socket is not sent again (it may have been carried out), as over HTTP; after a request
  * without an answer in time the socket is no longer used for requests (`onStall`) until the next connection.
  */
-import { AriRestError } from './rest-error';
+import { AriRestError, ariAnswer } from './rest-error';
 
 /** What this needs of the WebSocket (ws's WebSocket). */
 export interface RestSocket {
@@ -184,21 +184,11 @@ export class WsRest {
       p.reject(new AriRestError(0, `${p.operation}: the answer on the ARI WebSocket is too large (${raw.length} characters, limit ${this.maxAnswerBytes})`, p.operation));
       return undefined;
     }
-    if (p.discard && status >= 200 && status < 300) {
-      p.resolve(undefined);
-      return undefined;
-    }
-    let body: unknown;
+    const reason = typeof msg.reason_phrase === 'string' ? msg.reason_phrase.slice(0, 200) : '';
     try {
-      body = raw ? JSON.parse(raw) : undefined;
-    } catch {
-      body = raw;
-    }
-    if (status >= 200 && status < 300) p.resolve(body);
-    else {
-      const reason = typeof msg.reason_phrase === 'string' ? msg.reason_phrase.slice(0, 200) : '';
-      const message = typeof body === 'object' && body && 'message' in body ? String((body as { message: unknown }).message) : (raw ?? '').slice(0, 200) || reason || 'no message';
-      p.reject(new AriRestError(status, `${p.operation}: ${status} ${message}`, p.operation));
+      p.resolve(ariAnswer(p.operation, status, raw ?? '', (raw ?? '').slice(0, 200) || reason, p.discard));
+    } catch (err) {
+      p.reject(err as AriRestError);
     }
     return undefined;
   }
