@@ -177,16 +177,24 @@ class SqliteDb implements Db {
     }
   }
 
-  /** Holds the file's gate (no transaction of this process begins) while `f` runs. */
-  private async exclusive<T>(f: () => Promise<T>): Promise<T> {
+  /** Waits until no transaction of this process holds the file's gate, then holds it; resolves with its release. */
+  private async takeGate(): Promise<() => void> {
     while (this.file.gate) await this.file.gate;
     let release!: () => void;
     this.file.gate = new Promise<void>((resolve) => (release = resolve));
+    return () => {
+      this.file.gate = undefined;
+      release();
+    };
+  }
+
+  /** Holds the file's gate (no transaction of this process begins) while `f` runs. */
+  private async exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const free = await this.takeGate();
     try {
       return await f();
     } finally {
-      this.file.gate = undefined;
-      release();
+      free();
     }
   }
 
@@ -292,10 +300,7 @@ class SqliteDb implements Db {
   async tx<T>(fn: (q: TxQueries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
     const staged = stagedOn(this);
     if (staged) return this.nested(staged, fn);
-    while (this.file.gate) await this.file.gate;
-    let release!: () => void;
-    this.file.gate = new Promise<void>((resolve) => (release = resolve));
-    try {
+    return this.exclusive(async () => {
       this.begin(opts.quick ?? false);
       try {
         const result = await fn(this.direct);
@@ -306,10 +311,7 @@ class SqliteDb implements Db {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
-    } finally {
-      this.file.gate = undefined;
-      release();
-    }
+    });
   }
 
   /**
@@ -320,14 +322,11 @@ class SqliteDb implements Db {
    * alternative of a worker thread.
    */
   async group(opts: { quick?: boolean } = {}): Promise<GroupTx> {
-    while (this.file.gate) await this.file.gate;
-    let release!: () => void;
-    this.file.gate = new Promise<void>((resolve) => (release = resolve));
+    const free = await this.takeGate();
     try {
       this.begin(opts.quick ?? false);
     } catch (err) {
-      this.file.gate = undefined;
-      release();
+      free();
       throw err;
     }
     let open = true;
@@ -341,8 +340,7 @@ class SqliteDb implements Db {
         throw err;
       } finally {
         open = false;
-        this.file.gate = undefined;
-        release();
+        free();
       }
       if (sql === 'COMMIT') this.checkpointer?.committed();
     };
