@@ -177,24 +177,16 @@ class SqliteDb implements Db {
     }
   }
 
-  /** Waits until no transaction of this process holds the file's gate, then holds it; resolves with its release. */
-  private async takeGate(): Promise<() => void> {
+  /** Holds the file's gate (no transaction of this process begins) while `f` runs. */
+  private async exclusive<T>(f: () => Promise<T>): Promise<T> {
     while (this.file.gate) await this.file.gate;
     let release!: () => void;
     this.file.gate = new Promise<void>((resolve) => (release = resolve));
-    return () => {
-      this.file.gate = undefined;
-      release();
-    };
-  }
-
-  /** Holds the file's gate (no transaction of this process begins) while `f` runs. */
-  private async exclusive<T>(f: () => Promise<T>): Promise<T> {
-    const free = await this.takeGate();
     try {
       return await f();
     } finally {
-      free();
+      this.file.gate = undefined;
+      release();
     }
   }
 
@@ -300,7 +292,10 @@ class SqliteDb implements Db {
   async tx<T>(fn: (q: TxQueries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
     const staged = stagedOn(this);
     if (staged) return this.nested(staged, fn);
-    return this.exclusive(async () => {
+    while (this.file.gate) await this.file.gate;
+    let release!: () => void;
+    this.file.gate = new Promise<void>((resolve) => (release = resolve));
+    try {
       this.begin(opts.quick ?? false);
       try {
         const result = await fn(this.direct);
@@ -311,7 +306,10 @@ class SqliteDb implements Db {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
-    });
+    } finally {
+      this.file.gate = undefined;
+      release();
+    }
   }
 
   /**
@@ -322,11 +320,14 @@ class SqliteDb implements Db {
    * alternative of a worker thread.
    */
   async group(opts: { quick?: boolean } = {}): Promise<GroupTx> {
-    const free = await this.takeGate();
+    while (this.file.gate) await this.file.gate;
+    let release!: () => void;
+    this.file.gate = new Promise<void>((resolve) => (release = resolve));
     try {
       this.begin(opts.quick ?? false);
     } catch (err) {
-      free();
+      this.file.gate = undefined;
+      release();
       throw err;
     }
     let open = true;
@@ -340,7 +341,8 @@ class SqliteDb implements Db {
         throw err;
       } finally {
         open = false;
-        free();
+        this.file.gate = undefined;
+        release();
       }
       if (sql === 'COMMIT') this.checkpointer?.committed();
     };
