@@ -421,7 +421,7 @@ export function dtmfRows(o: any): string[] {
     const per = BACKENDS.map(([name, pick]) => [name, pick(o.dtmf)?.[mode]] as const).filter(([, d]) => d?.inApp);
     const label = (d: any) => (mode === 'sequential' ? `${d.n} opt-ins one after the other` : `${d.n} opt-ins, ${o.concurrency} concurrent originators`);
     for (const [name, d] of per) {
-      lines.push(`| \`#\` → durable in the app (DTMF event received → the group durable: COMMIT, on SQLite the WAL's fdatasync), ${name}, ${label(d)} | p50 ${f(d.inApp.p50, ' ms')}, p99 ${f(d.inApp.p99, ' ms')}, max ${f(d.inApp.max, ' ms')}; the commit itself p50 ${f(d.commit.p50, ' ms')}, p99 ${f(d.commit.p99, ' ms')}${d.errors ? `; ${d.errors} failed: ${d.firstError}` : ''} | p99 < 20 ms | ${ok(d.inApp.p99 < 20 && !d.errors)} |`);
+      lines.push(`| \`#\` → durable in the app (DTMF event received → the group durable: COMMIT, on SQLite the fdatasync of the WAL), ${name}, ${label(d)} | p50 ${f(d.inApp.p50, ' ms')}, p99 ${f(d.inApp.p99, ' ms')}, max ${f(d.inApp.max, ' ms')}; the commit itself p50 ${f(d.commit.p50, ' ms')}, p99 ${f(d.commit.p99, ' ms')}${d.errors ? `; ${d.errors} failed: ${d.firstError}` : ''} | p99 < 20 ms | ${ok(d.inApp.p99 < 20 && !d.errors)} |`);
     }
     for (const [name, d] of per) {
       lines.push(`| \`#\` → durable end to end (Asterisk's DTMF timestamp → commit done), ${name}, ${label(d)} | p50 ${f(d.p50, ' ms')}, p95 ${f(d.p95, ' ms')}, p99 ${f(d.p99, ' ms')}, max ${f(d.max, ' ms')} | | |`);
