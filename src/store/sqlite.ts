@@ -345,11 +345,11 @@ class SqliteDb implements Db {
   }
 
   /**
-   * Group commit (db.ts GroupTx): BEGIN IMMEDIATE now, a SAVEPOINT per staged decision, one COMMIT (one fsync
-   * of the WAL) for all. The group holds the file's gate from BEGIN to its end, so statements from outside its
+   * Group commit (db.ts GroupTx): BEGIN IMMEDIATE now, a SAVEPOINT per staged decision, one COMMIT (one sync
+   * of the WAL) for all. The group holds the file's gate from BEGIN to its COMMIT, so statements from outside its
    * decisions wait and never read its staged rows. The COMMIT runs on the event loop (better-sqlite3 is
-   * synchronous): once per group instead of once per decision; see docs/performance.md for the measured
-   * alternative of a worker thread.
+   * synchronous); with sync: 'thread' it only writes the frames, and the sync after it runs in the thread pool
+   * (`durable`, wal-sync.ts) while the next group begins; with sync: 'commit' SQLite's fsync is inside it.
    */
   async group(opts: { quick?: boolean } = {}): Promise<GroupTx> {
     this.walSync?.refuseIfFailed();
