@@ -413,6 +413,8 @@ class SqliteDb implements Db {
     while (this.file.gate) await this.file.gate;
     if (!this.db.open) return { ok: false, reason: 'store closed' };
     if (this.db.readonly) return { ok: false, reason: 'store opened read-only' };
+    // A failed sync of the WAL refuses every write until a restart (wal-sync.ts): not ready.
+    if (this.walSync?.failed) return { ok: false, reason: this.walSync.failed.message };
     try {
       if (!this.db.memory) {
         fs.accessSync(this.where, fs.constants.W_OK);

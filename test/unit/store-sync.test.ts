@@ -200,7 +200,8 @@ describe('SQLite: commits made durable by the store\'s own fdatasync, off the ev
       await expect(s.db.group()).rejects.toBe(err);
       await expect(g.run(async () => s.db.run('INSERT INTO t (id) VALUES (5)'))).rejects.toBe(err);
       expect(s.syncs).toHaveLength(0);
-      // Reads go on.
+      // Not ready for writes (the service's /readyz says why); reads go on.
+      expect(await s.db.writable()).toEqual({ ok: false, reason: err.message });
       expect(await s.db.one<{ n: number }>('SELECT count(*) AS n FROM t WHERE id >= 3')).toEqual({ n: 0 });
       expect(s.failures).toHaveLength(1);
     } finally {
