@@ -97,7 +97,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     await db.drop();
   });
 
-  it("a new request in a group: one query between BEGIN and COMMIT (savepoints and the call of cc_opt_in: locks, the rows, the place in the queue)", async () => {
+  it("a new request in a group: one query, then the COMMIT (BEGIN with the fence and timeouts, savepoints and the call of cc_opt_in: locks, the rows, the place in the queue)", async () => {
     const store = await open('site-a');
     const sent: string[] = [];
     const query = jest.spyOn(pg.Client.prototype, 'query');
@@ -105,12 +105,12 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
     const before = query.mock.calls.length;
     const r = await gc.run(() => store.createOrRefresh('PJSIP/1001', '2001', 10, rows(rec('a', 'PJSIP/1001', '2001')), undefined, 100), { quick: true });
-    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]).slice(0, 200));
+    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]).slice(0, 400));
     expect(r).toMatchObject({ result: 'created', position: 1 });
-    // BEGIN (with the fence and timeouts), the opt-in, COMMIT.
-    expect(atCommit - before).toBe(2);
-    expect(query.mock.calls.length - before).toBe(3);
-    expect(sent[1]).toMatch(/^SAVEPOINT d1; SAVEPOINT t1; SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in\(/);
+    // BEGIN (with the fence and timeouts) and the opt-in in one message, then COMMIT.
+    expect(atCommit - before).toBe(1);
+    expect(query.mock.calls.length - before).toBe(2);
+    expect(sent[0]).toMatch(/^BEGIN; SELECT set_config\('synchronous_commit', 'on', true\).*; SAVEPOINT d1; SAVEPOINT t1; SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in\(/);
     query.mockRestore();
     expect((await store.events('a')).map((e) => e.type)).toEqual(['requestedx', 'noted']);
     expect((await store.outbox()).map((o) => o.key)).toEqual(['a:createdx', 'a:secondx']);
@@ -176,21 +176,22 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
   });
 
   describe('opt-ins arriving together share one round trip (GroupBatch)', () => {
-    /** Runs `fs` as opt-in decisions queued together; the texts sent between the group's BEGIN and its COMMIT. */
+    /** Runs `fs` as opt-in decisions queued together; the texts sent before the group's COMMIT (the first begins it). */
     async function together<T>(store: PgStore<Rec>, fs: (() => Promise<T>)[]): Promise<{ results: PromiseSettledResult<T>[]; sent: string[] }> {
       const query = jest.spyOn(pg.Client.prototype, 'query');
       let atCommit = -1;
       const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
       const before = query.mock.calls.length;
       const results = await Promise.allSettled(fs.map((f) => gc.run(f, { quick: true })));
-      const sent = query.mock.calls.slice(before + 1, atCommit).map((c) => String(c[0]));
+      const sent = query.mock.calls.slice(before, atCommit).map((c) => String(c[0]));
+      expect(sent[0]).toMatch(/^BEGIN; /);
       query.mockRestore();
       expect(gc.stats.groups).toBe(1);
       return { results, sent };
     }
     const value = <T>(r: PromiseSettledResult<T>) => (r.status === 'fulfilled' ? r.value : { error: String((r.reason as Error).message) });
 
-    it('ten new requests: one message between BEGIN and COMMIT, each in its own savepoint, places in order', async () => {
+    it('ten new requests: one message (the BEGIN with it), then the COMMIT; each in its own savepoint, places in order', async () => {
       const store = await open('site-a');
       const { results, sent } = await together(
         store,
