@@ -541,17 +541,12 @@ function inline(c: pg.PoolClient, sql: string, params: readonly unknown[]): stri
 
 /**
  * The fence of a group's COMMIT: raises CCF01 (FencedError) unless the lease is still this holder's, at this epoch,
- * and live — the trigger's check (migration 2), for a group whose last writes were not to `requests`.
+ * and live — the trigger's check (migration 2), for a group whose last writes were not to `requests`; the function
+ * `cc_fence_check` (migration 6: its plan kept by the session, where a DO block was compiled on every COMMIT).
  */
 function fenceCheckSql(c: pg.PoolClient, fence: Fence, pbx: string): string {
   const lit = (v: string) => c.escapeLiteral(v);
-  return `DO $fence$ BEGIN
-    PERFORM 1 FROM leases WHERE pbx = ${lit(pbx)} AND app = ${lit(fence.app)} AND holder = ${lit(fence.holder)}
-      AND epoch = ${lit(String(fence.epoch))}::BIGINT AND expires_at > clock_timestamp() FOR SHARE;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'stale lease epoch % for PBX % at the group commit', ${lit(String(fence.epoch))}, ${lit(pbx)} USING ERRCODE = 'CCF01';
-    END IF;
-  END $fence$`;
+  return `SELECT cc_fence_check(${lit(pbx)}, ${lit(fence.app)}, ${lit(fence.holder)}, ${lit(String(fence.epoch))}::BIGINT)`;
 }
 
 async function migrate(pool: pg.Pool, apply: boolean): Promise<void> {

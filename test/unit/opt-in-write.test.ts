@@ -371,6 +371,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     const has = async (sql: string) => Number((await store.query<{ n: string }>(sql)).rows[0].n);
     expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_prospect_queue'")).toBe(1);
     expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_opt_in'")).toBe(1);
+    expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_fence_check'")).toBe(1);
     // Migration 6's lookup replaced migration 5's (one function, the new body).
     expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_opt_in' AND prosrc LIKE '%(r.prospect || '''') = p_prospect%'")).toBe(1);
     const gc = new GroupCommit({ open: (o) => store.group(o) });
