@@ -458,19 +458,22 @@ class PgDb implements Db {
       ended = true;
       this.open = undefined;
       let broken: Error | undefined;
-      if (begin !== undefined) {
-        // Nothing was ever sent: no transaction to end.
+      if (begin !== undefined && !(commit && fence && !failed)) {
+        // Nothing was ever sent and no fence to check: no transaction to end.
         c.release();
         free();
         if (commit && failed) throw failed;
         return;
       }
+      // Nothing sent, yet a fenced group's decisions are confirmed only while the lease holds: BEGIN goes with the check.
+      const head = begin === undefined ? '' : `${begin}; `;
+      begin = undefined;
       try {
         if (commit) {
           if (failed) throw failed;
           // The fence once more, in the group's transaction (the lease row read FOR SHARE, as the trigger does, so
           // a take-over waits for this COMMIT), then COMMIT — one round trip; an error skips the COMMIT.
-          await c.query(fence ? `${fenceCheckSql(c, fence, this.pbx)}; COMMIT` : 'COMMIT');
+          await c.query(fence ? `${head}${fenceCheckSql(c, fence, this.pbx)}; COMMIT` : 'COMMIT');
         } else {
           await c.query('ROLLBACK');
         }
