@@ -272,7 +272,7 @@ function offsetMs(timeZone: string, at: number): number {
   // Remembered per zone and UTC minute: every offer asks for the offsets of "now" and of the same openings, and
   // each Intl look-up was about 3 % of the service's CPU per offered call (issue 23). A minute is remembered only
   // when its first and last millisecond have the same offset, so a minute with a change in it (offsets of the
-  // 19th century changed on odd seconds) is looked up each time, as before.
+  // historic offsets changed on odd seconds, e.g. Monrovia in 1972) is looked up each time, as before.
   const minute = Math.floor(at / 60000);
   let zone = offsets.get(timeZone);
   const known = zone?.get(minute);
