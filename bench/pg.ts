@@ -29,6 +29,7 @@ import { Coordinator } from '../src/coordination/coordinator';
 import { PgLease } from '../src/coordination/lease';
 import { CallbackRequest } from '../src/core/policy';
 import { Engine, RequestStore } from '../src/engine';
+import type { OptInMarks } from '../src/engine/opt-in';
 import { SqliteStore } from '../src/store/sqlite';
 import { PgStore } from '../src/store/postgres';
 import { freshDatabase } from '../testkit/pg';
@@ -151,7 +152,9 @@ async function takeOver(url: string, ttlMs: number): Promise<number> {
  * (30 000 requests: 27 000 finished, 3 000 pending over 5 000 numbers; the number every opt-in here queues for has
  * 1 500 requests, 150 of them pending, as in the offer bench where every call queues for one number), VACUUMed and
  * ANALYZEd. One after the other (`rounds` × 10 opt-ins) and 10 concurrent (`rounds` bursts of 10), p50/p99 ms of
- * each opt-in from the call to its durable answer, and the group commit's figures. One JSON object on stdout.
+ * each opt-in from the call to its durable answer, and its steps (p50 / p99 ms): `queued` the call → its decision
+ * starts (the group opened), `staging` → its rows staged, `commit` → the group durable, `after` → the answer.
+ * One JSON object on stdout.
  */
 async function optInPath(rounds: number): Promise<void> {
   const db = await freshDatabase('optin');
@@ -166,24 +169,44 @@ async function optInPath(rounds: number): Promise<void> {
     await store.query('VACUUM ANALYZE requests');
     const engine = engineFor(store, Date.now);
     let i = 0;
+    // Each opt-in's steps (OptInMarks): call → its decision starts (the engine's turn: the group opened), started →
+    // staged (its rows in the group's transaction), staged → committed (the group's commit), committed → answered.
+    const steps: Record<'queued' | 'staging' | 'commit' | 'after', number[]> = { queued: [], staging: [], commit: [], after: [] };
+    let record = false;
     const one = async (): Promise<number> => {
       const n = i++;
+      const marks: OptInMarks = {};
       const t0 = performance.now();
-      await engine.optIn({ agent: `PJSIP/o${n}`, agentCallerId: { name: 'A', number: '1' }, prospect: '+493077777', language: 'en', channelId: `c${n}` });
-      return performance.now() - t0;
+      await engine.optIn({ agent: `PJSIP/o${n}`, agentCallerId: { name: 'A', number: '1' }, prospect: '+493077777', language: 'en', channelId: `c${n}`, marks });
+      const t1 = performance.now();
+      if (record && marks.started !== undefined && marks.staged !== undefined && marks.committed !== undefined) {
+        steps.queued.push(marks.started - t0);
+        steps.staging.push(marks.staged - marks.started);
+        steps.commit.push(marks.committed - marks.staged);
+        steps.after.push(t1 - marks.committed);
+      }
+      return t1 - t0;
+    };
+    const stepsOf = () => {
+      const out = Object.fromEntries(Object.entries(steps).map(([k, xs]) => [k, `${round(stats(xs).p50, 2)} / ${round(stats(xs).p99, 2)}`]));
+      for (const xs of Object.values(steps)) xs.length = 0;
+      return out;
     };
     for (let w = 0; w < 20; w++) await one(); // warm: the pool's sessions, their cached plans
+    record = true;
     const sequential: number[] = [];
     for (let r = 0; r < rounds * 10; r++) sequential.push(await one());
+    const sequentialSteps = stepsOf();
     const concurrent: number[] = [];
     for (let r = 0; r < rounds; r++) concurrent.push(...(await Promise.all(Array.from({ length: 10 }, () => one()))));
+    const concurrentSteps = stepsOf();
     const load = os.loadavg()[0];
     await store.close();
     const brief = (xs: number[]) => {
       const s = stats(xs);
       return { n: s.n, p50: round(s.p50, 2), p99: round(s.p99, 2), max: round(s.max, 2) };
     };
-    process.stdout.write(`${JSON.stringify({ sequential: brief(sequential), concurrent10: brief(concurrent), loadAverage1m: round(load, 2) })}\n`);
+    process.stdout.write(`${JSON.stringify({ sequential: brief(sequential), concurrent10: brief(concurrent), steps: { sequential: sequentialSteps, concurrent10: concurrentSteps }, loadAverage1m: round(load, 2) })}\n`);
   } finally {
     await db.drop().catch(() => undefined);
   }

@@ -151,6 +151,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
 /** winston's `info` keys (triple-beam): the level the line was logged at, and the formatted line. */
 const LEVEL = Symbol.for('level');
 const MESSAGE = Symbol.for('message');
+/** A child logger's field objects, outermost first. */
+const FIELDS = Symbol('cc.childFields');
 
 /**
  * The same lines, without winston's streams. A winston logger is an object-mode Transform piped into its
@@ -170,6 +172,31 @@ function direct(logger: winston.Logger, format: winston.Logform.Format, stream: 
     value: (level: string): boolean => {
       const at = levels[level];
       return at !== undefined && levels[logger.level] >= at;
+    },
+  });
+  // Child loggers one level deep whatever their nesting: winston's child copies the line at every level (a
+  // three-deep child logger: three copies of each line, each its own call); this one copies it once, from the
+  // same field objects in the same order (the innermost's fields win, the line's over all), so the line is the same.
+  Object.defineProperty(logger, 'child', {
+    configurable: true,
+    writable: true,
+    value: function child(this: winston.Logger & { [FIELDS]?: readonly object[] }, fields: object): winston.Logger {
+      const chain = [...(this[FIELDS] ?? []), fields];
+      return Object.create(logger, {
+        [FIELDS]: { value: chain },
+        write: {
+          value: (info: winston.Logform.TransformableInfo & Record<symbol, unknown>): boolean => {
+            const line = Object.assign({}, ...chain, info) as winston.Logform.TransformableInfo & Record<symbol, unknown>;
+            // As winston's child: Object.assign does not copy an Error's own non-enumerable fields.
+            if (info instanceof Error) {
+              line.stack = info.stack;
+              line.message = info.message;
+              line.cause = (info as { cause?: unknown }).cause;
+            }
+            return logger.write(line);
+          },
+        },
+      }) as winston.Logger;
     },
   });
   Object.defineProperty(logger, 'write', {

@@ -107,6 +107,9 @@ export const postgresDialect: Dialect = {
   },
 };
 
+/** The statements in PgDb.beginSql's text (BEGIN; SELECT set_config(…)). */
+const BEGIN_STATEMENTS = 2;
+
 /** `?` → `$1, $2, …` (the store's statements have no other question marks), cached by text. */
 const numbered = new Map<string, string>();
 function placeholders(sql: string): string {
@@ -269,7 +272,8 @@ class PgDb implements Db {
   }
 
   /**
-   * Group commit (db.ts GroupTx) on one pooled connection: BEGIN with the fence (one round trip), a SAVEPOINT per
+   * Group commit (db.ts GroupTx) on one pooled connection: BEGIN with the fence (sent with the first statement, no
+   * round trip of its own), a SAVEPOINT per
    * staged decision (and per `tx` inside it; never released — they all end with the group, which saves a round
    * trip each), and at the end the fence checked once more and COMMIT in one round trip. `synchronous_commit`
    * stays on: the COMMIT returns when the group is durable. A lost fence in any decision, or at the end, fails
@@ -292,10 +296,13 @@ class PgDb implements Db {
       free();
       throw this.translate(err, fence);
     }
+    // BEGIN (with the fence and the timeouts) is not sent on its own: it goes with the group's first statement, like
+    // the savepoints, so that opening a group costs no round trip (a group that sends nothing never begins).
+    let begin: string | undefined;
     try {
-      await c.query(this.beginSql(c, fence, opts.quick ?? false));
+      begin = this.beginSql(c, fence, opts.quick ?? false);
     } catch (err) {
-      c.release(err as Error);
+      c.release();
       free();
       throw this.translate(err, fence);
     }
@@ -308,15 +315,25 @@ class PgDb implements Db {
     const pending: { name: string; scope: StageScope }[] = [];
     /** The savepoints sent, in order, and whose they are (a rollback must not undo another decision's statements). */
     const sent: { name: string; scope: StageScope }[] = [];
-    // Only the running decision's own savepoints: another's (staged while this one was held) go with its statements.
-    const prefix = (): string | undefined => {
+    // The BEGIN when not sent yet, and only the running decision's own savepoints: another's (staged while this one
+    // was held) go with its statements. `statements`: how many statements the text holds.
+    const take = (): { text: string; statements: number } | undefined => {
       const scope = stagedOn(this);
       const mine = pending.filter((p) => p.scope === scope);
-      if (mine.length === 0) return undefined;
+      const parts: string[] = [];
+      let statements = 0;
+      if (begin !== undefined) {
+        parts.push(begin);
+        statements += BEGIN_STATEMENTS;
+        begin = undefined;
+      }
       for (const p of mine) pending.splice(pending.indexOf(p), 1);
       sent.push(...mine);
-      return mine.map((p) => `SAVEPOINT ${p.name}`).join('; ');
+      parts.push(...mine.map((p) => `SAVEPOINT ${p.name}`));
+      statements += mine.length;
+      return statements === 0 ? undefined : { text: parts.join('; '), statements };
     };
+    const prefix = (): string | undefined => take()?.text;
     const unsent = (name: string) => {
       const i = pending.findIndex((p) => p.name === name);
       if (i >= 0) pending.splice(i, 1);
@@ -342,9 +359,9 @@ class PgDb implements Db {
       holding: () => listener !== undefined,
       hold: (text) =>
         new Promise<unknown[]>((resolve, reject) => {
-          const before = prefix();
-          const statements = (before === undefined ? 0 : before.split('; ').length) + 1;
-          held.push({ text: before === undefined ? text : `${before}; ${text}`, statements, resolve, reject });
+          const before = take();
+          const statements = (before?.statements ?? 0) + 1;
+          held.push({ text: before === undefined ? text : `${before.text}; ${text}`, statements, resolve, reject });
           signal('atomic');
         }),
       plain: async () => {
@@ -441,12 +458,22 @@ class PgDb implements Db {
       ended = true;
       this.open = undefined;
       let broken: Error | undefined;
+      if (begin !== undefined && !(commit && fence && !failed)) {
+        // Nothing was ever sent and no fence to check: no transaction to end.
+        c.release();
+        free();
+        if (commit && failed) throw failed;
+        return;
+      }
+      // Nothing sent, yet a fenced group's decisions are confirmed only while the lease holds: BEGIN goes with the check.
+      const head = begin === undefined ? '' : `${begin}; `;
+      begin = undefined;
       try {
         if (commit) {
           if (failed) throw failed;
           // The fence once more, in the group's transaction (the lease row read FOR SHARE, as the trigger does, so
           // a take-over waits for this COMMIT), then COMMIT — one round trip; an error skips the COMMIT.
-          await c.query(fence ? `${fenceCheckSql(c, fence, this.pbx)}; COMMIT` : 'COMMIT');
+          await c.query(fence ? `${head}${fenceCheckSql(c, fence, this.pbx)}; COMMIT` : 'COMMIT');
         } else {
           await c.query('ROLLBACK');
         }
@@ -517,17 +544,12 @@ function inline(c: pg.PoolClient, sql: string, params: readonly unknown[]): stri
 
 /**
  * The fence of a group's COMMIT: raises CCF01 (FencedError) unless the lease is still this holder's, at this epoch,
- * and live — the trigger's check (migration 2), for a group whose last writes were not to `requests`.
+ * and live — the trigger's check (migration 2), for a group whose last writes were not to `requests`; the function
+ * `cc_fence_check` (migration 6: its plan kept by the session, where a DO block was compiled on every COMMIT).
  */
 function fenceCheckSql(c: pg.PoolClient, fence: Fence, pbx: string): string {
   const lit = (v: string) => c.escapeLiteral(v);
-  return `DO $fence$ BEGIN
-    PERFORM 1 FROM leases WHERE pbx = ${lit(pbx)} AND app = ${lit(fence.app)} AND holder = ${lit(fence.holder)}
-      AND epoch = ${lit(String(fence.epoch))}::BIGINT AND expires_at > clock_timestamp() FOR SHARE;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'stale lease epoch % for PBX % at the group commit', ${lit(String(fence.epoch))}, ${lit(pbx)} USING ERRCODE = 'CCF01';
-    END IF;
-  END $fence$`;
+  return `SELECT cc_fence_check(${lit(pbx)}, ${lit(fence.app)}, ${lit(fence.holder)}, ${lit(String(fence.epoch))}::BIGINT)`;
 }
 
 async function migrate(pool: pg.Pool, apply: boolean): Promise<void> {

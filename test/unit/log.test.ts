@@ -78,6 +78,34 @@ describe('logging without winston streams', () => {
     expect(JSON.parse(ours[1])).toMatchObject({ level: 'warn', channelId: 'c1', requestId: 'r1', prospect: '2001' });
   });
 
+  it('child loggers of any depth (one copy of the line, not one per level) write what winston’s nested children write', async () => {
+    const boom = new Error('boom');
+    const { ours, winstons } = await both('info', (log) => {
+      const fields = { call: 'c1', shared: 'outer' };
+      const outer = log.child(fields);
+      const middle = outer.child({ shared: 'middle', agent: '1001' });
+      const inner = middle.child({ shared: 'inner', prospect: '2991' });
+      inner.info('inner wins over the outer levels', { a: 1 });
+      inner.info('the line wins over every level', { shared: 'line', call: 'c2' });
+      middle.warn('a middle level keeps its own', { b: 2 });
+      // a field object changed after its child was made: winston reads it at each line, so does this one
+      fields.call = 'c3';
+      inner.info('after the change');
+      // a sibling of the inner child does not see the inner's fields
+      middle.child({ other: true }).info('sibling');
+      // an Error logged through a child: its message and stack as winston's child copies them
+      inner.error(boom);
+      inner.log({ level: 'info', message: 'an info object' });
+    });
+    expect(ours).toHaveLength(7);
+    expect(ours).toEqual(winstons);
+    expect(JSON.parse(ours[0])).toMatchObject({ shared: 'inner', call: 'c1', agent: '1001', prospect: '2991', a: 1 });
+    expect(JSON.parse(ours[1])).toMatchObject({ shared: 'line', call: 'c2' });
+    expect(JSON.parse(ours[3])).toMatchObject({ call: 'c3' });
+    expect(JSON.parse(ours[4])).not.toHaveProperty('prospect');
+    expect(JSON.parse(ours[5])).toMatchObject({ level: 'error', message: 'boom' });
+  });
+
   it('a logger at debug writes debug lines, and a level changed later is followed', async () => {
     const stream = new PassThrough();
     const chunks: string[] = [];

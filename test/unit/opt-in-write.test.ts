@@ -97,7 +97,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     await db.drop();
   });
 
-  it("a new request in a group: one query between BEGIN and COMMIT (savepoints and the call of cc_opt_in: locks, the rows, the place in the queue)", async () => {
+  it("a new request in a group: one query, then the COMMIT (BEGIN with the fence and timeouts, savepoints and the call of cc_opt_in: locks, the rows, the place in the queue)", async () => {
     const store = await open('site-a');
     const sent: string[] = [];
     const query = jest.spyOn(pg.Client.prototype, 'query');
@@ -105,12 +105,12 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
     const before = query.mock.calls.length;
     const r = await gc.run(() => store.createOrRefresh('PJSIP/1001', '2001', 10, rows(rec('a', 'PJSIP/1001', '2001')), undefined, 100), { quick: true });
-    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]).slice(0, 200));
+    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]).slice(0, 400));
     expect(r).toMatchObject({ result: 'created', position: 1 });
-    // BEGIN (with the fence and timeouts), the opt-in, COMMIT.
-    expect(atCommit - before).toBe(2);
-    expect(query.mock.calls.length - before).toBe(3);
-    expect(sent[1]).toMatch(/^SAVEPOINT d1; SAVEPOINT t1; SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in\(/);
+    // BEGIN (with the fence and timeouts) and the opt-in in one message, then COMMIT.
+    expect(atCommit - before).toBe(1);
+    expect(query.mock.calls.length - before).toBe(2);
+    expect(sent[0]).toMatch(/^BEGIN; SELECT set_config\('synchronous_commit', 'on', true\).*; SAVEPOINT d1; SAVEPOINT t1; SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in\(/);
     query.mockRestore();
     expect((await store.events('a')).map((e) => e.type)).toEqual(['requestedx', 'noted']);
     expect((await store.outbox()).map((o) => o.key)).toEqual(['a:createdx', 'a:secondx']);
@@ -176,21 +176,22 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
   });
 
   describe('opt-ins arriving together share one round trip (GroupBatch)', () => {
-    /** Runs `fs` as opt-in decisions queued together; the texts sent between the group's BEGIN and its COMMIT. */
+    /** Runs `fs` as opt-in decisions queued together; the texts sent before the group's COMMIT (the first begins it). */
     async function together<T>(store: PgStore<Rec>, fs: (() => Promise<T>)[]): Promise<{ results: PromiseSettledResult<T>[]; sent: string[] }> {
       const query = jest.spyOn(pg.Client.prototype, 'query');
       let atCommit = -1;
       const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
       const before = query.mock.calls.length;
       const results = await Promise.allSettled(fs.map((f) => gc.run(f, { quick: true })));
-      const sent = query.mock.calls.slice(before + 1, atCommit).map((c) => String(c[0]));
+      const sent = query.mock.calls.slice(before, atCommit).map((c) => String(c[0]));
+      expect(sent[0]).toMatch(/^BEGIN; /);
       query.mockRestore();
       expect(gc.stats.groups).toBe(1);
       return { results, sent };
     }
     const value = <T>(r: PromiseSettledResult<T>) => (r.status === 'fulfilled' ? r.value : { error: String((r.reason as Error).message) });
 
-    it('ten new requests: one message between BEGIN and COMMIT, each in its own savepoint, places in order', async () => {
+    it('ten new requests: one message (the BEGIN with it), then the COMMIT; each in its own savepoint, places in order', async () => {
       const store = await open('site-a');
       const { results, sent } = await together(
         store,
@@ -340,13 +341,13 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     });
   });
 
-  it('the upgrade from schema version 4: migration 5 adds the queue index and cc_opt_in; the requests stored before are seen by the opt-in', async () => {
-    // A database as the previous build left it: migrations 1-4, requests written by that build's statements.
+  it.each([4, 5])('the upgrade from schema version %i: migration 5 adds the queue index and cc_opt_in, 6 its one-pending lookup; the requests stored before are seen by the opt-in', async (from) => {
+    // A database as an earlier build left it: migrations 1 to `from`, requests written by that build's statements.
     const c = new pg.Client({ connectionString: db.url });
     await c.connect();
     try {
       await c.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
-      for (const m of MIGRATIONS.filter((x) => x.version <= 4)) {
+      for (const m of MIGRATIONS.filter((x) => x.version <= from)) {
         await c.query(m.sql);
         await c.query('INSERT INTO schema_migrations(version, name) VALUES ($1, $2)', [m.version, m.name]);
       }
@@ -366,10 +367,13 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     }
     const store = await open('site-a');
     expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
-    expect(MIGRATIONS.at(-1)!.version).toBe(5);
+    expect(MIGRATIONS.at(-1)!.version).toBe(6);
     const has = async (sql: string) => Number((await store.query<{ n: string }>(sql)).rows[0].n);
     expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_prospect_queue'")).toBe(1);
     expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_opt_in'")).toBe(1);
+    expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_fence_check'")).toBe(1);
+    // Migration 6's lookup replaced migration 5's (one function, the new body).
+    expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_opt_in' AND prosrc LIKE '%(r.prospect || '''') = p_prospect%'")).toBe(1);
     const gc = new GroupCommit({ open: (o) => store.group(o) });
     // The stored pending request of PJSIP/1 is found (nothing written); PJSIP/4 queues behind the two stored ones.
     expect(await gc.run(() => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('n1', 'PJSIP/1', '2001', 300)), undefined, 100), { quick: true })).toMatchObject({
@@ -382,6 +386,22 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     });
     expect(await store.createOrRefresh('PJSIP/3', '2001', 10, rows(rec('n3', 'PJSIP/3', '2001', 400)), undefined, 100)).toMatchObject({ result: 'created', position: 4 });
     expect((await store.prospectPlace('2001', 'PJSIP/3', 0)).position).toBe(4);
+    // Past the fifth call a session's PL/pgSQL runs its generic plans: the stored pending request is still found, and
+    // another number's request of the same agent is not taken for it.
+    for (let i = 5; i < 12; i++) {
+      expect(await gc.run(() => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`n${i}`, `PJSIP/${i}`, '2001', 300 + i)), undefined, 100), { quick: true })).toMatchObject({
+        result: 'created',
+        position: i - 1,
+      });
+    }
+    expect(await gc.run(() => store.createOrRefresh('PJSIP/2', '2001', 10, rows(rec('m2', 'PJSIP/2', '2001', 500)), undefined, 100), { quick: true })).toMatchObject({
+      result: 'exists',
+      request: { id: 'p2' },
+    });
+    expect(await gc.run(() => store.createOrRefresh('PJSIP/2', '2002', 10, rows(rec('m3', 'PJSIP/2', '2002', 500)), undefined, 100), { quick: true })).toMatchObject({
+      result: 'created',
+      position: 1,
+    });
     // Opening again migrates nothing more.
     const again = await open('site-a');
     expect((await again.migrations()).length).toBe(MIGRATIONS.length);

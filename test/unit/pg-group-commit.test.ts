@@ -131,6 +131,24 @@ describe('group commit on PostgreSQL', () => {
     expect(await count('requests')).toBe(2);
   });
 
+  it('a group whose decisions sent no statement (its BEGIN never went): with a fence its side effects still wait for the lease check, which a lost lease fails', async () => {
+    // No fence: nothing is sent at all, and the decision's side effect runs.
+    const effects: string[] = [];
+    const plain = new GroupCommit({ open: (o) => store.group(o) });
+    await expect(plain.run(async () => (plain.afterCommit(() => effects.push('unfenced')), 'done'))).resolves.toBe('done');
+    expect(effects).toEqual(['unfenced']);
+    // A lease no longer this holder's: the decision wrote nothing, yet its caller hears FencedError and its side effect never runs.
+    await store.query(`INSERT INTO leases(pbx, app, holder, epoch, expires_at) VALUES ('site-a', 'cc', 'other', 8, clock_timestamp() + interval '1 minute')`);
+    store.setFence({ app: 'cc', holder: 'me', epoch: 7 });
+    const gc = new GroupCommit({ open: (o) => store.group(o) });
+    await expect(gc.run(async () => (gc.afterCommit(() => effects.push('stale')), 'done'))).rejects.toBeInstanceOf(FencedError);
+    expect(effects).toEqual(['unfenced']);
+    // The lease this holder's again: the same decision is confirmed, its side effect runs.
+    await store.query(`UPDATE leases SET holder = 'me', epoch = 7`);
+    await expect(gc.run(async () => (gc.afterCommit(() => effects.push('fenced')), 'done'))).resolves.toBe('done');
+    expect(effects).toEqual(['unfenced', 'fenced']);
+  });
+
   it('values staged in a group go out as escaped literals: quotes, backslashes, dollar quotes and ? come back as they were, nothing else runs', async () => {
     // The attack: a CRM name, an agent and a prospect written to break out of an inlined literal (a statement of
     // a staged decision goes out with its savepoint as one simple-protocol query, its parameters inlined).

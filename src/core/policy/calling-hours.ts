@@ -269,6 +269,27 @@ function localDate(timeZone: string, at: number): { y: number; m: number; d: num
 const lastLocalDate = new Map<string, { at: number; y: number; m: number; d: number }>();
 
 function offsetMs(timeZone: string, at: number): number {
+  // Remembered per zone and UTC minute: every offer asks for the offsets of "now" and of the same openings, and
+  // each Intl look-up was about 3 % of the service's CPU per offered call (issue 23). A minute is remembered only
+  // when its first and last millisecond have the same offset, so a minute with a change in it (offsets of the
+  // historic offsets changed on odd seconds, e.g. Monrovia in 1972) is looked up each time, as before.
+  const minute = Math.floor(at / 60000);
+  let zone = offsets.get(timeZone);
+  const known = zone?.get(minute);
+  if (known !== undefined) return known;
+  const ms = lookUpOffsetMs(timeZone, at);
+  if (lookUpOffsetMs(timeZone, minute * 60000) === ms && lookUpOffsetMs(timeZone, minute * 60000 + 59999) === ms) {
+    if (!zone || zone.size >= OFFSETS_MAX) offsets.set(timeZone, (zone = new Map()));
+    zone.set(minute, ms);
+  }
+  return ms;
+}
+
+/** offsetMs's answers: zone → UTC minute → offset (bounded per zone: cleared when full). */
+const offsets = new Map<string, Map<number, number>>();
+const OFFSETS_MAX = 4096;
+
+function lookUpOffsetMs(timeZone: string, at: number): number {
   const minutes = tzOffset(timeZone, new Date(at));
   if (Number.isNaN(minutes)) throw new Error(`Unknown time zone ${JSON.stringify(timeZone)}`);
   return minutes * 60000;

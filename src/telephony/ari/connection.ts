@@ -30,6 +30,7 @@ import { LogThrottle } from '../../logging/log-throttle';
 import type { Logger } from '../../logging/log';
 import { Lease } from './lease';
 import { AriRest } from './rest';
+import { installPooledMasks } from './ws-mask';
 
 export type AriClient = ari.Client;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -132,6 +133,9 @@ export function retireClient(client: AriClient | undefined): void {
 }
 
 const stopQuietly = retireClient;
+
+// The client's frames masked from a pool of random bytes, not a crypto call each (ws-mask.ts).
+installPooledMasks();
 
 /** Marks a WebSocket whose messages {@link leanEvents} already dispatches. */
 const LEAN = Symbol('cc.leanEvents');

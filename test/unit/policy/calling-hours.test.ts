@@ -366,6 +366,27 @@ describe('local labels and dates', () => {
       }
     }
   });
+  it('the offsets remembered per minute: around a change, to the millisecond and asked twice, what date-fns writes (a change in the middle of a minute too)', () => {
+    // [zone, the instant of a change]: New York and Berlin's DST, Lord Howe's half hour, Monrovia's -0:44:30 → 0:00
+    // (1972-01-07, in the middle of the minute 00:44)
+    const changes: Array<[string, number]> = [
+      [NEW_YORK, Z('2026-03-08T07:00:00Z')],
+      [BERLIN, Z('2026-10-25T01:00:00Z')],
+      ['Australia/Lord_Howe', Z('2026-04-04T15:00:00Z')],
+      ['Africa/Monrovia', Z('1972-01-07T00:44:30Z')],
+    ];
+    for (const [timeZone, change] of changes) {
+      const inZone = { in: tz(timeZone) };
+      const minute = Math.floor(change / 60_000) * 60_000;
+      const ats = [minute - 60_000, minute - 1, minute, change - 1, change, change + 1, minute + 59_999, minute + 60_000, change + 3_600_000];
+      for (let round = 0; round < 2; round++) {
+        for (const at of ats) {
+          const expected = format(at, 'yyyy-MM-dd HH:mm:ss', inZone);
+          expect([timeZone, round, at, localLabel(timeZone, at, Z('2030-01-01T00:00:00Z'))]).toEqual([timeZone, round, at, at % 60000 === 0 ? expected.slice(0, -3) : expected]);
+        }
+      }
+    }
+  });
   it('localIsoDate refuses an unknown zone and a non-finite instant', () => {
     expect(() => localIsoDate('Europe/Nowhere', Z('2026-03-28T23:30:00Z'))).toThrow(/Unknown time zone "Europe\/Nowhere"/);
     expect(() => localIsoDate(BERLIN, Number.NaN)).toThrow(/Invalid instant/);
