@@ -20,8 +20,11 @@
  * the same calls (warm-up, sequential, concurrent) on a service whose store is PostgreSQL (`store.url`, a
  * fresh database of the test cluster from testkit/pg.ts, dropped afterwards; results `dtmf.postgres`).
  * The service logs, on its 'callback requested' line (offer.opted_in), `keyToDurableMs`
- * (performance.now() from the moment the DTMF event reached the offer flow to the end of the opt-in
- * commit), `commitMs` (the commit alone) and `committedAt` (Date.now() after the commit); the end-to-end
+ * (performance.now() from the moment the DTMF event reached the offer flow to the moment the opt-in's group
+ * became durable — its COMMIT and, on SQLite, the fdatasync of the WAL after it completed — as the group stamps
+ * it once, src/store/group.ts; until 2026-12-07 it ended later, when the flow heard back after the decision's
+ * side effects, which are now their own steps in offer.timing and `afterDurableMs`), `commitMs` (the flow asked
+ * to store → durable) and `committedAt` (the wall clock of the durable moment); the end-to-end
  * figure is committedAt − Asterisk's timestamp of ChannelDtmfReceived (1 ms resolution; it includes
  * Asterisk's own event dispatch and the hop over the WebSocket). Each call uses its own agent device
  * (PJSIP/b<n>), so every opt-in is an insert ('created'), not a refresh. (bench/pg.ts measures the

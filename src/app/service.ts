@@ -89,6 +89,12 @@ export class Service {
       opts.store ??
       (await openStore<CallbackRequest>(config, 'service', {
         onIdleError: (err) => log.warn('PostgreSQL connection dropped; reconnecting on next use', { error: err.message }),
+        onSyncFailed: (err) =>
+          emit(log, 'error', 'store.sync_failed', 'the callback store could not sync its WAL to disk; writes are refused until the service restarts', {
+            file: config.store.path,
+            code: (err as { code?: string }).code ?? 'unknown',
+            error: err.message,
+          }),
       }));
     return new Service({ ...opts, store });
   }

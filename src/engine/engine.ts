@@ -125,7 +125,7 @@ export class Engine {
   }
 
   /** A side effect of the decision being staged (actions, listeners, timers): only once it is durable; see group.ts. */
-  private afterCommit(fn: () => void): void {
+  private afterCommit(fn: (durableAt: number) => void): void {
     this.decisions.afterCommit(fn);
   }
 

@@ -39,7 +39,8 @@ export interface OptInInput {
    * Where the opt-in's time goes (`npm run bench`): the engine stamps performance.now() at each step —
    * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
    * `decided` (the decision made, inside the transaction), `staged` (its rows written in the group's open
-   * transaction), `committed` (the group committed: durable),
+   * transaction), `committed` (the group durable: its COMMIT, and on SQLite the WAL's sync after it, completed —
+   * stamped once per group by src/store/group.ts, before the side effects ran),
    * `positioned` (handed back with the agent's place in the queue, which the store counts in the decision's
    * transaction). Cheap: a few numbers per opt-in.
    */
@@ -87,7 +88,8 @@ export interface OptInsDeps {
   /** Runs `f` in its turn among the engine's serialised decisions. */
   exclusive: <T>(f: () => Promise<T>, opts?: { quick?: boolean }) => Promise<T>;
   /** A side effect of the decision being staged: run once its group is durable (src/store/group.ts). */
-  afterCommit: (fn: () => void) => void;
+  /** `fn` runs once the decision's group is durable, given that moment (performance.now()). */
+  afterCommit: (fn: (durableAt: number) => void) => void;
   /** Carries out a persisted decision's actions (the engine's dispatch). */
   perform: (decision: Decision) => void;
   /** Tells the decision listeners (metrics, the lamp, the page). */
@@ -223,8 +225,9 @@ export class OptIns {
     if (r.result === 'full') return r;
     if (r.result === 'exists') throw new Error('the store answered exists to a refresh');
     // Everything else once the group is durable; the caller hears back after these.
-    this.afterCommit(() => {
-      if (marks) marks.committed = performance.now();
+    this.afterCommit((durableAt) => {
+      // The moment the group became durable (the sync's end), not when this effect's turn came.
+      if (marks) marks.committed = durableAt;
       if (device) this.rememberLine(device, input.prospect);
       if (decision) this.perform(decision);
       if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });

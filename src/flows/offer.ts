@@ -179,13 +179,18 @@ export class OfferDriver {
         }
         requestId = r.requestId;
         log = log.child({ requestId });
+        // The moment the opt-in became durable, as the group stamped it (its commit and the WAL's sync done); what came
+        // after it (the side effects, the hand-back) is `afterDurableMs` here and its own steps in offer.timing.
+        const durable = marks.committed ?? t1;
         emit(log, 'info', 'offer.opted_in', r.result === 'created' ? 'callback requested' : 'callback request refreshed', {
           requestId,
           result: r.result,
           entry,
-          commitMs: micro(t1 - t0),
-          keyToDurableMs: keyAt === undefined ? undefined : micro(t1 - keyAt),
-          committedAt: Date.now(),
+          commitMs: micro(durable - t0),
+          keyToDurableMs: keyAt === undefined ? undefined : micro(durable - keyAt),
+          afterDurableMs: micro(t1 - durable),
+          // Wall clock of the durable moment (the bench's end to end: minus Asterisk's DTMF timestamp).
+          committedAt: micro(Date.now() - (performance.now() - durable)),
           promise: r.promise,
           position: r.position,
         });

@@ -101,7 +101,10 @@ export interface EventCatalogue {
   /**
    * The agent pressed `#` and the request is durable (committed) before the agent is told.
    * `result`: created (new) or refreshed (an existing pending one). Timings for `npm run bench`:
-   * `commitMs` the commit alone, `keyToDurableMs` key event received → committed, `committedAt` epoch ms.
+   * `commitMs` store asked → durable, `keyToDurableMs` key event received → durable (the moment the group's commit
+   * and, on SQLite, the WAL's sync completed, stamped by src/store/group.ts; until 2026-12-07 it ended when the flow
+   * heard back, after the side effects), `afterDurableMs` durable → the flow heard back, `committedAt` epoch ms of
+   * the durable moment.
    */
   'offer.opted_in': {
     requestId: string;
@@ -111,8 +114,12 @@ export interface EventCatalogue {
     /** The agent's place in the queue for the number (1: first). */
     position?: number;
     entry: 'ari' | 'agi';
+    /** The flow asked to store → the opt-in durable (the group's commit and, on SQLite, the WAL's sync completed). */
     commitMs: number;
+    /** The key event reached the call's port → the opt-in durable (the moment the group stamped, see group.ts). */
     keyToDurableMs?: number;
+    /** Durable → the flow heard back (the decision's side effects, the hand-back). */
+    afterDurableMs?: number;
     committedAt: number;
   };
   /**
@@ -321,6 +328,12 @@ export interface EventCatalogue {
   'store.unavailable': { error: string; retryInMs: number; maxMs: number };
   /** The database is reachable again after `store.unavailable` (`waitedMs`, `attempts`). */
   'store.available': { waitedMs: number; attempts: number };
+  /**
+   * SQLite: an fdatasync of the store's WAL failed (`code`: the errno's name, e.g. EIO). The commits waiting for it
+   * failed, and every later write is refused with the same error (never retried: the kernel may have dropped the
+   * pages); reads go on. Restart the service once the disk is sound (src/store/wal-sync.ts).
+   */
+  'store.sync_failed': { file: string; code: string; error: string };
   /** Logging to stdout stopped: the pipe was closed (EPIPE) or broke; said once on stderr. */
   'log.stdout_closed': { error: string };
 
@@ -459,6 +472,7 @@ export const EVENT_NAMES = [
   'store.prune_failed',
   'store.unavailable',
   'store.available',
+  'store.sync_failed',
   'log.stdout_closed',
 ] as const satisfies readonly EventName[];
 

@@ -7,8 +7,9 @@
  * `#` → durable (docs/performance-log.md, issue 23).
  *
  * Here the writer's own auto-checkpoint is only a backstop (at `BACKSTOP_FACTOR` × the threshold) and a worker
- * thread with its own connection (`synchronous = FULL`, like the writer: the main file is on disk before SQLite lets
- * the WAL be reused) runs PASSIVE checkpoints: they copy what the writer committed without blocking it. The writer
+ * thread with its own connection (`synchronous = FULL`: SQLite syncs the WAL before it copies frames, and the main
+ * file is on disk before SQLite lets the WAL be reused; the writer runs NORMAL and syncs the WAL itself, see
+ * wal-sync.ts) runs PASSIVE checkpoints: they copy what the writer committed without blocking it. The writer
  * reads the WAL's length (`mxFrame`, the WAL-index header in the `-shm` file, https://www.sqlite.org/walformat.html)
  * after each COMMIT, a 24-byte read, and asks the worker for a checkpoint once `threshold` pages have come since the
  * last one. SQLite reuses the WAL from its start (instead of growing it) only when a write begins after everything

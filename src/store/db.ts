@@ -100,8 +100,13 @@ export interface GroupTx {
    * is thrown; a lost fence (FencedError) or a broken connection fails the whole group instead.
    */
   stage<T>(fn: () => Promise<T>): Promise<T>;
-  /** Commits every staged decision in one durable commit; when it throws, nothing of the group was written. */
-  commit(): Promise<void>;
+  /**
+   * Commits every staged decision in one durable commit; when it throws, nothing of the group was written. Durable
+   * when it resolves, unless it resolves with `durable` (SQLite's sync off the event loop, src/store/wal-sync.ts):
+   * then the COMMIT is done (the next group may begin) and the group is durable once `durable` resolves, with
+   * performance.now() at that moment; when `durable` rejects, the group must be reported failed.
+   */
+  commit(): Promise<{ durable: Promise<number> } | void>;
   /** Rolls the whole group back (nothing of it is written). */
   rollback(): Promise<void>;
   /** Several decisions' atomic statements in one round trip (PostgreSQL); absent: every statement goes at once. */

@@ -11,10 +11,18 @@
  * error, none of its side effects ran, nothing of it is in the store. A crash between staging and commit
  * leaves nothing durable (the transaction was never committed) and nobody told.
  *
+ * When the driver makes the commit durable after it (SQLite's sync off the event loop, src/store/wal-sync.ts;
+ * GroupTx.commit resolves with `durable`), the next group is staged and committed while this one's sync runs, and
+ * this group's callers are answered and its side effects run when `durable` resolves — groups in commit order. A
+ * failed sync fails the group like a failed COMMIT (its rows may be in the file, but nobody was told and none of
+ * its side effects ran). Each side effect is handed the moment the group became durable (performance.now()), so
+ * the offer's "# → durable" is measured to that moment, not to when its turn among the side effects came.
+ *
  * `staging` carries the decision being staged through its awaits (AsyncLocalStorage), so the drivers send that
  * decision's statements to the group's connection while everything else keeps reading committed rows.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { GroupBatch, GroupTx } from './db';
 
@@ -57,8 +65,8 @@ interface Item {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   value?: unknown;
-  /** Side effects, carried out in order once the group is durable. */
-  effects: (() => void)[];
+  /** Side effects, carried out in order once the group is durable (given that moment, performance.now()). */
+  effects: ((durableAt: number) => void)[];
   staging: boolean;
   /** Its place in the group (side effects run in this order; with batching decisions end out of order). */
   order?: number;
@@ -83,6 +91,8 @@ export class GroupCommit {
   private pumping = false;
   private readonly current = new AsyncLocalStorage<Item>();
   private readonly max: number;
+  /** Groups committed whose sync is still to come (GroupTx.commit's `durable`), in commit order. */
+  private tail: Promise<void> = Promise.resolve();
   /** Groups committed and the decisions in them (metrics, bench, tests). */
   readonly stats = { groups: 0, decisions: 0, largest: 0, failedCommits: 0 };
 
@@ -105,10 +115,37 @@ export class GroupCommit {
    * A side effect of the decision being staged: it runs after the group's commit, and never when the decision or
    * the commit fails. Called outside a decision, it runs at once.
    */
-  afterCommit(fn: () => void): void {
+  afterCommit(fn: (durableAt: number) => void): void {
     const item = this.current.getStore();
     if (item?.staging) item.effects.push(fn);
-    else fn();
+    else fn(performance.now());
+  }
+
+  /** The group is durable (at `at`): its side effects run in order, then its callers hear back. */
+  private finish(staged: Item[], at: number): void {
+    staged.sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+    this.stats.groups++;
+    this.stats.decisions += staged.length;
+    this.stats.largest = Math.max(this.stats.largest, staged.length);
+    for (const i of staged) {
+      for (const effect of i.effects) {
+        try {
+          effect(at);
+        } catch (err) {
+          this.opts.onEffectError?.(err);
+        }
+      }
+      i.resolve(i.value);
+    }
+  }
+
+  /** The group's commit (or its sync) failed: every decision of it fails, none of its side effects runs. */
+  private fail(staged: Item[], err: unknown): void {
+    this.stats.failedCommits++;
+    for (const i of staged) {
+      i.effects = [];
+      i.reject(err);
+    }
   }
 
   /** Stages one decision; resolves true when it is staged, false when it failed (its caller already told). */
@@ -211,32 +248,30 @@ export class GroupCommit {
           if (this.waiting.length === 0 && tx.linger) await nextTurn();
           if (this.waiting.length === 0) break;
         }
+        let committed: { durable: Promise<number> } | void;
         try {
           if (staged.length === 0) {
             await tx.rollback();
             continue;
           }
           await this.opts.beforeCommit?.(staged.length);
-          await tx.commit();
+          committed = await tx.commit();
         } catch (err) {
-          this.stats.failedCommits++;
           if (staged.length > 0) await tx.rollback().catch(() => undefined);
-          for (const i of staged) i.reject(err);
+          this.fail(staged, err);
           continue;
         }
-        staged.sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
-        this.stats.groups++;
-        this.stats.decisions += staged.length;
-        this.stats.largest = Math.max(this.stats.largest, staged.length);
-        for (const i of staged) {
-          for (const effect of i.effects) {
-            try {
-              effect();
-            } catch (err) {
-              this.opts.onEffectError?.(err);
-            }
-          }
-          i.resolve(i.value);
+        if (committed) {
+          // Durable later (the sync runs in the thread pool): the next group goes on meanwhile; answered in order.
+          const durable = committed.durable;
+          this.tail = this.tail.then(() =>
+            durable.then(
+              (at) => this.finish(staged, at),
+              (err: unknown) => this.fail(staged, err),
+            ),
+          );
+        } else {
+          this.finish(staged, performance.now());
         }
       }
     } finally {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RequestRecord, Store, StoreError } from './contract';
 import { PgStore } from './postgres';
-import { SqliteStore } from './sqlite';
+import { SqliteOptions, SqliteStore } from './sqlite';
 
 export interface StoreSettings {
   store: { path: string; url?: string };
@@ -22,7 +22,7 @@ export interface StoreSettings {
 export async function openStore<R extends RequestRecord>(
   config: StoreSettings,
   use: 'service' | 'read' | 'write',
-  opts: { onIdleError?: (err: Error) => void } = {},
+  opts: { onIdleError?: (err: Error) => void; onSyncFailed?: (err: StoreError) => void } = {},
 ): Promise<Store<R>> {
   const { url, path: file } = config.store;
   if (url) {
@@ -30,9 +30,27 @@ export async function openStore<R extends RequestRecord>(
       ? PgStore.lazy<R>(url, { pbx: config.pbx.id, onIdleError: opts.onIdleError })
       : PgStore.open<R>(url, { pbx: config.pbx.id, allPbx: true, poolSize: 2, migrate: false });
   }
-  if (use === 'service') return SqliteStore.open<R>(file);
+  if (use === 'service') return SqliteStore.open<R>(file, { ...sqliteBenchSeams(), onSyncFailed: opts.onSyncFailed });
   if (file !== ':memory:' && !fs.existsSync(file)) {
     throw new StoreError(`callback store ${path.resolve(file)} does not exist (has the service run yet? see store.path)`);
   }
   return SqliteStore.open<R>(file, { readonly: use === 'read' });
+}
+
+/**
+ * The bench's A/B seams (not configuration: the defaults are the ones to run): `CC_SQLITE_SYNC=commit` runs the
+ * service's SQLite store at synchronous=FULL (SQLite's fsync inside each COMMIT, the behaviour before the sync in the
+ * thread pool), `CC_SQLITE_CHECKPOINT=commit` checkpoints inside the COMMIT instead of in the worker. Anything else
+ * set in them is refused, so that a typo never measures the default by mistake.
+ */
+export function sqliteBenchSeams(env: NodeJS.ProcessEnv = process.env): SqliteOptions {
+  const pick = <T extends string>(name: string, allowed: readonly T[]): T | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    if (!(allowed as readonly string[]).includes(v)) throw new StoreError(`${name}=${v}: expected one of ${allowed.join(', ')}`);
+    return v as T;
+  };
+  const sync = pick('CC_SQLITE_SYNC', ['thread', 'commit'] as const);
+  const checkpoint = pick('CC_SQLITE_CHECKPOINT', ['background', 'commit'] as const);
+  return { ...(sync ? { sync } : {}), ...(checkpoint ? { checkpoint } : {}) };
 }

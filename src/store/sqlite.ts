@@ -2,9 +2,12 @@
  * The SQLite driver of the store (better-sqlite3): the database port (src/store/db.ts) over one file,
  * and `SqliteStore`, the store (src/store/sql.ts) over it. The embedded default: one instance per PBX.
  *
- * Durability: WAL journal with `synchronous=FULL`, so a request is on disk before the agent hears
- * "we'll call you back". better-sqlite3 is synchronous: every statement is done when its promise is
- * handed back. A transaction holds the one connection from BEGIN IMMEDIATE to COMMIT; statements from
+ * Durability: WAL journal; a request is on disk before the agent hears "we'll call you back". By default
+ * (`sync: 'thread'`) the writer runs `synchronous=NORMAL` and every write's promise resolves only once an
+ * `fdatasync` of the WAL, started after its COMMIT in libuv's thread pool, has completed (src/store/wal-sync.ts:
+ * why that is as durable as FULL, and what a failed sync does); `sync: 'commit'` is `synchronous=FULL`, SQLite's
+ * fsync inside each COMMIT on the event loop (the bench's A/B). better-sqlite3 is synchronous: every statement is
+ * done (written, not yet synced) when it returns. A transaction holds the one connection from BEGIN IMMEDIATE to COMMIT; statements from
  * outside it wait until it ends, so nobody reads another writer's uncommitted rows. The WAL's checkpoints (copying
  * it into the main file) run in a worker thread, not inside a COMMIT (src/store/checkpoint.ts).
  */
@@ -16,6 +19,7 @@ import { RequestRecord, StoreError } from './contract';
 import { Db, Dialect, GroupTx, TxQueries } from './db';
 import { BACKSTOP_FACTOR, CHECKPOINT_PAGES, Checkpointer, CheckpointMode } from './checkpoint';
 import { asStaged, stagedOn } from './group';
+import { fdatasync, SyncFn, SyncMode, WalSync } from './wal-sync';
 import { SqlStore } from './sql';
 
 /** Longest a write waits for another process's lock (the event loop waits with it). */
@@ -151,12 +155,17 @@ class SqliteDb implements Db {
   /** Why the checkpoints went back inside the COMMIT (the worker failed), if they did. */
   checkpointFallback: string | undefined;
 
+  /** The store's own syncs of the WAL (sync: 'thread'); undefined: SQLite syncs inside the COMMIT (FULL). */
+  readonly walSync: WalSync | undefined;
+
   constructor(
     private readonly db: Database.Database,
     readonly where: string,
     checkpoint: CheckpointMode = 'commit',
     checkpointPages = CHECKPOINT_PAGES,
+    walSync?: WalSync,
   ) {
+    this.walSync = walSync;
     let file = db.memory ? undefined : gates.get(where);
     if (!file) {
       file = { gate: undefined };
@@ -238,20 +247,38 @@ class SqliteDb implements Db {
 
   // A decision staged in this connection's group reads and writes on it (it holds the gate). A read from anyone else
   // meanwhile reads the committed state on the reader connection; a write from anyone else waits for the gate.
+  // A write outside a transaction and outside a decision (its own autocommit) resolves once it is durable (see
+  // `synced`); inside a decision it is part of the group, whose commit is synced.
   one<T>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
-    if (!this.gate || stagedOn(this)) return this.direct.one<T>(sql, params);
+    if (stagedOn(this)) return this.direct.one<T>(sql, params);
+    if (!this.stmt(sql).readonly) return this.synced(() => this.direct.one<T>(sql, params));
+    if (!this.gate) return this.direct.one<T>(sql, params);
     const r = this.readerStmt(sql);
     return r ? settled(() => r.get(...params) as T | undefined) : this.whenFree(() => this.direct.one<T>(sql, params));
   }
 
   all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    if (!this.gate || stagedOn(this)) return this.direct.all<T>(sql, params);
+    if (stagedOn(this)) return this.direct.all<T>(sql, params);
+    if (!this.stmt(sql).readonly) return this.synced(() => this.direct.all<T>(sql, params));
+    if (!this.gate) return this.direct.all<T>(sql, params);
     const r = this.readerStmt(sql);
     return r ? settled(() => r.all(...params) as T[]) : this.whenFree(() => this.direct.all<T>(sql, params));
   }
 
   run(sql: string, params: readonly unknown[] = []): Promise<number> {
-    return this.gate && !stagedOn(this) ? this.whenFree(() => this.direct.run(sql, params)) : this.direct.run(sql, params);
+    if (stagedOn(this)) return this.direct.run(sql, params);
+    return this.synced(() => this.direct.run(sql, params));
+  }
+
+  /**
+   * A write of its own (autocommit, or `tx`'s COMMIT inside `f`): refused once a sync failed; run when no
+   * transaction holds the file; resolved once a sync that started after it completed (sync: 'thread').
+   */
+  private async synced<T>(f: () => Promise<T>): Promise<T> {
+    this.walSync?.refuseIfFailed();
+    const result = await this.whenFree(f);
+    if (this.walSync && !this.db.memory) await this.walSync.durable();
+    return result;
   }
 
   /** BEGIN IMMEDIATE; the opt-in fails fast (SQLITE_BUSY → StoreError) while another process holds the write lock. */
@@ -292,16 +319,18 @@ class SqliteDb implements Db {
   async tx<T>(fn: (q: TxQueries) => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
     const staged = stagedOn(this);
     if (staged) return this.nested(staged, fn);
+    this.walSync?.refuseIfFailed();
     while (this.file.gate) await this.file.gate;
     let release!: () => void;
     this.file.gate = new Promise<void>((resolve) => (release = resolve));
+    let result: T;
     try {
+      this.walSync?.refuseIfFailed();
       this.begin(opts.quick ?? false);
       try {
-        const result = await fn(this.direct);
+        result = await fn(this.direct);
         this.db.exec('COMMIT');
         this.checkpointer?.committed();
-        return result;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
@@ -310,20 +339,25 @@ class SqliteDb implements Db {
       this.file.gate = undefined;
       release();
     }
+    // Committed (the file's gate is free for the next writer); resolved once a sync after the COMMIT completed.
+    if (this.walSync) await this.walSync.durable();
+    return result;
   }
 
   /**
-   * Group commit (db.ts GroupTx): BEGIN IMMEDIATE now, a SAVEPOINT per staged decision, one COMMIT (one fsync
-   * of the WAL) for all. The group holds the file's gate from BEGIN to its end, so statements from outside its
+   * Group commit (db.ts GroupTx): BEGIN IMMEDIATE now, a SAVEPOINT per staged decision, one COMMIT (one sync
+   * of the WAL) for all. The group holds the file's gate from BEGIN to its COMMIT, so statements from outside its
    * decisions wait and never read its staged rows. The COMMIT runs on the event loop (better-sqlite3 is
-   * synchronous): once per group instead of once per decision; see docs/performance.md for the measured
-   * alternative of a worker thread.
+   * synchronous); with sync: 'thread' it only writes the frames, and the sync after it runs in the thread pool
+   * (`durable`, wal-sync.ts) while the next group begins; with sync: 'commit' SQLite's fsync is inside it.
    */
   async group(opts: { quick?: boolean } = {}): Promise<GroupTx> {
+    this.walSync?.refuseIfFailed();
     while (this.file.gate) await this.file.gate;
     let release!: () => void;
     this.file.gate = new Promise<void>((resolve) => (release = resolve));
     try {
+      this.walSync?.refuseIfFailed();
       this.begin(opts.quick ?? false);
     } catch (err) {
       this.file.gate = undefined;
@@ -361,7 +395,12 @@ class SqliteDb implements Db {
           throw err;
         }
       },
-      commit: async () => end('COMMIT'),
+      // COMMIT on the loop (frames written, not synced under sync: 'thread'; the gate is free for the next group at
+      // once); the group is durable when `durable` resolves (with the sync's end), see wal-sync.ts.
+      commit: async () => {
+        end('COMMIT');
+        return this.walSync ? { durable: this.walSync.durable() } : undefined;
+      },
       rollback: async () => end('ROLLBACK'),
     };
   }
@@ -374,6 +413,8 @@ class SqliteDb implements Db {
     while (this.file.gate) await this.file.gate;
     if (!this.db.open) return { ok: false, reason: 'store closed' };
     if (this.db.readonly) return { ok: false, reason: 'store opened read-only' };
+    // A failed sync of the WAL refuses every write until a restart (wal-sync.ts): not ready.
+    if (this.walSync?.failed) return { ok: false, reason: this.walSync.failed.message };
     try {
       if (!this.db.memory) {
         fs.accessSync(this.where, fs.constants.W_OK);
@@ -390,6 +431,7 @@ class SqliteDb implements Db {
 
   async close(): Promise<void> {
     while (this.file.gate) await this.file.gate;
+    if (this.walSync) await this.walSync.close();
     await this.checkpointer?.close();
     if (this.reader?.db.open) this.reader.db.close();
     if (this.db.open) this.db.close();
@@ -406,6 +448,16 @@ export interface SqliteOptions {
   checkpoint?: CheckpointMode;
   /** The worker's checkpoint threshold in pages (tests; default CHECKPOINT_PAGES, SQLite's own default). */
   checkpointPages?: number;
+  /**
+   * How a commit is made durable: 'thread' (the default), synchronous=NORMAL and the store's own fdatasync of the
+   * WAL in libuv's thread pool, off the event loop; 'commit', synchronous=FULL, SQLite's fsync inside each COMMIT
+   * on the event loop (the behaviour before; the bench's A/B, env CC_SQLITE_SYNC). See src/store/wal-sync.ts.
+   */
+  sync?: SyncMode;
+  /** Test seam: the sync of the WAL's descriptor (default fs.fdatasync in the thread pool). */
+  syncFn?: SyncFn;
+  /** A sync of the WAL failed: writes are refused from now on (the service logs store.sync_failed). */
+  onSyncFailed?: (err: StoreError) => void;
 }
 
 /**
@@ -462,7 +514,21 @@ export function openSqliteDb(file: string, opts: SqliteOptions = {}): Db {
     if (err instanceof StoreError) throw err;
     throw new StoreError(`cannot open callback store ${where}: ${(err as Error).message}`, err);
   }
-  return new SqliteDb(db, where, opts.checkpoint ?? 'background', opts.checkpointPages);
+  let walSync: WalSync | undefined;
+  if (!opts.readonly && file !== ':memory:' && (opts.sync ?? 'thread') === 'thread') {
+    // The schema above was written at FULL; from here on the store syncs the WAL itself (see wal-sync.ts).
+    try {
+      const wal = `${path.resolve(file)}-wal`;
+      const fd = fs.openSync(wal, 'r');
+      if (fs.fstatSync(fd).ino !== fs.statSync(wal).ino) throw new Error(`${wal} changed while it was opened`);
+      walSync = new WalSync(fd, where, opts.syncFn ?? fdatasync, opts.onSyncFailed);
+      db.pragma('synchronous = NORMAL');
+    } catch (err) {
+      db.close();
+      throw new StoreError(`cannot open callback store ${where}: its WAL: ${(err as Error).message}`, err);
+    }
+  }
+  return new SqliteDb(db, where, opts.checkpoint ?? 'background', opts.checkpointPages, walSync);
 }
 
 /** The store in one SQLite file. */
@@ -480,6 +546,11 @@ export class SqliteStore<R extends RequestRecord> extends SqlStore<R> {
   /** Why the checkpoints went back inside the COMMIT (the worker failed), if they did. */
   get checkpointFallback(): string | undefined {
     return (this.db as SqliteDb).checkpointFallback;
+  }
+
+  /** The store's own syncs of the WAL (sync: 'thread'; tests, the bench); undefined at synchronous=FULL. */
+  get walSync(): WalSync | undefined {
+    return (this.db as SqliteDb).walSync;
   }
 
   /** The file (resolved), or 'in memory'. */

@@ -243,7 +243,7 @@ describe('the opt-in (src/engine/opt-in.ts)', () => {
       stopped: () => false,
       exclusive: (f) => f(),
       // No group here: a side effect runs at once, as it does outside a decision (the engine's queue in group-commit.test.ts).
-      afterCommit: (fn) => fn(),
+      afterCommit: (fn) => fn(performance.now()),
       perform: (d) => performed.push(d.request.id),
       applied: (a) => applied.push(a),
       arm: async () => void armed++,

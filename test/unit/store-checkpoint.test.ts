@@ -76,7 +76,9 @@ describe('WAL checkpoints in a worker thread', () => {
 
   it('writes that never give the event loop a turn (the worker cannot answer) are bounded by SQLite\'s own checkpoint at the backstop', async () => {
     const file = tmpFile();
-    const store = SqliteStore.open<RequestRecord>(file, { checkpointPages: PAGES });
+    // synchronous=FULL: each write is done on the loop (with the sync in the thread pool, every write's wait for its
+    // sync is a turn of the loop, and the worker answers).
+    const store = SqliteStore.open<RequestRecord>(file, { checkpointPages: PAGES, sync: 'commit' });
     try {
       const most = await write(store, 6 * PAGES, false);
       expect(most).toBeLessThanOrEqual((BACKSTOP_FACTOR * PAGES + 50) * FRAME + 32);
