@@ -21,7 +21,7 @@
  * fresh database of the test cluster from testkit/pg.ts, dropped afterwards; results `dtmf.postgres`).
  * The service logs, on its 'callback requested' line (offer.opted_in), `keyToDurableMs`
  * (performance.now() from the moment the DTMF event reached the offer flow to the moment the opt-in's group
- * became durable — its COMMIT and, on SQLite, the fdatasync of the WAL after it completed — as the group stamps
+ * became durable — its COMMIT with its sync (SQLite's fsync inside it; with CC_SQLITE_SYNC=thread the WAL's fdatasync after it) completed — as the group stamps
  * it once, src/store/group.ts; until 2026-12-07 it ended later, when the flow heard back after the decision's
  * side effects, which are now their own steps in offer.timing and `afterDurableMs`), `commitMs` (the flow asked
  * to store → durable) and `committedAt` (the wall clock of the durable moment); the end-to-end

@@ -115,9 +115,9 @@ const STEP_NAMES: Record<string, string> = {
   queued: 'waiting for the engine (the decisions before it staged; group commit)',
   read: 'reads before the store\'s opt-in (a refresh only: the agent\'s recalls, the colleagues)',
   decide: 'savepoint, the decision (pure)',
-  writeCommit: 'rows written + commit (durable: the COMMIT and, on SQLite, the WAL\'s fdatasync after it)',
+  writeCommit: 'rows written + commit (durable: the COMMIT with its sync)',
   write: '… of which: locks, rows and the place in the queue staged in the group\'s transaction (a new request: one round trip on PostgreSQL)',
-  groupCommit: '… of which: waiting for the group to be durable (its COMMIT, on SQLite the WAL\'s fdatasync in the thread pool after it; other decisions staged meanwhile)',
+  groupCommit: '… of which: waiting for the group to be durable (its COMMIT with its sync; other decisions staged meanwhile)',
   position: 'after durable: the decision\'s side effects (the place in the queue came with the decision; not in `#` → durable since 2026-12-07)',
   handBack: 'engine → flow',
   confirm: 'flow → confirmation requested (play)',
@@ -421,7 +421,7 @@ export function dtmfRows(o: any): string[] {
     const per = BACKENDS.map(([name, pick]) => [name, pick(o.dtmf)?.[mode]] as const).filter(([, d]) => d?.inApp);
     const label = (d: any) => (mode === 'sequential' ? `${d.n} opt-ins one after the other` : `${d.n} opt-ins, ${o.concurrency} concurrent originators`);
     for (const [name, d] of per) {
-      lines.push(`| \`#\` → durable in the app (DTMF event received → the group durable: COMMIT, on SQLite the fdatasync of the WAL), ${name}, ${label(d)} | p50 ${f(d.inApp.p50, ' ms')}, p99 ${f(d.inApp.p99, ' ms')}, max ${f(d.inApp.max, ' ms')}; the commit itself p50 ${f(d.commit.p50, ' ms')}, p99 ${f(d.commit.p99, ' ms')}${d.errors ? `; ${d.errors} failed: ${d.firstError}` : ''} | p99 < 20 ms | ${ok(d.inApp.p99 < 20 && !d.errors)} |`);
+      lines.push(`| \`#\` → durable in the app (DTMF event received → the group durable: its COMMIT with its sync), ${name}, ${label(d)} | p50 ${f(d.inApp.p50, ' ms')}, p99 ${f(d.inApp.p99, ' ms')}, max ${f(d.inApp.max, ' ms')}; the commit itself p50 ${f(d.commit.p50, ' ms')}, p99 ${f(d.commit.p99, ' ms')}${d.errors ? `; ${d.errors} failed: ${d.firstError}` : ''} | p99 < 20 ms | ${ok(d.inApp.p99 < 20 && !d.errors)} |`);
     }
     for (const [name, d] of per) {
       lines.push(`| \`#\` → durable end to end (Asterisk's DTMF timestamp → commit done), ${name}, ${label(d)} | p50 ${f(d.p50, ' ms')}, p95 ${f(d.p95, ' ms')}, p99 ${f(d.p99, ' ms')}, max ${f(d.max, ' ms')} | | |`);

@@ -38,9 +38,9 @@ export async function openStore<R extends RequestRecord>(
 }
 
 /**
- * The bench's A/B seams (not configuration: the defaults are the ones to run): `CC_SQLITE_SYNC=commit` runs the
- * service's SQLite store at synchronous=FULL (SQLite's fsync inside each COMMIT, the behaviour before the sync in the
- * thread pool), `CC_SQLITE_CHECKPOINT=commit` checkpoints inside the COMMIT instead of in the worker. Anything else
+ * The bench's A/B seams (not configuration: the defaults are the ones to run): `CC_SQLITE_SYNC=thread` runs the
+ * service's SQLite store at synchronous=NORMAL with the store's own fdatasync of the WAL in the thread pool
+ * (src/store/wal-sync.ts; the default is `commit`, synchronous=FULL), `CC_SQLITE_CHECKPOINT=commit` checkpoints inside the COMMIT instead of in the worker. Anything else
  * set in them is refused, so that a typo never measures the default by mistake.
  */
 export function sqliteBenchSeams(env: NodeJS.ProcessEnv = process.env): SqliteOptions {

@@ -3,11 +3,13 @@
  * and `SqliteStore`, the store (src/store/sql.ts) over it. The embedded default: one instance per PBX.
  *
  * Durability: WAL journal; a request is on disk before the agent hears "we'll call you back". By default
- * (`sync: 'thread'`) the writer runs `synchronous=NORMAL` and every write's promise resolves only once an
- * `fdatasync` of the WAL, started after its COMMIT in libuv's thread pool, has completed (src/store/wal-sync.ts:
- * why that is as durable as FULL, and what a failed sync does); `sync: 'commit'` is `synchronous=FULL`, SQLite's
- * fsync inside each COMMIT on the event loop (the bench's A/B). better-sqlite3 is synchronous: every statement is
- * done (written, not yet synced) when it returns. A transaction holds the one connection from BEGIN IMMEDIATE to COMMIT; statements from
+ * (`sync: 'commit'`) the writer runs `synchronous=FULL`: SQLite's fsync inside each COMMIT, on the event loop.
+ * `sync: 'thread'` (env `CC_SQLITE_SYNC=thread`, the bench's A/B) runs `synchronous=NORMAL` and every write's
+ * promise resolves only once an `fdatasync` of the WAL, started after its COMMIT in libuv's thread pool, has
+ * completed (src/store/wal-sync.ts: why that is as durable as FULL, and what a failed sync does); measured on the
+ * 2-core machine beside Asterisk it made the opt-in slower under concurrency (the hand-offs to and from the thread
+ * pool cost more than the loop's wait for one fsync; docs/performance-log.md), so it is not the default.
+ * better-sqlite3 is synchronous: every statement is done when it returns. A transaction holds the one connection from BEGIN IMMEDIATE to COMMIT; statements from
  * outside it wait until it ends, so nobody reads another writer's uncommitted rows. The WAL's checkpoints (copying
  * it into the main file) run in a worker thread, not inside a COMMIT (src/store/checkpoint.ts).
  */
@@ -449,9 +451,10 @@ export interface SqliteOptions {
   /** The worker's checkpoint threshold in pages (tests; default CHECKPOINT_PAGES, SQLite's own default). */
   checkpointPages?: number;
   /**
-   * How a commit is made durable: 'thread' (the default), synchronous=NORMAL and the store's own fdatasync of the
-   * WAL in libuv's thread pool, off the event loop; 'commit', synchronous=FULL, SQLite's fsync inside each COMMIT
-   * on the event loop (the behaviour before; the bench's A/B, env CC_SQLITE_SYNC). See src/store/wal-sync.ts.
+   * How a commit is made durable: 'commit' (the default), synchronous=FULL, SQLite's fsync inside each COMMIT on
+   * the event loop; 'thread', synchronous=NORMAL and the store's own fdatasync of the WAL in libuv's thread pool,
+   * off the event loop (the bench's A/B, env CC_SQLITE_SYNC=thread; slower here, see the header). See
+   * src/store/wal-sync.ts.
    */
   sync?: SyncMode;
   /** Test seam: the sync of the WAL's descriptor (default fs.fdatasync in the thread pool). */
@@ -515,7 +518,7 @@ export function openSqliteDb(file: string, opts: SqliteOptions = {}): Db {
     throw new StoreError(`cannot open callback store ${where}: ${(err as Error).message}`, err);
   }
   let walSync: WalSync | undefined;
-  if (!opts.readonly && file !== ':memory:' && (opts.sync ?? 'thread') === 'thread') {
+  if (!opts.readonly && file !== ':memory:' && (opts.sync ?? 'commit') === 'thread') {
     // The schema above was written at FULL; from here on the store syncs the WAL itself (see wal-sync.ts).
     try {
       const wal = `${path.resolve(file)}-wal`;

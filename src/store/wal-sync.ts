@@ -1,5 +1,7 @@
 /**
- * SQLite's durability off the event loop: the writer's connection runs `synchronous=NORMAL` (in WAL mode a COMMIT
+ * SQLite's durability off the event loop — not the default (`sync: 'thread'`, env `CC_SQLITE_SYNC=thread`): on the
+ * 2-core machine beside Asterisk the thread pool's hand-offs made the opt-in slower under concurrency than the
+ * event loop's wait for SQLite's own fsync (docs/performance-log.md, 2026-12-07 16:05–16:15). In it the writer's connection runs `synchronous=NORMAL` (in WAL mode a COMMIT
  * then writes its frames to the `-wal` file — the page cache — and does not sync), and the store makes the commit
  * durable itself with an `fdatasync` of the `-wal` file in libuv's thread pool (`fs.fdatasync`, asynchronous). A
  * write is acknowledged (the group's callers answered, its side effects run; `tx` and a statement outside a
@@ -48,9 +50,9 @@ import { StoreError } from './contract';
 
 /** How the store makes a commit durable (SqliteOptions.sync). */
 export type SyncMode =
-  /** synchronous=NORMAL and the store's own fdatasync of the WAL in the thread pool (the default). */
+  /** synchronous=NORMAL and the store's own fdatasync of the WAL in the thread pool (the bench's A/B: CC_SQLITE_SYNC=thread). */
   | 'thread'
-  /** synchronous=FULL: SQLite's fsync inside each COMMIT, on the event loop (the behaviour before; bench A/B). */
+  /** synchronous=FULL: SQLite's fsync inside each COMMIT, on the event loop (the default: measured faster here). */
   | 'commit';
 
 /** The sync itself (a test seam): resolves when the descriptor's data is on the disk, rejects with its errno. */

@@ -26,12 +26,12 @@ describe('bench report: # → durable on SQLite and PostgreSQL side by side', ()
     expect(rows).toHaveLength(9);
     const measures = rows.map((r) => cells(r)[0]);
     expect(measures.slice(0, 4)).toEqual([
-      '`#` → durable in the app (DTMF event received → the group durable: COMMIT, on SQLite the fdatasync of the WAL), SQLite, 30 opt-ins one after the other',
-      '`#` → durable in the app (DTMF event received → the group durable: COMMIT, on SQLite the fdatasync of the WAL), PostgreSQL, 30 opt-ins one after the other',
+      '`#` → durable in the app (DTMF event received → the group durable: its COMMIT with its sync), SQLite, 30 opt-ins one after the other',
+      '`#` → durable in the app (DTMF event received → the group durable: its COMMIT with its sync), PostgreSQL, 30 opt-ins one after the other',
       "`#` → durable end to end (Asterisk's DTMF timestamp → commit done), SQLite, 30 opt-ins one after the other",
       "`#` → durable end to end (Asterisk's DTMF timestamp → commit done), PostgreSQL, 30 opt-ins one after the other",
     ]);
-    expect(measures[5]).toBe('`#` → durable in the app (DTMF event received → the group durable: COMMIT, on SQLite the fdatasync of the WAL), PostgreSQL, 30 opt-ins, 10 concurrent originators');
+    expect(measures[5]).toBe('`#` → durable in the app (DTMF event received → the group durable: its COMMIT with its sync), PostgreSQL, 30 opt-ins, 10 concurrent originators');
     // the figures are each backend's own
     expect(cells(rows[2])[1]).toBe('p50 11 ms, p95 12 ms, p99 13 ms, max 14 ms');
     expect(cells(rows[3])[1]).toBe('p50 21 ms, p95 22 ms, p99 23 ms, max 24 ms');

@@ -41,6 +41,7 @@ function storeWithSeam() {
   const failures: StoreError[] = [];
   const db: Db = openSqliteDb(file, {
     checkpoint: 'commit',
+    sync: 'thread',
     syncFn: () =>
       new Promise<void>((resolve, reject) => {
         reader ??= new Database(file, { readonly: true });
@@ -211,7 +212,7 @@ describe('SQLite: commits made durable by the store\'s own fdatasync, off the ev
 
   it('the store keeps the WAL\'s descriptor across a TRUNCATE checkpoint, and the real fdatasync acknowledges writes', async () => {
     const file = path.join(dir, 'real.db');
-    const store = SqliteStore.open<RequestRecord>(file);
+    const store = SqliteStore.open<RequestRecord>(file, { sync: 'thread' });
     try {
       const db = (store as unknown as { db: Db }).db;
       await db.run('CREATE TABLE t (id INTEGER PRIMARY KEY)');
@@ -231,8 +232,8 @@ describe('SQLite: commits made durable by the store\'s own fdatasync, off the ev
     } finally {
       await store.close();
     }
-    // sync: 'commit' is SQLite's FULL, without the store's syncs.
-    const full = SqliteStore.open<RequestRecord>(file, { sync: 'commit' });
+    // The default ('commit') is SQLite's FULL, without the store's syncs.
+    const full = SqliteStore.open<RequestRecord>(file);
     try {
       expect(full.walSync).toBeUndefined();
       expect((full as unknown as { db: { db: Database.Database } }).db.db.pragma('synchronous', { simple: true })).toBe(2);
@@ -244,6 +245,7 @@ describe('SQLite: commits made durable by the store\'s own fdatasync, off the ev
   it('the bench\'s env seams choose the old behaviour, and a typo in them is refused', () => {
     expect(sqliteBenchSeams({})).toEqual({});
     expect(sqliteBenchSeams({ CC_SQLITE_SYNC: 'commit', CC_SQLITE_CHECKPOINT: 'commit' })).toEqual({ sync: 'commit', checkpoint: 'commit' });
+    expect(sqliteBenchSeams({ CC_SQLITE_SYNC: 'thread' })).toEqual({ sync: 'thread' });
     expect(() => sqliteBenchSeams({ CC_SQLITE_SYNC: 'ful' })).toThrow(/CC_SQLITE_SYNC=ful: expected one of thread, commit/);
     expect(() => sqliteBenchSeams({ CC_SQLITE_CHECKPOINT: 'worker' })).toThrow(/CC_SQLITE_CHECKPOINT=worker/);
   });
