@@ -1,20 +1,27 @@
 import { randomFillSync } from 'node:crypto';
 
 /**
- * Random bytes for ids, drawn from a pool filled 4 KiB at a time: one `randomBytes(5)` per id (a call into the
- * crypto binding for five bytes) was about 1 % of the service's CPU per offered call (issue 23). The bytes are the
- * same CSPRNG's; each is handed out once.
+ * Random bytes from a pool filled 8 KiB at a time, each byte handed out once: one call into the crypto binding per
+ * id or per WebSocket mask (`randomBytes(5)`, ws 6's `randomBytes(4)` per frame) was several per cent of the service's
+ * CPU per offered call (issue 23). The same CSPRNG's bytes. A refill takes a new buffer, so a view handed out before
+ * (a mask not yet written to its frame) never changes under its holder.
  */
-const POOL = Buffer.alloc(4096);
-let next = POOL.length;
+const POOL_SIZE = 8192;
+let pool = Buffer.alloc(0);
+let next = POOL_SIZE;
+
+/** `n` fresh random bytes (n ≤ 8192): a view into the pool, handed out once. */
+export function pooledRandomBytes(n: number): Buffer {
+  if (next + n > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafe(POOL_SIZE));
+    next = 0;
+  }
+  const bytes = pool.subarray(next, next + n);
+  next += n;
+  return bytes;
+}
 
 /** A short request id: 10 hex digits; safe inside channel ids (`ccb-<id>-<n>`). */
 export function newRequestId(): string {
-  if (next + 5 > POOL.length) {
-    randomFillSync(POOL);
-    next = 0;
-  }
-  const id = POOL.toString('hex', next, next + 5);
-  next += 5;
-  return id;
+  return pooledRandomBytes(5).toString('hex');
 }

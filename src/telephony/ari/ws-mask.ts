@@ -8,8 +8,8 @@
  * (RFC 6455 § 5.3 asks for a fresh unpredictable mask per frame; § 10.3 says why); the frame is byte for byte what
  * ws 6 builds. Installed once, for ws 6 only (a later ws keeps its own pool and is left alone).
  */
-import { randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { pooledRandomBytes } from '../../ids';
 
 interface FrameOptions {
   opcode: number;
@@ -21,20 +21,9 @@ interface FrameOptions {
 type Frame = (data: Buffer, options: FrameOptions) => Buffer[];
 type Masker = (source: Buffer, mask: Buffer, output: Buffer, offset: number, length: number) => void;
 
-const POOL_SIZE = 8192;
-let pool = Buffer.alloc(0);
-let next = POOL_SIZE;
-
-/** Four fresh random bytes (a view into the pool, handed out once). */
+/** Four fresh random bytes (from the process's pool, src/ids.ts; handed out once, never changed by a refill). */
 export function nextMask(): Buffer {
-  if (next + 4 > pool.length) {
-    // A new buffer each time: a mask already handed out must not change under a frame not yet written.
-    pool = randomFillSync(Buffer.allocUnsafe(POOL_SIZE));
-    next = 0;
-  }
-  const mask = pool.subarray(next, next + 4);
-  next += 4;
-  return mask;
+  return pooledRandomBytes(4);
 }
 
 /** ws 6's frame, with the mask from {@link nextMask} (lib/sender.js of ws 6.2, otherwise unchanged). */
