@@ -33,6 +33,7 @@ import { CallbackRequest } from '../src/core/policy';
 import { Engine, RequestStore } from '../src/engine';
 import type { OptInMarks } from '../src/engine/opt-in';
 import { SqliteStore } from '../src/store/sqlite';
+import { pgBenchSeams } from '../src/store';
 import { PgStore } from '../src/store/postgres';
 import { freshDatabase } from '../testkit/pg';
 import { round, stats } from './common';
@@ -156,12 +157,16 @@ async function takeOver(url: string, ttlMs: number): Promise<number> {
  * ANALYZEd. One after the other (`rounds` × 10 opt-ins) and 10 concurrent (`rounds` bursts of 10), p50/p99 ms of
  * each opt-in from the call to its durable answer, and its steps (p50 / p99 ms): `queued` the call → its decision
  * starts (the group opened), `staging` → its rows staged, `commit` → the group durable, `after` → the answer.
+ * `sessions`: the sessions the server opened for the store during the opt-ins, the first six opt-ins after the store
+ * opened, and with `--after-quiet N` N opt-ins each after 11 s of quiet (past node-postgres's idle timeout);
+ * `CC_PG_SESSIONS=cold` runs the pool as node-postgres makes it (the A/B of src/store/postgres.ts's warmed sessions).
  * One JSON object on stdout.
  */
-async function optInPath(rounds: number): Promise<void> {
+async function optInPath(rounds: number, quietRounds: number): Promise<void> {
   const db = await freshDatabase('optin');
   try {
-    const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'bench' });
+    // CC_PG_SESSIONS=cold: the pool as node-postgres makes it (the A/B of warmed, kept sessions; src/store/index.ts).
+    const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'bench', ...pgBenchSeams() });
     await store.query(
       `INSERT INTO requests(id, pbx, agent, prospect, state, created_at, updated_at, wake_at, version, data)
        SELECT 'f' || g, 'bench', 'PJSIP/a' || (g % 3000), CASE WHEN g % 20 = 0 THEN '+493077777' ELSE '+4930' || (g % 5000) END,
@@ -207,7 +212,13 @@ async function optInPath(rounds: number): Promise<void> {
       for (const k of Object.keys(split)) delete split[k];
       return out;
     };
-    for (let w = 0; w < 20; w++) await one(); // warm: the pool's sessions, their cached plans
+    const sessionsOpened = async () =>
+      Number((await store.query<{ n: string }>('SELECT sessions AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0].n);
+    const sessionsAtStart = await sessionsOpened();
+    // The first opt-ins of the store (before them, the pool's sessions were opened and warmed, or not: CC_PG_SESSIONS).
+    const first: number[] = [];
+    for (let w = 0; w < 6; w++) first.push(await one());
+    for (let w = 6; w < 20; w++) await one(); // warm: the pool's sessions, their cached plans
     record = true;
     const server = await serverFigures(store, db.url);
     const sequential: number[] = [];
@@ -221,6 +232,13 @@ async function optInPath(rounds: number): Promise<void> {
     const concurrentServer = await server.end(rounds * 10);
     const concurrentSteps = stepsOf();
     await server.close();
+    // After a quiet spell longer than node-postgres's idle timeout (10 s): one opt-in each (`--after-quiet N`).
+    const afterQuiet: number[] = [];
+    for (let q = 0; q < quietRounds; q++) {
+      await sleep(11_000);
+      afterQuiet.push(await one());
+    }
+    const sessions = (await sessionsOpened()) - sessionsAtStart;
     const load = os.loadavg()[0];
     await store.close();
     const brief = (xs: number[]) => {
@@ -233,6 +251,12 @@ async function optInPath(rounds: number): Promise<void> {
         concurrent10: brief(concurrent),
         steps: { sequential: sequentialSteps, concurrent10: concurrentSteps },
         perOptIn: { sequential: sequentialServer, concurrent10: concurrentServer },
+        sessions: {
+          pool: process.env.CC_PG_SESSIONS || 'warm',
+          openedDuringTheOptIns: sessions,
+          firstSixOptInsMs: first.map((x) => round(x, 2)),
+          afterQuietMs: afterQuiet.map((x) => round(x, 2)),
+        },
         loadAverage1m: round(load, 2),
       })}\n`,
     );
@@ -349,7 +373,10 @@ async function serverFigures(store: PgStore<CallbackRequest>, url: string) {
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--opt-in') return optInPath(Number(process.argv[3] ?? 30));
+  if (process.argv[2] === '--opt-in') {
+    const quiet = process.argv.indexOf('--after-quiet');
+    return optInPath(Number(process.argv[3] ?? 30), quiet > 0 ? Number(process.argv[quiet + 1] ?? 3) : 0);
+  }
   const db = await freshDatabase('bench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-pg-'));
   try {
