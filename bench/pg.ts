@@ -21,16 +21,19 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { Coordinator } from '../src/coordination/coordinator';
 import { PgLease } from '../src/coordination/lease';
 import { CallbackRequest } from '../src/core/policy';
 import { Engine, RequestStore } from '../src/engine';
 import type { OptInMarks } from '../src/engine/opt-in';
 import { SqliteStore } from '../src/store/sqlite';
+import { pgBenchSeams } from '../src/store';
 import { PgStore } from '../src/store/postgres';
 import { freshDatabase } from '../testkit/pg';
 import { round, stats } from './common';
@@ -154,12 +157,16 @@ async function takeOver(url: string, ttlMs: number): Promise<number> {
  * ANALYZEd. One after the other (`rounds` × 10 opt-ins) and 10 concurrent (`rounds` bursts of 10), p50/p99 ms of
  * each opt-in from the call to its durable answer, and its steps (p50 / p99 ms): `queued` the call → its decision
  * starts (the group opened), `staging` → its rows staged, `commit` → the group durable, `after` → the answer.
+ * `sessions`: the sessions the server opened for the store during the opt-ins, the first six opt-ins after the store
+ * opened, and with `--after-quiet N` N opt-ins each after 11 s of quiet (past node-postgres's idle timeout);
+ * `CC_PG_SESSIONS=cold` runs the pool as node-postgres makes it (the A/B of src/store/postgres.ts's warmed sessions).
  * One JSON object on stdout.
  */
-async function optInPath(rounds: number): Promise<void> {
+async function optInPath(rounds: number, quietRounds: number): Promise<void> {
   const db = await freshDatabase('optin');
   try {
-    const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'bench' });
+    // CC_PG_SESSIONS=cold: the pool as node-postgres makes it (the A/B of warmed, kept sessions; src/store/index.ts).
+    const store = await PgStore.open<CallbackRequest>(db.url, { pbx: 'bench', ...pgBenchSeams() });
     await store.query(
       `INSERT INTO requests(id, pbx, agent, prospect, state, created_at, updated_at, wake_at, version, data)
        SELECT 'f' || g, 'bench', 'PJSIP/a' || (g % 3000), CASE WHEN g % 20 = 0 THEN '+493077777' ELSE '+4930' || (g % 5000) END,
@@ -173,6 +180,9 @@ async function optInPath(rounds: number): Promise<void> {
     // staged (its rows in the group's transaction), staged → committed (the group's commit), committed → answered.
     const steps: Record<'queued' | 'staging' | 'commit' | 'after', number[]> = { queued: [], staging: [], commit: [], after: [] };
     let record = false;
+    /** The staging step split, one after the other: decide (the policy's new request), → its message sent (the group's
+     *  turn, the call inlined), the round trip (node-postgres: query → rows), → staged (rows parsed, back in the decision). */
+    const split: Record<string, number[]> = {};
     const one = async (): Promise<number> => {
       const n = i++;
       const marks: OptInMarks = {};
@@ -184,36 +194,189 @@ async function optInPath(rounds: number): Promise<void> {
         steps.staging.push(marks.staged - marks.started);
         steps.commit.push(marks.committed - marks.staged);
         steps.after.push(t1 - marks.committed);
+        // One after the other, the staging step split (the opt-in's message is the last one sent before `staged`).
+        const trip = lastTrip;
+        if (marks.decided !== undefined && trip && trip.sent > marks.decided && trip.back <= marks.staged) {
+          (split.decide ??= []).push(marks.decided - marks.started);
+          (split.toSend ??= []).push(trip.sent - marks.decided);
+          (split.trip ??= []).push(trip.back - trip.sent);
+          (split.toStaged ??= []).push(marks.staged - trip.back);
+        }
       }
       return t1 - t0;
     };
     const stepsOf = () => {
-      const out = Object.fromEntries(Object.entries(steps).map(([k, xs]) => [k, `${round(stats(xs).p50, 2)} / ${round(stats(xs).p99, 2)}`]));
+      const all: Record<string, number[]> = { ...steps, ...(Object.keys(split).length > 0 && split.trip.length > steps.staging.length / 2 ? Object.fromEntries(Object.entries(split).map(([k, v]) => [`staging.${k}`, v])) : {}) };
+      const out = Object.fromEntries(Object.entries(all).map(([k, xs]) => [k, `${round(stats(xs).p50, 2)} / ${round(stats(xs).p99, 2)}`]));
       for (const xs of Object.values(steps)) xs.length = 0;
+      for (const k of Object.keys(split)) delete split[k];
       return out;
     };
-    for (let w = 0; w < 20; w++) await one(); // warm: the pool's sessions, their cached plans
+    const sessionsOpened = async () =>
+      Number((await store.query<{ n: string }>('SELECT sessions AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0].n);
+    const sessionsAtStart = await sessionsOpened();
+    // The first opt-ins of the store (before them, the pool's sessions were opened and warmed, or not: CC_PG_SESSIONS).
+    const first: number[] = [];
+    for (let w = 0; w < 6; w++) first.push(await one());
+    for (let w = 6; w < 20; w++) await one(); // warm: the pool's sessions, their cached plans
     record = true;
+    const server = await serverFigures(store, db.url);
     const sequential: number[] = [];
+    await server.begin();
     for (let r = 0; r < rounds * 10; r++) sequential.push(await one());
+    const sequentialServer = await server.end(rounds * 10);
     const sequentialSteps = stepsOf();
     const concurrent: number[] = [];
+    await server.begin();
     for (let r = 0; r < rounds; r++) concurrent.push(...(await Promise.all(Array.from({ length: 10 }, () => one()))));
+    const concurrentServer = await server.end(rounds * 10);
     const concurrentSteps = stepsOf();
+    await server.close();
+    // After a quiet spell longer than node-postgres's idle timeout (10 s): one opt-in each (`--after-quiet N`).
+    const afterQuiet: number[] = [];
+    for (let q = 0; q < quietRounds; q++) {
+      await sleep(11_000);
+      afterQuiet.push(await one());
+    }
+    const sessions = (await sessionsOpened()) - sessionsAtStart;
     const load = os.loadavg()[0];
     await store.close();
     const brief = (xs: number[]) => {
       const s = stats(xs);
       return { n: s.n, p50: round(s.p50, 2), p99: round(s.p99, 2), max: round(s.max, 2) };
     };
-    process.stdout.write(`${JSON.stringify({ sequential: brief(sequential), concurrent10: brief(concurrent), steps: { sequential: sequentialSteps, concurrent10: concurrentSteps }, loadAverage1m: round(load, 2) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        sequential: brief(sequential),
+        concurrent10: brief(concurrent),
+        steps: { sequential: sequentialSteps, concurrent10: concurrentSteps },
+        perOptIn: { sequential: sequentialServer, concurrent10: concurrentServer },
+        sessions: {
+          pool: process.env.CC_PG_SESSIONS || 'warm',
+          openedDuringTheOptIns: sessions,
+          firstSixOptInsMs: first.map((x) => round(x, 2)),
+          afterQuietMs: afterQuiet.map((x) => round(x, 2)),
+        },
+        loadAverage1m: round(load, 2),
+      })}\n`,
+    );
   } finally {
     await db.drop().catch(() => undefined);
   }
 }
 
+/**
+ * What one opt-in costs, in quantities the machine's load does not change much (`--opt-in`'s `perOptIn`): the
+ * messages the store sent and their round trips as the client timed them (node-postgres `query`, call → rows), the
+ * bench process's CPU time, and — when the server has pg_stat_statements loaded (shared_preload_libraries, as in
+ * docs/performance-log.md) — the server's own time: each top-level statement's planning and execution, and
+ * cc_opt_in's time by track_functions (when on). Per opt-in: totals divided by the opt-ins of the phase.
+ */
+/** The last opt-in message's round trip as node-postgres timed it (serverFigures), for the staging split. */
+let lastTrip: { sent: number; back: number } | undefined;
+
+async function serverFigures(store: PgStore<CallbackRequest>, url: string) {
+  let statements = false;
+  try {
+    await store.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await store.query('SELECT pg_stat_statements_reset()');
+    statements = true;
+  } catch {
+    statements = false;
+  }
+  const trips: Record<string, number[]> = {};
+  const bytes: Record<string, number[]> = {};
+  const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
+  const original = proto.query;
+  proto.query = function (this: pg.Client, ...args: unknown[]) {
+    const out = original.apply(this, args);
+    const text = typeof args[0] === 'string' ? args[0] : '';
+    if (out instanceof Promise && text) {
+      const kind = /cc_opt_ins?\(/.test(text) ? `opt-in x${(text.match(/cc_opt_in\(/g) ?? []).length + (text.match(/cc_opt_ins\(/g) ?? []).length}` : /COMMIT$/.test(text) ? 'commit' : text.slice(0, 24);
+      const t0 = performance.now();
+      void out.then(
+        () => {
+          const t1 = performance.now();
+          (trips[kind] ??= []).push(t1 - t0);
+          (bytes[kind] ??= []).push(Buffer.byteLength(text));
+          if (kind.startsWith('opt-in')) lastTrip = { sent: t0, back: t1 };
+        },
+        () => undefined,
+      );
+    }
+    return out;
+  };
+  let cpu = process.cpuUsage();
+  // CC_BENCH_PG_PROFILE=<dir>: a V8 CPU profile of each phase alone (<dir>/opt-in-<phase>.cpuprofile; bench/probe.ts).
+  const profileDir = process.env.CC_BENCH_PG_PROFILE;
+  const session = profileDir ? new inspector.Session() : undefined;
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session!.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+  if (session) {
+    session.connect();
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: 100 });
+  }
+  let phase = 0;
+  const fns = async () =>
+    (await store.query<{ funcname: string; calls: number; total_time: number; self_time: number }>('SELECT funcname, calls, total_time, self_time FROM pg_stat_user_functions')).rows;
+  let fnsBefore: Awaited<ReturnType<typeof fns>> = [];
+  return {
+    async begin() {
+      for (const k of Object.keys(trips)) delete trips[k];
+      for (const k of Object.keys(bytes)) delete bytes[k];
+      if (statements) await store.query('SELECT pg_stat_statements_reset()');
+      await store.query('SELECT pg_stat_clear_snapshot()');
+      fnsBefore = await fns();
+      if (session) await post('Profiler.start');
+      cpu = process.cpuUsage();
+    },
+    async end(n: number) {
+      const used = process.cpuUsage(cpu);
+      if (session) {
+        const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+        fs.writeFileSync(path.join(profileDir!, `opt-in-${phase++ === 0 ? 'sequential' : 'concurrent'}.cpuprofile`), JSON.stringify(profile));
+      }
+      await sleep(600); // the statistics collector's flush (pg_stat_user_functions)
+      await store.query('SELECT pg_stat_clear_snapshot()');
+      const fnsAfter = await fns();
+      const functions = Object.fromEntries(
+        fnsAfter.map((f) => {
+          const b = fnsBefore.find((x) => x.funcname === f.funcname);
+          const calls = Number(f.calls) - Number(b?.calls ?? 0);
+          return [f.funcname, { calls, totalMsPerOptIn: round((f.total_time - (b?.total_time ?? 0)) / n, 3), selfMsPerOptIn: round((f.self_time - (b?.self_time ?? 0)) / n, 3) }];
+        }).filter(([, v]) => (v as { calls: number }).calls > 0),
+      );
+      const top = statements
+        ? (
+            await store.query<{ query: string; calls: number; plan: number; exec: number; toplevel: boolean }>(
+              `SELECT query, calls, total_plan_time AS plan, total_exec_time AS exec, toplevel FROM pg_stat_statements
+               WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%pg_stat%' ORDER BY toplevel DESC, total_exec_time DESC LIMIT 14`,
+            )
+          ).rows.map((r) => ({
+            query: r.query.replace(/\s+/g, ' ').slice(0, 90),
+            toplevel: r.toplevel,
+            callsPerOptIn: round(Number(r.calls) / n, 2),
+            planMsPerOptIn: round(r.plan / n, 3),
+            execMsPerOptIn: round(r.exec / n, 3),
+          }))
+        : 'pg_stat_statements not loaded';
+      const messages = Object.fromEntries(Object.entries(trips).map(([k, xs]) => [k, { count: xs.length, p50: round(stats(xs).p50, 2), p99: round(stats(xs).p99, 2), bytesP50: stats(bytes[k] ?? []).p50 }]));
+      return { n, clientCpuMsPerOptIn: { user: round(used.user / 1000 / n, 3), system: round(used.system / 1000 / n, 3) }, messages, functions, statements: top };
+    },
+    async close() {
+      proto.query = original;
+      session?.disconnect();
+      void url;
+    },
+  };
+}
+
 async function main(): Promise<void> {
-  if (process.argv[2] === '--opt-in') return optInPath(Number(process.argv[3] ?? 30));
+  if (process.argv[2] === '--opt-in') {
+    const quiet = process.argv.indexOf('--after-quiet');
+    return optInPath(Number(process.argv[3] ?? 30), quiet > 0 ? Number(process.argv[quiet + 1] ?? 3) : 0);
+  }
   const db = await freshDatabase('bench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-pg-'));
   try {

@@ -27,14 +27,26 @@ export async function openStore<R extends RequestRecord>(
   const { url, path: file } = config.store;
   if (url) {
     return use === 'service'
-      ? PgStore.lazy<R>(url, { pbx: config.pbx.id, onIdleError: opts.onIdleError })
-      : PgStore.open<R>(url, { pbx: config.pbx.id, allPbx: true, poolSize: 2, migrate: false });
+      ? PgStore.lazy<R>(url, { pbx: config.pbx.id, onIdleError: opts.onIdleError, ...pgBenchSeams() })
+      : PgStore.open<R>(url, { pbx: config.pbx.id, allPbx: true, poolSize: 2, migrate: false, sessions: 'cold' });
   }
   if (use === 'service') return SqliteStore.open<R>(file, { ...sqliteBenchSeams(), onSyncFailed: opts.onSyncFailed });
   if (file !== ':memory:' && !fs.existsSync(file)) {
     throw new StoreError(`callback store ${path.resolve(file)} does not exist (has the service run yet? see store.path)`);
   }
   return SqliteStore.open<R>(file, { readonly: use === 'read' });
+}
+
+/**
+ * The bench's A/B seam of the service's PostgreSQL pool (not configuration: the default is the one to run):
+ * `CC_PG_SESSIONS=cold` gives back node-postgres's defaults (sessions opened on demand, closed after 10 s idle, not
+ * warmed; src/store/postgres.ts PgStoreOptions.sessions). Anything else set in it is refused.
+ */
+export function pgBenchSeams(env: NodeJS.ProcessEnv = process.env): { sessions?: 'warm' | 'cold' } {
+  const v = env.CC_PG_SESSIONS;
+  if (v === undefined || v === '') return {};
+  if (v !== 'warm' && v !== 'cold') throw new StoreError(`CC_PG_SESSIONS=${v}: expected one of warm, cold`);
+  return { sessions: v };
 }
 
 /**

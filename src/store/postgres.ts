@@ -38,6 +38,16 @@ export const OPT_IN_STATEMENT_TIMEOUT_MS = 5000;
 export const QUERY_LOCK_TIMEOUT_MS = 5000;
 export const QUERY_STATEMENT_TIMEOUT_MS = 60_000;
 export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+/**
+ * Pooled sessions are kept, never closed for being idle (node-postgres closes them after 10 s by default). A new
+ * session costs a connection (7–16 ms measured: the server forks a process) and its first opt-ins more again: PL/pgSQL
+ * compiles cc_opt_in and plans each of its statements for the session, custom for five calls (first call 14–31 ms,
+ * calls 2–6 5–9 ms, then 2.4–4.3 ms; docs/performance-log.md) — after a quiet spell every opt-in paid it. A session
+ * the server or the network ends is dropped by the pool (onIdleError) and a new one, warmed, replaces it.
+ */
+export const POOL_IDLE_TIMEOUT_MS = 0;
+/** cc_opt_in calls of a session's warm-up (warmSql): past the five custom plans, so the session keeps generic ones. */
+const WARM_CALLS = 6;
 
 /** BIGINT and COUNT(*) as JS numbers (our values are milliseconds and counts, far below 2^53). */
 const TYPES = {
@@ -60,6 +70,13 @@ export interface PgStoreOptions {
   poolSize?: number;
   /** Run migrations (default true); false refuses a database that is not at this build's version. */
   migrate?: boolean;
+  /**
+   * 'warm' (default): the pool's sessions are opened and warmed at `prepare` (warmSql), and kept while idle
+   * (POOL_IDLE_TIMEOUT_MS); a session opened later is warmed before its first use. 'cold': node-postgres's defaults —
+   * opened on demand, closed after 10 s idle, not warmed (the command line, which makes a few reads and exits; and the
+   * bench's A/B, CC_PG_SESSIONS=cold).
+   */
+  sessions?: 'warm' | 'cold';
   /** Called with errors of idle pooled connections (a restarted server); they are never thrown. */
   onIdleError?: (err: Error) => void;
 }
@@ -141,6 +158,28 @@ class PgDb implements Db {
   readonly one: Queries['one'];
   readonly all: Queries['all'];
   readonly run: Queries['run'];
+
+  /**
+   * Sessions warmed (warmSql), and whether to warm (PgStoreOptions.sessions 'warm', once the schema is migrated): a
+   * transaction or a group on a session not warmed yet warms it first (a session opened after `prepare`: a replacement,
+   * the pool growing); `prepare` warms every session of the pool at once.
+   */
+  warming = false;
+  private readonly warm = new WeakSet<pg.ClientBase>();
+  /** Sessions warmed so far (tests, the bench). */
+  sessionsWarmed = 0;
+
+  /** Warms `c` unless it was (errors are the session's: the caller's first statement will meet them). */
+  async warmUp(c: pg.ClientBase): Promise<void> {
+    if (!this.warming || this.warm.has(c)) return;
+    this.warm.add(c);
+    try {
+      await c.query(warmSql());
+      this.sessionsWarmed++;
+    } catch {
+      // A broken session: the caller's own statement fails on it and says so.
+    }
+  }
 
   /** The open group (group commit): its connection and its handle for staged decisions' statements. */
   private groupGate: Promise<void> | undefined;
@@ -235,6 +274,7 @@ class PgDb implements Db {
     } catch (err) {
       throw this.translate(err, fence);
     }
+    await this.warmUp(c);
     let broken: Error | undefined;
     try {
       // BEGIN, the writer's fence and the opt-in's timeouts in one round trip (one simple-protocol query of
@@ -296,6 +336,7 @@ class PgDb implements Db {
       free();
       throw this.translate(err, fence);
     }
+    await this.warmUp(c);
     // BEGIN (with the fence and the timeouts) is not sent on its own: it goes with the group's first statement, like
     // the savepoints, so that opening a group costs no round trip (a group that sends nothing never begins).
     let begin: string | undefined;
@@ -552,6 +593,27 @@ function fenceCheckSql(c: pg.PoolClient, fence: Fence, pbx: string): string {
   return `SELECT cc_fence_check(${lit(pbx)}, ${lit(fence.app)}, ${lit(fence.holder)}, ${lit(String(fence.epoch))}::BIGINT)`;
 }
 
+/**
+ * Warms a session before it serves a transaction: cc_opt_in compiled and its statements planned past the five custom
+ * plans (WARM_CALLS calls, then an exception that rolls them back: nothing is written; each call a fresh agent and
+ * number under a PBX of its own, so it takes no lock another writer wants), cc_fence_check compiled (its call fails:
+ * no such lease). One statement, a DO block that catches its own errors (a database not migrated yet: nothing to warm),
+ * and no value from outside in its text. Marked at its start, so tests can see which sessions ran it last
+ * (pg_stat_activity.query, which keeps the first 1 kB).
+ */
+export const WARM_MARK = '/* cc: session warm-up */';
+function warmSql(): string {
+  const tag = `cc-warm-${Math.random().toString(36).slice(2, 10)}`;
+  const calls = Array.from(
+    { length: WARM_CALLS },
+    (_, i) => `PERFORM * FROM cc_opt_in('${tag}-${i}', 'cc-warm', '${tag}-${i}', '${tag}-${i}', 'WAITING', 0, 0, NULL, '{}', 1, NULL, '[]', '[]');`,
+  );
+  return `${WARM_MARK} DO $cc_warm$ BEGIN
+  BEGIN ${calls.join(' ')} RAISE EXCEPTION 'cc warm-up rolled back' USING ERRCODE = 'CCW01'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  BEGIN PERFORM cc_fence_check('cc-warm', '', '', 0); EXCEPTION WHEN OTHERS THEN NULL; END;
+END $cc_warm$`;
+}
+
 async function migrate(pool: pg.Pool, apply: boolean): Promise<void> {
   const c = await pool.connect();
   try {
@@ -587,6 +649,7 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
     readonly pbx: string,
     allPbx: boolean,
     private readonly migrateOnPrepare: boolean,
+    private readonly warmSessions: boolean,
   ) {
     super(pgdb, { pbx, allPbx });
   }
@@ -608,6 +671,7 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
    * waits for the database with {@link prepare} (src/app/service.ts), instead of exiting while it is down.
    */
   static lazy<R extends RequestRecord>(url: string, opts: PgStoreOptions = {}): PgStore<R> {
+    const warm = (opts.sessions ?? 'warm') === 'warm';
     const pool = new pg.Pool({
       connectionString: url,
       max: opts.poolSize ?? 4,
@@ -616,13 +680,41 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
       lock_timeout: QUERY_LOCK_TIMEOUT_MS,
       statement_timeout: QUERY_STATEMENT_TIMEOUT_MS,
       idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      ...(warm
+        ? {
+            idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS,
+            // Sessions are kept for long (POOL_IDLE_TIMEOUT_MS): TCP keepalive notices a peer that went away meanwhile.
+            keepAlive: true,
+          }
+        : {}),
     });
     pool.on('error', (err) => opts.onIdleError?.(err));
     const pbx = opts.pbx ?? 'default';
-    return new PgStore<R>(new PgDb(pool, redactUrl(url), pbx), pbx, opts.allPbx ?? false, opts.migrate ?? true);
+    return new PgStore<R>(new PgDb(pool, redactUrl(url), pbx), pbx, opts.allPbx ?? false, opts.migrate ?? true, warm);
   }
 
   private isPrepared = false;
+
+  /**
+   * Opens every session of the pool and warms it (warmSql), so that no call pays for a new session or a cold
+   * cc_opt_in: done by `prepare`, once the schema is migrated; a session opened later is warmed by its first
+   * transaction.
+   */
+  private async warmAll(): Promise<void> {
+    this.pgdb.warming = true;
+    const size = (this.pgdb.pool.options as { max?: number }).max ?? 1;
+    const clients = await Promise.all(Array.from({ length: size }, () => this.pgdb.pool.connect()));
+    try {
+      await Promise.all(clients.map((c) => this.pgdb.warmUp(c)));
+    } finally {
+      for (const c of clients) c.release();
+    }
+  }
+
+  /** Sessions warmed so far (PgStoreOptions.sessions). */
+  get sessionsWarmed(): number {
+    return this.pgdb.sessionsWarmed;
+  }
 
   override get prepared(): boolean {
     return this.isPrepared;
@@ -633,6 +725,7 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
     if (this.isPrepared) return;
     try {
       await migrate(this.pgdb.pool, this.migrateOnPrepare);
+      if (this.warmSessions) await this.warmAll();
     } catch (err) {
       if (err instanceof StoreError) throw err;
       throw new StoreError(`cannot open callback store ${this.where}: ${(err as Error).message}`, err);
