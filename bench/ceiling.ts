@@ -298,6 +298,8 @@ export async function ceilingBench(opts: CeilingOptions): Promise<Record<string,
     breaksAt,
     failedFirst,
     serviceEventLoopLateMs: svc.find((l) => l.event === 'service.stopped')[0]?.eventLoopDelayMs,
+    // ARI requests over the WebSocket and the socket writes they went out in, over the service's life
+    ariWebSocket: svc.find((l) => l.event === 'service.stopped')[0]?.ariWebSocket,
   };
 }
 

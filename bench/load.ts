@@ -310,6 +310,8 @@ export async function loadBench(opts: LoadOptions): Promise<Record<string, unkno
   return {
     // the service's own event-loop lateness over the whole load (its service.stopped line)
     serviceEventLoopLateMs: target.loopDelay(),
+    // ARI requests over the WebSocket and the socket writes they went out in, over the service's life
+    ariWebSocket: target.logs.find((l) => l.event === 'service.stopped')?.ariWebSocket,
     steps,
     highestClean,
     breaksAt,

@@ -37,7 +37,7 @@ import path from 'node:path';
 import * as ari from 'ari-client';
 import '../src/telephony/ari/quiet-swagger';
 import { Stats, bootstrapRatio, log, round, sleep, stats } from './common';
-import { acrossRuns, fsyncProbe, machineLoad } from './probe';
+import { acrossRuns, fsyncProbe, hiccupProbe, machineLoad, sqliteCommitProbe } from './probe';
 import { onJsonLines } from '../testkit/json-lines';
 import { SANDBOX } from '../testkit/sandbox';
 import { freshDatabase } from '../testkit/pg';
@@ -370,6 +370,8 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
     for (let run = 1; run <= opts.runs; run++) {
       const busy = machineLoad();
       const fsyncBefore = fsyncProbe(probeDir);
+      const sqliteBefore = sqliteCommitProbe(probeDir);
+      const hiccupBefore = hiccupProbe();
       log(`run ${run}/${opts.runs}: offer latency, ${per} calls each to app and bare, alternating, one after the other, then from ${opts.concurrency} originators…`);
       const seqCalls = await runCalls(o, [app, bare], 2 * per, 1, false);
       const concCalls = await runCalls(o, [app, bare], 2 * per, opts.concurrency, false);
@@ -377,12 +379,16 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
       const pound = { seq: await runCalls(o, [durable], per, 1, true), conc: await runCalls(o, [durable], per, opts.concurrency, true) };
       const poundPg = durablePg ? { seq: await runCalls(o, [durablePg], per, 1, true), conc: await runCalls(o, [durablePg], per, opts.concurrency, true) } : undefined;
       const fsyncAfter = fsyncProbe(probeDir);
+      const sqliteAfter = sqliteCommitProbe(probeDir);
+      const hiccupAfter = hiccupProbe();
       all.seq.push(...seqCalls);
       all.conc.push(...concCalls);
       const r = {
         run,
         machine: busy(),
         fsync: { before: fsyncBefore, after: fsyncAfter },
+        sqliteCommit: { before: sqliteBefore, after: sqliteAfter },
+        hiccups: { before: hiccupBefore, after: hiccupAfter },
         sequential: mkLatency(seqCalls),
         concurrent: mkLatency(concCalls),
         dtmf: {
@@ -393,7 +399,7 @@ export async function offerBench(opts: OfferBenchOptions): Promise<Record<string
       };
       runs.push(r);
       log(
-        `run ${run}: ratio p50 seq ${r.sequential.ratio.p50} conc ${r.concurrent.ratio.p50}; # SQLite p99 seq ${r.dtmf.sequential.inApp.p99} conc ${r.dtmf.concurrent.inApp.p99} ms; fsync p50 ${fsyncBefore.p50}/${fsyncAfter.p50} ms; machine busy ${r.machine.busyCores} cores`,
+        `run ${run}: ratio p50 seq ${r.sequential.ratio.p50} conc ${r.concurrent.ratio.p50}; # SQLite p99 seq ${r.dtmf.sequential.inApp.p99} conc ${r.dtmf.concurrent.inApp.p99} ms; fsync p50 ${fsyncBefore.p50}/${fsyncAfter.p50} ms; bare SQLite commit p99 ${sqliteBefore.p99}/${sqliteAfter.p99} ms; machine busy ${r.machine.busyCores} cores, steal ${r.machine.stealPct} %`,
       );
     }
   } finally {
@@ -435,9 +441,14 @@ function verdicts(runs: any[]): Record<string, unknown> {
     sqlite: Object.fromEntries(modes.map((m) => [m, { inAppP50: over((r) => r.dtmf[m].inApp.p50), inAppP99: over((r) => r.dtmf[m].inApp.p99), writeCommitP50: over((r) => r.dtmf[m].steps.writeCommit?.p50), writeCommitP99: over((r) => r.dtmf[m].steps.writeCommit?.p99) }])),
     postgres: Object.fromEntries(modes.map((m) => [m, { inAppP50: over((r) => r.dtmf.postgres?.[m]?.inApp.p50), inAppP99: over((r) => r.dtmf.postgres?.[m]?.inApp.p99), max: over((r) => r.dtmf.postgres?.[m]?.inApp.max), writeCommitP99: over((r) => r.dtmf.postgres?.[m]?.steps.writeCommit?.p99) }])),
     fsync: { p50: over((r) => (r.fsync.before.p50 + r.fsync.after.p50) / 2), p99: over((r) => Math.max(r.fsync.before.p99, r.fsync.after.p99)) },
+    // SQLite's own floor (a bare INSERT + COMMIT, sequential) and the machine's interruptions, before and after each run
+    sqliteCommit: r0(runs, 'sqliteCommit') ? { p50: over((r) => (r.sqliteCommit.before.p50 + r.sqliteCommit.after.p50) / 2), p99: over((r) => Math.max(r.sqliteCommit.before.p99, r.sqliteCommit.after.p99)) } : undefined,
+    hiccups: r0(runs, 'hiccups') ? { over1msPerS: over((r) => (r.hiccups.before.over1msPerS + r.hiccups.after.over1msPerS) / 2), maxGapMs: over((r) => Math.max(r.hiccups.before.maxGapMs, r.hiccups.after.maxGapMs)), lostPct: over((r) => (r.hiccups.before.lostPct + r.hiccups.after.lostPct) / 2) } : undefined,
+    stealPct: over((r) => r.machine.stealPct),
     machineBusyCores: over((r) => r.machine.busyCores),
   };
 }
+const r0 = (runs: any[], key: string): boolean => runs.length > 0 && runs.every((r) => r[key] !== undefined);
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** `#` calls to a service started with Node's flags `nodeArgs` (the profile part: --cpu-prof); returns once it stopped. */

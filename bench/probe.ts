@@ -3,6 +3,7 @@
  * busy the machine was while a part ran (other processes' CPU), and a summary of a V8 CPU profile
  * (`node --cpu-prof`) of the service.
  */
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,15 +34,100 @@ export function fsyncProbe(dir: string, n = 200): Stats {
   return { n: s.n, p50: round(s.p50, 3), p95: round(s.p95, 3), p99: round(s.p99, 3), max: round(s.max, 3), mean: round(s.mean, 3) };
 }
 
-/** The machine's CPU use between `start()` and the returned `end()`: busy cores (0…nproc) and the 1-min load average. */
-export function machineLoad(): () => { busyCores: number; loadAverage1: number } {
+/**
+ * SQLite's own floor for a durable opt-in on this disk: `n` transactions one after the other, each one INSERT of
+ * a row about the size of an opt-in's rows (1 KiB) + COMMIT, in a bare database in `dir` (WAL,
+ * synchronous = FULL, SQLite's own checkpoints), timed one by one (ms). No app, no event routing, no indexes:
+ * what any program using SQLite this way waits for at least.
+ */
+export function sqliteCommitProbe(dir: string, n = 200): Stats {
+  const file = path.join(dir, `.cc-bench-sqlite-${process.pid}.db`);
+  const db = new Database(file);
+  const xs: number[] = [];
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
+    const ins = db.prepare('INSERT INTO t (body) VALUES (?)');
+    const begin = db.prepare('BEGIN IMMEDIATE');
+    const commit = db.prepare('COMMIT');
+    const body = 'x'.repeat(1024);
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      begin.run();
+      ins.run(body);
+      commit.run();
+      xs.push(performance.now() - t0);
+    }
+  } finally {
+    db.close();
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+  }
+  const s = stats(xs);
+  return { n: s.n, p50: round(s.p50, 3), p95: round(s.p95, 3), p99: round(s.p99, 3), max: round(s.max, 3), mean: round(s.mean, 3) };
+}
+
+/**
+ * How often the machine takes the CPU away from a running process (the virtual machine's host, other
+ * processes): the bench spins for `ms` reading the clock and counts the gaps between two readings longer than
+ * 0.1 ms. On an idle dedicated core they stay near zero; every such gap is time a latency measurement of the
+ * same moment would include whatever the app did.
+ */
+export function hiccupProbe(ms = 300): { spunMs: number; lostPct: number; over1msPerS: number; p99GapMs: number; maxGapMs: number } {
+  const gaps: number[] = [];
+  const t0 = performance.now();
+  let last = t0;
+  let lost = 0;
+  for (;;) {
+    const now = performance.now();
+    const gap = now - last;
+    if (gap > 0.1) {
+      gaps.push(gap);
+      lost += gap;
+    }
+    last = now;
+    if (now - t0 >= ms) break;
+  }
+  const spun = last - t0;
+  const sorted = gaps.sort((a, b) => a - b);
+  const over1 = sorted.filter((g) => g > 1).length;
+  return {
+    spunMs: round(spun, 1),
+    lostPct: round((lost / spun) * 100, 2),
+    over1msPerS: round(over1 / (spun / 1000), 1),
+    p99GapMs: round(sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] : 0, 3),
+    maxGapMs: round(sorted.length ? sorted[sorted.length - 1] : 0, 3),
+  };
+}
+
+/**
+ * The machine's CPU use between `start()` and the returned `end()`: busy cores (0…nproc), the 1-min load
+ * average, and the share of CPU time the virtual machine's host took for others (steal, from /proc/stat; NaN
+ * where there is none).
+ */
+export function machineLoad(): () => { busyCores: number; loadAverage1: number; stealPct: number } {
   const t0 = cpuTotals();
+  const s0 = procStat();
   return () => {
     const t1 = cpuTotals();
+    const s1 = procStat();
     const total = t1.total - t0.total;
     const busy = total - (t1.idle - t0.idle);
-    return { busyCores: total > 0 ? round((busy / total) * os.cpus().length, 2) : NaN, loadAverage1: round(os.loadavg()[0], 2) };
+    const stealPct = s0 && s1 && s1.total > s0.total ? round(((s1.steal - s0.steal) / (s1.total - s0.total)) * 100, 2) : NaN;
+    return { busyCores: total > 0 ? round((busy / total) * os.cpus().length, 2) : NaN, loadAverage1: round(os.loadavg()[0], 2), stealPct };
   };
+}
+
+/** The `cpu` line of /proc/stat: steal and the total of all fields (USER_HZ ticks); undefined off Linux. */
+function procStat(): { steal: number; total: number } | undefined {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    const xs = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (xs.length < 8 || xs.some((x) => !Number.isFinite(x))) return undefined;
+    return { steal: xs[7], total: xs.reduce((a, b) => a + b, 0) };
+  } catch {
+    return undefined;
+  }
 }
 
 function cpuTotals(): { idle: number; total: number } {

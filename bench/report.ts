@@ -90,6 +90,12 @@ export function verdictRows(o: any): string[] {
   lines.push('| target | median (each run) | target | |', '| --- | --- | --- | --- |');
   const fs = v.fsync;
   lines.push(`| the disk's limit: 4 KiB write + fdatasync (the fsync probe, before and after each run) | p50 ${spread(fs.p50, ' ms')}, p99 ${spread(fs.p99, ' ms')} | | |`);
+  if (v.sqliteCommit) {
+    lines.push(`| SQLite's own floor: one 1 KiB INSERT + COMMIT in a bare database (WAL, synchronous = FULL), one after the other, before and after each run | p50 ${spread(v.sqliteCommit.p50, ' ms')}, p99 ${spread(v.sqliteCommit.p99, ' ms')} | | |`);
+  }
+  if (v.hiccups) {
+    lines.push(`| the machine taking the CPU away (a 300 ms spin before and after each run: gaps over 1 ms per second, the longest, the share of time lost; CPU steal over the run) | ${spread(v.hiccups.over1msPerS, '/s')}; longest ${spread(v.hiccups.maxGapMs, ' ms')}; lost ${spread(v.hiccups.lostPct, ' %')}; steal ${spread(v.stealPct, ' %')} | | |`);
+  }
   for (const mode of ['sequential', 'concurrent'] as const) {
     const x = v.ratio[mode];
     const label = mode === 'sequential' ? 'one after the other' : `${o.concurrency} concurrent originators`;
@@ -489,8 +495,9 @@ export function performancePage(r: any): string {
     '',
     'The offer part runs three times in one invocation, each run measuring every target in turn (latency app and bare',
     'alternating call by call, `#` → durable on SQLite, then on PostgreSQL), with the fsync probe (a 4 KiB write +',
-    'fdatasync in the directory of the SQLite stores, 200 times) before and after each run and the machine\'s CPU use',
-    'recorded: each target is judged on the median of the three runs, and every run\'s figure is printed, so a figure',
+    'fdatasync in the directory of the SQLite stores, 200 times), SQLite\'s own floor (a 1 KiB INSERT + COMMIT in a bare',
+    'database there, WAL and synchronous = FULL, 200 times) and a 300 ms spin that counts the moments the machine took',
+    'the CPU away, before and after each run, and the machine\'s CPU use and steal recorded: each target is judged on the median of the three runs, and every run\'s figure is printed, so a figure',
     'that moved with the machine\'s load shows it. The `profile` part runs the service under V8\'s profiler',
     '(`node --cpu-prof`) under `#` calls and under SIPp\'s load, apart from the timed runs; the raw profiles stay in',
     '`bench-results/profiles/` (open them in Chrome\'s DevTools, or `node .tools-dist/bench/probe.js <file> 30 [regexp]`',

@@ -178,6 +178,7 @@ export class Service {
       app: config.ari.app,
       reconnectMaxMs: config.ari.reconnectMaxMs,
       restOverWebSocket: config.ari.restOverWebSocket,
+      batchRequests: config.ari.batchRequests,
       log: log.child({ component: 'ari' }),
       // With PostgreSQL the database's lease decides (this.coordinator); the PBX's global variable is not used.
       lease: coordinator
@@ -441,6 +442,8 @@ export class Service {
     const ms = (ns: number) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);
     const h = this.loopDelay;
     const eventLoopDelayMs = h.count > 0 ? { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) } : undefined;
-    emit(this.opts.log, 'info', 'service.stopped', 'considerate-callback stopped', { eventLoopDelayMs });
+    // The ARI requests sent over the WebSocket and the socket writes they took (ws-rest.ts batches a turn's frames).
+    const ariWebSocket = { ...this.ari.rest.ws.counts };
+    emit(this.opts.log, 'info', 'service.stopped', 'considerate-callback stopped', { eventLoopDelayMs, ariWebSocket });
   }
 }

@@ -5,6 +5,7 @@
  */
 import { EOL } from 'node:os';
 import { Writable } from 'node:stream';
+import { createRequire } from 'node:module';
 import winston from 'winston';
 import { emit } from './events';
 import { Masker, masker } from './mask';
@@ -92,7 +93,41 @@ export function guardStream(target: NodeJS.WritableStream, onClosed: (err: Error
   return Object.assign(stream, { flush });
 }
 
-const redact = winston.format((info, opts?: unknown) => {
+/**
+ * logform's `json` format, with safe-stable-stringify configured once instead of for every line (logform's calls
+ * `configure` per line): the same options (none: keys sorted, "[Circular]"), the same replacer (a bigint as its
+ * decimal string), so the same line.
+ */
+// logform's own safe-stable-stringify (resolved from logform, so the very version its `json` uses).
+const { configure } = createRequire(require.resolve('logform'))('safe-stable-stringify') as {
+  configure(opts: object): (value: unknown, replacer: (key: string, value: unknown) => unknown) => string | undefined;
+};
+const stableStringify = configure({});
+const bigintAsString = (_key: string, value: unknown): unknown => (typeof value === 'bigint' ? value.toString() : value);
+const jsonOnce = winston.format((info) => {
+  (info as unknown as Record<symbol, unknown>)[MESSAGE] = stableStringify(info, bigintAsString);
+  return info;
+});
+
+/** The last millisecond's ISO text: log lines of the same millisecond share one `toISOString`. */
+let isoAt = NaN;
+let isoText = '';
+export function isoNow(now = Date.now()): string {
+  if (now !== isoAt) {
+    isoAt = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
+/** logform's `timestamp()` without a format: a line's own `timestamp` kept, else now in ISO form. */
+const stamp = winston.format((info) => {
+  if (!info.timestamp) info.timestamp = isoNow();
+  return info;
+});
+
+/** The mask as a format step (exported for the tests that compare the line with logform's own formats). */
+export const redact = winston.format((info, opts?: unknown) => {
   // The one mask (src/logging/mask.ts): URL credentials, secret query parameters, secret-named fields, the given secrets.
   const mask = (opts as { mask: Masker }).mask;
   const fields = info as Record<string, unknown>;
@@ -124,7 +159,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const tty = opts.isTTY ?? Boolean((target as NodeJS.WriteStream).isTTY);
   const stream = guardStream(target, opts.onClosed ?? stderrNotice, { coalesce: opts.coalesce ?? opts.stream === undefined });
   const pretty = opts.format === 'pretty' || (opts.format !== 'json' && tty);
-  const base = [winston.format.errors({ stack: false }), winston.format.timestamp(), redact({ mask: masker(opts.secrets ?? []) })];
+  const base = [winston.format.errors({ stack: false }), stamp(), redact({ mask: masker(opts.secrets ?? []) })];
   const format = pretty
     ? winston.format.combine(
         ...base,
@@ -139,7 +174,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
           return `${String(timestamp)} ${level} ${escapeControl(String(message))}${fields ? ` ${fields}` : ''}`;
         }),
       )
-    : winston.format.combine(...base, winston.format.json());
+    : winston.format.combine(...base, jsonOnce());
   const logger = winston.createLogger({
     level: opts.level ?? 'info',
     format,

@@ -1,7 +1,7 @@
 /**
  * ARI REST over the app's WebSocket against the real Asterisk 22 of the sandbox (src/telephony/ari/ws-rest.ts):
  * the connection probes the socket, then the requests without a body go over it — answers, Asterisk's errors and
- * events on the same socket, many requests at once each with its own answer — and the attack: a socket on which
+ * events on the same socket, many requests at once each with its own answer (sent in one turn: one socket write) — and the attack: a socket on which
  * Asterisk stops answering (22.10 leaves a `PUT eventFilter` with a `message_body` unanswered, and every request
  * after it on that socket) gives a clear timeout error, never a hang, and the requests after it go over HTTP.
  * The calls' flows over the WebSocket: offer.test.ts, recall.test.ts and the others run the service, which uses it.
@@ -68,7 +68,10 @@ describePbx('ARI REST over the WebSocket (real Asterisk 22)', () => {
       // Many requests in flight at once: each answer finds its own request.
       const states = ['INUSE', 'NOT_INUSE', 'RINGING', 'ONHOLD', 'BUSY'];
       const devices = Array.from({ length: 30 }, (_, i) => `${device}-${i}`);
+      const before = { ...conn.rest.ws.counts };
       await Promise.all(devices.map((d, i) => conn.rest.setDeviceState(d, states[i % states.length])));
+      // sent in one turn of the event loop: one socket write for the 30 (ari.batchRequests), each answered by Asterisk
+      expect(conn.rest.ws.counts).toEqual({ frames: before.frames + 30, writes: before.writes + 1 });
       const read = await Promise.all(devices.map((d) => conn.rest.deviceState(d)));
       expect(read).toEqual(devices.map((_, i) => states[i % states.length]));
       expect(await httpState(devices[7])).toBe(states[7 % states.length]);

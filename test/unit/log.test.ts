@@ -131,3 +131,60 @@ describe('isLevelEnabled of the direct logger', () => {
     expect(child.isLevelEnabled('silly')).toBe(false);
   });
 });
+
+/**
+ * The JSON line's format (src/logging/log.ts): safe-stable-stringify configured once (logform's `json` configures it
+ * for every line) and the timestamp's ISO text shared within a millisecond: the very text logform writes.
+ */
+describe('the JSON line, stringified as logform does', () => {
+  it('is byte for byte logform’s json for awkward values (key order, bigint, cycles, toJSON, Buffers, undefined, NaN, lone surrogates)', async () => {
+    const winston = (await import('winston')).default;
+    const ours = new PassThrough();
+    const theirs = new PassThrough();
+    const a: string[] = [];
+    const b: string[] = [];
+    ours.on('data', (c: Buffer) => a.push(c.toString()));
+    theirs.on('data', (c: Buffer) => b.push(c.toString()));
+    const { redact } = await import('../../src/logging/log');
+    const { masker } = await import('../../src/logging/mask');
+    const log = createLogger({ format: 'json', stream: ours, level: 'debug', secrets: ['s3cret-value'] });
+    // the format before this change: logform's errors, timestamp and json around the same mask
+    const before = winston.format.combine(winston.format.errors({ stack: false }), winston.format.timestamp(), redact({ mask: masker(['s3cret-value']) }), winston.format.json());
+    const plain = winston.createLogger({ level: 'debug', format: before, transports: [new winston.transports.Stream({ stream: theirs })] });
+    const cyclic: Record<string, unknown> = { z: 1, a: 2 };
+    cyclic.self = cyclic;
+    const lines: Array<[string, Record<string, unknown>]> = [
+      ['order', { zeta: 1, alpha: { y: [3, { d: 1, c: 2 }], b: null }, Mid: 'x', timestamp: '2026-12-07T18:00:00.000Z' }],
+      ['bigint', { big: 12345678901234567890n, inArray: [1n, 2], timestamp: 'kept as given' }],
+      ['cycle', { cyclic, timestamp: 't' }],
+      ['toJSON', { when: new Date(0), buf: Buffer.from('hi'), custom: { toJSON: () => ({ b: 1, a: 2 }) }, timestamp: 't' }],
+      ['undefined and friends', { u: undefined, f: () => 1, arr: [undefined, () => 1, NaN, Infinity, -0], n: NaN, [Symbol('s')]: 1, timestamp: 't' }],
+      ['strings', { s: 'quote " backslash \\ newline \n tab \t nul \u0000 lone \ud800 pair 😀 \u2028', timestamp: 't' }],
+      ['empty', { o: {}, a: [], timestamp: 't' }],
+      ['masked s3cret-value', { url: 'http://u:p@h/x?token=abc', password: 'pw', deep: { secret: 'x', list: ['s3cret-value'] }, timestamp: 't' }],
+    ];
+    for (const [message, fields] of lines) {
+      log.info(message, fields);
+      plain.info(message, fields);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.join('')).toBe(b.join(''));
+    expect(a.join('').split('\n').filter(Boolean)).toHaveLength(lines.length);
+  });
+
+  it('stamps lines with the ISO time of their millisecond (the text shared within one), a given timestamp kept', async () => {
+    const { isoNow } = await import('../../src/logging/log');
+    for (const t of [0, 1, 1765130400123, 1765130400123, 1765130400124, 253402300799999, -1]) expect(isoNow(t)).toBe(new Date(t).toISOString());
+    const { log, text } = capture('json', []);
+    const before = Date.now();
+    log.info('now');
+    log.info('given', { timestamp: 'as given' });
+    await new Promise((r) => setImmediate(r));
+    const [first, second] = text().trim().split('\n').map((l) => JSON.parse(l) as { timestamp: string });
+    const at = Date.parse(first.timestamp);
+    expect(at).toBeGreaterThanOrEqual(before);
+    expect(at).toBeLessThanOrEqual(Date.now());
+    expect(first.timestamp).toBe(new Date(at).toISOString());
+    expect(second.timestamp).toBe('as given');
+  });
+});

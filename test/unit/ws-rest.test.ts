@@ -6,6 +6,7 @@
  * (AriRest.call) is tested with an HTTP stand-in beside it. The real Asterisk: test/integration/ari-rest-ws.test.ts.
  */
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { AriRest, AriRestError } from '../../src/telephony/ari/rest';
@@ -236,5 +237,80 @@ describe('answers nobody reads', () => {
     await expect(w.request('POST', 'bad', {}, 'POST /bad', true)).rejects.toThrow('POST /bad: 404 Application not found');
     // read when asked for: the same malformed body comes back as text
     await expect(w.request('POST', 'applications/a/subscription', {}, 'POST /applications/a/subscription')).resolves.toBe('{"device_names": [');
+  });
+});
+
+describe('the requests of one turn in one socket write (batch)', () => {
+  const wsLib = (p: string) => createRequire(require.resolve('ari-client'))(p) as Record<string, unknown>;
+  interface Raw { _writev?: (chunks: unknown[], cb: (e?: Error) => void) => void; _write: (chunk: unknown, enc: string, cb: (e?: Error) => void) => void }
+  interface Sock extends RestSocket { on(e: string, f: (x: unknown) => void): void; once(e: string, f: () => void): void; close(): void; _socket: Raw & { cork(): void; uncork(): void } }
+  interface Server { on(e: string, f: (s: Sock) => void): void; once(e: string, f: () => void): void; address(): AddressInfo; close(cb?: () => void): void }
+  const WebSocket = wsLib('ws') as unknown as { new (url: string): Sock; Server: new (o: object) => Server };
+
+  /** ari-client's ws (6.x) client against a ws server that answers every RESTRequest; the client's TCP writes counted. */
+  async function pair(batch: boolean | undefined) {
+    const server = new WebSocket.Server({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((r) => server.once('listening', r));
+    const got: Req[] = [];
+    server.on('connection', (s) =>
+      s.on('message', (m) => {
+        const req = JSON.parse(String(m)) as Req;
+        got.push(req);
+        (s as unknown as { send(d: string): void }).send(JSON.stringify({ type: 'RESTResponse', request_id: req.request_id, status_code: 200, message_body: `{"uri":${JSON.stringify(req.uri)}}` }));
+      }),
+    );
+    const client = new WebSocket(`ws://127.0.0.1:${server.address().port}`);
+    await new Promise<void>((r) => client.once('open', r));
+    const w = new WsRest(batch === undefined ? {} : { batch });
+    client.on('message', (m) => w.answer(JSON.parse(String(m)) as Record<string, unknown>));
+    expect(await w.attach(client, 1000)).toBe(true);
+    // Every write the TCP socket makes (a corked socket hands all its chunks to one _writev).
+    const writes: number[] = [];
+    const raw = client._socket;
+    const writev = raw._writev!.bind(raw);
+    const write = raw._write.bind(raw);
+    raw._writev = (chunks, cb) => (writes.push(chunks.length), writev(chunks, cb));
+    raw._write = (chunk, enc, cb) => (writes.push(1), write(chunk, enc, cb));
+    const close = async () => {
+      client.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    };
+    return { w, got, writes, close };
+  }
+
+  const five = (w: WsRest) => ['answer', 'play', 'stop', 'lamp', 'hangup'].map((op) => w.request('POST', `x/${op}`, {}, `POST /x/${op}`));
+
+  it('five requests sent in one turn leave in one write, each answered, in order; in separate turns one write each', async () => {
+    const { w, got, writes, close } = await pair(undefined);
+    try {
+      await expect(Promise.all(five(w))).resolves.toEqual(['answer', 'play', 'stop', 'lamp', 'hangup'].map((op) => ({ uri: `x/${op}` })));
+      expect(writes).toEqual([10]); // five frames of a header and a payload each, one write
+      expect(got.slice(1).map((r) => r.uri)).toEqual(['x/answer', 'x/play', 'x/stop', 'x/lamp', 'x/hangup']);
+      // one request per turn: nothing waits for a later request to go out
+      await expect(w.request('GET', 'x/alone', {}, 'GET /x/alone')).resolves.toEqual({ uri: 'x/alone' });
+      await expect(w.request('GET', 'x/next', {}, 'GET /x/next')).resolves.toEqual({ uri: 'x/next' });
+      expect(writes).toEqual([10, 2, 2]);
+      expect(w.counts).toEqual({ frames: 8, writes: 4 }); // the probe, five in one write, two alone
+    } finally {
+      await close();
+    }
+  });
+
+  it('batch: false writes each request on its own (the A/B)', async () => {
+    const { w, writes, close } = await pair(false);
+    try {
+      await Promise.all(five(w));
+      expect(writes).toEqual([2, 2, 2, 2, 2]);
+      expect(w.counts).toEqual({ frames: 6, writes: 6 });
+    } finally {
+      await close();
+    }
+  });
+
+  it('a socket without a TCP socket to hold (a test double) still sends every request', async () => {
+    const { w, sent } = await attached(() => ({ status_code: 204 }));
+    await Promise.all(five(w));
+    expect(sent.map((r) => r.uri)).toEqual(['asterisk/ping', 'x/answer', 'x/play', 'x/stop', 'x/lamp', 'x/hangup']);
+    expect(w.counts).toEqual({ frames: 6, writes: 6 });
   });
 });

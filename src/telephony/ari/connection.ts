@@ -56,6 +56,8 @@ export interface ConnectionOptions {
   reminderMs?: number;
   /** ARI REST over the app's WebSocket when Asterisk supports it (default true; false: HTTP only). */
   restOverWebSocket?: boolean;
+  /** The requests of one turn of the event loop leave in one write on the WebSocket (default true). */
+  batchRequests?: boolean;
   /** Limit of each REST request, over HTTP or the WebSocket (default 5 s). */
   restTimeoutMs?: number;
   /** How long the probe of REST over the WebSocket waits for its answer (default 5 s). */
@@ -213,7 +215,7 @@ export class AriConnection extends EventEmitter {
 
   constructor(private readonly opts: ConnectionOptions) {
     super();
-    this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password, timeoutMs: opts.restTimeoutMs });
+    this.rest = new AriRest({ url: opts.url, username: opts.username, password: opts.password, timeoutMs: opts.restTimeoutMs, batchRequests: opts.batchRequests });
     this.rest.ws.onStall = (operation, timeoutMs) =>
       emit(opts.log, 'warn', 'ari.rest_transport', 'a request on the ARI WebSocket got no answer in time; ARI requests go over HTTP until the next connection', {
         transport: 'http',

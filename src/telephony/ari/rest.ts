@@ -28,6 +28,8 @@ export interface AriRestOptions {
   password: string;
   /** Per-request timeout (default 5 s). */
   timeoutMs?: number;
+  /** The requests of one turn of the event loop in one socket write on the WebSocket (ws-rest.ts; default true). */
+  batchRequests?: boolean;
 }
 
 /**
@@ -60,7 +62,7 @@ export class AriRest {
     // Basic auth from the raw strings: any character in the password (`p@ss:w/rd+%`) is fine here.
     this.auth = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.ws = new WsRest({ timeoutMs: this.timeoutMs });
+    this.ws = new WsRest({ timeoutMs: this.timeoutMs, batch: opts.batchRequests });
   }
 
   answer(channelId: string): Promise<void> {
