@@ -31,7 +31,17 @@ export const BUSY_OPT_IN_MS = 100;
 
 const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(',');
 
-const SCHEMA = `
+/**
+ * Schema version 2 (what a new file gets). Every page an opt-in dirties is a WAL frame that its COMMIT writes and
+ * fsyncs (docs/performance-log.md, "Pages per opt-in COMMIT"), so the tables carry only the indexes a statement of
+ * src/store/sql.ts reads through, and an index that an opt-in need not touch is partial: `requests_prospect_done`
+ * holds only the COMPLETED requests (lastConversation's), not every request of the number as version 1's
+ * `requests_prospect` did. `events` and `outbox` have no AUTOINCREMENT: it made every insert also write the
+ * sqlite_sequence page, to keep an id from being handed out again after the newest rows were deleted; nothing
+ * depends on that (an event's id orders the rows of one request, whose rows are only ever deleted together; an
+ * outbox row is deleted only once sent, and the sender, `outbox retry` and the page address only unsent rows).
+ */
+const TABLES = `
 CREATE TABLE IF NOT EXISTS requests (
   id          TEXT PRIMARY KEY,
   agent       TEXT NOT NULL,
@@ -51,11 +61,22 @@ CREATE UNIQUE INDEX IF NOT EXISTS requests_one_recall_per_prospect
   ON requests(prospect) WHERE state IN ('RINGING_AGENT', 'CONNECTING');
 CREATE INDEX IF NOT EXISTS requests_wake ON requests(wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_agent_state ON requests(agent, state);
-CREATE INDEX IF NOT EXISTS requests_prospect ON requests(prospect);
 -- The prospect's queue in opt-in order (created_at, then rowid): the agent's place counted inside the opt-in.
 CREATE INDEX IF NOT EXISTS requests_prospect_queue ON requests(prospect, created_at) WHERE state NOT IN (${TERMINAL_SQL});
-CREATE TABLE IF NOT EXISTS events (
-  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- "Hold my callbacks": agents who paused their callbacks (feature code or page), until resumed or until_at.
+CREATE TABLE IF NOT EXISTS agent_pauses (
+  agent       TEXT PRIMARY KEY,
+  since       INTEGER NOT NULL,
+  until_at    INTEGER,
+  by_whom     TEXT NOT NULL
+);
+`;
+
+/** The history and the webhook's outbox as version 2 has them (`name` lets the migration build them beside the old). */
+const historyTables = (events: string, outbox: string) => `
+CREATE TABLE IF NOT EXISTS ${events} (
+  id          INTEGER PRIMARY KEY,
   request_id  TEXT NOT NULL REFERENCES requests(id),
   at          INTEGER NOT NULL,
   type        TEXT NOT NULL,
@@ -64,12 +85,10 @@ CREATE TABLE IF NOT EXISTS events (
   reason      TEXT,
   data        TEXT
 );
-CREATE INDEX IF NOT EXISTS events_request ON events(request_id, id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- Outbox of notifications for the CRM webhook: written in the same transaction as the transition that
 -- produced them, sent by the webhook sender, marked sent once accepted. \`key\` is the idempotency key.
-CREATE TABLE IF NOT EXISTS outbox (
-  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS ${outbox} (
+  id          INTEGER PRIMARY KEY,
   key         TEXT NOT NULL UNIQUE,
   request_id  TEXT NOT NULL,
   event       TEXT NOT NULL,
@@ -81,17 +100,65 @@ CREATE TABLE IF NOT EXISTS outbox (
   failed_at   INTEGER,
   last_error  TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at) WHERE sent_at IS NULL AND failed_at IS NULL;
--- "Hold my callbacks": agents who paused their callbacks (feature code or page), until resumed or until_at.
-CREATE TABLE IF NOT EXISTS agent_pauses (
-  agent       TEXT PRIMARY KEY,
-  since       INTEGER NOT NULL,
-  until_at    INTEGER,
-  by_whom     TEXT NOT NULL
-);
 `;
 
-const SCHEMA_VERSION = '1';
+const INDEXES_V2 = `
+-- lastConversation: the number's latest COMPLETED request (an opt-in's new request is not in it).
+CREATE INDEX IF NOT EXISTS requests_prospect_done ON requests(prospect, updated_at) WHERE state = 'COMPLETED';
+CREATE INDEX IF NOT EXISTS events_request ON events(request_id, id);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+`;
+
+const SCHEMA = TABLES + historyTables('events', 'outbox') + INDEXES_V2;
+
+const EVENT_COLUMNS = 'id, request_id, at, type, from_state, to_state, reason, data';
+const OUTBOX_COLUMNS = 'id, key, request_id, event, created_at, body, attempts, next_at, sent_at, failed_at, last_error';
+
+/**
+ * Version 1 → 2, in one transaction: `events` and `outbox` rebuilt without AUTOINCREMENT (every row kept with its id;
+ * SQLite drops their sqlite_sequence rows with the old tables), `requests_prospect` replaced by
+ * `requests_prospect_done`.
+ */
+const MIGRATE_1_TO_2 = `
+${historyTables('events_v2', 'outbox_v2')}
+INSERT INTO events_v2(${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM events ORDER BY id;
+INSERT INTO outbox_v2(${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM outbox ORDER BY id;
+DROP TABLE events;
+DROP TABLE outbox;
+ALTER TABLE events_v2 RENAME TO events;
+ALTER TABLE outbox_v2 RENAME TO outbox;
+DROP INDEX IF EXISTS requests_prospect;
+${INDEXES_V2}
+UPDATE meta SET value = '2' WHERE key = 'schema';
+`;
+
+export const SQLITE_SCHEMA_VERSION = '2';
+
+/**
+ * Creates the schema in a new file, or brings a version-1 file to version 2 (its rows kept), in one transaction
+ * (a second process opening the file meanwhile waits for it and then finds version 2). A version this build does
+ * not know is refused.
+ */
+function createOrMigrate(db: Database.Database): void {
+  const versionOf = () => {
+    const hasMeta = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'").get();
+    const row = hasMeta ? (db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string } | undefined) : undefined;
+    return row?.value;
+  };
+  db.transaction(() => {
+    const version = versionOf();
+    if (version === undefined) {
+      const hasRequests = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'requests'").get();
+      if (hasRequests) throw new Error('it has a requests table but no schema version');
+      db.exec(SCHEMA);
+      db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema', SQLITE_SCHEMA_VERSION);
+    } else if (version === '1') {
+      db.exec(MIGRATE_1_TO_2);
+    } else if (version !== SQLITE_SCHEMA_VERSION) {
+      throw new Error(`schema version ${version}, this build understands ${SQLITE_SCHEMA_VERSION}`);
+    }
+  }).immediate();
+}
 
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
@@ -504,13 +571,11 @@ export function openSqliteDb(file: string, opts: SqliteOptions = {}): Db {
     }
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
-    if (!opts.readonly) {
-      db.exec(SCHEMA);
-      db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
-    }
+    if (!opts.readonly) createOrMigrate(db);
     const schema = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string } | undefined;
-    if (schema && schema.value !== SCHEMA_VERSION) {
-      throw new Error(`schema version ${schema.value}, this build understands ${SCHEMA_VERSION}`);
+    // Read-only (the command line beside a service not yet upgraded): version 1 reads the same.
+    if (schema && schema.value !== SQLITE_SCHEMA_VERSION && !(opts.readonly && schema.value === '1')) {
+      throw new Error(`schema version ${schema.value}, this build understands ${SQLITE_SCHEMA_VERSION}`);
     }
   } catch (err) {
     db?.close();

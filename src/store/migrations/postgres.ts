@@ -258,6 +258,18 @@ BEGIN
 END $$;
 `,
   },
+  {
+    version: 7,
+    name: 'requests_prospect replaced by requests_prospect_done (COMPLETED requests only), as in the SQLite file',
+    sql: `
+-- requests_prospect indexed every request of a number, and the one statement that read through it (lastConversation:
+-- the number's latest COMPLETED request) reads only COMPLETED ones; every other read by number is of pending requests
+-- (requests_prospect_queue). A new request (the opt-in) is not COMPLETED, so it no longer writes an index entry here.
+-- The same index as SQLite's schema version 2 (src/store/sqlite.ts); docs/performance-log.md.
+CREATE INDEX requests_prospect_done ON requests(prospect, updated_at) WHERE state = 'COMPLETED';
+DROP INDEX requests_prospect;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -1,0 +1,256 @@
+/**
+ * The SQLite file's schema, version 2 (src/store/sqlite.ts): what an opt-in's COMMIT writes into the WAL, page by
+ * page (no sqlite_sequence page, no index the new request does not enter), the upgrade of a version-1 file with rows
+ * in it, and the index the statement that lost `requests_prospect` now reads through.
+ */
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { TERMINAL_STATES } from '../../src/core/policy/types';
+import { CallbackRequest } from '../../src/core/policy';
+import { SqliteStore, SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite';
+import { engineWorld } from '../../testkit/engine';
+
+const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(',');
+
+/** Version 1's schema as main b88b60f created it (a fixture: the file an upgrade starts from). */
+const SCHEMA_V1 = `
+CREATE TABLE IF NOT EXISTS requests (
+  id          TEXT PRIMARY KEY,
+  agent       TEXT NOT NULL,
+  prospect    TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  wake_at     INTEGER,
+  version     INTEGER NOT NULL DEFAULT 1,
+  data        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS requests_one_pending
+  ON requests(agent, prospect) WHERE state NOT IN (${TERMINAL_SQL});
+-- One prospect, many agents: at most one recall (agent rung or prospect dialled) per prospect number at any
+-- time, whoever writes. A transition that would start a second one fails in its own transaction.
+CREATE UNIQUE INDEX IF NOT EXISTS requests_one_recall_per_prospect
+  ON requests(prospect) WHERE state IN ('RINGING_AGENT', 'CONNECTING');
+CREATE INDEX IF NOT EXISTS requests_wake ON requests(wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_agent_state ON requests(agent, state);
+CREATE INDEX IF NOT EXISTS requests_prospect ON requests(prospect);
+-- The prospect's queue in opt-in order (created_at, then rowid): the agent's place counted inside the opt-in.
+CREATE INDEX IF NOT EXISTS requests_prospect_queue ON requests(prospect, created_at) WHERE state NOT IN (${TERMINAL_SQL});
+CREATE TABLE IF NOT EXISTS events (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id  TEXT NOT NULL REFERENCES requests(id),
+  at          INTEGER NOT NULL,
+  type        TEXT NOT NULL,
+  from_state  TEXT,
+  to_state    TEXT,
+  reason      TEXT,
+  data        TEXT
+);
+CREATE INDEX IF NOT EXISTS events_request ON events(request_id, id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Outbox of notifications for the CRM webhook: written in the same transaction as the transition that
+-- produced them, sent by the webhook sender, marked sent once accepted. \`key\` is the idempotency key.
+CREATE TABLE IF NOT EXISTS outbox (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  key         TEXT NOT NULL UNIQUE,
+  request_id  TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  body        TEXT NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  next_at     INTEGER NOT NULL,
+  sent_at     INTEGER,
+  failed_at   INTEGER,
+  last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+-- "Hold my callbacks": agents who paused their callbacks (feature code or page), until resumed or until_at.
+CREATE TABLE IF NOT EXISTS agent_pauses (
+  agent       TEXT PRIMARY KEY,
+  since       INTEGER NOT NULL,
+  until_at    INTEGER,
+  by_whom     TEXT NOT NULL
+);
+`;
+
+const FRAME = 24 + 4096;
+
+function tmpFile(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cc-schema-')), 'callbacks.db');
+}
+
+const walSize = (file: string): number => (fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0);
+
+/** The b-trees (tables, indexes) whose pages the WAL frames in [from, to) hold, with their frame counts. */
+function treesWritten(file: string, from: number, to: number): Map<string, number> {
+  const db = new Database(file, { readonly: true });
+  const owner = new Map<number, string>();
+  for (const r of db.prepare('SELECT name, pageno FROM dbstat').all() as { name: string; pageno: number }[]) owner.set(r.pageno, r.name);
+  db.close();
+  const fd = fs.openSync(`${file}-wal`, 'r');
+  const head = Buffer.alloc(4);
+  const trees = new Map<string, number>();
+  for (let at = Math.max(from, 32); at < to; at += FRAME) {
+    fs.readSync(fd, head, 0, 4, at);
+    const page = head.readUInt32BE(0);
+    const name = page === 1 ? '(page 1)' : (owner.get(page) ?? '(other)');
+    trees.set(name, (trees.get(name) ?? 0) + 1);
+  }
+  fs.closeSync(fd);
+  return trees;
+}
+
+/** The writer's own connection (to hold checkpoints off while frames are counted). */
+const writerOf = (store: SqliteStore<CallbackRequest>) => (store as unknown as { db: { db: Database.Database } }).db.db;
+
+function v1File(): { file: string; db: Database.Database } {
+  const file = tmpFile();
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.exec(SCHEMA_V1);
+  db.prepare("INSERT INTO meta(key, value) VALUES ('schema', '1')").run();
+  return { file, db };
+}
+
+describe('SQLite schema version 2', () => {
+  it('an opt-in COMMIT writes pages of the requests table, the indexes its new request enters, and its history: no sqlite_sequence, no index of finished requests', async () => {
+    const file = tmpFile();
+    const outbox = (d: { request: CallbackRequest }, at: number) => [{ key: `${d.request.id}:requested`, requestId: d.request.id, event: 'callback.requested', createdAt: at, body: '{}' }];
+    const store = SqliteStore.open<CallbackRequest>(file, { checkpoint: 'commit' });
+    const w = await engineWorld({ store, outbox: outbox as never, maxPendingPerAgent: 1000 });
+    for (let i = 0; i < 300; i++) await w.when.optIn(`PJSIP/a${i}`, `+4930100${String(i).padStart(4, '0')}`);
+    // No checkpoint from here on: every frame the next opt-ins append stays in the WAL to be read.
+    writerOf(store).pragma('wal_checkpoint(TRUNCATE)');
+    writerOf(store).pragma('wal_autocheckpoint = 0');
+    const from = walSize(file);
+    const n = 50;
+    for (let i = 0; i < n; i++) {
+      const r = await w.when.optIn(`PJSIP/b${i}`, `+4930200${String(i).padStart(4, '0')}`);
+      expect(r.result).toBe('created');
+    }
+    const trees = treesWritten(file, from, walSize(file));
+    expect([...trees.keys()]).toEqual(
+      expect.arrayContaining(['events', 'events_request', 'outbox', 'outbox_due', 'requests', 'requests_agent_state', 'requests_one_pending', 'requests_prospect_queue', 'requests_wake', 'sqlite_autoindex_outbox_1', 'sqlite_autoindex_requests_1']),
+    );
+    // Version 1 wrote sqlite_sequence (AUTOINCREMENT of events and outbox) and requests_prospect on every opt-in.
+    expect(trees.has('sqlite_sequence')).toBe(false);
+    expect(trees.has('requests_prospect')).toBe(false);
+    expect(trees.has('requests_prospect_done')).toBe(false);
+    expect(trees.has('requests_one_recall_per_prospect')).toBe(false);
+    // One leaf per b-tree and opt-in, a few splits, page 1 when the file grows (version 1: 16 per opt-in with an outbox row).
+    const frames = [...trees.values()].reduce((a, b) => a + b, 0) / n;
+    expect(frames).toBeLessThan(15);
+    await w.close();
+    await store.close();
+  });
+
+  it('a version-1 file with rows is upgraded in place: every request, history row and outbox row kept with its id, AUTOINCREMENT and requests_prospect gone, the store works on it', async () => {
+    const { file, db: v1 } = v1File();
+    const req = (id: string, agent: string, prospect: string, state: string, updated: number) =>
+      v1
+        .prepare('INSERT INTO requests(id, agent, prospect, state, created_at, updated_at, wake_at, version, data) VALUES (?, ?, ?, ?, ?, ?, NULL, 3, ?)')
+        .run(id, agent, prospect, state, 1000, updated, JSON.stringify({ id, agent, prospect, state, createdAt: 1000, updatedAt: updated, wakeAt: null }));
+    req('r1', 'PJSIP/1001', '2001', 'COMPLETED', 5000);
+    req('r2', 'PJSIP/1002', '2001', 'COMPLETED', 7000);
+    req('r3', 'PJSIP/1001', '2002', 'WAITING', 2000);
+    const ev = v1.prepare('INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES (?, ?, ?, NULL, NULL, NULL, NULL)');
+    for (let i = 0; i < 5; i++) ev.run('r1', 1000 + i, 'created');
+    ev.run('r2', 7500, 'conversation-ended');
+    // The newest history rows deleted: AUTOINCREMENT's counter (8) is ahead of the largest id left (7).
+    ev.run('r3', 2000, 'created');
+    ev.run('r3', 2001, 'created');
+    v1.prepare('DELETE FROM events WHERE id > 7').run();
+    ev.run('r3', 2002, 'created'); // id 9 under AUTOINCREMENT
+    const ob = v1.prepare('INSERT INTO outbox(key, request_id, event, created_at, body, next_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    ob.run('k1', 'r1', 'callback.requested', 1000, '{"a":1}', 1000, 1100);
+    ob.run('k2', 'r3', 'callback.requested', 2000, '{"a":2}', 2000, null);
+    const eventsBefore = v1.prepare('SELECT * FROM events ORDER BY id').all();
+    const outboxBefore = v1.prepare('SELECT * FROM outbox ORDER BY id').all();
+    expect((eventsBefore as { id: number }[]).map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 9]);
+    v1.close();
+
+    const store = SqliteStore.open<CallbackRequest>(file, { checkpoint: 'commit' });
+    const db = new Database(file, { readonly: true });
+    expect(db.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: SQLITE_SCHEMA_VERSION });
+    expect(SQLITE_SCHEMA_VERSION).toBe('2');
+    const sqlOf = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string } | undefined)?.sql;
+    expect(sqlOf('events')).not.toMatch(/AUTOINCREMENT/i);
+    expect(sqlOf('outbox')).not.toMatch(/AUTOINCREMENT/i);
+    expect(sqlOf('events')).toMatch(/REFERENCES requests\(id\)/);
+    expect(sqlOf('requests_prospect')).toBeUndefined();
+    expect(sqlOf('requests_prospect_done')).toMatch(/WHERE state = 'COMPLETED'/);
+    expect(sqlOf('events_request')).toBeDefined();
+    expect(sqlOf('outbox_due')).toBeDefined();
+    expect(sqlOf('events_v2')).toBeUndefined();
+    expect(sqlOf('outbox_v2')).toBeUndefined();
+    expect(db.prepare('SELECT * FROM events ORDER BY id').all()).toEqual(eventsBefore);
+    expect(db.prepare('SELECT * FROM outbox ORDER BY id').all()).toEqual(outboxBefore);
+    expect(db.prepare('SELECT COUNT(*) AS n FROM requests').get()).toEqual({ n: 3 });
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+
+    // The store reads and writes the upgraded file.
+    expect((await store.get('r3'))?.version).toBe(3);
+    expect(await store.lastConversation('2001', 'PJSIP/1001')).toEqual({ connectedAt: 7000, endedAt: 7500, samePbx: true });
+    expect((await store.events('r3')).map((e) => e.at)).toEqual([2000, 2002]);
+    await store.appendEvents([{ id: 0, requestId: 'r3', at: 3000, type: 'created', from: null, to: null, reason: null, data: null }]);
+    const ids = (await store.events('r3')).map((e) => e.id);
+    // After the largest id (9), as SQLite hands out ids without AUTOINCREMENT.
+    expect(ids).toEqual([7, 9, 10]);
+    expect((await store.outboxDue(5000)).map((r) => r.key)).toEqual(['k2']);
+    await store.enqueueOutbox([{ key: 'k3', requestId: 'r3', event: 'callback.cancelled', createdAt: 3000, body: '{}' }]);
+    expect((await store.outbox()).map((r) => [r.id, r.key])).toEqual([
+      [1, 'k1'],
+      [2, 'k2'],
+      [3, 'k3'],
+    ]);
+    await store.close();
+
+    // Opened again: already version 2, nothing to do.
+    const again = SqliteStore.open<CallbackRequest>(file, { checkpoint: 'commit' });
+    expect((await again.outbox()).length).toBe(3);
+    await again.close();
+  });
+
+  it('a version-1 file opened read-only (the command line beside a service not yet upgraded) is read, not migrated', async () => {
+    const { file, db } = v1File();
+    db.close();
+    const ro = SqliteStore.open<CallbackRequest>(file, { readonly: true });
+    expect(await ro.countByState()).toEqual({});
+    await ro.close();
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '1' });
+    check.close();
+  });
+
+  it('a file of a newer schema version is refused with a line naming both versions; a requests table without a version is refused', () => {
+    const file = tmpFile();
+    const db = new Database(file);
+    db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '3')");
+    db.close();
+    expect(() => SqliteStore.open(file)).toThrow(`schema version 3, this build understands ${SQLITE_SCHEMA_VERSION}`);
+    const other = tmpFile();
+    const o = new Database(other);
+    o.exec('CREATE TABLE requests (id TEXT PRIMARY KEY)');
+    o.close();
+    expect(() => SqliteStore.open(other)).toThrow('it has a requests table but no schema version');
+  });
+
+  it("the prospect's last conversation reads through requests_prospect_done (the index of COMPLETED requests), not through the table", async () => {
+    const file = tmpFile();
+    const store = SqliteStore.open(file, { checkpoint: 'commit' });
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    const plan = (
+      db
+        .prepare(`EXPLAIN QUERY PLAN SELECT r.updated_at FROM requests r WHERE r.prospect = ? AND r.state = 'COMPLETED' AND r.agent <> ? ORDER BY r.updated_at DESC LIMIT 1`)
+        .all('p', 'a') as { detail: string }[]
+    ).map((r) => r.detail);
+    expect(plan.join(' ; ')).toMatch(/USING INDEX requests_prospect_done \(prospect=\?\)/);
+    expect(plan.join(' ; ')).not.toMatch(/TEMP B-TREE/);
+    db.close();
+  });
+});
