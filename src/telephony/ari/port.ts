@@ -13,6 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { AriRest } from './rest';
+import { AriRestError } from './rest-error';
 import type { CallPort, DeviceStates, KeyOutcome, PlayOptions, PlayOutcome, Switchboard, SwitchboardPort } from '../port';
 import type { AriEventSource, AriRouter } from './router';
 
@@ -148,7 +149,9 @@ export class AriCallPort implements SwitchboardPort {
       } catch (err) {
         this.router.forgetPlayback(playbackId);
         if (prompt.done) return;
-        if (this.isGone) return prompt.end({ type: 'hangup' });
+        // 404 (no such channel) / 409 (not in our Stasis app): the caller hung up before the hang-up's event
+        // reached us — a missing sound is a 2xx here and a failed PlaybackFinished later, never one of these.
+        if (this.isGone || isChannelGone(err)) return prompt.end({ type: 'hangup' });
         prompt.failed ??= { media, error: err instanceof Error ? err.message : String(err) };
         this.finishedOne(prompt, playbackId);
       }
@@ -316,3 +319,8 @@ export class AriDeviceStates implements DeviceStates {
 }
 
 export type { CallPort };
+
+/** A play request refused because the channel is no longer ours: Asterisk's 404 "Channel not found" or 409 "Channel not in Stasis application". */
+function isChannelGone(err: unknown): boolean {
+  return err instanceof AriRestError && (err.status === 404 || err.status === 409);
+}

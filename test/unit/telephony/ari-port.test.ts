@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { CallbackRequest, Observation } from '../../../src/core/policy';
 import { RecallFlow } from '../../../src/flows/recall';
 import { AriCallPort, AriSwitchboard, expandMedia } from '../../../src/telephony/ari/port';
+import { AriRestError } from '../../../src/telephony/ari/rest-error';
 import { AriRouter } from '../../../src/telephony/ari/router';
 import { StasisEntry } from '../../../src/telephony/ari/stasis';
 import { capturedLog, settle } from '../fake-port';
@@ -13,6 +14,8 @@ import { capturedLog, settle } from '../fake-port';
 class FakeAri extends EventEmitter {
   readonly requests: string[] = [];
   failPlay?: string;
+  /** Asterisk's refusal of a play request (status and message), e.g. 404 when the channel is gone. */
+  refusePlay?: { status: number; message: string };
   onAri(event: string, handler: (...args: never[]) => unknown): void {
     this.on(event, handler as (...args: unknown[]) => void);
   }
@@ -21,6 +24,7 @@ class FakeAri extends EventEmitter {
     play: async (channelId: string, p: { media: string; lang?: string; playbackId: string }) => {
       this.requests.push(`play ${channelId} ${p.media} ${p.lang ?? '-'} ${p.playbackId}`);
       if (this.failPlay === p.media) throw new Error('404 Channel not found');
+      if (this.refusePlay) throw new AriRestError(this.refusePlay.status, `play: ${this.refusePlay.status} ${this.refusePlay.message}`, 'play');
     },
     stopPlayback: async (playbackId: string) => void this.requests.push(`stop ${playbackId}`),
     hangup: async (channelId: string, reason?: string) => void this.requests.push(`hangup ${channelId} ${reason ?? ''}`.trim()),
@@ -137,6 +141,26 @@ describe('the ARI prompt helper', () => {
     await settle();
     ari.finished(ari.playbacks()[1]);
     expect(await outcome).toEqual({ type: 'finished', failed: { media: 'sound:missing', error: '404 Channel not found' } });
+  });
+
+  it.each([
+    [404, 'Channel not found'],
+    [409, 'Channel not in Stasis application'],
+  ])('a play Asterisk refuses with %i (%s: the caller hung up before its event came) ends as a hang-up, not a failed prompt', async (status, message) => {
+    const { ari, port } = setup();
+    const p = port();
+    ari.refusePlay = { status, message };
+    expect(await p.play(['sound:cc-confirm', 'sound:b'])).toEqual({ type: 'hangup' });
+    // nothing more was queued after the refusal
+    expect(ari.playbacks()).toHaveLength(1);
+  });
+
+  it('any other refusal of a play (500) is a failed prompt that names the media', async () => {
+    const { ari, port } = setup();
+    const p = port();
+    ari.refusePlay = { status: 500, message: 'Internal Server Error' };
+    const outcome = p.play(['sound:cc-confirm']);
+    expect(await outcome).toEqual({ type: 'finished', failed: { media: 'sound:cc-confirm', error: 'play: 500 Internal Server Error' } });
   });
 
   it('events are routed by channel: another call gets neither the keys nor the hang-up', async () => {
