@@ -21,6 +21,8 @@ import type { AriEventSource, AriRouter } from './router';
 export type AriCalls = Pick<AriRest, 'answer' | 'play' | 'stopPlayback' | 'hangup'>;
 
 const DEFAULT_GUARD_MS = 60_000;
+/** How long a failed playback waits for the channel's hang-up before the prompt counts as failed (ms). */
+export const FAILED_PLAYBACK_GRACE_MS = 250;
 
 /** `digits:2001` → sound:digits/2, sound:digits/0, … (a key can stop each); other media unchanged. */
 export function expandMedia(media: readonly string[]): string[] {
@@ -163,6 +165,7 @@ export class AriCallPort implements SwitchboardPort {
   }
 
   private finishedOne(prompt: Prompt, playbackId: string): void {
+    if (prompt.done) return;
     prompt.remaining.delete(playbackId);
     prompt.playing.delete(playbackId);
     if (prompt.remaining.size === 0) prompt.end({ type: 'finished', failed: prompt.failed });
@@ -171,7 +174,14 @@ export class AriCallPort implements SwitchboardPort {
   private onPlaybackFinished(playbackId: string, state: string | undefined): void {
     const prompt = this.prompt;
     if (!prompt || !prompt.remaining.has(playbackId)) return;
-    if (state === 'failed') prompt.failed ??= { media: prompt.items[prompt.ids.indexOf(playbackId)] };
+    if (state === 'failed') {
+      prompt.failed ??= { media: prompt.items[prompt.ids.indexOf(playbackId)] };
+      // Asterisk also fails a playback that starts on a channel being hung up (the agent pressed # and hung up at
+      // once), and the hang-up's events come a moment later: wait for them before calling it a failed prompt.
+      const t = setTimeout(() => this.finishedOne(prompt, playbackId), FAILED_PLAYBACK_GRACE_MS);
+      t.unref?.();
+      return;
+    }
     this.finishedOne(prompt, playbackId);
   }
 

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { CallbackRequest, Observation } from '../../../src/core/policy';
 import { RecallFlow } from '../../../src/flows/recall';
-import { AriCallPort, AriSwitchboard, expandMedia } from '../../../src/telephony/ari/port';
+import { AriCallPort, AriSwitchboard, FAILED_PLAYBACK_GRACE_MS, expandMedia } from '../../../src/telephony/ari/port';
 import { AriRestError } from '../../../src/telephony/ari/rest-error';
 import { AriRouter } from '../../../src/telephony/ari/router';
 import { StasisEntry } from '../../../src/telephony/ari/stasis';
@@ -153,6 +153,30 @@ describe('the ARI prompt helper', () => {
     expect(await p.play(['sound:cc-confirm', 'sound:b'])).toEqual({ type: 'hangup' });
     // nothing more was queued after the refusal
     expect(ari.playbacks()).toHaveLength(1);
+  });
+
+  it('a playback Asterisk reports failed because the channel is being hung up (# then hang-up at once) ends as a hang-up when the hang-up follows', async () => {
+    const { ari, port } = setup();
+    const p = port();
+    const outcome = p.play(['sound:cc-confirm']);
+    await settle();
+    ari.finished(ari.playbacks()[0], 'failed');
+    await new Promise((r) => setTimeout(r, 50)); // the hang-up's events a moment later, as from Asterisk
+    ari.emit('StasisEnd', { channel: { id: 'c1' } });
+    expect(await outcome).toEqual({ type: 'hangup' });
+  });
+
+  it('a failed playback with the channel still up is a failed prompt naming the media, once the grace for a hang-up has passed', async () => {
+    const { ari, port } = setup();
+    const p = port();
+    let outcome: unknown;
+    void p.play(['sound:missing']).then((o) => (outcome = o));
+    await settle();
+    ari.finished(ari.playbacks()[0], 'failed');
+    await settle();
+    expect(outcome).toBeUndefined();
+    await new Promise((r) => setTimeout(r, FAILED_PLAYBACK_GRACE_MS + 50));
+    expect(outcome).toEqual({ type: 'finished', failed: { media: 'sound:missing' } });
   });
 
   it('any other refusal of a play (500) is a failed prompt that names the media', async () => {
