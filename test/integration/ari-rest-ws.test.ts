@@ -40,7 +40,7 @@ describePbx('ARI REST over the WebSocket (real Asterisk 22)', () => {
   it('sends the requests without a body on the socket: answers, Asterisk errors, events beside them, 60 at once', async () => {
     const app = `cc-restws-${process.pid}`;
     const device = `Stasis:cc-restws-${process.pid}`;
-    const { conn, lines } = connection(app);
+    const { conn, lines } = connection(app, { batchRequests: true });
     const changes: string[] = [];
     conn.onAri('DeviceStateChanged', (e: { device_state: { name: string; state: string } }) => {
       if (e.device_state.name === device) changes.push(e.device_state.state);

@@ -26,7 +26,7 @@ describe('loadConfig', () => {
       file: file({ ari: { password: 'from-file', url: 'http://pbx:8088/' }, offer: { keyTimeout: '8s' } }),
       env: { CC_ARI_PASSWORD: 'from-env', CC_LOG_LEVEL: 'debug' },
     });
-    expect(cfg.ari).toEqual({ url: 'http://pbx:8088', username: 'considerate', password: 'from-env', app: 'considerate-callback', reconnectMaxMs: 10000, leaseTtlMs: 15000, restOverWebSocket: true, batchRequests: true });
+    expect(cfg.ari).toEqual({ url: 'http://pbx:8088', username: 'considerate', password: 'from-env', app: 'considerate-callback', reconnectMaxMs: 10000, leaseTtlMs: 15000, restOverWebSocket: true, batchRequests: false });
     expect(cfg.offer.keyTimeoutMs).toBe(8000);
     expect(cfg.offer.closingTimeoutMs).toBe(15000);
     expect(cfg.log.level).toBe('debug');

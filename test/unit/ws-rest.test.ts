@@ -281,7 +281,7 @@ describe('the requests of one turn in one socket write (batch)', () => {
   const five = (w: WsRest) => ['answer', 'play', 'stop', 'lamp', 'hangup'].map((op) => w.request('POST', `x/${op}`, {}, `POST /x/${op}`));
 
   it('five requests sent in one turn leave in one write, each answered, in order; in separate turns one write each', async () => {
-    const { w, got, writes, close } = await pair(undefined);
+    const { w, got, writes, close } = await pair(true);
     try {
       await expect(Promise.all(five(w))).resolves.toEqual(['answer', 'play', 'stop', 'lamp', 'hangup'].map((op) => ({ uri: `x/${op}` })));
       expect(writes).toEqual([10]); // five frames of a header and a payload each, one write
@@ -296,8 +296,8 @@ describe('the requests of one turn in one socket write (batch)', () => {
     }
   });
 
-  it('batch: false writes each request on its own (the A/B)', async () => {
-    const { w, writes, close } = await pair(false);
+  it.each([false, undefined])('batch: %s (the default) writes each request on its own', async (batch) => {
+    const { w, writes, close } = await pair(batch);
     try {
       await Promise.all(five(w));
       expect(writes).toEqual([2, 2, 2, 2, 2]);

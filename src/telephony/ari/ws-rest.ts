@@ -44,8 +44,8 @@ export interface WsRestOptions {
    */
   onStall?: (operation: string, timeoutMs: number) => void;
   /**
-   * Requests sent in the same turn of the event loop leave in one write (default true): the socket is corked at the
-   * turn's first request and uncorked when the turn ends (`setImmediate`).
+   * Requests sent in the same turn of the event loop leave in one write (default false: one write each): the socket
+   * is corked at the turn's first request and uncorked when the turn ends (`setImmediate`).
    */
   batch?: boolean;
 }
@@ -79,7 +79,7 @@ export class WsRest {
     this.onStall = opts.onStall;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.maxAnswerBytes = opts.maxAnswerBytes ?? 1024 * 1024;
-    this.batch = opts.batch ?? true;
+    this.batch = opts.batch ?? false;
   }
 
   /** Corks the socket's TCP socket until the end of this turn (once per turn), so this turn's frames leave together. */
