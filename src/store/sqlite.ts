@@ -153,6 +153,9 @@ function createOrMigrate(db: Database.Database): void {
       db.exec(SCHEMA);
       db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema', SQLITE_SCHEMA_VERSION);
     } else if (version === '1') {
+      // A version-1 file from a build before some of its tables (the outbox, the pauses) got them from
+      // CREATE ... IF NOT EXISTS at open, as version 1 did; then its rows move to version 2.
+      db.exec(TABLES + historyTables('events', 'outbox'));
       db.exec(MIGRATE_1_TO_2);
     } else if (version !== SQLITE_SCHEMA_VERSION) {
       throw new Error(`schema version ${version}, this build understands ${SQLITE_SCHEMA_VERSION}`);

@@ -215,6 +215,27 @@ describe('SQLite schema version 2', () => {
     await again.close();
   });
 
+  it('a version-1 file from a build before the outbox and the pauses (version 1 created them at open) is upgraded too', async () => {
+    const file = tmpFile();
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    // version 1 without the tables later builds added to it
+    db.exec(SCHEMA_V1.replace(/CREATE TABLE IF NOT EXISTS outbox[\s\S]*?\);\nCREATE INDEX IF NOT EXISTS outbox_due[^\n]*\n/, '').replace(/CREATE TABLE IF NOT EXISTS agent_pauses[\s\S]*?\);\n/, ''));
+    db.prepare("INSERT INTO meta(key, value) VALUES ('schema', '1')").run();
+    const names = () => (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(names()).not.toContain('outbox');
+    expect(names()).not.toContain('agent_pauses');
+    db.close();
+    const store = SqliteStore.open<CallbackRequest>(file);
+    expect(await store.countByState()).toEqual({});
+    await store.close();
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: SQLITE_SCHEMA_VERSION });
+    const tables = (check.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(tables).toEqual(expect.arrayContaining(['agent_pauses', 'events', 'meta', 'outbox', 'requests']));
+    check.close();
+  });
+
   it('a version-1 file opened read-only (the command line beside a service not yet upgraded) is read, not migrated', async () => {
     const { file, db } = v1File();
     db.close();
