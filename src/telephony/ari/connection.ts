@@ -56,7 +56,7 @@ export interface ConnectionOptions {
   reminderMs?: number;
   /** ARI REST over the app's WebSocket when Asterisk supports it (default true; false: HTTP only). */
   restOverWebSocket?: boolean;
-  /** The requests of one turn of the event loop leave in one write on the WebSocket (default true). */
+  /** The requests of one turn of the event loop leave in one write on the WebSocket (default false; ari.batchRequests). */
   batchRequests?: boolean;
   /** Limit of each REST request, over HTTP or the WebSocket (default 5 s). */
   restTimeoutMs?: number;

@@ -28,7 +28,7 @@ export interface AriRestOptions {
   password: string;
   /** Per-request timeout (default 5 s). */
   timeoutMs?: number;
-  /** The requests of one turn of the event loop in one socket write on the WebSocket (ws-rest.ts; default true). */
+  /** The requests of one turn of the event loop in one socket write on the WebSocket (ws-rest.ts; default false). */
   batchRequests?: boolean;
 }
 
