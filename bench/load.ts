@@ -359,8 +359,8 @@ export function sippFailures(runs: Array<Pick<SippResult, 'errors' | 'code' | 'k
 /**
  * The app's error and warning lines in the step, by event (or message), and the time of the first — split by whose
  * failure they report: a playback Asterisk ended as failed (no error from ARI) or an ARI request Asterisk refused
- * (an HTTP status) or did not answer in time is Asterisk's failure as the app saw it (`asterisk`); the rest is the
- * app's own (`app`).
+ * (an HTTP status) or did not answer in time (also: an answer that came after its request's limit, the switch to HTTP
+ * after an unanswered request) is Asterisk's failure as the app saw it (`asterisk`); the rest is the app's own (`app`).
  */
 export function appFailures(logs: Array<Record<string, unknown>>): { app: Failures; asterisk: Failures } {
   const out = { app: { count: 0, kinds: new Map<string, number>(), firstAt: undefined as number | undefined }, asterisk: { count: 0, kinds: new Map<string, number>(), firstAt: undefined as number | undefined } };
@@ -369,7 +369,10 @@ export function appFailures(logs: Array<Record<string, unknown>>): { app: Failur
     const error = typeof l.error === 'string' ? l.error : undefined;
     const playbackFailed = l.event === 'offer.prompt_failed' && error === undefined;
     const ariFailed = error !== undefined && (/: [45]\d\d /.test(error) || /no answer within/.test(error));
-    const whose = playbackFailed || ariFailed ? out.asterisk : out.app;
+    // Asterisk answering too late: an answer after its request's limit (stray, late), or the app leaving the
+    // WebSocket for HTTP after a request on it went unanswered.
+    const ariLate = (l.event === 'ari.stray_answer' && l.kind === 'late') || (l.event === 'ari.rest_transport' && l.transport === 'http');
+    const whose = playbackFailed || ariFailed || ariLate ? out.asterisk : out.app;
     const detail = error ?? (playbackFailed && typeof l.media === 'string' ? `${l.media}: Asterisk ended the playback as failed` : undefined);
     const what = `${whose === out.asterisk ? 'seen by the app, ' : ''}${l.level}: ${String(l.event ?? l.message)}${detail ? ` (${detail.replace(/[0-9a-f-]{8,}|\d{4,}/gi, 'N').slice(0, 120)})` : ''}`;
     whose.count++;

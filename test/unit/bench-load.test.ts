@@ -45,6 +45,15 @@ describe('bench load: failures by source and who failed first', () => {
     expect(asterisk.count).toBe(2);
     expect(asterisk.kinds.map(([k]) => k)).toEqual(['seen by the app, error: offer.prompt_failed (sound:cc-confirm: Asterisk ended the playback as failed)', 'seen by the app, warn: offer.call_failed (POST /channels/x/answer: no answer within N ms)']);
     expect(asterisk.firstAt).toBe(Date.parse('2026-12-07T04:50:01.500Z'));
+    // Asterisk's answers coming too late, as the app reports them: Asterisk's, not the app's own failure
+    const late = appFailures([
+      { level: 'warn', event: 'ari.stray_answer', kind: 'late', why: 'its request had already failed', timestamp: '2026-12-07T04:50:06.000Z' },
+      { level: 'warn', event: 'ari.rest_transport', transport: 'http', reason: 'no answer within 5000 ms', timestamp: '2026-12-07T04:50:07.000Z' },
+      { level: 'warn', event: 'ari.stray_answer', kind: 'unknown', why: 'no request with this id', timestamp: '2026-12-07T04:50:08.000Z' },
+    ]);
+    expect(late.asterisk.count).toBe(2);
+    expect(late.app.count).toBe(1);
+    expect(late.app.kinds[0][0]).toBe('warn: ari.stray_answer');
     const merged = mergeFailures({ count: 1, kinds: [['ERROR: x', 1]], firstAt: Date.parse('2026-12-07T04:50:05.000Z') }, asterisk);
     expect(merged.count).toBe(3);
     expect(merged.firstAt).toBe(Date.parse('2026-12-07T04:50:01.500Z'));
