@@ -220,7 +220,7 @@ async function optInPath(rounds: number, quietRounds: number): Promise<void> {
     for (let w = 0; w < 6; w++) first.push(await one());
     for (let w = 6; w < 20; w++) await one(); // warm: the pool's sessions, their cached plans
     record = true;
-    const server = await serverFigures(store, db.url);
+    const server = await serverFigures(store);
     const sequential: number[] = [];
     await server.begin();
     for (let r = 0; r < rounds * 10; r++) sequential.push(await one());
@@ -265,6 +265,9 @@ async function optInPath(rounds: number, quietRounds: number): Promise<void> {
   }
 }
 
+/** The last opt-in message's round trip as node-postgres timed it (serverFigures), for the staging split. */
+let lastTrip: { sent: number; back: number } | undefined;
+
 /**
  * What one opt-in costs, in quantities the machine's load does not change much (`--opt-in`'s `perOptIn`): the
  * messages the store sent and their round trips as the client timed them (node-postgres `query`, call → rows), the
@@ -272,10 +275,7 @@ async function optInPath(rounds: number, quietRounds: number): Promise<void> {
  * docs/performance-log.md) — the server's own time: each top-level statement's planning and execution, and
  * cc_opt_in's time by track_functions (when on). Per opt-in: totals divided by the opt-ins of the phase.
  */
-/** The last opt-in message's round trip as node-postgres timed it (serverFigures), for the staging split. */
-let lastTrip: { sent: number; back: number } | undefined;
-
-async function serverFigures(store: PgStore<CallbackRequest>, url: string) {
+async function serverFigures(store: PgStore<CallbackRequest>) {
   let statements = false;
   try {
     await store.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
@@ -367,7 +367,6 @@ async function serverFigures(store: PgStore<CallbackRequest>, url: string) {
     async close() {
       proto.query = original;
       session?.disconnect();
-      void url;
     },
   };
 }

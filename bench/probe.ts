@@ -30,6 +30,11 @@ export function fsyncProbe(dir: string, n = 200): Stats {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });
   }
+  return roundedStats(xs);
+}
+
+/** The probes' samples as Stats, rounded to µs. */
+function roundedStats(xs: readonly number[]): Stats {
   const s = stats(xs);
   return { n: s.n, p50: round(s.p50, 3), p95: round(s.p95, 3), p99: round(s.p99, 3), max: round(s.max, 3), mean: round(s.mean, 3) };
 }
@@ -63,8 +68,7 @@ export function sqliteCommitProbe(dir: string, n = 200): Stats {
     db.close();
     for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
   }
-  const s = stats(xs);
-  return { n: s.n, p50: round(s.p50, 3), p95: round(s.p95, 3), p99: round(s.p99, 3), max: round(s.max, 3), mean: round(s.mean, 3) };
+  return roundedStats(xs);
 }
 
 /**

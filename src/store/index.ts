@@ -43,10 +43,16 @@ export async function openStore<R extends RequestRecord>(
  * warmed; src/store/postgres.ts PgStoreOptions.sessions). Anything else set in it is refused.
  */
 export function pgBenchSeams(env: NodeJS.ProcessEnv = process.env): { sessions?: 'warm' | 'cold' } {
-  const v = env.CC_PG_SESSIONS;
-  if (v === undefined || v === '') return {};
-  if (v !== 'warm' && v !== 'cold') throw new StoreError(`CC_PG_SESSIONS=${v}: expected one of warm, cold`);
-  return { sessions: v };
+  const sessions = benchSeam(env, 'CC_PG_SESSIONS', ['warm', 'cold'] as const);
+  return sessions ? { sessions } : {};
+}
+
+/** A bench seam's value: unset or empty is undefined (the default), one of `allowed`, or refused naming the variable. */
+function benchSeam<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[]): T | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new StoreError(`${name}=${v}: expected one of ${allowed.join(', ')}`);
+  return v as T;
 }
 
 /**
@@ -56,13 +62,7 @@ export function pgBenchSeams(env: NodeJS.ProcessEnv = process.env): { sessions?:
  * set in them is refused, so that a typo never measures the default by mistake.
  */
 export function sqliteBenchSeams(env: NodeJS.ProcessEnv = process.env): SqliteOptions {
-  const pick = <T extends string>(name: string, allowed: readonly T[]): T | undefined => {
-    const v = env[name];
-    if (v === undefined || v === '') return undefined;
-    if (!(allowed as readonly string[]).includes(v)) throw new StoreError(`${name}=${v}: expected one of ${allowed.join(', ')}`);
-    return v as T;
-  };
-  const sync = pick('CC_SQLITE_SYNC', ['thread', 'commit'] as const);
-  const checkpoint = pick('CC_SQLITE_CHECKPOINT', ['background', 'commit'] as const);
+  const sync = benchSeam(env, 'CC_SQLITE_SYNC', ['thread', 'commit'] as const);
+  const checkpoint = benchSeam(env, 'CC_SQLITE_CHECKPOINT', ['background', 'commit'] as const);
   return { ...(sync ? { sync } : {}), ...(checkpoint ? { checkpoint } : {}) };
 }

@@ -37,6 +37,17 @@ describe('logging', () => {
   });
 });
 
+/** Two streams that keep what is written to them: ours (createLogger's) in `a`, theirs (winston's own) in `b`. */
+function twoSinks(): { ours: PassThrough; theirs: PassThrough; a: string[]; b: string[] } {
+  const ours = new PassThrough();
+  const theirs = new PassThrough();
+  const a: string[] = [];
+  const b: string[] = [];
+  ours.on('data', (c: Buffer) => a.push(c.toString()));
+  theirs.on('data', (c: Buffer) => b.push(c.toString()));
+  return { ours, theirs, a, b };
+}
+
 /**
  * The logger writes its lines without winston's streams (src/logging/log.ts `direct`): the lines must be those a
  * plain winston logger with the same format and a Stream transport writes, in the same order, level for level.
@@ -44,12 +55,7 @@ describe('logging', () => {
 describe('logging without winston streams', () => {
   async function both(level: string, write: (log: import('winston').Logger) => void): Promise<{ ours: string[]; winstons: string[] }> {
     const winston = (await import('winston')).default;
-    const ours = new PassThrough();
-    const theirs = new PassThrough();
-    const a: string[] = [];
-    const b: string[] = [];
-    ours.on('data', (c: Buffer) => a.push(c.toString()));
-    theirs.on('data', (c: Buffer) => b.push(c.toString()));
+    const { ours, theirs, a, b } = twoSinks();
     const log = createLogger({ format: 'json', stream: ours, level });
     // The same format as createLogger's JSON path, with a fixed timestamp on both sides.
     const fixed = winston.format((info) => Object.assign(info, { timestamp: 'T' }));
@@ -139,12 +145,7 @@ describe('isLevelEnabled of the direct logger', () => {
 describe('the JSON line, stringified as logform does', () => {
   it('is byte for byte logform’s json for awkward values (key order, bigint, cycles, toJSON, Buffers, undefined, NaN, lone surrogates)', async () => {
     const winston = (await import('winston')).default;
-    const ours = new PassThrough();
-    const theirs = new PassThrough();
-    const a: string[] = [];
-    const b: string[] = [];
-    ours.on('data', (c: Buffer) => a.push(c.toString()));
-    theirs.on('data', (c: Buffer) => b.push(c.toString()));
+    const { ours, theirs, a, b } = twoSinks();
     const { redact } = await import('../../src/logging/log');
     const { masker } = await import('../../src/logging/mask');
     const log = createLogger({ format: 'json', stream: ours, level: 'debug', secrets: ['s3cret-value'] });
