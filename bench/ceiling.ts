@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { LOOP_SAMPLE_MS } from '../src/http/metrics';
 import { MAX_SOCKETS } from '../src/telephony/ari/rest';
 import { SANDBOX } from '../testkit/sandbox';
 import { ServiceProcess } from '../testkit/service-process';
@@ -61,11 +62,11 @@ function rssMiB(pid: number | undefined): number | undefined {
   }
 }
 
-/** prom-client's event-loop gauges (seconds; the histogram's samples include its 10 ms resolution, taken off here). */
+/** prom-client's event-loop gauges (seconds; the histogram's samples include the service's sampling interval, taken off here). */
 export function loopLagFromMetrics(text: string): { p50: number; p99: number; max: number } | undefined {
   const get = (k: string) => {
     const m = text.match(new RegExp(`^\\S*eventloop_lag_${k}_seconds(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm'));
-    return m ? Math.max(0, round(Number(m[1]) * 1000 - 10, 2)) : undefined;
+    return m ? Math.max(0, round(Number(m[1]) * 1000 - LOOP_SAMPLE_MS, 2)) : undefined;
   };
   const p50 = get('p50');
   const p99 = get('p99');

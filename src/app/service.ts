@@ -31,6 +31,7 @@ import { StasisEntry } from '../telephony/ari/stasis';
 import { notOfferedRow, outboxRowsFor } from '../webhook/payload';
 import { WebhookSender } from '../webhook/sender';
 import { CrmLookup } from '../webhook/lookup';
+import { LOOP_SAMPLE_MS } from '../http/metrics';
 import { Operations } from './operations';
 import { ProspectZones, zoneRules } from '../zones/prospect-zones';
 import type { OfferSink } from '../flows/offer';
@@ -76,7 +77,7 @@ export class Service {
   /** PostgreSQL store: which instance serves this PBX (lease with a fencing epoch); undefined with SQLite. */
   readonly coordinator?: Coordinator;
   /** How long the event loop was late (every call's events wait behind it); logged at stop. */
-  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
 
   /** The offer's door to the engine: the promise and queue position first (zone from the number), then the opt-in. */
   private readonly offerSink: OfferSink;
@@ -438,8 +439,8 @@ export class Service {
     await this.ari.stop();
     await this.opts.store.close();
     this.loopDelay.disable();
-    // The histogram holds the time between two 5 ms samples: lateness is what exceeds the 5 ms.
-    const ms = (ns: number) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);
+    // The histogram holds the time between two samples: lateness is what exceeds the sampling interval.
+    const ms = (ns: number) => Math.max(0, Math.round((ns - LOOP_SAMPLE_MS * 1e6) / 1e4) / 100);
     const h = this.loopDelay;
     const eventLoopDelayMs = h.count > 0 ? { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) } : undefined;
     // The ARI requests sent over the WebSocket and the socket writes they took (ws-rest.ts batches a turn's frames).

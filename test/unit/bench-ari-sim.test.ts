@@ -110,14 +110,14 @@ describe('simulated PBX: pure helpers', () => {
 });
 
 describe("the ceiling part reads the service's own event-loop figure from its /metrics", () => {
-  it("takes prom-client's gauges (seconds, with the 10 ms sampling interval in them) as lateness in ms", () => {
+  it("takes prom-client's gauges (seconds, with the service's 20 ms sampling interval in them) as lateness in ms", () => {
     const text = [
       '# HELP nodejs_eventloop_lag_p50_seconds The 50th percentile of the recorded event loop delays.',
       '# TYPE nodejs_eventloop_lag_p50_seconds gauge',
-      'nodejs_eventloop_lag_p50_seconds 0.010125',
-      'nodejs_eventloop_lag_p99_seconds 0.0525',
-      'nodejs_eventloop_lag_max_seconds 0.31',
-      'nodejs_eventloop_lag_min_seconds 0.0099',
+      'nodejs_eventloop_lag_p50_seconds 0.020125',
+      'nodejs_eventloop_lag_p99_seconds 0.0625',
+      'nodejs_eventloop_lag_max_seconds 0.32',
+      'nodejs_eventloop_lag_min_seconds 0.0199',
     ].join('\n');
     expect(loopLagFromMetrics(text)).toEqual({ p50: 0.13, p99: 42.5, max: 300 });
     expect(loopLagFromMetrics('nodejs_eventloop_lag_min_seconds 0.0099')).toBeUndefined();
