@@ -400,7 +400,9 @@ class SqliteDb implements Db {
       this.walSync?.refuseIfFailed();
       this.begin(opts.quick ?? false);
       try {
-        result = await fn(this.direct);
+        // Staged like a group's decision: what `fn` reads or writes through this Db meanwhile (a store call from
+        // inside it, as the opt-in's refresh makes) goes to this transaction instead of waiting for its end.
+        result = await asStaged(this, () => fn(this.direct));
         this.db.exec('COMMIT');
         this.checkpointer?.committed();
       } catch (err) {
