@@ -264,15 +264,24 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   async prospectPlace(prospect: string, agent: string, limit: number): Promise<ProspectPlace> {
     // Every PBX's requests (one person), as prospectQueue; the agent compared by name, as placeOf does.
     // The counts from the indexes alone (the number's pending requests; the agent's for it), not row by row.
-    const row = (await this.db.one<{ total: number | string; mine: number | string; own: string | null }>(
-      `SELECT (SELECT COUNT(*) FROM requests WHERE prospect = ? AND ${PENDING}) AS total,
+    // One statement: the agent's own (earliest) pending request for the number, left-joined, and the requests ahead
+    // of it counted beside (0 rows ahead when it has none; then its place is after every other agent's).
+    this.placeSql ??= `SELECT (SELECT COUNT(*) FROM requests WHERE prospect = ? AND ${PENDING}) AS total,
          (SELECT COUNT(*) FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}) AS mine,
-         (SELECT id FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq} LIMIT 1) AS own`,
-      [prospect, agent, prospect, agent, prospect],
-    ))!;
+         me.id AS own,
+         (SELECT COUNT(*) FROM requests q WHERE q.prospect = me.prospect AND q.${PENDING} AND (q.created_at, q.${this.d.seq}) < (me.created_at, me.ord)) AS ahead
+       FROM (SELECT 1 AS one) one LEFT JOIN
+         (SELECT id, prospect, created_at, ${this.d.seq} AS ord FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq} LIMIT 1) me ON 1 = 1`;
+    const row = (await this.db.one<{ total: number | string; mine: number | string; own: string | null; ahead: number | string }>(this.placeSql, [
+      prospect,
+      agent,
+      prospect,
+      agent,
+      prospect,
+    ]))!;
     const waiting = Number(row.total) - Number(row.mine);
     const queued = row.own !== null && row.own !== undefined;
-    const ahead = queued ? Number((await this.db.one<{ n: number | string }>(`SELECT (${this.aheadSql}) AS n`, [row.own]))!.n) : waiting;
+    const ahead = queued ? Number(row.ahead) : waiting;
     const others =
       limit > 0 && waiting > 0
         ? (
@@ -514,6 +523,8 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   }
 
   private ahead: string | undefined;
+  /** prospectPlace's statement, made once. */
+  private placeSql: string | undefined;
 
   /** The refresh of the agent's pending request for the prospect, in the opt-in's transaction (its locks held). */
   private async refreshIn(
