@@ -70,8 +70,6 @@ const marks = (n: number) => Array.from({ length: n }, () => '?').join(',');
 /** The statements of the new request's script (SqlStore.createOrRefresh on SQLite). */
 interface OptInSql {
   insert: string;
-  event: string;
-  outbox: string;
   outcome: string;
 }
 
@@ -359,10 +357,10 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     const withPbx = this.scopeOf.pbx !== undefined;
     return this.db.tx(
       async (q) => {
-        // The common case, a new request, as one script (one round trip on PostgreSQL): the locks, the request
-        // inserted only if this agent has no pending request for the prospect and the caps allow, its history and
-        // outbox rows only if it was inserted, and what happened with the agent's place in the queue. `create` is
-        // pure (the policy's new request), so it runs before we know whether its rows are wanted.
+        // The common case, a new request (SQLite; PostgreSQL's is one call of cc_opt_in): the locks, the request
+        // inserted only if this agent has no pending request for the prospect and the caps allow, returning its place
+        // in the queue, then its history and outbox rows; only when nothing was inserted, one more statement says
+        // why. `create` is pure (the policy's new request), so it runs before we know whether its rows are wanted.
         const made = create();
         const r = made.request;
         if (q.atomic) return this.optInCall(q, q.atomic, made, maxPending, maxPendingTotal, refresh);
@@ -387,24 +385,25 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
               ...(total ? [...own, maxPendingTotal] : []),
             ],
           },
-          ...made.events.map((e) => ({ sql: sql.event, params: [...eventValues(e), r.id] })),
-          ...(made.outbox ?? []).map((o) => ({ sql: sql.outbox, params: [...outboxValues(o), r.id] })),
-          { sql: sql.outcome, params: [r.id, ...capsParams, ...(total ? [r.id, ...own] : []), r.id, ...mine, r.id] },
         ];
         const results = await q.script(statements);
-        const created = results[lock ? 1 : 0].length === 1;
-        const outcome = results[results.length - 1][0] as {
+        const inserted = results[results.length - 1][0] as { ahead: number | string } | undefined;
+        if (inserted) {
+          // In, with its place (counted by the INSERT's RETURNING): its history and outbox rows follow.
+          await insertEvents(q, made.events);
+          await insertOutbox(q, made.outbox ?? []);
+          return { result: 'created', request: r, position: 1 + Number(inserted.ahead) };
+        }
+        // Not inserted: why (nothing was written).
+        const outcome = (await q.one<{
           taken: number | string;
           existing_id: string | null;
           existing_version: number;
           existing: unknown;
           n: number | string;
           total: number | string | null;
-          ahead: number | string;
-        };
-        if (created) return { result: 'created', request: r, position: 1 + Number(outcome.ahead) };
-        // Not inserted, yet a request has its id: `create` reused an id (its history and outbox rows, conditional on
-        // the id, may have been written to that request): refused, and the transaction with them.
+        }>(sql.outcome, [r.id, ...capsParams, ...(total ? own : []), ...mine, r.id]))!;
+        // A request has its id: `create` reused an id: refused, and the transaction with it.
         if (Number(outcome.taken) > 0) throw new StoreError(`the opt-in's new request ${r.id} has the id of a stored request; nothing was written`);
         if (outcome.existing_id !== null && outcome.existing_id !== undefined) {
           // The pending request as this transaction read it (the file is locked from BEGIN IMMEDIATE): refreshed
@@ -436,22 +435,19 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     const agentCount = `SELECT COUNT(*) FROM requests WHERE agent = ? AND ${PENDING}${own}`;
     // Parameters: [pbx].
     const totalCount = total ? `SELECT COUNT(*) FROM requests WHERE ${PENDING}${own}` : undefined;
-    const inserted = 'EXISTS (SELECT 1 FROM requests WHERE id = ?)';
     const sql: OptInSql = {
+      // RETURNING the new request's place: the pending requests of the number ahead of it in opt-in order (as aheadSql).
       insert: `INSERT INTO requests(id, ${withPbx ? 'pbx, ' : ''}agent, prospect, state, created_at, updated_at, wake_at, version, data)
               SELECT ?, ${withPbx ? '?, ' : ''}?, ?, ?, ?, ?, ?, 1, ?
               WHERE NOT EXISTS (${minePending}) AND (${agentCount}) < ?${totalCount ? ` AND (${totalCount}) < ?` : ''}
-              RETURNING id`,
-      event: `INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) SELECT ?, ?, ?, ?, ?, ?, ? WHERE ${inserted}`,
-      outbox: `INSERT INTO outbox(key, request_id, event, created_at, body, next_at) SELECT ?, ?, ?, ?, ?, ? WHERE ${inserted} ON CONFLICT (key) DO NOTHING`,
-      // The agent's pending request for the prospect when it is not the one just inserted (a refresh is wanted), in
-      // one look-up of the index with its id, version and data (left-joined: one row whatever it finds). The total (a
-      // count of every pending request: it grows with them) only when nothing was inserted and it is read: CASE
-      // evaluates its branch only when taken (this script is SQLite's; PostgreSQL's is cc_opt_in).
-      // Parameters: the new id; agent[, pbx]; [the new id[, pbx]]; the new id; agent, prospect[, pbx]; the new id.
+              RETURNING id, (SELECT COUNT(*) FROM requests q WHERE q.prospect = requests.prospect AND q.${PENDING}
+                AND (q.created_at, q.${this.d.seq}) < (requests.created_at, requests.${this.d.seq})) AS ahead`,
+      // When nothing was inserted: the agent's pending request for the prospect (a refresh is wanted), in one look-up
+      // of the index with its id, version and data (left-joined: one row whatever it finds), and the counts at the caps.
+      // Parameters: the new id; agent[, pbx]; [pbx]; agent, prospect[, pbx]; the new id.
       outcome: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS taken,
                 e.id AS existing_id, e.version AS existing_version, e.data AS existing,
-                (${agentCount}) AS n, ${totalCount ? `CASE WHEN EXISTS (SELECT 1 FROM requests WHERE id = ?) THEN NULL ELSE (${totalCount}) END` : 'NULL'} AS total, (${this.aheadSql}) AS ahead
+                (${agentCount}) AS n, ${totalCount ? `(${totalCount})` : 'NULL'} AS total
               FROM (SELECT 1 AS one) one LEFT JOIN requests e ON e.agent = ? AND e.prospect = ? AND e.${PENDING}${withPbx ? ' AND e.pbx = ?' : ''} AND e.id <> ?`,
     };
     this.optInSqls[key] = sql;
