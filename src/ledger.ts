@@ -135,8 +135,12 @@ export class Ledger {
     maxPendingTotal?: number;
     at: number;
     create: () => Decision;
-    /** Absent: an existing pending request is answered with `exists`, nothing written (see the store's createOrRefresh). */
-    refresh?: (existing: CallbackRequest) => Decision;
+    /**
+     * Absent: an existing pending request is answered with `exists`, nothing written (see the store's createOrRefresh).
+     * Called inside the store's transaction with the request as stored (it may read through the store when the
+     * opt-in is a staged decision, see there).
+     */
+    refresh?: (existing: CallbackRequest) => Decision | Promise<Decision>;
     firstEvent?: Record<string, unknown>;
   }): Promise<{ stored: CreateResult<CallbackRequest>; decision?: Decision; before?: CallbackRequest }> {
     const refresh = args.refresh;
@@ -153,9 +157,9 @@ export class Ledger {
         return rows;
       },
       refresh
-        ? (existing) => {
+        ? async (existing) => {
             before = existing;
-            decision = refresh(existing);
+            decision = await refresh(existing);
             return this.rows(decision, args.at);
           }
         : undefined,

@@ -37,7 +37,8 @@ export interface OptInInput {
   profile?: string;
   /**
    * Where the opt-in's time goes (`npm run bench`): the engine stamps performance.now() at each step —
-   * `started` (its turn among the serialised decisions), `read` (the reads before the transaction done),
+   * `started` (its turn among the serialised decisions), `read` (the reads for the decision done: none before a new
+   * request's transaction; a refresh's inside it, once the store found the pending request),
    * `decided` (the decision made, inside the transaction), `staged` (its rows written in the group's open
    * transaction), `committed` (the group durable: its COMMIT, and on SQLite the WAL's sync after it, completed —
    * stamped once per group by src/store/group.ts, before the side effects ran),
@@ -194,34 +195,24 @@ export class OptIns {
         return made;
       },
     };
-    // The common case, a new request: no reads before the store's opt-in, which answers `exists` when the agent
-    // already waits for this number (nothing written then).
-    let out: Awaited<ReturnType<Ledger['optIn']>> | undefined;
-    if (!pendingBefore) {
-      if (marks) marks.read = performance.now();
-      out = await this.ledger.optIn(args);
-      if (out.stored.result === 'exists') pendingBefore = out.stored.request;
-    }
-    if (pendingBefore) {
-      // A refresh: the agent's other recalls and the colleagues for its decision, read in this decision's turn
-      // (decisions in this process are serialised, so the pending request read here is the one the store refreshes).
-      const before = pendingBefore;
-      const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
-      const colleaguesBefore = await this.ledger.colleaguesOf(before);
-      if (marks) marks.read = performance.now();
-      out = await this.ledger.optIn({
-        ...args,
-        refresh: (existing) => {
-          // Inside the store's transaction (the pending request was read there), so no version race.
-          const colleagues = existing.id === before.id ? colleaguesBefore : undefined;
-          const decided = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
-          if (marks) marks.decided = performance.now();
-          return decided;
-        },
-      });
-    }
+    // The common case, a new request: no reads before the store's opt-in. When the agent already waits for this
+    // number, the same opt-in refreshes that request: the agent's other recalls and the colleagues for its decision
+    // are read inside the store's transaction (this decision is staged, so they go to the group's connection), with
+    // the pending request as the store read it, so there is no version race and no second opt-in statement.
+    if (marks && !pendingBefore) marks.read = performance.now();
+    const out = await this.ledger.optIn({
+      ...args,
+      refresh: async (existing) => {
+        const recalls = await this.store.list({ agent: input.agent, states: RECALL_STATES });
+        const colleagues = await this.ledger.colleaguesOf(existing);
+        if (marks) marks.read = performance.now();
+        const decided = this.ledger.decide(existing, { type: 'refresh' }, now, this.agentGiven(existing, recalls), colleagues);
+        if (marks) marks.decided = performance.now();
+        return decided;
+      },
+    });
     if (marks) marks.staged = performance.now();
-    const { stored: r, decision, before } = out!;
+    const { stored: r, decision, before } = out;
     if (r.result === 'full') return r;
     if (r.result === 'exists') throw new Error('the store answered exists to a refresh');
     // Everything else once the group is durable; the caller hears back after these.

@@ -230,14 +230,17 @@ export interface RequestStore<R extends RequestRecord> {
    * briefly for another writer's lock (SQLite: BUSY_OPT_IN_MS; PostgreSQL: OPT_IN_LOCK_TIMEOUT_MS) and
    * then fails with a StoreError, so the caller hears the error prompt instead of waiting. `create` is pure and may
    * be called although its rows are not written (a refresh, the caps). Without `refresh`, an existing pending request
-   * is answered with `exists` and nothing is written. A new request costs one round trip on PostgreSQL.
+   * is answered with `exists` and nothing is written. A new request costs one round trip on PostgreSQL. `refresh` runs
+   * inside the transaction with the pending request as stored; it may read through this store when the opt-in is a
+   * decision staged in a group (the engine's: its reads go to the group's connection and see what it staged), and
+   * its write is the refresh's.
    */
   createOrRefresh(
     agent: string,
     prospect: string,
     maxPending: number,
     create: () => RequestWrite<R>,
-    refresh: ((existing: R) => RequestWrite<R>) | undefined,
+    refresh: ((existing: R) => RequestWrite<R> | Promise<RequestWrite<R>>) | undefined,
     maxPendingTotal?: number,
   ): Promise<CreateResult<R>>;
   /** Version-guarded write of a request with its events and outbox rows; the new version or undefined. */

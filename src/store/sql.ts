@@ -67,6 +67,12 @@ function outboxRow(r: Record<string, unknown>): OutboxRow {
 
 const marks = (n: number) => Array.from({ length: n }, () => '?').join(',');
 
+/** The statements of the new request's script (SqlStore.createOrRefresh on SQLite). */
+interface OptInSql {
+  insert: string;
+  outcome: string;
+}
+
 export interface SqlScope {
   /** The PBX this store writes new requests for (PostgreSQL); undefined for a SQLite file. */
   pbx?: string;
@@ -256,15 +262,24 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   async prospectPlace(prospect: string, agent: string, limit: number): Promise<ProspectPlace> {
     // Every PBX's requests (one person), as prospectQueue; the agent compared by name, as placeOf does.
     // The counts from the indexes alone (the number's pending requests; the agent's for it), not row by row.
-    const row = (await this.db.one<{ total: number | string; mine: number | string; own: string | null }>(
-      `SELECT (SELECT COUNT(*) FROM requests WHERE prospect = ? AND ${PENDING}) AS total,
+    // One statement: the agent's own (earliest) pending request for the number, left-joined, and the requests ahead
+    // of it counted beside (0 rows ahead when it has none; then its place is after every other agent's).
+    this.placeSql ??= `SELECT (SELECT COUNT(*) FROM requests WHERE prospect = ? AND ${PENDING}) AS total,
          (SELECT COUNT(*) FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}) AS mine,
-         (SELECT id FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq} LIMIT 1) AS own`,
-      [prospect, agent, prospect, agent, prospect],
-    ))!;
+         me.id AS own,
+         (SELECT COUNT(*) FROM requests q WHERE q.prospect = me.prospect AND q.${PENDING} AND (q.created_at, q.${this.d.seq}) < (me.created_at, me.ord)) AS ahead
+       FROM (SELECT 1 AS one) one LEFT JOIN
+         (SELECT id, prospect, created_at, ${this.d.seq} AS ord FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING} ORDER BY created_at, ${this.d.seq} LIMIT 1) me ON 1 = 1`;
+    const row = (await this.db.one<{ total: number | string; mine: number | string; own: string | null; ahead: number | string }>(this.placeSql, [
+      prospect,
+      agent,
+      prospect,
+      agent,
+      prospect,
+    ]))!;
     const waiting = Number(row.total) - Number(row.mine);
     const queued = row.own !== null && row.own !== undefined;
-    const ahead = queued ? Number((await this.db.one<{ n: number | string }>(`SELECT (${this.aheadSql}) AS n`, [row.own]))!.n) : waiting;
+    const ahead = queued ? Number(row.ahead) : waiting;
     const others =
       limit > 0 && waiting > 0
         ? (
@@ -335,85 +350,108 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     prospect: string,
     maxPending: number,
     create: () => RequestWrite<R>,
-    refresh: ((existing: R) => RequestWrite<R>) | undefined,
+    refresh: ((existing: R) => RequestWrite<R> | Promise<RequestWrite<R>>) | undefined,
     maxPendingTotal?: number,
   ): Promise<CreateResult<R>> {
     const pbx = this.scopeOf.pbx ?? '';
     const withPbx = this.scopeOf.pbx !== undefined;
     return this.db.tx(
       async (q) => {
-        // The common case, a new request, as one script (one round trip on PostgreSQL): the locks, the request
-        // inserted only if this agent has no pending request for the prospect and the caps allow, its history and
-        // outbox rows only if it was inserted, and what happened with the agent's place in the queue. `create` is
-        // pure (the policy's new request), so it runs before we know whether its rows are wanted.
+        // The common case, a new request (SQLite; PostgreSQL's is one call of cc_opt_in): the locks, the request
+        // inserted only if this agent has no pending request for the prospect and the caps allow, returning its place
+        // in the queue, then its history and outbox rows; only when nothing was inserted, one more statement says
+        // why. `create` is pure (the policy's new request), so it runs before we know whether its rows are wanted.
         const made = create();
         const r = made.request;
         if (q.atomic) return this.optInCall(q, q.atomic, made, maxPending, maxPendingTotal, refresh);
-        const mine: unknown[] = [agent, prospect];
-        const minePending = `SELECT 1 FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(mine)}`;
-        const capsParams: unknown[] = [agent];
-        const agentCount = `SELECT COUNT(*) FROM requests WHERE agent = ? AND ${PENDING}${this.own(capsParams)}`;
-        const totalParams: unknown[] = [];
-        const totalCount = maxPendingTotal === undefined ? undefined : `SELECT COUNT(*) FROM requests WHERE ${PENDING}${this.own(totalParams)}`;
-        const inserted = 'EXISTS (SELECT 1 FROM requests WHERE id = ?)';
-        // The agent's pending request for the prospect when it is not the one just inserted (a refresh is wanted).
-        const existingParams: unknown[] = [agent, prospect];
-        const existingSql = `SELECT data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(existingParams)} AND id <> ?`;
-        existingParams.push(r.id);
+        const total = maxPendingTotal !== undefined;
+        const sql = this.optInSql(total);
+        const own = withPbx ? [pbx] : [];
+        const mine = [agent, prospect, ...own];
+        const capsParams = [agent, ...own];
         // With a total cap, one opt-in per PBX at a time (taken before the agent's lock: one order, no
         // deadlock); one opt-in per (PBX, agent) at a time across instances: the cap and the one-pending rule hold.
         // (PostgreSQL: a statement of its own, so that the statements after it read with the locks held.)
-        const lock = this.d.lockStatement([...(maxPendingTotal !== undefined ? [`cc-optin-total:${pbx}`] : []), `cc-optin:${pbx}:${agent}`]);
+        const lock = this.d.lockStatement([...(total ? [`cc-optin-total:${pbx}`] : []), `cc-optin:${pbx}:${agent}`]);
         const statements: Statement[] = [
           ...(lock ? [lock] : []),
           {
-            sql: `INSERT INTO requests(id, ${withPbx ? 'pbx, ' : ''}agent, prospect, state, created_at, updated_at, wake_at, version, data)
-              SELECT ?, ${withPbx ? '?, ' : ''}?, ?, ?, ?, ?, ?, 1, ?
-              WHERE NOT EXISTS (${minePending}) AND (${agentCount}) < ?${totalCount ? ` AND (${totalCount}) < ?` : ''}
-              RETURNING id`,
+            sql: sql.insert,
             params: [
-              ...[r.id, ...(withPbx ? [pbx] : []), r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r)],
+              ...[r.id, ...own, r.agent, r.prospect, r.state, r.createdAt, r.updatedAt, r.wakeAt, JSON.stringify(r)],
               ...mine,
               ...capsParams,
               maxPending,
-              ...(totalCount ? [...totalParams, maxPendingTotal] : []),
+              ...(total ? [...own, maxPendingTotal] : []),
             ],
-          },
-          ...made.events.map((e) => ({
-            sql: `INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) SELECT ?, ?, ?, ?, ?, ?, ? WHERE ${inserted}`,
-            params: [...eventValues(e), r.id],
-          })),
-          ...(made.outbox ?? []).map((o) => ({
-            sql: `INSERT INTO outbox(key, request_id, event, created_at, body, next_at) SELECT ?, ?, ?, ?, ?, ? WHERE ${inserted} ON CONFLICT (key) DO NOTHING`,
-            params: [...outboxValues(o), r.id],
-          })),
-          {
-            // The total (a count of every pending request: it grows with them) only when nothing was inserted and it
-            // is read: CASE evaluates its branch only when taken (this script is SQLite's; PostgreSQL's is cc_opt_in).
-            sql: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS taken,
-                (${existingSql}) AS existing,
-                (${agentCount}) AS n, ${totalCount ? `CASE WHEN EXISTS (SELECT 1 FROM requests WHERE id = ?) THEN NULL ELSE (${totalCount}) END` : 'NULL'} AS total, (${this.aheadSql}) AS ahead`,
-            params: [r.id, ...existingParams, ...capsParams, ...(totalCount ? [r.id, ...totalParams] : []), r.id],
           },
         ];
         const results = await q.script(statements);
-        const created = results[lock ? 1 : 0].length === 1;
-        const outcome = results[results.length - 1][0] as { taken: number | string; existing: unknown; n: number | string; total: number | string | null; ahead: number | string };
-        if (created) return { result: 'created', request: r, position: 1 + Number(outcome.ahead) };
-        // Not inserted, yet a request has its id: `create` reused an id (its history and outbox rows, conditional on
-        // the id, may have been written to that request): refused, and the transaction with them.
+        const inserted = results[results.length - 1][0] as { ahead: number | string } | undefined;
+        if (inserted) {
+          // In, with its place (counted by the INSERT's RETURNING): its history and outbox rows follow.
+          await insertEvents(q, made.events);
+          await insertOutbox(q, made.outbox ?? []);
+          return { result: 'created', request: r, position: 1 + Number(inserted.ahead) };
+        }
+        // Not inserted: why (nothing was written).
+        const outcome = (await q.one<{
+          taken: number | string;
+          existing_id: string | null;
+          existing_version: number;
+          existing: unknown;
+          n: number | string;
+          total: number | string | null;
+        }>(sql.outcome, [r.id, ...capsParams, ...(total ? own : []), ...mine, r.id]))!;
+        // A request has its id: `create` reused an id: refused, and the transaction with it.
         if (Number(outcome.taken) > 0) throw new StoreError(`the opt-in's new request ${r.id} has the id of a stored request; nothing was written`);
-        if (outcome.existing !== null && outcome.existing !== undefined) {
-          const existing = this.d.fromJson(outcome.existing) as R;
-          if (!refresh) return { result: 'exists', request: existing };
-          return this.refreshIn(q, agent, prospect, refresh);
+        if (outcome.existing_id !== null && outcome.existing_id !== undefined) {
+          // The pending request as this transaction read it (the file is locked from BEGIN IMMEDIATE): refreshed
+          // without reading it again.
+          const found: Row = { id: outcome.existing_id, version: outcome.existing_version, data: outcome.existing };
+          if (!refresh) return { result: 'exists', request: this.decode(found).request };
+          return this.refreshIn(q, agent, prospect, refresh, found);
         }
         const pending = Number(outcome.n);
-        if (pending >= maxPending || maxPendingTotal === undefined) return { result: 'full', pending };
+        if (pending >= maxPending || !total) return { result: 'full', pending };
         return { result: 'full', pending: Number(outcome.total) };
       },
       { quick: true },
     );
+  }
+
+  /** The new request's script's statements (createOrRefresh, SQLite), with and without a total cap; made once. */
+  private readonly optInSqls: { [total: string]: OptInSql } = {};
+
+  private optInSql(total: boolean): OptInSql {
+    const key = String(total);
+    const cached = this.optInSqls[key];
+    if (cached) return cached;
+    const withPbx = this.scopeOf.pbx !== undefined;
+    const own = withPbx ? ' AND pbx = ?' : '';
+    // Parameters: agent, prospect[, pbx].
+    const minePending = `SELECT 1 FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${own}`;
+    // Parameters: agent[, pbx].
+    const agentCount = `SELECT COUNT(*) FROM requests WHERE agent = ? AND ${PENDING}${own}`;
+    // Parameters: [pbx].
+    const totalCount = total ? `SELECT COUNT(*) FROM requests WHERE ${PENDING}${own}` : undefined;
+    const sql: OptInSql = {
+      // RETURNING the new request's place: the pending requests of the number ahead of it in opt-in order (as aheadSql).
+      insert: `INSERT INTO requests(id, ${withPbx ? 'pbx, ' : ''}agent, prospect, state, created_at, updated_at, wake_at, version, data)
+              SELECT ?, ${withPbx ? '?, ' : ''}?, ?, ?, ?, ?, ?, 1, ?
+              WHERE NOT EXISTS (${minePending}) AND (${agentCount}) < ?${totalCount ? ` AND (${totalCount}) < ?` : ''}
+              RETURNING id, (SELECT COUNT(*) FROM requests q WHERE q.prospect = requests.prospect AND q.${PENDING}
+                AND (q.created_at, q.${this.d.seq}) < (requests.created_at, requests.${this.d.seq})) AS ahead`,
+      // When nothing was inserted: the agent's pending request for the prospect (a refresh is wanted), in one look-up
+      // of the index with its id, version and data (left-joined: one row whatever it finds), and the counts at the caps.
+      // Parameters: the new id; agent[, pbx]; [pbx]; agent, prospect[, pbx]; the new id.
+      outcome: `SELECT (SELECT COUNT(*) FROM requests WHERE id = ?) AS taken,
+                e.id AS existing_id, e.version AS existing_version, e.data AS existing,
+                (${agentCount}) AS n, ${totalCount ? `(${totalCount})` : 'NULL'} AS total
+              FROM (SELECT 1 AS one) one LEFT JOIN requests e ON e.agent = ? AND e.prospect = ? AND e.${PENDING}${withPbx ? ' AND e.pbx = ?' : ''} AND e.id <> ?`,
+    };
+    this.optInSqls[key] = sql;
+    return sql;
   }
 
   /**
@@ -427,7 +465,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     made: RequestWrite<R>,
     maxPending: number,
     maxPendingTotal: number | undefined,
-    refresh: ((existing: R) => RequestWrite<R>) | undefined,
+    refresh: ((existing: R) => RequestWrite<R> | Promise<RequestWrite<R>>) | undefined,
   ): Promise<CreateResult<R>> {
     const r = made.request;
     const events = made.events.map((e) => [e.at, e.type, e.from ?? null, e.to ?? null, e.reason ?? null, e.data ?? null]);
@@ -475,17 +513,29 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
    */
   private get aheadSql(): string {
     const pending = (t: string) => `${t}.state NOT IN ${TERMINAL_SQL}`;
-    return `SELECT COUNT(*) FROM requests me, requests q WHERE me.id = ? AND ${pending('me')} AND q.prospect = me.prospect AND ${pending('q')}
+    this.ahead ??= `SELECT COUNT(*) FROM requests me, requests q WHERE me.id = ? AND ${pending('me')} AND q.prospect = me.prospect AND ${pending('q')}
       AND (q.created_at, q.${this.d.seq}) < (me.created_at, me.${this.d.seq})`;
+    return this.ahead;
   }
 
+  private ahead: string | undefined;
+  /** prospectPlace's statement, made once. */
+  private placeSql: string | undefined;
+
   /** The refresh of the agent's pending request for the prospect, in the opt-in's transaction (its locks held). */
-  private async refreshIn(q: TxQueries, agent: string, prospect: string, refresh: (existing: R) => RequestWrite<R>): Promise<CreateResult<R>> {
+  private async refreshIn(
+    q: TxQueries,
+    agent: string,
+    prospect: string,
+    refresh: (existing: R) => RequestWrite<R> | Promise<RequestWrite<R>>,
+    read?: Row,
+  ): Promise<CreateResult<R>> {
     const p1: unknown[] = [agent, prospect];
-    const found = await q.one<Row>(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(p1)}${this.d.forUpdate}`, p1);
+    // Read with its row lock (PostgreSQL), unless this transaction's script has just read it (SQLite: the file is locked).
+    const found = read ?? (await q.one<Row>(`SELECT id, version, data FROM requests WHERE agent = ? AND prospect = ? AND ${PENDING}${this.own(p1)}${this.d.forUpdate}`, p1));
     if (!found) throw new StoreError('pending request vanished while locked');
     const existing = this.decode(found);
-    const next = refresh(existing.request);
+    const next = await refresh(existing.request);
     if (!(await writeRequest(q, next.request, existing.version))) throw new StoreError('pending request changed while locked');
     await insertEvents(q, next.events);
     await insertOutbox(q, next.outbox ?? []);

@@ -317,8 +317,9 @@ class SqliteDb implements Db {
     return s;
   }
 
-  // A decision staged in this connection's group reads and writes on it (it holds the gate). A read from anyone else
-  // meanwhile reads the committed state on the reader connection; a write from anyone else waits for the gate.
+  // A decision staged in this connection's group, or a statement from inside its own `tx`, reads and writes on it (it
+  // holds the gate). A read from anyone else meanwhile reads the committed state on the reader connection; a write
+  // from anyone else waits for the gate.
   // A write outside a transaction and outside a decision (its own autocommit) resolves once it is durable (see
   // `synced`); inside a decision it is part of the group, whose commit is synced.
   one<T>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
@@ -400,7 +401,9 @@ class SqliteDb implements Db {
       this.walSync?.refuseIfFailed();
       this.begin(opts.quick ?? false);
       try {
-        result = await fn(this.direct);
+        // Staged like a group's decision: what `fn` reads or writes through this Db meanwhile (a store call from
+        // inside it, as the opt-in's refresh makes) goes to this transaction instead of waiting for its end.
+        result = await asStaged(this, () => fn(this.direct));
         this.db.exec('COMMIT');
         this.checkpointer?.committed();
       } catch (err) {

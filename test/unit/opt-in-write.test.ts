@@ -60,9 +60,10 @@ describe('the opt-in on SQLite: prepared once', () => {
         const f = () => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001')), undefined, 1000);
         return grouped ? gc.run(f, { quick: true }) : f();
       };
-      // Warm: both paths once.
+      // Warm: both paths once, and the statement that says why nothing was inserted.
       expect(await optIn(0, true)).toMatchObject({ result: 'created', position: 1 });
       expect(await optIn(1, false)).toMatchObject({ result: 'created', position: 2 });
+      expect(await store.createOrRefresh('PJSIP/0', '2001', 10, rows(rec('r0b', 'PJSIP/0', '2001')), undefined, 1000)).toMatchObject({ result: 'exists' });
       const prepare = jest.spyOn(Database.prototype, 'prepare');
       const pragma = jest.spyOn(Database.prototype, 'pragma');
       for (let i = 2; i < 8; i++) expect(await optIn(i, i % 2 === 0)).toMatchObject({ result: 'created', position: i + 1 });
