@@ -194,7 +194,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const tty = opts.isTTY ?? Boolean((target as NodeJS.WriteStream).isTTY);
   const stream = guardStream(target, opts.onClosed ?? stderrNotice, { coalesce: opts.coalesce ?? opts.stream === undefined });
   const pretty = opts.format === 'pretty' || (opts.format !== 'json' && tty);
-  const base = [winston.format.errors({ stack: false }), stamp(), redact({ mask: masker(opts.secrets ?? []) })];
+  const mask = masker(opts.secrets ?? []);
+  const base = [winston.format.errors({ stack: false }), stamp(), redact({ mask })];
   const format = pretty
     ? winston.format.combine(
         ...base,
@@ -215,7 +216,6 @@ export function createLogger(opts: LogOptions = {}): Logger {
     format,
     transports: [new winston.transports.Stream({ stream })],
   });
-  const mask = masker(opts.secrets ?? []);
   return direct(logger, format, stream, pretty ? undefined : (info) => jsonLine(info, mask));
 }
 
