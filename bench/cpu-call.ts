@@ -11,8 +11,9 @@
  * - `--strace`: system calls per call (`strace -c -f` attached over the round; the round's CPU is then not the
  *   service's own: ptrace slows it);
  * - `--callgrind`: instructions per call (the service under valgrind's callgrind, counting only over the rounds;
- *   user space only; about fifty times slower, so at 1 or 2 calls/s with `--drain 60`): the figure to A/B on a
- *   machine shared with other work, where CPU ms per call move by ±20 % from round to round;
+ *   user space only; about fifty times slower, so at 1 or 2 calls/s with `--drain 60`). Not steady enough yet to
+ *   settle a small change: rounds of 60 calls after 60 varied by 20-30 % between runs of one build (V8's
+ *   background compiles and collections fall differently), as much as CPU ms per call move with the machine's load;
  * - `--perf <file>`: an on-CPU profile of each round (`perf record -g`, cpu-clock; add
  *   `--node-args --perf-basic-prof-only-functions` for the JavaScript frames);
  * - `--usr2`: SIGUSR2 to the service before and after each round (for a preload given with `--node-args -r …` that
