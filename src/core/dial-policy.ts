@@ -88,8 +88,15 @@ function normalize(number: string): string {
   return number.startsWith('00') ? `+${number.slice(2)}` : number;
 }
 
+/** The configured globs' expressions, built once each (every opt-in and every recall checks the agent's device). */
+const globs = new Map<string, RegExp>();
+
 function globMatch(glob: string, text: string): boolean {
-  const re = new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[A-Za-z0-9_.+-]*')}$`);
+  let re = globs.get(glob);
+  if (!re) {
+    re = new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[A-Za-z0-9_.+-]*')}$`);
+    if (globs.size < 1000) globs.set(glob, re);
+  }
   return re.test(text);
 }
 

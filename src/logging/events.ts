@@ -17,6 +17,8 @@ export interface EventSink {
   log(level: Level, message: string, meta: Record<string, unknown>): unknown;
   /** Whether a line of this level would be written (winston's); absent: every line is handed to `log`. */
   isLevelEnabled?(level: Level): boolean;
+  /** The line of an event, as `log(level, message, { ...fields, event })` writes it (the direct logger of log.ts). */
+  logEvent?(level: Level, message: string, fields: object, event: string): void;
 }
 
 export interface EventCatalogue {
@@ -486,5 +488,6 @@ export function emit<E extends EventName>(log: EventSink, level: Level, event: E
   // A line the logger would drop (debug at level info: several per call) is not built at all: winston filters
   // levels only in its transport, after the line has gone through the logger's stream (bench profile, issue 23).
   if (log.isLevelEnabled && !log.isLevelEnabled(level)) return;
-  log.log(level, message, { ...fields, event });
+  if (log.logEvent) log.logEvent(level, message, fields, event);
+  else log.log(level, message, { ...fields, event });
 }

@@ -109,6 +109,41 @@ const jsonOnce = winston.format((info) => {
   return info;
 });
 
+/**
+ * The JSON format's four steps (errors, timestamp, mask, json) in one pass over the line, with the same text as
+ * their combination (test/unit/log.test.ts compares them byte for byte): under the sustained load each line went
+ * through four format closures, the mask's rewrite of every field in place and safe-stable-stringify's replacer
+ * path for every key (bench/cpu-call.ts, issue 23). The masked fields are copied into a new object in
+ * safe-stable-stringify's order (keys sorted); when every value is a string, number, boolean, null or nothing
+ * (the lines of a call), V8's own JSON.stringify writes it — the same text: safe-stable-stringify writes those
+ * as JSON.stringify does, and an object keeps its keys in insertion order unless they look like array indices,
+ * which go to the slow path. Any other value (an object, an array, a bigint) takes safe-stable-stringify as
+ * before. Undefined for an Error line (logform's `errors` handles those) and a `__proto__` field: the caller then
+ * runs the formats.
+ */
+export function jsonLine(info: Record<string, unknown>, mask: Masker): string | undefined {
+  if (info instanceof Error || info.message instanceof Error) return undefined;
+  if (!info.timestamp) info.timestamp = isoNow();
+  const keys = Object.keys(info).sort();
+  const line: Record<string, unknown> = {};
+  let plain = true;
+  for (const key of keys) {
+    // a key the copy would take for the prototype: the formats' way
+    if (key === '__proto__') return undefined;
+    // as `redact`: every field but the level through the mask
+    const value = key === 'level' ? info[key] : mask.field(key, info[key]);
+    if ((value !== null && typeof value === 'object') || typeof value === 'bigint' || isIndexLike(key)) plain = false;
+    line[key] = value;
+  }
+  return plain ? JSON.stringify(line) : stableStringify(line, bigintAsString);
+}
+
+/** A key V8 would order before the others in an object (an array index: digits only). */
+function isIndexLike(key: string): boolean {
+  const c = key.charCodeAt(0);
+  return c >= 48 && c <= 57;
+}
+
 /** The last millisecond's ISO text: log lines of the same millisecond share one `toISOString`. */
 let isoAt = NaN;
 let isoText = '';
@@ -159,7 +194,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const tty = opts.isTTY ?? Boolean((target as NodeJS.WriteStream).isTTY);
   const stream = guardStream(target, opts.onClosed ?? stderrNotice, { coalesce: opts.coalesce ?? opts.stream === undefined });
   const pretty = opts.format === 'pretty' || (opts.format !== 'json' && tty);
-  const base = [winston.format.errors({ stack: false }), stamp(), redact({ mask: masker(opts.secrets ?? []) })];
+  const mask = masker(opts.secrets ?? []);
+  const base = [winston.format.errors({ stack: false }), stamp(), redact({ mask })];
   const format = pretty
     ? winston.format.combine(
         ...base,
@@ -180,7 +216,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
     format,
     transports: [new winston.transports.Stream({ stream })],
   });
-  return direct(logger, format, stream);
+  return direct(logger, format, stream, pretty ? undefined : (info) => jsonLine(info, mask));
 }
 
 /** winston's `info` keys (triple-beam): the level the line was logged at, and the formatted line. */
@@ -198,7 +234,7 @@ const FIELDS = Symbol('cc.childFields');
  * fields) ends in — filters by level, runs the same format (errors, timestamp, mask, JSON or pretty) and writes
  * the line to the same destination as winston's Stream transport would (`line + EOL`): the output is unchanged.
  */
-function direct(logger: winston.Logger, format: winston.Logform.Format, stream: NodeJS.WritableStream): winston.Logger {
+function direct(logger: winston.Logger, format: winston.Logform.Format, stream: NodeJS.WritableStream, line?: (info: Record<string, unknown>) => string | undefined): winston.Logger {
   const levels = logger.levels;
   // winston's own asks every transport for its level on each call; the one transport has none (the logger's).
   Object.defineProperty(logger, 'isLevelEnabled', {
@@ -212,26 +248,49 @@ function direct(logger: winston.Logger, format: winston.Logform.Format, stream: 
   // Child loggers one level deep whatever their nesting: winston's child copies the line at every level (a
   // three-deep child logger: three copies of each line, each its own call); this one copies it once, from the
   // same field objects in the same order (the innermost's fields win, the line's over all), so the line is the same.
+  // Every child shares one prototype (over the logger) holding its `write`; a child is that prototype with its field
+  // chain: one small object of one shape per child, where a child with its own `write` closure and property
+  // descriptors was a new shape each (a call makes four).
+  type Child = winston.Logger & { [FIELDS]: readonly object[] };
+  const childProto = Object.create(logger, {
+    write: {
+      value: function write(this: Child, info: winston.Logform.TransformableInfo & Record<symbol, unknown>): boolean {
+        const line = Object.assign({}, ...this[FIELDS], info) as winston.Logform.TransformableInfo & Record<symbol, unknown>;
+        // As winston's child: Object.assign does not copy an Error's own non-enumerable fields.
+        if (info instanceof Error) {
+          line.stack = info.stack;
+          line.message = info.message;
+          line.cause = (info as { cause?: unknown }).cause;
+        }
+        return logger.write(line);
+      },
+    },
+  }) as object;
   Object.defineProperty(logger, 'child', {
     configurable: true,
     writable: true,
     value: function child(this: winston.Logger & { [FIELDS]?: readonly object[] }, fields: object): winston.Logger {
-      const chain = [...(this[FIELDS] ?? []), fields];
-      return Object.create(logger, {
-        [FIELDS]: { value: chain },
-        write: {
-          value: (info: winston.Logform.TransformableInfo & Record<symbol, unknown>): boolean => {
-            const line = Object.assign({}, ...chain, info) as winston.Logform.TransformableInfo & Record<symbol, unknown>;
-            // As winston's child: Object.assign does not copy an Error's own non-enumerable fields.
-            if (info instanceof Error) {
-              line.stack = info.stack;
-              line.message = info.message;
-              line.cause = (info as { cause?: unknown }).cause;
-            }
-            return logger.write(line);
-          },
-        },
-      }) as winston.Logger;
+      const parent = this[FIELDS];
+      const c = Object.create(childProto) as Child;
+      c[FIELDS] = parent ? [...parent, fields] : [fields];
+      return c;
+    },
+  });
+  // An event's line (events.ts emit) without winston's `log`: the line object winston builds from (level, message,
+  // { ...fields, event }) — the fields, the event, the level and the message over them — made in one copy, where
+  // winston's made two and searched the message for printf tokens. A message with `%`, fields with a `message`
+  // (which winston appends to the line's) or a logger with default fields take winston's way.
+  Object.defineProperty(logger, 'logEvent', {
+    configurable: true,
+    writable: true,
+    value: function logEvent(this: winston.Logger, level: string, message: string, fields: object, event: string): void {
+      if (message.includes('%') || 'message' in fields || logger.defaultMeta) {
+        this.log(level, message, { ...fields, event });
+        return;
+      }
+      const info = Object.assign({}, fields, { event, level, message }) as winston.Logform.TransformableInfo & Record<symbol, unknown>;
+      info[LEVEL] = level;
+      this.write(info);
     },
   });
   Object.defineProperty(logger, 'write', {
@@ -243,6 +302,11 @@ function direct(logger: winston.Logger, format: winston.Logform.Format, stream: 
       const at = levels[info[LEVEL] as string];
       // As the transport (no level of its own: the logger's): unknown levels and levels above it are dropped.
       if (at === undefined || !(levels[logger.level] >= at)) return true;
+      const text = line?.(info);
+      if (text !== undefined) {
+        stream.write(`${text}${EOL}`);
+        return true;
+      }
       const out = format.transform(info, format.options) as (winston.Logform.TransformableInfo & Record<symbol, unknown>) | boolean;
       if (out && typeof out === 'object') stream.write(`${String(out[MESSAGE])}${EOL}`);
       return true;

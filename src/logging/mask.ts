@@ -67,6 +67,17 @@ export interface Masker {
   field<T>(key: string, value: T): T;
 }
 
+/** {@link SECRET_KEY}'s verdict per field name, remembered: a log line asks it for each of its fields. */
+const secretKeys = new Map<string, boolean>();
+function secretKey(key: string): boolean {
+  let secret = secretKeys.get(key);
+  if (secret === undefined) {
+    secret = SECRET_KEY.test(key);
+    if (secretKeys.size < 1000) secretKeys.set(key, secret);
+  }
+  return secret;
+}
+
 /** A mask that also hides the given literal secrets. */
 export function masker(secrets: readonly string[] = []): Masker {
   const literal = forms(secrets);
@@ -76,7 +87,7 @@ export function masker(secrets: readonly string[] = []): Masker {
     return out;
   };
   const deep = (value: unknown, key: string, depth: number): unknown => {
-    if (typeof value === 'string') return value !== '' && SECRET_KEY.test(key) ? MASK : text(value);
+    if (typeof value === 'string') return value !== '' && secretKey(key) ? MASK : text(value);
     if (depth > 8 || value === null || typeof value !== 'object') return value;
     if (value instanceof RegExp) return value.source;
     if (value instanceof Error) return deep({ name: value.name, message: value.message, stack: value.stack }, key, depth + 1);

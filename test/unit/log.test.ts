@@ -112,6 +112,24 @@ describe('logging without winston streams', () => {
     expect(JSON.parse(ours[5])).toMatchObject({ level: 'error', message: 'boom' });
   });
 
+  it('an event (emit) writes the line winston writes for log(level, message, { ...fields, event }), through children too', async () => {
+    const { emit } = await import('../../src/logging/events');
+    const { ours, winstons } = await both('info', (log) => {
+      const call = log.child({ channelId: 'c1' }).child({ agent: 'PJSIP/1001', prospect: '2001' });
+      emit(call, 'info', 'offer.started', 'busy: offering a callback', { language: 'en', entry: 'ari', promise: 'regular', queue: ['PJSIP/1001'], waiting: 1 });
+      emit(call, 'debug', 'offer.key', 'not written at info', { digit: '#', phase: 'offer' });
+      // the line's own fields over the children's, the event over a field of that name, the level and message over all
+      emit(call.child({ requestId: 'r1' }), 'info', 'offer.ended', 'offer ended', { outcome: 'requested', requestId: 'r2', entry: 'ari', event: 'x', level: 'debug' } as never);
+      // winston's ways kept: a message with printf tokens drops the fields, a `message` field is appended to the message
+      emit(log, 'warn', 'offer.full', 'full: %d pending', { pending: 10 });
+      emit(log, 'warn', 'offer.store_failed', 'store failed', { error: 'disk', message: 'and more' } as never);
+      emit(log, 'error', 'service.stopped', 'stopped', { eventLoopDelayMs: { p99: 2, p50: 1, max: 3 } });
+    });
+    expect(ours).toHaveLength(5);
+    expect(ours).toEqual(winstons);
+    expect(JSON.parse(ours[1])).toMatchObject({ event: 'offer.ended', level: 'info', requestId: 'r2', channelId: 'c1' });
+  });
+
   it('a logger at debug writes debug lines, and a level changed later is followed', async () => {
     const stream = new PassThrough();
     const chunks: string[] = [];
@@ -162,6 +180,9 @@ describe('the JSON line, stringified as logform does', () => {
       ['undefined and friends', { u: undefined, f: () => 1, arr: [undefined, () => 1, NaN, Infinity, -0], n: NaN, [Symbol('s')]: 1, timestamp: 't' }],
       ['strings', { s: 'quote " backslash \\ newline \n tab \t nul \u0000 lone \ud800 pair 😀 \u2028', timestamp: 't' }],
       ['empty', { o: {}, a: [], timestamp: 't' }],
+      // keys that V8 keeps in numeric order ahead of the others, where the line sorts them as text
+      ['index-like keys', { 10: 'ten', 9: 'nine', '1a': 'x', b: true, timestamp: 't' }],
+      ['plain values', { n: -0, inf: Infinity, nan: NaN, no: false, nil: null, u: undefined, text: 'a "b" \\ c', timestamp: 't' }],
       ['masked s3cret-value', { url: 'http://u:p@h/x?token=abc', password: 'pw', deep: { secret: 'x', list: ['s3cret-value'] }, timestamp: 't' }],
     ];
     for (const [message, fields] of lines) {
