@@ -154,12 +154,16 @@ async function takeOver(url: string, ttlMs: number): Promise<number> {
  * engine (Engine.optIn → group commit → createOrRefresh), in a store that already holds what a working day leaves
  * (30 000 requests: 27 000 finished, 3 000 pending over 5 000 numbers; the number every opt-in here queues for has
  * 1 500 requests, 150 of them pending, as in the offer bench where every call queues for one number), VACUUMed and
- * ANALYZEd. One after the other (`rounds` × 10 opt-ins) and 10 concurrent (`rounds` bursts of 10), p50/p99 ms of
+ * ANALYZEd. One after the other (`rounds` × 10 opt-ins), 10 concurrent (`rounds` bursts of 10) and 10 streams (10
+ * callers, each `rounds` opt-ins one after the other, 0–2 ms apart: arrivals spread as in the offer bench), p50/p99 ms of
  * each opt-in from the call to its durable answer, and its steps (p50 / p99 ms): `queued` the call → its decision
  * starts (the group opened), `staging` → its rows staged, `commit` → the group durable, `after` → the answer.
  * `sessions`: the sessions the server opened for the store during the opt-ins, the first six opt-ins after the store
  * opened, and with `--after-quiet N` N opt-ins each after 11 s of quiet (past node-postgres's idle timeout);
- * `CC_PG_SESSIONS=cold` runs the pool as node-postgres makes it (the A/B of src/store/postgres.ts's warmed sessions).
+ * `CC_PG_SESSIONS=cold` runs the pool as node-postgres makes it (the A/B of src/store/postgres.ts's warmed sessions);
+ * `CC_PG_COMMIT=apart` sends each group's COMMIT alone (the A/B of the default, the COMMIT in the last opt-ins' message,
+ * where `staging` holds the round trip with the COMMIT and `commit` is nearly nothing). The store is fenced, as the
+ * service's (a lease held: every COMMIT checks it).
  * One JSON object on stdout.
  */
 async function optInPath(rounds: number, quietRounds: number): Promise<void> {
@@ -174,6 +178,9 @@ async function optInPath(rounds: number, quietRounds: number): Promise<void> {
        FROM generate_series(1, 30000) g`,
     );
     await store.query('VACUUM ANALYZE requests');
+    // Fenced as the service's store is (it holds the PBX's lease: every group's COMMIT checks it, src/coordination).
+    await store.query(`INSERT INTO leases(pbx, app, holder, epoch, expires_at) VALUES ('bench', 'cc', 'bench', 1, clock_timestamp() + interval '1 hour')`);
+    store.setFence({ app: 'cc', holder: 'bench', epoch: 1 });
     const engine = engineFor(store, Date.now);
     let i = 0;
     // Each opt-in's steps (OptInMarks): call → its decision starts (the engine's turn: the group opened), started →
@@ -231,6 +238,20 @@ async function optInPath(rounds: number, quietRounds: number): Promise<void> {
     for (let r = 0; r < rounds; r++) concurrent.push(...(await Promise.all(Array.from({ length: 10 }, () => one()))));
     const concurrentServer = await server.end(rounds * 10);
     const concurrentSteps = stepsOf();
+    // 10 callers, each one opt-in after the other with 0–2 ms between (as the offer bench's originators: arrivals spread,
+    // a decision often arriving while the group's message is on its way).
+    const streams: number[] = [];
+    await server.begin();
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        for (let r = 0; r < rounds; r++) {
+          await sleep(Math.random() * 2);
+          streams.push(await one());
+        }
+      }),
+    );
+    const streamsServer = await server.end(rounds * 10);
+    const streamsSteps = stepsOf();
     await server.close();
     // After a quiet spell longer than node-postgres's idle timeout (10 s): one opt-in each (`--after-quiet N`).
     const afterQuiet: number[] = [];
@@ -249,8 +270,10 @@ async function optInPath(rounds: number, quietRounds: number): Promise<void> {
       `${JSON.stringify({
         sequential: brief(sequential),
         concurrent10: brief(concurrent),
-        steps: { sequential: sequentialSteps, concurrent10: concurrentSteps },
-        perOptIn: { sequential: sequentialServer, concurrent10: concurrentServer },
+        streams10: brief(streams),
+        steps: { sequential: sequentialSteps, concurrent10: concurrentSteps, streams10: streamsSteps },
+        perOptIn: { sequential: sequentialServer, concurrent10: concurrentServer, streams10: streamsServer },
+        commit: process.env.CC_PG_COMMIT || 'with',
         sessions: {
           pool: process.env.CC_PG_SESSIONS || 'warm',
           openedDuringTheOptIns: sessions,
@@ -292,7 +315,8 @@ async function serverFigures(store: PgStore<CallbackRequest>) {
     const out = original.apply(this, args);
     const text = typeof args[0] === 'string' ? args[0] : '';
     if (out instanceof Promise && text) {
-      const kind = /cc_opt_ins?\(/.test(text) ? `opt-in x${(text.match(/cc_opt_in\(/g) ?? []).length + (text.match(/cc_opt_ins\(/g) ?? []).length}` : /COMMIT$/.test(text) ? 'commit' : text.slice(0, 24);
+      const optIns = /cc_opt_ins?\(/.test(text) ? `opt-in x${(text.match(/cc_opt_in\(/g) ?? []).length + (text.match(/cc_opt_ins\(/g) ?? []).length}` : undefined;
+      const kind = optIns ? `${optIns}${/COMMIT$/.test(text) ? ' + commit' : ''}` : /COMMIT$/.test(text) ? 'commit' : text.slice(0, 24);
       const t0 = performance.now();
       void out.then(
         () => {
@@ -335,7 +359,7 @@ async function serverFigures(store: PgStore<CallbackRequest>) {
       const used = process.cpuUsage(cpu);
       if (session) {
         const { profile } = (await post('Profiler.stop')) as { profile: unknown };
-        fs.writeFileSync(path.join(profileDir!, `opt-in-${phase++ === 0 ? 'sequential' : 'concurrent'}.cpuprofile`), JSON.stringify(profile));
+        fs.writeFileSync(path.join(profileDir!, `opt-in-${['sequential', 'concurrent', 'streams'][phase++] ?? 'more'}.cpuprofile`), JSON.stringify(profile));
       }
       await sleep(600); // the statistics collector's flush (pg_stat_user_functions)
       await store.query('SELECT pg_stat_clear_snapshot()');

@@ -46,8 +46,13 @@ export interface TxQueries extends Queries {
    * PostgreSQL only: one statement that is atomic — it leaves nothing behind when it fails (it catches its errors in
    * a block of its own and returns them, see migration 5's cc_opt_in) — and returns its rows. In a group (db.ts
    * `group`) the group may send it in one message together with other decisions' atomic statements (GroupTx.batch).
+   * `last`: whatever it returns, what it wrote is all its decision writes before its caller hears back — the decision
+   * sends nothing after it, or only statements that may go in a transaction of their own after it (the opt-in that
+   * finds the agent's pending request wrote nothing, and its refresh comes after), and nothing after it fails the
+   * decision (its rows would be durable while its caller hears an error) — so the group may commit with it, in the
+   * same message (GroupBatch.flush).
    */
-  atomic?(statement: Statement): Promise<unknown[]>;
+  atomic?(statement: Statement, opts?: { last?: boolean }): Promise<unknown[]>;
 }
 
 export interface Db extends Queries {
@@ -119,15 +124,31 @@ export interface GroupTx {
  * is held too while earlier ones are (a barrier: it goes only after them, and after their decisions went on). The
  * pump stages the next decision, and when none joins `flush`es the held atomic statements as one message and hands
  * each decision its rows in order (`deliver`), letting each run to its end (or to its next held statement) before
- * the next hears back: a decision still reads what the ones before it wrote.
+ * the next hears back: a decision still reads what the ones before it wrote. When no decision waits any more (and
+ * none arrived while the group's previous message was on its way, see GroupCommit `busy`) and every held statement
+ * is `last`, the COMMIT goes in that message too (one round trip for an opt-in alone, instead of
+ * two): the decisions that send nothing after it are answered then, and one that does (a refresh) goes on in a new
+ * transaction of the group, committed at its end.
  */
 export interface GroupBatch {
   /** Resolves when the decision now running holds a statement: 'atomic' (may share a message) or 'barrier'. */
   listen(): Promise<'atomic' | 'barrier'>;
   /** Stops listening: statements go at once again. */
   quiet(): void;
-  /** Sends the held atomic statements in one message; then `deliver(i)` hands the i-th its rows (or error). */
-  flush(): Promise<{ count: number; deliver: (i: number) => void }>;
+  /**
+   * Sends the held atomic statements in one message; then `deliver(i)` hands the i-th its rows (or error). With
+   * `commit`, when every held statement is `last` (see `committable`), the group's transaction is committed in the
+   * same message (its fence checked first): `committed` then says that everything staged so far is durable, and a
+   * statement sent after it (`sent` counts them) begins a new transaction of the group. `error`: why the message
+   * failed (the group has failed).
+   */
+  flush(commit?: boolean): Promise<{ count: number; deliver: (i: number) => void; committed: boolean; error?: unknown }>;
+  /** Whether `flush(true)` would commit: every held statement is `last`, and the group has not failed. */
+  committable(): boolean;
+  /** Messages sent on the group's connection so far. */
+  sent(): number;
+  /** The group can no longer commit (a test seam threw before a COMMIT): the held statements fail with `err`. */
+  fail(err: unknown): void;
   /** Lets the held barrier statement go (after flush and deliveries). */
   release(): void;
 }

@@ -9,7 +9,8 @@
  * decision's caller get its answer and do its side effects (`afterCommit`: telephony actions, webhooks, the
  * decision listeners) run. When the commit fails, every decision of the group fails: its caller gets the
  * error, none of its side effects ran, nothing of it is in the store. A crash between staging and commit
- * leaves nothing durable (the transaction was never committed) and nobody told.
+ * leaves nothing durable (the transaction was never committed) and nobody told. On PostgreSQL the COMMIT may go in
+ * the message of the group's last opt-ins (GroupBatch; `settle`): one round trip instead of two for an opt-in alone.
  *
  * When the driver makes the commit durable after it (SQLite's sync off the event loop, src/store/wal-sync.ts;
  * GroupTx.commit resolves with `durable`), the next group is staged and committed while this one's sync runs, and
@@ -82,13 +83,22 @@ export interface GroupCommitOptions {
   maxGroup?: number;
   /** A side effect threw (it is logged by the caller; the others still run). */
   onEffectError?: (err: unknown) => void;
-  /** Test seam: called with the group's size just before its COMMIT (a crash here loses the whole group). */
+  /**
+   * Test seam: called with the group's size just before its COMMIT, or before the message of opt-ins that carries it
+   * (GroupBatch.flush; the size then counts them): a crash here loses the whole group.
+   */
   beforeCommit?: (size: number) => Promise<void> | void;
 }
 
 export class GroupCommit {
   private readonly waiting: Item[] = [];
   private pumping = false;
+  /**
+   * Whether a decision arrived while the last message (a batch, a COMMIT) was on its way: then the next batch goes
+   * without the COMMIT (see settle), as decisions are likely to keep arriving and the group's one COMMIT after them
+   * costs one sync for all of them instead of one per message.
+   */
+  private busy = false;
   private readonly current = new AsyncLocalStorage<Item>();
   private readonly max: number;
   /** Groups committed whose sync is still to come (GroupTx.commit's `durable`), in commit order. */
@@ -124,9 +134,18 @@ export class GroupCommit {
   /** The group is durable (at `at`): its side effects run in order, then its callers hear back. */
   private finish(staged: Item[], at: number): void {
     staged.sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+    this.count(staged.length);
+    this.answer(staged, at);
+  }
+
+  private count(decisions: number): void {
     this.stats.groups++;
-    this.stats.decisions += staged.length;
-    this.stats.largest = Math.max(this.stats.largest, staged.length);
+    this.stats.decisions += decisions;
+    this.stats.largest = Math.max(this.stats.largest, decisions);
+  }
+
+  /** Durable decisions' side effects, in the order given, then their callers. */
+  private answer(staged: Item[], at: number): void {
     for (const i of staged) {
       for (const effect of i.effects) {
         try {
@@ -168,16 +187,48 @@ export class GroupCommit {
 
   /**
    * Sends the held statements in one message and hands each decision its rows in order, letting it run to its end
-   * before the next one hears back (a decision reads what the ones before it wrote).
+   * before the next one hears back (a decision reads what the ones before it wrote). `last`: no decision waits any
+   * more, so the group's COMMIT may go in the same message (GroupBatch.flush): then every decision staged so far is
+   * durable and answered at once, and so is each held one that sends nothing after it, as soon as it ends; one that
+   * goes on (a refresh) stays in `staged`, for the group's next commit.
    */
-  private async settle(batch: GroupBatch, held: { item: Item; done: Promise<boolean> }[], staged: Item[]): Promise<void> {
+  private async settle(batch: GroupBatch, held: { item: Item; done: Promise<boolean> }[], staged: Item[], last = false): Promise<void> {
+    let commit = last && !this.busy && batch.committable();
+    if (commit) {
+      try {
+        await this.opts.beforeCommit?.(staged.length + held.length);
+      } catch (err) {
+        batch.fail(err);
+        commit = false;
+      }
+    }
     const out = held.splice(0);
-    const { deliver } = await batch.flush();
+    const { deliver, committed, error } = await batch.flush(commit);
+    this.busy = this.waiting.length > 0;
+    const at = performance.now();
+    // The COMMIT (or the statements before it) failed: the decisions staged before fail with it, the held ones hear it.
+    if (commit && !committed) this.fail(staged.splice(0), error);
+    // Committed: the decisions staged before are answered in queue order among the held ones, each as it ends.
+    const ready = committed ? staged.splice(0).sort((a, b) => (a.order ?? 0) - (b.order ?? 0)) : [];
+    let durable = ready.length;
+    const answerUpTo = (order: number) => {
+      let k = 0;
+      while (k < ready.length && (ready[k].order ?? 0) < order) k++;
+      if (k > 0) this.answer(ready.splice(0, k), at);
+    };
     for (let i = 0; i < out.length; i++) {
       const heard = batch.listen();
+      const sent = batch.sent();
       deliver(i);
-      if (await this.follow(batch, out[i].done, heard)) staged.push(out[i].item);
+      if (!(await this.follow(batch, out[i].done, heard))) continue;
+      if (committed && batch.sent() === sent) {
+        durable++;
+        answerUpTo(out[i].item.order ?? 0);
+        this.answer([out[i].item], at);
+      } else staged.push(out[i].item);
     }
+    answerUpTo(Infinity);
+    if (durable > 0) this.count(durable);
   }
 
   /** Waits for a decision to end; an atomic statement it holds meanwhile goes at once, alone. */
@@ -227,7 +278,7 @@ export class GroupCommit {
           if (how === 'atomic') {
             held.push({ item, done });
             if (await more()) continue;
-            await this.settle(batch!, held, staged);
+            await this.settle(batch!, held, staged, true);
           } else if (how === 'barrier') {
             // This decision needs a statement after the held ones: they go first (and their decisions on), then it.
             await this.settle(batch!, held, staged);
@@ -239,7 +290,7 @@ export class GroupCommit {
             // It ended without a statement held or waiting (a refusal before the store): the held ones still go.
             if (held.length > 0) {
               if (await more()) continue;
-              await this.settle(batch!, held, staged);
+              await this.settle(batch!, held, staged, true);
             }
           }
           if (count >= this.max || !this.opts.open) break;
@@ -256,6 +307,7 @@ export class GroupCommit {
           }
           await this.opts.beforeCommit?.(staged.length);
           committed = await tx.commit();
+          this.busy = this.waiting.length > 0;
         } catch (err) {
           if (staged.length > 0) await tx.rollback().catch(() => undefined);
           this.fail(staged, err);

@@ -38,13 +38,15 @@ export async function openStore<R extends RequestRecord>(
 }
 
 /**
- * The bench's A/B seam of the service's PostgreSQL pool (not configuration: the default is the one to run):
+ * The bench's A/B seams of the service's PostgreSQL store (not configuration: the defaults are the ones to run):
  * `CC_PG_SESSIONS=cold` gives back node-postgres's defaults (sessions opened on demand, closed after 10 s idle, not
- * warmed; src/store/postgres.ts PgStoreOptions.sessions). Anything else set in it is refused.
+ * warmed; src/store/postgres.ts PgStoreOptions.sessions); `CC_PG_COMMIT=apart` sends a group's COMMIT in a message of
+ * its own, never with its last opt-ins (PgStoreOptions.commit). Anything else set in them is refused.
  */
-export function pgBenchSeams(env: NodeJS.ProcessEnv = process.env): { sessions?: 'warm' | 'cold' } {
+export function pgBenchSeams(env: NodeJS.ProcessEnv = process.env): { sessions?: 'warm' | 'cold'; commit?: 'with' | 'apart' } {
   const sessions = benchSeam(env, 'CC_PG_SESSIONS', ['warm', 'cold'] as const);
-  return sessions ? { sessions } : {};
+  const commit = benchSeam(env, 'CC_PG_COMMIT', ['with', 'apart'] as const);
+  return { ...(sessions ? { sessions } : {}), ...(commit ? { commit } : {}) };
 }
 
 /** A bench seam's value: unset or empty is undefined (the default), one of `allowed`, or refused naming the variable. */

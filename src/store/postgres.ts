@@ -77,6 +77,11 @@ export interface PgStoreOptions {
    * bench's A/B, CC_PG_SESSIONS=cold).
    */
   sessions?: 'warm' | 'cold';
+  /**
+   * 'with' (default): a group's COMMIT goes in the message of its last opt-ins when nothing follows them (GroupBatch.flush:
+   * one round trip for an opt-in alone, not two). 'apart': always a message of its own (the bench's A/B, CC_PG_COMMIT=apart).
+   */
+  commit?: 'with' | 'apart';
   /** Called with errors of idle pooled connections (a restarted server); they are never thrown. */
   onIdleError?: (err: Error) => void;
 }
@@ -146,9 +151,11 @@ interface GroupHooks {
   /** Whether an atomic statement is held now (the pump batches). */
   holding(): boolean;
   /** Holds an atomic statement (inlined) for the next message; resolves with its rows once handed back. */
-  hold(text: string): Promise<unknown[]>;
+  hold(text: string, last: boolean): Promise<unknown[]>;
   /** Before any other statement: counts it, and waits behind held statements (a barrier). */
   plain(): Promise<void>;
+  /** A message goes out on the group's connection now (GroupBatch.sent). */
+  sending(): void;
 }
 
 /** node-postgres behind the database port; every transaction declares this client's fence. */
@@ -165,6 +172,8 @@ class PgDb implements Db {
    * the pool growing); `prepare` warms every session of the pool at once.
    */
   warming = false;
+  /** PgStoreOptions.commit: whether a group may commit in the message of its last opt-ins. */
+  commitWith = true;
   private readonly warm = new WeakSet<pg.ClientBase>();
   /** Sessions warmed so far (tests, the bench). */
   sessionsWarmed = 0;
@@ -219,6 +228,7 @@ class PgDb implements Db {
       try {
         await group?.plain();
         const before = group?.prefix();
+        group?.sending();
         if (before === undefined) return await c.query<T>(placeholders(sql), params as unknown[]);
         const results = (await c.query<T>(`${before}; ${inline(c as pg.PoolClient, sql, params)}`)) as unknown as pg.QueryResult<T>[];
         return results[results.length - 1];
@@ -240,6 +250,7 @@ class PgDb implements Db {
         await group?.plain();
         const before = group?.prefix();
         const text = [...(before === undefined ? [] : [before]), ...statements.map((st) => inline(c, st.sql, st.params ?? []))].join('; ');
+        group?.sending();
         const r = (await c.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
         const results = Array.isArray(r) ? r : [r];
         return results.slice(results.length - statements.length).map((x) => x.rows);
@@ -249,8 +260,8 @@ class PgDb implements Db {
     };
     // An atomic statement: held for the group's shared message while the group batches, else sent at once (outside
     // a group with its parameters, the extended protocol: no literals to escape).
-    const atomic = async (st: Statement): Promise<unknown[]> => {
-      if (group?.holding() && !(c instanceof pg.Pool)) return group.hold(inline(c, st.sql, st.params ?? []));
+    const atomic = async (st: Statement, opts: { last?: boolean } = {}): Promise<unknown[]> => {
+      if (group?.holding() && !(c instanceof pg.Pool)) return group.hold(inline(c, st.sql, st.params ?? []), opts.last ?? false);
       for (const v of st.params ?? []) if (typeof v === 'number' && !Number.isFinite(v)) throw new StoreError(`not a finite number: ${v}`);
       return (await query(st.sql, st.params)).rows;
     };
@@ -340,6 +351,8 @@ class PgDb implements Db {
     // BEGIN (with the fence and the timeouts) is not sent on its own: it goes with the group's first statement, like
     // the savepoints, so that opening a group costs no round trip (a group that sends nothing never begins).
     let begin: string | undefined;
+    /** Messages sent on the connection (GroupBatch.sent). */
+    let messages = 0;
     try {
       begin = this.beginSql(c, fence, opts.quick ?? false);
     } catch (err) {
@@ -385,6 +398,10 @@ class PgDb implements Db {
     interface Held {
       text: string;
       statements: number;
+      /** TxQueries.atomic's `last`: the group may commit with it. */
+      last: boolean;
+      /** Its decision. */
+      scope: StageScope | undefined;
       resolve: (rows: unknown[]) => void;
       reject: (err: unknown) => void;
     }
@@ -398,13 +415,16 @@ class PgDb implements Db {
     const hooks: GroupHooks = {
       prefix,
       holding: () => listener !== undefined,
-      hold: (text) =>
+      hold: (text, last) =>
         new Promise<unknown[]>((resolve, reject) => {
           const before = take();
           const statements = (before?.statements ?? 0) + 1;
-          held.push({ text: before === undefined ? text : `${before.text}; ${text}`, statements, resolve, reject });
+          held.push({ text: before === undefined ? text : `${before.text}; ${text}`, statements, last, scope: stagedOn(this), resolve, reject });
           signal('atomic');
         }),
+      sending: () => {
+        messages++;
+      },
       plain: async () => {
         const s = stagedOn(this);
         if (s) s.plain++;
@@ -469,16 +489,23 @@ class PgDb implements Db {
       quiet: () => {
         listener = undefined;
       },
-      flush: async () => {
+      flush: async (commit = false) => {
+        const committing = commit && batch.committable();
         const out = held.splice(0);
         let rows: unknown[][] = [];
-        let error: unknown;
-        if (out.length > 0) {
+        let error: unknown = failed;
+        let committed = false;
+        if (out.length > 0 && error === undefined) {
+          // With the COMMIT: the fence checked once more (as at the group's end), then COMMIT; an error skips the COMMIT.
+          const texts = out.map((h) => h.text);
+          if (committing) texts.push(...(fence ? [fenceCheckSql(c, fence, this.pbx)] : []), 'COMMIT');
           try {
-            const r = (await c.query(out.map((h) => h.text).join('; '))) as unknown as pg.QueryResult | pg.QueryResult[];
+            messages++;
+            const r = (await c.query(texts.join('; '))) as unknown as pg.QueryResult | pg.QueryResult[];
             const results = Array.isArray(r) ? r : [r];
             let i = 0;
             rows = out.map((h) => results[(i += h.statements) - 1].rows);
+            committed = committing;
           } catch (err) {
             // The message stopped at an error the statements could not catch (a lost fence, a timeout, a broken
             // connection): the transaction is aborted, so the whole group fails.
@@ -486,7 +513,21 @@ class PgDb implements Db {
             failed ??= error;
           }
         }
-        return { count: out.length, deliver: (i: number) => (error === undefined ? out[i].resolve(rows[i]) : out[i].reject(error)) };
+        if (committed) {
+          // Everything sent so far is durable: the next statement begins a new transaction (BEGIN with the fence again),
+          // after the savepoints of the decisions still running (held until now), so that one of them failing later
+          // rolls back only what it sends from here.
+          begin = this.beginSql(c, fence, opts.quick ?? false);
+          const running = new Set(out.map((h) => h.scope));
+          pending.unshift(...sent.filter((p) => running.has(p.scope)));
+          sent.length = 0;
+        }
+        return { count: out.length, committed, error, deliver: (i: number) => (error === undefined ? out[i].resolve(rows[i]) : out[i].reject(error)) };
+      },
+      committable: () => this.commitWith && failed === undefined && held.length > 0 && held.every((h) => h.last),
+      sent: () => messages,
+      fail: (err) => {
+        failed ??= err;
       },
       release: () => {
         const b = barrier;
@@ -690,7 +731,9 @@ export class PgStore<R extends RequestRecord> extends SqlStore<R> {
     });
     pool.on('error', (err) => opts.onIdleError?.(err));
     const pbx = opts.pbx ?? 'default';
-    return new PgStore<R>(new PgDb(pool, redactUrl(url), pbx), pbx, opts.allPbx ?? false, opts.migrate ?? true, warm);
+    const pgdb = new PgDb(pool, redactUrl(url), pbx);
+    pgdb.commitWith = (opts.commit ?? 'with') === 'with';
+    return new PgStore<R>(pgdb, pbx, opts.allPbx ?? false, opts.migrate ?? true, warm);
   }
 
   private isPrepared = false;

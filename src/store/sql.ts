@@ -471,24 +471,28 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     const events = made.events.map((e) => [e.at, e.type, e.from ?? null, e.to ?? null, e.reason ?? null, e.data ?? null]);
     const outbox = (made.outbox ?? []).map((o) => [o.key, o.event, o.createdAt, o.body, o.createdAt]);
     const row = (
-      await atomic({
-        sql: 'SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        params: [
-          r.id,
-          this.scopeOf.pbx ?? '',
-          r.agent,
-          r.prospect,
-          r.state,
-          r.createdAt,
-          r.updatedAt,
-          r.wakeAt,
-          JSON.stringify(r),
-          maxPending,
-          maxPendingTotal ?? null,
-          JSON.stringify(events),
-          JSON.stringify(outbox),
-        ],
-      })
+      await atomic(
+        {
+          sql: 'SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          params: [
+            r.id,
+            this.scopeOf.pbx ?? '',
+            r.agent,
+            r.prospect,
+            r.state,
+            r.createdAt,
+            r.updatedAt,
+            r.wakeAt,
+            JSON.stringify(r),
+            maxPending,
+            maxPendingTotal ?? null,
+            JSON.stringify(events),
+            JSON.stringify(outbox),
+          ],
+        },
+        // Without `refresh` nothing follows it in this transaction: the group may commit with it (TxQueries.atomic).
+        { last: !refresh },
+      )
     )[0] as { created: boolean; taken: boolean; existing: unknown; n: number | string; total: number | string | null; ahead: number | string; err_code: string | null; err_message: string | null };
     if (row.err_code) {
       // Undone inside the call; the decision fails alone (the error's code kept for the caller, as the driver's errors).

@@ -7,10 +7,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { GroupCommit } from '../../src/store/group';
-import { RequestRecord, RequestWrite } from '../../src/store/contract';
+import { FencedError, RequestRecord, RequestWrite } from '../../src/store/contract';
 import { MIGRATIONS } from '../../src/store/migrations/postgres';
 import { PgStore } from '../../src/store/postgres';
 import { SqliteStore } from '../../src/store/sqlite';
@@ -98,7 +99,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     await db.drop();
   });
 
-  it("a new request in a group: one query, then the COMMIT (BEGIN with the fence and timeouts, savepoints and the call of cc_opt_in: locks, the rows, the place in the queue)", async () => {
+  it('a new request in a group: one query with its COMMIT (BEGIN with the fence and timeouts, savepoints and the call of cc_opt_in: locks, the rows, the place in the queue)', async () => {
     const store = await open('site-a');
     const sent: string[] = [];
     const query = jest.spyOn(pg.Client.prototype, 'query');
@@ -106,12 +107,12 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
     const before = query.mock.calls.length;
     const r = await gc.run(() => store.createOrRefresh('PJSIP/1001', '2001', 10, rows(rec('a', 'PJSIP/1001', '2001')), undefined, 100), { quick: true });
-    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]).slice(0, 400));
+    for (const c of query.mock.calls.slice(before)) sent.push(String(c[0]));
     expect(r).toMatchObject({ result: 'created', position: 1 });
-    // BEGIN (with the fence and timeouts) and the opt-in in one message, then COMMIT.
-    expect(atCommit - before).toBe(1);
-    expect(query.mock.calls.length - before).toBe(2);
-    expect(sent[0]).toMatch(/^BEGIN; SELECT set_config\('synchronous_commit', 'on', true\).*; SAVEPOINT d1; SAVEPOINT t1; SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in\(/);
+    // BEGIN (with the fence and timeouts), the opt-in and the COMMIT in one message: the test seam ran before it.
+    expect(atCommit - before).toBe(0);
+    expect(query.mock.calls.length - before).toBe(1);
+    expect(sent[0]).toMatch(/^BEGIN; SELECT set_config\('synchronous_commit', 'on', true\).*; SAVEPOINT d1; SAVEPOINT t1; SELECT created, taken, existing, n, total, ahead, err_code, err_message FROM cc_opt_in\(.*\); COMMIT$/s);
     query.mockRestore();
     expect((await store.events('a')).map((e) => e.type)).toEqual(['requestedx', 'noted']);
     expect((await store.outbox()).map((o) => o.key)).toEqual(['a:createdx', 'a:secondx']);
@@ -177,14 +178,19 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
   });
 
   describe('opt-ins arriving together share one round trip (GroupBatch)', () => {
-    /** Runs `fs` as opt-in decisions queued together; the texts sent before the group's COMMIT (the first begins it). */
+    /**
+     * Runs `fs` as opt-in decisions queued together; the texts the group sent (the first begins it), its COMMIT's
+     * message left out when the COMMIT went alone.
+     */
     async function together<T>(store: PgStore<Rec>, fs: (() => Promise<T>)[]): Promise<{ results: PromiseSettledResult<T>[]; sent: string[] }> {
       const query = jest.spyOn(pg.Client.prototype, 'query');
-      let atCommit = -1;
-      const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void (atCommit = query.mock.calls.length) });
+      const gc = new GroupCommit({ open: (o) => store.group(o) });
       const before = query.mock.calls.length;
       const results = await Promise.allSettled(fs.map((f) => gc.run(f, { quick: true })));
-      const sent = query.mock.calls.slice(before, atCommit).map((c) => String(c[0]));
+      const sent = query.mock.calls
+        .slice(before)
+        .map((c) => String(c[0]))
+        .filter((t) => t !== 'COMMIT');
       expect(sent[0]).toMatch(/^BEGIN; /);
       query.mockRestore();
       expect(gc.stats.groups).toBe(1);
@@ -192,7 +198,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     }
     const value = <T>(r: PromiseSettledResult<T>) => (r.status === 'fulfilled' ? r.value : { error: String((r.reason as Error).message) });
 
-    it('ten new requests: one message (the BEGIN with it), then the COMMIT; each in its own savepoint, places in order', async () => {
+    it('ten new requests: one message (the BEGIN and the COMMIT with it); each in its own savepoint, places in order', async () => {
       const store = await open('site-a');
       const { results, sent } = await together(
         store,
@@ -202,6 +208,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
       expect(sent).toHaveLength(1);
       expect(sent[0].match(/SAVEPOINT d\d+/g)).toEqual(Array.from({ length: 10 }, (_, i) => `SAVEPOINT d${i + 1}`));
       expect(sent[0].match(/FROM cc_opt_in\(/g)).toHaveLength(10);
+      expect(sent[0]).toMatch(/; COMMIT$/);
       expect((await store.prospectQueue('2001')).map((e) => e.id)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
       expect(await store.events('r9')).toHaveLength(2);
     });
@@ -410,6 +417,153 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     // Opening again migrates nothing more.
     const again = await open('site-a');
     expect((await again.migrations()).length).toBe(MIGRATIONS.length);
+  });
+
+  describe('the COMMIT in the message of the last opt-ins (GroupBatch.flush)', () => {
+    /** The texts sent on the store's sessions while `f` runs. */
+    async function messages<T>(f: () => Promise<T>): Promise<{ value: T; sent: string[] }> {
+      const query = jest.spyOn(pg.Client.prototype, 'query');
+      const before = query.mock.calls.length;
+      try {
+        const value = await f();
+        return { value, sent: query.mock.calls.slice(before).map((c) => String(c[0])) };
+      } finally {
+        query.mockRestore();
+      }
+    }
+    const lease = (store: PgStore<Rec>, ms: number) =>
+      store.query(`INSERT INTO leases(pbx, app, holder, epoch, expires_at) VALUES ('site-a', 'cc', 'me', 7, clock_timestamp() + make_interval(secs => $1::float8 / 1000))`, [ms]);
+
+    it('fenced, as the service: one message per opt-in alone — the call, the fence checked, COMMIT — and the rows are committed when it answers', async () => {
+      const store = await open('site-a');
+      await lease(store, 60_000);
+      store.setFence({ app: 'cc', holder: 'me', epoch: 7 });
+      const gc = new GroupCommit({ open: (o) => store.group(o) });
+      for (let i = 0; i < 3; i++) {
+        const { value, sent } = await messages(() => gc.run(() => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001')), undefined, 100), { quick: true }));
+        expect(value).toMatchObject({ result: 'created', position: i + 1 });
+        expect(sent).toHaveLength(1);
+        expect(sent[0]).toMatch(/^BEGIN; .*FROM cc_opt_in\(.*; SELECT cc_fence_check\('site-a', 'cc', 'me', '7'::BIGINT\); COMMIT$/s);
+        // Committed: another session sees it.
+        expect(Number((await store.query<{ n: string }>('SELECT COUNT(*) AS n FROM requests')).rows[0].n)).toBe(i + 1);
+      }
+      expect(gc.stats).toMatchObject({ groups: 3, decisions: 3 });
+    });
+
+    it('CC_PG_COMMIT=apart (the A/B): the COMMIT goes alone, after the opt-in', async () => {
+      const store = await PgStore.open<Rec>(db.url, { pbx: 'site-a', commit: 'apart' });
+      opened.push(store);
+      const gc = new GroupCommit({ open: (o) => store.group(o) });
+      const { value, sent } = await messages(() => gc.run(() => store.createOrRefresh('PJSIP/1', '2001', 10, rows(rec('a', 'PJSIP/1', '2001')), undefined, 100), { quick: true }));
+      expect(value).toMatchObject({ result: 'created' });
+      expect(sent).toEqual([expect.stringMatching(/FROM cc_opt_in\(.*\)$/s), 'COMMIT']);
+    });
+
+    it('a lease lost before the message: the fence check fails it, nothing of the group is written, every caller hears FencedError', async () => {
+      const store = await open('site-a');
+      await lease(store, 400);
+      store.setFence({ app: 'cc', holder: 'me', epoch: 7 });
+      // The test seam before the COMMIT (here: in the opt-ins' message) outlasts the lease.
+      const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => sleep(600) });
+      const settled = await Promise.allSettled(
+        [0, 1, 2].map((i) => gc.run(() => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001')), undefined, 100), { quick: true })),
+      );
+      expect(settled.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      for (const r of settled) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(FencedError);
+      expect(gc.stats.failedCommits).toBe(1);
+      expect(await store.list()).toEqual([]);
+      expect(await store.outbox()).toEqual([]);
+    });
+
+    it('a test seam that throws before the COMMIT (a crash): nothing is sent, nothing written, every caller hears the error', async () => {
+      const store = await open('site-a');
+      const gc = new GroupCommit({
+        open: (o) => store.group(o),
+        beforeCommit: () => {
+          throw new Error('killed before the COMMIT');
+        },
+      });
+      const { value: settled, sent } = await messages(() =>
+        Promise.allSettled([0, 1].map((i) => gc.run(() => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001')), undefined, 100), { quick: true }))),
+      );
+      expect(settled.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : r.status))).toEqual(['killed before the COMMIT', 'killed before the COMMIT']);
+      expect(sent.filter((t) => t.includes('cc_opt_in('))).toEqual([]);
+      expect(await store.list()).toEqual([]);
+    });
+
+    it('decisions that arrive while a message is on its way: the next message goes without the COMMIT, and the group commits once after it', async () => {
+      const store = await open('site-a');
+      const gc = new GroupCommit({ open: (o) => store.group(o) });
+      const optIn = (i: number) => gc.run(() => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001')), undefined, 100), { quick: true });
+      const original = pg.Client.prototype.query;
+      const sent: string[] = [];
+      const later: Promise<unknown>[] = [];
+      const query = jest.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+        const text = String(args[0]);
+        sent.push(text);
+        // Two opt-ins arrive while the first one's message is on its way.
+        if (text.includes('cc_opt_in(') && later.length === 0) later.push(optIn(1), optIn(2));
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof original);
+      try {
+        expect(await optIn(0)).toMatchObject({ result: 'created', position: 1 });
+        expect(await Promise.all(later)).toEqual([expect.objectContaining({ position: 2 }), expect.objectContaining({ position: 3 })]);
+        // The third alone, after a quiet moment: with its COMMIT again.
+        expect(await optIn(3)).toMatchObject({ result: 'created', position: 4 });
+      } finally {
+        query.mockRestore();
+      }
+      const opts = sent.map((t) => `${(t.match(/cc_opt_in\(/g) ?? []).length}${/COMMIT$/.test(t) ? '+C' : ''}`);
+      expect(opts).toEqual(['1+C', '2', '0+C', '1+C']);
+      expect(sent[2]).toBe('COMMIT');
+    });
+
+    it("an opt-in that finds the agent's pending request and goes on to refresh it: the others of the message are answered at its COMMIT, the refresh is committed after, in a transaction of its own", async () => {
+      const store = await open('site-a');
+      await store.createOrRefresh('PJSIP/9', '2009', 10, rows(rec('old', 'PJSIP/9', '2009')), undefined, 100);
+      const order: string[] = [];
+      const gc = new GroupCommit({ open: (o) => store.group(o) });
+      const optIn = (id: string, agent: string, prospect: string, failRefresh = false) => async () => {
+        // As the engine's opt-in: first without `refresh` (nothing follows it), then the refresh when it exists.
+        let r = await store.createOrRefresh(agent, prospect, 10, rows(rec(id, agent, prospect)), undefined, 100);
+        if (r.result === 'exists') {
+          const first = await store.get(r.request.id);
+          order.push(`read ${first?.request.id}`);
+          r = await store.createOrRefresh(agent, prospect, 10, rows(rec(id, agent, prospect)), (e) => {
+            if (failRefresh) throw new Error('the refresh failed');
+            return refresh(5000)(e);
+          });
+        }
+        gc.afterCommit(() => order.push(id));
+        return r.result;
+      };
+      const { value: results, sent } = await messages(() =>
+        Promise.allSettled([gc.run(optIn('a1', 'PJSIP/1', '2001'), { quick: true }), gc.run(optIn('new', 'PJSIP/9', '2009'), { quick: true }), gc.run(optIn('b1', 'PJSIP/2', '2001'), { quick: true })]),
+      );
+      expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual(['created', 'refreshed', 'created']);
+      // The three calls and the COMMIT in one message; the refresh's statements begin a new transaction, then its COMMIT.
+      expect(sent[0].match(/FROM cc_opt_in\(/g)).toHaveLength(3);
+      expect(sent[0]).toMatch(/; COMMIT$/);
+      expect(sent[1]).toMatch(/^BEGIN; .*; SAVEPOINT d2; /s);
+      expect(sent.at(-1)).toBe('COMMIT');
+      // Each answered as soon as it ended: a1 before the refresh went on, b1 after it, the refresh at its own COMMIT.
+      expect(order).toEqual(['a1', 'read old', 'b1', 'new']);
+      expect(gc.stats).toMatchObject({ groups: 2, decisions: 3 });
+      expect((await store.events('old')).map((e) => e.type)).toEqual(['requestedx', 'noted', 'refreshed']);
+      expect((await store.list()).map((r) => r.id).sort()).toEqual(['a1', 'b1', 'old']);
+
+      // The refresh fails after that COMMIT: it alone fails (its savepoint again in the new transaction), the others stay.
+      order.length = 0;
+      const again = await Promise.allSettled([gc.run(optIn('c1', 'PJSIP/3', '2001'), { quick: true }), gc.run(optIn('new2', 'PJSIP/9', '2009', true), { quick: true }), gc.run(optIn('d1', 'PJSIP/4', '2001'), { quick: true })]);
+      expect(again.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual(['created', 'the refresh failed', 'created']);
+      expect(order).toEqual(['c1', 'read old', 'd1']);
+      expect((await store.list()).map((r) => r.id).sort()).toEqual(['a1', 'b1', 'c1', 'd1', 'old']);
+      expect((await store.events('old')).map((e) => e.type)).toEqual(['requestedx', 'noted', 'refreshed']);
+      // The group's session is clean: the next opt-in alone is one message again.
+      const next = await messages(() => gc.run(optIn('e1', 'PJSIP/5', '2001'), { quick: true }));
+      expect(next.value).toBe('created');
+      expect(next.sent).toHaveLength(1);
+    });
   });
 
   it('a value the script cannot inline is refused before anything is sent', async () => {

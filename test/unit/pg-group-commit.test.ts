@@ -84,7 +84,10 @@ describe('group commit on PostgreSQL', () => {
       // A group that rings: stored requests whose lines free together with the one that cannot commit.
       const ids = await Promise.all(['2001', '2002'].map((p, i) => w.given.optedIn(AGENTS[i], p)));
       const before = await Promise.all(ids.map((id) => w.then.stateOf(id)));
-      const freed = await Promise.allSettled([w.when.lineFrees('2001'), w.when.optIn(AGENTS[5], '2666'), w.when.lineFrees('2002')]);
+      // Queued at once (an observation as the line's device state brings it: lineFrees reads the line's watchers from the
+      // pool first, so its decision would queue after a round trip, and an opt-in alone commits as soon as no decision waits).
+      const free = (id: string) => w.when.observed(id, { type: 'prospectState', busy: false });
+      const freed = await Promise.allSettled([free(ids[0]), w.when.optIn(AGENTS[5], '2666'), free(ids[1])]);
       expect(freed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
       expect(w.dispatched).toEqual([]);
       expect(await Promise.all(ids.map((id) => w.then.stateOf(id)))).toEqual(before);

@@ -109,10 +109,13 @@ describe("the PostgreSQL pool's sessions", () => {
     }
   });
 
-  it('CC_PG_SESSIONS picks the A/B of the service’s pool; a wrong value is refused', () => {
+  it('CC_PG_SESSIONS and CC_PG_COMMIT pick the A/Bs of the service’s store; a wrong value is refused', () => {
     expect(pgBenchSeams({})).toEqual({});
     expect(pgBenchSeams({ CC_PG_SESSIONS: 'cold' })).toEqual({ sessions: 'cold' });
     expect(pgBenchSeams({ CC_PG_SESSIONS: 'warm' })).toEqual({ sessions: 'warm' });
     expect(() => pgBenchSeams({ CC_PG_SESSIONS: 'hot' })).toThrow(/CC_PG_SESSIONS=hot: expected one of warm, cold/);
+    expect(pgBenchSeams({ CC_PG_COMMIT: 'apart' })).toEqual({ commit: 'apart' });
+    expect(pgBenchSeams({ CC_PG_COMMIT: 'with', CC_PG_SESSIONS: 'cold' })).toEqual({ commit: 'with', sessions: 'cold' });
+    expect(() => pgBenchSeams({ CC_PG_COMMIT: 'alone' })).toThrow(/CC_PG_COMMIT=alone: expected one of with, apart/);
   });
 });
