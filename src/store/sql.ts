@@ -490,8 +490,11 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
             JSON.stringify(outbox),
           ],
         },
-        // Without `refresh` nothing follows it in this transaction: the group may commit with it (TxQueries.atomic).
-        { last: !refresh },
+        // What it wrote is all its decision writes: a new request (or a refusal: nothing written); when it finds the
+        // agent's pending request it wrote nothing, and the refresh (with its reads) may go on in a transaction of the
+        // group after it. So the group may commit with it (TxQueries.atomic `last`), whether or not `refresh` is given:
+        // the engine always gives one, and the common case, a new request, is then one round trip.
+        { last: true },
       )
     )[0] as { created: boolean; taken: boolean; existing: unknown; n: number | string; total: number | string | null; ahead: number | string; err_code: string | null; err_message: string | null };
     if (row.err_code) {

@@ -182,7 +182,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
      * Runs `fs` as opt-in decisions queued together; the texts the group sent (the first begins it), its COMMIT's
      * message left out when the COMMIT went alone.
      */
-    async function together<T>(store: PgStore<Rec>, fs: (() => Promise<T>)[]): Promise<{ results: PromiseSettledResult<T>[]; sent: string[] }> {
+    async function together<T>(store: PgStore<Rec>, fs: (() => Promise<T>)[], groups = 1): Promise<{ results: PromiseSettledResult<T>[]; sent: string[] }> {
       const query = jest.spyOn(pg.Client.prototype, 'query');
       const gc = new GroupCommit({ open: (o) => store.group(o) });
       const before = query.mock.calls.length;
@@ -193,7 +193,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
         .filter((t) => t !== 'COMMIT');
       expect(sent[0]).toMatch(/^BEGIN; /);
       query.mockRestore();
-      expect(gc.stats.groups).toBe(1);
+      expect(gc.stats.groups).toBe(groups);
       return { results, sent };
     }
     const value = <T>(r: PromiseSettledResult<T>) => (r.status === 'fulfilled' ? r.value : { error: String((r.reason as Error).message) });
@@ -270,9 +270,10 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
             100,
           ),
         () => store.createOrRefresh('PJSIP/4', '2001', 10, rows(rec('d1', 'PJSIP/4', '2001')), undefined, 100),
-        // A refresh: its continuation (read, update, history) runs after the calls of the decisions before it.
+        // A refresh: its continuation (read, update, history) runs after the calls of the decisions before it, in a
+        // transaction of the group after their COMMIT (which went with the calls): two commits in all.
         () => store.createOrRefresh('PJSIP/9', '2009', 10, rows(rec('new', 'PJSIP/9', '2009')), refresh(5000), 100),
-      ]);
+      ], 2);
       expect(results.map(value)).toEqual([
         expect.objectContaining({ result: 'created', position: 1 }),
         { error: expect.stringMatching(/has the id of a stored request/) },
@@ -440,7 +441,8 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
       store.setFence({ app: 'cc', holder: 'me', epoch: 7 });
       const gc = new GroupCommit({ open: (o) => store.group(o) });
       for (let i = 0; i < 3; i++) {
-        const { value, sent } = await messages(() => gc.run(() => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001')), undefined, 100), { quick: true }));
+        // With a refresh given, as the engine's opt-in always does (used only when the agent already waits).
+        const { value, sent } = await messages(() => gc.run(() => store.createOrRefresh(`PJSIP/${i}`, '2001', 10, rows(rec(`r${i}`, `PJSIP/${i}`, '2001')), refresh(5000), 100), { quick: true }));
         expect(value).toMatchObject({ result: 'created', position: i + 1 });
         expect(sent).toHaveLength(1);
         expect(sent[0]).toMatch(/^BEGIN; .*FROM cc_opt_in\(.*; SELECT cc_fence_check\('site-a', 'cc', 'me', '7'::BIGINT\); COMMIT$/s);
@@ -524,16 +526,21 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
       const order: string[] = [];
       const gc = new GroupCommit({ open: (o) => store.group(o) });
       const optIn = (id: string, agent: string, prospect: string, failRefresh = false) => async () => {
-        // As the engine's opt-in: first without `refresh` (nothing follows it), then the refresh when it exists.
-        let r = await store.createOrRefresh(agent, prospect, 10, rows(rec(id, agent, prospect)), undefined, 100);
-        if (r.result === 'exists') {
-          const first = await store.get(r.request.id);
-          order.push(`read ${first?.request.id}`);
-          r = await store.createOrRefresh(agent, prospect, 10, rows(rec(id, agent, prospect)), (e) => {
+        // As the engine's opt-in: one call with its refresh, which reads through the store (the agent's recalls, the
+        // colleagues) before it decides, when the agent already waits.
+        const r = await store.createOrRefresh(
+          agent,
+          prospect,
+          10,
+          rows(rec(id, agent, prospect)),
+          async (e) => {
+            const first = await store.get(e.id);
+            order.push(`read ${first?.request.id}`);
             if (failRefresh) throw new Error('the refresh failed');
             return refresh(5000)(e);
-          });
-        }
+          },
+          100,
+        );
         gc.afterCommit(() => order.push(id));
         return r.result;
       };
