@@ -70,6 +70,12 @@ export function machine(): { nproc: number; cpu: string; memoryGiB: number; node
   };
 }
 
+/** The value after a command-line flag (`--rate 50` → '50'), or undefined when the flag is not given. */
+export function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

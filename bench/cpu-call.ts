@@ -32,25 +32,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { SANDBOX } from '../testkit/sandbox';
 import { ServiceProcess } from '../testkit/service-process';
-import { round, sleep } from './common';
+import { argValue, round, sleep } from './common';
+import { cpuTimes } from './load';
 import type { CaptureFile } from './ari-sim-events';
 import { AriSim } from './ari-sim';
 import { CAPTURE } from './ceiling';
-
-const CLK_TCK = 100;
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 /** utime, stime (ms), the scheduler's run time (ms) of a process, and its main thread's context switches. */
 function cpu(pid: number): { user: number; sys: number; run: number; vcs: number; ivcs: number } {
   const status = fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
   const vcs = Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const ivcs = Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const { user, sys } = cpuTimes(pid) ?? { user: NaN, sys: NaN };
   const run = Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
   // the threads' run time: /proc/<pid>/schedstat is the main thread's only; sum over the tasks
   let all = 0;
@@ -61,28 +54,28 @@ function cpu(pid: number): { user: number; sys: number; run: number; vcs: number
       // the thread ended
     }
   }
-  return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK, run: all || run, vcs, ivcs };
+  return { user, sys, run: all || run, vcs, ivcs };
 }
 
 async function main(): Promise<void> {
-  const rate = Number(arg('--rate') ?? 50);
-  const calls = Number(arg('--calls') ?? 500);
-  const rounds = Number(arg('--rounds') ?? 2);
-  const agents = Number(arg('--agents') ?? 0);
-  const prospects = Number(arg('--prospects') ?? 0);
+  const rate = Number(argValue('--rate') ?? 50);
+  const calls = Number(argValue('--calls') ?? 500);
+  const rounds = Number(argValue('--rounds') ?? 2);
+  const agents = Number(argValue('--agents') ?? 0);
+  const prospects = Number(argValue('--prospects') ?? 0);
   const gc = process.argv.includes('--gc');
   const trace = process.argv.includes('--strace');
   const usr2 = process.argv.includes('--usr2');
   // the longest wait for the round's last calls to end (s)
-  const drainS = Number(arg('--drain') ?? 20);
-  const env = Object.fromEntries((arg('--env') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+  const drainS = Number(argValue('--drain') ?? 20);
+  const env = Object.fromEntries((argValue('--env') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const capture = JSON.parse(fs.readFileSync(CAPTURE, 'utf8')) as CaptureFile;
   const sim = new AriSim({ capture, username: SANDBOX.ari.username, password: SANDBOX.ari.password });
   await sim.start();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-cpu-'));
   const svc = new ServiceProcess(
     { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' }, offer: { maxPendingTotal: 1_000_000, ...(agents ? { maxPendingPerAgent: 1000 } : {}) } },
-    { dir, env, nodeArgs: [...(gc ? ['--trace-gc-nvp'] : []), ...(arg('--node-args') ?? '').split(' ').filter(Boolean)] },
+    { dir, env, nodeArgs: [...(gc ? ['--trace-gc-nvp'] : []), ...(argValue('--node-args') ?? '').split(' ').filter(Boolean)] },
   );
   let k = 0;
   const run = async (r: number, n: number) => {
@@ -115,7 +108,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 100 && !sim.connected; i++) await sleep(50);
     const pid = svc.pid as number;
     // the warm-up: V8 optimizes what the calls run (the first hundreds of calls cost more)
-    await run(rate, Number(arg('--warm') ?? 300));
+    await run(rate, Number(argValue('--warm') ?? 300));
     await sleep(1000);
     for (let round_ = 1; round_ <= rounds; round_++) {
       const logFrom = svc.logs.length;
@@ -123,7 +116,7 @@ async function main(): Promise<void> {
       let tracer: ReturnType<typeof spawn> | undefined;
       const straceFile = path.join(dir, `strace-${round_}.txt`);
       // --perf <file>: an on-CPU profile of the round (perf record, cpu-clock; the service with --perf-basic-prof)
-      const perfOut = arg('--perf');
+      const perfOut = argValue('--perf');
       if (perfOut) {
         tracer = spawn('perf', ['record', '-F', '1999', '-g', '-o', `${perfOut}-${round_}`, '-p', String(pid)], { stdio: 'ignore' });
         await sleep(1000);
@@ -151,7 +144,7 @@ async function main(): Promise<void> {
         const newest = dumps.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
         const m = newest ? /^totals: (\d+)/m.exec(fs.readFileSync(newest, 'utf8')) : null;
         instructions = m ? Number(m[1]) : undefined;
-        if (arg('--keep')) fs.copyFileSync(newest, `${arg('--keep')}-${round_}`);
+        if (argValue('--keep')) fs.copyFileSync(newest, `${argValue('--keep')}-${round_}`);
       }
       if (tracer) {
         tracer.kill('SIGINT');

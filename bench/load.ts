@@ -28,18 +28,25 @@ import { ROOT, log, round, sleep } from './common';
 import { machineLoad } from './probe';
 import { Target } from './offer';
 
-/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; undefined if unreadable. */
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-export function cpuMs(pid: number | undefined): number | undefined {
+
+/** CPU time (ms) a process has used so far in user and in system mode, from /proc/<pid>/stat; undefined if unreadable. */
+export function cpuTimes(pid: number | undefined): { user: number; sys: number } | undefined {
   if (!pid) return undefined;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command (which may contain spaces) start after the last ')'; utime, stime are 14, 15.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+    return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
   } catch {
     return undefined;
   }
+}
+
+/** CPU time (user + system, ms) a process has used so far; undefined if unreadable. */
+export function cpuMs(pid: number | undefined): number | undefined {
+  const t = cpuTimes(pid);
+  return t && t.user + t.sys;
 }
 
 function asteriskPid(): number | undefined {

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { acquireSandboxLock } from '../testkit/lock';
 import { SANDBOX } from '../testkit/sandbox';
-import { ROOT, log, machine, writeJson } from './common';
+import { ROOT, argValue, log, machine, writeJson } from './common';
 import { renderMarkdown } from './report';
 
 const PARTS = ['scheduler', 'postgres', 'commit', 'offer', 'load', 'profile', 'ceiling'];
@@ -98,11 +98,6 @@ async function main(): Promise<void> {
   const md = renderMarkdown(results);
   fs.writeFileSync(path.join(outDir, 'latest.md'), md);
   process.stdout.write(`${md}\nwritten: bench-results/latest.json, bench-results/latest.md (publish: npm run bench:docs -- --from bench-results/latest.json)\n`);
-}
-
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
 function readJson(file: string): (Record<string, unknown> & { measuredAt?: Record<string, string>; startedAt?: string }) | undefined {
