@@ -118,12 +118,32 @@ export function nextOpening(cfg: CallingHoursConfig, now: number, horizonDays = 
  * The end of the calling day `now` belongs to: the end of the last opening on the local date of the current opening
  * or, when closed, of the next opening (later today after a lunch break, else the next calling day). `null` when
  * nothing opens within `horizonDays`.
+ *
+ * Hours that run on past midnight continue the day: when the next local date's first opening starts where this
+ * date's last one ends (a `'24:00'` end and a `'00:00'` start; round the clock, or a night shift), the calling day
+ * runs on through the openings that follow without a gap (into the date after, if they reach its midnight too). A request made at 23:59 under round-the-clock hours
+ * therefore does not expire (or get carried over) at midnight. The chain stops after `horizonDays` dates, or once
+ * it reaches `notAfter` (a caller that caps the answer anyway, e.g. at the request's maximum age).
  */
-export function endOfCallingDay(cfg: CallingHoursConfig, now: number, horizonDays = DEFAULT_HORIZON_DAYS): number | null {
+export function endOfCallingDay(
+  cfg: CallingHoursConfig,
+  now: number,
+  horizonDays = DEFAULT_HORIZON_DAYS,
+  notAfter = Infinity,
+): number | null {
   const o = currentOrNextOpening(cfg, now, horizonDays);
   if (o === null) return null;
   const [y, m, d] = o.date.split('-').map(Number);
-  return Math.max(...openingsFor(cfg, y, m - 1, d).map((x) => x.end));
+  let end = Math.max(...openingsFor(cfg, y, m - 1, d).map((x) => x.end));
+  for (let i = 1; i <= horizonDays && end < notAfter; i++) {
+    const next = openingsFor(cfg, y, m - 1, d + i);
+    // The next date's openings that run on from `end` without a gap (`<=`: a fall-back at midnight makes 24:00,
+    // its last instant, later than the next date's 00:00, its first). An opening after a gap starts a new day.
+    let joined = 0;
+    while (joined < next.length && next[joined].start <= end) end = Math.max(end, next[joined++].end);
+    if (joined < next.length || joined === 0) break;
+  }
+  return end;
 }
 
 /** The first opening (ordered by start) that has not ended at `now`, or null within the horizon. */

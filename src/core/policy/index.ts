@@ -68,7 +68,8 @@
  *   a failed originate are implicit snoozes (a recall the service itself cut short is not: see Recovery). All count: with `maxSnoozes` [3] used, the next one is
  *   FAILED ('snooze-limit' if the agent pressed 2, else 'agent-unavailable').
  * - **Expiry**: `expiresAt = min(createdAt + maxAgeMs [8h], endOfCallingDay(createdAt))` — the end of the last window on the
- *   local day the request was created in, or if created outside hours, of the next calling day. A pending request
+ *   local day the request was created in, or if created outside hours, of the next calling day (hours that run on past
+ *   midnight, such as round-the-clock windows, continue the day). A pending request
  *   expires at `expiresAt` (never earlier: a wait that ends after expiry just ends in EXPIRED). A recall in progress is
  *   never cut off; if it ends in a wait past `expiresAt`, the request expires right then.
  * - **Never a promise that cannot be kept** (promise.ts): at the opt-in the policy checks that a callback could fire

@@ -38,7 +38,7 @@ export function expiryIn(
   timeZone?: string,
 ): { expiresAt: number; expiresBecause: 'max-age' | 'end-of-calling-day' } {
   const byAge = at + cfg.maxAgeMs;
-  const byDay = endOfCallingDay(callingHoursIn(cfg, timeZone), at, cfg.openingHorizonDays);
+  const byDay = endOfCallingDay(callingHoursIn(cfg, timeZone), at, cfg.openingHorizonDays, byAge);
   return byDay !== null && byDay < byAge
     ? { expiresAt: byDay, expiresBecause: 'end-of-calling-day' }
     : { expiresAt: byAge, expiresBecause: 'max-age' };

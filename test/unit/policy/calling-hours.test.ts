@@ -265,6 +265,37 @@ describe('endOfCallingDay', () => {
   });
 });
 
+describe('endOfCallingDay: hours that run on past midnight continue the day', () => {
+  const roundTheClock = everyDay('UTC', [['00:00', '24:00']]);
+  const nightShift: CallingHoursConfig = {
+    timeZone: BERLIN,
+    windows: { fri: [['18:00', '24:00']], sat: [['00:00', '02:00'], ['10:00', '12:00']] },
+    holidays: [],
+  };
+  it('round the clock: 23:59:50 is not the end of a day (the chain runs to the horizon, or to the cap)', () => {
+    const at = Z('2026-12-07T23:59:50Z');
+    expect(iso(endOfCallingDay(roundTheClock, at))).toBe('2026-12-22T00:00:00.000Z'); // 14 more local dates
+    expect(iso(endOfCallingDay(roundTheClock, at, 14, at + 8 * 3_600_000))).toBe('2026-12-09T00:00:00.000Z');
+  });
+  it('a night shift Fri 18:00–24:00 + Sat 00:00–02:00 is one calling day; the Saturday morning window after a gap is not', () => {
+    // Fri 2026-03-20 23:30 CET → the day ends Sat 02:00 CET, not Fri 24:00; the gap ends it there.
+    expect(iso(endOfCallingDay(nightShift, Z('2026-03-20T22:30:00Z')))).toBe('2026-03-21T01:00:00.000Z');
+    // Sat 03:00: the Saturday morning window is a calling day of its own.
+    expect(iso(endOfCallingDay(nightShift, Z('2026-03-21T02:00:00Z')))).toBe('2026-03-21T11:00:00.000Z');
+  });
+  it('a gap of one minute at midnight ends the day', () => {
+    const almost = everyDay('UTC', [['00:01', '24:00']]);
+    expect(iso(endOfCallingDay(almost, Z('2026-12-07T23:59:50Z')))).toBe('2026-12-08T00:00:00.000Z');
+  });
+  it.each([
+    ['falls back at midnight (Sat 2026-04-04 24:00 -03 → 23:00 -04)', '2026-04-04T12:00:00Z', '2026-04-08T04:00:00.000Z'],
+    ['springs forward at midnight (Sun 2026-09-06 00:00 -04 → 01:00 -03)', '2026-09-05T12:00:00Z', '2026-09-09T03:00:00.000Z'],
+  ])('DST at midnight in America/Santiago %s: 24:00 and the next 00:00 still join', (_label, at, end) => {
+    const cfg = everyDay('America/Santiago', [['00:00', '24:00']]);
+    expect(iso(endOfCallingDay(cfg, Z(at), 3))).toBe(end);
+  });
+});
+
 describe('validateCallingHours', () => {
   it('accepts a good config', () => {
     expect(validateCallingHours(monFri(BERLIN, ['2026-12-24']))).toEqual([]);

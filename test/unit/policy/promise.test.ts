@@ -119,6 +119,18 @@ describe('carried-over and declined requests in the machine', () => {
     expect(s.request).toMatchObject({ state: 'EXPIRED', reason: 'expired: end of the calling day it was carried over to (18:00)' });
   });
 
+  it('round the clock: a # at 23:59 is a regular promise that expires after policy.maxAge, not at midnight or the next day', () => {
+    const allDay: PolicyConfig = {
+      ...cfg,
+      callingHours: { timeZone: 'UTC', windows: Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]])), holidays: [] },
+    };
+    expect(verdict(allDay, '2026-12-07T23:59:00Z')).toBe('regular until 2026-12-08T07:59');
+    expect(verdict(allDay, '2026-12-07T23:59:00Z', 'timed')).toBe('regular until 2026-12-08T07:59');
+    const r = newRequest(input('device'), allDay, Z('2026-12-07T23:59:00Z')).request;
+    expect(r).toMatchObject({ expiresAt: Z('2026-12-08T07:59:00Z'), expiresBecause: 'max-age' });
+    expect(r.carriedOver).toBeNull();
+  });
+
   it('newRequest refuses when nothing may be promised (the shell must not have offered)', () => {
     expect(() => newRequest(input('device'), decline, Z('2026-03-27T18:00:00Z'))).toThrow(/No callback can be promised: outside calling hours/);
   });
