@@ -6,7 +6,7 @@
  *   switches (waits, and preemptions: a write on a loopback socket wakes the peer, which may take the core);
  * - ARI requests and events (the simulator's counters), log lines, and the WebSocket's frames and writes (the
  *   service's `service.stopped` line, over its life);
- * - `--gc`: V8's collections per 1000 calls by kind, their pauses and the bytes allocated per call
+ * - `--gc`: V8's collections per 1000 calls by kind, their pauses (in all per call; per kind the median and longest) and the bytes allocated per call
  *   (`--trace-gc-nvp`: every collection prints the bytes allocated since the one before);
  * - `--strace`: system calls per call (`strace -c -f` attached over the round; the round's CPU is then not the
  *   service's own: ptrace slows it);
@@ -174,12 +174,22 @@ async function main(): Promise<void> {
         const kinds: Record<string, number> = {};
         let allocated = 0;
         let pause = 0;
+        const pauses: Record<string, number[]> = {};
         for (const line of nvp) {
           const kind = / gc=(\S+)/.exec(line)?.[1] ?? '?';
           kinds[kind] = (kinds[kind] ?? 0) + 1;
           allocated += Number(/ allocated=(\d+)/.exec(line)?.[1] ?? 0);
-          pause += Number(/ pause=([0-9.]+)/.exec(line)?.[1] ?? 0);
+          const p = Number(/ pause=([0-9.]+)/.exec(line)?.[1] ?? 0);
+          pause += p;
+          (pauses[kind] ??= []).push(p);
         }
+        // Each kind's pauses: median and longest (a long one inside an opt-in is its p99).
+        row.gcPauseMs = Object.fromEntries(
+          Object.entries(pauses).map(([kk, v]) => {
+            const sorted = [...v].sort((a, b) => a - b);
+            return [kk, { p50: round(sorted[Math.floor(sorted.length / 2)], 2), max: round(sorted[sorted.length - 1], 2) }];
+          }),
+        );
         row.gcPer1000 = Object.fromEntries(Object.entries(kinds).map(([kk, v]) => [kk, round((v * 1000) / calls, 1)]));
         row.allocatedKiBPerCall = round(allocated / 1024 / calls, 1);
         row.gcPauseMsPerCall = round(pause / calls, 3);
