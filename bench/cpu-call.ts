@@ -213,7 +213,7 @@ async function main(): Promise<void> {
     await svc.stop();
     await sim.stop();
     const stopped = svc.find((l) => l.event === 'service.stopped')[0];
-    if (stopped) console.log(JSON.stringify({ ariWebSocket: stopped.ariWebSocket }));
+    if (stopped) console.log(JSON.stringify({ ariWebSocket: stopped.ariWebSocket, eventLoopDelayMs: stopped.eventLoopDelayMs, stopMs: stopped.stopMs }));
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

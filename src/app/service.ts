@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Config, prospectDevice } from '../config/load';
 import { AriConnection } from '../telephony/ari/connection';
 import { localOwnerGone } from '../telephony/ari/lease';
@@ -426,6 +426,10 @@ export class Service {
   }
 
   async stop(): Promise<void> {
+    // The event loop's lateness while the service served, read before shutting down: closing the store (SQLite's
+    // last checkpoint of the WAL) and the connections may hold the loop for a while, and that is not a call's wait.
+    this.loopDelay.disable();
+    const stopStarted = performance.now();
     clearInterval(this.pruneTimer);
     this.stopping = true;
     clearTimeout(this.storeWait?.timer);
@@ -438,13 +442,13 @@ export class Service {
     await this.coordinator?.stop();
     await this.ari.stop();
     await this.opts.store.close();
-    this.loopDelay.disable();
     // The histogram holds the time between two samples: lateness is what exceeds the sampling interval.
     const ms = (ns: number) => Math.max(0, Math.round((ns - LOOP_SAMPLE_MS * 1e6) / 1e4) / 100);
     const h = this.loopDelay;
     const eventLoopDelayMs = h.count > 0 ? { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max) } : undefined;
     // The ARI requests sent over the WebSocket and the socket writes they took (ws-rest.ts batches a turn's frames).
     const ariWebSocket = { ...this.ari.rest.ws.counts };
-    emit(this.opts.log, 'info', 'service.stopped', 'considerate-callback stopped', { eventLoopDelayMs, ariWebSocket });
+    const stopMs = Math.round(performance.now() - stopStarted);
+    emit(this.opts.log, 'info', 'service.stopped', 'considerate-callback stopped', { eventLoopDelayMs, ariWebSocket, stopMs });
   }
 }

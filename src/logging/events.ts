@@ -26,7 +26,7 @@ export interface EventCatalogue {
   /** The service has been wired and starts (store, ARI URL, app). */
   'service.starting': { store: string; ari: string; app: string };
   /** The service stopped; how late the event loop was while it ran (ms above the 5 ms sampling). */
-  'service.stopped': { eventLoopDelayMs?: { p50: number; p99: number; max: number }; ariWebSocket?: { frames: number; writes: number } };
+  'service.stopped': { eventLoopDelayMs?: { p50: number; p99: number; max: number }; ariWebSocket?: { frames: number; writes: number }; stopMs?: number };
   /** A channel entered the Stasis app with arguments no flow knows; it goes back to the dialplan. */
   'service.unknown_stasis_args': { args: string[] };
 
