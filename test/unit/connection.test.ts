@@ -181,20 +181,25 @@ describe('AriConnection', () => {
     const port = (server.address() as AddressInfo).port;
     const client = new FakeClient();
     const { conn } = setup(async () => client, `http://127.0.0.1:${port}`);
-    conn.onAri('StasisStart', () => undefined);
-    conn.onAri('ChannelDtmfReceived', () => undefined);
-    conn.onAri('StasisStart', () => undefined);
-    conn.start();
-    await conn.waitConnected(1000);
-    // The filter's request is on its way (a busy machine may take a while): wait for it, then for anything after it.
-    for (let i = 0; i < 400 && calls.length === 0; i++) await tick(5);
-    await tick(20);
-    expect(calls).toEqual([
-      // RESTResponse: the answers of REST over the WebSocket pass Asterisk's filter too (ws-rest.ts)
-      { method: 'PUT', url: '/ari/applications/app/eventFilter', body: { allowed: [{ type: 'StasisStart' }, { type: 'ChannelDtmfReceived' }, { type: 'RESTResponse' }] } },
-    ]);
-    await conn.stop();
-    server.close();
+    try {
+      conn.onAri('StasisStart', () => undefined);
+      conn.onAri('ChannelDtmfReceived', () => undefined);
+      conn.onAri('StasisStart', () => undefined);
+      conn.start();
+      await conn.waitConnected(1000);
+      // The filter's request is on its way (a busy machine may take a while): wait for it, then for anything after it.
+      for (let i = 0; i < 400 && calls.length === 0; i++) await tick(5);
+      await tick(20);
+      expect(calls).toEqual([
+        // RESTResponse: the answers of REST over the WebSocket pass Asterisk's filter too (ws-rest.ts)
+        { method: 'PUT', url: '/ari/applications/app/eventFilter', body: { allowed: [{ type: 'StasisStart' }, { type: 'ChannelDtmfReceived' }, { type: 'RESTResponse' }] } },
+      ]);
+    } finally {
+      // Also when it fails: a server left listening keeps jest from exiting (the CI run of 130c95b hung there).
+      await conn.stop();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('attack: a flood of RESTResponse messages for no request is one warning per kind and a count, not a line each', async () => {
