@@ -40,7 +40,7 @@ const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(',');
  * sqlite_sequence page, to keep an id from being handed out again after the newest rows were deleted; nothing
  * depends on that (an event's id orders the rows of one request, whose rows are only ever deleted together; an
  * outbox row is deleted only once sent, and the sender, `outbox retry` and the page address only unsent rows).
- * Version 3 (bench/wal-pages.ts --life: 10.4 → 8 frames per opt-in COMMIT, 52 → 36 per request's life):
+ * Version 3 (bench/wal-pages.ts --life: 10.4 → 8.6 frames per opt-in COMMIT, 52 → 42 per request's life):
  * - `events` is clustered by request (WITHOUT ROWID, primary key (request_id, id)): a history row is one entry in
  *   one b-tree, where version 2 wrote the table's last page and `events_request`. Its id is numbered per request
  *   (the request's highest + 1, `eventsInsert`), which is all it was used for: the order of one request's rows.
