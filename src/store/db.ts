@@ -88,6 +88,12 @@ export interface Dialect {
   lockStatement(keys: readonly string[]): Statement | undefined;
   /** The write hit requests_one_recall_per_prospect: a second recall for one prospect number. */
   isRecallConflict(err: unknown): boolean;
+  /**
+   * The INSERT of `rows` history rows, 7 parameters each (request_id, at, type, from_state, to_state, reason, data),
+   * when the history's ids are not the database's own (SQLite: numbered per request, see src/store/sqlite.ts);
+   * undefined: a multi-row INSERT, the database numbers them.
+   */
+  eventsInsert?(rows: number): string;
 }
 
 /** An open group transaction (Db.group): decisions staged one after the other, then committed together. */

@@ -65,6 +65,16 @@ function outboxRow(r: Record<string, unknown>): OutboxRow {
   };
 }
 
+const isTerminal = (state: string) => (TERMINAL_STATES as readonly string[]).includes(state);
+
+/** What `states` implies, as the partial indexes state it: pending, or finished; undefined: both kinds (or every state). */
+function statesCondition(states: readonly string[] | undefined): string | undefined {
+  if (!states || states.length === 0) return undefined;
+  if (!states.some(isTerminal)) return PENDING;
+  if (states.every(isTerminal)) return `state IN ${TERMINAL_SQL}`;
+  return undefined;
+}
+
 const marks = (n: number) => Array.from({ length: n }, () => '?').join(',');
 
 /** The statements of the new request's script (SqlStore.createOrRefresh on SQLite). */
@@ -170,11 +180,24 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
       where.push('pbx = ?');
       params.push(this.scopeOf.pbx);
     }
-    if (filter.limit) params.push(filter.limit);
-    const rows = await this.db.all<Row>(
-      `SELECT id, version, data FROM requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, ${this.d.seq}${filter.limit ? ' LIMIT ?' : ''}`,
-      params,
-    );
+    // An agent's requests: through the partial index that holds them, its condition named (SQLite's planner reads
+    // through a partial index only when the statement's text implies its condition): requests_one_pending while
+    // pending, requests_agent_done once finished (src/store/sqlite.ts); both, one after the other, when the states
+    // asked for are of both kinds.
+    const kind = statesCondition(filter.states);
+    const limit = filter.limit ? ' LIMIT ?' : '';
+    let rows: Row[];
+    if (filter.agent && kind === undefined) {
+      const part = (condition: string) => `SELECT id, version, data, created_at, ${this.d.seq} AS ord FROM requests WHERE ${[...where, condition].join(' AND ')}`;
+      rows = await this.db.all<Row>(
+        `SELECT id, version, data FROM (${part(PENDING)} UNION ALL ${part(`state IN ${TERMINAL_SQL}`)}) agent_requests ORDER BY created_at, ord${limit}`,
+        [...params, ...params, ...(filter.limit ? [filter.limit] : [])],
+      );
+    } else {
+      if (filter.agent && kind !== undefined) where.push(kind);
+      if (filter.limit) params.push(filter.limit);
+      rows = await this.db.all<Row>(`SELECT id, version, data FROM requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, ${this.d.seq}${limit}`, params);
+    }
     return rows.map((r) => this.decode(r).request);
   }
 
@@ -205,7 +228,8 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     let sql = 'SELECT id FROM requests WHERE state = ?';
     if (agent) {
       params.push(agent);
-      sql += ' AND agent = ?';
+      // Through the partial index that holds the agent's requests in that state (see list).
+      sql += ` AND agent = ? AND ${statesCondition([state])!}`;
     }
     sql += `${this.scope(params)} ORDER BY wake_at${this.d.nullsLast}, ${this.d.seq}`;
     return (await this.db.all<{ id: string }>(sql, params)).map((r) => r.id);
@@ -308,7 +332,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
   }
 
   async appendEvents(events: readonly StoredEvent[]): Promise<void> {
-    await this.db.tx((q) => insertEvents(q, events));
+    await this.db.tx((q) => insertEvents(q, events, this.d));
   }
 
   async countByState(): Promise<Record<string, number>> {
@@ -390,7 +414,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
         const inserted = results[results.length - 1][0] as { ahead: number | string } | undefined;
         if (inserted) {
           // In, with its place (counted by the INSERT's RETURNING): its history and outbox rows follow.
-          await insertEvents(q, made.events);
+          await insertEvents(q, made.events, this.d);
           await insertOutbox(q, made.outbox ?? []);
           return { result: 'created', request: r, position: 1 + Number(inserted.ahead) };
         }
@@ -544,7 +568,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     const existing = this.decode(found);
     const next = await refresh(existing.request);
     if (!(await writeRequest(q, next.request, existing.version))) throw new StoreError('pending request changed while locked');
-    await insertEvents(q, next.events);
+    await insertEvents(q, next.events, this.d);
     await insertOutbox(q, next.outbox ?? []);
     const ahead = (await q.one<{ n: number | string }>(`SELECT (${this.aheadSql}) AS n`, [next.request.id]))!.n;
     return { result: 'refreshed', request: next.request, previous: existing.request, position: 1 + Number(ahead) };
@@ -554,7 +578,7 @@ export class SqlStore<R extends RequestRecord> implements Store<R> {
     try {
       return await this.db.tx(async (q) => {
         if (!(await writeRequest(q, request, expectedVersion))) return undefined;
-        await insertEvents(q, events);
+        await insertEvents(q, events, this.d);
         await insertOutbox(q, outbox);
         return expectedVersion + 1;
       });
@@ -665,11 +689,11 @@ function outboxValues(r: OutboxInsert): unknown[] {
 }
 
 /** The history rows in one statement (one round trip on PostgreSQL; a statement prepared once per row count). */
-async function insertEvents(q: Queries, events: readonly StoredEvent[]): Promise<void> {
+async function insertEvents(q: Queries, events: readonly StoredEvent[], d: Dialect): Promise<void> {
   if (events.length === 0) return;
   const params: unknown[] = [];
   for (const e of events) params.push(...eventValues(e));
-  await q.run(`INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES ${rowsOf(events.length, 7)}`, params);
+  await q.run(d.eventsInsert?.(events.length) ?? `INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES ${rowsOf(events.length, 7)}`, params);
 }
 
 /** The outbox rows in one statement, likewise. */

@@ -350,7 +350,7 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     });
   });
 
-  it.each([4, 5, 6])('the upgrade from schema version %i: migration 5 adds the queue index and cc_opt_in, 6 its one-pending lookup, 7 requests_prospect_done instead of requests_prospect; the requests stored before are seen by the opt-in', async (from) => {
+  it.each([4, 5, 6, 7])('the upgrade from schema version %i: migration 5 adds the queue index and cc_opt_in, 6 its one-pending lookup, 7 requests_prospect_done instead of requests_prospect, 8 requests_agent_done instead of requests_agent_state; the requests stored before are seen by the opt-in', async (from) => {
     // A database as an earlier build left it: migrations 1 to `from`, requests written by that build's statements.
     const c = new pg.Client({ connectionString: db.url });
     await c.connect();
@@ -376,12 +376,18 @@ describe('the opt-in on PostgreSQL: one round trip, every value an escaped liter
     }
     const store = await open('site-a');
     expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
-    expect(MIGRATIONS.at(-1)!.version).toBe(7);
+    expect(MIGRATIONS.at(-1)!.version).toBe(8);
     const has = async (sql: string) => Number((await store.query<{ n: string }>(sql)).rows[0].n);
     expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_prospect'")).toBe(0);
     expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_prospect_done' AND indexdef LIKE '%(prospect, updated_at) WHERE (state = ''COMPLETED''::text)'")).toBe(1);
     // The stored COMPLETED request is the number's last conversation for another agent (read through the new index).
     expect(await store.lastConversation('2001', 'PJSIP/9')).toMatchObject({ connectedAt: 50 });
+    expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_agent_state'")).toBe(0);
+    expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_agent_done' AND indexdef LIKE '%(pbx, agent, state) WHERE (state = ANY%'")).toBe(1);
+    // The agent's requests of both kinds, and its finished ones alone.
+    expect((await store.list({ agent: 'PJSIP/3' })).map((r) => r.id)).toEqual(['f1']);
+    expect((await store.list({ agent: 'PJSIP/3', states: ['COMPLETED'] })).map((r) => r.id)).toEqual(['f1']);
+    expect((await store.list({ agent: 'PJSIP/1', states: ['WAITING', 'COMPLETED'] })).map((r) => r.id)).toEqual(['p1']);
     expect(await has("SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'requests_prospect_queue'")).toBe(1);
     expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_opt_in'")).toBe(1);
     expect(await has("SELECT COUNT(*) AS n FROM pg_proc WHERE proname = 'cc_fence_check'")).toBe(1);

@@ -1,5 +1,5 @@
 /**
- * The SQLite file's schema, version 2 (src/store/sqlite.ts): what an opt-in's COMMIT writes into the WAL, page by
+ * The SQLite file's schema, version 3 (src/store/sqlite.ts): what an opt-in's COMMIT writes into the WAL, page by
  * page (no sqlite_sequence page, no index the new request does not enter), the upgrade of a version-1 file with rows
  * in it, and the index the statement that lost `requests_prospect` now reads through.
  */
@@ -75,6 +75,61 @@ CREATE TABLE IF NOT EXISTS agent_pauses (
 );
 `;
 
+/** Version 2's schema as main 130c95b created it (the file the upgrade to version 3 starts from). */
+const SCHEMA_V2 = `
+CREATE TABLE requests (
+  id          TEXT PRIMARY KEY,
+  agent       TEXT NOT NULL,
+  prospect    TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  wake_at     INTEGER,
+  version     INTEGER NOT NULL DEFAULT 1,
+  data        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX requests_one_pending
+  ON requests(agent, prospect) WHERE state NOT IN (${TERMINAL_SQL});
+CREATE UNIQUE INDEX requests_one_recall_per_prospect
+  ON requests(prospect) WHERE state IN ('RINGING_AGENT', 'CONNECTING');
+CREATE INDEX requests_wake ON requests(wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX requests_agent_state ON requests(agent, state);
+CREATE INDEX requests_prospect_queue ON requests(prospect, created_at) WHERE state NOT IN (${TERMINAL_SQL});
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE agent_pauses (
+  agent       TEXT PRIMARY KEY,
+  since       INTEGER NOT NULL,
+  until_at    INTEGER,
+  by_whom     TEXT NOT NULL
+);
+CREATE TABLE events (
+  id          INTEGER PRIMARY KEY,
+  request_id  TEXT NOT NULL REFERENCES requests(id),
+  at          INTEGER NOT NULL,
+  type        TEXT NOT NULL,
+  from_state  TEXT,
+  to_state    TEXT,
+  reason      TEXT,
+  data        TEXT
+);
+CREATE TABLE outbox (
+  id          INTEGER PRIMARY KEY,
+  key         TEXT NOT NULL UNIQUE,
+  request_id  TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  body        TEXT NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  next_at     INTEGER NOT NULL,
+  sent_at     INTEGER,
+  failed_at   INTEGER,
+  last_error  TEXT
+);
+CREATE INDEX requests_prospect_done ON requests(prospect, updated_at) WHERE state = 'COMPLETED';
+CREATE INDEX events_request ON events(request_id, id);
+CREATE INDEX outbox_due ON outbox(next_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+`;
+
 const FRAME = 24 + 4096;
 
 function tmpFile(): string {
@@ -114,7 +169,7 @@ function v1File(): { file: string; db: Database.Database } {
   return { file, db };
 }
 
-describe('SQLite schema version 2', () => {
+describe('SQLite schema version 3', () => {
   it('an opt-in COMMIT writes pages of the requests table, the indexes its new request enters, and its history: no sqlite_sequence, no index of finished requests', async () => {
     const file = tmpFile();
     const outbox = (d: { request: CallbackRequest }, at: number) => [{ key: `${d.request.id}:requested`, requestId: d.request.id, event: 'callback.requested', createdAt: at, body: '{}' }];
@@ -132,8 +187,13 @@ describe('SQLite schema version 2', () => {
     }
     const trees = treesWritten(file, from, walSize(file));
     expect([...trees.keys()]).toEqual(
-      expect.arrayContaining(['events', 'events_request', 'outbox', 'outbox_due', 'requests', 'requests_agent_state', 'requests_one_pending', 'requests_prospect_queue', 'requests_wake', 'sqlite_autoindex_outbox_1', 'sqlite_autoindex_requests_1']),
+      expect.arrayContaining(['events', 'outbox', 'outbox_due', 'requests', 'requests_one_pending', 'requests_prospect_queue', 'requests_wake', 'sqlite_autoindex_outbox_1', 'sqlite_autoindex_requests_1']),
     );
+    // Version 2 also wrote events_request (the history is clustered by request now) and requests_agent_state (gone;
+    // a request enters requests_agent_done when it finishes).
+    expect(trees.has('events_request')).toBe(false);
+    expect(trees.has('requests_agent_state')).toBe(false);
+    expect(trees.has('requests_agent_done')).toBe(false);
     // Version 1 wrote sqlite_sequence (AUTOINCREMENT of events and outbox) and requests_prospect on every opt-in.
     expect(trees.has('sqlite_sequence')).toBe(false);
     expect(trees.has('requests_prospect')).toBe(false);
@@ -146,7 +206,7 @@ describe('SQLite schema version 2', () => {
     await store.close();
   });
 
-  it('a version-1 file with rows is upgraded in place: every request, history row and outbox row kept with its id, AUTOINCREMENT and requests_prospect gone, the store works on it', async () => {
+  it('a version-1 file with rows is upgraded in place to version 3: every request, history row and outbox row kept with its id, AUTOINCREMENT and requests_prospect gone, the store works on it', async () => {
     const { file, db: v1 } = v1File();
     const req = (id: string, agent: string, prospect: string, state: string, updated: number) =>
       v1
@@ -174,16 +234,20 @@ describe('SQLite schema version 2', () => {
     const store = SqliteStore.open<CallbackRequest>(file, { checkpoint: 'commit' });
     const db = new Database(file, { readonly: true });
     expect(db.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: SQLITE_SCHEMA_VERSION });
-    expect(SQLITE_SCHEMA_VERSION).toBe('2');
+    expect(SQLITE_SCHEMA_VERSION).toBe('3');
     const sqlOf = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string } | undefined)?.sql;
     expect(sqlOf('events')).not.toMatch(/AUTOINCREMENT/i);
     expect(sqlOf('outbox')).not.toMatch(/AUTOINCREMENT/i);
     expect(sqlOf('events')).toMatch(/REFERENCES requests\(id\)/);
     expect(sqlOf('requests_prospect')).toBeUndefined();
     expect(sqlOf('requests_prospect_done')).toMatch(/WHERE state = 'COMPLETED'/);
-    expect(sqlOf('events_request')).toBeDefined();
+    expect(sqlOf('events')).toMatch(/WITHOUT ROWID/);
+    expect(sqlOf('events_request')).toBeUndefined();
+    expect(sqlOf('requests_agent_state')).toBeUndefined();
+    expect(sqlOf('requests_agent_done')).toBeDefined();
     expect(sqlOf('outbox_due')).toBeDefined();
     expect(sqlOf('events_v2')).toBeUndefined();
+    expect(sqlOf('events_v3')).toBeUndefined();
     expect(sqlOf('outbox_v2')).toBeUndefined();
     expect(db.prepare('SELECT * FROM events ORDER BY id').all()).toEqual(eventsBefore);
     expect(db.prepare('SELECT * FROM outbox ORDER BY id').all()).toEqual(outboxBefore);
@@ -198,7 +262,7 @@ describe('SQLite schema version 2', () => {
     expect((await store.events('r3')).map((e) => e.at)).toEqual([2000, 2002]);
     await store.appendEvents([{ id: 0, requestId: 'r3', at: 3000, type: 'created', from: null, to: null, reason: null, data: null }]);
     const ids = (await store.events('r3')).map((e) => e.id);
-    // After the largest id (9), as SQLite hands out ids without AUTOINCREMENT.
+    // After the request's largest id (9): version 3 numbers a request's history rows after its highest.
     expect(ids).toEqual([7, 9, 10]);
     expect((await store.outboxDue(5000)).map((r) => r.key)).toEqual(['k2']);
     await store.enqueueOutbox([{ key: 'k3', requestId: 'r3', event: 'callback.cancelled', createdAt: 3000, body: '{}' }]);
@@ -209,7 +273,7 @@ describe('SQLite schema version 2', () => {
     ]);
     await store.close();
 
-    // Opened again: already version 2, nothing to do.
+    // Opened again: already version 3, nothing to do.
     const again = SqliteStore.open<CallbackRequest>(file, { checkpoint: 'commit' });
     expect((await again.outbox()).length).toBe(3);
     await again.close();
@@ -247,12 +311,135 @@ describe('SQLite schema version 2', () => {
     check.close();
   });
 
+  it('a version-2 file with rows is upgraded to version 3: the history clustered by request with every id kept, requests_agent_state replaced by requests_agent_done; the store reads and writes it', async () => {
+    const file = tmpFile();
+    const v2 = new Database(file);
+    v2.pragma('journal_mode = WAL');
+    v2.exec(SCHEMA_V2);
+    v2.prepare("INSERT INTO meta(key, value) VALUES ('schema', '2')").run();
+    const req = v2.prepare('INSERT INTO requests(id, agent, prospect, state, created_at, updated_at, wake_at, version, data) VALUES (?, ?, ?, ?, 1000, ?, NULL, 2, ?)');
+    const add = (id: string, agent: string, prospect: string, state: string, updated: number) =>
+      req.run(id, agent, prospect, state, updated, JSON.stringify({ id, agent, prospect, state, createdAt: 1000, updatedAt: updated, wakeAt: null }));
+    add('r1', 'PJSIP/1001', '2001', 'COMPLETED', 5000);
+    add('r2', 'PJSIP/1001', '2002', 'WAITING', 2000);
+    const ev = v2.prepare('INSERT INTO events(request_id, at, type, from_state, to_state, reason, data) VALUES (?, ?, ?, NULL, NULL, NULL, NULL)');
+    ev.run('r1', 1000, 'created');
+    ev.run('r2', 1001, 'created');
+    ev.run('r1', 4000, 'conversation-ended');
+    const eventsBefore = v2.prepare('SELECT * FROM events ORDER BY id').all();
+    v2.close();
+
+    // Read-only (the command line of this build beside a service not yet upgraded): read, not migrated.
+    const ro = SqliteStore.open<CallbackRequest>(file, { readonly: true });
+    expect((await ro.list({ agent: 'PJSIP/1001' })).map((r) => r.id)).toEqual(['r1', 'r2']);
+    expect((await ro.events('r1')).map((e) => e.type)).toEqual(['created', 'conversation-ended']);
+    await ro.close();
+    const meta = (f: string) => {
+      const d = new Database(f, { readonly: true });
+      const v = d.prepare("SELECT value FROM meta WHERE key = 'schema'").get();
+      d.close();
+      return v;
+    };
+    expect(meta(file)).toEqual({ value: '2' });
+
+    const store = SqliteStore.open<CallbackRequest>(file, { checkpoint: 'commit' });
+    expect(meta(file)).toEqual({ value: '3' });
+    const db = new Database(file, { readonly: true });
+    const sqlOf = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string } | undefined)?.sql;
+    expect(sqlOf('events')).toMatch(/PRIMARY KEY \(request_id, id\)\s*\) WITHOUT ROWID/);
+    expect(sqlOf('events_request')).toBeUndefined();
+    expect(sqlOf('requests_agent_state')).toBeUndefined();
+    expect(sqlOf('requests_agent_done')).toMatch(/WHERE state IN/);
+    expect(db.prepare('SELECT * FROM events ORDER BY id').all()).toEqual(eventsBefore);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+    expect((await store.events('r1')).map((e) => [e.id, e.type])).toEqual([
+      [1, 'created'],
+      [3, 'conversation-ended'],
+    ]);
+    // Two rows of one request and one of another in one statement: numbered after each request's highest, in order.
+    const row = (requestId: string, at: number, type: string) => ({ id: 0, requestId, at, type, from: null, to: null, reason: null, data: null });
+    await store.appendEvents([row('r1', 6000, 'a'), row('r2', 6001, 'b'), row('r1', 6002, 'c')]);
+    expect((await store.events('r1')).map((e) => [e.id, e.type])).toEqual([
+      [1, 'created'],
+      [3, 'conversation-ended'],
+      [4, 'a'],
+      [6, 'c'],
+    ]);
+    expect((await store.events('r2')).map((e) => [e.id, e.type])).toEqual([
+      [2, 'created'],
+      [4, 'b'],
+    ]);
+    expect(await store.lastConversation('2001', 'PJSIP/1002')).toEqual({ connectedAt: 5000, endedAt: 4000, samePbx: true });
+    expect((await store.list({ agent: 'PJSIP/1001', states: ['COMPLETED'] })).map((r) => r.id)).toEqual(['r1']);
+    expect(await store.countPending('PJSIP/1001')).toBe(1);
+    await store.prune(10_000);
+    expect(await store.events('r1')).toEqual([]);
+    expect((await store.events('r2')).length).toBe(2);
+    await store.close();
+  });
+
+  it("every statement the store prepares reads through an index where version 2's did; the agent's requests through requests_one_pending and requests_agent_done", async () => {
+    const file = tmpFile();
+    const seen = new Set<string>();
+    // Every statement text the store prepares (spyOn calls through).
+    const spied = jest.spyOn(Database.prototype, 'prepare');
+    const store = SqliteStore.open<CallbackRequest>(file, { checkpoint: 'commit' });
+    const w = await engineWorld({ store, maxPendingPerAgent: 1000 });
+    await w.when.optIn('PJSIP/1', '+4930100');
+    await w.when.optIn('PJSIP/1', '+4930100');
+    await store.list({ agent: 'PJSIP/1' });
+    await store.list({ agent: 'PJSIP/1', states: ['RINGING_AGENT', 'CONNECTING'] });
+    await store.list({ agent: 'PJSIP/1', states: ['COMPLETED', 'CANCELLED'] });
+    await store.list({ agent: 'PJSIP/1', states: ['DUE', 'COMPLETED'], limit: 2 });
+    await store.idsInState('DUE', 'PJSIP/1');
+    await store.idsInState('COMPLETED', 'PJSIP/1');
+    await store.countPending('PJSIP/1');
+    await store.pendingDependencies();
+    await store.countByState();
+    await store.events('any');
+    await store.prune(0, { dryRun: true });
+    await store.prune(0);
+    for (const call of spied.mock.calls) seen.add(call[0] as string);
+    spied.mockRestore();
+    await w.close();
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    const planOf = (sql: string) => {
+      const st = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+      for (let k = 0; k < 40; k++) {
+        try {
+          return (st.all(...Array<null>(k).fill(null)) as { detail: string }[]).map((r) => r.detail).join(' ; ');
+        } catch (err) {
+          if (!/parameter/i.test((err as Error).message)) throw err;
+        }
+      }
+      throw new Error(`no plan for ${sql}`);
+    };
+    const plans = new Map([...seen].filter((sql) => /^\s*(SELECT|INSERT|UPDATE|DELETE)/i.test(sql) && /\b(requests|events)\b/.test(sql)).map((sql) => [sql.replace(/\s+/g, ' '), planOf(sql)]));
+    db.close();
+    const planWith = (re: RegExp) => [...plans.entries()].filter(([sql]) => re.test(sql)).map(([, plan]) => plan);
+    // No statement reads a whole table, but the one that did in version 2 too (idsInState without an agent: the DUE
+    // requests of every agent, the engine's queues).
+    const scansInV2 = /^SELECT id FROM requests WHERE state = \? ORDER BY/;
+    for (const [sql, plan] of plans) if (!scansInV2.test(sql)) expect(`${sql} -> ${plan}`).not.toMatch(/-> .*\bSCAN (requests|events)\b(?! USING)/);
+    // The agent's requests: the pending ones through requests_one_pending, the finished ones through requests_agent_done.
+    expect(planWith(/WHERE agent = \? AND state IN \(\?,\?\) AND state NOT IN/).join()).toMatch(/USING INDEX requests_one_pending \(agent=\?\)/);
+    expect(planWith(/WHERE agent = \? AND state IN \(\?,\?\) AND state IN \('COMPLETED'/).join()).toMatch(/USING INDEX requests_agent_done \(agent=\? AND state=\?\)/);
+    expect(planWith(/UNION ALL/).join()).toMatch(/requests_one_pending \(agent=\?\).*requests_agent_done \(agent=\?/);
+    expect(planWith(/SELECT COUNT\(\*\) AS n FROM requests WHERE agent = \?/).join()).toMatch(/requests_one_pending \(agent=\?\)/);
+    // A history row's number: a look-up in the history's primary key.
+    expect(planWith(/^INSERT INTO events/).join()).toMatch(/SEARCH e USING PRIMARY KEY \(request_id=\?\)/);
+    expect(planWith(/FROM events WHERE request_id = \? ORDER BY id/).join()).toMatch(/USING PRIMARY KEY \(request_id=\?\)/);
+  });
+
   it('a file of a newer schema version is refused with a line naming both versions; a requests table without a version is refused', () => {
     const file = tmpFile();
     const db = new Database(file);
-    db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '3')");
+    db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '4')");
     db.close();
-    expect(() => SqliteStore.open(file)).toThrow(`schema version 3, this build understands ${SQLITE_SCHEMA_VERSION}`);
+    expect(() => SqliteStore.open(file)).toThrow(`schema version 4, this build understands ${SQLITE_SCHEMA_VERSION}`);
     const other = tmpFile();
     const o = new Database(other);
     o.exec('CREATE TABLE requests (id TEXT PRIMARY KEY)');

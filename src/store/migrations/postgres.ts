@@ -270,6 +270,18 @@ CREATE INDEX requests_prospect_done ON requests(prospect, updated_at) WHERE stat
 DROP INDEX requests_prospect;
 `,
   },
+  {
+    version: 8,
+    name: 'requests_agent_state replaced by requests_agent_done (finished requests only), as in the SQLite file',
+    sql: `
+-- requests_agent_state indexed every request, and an update that changes an indexed column (every transition) adds
+-- an entry to every index of the table. An agent's pending requests are read through requests_one_pending (pbx,
+-- agent, prospect), its finished ones through this index, which a request enters once it finishes (the statements
+-- name its condition: src/store/sql.ts list, idsInState). The same as SQLite's schema version 3 (src/store/sqlite.ts).
+CREATE INDEX requests_agent_done ON requests(pbx, agent, state) WHERE state IN ${TERMINAL};
+DROP INDEX requests_agent_state;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
