@@ -185,7 +185,9 @@ async function main(): Promise<void> {
         for (const line of nvp) {
           const kind = / gc=(\S+)/.exec(line)?.[1] ?? '?';
           kinds[kind] = (kinds[kind] ?? 0) + 1;
-          allocated += Number(/ allocated=(\d+)/.exec(line)?.[1] ?? 0);
+          // V8 prints an unsigned wrap-around (about 2^55) now and then for the bytes since the last collection: not a count.
+          const bytes = Number(/ allocated=(\d+)/.exec(line)?.[1] ?? 0);
+          if (bytes < 2 ** 40) allocated += bytes;
           const p = Number(/ pause=([0-9.]+)/.exec(line)?.[1] ?? 0);
           pause += p;
           (pauses[kind] ??= []).push(p);
