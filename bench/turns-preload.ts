@@ -1,9 +1,10 @@
 /**
  * Preload for `cpu-call --turns` (`node -r .tools-dist/bench/turns-preload.js`): counts the event loop's turns as the
  * callbacks it runs that are not a promise's nor a nextTick's (a socket's read, an immediate, a timer, a thread
- * pool's answer), through async_hooks, in `globalThis.__ccLoopTurns` (process.nextTick's callbacks in `__ccTicks`), and the promises made (`__ccPromises`). The service reads the counter only when it is there
- * (the opt-in's `offer.timing` then has `turns`, key event → the group's COMMIT). The hooks make every callback and
- * promise dearer: times taken with this preload are not the service's.
+ * pool's answer), through async_hooks, in `globalThis.__ccLoopTurns` (process.nextTick's callbacks in `__ccTicks`),
+ * and the promises made (`__ccPromises`). The service reads the counters only when they are there (the opt-in's
+ * `offer.timing` then has `turns` and `promises`, key event → durable). The hooks make every callback and promise
+ * dearer: times taken with this preload are not the service's.
  */
 import { createHook } from 'node:async_hooks';
 
@@ -17,7 +18,7 @@ createHook({
   init(id, type) {
     if (type === 'PROMISE') g.__ccPromises = (g.__ccPromises ?? 0) + 1;
     else if (type === 'TickObject') ticks.add(id);
-    else if (type !== 'PROMISE') macro.add(id);
+    else macro.add(id);
   },
   before(id) {
     if (macro.has(id)) g.__ccLoopTurns = (g.__ccLoopTurns ?? 0) + 1;

@@ -210,7 +210,8 @@ export class OfferDriver {
       }
     };
 
-    const perform = async (action: OfferAction): Promise<void> => {
+    /** Carries out one action: a promise to wait for when it has one (the answer, a stop, the store, the hang-up). */
+    const perform = (action: OfferAction): Promise<unknown> | undefined => {
       switch (action.type) {
         case 'answer': {
           const answered = answering;
@@ -232,8 +233,7 @@ export class OfferDriver {
                 }
               : {}),
           });
-          await answered;
-          return;
+          return answered;
         }
         case 'play': {
           const media = offerMedia(this.opts.prompts, action.prompt, action.position);
@@ -249,8 +249,7 @@ export class OfferDriver {
           return;
         }
         case 'stopPlayback':
-          await port.stop();
-          return;
+          return port.stop();
         case 'startTimer':
           deadline = Date.now() + action.ms;
           return;
@@ -258,11 +257,9 @@ export class OfferDriver {
           deadline = undefined;
           return;
         case 'store':
-          await store();
-          return;
+          return store();
         case 'hangup':
-          await port.hangup('normal').catch(() => undefined);
-          return;
+          return port.hangup('normal').catch(() => undefined);
       }
     };
 
@@ -318,7 +315,11 @@ export class OfferDriver {
     const step = async (event: OfferInput): Promise<void> => {
       const s = stepOffer(state, event, this.opts);
       state = s.state;
-      for (const action of s.actions) await perform(action);
+      // One after the other; an action without anything to wait for goes on at once (no turn of the microtask queue).
+      for (const action of s.actions) {
+        const pending = perform(action);
+        if (pending) await pending;
+      }
     };
 
     try {
