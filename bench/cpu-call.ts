@@ -18,6 +18,11 @@
  *   `--node-args --perf-basic-prof-only-functions` for the JavaScript frames);
  * - `--usr2`: SIGUSR2 to the service before and after each round (for a preload given with `--node-args -r …` that
  *   profiles just the round).
+ * - `--timing`: the opt-in's steps as the service times them (its `offer.timing` lines: performance.now() marks in the
+ *   flow, the engine and the group), p50 / p99 per step in ms over the round, and with `--turns` the event loop's turns
+ *   from the key event to the group's COMMIT (a preload counts the loop's callbacks other than promises' through
+ *   async_hooks, bench/turns-preload.ts; the hooks slow the service, so take the steps' times from a round without it).
+ *   At a low rate (`--rate 5`) the opt-ins come one at a time, as in the offer part's "one after the other".
  * `--agents 1 --prospects 1`: every opt-in a refresh of the same request, as under the load part's SIPp calls
  * (default: every call its own agent and prospect, as the ceiling part).
  *
@@ -66,6 +71,8 @@ async function main(): Promise<void> {
   const gc = process.argv.includes('--gc');
   const trace = process.argv.includes('--strace');
   const usr2 = process.argv.includes('--usr2');
+  const timing = process.argv.includes('--timing');
+  const turns = process.argv.includes('--turns');
   // the longest wait for the round's last calls to end (s)
   const drainS = Number(argValue('--drain') ?? 20);
   const env = Object.fromEntries((argValue('--env') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
@@ -75,7 +82,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-bench-cpu-'));
   const svc = new ServiceProcess(
     { ari: { url: sim.url, app: 'considerate-callback' }, log: { level: 'info' }, policy: { firstProbeDelay: '1h' }, offer: { maxPendingTotal: 1_000_000, ...(agents ? { maxPendingPerAgent: 1000 } : {}) } },
-    { dir, env, nodeArgs: [...(gc ? ['--trace-gc-nvp'] : []), ...(argValue('--node-args') ?? '').split(' ').filter(Boolean)] },
+    { dir, env, nodeArgs: [...(gc ? ['--trace-gc-nvp'] : []), ...(turns ? ['-r', path.join(__dirname, 'turns-preload.js')] : []), ...(argValue('--node-args') ?? '').split(' ').filter(Boolean)] },
   );
   let k = 0;
   const run = async (r: number, n: number) => {
@@ -178,7 +185,9 @@ async function main(): Promise<void> {
         for (const line of nvp) {
           const kind = / gc=(\S+)/.exec(line)?.[1] ?? '?';
           kinds[kind] = (kinds[kind] ?? 0) + 1;
-          allocated += Number(/ allocated=(\d+)/.exec(line)?.[1] ?? 0);
+          // V8 prints an unsigned wrap-around (about 2^55) now and then for the bytes since the last collection: not a count.
+          const bytes = Number(/ allocated=(\d+)/.exec(line)?.[1] ?? 0);
+          if (bytes < 2 ** 40) allocated += bytes;
           const p = Number(/ pause=([0-9.]+)/.exec(line)?.[1] ?? 0);
           pause += p;
           (pauses[kind] ??= []).push(p);
@@ -205,6 +214,21 @@ async function main(): Promise<void> {
         row.syscallsPerCall = round(Object.values(per).reduce((a, b) => a + b, 0), 2);
         row.syscalls = Object.fromEntries(Object.entries(per).sort((a, b) => b[1] - a[1]).slice(0, 12));
       }
+      if (timing) {
+        const steps: Record<string, number[]> = {};
+        for (const l of logs.filter((x) => x.event === 'offer.timing')) {
+          for (const [key, v] of Object.entries(l)) if (typeof v === 'number' && !['time', 'pid'].includes(key)) (steps[key] ??= []).push(v);
+        }
+        const q = (v: number[], p: number) => v[Math.min(v.length - 1, Math.floor(p * v.length))];
+        row.timing = Object.fromEntries(
+          Object.entries(steps).map(([key, v]) => {
+            const sorted = [...v].sort((a, b) => a - b);
+            return [key, `${round(q(sorted, 0.5), 3)} / ${round(q(sorted, 0.99), 3)}`];
+          }),
+        );
+        row.timed = Object.values(steps)[0]?.length ?? 0;
+      }
+      row.loadavg = os.loadavg().map((x) => round(x, 2));
       out.push(row);
       console.log(JSON.stringify(row));
       await sleep(1000);

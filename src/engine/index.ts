@@ -6,5 +6,6 @@
 export { Engine } from './engine';
 export type { AppliedDecision, EngineOptions, Notifier, RequestStore, Telephony } from './options';
 export type { OfferOutlook, OptInInput, OptInMarks, OptInResult } from './opt-in';
+export { loopTurns, promisesMade } from './opt-in';
 export type { Pauses, PausedAgent } from './pauses';
 export type { Presence } from './presence';

@@ -57,6 +57,20 @@ export interface OptInMarks {
   staged?: number;
   committed?: number;
   positioned?: number;
+  /** The event loop's turns so far when the group became durable, where a bench's preload counts them (loopTurns). */
+  turns?: number;
+  /** The promises made so far when the group became durable, where a bench's preload counts them (promisesMade). */
+  promises?: number;
+}
+
+/** The event loop's turns so far, when a bench's preload counts them (bench/turns-preload.ts); else undefined. */
+export function loopTurns(): number | undefined {
+  return (globalThis as { __ccLoopTurns?: number }).__ccLoopTurns;
+}
+
+/** The promises made so far, when a bench's preload counts them (bench/turns-preload.ts); else undefined. */
+export function promisesMade(): number | undefined {
+  return (globalThis as { __ccPromises?: number }).__ccPromises;
 }
 
 export type OptInResult =
@@ -218,7 +232,11 @@ export class OptIns {
     // Everything else once the group is durable; the caller hears back after these.
     this.afterCommit((durableAt) => {
       // The moment the group became durable (the sync's end), not when this effect's turn came.
-      if (marks) marks.committed = durableAt;
+      if (marks) {
+        marks.committed = durableAt;
+        marks.turns = loopTurns();
+        marks.promises = promisesMade();
+      }
       if (device) this.rememberLine(device, input.prospect);
       if (decision) this.perform(decision);
       if (decision) this.applied({ before, decision, observation: { type: 'optIn' }, at: now });

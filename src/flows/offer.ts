@@ -34,7 +34,7 @@ import {
 } from '../core/offer';
 import { chooseProfile, type Profiles, type ZoneSource } from '../core/policy';
 import { chooseLanguage, describeInput, sanitizeCallerIdName, sanitizeCallerIdNumber } from '../core/validate';
-import type { OptInInput, OptInMarks, OptInResult } from '../engine';
+import { loopTurns, promisesMade, type OptInInput, type OptInMarks, type OptInResult } from '../engine';
 import { DialPolicyError } from '../core/dial-policy';
 import { emit } from '../logging/events';
 import type { Logger } from '../logging/log';
@@ -155,14 +155,16 @@ export class OfferDriver {
     let requestId: string | undefined;
     let keyAt: number | undefined;
     /** The opt-in's steps (performance.now()), logged as offer.timing once the confirmation is requested. */
-    let timing: { key?: number; store: number; returned?: number; marks: OptInMarks } | undefined;
+    let timing: { key?: number; keyTurns?: number; keyPromises?: number; store: number; returned?: number; marks: OptInMarks } | undefined;
+    let keyTurns: number | undefined;
+    let keyPromises: number | undefined;
     const inputs: OfferInput[] = [];
 
     const store = async (): Promise<void> => {
       try {
         const t0 = performance.now();
         const marks: OptInMarks = {};
-        timing = { key: keyAt, store: t0, marks };
+        timing = { key: keyAt, keyTurns, keyPromises, store: t0, marks };
         const r = await this.sink.optIn({ ...input, marks });
         const t1 = performance.now();
         timing.returned = t1;
@@ -208,7 +210,8 @@ export class OfferDriver {
       }
     };
 
-    const perform = async (action: OfferAction): Promise<void> => {
+    /** Carries out one action: a promise to wait for when it has one (the answer, a stop, the store, the hang-up). */
+    const perform = (action: OfferAction): Promise<unknown> | undefined => {
       switch (action.type) {
         case 'answer': {
           const answered = answering;
@@ -230,8 +233,7 @@ export class OfferDriver {
                 }
               : {}),
           });
-          await answered;
-          return;
+          return answered;
         }
         case 'play': {
           const media = offerMedia(this.opts.prompts, action.prompt, action.position);
@@ -247,8 +249,7 @@ export class OfferDriver {
           return;
         }
         case 'stopPlayback':
-          await port.stop();
-          return;
+          return port.stop();
         case 'startTimer':
           deadline = Date.now() + action.ms;
           return;
@@ -256,17 +257,17 @@ export class OfferDriver {
           deadline = undefined;
           return;
         case 'store':
-          await store();
-          return;
+          return store();
         case 'hangup':
-          await port.hangup('normal').catch(() => undefined);
-          return;
+          return port.hangup('normal').catch(() => undefined);
       }
     };
 
     const fromKey = (r: KeyOutcome | PlayOutcome): OfferInput | undefined => {
       if (r.type === 'key') {
         keyAt = r.at;
+        keyTurns = loopTurns();
+        keyPromises = promisesMade();
         emit(log, 'debug', 'offer.key', 'key pressed', { digit: r.digit, phase: state.phase });
         return { type: 'dtmf', digit: r.digit };
       }
@@ -314,7 +315,11 @@ export class OfferDriver {
     const step = async (event: OfferInput): Promise<void> => {
       const s = stepOffer(state, event, this.opts);
       state = s.state;
-      for (const action of s.actions) await perform(action);
+      // One after the other; an action without anything to wait for goes on at once (no turn of the microtask queue).
+      for (const action of s.actions) {
+        const pending = perform(action);
+        if (pending) await pending;
+      }
     };
 
     try {
@@ -346,7 +351,7 @@ export class OfferDriver {
  * the decision (`decide`, inside the transaction), the rows written and committed (`writeCommit`), the queue
  * position read (`position`), the engine → the flow (`handBack`), and the flow → confirmation requested (`confirm`).
  */
-export function optInSteps(t: { key?: number; store: number; returned?: number; marks: OptInMarks }, confirmAt: number): Record<string, number | undefined> {
+export function optInSteps(t: { key?: number; keyTurns?: number; keyPromises?: number; store: number; returned?: number; marks: OptInMarks }, confirmAt: number): Record<string, number | undefined> {
   const m = t.marks;
   const d = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : micro(b - a));
   return {
@@ -361,5 +366,8 @@ export function optInSteps(t: { key?: number; store: number; returned?: number; 
     handBack: d(m.positioned ?? m.committed, t.returned),
     confirm: d(t.returned, confirmAt),
     keyToConfirm: d(t.key, confirmAt),
+    // Only under a bench's preload that counts them (bench/turns-preload.ts): the loop's turns, key event → durable.
+    ...(t.keyTurns !== undefined && m.turns !== undefined ? { turns: m.turns - t.keyTurns } : {}),
+    ...(t.keyPromises !== undefined && m.promises !== undefined ? { promises: m.promises - t.keyPromises } : {}),
   };
 }

@@ -20,7 +20,12 @@
  * the offer's "# → durable" is measured to that moment, not to when its turn among the side effects came.
  *
  * `staging` carries the decision being staged through its awaits (AsyncLocalStorage), so the drivers send that
- * decision's statements to the group's connection while everything else keeps reading committed rows.
+ * decision's statements to the group's connection while everything else keeps reading committed rows; the same scope
+ * carries the decision's place in the queue (`decision`), where `afterCommit` finds it. One AsyncLocalStorage, not
+ * one here and one per queue: while any is enabled (Node 20) every promise of the process runs an init hook that
+ * copies each instance's value onto the new promise (a loop of awaits: 0.05-0.08 µs more per promise with one
+ * instance, 0.11-0.14 with two); with one instead of two the service allocated 213-218 KiB per call instead of 241
+ * and scavenged 16 times per 1000 calls instead of 18 (bench/cpu-call.ts --gc at 50 calls/s, 2026-12-08).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
@@ -37,6 +42,18 @@ export interface StageScope {
   depth: number;
   /** Statements other than atomic ones this decision sent (PostgreSQL's group batching, src/store/postgres.ts). */
   plain: number;
+  /** The queue's decision staged in this scope (GroupCommit sets it as the decision starts; see afterCommit). */
+  decision?: StagedDecision;
+}
+
+/** A decision of a GroupCommit queue as its scope carries it (afterCommit). */
+export interface StagedDecision {
+  /** The queue it belongs to: another queue's afterCommit does not take its side effects. */
+  readonly queue: object;
+  /** True until it is staged: a side effect asked for later (by work it left running) runs at once. */
+  staging: boolean;
+  /** Side effects, carried out in order once the group is durable (given that moment, performance.now()). */
+  effects: ((durableAt: number) => void)[];
 }
 
 const staging = new AsyncLocalStorage<StageScope>();
@@ -60,18 +77,18 @@ export function stagedOn(owner: object): StageScope | undefined {
   return s && s.active && s.owner === owner ? s : undefined;
 }
 
-interface Item {
+interface Item extends StagedDecision {
   f: () => Promise<unknown>;
   quick: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   value?: unknown;
-  /** Side effects, carried out in order once the group is durable (given that moment, performance.now()). */
-  effects: ((durableAt: number) => void)[];
-  staging: boolean;
   /** Its place in the group (side effects run in this order; with batching decisions end out of order). */
   order?: number;
 }
+
+/** The owner of a decision's scope when the store has no group (NO_GROUP): no Db's, so no statement is routed. */
+const NO_OWNER = {};
 
 /** A store without group commit (a test's fake): each decision on its own, as it writes. */
 const NO_GROUP: GroupTx = { linger: false, stage: (fn) => fn(), commit: async () => undefined, rollback: async () => undefined };
@@ -99,7 +116,6 @@ export class GroupCommit {
    * costs one sync for all of them instead of one per message.
    */
   private busy = false;
-  private readonly current = new AsyncLocalStorage<Item>();
   private readonly max: number;
   /** Groups committed whose sync is still to come (GroupTx.commit's `durable`), in commit order. */
   private tail: Promise<void> = Promise.resolve();
@@ -116,7 +132,7 @@ export class GroupCommit {
    */
   run<T>(f: () => Promise<T>, opts: { quick?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ f, quick: opts.quick ?? false, resolve: resolve as (v: unknown) => void, reject, effects: [], staging: false });
+      this.waiting.push({ queue: this, f, quick: opts.quick ?? false, resolve: resolve as (v: unknown) => void, reject, effects: [], staging: false });
       void this.pump();
     });
   }
@@ -126,8 +142,8 @@ export class GroupCommit {
    * the commit fails. Called outside a decision, it runs at once.
    */
   afterCommit(fn: (durableAt: number) => void): void {
-    const item = this.current.getStore();
-    if (item?.staging) item.effects.push(fn);
+    const item = staging.getStore()?.decision;
+    if (item?.staging && item.queue === this) item.effects.push(fn);
     else fn(performance.now());
   }
 
@@ -170,7 +186,7 @@ export class GroupCommit {
   /** Stages one decision; resolves true when it is staged, false when it failed (its caller already told). */
   private stageOne(tx: GroupTx, item: Item): Promise<boolean> {
     item.staging = true;
-    return tx.stage(() => this.current.run(item, item.f)).then(
+    return tx.stage(() => this.within(item)).then(
       (value) => {
         item.staging = false;
         item.value = value;
@@ -183,6 +199,22 @@ export class GroupCommit {
         return false;
       },
     );
+  }
+
+  /**
+   * Runs the decision in its scope: the one the driver's `stage` opened for it (each stage runs its `fn` in a new
+   * scope, asStaged), which then also carries the decision; or, when the store stages nothing itself (NO_GROUP, a
+   * test's fake), a scope of its own that routes no statement.
+   */
+  private within(item: Item): Promise<unknown> {
+    const scope = staging.getStore();
+    if (scope?.active && scope.decision === undefined) {
+      scope.decision = item;
+      return item.f();
+    }
+    const own = newScope(NO_OWNER);
+    own.decision = item;
+    return asStaged(NO_OWNER, item.f, own);
   }
 
   /**
@@ -272,7 +304,9 @@ export class GroupCommit {
           const batch = item.quick ? tx.batch : undefined;
           const heard = batch?.listen();
           const done = this.stageOne(tx, item);
-          const how = heard ? await Promise.race([done.then(() => 'done' as const), heard]) : (await done, 'done' as const);
+          /** Whether it was staged, once known (without batching: at once, no second wait for `done`). */
+          let ok: boolean | undefined;
+          const how = heard ? await Promise.race([done.then(() => 'done' as const), heard]) : ((ok = await done), 'done' as const);
           // Whether the next queued decision may join the held ones (after one turn of the event loop, if none yet).
           const more = async () => count < this.max && (this.waiting.length > 0 || (tx.linger && (await nextTurn(), this.waiting.length > 0))) && this.waiting[0].quick;
           if (how === 'atomic') {
@@ -286,7 +320,7 @@ export class GroupCommit {
             if (await this.follow(batch!, done)) staged.push(item);
           } else {
             batch?.quiet();
-            if (await done) staged.push(item);
+            if (ok ?? (await done)) staged.push(item);
             // It ended without a statement held or waiting (a refusal before the store): the held ones still go.
             if (held.length > 0) {
               if (await more()) continue;
@@ -305,7 +339,7 @@ export class GroupCommit {
             await tx.rollback();
             continue;
           }
-          await this.opts.beforeCommit?.(staged.length);
+          if (this.opts.beforeCommit) await this.opts.beforeCommit(staged.length);
           committed = await tx.commit();
           this.busy = this.waiting.length > 0;
         } catch (err) {

@@ -252,4 +252,30 @@ describe('GroupCommit (the queue of decisions)', () => {
     expect(order.at(-1)).toBe('now');
     await store.close();
   });
+
+  it("a decision's scope carries it for its own queue only: another queue's side effect asked for inside it runs at once", async () => {
+    // The decision rides on the driver's staging scope (one AsyncLocalStorage for the process, see group.ts).
+    const store = SqliteStore.open<CallbackRequest>(':memory:');
+    const order: string[] = [];
+    const gc = new GroupCommit({ open: (o) => store.group(o), beforeCommit: () => void order.push('commit') });
+    const other = new GroupCommit({ open: (o) => store.group(o) });
+    const withoutGroup = new GroupCommit();
+    await gc.run(async () => {
+      other.afterCommit(() => order.push('other'));
+      withoutGroup.afterCommit(() => order.push('without a group'));
+      gc.afterCommit(() => order.push('own'));
+      order.push('decided');
+      return undefined;
+    });
+    expect(order).toEqual(['other', 'without a group', 'decided', 'commit', 'own']);
+    // A store without group commit (NO_GROUP): its decision's effects still wait for its end.
+    const late: string[] = [];
+    await withoutGroup.run(async () => {
+      withoutGroup.afterCommit(() => late.push('effect'));
+      late.push('decided');
+      return undefined;
+    });
+    expect(late).toEqual(['decided', 'effect']);
+    await store.close();
+  });
 });
