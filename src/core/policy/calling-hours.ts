@@ -161,7 +161,7 @@ export function currentOrNextOpening(cfg: CallingHoursConfig, now: number, horiz
 export function openingsOn(cfg: CallingHoursConfig, isoDate: string): Opening[] {
   const match = DATE_RE.exec(isoDate);
   if (!match || !isIsoDate(isoDate)) throw new Error(`Invalid date ${JSON.stringify(isoDate)}: expected YYYY-MM-DD`);
-  return openingsFor(cfg, Number(match[1]), Number(match[2]) - 1, Number(match[3]));
+  return [...openingsFor(cfg, Number(match[1]), Number(match[2]) - 1, Number(match[3]))];
 }
 
 /**
@@ -244,30 +244,64 @@ function pad2(n: number): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-function openingsFor(cfg: CallingHoursConfig, year: number, month0: number, day: number): Opening[] {
+function openingsFor(cfg: CallingHoursConfig, year: number, month0: number, day: number): readonly Opening[] {
+  // A pure function of the config and the date, asked for the same few dates by every decision (the next opening,
+  // the end of the calling day and the days it runs on into): remembered per windows object, zone and date. Built
+  // anew each time, the dates' strings, the ranges' parses, the wall-time keys and the sorted arrays were 15 KiB of
+  // the 266 KiB the service allocated per offered call (bench/cpu-call.ts --gc, issue 23). The holidays are checked
+  // at every call (a date's openings are remembered whatever the holidays; an array is cheap to search).
+  const dayNumber = Date.UTC(year, month0, day) / DAY_MS;
+  let byZone = openingDays.get(cfg.windows);
+  if (!byZone) openingDays.set(cfg.windows, (byZone = new Map()));
+  let days = byZone.get(cfg.timeZone);
+  if (!days || days.size >= OPENING_DAYS_MAX) byZone.set(cfg.timeZone, (days = new Map()));
+  const known = days.get(dayNumber);
+  if (known !== undefined && known.ranges === cfg.windows[known.weekday]) {
+    return cfg.holidays.length > 0 && cfg.holidays.includes(known.date) ? NO_OPENINGS : known.openings;
+  }
   // Normalise (day may overflow the month); plain calendar arithmetic, no zone involved.
   const cal = new Date(Date.UTC(year, month0, day));
   const y = cal.getUTCFullYear();
   const m = cal.getUTCMonth();
   const d = cal.getUTCDate();
   const date = isoDate(y, m, d);
-  if (cfg.holidays.includes(date)) return [];
-  const ranges = cfg.windows[WEEKDAYS[cal.getUTCDay()]] ?? [];
+  if (cfg.holidays.includes(date)) return NO_OPENINGS;
+  const weekday = WEEKDAYS[cal.getUTCDay()];
+  const ranges = cfg.windows[weekday];
   const out: Opening[] = [];
-  for (const [s, e] of ranges) {
+  for (const [s, e] of ranges ?? []) {
     const start = parseTimeOfDay(s);
     const end = parseTimeOfDay(e);
     if (start === null || end === null || start >= end) {
       throw new Error(`Invalid calling-hours range [${JSON.stringify(s)}, ${JSON.stringify(e)}] (see validateCallingHours)`);
     }
-    out.push({
-      date,
-      start: zonedWallTime(cfg.timeZone, y, m, d, start, 'first'),
-      end: zonedWallTime(cfg.timeZone, y, m, d, end, 'last'),
-    });
+    out.push(
+      Object.freeze({
+        date,
+        start: zonedWallTime(cfg.timeZone, y, m, d, start, 'first'),
+        end: zonedWallTime(cfg.timeZone, y, m, d, end, 'last'),
+      }),
+    );
   }
-  return out.sort((a, b) => a.start - b.start);
+  const openings = Object.freeze(out.sort((a, b) => a.start - b.start));
+  days.set(dayNumber, { weekday, ranges, date, openings });
+  return openings;
 }
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const NO_OPENINGS: readonly Opening[] = Object.freeze([]);
+
+/** A date's openings as openingsFor built them, with the weekday's ranges they were built from. */
+interface OpeningDay {
+  weekday: Weekday;
+  ranges: readonly TimeRange[] | undefined;
+  date: string;
+  openings: readonly Opening[];
+}
+
+/** openingsFor's answers: windows object → zone → UTC day number (bounded per zone: cleared when full). */
+const openingDays = new WeakMap<object, Map<string, Map<number, OpeningDay>>>();
+const OPENING_DAYS_MAX = 4096;
 
 function localDate(timeZone: string, at: number): { y: number; m: number; d: number } {
   if (!Number.isFinite(at)) throw new Error(`Invalid instant ${String(at)}: expected epoch milliseconds`);
