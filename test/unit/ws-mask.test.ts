@@ -39,7 +39,10 @@ describe('pooled WebSocket masks', () => {
         const data = Buffer.alloc(size, 'x');
         data.write(`size ${size}`.slice(0, size));
         const theirs = unmasked(originalFrame(Buffer.from(data), { opcode: 1, fin: true, mask: true, readOnly }));
-        const ours = unmasked(frame(Buffer.from(data), { opcode: 1, fin: true, mask: true, readOnly }));
+        const built = frame(Buffer.from(data), { opcode: 1, fin: true, mask: true, readOnly });
+        // one buffer, so ws 6's sendFrame writes it in one write (not corked header and payload)
+        expect(built).toHaveLength(1);
+        const ours = unmasked(built);
         expect(ours.header).toEqual(theirs.header);
         expect(ours.payload.equals(data)).toBe(true);
       }
