@@ -182,6 +182,10 @@ describe('the JSON line, stringified as logform does', () => {
       ['empty', { o: {}, a: [], timestamp: 't' }],
       // keys that V8 keeps in numeric order ahead of the others, where the line sorts them as text
       ['index-like keys', { 10: 'ten', 9: 'nine', '1a': 'x', b: true, timestamp: 't' }],
+      // arrays of strings, numbers, booleans and nulls stay on the plain path (JSON.stringify)
+      // eslint-disable-next-line no-sparse-arrays
+      ['plain lists', { queue: [], ids: ['a', 'b "q" \n', 1.5, -0, NaN, Infinity, true, null, 'lone \ud800'], sparse: [1, , 3], nested: [[1], 'x'], timestamp: 't' }],
+      ['key order by code unit', { é: 1, Z: 2, _u: 3, a: 4, 'a b': 5, aa: 6, A: 7, '~': 8, timestamp: 't' }],
       ['plain values', { n: -0, inf: Infinity, nan: NaN, no: false, nil: null, u: undefined, text: 'a "b" \\ c', timestamp: 't' }],
       ['masked s3cret-value', { url: 'http://u:p@h/x?token=abc', password: 'pw', deep: { secret: 'x', list: ['s3cret-value'] }, timestamp: 't' }],
     ];
