@@ -230,6 +230,27 @@ describe('a socket that stops answering', () => {
   });
 });
 
+describe('the requests’ limits', () => {
+  it('share one timer: answered requests set none of their own; unanswered ones fail at their limit', async () => {
+    const { w } = await attached((req) => (req.uri.startsWith('quiet') ? undefined : { status_code: 204 }), { timeoutMs: 250 });
+    const timers = jest.spyOn(global, 'setTimeout');
+    try {
+      for (let i = 0; i < 5; i++) await expect(w.request('POST', `x/${i}`, {}, `POST /x/${i}`)).resolves.toBeUndefined();
+      // one timer for all: set once, for the first request's limit (earlier than the probe's 1 s), then reused
+      expect(timers).toHaveBeenCalledTimes(1);
+      const failed: string[] = [];
+      const quiet = [1, 2].map((i) => w.request('POST', `quiet/${i}`, {}, `POST /quiet/${i}`).catch((e: Error) => failed.push(e.message)));
+      // answered while the two wait: not failed by their limit
+      await expect(w.request('POST', 'x/5', {}, 'POST /x/5')).resolves.toBeUndefined();
+      await Promise.all(quiet);
+      expect(failed.sort()).toEqual(['POST /quiet/1: no answer within 250 ms on the ARI WebSocket', 'POST /quiet/2: no answer within 250 ms on the ARI WebSocket']);
+      expect(w.inFlight).toBe(0);
+    } finally {
+      timers.mockRestore();
+    }
+  });
+});
+
 describe('answers nobody reads', () => {
   it("a subscription's answer (the application, every subscribed device listed) is not parsed; its errors still are", async () => {
     const { w } = await attached((req) => (req.uri === 'bad' ? { status_code: 404, message_body: '{"message":"Application not found"}' } : { status_code: 200, message_body: '{"device_names": [' }));

@@ -56,7 +56,11 @@ interface Pending {
   discard?: boolean;
   resolve: (body: unknown) => void;
   reject: (err: AriRestError) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which it fails (`no answer within limitMs`). */
+  deadline: number;
+  limitMs: number;
+  /** The socket it went out on, when its going unanswered stops the socket's use (not the probe's). */
+  stallOf?: RestSocket;
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -65,6 +69,13 @@ export class WsRest {
   private socket?: RestSocket;
   private readonly pending = new Map<string, Pending>();
   private seq = 0;
+  /**
+   * One timer for the requests' limits, set for the earliest deadline in flight (not one per request: a Timeout and its
+   * closure for each of the eight requests of an offered call, bench/cpu-call.ts --gc). Kept while idle but not holding
+   * the process (unref), so the next request reuses it.
+   */
+  private limitTimer?: NodeJS.Timeout;
+  private limitAt = Infinity;
   private readonly timeoutMs: number;
   private readonly maxAnswerBytes: number;
   private readonly batch: boolean;
@@ -134,27 +145,21 @@ export class WsRest {
     this.socket = undefined;
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      clearTimeout(p.timer);
       p.reject(new AriRestError(0, `${p.operation}: the ARI WebSocket went away before the answer (${why})`, p.operation));
     }
+    this.idle();
   }
 
   /** One request on the attached socket (check {@link ready} first); resolves with the parsed JSON body. */
   request(method: string, uri: string, query: Query, operation: string, discard?: boolean): Promise<unknown> {
     const socket = this.socket;
     if (!socket) return Promise.reject(new AriRestError(0, `${operation}: no ARI WebSocket`, operation));
-    return this.sendOn(socket, method, uri, query, operation, this.timeoutMs, discard).catch((err: unknown) => {
-      // Asterisk 22.10 was seen to stop answering on a socket (after a request it could not handle) while its events
-      // still flowed: after one request unanswered in time, the next ones go over HTTP.
-      if (err instanceof AriRestError && err.status === 0 && this.socket === socket && err.message.endsWith('ms on the ARI WebSocket')) {
-        this.socket = undefined;
-        this.onStall?.(operation, this.timeoutMs);
-      }
-      throw err;
-    });
+    // Asterisk 22.10 was seen to stop answering on a socket (after a request it could not handle) while its events
+    // still flowed: after one request unanswered in time, the next ones go over HTTP (see expire).
+    return this.sendOn(socket, method, uri, query, operation, this.timeoutMs, discard, true);
   }
 
-  private sendOn(socket: RestSocket, method: string, uri: string, query: Query, operation: string, limitMs: number, discard?: boolean): Promise<unknown> {
+  private sendOn(socket: RestSocket, method: string, uri: string, query: Query, operation: string, limitMs: number, discard?: boolean, stalls = false): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (socket.readyState !== OPEN) {
         reject(new AriRestError(0, `${operation}: the ARI WebSocket is not open`, operation));
@@ -166,10 +171,9 @@ export class WsRest {
         const v = query[k];
         if (v !== undefined) queryStrings.push({ name: k, value: String(v) });
       }
-      const timer = setTimeout(() => {
-        if (this.pending.delete(id)) reject(new AriRestError(0, `${operation}: no answer within ${limitMs} ms on the ARI WebSocket`, operation));
-      }, limitMs);
-      this.pending.set(id, { operation, resolve, reject, timer, discard });
+      const deadline = performance.now() + limitMs;
+      this.pending.set(id, { operation, resolve, reject, deadline, limitMs, discard, stallOf: stalls ? socket : undefined });
+      this.limitFor(deadline);
       const message = JSON.stringify(
         queryStrings.length > 0 ? { type: 'RESTRequest', request_id: id, method, uri, query_strings: queryStrings } : { type: 'RESTRequest', request_id: id, method, uri },
       );
@@ -188,8 +192,46 @@ export class WsRest {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    this.idle();
     p.reject(new AriRestError(0, message, p.operation));
+  }
+
+  /** The limit timer set for `deadline` unless it fires before; held (ref) while requests are in flight. */
+  private limitFor(deadline: number): void {
+    const timer = this.limitTimer;
+    if (timer && deadline >= this.limitAt) {
+      timer.ref();
+      return;
+    }
+    if (timer) clearTimeout(timer);
+    this.limitAt = deadline;
+    this.limitTimer = setTimeout(this.expire, Math.max(0, deadline - performance.now()));
+  }
+
+  /** The limit timer's turn: requests past their deadline fail, the timer is set for the next deadline. */
+  private readonly expire = (): void => {
+    this.limitTimer = undefined;
+    this.limitAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) {
+        next = Math.min(next, p.deadline);
+        continue;
+      }
+      this.pending.delete(id);
+      if (p.stallOf !== undefined && this.socket === p.stallOf) {
+        this.socket = undefined;
+        this.onStall?.(p.operation, p.limitMs);
+      }
+      p.reject(new AriRestError(0, `${p.operation}: no answer within ${p.limitMs} ms on the ARI WebSocket`, p.operation));
+    }
+    if (next < Infinity) this.limitFor(next);
+  };
+
+  /** Nothing in flight: the limit timer no longer holds the process (kept for the next request). */
+  private idle(): void {
+    if (this.pending.size === 0) this.limitTimer?.unref();
   }
 
   /**
@@ -208,7 +250,7 @@ export class WsRest {
         : { kind: 'unknown', why: `a RESTResponse for no request in flight (request_id ${JSON.stringify(id)?.slice(0, 60)})` };
     }
     this.pending.delete(id as string);
-    clearTimeout(p.timer);
+    this.idle();
     const status = msg.status_code;
     const raw = msg.message_body;
     if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
