@@ -142,7 +142,7 @@ describePbx('the considerate recall (real Asterisk)', () => {
       await svc.waitLog((l) => l.requestId === id && l.event === 'recall.prospect_busy' && svc!.logs.filter((x) => x.requestId === id && x.event === 'recall.prospect_busy').length === attempt, 15000);
       if (attempt === 1) {
         // As decided (the back-off is 2 s: the store, read through the CLI, may already show it DUE again).
-        const backoff = await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'prospect-busy', 10000);
+        const backoff = await svc.waitLog((l) => l.requestId === id && l.event === 'request.transition' && l.transition === 'attempt-busy', 10000);
         expect(backoff).toMatchObject({ to: 'WAITING', wakeAt: expect.any(String) });
         expect(request(svc, id)).toMatchObject({ attempts: 1 });
       }
