@@ -37,7 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SANDBOX } from '../testkit/sandbox';
 import { ServiceProcess } from '../testkit/service-process';
-import { argValue, round, sleep } from './common';
+import { argValue, round, sleep, stats } from './common';
 import { cpuTimes } from './load';
 import type { CaptureFile } from './ari-sim-events';
 import { AriSim } from './ari-sim';
@@ -195,8 +195,8 @@ async function main(): Promise<void> {
         // Each kind's pauses: median and longest (a long one inside an opt-in is its p99).
         row.gcPauseMs = Object.fromEntries(
           Object.entries(pauses).map(([kk, v]) => {
-            const sorted = [...v].sort((a, b) => a - b);
-            return [kk, { p50: round(sorted[Math.floor(sorted.length / 2)], 2), max: round(sorted[sorted.length - 1], 2) }];
+            const st = stats(v);
+            return [kk, { p50: round(st.p50, 2), max: round(st.max, 2) }];
           }),
         );
         row.gcPer1000 = Object.fromEntries(Object.entries(kinds).map(([kk, v]) => [kk, round((v * 1000) / calls, 1)]));
@@ -219,11 +219,10 @@ async function main(): Promise<void> {
         for (const l of logs.filter((x) => x.event === 'offer.timing')) {
           for (const [key, v] of Object.entries(l)) if (typeof v === 'number' && !['time', 'pid'].includes(key)) (steps[key] ??= []).push(v);
         }
-        const q = (v: number[], p: number) => v[Math.min(v.length - 1, Math.floor(p * v.length))];
         row.timing = Object.fromEntries(
           Object.entries(steps).map(([key, v]) => {
-            const sorted = [...v].sort((a, b) => a - b);
-            return [key, `${round(q(sorted, 0.5), 3)} / ${round(q(sorted, 0.99), 3)}`];
+            const st = stats(v);
+            return [key, `${round(st.p50, 3)} / ${round(st.p99, 3)}`];
           }),
         );
         row.timed = Object.values(steps)[0]?.length ?? 0;
